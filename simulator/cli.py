@@ -1,0 +1,187 @@
+"""The ``simulate`` command: the only layer that reads argv, prints and sets exit codes.
+
+    simulate SCENARIO.yaml [options]          run one scenario (same as `simulate run ...`)
+    simulate run SCENARIO.yaml [options]
+    simulate compare A.yaml B.yaml [...]      (strategies on the same virtual patients)
+    simulate sweep SWEEP.yaml [options]       (sensitivity analyses)
+
+Exit status: 0 success, 2 bad input (one message, no traceback, nothing written),
+1 an internal error (a bug: please report it with the traceback), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ._version import __version__
+from .errors import InputError
+
+__all__ = ["main"]
+
+SUBCOMMANDS = ("run", "compare", "sweep")
+log = logging.getLogger("simulator")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as InputError (exit 2, one message)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2^63), got {value}")
+    return value
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--patients", type=_positive_int, metavar="N",
+                   help="number of virtual patients (default: the scenario's `patients`)")
+    p.add_argument("--seed", type=_seed, metavar="S",
+                   help="random seed (default: the scenario's `seed`)")
+    p.add_argument("--out", metavar="DIR",
+                   help="output folder (default: results/<scenario file name>/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="PATH=VALUE",
+                   help="override a scenario value by its dotted path, e.g. "
+                        "--set regimen.ivig.dose_g_per_kg=1 (repeatable)")
+    p.add_argument("--engine", choices=("auto", "simpy", "cohort"), default="auto",
+                   help="simulation engine (default: auto)")
+    p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                   help="worker processes (default: 1)")
+    p.add_argument("--chunk-size", type=_positive_int, metavar="N",
+                   help="patients per work unit (results do not depend on it)")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="no progress bar and no table on stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="simulate",
+        description="Monte Carlo simulator of steroid, IVIG and steroid-sparing strategies in "
+                    "acute polymyositis/dermatomyositis. `simulate SCENARIO.yaml` runs one "
+                    "scenario.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{run,compare,sweep}", parser_class=_Parser)
+    run_p = sub.add_parser("run", help="run one scenario (the default command)",
+                           description="Run one scenario and write its results.")
+    run_p.add_argument("scenario", metavar="SCENARIO.yaml")
+    _common(run_p)
+    run_p.add_argument("--events", action="store_true",
+                       help="also write events.csv (every event of every patient)")
+    return parser
+
+
+def _normalise_argv(argv: Sequence[str]) -> list[str]:
+    """`simulate X.yaml ...` means `simulate run X.yaml ...`."""
+    args = list(argv)
+    for i, a in enumerate(args):
+        if a in ("-h", "--help", "--version"):
+            return args
+        if not a.startswith("-"):
+            if a not in SUBCOMMANDS:
+                return [*args[:i], "run", *args[i:]]
+            return args
+    return args
+
+
+def _default_out(scenario_path: str) -> Path:
+    return Path("results") / Path(scenario_path).stem
+
+
+def _fmt(x: Any, unit: str) -> str:
+    if x is None:
+        return "n/a"
+    if unit in ("proportion",):
+        return f"{100 * x:.1f}%"
+    if isinstance(x, int):
+        return str(x)
+    return f"{x:.3g}" if abs(x) < 1000 else f"{x:,.0f}"
+
+
+def format_table(metrics: dict[str, dict[str, Any]]) -> str:
+    rows = [("outcome", "estimate", "95% CI")]
+    for m in metrics.values():
+        lo, hi = m["ci95"]
+        rows.append((m["label"], _fmt(m["mean"], m["unit"]),
+                     f"{_fmt(lo, m['unit'])} to {_fmt(hi, m['unit'])}"))
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    lines = [f"{r[0]:<{w0}}  {r[1]:>{w1}}  {r[2]}" for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .report.outputs import run_to_folder
+    from .scenario import load_scenario
+
+    scn = load_scenario(args.scenario, args.overrides)
+    out = Path(args.out) if args.out else _default_out(args.scenario)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder")
+    result = run_to_folder(
+        scn, out, events=args.events, patients=args.patients, seed=args.seed,
+        engine=args.engine, workers=args.workers, chunk_size=args.chunk_size,
+        progress=None if not args.quiet else False,
+    )
+    if not args.quiet:
+        print(f"{scn.name}: {result.patients} patients, seed {result.seed}, "
+              f"{result.engine} engine")
+        print(format_table(result.metrics))
+        print(f"\nresults written to {out}{os.sep}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        parser = build_parser()
+        args = parser.parse_args(_normalise_argv(argv))
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return 2
+        if args.command == "run":
+            return _cmd_run(args)
+        raise InputError(f"simulate {args.command}: not available in this version")
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: no results were written", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception:
+        traceback.print_exc()
+        print("internal error: this is a bug in the simulator, please report it with the "
+              "traceback above", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

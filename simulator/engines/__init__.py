@@ -1,0 +1,1 @@
+"""Engines drive the model kernel through time; they never contain physics."""

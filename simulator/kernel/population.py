@@ -1,0 +1,151 @@
+"""Baseline characteristics and between-patient variability, for given patient ids.
+
+Each characteristic is drawn by inverse CDF from its own named stream (``streams.py``),
+so patient k's values do not depend on how many patients run, on their order, or on
+any other characteristic's distribution. Everything here is vectorized over patients.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+from scipy import special
+
+from .. import streams
+from ..scenario.schema import Dist, Scenario
+
+__all__ = ["Baseline", "ppf", "sample_baseline"]
+
+
+def _lognormal_params(d: Dist) -> tuple[float, float]:
+    if d.mean is not None and d.sd is not None:
+        s2 = math.log1p((d.sd / d.mean) ** 2)
+        return math.log(d.mean) - 0.5 * s2, math.sqrt(s2)
+    assert d.median is not None
+    if d.cv is not None:
+        return math.log(d.median), math.sqrt(math.log1p(d.cv**2))
+    assert d.range is not None
+    coverage = d.range_coverage if d.range_coverage is not None else 0.95
+    z = float(special.ndtri(0.5 + coverage / 2.0))
+    return math.log(d.median), math.log(d.range[1] / d.range[0]) / (2.0 * z)
+
+
+def ppf(d: Dist, u: np.ndarray) -> np.ndarray:
+    """Inverse CDF of a scenario distribution (truncation applied) at uniforms ``u``."""
+    u = np.asarray(u, dtype=np.float64)
+    if d.dist == "fixed":
+        return np.full_like(u, float(d.value))  # type: ignore[arg-type]
+    if d.dist == "uniform":
+        return d.low + (d.high - d.low) * u  # type: ignore[operator]
+    if d.dist == "lognormal":
+        mu, sigma = _lognormal_params(d)
+        lo = -np.inf if not d.low else (math.log(d.low) - mu) / sigma
+        hi = np.inf if d.high is None else (math.log(d.high) - mu) / sigma
+        return np.exp(mu + sigma * _truncated_std_normal(u, lo, hi))
+    mean, sd = float(d.mean), float(d.sd)  # type: ignore[arg-type]
+    lo = -np.inf if d.low is None else (d.low - mean) / sd
+    hi = np.inf if d.high is None else (d.high - mean) / sd
+    return mean + sd * _truncated_std_normal(u, lo, hi)
+
+
+def _truncated_std_normal(u: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    if lo == -np.inf and hi == np.inf:
+        return special.ndtri(u)
+    # Work in the tail that keeps precision: ndtr(lo) near 1 loses digits, ndtr(-hi) not.
+    if lo > 0:
+        a, b = special.ndtr(-lo), special.ndtr(-hi)
+        return -special.ndtri(a - u * (a - b))
+    a, b = special.ndtr(lo), special.ndtr(hi)
+    return special.ndtri(a + u * (b - a))
+
+
+@dataclass(slots=True)
+class Baseline:
+    """One entry per patient; the patient's own characteristics and sensitivities."""
+
+    patient: np.ndarray
+    age_years: np.ndarray
+    female: np.ndarray
+    weight_kg: np.ndarray
+    dermatomyositis: np.ndarray
+    lung_involvement: np.ndarray
+    dysphagia: np.ndarray
+    thrombosis_risk_factor: np.ndarray
+    cpk_u_per_l: np.ndarray
+    myoglobin_ng_per_ml: np.ndarray
+    mmt8: np.ndarray
+    cpk_background_u_per_l: np.ndarray
+    myoglobin_background_ng_per_ml: np.ndarray
+    steroid_nonresponder: np.ndarray
+    steroid_sensitivity: np.ndarray
+    ivig_sensitivity: np.ndarray
+    igg_rise_g_per_l_per_g_per_kg: np.ndarray
+    chronic_setpoint_log: np.ndarray
+    acute_setpoint_log: np.ndarray
+
+    def take(self, idx: np.ndarray) -> Baseline:
+        return Baseline(*(getattr(self, f.name)[idx] for f in fields(self)))
+
+
+def _lognormal_unit_mean(z: np.ndarray, cv: float) -> np.ndarray:
+    """Multiplicative variability with mean 1 and the given CV."""
+    if cv == 0:
+        return np.ones_like(z)
+    s = math.sqrt(math.log1p(cv * cv))
+    return np.exp(s * z - 0.5 * s * s)
+
+
+def sample_baseline(scn: Scenario, seed: int, patients: np.ndarray) -> Baseline:
+    """Draw every patient characteristic for the given ids."""
+    ids = np.asarray(patients, dtype=np.int64)
+    pop, dis = scn.population, scn.disease
+
+    def u(name: str) -> np.ndarray:
+        return streams.uniform(seed, ids, "population." + name)
+
+    def z(name: str) -> np.ndarray:
+        return streams.normal(seed, ids, "population." + name)
+
+    female = u("female") < pop.female
+    weight = np.where(
+        female, ppf(pop.weight_kg_female, u("weight_kg")), ppf(pop.weight_kg_male, u("weight_kg"))
+    )
+    z_cpk = z("cpk_u_per_l")
+    rho = pop.cpk_myoglobin_correlation
+    z_myo = rho * z_cpk + math.sqrt(1.0 - rho * rho) * z("myoglobin_ng_per_ml")
+    derm = u("dermatomyositis") < pop.dermatomyositis
+
+    st = dis.steroid
+    nonresp = u("steroid_nonresponder") < st.nonresponder_fraction
+    steroid_sens = _lognormal_unit_mean(z("steroid_sensitivity"), st.sensitivity_cv) * np.where(
+        nonresp, st.nonresponder_relative_sensitivity, 1.0
+    )
+    setpoint = ppf(dis.activity.chronic_setpoint_log, u("chronic_setpoint_log")) + np.where(
+        derm, 0.0, dis.activity.polymyositis_setpoint_shift_log
+    )
+    return Baseline(
+        patient=ids,
+        age_years=ppf(pop.age_years, u("age_years")),
+        female=female,
+        weight_kg=weight,
+        dermatomyositis=derm,
+        lung_involvement=u("lung_involvement") < pop.lung_involvement,
+        dysphagia=u("dysphagia") < pop.dysphagia,
+        thrombosis_risk_factor=u("thrombosis_risk_factor") < pop.thrombosis_risk_factor,
+        cpk_u_per_l=ppf(pop.cpk_u_per_l, special.ndtr(z_cpk)),
+        myoglobin_ng_per_ml=ppf(pop.myoglobin_ng_per_ml, special.ndtr(z_myo)),
+        mmt8=ppf(pop.mmt8_baseline, u("mmt8_baseline")),
+        cpk_background_u_per_l=ppf(dis.enzymes.cpk_background_u_per_l, u("cpk_background")),
+        myoglobin_background_ng_per_ml=ppf(
+            dis.enzymes.myoglobin_background_ng_per_ml, u("myoglobin_background")
+        ),
+        steroid_nonresponder=nonresp,
+        steroid_sensitivity=steroid_sens,
+        ivig_sensitivity=_lognormal_unit_mean(z("ivig_sensitivity"), dis.ivig.sensitivity_cv),
+        igg_rise_g_per_l_per_g_per_kg=dis.igg.rise_g_per_l_per_g_per_kg
+        * _lognormal_unit_mean(z("igg_rise"), dis.igg.rise_cv),
+        chronic_setpoint_log=setpoint,
+        acute_setpoint_log=ppf(dis.activity.acute_setpoint_log, u("acute_setpoint_log")),
+    )

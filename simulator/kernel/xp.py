@@ -1,0 +1,108 @@
+"""Two namespaces with the same functions: one for a single patient, one for arrays.
+
+Every kernel function takes ``xp`` as its first argument and uses only arithmetic
+operators and the functions below, so one copy of the physics runs on plain floats
+(the SimPy engine, one patient at a time, where numpy's per-call overhead would dominate)
+and on numpy arrays (the cohort engine, whole cohorts at once).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ARRAY", "SCALAR", "Ops"]
+
+
+class Ops:
+    """The functions the kernel may call, besides +, -, *, / and comparisons."""
+
+    exp: Any
+    expm1: Any
+    log: Any
+    sqrt: Any
+    minimum: Any
+    maximum: Any
+    where: Any
+    logical_and: Any
+    logical_or: Any
+    logical_not: Any
+    floor: Any
+    pick: Any
+    column: Any
+    inf: float = math.inf
+    vector: bool
+
+
+def _where(cond: bool, a: Any, b: Any) -> Any:
+    return a if cond else b
+
+
+def _and(a: bool, b: bool) -> bool:
+    return bool(a and b)
+
+
+def _or(a: bool, b: bool) -> bool:
+    return bool(a or b)
+
+
+def _not(a: bool) -> bool:
+    return not a
+
+
+def _pick_scalar(row: Any, k: int) -> Any:
+    return row[k]
+
+
+def _column_scalar(row: Any, j: int) -> Any:
+    return row[j]
+
+
+def _column_array(table: np.ndarray, j: int) -> np.ndarray:
+    """Per-type tables are (patients, types, ...): type j for every patient."""
+    return table[:, j]
+
+
+def _pick_array(table: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Entry k[i] of row i: each patient's own draw number k."""
+    return table[np.arange(table.shape[0]), k]
+
+
+class _Scalar(Ops):
+    exp = staticmethod(math.exp)
+    expm1 = staticmethod(math.expm1)
+    log = staticmethod(math.log)
+    sqrt = staticmethod(math.sqrt)
+    minimum = staticmethod(min)
+    maximum = staticmethod(max)
+    where = staticmethod(_where)
+    logical_and = staticmethod(_and)
+    logical_or = staticmethod(_or)
+    logical_not = staticmethod(_not)
+    floor = staticmethod(math.floor)
+    pick = staticmethod(_pick_scalar)
+    column = staticmethod(_column_scalar)
+    vector = False
+
+
+class _Array(Ops):
+    exp = staticmethod(np.exp)
+    expm1 = staticmethod(np.expm1)
+    log = staticmethod(np.log)
+    sqrt = staticmethod(np.sqrt)
+    minimum = staticmethod(np.minimum)
+    maximum = staticmethod(np.maximum)
+    where = staticmethod(np.where)
+    logical_and = staticmethod(np.logical_and)
+    logical_or = staticmethod(np.logical_or)
+    logical_not = staticmethod(np.logical_not)
+    floor = staticmethod(np.floor)
+    pick = staticmethod(_pick_array)
+    column = staticmethod(_column_array)
+    vector = True
+
+
+SCALAR: Ops = _Scalar()
+ARRAY: Ops = _Array()

@@ -1,0 +1,1 @@
+"""Everything that touches files: atomic writers, CSV/JSON, figures, reports."""

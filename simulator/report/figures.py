@@ -1,0 +1,87 @@
+"""Figures for a run and for comparisons (matplotlib, Agg backend, PNG)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+__all__ = ["enzyme_bands", "km_curves", "prednisone_lines"]
+
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+_META = {"Software": None}  # no version string: figures stay the same across installs
+
+
+def _save(fig: Any, path: str | os.PathLike[str]) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, metadata=_META)
+    plt.close(fig)
+
+
+def enzyme_bands(arms: Sequence[tuple[str, list[dict[str, Any]]]], uln: float, ylabel: str,
+                 path: str | os.PathLike[str], title: str) -> None:
+    """Median and 5-95% band by month of an enzyme, one colour per arm, ULN marked."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for (label, rows), color in zip(arms, COLORS, strict=False):
+        rows = [r for r in rows if r["median"] is not None]
+        months = [r["month"] for r in rows]
+        ax.fill_between(months, [r["p05"] for r in rows], [r["p95"] for r in rows],
+                        color=color, alpha=0.15, linewidth=0,
+                        label=f"{label}: 5-95% of patients" if len(arms) == 1 else None)
+        ax.plot(months, [r["median"] for r in rows], color=color, marker="o", markersize=3,
+                label=f"{label}: median" if len(arms) == 1 else label)
+    ax.axhline(uln, color="black", linestyle="--", linewidth=1, label=f"ULN ({uln:g})")
+    ax.set_yscale("log")
+    ax.set_xlabel("month (4 weeks)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def km_curves(arms: Sequence[tuple[str, dict[str, list[Any]]]], path: str | os.PathLike[str],
+              title: str, ylabel: str, horizon_days: float) -> None:
+    """Cumulative proportion reaching an event (1 - Kaplan-Meier), with 95% bands."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for (label, curve), color in zip(arms, COLORS, strict=False):
+        days = [0.0, *curve["day"], horizon_days]
+        surv = [1.0, *curve["survival"]]
+        surv.append(surv[-1])
+        ax.step(days, [1 - s for s in surv], where="post", color=color, label=label)
+        lo = [1.0, *[x if x is not None else 0.0 for x in curve["lo"]]]
+        hi = [1.0, *[x if x is not None else 0.0 for x in curve["hi"]]]
+        lo.append(lo[-1])
+        hi.append(hi[-1])
+        ax.fill_between(days, [1 - h for h in hi], [1 - v for v in lo], step="post",
+                        color=color, alpha=0.15, linewidth=0)
+    ax.set_xlim(0, horizon_days)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("days since diagnosis")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    _save(fig, path)
+
+
+def prednisone_lines(arms: Sequence[tuple[str, list[dict[str, Any]]]],
+                     path: str | os.PathLike[str], title: str) -> None:
+    """Mean daily prednisone dose at each monthly visit, one line per arm."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.0))
+    for (label, rows), color in zip(arms, COLORS, strict=False):
+        rows = [r for r in rows if r["mean"] is not None]
+        ax.plot([r["month"] for r in rows], [r["mean"] for r in rows], color=color,
+                marker="o", markersize=3, label=label)
+    ax.axhline(5.0, color="black", linestyle=":", linewidth=1, label="5 mg/day")
+    ax.set_xlabel("month (4 weeks)")
+    ax.set_ylabel("mean prednisone (mg/day)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)

@@ -1,0 +1,107 @@
+"""Streaming CSV writers for patient-level and event-level output."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from typing import IO, Any
+
+import numpy as np
+
+from ..kernel.course import EVENT_NAMES, F_IVIG_AE0, FLAGS, Plan
+from ..records import EventLog
+
+__all__ = ["EventCSV", "PatientCSV", "format_value"]
+
+
+def format_value(value: Any) -> str:
+    """Shortest round-trip text for floats, plain integers, empty for missing."""
+    if isinstance(value, bool | np.bool_):
+        return "1" if value else "0"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, str):
+        return value
+    v = float(value)
+    if math.isnan(v) or math.isinf(v):
+        return ""
+    if v.is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    return repr(v)
+
+
+class PatientCSV:
+    """patients.csv: one row per patient, written chunk by chunk in patient order."""
+
+    def __init__(self, path: str | os.PathLike[str], plan: Plan) -> None:
+        self._fh: IO[str] = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        self._writer = csv.writer(self._fh, lineterminator="\n")
+        self._plan = plan
+        self._header: list[str] | None = None
+
+    def write(self, table: dict[str, np.ndarray]) -> None:
+        if self._header is None:
+            self._header = list(table)
+            self._writer.writerow(self._header)
+        agents = self._plan.agents
+        cols = []
+        for name in self._header:
+            col = table[name]
+            if name == "sparing_agent":
+                cols.append([agents[int(a)] if a >= 0 else "" for a in col])
+            else:
+                cols.append([format_value(v) for v in col.tolist()])
+        self._writer.writerows(zip(*cols, strict=True))
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class EventCSV:
+    """events.csv: every event of every patient, with the values seen and the decision."""
+
+    HEADER = ("patient", "day", "event", "prednisone_mg_per_day", "cpk_u_per_l",
+              "myoglobin_ng_per_ml", "mmt8", "ivig_g", "decision", "adverse_events")
+
+    def __init__(self, path: str | os.PathLike[str], plan: Plan) -> None:
+        self._fh: IO[str] = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        self._writer = csv.writer(self._fh, lineterminator="\n")
+        self._writer.writerow(self.HEADER)
+        self._plan = plan
+        self._steroid_aes = [ae.name for ae in plan.steroid_aes]
+        self._ivig_aes = [ae.name for ae in plan.ivig_aes]
+
+    def _decision(self, flags: int) -> str:
+        return ";".join(name for name, bit in FLAGS.items() if flags & bit)
+
+    def _ivig_ae(self, flags: int) -> str:
+        return ";".join(n for j, n in enumerate(self._ivig_aes) if flags & (F_IVIG_AE0 << j))
+
+    def write(self, table: dict[str, np.ndarray], log: EventLog) -> None:
+        rows: list[tuple[Any, ...]] = []
+        for i in range(len(log.day)):
+            kind = log.kind[i]
+            name = EVENT_NAMES[kind]
+            value = log.value[i]
+            rows.append((
+                (log.patient[i], log.day[i], kind),
+                log.patient[i], format_value(log.day[i]), name, format_value(log.prednisone[i]),
+                format_value(log.cpk[i]), format_value(log.myoglobin[i]),
+                format_value(value) if name == "visit" else "",
+                format_value(value) if name == "infusion" else "",
+                self._decision(log.flags[i]),
+                self._ivig_ae(log.flags[i]) if name == "infusion" else "",
+            ))
+        patients = table["patient"]
+        for ae in self._steroid_aes:
+            days = table[f"ae_{ae}_day"]
+            for pid, day in zip(patients.tolist(), days.tolist(), strict=True):
+                if not math.isnan(day):
+                    rows.append(((pid, day, len(EVENT_NAMES)), pid, format_value(day),
+                                 "adverse_event", "", "", "", "", "", "", ae))
+        rows.sort(key=lambda r: r[0])
+        self._writer.writerows(r[1:] for r in rows)
+
+    def close(self) -> None:
+        self._fh.close()

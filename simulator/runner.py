@@ -1,0 +1,185 @@
+"""One runner under every experiment: patient ids in chunks -> engine -> outcomes.
+
+``run`` splits the patient ids 0..N-1 into chunks, simulates each chunk with an engine
+(serially or in a process pool), turns it into a patient table, streams the table to an
+optional sink (the CSV writer) in patient order, and merges the chunk's metrics into one
+:class:`~simulator.outcomes.CohortSummary`. Every random number is a function of the seed
+and the patient id, and the statistics are exact sums, so the result does not depend on
+the number of workers or the chunk size.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from ._version import __version__
+from .engines import cohort, des
+from .kernel.course import Plan, make_plan
+from .outcomes import CohortSummary, patient_table
+from .records import ChunkResult, EventLog
+from .scenario import Scenario, scenario_sha256
+
+__all__ = ["ENGINES", "RunResult", "choose_engine", "run"]
+
+log = logging.getLogger(__name__)
+
+ENGINES = {"simpy": des.run_chunk, "cohort": cohort.run_chunk}
+DEFAULT_CHUNK = {"simpy": 500, "cohort": 20_000}
+
+ChunkSink = Callable[[dict[str, np.ndarray], EventLog | None], None]
+
+
+def choose_engine(scn: Scenario, engine: str = "auto") -> str:
+    """The engine to use: forced, or automatic (SimPy, the reference, for now)."""
+    if engine == "auto":
+        return "simpy"
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose from auto, {', '.join(ENGINES)}")
+    return engine
+
+
+@dataclass
+class RunResult:
+    """A finished Monte Carlo run: the scenario, its provenance and its aggregates."""
+
+    scenario: Scenario
+    seed: int
+    patients: int
+    engine: str
+    plan: Plan
+    summary: CohortSummary
+
+    @property
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        return self.summary.metrics()
+
+    def summary_json(self) -> dict[str, Any]:
+        """The content of summary.json (deterministic: no timestamps, no paths)."""
+        return {
+            "scenario": self.scenario.name,
+            "seed": self.seed,
+            "patients": self.patients,
+            "simulator_version": __version__,
+            "scenario_sha256": scenario_sha256(self.scenario),
+            "metrics": self.metrics,
+            "cpk_by_month": self.summary.by_month("cpk"),
+            "myoglobin_by_month": self.summary.by_month("myoglobin"),
+            "prednisone_by_month": self.summary.prednisone_by_month(),
+            "kaplan_meier": self.summary.curves(),
+            "resolved_scenario": self.scenario.model_dump(mode="json", by_alias=True),
+        }
+
+
+_PLANS: dict[str, Plan] = {}
+
+
+def _plan_for(scn: Scenario) -> Plan:
+    """Compiled plan, cached per process (plans hold compiled rules: not picklable)."""
+    key = scenario_sha256(scn)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = make_plan(scn)
+        _PLANS.clear()
+        _PLANS[key] = plan
+    return plan
+
+
+@dataclass
+class _ChunkOutput:
+    start: int
+    n: int
+    table: dict[str, np.ndarray] | None
+    events: EventLog | None
+    summary: CohortSummary
+
+
+def simulate_chunk(scn: Scenario, seed: int, start: int, stop: int, engine: str,
+                   events: bool = False, keep_table: bool = True) -> tuple[ChunkResult, Plan]:
+    """Run patients start..stop-1 with one engine (the unit the runner distributes)."""
+    plan = _plan_for(scn)
+    ids = np.arange(start, stop, dtype=np.int64)
+    return ENGINES[engine](scn, plan, seed, ids, events=events), plan
+
+
+def _task(args: tuple[Scenario, int, int, int, str, bool, bool]) -> _ChunkOutput:
+    scn, seed, start, stop, engine, events, keep_table = args
+    chunk, plan = simulate_chunk(scn, seed, start, stop, engine, events)
+    table = patient_table(chunk, plan)
+    summary = CohortSummary(plan)
+    summary.add(table, chunk)
+    return _ChunkOutput(start, stop - start, table if keep_table else None, chunk.events,
+                        summary)
+
+
+def _chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
+    for start in range(0, n, size):
+        yield start, min(n, start + size)
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+               else (os.cpu_count() or 1))
+
+
+def run(
+    scn: Scenario,
+    *,
+    patients: int | None = None,
+    seed: int | None = None,
+    engine: str = "auto",
+    workers: int = 1,
+    chunk_size: int | None = None,
+    events: bool = False,
+    sink: ChunkSink | None = None,
+    progress: bool | None = None,
+) -> RunResult:
+    """Simulate ``patients`` virtual patients (default: the scenario's) and aggregate.
+
+    ``sink(table, events)`` receives each chunk's patient table (and event log when
+    ``events``) in patient order; use it to stream patient-level files. ``progress``
+    shows a tqdm bar on stderr (default: only when stderr is a terminal).
+    """
+    n = int(patients if patients is not None else scn.patients)
+    if n < 1:
+        raise ValueError(f"patients must be >= 1, got {n}")
+    seed = int(seed if seed is not None else scn.seed)
+    name = choose_engine(scn, engine)
+    size = int(chunk_size or DEFAULT_CHUNK[name])
+    plan = _plan_for(scn)
+    total = CohortSummary(plan)
+    keep = sink is not None
+    tasks = [(scn, seed, a, b, name, events, keep) for a, b in _chunks(n, size)]
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(total=n, unit="patient", disable=not show, file=sys.stderr,
+               desc=scn.name[:30], leave=False)
+    log.info("running %d patients of %r with the %s engine, %d worker(s)", n, scn.name, name,
+             workers)
+    try:
+        if workers <= 1 or len(tasks) == 1:
+            outputs: Iterator[_ChunkOutput] = map(_task, tasks)
+            _collect(outputs, total, sink, bar)
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                _collect(pool.map(_task, tasks), total, sink, bar)
+    finally:
+        bar.close()
+    return RunResult(scenario=scn, seed=seed, patients=n, engine=name, plan=plan,
+                     summary=total)
+
+
+def _collect(outputs: Iterator[_ChunkOutput], total: CohortSummary, sink: ChunkSink | None,
+             bar: tqdm) -> None:
+    for out in outputs:
+        total.merge(out.summary)
+        if sink is not None and out.table is not None:
+            sink(out.table, out.events)
+        bar.update(out.n)

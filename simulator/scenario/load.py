@@ -1,0 +1,1153 @@
+"""Read scenario YAML files into validated pydantic models, with clear error messages.
+
+Pipeline (:func:`load` runs all of it)::
+
+    read_yaml        one file -> (dict, LineMap); duplicate keys, syntax errors, ... rejected
+    read_scenario    read_yaml + ``extends:`` (base files deep-merged under the child)
+    apply_overrides  ``--set dotted.path=VALUE`` strings, path checked against the model
+    validate         model.model_validate, every pydantic error turned into one InputError
+
+Every failure we can foresee is raised as :class:`simulator.errors.InputError`, whose
+``str()`` is the complete message for the user: it names the file and line where known,
+the dotted YAML path (``regimen.sparing_agents[0].agent``) and the offending value.
+
+The code works with any pydantic ``BaseModel`` class; it only looks at ``model_fields`` and
+type annotations (nested models, ``X | None``, ``list[Model]``, ``dict[str, X]``, unions).
+"""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import dataclasses
+import difflib
+import logging
+import os
+import re
+import types
+import typing
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import AliasChoices, BaseModel, RootModel, ValidationError
+
+from simulator.errors import InputError, format_path
+
+__all__ = [
+    "OVERRIDE_SOURCE",
+    "LineMap",
+    "Loc",
+    "apply_overrides",
+    "deep_merge",
+    "load",
+    "load_dict",
+    "read_scenario",
+    "read_yaml",
+    "validate",
+]
+
+logger = logging.getLogger(__name__)
+
+Loc = tuple[str | int, ...]
+"""A location in the data: keys and list indices, e.g. ``("visits", 0, "week")``."""
+
+OVERRIDE_SOURCE = "--set"
+"""The pseudo file name a :class:`LineMap` records for values set by an override."""
+
+M = TypeVar("M", bound=BaseModel)
+
+_MAX_REPR = 60
+_MAX_ENTRIES = 1_000_000  # guard against alias bombs ("billion laughs")
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_VALUE_TAG = "tag:yaml.org,2002:value"
+_STR_TAG = "tag:yaml.org,2002:str"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING: Any = _Missing()
+
+
+# --------------------------------------------------------------------------------------
+# LineMap
+# --------------------------------------------------------------------------------------
+
+
+class LineMap:
+    """Where each value came from: maps a location tuple to ``(file, line)``.
+
+    Locations are tuples of keys and list indices, e.g. ``("regimen", "ivig",
+    "dose_g_per_kg")`` or ``("visits", 0)``; lines are 1-based. Values set by an override
+    are recorded with file :data:`OVERRIDE_SOURCE` (``"--set"``) and line ``None``.
+    """
+
+    __slots__ = ("_entries",)
+
+    def __init__(self, entries: Mapping[Loc, tuple[str, int | None]] | None = None) -> None:
+        self._entries: dict[Loc, tuple[str, int | None]] = dict(entries or {})
+
+    def record(self, loc: Iterable[str | int], file: str, line: int | None) -> None:
+        """Record that the value at ``loc`` came from ``file`` at ``line``."""
+        self._entries[tuple(loc)] = (file, line)
+
+    def get(self, loc: Iterable[str | int]) -> tuple[str, int | None] | None:
+        """The exact ``(file, line)`` recorded for ``loc``, or None."""
+        return self._entries.get(tuple(loc))
+
+    def locate(self, loc: Iterable[str | int]) -> tuple[str, int | None] | None:
+        """``(file, line)`` of the longest prefix of ``loc`` that is known, or None."""
+        key = tuple(loc)
+        for n in range(len(key), -1, -1):
+            found = self._entries.get(key[:n])
+            if found is not None:
+                return found
+        return None
+
+    def line_for(self, loc: Iterable[str | int]) -> int | None:
+        """Line of the longest known prefix of ``loc`` (a missing key -> its parent's line)."""
+        found = self.locate(loc)
+        return found[1] if found else None
+
+    def file_for(self, loc: Iterable[str | int]) -> str | None:
+        """File of the longest known prefix of ``loc``."""
+        found = self.locate(loc)
+        return found[0] if found else None
+
+    def is_override(self, loc: Iterable[str | int]) -> bool:
+        """True when the value at ``loc`` (or an enclosing value) was set by ``--set``."""
+        return self.file_for(loc) == OVERRIDE_SOURCE
+
+    def drop(self, loc: Iterable[str | int]) -> None:
+        """Forget ``loc`` and everything below it."""
+        key = tuple(loc)
+        n = len(key)
+        for k in [k for k in self._entries if k[:n] == key]:
+            del self._entries[k]
+
+    def mark_override(self, loc: Iterable[str | int]) -> None:
+        """Record that the value at ``loc`` (and everything below it) came from ``--set``."""
+        key = tuple(loc)
+        self.drop(key)
+        self._entries[key] = (OVERRIDE_SOURCE, None)
+
+    def update(self, other: LineMap) -> None:
+        self._entries.update(other._entries)
+
+    def copy(self) -> LineMap:
+        return LineMap(self._entries)
+
+    def items(self) -> Iterator[tuple[Loc, tuple[str, int | None]]]:
+        return iter(self._entries.items())
+
+    def __contains__(self, loc: object) -> bool:
+        return loc in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LineMap) and self._entries == other._entries
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"LineMap({len(self._entries)} entries)"
+
+
+# --------------------------------------------------------------------------------------
+# YAML reading
+# --------------------------------------------------------------------------------------
+
+
+class _ScenarioLoader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-3`` as a float and checks/maps the node tree.
+
+    PyYAML (YAML 1.1) only treats numbers with a dot as floats, so ``1e-3`` would silently
+    be the string ``"1e-3"``. The extra resolver fixes that.
+    """
+
+    def check_and_map(self, root: yaml.Node, file: str) -> LineMap:
+        """Walk the composed node tree before construction.
+
+        Rejects duplicate keys, non-string keys, unknown tags and recursive aliases, and
+        records the line of every mapping key and sequence item.
+        """
+        linemap = LineMap()
+        self._budget = _MAX_ENTRIES
+        self._walk(root, (), file, linemap, set())
+        return linemap
+
+    def _walk(
+        self, node: yaml.Node, loc: Loc, file: str, linemap: LineMap, stack: set[int]
+    ) -> None:
+        if isinstance(node, yaml.ScalarNode):
+            self._check_scalar(node, loc, file)
+            return
+        if id(node) in stack:
+            raise InputError(
+                f"{_where(loc)}: recursive YAML alias (a value that contains itself) "
+                "is not supported",
+                path=format_path(loc),
+                file=file,
+                line=node.start_mark.line + 1,
+            )
+        if node.tag not in self.yaml_constructors:
+            raise _unknown_tag(node, loc, file)
+        stack.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                self._walk_mapping(node, loc, file, linemap, stack)
+            elif isinstance(node, yaml.SequenceNode):
+                for i, item in enumerate(node.value):
+                    self._spend(loc, file, item)
+                    linemap.record((*loc, i), file, item.start_mark.line + 1)
+                    self._walk(item, (*loc, i), file, linemap, stack)
+        finally:
+            stack.discard(id(node))
+
+    def _walk_mapping(
+        self, node: yaml.MappingNode, loc: Loc, file: str, linemap: LineMap, stack: set[int]
+    ) -> None:
+        # Duplicates among the keys written in this mapping ("<<" merges may be overridden).
+        seen: dict[str, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
+            key = self._key(key_node, loc, file)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                where = "at the top level" if not loc else f"in '{format_path(loc)}'"
+                raise InputError(
+                    f"duplicate key {key!r} {where} (first at line {seen[key]}, "
+                    f"again at line {line})",
+                    path=format_path((*loc, key)),
+                    file=file,
+                    line=line,
+                )
+            seen[key] = line
+        self.flatten_mapping(node)  # resolve "<<" merge keys (in place, idempotent)
+        last: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key_node, value_node in node.value:
+            last[self._key(key_node, loc, file)] = (key_node, value_node)
+        for key, (key_node, value_node) in last.items():
+            self._spend(loc, file, key_node)
+            linemap.record((*loc, key), file, key_node.start_mark.line + 1)
+            self._walk(value_node, (*loc, key), file, linemap, stack)
+
+    def _spend(self, loc: Loc, file: str, node: yaml.Node) -> None:
+        self._budget -= 1
+        if self._budget < 0:
+            raise InputError(
+                f"{_where(loc)}: too many entries after expanding YAML aliases "
+                f"(more than {_MAX_ENTRIES:,})",
+                path=format_path(loc),
+                file=file,
+                line=node.start_mark.line + 1,
+            )
+
+    def _key(self, key_node: yaml.Node, loc: Loc, file: str) -> str:
+        line = key_node.start_mark.line + 1
+        under = "at the top level" if not loc else f"under '{format_path(loc)}'"
+        if not isinstance(key_node, yaml.ScalarNode):
+            kind = "list" if isinstance(key_node, yaml.SequenceNode) else "mapping"
+            raise InputError(
+                f"keys must be plain text, but a {kind} is used as a key {under}",
+                path=format_path(loc),
+                file=file,
+                line=line,
+            )
+        if key_node.tag in (_STR_TAG, _VALUE_TAG):
+            return "=" if key_node.tag == _VALUE_TAG else str(key_node.value)
+        raw = str(key_node.value)
+        try:
+            value = self.construct_object(key_node)
+            read_as = f"{_kind_name(value)}"
+        except Exception:  # any failure only changes the wording of the message
+            read_as = f"a value of type {key_node.tag}"
+        raise InputError(
+            f"keys must be text, but the key {raw!r} {under} was read as {read_as}; "
+            f'put it in quotes ("{raw}") to use it as a key',
+            path=format_path(loc),
+            file=file,
+            line=line,
+        )
+
+    def _check_scalar(self, node: yaml.ScalarNode, loc: Loc, file: str) -> None:
+        if node.tag not in self.yaml_constructors:
+            raise _unknown_tag(node, loc, file)
+        if node.tag == _TIMESTAMP_TAG:
+            try:
+                self.construct_object(node)
+            except (ValueError, OverflowError) as exc:
+                raise InputError(
+                    f"{_where(loc)}: {node.value!r} looks like a date but is not a valid "
+                    f"one ({exc}); put it in quotes if it is meant as text",
+                    path=format_path(loc),
+                    file=file,
+                    line=node.start_mark.line + 1,
+                ) from None
+
+
+_FLOAT_RE = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+        |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+_ScenarioLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_RE, list("-+0123456789."))
+
+
+def _unknown_tag(node: yaml.Node, loc: Loc, file: str) -> InputError:
+    return InputError(
+        f"{_where(loc)}: unsupported YAML tag {node.tag!r}; scenario files may only "
+        "contain plain values, lists and mappings",
+        path=format_path(loc),
+        file=file,
+        line=node.start_mark.line + 1,
+    )
+
+
+def _where(loc: Loc) -> str:
+    return format_path(loc) or "<top level>"
+
+
+def _kind_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({value})"
+    if isinstance(value, int | float):
+        return f"a number ({value!r})"
+    if isinstance(value, str):
+        return f"a string ({_short_repr(value)})"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    return f"a {type(value).__name__} ({_short_repr(value)})"
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
+
+
+def _yaml_error(exc: yaml.YAMLError, file: str, text: str) -> InputError:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        constructing = isinstance(exc, yaml.constructor.ConstructorError)
+        kind = "YAML error" if constructing else "YAML syntax error"
+        if mark is None:
+            return InputError(f"{kind}: {problem}", file=file)
+        msg = f"{kind} at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+        cmark = exc.context_mark
+        if exc.problem and exc.context and cmark is not None and cmark.line != mark.line:
+            msg += f" ({exc.context} at line {cmark.line + 1})"
+        if "'\\t'" in problem:
+            msg += "; YAML does not allow tab characters for indentation, use spaces"
+        return InputError(msg, file=file)
+    if isinstance(exc, yaml.reader.ReaderError):
+        line = text.count("\n", 0, max(exc.position, 0)) + 1
+        char = exc.character
+        code = char if isinstance(char, int) else ord(char)
+        return InputError(
+            f"the file contains a special character that YAML does not allow "
+            f"(#x{code:04x}) at line {line}",
+            file=file,
+            line=line,
+        )
+    return InputError(f"cannot read YAML: {exc}", file=file)
+
+
+def _parse_text(text: str, file: str) -> tuple[Any, LineMap, yaml.Node | None]:
+    """Parse YAML text: (data, linemap, root node). Raises InputError."""
+    loader: _ScenarioLoader | None = None
+    try:
+        loader = _ScenarioLoader(text)  # the reader already rejects special characters
+        root = loader.get_single_node()
+        if root is None:
+            return None, LineMap(), None
+        linemap = loader.check_and_map(root, file)
+        data = loader.construct_document(root)
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc, file, text) from None
+    except RecursionError:
+        raise InputError("the YAML is nested too deeply", file=file) from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InputError(f"cannot read a value in the YAML: {exc}", file=file) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    return data, linemap, root
+
+
+def _read_text(path: Path, display: str, *, what: str = "scenario file") -> str:
+    if path.is_dir():
+        raise InputError(f"{what} is a directory, not a file: {display}")
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{what} not found: {display}") from None
+    except IsADirectoryError:
+        raise InputError(f"{what} is a directory, not a file: {display}") from None
+    except PermissionError:
+        raise InputError(f"cannot read {what} {display}: permission denied") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {display}: {exc.strerror or exc}") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputError("the file is UTF-16 text; save it as UTF-8", file=display)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise InputError(
+            f"the file is not valid UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line}); "
+            "save it as UTF-8",
+            file=display,
+            line=line,
+        ) from None
+
+
+def read_yaml(path: str | os.PathLike[str]) -> tuple[dict[str, Any], LineMap]:
+    """Read one YAML file (no ``extends`` processing) into a dict and its :class:`LineMap`.
+
+    Raises InputError for: a missing file, a directory, an unreadable file, text that is
+    not UTF-8, a YAML syntax error, an empty file, a top level that is not a mapping,
+    duplicate keys (at any depth), keys that are not strings and unsupported YAML tags.
+    """
+    display = os.fspath(path)
+    text = _read_text(Path(display).expanduser(), display)
+    return _parse_top(text, display)
+
+
+def _parse_top(text: str, file: str) -> tuple[dict[str, Any], LineMap]:
+    data, linemap, root = _parse_text(text, file)
+    if root is None:
+        raise InputError("the scenario file is empty", file=file)
+    if not isinstance(data, dict):
+        line = root.start_mark.line + 1
+        raise InputError(
+            f"the top level must be a mapping of keys to values, got {_kind_name(data)}",
+            file=file,
+            line=line,
+        )
+    return data, linemap
+
+
+# --------------------------------------------------------------------------------------
+# extends
+# --------------------------------------------------------------------------------------
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``override`` onto ``base``: mappings merge recursively, anything else
+    (scalars, lists, None) in ``override`` replaces the base value. Inputs are not changed.
+    """
+    return _merge(dict(base), LineMap(), dict(override), LineMap())[0]
+
+
+def _merge(
+    base: dict[str, Any], base_lm: LineMap, child: dict[str, Any], child_lm: LineMap
+) -> tuple[dict[str, Any], LineMap]:
+    replaced: set[Loc] = set()
+
+    def rec(b: Mapping[str, Any], c: Mapping[str, Any], loc: Loc) -> dict[str, Any]:
+        out = dict(b)
+        for key, value in c.items():
+            if key in out and isinstance(out[key], Mapping) and isinstance(value, Mapping):
+                out[key] = rec(out[key], value, (*loc, key))
+            else:
+                if key in out:
+                    replaced.add((*loc, key))
+                out[key] = value
+        return out
+
+    merged = rec(base, child, ())
+    linemap = LineMap(
+        {
+            loc: where
+            for loc, where in base_lm.items()
+            if not any(loc[:n] in replaced for n in range(1, len(loc) + 1))
+        }
+    )
+    linemap.update(child_lm)
+    return merged, linemap
+
+
+def read_scenario(path: str | os.PathLike[str]) -> tuple[dict[str, Any], LineMap]:
+    """:func:`read_yaml` plus ``extends``.
+
+    If the top level has ``extends: base.yaml`` (a path relative to the file, or a list of
+    such paths applied in order), the base files are read first (recursively) and the
+    file's own values are deep-merged on top (see :func:`deep_merge`). The ``extends`` key
+    is removed. The LineMap gives, for each path, the file and line of its final value.
+    """
+    display = os.fspath(path)
+    return _read_with_extends(Path(display).expanduser(), display, ())
+
+
+def _read_with_extends(
+    path: Path, display: str, chain: tuple[tuple[Path, str], ...]
+) -> tuple[dict[str, Any], LineMap]:
+    data, linemap = _read_yaml_at(path, display)
+    if "extends" not in data:
+        return data, linemap
+    data = dict(data)
+    spec = data.pop("extends")
+    own_lm = linemap.copy()
+    own_lm.drop(("extends",))
+
+    entries: list[tuple[Any, Loc]]
+    if spec is None:
+        entries = []
+    elif isinstance(spec, list):
+        entries = [(item, ("extends", i)) for i, item in enumerate(spec)]
+    else:
+        entries = [(spec, ("extends",))]
+
+    me = (_identity(path), display)
+    merged: dict[str, Any] = {}
+    merged_lm = LineMap()
+    for name, loc in entries:  # check them all before reading any
+        if not isinstance(name, str) or not name.strip():
+            raise InputError(
+                f"{format_path(loc)}: expected a file name or a list of file names "
+                f"(got {_short_repr(name)})",
+                path=format_path(loc),
+                file=display,
+                line=linemap.line_for(loc),
+            )
+    for name, loc in entries:
+        line = linemap.line_for(loc)
+        rel = Path(name).expanduser()
+        base_path = rel if rel.is_absolute() else path.parent / rel
+        if rel.is_absolute():
+            base_display = name
+        else:
+            base_display = os.path.normpath(os.path.join(os.path.dirname(display), name))
+        ident = _identity(base_path)
+        visited = (*chain, me)
+        start = next((i for i, (p, _) in enumerate(visited) if p == ident), None)
+        if start is not None:
+            cycle = " -> ".join([*(d for _, d in visited[start:]), base_display])
+            raise InputError(
+                f"{format_path(loc)}: circular chain of base files: {cycle}",
+                path=format_path(loc),
+                file=display,
+                line=line,
+            )
+        if not base_path.exists():
+            raise InputError(
+                f"{format_path(loc)}: base file not found: {name!r} (looked for {base_display})",
+                path=format_path(loc),
+                file=display,
+                line=line,
+            )
+        if base_path.is_dir():
+            raise InputError(
+                f"{format_path(loc)}: {name!r} is a directory, not a file",
+                path=format_path(loc),
+                file=display,
+                line=line,
+            )
+        logger.debug("%s extends %s", display, base_display)
+        base, base_lm = _read_with_extends(base_path, base_display, (*chain, me))
+        merged, merged_lm = _merge(merged, merged_lm, base, base_lm)
+    return _merge(merged, merged_lm, data, own_lm)
+
+
+def _read_yaml_at(path: Path, display: str) -> tuple[dict[str, Any], LineMap]:
+    """Like :func:`read_yaml`, but with a separate display name for messages."""
+    return _parse_top(_read_text(path, display), display)
+
+
+def _identity(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(path))
+
+
+# --------------------------------------------------------------------------------------
+# Walking a pydantic model's annotations
+# --------------------------------------------------------------------------------------
+
+_NONE_TYPE = type(None)
+_MAPPING_ORIGINS = (dict, cabc.Mapping, cabc.MutableMapping)
+_SEQUENCE_ORIGINS = (list, cabc.Sequence, cabc.MutableSequence, set, frozenset, cabc.Set)
+
+
+def _flatten_type(tp: Any) -> list[Any]:
+    """Strip Annotated / type aliases and split unions (dropping None)."""
+    for _ in range(50):  # unwrap nested Annotated / aliases
+        if typing.get_origin(tp) is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+        elif type(tp).__name__ == "TypeAliasType" and hasattr(tp, "__value__"):
+            tp = tp.__value__
+        elif isinstance(tp, typing.NewType):
+            tp = tp.__supertype__
+        else:
+            break
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        out: list[Any] = []
+        for arg in typing.get_args(tp):
+            out.extend(_flatten_type(arg))
+        return out
+    if tp is _NONE_TYPE or tp is None:
+        return []
+    return [tp]
+
+
+def _model_keys(model: type[BaseModel]) -> tuple[dict[str, Any], bool]:
+    """Input keys accepted by ``model`` -> annotation, and whether extra keys are allowed."""
+    cfg = model.model_config
+    by_name = bool(cfg.get("populate_by_name") or cfg.get("validate_by_name"))
+    by_alias = cfg.get("validate_by_alias", True) is not False
+    keys: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        aliases: list[str] = []
+        va = field.validation_alias
+        if isinstance(va, str):
+            aliases = [va]
+        elif isinstance(va, AliasChoices):
+            aliases = [c for c in va.choices if isinstance(c, str)]
+        elif field.alias:
+            aliases = [field.alias]
+        if not aliases or by_name or not by_alias:
+            keys[name] = field.annotation
+        if by_alias:
+            for alias in aliases:
+                keys[alias] = field.annotation
+    return keys, cfg.get("extra") == "allow"
+
+
+def _struct_keys(tp: Any) -> tuple[dict[str, Any], bool] | None:
+    """Keys of a structured type (model, dataclass, TypedDict), or None if not one."""
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return _model_keys(tp)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        fields = getattr(tp, "__pydantic_fields__", None)
+        if fields:
+            return {n: f.annotation for n, f in fields.items()}, False
+        try:
+            hints = typing.get_type_hints(tp, include_extras=True)
+        except Exception:  # unresolved forward references: accept the names, any type
+            hints = {}
+        return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(tp)}, False
+    if typing.is_typeddict(tp):
+        try:
+            return dict(typing.get_type_hints(tp, include_extras=True)), False
+        except Exception:
+            return dict.fromkeys(getattr(tp, "__annotations__", {}), Any), False
+    return None
+
+
+class _Step:
+    """Result of following one path segment through a set of candidate types."""
+
+    def __init__(self) -> None:
+        self.next_types: list[Any] = []
+        self.as_key = False  # accepted as a mapping key
+        self.as_index = False  # accepted as a list index
+        self.names: set[str] = set()  # field names offered by structured candidates
+        self.structured = False  # some candidate is a model / mapping
+        self.sequence = False  # some candidate is a list
+        self.leaves: list[Any] = []  # candidates that are plain values
+
+
+def _expand(types_: Iterable[Any]) -> list[Any]:
+    out: list[Any] = []
+    for tp in types_:
+        for t in _flatten_type(tp):
+            if isinstance(t, type) and issubclass(t, RootModel):
+                root = t.model_fields.get("root")
+                out.extend(_expand([root.annotation if root else Any]))
+            else:
+                out.append(t)
+    return out
+
+
+def _step(types_: Iterable[Any], seg: str | int) -> _Step:
+    st = _Step()
+    is_int = isinstance(seg, int)
+    for tp in _expand(types_):
+        if tp is Any or tp is object or isinstance(tp, TypeVar):
+            st.next_types.append(Any)
+            st.as_key = st.as_key or not is_int
+            st.as_index = True
+            st.structured = st.sequence = True
+            continue
+        struct = _struct_keys(tp)
+        if struct is not None:
+            keys, extra = struct
+            st.structured = True
+            st.names.update(keys)
+            if not is_int and seg in keys:
+                st.next_types.append(keys[seg])
+                st.as_key = True
+            elif not is_int and extra:
+                st.next_types.append(Any)
+                st.as_key = True
+            continue
+        origin = typing.get_origin(tp) or tp
+        args = typing.get_args(tp)
+        if origin in _MAPPING_ORIGINS or (isinstance(origin, type) and issubclass(origin, dict)):
+            st.structured = True
+            if not is_int:
+                st.next_types.append(args[1] if len(args) == 2 else Any)
+                st.as_key = True
+            continue
+        if origin is tuple:
+            st.sequence = True
+            if is_int:
+                if len(args) == 2 and args[1] is Ellipsis:
+                    st.next_types.append(args[0])
+                elif not args:
+                    st.next_types.append(Any)
+                elif 0 <= seg < len(args):
+                    st.next_types.append(args[seg])
+                else:
+                    continue
+                st.as_index = True
+            continue
+        if origin in _SEQUENCE_ORIGINS and origin not in (str, bytes):
+            st.sequence = True
+            if is_int:
+                st.next_types.append(args[0] if args else Any)
+                st.as_index = True
+            continue
+        st.leaves.append(tp)
+    return st
+
+
+def _types_at(model: type[BaseModel], loc: Loc) -> list[Any] | None:
+    """Candidate types at ``loc`` (walking annotations from ``model``), None if unknown."""
+    types_: list[Any] = [model]
+    for seg in loc:
+        st = _step(types_, seg)
+        if not st.next_types:
+            return None
+        types_ = st.next_types
+    return types_
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", None) or repr(tp)
+
+
+def _suggest(key: str, names: Iterable[str]) -> str:
+    names = sorted(names)
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    if not names:
+        return "no keys are allowed here"
+    shown = ", ".join(names[:25]) + (", ..." if len(names) > 25 else "")
+    return f"allowed keys: {shown}"
+
+
+# --------------------------------------------------------------------------------------
+# Overrides
+# --------------------------------------------------------------------------------------
+
+
+def _parse_override_path(
+    path: str, fail: typing.Callable[[str], InputError]
+) -> list[tuple[str | int, bool]]:
+    """Split ``a.b[0].c`` / ``a.b.0.c`` into [(segment, is_bracket_index)]."""
+    segs: list[tuple[str | int, bool]] = []
+    i, n = 0, len(path)
+    while True:
+        j = i
+        while j < n and path[j] not in ".[]":
+            j += 1
+        name = path[i:j].strip()
+        if name:
+            segs.append((name, False))
+        elif j >= n or path[j] != "[" or not segs:
+            raise fail(f"empty key in the path {path!r}")
+        i = j
+        while i < n and path[i] == "[":
+            close = path.find("]", i)
+            if close < 0:
+                raise fail(f"missing ']' in the path {path!r}")
+            inner = path[i + 1 : close].strip()
+            if not inner.isdigit():
+                raise fail(f"list index must be a whole number >= 0, got [{inner}]")
+            segs.append((int(inner), True))
+            i = close + 1
+        if i >= n:
+            return segs
+        if path[i] != ".":
+            raise fail(f"unexpected {path[i]!r} in the path {path!r}")
+        i += 1
+        if i >= n:
+            raise fail(f"empty key in the path {path!r}")
+
+
+def _parse_override_value(text: str, fail: typing.Callable[[str], InputError]) -> Any:
+    s = text.strip()
+    if not s:
+        raise fail("no value after '='; write null for None, or '' for an empty string")
+    flow = s[0] in "[{"
+    try:
+        value, _, _ = _parse_text(s, OVERRIDE_SOURCE)
+    except InputError as exc:
+        if flow:
+            raise fail(f"cannot read the value {s!r}: {exc.message}") from None
+        return s  # not valid YAML: take it as plain text
+    if not flow and isinstance(value, dict | list):
+        return s  # e.g. "a: b" or "- x": meant as text, not a block mapping / list
+    return value
+
+
+def apply_overrides(
+    data: Mapping[str, Any],
+    overrides: Iterable[str],
+    model: type[BaseModel],
+    linemap: LineMap | None = None,
+) -> dict[str, Any]:
+    """Apply ``--set`` overrides ``"dotted.path=VALUE"`` and return a new dict.
+
+    Path segments are separated by dots; list indices are written ``name[0]`` or
+    ``name.0``. VALUE is read as a YAML flow value (``1``, ``1.5``, ``true``, ``null``,
+    ``[1, 2]``, ``{dist: normal, mean: 3}``, or a bare string). The path is checked against
+    ``model`` first (unknown keys get a "did you mean" suggestion). Absent or None
+    intermediate mappings are created. ``data`` is not changed; ``linemap`` (if given) is
+    updated in place so that the overridden paths are reported as coming from ``--set``.
+    """
+    if isinstance(overrides, str):
+        overrides = [overrides]
+    result: dict[str, Any] = dict(data)
+    for override in overrides:
+        result = _apply_one(result, str(override), model, linemap)
+    return result
+
+
+def _apply_one(
+    data: dict[str, Any], override: str, model: type[BaseModel], linemap: LineMap | None
+) -> dict[str, Any]:
+    text = override.strip()
+
+    def fail(msg: str, path: str | None = None) -> InputError:
+        return InputError(f"{OVERRIDE_SOURCE} {text}: {msg}", path=path)
+
+    if "=" not in text:
+        raise fail("expected KEY=VALUE, e.g. regimen.ivig.dose_g_per_kg=0.4")
+    raw_path, raw_value = text.split("=", 1)
+    if not raw_path.strip():
+        raise fail("missing the key path before '='")
+    segs = _parse_override_path(raw_path.strip(), fail)
+    value = _parse_override_value(raw_value, fail)
+
+    # 1. Check the path against the model (and pick int/str for "name.0" segments).
+    loc: list[str | int] = []
+    types_: list[Any] = [model]
+    cur: Any = data
+    for seg, bracket in segs:
+        here = format_path(loc)
+        candidates: list[str | int] = [seg]
+        if not bracket and isinstance(seg, str) and seg.isdigit():
+            # "name.0": an index if the value here is (or must be) a list
+            candidates = [int(seg), seg] if isinstance(cur, list) else [seg, int(seg)]
+        chosen: str | int | None = None
+        st: _Step | None = None
+        for cand in candidates:
+            st = _step(types_, cand)
+            if st.next_types:
+                chosen = cand
+                break
+        if chosen is None:
+            st = _step(types_, seg)
+            if isinstance(seg, int):
+                if st.sequence:
+                    raise fail(f"index {seg} is out of range for '{here}'", here)
+                raise fail(
+                    f"'{here or '<top level>'}' is not a list, so it cannot be indexed "
+                    f"with [{seg}]",
+                    here,
+                )
+            if st.structured:
+                where = f"under '{here}'" if here else "at the top level"
+                raise fail(
+                    f"unknown key {seg!r} {where} ({_suggest(seg, st.names)})",
+                    format_path([*loc, seg]),
+                )
+            if st.sequence:
+                raise fail(f"'{here}' is a list; select an item with {here}[0]", here)
+            kind = _type_name(st.leaves[0]) if st.leaves else "a plain value"
+            raise fail(f"'{here}' is a single value ({kind}), it has no key {seg!r}", here)
+        assert st is not None
+        loc.append(chosen)
+        types_ = st.next_types
+        cur = _child(cur, chosen)
+
+    # 2. Set the value, copying the containers along the path (the input is not mutated).
+    created: list[Loc] = []
+    result = _set_path(data, tuple(loc), value, created, fail)
+    if linemap is not None:
+        for c in created:
+            linemap.mark_override(c)
+        linemap.mark_override(tuple(loc))
+    logger.debug("override %s -> %r", format_path(loc), value)
+    return result
+
+
+def _child(cur: Any, seg: str | int) -> Any:
+    if isinstance(cur, Mapping) and isinstance(seg, str):
+        return cur.get(seg, _MISSING)
+    if isinstance(cur, list) and isinstance(seg, int) and 0 <= seg < len(cur):
+        return cur[seg]
+    return _MISSING
+
+
+def _set_path(
+    data: dict[str, Any],
+    loc: Loc,
+    value: Any,
+    created: list[Loc],
+    fail: typing.Callable[..., InputError],
+) -> dict[str, Any]:
+    root: dict[str, Any] = dict(data)
+    parent: Any = root
+    for i, seg in enumerate(loc):
+        here = format_path(loc[:i])
+        if isinstance(seg, int):
+            if not isinstance(parent, list):
+                raise fail(
+                    f"'{here}' holds {_kind_name(parent)}, not a list, so it has no item [{seg}]",
+                    here,
+                )
+            if seg >= len(parent):
+                raise fail(
+                    f"index {seg} is out of range for '{here}' (it has "
+                    f"{len(parent)} item{'s' if len(parent) != 1 else ''})",
+                    format_path(loc[: i + 1]),
+                )
+        elif not isinstance(parent, dict):
+            raise fail(
+                f"'{here}' holds {_kind_name(parent)}, not a mapping, so it has no key {seg!r}",
+                here,
+            )
+        if i == len(loc) - 1:
+            parent[seg] = value
+            break
+        child = parent[seg] if isinstance(seg, int) else parent.get(seg)
+        nxt = loc[i + 1]
+        if child is None:
+            if isinstance(nxt, int):
+                raise fail(
+                    f"'{format_path(loc[: i + 1])}' is not set, so it has no item [{nxt}]",
+                    format_path(loc[: i + 1]),
+                )
+            child = {}
+            created.append(loc[: i + 1])
+        elif isinstance(child, Mapping):
+            child = dict(child)
+        elif isinstance(child, list):
+            child = list(child)
+        parent[seg] = child
+        parent = child
+    return root
+
+
+# --------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------
+
+_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def _clean_loc(data: Any, loc: Iterable[Any], missing: bool) -> Loc:
+    """Keep only the loc elements that are real keys / indices in ``data``.
+
+    Drops pydantic's union member names, tags and function-validator names. For a
+    'missing' error the last element (the absent key) is kept.
+    """
+    parts = list(loc)
+    out: list[str | int] = []
+    cur: Any = data
+    for i, part in enumerate(parts):
+        in_mapping = isinstance(cur, Mapping) and isinstance(part, str) and part in cur
+        in_list = (
+            isinstance(cur, list | tuple)
+            and isinstance(part, int)
+            and not isinstance(part, bool)
+            and 0 <= part < len(cur)
+        )
+        if in_mapping or in_list:
+            out.append(part)
+            cur = cur[part]
+        elif missing and i == len(parts) - 1 and isinstance(part, str):
+            out.append(part)
+    return tuple(out)
+
+
+def _discriminator_key(ctx: Mapping[str, Any] | None) -> str | None:
+    raw = str((ctx or {}).get("discriminator", ""))
+    m = re.fullmatch(r"'([^']+)'", raw)
+    return m.group(1) if m else None
+
+
+def _problem(err: Mapping[str, Any], data: Any, model: type[BaseModel]) -> tuple[Loc, str, Any]:
+    """(clean loc, text, offending value or _MISSING) for one pydantic error."""
+    etype = err.get("type", "")
+    loc = _clean_loc(data, err.get("loc", ()), etype == "missing")
+    value: Any = err.get("input", _MISSING)
+    msg = str(err.get("msg", "invalid value"))
+    for prefix in _PREFIXES:
+        if msg.startswith(prefix):
+            msg = msg[len(prefix) :]
+    ctx = err.get("ctx")
+    if etype == "missing":
+        return loc, "required key missing", _MISSING
+    if etype == "extra_forbidden":
+        key = str(loc[-1]) if loc else "?"
+        types_ = _types_at(model, loc[:-1])
+        text = f"unknown key {key!r}"
+        if types_ is not None:
+            st = _step(types_, key)
+            if st.names:
+                text += f" ({_suggest(key, st.names)})"
+        return loc, text, value
+    if etype in ("union_tag_invalid", "union_tag_not_found"):
+        key = _discriminator_key(ctx)
+        if key is not None:
+            loc = (*loc, key)
+        if etype == "union_tag_not_found":
+            return loc, "required key missing", _MISSING
+        expected = (ctx or {}).get("expected_tags", "")
+        tag = (ctx or {}).get("tag", value)
+        return loc, f"should be one of {expected}" if expected else msg, tag
+    if etype in ("model_type", "model_attributes_type", "dict_type"):
+        msg = "should be a mapping of keys to values"
+    if isinstance(value, Mapping):
+        value = _MISSING  # the path already points at the mapping; its repr is noise
+    return loc, msg, value
+
+
+def validate(
+    data: Mapping[str, Any],
+    model: type[M],
+    linemap: LineMap | None = None,
+    source: str = "<dict>",
+) -> M:
+    """``model.model_validate(data)``, with a ValidationError turned into one InputError.
+
+    The message lists every problem with its dotted path, text, offending value and the
+    line it came from (``[line N]``, ``[other.yaml line N]`` for values from a base file,
+    ``[from --set]`` for overridden values).
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _convert(exc, data, model, linemap or LineMap(), source) from exc
+
+
+def _convert(
+    exc: ValidationError,
+    data: Mapping[str, Any],
+    model: type[BaseModel],
+    linemap: LineMap,
+    source: str,
+) -> InputError:
+    found: list[tuple[str, str, tuple[str, int | None] | None]] = []
+    seen: set[tuple[str, str]] = set()
+    for err in exc.errors(include_url=False):
+        loc, text, value = _problem(err, data, model)
+        path = format_path(loc) or "<top level>"
+        body = f"{path}: {text}"
+        if value is not _MISSING:
+            body += f" (got {_short_repr(value)})"
+        if (path, body) in seen:
+            continue
+        seen.add((path, body))
+        found.append((path, body, linemap.locate(loc)))
+
+    if len(found) == 1:
+        path, body, where = found[0]
+        if where is None:
+            return InputError(body, path=path, file=source)
+        file, line = where
+        if file == OVERRIDE_SOURCE:
+            return InputError(f"{body} [from {OVERRIDE_SOURCE}]", path=path, file=source)
+        return InputError(body, path=path, file=file, line=line)
+
+    problems: list[str] = []
+    for _path, body, where in found:
+        if where is None:
+            problems.append(body)
+        elif where[0] == OVERRIDE_SOURCE:
+            problems.append(f"{body} [from {OVERRIDE_SOURCE}]")
+        elif where[1] is None:
+            problems.append(f"{body} [{where[0]}]")
+        elif where[0] == source:
+            problems.append(f"{body} [line {where[1]}]")
+        else:
+            problems.append(f"{body} [{where[0]} line {where[1]}]")
+    return InputError(f"{len(problems)} problems in the scenario:", file=source, problems=problems)
+
+
+# --------------------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------------------
+
+
+def _check_model(model: Any) -> None:
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise TypeError(f"model must be a pydantic BaseModel subclass, got {model!r}")
+
+
+def load(
+    path: str | os.PathLike[str] | None,
+    model: type[M],
+    overrides: Iterable[str] = (),
+    *,
+    data: Mapping[str, Any] | None = None,
+) -> M:
+    """Read, merge (``extends``), override (``--set``) and validate a scenario.
+
+    This is the one call the rest of the package uses. With ``path=None`` the scenario is
+    taken from ``data`` instead (see :func:`load_dict`). Raises InputError for bad input.
+    """
+    _check_model(model)
+    if path is None:
+        if data is None:
+            raise TypeError("load() needs a path or data=")
+        return load_dict(data, model, overrides)
+    if data is not None:
+        raise TypeError("load() takes a path or data=, not both")
+    source = os.fspath(path)
+    raw, linemap = read_scenario(source)
+    raw = apply_overrides(raw, overrides, model, linemap)
+    logger.debug("validating %s against %s", source, model.__name__)
+    return validate(raw, model, linemap, source)
+
+
+def load_dict(
+    data: Mapping[str, Any],
+    model: type[M],
+    overrides: Iterable[str] = (),
+    source: str = "<dict>",
+) -> M:
+    """Like :func:`load` for a scenario given as a dict (no ``extends`` processing)."""
+    _check_model(model)
+    if not isinstance(data, Mapping):
+        raise InputError(
+            f"the top level must be a mapping of keys to values, got {_kind_name(data)}",
+            file=source,
+        )
+    linemap = LineMap()
+    result = apply_overrides(dict(data), overrides, model, linemap)
+    return validate(result, model, linemap, source)

@@ -1,0 +1,831 @@
+"""The scenario model: what a YAML scenario may say, its units, defaults and their sources.
+
+Every field is typed, frozen and validated; unknown keys are rejected. Units are in the
+names (``dose_g_per_kg``, ``half_life_days``). Each default carries a ``source`` in its
+field metadata: a citation from ``shared/domain/parameters.md``, the founding abstract
+(Faggioli et al., Ann Rheum Dis 2015;74(Suppl 2):1139), or the word "assumption" with
+the reasoning; ``docs/model.md`` tabulates them and a test keeps that table in step with
+this file.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "IVIG",
+    "AdverseEventIVIG",
+    "AdverseEventSteroid",
+    "Disease",
+    "Dist",
+    "Population",
+    "Regimen",
+    "Rule",
+    "Scenario",
+]
+
+FAGGIOLI = "Faggioli et al., Ann Rheum Dis 2015;74(Suppl 2):1139 (founding abstract)"
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def P(default: Any, unit: str, source: str, **constraints: Any) -> Any:
+    """A parameter field: default, unit and source recorded for docs/model.md."""
+    return Field(default, json_schema_extra={"unit": unit, "source": source}, **constraints)
+
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+# --------------------------------------------------------------------------------------
+# Distributions as users write them
+# --------------------------------------------------------------------------------------
+
+_DIST_KEYS = {
+    "fixed": ({"value"}, set()),
+    "normal": ({"mean", "sd"}, {"low", "high"}),
+    "truncnormal": ({"mean", "sd"}, {"low", "high"}),
+    "lognormal": (set(), {"mean", "sd", "median", "cv", "range", "range_coverage", "low", "high"}),
+    "uniform": ({"low", "high"}, set()),
+}
+
+
+def _number_to_fixed(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return {"dist": "fixed", "value": value}
+    return value
+
+
+class Dist(Frozen):
+    """A distribution of a patient characteristic or parameter.
+
+    Forms: a plain number (fixed); ``{dist: normal, mean, sd}`` with optional ``low`` and
+    ``high`` truncation bounds (``truncnormal`` needs at least one); ``{dist: lognormal}``
+    from ``mean`` and ``sd`` (of the variable itself), from ``median`` and ``cv``, or from
+    ``median`` and ``range: [lo, hi]`` read as the central ``range_coverage`` (default
+    95%) of the distribution, with optional truncation; ``{dist: uniform, low, high}``.
+    For truncated distributions ``mean`` and ``sd`` are those of the parent
+    (untruncated) distribution.
+    """
+
+    dist: Literal["fixed", "normal", "truncnormal", "lognormal", "uniform"]
+    value: float | None = None
+    mean: float | None = None
+    sd: float | None = None
+    median: float | None = None
+    cv: float | None = None
+    range: tuple[float, float] | None = None
+    range_coverage: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Dist:
+        required, optional = _DIST_KEYS[self.dist]
+        given = {
+            k for k in ("value", "mean", "sd", "median", "cv", "range", "range_coverage",
+                        "low", "high") if getattr(self, k) is not None
+        }
+        missing = required - given
+        if missing:
+            raise ValueError(f"{self.dist} needs {', '.join(sorted(missing))}")
+        extra = given - required - optional
+        if extra:
+            raise ValueError(
+                f"{self.dist} does not take {', '.join(sorted(extra))}"
+                f" (it takes {', '.join(sorted(required | optional))})"
+            )
+        for key in ("value", "mean", "sd", "median", "cv", "low", "high"):
+            v = getattr(self, key)
+            if v is not None and not math.isfinite(v):
+                raise ValueError(f"{key} must be a finite number, got {v}")
+        if self.sd is not None and self.sd <= 0:
+            raise ValueError(f"sd must be > 0, got {self.sd}")
+        if self.cv is not None and self.cv <= 0:
+            raise ValueError(f"cv must be > 0, got {self.cv}")
+        if self.low is not None and self.high is not None and not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.dist == "truncnormal" and self.low is None and self.high is None:
+            raise ValueError("truncnormal needs low, high or both")
+        if self.dist == "lognormal":
+            self._check_lognormal(given)
+        return self
+
+    def _check_lognormal(self, given: set[str]) -> None:
+        forms = [{"mean", "sd"}, {"median", "cv"}, {"median", "range"}]
+        core = given - {"low", "high", "range_coverage"}
+        if core not in forms:
+            raise ValueError(
+                "lognormal needs exactly one of: mean and sd; median and cv; median and range"
+            )
+        for key in ("mean", "median"):
+            v = getattr(self, key)
+            if v is not None and v <= 0:
+                raise ValueError(f"lognormal {key} must be > 0, got {v}")
+        if self.range is not None:
+            lo, hi = self.range
+            if not 0 < lo < hi:
+                raise ValueError(f"range must be [lo, hi] with 0 < lo < hi, got {list(self.range)}")
+            if self.median is not None and not lo < self.median < hi:
+                raise ValueError(f"median {self.median} must lie inside range {list(self.range)}")
+        if self.range_coverage is not None and not 0 < self.range_coverage < 1:
+            raise ValueError(f"range_coverage must be in (0, 1), got {self.range_coverage}")
+        if self.low is not None and self.low < 0:
+            raise ValueError(f"a lognormal is positive: low must be >= 0, got {self.low}")
+
+    def min_value(self) -> float:
+        """Smallest value the distribution can take."""
+        if self.dist == "fixed":
+            return float(self.value)  # type: ignore[arg-type]
+        if self.dist == "lognormal":
+            return self.low if self.low is not None else 0.0
+        if self.dist == "uniform":
+            return float(self.low)  # type: ignore[arg-type]
+        return self.low if self.low is not None else -math.inf
+
+    def max_value(self) -> float:
+        """Largest value the distribution can take."""
+        if self.dist == "fixed":
+            return float(self.value)  # type: ignore[arg-type]
+        return self.high if self.high is not None else math.inf
+
+
+def _positive(d: Dist) -> Dist:
+    if d.min_value() <= 0 and not (d.dist == "lognormal" and d.low in (None, 0.0)):
+        raise ValueError(
+            f"must be positive, but this {d.dist} distribution can take values down to"
+            f" {d.min_value()}; give low > 0 or use a lognormal"
+        )
+    return d
+
+
+def _fraction(d: Dist) -> Dist:
+    if d.min_value() < 0 or d.max_value() > 1:
+        raise ValueError(
+            f"must stay within [0, 1], but this {d.dist} distribution spans"
+            f" [{d.min_value()}, {d.max_value()}]; give low and high"
+        )
+    return d
+
+
+AnyDist = Annotated[Dist, BeforeValidator(_number_to_fixed)]
+PositiveDist = Annotated[Dist, BeforeValidator(_number_to_fixed), AfterValidator(_positive)]
+FractionDist = Annotated[Dist, BeforeValidator(_number_to_fixed), AfterValidator(_fraction)]
+
+
+def fixed(value: float) -> Dist:
+    return Dist(dist="fixed", value=value)
+
+
+def normal(mean: float, sd: float, low: float | None = None, high: float | None = None) -> Dist:
+    return Dist(dist="normal", mean=mean, sd=sd, low=low, high=high)
+
+
+def lognormal(**kw: float) -> Dist:
+    return Dist(dist="lognormal", **kw)
+
+
+# --------------------------------------------------------------------------------------
+# Population
+# --------------------------------------------------------------------------------------
+
+
+class Population(Frozen):
+    """Baseline characteristics of the virtual patients at diagnosis (day 0)."""
+
+    age_years: AnyDist = P(
+        normal(39.8, 11.0, 28.0, 72.0), "years",
+        f"{FAGGIOLI}: mean 42.6, range 28-72. Parent mean 39.8 and sd 11 (assumption) are"
+        " chosen so the truncated distribution has mean 42.6.",
+    )
+    female: Probability = P(
+        11 / 15, "proportion", f"{FAGGIOLI}: 11 of 15 (73%); 69-79% in larger cohorts"
+        " (parameters.md section 9)",
+    )
+    weight_kg_female: PositiveDist = P(
+        lognormal(mean=68.0, sd=13.0), "kg",
+        "assumption: adult women, no weight reported in the abstract",
+    )
+    weight_kg_male: PositiveDist = P(
+        lognormal(mean=82.0, sd=14.0), "kg",
+        "assumption: adult men, no weight reported in the abstract",
+    )
+    dermatomyositis: Probability = P(
+        1.36 / 2.36, "proportion",
+        "DM:PM 1.36:1 in a systematic review of 2518 Asian PM/DM patients (PMC3600325);"
+        " the abstract pools PM and DM without a split",
+    )
+    lung_involvement: Probability = P(
+        5 / 15, "proportion", f"{FAGGIOLI}: reticular HRCT pattern in 5 of 15",
+    )
+    dysphagia: Probability = P(2 / 15, "proportion", f"{FAGGIOLI}: 2 of 15")
+    thrombosis_risk_factor: Probability = P(
+        0.05, "proportion",
+        "assumption: share with a prior thromboembolism or equivalent risk factor, which"
+        " multiplies the IVIG thromboembolism risk (see safety)",
+    )
+    cpk_u_per_l: PositiveDist = P(
+        lognormal(mean=2980.0, sd=1300.0), "U/L",
+        f"{FAGGIOLI}: mean 2980 U/L (range 2430-9100). The sd (CV 0.44) is an assumption:"
+        " the reported range is right-skewed",
+    )
+    myoglobin_ng_per_ml: PositiveDist = P(
+        lognormal(mean=420.0, sd=190.0), "ng/mL",
+        f"{FAGGIOLI}: mean 420 ng/mL; sd (CV 0.45) assumption, as for CPK",
+    )
+    cpk_myoglobin_correlation: float = P(
+        0.7, "correlation of log values",
+        "assumption: both enzymes leak from the same inflamed muscle",
+        ge=-0.99, le=0.99,
+    )
+    mmt8_baseline: AnyDist = P(
+        normal(118.0, 12.0, 60.0, 146.0), "points (0-150)",
+        "assumption: moderate weakness (leg weakness in all 15, Faggioli); MMT-8 is the IMACS"
+        " strength core set measure (parameters.md section 8)",
+    )
+
+    @field_validator("mmt8_baseline")
+    @classmethod
+    def _mmt8_range(cls, d: Dist) -> Dist:
+        if d.min_value() < 0 or d.max_value() > 150:
+            raise ValueError("MMT-8 lies in [0, 150]: give low >= 0 and high <= 150")
+        return d
+
+    @field_validator("age_years")
+    @classmethod
+    def _age_range(cls, d: Dist) -> Dist:
+        if d.min_value() < 0 or d.max_value() > 120:
+            raise ValueError("ages must lie in [0, 120]: give low and high")
+        return d
+
+
+# --------------------------------------------------------------------------------------
+# Disease and drug-response parameters (the physics)
+# --------------------------------------------------------------------------------------
+
+
+class Activity(Frozen):
+    """Latent disease activity a = exp(y), a = 1 at diagnosis.
+
+    dy/dt = k (s(t) - y) - E(t): y relaxes at rate k towards the untreated set point s(t),
+    and treatment pushes it down at rate E(t) (see docs/model.md).
+    """
+
+    reversion_rate_per_day: float = P(
+        0.03, "1/day",
+        "assumption (calibrated): log-activity returns halfway to its untreated level in"
+        " about 23 days once treatment stops; sets how fast a taper below need shows as a"
+        " relapse",
+        gt=0,
+    )
+    acute_setpoint_log: AnyDist = P(
+        normal(2.5, 0.8), "log activity",
+        "assumption (calibrated): untreated, the acute disease at presentation would climb"
+        " well above its activity at diagnosis (acute presentation; CPK up to 50x ULN in"
+        " active PM, parameters.md section 3); between-patient spread lets some patients"
+        " worsen despite treatment",
+    )
+    burnout_half_life_days: float = P(
+        120.0, "days",
+        "assumption: the acute drive fades towards each patient's chronic level over months"
+        " (monophasic 41%, polycyclic 33%, chronic 27% over 2 years: Milano cohort,"
+        " ACR Convergence 2025)",
+        gt=0,
+    )
+    chronic_setpoint_log: AnyDist = P(
+        normal(-3.0, 1.4), "log activity",
+        "assumption (calibrated): between-patient spread of the lasting disease drive; at"
+        " -3.2 CPK sits near the ULN, so ~45% of patients would burn out to normal enzymes"
+        " untreated (monophasic course 41%, Milano cohort)",
+    )
+    flare_rate_per_year: float = P(
+        0.3, "1/year",
+        "assumption (calibrated): random flares on top of the dynamics; whether a flare"
+        " becomes a relapse depends on the treatment at the time (relapse during taper"
+        " 47%, Marie 2001; 65% CK-defined, mostly in the first 2 years, Clin Rheumatol"
+        " 2006)",
+        ge=0, le=50,
+    )
+    flare_size_log: PositiveDist = P(
+        lognormal(median=2.0, cv=0.5), "log activity",
+        "assumption: a flare raises the disease drive by this much; it then fades like the"
+        " acute drive",
+    )
+    polymyositis_setpoint_shift_log: float = P(
+        0.5, "log activity",
+        "relapses are commoner in PM than DM (Clin Rheumatol 2006, doi:10.1007/s10067-005-"
+        "0075-3); the size of the shift is an assumption",
+    )
+
+
+class Enzymes(Frozen):
+    """How activity shows in the blood: CPK, myoglobin, and the assays."""
+
+    cpk_uln_u_per_l: float = P(200.0, "U/L", f"{FAGGIOLI}: normal value <200 U/L", gt=0)
+    cpk_background_u_per_l: PositiveDist = P(
+        lognormal(median=90.0, cv=0.3), "U/L",
+        "assumption: a patient's CPK with inactive disease, inside the 20-200 U/L reference"
+        " range (Unbound Medicine, parameters.md section 3)",
+    )
+    cpk_assay_cv: float = P(
+        0.10, "coefficient of variation",
+        "assumption: analytical plus within-day biological variation of CPK",
+        ge=0, le=1,
+    )
+    myoglobin_uln_ng_per_ml: float = P(120.0, "ng/mL", f"{FAGGIOLI}: normal value <120 ng/mL", gt=0)
+    myoglobin_background_ng_per_ml: PositiveDist = P(
+        lognormal(median=45.0, cv=0.3), "ng/mL", "assumption: inside the reference range",
+    )
+    myoglobin_assay_cv: float = P(
+        0.15, "coefficient of variation", "assumption", ge=0, le=1,
+    )
+    relapse_cpk_x_uln: float = P(
+        1.5, "x ULN",
+        "assumption: a measured CPK above 1.5x ULN after normalisation is a biochemical"
+        " relapse (CK-defined relapse, Clin Rheumatol 2006); the margin keeps assay noise"
+        " near the ULN from counting as relapse",
+        gt=0,
+    )
+
+    @model_validator(mode="after")
+    def _backgrounds_below_uln(self) -> Enzymes:
+        if self.cpk_background_u_per_l.min_value() >= self.cpk_uln_u_per_l:
+            raise ValueError("cpk_background_u_per_l must be able to lie below cpk_uln_u_per_l")
+        return self
+
+
+class Strength(Frozen):
+    """Muscle strength (MMT-8) recovers more slowly than enzymes fall."""
+
+    recovery_rate_ratio: float = P(
+        0.33, "ratio",
+        "assumption: strength's log-deficit moves at 1/3 the pace of log-activity, so"
+        " enzymes can be normal while weakness persists; Faggioli: mild leg weakness until"
+        " month 6",
+        gt=0, le=1,
+    )
+    measurement_sd_points: float = P(3.0, "MMT-8 points", "assumption", ge=0)
+
+
+class SteroidResponse(Frozen):
+    """Emax dose-response of prednisone-equivalent dose on the fall of activity."""
+
+    emax_per_day: float = P(
+        0.045, "1/day",
+        "assumption (calibrated): maximal rate at which steroids push log-activity down",
+        ge=0,
+    )
+    ed50_mg_per_day: float = P(
+        20.0, "mg/day prednisone",
+        "assumption: half the maximal effect at 20 mg/day, so 60-80 mg/day induction is"
+        " near-maximal and the 5 mg/day floor gives a fifth of it",
+        gt=0,
+    )
+    sensitivity_cv: float = P(0.4, "CV", "assumption: between-patient variability", ge=0)
+    nonresponder_fraction: float = P(
+        0.15, "proportion",
+        "17% worsened on treatment (Marie 2001, 77 PM/DM); 34% complete response to"
+        " prednisone early in disease (Joffe 1993). Reading non-response as a"
+        " 0.15 share is an assumption",
+        ge=0, le=1,
+    )
+    nonresponder_relative_sensitivity: float = P(
+        0.2, "ratio", "assumption: non-responders keep a fifth of the effect", ge=0, le=1,
+    )
+    methylprednisolone_to_prednisone: float = P(
+        1.25, "mg prednisone per mg", "standard glucocorticoid equivalence (4 mg MP = 5 mg"
+        " prednisone); textbook, assumption for this model", gt=0,
+    )
+
+
+class IgGKinetics(Frozen):
+    """Serum IgG excess after IVIG: two exponentials per infusion, closed form."""
+
+    rise_g_per_l_per_g_per_kg: float = P(
+        25.0, "g/L per g/kg",
+        "derived: 1 g/kg into a plasma volume of ~40 mL/kg; matches 22 g/L above baseline at"
+        " day 7 after 2 g/kg (Galnares-Olalde, GBS, n=42) with the kinetics below",
+        gt=0,
+    )
+    rise_cv: float = P(
+        0.7, "CV",
+        "derived: rise in IgG 2 weeks after 2 g/kg 7.8 (SD 5.6) g/L (Kuitwaard 2009, Ann"
+        " Neurol 66:597, n=174)",
+        ge=0,
+    )
+    fast_fraction: float = P(
+        0.87, "fraction",
+        "derived: fit to 3053 mg/dL at day 7 and 1092 at day 30 from 832 at baseline"
+        " (Galnares-Olalde) and 7.8 g/L at 2 weeks (Kuitwaard)",
+        ge=0, le=1,
+    )
+    fast_half_life_days: float = P(
+        3.5, "days",
+        "derived (same fit): redistribution and FcRn saturation after high doses;"
+        " equilibrium after 3-5 days (immunoglobulin SmPC)",
+        gt=0,
+    )
+    slow_half_life_days: float = P(
+        21.0, "days",
+        "IgG half-life 17-21 days (Immunodeficiency UK) to 32.5 days at replacement doses"
+        " (SmPC); high doses shorten it (FcRn saturation)",
+        gt=0,
+    )
+
+
+class IVIGResponse(Frozen):
+    """IVIG pushes activity down in proportion to an IgG-driven effect compartment."""
+
+    effect_per_g_per_l_per_day: float = P(
+        0.0012, "1/day per g/L",
+        "assumption (calibrated to Faggioli 2015: mean CPK ~30% of baseline after 3 cycles);"
+        " no PK/PD model of IVIG in myositis exists (parameters.md section 2)",
+        ge=0,
+    )
+    effect_half_life_days: float = P(
+        21.0, "days",
+        "assumption (calibrated): immunomodulation builds and fades more slowly than serum"
+        " IgG, so the benefit grows over cycles (Faggioli: CPK fell 70% after 3 cycles and"
+        " normalised after 5)",
+        gt=0,
+    )
+    sensitivity_cv: float = P(0.5, "CV", "assumption: between-patient variability", ge=0)
+
+
+class SparingAgent(Frozen):
+    """A steroid-sparing immunosuppressant: a constant effect after an onset delay."""
+
+    onset_delay_days: float = P(
+        90.0, "days",
+        "assumption: onset delay NOT FOUND in primary sources (parameters.md section 5);"
+        " azathioprine added to prednisone made no difference at 3 months (Bunch 1980)",
+        ge=0,
+    )
+    effect_per_day: float = P(
+        0.02, "1/day",
+        "assumption: about the effect of 20 mg/day prednisone in a typical patient",
+        ge=0,
+    )
+
+
+def _default_agents() -> dict[str, SparingAgent]:
+    return {
+        "azathioprine": SparingAgent(onset_delay_days=90.0, effect_per_day=0.02),
+        "methotrexate": SparingAgent(onset_delay_days=60.0, effect_per_day=0.02),
+        "mycophenolate": SparingAgent(onset_delay_days=75.0, effect_per_day=0.02),
+        "ciclosporin": SparingAgent(onset_delay_days=45.0, effect_per_day=0.02),
+    }
+
+
+class Disease(Frozen):
+    activity: Activity = Activity()
+    enzymes: Enzymes = Enzymes()
+    strength: Strength = Strength()
+    steroid: SteroidResponse = SteroidResponse()
+    igg: IgGKinetics = IgGKinetics()
+    ivig: IVIGResponse = IVIGResponse()
+    sparing_agents: dict[str, SparingAgent] = Field(
+        default_factory=_default_agents,
+        json_schema_extra={
+            "unit": "-",
+            "source": "onset delays are assumptions (NOT FOUND, parameters.md section 5):"
+            " ciclosporin 45, methotrexate 60, mycophenolate 75, azathioprine 90 days",
+        },
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Decision rules
+# --------------------------------------------------------------------------------------
+
+RULE_ATOMS = {
+    "cpk_above_x_uln": "measured CPK above this multiple of the ULN",
+    "cpk_above_pct_baseline": "measured CPK above this percentage of the day-0 measurement",
+    "cpk_rise_pct": "measured CPK more than this percentage above the previous measurement",
+    "day_at_least": "the visit is on or after this day",
+    "day_before": "the visit is before this day",
+    "relapse": "a relapse was detected at this visit (true) or not (false)",
+    "relapses_at_least": "the patient has had at least this many relapses",
+    "prednisone_above_mg_per_day": "current prednisone dose above this",
+    "ever_normal": "CPK has been measured below the ULN since diagnosis or the last relapse",
+}
+
+
+class Rule(Frozen):
+    """A condition evaluated at a visit on measured values: one key per rule.
+
+    Combine with ``any``, ``all`` and ``not``. Atoms are listed in ``RULE_ATOMS``.
+    """
+
+    any: list[Rule] | None = None
+    all: list[Rule] | None = None
+    not_: Rule | None = Field(None, alias="not")
+    cpk_above_x_uln: float | None = Field(None, ge=0)
+    cpk_above_pct_baseline: float | None = Field(None, ge=0)
+    cpk_rise_pct: float | None = Field(None, ge=-100)
+    day_at_least: float | None = Field(None, ge=0)
+    day_before: float | None = Field(None, ge=0)
+    relapse: bool | None = None
+    relapses_at_least: int | None = Field(None, ge=0)
+    prednisone_above_mg_per_day: float | None = Field(None, ge=0)
+    ever_normal: bool | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_key(self) -> Rule:
+        keys = [k for k in type(self).model_fields if getattr(self, k) is not None]
+        if len(keys) != 1:
+            names = ", ".join(["any", "all", "not", *RULE_ATOMS])
+            shown = ", ".join("not" if k == "not_" else k for k in keys) or "nothing"
+            raise ValueError(f"a rule has exactly one key, one of: {names}; got {shown}")
+        if keys[0] in ("any", "all") and not getattr(self, keys[0]):
+            raise ValueError(f"'{keys[0]}' needs a non-empty list of rules")
+        return self
+
+    def key(self) -> str:
+        for k in type(self).model_fields:
+            if getattr(self, k) is not None:
+                return "not" if k == "not_" else k
+        raise AssertionError("unreachable: validated rules have one key")
+
+
+def _default_hold_rule() -> Rule:
+    return Rule.model_validate({"all": [{"cpk_above_x_uln": 1.0}, {"cpk_rise_pct": 10.0}]})
+
+
+# --------------------------------------------------------------------------------------
+# Regimen
+# --------------------------------------------------------------------------------------
+
+
+class Pulse(Frozen):
+    share: Probability = P(
+        0.2, "proportion", f"{FAGGIOLI}: 3 of 15 patients had a methylprednisolone pulse",
+    )
+    methylprednisolone_mg_per_day: float = P(1000.0, "mg/day", FAGGIOLI, gt=0)
+    days: int = P(3, "days", FAGGIOLI, ge=1, le=10)
+
+
+class Steroid(Frozen):
+    induction_mg_per_kg_per_day: float = P(
+        1.0, "mg/kg/day prednisone",
+        "prednisolone 1 mg/kg/day for 4-6 weeks (textbook excerpt, parameters.md section 5);"
+        " usual practice per model brief",
+        gt=0, le=3,
+    )
+    cap_mg_per_day: float = P(80.0, "mg/day", "model brief: ~1 mg/kg/day, cap ~80 mg", gt=0)
+    induction_days: int = P(
+        28, "days", "4-6 weeks (textbook excerpt, parameters.md section 5); 4 weeks chosen",
+        ge=1,
+    )
+    round_to_mg: float = P(5.0, "mg", "assumption: doses in whole 5 mg tablets", gt=0)
+    pulse: Pulse | None = Pulse()
+
+
+class TaperStep(Frozen):
+    above_mg_per_day: float = Field(ge=0)
+    reduce_mg_per_day: float = Field(gt=0)
+    every_days: int = Field(ge=1)
+
+
+def _default_taper_steps() -> list[TaperStep]:
+    return [
+        TaperStep(above_mg_per_day=30.0, reduce_mg_per_day=5.0, every_days=7),
+        TaperStep(above_mg_per_day=0.0, reduce_mg_per_day=5.0, every_days=14),
+    ]
+
+
+class RelapseResponse(Frozen):
+    """What a clinic does at a relapse: raise prednisone, then taper again."""
+
+    dose_factor: float = P(2.0, "x current dose", "assumption: double the dose", ge=1)
+    min_mg_per_day: float = P(20.0, "mg/day", "assumption", ge=0)
+    hold_days: int = P(28, "days", "assumption: 4 weeks before tapering again", ge=0)
+
+
+class Taper(Frozen):
+    """Scheduled steps down from the induction dose, paused when ``hold_when`` fires."""
+
+    steps: list[TaperStep] = Field(
+        default_factory=_default_taper_steps,
+        json_schema_extra={
+            "unit": "mg/day, days",
+            "source": "reduce 5 mg/week; below 25-35 mg/day, 5 mg every 2 weeks (textbook"
+            " excerpt, parameters.md section 5)",
+        },
+        min_length=1,
+    )
+    floor_mg_per_day: float = P(
+        5.0, "mg/day", f"{FAGGIOLI}: maintenance at 5 mg/day (no independent source)", ge=0,
+    )
+    hold_when: Rule | None = Field(
+        default_factory=_default_hold_rule,
+        json_schema_extra={
+            "unit": "rule",
+            "source": "assumption: hold when CPK is above the ULN and more than 10% above the"
+            " previous visit (model brief: taper when CPK is falling or normal)",
+        },
+    )
+    relapse: RelapseResponse = RelapseResponse()
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_descending(cls, steps: list[TaperStep]) -> list[TaperStep]:
+        aboves = [s.above_mg_per_day for s in steps]
+        if aboves != sorted(aboves, reverse=True) or len(set(aboves)) != len(aboves):
+            raise ValueError(
+                f"steps must be ordered by strictly decreasing above_mg_per_day, got {aboves}"
+            )
+        return steps
+
+
+class IVIG(Frozen):
+    dose_g_per_kg: float = P(
+        2.0, "g/kg per cycle", f"{FAGGIOLI}; standard dose (Wang 2012, Clin Rheumatol"
+        " 31:801)", gt=0, le=4,
+    )
+    days_per_cycle: int = P(
+        5, "days", f"{FAGGIOLI}: 2 g/kg in 5 days; label 2-5 days (Octagam 10%)", ge=1, le=10,
+    )
+    interval_days: int = P(28, "days", "every 4 weeks (Octagam 10% label, ProDERM)", ge=1)
+    cycles: int = P(6, "cycles", f"{FAGGIOLI}: 6 months", ge=1, le=60)
+    start_day: float | None = P(
+        7.0, "day",
+        f"assumption: {FAGGIOLI} gave IVIG 'after an initial treatment with corticosteroids';"
+        " one week chosen",
+        ge=0,
+    )
+    start_when: Rule | None = Field(
+        None,
+        json_schema_extra={"unit": "rule", "source": "rescue strategies (none by default)"},
+    )
+    start_delay_days: float = P(
+        7.0, "days", "assumption: time to arrange infusions once a rescue rule fires", ge=0,
+    )
+
+    @model_validator(mode="after")
+    def _one_start(self) -> IVIG:
+        if self.days_per_cycle > self.interval_days:
+            raise ValueError(
+                f"days_per_cycle ({self.days_per_cycle}) exceeds interval_days"
+                f" ({self.interval_days}): cycles would overlap"
+            )
+        if (self.start_day is None) == (self.start_when is None):
+            raise ValueError("give either start_day (first-line) or start_when (rescue), not both")
+        return self
+
+
+class SparingPlan(Frozen):
+    agent: str
+    share: Probability = Field(description="proportion of patients who receive this agent")
+    start_day: float = Field(ge=0)
+
+
+class Regimen(Frozen):
+    steroid: Steroid = Steroid()
+    taper: Taper = Taper()
+    ivig: IVIG | None = IVIG()
+    sparing_agents: list[SparingPlan] = Field(default_factory=list)
+    sparing_on_relapse: str | None = P(
+        "azathioprine", "agent",
+        "assumption: an immunosuppressant is added at a relapse if none is running"
+        " (guidelines: steroids + MTX or AZA first line; Meyer 2018)",
+    )
+
+
+class Visits(Frozen):
+    every_days: int = P(14, "days", "assumption: fortnightly labs in the first months", ge=1)
+    until_day: int = P(84, "day", "assumption", ge=0)
+    then_every_days: int = P(28, "days", "assumption: monthly labs afterwards", ge=1)
+
+
+# --------------------------------------------------------------------------------------
+# Safety
+# --------------------------------------------------------------------------------------
+
+
+class AdverseEventIVIG(Frozen):
+    """Risk per IVIG cycle at a reference dose, spread over infusion days by dose."""
+
+    p_per_cycle: float = Field(ge=0, le=1)
+    reference_dose_g_per_kg: float = Field(2.0, gt=0)
+    daily_dose_exponent: float = Field(1.0, ge=0)
+    reference_daily_dose_g_per_kg: float = Field(0.4, gt=0)
+    risk_factor_multiplier: float = Field(1.0, ge=0)
+    stops_ivig: bool = False
+    source: str = ""
+
+
+class AdverseEventSteroid(Frozen):
+    """Hazard while on prednisone: a baseline rate times a relative risk by dose band."""
+
+    baseline_per_year: float = Field(ge=0)
+    dose_thresholds_mg_per_day: list[float] = Field(min_length=1)
+    relative_risk: list[float] = Field(min_length=1)
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _bands(self) -> AdverseEventSteroid:
+        th = self.dose_thresholds_mg_per_day
+        if len(th) != len(self.relative_risk):
+            raise ValueError(
+                f"relative_risk needs one value per threshold ({len(th)}), got"
+                f" {len(self.relative_risk)}"
+            )
+        if th != sorted(th) or th[0] <= 0:
+            raise ValueError(f"dose_thresholds_mg_per_day must increase from > 0, got {th}")
+        if any(r < 0 for r in self.relative_risk):
+            raise ValueError("relative_risk values must be >= 0")
+        return self
+
+
+def _default_ivig_aes() -> dict[str, AdverseEventIVIG]:
+    return {
+        "headache": AdverseEventIVIG(
+            p_per_cycle=0.053,
+            source="derived: headache in 42% of ProDERM patients over ~10 cycles"
+            " (rheumapedia summary [secondary]): 1-0.58^(1/10) per cycle",
+        ),
+        "aseptic_meningitis": AdverseEventIVIG(
+            p_per_cycle=0.015, stops_ivig=True,
+            source="derived: 0.3% of infusions (5/1637) in a 4-year registry (Pediatr Asthma"
+            " Allergy Immunol 2000;14:287), ~5 infusion days per cycle",
+        ),
+        "thromboembolism": AdverseEventIVIG(
+            p_per_cycle=0.012, risk_factor_multiplier=3.69, stops_ivig=True,
+            source="derived: 8 events in 664 ProDERM cycles (safety paper, doi:10.1186/"
+            "s13075-023-03232-2); OR 3.69 with prior thromboembolism (Neurology Open 2022)",
+        ),
+        "acute_kidney_injury": AdverseEventIVIG(
+            p_per_cycle=0.006, stops_ivig=True,
+            source="derived: 0.1% of infusions (2/1637), both adults on 2 g/kg (same"
+            " registry), ~5 infusion days per cycle",
+        ),
+    }
+
+
+def _default_steroid_aes() -> dict[str, AdverseEventSteroid]:
+    return {
+        "vertebral_fracture": AdverseEventSteroid(
+            baseline_per_year=0.004, dose_thresholds_mg_per_day=[0.001, 2.5, 7.5],
+            relative_risk=[1.55, 2.59, 5.18],
+            source="relative risks by daily dose (van Staa, GPRD, 244,235 users); baseline"
+            " rate 0.4%/year is an assumption",
+        ),
+        "hip_fracture": AdverseEventSteroid(
+            baseline_per_year=0.001, dose_thresholds_mg_per_day=[0.001, 2.5, 7.5],
+            relative_risk=[0.99, 1.77, 2.27],
+            source="relative risks by daily dose (van Staa, GPRD); baseline 0.1%/year at"
+            " age ~45 is an assumption",
+        ),
+        "serious_infection": AdverseEventSteroid(
+            baseline_per_year=0.02, dose_thresholds_mg_per_day=[0.001, 7.5, 20.0],
+            relative_risk=[1.0, 1.5, 3.0],
+            source="assumption: infection risk rises above 20-25 mg/day (seekhealthz.com"
+            " [low-quality]); baseline 2%/year and relative risks are assumptions",
+        ),
+        "steroid_diabetes": AdverseEventSteroid(
+            baseline_per_year=0.005, dose_thresholds_mg_per_day=[0.001, 10.0, 30.0],
+            relative_risk=[1.0, 4.0, 8.0],
+            source="assumption: insulin resistance above 10 mg/day (seekhealthz.com"
+            " [low-quality]); incidence vs dose NOT FOUND",
+        ),
+    }
+
+
+class Safety(Frozen):
+    ivig: dict[str, AdverseEventIVIG] = Field(default_factory=_default_ivig_aes)
+    steroid: dict[str, AdverseEventSteroid] = Field(default_factory=_default_steroid_aes)
+
+
+# --------------------------------------------------------------------------------------
+# Scenario
+# --------------------------------------------------------------------------------------
+
+
+class Scenario(Frozen):
+    name: str = "unnamed scenario"
+    description: str = ""
+    patients: int = Field(1000, ge=1, le=100_000_000)
+    seed: int = Field(20150610, ge=0, lt=2**63)
+    horizon_days: int = Field(728, ge=28, le=3650)
+    population: Population = Population()
+    disease: Disease = Disease()
+    regimen: Regimen = Regimen()
+    visits: Visits = Visits()
+    safety: Safety = Safety()

@@ -1,0 +1,627 @@
+"""Streaming, mergeable summary statistics with order-independent, bit-exact results.
+
+This module owns every number the simulator reports about a cohort: means with normal
+confidence intervals, proportions with Wilson intervals, quantiles of skewed outcomes
+(costs, cumulative doses), Kaplan-Meier curves with medians, and paired (common random
+number) differences between two strategies.
+
+Patients are simulated in chunks by several workers and the partial summaries are merged
+in whatever order they finish. Every class here therefore keeps only state whose merge is
+exactly associative and commutative -- integer counts, exact minima and maxima, and exact
+sums -- and computes floating-point results from that state only when asked. The
+reported JSON is then byte-identical for any worker count, chunk size and merge order.
+
+* Sums of float64 values are accumulated *exactly*: each value is split into an integer
+  mantissa and a binary exponent (``np.frexp``), mantissas are summed per exponent in
+  integer-valued float64 bins small enough never to round, and the bins are folded into
+  one Python integer counting units of 2**-1126 (the smallest possible contribution).
+  Squares are made exact first with Dekker's (1971) two-product, so the sum of squares is
+  the exact sum of exact squares, and the variance is one correctly rounded rational.
+* ``Proportion`` uses the Wilson (1927) score interval.
+* ``LogHistogram`` bins values on a fixed log-spaced grid (2000 bins per decade by
+  default, i.e. a relative bin width of about 0.115 %) and estimates quantiles from it.
+* ``KaplanMeier`` keeps event and censoring counts per integer day; the survival curve is
+  the Kaplan-Meier product-limit estimate, with Greenwood's (1926) variance on the
+  log(-log S) scale (Kalbfleisch & Prentice 1980, "exponential Greenwood"), and the
+  median's confidence interval is obtained by inverting that pointwise band
+  (Brookmeyer & Crowley 1982).
+* ``PairedDifference`` summarises per-patient differences between two arms run on the
+  same virtual patients.
+
+Memory does not grow with the number of values added: ``Moments``, ``Proportion`` and
+``PairedDifference`` are O(1), ``LogHistogram`` is O(number of bins) and ``KaplanMeier`` is
+O(horizon in days). Nothing here prints, does I/O or draws random numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Z95",
+    "KaplanMeier",
+    "LogHistogram",
+    "Moments",
+    "PairedDifference",
+    "Proportion",
+    "normal_ci",
+    "wilson_ci",
+]
+
+Z95 = 1.959963984540054
+"""Two-sided 95 % standard normal quantile, ``scipy.special.ndtri(0.975)``."""
+
+# Exact summation of float64 values.
+#
+# np.frexp(x) = (m, e) with x = m * 2**e, 0.5 <= |m| < 1 (m = e = 0 for x = 0). The
+# mantissa M = m * 2**53 is an integer with |M| < 2**53, so x = M * 2**(e - 53). The
+# smallest e is -1073 (for 2**-1074), hence every finite x is an integer multiple of
+# 2**-1126 and its contribution is M << (e + 1073) in those units.
+#
+# M is split as M = hi * 2**27 + lo with -2**26 <= hi < 2**26 and 0 <= lo < 2**27. Both
+# halves are summed per exponent with np.bincount (float64 weights): in blocks of at most
+# 2**25 values every partial sum is an integer below 2**53 in magnitude, so it is exact
+# whatever order bincount adds in.
+_UNIT_SHIFT = 1126  # the exact sums count units of 2**-1126
+_EXP_OFFSET = 1073  # bin index = frexp exponent + 1073 >= 0
+_SPLIT_BITS = 27
+_LO_MASK = (1 << _SPLIT_BITS) - 1
+_BLOCK = 1 << 25
+_MAX_ABS = 2.0**500  # |x| below this: x*x and Dekker's split cannot overflow
+_VELTKAMP = 134217729.0  # 2**27 + 1
+
+
+def _exact_sum_units(x: np.ndarray) -> int:
+    """Return the exact sum of the finite float64 values ``x`` in units of 2**-1126."""
+    total = 0
+    for start in range(0, x.size, _BLOCK):
+        block = x[start : start + _BLOCK]
+        mant, expo = np.frexp(block)
+        m_int = (mant * 2.0**53).astype(np.int64)
+        hi = (m_int >> _SPLIT_BITS).astype(np.float64)
+        lo = (m_int & _LO_MASK).astype(np.float64)
+        key = (expo + _EXP_OFFSET).astype(np.intp)
+        sum_hi = np.bincount(key, weights=hi)
+        sum_lo = np.bincount(key, weights=lo)
+        for k in np.flatnonzero((sum_hi != 0.0) | (sum_lo != 0.0)).tolist():
+            total += ((int(sum_hi[k]) << _SPLIT_BITS) + int(sum_lo[k])) << k
+    return total
+
+
+def _two_square(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dekker's (1971) exact product: ``x*x == p + err`` exactly, both float64.
+
+    Exact for ``2**-480 < |x| < 2**500`` (outside the lower bound ``err`` may underflow; the
+    result is still a deterministic per-value function, so order independence holds).
+    """
+    p = x * x
+    c = _VELTKAMP * x
+    xh = c - (c - x)
+    xl = x - xh
+    err = ((xh * xh - p) + 2.0 * (xh * xl)) + xl * xl
+    return p, err
+
+
+def _units_to_float(num: int, den: int) -> float:
+    """Correctly rounded ``num / den`` (Python's integer true division rounds correctly)."""
+    return num / den
+
+
+def _json_float(x: float | None) -> float | None:
+    """Plain Python float, or None for missing/NaN/infinite (not representable in JSON)."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _as_float_array(values: Any) -> np.ndarray:
+    return np.asarray(values, dtype=np.float64).ravel()
+
+
+def normal_ci(mean: float, se: float, z: float = Z95) -> tuple[float, float]:
+    """Normal-approximation interval ``mean -/+ z * se`` (NaN if either input is NaN)."""
+    half = z * se
+    return mean - half, mean + half
+
+
+def wilson_ci(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson (1927) score interval for a binomial proportion ``k / n``.
+
+    ``center = (p + z^2/2n) / (1 + z^2/n)``,
+    ``half = z / (1 + z^2/n) * sqrt(p(1-p)/n + z^2/4n^2)``. The limits are exactly 0 for
+    ``k == 0`` and exactly 1 for ``k == n``. Returns ``(nan, nan)`` for ``n == 0``.
+    """
+    if n < 0 or k < 0 or k > n:
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    if n == 0:
+        return math.nan, math.nan
+    p = k / n
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    center = (p + z2 / (2.0 * n)) / denom
+    half = z / denom * math.sqrt(p * (1.0 - p) / n + z2 / (4.0 * n * n))
+    lo = 0.0 if k == 0 else max(0.0, center - half)
+    hi = 1.0 if k == n else min(1.0, center + half)
+    return lo, hi
+
+
+class Moments:
+    """Count, exact sum and exact sum of squares of float64 values; NaNs are skipped.
+
+    Mean and sample variance are single correctly rounded roundings of exact rationals,
+    so they do not depend on the order or chunking in which values were added. Values
+    must be finite with ``|x| < 2**500`` (about 3.3e150); infinities raise ``ValueError``.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.n_missing = 0
+        self._sum = 0  # exact, units of 2**-1126
+        self._sumsq = 0  # exact, units of 2**-1126
+
+    def add(self, values: Any) -> None:
+        """Add an array of values; NaN entries are counted in ``n_missing`` and ignored."""
+        x = _as_float_array(values)
+        nan = np.isnan(x)
+        n_nan = int(np.count_nonzero(nan))
+        if n_nan:
+            x = x[~nan]
+        if x.size and not bool(np.all(np.abs(x) < _MAX_ABS)):
+            raise ValueError("Moments needs finite values with |x| < 2**500 (NaN allowed)")
+        p, err = _two_square(x)
+        self.n_missing += n_nan
+        self.count += int(x.size)
+        self._sum += _exact_sum_units(x)
+        self._sumsq += _exact_sum_units(p) + _exact_sum_units(err)
+
+    def merge(self, other: Moments) -> None:
+        """Add the state of ``other`` into this one (exact, so order does not matter)."""
+        if not isinstance(other, Moments):
+            raise TypeError(f"cannot merge {type(other).__name__} into Moments")
+        self.count += other.count
+        self.n_missing += other.n_missing
+        self._sum += other._sum
+        self._sumsq += other._sumsq
+
+    @property
+    def n(self) -> int:
+        return self.count
+
+    @property
+    def total(self) -> float:
+        """The exact sum of the values, correctly rounded to float64."""
+        return _units_to_float(self._sum, 1 << _UNIT_SHIFT)
+
+    @property
+    def mean(self) -> float:
+        if self.count == 0:
+            return math.nan
+        return _units_to_float(self._sum, self.count << _UNIT_SHIFT)
+
+    @property
+    def var(self) -> float:
+        """Sample variance (ddof=1), ``(n*Q - S^2) / (n(n-1))`` evaluated exactly."""
+        n = self.count
+        if n < 2:
+            return math.nan
+        num = (self._sumsq * n << _UNIT_SHIFT) - self._sum * self._sum
+        # num >= 0 when the squares are exact; guard against the documented tiny-|x| case
+        return _units_to_float(max(num, 0), (n * (n - 1)) << (2 * _UNIT_SHIFT))
+
+    @property
+    def sd(self) -> float:
+        return math.sqrt(self.var)
+
+    @property
+    def se(self) -> float:
+        if self.count < 2:
+            return math.nan
+        return self.sd / math.sqrt(self.count)
+
+    @property
+    def ci95(self) -> tuple[float, float]:
+        """Normal approximation ``mean -/+ 1.96 se`` (NaN when n < 2)."""
+        return normal_ci(self.mean, self.se)
+
+    def to_dict(self) -> dict[str, Any]:
+        lo, hi = self.ci95
+        return {
+            "mean": _json_float(self.mean),
+            "ci95": [_json_float(lo), _json_float(hi)],
+            "n": self.count,
+            "sd": _json_float(self.sd),
+        }
+
+
+class Proportion:
+    """Count of successes ``k`` among ``n`` valid trials, with a Wilson (1927) interval."""
+
+    def __init__(self) -> None:
+        self.k = 0
+        self.n = 0
+
+    def add(self, flags: Any, valid: Any | None = None) -> None:
+        """Add boolean outcomes. ``valid`` (bool mask) excludes entries from ``n``.
+
+        Floating-point ``flags`` are accepted: NaN entries are treated as invalid, and any
+        other nonzero value as a success.
+        """
+        f = np.asarray(flags).ravel()
+        ok = np.ones(f.shape, dtype=bool)
+        if f.dtype.kind == "f":
+            ok &= ~np.isnan(f)
+        if valid is not None:
+            v = np.asarray(valid, dtype=bool).ravel()
+            if v.shape != f.shape:
+                raise ValueError("flags and valid must have the same length")
+            ok &= v
+        self.n += int(np.count_nonzero(ok))
+        self.k += int(np.count_nonzero(ok & (f != 0)))
+
+    def merge(self, other: Proportion) -> None:
+        if not isinstance(other, Proportion):
+            raise TypeError(f"cannot merge {type(other).__name__} into Proportion")
+        self.k += other.k
+        self.n += other.n
+
+    @property
+    def mean(self) -> float:
+        return self.k / self.n if self.n else math.nan
+
+    @property
+    def ci95(self) -> tuple[float, float]:
+        return wilson_ci(self.k, self.n)
+
+    def to_dict(self) -> dict[str, Any]:
+        lo, hi = self.ci95
+        return {
+            "mean": _json_float(self.mean),
+            "ci95": [_json_float(lo), _json_float(hi)],
+            "n": self.n,
+            "k": self.k,
+        }
+
+
+class LogHistogram:
+    """Fixed log-spaced histogram for quantiles of positive, skewed outcomes.
+
+    Bin ``i`` is ``[edges[i], edges[i+1])`` with ``edges[i] = lo * 10**(i / bins_per_decade)``.
+    Values ``<= 0``, values in ``(0, lo)`` and values ``>= hi`` are counted in three extra
+    regions (zero, underflow, overflow) whose exact minima and maxima are kept. The exact
+    overall minimum and maximum and a ``Moments`` of all values (for the mean) are kept
+    too. NaNs are skipped. Quantiles are accurate to about one bin width inside
+    ``[lo, hi)``.
+    """
+
+    def __init__(self, lo: float = 1e-2, hi: float = 1e7, bins_per_decade: int = 2000) -> None:
+        if not (lo > 0.0 and hi > lo and math.isfinite(hi)):
+            raise ValueError("need 0 < lo < hi < inf")
+        if bins_per_decade < 1:
+            raise ValueError("bins_per_decade must be >= 1")
+        self.lo = float(lo)
+        self.bins_per_decade = int(bins_per_decade)
+        self.n_bins = round((math.log10(hi) - math.log10(lo)) * self.bins_per_decade)
+        if self.n_bins < 1:
+            raise ValueError("lo and hi are less than one bin apart")
+        self._edges = self._make_edges()
+        self.hi = float(self._edges[-1])
+        self.counts = np.zeros(self.n_bins, dtype=np.int64)
+        # regions outside the grid: 0 = (<= 0), 1 = (0, lo), 2 = [hi, inf)
+        self.region_counts = [0, 0, 0]
+        self.region_min = [math.inf, math.inf, math.inf]
+        self.region_max = [-math.inf, -math.inf, -math.inf]
+        self.min = math.inf
+        self.max = -math.inf
+        self.moments = Moments()
+
+    def _make_edges(self) -> np.ndarray:
+        i = np.arange(self.n_bins + 1, dtype=np.float64)
+        edges = np.power(10.0, math.log10(self.lo) + i / self.bins_per_decade)
+        edges[0] = self.lo
+        return edges
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_edges"]  # recomputed on unpickling, keeps worker payloads small
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._edges = self._make_edges()
+
+    @property
+    def n(self) -> int:
+        return self.moments.count
+
+    def add(self, values: Any) -> None:
+        """Add an array of values (NaN skipped; infinities raise ``ValueError``)."""
+        x = _as_float_array(values)
+        self.moments.add(x)  # validates and counts NaNs
+        x = x[~np.isnan(x)]
+        if x.size == 0:
+            return
+        self.min = min(self.min, float(x.min()))
+        self.max = max(self.max, float(x.max()))
+        masks = (x <= 0.0, (x > 0.0) & (x < self.lo), x >= self.hi)
+        for r, mask in enumerate(masks):
+            if mask.any():
+                sel = x[mask]
+                self.region_counts[r] += int(sel.size)
+                self.region_min[r] = min(self.region_min[r], float(sel.min()))
+                self.region_max[r] = max(self.region_max[r], float(sel.max()))
+        inside = x[(x >= self.lo) & (x < self.hi)]
+        if inside.size:
+            self.counts += np.bincount(self._bin_index(inside), minlength=self.n_bins)
+
+    def _bin_index(self, x: np.ndarray) -> np.ndarray:
+        """Bin of each ``x`` in [lo, hi), defined by comparisons with the stored edges."""
+        last = self.n_bins - 1
+        raw = np.floor((np.log10(x) - math.log10(self.lo)) * self.bins_per_decade)
+        idx = np.clip(raw, 0, last).astype(np.intp)
+        edges = self._edges
+        idx -= x < edges[idx]  # correct a rounding error in log10 near an edge
+        idx += x >= edges[idx + 1]
+        return np.clip(idx, 0, last)
+
+    def merge(self, other: LogHistogram) -> None:
+        if not isinstance(other, LogHistogram):
+            raise TypeError(f"cannot merge {type(other).__name__} into LogHistogram")
+        if (other.lo, other.hi, other.bins_per_decade) != (
+            self.lo,
+            self.hi,
+            self.bins_per_decade,
+        ):
+            raise ValueError("cannot merge LogHistograms with different grids")
+        self.counts += other.counts
+        for r in range(3):
+            self.region_counts[r] += other.region_counts[r]
+            self.region_min[r] = min(self.region_min[r], other.region_min[r])
+            self.region_max[r] = max(self.region_max[r], other.region_max[r])
+        self.min = min(self.min, other.min)
+        self.max = max(self.max, other.max)
+        self.moments.merge(other.moments)
+
+    @property
+    def mean(self) -> float:
+        return self.moments.mean
+
+    def _order_statistic(self, j: int, cum: np.ndarray, all_counts: np.ndarray) -> float:
+        """Estimate of the ``j``-th (0-based) smallest value.
+
+        The smallest and largest values are the exact min and max. Inside grid bins the
+        ``c`` values of a bin are placed at the geometric positions ``(i + 0.5) / c`` across
+        the bin (narrowed to [min, max]); in the zero region they are spread linearly and in
+        the under/overflow regions geometrically between that region's exact min and max.
+        """
+        if j == 0:
+            return self.min
+        if j == int(cum[-1]) - 1:
+            return self.max
+        b = int(np.searchsorted(cum, j, side="right"))
+        c = int(all_counts[b])
+        rank = j - (int(cum[b]) - c)  # 0-based rank within the region/bin
+        if b == 0 or b == 1 or b == len(all_counts) - 1:
+            r = 0 if b == 0 else (1 if b == 1 else 2)
+            lo_v, hi_v = self.region_min[r], self.region_max[r]
+            f = rank / (c - 1) if c > 1 else 0.0
+            if r == 0:
+                return lo_v + f * (hi_v - lo_v)
+            return lo_v * (hi_v / lo_v) ** f
+        i = b - 2
+        lo_e = max(float(self._edges[i]), self.min)
+        hi_e = min(float(self._edges[i + 1]), self.max)
+        return lo_e * (hi_e / lo_e) ** ((rank + 0.5) / c)
+
+    def quantile(self, q: float) -> float:
+        """q-quantile with numpy's default ('linear') definition, from the histogram.
+
+        The value at rank ``h = q (n - 1)`` of the sorted data is interpolated linearly
+        between the estimated order statistics ``floor(h)`` and ``floor(h) + 1``, then
+        clamped to the exact ``[min, max]``. NaN if empty.
+        """
+        if not 0.0 <= q <= 1.0:
+            raise ValueError("q must be in [0, 1]")
+        n = self.n
+        if n == 0:
+            return math.nan
+        all_counts = np.concatenate(
+            (self.region_counts[:2], self.counts, self.region_counts[2:])
+        ).astype(np.int64)
+        cum = np.cumsum(all_counts)
+        h = q * (n - 1)
+        j = min(math.floor(h), n - 1)
+        frac = h - j
+        v = self._order_statistic(j, cum, all_counts)
+        if frac > 0.0 and j + 1 < n:
+            v_next = self._order_statistic(j + 1, cum, all_counts)
+            v = v + frac * (v_next - v)
+        return min(max(v, self.min), self.max)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "median": _json_float(self.quantile(0.5)),
+            "p05": _json_float(self.quantile(0.05)),
+            "p95": _json_float(self.quantile(0.95)),
+            "mean": _json_float(self.mean),
+            "n": self.n,
+        }
+
+
+class KaplanMeier:
+    """Kaplan-Meier product-limit estimate for integer-day times ``0..horizon_days``.
+
+    Only two count arrays are kept (events and censorings per day), so memory is
+    O(horizon). At an event day ``t_j`` with ``d_j`` events and ``n_j`` at risk (time >= t_j;
+    censored at ``t_j`` counts as at risk), ``S(t) = prod_{t_j <= t} (n_j - d_j) / n_j``.
+    Pointwise 95 % limits use Greenwood's (1926) variance on the log(-log S) scale
+    (Kalbfleisch & Prentice 1980), exactly as
+    ``scipy.stats.ecdf(...).sf.confidence_interval(method='log-log')``; they are NaN where
+    that formula is undefined (S = 0).
+    """
+
+    def __init__(self, horizon_days: int) -> None:
+        if int(horizon_days) != horizon_days or horizon_days < 0:
+            raise ValueError("horizon_days must be a non-negative integer")
+        self.horizon_days = int(horizon_days)
+        self.events = np.zeros(self.horizon_days + 1, dtype=np.int64)
+        self.censored = np.zeros(self.horizon_days + 1, dtype=np.int64)
+
+    def add(self, times: Any, observed: Any) -> None:
+        """Add subjects: event (``observed`` True) or censoring (False) at day ``times``."""
+        t = np.asarray(times).ravel()
+        obs = np.asarray(observed, dtype=bool).ravel()
+        if t.shape != obs.shape:
+            raise ValueError("times and observed must have the same length")
+        if t.size == 0:
+            return
+        if t.dtype.kind == "f":
+            if not bool(np.all(np.floor(t) == t)):
+                raise ValueError("times must be whole days")
+        elif t.dtype.kind not in "iu":
+            raise ValueError("times must be integers")
+        if not bool(np.all((t >= 0) & (t <= self.horizon_days))):
+            raise ValueError(f"times must lie in [0, {self.horizon_days}]")
+        ti = t.astype(np.intp)
+        size = self.horizon_days + 1
+        self.events += np.bincount(ti[obs], minlength=size)
+        self.censored += np.bincount(ti[~obs], minlength=size)
+
+    def merge(self, other: KaplanMeier) -> None:
+        if not isinstance(other, KaplanMeier):
+            raise TypeError(f"cannot merge {type(other).__name__} into KaplanMeier")
+        if other.horizon_days != self.horizon_days:
+            raise ValueError("cannot merge KaplanMeier estimators with different horizons")
+        self.events += other.events
+        self.censored += other.censored
+
+    @property
+    def n(self) -> int:
+        return int(self.events.sum() + self.censored.sum())
+
+    def survival(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(days, S, lo, hi)`` at the distinct event days (empty arrays if no events)."""
+        total = self.events + self.censored
+        at_risk = int(total.sum()) - np.concatenate(([0], np.cumsum(total)[:-1]))
+        days = np.flatnonzero(self.events)
+        d = self.events[days].astype(np.float64)
+        n = at_risk[days].astype(np.float64)
+        s = np.cumprod((n - d) / n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            greenwood = np.cumsum(d / (n * (n - d)))
+            log_s = np.log(s)
+            se = np.sqrt(1.0 / log_s**2 * greenwood)
+            lnl = np.log(-log_s)
+            z_se = Z95 * se
+            lo = np.exp(-np.exp(lnl + z_se))
+            hi = np.exp(-np.exp(lnl - z_se))
+        lo = np.clip(lo, 0.0, 1.0)
+        hi = np.clip(hi, 0.0, 1.0)
+        return days, s, lo, hi
+
+    @staticmethod
+    def _first_at_or_below(days: np.ndarray, curve: np.ndarray, level: float) -> int | None:
+        hit = np.flatnonzero(curve <= level)  # NaN compares False
+        return int(days[hit[0]]) if hit.size else None
+
+    def median(self) -> int | None:
+        """First day with ``S(t) <= 0.5``; None if the curve never gets there."""
+        days, s, _, _ = self.survival()
+        return self._first_at_or_below(days, s, 0.5)
+
+    def median_ci(self) -> tuple[int | None, int | None]:
+        """95 % interval for the median by inverting the pointwise log-log band.
+
+        Brookmeyer & Crowley (1982): the lower limit is the first day on which the lower
+        band is <= 0.5, the upper limit the first day on which the upper band is <= 0.5
+        (None if never).
+        """
+        days, _, lo, hi = self.survival()
+        return self._first_at_or_below(days, lo, 0.5), self._first_at_or_below(days, hi, 0.5)
+
+    def proportion_by(self, t: int) -> tuple[float, float, float]:
+        """Cumulative incidence ``1 - S(t)`` by day ``t`` with its 95 % interval."""
+        days, s, lo, hi = self.survival()
+        i = int(np.searchsorted(days, t, side="right")) - 1
+        if i < 0:
+            return 0.0, 0.0, 0.0
+        return 1.0 - float(s[i]), 1.0 - float(hi[i]), 1.0 - float(lo[i])
+
+    def to_dict(self) -> dict[str, Any]:
+        days, s, lo, hi = self.survival()
+        med_lo, med_hi = self.median_ci()
+        return {
+            "mean": self.median(),
+            "ci95": [med_lo, med_hi],
+            "n": self.n,
+            "events": int(self.events.sum()),
+            "censored": int(self.censored.sum()),
+            "curve": {
+                "day": [int(v) for v in days],
+                "survival": [_json_float(v) for v in s.tolist()],
+                "lo": [_json_float(v) for v in lo.tolist()],
+                "hi": [_json_float(v) for v in hi.tolist()],
+            },
+        }
+
+
+class PairedDifference:
+    """Per-patient differences ``b - a`` between two arms on the same patients.
+
+    Keeps a ``Moments`` of the differences and counts of ``b - a > tol`` ("higher"),
+    ``b - a < -tol`` ("lower") and ``|b - a| <= tol`` ("same"). Pairs with a NaN are
+    skipped. With common random numbers the paired interval is much narrower than the
+    difference of two independent means.
+    """
+
+    def __init__(self, tol: float = 0.0) -> None:
+        if not tol >= 0.0:
+            raise ValueError("tol must be >= 0")
+        self.tol = float(tol)
+        self.diff = Moments()
+        self.higher = 0
+        self.lower = 0
+        self.same = 0
+
+    def add(self, a: Any, b: Any) -> None:
+        xa = _as_float_array(a)
+        xb = _as_float_array(b)
+        if xa.shape != xb.shape:
+            raise ValueError("a and b must have the same length")
+        d = xb - xa
+        self.diff.add(d)  # NaN pairs give NaN differences and are skipped
+        d = d[~np.isnan(d)]
+        self.higher += int(np.count_nonzero(d > self.tol))
+        self.lower += int(np.count_nonzero(d < -self.tol))
+        self.same += int(np.count_nonzero(np.abs(d) <= self.tol))
+
+    def merge(self, other: PairedDifference) -> None:
+        if not isinstance(other, PairedDifference):
+            raise TypeError(f"cannot merge {type(other).__name__} into PairedDifference")
+        if other.tol != self.tol:
+            raise ValueError("cannot merge PairedDifference objects with different tol")
+        self.diff.merge(other.diff)
+        self.higher += other.higher
+        self.lower += other.lower
+        self.same += other.same
+
+    @property
+    def n(self) -> int:
+        return self.diff.count
+
+    def _pct(self, k: int) -> float | None:
+        return 100.0 * k / self.n if self.n else None
+
+    def to_dict(self) -> dict[str, Any]:
+        lo, hi = self.diff.ci95
+        return {
+            "mean_difference": _json_float(self.diff.mean),
+            "ci95": [_json_float(lo), _json_float(hi)],
+            "n": self.n,
+            "higher_pct": self._pct(self.higher),
+            "lower_pct": self._pct(self.lower),
+            "same_pct": self._pct(self.same),
+        }

@@ -1,0 +1,498 @@
+"""Tests for simulator.stats: exactness, order/chunking independence, reference values."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import pickle
+import time
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats as sps
+
+from simulator.stats import (
+    Z95,
+    KaplanMeier,
+    LogHistogram,
+    Moments,
+    PairedDifference,
+    Proportion,
+    _exact_sum_units,
+    _two_square,
+    normal_ci,
+    wilson_ci,
+)
+
+UNIT = Fraction(1, 2**1126)
+BIN_REL = 10 ** (1 / 2000) - 1  # relative width of one default LogHistogram bin
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def random_chunks(n: int, rng: np.random.Generator, max_chunks: int = 12) -> list[slice]:
+    """Split range(n) into a random number of contiguous chunks (some possibly empty)."""
+    k = int(rng.integers(1, max_chunks + 1))
+    cuts = np.sort(rng.integers(0, n + 1, size=k - 1))
+    bounds = [0, *cuts.tolist(), n]
+    return [slice(a, b) for a, b in itertools.pairwise(bounds)]
+
+
+def merged_dicts(
+    factory: Callable[[], Any],
+    add: Callable[[Any, slice], None],
+    n: int,
+    seed: int,
+    trials: int = 4,
+) -> list[dict]:
+    """to_dict() of the same data added whole, and in random chunks merged in random orders."""
+    rng = np.random.default_rng(seed)
+    whole = factory()
+    add(whole, slice(0, n))
+    out = [whole.to_dict()]
+    for trial in range(trials):
+        parts = []
+        for sl in random_chunks(n, rng):
+            p = factory()
+            add(p, sl)
+            parts.append(p)
+        order = rng.permutation(len(parts))
+        parts = [parts[i] for i in order]
+        if trial % 2 == 0:  # sequential fold
+            acc = parts[0]
+            for p in parts[1:]:
+                acc.merge(p)
+        else:  # pairwise tree, as workers would
+            while len(parts) > 1:
+                nxt = []
+                for i in range(0, len(parts) - 1, 2):
+                    parts[i].merge(parts[i + 1])
+                    nxt.append(parts[i])
+                if len(parts) % 2:
+                    nxt.append(parts[-1])
+                parts = nxt
+            acc = parts[0]
+        out.append(acc.to_dict())
+    return out
+
+
+def assert_all_identical(dicts: list[dict]) -> None:
+    first = json.dumps(dicts[0], allow_nan=False)
+    for d in dicts[1:]:
+        assert d == dicts[0]
+        assert json.dumps(d, allow_nan=False) == first
+
+
+def wide_floats(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Values of both signs over ~600 orders of magnitude, plus zeros and subnormals."""
+    x = rng.standard_normal(n) * 10.0 ** rng.uniform(-300, 300, n)
+    x[rng.random(n) < 0.05] = 0.0
+    x[: min(n, 3)] = [5e-324, -2.5e-310, 1e-320][: min(n, 3)]
+    return x
+
+
+# --------------------------------------------------------------------------- exact sums
+
+
+def test_exact_sum_matches_fractions() -> None:
+    x = wide_floats(np.random.default_rng(1), 2000)
+    exact = sum((Fraction(v) for v in x.tolist()), Fraction(0))
+    assert _exact_sum_units(x) * UNIT == exact
+
+
+def test_two_square_is_exact() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(500) * 10.0 ** rng.uniform(-100, 100, 500)
+    p, err = _two_square(x)
+    for v, pv, ev in zip(x.tolist(), p.tolist(), err.tolist(), strict=True):
+        assert Fraction(pv) + Fraction(ev) == Fraction(v) ** 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(min_value=-1e120, max_value=1e120, allow_nan=False),
+            st.just(math.nan),
+        ),
+        max_size=40,
+    )
+)
+def test_moments_exact_rationals_and_permutation(values: list[float]) -> None:
+    x = np.array(values, dtype=np.float64)
+    m = Moments()
+    m.add(x)
+    finite = [Fraction(v) for v in values if not math.isnan(v)]
+    n = len(finite)
+    assert m.n == n
+    assert m.n_missing == len(values) - n
+    if n:
+        s = sum(finite, Fraction(0))
+        assert m.mean == float(s / n)
+    if n >= 2:
+        q = sum((v * v for v in finite), Fraction(0))
+        assert m.var == float((n * q - s * s) / (n * (n - 1)))
+    rev = Moments()
+    for v in values[::-1]:
+        rev.add(np.array([v]))
+    assert rev.to_dict() == m.to_dict()
+
+
+# --------------------------------------------------------------------------- Moments
+
+
+def test_moments_vs_numpy() -> None:
+    x = np.random.default_rng(3).lognormal(8.0, 1.5, 50_000)
+    m = Moments()
+    m.add(x)
+    assert m.n == x.size
+    assert m.mean == pytest.approx(np.mean(x), rel=1e-12)
+    assert m.sd == pytest.approx(np.std(x, ddof=1), rel=1e-12)
+    se = np.std(x, ddof=1) / math.sqrt(x.size)
+    assert m.se == pytest.approx(se, rel=1e-12)
+    lo, hi = m.ci95
+    assert lo == pytest.approx(np.mean(x) - Z95 * se, rel=1e-12)
+    assert hi == pytest.approx(np.mean(x) + Z95 * se, rel=1e-12)
+    d = m.to_dict()
+    assert set(d) == {"mean", "ci95", "n", "sd"}
+    assert d["ci95"] == [lo, hi]
+
+
+def test_moments_large_offset_variance_is_exact() -> None:
+    # Naive sum-of-squares formulas lose every digit here; exact sums do not.
+    x = 1e9 + np.arange(10, dtype=np.float64)
+    m = Moments()
+    m.add(x)
+    assert m.var == float(Fraction(55, 6))
+    assert m.mean == 1e9 + 4.5
+
+
+def test_moments_order_and_chunking() -> None:
+    rng = np.random.default_rng(4)
+    x = np.concatenate([wide_floats(rng, 3000) * 1e-150, rng.lognormal(3, 2, 20_000)])
+    x[rng.random(x.size) < 0.02] = np.nan
+    rng.shuffle(x)
+    dicts = merged_dicts(Moments, lambda m, sl: m.add(x[sl]), x.size, seed=5, trials=6)
+    assert_all_identical(dicts)
+
+
+def test_moments_small_and_missing() -> None:
+    m = Moments()
+    assert m.to_dict() == {"mean": None, "ci95": [None, None], "n": 0, "sd": None}
+    m.add(np.array([np.nan, 2.5, np.nan]))
+    assert m.n_missing == 2
+    assert m.to_dict() == {"mean": 2.5, "ci95": [None, None], "n": 1, "sd": None}
+    with pytest.raises(ValueError):
+        m.add(np.array([1.0, np.inf]))
+
+
+def test_moments_throughput() -> None:
+    x = np.random.default_rng(6).normal(1000.0, 300.0, 1_000_000)
+    m = Moments()
+    m.add(x[:1000])  # warm-up
+    t0 = time.perf_counter()
+    m.add(x)
+    assert time.perf_counter() - t0 < 1.0
+
+
+# --------------------------------------------------------------------------- Proportion
+
+
+def wilson_closed_form(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    p = k / n
+    centre = (2 * n * p + z**2) / (2 * (n + z**2))
+    half = z * math.sqrt(z**2 + 4 * n * p * (1 - p)) / (2 * (n + z**2))
+    return centre - half, centre + half
+
+
+def test_wilson_reference_values() -> None:
+    # Newcombe (1998), Stat Med 17:857, example 81/263: Wilson interval 0.2553 to 0.3662.
+    lo, hi = wilson_ci(81, 263)
+    assert lo == pytest.approx(0.2553, abs=5e-5)
+    assert hi == pytest.approx(0.3662, abs=5e-5)
+    for k, n in [(81, 263), (1, 10), (15, 148), (999, 1000)]:
+        assert wilson_ci(k, n) == pytest.approx(wilson_closed_form(k, n), rel=1e-13)
+    # Boundaries: k=0 gives [0, z^2/(n+z^2)], k=n gives [n/(n+z^2), 1].
+    z2 = Z95**2
+    lo, hi = wilson_ci(0, 20)
+    assert lo == 0.0
+    assert hi == pytest.approx(z2 / (20 + z2), rel=1e-14)
+    lo, hi = wilson_ci(20, 20)
+    assert hi == 1.0
+    assert lo == pytest.approx(20 / (20 + z2), rel=1e-14)
+    assert all(math.isnan(v) for v in wilson_ci(0, 0))
+    with pytest.raises(ValueError):
+        wilson_ci(3, 2)
+
+
+def test_normal_ci() -> None:
+    assert normal_ci(10.0, 2.0) == (10.0 - Z95 * 2.0, 10.0 + Z95 * 2.0)
+    assert normal_ci(1.0, 0.0) == (1.0, 1.0)
+
+
+def test_proportion_counts_mask_and_merge() -> None:
+    rng = np.random.default_rng(7)
+    flags = rng.random(10_000) < 0.3
+    valid = rng.random(10_000) < 0.9
+    p = Proportion()
+    p.add(flags, valid)
+    assert p.n == int(valid.sum())
+    assert p.k == int((flags & valid).sum())
+    assert p.mean == p.k / p.n
+    d = p.to_dict()
+    assert d == {"mean": p.k / p.n, "ci95": list(wilson_ci(p.k, p.n)), "n": p.n, "k": p.k}
+
+    def add(obj: Proportion, sl: slice) -> None:
+        obj.add(flags[sl], valid[sl])
+
+    assert_all_identical(merged_dicts(Proportion, add, flags.size, seed=8))
+
+    q = Proportion()
+    q.add(np.array([1.0, 0.0, np.nan, 1.0]))
+    assert (q.k, q.n) == (2, 3)
+
+
+# --------------------------------------------------------------------------- LogHistogram
+
+
+def test_loghistogram_quantiles_vs_numpy() -> None:
+    x = np.random.default_rng(9).lognormal(7.0, 1.2, 100_000)
+    h = LogHistogram()
+    h.add(x)
+    for q in (0.05, 0.25, 0.5, 0.75, 0.95):
+        ref = float(np.quantile(x, q))
+        assert abs(h.quantile(q) / ref - 1.0) <= BIN_REL
+    assert h.quantile(0.0) == x.min()
+    assert h.quantile(1.0) == x.max()
+    d = h.to_dict()
+    assert set(d) == {"median", "p05", "p95", "mean", "n"}
+    assert d["n"] == x.size
+    assert d["mean"] == pytest.approx(np.mean(x), rel=1e-12)
+
+
+def test_loghistogram_zeros_underflow_overflow() -> None:
+    rng = np.random.default_rng(10)
+    pos = rng.lognormal(2.0, 1.0, 20_000)
+    x = np.concatenate([np.zeros(6000), pos, [1e-5, 3e-4, 2e8, 5e9], [np.nan] * 7])
+    rng.shuffle(x)
+    h = LogHistogram()
+    h.add(x)
+    finite = x[~np.isnan(x)]
+    assert h.n == finite.size
+    assert h.region_counts == [6000, 2, 2]
+    assert h.quantile(0.0) == 0.0
+    assert h.quantile(0.1) == 0.0
+    assert h.quantile(1.0) == 5e9
+    for q in (0.3, 0.5, 0.9):
+        ref = float(np.quantile(finite, q))
+        assert abs(h.quantile(q) / ref - 1.0) <= BIN_REL
+    # order statistics in the under/overflow regions are exact at the region ends
+    n = finite.size
+    assert h.quantile(6000 / (n - 1)) == 1e-5
+    assert h.quantile(1.0 - 1.0 / (n - 1)) == 2e8
+
+
+def test_loghistogram_negative_values() -> None:
+    h = LogHistogram()
+    h.add(np.array([-4.0, -2.0, 0.0, 5.0]))
+    assert h.quantile(0.0) == -4.0
+    assert h.quantile(1 / 3) == -2.0
+    assert h.quantile(2 / 3) == 0.0
+    assert h.quantile(1.0) == 5.0
+    assert LogHistogram().to_dict() == {
+        "median": None,
+        "p05": None,
+        "p95": None,
+        "mean": None,
+        "n": 0,
+    }
+
+
+def test_loghistogram_bins_follow_edges() -> None:
+    h = LogHistogram()
+    edges = h._edges
+    idx = np.arange(0, h.n_bins, 97)
+    h.add(edges[idx])  # values exactly on lower edges land in that bin
+    assert np.array_equal(np.flatnonzero(h.counts), idx)
+    below = np.nextafter(edges[idx[1:]], 0.0)
+    g = LogHistogram()
+    g.add(below)
+    assert np.array_equal(np.flatnonzero(g.counts), idx[1:] - 1)
+
+
+def test_loghistogram_order_and_chunking() -> None:
+    rng = np.random.default_rng(11)
+    x = np.concatenate([rng.lognormal(5, 2, 30_000), np.zeros(500), [1e-9, 1e12]])
+    rng.shuffle(x)
+    dicts = merged_dicts(LogHistogram, lambda h, sl: h.add(x[sl]), x.size, seed=12)
+    assert_all_identical(dicts)
+
+
+def test_loghistogram_merge_rejects_other_grid() -> None:
+    with pytest.raises(ValueError):
+        LogHistogram().merge(LogHistogram(bins_per_decade=100))
+
+
+# --------------------------------------------------------------------------- KaplanMeier
+
+
+def km_data(seed: int, n: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    event = np.floor(rng.exponential(120.0, n))
+    cens = np.floor(rng.uniform(0, 1.3 * horizon, n))
+    times = np.minimum(np.minimum(event, cens), horizon).astype(np.int64)
+    observed = (event <= cens) & (event <= horizon)
+    return times, observed
+
+
+@pytest.mark.parametrize("seed", [13, 14, 15])
+def test_kaplan_meier_vs_scipy(seed: int) -> None:
+    horizon = 365
+    times, observed = km_data(seed, 3000, horizon)
+    km = KaplanMeier(horizon)
+    km.add(times, observed)
+    days, s, lo, hi = km.survival()
+
+    data = sps.CensoredData(uncensored=times[observed], right=times[~observed])
+    res = sps.ecdf(data)
+    ci = res.sf.confidence_interval(method="log-log")
+    assert np.array_equal(days, np.unique(times[observed]))
+    np.testing.assert_allclose(s, res.sf.evaluate(days), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(lo, ci.low.evaluate(days), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(hi, ci.high.evaluate(days), rtol=1e-12, atol=0)
+
+    # median and its band inversion, from scipy's curves
+    ref_s = res.sf.evaluate(days)
+    assert km.median() == days[np.flatnonzero(ref_s <= 0.5)[0]]
+    med_lo, med_hi = km.median_ci()
+    assert med_lo == days[np.flatnonzero(ci.low.evaluate(days) <= 0.5)[0]]
+    assert med_hi == days[np.flatnonzero(ci.high.evaluate(days) <= 0.5)[0]]
+    assert med_lo <= km.median() <= med_hi
+
+    p, p_lo, p_hi = km.proportion_by(200)
+    assert p == pytest.approx(1.0 - float(res.sf.evaluate(200)), rel=1e-12)
+    assert p_lo == pytest.approx(1.0 - float(ci.high.evaluate(200)), rel=1e-12)
+    assert p_hi == pytest.approx(1.0 - float(ci.low.evaluate(200)), rel=1e-12)
+    assert p_lo <= p <= p_hi
+
+
+def test_kaplan_meier_small_hand_example() -> None:
+    # times 1, 2, 2(c), 3, 3, 5(c): at risk 6, 5, 3 at days 1, 2, 3 (the day-2 censoring
+    # is at risk on day 2), so S = 5/6, 5/6 * 4/5 = 2/3, 2/3 * 1/3 = 2/9.
+    km = KaplanMeier(10)
+    km.add(np.array([1, 2, 2, 3, 3, 5]), np.array([1, 0, 1, 1, 1, 0], dtype=bool))
+    days, s, _, _ = km.survival()
+    assert days.tolist() == [1, 2, 3]
+    np.testing.assert_allclose(s, [5 / 6, 2 / 3, 2 / 9], rtol=1e-15)
+    assert km.median() == 3
+    assert km.proportion_by(0) == (0.0, 0.0, 0.0)
+    d = km.to_dict()
+    assert (d["n"], d["events"], d["censored"], d["mean"]) == (6, 4, 2, 3)
+    assert d["curve"]["day"] == [1, 2, 3]
+    json.dumps(d, allow_nan=False)
+
+
+def test_kaplan_meier_no_median_and_all_dead() -> None:
+    km = KaplanMeier(30)
+    km.add(np.array([5, 30, 30, 30]), np.array([True, False, False, False]))
+    assert km.median() is None
+    assert km.median_ci()[1] is None
+    dead = KaplanMeier(30)
+    dead.add(np.array([1, 2, 3]), np.ones(3, dtype=bool))
+    s = dead.survival()[1]
+    assert s[-1] == 0.0
+    assert dead.to_dict()["curve"]["lo"][-1] is None  # undefined at S=0, as in scipy
+
+
+def test_kaplan_meier_order_and_chunking() -> None:
+    times, observed = km_data(16, 5000, 400)
+
+    def add(km: KaplanMeier, sl: slice) -> None:
+        km.add(times[sl], observed[sl])
+
+    assert_all_identical(merged_dicts(lambda: KaplanMeier(400), add, times.size, seed=17))
+
+
+def test_kaplan_meier_rejects_bad_times() -> None:
+    km = KaplanMeier(10)
+    with pytest.raises(ValueError):
+        km.add(np.array([11]), np.array([True]))
+    with pytest.raises(ValueError):
+        km.add(np.array([-1]), np.array([True]))
+    with pytest.raises(ValueError):
+        km.add(np.array([1.5]), np.array([True]))
+    with pytest.raises(ValueError):
+        km.merge(KaplanMeier(11))
+
+
+# --------------------------------------------------------------------------- PairedDifference
+
+
+def test_paired_identity_is_exactly_zero() -> None:
+    a = np.random.default_rng(18).lognormal(9, 1, 10_000)
+    pd = PairedDifference()
+    pd.add(a, a.copy())
+    d = pd.to_dict()
+    assert d["mean_difference"] == 0.0
+    assert d["ci95"] == [0.0, 0.0]
+    assert (d["higher_pct"], d["lower_pct"], d["same_pct"]) == (0.0, 0.0, 100.0)
+    assert d["n"] == a.size
+
+
+def test_paired_counts_tol_and_nan() -> None:
+    a = np.array([1.0, 2.0, 3.0, np.nan, 5.0, 6.0])
+    b = np.array([1.5, 2.0, 2.0, 4.0, 5.05, np.nan])
+    pd = PairedDifference()
+    pd.add(a, b)
+    assert (pd.n, pd.higher, pd.lower, pd.same) == (4, 2, 1, 1)
+    tol = PairedDifference(tol=0.1)
+    tol.add(a, b)
+    assert (tol.higher, tol.lower, tol.same) == (1, 1, 2)
+    d = tol.to_dict()
+    assert d["same_pct"] == 50.0
+    m = Moments()
+    m.add((b - a)[~np.isnan(b - a)])
+    assert d["mean_difference"] == m.mean
+    with pytest.raises(ValueError):
+        pd.merge(tol)
+
+
+def test_paired_order_and_chunking() -> None:
+    rng = np.random.default_rng(19)
+    a = rng.lognormal(8, 1, 20_000)
+    b = a * rng.choice([0.9, 1.0, 1.2], a.size)
+    b[rng.random(a.size) < 0.01] = np.nan
+
+    def add(pd: PairedDifference, sl: slice) -> None:
+        pd.add(a[sl], b[sl])
+
+    assert_all_identical(merged_dicts(PairedDifference, add, a.size, seed=20))
+
+
+# --------------------------------------------------------------------------- pickling
+
+
+def test_pickle_round_trip() -> None:
+    rng = np.random.default_rng(21)
+    x = rng.lognormal(3, 1, 2000)
+    times, observed = km_data(22, 2000, 100)
+    objs: list[Any] = [Moments(), Proportion(), LogHistogram(), KaplanMeier(100)]
+    objs.append(PairedDifference(tol=0.5))
+    objs[0].add(x)
+    objs[1].add(x > 20)
+    objs[2].add(x)
+    objs[3].add(times, observed)
+    objs[4].add(x, x * 1.1)
+    for obj in objs:
+        clone = pickle.loads(pickle.dumps(obj))
+        assert type(clone) is type(obj)
+        assert clone.to_dict() == obj.to_dict()
+        clone.merge(obj)  # still mergeable after the round trip
+        json.dumps(clone.to_dict(), allow_nan=False)
