@@ -2,20 +2,23 @@
 
 Public API (what the ``simulate`` command calls)::
 
-    from simulator import load_scenario, run
+    from simulator import load_scenario, run, run_to_folder
     scn = load_scenario("scenarios/first_line.yaml", overrides=["regimen.ivig.cycles=3"])
-    result = run(scn, patients=2000, seed=1)
-    result.metrics["cpk_ratio_month_3"]      # {"mean": ..., "ci95": [lo, hi], ...}
-    write_outputs(result, "results/first_line")  # summary.json, patients.csv, figures
+    result = run(scn, patients=2000, seed=1)          # in memory, aggregates only
+    result.metrics["cpk_ratio_month_3"]                # {"mean": ..., "ci95": [lo, hi], ...}
+    run_to_folder(scn, "results/first_line")           # summary.json, patients.csv, figures
 
-Nothing runs at import time.
+Nothing runs at import time, and the heavy modules (numpy, scipy, SimPy, matplotlib) load
+only when a name that needs them is first used, so `simulate` answers bad input at once.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from ._version import __version__
 from .errors import InputError
-from .report.outputs import run_to_folder, write_outputs
-from .runner import RunResult, run
-from .scenario import Scenario, load_scenario, scenario_from_dict
 
 __all__ = [
     "InputError",
@@ -28,3 +31,22 @@ __all__ = [
     "scenario_from_dict",
     "write_outputs",
 ]
+
+_LAZY = {
+    "RunResult": "simulator.runner",
+    "run": "simulator.runner",
+    "Scenario": "simulator.scenario",
+    "load_scenario": "simulator.scenario",
+    "scenario_from_dict": "simulator.scenario",
+    "run_to_folder": "simulator.report.outputs",
+    "write_outputs": "simulator.report.outputs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'simulator' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -96,16 +96,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _normalise_argv(argv: Sequence[str]) -> list[str]:
-    """`simulate X.yaml ...` means `simulate run X.yaml ...`."""
+    """`simulate [options] X.yaml [options]` means `simulate run ...`."""
     args = list(argv)
-    for i, a in enumerate(args):
-        if a in ("-h", "--help", "--version"):
-            return args
-        if not a.startswith("-"):
-            if a not in SUBCOMMANDS:
-                return [*args[:i], "run", *args[i:]]
-            return args
-    return args
+    if not args or args[0] in SUBCOMMANDS or args[0] in ("-h", "--help", "--version"):
+        return args
+    return ["run", *args]
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an output folder that cannot be created, before any work is done."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"--out {out}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise InputError(f"--out {out}: no permission to write in {parent}")
+            break
 
 
 def _default_out(scenario_path: str) -> Path:
@@ -136,23 +144,19 @@ def format_table(metrics: dict[str, dict[str, Any]]) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .report.outputs import run_to_folder
     from .scenario import load_scenario
 
     scn = load_scenario(args.scenario, args.overrides)
     out = Path(args.out) if args.out else _default_out(args.scenario)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: exists and is not a folder")
-    result = run_to_folder(
+    _check_out(out)
+    from .report.outputs import run_to_folder  # heavy imports only once the input is good
+    run_to_folder(
         scn, out, events=args.events, patients=args.patients, seed=args.seed,
         engine=args.engine, workers=args.workers, chunk_size=args.chunk_size,
         progress=None if not args.quiet else False,
     )
     if not args.quiet:
-        print(f"{scn.name}: {result.patients} patients, seed {result.seed}, "
-              f"{result.engine} engine")
-        print(format_table(result.metrics))
-        print(f"\nresults written to {out}{os.sep}")
+        pass
     return 0
 
 
@@ -168,18 +172,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return _cmd_run(args)
         raise InputError(f"simulate {args.command}: not available in this version")
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except InputError:
         return 2
     except KeyboardInterrupt:
-        print("interrupted: no results were written", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    except OSError:
+        return 2
     except Exception:
         traceback.print_exc()
-        print("internal error: this is a bug in the simulator, please report it with the "
-              "traceback above", file=sys.stderr)
         return 1
 
 

@@ -37,6 +37,7 @@ class Metric:
     unit: str
     label: str
     event_column: str = ""
+    nonnegative: bool = True
 
 
 def _month_index(plan: Plan, month: int) -> int | None:
@@ -189,7 +190,8 @@ class CohortSummary:
     """Streaming aggregation of patient tables into cohort metrics."""
 
     def __init__(self, plan: Plan) -> None:
-        self.plan = plan
+        # Keep plain data only: summaries travel between processes (the plan holds
+        # compiled rules, which do not pickle).
         self.specs = metric_specs(plan)
         self.acc: dict[str, Any] = {}
         horizon = int(plan.horizon_days)
@@ -202,6 +204,7 @@ class CohortSummary:
                 self.acc[m.name] = KaplanMeier(horizon)
         self.months = [m for m in range(int(plan.horizon_days) // MONTH_DAYS + 1)
                        if _month_index(plan, m) is not None]
+        self.month_index = [_month_index(plan, m) for m in self.months]
         self.cpk_months = [LogHistogram() for _ in self.months]
         self.myo_months = [LogHistogram() for _ in self.months]
         self.pred_months = [Moments() for _ in self.months]
@@ -219,8 +222,7 @@ class CohortSummary:
                 acc.add(col > 0.5, valid)
             else:
                 acc.add(col.astype(np.int64), np.asarray(table[m.event_column]) > 0)
-        for k, month in enumerate(self.months):
-            i = _month_index(self.plan, month)
+        for k, i in enumerate(self.month_index):
             self.cpk_months[k].add(chunk.visit_cpk[:, i])
             self.myo_months[k].add(chunk.visit_myoglobin[:, i])
             self.pred_months[k].add(chunk.visit_prednisone[:, i])
@@ -239,7 +241,10 @@ class CohortSummary:
         out: dict[str, dict[str, Any]] = {}
         for m in self.specs:
             d = self.acc[m.name].to_dict()
-            entry = {"mean": d["mean"], "ci95": d["ci95"], "n": d["n"], "unit": m.unit,
+            ci = d["ci95"]
+            if m.kind == "mean" and m.nonnegative and ci[0] is not None:
+                ci = [max(0.0, ci[0]), ci[1]]  # a normal interval must not cross zero here
+            entry = {"mean": d["mean"], "ci95": ci, "n": d["n"], "unit": m.unit,
                      "label": m.label}
             if m.kind == "time":
                 entry["events"] = d["events"]

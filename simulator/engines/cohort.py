@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..kernel import course
+from ..kernel.population import Baseline
 from ..kernel.xp import ARRAY
 from ..records import ChunkResult, EventLog, empty_outcomes, state_outcomes
 from ..scenario.schema import Scenario
@@ -39,10 +40,11 @@ class _ParamsView:
 
 
 def run_chunk(scn: Scenario, plan: course.Plan, seed: int, patients: np.ndarray,
-              events: bool = False) -> ChunkResult:
+              events: bool = False,
+              params: tuple[course.Params, Baseline] | None = None) -> ChunkResult:
     """Simulate the given patient ids, all at once."""
     xp = ARRAY
-    prm, base = course.make_params(scn, plan, seed, patients)
+    prm, base = params if params is not None else course.make_params(scn, plan, seed, patients)
     n = len(prm.patient)
     v = len(plan.visit_days)
     res = ChunkResult(

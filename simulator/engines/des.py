@@ -20,6 +20,7 @@ import numpy as np
 import simpy
 
 from ..kernel import course
+from ..kernel.population import Baseline
 from ..kernel.xp import SCALAR
 from ..records import ChunkResult, EventLog, empty_outcomes, state_outcomes
 from ..scenario.schema import Scenario
@@ -59,9 +60,10 @@ def _patient(
 
 
 def run_chunk(scn: Scenario, plan: course.Plan, seed: int, patients: np.ndarray,
-              events: bool = False) -> ChunkResult:
+              events: bool = False,
+              params: tuple[course.Params, Baseline] | None = None) -> ChunkResult:
     """Simulate the given patient ids; one SimPy environment for the chunk."""
-    prm, base = course.make_params(scn, plan, seed, patients)
+    prm, base = params if params is not None else course.make_params(scn, plan, seed, patients)
     n = len(prm.patient)
     v = len(plan.visit_days)
     res = ChunkResult(

@@ -32,7 +32,7 @@ import numpy as np
 from .. import streams
 from ..scenario.schema import Scenario
 from . import disease, effects, pk
-from .population import Baseline, sample_baseline
+from .population import Baseline, ppf, sample_baseline
 from .rules import RuleFn, Seen, compile_rule
 from .xp import Ops
 
@@ -243,7 +243,7 @@ def make_plan(scn: Scenario) -> Plan:
             agents.index(reg.sparing_on_relapse) if reg.sparing_on_relapse else -1
         ),
         visit_days=days,
-        visit_days_list=tuple(float(d) for d in days) + (math.inf,),
+        visit_days_list=(*tuple(float(d) for d in days), math.inf),
         steroid_aes=tuple(
             SteroidAE(name, ae.baseline_per_year / 365.25, tuple(ae.dose_thresholds_mg_per_day),
                       tuple(ae.relative_risk))
@@ -297,7 +297,7 @@ class Params:
     ivig_ae_u: Any
     steroid_ae_threshold: Any
     flare_day: Any
-    flare_size: Any
+    flare_level: Any
 
     def row(self, i: int) -> Params:
         out = {}
@@ -384,7 +384,7 @@ def make_params(scn: Scenario, plan: Plan, seed: int, patients: np.ndarray,
         ivig_ae_u=ivig_ae_u,
         steroid_ae_threshold=steroid_thr,
         flare_day=flare_day,
-        flare_size=flare_size,
+        flare_level=flare_size,
     )
     return params, base
 
@@ -392,7 +392,7 @@ def make_params(scn: Scenario, plan: Plan, seed: int, patients: np.ndarray,
 def max_flares(rate_per_year: float, horizon_days: float) -> int:
     """Flares drawn per patient: the Poisson mean plus 8 sd (P(more) < 1e-12 for mean <= 50)."""
     mean = rate_per_year * horizon_days / 365.25
-    return int(math.ceil(mean + 8.0 * math.sqrt(mean) + 8.0)) if mean > 0 else 0
+    return math.ceil(mean + 8.0 * math.sqrt(mean) + 8.0) if mean > 0 else 0
 
 
 def _flares(scn: Scenario, seed: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -408,11 +408,11 @@ def _flares(scn: Scenario, seed: int, ids: np.ndarray) -> tuple[np.ndarray, np.n
         return np.full((n, 1), np.inf), np.zeros((n, 1))
     idx = np.arange(k)[None, :]
     col = ids[:, None]
-    gaps = streams.exponential(seed, col, "disease.flare_gap", idx) * 365.25 / act.flare_rate_per_year
+    mean_gap_days = 365.25 / act.flare_rate_per_year
+    gaps = streams.exponential(seed, col, "disease.flare_gap", idx) * mean_gap_days
     days = np.ceil(np.cumsum(gaps, axis=1))
-    from .population import ppf
 
-    sizes = ppf(act.flare_size_log, streams.uniform(seed, col, "disease.flare_size", idx))
+    sizes = ppf(act.flare_setpoint_log, streams.uniform(seed, col, "disease.flare_setpoint", idx))
     days = np.where(days > scn.horizon_days, np.inf, days)
     return np.hstack([days, np.full((n, 1), np.inf)]), np.hstack([sizes, np.zeros((n, 1))])
 
@@ -421,11 +421,44 @@ class State:
     """A patient's (or a cohort's) state between events. Fields: floats or arrays."""
 
     __slots__ = (
-        "agent", "agent_effect", "ae_hazard", "ae_time", "c", "cpk_base", "cpk_prev",
-        "cum_pred", "ever_normal", "first_normal", "first_relapse", "flare_k", "flares", "ivig_ae_n",
-        "ivig_cycles", "ivig_g", "ivig_given", "ivig_next", "ivig_start", "ivig_stopped",
-        "pred", "pulse_end", "relapses", "rescue", "spar_on", "spar_onset", "spar_start",
-        "t", "t_le", "taper_hold", "taper_next", "v", "visit_k", "w", "xf", "xs", "y", "z",
+        "ae_hazard",
+        "ae_time",
+        "agent",
+        "agent_effect",
+        "c",
+        "cpk_base",
+        "cpk_prev",
+        "cum_pred",
+        "ever_normal",
+        "first_normal",
+        "first_relapse",
+        "flare_k",
+        "flares",
+        "ivig_ae_n",
+        "ivig_cycles",
+        "ivig_g",
+        "ivig_given",
+        "ivig_next",
+        "ivig_start",
+        "ivig_stopped",
+        "pred",
+        "pulse_end",
+        "relapses",
+        "rescue",
+        "spar_on",
+        "spar_onset",
+        "spar_start",
+        "t",
+        "t_le",
+        "taper_hold",
+        "taper_next",
+        "v",
+        "visit_k",
+        "w",
+        "xf",
+        "xs",
+        "y",
+        "z",
     )
 
     def take(self, idx: np.ndarray) -> State:
@@ -445,8 +478,10 @@ class State:
                 v[idx] = s
 
 
-def _drug_const(xp: Ops, plan: Plan, prm: Params, pred: Any, spar_on: Any, agent_eff: Any) -> Any:
-    return effects.steroid_effect(pred, plan.emax, plan.ed50, prm.steroid_sens) + spar_on * agent_eff
+def _drug_const(xp: Ops, plan: Plan, prm: Params, pred: Any, spar_on: Any,
+                agent_eff: Any) -> Any:
+    steroid = effects.steroid_effect(pred, plan.emax, plan.ed50, prm.steroid_sens)
+    return steroid + spar_on * agent_eff
 
 
 def init_state(xp: Ops, plan: Plan, prm: Params) -> State:
@@ -469,8 +504,8 @@ def init_state(xp: Ops, plan: Plan, prm: Params) -> State:
     st.pulse_end = prm.pulse_end * 1.0
     st.agent = prm.agent * 1 if vec else prm.agent
     st.spar_start = prm.agent_start * 1.0
-    agent_onset = np.asarray(plan.agent_onset_days + (0.0,)) if plan.agents else np.zeros(1)
-    agent_eff = np.asarray(plan.agent_effect + (0.0,)) if plan.agents else np.zeros(1)
+    agent_onset = np.asarray((*plan.agent_onset_days, 0.0)) if plan.agents else np.zeros(1)
+    agent_eff = np.asarray((*plan.agent_effect, 0.0)) if plan.agents else np.zeros(1)
     if vec:
         st.spar_onset = st.spar_start + agent_onset[st.agent]
         st.agent_effect = agent_eff[st.agent]
@@ -587,8 +622,8 @@ def _start_sparing(xp: Ops, plan: Plan, prm: Params, st: State, when: Any) -> An
     fallback = plan.on_relapse_agent
     agent = xp.where(st.agent >= 0, st.agent, fallback)
     can = xp.logical_and(can, agent >= 0)
-    onsets = plan.agent_onset_days + (0.0,)
-    effs = plan.agent_effect + (0.0,)
+    onsets = (*plan.agent_onset_days, 0.0)
+    effs = (*plan.agent_effect, 0.0)
     if xp.vector:
         onset = np.asarray(onsets)[agent]
         eff = np.asarray(effs)[agent]
@@ -684,8 +719,9 @@ def sparing_onset(xp: Ops, plan: Plan, prm: Params, st: State) -> Any:
 
 
 def flare(xp: Ops, plan: Plan, prm: Params, st: State) -> Any:
-    """A random flare: the disease drive jumps up, then fades at the burnout rate."""
-    st.z = st.z + xp.pick(prm.flare_size, st.flare_k)
+    """A random flare: the disease drive jumps back up to the flare's level (never down),
+    then fades at the burnout rate."""
+    st.z = xp.maximum(st.z, xp.pick(prm.flare_level, st.flare_k) - prm.setpoint)
     st.flare_k = st.flare_k + 1
     st.flares = st.flares + 1.0
     return st.t * 0.0 + F_FLARE

@@ -129,8 +129,10 @@ class Dist(Frozen):
         forms = [{"mean", "sd"}, {"median", "cv"}, {"median", "range"}]
         core = given - {"low", "high", "range_coverage"}
         if core not in forms:
+            shown = ", ".join(sorted(core)) or "none of them"
             raise ValueError(
                 "lognormal needs exactly one of: mean and sd; median and cv; median and range"
+                f" (given: {shown})"
             )
         for key in ("mean", "median"):
             v = getattr(self, key)
@@ -286,44 +288,47 @@ class Activity(Frozen):
     """
 
     reversion_rate_per_day: float = P(
-        0.03, "1/day",
-        "assumption (calibrated): log-activity returns halfway to its untreated level in"
-        " about 23 days once treatment stops; sets how fast a taper below need shows as a"
-        " relapse",
+        0.045, "1/day",
+        "assumption (calibrated, see docs/model.md): log-activity returns halfway to its"
+        " untreated level in about 15 days once treatment stops; sets how fast a taper"
+        " below need shows as a relapse",
         gt=0,
     )
     acute_setpoint_log: AnyDist = P(
-        normal(2.5, 0.8), "log activity",
+        normal(1.9, 1.5, None, 1.2), "log activity",
         "assumption (calibrated): untreated, the acute disease at presentation would climb"
-        " well above its activity at diagnosis (acute presentation; CPK up to 50x ULN in"
-        " active PM, parameters.md section 3); between-patient spread lets some patients"
-        " worsen despite treatment",
+        " above its activity at diagnosis (acute presentation); capped at 1.2 (3.3x) so"
+        " untreated CPK stays within the ~50x ULN seen in active PM (parameters.md section"
+        " 3); the spread lets some patients worsen despite treatment",
     )
     burnout_half_life_days: float = P(
-        120.0, "days",
-        "assumption: the acute drive fades towards each patient's chronic level over months"
-        " (monophasic 41%, polycyclic 33%, chronic 27% over 2 years: Milano cohort,"
-        " ACR Convergence 2025)",
+        63.0, "days",
+        "assumption (calibrated): the acute drive fades towards each patient's chronic level"
+        " over months (monophasic 41%, polycyclic 33%, chronic 27% over 2 years: Milano"
+        " cohort, ACR Convergence 2025)",
         gt=0,
     )
     chronic_setpoint_log: AnyDist = P(
-        normal(-3.0, 1.4), "log activity",
-        "assumption (calibrated): between-patient spread of the lasting disease drive; at"
-        " -3.2 CPK sits near the ULN, so ~45% of patients would burn out to normal enzymes"
-        " untreated (monophasic course 41%, Milano cohort)",
+        normal(-5.4, 1.75), "log activity",
+        "assumption (calibrated): between-patient spread of the lasting disease drive; CPK"
+        " sits near the ULN at about -3.3, so ~1 in 9 patients keeps a drive that needs"
+        " lasting treatment (chronic continuous course 27% over 2 years, Milano cohort, with"
+        " flares on top)",
     )
     flare_rate_per_year: float = P(
-        0.3, "1/year",
+        0.7, "1/year",
         "assumption (calibrated): random flares on top of the dynamics; whether a flare"
         " becomes a relapse depends on the treatment at the time (relapse during taper"
         " 47%, Marie 2001; 65% CK-defined, mostly in the first 2 years, Clin Rheumatol"
         " 2006)",
         ge=0, le=50,
     )
-    flare_size_log: PositiveDist = P(
-        lognormal(median=2.0, cv=0.5), "log activity",
-        "assumption: a flare raises the disease drive by this much; it then fades like the"
-        " acute drive",
+    flare_setpoint_log: AnyDist = P(
+        normal(-1.0, 1.0, None, 1.0), "log activity",
+        "assumption (calibrated): at a flare the disease drive jumps back up to this level"
+        " (relative to activity at diagnosis; never below where it already is), then fades"
+        " like the acute drive. Capped at 1.0 so a flare never drives the disease beyond"
+        " ~2.7x its activity at diagnosis",
     )
     polymyositis_setpoint_shift_log: float = P(
         0.5, "log activity",
@@ -385,7 +390,7 @@ class SteroidResponse(Frozen):
     """Emax dose-response of prednisone-equivalent dose on the fall of activity."""
 
     emax_per_day: float = P(
-        0.045, "1/day",
+        0.09, "1/day",
         "assumption (calibrated): maximal rate at which steroids push log-activity down",
         ge=0,
     )
@@ -451,13 +456,13 @@ class IVIGResponse(Frozen):
     """IVIG pushes activity down in proportion to an IgG-driven effect compartment."""
 
     effect_per_g_per_l_per_day: float = P(
-        0.0012, "1/day per g/L",
+        0.0035, "1/day per g/L",
         "assumption (calibrated to Faggioli 2015: mean CPK ~30% of baseline after 3 cycles);"
         " no PK/PD model of IVIG in myositis exists (parameters.md section 2)",
         ge=0,
     )
     effect_half_life_days: float = P(
-        21.0, "days",
+        50.0, "days",
         "assumption (calibrated): immunomodulation builds and fades more slowly than serum"
         " IgG, so the benefit grows over cycles (Faggioli: CPK fell 70% after 3 cycles and"
         " normalised after 5)",

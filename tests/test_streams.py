@@ -1,0 +1,67 @@
+"""Random numbers are a pure function of (seed, patient, purpose, index)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from simulator import streams
+
+GOLDEN_FIRST_DRAW = 0.4809226987537109
+
+
+def test_same_key_same_number_whatever_the_batch():
+    ids = np.arange(1000)
+    all_at_once = streams.uniform(5, ids, "lab.cpk", 14)
+    one_by_one = np.array([streams.uniform(5, i, "lab.cpk", 14)[0] for i in ids[::97]])
+    np.testing.assert_array_equal(all_at_once[::97], one_by_one)
+    shuffled = np.random.default_rng(0).permutation(ids)
+    np.testing.assert_array_equal(streams.uniform(5, shuffled, "lab.cpk", 14),
+                                  all_at_once[shuffled])
+
+
+def test_values_lie_strictly_inside_the_unit_interval():
+    u = streams.uniform(1, np.arange(200_000), "x", 0)
+    assert u.min() > 0.0 and u.max() < 1.0
+
+
+def test_uniform_passes_kolmogorov_smirnov():
+    u = streams.uniform(2026, np.arange(100_000), "population.age_years", 0)
+    assert stats.kstest(u, "uniform").pvalue > 1e-3
+
+
+def test_normal_and_exponential_have_their_moments():
+    n = 200_000
+    z = streams.normal(3, np.arange(n), "a", 0)
+    e = streams.exponential(3, np.arange(n), "b", 0)
+    se = 1 / np.sqrt(n)
+    assert abs(z.mean()) < 4 * se and abs(z.std() - 1) < 4 * se * np.sqrt(0.5) * 1.5
+    assert abs(e.mean() - 1) < 4 * se
+
+
+def test_purposes_indices_seeds_and_patients_are_independent():
+    n = 100_000
+    ids = np.arange(n)
+    base = streams.uniform(1, ids, "lab.cpk", 0)
+    others = [
+        streams.uniform(1, ids, "lab.myoglobin", 0),   # another purpose
+        streams.uniform(1, ids, "lab.cpk", 1),         # another index
+        streams.uniform(2, ids, "lab.cpk", 0),         # another seed
+        streams.uniform(1, ids + 1, "lab.cpk", 0),     # the neighbouring patient
+    ]
+    for other in others:
+        # correlation of independent uniforms: sd 1/sqrt(n); 5 sd is a generous bound
+        assert abs(np.corrcoef(base, other)[0, 1]) < 5 / np.sqrt(n)
+        assert not np.array_equal(base, other)
+
+
+def test_broadcasting_patients_by_indices():
+    table = streams.uniform(9, np.arange(5)[:, None], "t", np.arange(4)[None, :])
+    assert table.shape == (5, 4)
+    assert table[3, 2] == streams.uniform(9, 3, "t", 2)[0]
+
+
+def test_streams_are_stable_across_versions():
+    """Golden values: a change here changes every published result, so it must be deliberate."""
+    assert streams.purpose_id("lab.cpk") == 0x0E036D6F
+    assert streams.uniform(1, 0, "lab.cpk", 0)[0] == GOLDEN_FIRST_DRAW
