@@ -150,13 +150,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else _default_out(args.scenario)
     _check_out(out)
     from .report.outputs import run_to_folder  # heavy imports only once the input is good
-    run_to_folder(
+    result = run_to_folder(
         scn, out, events=args.events, patients=args.patients, seed=args.seed,
         engine=args.engine, workers=args.workers, chunk_size=args.chunk_size,
         progress=None if not args.quiet else False,
     )
     if not args.quiet:
-        pass
+        print(f"{scn.name}: {result.patients} patients, seed {result.seed}, "
+              f"{result.engine} engine")
+        print(format_table(result.metrics))
+        print(f"\nresults written to {out}{os.sep}")
     return 0
 
 
@@ -172,16 +175,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return _cmd_run(args)
         raise InputError(f"simulate {args.command}: not available in this version")
-    except InputError:
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print("interrupted: no results were written", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
-    except OSError:
+    except OSError as err:
+        where = f": {err.filename}" if err.filename else ""
+        print(f"error: cannot write results{where}: {err.strerror or err}", file=sys.stderr)
         return 2
     except Exception:
         traceback.print_exc()
+        print("internal error: this is a bug in the simulator, please report it with the "
+              "traceback above", file=sys.stderr)
         return 1
 
 

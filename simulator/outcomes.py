@@ -80,7 +80,7 @@ def patient_table(chunk: ChunkResult, plan: Plan) -> dict[str, np.ndarray]:
         "lung_involvement": b.lung_involvement.astype(np.int64),
         "dysphagia": b.dysphagia.astype(np.int64),
         "thrombosis_risk_factor": b.thrombosis_risk_factor.astype(np.int64),
-        "steroid_nonresponder": b.steroid_nonresponder.astype(np.int64),
+        "refractory": b.refractory.astype(np.int64),
         "methylprednisolone_pulse": np.asarray(chunk.pulse).astype(np.int64),
         "induction_prednisone_mg_per_day": chunk.induction_mg,
         "cpk_baseline_u_per_l": cpk0,

@@ -132,7 +132,6 @@ class Plan:
     """Scenario-level constants, compiled once: the same for every patient."""
 
     horizon_days: float
-    rates_activity: float
     propagator: disease.Propagator
     cpk_uln: float
     myoglobin_uln: float
@@ -196,13 +195,13 @@ def make_plan(scn: Scenario) -> Plan:
         fast_rate=pk.rate_from_half_life(dis.igg.fast_half_life_days),
         slow_rate=pk.rate_from_half_life(dis.igg.slow_half_life_days),
         effect_rate=math.log(2.0) / dis.ivig.effect_half_life_days,
+        steroid_rate=math.log(2.0) / dis.steroid.onset_half_life_days,
     )
     agents = tuple(dis.sparing_agents)
     ivig = reg.ivig
     days = visit_days(scn)
     return Plan(
         horizon_days=float(scn.horizon_days),
-        rates_activity=k,
         propagator=propagator,
         cpk_uln=dis.enzymes.cpk_uln_u_per_l,
         myoglobin_uln=dis.enzymes.myoglobin_uln_ng_per_ml,
@@ -429,6 +428,7 @@ class State:
         "cpk_base",
         "cpk_prev",
         "cum_pred",
+        "e",
         "ever_normal",
         "first_normal",
         "first_relapse",
@@ -514,6 +514,7 @@ def init_state(xp: Ops, plan: Plan, prm: Params) -> State:
         st.agent_effect = float(agent_eff[st.agent])
     st.spar_on = full(0.0)
     st.c = _drug_const(xp, plan, prm, st.pred, st.spar_on, st.agent_effect)
+    st.e = st.c * 0.0
     st.cum_pred = full(0.0)
     st.taper_next = full(plan.induction_days)
     st.taper_hold = full(0.0)
@@ -564,17 +565,19 @@ def next_event(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, Any]:
 def advance(xp: Ops, plan: Plan, prm: Params, st: State, t: Any) -> None:
     """Move the state from st.t to t in closed form (no event in between)."""
     tau = t - st.t
-    (yy, yz, yp, yf, ys, yv, ww, wz, wp, wf, ws, wv,
-     zz, ff, ss, vf, vs, vv) = plan.propagator(xp, tau)
+    (yy, yz, ye, ysc, yc, yf, ys, yv, ww, wz, we, wsc, wc, wf, ws, wv,
+     zz, ff, ss, vf, vs, vv, ee) = plan.propagator(xp, tau)
     g = prm.ivig_gain
-    p = plan.rates_activity * prm.setpoint - st.c
-    y, w, z, xf, xs, v = st.y, st.w, st.z, st.xf, st.xs, st.v
-    st.y = yy * y + yz * z + yp * p + g * (yf * xf + ys * xs + yv * v)
-    st.w = ww * w + wz * z + wp * p + g * (wf * xf + ws * xs + wv * v)
+    sc = prm.setpoint
+    c = st.c
+    y, w, z, xf, xs, v, e = st.y, st.w, st.z, st.xf, st.xs, st.v, st.e
+    st.y = yy * y + yz * z + ye * e + ysc * sc + yc * c + g * (yf * xf + ys * xs + yv * v)
+    st.w = ww * w + wz * z + we * e + wsc * sc + wc * c + g * (wf * xf + ws * xs + wv * v)
     st.z = zz * z
     st.xf = ff * xf
     st.xs = ss * xs
     st.v = vf * xf + vs * xs + vv * v
+    st.e = ee * e + (1.0 - ee) * c
     st.cum_pred = st.cum_pred + st.pred * tau
     for j, ae in enumerate(plan.steroid_aes):
         rate = ae.rate(xp, st.pred)

@@ -2,20 +2,22 @@
 
 State between events (docs/model.md, "Equations"), all linear with constant coefficients:
 
-    dy/dt   = k (s_c + z - y) - c - g v              log disease activity, y(0) = 0
-    dw/dt   = r k (s_c + z - w) - r (c + g v)        log strength deficit, w(0) = 0
+    dy/dt   = k (s_c + z - y) - e - g v              log disease activity, y(0) = 0
+    dw/dt   = r k (s_c + z - w) - r (e + g v)        log strength deficit, w(0) = 0
     dz/dt   = -k_b z                                 fading acute drive, z(0) = s_0 - s_c
     dx_f/dt = -a_f x_f,  dx_s/dt = -a_s x_s          serum IgG excess, g/L (pk.py)
     dv/dt   = k_e (x_f + x_s - v)                    IgG-driven immunomodulation, g/L
+    de/dt   = k_c (c - e)                            steroid + sparing effect, 1/day
 
-``c`` (steroid plus sparing-agent effect, 1/day) and the per-patient constants s_c and g
-are fixed between events; the rate constants k, r, k_b, a_f, a_s, k_e are the same for
-every patient of a scenario. The exact solution over an interval of length tau is
-therefore x(tau) = Phi(tau) x(0) with Phi = expm(A tau) of one 7x7 matrix per scenario
-(the 7th state carries the constant input k s_c - c). g enters only through the v -> y
-and v -> w couplings, so the per-patient result is the scenario-level Phi with those
-columns scaled by g. Phi is computed once per distinct tau (events fall on whole days,
-so there are few) and cached; this handles coinciding rates without special cases.
+``c`` (the steroid plus sparing-agent effect the current doses would reach, 1/day) and
+the per-patient constants s_c and g are fixed between events; the rate constants k, r,
+k_b, a_f, a_s, k_e, k_c are the same for every patient of a scenario. The exact solution
+over an interval of length tau is therefore x(tau) = Phi(tau) x(0) with Phi = expm(A tau)
+of one 9x9 matrix per scenario (two constant states carry s_c and c). g enters only
+through the v -> y and v -> w couplings, so the per-patient result is the scenario-level
+Phi with those columns scaled by g. Phi is computed once per distinct tau (events fall
+on whole days, so there are few) and cached; this handles coinciding rates without
+special cases.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from .xp import Ops
 
 __all__ = ["Propagator", "enzyme_level", "measured", "mmt8"]
 
-Y, W, Z, XF, XS, V, P = range(7)
+Y, W, Z, XF, XS, V, E, SC, C = range(9)
+N_COEF = 23
 
 
 class Propagator:
@@ -40,15 +43,16 @@ class Propagator:
 
     def __init__(self, activity_rate: float, strength_ratio: float, burnout_rate: float,
                  fast_rate: float, slow_rate: float, effect_rate: float,
-                 cache_size: int = 8192) -> None:
+                 steroid_rate: float, cache_size: int = 8192) -> None:
         k, r = activity_rate, strength_ratio
-        a = np.zeros((7, 7))
-        a[Y, Y], a[Y, Z], a[Y, V], a[Y, P] = -k, k, -1.0, 1.0
-        a[W, W], a[W, Z], a[W, V], a[W, P] = -r * k, r * k, -r, r
+        a = np.zeros((9, 9))
+        a[Y, Y], a[Y, Z], a[Y, V], a[Y, E], a[Y, SC] = -k, k, -1.0, -1.0, k
+        a[W, W], a[W, Z], a[W, V], a[W, E], a[W, SC] = -r * k, r * k, -r, -r, r * k
         a[Z, Z] = -burnout_rate
         a[XF, XF] = -fast_rate
         a[XS, XS] = -slow_rate
         a[V, XF], a[V, XS], a[V, V] = effect_rate, effect_rate, -effect_rate
+        a[E, E], a[E, C] = -steroid_rate, steroid_rate
         self.matrix = a
         self._cache: OrderedDict[float, tuple[float, ...]] = OrderedDict()
         self._max = cache_size
@@ -59,9 +63,12 @@ class Propagator:
             return hit
         phi = expm(self.matrix * tau)
         out = tuple(float(x) for x in (
-            phi[Y, Y], phi[Y, Z], phi[Y, P], phi[Y, XF], phi[Y, XS], phi[Y, V],
-            phi[W, W], phi[W, Z], phi[W, P], phi[W, XF], phi[W, XS], phi[W, V],
+            phi[Y, Y], phi[Y, Z], phi[Y, E], phi[Y, SC], phi[Y, C],
+            phi[Y, XF], phi[Y, XS], phi[Y, V],
+            phi[W, W], phi[W, Z], phi[W, E], phi[W, SC], phi[W, C],
+            phi[W, XF], phi[W, XS], phi[W, V],
             phi[Z, Z], phi[XF, XF], phi[XS, XS], phi[V, XF], phi[V, XS], phi[V, V],
+            phi[E, E],
         ))
         self._cache[tau] = out
         if len(self._cache) > self._max:
@@ -69,7 +76,11 @@ class Propagator:
         return out
 
     def __call__(self, xp: Ops, tau: Any) -> tuple[Any, ...]:
-        """The 18 coefficients for step(s) ``tau`` (a float, or an array of them)."""
+        """The 23 coefficients for step(s) ``tau`` (a float, or an array of them).
+
+        Order: y from (y, z, e, s_c, c, x_f, x_s, v); w from the same; then z, x_f, x_s
+        on themselves, v from x_f, x_s and v, e from e (from c: 1 minus that).
+        """
         if not xp.vector:
             return self._coefficients(tau)
         values, inverse = np.unique(tau, return_inverse=True)

@@ -78,7 +78,7 @@ class Baseline:
     mmt8: np.ndarray
     cpk_background_u_per_l: np.ndarray
     myoglobin_background_ng_per_ml: np.ndarray
-    steroid_nonresponder: np.ndarray
+    refractory: np.ndarray
     steroid_sensitivity: np.ndarray
     ivig_sensitivity: np.ndarray
     igg_rise_g_per_l_per_g_per_kg: np.ndarray
@@ -117,13 +117,15 @@ def sample_baseline(scn: Scenario, seed: int, patients: np.ndarray) -> Baseline:
     z_myo = rho * z_cpk + math.sqrt(1.0 - rho * rho) * z("myoglobin_ng_per_ml")
     derm = u("dermatomyositis") < pop.dermatomyositis
 
-    st = dis.steroid
-    nonresp = u("steroid_nonresponder") < st.nonresponder_fraction
-    steroid_sens = _lognormal_unit_mean(z("steroid_sensitivity"), st.sensitivity_cv) * np.where(
-        nonresp, st.nonresponder_relative_sensitivity, 1.0
-    )
-    setpoint = ppf(dis.activity.chronic_setpoint_log, u("chronic_setpoint_log")) + np.where(
-        derm, 0.0, dis.activity.polymyositis_setpoint_shift_log
+    ref = dis.refractory
+    refractory = u("refractory") < ref.share
+    steroid_sens = _lognormal_unit_mean(
+        z("steroid_sensitivity"), dis.steroid.sensitivity_cv
+    ) * np.where(refractory, ref.steroid_relative_sensitivity, 1.0)
+    setpoint = (
+        ppf(dis.activity.chronic_setpoint_log, u("chronic_setpoint_log"))
+        + np.where(derm, 0.0, dis.activity.polymyositis_setpoint_shift_log)
+        + np.where(refractory, ref.chronic_setpoint_shift_log, 0.0)
     )
     return Baseline(
         patient=ids,
@@ -141,9 +143,10 @@ def sample_baseline(scn: Scenario, seed: int, patients: np.ndarray) -> Baseline:
         myoglobin_background_ng_per_ml=ppf(
             dis.enzymes.myoglobin_background_ng_per_ml, u("myoglobin_background")
         ),
-        steroid_nonresponder=nonresp,
+        refractory=refractory,
         steroid_sensitivity=steroid_sens,
-        ivig_sensitivity=_lognormal_unit_mean(z("ivig_sensitivity"), dis.ivig.sensitivity_cv),
+        ivig_sensitivity=_lognormal_unit_mean(z("ivig_sensitivity"), dis.ivig.sensitivity_cv)
+        * np.where(refractory, ref.ivig_relative_sensitivity, 1.0),
         igg_rise_g_per_l_per_g_per_kg=dis.igg.rise_g_per_l_per_g_per_kg
         * _lognormal_unit_mean(z("igg_rise"), dis.igg.rise_cv),
         chronic_setpoint_log=setpoint,

@@ -288,35 +288,35 @@ class Activity(Frozen):
     """
 
     reversion_rate_per_day: float = P(
-        0.045, "1/day",
-        "assumption (calibrated, see docs/model.md): log-activity returns halfway to its"
-        " untreated level in about 15 days once treatment stops; sets how fast a taper"
+        0.0226, "1/day",
+        "assumption (calibrated, docs/model.md section 6): log-activity moves halfway to its"
+        " untreated level in about a month once treatment stops; sets how fast a taper"
         " below need shows as a relapse",
         gt=0,
     )
     acute_setpoint_log: AnyDist = P(
-        normal(1.9, 1.5, None, 1.2), "log activity",
+        normal(1.25, 0.3, None, 1.2), "log activity",
         "assumption (calibrated): untreated, the acute disease at presentation would climb"
         " above its activity at diagnosis (acute presentation); capped at 1.2 (3.3x) so"
         " untreated CPK stays within the ~50x ULN seen in active PM (parameters.md section"
         " 3); the spread lets some patients worsen despite treatment",
     )
     burnout_half_life_days: float = P(
-        63.0, "days",
+        108.0, "days",
         "assumption (calibrated): the acute drive fades towards each patient's chronic level"
         " over months (monophasic 41%, polycyclic 33%, chronic 27% over 2 years: Milano"
         " cohort, ACR Convergence 2025)",
         gt=0,
     )
     chronic_setpoint_log: AnyDist = P(
-        normal(-5.4, 1.75), "log activity",
+        normal(-3.95, 1.2), "log activity",
         "assumption (calibrated): between-patient spread of the lasting disease drive; CPK"
-        " sits near the ULN at about -3.3, so ~1 in 9 patients keeps a drive that needs"
-        " lasting treatment (chronic continuous course 27% over 2 years, Milano cohort, with"
-        " flares on top)",
+        " sits near the ULN at about -3.3, so untreated, about 3 in 10 patients would burn"
+        " out to a normal CPK (monophasic course 41% over 2 years on treatment, Milano"
+        " cohort)",
     )
     flare_rate_per_year: float = P(
-        0.7, "1/year",
+        0.6, "1/year",
         "assumption (calibrated): random flares on top of the dynamics; whether a flare"
         " becomes a relapse depends on the treatment at the time (relapse during taper"
         " 47%, Marie 2001; 65% CK-defined, mostly in the first 2 years, Clin Rheumatol"
@@ -390,7 +390,7 @@ class SteroidResponse(Frozen):
     """Emax dose-response of prednisone-equivalent dose on the fall of activity."""
 
     emax_per_day: float = P(
-        0.09, "1/day",
+        0.106, "1/day",
         "assumption (calibrated): maximal rate at which steroids push log-activity down",
         ge=0,
     )
@@ -400,17 +400,14 @@ class SteroidResponse(Frozen):
         " near-maximal and the 5 mg/day floor gives a fifth of it",
         gt=0,
     )
+    onset_half_life_days: float = P(
+        21.0, "days",
+        "assumption (calibrated): steroid (and sparing-agent) effect on muscle inflammation"
+        " builds up, and wears off after a dose cut, with this half-life; clinical response"
+        " to steroids takes weeks (response onset ~7 weeks: droracle.ai [low-quality])",
+        gt=0,
+    )
     sensitivity_cv: float = P(0.4, "CV", "assumption: between-patient variability", ge=0)
-    nonresponder_fraction: float = P(
-        0.15, "proportion",
-        "17% worsened on treatment (Marie 2001, 77 PM/DM); 34% complete response to"
-        " prednisone early in disease (Joffe 1993). Reading non-response as a"
-        " 0.15 share is an assumption",
-        ge=0, le=1,
-    )
-    nonresponder_relative_sensitivity: float = P(
-        0.2, "ratio", "assumption: non-responders keep a fifth of the effect", ge=0, le=1,
-    )
     methylprednisolone_to_prednisone: float = P(
         1.25, "mg prednisone per mg", "standard glucocorticoid equivalence (4 mg MP = 5 mg"
         " prednisone); textbook, assumption for this model", gt=0,
@@ -456,19 +453,45 @@ class IVIGResponse(Frozen):
     """IVIG pushes activity down in proportion to an IgG-driven effect compartment."""
 
     effect_per_g_per_l_per_day: float = P(
-        0.0035, "1/day per g/L",
+        0.0030, "1/day per g/L",
         "assumption (calibrated to Faggioli 2015: mean CPK ~30% of baseline after 3 cycles);"
         " no PK/PD model of IVIG in myositis exists (parameters.md section 2)",
         ge=0,
     )
     effect_half_life_days: float = P(
-        50.0, "days",
+        11.0, "days",
         "assumption (calibrated): immunomodulation builds and fades more slowly than serum"
         " IgG, so the benefit grows over cycles (Faggioli: CPK fell 70% after 3 cycles and"
         " normalised after 5)",
         gt=0,
     )
     sensitivity_cv: float = P(0.5, "CV", "assumption: between-patient variability", ge=0)
+
+
+class Refractory(Frozen):
+    """A subgroup with refractory disease: a lasting drive and little response to drugs."""
+
+    share: float = P(
+        0.17, "proportion",
+        "17% of 77 PM/DM patients worsened on treatment (Marie 2001, J Rheumatol 28:2230);"
+        " chronic continuous course in 27% over 2 years (Milano cohort)",
+        ge=0, le=1,
+    )
+    steroid_relative_sensitivity: float = P(
+        0.1, "ratio", "assumption: refractory patients keep a tenth of the steroid effect",
+        ge=0, le=1,
+    )
+    ivig_relative_sensitivity: float = P(
+        0.3, "ratio",
+        "assumption (calibrated): IVIG still helps some steroid-resistant patients (Dalakas"
+        " 1993, NEJM 329:1993), less than responsive ones",
+        ge=0, le=1,
+    )
+    chronic_setpoint_shift_log: float = P(
+        4.85, "log activity",
+        "assumption (calibrated): refractory disease does not burn out; its lasting drive"
+        " sits this much higher",
+    )
 
 
 class SparingAgent(Frozen):
@@ -498,6 +521,7 @@ def _default_agents() -> dict[str, SparingAgent]:
 
 class Disease(Frozen):
     activity: Activity = Activity()
+    refractory: Refractory = Refractory()
     enzymes: Enzymes = Enzymes()
     strength: Strength = Strength()
     steroid: SteroidResponse = SteroidResponse()
@@ -767,9 +791,10 @@ def _default_ivig_aes() -> dict[str, AdverseEventIVIG]:
             " (rheumapedia summary [secondary]): 1-0.58^(1/10) per cycle",
         ),
         "aseptic_meningitis": AdverseEventIVIG(
-            p_per_cycle=0.015, stops_ivig=True,
-            source="derived: 0.3% of infusions (5/1637) in a 4-year registry (Pediatr Asthma"
-            " Allergy Immunol 2000;14:287), ~5 infusion days per cycle",
+            p_per_cycle=0.0031, stops_ivig=True,
+            source="derived: 5 of 1637 infusion courses (0.31%), 4 of 194 patients (2%) in"
+            " a 4-year registry (Pediatr Asthma Allergy Immunol 2000;14:287); 8.4 courses"
+            " per patient, so an 'infusion' is read as one course (cycle)",
         ),
         "thromboembolism": AdverseEventIVIG(
             p_per_cycle=0.012, risk_factor_multiplier=3.69, stops_ivig=True,
@@ -777,9 +802,9 @@ def _default_ivig_aes() -> dict[str, AdverseEventIVIG]:
             "s13075-023-03232-2); OR 3.69 with prior thromboembolism (Neurology Open 2022)",
         ),
         "acute_kidney_injury": AdverseEventIVIG(
-            p_per_cycle=0.006, stops_ivig=True,
-            source="derived: 0.1% of infusions (2/1637), both adults on 2 g/kg (same"
-            " registry), ~5 infusion days per cycle",
+            p_per_cycle=0.0012, stops_ivig=True,
+            source="derived: 2 of 1637 infusion courses (0.12%), both adults on 2 g/kg (same"
+            " registry; a course read as one cycle)",
         ),
     }
 
