@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .kernel.course import END, EVENT_NAMES, Plan, State
+from .kernel.course import END, EVENT_NAMES, Params, Plan, State
 from .kernel.population import Baseline
 
 __all__ = ["ChunkResult", "EventLog", "outcome_columns"]
@@ -124,6 +124,25 @@ class ChunkResult:
     @property
     def n(self) -> int:
         return int(self.baseline.patient.shape[0])
+
+    @classmethod
+    def empty(cls, plan: Plan, prm: Params, base: Baseline, events: bool) -> ChunkResult:
+        """A result to fill in: NaN outcomes and visit values for every patient."""
+        n = int(base.patient.shape[0])
+        v = len(plan.visit_days)
+        return cls(
+            baseline=base,
+            pulse=prm.pulse,
+            induction_mg=prm.induction_mg,
+            outcomes=empty_outcomes(plan, n),
+            visit_days=plan.visit_days,
+            visit_cpk=np.full((n, v), math.nan),
+            visit_myoglobin=np.full((n, v), math.nan),
+            visit_mmt8=np.full((n, v), math.nan),
+            visit_prednisone=np.full((n, v), math.nan),
+            visit_flags=np.zeros((n, v), dtype=np.int64),
+            events=EventLog() if events else None,
+        )
 
 
 def empty_outcomes(plan: Plan, n: int) -> dict[str, np.ndarray]:

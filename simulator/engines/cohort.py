@@ -12,7 +12,6 @@ those scenarios run on the SimPy engine.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -20,7 +19,7 @@ import numpy as np
 from ..kernel import course
 from ..kernel.population import Baseline
 from ..kernel.xp import ARRAY
-from ..records import ChunkResult, EventLog, empty_outcomes, state_outcomes
+from ..records import ChunkResult, state_outcomes
 from ..scenario.schema import Scenario
 
 __all__ = ["run_chunk"]
@@ -46,20 +45,7 @@ def run_chunk(scn: Scenario, plan: course.Plan, seed: int, patients: np.ndarray,
     xp = ARRAY
     prm, base = params if params is not None else course.make_params(scn, plan, seed, patients)
     n = len(prm.patient)
-    v = len(plan.visit_days)
-    res = ChunkResult(
-        baseline=base,
-        pulse=prm.pulse,
-        induction_mg=prm.induction_mg,
-        outcomes=empty_outcomes(plan, n),
-        visit_days=plan.visit_days,
-        visit_cpk=np.full((n, v), math.nan),
-        visit_myoglobin=np.full((n, v), math.nan),
-        visit_mmt8=np.full((n, v), math.nan),
-        visit_prednisone=np.full((n, v), math.nan),
-        visit_flags=np.zeros((n, v), dtype=np.int64),
-        events=EventLog() if events else None,
-    )
+    res = ChunkResult.empty(plan, prm, base, events)
     st = course.init_state(xp, plan, prm)
     active = np.arange(n)
     while active.size:

@@ -12,7 +12,6 @@ because patients share nothing.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Generator
 from typing import Any
 
@@ -22,7 +21,7 @@ import simpy
 from ..kernel import course
 from ..kernel.population import Baseline
 from ..kernel.xp import SCALAR
-from ..records import ChunkResult, EventLog, empty_outcomes, state_outcomes
+from ..records import ChunkResult, EventLog, state_outcomes
 from ..scenario.schema import Scenario
 
 __all__ = ["run_chunk"]
@@ -65,20 +64,7 @@ def run_chunk(scn: Scenario, plan: course.Plan, seed: int, patients: np.ndarray,
     """Simulate the given patient ids; one SimPy environment for the chunk."""
     prm, base = params if params is not None else course.make_params(scn, plan, seed, patients)
     n = len(prm.patient)
-    v = len(plan.visit_days)
-    res = ChunkResult(
-        baseline=base,
-        pulse=prm.pulse,
-        induction_mg=prm.induction_mg,
-        outcomes=empty_outcomes(plan, n),
-        visit_days=plan.visit_days,
-        visit_cpk=np.full((n, v), math.nan),
-        visit_myoglobin=np.full((n, v), math.nan),
-        visit_mmt8=np.full((n, v), math.nan),
-        visit_prednisone=np.full((n, v), math.nan),
-        visit_flags=np.zeros((n, v), dtype=np.int64),
-        events=EventLog() if events else None,
-    )
+    res = ChunkResult.empty(plan, prm, base, events)
     env = simpy.Environment()
     for i in range(n):
         env.process(_patient(env, plan, prm.row(i), i, res, res.events))
