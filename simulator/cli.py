@@ -92,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     _common(run_p)
     run_p.add_argument("--events", action="store_true",
                        help="also write events.csv (every event of every patient)")
+    cmp_p = sub.add_parser(
+        "compare", help="compare strategies on the same virtual patients",
+        description="Run every scenario on the same virtual patients (same seed, same "
+                    "patient ids) and compare each with the first: estimates, paired "
+                    "differences with 95% CIs, percent better/worse off, costs and QALYs.")
+    cmp_p.add_argument("scenarios", nargs="+", metavar="SCENARIO.yaml")
+    _common(cmp_p)
     return parser
 
 
@@ -163,6 +170,63 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .scenario import load_scenario
+
+    if len(args.scenarios) < 2:
+        raise InputError("simulate compare: give at least two scenario files")
+    scns = [load_scenario(path, args.overrides) for path in args.scenarios]
+    stems = [Path(p).stem for p in args.scenarios]
+    out = Path(args.out) if args.out else Path("results") / ("compare_" + "_vs_".join(stems))
+    _check_out(out)
+    from .compare import arm_names
+    from .report.comparison import compare_to_folder
+
+    names = arm_names(scns, stems)
+    result = compare_to_folder(
+        scns, out, names=names, patients=args.patients, seed=args.seed, engine=args.engine,
+        workers=args.workers, chunk_size=args.chunk_size,
+        progress=None if not args.quiet else False,
+    )
+    if not args.quiet:
+        print(f"{' vs '.join(names)}: {result.patients} patients each, seed {result.seed}, "
+              f"same patients in every arm")
+        print(format_comparison(result.outcomes(), names))
+        for arm, e in result.economics()["arms"].items():
+            icer = "" if e["icer_per_qaly"] is None else f", ICER {e['icer_per_qaly']:,.0f}/QALY"
+            print(f"{arm} vs {names[0]}: {e['incremental_cost']:+,.0f} "
+                  f"{scns[0].economics.currency}, {e['incremental_qaly']:+.4f} QALY{icer}: "
+                  f"{e['verdict']}")
+        print(f"\nresults written to {out}{os.sep} (open report.html)")
+    return 0
+
+
+COMPARE_TABLE = ("cpk_ratio_month_3", "cpk_normal_month_6", "time_to_cpk_normal_days",
+                 "complete_remission_month_12", "relapse", "cumulative_prednisone_g",
+                 "time_to_prednisone_le_5mg_days", "ivig_g", "rescue_started", "cost_total",
+                 "qaly")
+
+
+def format_comparison(outcomes: dict[str, dict[str, Any]], names: list[str]) -> str:
+    header = ["outcome", *names] + [f"{n} - {names[0]} (95% CI)" for n in names[1:]]
+    rows = [header]
+    for key in COMPARE_TABLE:
+        o = outcomes[key]
+        unit = o["unit"]
+        row = [o["label"]] + [_fmt(o["arms"][n]["mean"], unit) for n in names]
+        for n in names[1:]:
+            d = o["differences"][n]
+            lo, hi = d["ci95"]
+            row.append(f"{_fmt(d['mean_difference'], unit)} ({_fmt(lo, unit)} to "
+                       f"{_fmt(hi, unit)})")
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(r, widths, strict=True))) for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
@@ -174,6 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "compare":
+            return _cmd_compare(args)
         raise InputError(f"simulate {args.command}: not available in this version")
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)

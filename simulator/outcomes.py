@@ -22,6 +22,7 @@ import numpy as np
 
 from .kernel.course import MONTH_DAYS, Plan
 from .records import ChunkResult
+from .scenario.schema import Scenario
 from .stats import KaplanMeier, LogHistogram, Moments, Proportion
 
 __all__ = ["METRICS", "CohortSummary", "Metric", "metric_specs", "patient_table"]
@@ -63,7 +64,75 @@ def _time(values: np.ndarray, censor_day: float) -> tuple[np.ndarray, np.ndarray
     return np.where(observed, values, censor_day), observed
 
 
-def patient_table(chunk: ChunkResult, plan: Plan) -> dict[str, np.ndarray]:
+def _discounted_years(delta: float, t0: np.ndarray | float, t1: np.ndarray | float) -> Any:
+    """Integral of exp(-delta t) over [t0, t1] days, in years."""
+    if delta == 0:
+        return (np.asarray(t1) - np.asarray(t0)) / 365.25
+    return (np.exp(-delta * np.asarray(t0)) - np.exp(-delta * np.asarray(t1))) / delta / 365.25
+
+
+def _economics(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan,
+               scn: Scenario) -> None:
+    """Discounted costs by component, QALYs, and complete remission (docs/model.md)."""
+    econ = scn.economics
+    price = econ.prices
+    d = plan.discount_per_day
+    o = chunk.outcomes
+    n = chunk.n
+    days = plan.visit_days
+    disc_visits = float(np.exp(-d * days).sum())
+    cols["cost_ivig"] = price.ivig_per_g * o["discounted_ivig_g"]
+    cols["cost_infusion_days"] = price.infusion_day * o["discounted_infusion_days"]
+    cols["cost_prednisone"] = price.prednisone_per_mg * o["discounted_prednisone_mg"]
+    pulse_days = scn.regimen.steroid.pulse.days if scn.regimen.steroid.pulse else 0
+    pulse_disc = float(sum(math.exp(-d * k) for k in range(pulse_days)))
+    cols["cost_methylprednisolone_pulse"] = (
+        np.asarray(chunk.pulse, dtype=np.float64) * price.methylprednisolone_pulse_day * pulse_disc)
+    start = o["sparing_start_day"]
+    started = np.isfinite(start) & (start <= plan.horizon_days)
+    per_day = np.array([price.sparing_agent_per_day.get(a, 0.0) for a in plan.agents] + [0.0])
+    agent = np.where(started, o["sparing_agent"].astype(np.int64), -1)
+    years = _discounted_years(d, np.where(started, start, plan.horizon_days), plan.horizon_days)
+    cols["cost_sparing_agents"] = per_day[agent] * years * 365.25
+    cols["cost_visits"] = np.full(n, price.visit * disc_visits)
+    ae_cost = np.zeros(n)
+    ae_loss = np.zeros(n)
+    for ae in plan.ivig_aes:
+        k = o[f"ae_{ae.name}_discounted_n"]
+        ae_cost += econ.adverse_event_cost.get(ae.name, 0.0) * k
+        ae_loss += econ.adverse_event_qaly_loss.get(ae.name, 0.0) * k
+    for ae in plan.steroid_aes:
+        t = o[f"ae_{ae.name}_day"]
+        k = np.where(t <= plan.horizon_days, np.exp(-d * np.minimum(t, plan.horizon_days)), 0.0)
+        ae_cost += econ.adverse_event_cost.get(ae.name, 0.0) * k
+        ae_loss += econ.adverse_event_qaly_loss.get(ae.name, 0.0) * k
+    cols["cost_adverse_events"] = ae_cost
+    cols["cost_total"] = (cols["cost_ivig"] + cols["cost_infusion_days"] + cols["cost_prednisone"]
+                          + cols["cost_methylprednisolone_pulse"] + cols["cost_sparing_agents"]
+                          + cols["cost_visits"] + ae_cost)
+    # QALYs: the state seen at each visit holds until the next visit.
+    u = econ.utilities
+    normal = chunk.visit_cpk < plan.cpk_uln
+    high = chunk.visit_prednisone > u.high_dose_steroid_mg_per_day
+    utility = np.where(~normal, u.active_disease,
+                       np.where(high, u.remission_on_high_dose_steroid, u.remission))
+    spans = _discounted_years(d, days[:-1], days[1:])
+    cols["qaly"] = (utility[:, :-1] * spans[None, :]).sum(axis=1) - ae_loss
+    cols["qaly_loss_adverse_events"] = ae_loss
+    rem = scn.outcomes.remission
+    for m in (6, 12):
+        i = _month_index(plan, m)
+        if i is None:
+            cols[f"complete_remission_month_{m}"] = np.full(n, math.nan)
+            continue
+        window = (days > days[i] - 7 * rem.cpk_normal_weeks) & (days <= days[i])
+        ok = normal[:, window].all(axis=1)
+        ok &= chunk.visit_prednisone[:, i] <= rem.max_prednisone_mg_per_day
+        ok &= chunk.visit_mmt8[:, i] >= rem.min_mmt8
+        cols[f"complete_remission_month_{m}"] = ok.astype(np.float64)
+
+
+def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np.ndarray]:
     """Flat per-patient columns: baseline first, then outcomes."""
     b = chunk.baseline
     o = chunk.outcomes
@@ -121,6 +190,8 @@ def patient_table(chunk: ChunkResult, plan: Plan) -> dict[str, np.ndarray]:
     cols["ivig_stopped_for_adverse_event"] = o["ivig_stopped"].astype(np.int64)
     cols["rescue_started"] = np.isfinite(o["rescue_day"]).astype(np.int64)
     cols["rescue_day"] = np.where(np.isfinite(o["rescue_day"]), o["rescue_day"], math.nan)
+    t, seen = _time(o["rescue_day"], plan.horizon_days)
+    cols["time_to_rescue_days"] = t
     agent = o["sparing_agent"].astype(np.int64)
     started = np.isfinite(o["sparing_start_day"])
     cols["sparing_agent_used"] = started.astype(np.int64)
@@ -132,6 +203,7 @@ def patient_table(chunk: ChunkResult, plan: Plan) -> dict[str, np.ndarray]:
         cols[f"ae_{ae.name}_day"] = np.where(day <= plan.horizon_days, day, math.nan)
     for ae in plan.ivig_aes:
         cols[f"ae_{ae.name}"] = (o[f"ae_{ae.name}_n"] > 0).astype(np.int64)
+    _economics(cols, chunk, plan, scn)
     return cols
 
 
@@ -174,6 +246,25 @@ def metric_specs(plan: Plan) -> list[Metric]:
                "rescue IVIG started"),
         Metric("sparing_agent_used", "proportion", "sparing_agent_used", "proportion",
                "steroid-sparing agent started"),
+        Metric("time_to_rescue_days", "time", "time_to_rescue_days", "days",
+               "time to rescue IVIG (KM median)", "rescue_started"),
+        Metric("complete_remission_month_6", "proportion", "complete_remission_month_6",
+               "proportion", "complete remission at month 6"),
+        Metric("complete_remission_month_12", "proportion", "complete_remission_month_12",
+               "proportion", "complete remission at month 12"),
+        Metric("cost_total", "mean", "cost_total", "currency", "total cost (discounted)"),
+        Metric("cost_ivig", "mean", "cost_ivig", "currency", "cost: IVIG"),
+        Metric("cost_infusion_days", "mean", "cost_infusion_days", "currency",
+               "cost: infusion days"),
+        Metric("cost_prednisone", "mean", "cost_prednisone", "currency", "cost: prednisone"),
+        Metric("cost_methylprednisolone_pulse", "mean", "cost_methylprednisolone_pulse",
+               "currency", "cost: methylprednisolone pulses"),
+        Metric("cost_sparing_agents", "mean", "cost_sparing_agents", "currency",
+               "cost: steroid-sparing agents"),
+        Metric("cost_visits", "mean", "cost_visits", "currency", "cost: visits and labs"),
+        Metric("cost_adverse_events", "mean", "cost_adverse_events", "currency",
+               "cost: adverse events"),
+        Metric("qaly", "mean", "qaly", "QALY", "QALYs (discounted)"),
     ]
     for ae in plan.steroid_aes + plan.ivig_aes:  # type: ignore[operator]
         specs.append(Metric(f"adverse_event_{ae.name}", "proportion", f"ae_{ae.name}",
@@ -189,10 +280,11 @@ METRICS = ("cpk_baseline_u_per_l", "cpk_ratio_month_3", "cpk_normal_month_6",
 class CohortSummary:
     """Streaming aggregation of patient tables into cohort metrics."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, currency: str = "") -> None:
         # Keep plain data only: summaries travel between processes (the plan holds
         # compiled rules, which do not pickle).
         self.specs = metric_specs(plan)
+        self.currency = currency
         self.acc: dict[str, Any] = {}
         horizon = int(plan.horizon_days)
         for m in self.specs:
@@ -244,7 +336,8 @@ class CohortSummary:
             ci = d["ci95"]
             if m.kind == "mean" and m.nonnegative and ci[0] is not None:
                 ci = [max(0.0, ci[0]), ci[1]]  # a normal interval must not cross zero here
-            entry = {"mean": d["mean"], "ci95": ci, "n": d["n"], "unit": m.unit,
+            unit = self.currency if m.unit == "currency" else m.unit
+            entry = {"mean": d["mean"], "ci95": ci, "n": d["n"], "unit": unit,
                      "label": m.label}
             if m.kind == "time":
                 entry["events"] = d["events"]

@@ -10,7 +10,7 @@ output files and the engine-equality tests need not know which engine ran.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,9 @@ STATE_OUTCOMES = (
     ("spar_start", "sparing_start_day"),
     ("pred", "final_prednisone_mg_per_day"),
     ("flares", "flares"),
+    ("disc_pred", "discounted_prednisone_mg"),
+    ("disc_ivig_g", "discounted_ivig_g"),
+    ("disc_infusions", "discounted_infusion_days"),
 )
 
 
@@ -43,6 +46,7 @@ def outcome_columns(plan: Plan) -> list[str]:
     names += ["time_to_prednisone_le_7_5_days", "time_to_prednisone_le_5_days"]
     names += [f"ae_{ae.name}_day" for ae in plan.steroid_aes]
     names += [f"ae_{ae.name}_n" for ae in plan.ivig_aes]
+    names += [f"ae_{ae.name}_discounted_n" for ae in plan.ivig_aes]
     return names
 
 
@@ -55,54 +59,61 @@ def state_outcomes(plan: Plan, st: State) -> dict[str, Any]:
         out[f"ae_{ae.name}_day"] = t
     for ae, k in zip(plan.ivig_aes, st.ivig_ae_n, strict=True):
         out[f"ae_{ae.name}_n"] = k
+    for ae, k in zip(plan.ivig_aes, st.ivig_ae_disc, strict=True):
+        out[f"ae_{ae.name}_discounted_n"] = k
     return out
 
 
-@dataclass
 class EventLog:
-    """Every event of a chunk, as columns (built only when the user asks for it)."""
+    """Every event of a chunk, as columns.
 
-    patient: list[int] = field(default_factory=list)
-    day: list[float] = field(default_factory=list)
-    kind: list[int] = field(default_factory=list)
-    flags: list[int] = field(default_factory=list)
-    cpk: list[float] = field(default_factory=list)
-    myoglobin: list[float] = field(default_factory=list)
-    value: list[float] = field(default_factory=list)
-    prednisone: list[float] = field(default_factory=list)
+    The SimPy engine appends one event at a time (Python lists), the cohort engine whole
+    steps at a time (numpy arrays); ``finish`` turns both into sorted numpy columns.
+    """
+
+    FIELDS = ("patient", "day", "kind", "flags", "cpk", "myoglobin", "value", "prednisone",
+              "prednisone_before")
+    DTYPES = (np.int64, np.float64, np.int64, np.int64, np.float64, np.float64, np.float64,
+              np.float64, np.float64)
+
+    def __init__(self) -> None:
+        self._rows: list[tuple[Any, ...]] = []
+        self._blocks: list[tuple[np.ndarray, ...]] = []
+        self.columns: dict[str, np.ndarray] | None = None
 
     def append(self, patient: int, day: float, kind: int, flags: float, cpk: float,
-               myoglobin: float, value: float, prednisone: float) -> None:
-        self.patient.append(patient)
-        self.day.append(day)
-        self.kind.append(kind)
-        self.flags.append(int(flags))
-        self.cpk.append(cpk)
-        self.myoglobin.append(myoglobin)
-        self.value.append(value)
-        self.prednisone.append(prednisone)
+               myoglobin: float, value: float, prednisone: float,
+               prednisone_before: float) -> None:
+        self._rows.append((patient, day, kind, int(flags), cpk, myoglobin, value, prednisone,
+                           prednisone_before))
 
-    def extend_arrays(self, patient: np.ndarray, day: np.ndarray, kind: np.ndarray,
-                      flags: np.ndarray, cpk: np.ndarray, myoglobin: np.ndarray,
-                      value: np.ndarray, prednisone: np.ndarray) -> None:
-        self.patient.extend(patient.tolist())
-        self.day.extend(day.tolist())
-        self.kind.extend(kind.tolist())
-        self.flags.extend(flags.astype(np.int64).tolist())
-        self.cpk.extend(cpk.tolist())
-        self.myoglobin.extend(myoglobin.tolist())
-        self.value.extend(value.tolist())
-        self.prednisone.extend(prednisone.tolist())
+    def extend_arrays(self, *cols: np.ndarray) -> None:
+        self._blocks.append(tuple(np.asarray(c) for c in cols))
 
-    def sorted(self) -> EventLog:
-        """Events ordered by patient, then time, then the fixed event order."""
-        order = sorted(range(len(self.day)),
-                       key=lambda i: (self.patient[i], self.day[i], self.kind[i]))
-        out = EventLog()
-        for name in vars(out):
-            col = getattr(self, name)
-            setattr(out, name, [col[i] for i in order])
-        return out
+    def finish(self) -> EventLog:
+        """Concatenate and sort by patient, day and the fixed event order."""
+        parts: list[list[np.ndarray]] = [[] for _ in self.FIELDS]
+        if self._rows:
+            for j, col in enumerate(zip(*self._rows, strict=True)):
+                parts[j].append(np.asarray(col))
+        for block in self._blocks:
+            for j, col in enumerate(block):
+                parts[j].append(col)
+        cols = {name: (np.concatenate(p).astype(dt) if p else np.zeros(0, dtype=dt))
+                for name, p, dt in zip(self.FIELDS, parts, self.DTYPES, strict=True)}
+        order = np.lexsort((cols["kind"], cols["day"], cols["patient"]))
+        self.columns = {k: v[order] for k, v in cols.items()}
+        self._rows, self._blocks = [], []
+        return self
+
+    def __len__(self) -> int:
+        return 0 if self.columns is None else int(self.columns["day"].shape[0])
+
+    def __getattr__(self, name: str) -> Any:
+        cols = self.__dict__.get("columns")
+        if cols is not None and name in cols:
+            return cols[name]
+        raise AttributeError(name)
 
 
 @dataclass

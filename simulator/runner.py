@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from ._version import __version__
 from .engines import cohort, des
+from .invariants import check_events
 from .kernel.course import Plan, make_plan
 from .outcomes import CohortSummary, patient_table
 from .records import ChunkResult, EventLog
@@ -103,21 +104,23 @@ class _ChunkOutput:
 
 
 def simulate_chunk(scn: Scenario, seed: int, start: int, stop: int, engine: str,
-                   events: bool = False, keep_table: bool = True) -> tuple[ChunkResult, Plan]:
+                   events: bool = False) -> tuple[ChunkResult, Plan]:
     """Run patients start..stop-1 with one engine (the unit the runner distributes)."""
     plan = _plan_for(scn)
     ids = np.arange(start, stop, dtype=np.int64)
     return ENGINES[engine](scn, plan, seed, ids, events=events), plan
 
 
-def _task(args: tuple[Scenario, int, int, int, str, bool, bool]) -> _ChunkOutput:
-    scn, seed, start, stop, engine, events, keep_table = args
-    chunk, plan = simulate_chunk(scn, seed, start, stop, engine, events)
-    table = patient_table(chunk, plan)
-    summary = CohortSummary(plan)
+def _task(args: tuple[Scenario, int, int, int, str, bool, bool, bool]) -> _ChunkOutput:
+    scn, seed, start, stop, engine, events, keep_table, check = args
+    chunk, plan = simulate_chunk(scn, seed, start, stop, engine, events or check)
+    if check and chunk.events is not None:
+        check_events(chunk.events, plan)
+    table = patient_table(chunk, plan, scn)
+    summary = CohortSummary(plan, scn.economics.currency)
     summary.add(table, chunk)
-    return _ChunkOutput(start, stop - start, table if keep_table else None, chunk.events,
-                        summary)
+    return _ChunkOutput(start, stop - start, table if keep_table else None,
+                        chunk.events if events else None, summary)
 
 
 def _chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
@@ -141,12 +144,15 @@ def run(
     events: bool = False,
     sink: ChunkSink | None = None,
     progress: bool | None = None,
+    check_invariants: bool = True,
 ) -> RunResult:
     """Simulate ``patients`` virtual patients (default: the scenario's) and aggregate.
 
     ``sink(table, events)`` receives each chunk's patient table (and event log when
     ``events``) in patient order; use it to stream patient-level files. ``progress``
-    shows a tqdm bar on stderr (default: only when stderr is a terminal).
+    shows a tqdm bar on stderr (default: only when stderr is a terminal). Each chunk's
+    event log is checked against the invariants of ``invariants.py`` unless
+    ``check_invariants`` is false (benchmarks).
     """
     n = int(patients if patients is not None else scn.patients)
     if n < 1:
@@ -155,9 +161,10 @@ def run(
     name = choose_engine(scn, engine)
     size = int(chunk_size or DEFAULT_CHUNK[name])
     plan = _plan_for(scn)
-    total = CohortSummary(plan)
+    total = CohortSummary(plan, scn.economics.currency)
     keep = sink is not None
-    tasks = [(scn, seed, a, b, name, events, keep) for a, b in _chunks(n, size)]
+    tasks = [(scn, seed, a, b, name, events, keep, check_invariants)
+             for a, b in _chunks(n, size)]
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=n, unit="patient", disable=not show, file=sys.stderr,
                desc=scn.name[:30], leave=False)

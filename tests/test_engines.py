@@ -30,10 +30,10 @@ def test_engines_agree_patient_by_patient(path):
         np.testing.assert_allclose(getattr(a, field), getattr(b, field), rtol=1e-9,
                                    err_msg=field)
     np.testing.assert_array_equal(a.visit_flags, b.visit_flags)
-    assert a.events.patient == b.events.patient
-    assert a.events.kind == b.events.kind
-    assert a.events.flags == b.events.flags
-    np.testing.assert_allclose(a.events.day, b.events.day, rtol=0, atol=0)
+    np.testing.assert_array_equal(a.events.patient, b.events.patient)
+    np.testing.assert_array_equal(a.events.kind, b.events.kind)
+    np.testing.assert_array_equal(a.events.flags, b.events.flags)
+    np.testing.assert_array_equal(a.events.day, b.events.day)
     np.testing.assert_allclose(a.events.prednisone, b.events.prednisone, rtol=1e-12)
 
 

@@ -61,6 +61,7 @@ def run_chunk(scn: Scenario, plan: course.Plan, seed: int, patients: np.ndarray,
                 continue
             part = st.take(idx)
             visit_k = part.visit_k
+            before = part.pred
             flags, a, b, c = course.handle(xp, plan, _ParamsView(prm, idx), part, int(k))  # type: ignore[arg-type]
             st.put(idx, part)
             if k == course.VISIT:
@@ -71,10 +72,10 @@ def run_chunk(scn: Scenario, plan: course.Plan, seed: int, patients: np.ndarray,
                 res.visit_flags[idx, visit_k] = flags
             if res.events is not None:
                 res.events.extend_arrays(prm.patient[idx], t[sel], np.full(idx.size, k),
-                                         np.asarray(flags), a, b, c, part.pred)
+                                         np.asarray(flags), a, b, c, part.pred, before)
         active = active[kind != course.END]
     for name, value in state_outcomes(plan, st).items():
         res.outcomes[name][:] = value
     if res.events is not None:
-        res.events = res.events.sorted()
+        res.events.finish()
     return res

@@ -49,11 +49,12 @@ def _patient(
         if kind == course.END:
             break
         k = st.visit_k
+        before = st.pred
         flags, a, b, c = course.handle(xp, plan, prm, st, kind)
         if kind == course.VISIT:
             vcpk[k], vmyo[k], vmmt[k], vpred[k], vflags[k] = a, b, c, st.pred, flags
         if log is not None:
-            log.append(pid, t, kind, flags, a, b, c, st.pred)
+            log.append(pid, t, kind, flags, a, b, c, st.pred, before)
     for name, value in state_outcomes(plan, st).items():
         res.outcomes[name][i] = value
 
@@ -70,5 +71,5 @@ def run_chunk(scn: Scenario, plan: course.Plan, seed: int, patients: np.ndarray,
         env.process(_patient(env, plan, prm.row(i), i, res, res.events))
     env.run()
     if res.events is not None:
-        res.events = res.events.sorted()
+        res.events.finish()
     return res

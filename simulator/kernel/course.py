@@ -167,6 +167,8 @@ class Plan:
     visit_days_list: tuple[float, ...] = field(repr=False)
     steroid_aes: tuple[SteroidAE, ...]
     ivig_aes: tuple[IvigAE, ...]
+    sparing_rule: RuleFn | None
+    discount_per_day: float
 
     @property
     def max_infusions(self) -> int:
@@ -260,6 +262,9 @@ def make_plan(scn: Scenario) -> Plan:
             )
             for name, ae in scn.safety.ivig.items()
         ),
+        sparing_rule=(compile_rule(reg.sparing_start_when) if reg.sparing_start_when
+                      else None),
+        discount_per_day=math.log1p(scn.economics.discount_rate_per_year) / 365.25,
     )
 
 
@@ -428,12 +433,16 @@ class State:
         "cpk_base",
         "cpk_prev",
         "cum_pred",
+        "disc_infusions",
+        "disc_ivig_g",
+        "disc_pred",
         "e",
         "ever_normal",
         "first_normal",
         "first_relapse",
         "flare_k",
         "flares",
+        "ivig_ae_disc",
         "ivig_ae_n",
         "ivig_cycles",
         "ivig_g",
@@ -516,6 +525,9 @@ def init_state(xp: Ops, plan: Plan, prm: Params) -> State:
     st.c = _drug_const(xp, plan, prm, st.pred, st.spar_on, st.agent_effect)
     st.e = st.c * 0.0
     st.cum_pred = full(0.0)
+    st.disc_pred = full(0.0)
+    st.disc_ivig_g = full(0.0)
+    st.disc_infusions = full(0.0)
     st.taper_next = full(plan.induction_days)
     st.taper_hold = full(0.0)
     st.ivig_start = full(plan.ivig_start_day)
@@ -538,6 +550,7 @@ def init_state(xp: Ops, plan: Plan, prm: Params) -> State:
     st.ae_hazard = [full(0.0) for _ in plan.steroid_aes]
     st.ae_time = [full(math.inf) for _ in plan.steroid_aes]
     st.ivig_ae_n = [full(0.0) for _ in plan.ivig_aes]
+    st.ivig_ae_disc = [full(0.0) for _ in plan.ivig_aes]
     return st
 
 
@@ -579,6 +592,11 @@ def advance(xp: Ops, plan: Plan, prm: Params, st: State, t: Any) -> None:
     st.v = vf * xf + vs * xs + vv * v
     st.e = ee * e + (1.0 - ee) * c
     st.cum_pred = st.cum_pred + st.pred * tau
+    d = plan.discount_per_day
+    if d > 0:
+        st.disc_pred = st.disc_pred + st.pred * (xp.exp(-d * st.t) - xp.exp(-d * t)) / d
+    else:
+        st.disc_pred = st.disc_pred + st.pred * tau
     for j, ae in enumerate(plan.steroid_aes):
         rate = ae.rate(xp, st.pred)
         h0 = st.ae_hazard[j]
@@ -688,6 +706,9 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, Any, Any, A
                                         plan.induction_days), st.taper_next),
         )
         flags = flags + newly * F_HOLD + resume * F_RESUME
+    if plan.sparing_rule is not None:
+        flags = flags + _start_sparing(xp, plan, prm, st, plan.sparing_rule(xp, seen)) \
+            * F_SPARING_START
     if plan.rescue_rule is not None:
         fire = xp.logical_and(plan.rescue_rule(xp, seen), st.ivig_start == math.inf)
         st.rescue = xp.where(fire, st.t, st.rescue)
@@ -734,6 +755,7 @@ def infusion(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, Any]:
     """One IVIG infusion day. Returns (flags, grams given)."""
     n = st.ivig_given
     d = plan.ivig_day_dose
+    disc = xp.exp(-plan.discount_per_day * st.t)
     flags = st.t * 0.0
     stop = st.t < 0.0
     for j, ae in enumerate(plan.ivig_aes):
@@ -741,6 +763,7 @@ def infusion(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, Any]:
         u = xp.pick(xp.column(prm.ivig_ae_u, j), n)
         hit = u < p
         st.ivig_ae_n[j] = st.ivig_ae_n[j] + hit
+        st.ivig_ae_disc[j] = st.ivig_ae_disc[j] + hit * disc
         flags = flags + hit * (F_IVIG_AE0 << j)
         if ae.stops_ivig:
             stop = xp.logical_or(stop, hit)
@@ -749,6 +772,8 @@ def infusion(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, Any]:
     st.xs = st.xs + slow
     grams = d * prm.weight_kg
     st.ivig_g = st.ivig_g + grams
+    st.disc_ivig_g = st.disc_ivig_g + grams * disc
+    st.disc_infusions = st.disc_infusions + disc
     st.ivig_cycles = st.ivig_cycles + (n % plan.ivig_days_per_cycle == 0)
     n = n + 1
     st.ivig_given = n

@@ -25,23 +25,32 @@ def _save(fig: Any, path: str | os.PathLike[str]) -> None:
 
 def enzyme_bands(arms: Sequence[tuple[str, list[dict[str, Any]]]], uln: float, ylabel: str,
                  path: str | os.PathLike[str], title: str) -> None:
-    """Median and 5-95% band by month of an enzyme, one colour per arm, ULN marked."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for (label, rows), color in zip(arms, COLORS, strict=False):
-        rows = [r for r in rows if r["median"] is not None]
-        months = [r["month"] for r in rows]
-        ax.fill_between(months, [r["p05"] for r in rows], [r["p95"] for r in rows],
-                        color=color, alpha=0.15, linewidth=0,
-                        label=f"{label}: 5-95% of patients" if len(arms) == 1 else None)
-        ax.plot(months, [r["median"] for r in rows], color=color, marker="o", markersize=3,
-                label=f"{label}: median" if len(arms) == 1 else label)
-    ax.axhline(uln, color="black", linestyle="--", linewidth=1, label=f"ULN ({uln:g})")
-    ax.set_yscale("log")
-    ax.set_xlabel("month (4 weeks)")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    """Median and 5-95% band by month of an enzyme, ULN marked; one panel per arm."""
+    k = len(arms)
+    cols = min(k, 2)
+    rows = (k + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(7.5 if k == 1 else 11, 4.5 if k == 1
+                             else 3.4 * rows), sharey=True, squeeze=False)
+    for i, ((label, rows_), color) in enumerate(zip(arms, COLORS, strict=False)):
+        ax = axes[i // cols][i % cols]
+        rows_ = [r for r in rows_ if r["median"] is not None]
+        months = [r["month"] for r in rows_]
+        ax.fill_between(months, [r["p05"] for r in rows_], [r["p95"] for r in rows_],
+                        color=color, alpha=0.2, linewidth=0, label="5-95% of patients")
+        ax.plot(months, [r["median"] for r in rows_], color=color, marker="o", markersize=3,
+                label="median")
+        ax.axhline(uln, color="black", linestyle="--", linewidth=1, label=f"ULN ({uln:g})")
+        ax.set_yscale("log")
+        ax.set_title(label if k > 1 else title, fontsize=10 if k > 1 else 12)
+        ax.set_xlabel("month (4 weeks)")
+        if i % cols == 0:
+            ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    for j in range(k, rows * cols):
+        axes[j // cols][j % cols].set_visible(False)
+    if k > 1:
+        fig.suptitle(title)
     _save(fig, path)
 
 

@@ -79,19 +79,21 @@ class EventCSV:
         return ";".join(n for j, n in enumerate(self._ivig_aes) if flags & (F_IVIG_AE0 << j))
 
     def write(self, table: dict[str, np.ndarray], log: EventLog) -> None:
+        kinds = log.kind.tolist()
+        flags = log.flags.tolist()
+        values = log.value.tolist()
         rows: list[tuple[Any, ...]] = []
-        for i in range(len(log.day)):
-            kind = log.kind[i]
+        for i, (pid, day, kind, pred, cpk, myo) in enumerate(zip(
+                log.patient.tolist(), log.day.tolist(), kinds, log.prednisone.tolist(),
+                log.cpk.tolist(), log.myoglobin.tolist(), strict=True)):
             name = EVENT_NAMES[kind]
-            value = log.value[i]
             rows.append((
-                (log.patient[i], log.day[i], kind),
-                log.patient[i], format_value(log.day[i]), name, format_value(log.prednisone[i]),
-                format_value(log.cpk[i]), format_value(log.myoglobin[i]),
-                format_value(value) if name == "visit" else "",
-                format_value(value) if name == "infusion" else "",
-                self._decision(log.flags[i]),
-                self._ivig_ae(log.flags[i]) if name == "infusion" else "",
+                (pid, day, kind), pid, format_value(day), name, format_value(pred),
+                format_value(cpk), format_value(myo),
+                format_value(values[i]) if name == "visit" else "",
+                format_value(values[i]) if name == "infusion" else "",
+                self._decision(flags[i]),
+                self._ivig_ae(flags[i]) if name == "infusion" else "",
             ))
         patients = table["patient"]
         for ae in self._steroid_aes:

@@ -67,6 +67,21 @@ def check_scenario(scn: Scenario, linemap: LineMap | None = None, source: str = 
         fail(("regimen", "ivig", "start_day"),
              f"IVIG would start on day {ivig.start_day:g}, after the horizon"
              f" (horizon_days: {scn.horizon_days})")
+    # Names of the packaged adverse events stay valid even where a scenario drops them
+    # from safety (their prices then never apply); anything else is a typo.
+    defaults = Scenario().safety
+    ae_names = (set(scn.safety.ivig) | set(scn.safety.steroid) | set(defaults.ivig)
+                | set(defaults.steroid))
+    econ = scn.economics
+    for key in ("adverse_event_cost", "adverse_event_qaly_loss"):
+        for name in getattr(econ, key):
+            if name not in ae_names:
+                fail(("economics", key, name),
+                     f"unknown adverse event '{name}'; known: {', '.join(sorted(ae_names))}")
+    for name in econ.prices.sparing_agent_per_day:
+        if name not in agents:
+            fail(("economics", "prices", "sparing_agent_per_day", name),
+                 f"unknown sparing agent '{name}'; known: {known}")
     for i, step in enumerate(scn.regimen.taper.steps):
         if step.above_mg_per_day < floor and i < len(scn.regimen.taper.steps) - 1:
             fail(("regimen", "taper", "steps", i, "above_mg_per_day"),

@@ -730,6 +730,14 @@ class Regimen(Frozen):
     taper: Taper = Taper()
     ivig: IVIG | None = IVIG()
     sparing_agents: list[SparingPlan] = Field(default_factory=list)
+    sparing_start_when: Rule | None = Field(
+        None,
+        json_schema_extra={
+            "unit": "rule",
+            "source": "none by default: a rule that starts the planned (or on-relapse) agent"
+            " early, e.g. steroid dependence",
+        },
+    )
     sparing_on_relapse: str | None = P(
         "azathioprine", "agent",
         "assumption: an immunosuppressant is added at a relapse if none is running"
@@ -844,6 +852,141 @@ class Safety(Frozen):
 
 
 # --------------------------------------------------------------------------------------
+# Economics and outcome definitions
+# --------------------------------------------------------------------------------------
+
+
+def _default_sparing_prices() -> dict[str, float]:
+    return {"azathioprine": 0.2, "methotrexate": 0.3, "mycophenolate": 1.0, "ciclosporin": 4.0}
+
+
+class Prices(Frozen):
+    """Unit prices, in the scenario's currency."""
+
+    ivig_per_g: float = P(
+        34.0, "per g",
+        "UK NHS average price GBP 34/g (National Immunoglobulin Database Annual Report"
+        " 2018/19); UK list prices GBP 46-59/g (BNF 2018); US USD 73-350/g [low-quality]",
+        ge=0,
+    )
+    infusion_day: float = P(
+        250.0, "per infusion day",
+        "assumption: day-unit chair, nursing and consumables; chair time NOT FOUND"
+        " (parameters.md section 7); about 2.3 h at label rates for 0.4 g/kg/day",
+        ge=0,
+    )
+    prednisone_per_mg: float = P(
+        0.002, "per mg", "assumption: generic oral prednisolone, a few pence per 5 mg", ge=0,
+    )
+    methylprednisolone_pulse_day: float = P(
+        400.0, "per pulse day", "assumption: day-case admission for 1 g IV methylprednisolone",
+        ge=0,
+    )
+    visit: float = P(
+        150.0, "per visit",
+        "assumption: specialist outpatient visit with CPK and myoglobin", ge=0,
+    )
+    sparing_agent_per_day: dict[str, float] = Field(
+        default_factory=_default_sparing_prices,
+        json_schema_extra={
+            "unit": "per day",
+            "source": "assumption: generic oral doses (azathioprine 2 mg/kg, methotrexate"
+            " 15-25 mg weekly, mycophenolate 2 g, ciclosporin 3-5 mg/kg) at UK generic"
+            " prices; not in parameters.md",
+        },
+    )
+
+
+class Utilities(Frozen):
+    """Health-state utilities for QALYs, by the state seen at each visit."""
+
+    active_disease: float = P(
+        0.55, "utility", "assumption: measured CPK at or above the ULN; no EQ-5D by state"
+        " for PM/DM in parameters.md", ge=-0.6, le=1,
+    )
+    remission_on_high_dose_steroid: float = P(
+        0.70, "utility", "assumption: CPK normal, prednisone above the threshold below",
+        ge=-0.6, le=1,
+    )
+    remission: float = P(
+        0.80, "utility", "assumption: CPK normal on low-dose or no prednisone", ge=-0.6, le=1,
+    )
+    high_dose_steroid_mg_per_day: float = P(
+        7.5, "mg/day", "assumption: the usual 7.5 mg/day glucocorticoid-toxicity threshold"
+        " (fracture relative risk steps up at 7.5 mg, van Staa)", ge=0,
+    )
+
+
+def _default_ae_costs() -> dict[str, float]:
+    return {"headache": 0.0, "aseptic_meningitis": 1500.0, "thromboembolism": 4000.0,
+            "acute_kidney_injury": 3000.0, "vertebral_fracture": 2500.0, "hip_fracture": 9000.0,
+            "serious_infection": 3500.0, "steroid_diabetes": 800.0}
+
+
+def _default_ae_qaly_loss() -> dict[str, float]:
+    return {"headache": 0.001, "aseptic_meningitis": 0.01, "thromboembolism": 0.05,
+            "acute_kidney_injury": 0.02, "vertebral_fracture": 0.03, "hip_fracture": 0.1,
+            "serious_infection": 0.02, "steroid_diabetes": 0.02}
+
+
+class Economics(Frozen):
+    currency: str = P("GBP", "-", "the currency of the default prices (UK NHS)")
+    discount_rate_per_year: float = P(
+        0.035, "per year", "assumption: 3.5%/year for costs and QALYs, as in the UK NICE"
+        " reference case", ge=0, le=0.2,
+    )
+    willingness_to_pay_per_qaly: float = P(
+        20000.0, "per QALY", "assumption: the lower end of the UK NICE GBP 20,000-30,000/QALY"
+        " range; used for net monetary benefit and acceptability curves", ge=0,
+    )
+    prices: Prices = Prices()
+    utilities: Utilities = Utilities()
+    adverse_event_cost: dict[str, float] = Field(
+        default_factory=_default_ae_costs,
+        json_schema_extra={"unit": "per event", "source": "assumption: typical UK episode"
+                           " costs; none in parameters.md"},
+    )
+    adverse_event_qaly_loss: dict[str, float] = Field(
+        default_factory=_default_ae_qaly_loss,
+        json_schema_extra={"unit": "QALY per event", "source": "assumption: one-off"
+                           " losses; none in parameters.md"},
+    )
+
+    @field_validator("adverse_event_cost", "adverse_event_qaly_loss",
+                     "prices", mode="after")
+    @classmethod
+    def _non_negative(cls, value: Any) -> Any:
+        items = value.items() if isinstance(value, dict) else []
+        for k, v in items:
+            if v < 0:
+                raise ValueError(f"{k} must be >= 0, got {v}")
+        return value
+
+
+class Remission(Frozen):
+    """Complete remission at a month m (an outcome definition, docs/model.md)."""
+
+    cpk_normal_weeks: int = P(
+        12, "weeks",
+        "assumption: CPK normal at every visit of the last 12 weeks; most published"
+        " definitions want >= 6 months of inactivity (Pongtarakulpanit 2025), too long to"
+        " assess at month 6",
+        ge=0, le=52,
+    )
+    max_prednisone_mg_per_day: float = P(
+        7.5, "mg/day", "assumption: on low-dose or no prednisone", ge=0,
+    )
+    min_mmt8: float = P(
+        140.0, "MMT-8 points", "assumption: at most minimal weakness (>= 93% of 150)",
+        ge=0, le=150,
+    )
+
+
+class Outcomes(Frozen):
+    remission: Remission = Remission()
+
+
+# --------------------------------------------------------------------------------------
 # Scenario
 # --------------------------------------------------------------------------------------
 
@@ -859,3 +1002,5 @@ class Scenario(Frozen):
     regimen: Regimen = Regimen()
     visits: Visits = Visits()
     safety: Safety = Safety()
+    economics: Economics = Economics()
+    outcomes: Outcomes = Outcomes()

@@ -1,0 +1,284 @@
+"""Compare strategies on the same virtual patients (common random numbers).
+
+Every arm runs the same patient ids with the same seed, so patient k has the same
+baseline and the same luck for the same purpose in every arm; differences between arms
+come from the strategy, not from sampling. For each outcome the comparison gives each
+arm's estimate with its 95% CI and, against the first arm, the mean paired difference
+across the same patients with its 95% CI and the percent of patients better off, worse
+off and unchanged. Time-to-event outcomes are paired on restricted times (a patient who
+never reaches the event counts the time to the last visit), so their paired difference
+is a difference in restricted mean time.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from ._version import __version__
+from .invariants import check_events
+from .outcomes import CohortSummary, Metric, patient_table
+from .runner import DEFAULT_CHUNK, _chunks, _plan_for, choose_engine, simulate_chunk
+from .scenario import Scenario, scenario_sha256
+from .stats import PairedDifference
+
+__all__ = ["BETTER", "ComparisonResult", "compare"]
+
+log = logging.getLogger(__name__)
+
+# Which direction is better for the patient or the payer; None: no judgement (resource use
+# or a process measure), report "higher" and "lower" instead of "better" and "worse".
+BETTER: dict[str, str | None] = {
+    "cpk_baseline_u_per_l": None,
+    "cpk_ratio_month_3": "lower",
+    "myoglobin_ratio_month_3": "lower",
+    "cpk_normal_month_3": "higher",
+    "cpk_normal_month_5": "higher",
+    "cpk_normal_month_6": "higher",
+    "cpk_normal_month_12": "higher",
+    "myoglobin_normal_month_6": "higher",
+    "time_to_cpk_normal_days": "lower",
+    "mmt8_month_6": "higher",
+    "relapse": "lower",
+    "relapses": "lower",
+    "cumulative_prednisone_g": "lower",
+    "prednisone_5mg_by_month_6": "higher",
+    "time_to_prednisone_le_7_5mg_days": "lower",
+    "time_to_prednisone_le_5mg_days": "lower",
+    "ivig_g": None,
+    "ivig_cycles": None,
+    "rescue_started": None,
+    "sparing_agent_used": None,
+    "time_to_rescue_days": None,
+    "complete_remission_month_6": "higher",
+    "complete_remission_month_12": "higher",
+    "qaly": "higher",
+    "net_monetary_benefit": "higher",
+}
+
+
+def better_of(name: str) -> str | None:
+    if name in BETTER:
+        return BETTER[name]
+    if name.startswith(("cost_", "adverse_event_")):
+        return "lower"
+    return None
+
+
+@dataclass
+class _ArmsChunk:
+    n: int
+    summaries: list[CohortSummary]
+    paired: list[dict[str, PairedDifference]]
+    nmb: list[PairedDifference]
+    tables: list[dict[str, np.ndarray]] | None
+
+
+def _compared(specs: list[Metric]) -> list[Metric]:
+    return [m for m in specs if m.name != "cpk_baseline_u_per_l"] + [
+        m for m in specs if m.name == "cpk_baseline_u_per_l"]
+
+
+def _nmb(table: dict[str, np.ndarray], wtp: float) -> np.ndarray:
+    return wtp * table["qaly"] - table["cost_total"]
+
+
+def _task(args: tuple[list[Scenario], int, int, int, str, bool, bool, float]) -> _ArmsChunk:
+    scns, seed, start, stop, engine, keep, check, wtp = args
+    tables, summaries = [], []
+    for scn in scns:
+        chunk, plan = simulate_chunk(scn, seed, start, stop, engine, check)
+        if check and chunk.events is not None:
+            check_events(chunk.events, plan)
+        table = patient_table(chunk, plan, scn)
+        summary = CohortSummary(plan, scn.economics.currency)
+        summary.add(table, chunk)
+        tables.append(table)
+        summaries.append(summary)
+    specs = _compared(summaries[0].specs)
+    paired, nmb = [], []
+    for table in tables[1:]:
+        acc = {}
+        for m in specs:
+            if m.column in table and m.column in tables[0]:
+                pd = PairedDifference(tol=1e-9)
+                pd.add(np.asarray(tables[0][m.column], dtype=np.float64),
+                       np.asarray(table[m.column], dtype=np.float64))
+                acc[m.name] = pd
+        paired.append(acc)
+        pd = PairedDifference(tol=1e-9)
+        pd.add(_nmb(tables[0], wtp), _nmb(table, wtp))
+        nmb.append(pd)
+    return _ArmsChunk(stop - start, summaries, paired, nmb, tables if keep else None)
+
+
+@dataclass
+class ComparisonResult:
+    names: list[str]
+    scenarios: list[Scenario]
+    seed: int
+    patients: int
+    engine: str
+    summaries: list[CohortSummary]
+    paired: list[dict[str, PairedDifference]]
+    nmb: list[PairedDifference]
+    willingness_to_pay: float
+
+    def outcomes(self) -> dict[str, dict[str, Any]]:
+        """Per outcome: each arm's estimate and the paired difference against arm 1."""
+        arms_metrics = [s.metrics() for s in self.summaries]
+        out: dict[str, dict[str, Any]] = {}
+        first = self.names[0]
+        for name, m0 in arms_metrics[0].items():
+            better = better_of(name)
+            entry: dict[str, Any] = {
+                "label": m0["label"], "unit": m0["unit"], "better": better,
+                "arms": {arm: {"mean": am[name]["mean"], "ci95": am[name]["ci95"],
+                               "n": am[name]["n"]}
+                         for arm, am in zip(self.names, arms_metrics, strict=True)},
+                "differences": {},
+            }
+            for arm, acc in zip(self.names[1:], self.paired, strict=True):
+                if name not in acc:
+                    continue
+                entry["differences"][arm] = _difference(acc[name].to_dict(), better,
+                                                       f"{arm} - {first}")
+            out[name] = entry
+        return out
+
+    def economics(self) -> dict[str, Any]:
+        """Incremental cost, QALYs, ICER and net monetary benefit against the first arm."""
+        res: dict[str, Any] = {"willingness_to_pay_per_qaly": self.willingness_to_pay,
+                               "currency": self.scenarios[0].economics.currency, "arms": {}}
+        outs = self.outcomes()
+        for arm, nmb in zip(self.names[1:], self.nmb, strict=True):
+            dc = outs["cost_total"]["differences"][arm]["mean_difference"]
+            dq = outs["qaly"]["differences"][arm]["mean_difference"]
+            if (dq > 0 and dc <= 0) or (dq == 0 and dc < 0):
+                verdict, icer = "dominant (less costly, at least as effective)", None
+            elif (dq < 0 and dc >= 0) or (dq == 0 and dc > 0):
+                verdict, icer = "dominated (more costly, not more effective)", None
+            elif dq == 0 and dc == 0:
+                verdict, icer = "identical", None
+            else:
+                icer = dc / dq
+                verdict = "more effective, more costly" if dq > 0 else "less effective, cheaper"
+            res["arms"][arm] = {
+                "incremental_cost": dc, "incremental_qaly": dq, "icer_per_qaly": icer,
+                "verdict": verdict,
+                "incremental_net_monetary_benefit": _difference(nmb.to_dict(), "higher",
+                                                                f"{arm} - {self.names[0]}"),
+            }
+        return res
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "arms": self.names,
+            "reference_arm": self.names[0],
+            "seed": self.seed,
+            "patients": self.patients,
+            "simulator_version": __version__,
+            "scenario_sha256": {n: scenario_sha256(s)
+                                for n, s in zip(self.names, self.scenarios, strict=True)},
+            "outcomes": self.outcomes(),
+            "economics": self.economics(),
+            "cpk_by_month": {n: s.by_month("cpk")
+                             for n, s in zip(self.names, self.summaries, strict=True)},
+            "prednisone_by_month": {n: s.prednisone_by_month()
+                                    for n, s in zip(self.names, self.summaries, strict=True)},
+            "kaplan_meier": {n: s.curves()
+                             for n, s in zip(self.names, self.summaries, strict=True)},
+        }
+
+
+def _difference(d: dict[str, Any], better: str | None, contrast: str) -> dict[str, Any]:
+    out = {"contrast": contrast, "mean_difference": d["mean_difference"], "ci95": d["ci95"],
+           "n": d["n"]}
+    if better == "higher":
+        out.update(better_pct=d["higher_pct"], worse_pct=d["lower_pct"], same_pct=d["same_pct"])
+    elif better == "lower":
+        out.update(better_pct=d["lower_pct"], worse_pct=d["higher_pct"], same_pct=d["same_pct"])
+    else:
+        out.update(higher_pct=d["higher_pct"], lower_pct=d["lower_pct"], same_pct=d["same_pct"])
+    return out
+
+
+def arm_names(scns: Sequence[Scenario], files: Sequence[str] | None = None) -> list[str]:
+    """Arm labels: scenario names, made unique (a scenario compared with itself)."""
+    names: list[str] = []
+    for i, scn in enumerate(scns):
+        base = scn.name if scn.name != "unnamed scenario" or not files else files[i]
+        name, k = base, 2
+        while name in names:
+            name, k = f"{base} ({k})", k + 1
+        names.append(name)
+    return names
+
+
+def compare(
+    scns: Sequence[Scenario],
+    *,
+    names: Sequence[str] | None = None,
+    patients: int | None = None,
+    seed: int | None = None,
+    engine: str = "auto",
+    workers: int = 1,
+    chunk_size: int | None = None,
+    sink: Callable[[list[dict[str, np.ndarray]]], None] | None = None,
+    progress: bool | None = None,
+    check_invariants: bool = True,
+) -> ComparisonResult:
+    """Run every scenario on the same patients and compare them with the first."""
+    if len(scns) < 2:
+        raise ValueError("compare needs at least two scenarios")
+    first = scns[0]
+    n = int(patients if patients is not None else first.patients)
+    seed = int(seed if seed is not None else first.seed)
+    engine_name = choose_engine(first, engine)
+    size = int(chunk_size or DEFAULT_CHUNK[engine_name])
+    scns = list(scns)
+    names = list(names) if names is not None else arm_names(scns)
+    wtp = first.economics.willingness_to_pay_per_qaly
+    plans = [_plan_for(s) for s in scns]
+    summaries = [CohortSummary(p, s.economics.currency) for p, s in zip(plans, scns, strict=True)]
+    paired: list[dict[str, PairedDifference]] = [{} for _ in scns[1:]]
+    nmb = [PairedDifference(tol=1e-9) for _ in scns[1:]]
+    tasks = [(scns, seed, a, b, engine_name, sink is not None, check_invariants, wtp)
+             for a, b in _chunks(n, size)]
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(total=n, unit="patient", disable=not show, file=sys.stderr,
+               desc="compare", leave=False)
+
+    def collect(outputs: Iterator[_ArmsChunk]) -> None:
+        for out in outputs:
+            for total, part in zip(summaries, out.summaries, strict=True):
+                total.merge(part)
+            for total_acc, part_acc in zip(paired, out.paired, strict=True):
+                for key, pd in part_acc.items():
+                    if key in total_acc:
+                        total_acc[key].merge(pd)
+                    else:
+                        total_acc[key] = pd
+            for total_nmb, part_nmb in zip(nmb, out.nmb, strict=True):
+                total_nmb.merge(part_nmb)
+            if sink is not None and out.tables is not None:
+                sink(out.tables)
+            bar.update(out.n)
+
+    try:
+        if workers <= 1 or len(tasks) == 1:
+            collect(map(_task, tasks))
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                collect(pool.map(_task, tasks))
+    finally:
+        bar.close()
+    return ComparisonResult(names, scns, seed, n, engine_name, summaries, paired, nmb, wtp)
+

@@ -1,0 +1,82 @@
+"""Invariants every event log must satisfy; checked after each simulated chunk.
+
+A violation is a bug in the simulator (or a scenario the kernel mishandles), never bad
+user input, so it raises :class:`InvariantError` with the patient, day and event.
+
+* events of a patient run in time order, and in the fixed event order within a day;
+* prednisone is never negative, never below the taper floor once the taper has started,
+  and only moves down, except where a rule fired (a relapse escalation) or the pulse ends;
+* IVIG: at most one infusion day per day, at most ``days_per_cycle`` days per cycle, and
+  the first day of a cycle comes at least ``interval_days`` after the previous cycle's
+  first day (no overlapping cycles); never more than ``cycles`` cycles.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .kernel.course import EVENT_NAMES, F_ESCALATE, INFUSION, PULSE_END, Plan
+from .records import EventLog
+
+__all__ = ["InvariantError", "check_events"]
+
+
+class InvariantError(AssertionError):
+    """The simulator broke one of its own invariants."""
+
+
+def _fail(what: str, log: EventLog, i: int) -> None:
+    raise InvariantError(
+        f"{what}: patient {int(log.patient[i])}, day {float(log.day[i]):g}, "
+        f"event {EVENT_NAMES[int(log.kind[i])]}"
+    )
+
+
+def check_events(log: EventLog, plan: Plan) -> None:
+    """Raise InvariantError at the first violation in a finished (sorted) event log."""
+    if len(log) == 0:
+        return
+    pat, day, kind = log.patient, log.day, log.kind
+    pred, before, flags = log.prednisone, log.prednisone_before, log.flags
+    bad = np.flatnonzero(~np.isfinite(pred) | (pred < 0))
+    if bad.size:
+        _fail("negative or undefined prednisone dose", log, int(bad[0]))
+    rises = (pred > before + 1e-9) & ((flags & F_ESCALATE) == 0) & (kind != PULSE_END)
+    bad = np.flatnonzero(rises)
+    if bad.size:
+        _fail("prednisone went up without a rule firing", log, int(bad[0]))
+    same = pat[1:] == pat[:-1]
+    backwards = same & ((day[1:] < day[:-1]) | ((day[1:] == day[:-1]) & (kind[1:] < kind[:-1])))
+    bad = np.flatnonzero(backwards)
+    if bad.size:
+        _fail("events out of order", log, int(bad[0]) + 1)
+    continuity = same & (before[1:] != pred[:-1])
+    bad = np.flatnonzero(continuity)
+    if bad.size:
+        _fail("prednisone changed between events", log, int(bad[0]) + 1)
+    inf = np.flatnonzero(kind == INFUSION)
+    if inf.size == 0:
+        return
+    ip, iday = pat[inf], day[inf]
+    if np.any((ip[1:] == ip[:-1]) & (iday[1:] <= iday[:-1])):
+        j = int(np.flatnonzero((ip[1:] == ip[:-1]) & (iday[1:] <= iday[:-1]))[0]) + 1
+        _fail("two IVIG infusions on one day", log, int(inf[j]))
+    # position of each infusion within its patient's sequence
+    starts = np.r_[0, np.flatnonzero(ip[1:] != ip[:-1]) + 1]
+    counts = np.diff(np.r_[starts, ip.size])
+    rank = np.arange(ip.size) - np.repeat(starts, counts)
+    dpc = plan.ivig_days_per_cycle
+    too_many = rank >= plan.ivig_cycles * dpc
+    if np.any(too_many):
+        _fail("more IVIG infusion days than cycles x days", log, int(inf[np.argmax(too_many)]))
+    first_days = rank % dpc == 0
+    fd_idx = np.flatnonzero(first_days)
+    fp, fday = ip[fd_idx], iday[fd_idx]
+    gap = (fp[1:] == fp[:-1]) & (fday[1:] - fday[:-1] < plan.ivig_interval_days)
+    if np.any(gap):
+        _fail("IVIG cycles overlap", log, int(inf[fd_idx[int(np.argmax(gap)) + 1]]))
+    in_cycle = ~first_days
+    span = np.zeros(ip.size, dtype=bool)
+    span[1:] = in_cycle[1:] & (iday[1:] - iday[:-1] != 1)
+    if np.any(span):
+        _fail("IVIG cycle days not consecutive", log, int(inf[np.argmax(span)]))

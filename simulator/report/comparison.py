@@ -1,0 +1,214 @@
+"""Output folder of a comparison: comparison.json/.csv, figures and report.html."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+from ..compare import ComparisonResult, compare
+from ..scenario import Scenario
+from . import figures
+from .atomic import atomic_dir, json_text, write_json
+from .tables import format_value
+
+__all__ = ["COMPARISON_FILES", "compare_to_folder", "write_comparison"]
+
+COMPARISON_FILES = ("comparison.json", "comparison.csv", "report.html", "km_cpk_normal.png",
+                    "km_prednisone_5mg.png", "cpk_by_arm.png", "prednisone_by_arm.png")
+
+HEADLINE = ("cpk_ratio_month_3", "cpk_normal_month_6", "cpk_normal_month_12",
+            "time_to_cpk_normal_days", "complete_remission_month_6",
+            "complete_remission_month_12", "relapse", "cumulative_prednisone_g",
+            "time_to_prednisone_le_5mg_days", "prednisone_5mg_by_month_6", "ivig_g",
+            "ivig_cycles", "rescue_started", "sparing_agent_used", "cost_total", "qaly")
+
+
+def _csv_rows(data: dict[str, Any]) -> list[list[str]]:
+    rows = [["outcome", "label", "unit", "better", "arm", "mean", "ci95_low", "ci95_high",
+             "difference_vs_" + data["reference_arm"], "difference_ci95_low",
+             "difference_ci95_high", "pct_better_or_higher", "pct_worse_or_lower",
+             "pct_unchanged"]]
+    for name, o in data["outcomes"].items():
+        for arm, a in o["arms"].items():
+            d = o["differences"].get(arm)
+            lo, hi = a["ci95"]
+            row = [name, o["label"], o["unit"], o["better"] or "", arm, format_value(a["mean"])
+                   if a["mean"] is not None else "", _f(lo), _f(hi)]
+            if d is None:
+                row += ["", "", "", "", "", ""]
+            else:
+                up = d.get("better_pct", d.get("higher_pct"))
+                down = d.get("worse_pct", d.get("lower_pct"))
+                row += [_f(d["mean_difference"]), _f(d["ci95"][0]), _f(d["ci95"][1]), _f(up),
+                        _f(down), _f(d["same_pct"])]
+            rows.append(row)
+    return rows
+
+
+def _f(x: Any) -> str:
+    return "" if x is None else format_value(x)
+
+
+def _figures(result: ComparisonResult, data: dict[str, Any], folder: Path) -> None:
+    names = result.names
+    horizon = result.summaries[0].months[-1] * 28 if result.summaries[0].months else 0
+    horizon = float(result.scenarios[0].horizon_days or horizon)
+    uln = result.scenarios[0].disease.enzymes.cpk_uln_u_per_l
+    km = data["kaplan_meier"]
+    figures.km_curves([(n, km[n]["time_to_cpk_normal_days"]) for n in names],
+                      folder / "km_cpk_normal.png", "Time to CPK normalisation",
+                      "proportion with CPK < ULN at a visit", horizon)
+    figures.km_curves([(n, km[n]["time_to_prednisone_le_5mg_days"]) for n in names],
+                      folder / "km_prednisone_5mg.png", "Time to prednisone <= 5 mg/day",
+                      "proportion on <= 5 mg/day", horizon)
+    figures.enzyme_bands([(n, data["cpk_by_month"][n]) for n in names], uln, "CPK (U/L)",
+                         folder / "cpk_by_arm.png", "CPK by month: median and 5-95% band")
+    figures.prednisone_lines([(n, data["prednisone_by_month"][n]) for n in names],
+                             folder / "prednisone_by_arm.png", "Mean daily prednisone")
+
+
+def _fmt(x: Any, unit: str) -> str:
+    if x is None:
+        return "n/a"
+    if unit == "proportion":
+        return f"{100 * x:.1f}%"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.3g}"
+
+
+def _fmt_diff(x: Any, unit: str) -> str:
+    if x is None:
+        return "n/a"
+    if unit == "proportion":
+        return f"{100 * x:+.1f} pts"
+    return f"{x:+,.0f}" if abs(x) >= 1000 else f"{x:+.3g}"
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></figure>'
+
+
+def _html(result: ComparisonResult, data: dict[str, Any], folder: Path) -> str:
+    names = data["arms"]
+    ref = data["reference_arm"]
+    out = io.StringIO()
+    w = out.write
+    w("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>")
+    w(f"<title>Strategy comparison: {html.escape(' vs '.join(names))}</title>")
+    w("<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;"
+      "padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0;font-size:14px}"
+      "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}"
+      "td:first-child,th:first-child{text-align:left}.better{color:#176317}"
+      ".worse{color:#a11}figure{margin:1em 0}img{max-width:100%}"
+      "small{color:#555}</style></head><body>")
+    w(f"<h1>{html.escape(' vs '.join(names))}</h1>")
+    w(f"<p>{data['patients']:,} virtual patients, seed {data['seed']}, the same patients in "
+      f"every arm (common random numbers). Differences are paired, patient by patient, "
+      f"against <b>{html.escape(ref)}</b>. Simulator {html.escape(data['simulator_version'])}."
+      "</p>")
+    w("<h2>Strategies</h2><ul>")
+    for n, scn in zip(names, result.scenarios, strict=True):
+        desc = html.escape(scn.description or "")
+        w(f"<li><b>{html.escape(n)}</b>: {desc}</li>")
+    w("</ul>")
+    econ = data["economics"]
+    cur = html.escape(econ["currency"])
+    w("<h2>Cost-effectiveness</h2><table><tr><th>arm vs " + html.escape(ref) +
+      f"</th><th>incremental cost ({cur})</th><th>incremental QALYs</th><th>ICER ({cur}/QALY)"
+      f"</th><th>incremental net monetary benefit at {econ['willingness_to_pay_per_qaly']:,.0f}"
+      f" {cur}/QALY (95% CI)</th><th>verdict</th></tr>")
+    for arm, e in econ["arms"].items():
+        nmb = e["incremental_net_monetary_benefit"]
+        icer = "n/a" if e["icer_per_qaly"] is None else f"{e['icer_per_qaly']:,.0f}"
+        w(f"<tr><td>{html.escape(arm)}</td><td>{e['incremental_cost']:+,.0f}</td>"
+          f"<td>{e['incremental_qaly']:+.4f}</td><td>{icer}</td>"
+          f"<td>{nmb['mean_difference']:+,.0f} ({nmb['ci95'][0]:+,.0f} to "
+          f"{nmb['ci95'][1]:+,.0f})</td><td>{html.escape(e['verdict'])}</td></tr>")
+    w("</table>")
+    w("<h2>Outcomes</h2><p><small>Estimates with 95% confidence intervals (Monte Carlo "
+      "error). For each arm after the first: the paired difference from "
+      f"{html.escape(ref)} with its 95% CI, and the percent of patients better off / worse "
+      "off / unchanged (for resource use: higher / lower / unchanged). Times are Kaplan-Meier "
+      "medians; their paired differences are in restricted mean time.</small></p>")
+    w("<table><tr><th>outcome</th>")
+    for n in names:
+        w(f"<th>{html.escape(n)}</th>")
+    for n in names[1:]:
+        w(f"<th>{html.escape(n)} &minus; {html.escape(ref)}</th><th>better / worse / same</th>")
+    w("</tr>")
+    order = [k for k in HEADLINE if k in data["outcomes"]] + [
+        k for k in data["outcomes"] if k not in HEADLINE]
+    for key in order:
+        o = data["outcomes"][key]
+        unit = o["unit"]
+        w(f"<tr><td>{html.escape(o['label'])} <small>({html.escape(unit)})</small></td>")
+        for n in names:
+            a = o["arms"][n]
+            lo, hi = a["ci95"]
+            w(f"<td>{_fmt(a['mean'], unit)}<br><small>{_fmt(lo, unit)} to {_fmt(hi, unit)}"
+              "</small></td>")
+        for n in names[1:]:
+            d = o["differences"].get(n)
+            if d is None:
+                w("<td></td><td></td>")
+                continue
+            cls = ""
+            if o["better"] and d["ci95"][0] is not None:
+                lo, hi = d["ci95"]
+                good = lo > 0 if o["better"] == "higher" else hi < 0
+                bad = hi < 0 if o["better"] == "higher" else lo > 0
+                cls = " class='better'" if good else (" class='worse'" if bad else "")
+            w(f"<td{cls}>{_fmt_diff(d['mean_difference'], unit)}<br><small>"
+              f"{_fmt_diff(d['ci95'][0], unit)} to {_fmt_diff(d['ci95'][1], unit)}</small></td>")
+            up = d.get("better_pct", d.get("higher_pct"))
+            down = d.get("worse_pct", d.get("lower_pct"))
+            w(f"<td>{up:.1f}% / {down:.1f}% / {d['same_pct']:.1f}%</td>")
+        w("</tr>")
+    w("</table><h2>Figures</h2>")
+    for fname, alt in (("km_cpk_normal.png", "time to CPK normalisation"),
+                       ("km_prednisone_5mg.png", "time to prednisone 5 mg/day"),
+                       ("cpk_by_arm.png", "CPK by month"),
+                       ("prednisone_by_arm.png", "mean prednisone")):
+        w(_img(folder / fname, alt))
+    w("<h2>How to read this</h2><p><small>CPK is 'normal' below the ULN at a visit; a "
+      "relapse is a CPK above 1.5 x ULN after a normal one; complete remission at month m "
+      "needs a normal CPK at every visit of the preceding 12 weeks, prednisone at most "
+      "7.5 mg/day and MMT-8 of at least 140 (docs/model.md, section 5). Costs and QALYs "
+      "are discounted. The model and every default with its source are described in "
+      "docs/model.md.</small></p></body></html>\n")
+    return out.getvalue()
+
+
+def write_comparison(result: ComparisonResult, folder: str | os.PathLike[str]) -> dict[str, Any]:
+    folder = Path(folder)
+    data = result.to_json()
+    write_json(folder / "comparison.json", data)
+    with (folder / "comparison.csv").open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(_csv_rows(data))
+    _figures(result, data, folder)
+    (folder / "report.html").write_text(_html(result, json_roundtrip(data), folder),
+                                        encoding="utf-8")
+    return data
+
+
+def json_roundtrip(data: dict[str, Any]) -> dict[str, Any]:
+    """The data as it is in comparison.json (NaN and inf as None)."""
+    import json
+
+    return json.loads(json_text(data))
+
+
+def compare_to_folder(scns: list[Scenario], out: str | os.PathLike[str],
+                      **kwargs: Any) -> ComparisonResult:
+    """Compare and write every output file, atomically."""
+    with atomic_dir(out) as tmp:
+        result = compare(scns, **kwargs)
+        write_comparison(result, tmp)
+    return result
