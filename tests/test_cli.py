@@ -283,11 +283,12 @@ def test_events_quiet_and_console_script_do_not_change_the_results(
 
 def test_default_output_folder_is_results_scenario_stem_under_cwd(tmp_path: Path) -> None:
     shutil.copy(FIRST_LINE, tmp_path / "my_strategy.yaml")
+    shutil.copy(FIRST_LINE.parent / "base.yaml", tmp_path / "base.yaml")  # it extends base
     ok(simulate("my_strategy.yaml", "--patients", "20", "--quiet", cwd=tmp_path))
     out = tmp_path / "results" / "my_strategy"
     assert (out / "summary.json").is_file()
     assert (out / "patients.csv").is_file()
-    assert listing(tmp_path) == ["my_strategy.yaml", "results"]
+    assert listing(tmp_path) == ["base.yaml", "my_strategy.yaml", "results"]
     assert listing(tmp_path / "results") == ["my_strategy"]
 
 

@@ -20,6 +20,8 @@ END = "<!-- parameter-table:end -->"
 
 
 def _fmt_number(x: float) -> str:
+    if abs(x) >= 1e4 and float(x).is_integer():
+        return f"{x:,.0f}"
     return f"{x:.4g}"
 
 
@@ -65,7 +67,8 @@ def _rows(model: BaseModel, prefix: str) -> list[tuple[str, str, str, str]]:
                          str(extra["source"])))
             if isinstance(value, dict):
                 for k, v in value.items():
-                    rows.extend(_rows(v, f"{path}.{k}."))
+                    if isinstance(v, BaseModel):
+                        rows.extend(_rows(v, f"{path}.{k}."))
         elif isinstance(value, BaseModel) and not isinstance(value, Dist | Rule):
             rows.extend(_rows(value, path + "."))
         elif isinstance(value, dict) and value and isinstance(

@@ -1,0 +1,216 @@
+"""Strategy comparison: common random numbers, rule firing, metamorphic checks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import SCENARIOS
+
+from simulator.compare import compare
+from simulator.engines import cohort
+from simulator.invariants import InvariantError, check_events
+from simulator.kernel import course
+from simulator.runner import run
+from simulator.scenario import load_scenario
+
+NEVER = {"day_before": 0}  # a rule that can never fire: no visit happens before day 0
+
+
+def scn(name, *sets):
+    return load_scenario(SCENARIOS / f"{name}.yaml", list(sets))
+
+
+def tables_of(scenario, n=120, seed=3):
+    out = []
+    run(scenario, patients=n, seed=seed, engine="cohort", sink=lambda t, _e: out.append(t))
+    return {k: np.concatenate([t[k] for t in out]) for k in out[0]}
+
+
+def test_a_scenario_compared_with_itself_differs_by_exactly_zero():
+    a = scn("first_line")
+    result = compare([a, a], patients=150, seed=5, engine="cohort")
+    arm = result.names[1]
+    for name, o in result.outcomes().items():
+        d = o["differences"][arm]
+        assert d["mean_difference"] == 0.0, name
+        assert d["ci95"] == [0.0, 0.0], name
+        assert d["same_pct"] == 100.0, name
+    e = result.economics()["arms"][arm]
+    assert e["incremental_cost"] == 0.0 and e["incremental_qaly"] == 0.0
+
+
+def test_every_arm_sees_the_same_patients():
+    baseline = ["age_years", "female", "weight_kg", "dermatomyositis", "lung_involvement",
+                "refractory", "cpk_baseline_u_per_l", "myoglobin_baseline_ng_per_ml",
+                "mmt8_baseline", "methylprednisolone_pulse"]
+    tables = [tables_of(scn(name)) for name in ("first_line", "rescue", "steroid_only",
+                                                "first_line_2day")]
+    for t in tables[1:]:
+        for col in baseline:
+            np.testing.assert_array_equal(t[col], tables[0][col], err_msg=col)
+
+
+def test_rescue_rule_that_never_fires_is_the_same_as_no_ivig_patient_by_patient():
+    never = scn("rescue", f"regimen.ivig.start_when={json.dumps(NEVER)}")
+    without = scn("rescue", "regimen.ivig=null")
+    a, b = tables_of(never), tables_of(without)
+    assert a.keys() == b.keys()
+    for col in a:
+        np.testing.assert_array_equal(a[col], b[col], err_msg=col)
+    assert a["rescue_started"].sum() == 0
+
+
+def test_more_ivig_cycles_never_delay_cpk_normalisation_on_average():
+    """Same patients with 3 or 6 cycles: the paired difference in restricted mean time to
+    a normal CPK is not positive beyond Monte Carlo error (4 paired standard errors)."""
+    three = scn("first_line", "regimen.ivig.cycles=3")
+    six = scn("first_line")
+    result = compare([three, six], patients=1500, seed=8, engine="cohort")
+    d = result.outcomes()["time_to_cpk_normal_days"]["differences"][result.names[1]]
+    lo, hi = d["ci95"]
+    se = (hi - lo) / (2 * 1.959963984540054)
+    assert d["mean_difference"] < 4 * se
+    normal12 = result.outcomes()["cpk_normal_month_12"]["differences"][result.names[1]]
+    assert normal12["mean_difference"] > -4 * (normal12["ci95"][1] - normal12["ci95"][0]) / 3.92
+
+
+def test_results_do_not_depend_on_the_order_of_the_other_arms():
+    a, b, c = scn("first_line"), scn("rescue"), scn("steroid_only")
+    r1 = compare([a, b, c], patients=80, seed=2, engine="cohort").outcomes()
+    r2 = compare([a, c, b], patients=80, seed=2, engine="cohort").outcomes()
+    for name in r1:
+        assert r1[name]["differences"]["rescue"] == r2[name]["differences"]["rescue"], name
+
+
+# ---- rules firing on hand-built patients ------------------------------------------------
+
+def one(scenario, setpoint, acute, sens=1.0, cpk_noise=0.0):
+    plan = course.make_plan(scenario)
+    prm, base = course.make_params(scenario, plan, 1, np.array([0]))
+    prm.setpoint = np.array([setpoint])
+    prm.z0 = np.array([acute - setpoint])
+    prm.steroid_sens = np.array([sens])
+    prm.flare_day = np.full_like(prm.flare_day, np.inf)
+    prm.noise_cpk = np.full_like(prm.noise_cpk, cpk_noise)
+    res = cohort.run_chunk(scenario, plan, 1, np.array([0]), events=True, params=(prm, base))
+    return res, plan
+
+
+def visits(res):
+    ev = res.events
+    m = ev.kind == course.VISIT
+    return ev.day[m], ev.cpk[m], ev.flags[m]
+
+
+def test_rescue_fires_when_cpk_is_not_halved_by_week_6():
+    res, plan = one(scn("rescue"), setpoint=1.0, acute=1.2, sens=0.05)
+    days, cpk, flags = visits(res)
+    fired = np.flatnonzero(flags & course.F_RESCUE)
+    assert fired.size == 1
+    i = int(fired[0])
+    assert days[i] == 42 and cpk[i] > 0.5 * cpk[0]
+    assert not np.any(flags[:i] & course.F_RESCUE)
+    infusions = res.events.day[res.events.kind == course.INFUSION]
+    assert infusions[0] == 42 + plan.rescue_delay_days
+
+
+def test_rescue_fires_on_a_relapse_and_the_log_shows_what_was_seen():
+    """A steroid-dependent patient: normal on induction, relapses as the taper goes on."""
+    only_relapse = scn("rescue", 'regimen.ivig.start_when={"relapse": true}')
+    res, plan = one(only_relapse, setpoint=2.0, acute=2.0, sens=3.0)
+    _days, cpk, flags = visits(res)
+    relapse = np.flatnonzero(flags & course.F_RELAPSE)
+    fired = np.flatnonzero(flags & course.F_RESCUE)
+    assert relapse.size >= 1 and fired.size == 1
+    assert fired[0] == relapse[0]
+    assert cpk[fired[0]] > plan.relapse_cpk_x_uln * plan.cpk_uln
+
+
+def test_rescue_does_not_fire_in_a_fast_responder():
+    res, _ = one(scn("rescue"), setpoint=-8.0, acute=0.0, sens=3.0)
+    assert res.outcomes["rescue_day"][0] == np.inf
+    assert res.outcomes["ivig_g"][0] == 0
+
+
+def test_sparing_start_rule_starts_an_agent_when_steroids_cannot_be_tapered():
+    rule = {"all": [{"day_at_least": 84}, {"prednisone_above_mg_per_day": 20}]}
+    s = scn("steroid_only", f"regimen.sparing_start_when={json.dumps(rule)}")
+    res, _ = one(s, setpoint=1.0, acute=1.2, sens=0.05)
+    days, _, flags = visits(res)
+    started = np.flatnonzero(flags & course.F_SPARING_START)
+    assert started.size == 1 and days[started[0]] >= 84
+
+
+# ---- invariants -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["first_line", "rescue", "steroid_only", "first_line_2day"])
+def test_event_logs_of_every_strategy_satisfy_the_invariants(name):
+    s = scn(name)
+    plan = course.make_plan(s)
+    res = cohort.run_chunk(s, plan, 4, np.arange(300), events=True)
+    check_events(res.events, plan)
+
+
+@pytest.mark.parametrize("corrupt, message", [
+    (lambda ev, i: ev.columns["prednisone"].__setitem__(i, -5.0), "negative"),
+    (lambda ev, i: ev.columns["prednisone"].__setitem__(i, 1e4), "went up"),
+])
+def test_invariant_checks_catch_a_corrupted_log(corrupt, message):
+    s = scn("first_line")
+    plan = course.make_plan(s)
+    res = cohort.run_chunk(s, plan, 4, np.arange(5), events=True)
+    i = int(np.flatnonzero(res.events.kind == course.TAPER)[0])
+    corrupt(res.events, i)
+    with pytest.raises(InvariantError, match=message):
+        check_events(res.events, plan)
+
+
+def test_overlapping_ivig_cycles_are_caught():
+    s = scn("first_line")
+    plan = course.make_plan(s)
+    res = cohort.run_chunk(s, plan, 4, np.arange(3), events=True)
+    ev = res.events
+    inf = np.flatnonzero((ev.kind == course.INFUSION) & (ev.patient == 0))
+    ev.columns["day"][inf[5:10]] -= 10  # cycle 2 starts 18 days after cycle 1, not 28
+    order = np.lexsort((ev.kind, ev.day, ev.patient))
+    ev.columns = {k: v[order] for k, v in ev.columns.items()}
+    ev.columns["prednisone"][:] = ev.columns["prednisone_before"][:] = 10.0  # doses stay valid
+    with pytest.raises(InvariantError, match="overlap"):
+        check_events(res.events, plan)
+
+
+# ---- command line ------------------------------------------------------------------------
+
+def test_compare_command_writes_every_output(tmp_path):
+    out = tmp_path / "cmp"
+    proc = subprocess.run(
+        [sys.executable, "-m", "simulator", "compare", str(SCENARIOS / "first_line.yaml"),
+         str(SCENARIOS / "rescue.yaml"), "--patients", "60", "--out", str(out), "--quiet"],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    for f in ("comparison.json", "comparison.csv", "report.html", "km_cpk_normal.png",
+              "km_prednisone_5mg.png", "cpk_by_arm.png", "prednisone_by_arm.png"):
+        assert (out / f).is_file(), f
+    data = json.loads((out / "comparison.json").read_text())
+    assert data["arms"] == ["first_line", "rescue"] and data["patients"] == 60
+    assert {"cost_total", "qaly", "complete_remission_month_6", "complete_remission_month_12",
+            "time_to_prednisone_le_7_5mg_days", "relapses", "rescue_started",
+            "time_to_rescue_days", "adverse_event_thromboembolism"} <= set(data["outcomes"])
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 4
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    rows = (out / "comparison.csv").read_text().splitlines()
+    assert rows[0].startswith("outcome,label,unit,better,arm,mean")
+    assert len(rows) == 1 + 2 * len(data["outcomes"])
+
+
+def test_compare_needs_two_scenarios_and_reports_bad_input(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "simulator", "compare",
+                           str(SCENARIOS / "first_line.yaml"), "--out", str(tmp_path / "x")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "at least two" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "x").exists()
