@@ -99,6 +99,19 @@ def build_parser() -> argparse.ArgumentParser:
                     "differences with 95% CIs, percent better/worse off, costs and QALYs.")
     cmp_p.add_argument("scenarios", nargs="+", metavar="SCENARIO.yaml")
     _common(cmp_p)
+    sw_p = sub.add_parser(
+        "sweep", help="sensitivity analysis: one-way, grid, PSA, Sobol', Morris",
+        description="Run a sweep file: every point on the same virtual patients. Finished "
+                    "points are saved as they complete; running the same command again "
+                    "after an interruption continues where it stopped.")
+    sw_p.add_argument("sweep", metavar="SWEEP.yaml")
+    sw_p.add_argument("--out", metavar="DIR",
+                      help="output folder (default: results/<sweep file name>/)")
+    sw_p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                      help="worker processes over points (default: 1)")
+    sw_p.add_argument("--fresh", action="store_true",
+                      help="discard the saved points of an interrupted run and start again")
+    sw_p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary")
     return parser
 
 
@@ -201,6 +214,34 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import partial_dir, plan_sweep
+
+    plan = plan_sweep(args.sweep)
+    out = Path(args.out) if args.out else Path("results") / Path(args.sweep).stem
+    _check_out(out)
+    from .report.sweep_report import sweep_to_folder
+
+    if not args.quiet:
+        print(f"{plan.spec.name}: {plan.spec.design.type} design, {len(plan.points)} points x "
+              f"{plan.spec.patients} patients x {len(plan.arms)} strategy(ies)")
+    try:
+        result = sweep_to_folder(plan, out, workers=args.workers, fresh=args.fresh,
+                                 progress=None if not args.quiet else False)
+    except KeyboardInterrupt:
+        done = len(list((partial_dir(out) / "points").glob("*.json")))
+        print(f"interrupted: {done} of {len(plan.points)} points are saved in "
+              f"{partial_dir(out)}; run the same command again to continue", file=sys.stderr)
+        return 130
+    if not args.quiet:
+        a = result.analysis
+        if "psa" in a:
+            print(f"EVPI per patient at {a['psa']['reference_willingness_to_pay']:,.0f}/QALY: "
+                  f"{a['psa']['evpi_at_reference']:,.1f}")
+        print(f"results written to {out}{os.sep} (open report.html)")
+    return 0
+
+
 COMPARE_TABLE = ("cpk_ratio_month_3", "cpk_normal_month_6", "time_to_cpk_normal_days",
                  "complete_remission_month_12", "relapse", "cumulative_prednisone_g",
                  "time_to_prednisone_le_5mg_days", "ivig_g", "rescue_started", "cost_total",
@@ -240,6 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "compare":
             return _cmd_compare(args)
+        if args.command == "sweep":
+            return _cmd_sweep(args)
         raise InputError(f"simulate {args.command}: not available in this version")
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -1,0 +1,282 @@
+"""Output folder of a sweep: sweep.json, sweep.csv, figures, report.html."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import math
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..sweep import SweepPlan, SweepResult, partial_dir, run_sweep
+from .atomic import atomic_dir, json_text, write_json
+from .figures import COLORS, _save, plt
+from .tables import format_value
+
+__all__ = ["sweep_to_folder", "write_sweep"]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
+
+
+def _csv(result: SweepResult, path: Path) -> None:
+    plan = result.plan
+    names = list(plan.spec.design.parameters)
+    header = ["point", *names]
+    for k in plan.output_keys:
+        header += [k, k + "_mc_se"]
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(header)
+        for i, (pt, out) in enumerate(zip(plan.points, result.outputs, strict=True)):
+            row = [str(i)] + [format_value(pt[n]) if n in pt else "base" for n in names]
+            for k in plan.output_keys:
+                row += [_f(out.get(k)), _f(out.get(k + "_se"))]
+            w.writerow(row)
+
+
+def _f(x: Any) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    return format_value(x)
+
+
+def _tornado_figure(bars: list[dict[str, Any]], key: str, path: Path) -> None:
+    base = bars[0]["base_outcome"]
+    items = bars[1:]
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(items) + 1.8))
+    for row, b in enumerate(reversed(items)):
+        ax.barh(row, b["high"] - b["low"], left=b["low"], color=COLORS[0], alpha=0.7)
+        for v, y, se in zip(b["values"], b["outcomes"], b["mc_se"], strict=True):
+            ax.errorbar(y, row, xerr=1.96 * se if se == se else None, fmt="o", color="black",
+                        markersize=3, capsize=3)
+            ax.annotate(format_value(v), (y, row), textcoords="offset points", xytext=(0, 8),
+                        ha="center", fontsize=7)
+    ax.axvline(base, color="black", linestyle="--", linewidth=1, label="base case")
+    ax.set_yticks(range(len(items)))
+    ax.set_yticklabels([b["parameter"] for b in reversed(items)], fontsize=8)
+    ax.set_xlabel(key + "  (points: values swept; bars: 95% Monte Carlo error)")
+    ax.set_title(f"One-way sensitivity (tornado): {key}")
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="x", alpha=0.3)
+    _save(fig, path)
+
+
+def _grid_figure(result: SweepResult, key: str, path: Path) -> None:
+    plan = result.plan
+    names = list(plan.spec.design.parameters)
+    first = names[0]
+    others = names[1:]
+    groups: dict[tuple[Any, ...], list[tuple[Any, float, float]]] = {}
+    for pt, out in zip(plan.points, result.outputs, strict=True):
+        groups.setdefault(tuple(pt[o] for o in others), []).append(
+            (pt[first], out.get(key, math.nan), out.get(key + "_se", math.nan)))
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for (label, rows), color in zip(groups.items(), COLORS * 10, strict=False):
+        rows.sort(key=lambda r: r[0])
+        xs = list(range(len(rows))) if not all(isinstance(r[0], int | float) for r in rows) \
+            else [r[0] for r in rows]
+        text = ", ".join(f"{o}={format_value(v)}" for o, v in zip(others, label, strict=True))
+        ax.errorbar(xs, [r[1] for r in rows], yerr=[1.96 * r[2] for r in rows], marker="o",
+                    color=color, capsize=3, label=text or key)
+    ax.set_xlabel(first)
+    ax.set_ylabel(key)
+    ax.set_title(f"Grid: {key} (error bars: 95% Monte Carlo error)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def _global_figure(info: dict[str, Any], key: str, design: str, path: Path) -> None:
+    names = info["parameters"]
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(names) + 2), 4.5))
+    if design == "sobol":
+        ax.bar(x - 0.2, info["S1"], 0.4, yerr=info["S1_ci95_halfwidth"], capsize=3,
+               label="first order S1", color=COLORS[0])
+        ax.bar(x + 0.2, info["ST"], 0.4, yerr=info["ST_ci95_halfwidth"], capsize=3,
+               label="total ST", color=COLORS[1])
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_ylabel("Sobol' index (95% CI)")
+    else:
+        ax.bar(x, info["mu_star"], 0.5, yerr=info["mu_star_ci95_halfwidth"], capsize=3,
+               label="mu* (mean |elementary effect|)", color=COLORS[0])
+        ax.plot(x, info["sigma"], "D", color=COLORS[1], label="sigma (interactions/nonlinearity)")
+        ax.set_ylabel(f"{key} per unit range (95% CI)")
+    ax.set_xticks(x)
+    ax.set_xticklabels([".".join(n.split(".")[-2:]) for n in names], rotation=20, ha="right",
+                       fontsize=8)
+    note = " (negative estimates shown as estimated)" if design == "sobol" else ""
+    ax.set_title(f"{'Sobol' if design == 'sobol' else 'Morris'}: {key}{note}", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="y", alpha=0.3)
+    _save(fig, path)
+
+
+def _psa_figures(result: SweepResult, folder: Path) -> list[str]:
+    plan = result.plan
+    arms = plan.arms
+    ref = arms[0]
+    psa = result.analysis["psa"]
+    files = []
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    for arm, color in zip(arms[1:], COLORS[1:], strict=False):
+        dp = [o[f"{arm}-{ref}:cumulative_prednisone_g"] for o in result.outputs]
+        dc = [o[f"{arm}-{ref}:cost_total"] for o in result.outputs]
+        dq = [o[f"{arm}-{ref}:qaly"] for o in result.outputs]
+        axes[0].scatter(dp, dc, s=8, alpha=0.5, color=color, label=f"{arm} - {ref}")
+        axes[1].scatter(dq, dc, s=8, alpha=0.5, color=color, label=f"{arm} - {ref}")
+    for ax in axes:
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    cur = plan.scenarios[0].economics.currency
+    axes[0].set_xlabel("incremental cumulative prednisone (g)")
+    axes[0].set_ylabel(f"incremental cost ({cur})")
+    axes[0].set_title("PSA: steroid exposure vs cost, one point per draw")
+    axes[1].set_xlabel("incremental QALYs")
+    axes[1].set_ylabel(f"incremental cost ({cur})")
+    axes[1].set_title("Cost-effectiveness plane")
+    _save(fig, folder / "psa_scatter.png")
+    files.append("psa_scatter.png")
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for arm, color in zip(arms, COLORS, strict=False):
+        ax.plot(psa["willingness_to_pay"], psa["ceac"][arm], color=color, label=arm)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel(f"willingness to pay ({cur} per QALY)")
+    ax.set_ylabel("probability cost-effective")
+    ax.set_title("Cost-effectiveness acceptability curve")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, folder / "ceac.png")
+    files.append("ceac.png")
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    axes[0].plot(psa["willingness_to_pay"], psa["evpi_per_patient"], color=COLORS[0])
+    axes[0].set_xlabel(f"willingness to pay ({cur} per QALY)")
+    axes[0].set_ylabel(f"EVPI per patient ({cur})")
+    axes[0].set_title("Expected value of perfect information")
+    axes[0].grid(True, alpha=0.3)
+    groups = psa["evppi_per_patient_at_reference"]
+    axes[1].barh(list(groups), list(groups.values()), color=COLORS[2])
+    axes[1].set_xlabel(f"EVPPI per patient ({cur}) at {psa['reference_willingness_to_pay']:,.0f}"
+                       "/QALY")
+    axes[1].set_title("Partial EVPI by parameter group (regression metamodel)")
+    axes[1].grid(True, axis="x", alpha=0.3)
+    _save(fig, folder / "evppi.png")
+    files.append("evppi.png")
+    return files
+
+
+def _figures(result: SweepResult, folder: Path) -> list[str]:
+    design = result.plan.spec.design.type
+    keys = result.plan.output_keys
+    files: list[str] = []
+    if design == "one_way":
+        tornado = result.analysis["tornado"]
+        for j, key in enumerate(keys):
+            name = "tornado.png" if j == 0 else f"tornado_{_slug(key)}.png"
+            _tornado_figure(tornado[key], key, folder / name)
+            files.append(name)
+    elif design == "grid":
+        for j, key in enumerate(keys):
+            name = "grid.png" if j == 0 else f"grid_{_slug(key)}.png"
+            _grid_figure(result, key, folder / name)
+            files.append(name)
+    elif design in ("sobol", "morris"):
+        for key in keys:
+            info = result.analysis["indices"][key]
+            if "error" in info:
+                continue
+            name = f"{design}.png" if not files else f"{design}_{_slug(key)}.png"
+            _global_figure(info, key, design, folder / name)
+            files.append(name)
+    else:
+        files += _psa_figures(result, folder)
+    return files
+
+
+def _html(result: SweepResult, data: dict[str, Any], folder: Path, figs: list[str]) -> str:
+    plan = result.plan
+    out = io.StringIO()
+    w = out.write
+    w("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>")
+    w(f"<title>Sweep: {html.escape(plan.spec.name)}</title><style>body{{font-family:"
+      "system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}table{border-"
+      "collapse:collapse;font-size:13px;margin:1em 0}th,td{border:1px solid #ccc;padding:"
+      "3px 6px;text-align:right}th{background:#f3f3f3}img{max-width:100%}small{color:#555}"
+      "</style></head><body>")
+    w(f"<h1>Sensitivity sweep: {html.escape(plan.spec.name)}</h1>")
+    w(f"<p>{html.escape(plan.spec.description)}</p>")
+    w(f"<p>Design <b>{html.escape(plan.spec.design.type)}</b>, {len(plan.points)} points, "
+      f"{plan.spec.patients:,} virtual patients per point, the same patients at every point "
+      f"(seed {plan.seed}), strategies: {html.escape(', '.join(plan.arms))}. Monte Carlo "
+      "standard errors (columns ending in <code>_mc_se</code> in sweep.csv, error bars in the "
+      "figures) tell a real effect from noise.</p>")
+    analysis = data["analysis"]
+    if "psa" in analysis:
+        psa = analysis["psa"]
+        cur = html.escape(plan.scenarios[0].economics.currency)
+        w(f"<h2>Value of information</h2><p>EVPI per patient at "
+          f"{psa['reference_willingness_to_pay']:,.0f} {cur}/QALY: "
+          f"<b>{psa['evpi_at_reference']:,.0f} {cur}</b>.</p><table><tr><th>parameter group"
+          f"</th><th>EVPPI per patient ({cur})</th></tr>")
+        for g, v in psa["evppi_per_patient_at_reference"].items():
+            w(f"<tr><td style='text-align:left'>{html.escape(g)}</td><td>{v:,.1f}</td></tr>")
+        w("</table><p><small>" + html.escape(psa["note"]) + "</small></p>")
+    if "indices" in analysis:
+        w("<h2>Global sensitivity indices</h2>")
+        for key, info in analysis["indices"].items():
+            w(f"<h3>{html.escape(key)}</h3>")
+            if "error" in info:
+                w(f"<p>{html.escape(info['error'])}</p>")
+                continue
+            cols = [c for c in info if c != "parameters"]
+            w("<table><tr><th>parameter</th>" + "".join(f"<th>{html.escape(c)}</th>"
+                                                        for c in cols) + "</tr>")
+            for i, name in enumerate(info["parameters"]):
+                w(f"<tr><td style='text-align:left'>{html.escape(name)}</td>" + "".join(
+                    f"<td>{info[c][i]:.3f}</td>" for c in cols) + "</tr>")
+            w("</table>")
+    w("<h2>Figures</h2>")
+    for f in figs:
+        b64 = base64.b64encode((folder / f).read_bytes()).decode("ascii")
+        w(f"<figure><img alt='{html.escape(f)}' src='data:image/png;base64,{b64}'></figure>")
+    w("<h2>Points</h2><p><small>Every point and output is in sweep.csv and sweep.json."
+      "</small></p></body></html>\n")
+    return out.getvalue()
+
+
+def write_sweep(result: SweepResult, folder: str | os.PathLike[str]) -> dict[str, Any]:
+    folder = Path(folder)
+    data = result.to_json()
+    write_json(folder / "sweep.json", data)
+    _csv(result, folder / "sweep.csv")
+    figs = _figures(result, folder)
+    (folder / "report.html").write_text(_html(result, json_loads(data), folder, figs),
+                                        encoding="utf-8")
+    return data
+
+
+def json_loads(data: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    return json.loads(json_text(data))
+
+
+def sweep_to_folder(plan: SweepPlan, out: str | os.PathLike[str], **kwargs: Any) -> SweepResult:
+    """Run (or resume) a sweep, then write its output folder atomically."""
+    out = Path(out)
+    result = run_sweep(plan, out, **kwargs)
+    with atomic_dir(out) as tmp:
+        write_sweep(result, tmp)
+    shutil.rmtree(partial_dir(out), ignore_errors=True)
+    return result

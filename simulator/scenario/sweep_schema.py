@@ -1,0 +1,168 @@
+"""The sweep file: which scenario(s), which parameters, which design, which outcomes.
+
+    name: ivig_dose
+    base: ../first_line.yaml          # one scenario ...
+    strategies:                       # ... or several, compared at every point
+      first_line: ../first_line.yaml  #     (the first is the reference)
+      rescue: ../rescue.yaml
+    patients: 1000                    # virtual patients per point (the same at every point)
+    seed: 1                           # default: the (first) scenario's seed
+    outcomes: [cpk_normal_month_6, cost_total, qaly]
+    design:
+      type: one_way                   # one_way | grid | psa | sobol | morris
+      parameters:
+        regimen.ivig.dose_g_per_kg: {low: 1.0, high: 2.0}
+
+Parameter names are the dotted paths of ``--set``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, model_validator
+
+from .schema import Dist, Frozen, _number_to_fixed
+
+__all__ = ["Bounds", "SweepFile"]
+
+AnyDist = Annotated[Dist, BeforeValidator(_number_to_fixed)]
+
+
+class Bounds(Frozen):
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _order(self) -> Bounds:
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            raise ValueError("low and high must be finite numbers")
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low:g}) must be below high ({self.high:g})")
+        return self
+
+
+class OneWayValue(Frozen):
+    low: float | None = None
+    high: float | None = None
+    values: list[Any] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _form(self) -> OneWayValue:
+        if self.values is None:
+            if self.low is None or self.high is None:
+                raise ValueError("give low and high, or a list of values")
+            if not self.low < self.high:
+                raise ValueError(f"low ({self.low:g}) must be below high ({self.high:g})")
+        elif self.low is not None or self.high is not None:
+            raise ValueError("give either low and high or values, not both")
+        return self
+
+    def points(self) -> list[Any]:
+        return list(self.values) if self.values is not None else [self.low, self.high]
+
+
+class OneWay(Frozen):
+    type: Literal["one_way"]
+    parameters: dict[str, OneWayValue] = Field(min_length=1)
+
+
+class Grid(Frozen):
+    type: Literal["grid"]
+    parameters: dict[str, list[Any]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _nonempty(self) -> Grid:
+        for k, v in self.parameters.items():
+            if not v:
+                raise ValueError(f"parameter {k} needs at least one value")
+        return self
+
+
+class PSA(Frozen):
+    type: Literal["psa"]
+    parameters: dict[str, AnyDist] = Field(min_length=1)
+    draws: int = Field(ge=2, le=1_000_000)
+    correlation: list[list[float]] | None = None
+    groups: dict[str, list[str]] | None = None
+    willingness_to_pay: list[float] = Field(
+        default_factory=lambda: [float(x) for x in range(0, 100_001, 5_000)], min_length=1)
+
+    @model_validator(mode="after")
+    def _checks(self) -> PSA:
+        k = len(self.parameters)
+        if self.correlation is not None:
+            c = self.correlation
+            if len(c) != k or any(len(row) != k for row in c):
+                raise ValueError(f"correlation must be a {k} x {k} matrix (one row and column"
+                                 " per parameter, in the order they are listed)")
+            for i in range(k):
+                if c[i][i] != 1:
+                    raise ValueError("correlation must have 1 on the diagonal")
+                for j in range(k):
+                    if c[i][j] != c[j][i] or not -1 <= c[i][j] <= 1:
+                        raise ValueError("correlation must be symmetric with entries in"
+                                         " [-1, 1]")
+        if self.groups is not None:
+            names = set(self.parameters)
+            for g, members in self.groups.items():
+                unknown = [m for m in members if m not in names]
+                if unknown or not members:
+                    raise ValueError(f"group {g!r} names parameters not in the PSA:"
+                                     f" {unknown or 'none'}")
+        if any(w < 0 for w in self.willingness_to_pay):
+            raise ValueError("willingness_to_pay values must be >= 0")
+        return self
+
+
+class Sobol(Frozen):
+    type: Literal["sobol"]
+    parameters: dict[str, Bounds] = Field(min_length=2)
+    n: int = Field(ge=2, le=2**20)
+    second_order: bool = False
+
+    @model_validator(mode="after")
+    def _power_of_two(self) -> Sobol:
+        if self.n & (self.n - 1):
+            lower = 1 << (self.n.bit_length() - 1)
+            raise ValueError(f"n must be a power of two for Sobol' sampling (Saltelli), got"
+                             f" {self.n}; use {lower} or {lower * 2}")
+        return self
+
+
+class Morris(Frozen):
+    type: Literal["morris"]
+    parameters: dict[str, Bounds] = Field(min_length=2)
+    trajectories: int = Field(ge=2, le=10_000)
+    levels: int = Field(4, ge=2, le=20)
+
+    @model_validator(mode="after")
+    def _even_levels(self) -> Morris:
+        if self.levels % 2:
+            raise ValueError(f"levels must be even (Morris 1991), got {self.levels}")
+        return self
+
+
+Design = Annotated[OneWay | Grid | PSA | Sobol | Morris, Field(discriminator="type")]
+
+
+class SweepFile(Frozen):
+    name: str = "sweep"
+    description: str = ""
+    base: str | None = None
+    strategies: dict[str, str] | None = None
+    patients: int = Field(1000, ge=1, le=10_000_000)
+    seed: int | None = Field(None, ge=0, lt=2**63)
+    engine: Literal["auto", "simpy", "cohort"] = "auto"
+    outcomes: list[str] = Field(min_length=1)
+    design: Design
+
+    @model_validator(mode="after")
+    def _scenarios(self) -> SweepFile:
+        if (self.base is None) == (self.strategies is None):
+            raise ValueError("give either base (one scenario) or strategies (several)")
+        if self.strategies is not None and len(self.strategies) < 2:
+            raise ValueError("strategies needs at least two scenarios (the first is the"
+                             " reference)")
+        return self

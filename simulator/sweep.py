@@ -1,0 +1,599 @@
+"""Sensitivity sweeps: one-way (tornado), grids, PSA, and global (Sobol', Morris).
+
+A sweep is a list of points; a point is a set of overrides (``--set`` paths and values)
+applied to the base scenario, or to every strategy. Every point runs the same patient
+ids with the same seed (common random numbers), so differences between points come from
+the parameters, not from sampling noise; each point still reports its Monte Carlo
+standard error next to every outcome. Designs and analyses are separate from the
+simulation (``points`` / ``analyse`` take any evaluator), so the global methods are
+tested on functions with known indices.
+
+Sampling and analysis of Sobol' and Morris designs use SALib (Herman & Usher 2017):
+Saltelli/Sobol' sequences with N a power of two, first-order and total indices with
+bootstrap confidence intervals, reported as estimated (negative estimates included);
+Morris elementary effects with mu* and its confidence interval. PSA: parameters drawn
+by inverse CDF of their distributions from the sweep seed (optionally correlated through
+a Gaussian copula); the cost-effectiveness acceptability curve, EVPI, and EVPPI per
+parameter group by a regression metamodel (Strong, Oakley & Brennan 2014, with a
+quadratic polynomial in place of their GAM).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import special
+
+from . import streams
+from ._version import __version__
+from .errors import InputError
+from .kernel.population import ppf
+from .scenario import Scenario, scenario_sha256
+from .scenario.load import LineMap, apply_overrides, validate
+from .scenario.sweep_schema import PSA, Grid, Morris, OneWay, Sobol, SweepFile
+
+__all__ = ["Point", "SweepPlan", "analyse", "evaluate_point", "plan_sweep", "points_of"]
+
+log = logging.getLogger(__name__)
+
+Point = dict[str, Any]
+Evaluator = Callable[[Point], dict[str, float]]
+
+
+# --------------------------------------------------------------------------------------
+# Values at a path
+# --------------------------------------------------------------------------------------
+
+def _get(data: Any, path: str) -> Any:
+    cur = data
+    for part in _split(path):
+        cur = cur[part]
+    return cur
+
+
+def _split(path: str) -> list[str | int]:
+    out: list[str | int] = []
+    for seg in path.split("."):
+        while "[" in seg:
+            name, rest = seg.split("[", 1)
+            if name:
+                out.append(name)
+            idx, seg = rest.split("]", 1)
+            out.append(int(idx))
+        if seg:
+            out.append(int(seg) if seg.isdigit() else seg)
+    return out
+
+
+def with_overrides(scn: Scenario, point: Point, where: str = "sweep") -> Scenario:
+    """The scenario with the point's values set (same checks and messages as --set)."""
+    if not point:
+        return scn
+    sets = [f"{path}={json.dumps(value)}" for path, value in point.items()]
+    lm = LineMap()
+    data = apply_overrides(scn.model_dump(mode="python", by_alias=True), sets, Scenario, lm)
+    from .scenario import check_scenario
+
+    new = validate(data, Scenario, lm, where)
+    check_scenario(new, lm, where)
+    return new
+
+
+# --------------------------------------------------------------------------------------
+# Designs -> points
+# --------------------------------------------------------------------------------------
+
+def _uniform_rows(seed: int, n: int, k: int, purpose: str) -> np.ndarray:
+    return streams.uniform(seed, np.arange(n)[:, None], purpose, np.arange(k)[None, :])
+
+
+def points_of(design: Any, seed: int, base_values: dict[str, Any]) -> list[Point]:
+    """The design's points, in a fixed order (the first is the base case for one_way)."""
+    names = list(design.parameters)
+    if isinstance(design, OneWay):
+        pts: list[Point] = [{}]
+        for name, spec in design.parameters.items():
+            pts.extend({name: v} for v in spec.points())
+        return pts
+    if isinstance(design, Grid):
+        return [dict(zip(names, combo, strict=True))
+                for combo in itertools.product(*design.parameters.values())]
+    if isinstance(design, PSA):
+        u = _uniform_rows(seed, design.draws, len(names), "sweep.psa")
+        if design.correlation is not None:
+            chol = np.linalg.cholesky(np.asarray(design.correlation, dtype=float))
+            u = special.ndtr(special.ndtri(u) @ chol.T)
+        cols = [ppf(design.parameters[n], u[:, j]) for j, n in enumerate(names)]
+        return [{n: float(cols[j][i]) for j, n in enumerate(names)}
+                for i in range(design.draws)]
+    problem = salib_problem(design)
+    x = _salib_sample(design, problem, seed)
+    return [{n: float(row[j]) for j, n in enumerate(names)} for row in x]
+
+
+def salib_problem(design: Sobol | Morris) -> dict[str, Any]:
+    return {"num_vars": len(design.parameters), "names": list(design.parameters),
+            "bounds": [[b.low, b.high] for b in design.parameters.values()]}
+
+
+def _salib_sample(design: Sobol | Morris, problem: dict[str, Any], seed: int) -> np.ndarray:
+    seed32 = int(seed % (2**32))
+    if isinstance(design, Sobol):
+        from SALib.sample import sobol as sobol_sample
+
+        return sobol_sample.sample(problem, design.n, calc_second_order=design.second_order,
+                                   seed=seed32)
+    from SALib.sample import morris as morris_sample
+
+    return morris_sample.sample(problem, design.trajectories, num_levels=design.levels,
+                                seed=seed32)
+
+
+# --------------------------------------------------------------------------------------
+# Analyses
+# --------------------------------------------------------------------------------------
+
+def analyse(design: Any, points: list[Point], outputs: list[dict[str, float]], seed: int,
+            base_values: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """Design-specific analysis of the outputs (a list of {output: value} per point)."""
+    y = {k: np.array([o.get(k, math.nan) for o in outputs], dtype=float) for k in keys}
+    if isinstance(design, OneWay):
+        return {"tornado": _tornado(design, points, outputs, keys, base_values)}
+    if isinstance(design, Sobol | Morris):
+        return {"indices": _global(design, points, y, seed)}
+    return {}
+
+
+def _tornado(design: OneWay, points: list[Point], outputs: list[dict[str, float]],
+             keys: Sequence[str], base_values: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    base = outputs[0]
+    res: dict[str, list[dict[str, Any]]] = {}
+    for key in keys:
+        bars = []
+        i = 1
+        for name, spec in design.parameters.items():
+            vals = spec.points()
+            outs = outputs[i:i + len(vals)]
+            i += len(vals)
+            ys = [o.get(key, math.nan) for o in outs]
+            ses = [o.get(key + "_se", math.nan) for o in outs]
+            bars.append({"parameter": name, "base_value": base_values.get(name),
+                         "values": vals, "outcomes": ys, "mc_se": ses,
+                         "low": min(ys), "high": max(ys), "swing": max(ys) - min(ys)})
+        bars.sort(key=lambda b: -abs(b["swing"]) if math.isfinite(b["swing"]) else 0)
+        res[key] = [{"base_outcome": base.get(key), "base_mc_se": base.get(key + "_se")}, *bars]
+    return res
+
+
+def _global(design: Sobol | Morris, points: list[Point], y: dict[str, np.ndarray],
+            seed: int) -> dict[str, Any]:
+    problem = salib_problem(design)
+    seed32 = int(seed % (2**32))
+    out: dict[str, Any] = {}
+    x = np.array([[p[n] for n in problem["names"]] for p in points])
+    for key, values in y.items():
+        if not np.all(np.isfinite(values)):
+            out[key] = {"error": "outcome undefined at some points (e.g. a median never"
+                                 " reached); indices not computed"}
+            continue
+        if np.ptp(values) == 0:
+            out[key] = {"error": "outcome constant over the design; indices undefined"}
+            continue
+        if isinstance(design, Sobol):
+            from SALib.analyze import sobol as sobol_analyze
+
+            si = sobol_analyze.analyze(problem, values, calc_second_order=design.second_order,
+                                       conf_level=0.95, seed=seed32)
+            out[key] = {"parameters": problem["names"],
+                        "S1": [float(v) for v in si["S1"]],
+                        "S1_ci95_halfwidth": [float(v) for v in si["S1_conf"]],
+                        "ST": [float(v) for v in si["ST"]],
+                        "ST_ci95_halfwidth": [float(v) for v in si["ST_conf"]]}
+        else:
+            from SALib.analyze import morris as morris_analyze
+
+            mi = morris_analyze.analyze(problem, x, values, conf_level=0.95,
+                                        num_levels=design.levels, seed=seed32)
+            out[key] = {"parameters": problem["names"],
+                        "mu_star": [float(v) for v in mi["mu_star"]],
+                        "mu_star_ci95_halfwidth": [float(v) for v in mi["mu_star_conf"]],
+                        "mu": [float(v) for v in mi["mu"]],
+                        "sigma": [float(v) for v in mi["sigma"]]}
+    return out
+
+
+def psa_analysis(design: PSA, points: list[Point], outputs: list[dict[str, float]],
+                 arms: list[str], reference_wtp: float) -> dict[str, Any]:
+    """CEAC, EVPI and EVPPI from per-draw mean costs and QALYs of each arm."""
+    cost = np.array([[o[f"{a}:cost_total"] for a in arms] for o in outputs])
+    qaly = np.array([[o[f"{a}:qaly"] for a in arms] for o in outputs])
+    wtps = sorted(set(design.willingness_to_pay) | {reference_wtp})
+    ceac = {a: [] for a in arms}
+    evpi = []
+    for w in wtps:
+        nmb = w * qaly - cost
+        best = np.argmax(nmb, axis=1)
+        for j, a in enumerate(arms):
+            ceac[a].append(float(np.mean(best == j)))
+        evpi.append(float(np.mean(nmb.max(axis=1)) - nmb.mean(axis=0).max()))
+    nmb = reference_wtp * qaly - cost
+    names = list(design.parameters)
+    groups = design.groups or {n: [n] for n in names}
+    x_all = np.array([[p[n] for n in names] for p in points])
+    evppi = {}
+    for g, members in groups.items():
+        cols = [names.index(m) for m in members]
+        fitted = np.column_stack([_metamodel(x_all[:, cols], nmb[:, j])
+                                  for j in range(len(arms))])
+        evppi[g] = float(np.mean(fitted.max(axis=1)) - fitted.mean(axis=0).max())
+    se_cost = np.array([[o.get(f"{a}:cost_total_se", math.nan) for a in arms] for o in outputs])
+    se_qaly = np.array([[o.get(f"{a}:qaly_se", math.nan) for a in arms] for o in outputs])
+    return {
+        "willingness_to_pay": wtps, "ceac": ceac, "evpi_per_patient": evpi,
+        "reference_willingness_to_pay": reference_wtp,
+        "evpi_at_reference": evpi[wtps.index(reference_wtp)],
+        "evppi_per_patient_at_reference": evppi,
+        "mean_inner_mc_se": {"cost_total": _nanmean(se_cost), "qaly": _nanmean(se_qaly)},
+        "note": "EVPI/EVPPI are per patient; the inner-loop Monte Carlo error of each draw"
+                " inflates them slightly (see mean_inner_mc_se).",
+    }
+
+
+def _nanmean(a: np.ndarray) -> float | None:
+    finite = a[np.isfinite(a)]
+    return float(finite.mean()) if finite.size else None
+
+
+def _metamodel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least-squares quadratic polynomial (with interactions) of y on x; fitted values."""
+    x = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
+    cols = [np.ones(len(y))] + [x[:, j] for j in range(x.shape[1])]
+    for i in range(x.shape[1]):
+        for j in range(i, x.shape[1]):
+            cols.append(x[:, i] * x[:, j])
+    a = np.column_stack(cols)
+    if a.shape[1] >= len(y):
+        return np.full(len(y), y.mean())
+    coef, *_ = np.linalg.lstsq(a, y, rcond=None)
+    return a @ coef
+
+
+# --------------------------------------------------------------------------------------
+# Planning: load, check everything before anything runs
+# --------------------------------------------------------------------------------------
+
+@dataclass
+class SweepPlan:
+    spec: SweepFile
+    source: Path
+    text_sha256: str
+    arms: list[str]
+    scenarios: list[Scenario]
+    seed: int
+    points: list[Point]
+    base_values: dict[str, Any]
+    output_keys: list[str]
+    applies: dict[str, list[int]]
+
+    def fingerprint(self) -> str:
+        """Identity of the sweep: file, resolved scenarios, version, patients, seed."""
+        h = hashlib.sha256()
+        for part in (self.text_sha256, __version__, str(self.spec.patients), str(self.seed),
+                     *[scenario_sha256(s) for s in self.scenarios]):
+            h.update(part.encode())
+            h.update(b"\0")
+        return h.hexdigest()
+
+
+def plan_sweep(path: str | os.PathLike[str]) -> SweepPlan:
+    """Read and check a sweep file; every problem is an InputError before anything runs."""
+    from .outcomes import metric_specs
+    from .runner import _plan_for
+    from .scenario import load_scenario
+    from .scenario.load import read_scenario
+
+    path = Path(path)
+    data, linemap = read_scenario(path)
+    spec = validate(data, SweepFile, linemap, str(path))
+    text = path.read_bytes()
+    here = path.parent
+    if spec.base is not None:
+        arms, files = ["base"], [spec.base]
+    else:
+        assert spec.strategies is not None
+        arms, files = list(spec.strategies), list(spec.strategies.values())
+    scns = []
+    for arm, f in zip(arms, files, strict=True):
+        target = (here / f)
+        if not target.is_file():
+            key = "base" if spec.base is not None else f"strategies.{arm}"
+            line = linemap.line_for((key,) if spec.base is not None else ("strategies", arm))
+            raise InputError(f"{key}: scenario file not found: {f} (looked for {target})",
+                             file=str(path), line=line)
+        scns.append(load_scenario(target))
+    if spec.base is not None:
+        arms = [scns[0].name]
+    seed = spec.seed if spec.seed is not None else scns[0].seed
+    known = [m.name for m in metric_specs(_plan_for(scns[0]))]
+    for i, name in enumerate(spec.outcomes):
+        if name not in known:
+            import difflib
+
+            near = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean '{near[0]}'?)" if near else f"; known: {', '.join(known)}"
+            raise InputError(f"outcomes[{i}]: unknown outcome '{name}'{hint}", file=str(path),
+                             line=linemap.line_for(("outcomes", i)))
+    design = spec.design
+    if isinstance(design, PSA) and spec.strategies is None:
+        raise InputError("design.type psa: give strategies (at least two) to compare costs"
+                         " and QALYs at every draw", file=str(path),
+                         line=linemap.line_for(("design",)))
+    base_values, applies = _check_parameters(spec, scns, arms, path, linemap)
+    pts = points_of(design, seed, base_values)
+    keys = _output_keys(spec, arms)
+    return SweepPlan(spec, path, hashlib.sha256(text).hexdigest(), arms, scns, seed, pts,
+                     base_values, keys, applies)
+
+
+def _output_keys(spec: SweepFile, arms: list[str]) -> list[str]:
+    outs = list(spec.outcomes)
+    if isinstance(spec.design, PSA):
+        for extra in ("cost_total", "qaly", "cumulative_prednisone_g"):
+            if extra not in outs:
+                outs.append(extra)
+    if spec.strategies is None:
+        return outs
+    keys = [f"{a}:{o}" for a in arms for o in outs]
+    keys += [f"{a}-{arms[0]}:{o}" for a in arms[1:] for o in outs]
+    return keys
+
+
+def _check_parameters(spec: SweepFile, scns: list[Scenario], arms: list[str], path: Path,
+                      linemap: LineMap) -> tuple[dict[str, Any], dict[str, list[int]]]:
+    """Base value of each parameter, and the arms it applies to (those that have it)."""
+    design = spec.design
+    base_values: dict[str, Any] = {}
+    applies: dict[str, list[int]] = {}
+    for name, pspec in design.parameters.items():
+        line = linemap.line_for(("design", "parameters", name))
+        where = f"design.parameters.{name}"
+        first_error: InputError | None = None
+        for k, scn in enumerate(scns):
+            dump = scn.model_dump(mode="python", by_alias=True)
+            try:
+                apply_overrides(dump, [f"{name}=0"], Scenario, LineMap())
+                value = _get(dump, name)
+            except InputError as err:
+                first_error = first_error or err
+                continue
+            except (KeyError, IndexError, TypeError):
+                continue
+            applies.setdefault(name, []).append(k)
+            base_values.setdefault(name, value)
+        if name not in applies:
+            text = first_error.message.split(": ", 1)[-1] if first_error else "not set"
+            raise InputError(f"{where}: {text}" + ("" if len(scns) == 1 else
+                             " (in every strategy)"), file=str(path), line=line)
+        value = base_values[name]
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        lo_hi = _extremes(design, pspec)
+        if lo_hi is not None:
+            if not numeric:
+                raise InputError(f"{where}: the base value {value!r} is not a number, so a"
+                                 " range cannot be swept", file=str(path), line=line)
+            lo, hi = lo_hi
+            if not isinstance(design, PSA) and not lo <= value <= hi:
+                raise InputError(f"{where}: the range [{lo:g}, {hi:g}] excludes the base value"
+                                 f" {value:g}", file=str(path), line=line)
+            tests = [lo, hi]
+        else:
+            tests = list(pspec) if isinstance(design, Grid) else pspec.points()
+        for v in tests:
+            for k in applies[name]:
+                try:
+                    with_overrides(scns[k], {name: v}, f"{path} design.parameters.{name}")
+                except InputError as err:
+                    raise InputError(f"{where}: the value {v!r} is not valid for scenario"
+                                     f" '{arms[k]}': {err.message}", file=str(path),
+                                     line=line) from None
+    return base_values, applies
+
+
+def _extremes(design: Any, pspec: Any) -> tuple[float, float] | None:
+    if isinstance(design, Sobol | Morris):
+        return pspec.low, pspec.high
+    if isinstance(design, OneWay) and pspec.values is None:
+        return pspec.low, pspec.high
+    if isinstance(design, OneWay):
+        vals = [v for v in pspec.values if isinstance(v, int | float)]
+        return (min(vals), max(vals)) if len(vals) == len(pspec.values) else None
+    if isinstance(design, PSA):
+        q = ppf(pspec, np.array([1e-4, 1 - 1e-4]))
+        return float(q[0]), float(q[1])
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# Evaluating one point
+# --------------------------------------------------------------------------------------
+
+def evaluate_point(plan_args: tuple[Any, ...]) -> dict[str, float]:
+    """Run one point: one scenario, or all strategies on the same patients. Each
+    parameter is set in the strategies that have it (``SweepPlan.applies``)."""
+    scns, arms, point, patients, seed, engine, strategies, outcomes, applies = plan_args
+    scns = [with_overrides(s, {k: v for k, v in point.items() if i in applies[k]})
+            for i, s in enumerate(scns)]
+    out: dict[str, float] = {}
+    if not strategies:
+        from .runner import run
+
+        metrics = run(scns[0], patients=patients, seed=seed, engine=engine,
+                      progress=False).metrics
+        for o in outcomes:
+            out[o], out[o + "_se"] = _mean_se(metrics[o])
+        return out
+    from .compare import compare
+
+    res = compare(scns, names=arms, patients=patients, seed=seed, engine=engine,
+                  progress=False).outcomes()
+    for o in outcomes:
+        for a in arms:
+            out[f"{a}:{o}"], out[f"{a}:{o}_se"] = _mean_se(res[o]["arms"][a])
+        for a in arms[1:]:
+            d = res[o]["differences"][a]
+            out[f"{a}-{arms[0]}:{o}"], out[f"{a}-{arms[0]}:{o}_se"] = _mean_se(
+                {"mean": d["mean_difference"], "ci95": d["ci95"]})
+    return out
+
+
+def _mean_se(m: dict[str, Any]) -> tuple[float, float]:
+    mean = m["mean"]
+    lo, hi = m["ci95"]
+    mean = math.nan if mean is None else float(mean)
+    if lo is None or hi is None:
+        return mean, math.nan
+    return mean, (float(hi) - float(lo)) / (2 * 1.959963984540054)
+
+
+# --------------------------------------------------------------------------------------
+# Running, with a resumable checkpoint of finished points
+# --------------------------------------------------------------------------------------
+
+@dataclass
+class SweepResult:
+    plan: SweepPlan
+    outputs: list[dict[str, float]]
+    analysis: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        p = self.plan
+        return {
+            "name": p.spec.name, "description": p.spec.description,
+            "design": p.spec.design.type, "arms": p.arms, "seed": p.seed,
+            "patients_per_point": p.spec.patients, "simulator_version": __version__,
+            "fingerprint": p.fingerprint(), "base_values": p.base_values,
+            "outcomes": p.spec.outcomes, "output_keys": p.output_keys,
+            "points": [{"index": i, "inputs": pt, "outputs": out}
+                       for i, (pt, out) in enumerate(zip(p.points, self.outputs, strict=True))],
+            "analysis": self.analysis,
+        }
+
+
+def partial_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".partial")
+
+
+def _point_file(folder: Path, i: int) -> Path:
+    return folder / "points" / f"{i:07d}.json"
+
+
+def _save_point(folder: Path, i: int, outputs: dict[str, float]) -> None:
+    from .report.atomic import atomic_write_text
+
+    atomic_write_text(_point_file(folder, i), json.dumps(outputs, sort_keys=True))
+
+
+def _open_checkpoint(plan: SweepPlan, out: Path, fresh: bool) -> tuple[Path, dict[int, Any]]:
+    """The checkpoint folder and the points already finished there."""
+    import shutil
+
+    from .report.atomic import atomic_write_text
+
+    folder = partial_dir(out)
+    manifest = {"fingerprint": plan.fingerprint(), "points": len(plan.points),
+                "sweep_file": str(plan.source)}
+    if folder.exists() and fresh:
+        shutil.rmtree(folder)
+    if folder.exists():
+        try:
+            old = json.loads((folder / "manifest.json").read_text())
+        except (OSError, ValueError):
+            old = {}
+        if old.get("fingerprint") != manifest["fingerprint"]:
+            raise InputError(
+                f"{folder} holds an interrupted run of a different sweep: the sweep file, a"
+                " scenario, the patients, the seed or the simulator version changed since."
+                f" Delete {folder} (or run with --fresh) to start again")
+    else:
+        (folder / "points").mkdir(parents=True)
+        atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=2))
+    done: dict[int, Any] = {}
+    for f in sorted((folder / "points").glob("*.json")):
+        if f.name.startswith("."):
+            continue
+        try:
+            done[int(f.stem)] = json.loads(f.read_text())
+        except (ValueError, OSError):
+            f.unlink(missing_ok=True)  # never happens with atomic writes; be safe anyway
+    return folder, done
+
+
+def run_sweep(plan: SweepPlan, out: str | os.PathLike[str], *, workers: int = 1,
+              fresh: bool = False, progress: bool | None = None,
+              evaluator: Evaluator | None = None) -> SweepResult:
+    """Evaluate every point (resuming from a checkpoint), analyse, return the result.
+
+    Finished points are saved one by one into ``<out>.partial/``; running again after an
+    interruption evaluates only the missing points and gives the same result as an
+    uninterrupted run (each point depends only on its inputs, the seed and the patients).
+    """
+    import sys
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm import tqdm
+
+    out = Path(out)
+    folder, done = _open_checkpoint(plan, out, fresh)
+    strategies = plan.spec.strategies is not None
+    outcomes = list(dict.fromkeys(
+        [k.split(":", 1)[1] for k in plan.output_keys] if strategies else plan.output_keys))
+    engine = plan.spec.engine if plan.spec.engine != "auto" else "cohort"
+    todo = [i for i in range(len(plan.points)) if i not in done]
+    if done:
+        log.info("resuming: %d of %d points already done", len(done), len(plan.points))
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(total=len(plan.points), initial=len(done), unit="point", disable=not show,
+               file=sys.stderr, desc=plan.spec.name[:30], leave=False)
+
+    def task(i: int) -> tuple[Any, ...]:
+        return (plan.scenarios, plan.arms, plan.points[i], plan.spec.patients, plan.seed,
+                engine, strategies, outcomes, plan.applies)
+
+    try:
+        if evaluator is not None:
+            for i in todo:
+                done[i] = evaluator(plan.points[i])
+                _save_point(folder, i, done[i])
+                bar.update(1)
+        elif workers <= 1:
+            for i in todo:
+                done[i] = evaluate_point(task(i))
+                _save_point(folder, i, done[i])
+                bar.update(1)
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = {pool.submit(evaluate_point, task(i)): i for i in todo}
+                for fut in as_completed(futures):
+                    i = futures[fut]
+                    done[i] = fut.result()
+                    _save_point(folder, i, done[i])
+                    bar.update(1)
+    finally:
+        bar.close()
+    outputs = [done[i] for i in range(len(plan.points))]
+    analysis = analyse(plan.spec.design, plan.points, outputs, plan.seed, plan.base_values,
+                       plan.output_keys)
+    if isinstance(plan.spec.design, PSA):
+        wtp = plan.scenarios[0].economics.willingness_to_pay_per_qaly
+        analysis["psa"] = psa_analysis(plan.spec.design, plan.points, outputs, plan.arms, wtp)
+    return SweepResult(plan, outputs, analysis)

@@ -1,0 +1,227 @@
+"""Sweeps: designs, analyses against known answers, resume, and input errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+from simulator.errors import InputError
+from simulator.runner import run
+from simulator.scenario.sweep_schema import PSA, Morris, Sobol
+from simulator.sweep import _global, plan_sweep, points_of, psa_analysis
+
+FIXTURES = ROOT / "tests" / "fixtures" / "sweeps"
+
+
+def ishigami(p, a=7.0, b=0.1):
+    x1, x2, x3 = p["x1"], p["x2"], p["x3"]
+    return math.sin(x1) + a * math.sin(x2) ** 2 + b * x3**4 * math.sin(x1)
+
+
+def test_sobol_path_recovers_the_ishigami_indices():
+    """Ishigami & Homma (1990), a=7, b=0.1: S1 = (0.3139, 0.4424, 0),
+    ST = (0.5576, 0.4424, 0.2437) (Sobol & Levitan 1999; SALib's Ishigami docstring).
+    Tolerance: twice SALib's 95% bootstrap half-width (about 4 standard errors)."""
+    bounds = {"x1": {"low": -math.pi, "high": math.pi}, "x2": {"low": -math.pi, "high": math.pi},
+              "x3": {"low": -math.pi, "high": math.pi}}
+    design = Sobol.model_validate({"type": "sobol", "parameters": bounds, "n": 2048})
+    pts = points_of(design, seed=7, base_values={})
+    assert len(pts) == 2048 * (3 + 2)
+    y = {"f": np.array([ishigami(p) for p in pts])}
+    res = _global(design, pts, y, seed=7)["f"]
+    for est, conf, true in zip(res["S1"], res["S1_ci95_halfwidth"], (0.3139, 0.4424, 0.0),
+                               strict=True):
+        assert abs(est - true) < 2 * conf + 1e-3
+    for est, conf, true in zip(res["ST"], res["ST_ci95_halfwidth"], (0.5576, 0.4424, 0.2437),
+                               strict=True):
+        assert abs(est - true) < 2 * conf + 1e-3
+
+
+def test_morris_ranks_a_linear_function_by_its_slopes():
+    bounds = {n: {"low": 0.0, "high": 1.0} for n in ("a", "b", "c")}
+    design = Morris.model_validate({"type": "morris", "parameters": bounds,
+                                    "trajectories": 20})
+    pts = points_of(design, seed=3, base_values={})
+    y = {"f": np.array([3 * p["a"] + 0.5 * p["b"] + 0 * p["c"] for p in pts])}
+    res = _global(design, pts, y, seed=3)["f"]
+    np.testing.assert_allclose(res["mu_star"], [3.0, 0.5, 0.0], atol=1e-9)
+    np.testing.assert_allclose(res["sigma"], [0.0, 0.0, 0.0], atol=1e-9)
+
+
+def test_psa_value_of_information_on_a_known_decision():
+    """Two arms whose net benefit differs by theta ~ N(0, 1000): EVPI = 1000/sqrt(2 pi);
+    EVPPI for theta's group equals it, for an irrelevant parameter it is about 0."""
+    design = PSA.model_validate({
+        "type": "psa", "draws": 4000,
+        "parameters": {"theta": {"dist": "normal", "mean": 0, "sd": 1000},
+                       "noise": {"dist": "uniform", "low": 0, "high": 1}},
+        "willingness_to_pay": [0.0]})
+    pts = points_of(design, seed=5, base_values={})
+    outs = [{"A:cost_total": 0.0, "A:qaly": 0.0, "B:cost_total": -p["theta"], "B:qaly": 0.0}
+            for p in pts]
+    res = psa_analysis(design, pts, outs, ["A", "B"], reference_wtp=0.0)
+    theta = np.array([p["theta"] for p in pts])
+    exact = np.mean(np.maximum(theta, 0)) - max(0.0, theta.mean())
+    assert res["evpi_at_reference"] == pytest.approx(exact, rel=1e-12)
+    se = theta.std() / math.sqrt(len(theta))
+    assert abs(res["evpi_at_reference"] - 1000 / math.sqrt(2 * math.pi)) < 4 * se
+    evppi = res["evppi_per_patient_at_reference"]
+    assert evppi["theta"] == pytest.approx(res["evpi_at_reference"], rel=0.02)
+    assert evppi["noise"] < 0.01 * res["evpi_at_reference"] + 4 * se
+    assert res["ceac"]["B"][0] == pytest.approx(np.mean(theta > 0))
+
+
+def test_psa_draws_follow_their_distributions_and_correlation():
+    design = PSA.model_validate({
+        "type": "psa", "draws": 20000,
+        "parameters": {"a": {"dist": "normal", "mean": 1, "sd": 2},
+                       "b": {"dist": "lognormal", "mean": 10, "sd": 3}},
+        "correlation": [[1, 0.6], [0.6, 1]]})
+    pts = points_of(design, seed=1, base_values={})
+    a = np.array([p["a"] for p in pts])
+    b = np.array([p["b"] for p in pts])
+    n = len(a)
+    assert abs(a.mean() - 1) < 4 * 2 / math.sqrt(n)
+    assert abs(b.mean() - 10) < 4 * 3 / math.sqrt(n)
+    from scipy import stats
+    rho = stats.spearmanr(a, b)[0]
+    assert abs(rho - 6 / math.pi * math.asin(0.6 / 2)) < 0.03
+
+
+def test_one_way_base_point_equals_a_plain_run():
+    plan = plan_sweep(FIXTURES / "one_way_small.yaml")
+    from simulator.sweep import evaluate_point
+
+    engine = "cohort"
+    outs = evaluate_point((plan.scenarios, plan.arms, plan.points[0], plan.spec.patients,
+                           plan.seed, engine, False, plan.spec.outcomes, plan.applies))
+    metrics = run(plan.scenarios[0], patients=60, seed=11, engine=engine).metrics
+    for name in plan.spec.outcomes:
+        assert outs[name] == metrics[name]["mean"], name
+    assert plan.points[0] == {}
+    assert len(plan.points) == 1 + 2 + 3
+
+
+def sweep_cmd(*args, cwd=None):
+    return [sys.executable, "-m", "simulator", "sweep", *map(str, args)]
+
+
+def test_resume_after_kill_gives_the_same_results(tmp_path):
+    sweep = FIXTURES / "one_way_small.yaml"
+    whole = tmp_path / "whole"
+    proc = subprocess.run(sweep_cmd(sweep, "--out", whole, "--quiet"), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "whole.partial").exists()
+    cut = tmp_path / "cut"
+    partial = tmp_path / "cut.partial" / "points"
+    p = subprocess.Popen(sweep_cmd(sweep, "--out", cut, "--quiet"), stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (partial.exists() and len(list(partial.glob("*.json")))
+                                          >= 2):
+        time.sleep(0.05)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    saved = len(list(partial.glob("*.json")))
+    assert 2 <= saved < 6, "the run should have been killed part-way"
+    assert not cut.exists()
+    proc = subprocess.run(sweep_cmd(sweep, "--out", cut, "--quiet"), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    for f in ("sweep.json", "sweep.csv"):
+        assert (cut / f).read_bytes() == (whole / f).read_bytes(), f
+    assert not (tmp_path / "cut.partial").exists()
+
+
+def test_a_changed_sweep_file_is_refused_for_resuming(tmp_path):
+    text = (FIXTURES / "one_way_small.yaml").read_text().replace(
+        "../../../scenarios", str(ROOT / "scenarios"))
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(text)
+    out = tmp_path / "out"
+    partial = tmp_path / "out.partial"
+    plan = plan_sweep(sweep)
+    from simulator.sweep import _open_checkpoint
+
+    _open_checkpoint(plan, out, fresh=False)
+    assert (partial / "manifest.json").is_file()
+    sweep.write_text(text.replace("patients: 60", "patients: 61"))
+    proc = subprocess.run(sweep_cmd(sweep, "--out", out), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert "different sweep" in proc.stderr and "--fresh" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+BAD = {
+    "unknown_path": ("design:\n  type: one_way\n  parameters:\n"
+                     "    regimen.ivig.dose_g_per_k: {low: 1, high: 2}\n",
+                     ["dose_g_per_k", "did you mean 'dose_g_per_kg'"]),
+    "range_excludes_base": ("design:\n  type: one_way\n  parameters:\n"
+                            "    regimen.ivig.dose_g_per_kg: {low: 2.5, high: 3}\n",
+                            ["excludes the base value 2", "bad.yaml:8:"]),
+    "bad_distribution": ("design:\n  type: psa\n  draws: 10\n  parameters:\n"
+                         "    regimen.ivig.dose_g_per_kg: {dist: lognormal, mean: 2}\n",
+                         ["lognormal needs", "dose_g_per_kg"]),
+    "sobol_not_power_of_two": ("design:\n  type: sobol\n  n: 100\n  parameters:\n"
+                               "    regimen.ivig.dose_g_per_kg: {low: 1, high: 3}\n"
+                               "    regimen.ivig.cycles: {low: 3, high: 8}\n",
+                               ["power of two", "64 or 128"]),
+    "invalid_value_in_range": ("design:\n  type: one_way\n  parameters:\n"
+                               "    regimen.ivig.dose_g_per_kg: {low: -1, high: 2}\n",
+                               ["not valid", "-1"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_sweep_input_is_refused_before_anything_runs(tmp_path, case):
+    body, expected = BAD[case]
+    head = (f"name: bad\nbase: {ROOT / 'scenarios' / 'first_line.yaml'}\npatients: 10\n"
+            "outcomes: [ivig_g]\n")
+    if case == "bad_distribution":
+        head = head.replace(f"base: {ROOT / 'scenarios' / 'first_line.yaml'}",
+                            f"strategies:\n  a: {ROOT / 'scenarios' / 'first_line.yaml'}\n"
+                            f"  b: {ROOT / 'scenarios' / 'rescue.yaml'}")
+    sweep = tmp_path / "bad.yaml"
+    sweep.write_text(head + body)
+    with pytest.raises(InputError) as err:
+        plan_sweep(sweep)
+    for text in expected:
+        assert text in str(err.value), str(err.value)
+    proc = subprocess.run(sweep_cmd(sweep, "--out", tmp_path / "o"), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.startswith("error:")
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o.partial").exists()
+
+
+def test_shipped_sweep_files_are_valid():
+    for path in sorted((ROOT / "scenarios" / "sweeps").glob("*.yaml")):
+        plan = plan_sweep(path)
+        assert plan.points, path
+
+
+def test_sweep_outputs_and_report(tmp_path):
+    out = tmp_path / "o"
+    proc = subprocess.run(sweep_cmd(FIXTURES / "one_way_small.yaml", "--out", out, "--quiet"),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((out / "sweep.json").read_text())
+    assert data["design"] == "one_way" and len(data["points"]) == 6
+    bars = data["analysis"]["tornado"]["cpk_normal_month_6"]
+    assert {b["parameter"] for b in bars[1:]} == {"regimen.ivig.dose_g_per_kg",
+                                                  "disease.steroid.emax_per_day"}
+    header = (out / "sweep.csv").read_text().splitlines()[0].split(",")
+    assert "cpk_normal_month_6_mc_se" in header
+    page = (out / "report.html").read_text()
+    assert "data:image/png;base64," in page and "http" not in page
+    assert Path(out / "tornado.png").is_file()
