@@ -69,12 +69,32 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "--set regimen.ivig.dose_g_per_kg=1 (repeatable)")
     p.add_argument("--engine", choices=("auto", "simpy", "cohort"), default="auto",
                    help="simulation engine (default: auto)")
-    p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
-                   help="worker processes (default: 1)")
+    _parallel(p)
     p.add_argument("--chunk-size", type=_positive_int, metavar="N",
                    help="patients per work unit (results do not depend on it)")
     p.add_argument("--quiet", "-q", action="store_true",
                    help="no progress bar and no table on stdout")
+
+
+def _parallel(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                   help="worker processes (default: all cores); results do not depend on it")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--dask", choices=("local",), default=None,
+                   help="run on a Dask LocalCluster with --workers workers (pip install "
+                        "'.[dask]')")
+    g.add_argument("--dask-scheduler", metavar="tcp://HOST:PORT", default=None,
+                   help="send the work to a running Dask scheduler")
+
+
+def _dask_of(args: argparse.Namespace) -> str | None:
+    return args.dask or args.dask_scheduler
+
+
+def _workers_of(args: argparse.Namespace) -> int:
+    from .parallel import default_workers
+
+    return args.workers or default_workers()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(run_p)
     run_p.add_argument("--events", action="store_true",
                        help="also write events.csv (every event of every patient)")
+    run_p.add_argument("--summary-only", action="store_true",
+                       help="no patients.csv: keep only aggregates (flat memory for very "
+                            "large runs)")
     cmp_p = sub.add_parser(
         "compare", help="compare strategies on the same virtual patients",
         description="Run every scenario on the same virtual patients (same seed, same "
@@ -107,8 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw_p.add_argument("sweep", metavar="SWEEP.yaml")
     sw_p.add_argument("--out", metavar="DIR",
                       help="output folder (default: results/<sweep file name>/)")
-    sw_p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
-                      help="worker processes over points (default: 1)")
+    _parallel(sw_p)
     sw_p.add_argument("--fresh", action="store_true",
                       help="discard the saved points of an interrupted run and start again")
     sw_p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary")
@@ -170,10 +192,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else _default_out(args.scenario)
     _check_out(out)
     from .report.outputs import run_to_folder  # heavy imports only once the input is good
+    if args.events and args.summary_only:
+        raise InputError("--events and --summary-only exclude each other")
     result = run_to_folder(
         scn, out, events=args.events, patients=args.patients, seed=args.seed,
-        engine=args.engine, workers=args.workers, chunk_size=args.chunk_size,
-        progress=None if not args.quiet else False,
+        engine=args.engine, workers=_workers_of(args), chunk_size=args.chunk_size,
+        progress=None if not args.quiet else False, dask=_dask_of(args),
+        patient_rows=not args.summary_only,
     )
     if not args.quiet:
         print(f"{scn.name}: {result.patients} patients, seed {result.seed}, "
@@ -198,8 +223,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     names = arm_names(scns, stems)
     result = compare_to_folder(
         scns, out, names=names, patients=args.patients, seed=args.seed, engine=args.engine,
-        workers=args.workers, chunk_size=args.chunk_size,
-        progress=None if not args.quiet else False,
+        workers=_workers_of(args), chunk_size=args.chunk_size,
+        progress=None if not args.quiet else False, dask=_dask_of(args),
     )
     if not args.quiet:
         print(f"{' vs '.join(names)}: {result.patients} patients each, seed {result.seed}, "
@@ -226,8 +251,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print(f"{plan.spec.name}: {plan.spec.design.type} design, {len(plan.points)} points x "
               f"{plan.spec.patients} patients x {len(plan.arms)} strategy(ies)")
     try:
-        result = sweep_to_folder(plan, out, workers=args.workers, fresh=args.fresh,
-                                 progress=None if not args.quiet else False)
+        result = sweep_to_folder(plan, out, workers=_workers_of(args), fresh=args.fresh,
+                                 progress=None if not args.quiet else False,
+                                 dask=_dask_of(args))
     except KeyboardInterrupt:
         done = len(list((partial_dir(out) / "points").glob("*.json")))
         print(f"interrupted: {done} of {len(plan.points)} points are saved in "

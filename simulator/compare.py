@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +24,8 @@ from tqdm import tqdm
 from ._version import __version__
 from .invariants import check_events
 from .outcomes import CohortSummary, Metric, patient_table
-from .runner import DEFAULT_CHUNK, _chunks, _plan_for, choose_engine, simulate_chunk
+from .parallel import ordered_map
+from .runner import _chunks, _plan_for, choose_engine, chunk_size_for, simulate_chunk
 from .scenario import Scenario, scenario_sha256
 from .stats import PairedDifference
 
@@ -234,6 +234,7 @@ def compare(
     sink: Callable[[list[dict[str, np.ndarray]]], None] | None = None,
     progress: bool | None = None,
     check_invariants: bool = True,
+    dask: str | None = None,
 ) -> ComparisonResult:
     """Run every scenario on the same patients and compare them with the first."""
     if len(scns) < 2:
@@ -242,7 +243,7 @@ def compare(
     n = int(patients if patients is not None else first.patients)
     seed = int(seed if seed is not None else first.seed)
     engine_name = choose_engine(first, engine)
-    size = int(chunk_size or DEFAULT_CHUNK[engine_name])
+    size = chunk_size_for(engine_name, n, workers, chunk_size)
     scns = list(scns)
     names = list(names) if names is not None else arm_names(scns)
     wtp = first.economics.willingness_to_pay_per_qaly
@@ -273,11 +274,7 @@ def compare(
             bar.update(out.n)
 
     try:
-        if workers <= 1 or len(tasks) == 1:
-            collect(map(_task, tasks))
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                collect(pool.map(_task, tasks))
+        collect(ordered_map(_task, tasks, workers, dask))
     finally:
         bar.close()
     return ComparisonResult(names, scns, seed, n, engine_name, summaries, paired, nmb, wtp)

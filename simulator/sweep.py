@@ -540,7 +540,7 @@ def _open_checkpoint(plan: SweepPlan, out: Path, fresh: bool) -> tuple[Path, dic
 
 def run_sweep(plan: SweepPlan, out: str | os.PathLike[str], *, workers: int = 1,
               fresh: bool = False, progress: bool | None = None,
-              evaluator: Evaluator | None = None) -> SweepResult:
+              evaluator: Evaluator | None = None, dask: str | None = None) -> SweepResult:
     """Evaluate every point (resuming from a checkpoint), analyse, return the result.
 
     Finished points are saved one by one into ``<out>.partial/``; running again after an
@@ -548,9 +548,10 @@ def run_sweep(plan: SweepPlan, out: str | os.PathLike[str], *, workers: int = 1,
     uninterrupted run (each point depends only on its inputs, the seed and the patients).
     """
     import sys
-    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     from tqdm import tqdm
+
+    from .parallel import completed_map
 
     out = Path(out)
     folder, done = _open_checkpoint(plan, out, fresh)
@@ -575,19 +576,12 @@ def run_sweep(plan: SweepPlan, out: str | os.PathLike[str], *, workers: int = 1,
                 done[i] = evaluator(plan.points[i])
                 _save_point(folder, i, done[i])
                 bar.update(1)
-        elif workers <= 1:
-            for i in todo:
-                done[i] = evaluate_point(task(i))
-                _save_point(folder, i, done[i])
-                bar.update(1)
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = {pool.submit(evaluate_point, task(i)): i for i in todo}
-                for fut in as_completed(futures):
-                    i = futures[fut]
-                    done[i] = fut.result()
-                    _save_point(folder, i, done[i])
-                    bar.update(1)
+            for i, outputs in completed_map(evaluate_point, [(i, task(i)) for i in todo],
+                                            workers, dask):
+                done[i] = outputs
+                _save_point(folder, i, outputs)
+                bar.update(1)
     finally:
         bar.close()
     outputs = [done[i] for i in range(len(plan.points))]

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..kernel import course
 from ..kernel.population import Baseline
-from ..kernel.xp import ARRAY
+from ..kernel.xp import ARRAY, Rows
 from ..records import ChunkResult, state_outcomes
 from ..scenario.schema import Scenario
 
@@ -33,9 +33,50 @@ class _ParamsView:
         self._idx = idx
 
     def __getattr__(self, name: str) -> Any:
-        value = getattr(self._prm, name)[self._idx]
+        full = getattr(self._prm, name)
+        # tables (patients x draws) are picked from in place, never copied whole
+        value = Rows(full, self._idx) if full.ndim > 1 else full[self._idx]
         setattr(self, name, value)
         return value
+
+
+class _StateView:
+    """Rows ``idx`` of a State: gathers a field when a handler reads it and scatters back
+    only what the handler changed (handlers touch a few of the state's ~45 fields)."""
+
+    def __init__(self, st: course.State, idx: np.ndarray) -> None:
+        object.__setattr__(self, "_st", st)
+        object.__setattr__(self, "_idx", idx)
+        object.__setattr__(self, "_cache", {})
+        object.__setattr__(self, "_dirty", set())
+
+    def __getattr__(self, name: str) -> Any:
+        cache = self._cache
+        if name in cache:
+            return cache[name]
+        full = getattr(self._st, name)
+        if isinstance(full, list):
+            value = [a[self._idx] for a in full]
+            self._dirty.add(name)  # lists are updated in place by the handlers
+        else:
+            value = full[self._idx]
+        cache[name] = value
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._cache[name] = value
+        self._dirty.add(name)
+
+    def write_back(self) -> None:
+        idx = self._idx
+        for name in self._dirty:
+            full = getattr(self._st, name)
+            value = self._cache[name]
+            if isinstance(full, list):
+                for a, b in zip(full, value, strict=True):
+                    a[idx] = b
+            else:
+                full[idx] = value
 
 
 def run_chunk(scn: Scenario, plan: course.Plan, seed: int, patients: np.ndarray,
@@ -49,21 +90,23 @@ def run_chunk(scn: Scenario, plan: course.Plan, seed: int, patients: np.ndarray,
     st = course.init_state(xp, plan, prm)
     active = np.arange(n)
     while active.size:
-        sub = st.take(active)
-        sub_prm = _ParamsView(prm, active)
+        everyone = active.size == n
+        sub = st if everyone else st.take(active)
+        sub_prm = prm if everyone else _ParamsView(prm, active)
         t, kind = course.next_event(xp, plan, sub_prm, sub)  # type: ignore[arg-type]
         course.advance(xp, plan, sub_prm, sub, t)  # type: ignore[arg-type]
-        st.put(active, sub)
+        if not everyone:
+            st.put(active, sub)
         for k in np.unique(kind):
             sel = np.flatnonzero(kind == k)
             idx = active[sel]
             if k == course.END:
                 continue
-            part = st.take(idx)
+            part = _StateView(st, idx)
             visit_k = part.visit_k
             before = part.pred
             flags, a, b, c = course.handle(xp, plan, _ParamsView(prm, idx), part, int(k))  # type: ignore[arg-type]
-            st.put(idx, part)
+            part.write_back()
             if k == course.VISIT:
                 res.visit_cpk[idx, visit_k] = a
                 res.visit_myoglobin[idx, visit_k] = b

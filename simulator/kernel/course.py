@@ -169,6 +169,19 @@ class Plan:
     ivig_aes: tuple[IvigAE, ...]
     sparing_rule: RuleFn | None
     discount_per_day: float
+    _ae_rate_cache: dict[float, tuple[float, ...]] = field(default_factory=dict, repr=False,
+                                                           compare=False)
+
+    def steroid_ae_rates(self, xp: Ops, dose: Any) -> tuple[Any, ...]:
+        """Hazard per day of each steroid adverse event at a dose (cached for one patient:
+        a patient takes only a handful of distinct doses)."""
+        if xp.vector:
+            return tuple(ae.rate(xp, dose) for ae in self.steroid_aes)
+        cache = self._ae_rate_cache
+        hit = cache.get(dose)
+        if hit is None:
+            hit = cache[dose] = tuple(ae.rate(xp, dose) for ae in self.steroid_aes)
+        return hit
 
     @property
     def max_infusions(self) -> int:
@@ -597,8 +610,9 @@ def advance(xp: Ops, plan: Plan, prm: Params, st: State, t: Any) -> None:
         st.disc_pred = st.disc_pred + st.pred * (xp.exp(-d * st.t) - xp.exp(-d * t)) / d
     else:
         st.disc_pred = st.disc_pred + st.pred * tau
-    for j, ae in enumerate(plan.steroid_aes):
-        rate = ae.rate(xp, st.pred)
+    rates = plan.steroid_ae_rates(xp, st.pred)
+    for j in range(len(rates)):
+        rate = rates[j]
         h0 = st.ae_hazard[j]
         h1 = h0 + rate * tau
         thr = xp.column(prm.steroid_ae_threshold, j)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ARRAY", "SCALAR", "Ops"]
+__all__ = ["ARRAY", "SCALAR", "Ops", "Rows"]
 
 
 class Ops:
@@ -60,13 +60,29 @@ def _column_scalar(row: Any, j: int) -> Any:
     return row[j]
 
 
-def _column_array(table: np.ndarray, j: int) -> np.ndarray:
+class Rows:
+    """Rows ``idx`` of a per-patient table, not copied until an entry is picked."""
+
+    __slots__ = ("idx", "table")
+
+    def __init__(self, table: np.ndarray, idx: np.ndarray) -> None:
+        self.table = table
+        self.idx = idx
+
+
+def _column_array(table: Any, j: int) -> Any:
     """Per-type tables are (patients, types, ...): type j for every patient."""
+    if isinstance(table, Rows):
+        if table.table.ndim == 2:
+            return table.table[table.idx, j]
+        return Rows(table.table[:, j], table.idx)
     return table[:, j]
 
 
-def _pick_array(table: np.ndarray, k: np.ndarray) -> np.ndarray:
+def _pick_array(table: Any, k: np.ndarray) -> np.ndarray:
     """Entry k[i] of row i: each patient's own draw number k."""
+    if isinstance(table, Rows):
+        return table.table[table.idx, k]
     return table[np.arange(table.shape[0]), k]
 
 

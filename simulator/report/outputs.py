@@ -43,24 +43,31 @@ def write_outputs(result: RunResult, folder: str | os.PathLike[str]) -> None:
 
 
 def run_to_folder(scn: Scenario, out: str | os.PathLike[str], *, events: bool = False,
-                  **run_kwargs: Any) -> RunResult:
-    """Run ``scn`` and write its complete output folder atomically."""
+                  patient_rows: bool = True, **run_kwargs: Any) -> RunResult:
+    """Run ``scn`` and write its complete output folder atomically.
+
+    ``patient_rows=False`` writes no patients.csv: only aggregates are kept, so memory
+    stays flat however many patients run.
+    """
     from ..runner import _plan_for
 
     plan = _plan_for(scn)
     with atomic_dir(out) as tmp:
-        patients = PatientCSV(tmp / "patients.csv", plan)
+        patients = PatientCSV(tmp / "patients.csv", plan) if patient_rows else None
         event_csv = EventCSV(tmp / "events.csv", plan) if events else None
 
         def sink(table: Any, log: Any) -> None:
-            patients.write(table)
+            if patients is not None:
+                patients.write(table)
             if event_csv is not None and log is not None:
                 event_csv.write(table, log)
 
         try:
-            result = run(scn, events=events, sink=sink, **run_kwargs)
+            result = run(scn, events=events,
+                         sink=sink if (patient_rows or events) else None, **run_kwargs)
         finally:
-            patients.close()
+            if patients is not None:
+                patients.close()
             if event_csv is not None:
                 event_csv.close()
         write_outputs(result, tmp)

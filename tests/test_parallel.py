@@ -1,0 +1,51 @@
+"""The same answer whatever runs the work: one process, a pool, or a Dask cluster."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulator.parallel import completed_map, ordered_map
+from simulator.report.atomic import json_text
+from simulator.report.outputs import run_to_folder
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def test_ordered_map_keeps_task_order_in_a_pool():
+    assert list(ordered_map(square, list(range(23)), workers=2)) == [x * x for x in range(23)]
+
+
+def test_completed_map_returns_every_key_once():
+    got = dict(completed_map(square, [(k, k) for k in range(17)], workers=2))
+    assert got == {k: k * k for k in range(17)}
+
+
+def _files(folder):
+    return {f: (folder / f).read_bytes() for f in ("summary.json", "patients.csv")}
+
+
+@pytest.mark.parametrize("engine", ["cohort", "simpy"])
+def test_results_are_byte_identical_for_any_workers_and_chunk_size(first_line, tmp_path, engine):
+    one = run_to_folder(first_line, tmp_path / "one", patients=90, seed=3, engine=engine,
+                        workers=1, chunk_size=90)
+    two = run_to_folder(first_line, tmp_path / "two", patients=90, seed=3, engine=engine,
+                        workers=2, chunk_size=17)
+    assert json_text(one.summary_json()) == json_text(two.summary_json())
+    assert _files(tmp_path / "one") == _files(tmp_path / "two")
+
+
+def test_dask_local_cluster_gives_the_local_result(first_line, tmp_path):
+    pytest.importorskip("dask.distributed")
+    local = run_to_folder(first_line, tmp_path / "local", patients=120, seed=9, workers=1)
+    dask = run_to_folder(first_line, tmp_path / "dask", patients=120, seed=9, workers=2,
+                         chunk_size=25, dask="local")
+    assert json_text(local.summary_json()) == json_text(dask.summary_json())
+    assert _files(tmp_path / "local") == _files(tmp_path / "dask")
+
+
+def test_summary_only_writes_no_patient_rows(first_line, tmp_path):
+    run_to_folder(first_line, tmp_path / "s", patients=30, patient_rows=False)
+    assert (tmp_path / "s" / "summary.json").is_file()
+    assert not (tmp_path / "s" / "patients.csv").exists()
