@@ -374,7 +374,7 @@ def make_params(scn: Scenario, plan: Plan, seed: int, patients: np.ndarray,
         [streams.exponential(seed, ids, "ae.steroid." + ae.name) for ae in plan.steroid_aes],
         axis=1,
     ) if plan.steroid_aes else np.zeros((n, 0))
-    flare_day, flare_size = _flares(scn, seed, ids)
+    flare_day, flare_level = _flares(scn, seed, ids)
     params = Params(
         patient=ids,
         weight_kg=base.weight_kg,
@@ -401,7 +401,7 @@ def make_params(scn: Scenario, plan: Plan, seed: int, patients: np.ndarray,
         ivig_ae_u=ivig_ae_u,
         steroid_ae_threshold=steroid_thr,
         flare_day=flare_day,
-        flare_level=flare_size,
+        flare_level=flare_level,
     )
     return params, base
 

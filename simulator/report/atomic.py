@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_dir", "atomic_write_text", "write_json"]
+__all__ = ["atomic_dir", "atomic_write_text", "json_roundtrip", "png_figure", "write_json"]
 
 
 @contextlib.contextmanager
@@ -82,6 +82,20 @@ def _clean(value: Any) -> Any:
 def json_text(data: Any) -> str:
     """Deterministic JSON: no NaN/inf (null instead), stable float repr, newline at end."""
     return json.dumps(_clean(data), indent=2, allow_nan=False) + "\n"
+
+
+def json_roundtrip(data: Any) -> Any:
+    """The data exactly as a reader of the JSON file sees it (NaN and inf as None)."""
+    return json.loads(json_text(data))
+
+
+def png_figure(path: str | os.PathLike[str], alt: str) -> str:
+    """An HTML <figure> with the PNG inline (base64), for self-contained reports."""
+    import base64
+    import html
+
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></figure>'
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
 import io
@@ -13,7 +12,7 @@ from typing import Any
 from ..compare import ComparisonResult, compare
 from ..scenario import Scenario
 from . import figures
-from .atomic import atomic_dir, json_text, write_json
+from .atomic import atomic_dir, json_roundtrip, png_figure, write_json
 from .tables import format_value
 
 __all__ = ["COMPARISON_FILES", "compare_to_folder", "write_comparison"]
@@ -88,11 +87,6 @@ def _fmt_diff(x: Any, unit: str) -> str:
     if unit == "proportion":
         return f"{100 * x:+.1f} pts"
     return f"{x:+,.0f}" if abs(x) >= 1000 else f"{x:+.3g}"
-
-
-def _img(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></figure>'
 
 
 def _html(result: ComparisonResult, data: dict[str, Any], folder: Path) -> str:
@@ -176,7 +170,7 @@ def _html(result: ComparisonResult, data: dict[str, Any], folder: Path) -> str:
                        ("km_prednisone_5mg.png", "time to prednisone 5 mg/day"),
                        ("cpk_by_arm.png", "CPK by month"),
                        ("prednisone_by_arm.png", "mean prednisone")):
-        w(_img(folder / fname, alt))
+        w(png_figure(folder / fname, alt))
     w("<h2>How to read this</h2><p><small>CPK is 'normal' below the ULN at a visit; a "
       "relapse is a CPK above 1.5 x ULN after a normal one; complete remission at month m "
       "needs a normal CPK at every visit of the preceding 12 weeks, prednisone at most "
@@ -196,13 +190,6 @@ def write_comparison(result: ComparisonResult, folder: str | os.PathLike[str]) -
     (folder / "report.html").write_text(_html(result, json_roundtrip(data), folder),
                                         encoding="utf-8")
     return data
-
-
-def json_roundtrip(data: dict[str, Any]) -> dict[str, Any]:
-    """The data as it is in comparison.json (NaN and inf as None)."""
-    import json
-
-    return json.loads(json_text(data))
 
 
 def compare_to_folder(scns: list[Scenario], out: str | os.PathLike[str],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
 import io
@@ -16,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..sweep import SweepPlan, SweepResult, partial_dir, run_sweep
-from .atomic import atomic_dir, json_text, write_json
+from .atomic import atomic_dir, json_roundtrip, png_figure, write_json
 from .figures import COLORS, _save, plt
 from .tables import format_value
 
@@ -248,8 +247,7 @@ def _html(result: SweepResult, data: dict[str, Any], folder: Path, figs: list[st
             w("</table>")
     w("<h2>Figures</h2>")
     for f in figs:
-        b64 = base64.b64encode((folder / f).read_bytes()).decode("ascii")
-        w(f"<figure><img alt='{html.escape(f)}' src='data:image/png;base64,{b64}'></figure>")
+        w(png_figure(folder / f, f))
     w("<h2>Points</h2><p><small>Every point and output is in sweep.csv and sweep.json."
       "</small></p></body></html>\n")
     return out.getvalue()
@@ -261,15 +259,9 @@ def write_sweep(result: SweepResult, folder: str | os.PathLike[str]) -> dict[str
     write_json(folder / "sweep.json", data)
     _csv(result, folder / "sweep.csv")
     figs = _figures(result, folder)
-    (folder / "report.html").write_text(_html(result, json_loads(data), folder, figs),
+    (folder / "report.html").write_text(_html(result, json_roundtrip(data), folder, figs),
                                         encoding="utf-8")
     return data
-
-
-def json_loads(data: dict[str, Any]) -> dict[str, Any]:
-    import json
-
-    return json.loads(json_text(data))
 
 
 def sweep_to_folder(plan: SweepPlan, out: str | os.PathLike[str], **kwargs: Any) -> SweepResult:
