@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .kernel.course import END, EVENT_NAMES, Params, Plan, State
+from .kernel.course import Params, Plan, State
 from .kernel.population import Baseline
 
 __all__ = ["ChunkResult", "EventLog", "outcome_columns"]
@@ -159,6 +159,3 @@ class ChunkResult:
 def empty_outcomes(plan: Plan, n: int) -> dict[str, np.ndarray]:
     return {name: np.full(n, math.nan) for name in outcome_columns(plan)}
 
-
-EVENT_LABELS = dict(enumerate(EVENT_NAMES))
-assert EVENT_LABELS[END] == "end"

@@ -33,7 +33,6 @@ from .xp import Ops
 __all__ = ["Propagator", "enzyme_level", "measured", "mmt8"]
 
 Y, W, Z, XF, XS, V, E, SC, C = range(9)
-N_COEF = 23
 
 
 class Propagator:
