@@ -163,13 +163,9 @@ def _default_out(scenario_path: str) -> Path:
 
 
 def _fmt(x: Any, unit: str) -> str:
-    if x is None:
-        return "n/a"
-    if unit in ("proportion",):
-        return f"{100 * x:.1f}%"
-    if isinstance(x, int):
-        return str(x)
-    return f"{x:.3g}" if abs(x) < 1000 else f"{x:,.0f}"
+    from .report.tables import format_estimate
+
+    return format_estimate(x, unit)
 
 
 def format_table(metrics: dict[str, dict[str, Any]]) -> str:

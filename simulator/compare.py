@@ -22,10 +22,9 @@ import numpy as np
 from tqdm import tqdm
 
 from ._version import __version__
-from .invariants import check_events
-from .outcomes import CohortSummary, Metric, patient_table
+from .outcomes import CohortSummary, Metric
 from .parallel import ordered_map
-from .runner import _chunks, _plan_for, choose_engine, chunk_size_for, simulate_chunk
+from .runner import _chunks, _plan_for, choose_engine, chunk_size_for, summarise_chunk
 from .scenario import Scenario, scenario_sha256
 from .stats import PairedDifference
 
@@ -94,12 +93,7 @@ def _task(args: tuple[list[Scenario], int, int, int, str, bool, bool, float]) ->
     scns, seed, start, stop, engine, keep, check, wtp = args
     tables, summaries = [], []
     for scn in scns:
-        chunk, plan = simulate_chunk(scn, seed, start, stop, engine, check)
-        if check and chunk.events is not None:
-            check_events(chunk.events, plan)
-        table = patient_table(chunk, plan, scn)
-        summary = CohortSummary(plan, scn.economics.currency)
-        summary.add(table, chunk)
+        _, table, summary = summarise_chunk(scn, seed, start, stop, engine, False, check)
         tables.append(table)
         summaries.append(summary)
     specs = _compared(summaries[0].specs)

@@ -123,14 +123,22 @@ def simulate_chunk(scn: Scenario, seed: int, start: int, stop: int, engine: str,
     return ENGINES[engine](scn, plan, seed, ids, events=events), plan
 
 
-def _task(args: tuple[Scenario, int, int, int, str, bool, bool, bool]) -> _ChunkOutput:
-    scn, seed, start, stop, engine, events, keep_table, check = args
+def summarise_chunk(scn: Scenario, seed: int, start: int, stop: int, engine: str,
+                    events: bool, check: bool
+                    ) -> tuple[ChunkResult, dict[str, np.ndarray], CohortSummary]:
+    """Simulate a chunk, check its event log's invariants, and tabulate and summarise it."""
     chunk, plan = simulate_chunk(scn, seed, start, stop, engine, events or check)
     if check and chunk.events is not None:
         check_events(chunk.events, plan)
     table = patient_table(chunk, plan, scn)
     summary = CohortSummary(plan, scn.economics.currency)
     summary.add(table, chunk)
+    return chunk, table, summary
+
+
+def _task(args: tuple[Scenario, int, int, int, str, bool, bool, bool]) -> _ChunkOutput:
+    scn, seed, start, stop, engine, events, keep_table, check = args
+    chunk, table, summary = summarise_chunk(scn, seed, start, stop, engine, events, check)
     return _ChunkOutput(start, stop - start, table if keep_table else None,
                         chunk.events if events else None, summary)
 

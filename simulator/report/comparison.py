@@ -13,6 +13,7 @@ from ..compare import ComparisonResult, compare
 from ..scenario import Scenario
 from . import figures
 from .atomic import atomic_dir, json_roundtrip, png_figure, write_json
+from .tables import format_estimate as _fmt
 from .tables import format_value
 
 __all__ = ["COMPARISON_FILES", "compare_to_folder", "write_comparison"]
@@ -69,16 +70,6 @@ def _figures(result: ComparisonResult, data: dict[str, Any], folder: Path) -> No
                          folder / "cpk_by_arm.png", "CPK by month: median and 5-95% band")
     figures.prednisone_lines([(n, data["prednisone_by_month"][n]) for n in names],
                              folder / "prednisone_by_arm.png", "Mean daily prednisone")
-
-
-def _fmt(x: Any, unit: str) -> str:
-    if x is None:
-        return "n/a"
-    if unit == "proportion":
-        return f"{100 * x:.1f}%"
-    if abs(x) >= 1000:
-        return f"{x:,.0f}"
-    return f"{x:.3g}"
 
 
 def _fmt_diff(x: Any, unit: str) -> str:

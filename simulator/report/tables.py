@@ -12,7 +12,18 @@ import numpy as np
 from ..kernel.course import EVENT_NAMES, F_IVIG_AE0, FLAGS, Plan
 from ..records import EventLog
 
-__all__ = ["EventCSV", "PatientCSV", "format_value"]
+__all__ = ["EventCSV", "PatientCSV", "format_estimate", "format_value"]
+
+
+def format_estimate(x: Any, unit: str) -> str:
+    """An estimate for people: percent for proportions, thousands separators, 3 digits."""
+    if x is None:
+        return "n/a"
+    if unit == "proportion":
+        return f"{100 * x:.1f}%"
+    if isinstance(x, int):
+        return str(x)
+    return f"{x:.3g}" if abs(x) < 1000 else f"{x:,.0f}"
 
 
 def format_value(value: Any) -> str:
