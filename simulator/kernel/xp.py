@@ -36,6 +36,23 @@ class Ops:
     vector: bool
 
 
+def _np_scalar(fn: Any) -> Any:
+    """A numpy ufunc on one float, returned as a float.
+
+    numpy's float64 ``exp``, ``log`` and ``expm1`` use their own SIMD implementations on
+    CPUs with AVX-512 (and libm elsewhere), which can differ from ``math.exp`` in the last
+    bit. Both engines must compute the same bits, so the scalar namespace calls the same
+    ufunc as the array namespace (one element at a time gives the same bits as a whole
+    array, whatever the CPU).
+    """
+
+    def one(x: float) -> float:
+        return float(fn(x))
+
+    one.__name__ = fn.__name__
+    return one
+
+
 def _where(cond: bool, a: Any, b: Any) -> Any:
     return a if cond else b
 
@@ -87,10 +104,10 @@ def _pick_array(table: Any, k: np.ndarray) -> np.ndarray:
 
 
 class _Scalar(Ops):
-    exp = staticmethod(math.exp)
-    expm1 = staticmethod(math.expm1)
-    log = staticmethod(math.log)
-    sqrt = staticmethod(math.sqrt)
+    exp = staticmethod(_np_scalar(np.exp))
+    expm1 = staticmethod(_np_scalar(np.expm1))
+    log = staticmethod(_np_scalar(np.log))
+    sqrt = staticmethod(math.sqrt)  # correctly rounded everywhere (IEEE 754)
     minimum = staticmethod(min)
     maximum = staticmethod(max)
     where = staticmethod(_where)
