@@ -122,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "differences with 95% CIs, percent better/worse off, costs and QALYs.")
     cmp_p.add_argument("scenarios", nargs="+", metavar="SCENARIO.yaml")
     _common(cmp_p)
+    cmp_p.add_argument("--allow-different-populations", action="store_true",
+                       help="compare arms that differ in population, disease, seed, horizon, "
+                            "visits, outcome definitions, currency, discounting or utilities "
+                            "(refused by default; the report then says they are not the same "
+                            "patients)")
     sw_p = sub.add_parser(
         "sweep", help="sensitivity analysis: one-way, grid, PSA, Sobol', Morris",
         description="Run a sweep file: every point on the same virtual patients. Finished "
@@ -213,18 +218,27 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     stems = [Path(p).stem for p in args.scenarios]
     out = Path(args.out) if args.out else Path("results") / ("compare_" + "_vs_".join(stems))
     _check_out(out)
-    from .compare import arm_names
+    from .compare import arm_names, check_same_patients
     from .report.comparison import compare_to_folder
 
     names = arm_names(scns, stems)
+    check_same_patients(scns, names, args.seed is not None, args.allow_different_populations)
     result = compare_to_folder(
         scns, out, names=names, patients=args.patients, seed=args.seed, engine=args.engine,
         workers=_workers_of(args), chunk_size=args.chunk_size,
         progress=None if not args.quiet else False, dask=_dask_of(args),
+        allow_different_populations=args.allow_different_populations,
     )
     if not args.quiet:
-        print(f"{' vs '.join(names)}: {result.patients} patients each, seed {result.seed}, "
-              f"same patients in every arm")
+        if result.same_patients:
+            print(f"{' vs '.join(names)}: {result.patients} patients each, seed "
+                  f"{result.seed}, same patients in every arm")
+        else:
+            print(f"{' vs '.join(names)}: {result.patients} patients each, seed "
+                  f"{result.seed}. WARNING: the arms are NOT the same patients; they differ "
+                  f"in:")
+            for line in result.arm_differences:
+                print(f"  - {line}")
         print(format_comparison(result.outcomes(), names))
         for arm, e in result.economics()["arms"].items():
             icer = "" if e["icer_per_qaly"] is None else f", ICER {e['icer_per_qaly']:,.0f}/QALY"

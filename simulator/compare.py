@@ -15,20 +15,21 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from ._version import __version__
+from .errors import InputError
 from .outcomes import CohortSummary, Metric
 from .parallel import ordered_map
 from .runner import _chunks, _plan_for, choose_engine, chunk_size_for, summarise_chunk
 from .scenario import Scenario, scenario_sha256
 from .stats import PairedDifference
 
-__all__ = ["BETTER", "ComparisonResult", "compare"]
+__all__ = ["BETTER", "SHARED_PATHS", "ComparisonResult", "arm_differences", "compare"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,82 @@ def better_of(name: str) -> str | None:
     if name.startswith(("cost_", "adverse_event_")):
         return "lower"
     return None
+
+
+# What every arm must share for "the same patients in every arm" to hold and for costs and
+# QALYs to be comparable: who the patients are (population, natural history, seed), how
+# long and how often they are followed, and how outcomes are valued and defined.
+SHARED_PATHS: tuple[tuple[str, ...], ...] = (
+    ("seed",),
+    ("population",),
+    ("disease",),
+    ("horizon_days",),
+    ("visits",),
+    ("outcomes",),
+    ("economics", "currency"),
+    ("economics", "discount_rate_per_year"),
+    ("economics", "utilities"),
+)
+_MAX_LISTED = 12
+
+
+def _leaves(value: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_leaves(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out or {prefix: {}}
+    if isinstance(value, list):
+        out = {}
+        for i, v in enumerate(value):
+            out.update(_leaves(v, f"{prefix}[{i}]"))
+        return out or {prefix: []}
+    return {prefix: value}
+
+
+def arm_differences(scns: Sequence[Scenario], names: Sequence[str],
+                    seed_given: bool = False) -> list[str]:
+    """Where arms differ in what they must share (``SHARED_PATHS``), one line per path:
+    ``"population.female: first_line 0.7333, other 0.5"``. The seed is not compared when
+    it is given for the whole comparison (``seed_given``)."""
+    dumps = [s.model_dump(mode="json", by_alias=True) for s in scns]
+    lines: list[str] = []
+    for path in SHARED_PATHS:
+        if path == ("seed",) and seed_given:
+            continue
+        flat = []
+        for d in dumps:
+            cur: Any = d
+            for part in path:
+                cur = cur.get(part) if isinstance(cur, dict) else None
+            flat.append(_leaves(cur, ".".join(path)))
+        keys = sorted(set().union(*flat))
+        for key in keys:
+            values = [f.get(key, "(absent)") for f in flat]
+            if any(v != values[0] for v in values[1:]):
+                shown = ", ".join(f"{n} {v!r}" if isinstance(v, str) else f"{n} {v}"
+                                  for n, v in zip(names, values, strict=True))
+                lines.append(f"{key}: {shown}")
+    return lines
+
+
+def check_same_patients(scns: Sequence[Scenario], names: Sequence[str], seed_given: bool,
+                        allow_different: bool) -> list[str]:
+    """Raise InputError when arms differ in what they must share, unless allowed; return
+    the differences (empty when the arms see the same patients)."""
+    diffs = arm_differences(scns, names, seed_given)
+    if diffs and not allow_different:
+        shown = diffs[:_MAX_LISTED]
+        if len(diffs) > _MAX_LISTED:
+            shown.append(f"and {len(diffs) - _MAX_LISTED} more")
+        raise InputError(
+            "the strategies differ in what a comparison must keep the same (the patients, "
+            "their follow-up, or how outcomes are valued), so differences between arms would "
+            "not be treatment effects. Make these the same in every scenario (e.g. through "
+            "`extends: base.yaml`), or pass --allow-different-populations to compare anyway "
+            "(the report then says the arms are not the same patients):",
+            problems=shown)
+    return diffs
 
 
 @dataclass
@@ -124,6 +201,12 @@ class ComparisonResult:
     paired: list[dict[str, PairedDifference]]
     nmb: list[PairedDifference]
     willingness_to_pay: float
+    arm_differences: list[str] = field(default_factory=list)
+
+    @property
+    def same_patients(self) -> bool:
+        """True when every arm ran the same virtual patients (common random numbers)."""
+        return not self.arm_differences
 
     def outcomes(self) -> dict[str, dict[str, Any]]:
         """Per outcome: each arm's estimate and the paired difference against arm 1."""
@@ -176,6 +259,8 @@ class ComparisonResult:
         return {
             "arms": self.names,
             "reference_arm": self.names[0],
+            "same_patients": self.same_patients,
+            "arm_differences": self.arm_differences,
             "seed": self.seed,
             "patients": self.patients,
             "simulator_version": __version__,
@@ -229,17 +314,25 @@ def compare(
     progress: bool | None = None,
     check_invariants: bool = True,
     dask: str | None = None,
+    allow_different_populations: bool = False,
 ) -> ComparisonResult:
-    """Run every scenario on the same patients and compare them with the first."""
+    """Run every scenario on the same patients and compare them with the first.
+
+    Arms that differ in what a comparison must keep the same (``SHARED_PATHS``: seed,
+    population, disease, horizon, visits, outcome definitions, currency, discounting,
+    utilities) raise InputError naming the differing paths, unless
+    ``allow_different_populations``; the result then lists them in ``arm_differences`` and
+    ``same_patients`` is False."""
     if len(scns) < 2:
         raise ValueError("compare needs at least two scenarios")
     first = scns[0]
+    names = list(names) if names is not None else arm_names(scns)
+    diffs = check_same_patients(scns, names, seed is not None, allow_different_populations)
     n = int(patients if patients is not None else first.patients)
     seed = int(seed if seed is not None else first.seed)
     engine_name = choose_engine(first, engine)
     size = chunk_size_for(engine_name, n, workers, chunk_size)
     scns = list(scns)
-    names = list(names) if names is not None else arm_names(scns)
     wtp = first.economics.willingness_to_pay_per_qaly
     plans = [_plan_for(s) for s in scns]
     summaries = [CohortSummary(p, s.economics.currency) for p, s in zip(plans, scns, strict=True)]
@@ -271,5 +364,6 @@ def compare(
         collect(ordered_map(_task, tasks, workers, dask))
     finally:
         bar.close()
-    return ComparisonResult(names, scns, seed, n, engine_name, summaries, paired, nmb, wtp)
+    return ComparisonResult(names, scns, seed, n, engine_name, summaries, paired, nmb, wtp,
+                            diffs)
 

@@ -323,6 +323,15 @@ def plan_sweep(path: str | os.PathLike[str]) -> SweepPlan:
         scns.append(load_scenario(target))
     if spec.base is not None:
         arms = [scns[0].name]
+    else:
+        from .compare import check_same_patients
+
+        try:
+            check_same_patients(scns, arms, spec.seed is not None, False)
+        except InputError as err:
+            raise InputError(f"strategies: {err.message}", file=str(path),
+                             line=linemap.line_for(("strategies",)),
+                             problems=err.problems) from None
     seed = spec.seed if spec.seed is not None else scns[0].seed
     known = [m.name for m in metric_specs(_plan_for(scns[0]))]
     for i, name in enumerate(spec.outcomes):

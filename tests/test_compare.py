@@ -12,6 +12,7 @@ from conftest import SCENARIOS
 
 from simulator.compare import compare
 from simulator.engines import cohort
+from simulator.errors import InputError
 from simulator.invariants import InvariantError, check_events
 from simulator.kernel import course
 from simulator.runner import run
@@ -214,3 +215,70 @@ def test_compare_needs_two_scenarios_and_reports_bad_input(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "at least two" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "x").exists()
+
+
+# --------------------------------------------------------------------------------------
+# Arms that are not the same patients (issue: "compare says when arms differ")
+# --------------------------------------------------------------------------------------
+
+def _differing_arm(tmp_path, body):
+    path = tmp_path / "other.yaml"
+    path.write_text(f"extends: {SCENARIOS / 'steroid_only.yaml'}\nname: other\n{body}")
+    return path
+
+
+@pytest.mark.parametrize("body, path", [
+    ("population: {female: 0.5}\n", "population.female"),
+    ("horizon_days: 364\n", "horizon_days"),
+    ("economics: {currency: EUR}\n", "economics.currency"),
+    ("visits: {every_days: 7}\n", "visits.every_days"),
+    ("seed: 7\n", "seed"),
+    ("disease: {steroid: {emax_per_day: 0.2}}\n", "disease.steroid.emax_per_day"),
+])
+def test_compare_refuses_arms_that_differ_naming_the_path(tmp_path, body, path):
+    other = _differing_arm(tmp_path, body)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "simulator", "compare", str(SCENARIOS / "first_line.yaml"),
+         str(other), "--patients", "10", "--out", str(out)],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"  - {path}: first_line" in proc.stderr
+    assert "--allow-different-populations" in proc.stderr
+    assert not out.exists()
+
+
+def test_an_explicit_seed_makes_scenario_seeds_irrelevant(tmp_path):
+    other = load_scenario(_differing_arm(tmp_path, "seed: 7\n"))
+    a = scn("first_line")
+    with pytest.raises(InputError):
+        compare([a, other], patients=5, engine="cohort")
+    result = compare([a, other], patients=5, seed=3, engine="cohort")
+    assert result.same_patients and result.arm_differences == []
+
+
+def test_allowed_differences_are_stated_and_no_same_patients_claim_is_made(tmp_path):
+    other = _differing_arm(tmp_path, "population: {female: 0.5}\nhorizon_days: 364\n")
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "simulator", "compare", str(SCENARIOS / "first_line.yaml"),
+         str(other), "--patients", "10", "--out", str(out), "--allow-different-populations"],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "same patients in every arm" not in proc.stdout
+    assert "NOT the same patients" in proc.stdout
+    data = json.loads((out / "comparison.json").read_text())
+    assert data["same_patients"] is False
+    assert any(d.startswith("horizon_days:") for d in data["arm_differences"])
+    report = (out / "report.html").read_text()
+    assert "not the same patients" in report
+    assert "the same patients in every arm" not in report
+    assert report.index("not the same patients") < report.index("<h2>")
+
+
+def test_shipped_strategies_share_their_patients():
+    scns = [scn(n) for n in ("first_line", "rescue", "steroid_only", "first_line_2day")]
+    from simulator.compare import arm_differences
+
+    assert arm_differences(scns, ["a", "b", "c", "d"]) == []

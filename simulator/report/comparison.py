@@ -94,10 +94,21 @@ def _html(result: ComparisonResult, data: dict[str, Any], folder: Path) -> str:
       ".worse{color:#a11}figure{margin:1em 0}img{max-width:100%}"
       "small{color:#555}</style></head><body>")
     w(f"<h1>{html.escape(' vs '.join(names))}</h1>")
-    w(f"<p>{data['patients']:,} virtual patients, seed {data['seed']}, the same patients in "
-      f"every arm (common random numbers). Differences are paired, patient by patient, "
-      f"against <b>{html.escape(ref)}</b>. Simulator {html.escape(data['simulator_version'])}."
-      "</p>")
+    if data["same_patients"]:
+        w(f"<p>{data['patients']:,} virtual patients, seed {data['seed']}, the same patients "
+          f"in every arm (common random numbers). Differences are paired, patient by patient, "
+          f"against <b>{html.escape(ref)}</b>. Simulator "
+          f"{html.escape(data['simulator_version'])}.</p>")
+    else:
+        w("<p style='border:2px solid #a11;padding:0.6em'><b>Warning: the arms are not the "
+          "same patients.</b> They were compared with --allow-different-populations although "
+          "they differ in what a comparison must keep the same, so differences between arms "
+          "mix treatment effects with these differences:</p><ul>")
+        for line in data["arm_differences"]:
+            w(f"<li><code>{html.escape(line)}</code></li>")
+        w(f"</ul><p>{data['patients']:,} virtual patients per arm, seed {data['seed']}; "
+          f"differences against <b>{html.escape(ref)}</b>. Simulator "
+          f"{html.escape(data['simulator_version'])}.</p>")
     w("<h2>Strategies</h2><ul>")
     for n, scn in zip(names, result.scenarios, strict=True):
         desc = html.escape(scn.description or "")
