@@ -278,8 +278,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-COMPARE_TABLE = ("cpk_ratio_month_3", "cpk_normal_month_6", "time_to_cpk_normal_days",
-                 "complete_remission_month_12", "relapse", "cumulative_prednisone_g",
+COMPARE_TABLE = ("cpk_ratio_month_3", "time_to_cpk_normal_days", "tis_week_24", "tis40_week_24",
+                 "inactive_month_12", "complete_clinical_response", "relapse",
+                 "course_chronic", "damage_points", "cumulative_prednisone_g",
                  "time_to_prednisone_le_5mg_days", "ivig_g", "rescue_started", "cost_total",
                  "qaly")
 

@@ -44,21 +44,45 @@ BETTER: dict[str, str | None] = {
     "cpk_normal_month_6": "higher",
     "cpk_normal_month_12": "higher",
     "myoglobin_normal_month_6": "higher",
+    "cpk_ever_normal": "higher",
     "time_to_cpk_normal_days": "lower",
     "mmt8_month_6": "higher",
+    "mmt8_month_12": "higher",
+    "strength_ever_normal": "higher",
+    "damage_points": "lower",
+    "time_to_tis20_days": "lower",
+    "time_to_tis40_days": "lower",
+    "treatment_failure_week_24": "lower",
+    "inactive_month_6": "higher",
+    "inactive_month_12": "higher",
+    "inactive_month_24": "higher",
+    "time_to_inactive_days": "lower",
+    "complete_clinical_response": "higher",
+    "remission_off_therapy": "higher",
     "relapse": "lower",
     "relapses": "lower",
+    "relapse_rate_per_100_patient_years": "lower",
+    "relapse_during_taper": "lower",
+    "relapse_after_stopping": "lower",
+    "biochemical_relapse": "lower",
+    "biochemical_relapses_2_or_more": "lower",
+    "course_monophasic": "higher",
+    "course_polycyclic": "lower",
+    "course_chronic": "lower",
+    "last_visit_remission": "higher",
+    "last_visit_improved": None,
+    "last_visit_worsened": "lower",
     "cumulative_prednisone_g": "lower",
     "prednisone_5mg_by_month_6": "higher",
     "time_to_prednisone_le_7_5mg_days": "lower",
     "time_to_prednisone_le_5mg_days": "lower",
+    "steroid_stopped": "higher",
     "ivig_g": None,
     "ivig_cycles": None,
     "rescue_started": None,
+    "rescue_pulse": "lower",
     "sparing_agent_used": None,
     "time_to_rescue_days": None,
-    "complete_remission_month_6": "higher",
-    "complete_remission_month_12": "higher",
     "qaly": "higher",
     "net_monetary_benefit": "higher",
 }
@@ -67,6 +91,8 @@ BETTER: dict[str, str | None] = {
 def better_of(name: str) -> str | None:
     if name in BETTER:
         return BETTER[name]
+    if name.startswith("tis"):
+        return "higher"
     if name.startswith(("cost_", "adverse_event_")):
         return "lower"
     return None

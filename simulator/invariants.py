@@ -4,8 +4,8 @@ A violation is a bug in the simulator (or a scenario the kernel mishandles), nev
 user input, so it raises :class:`InvariantError` with the patient, day and event.
 
 * events of a patient run in time order, and in the fixed event order within a day;
-* prednisone is never negative, never below the taper floor once the taper has started,
-  and only moves down, except where a rule fired (a relapse escalation) or the pulse ends;
+* prednisone is never negative and only moves up where a rule fired (a relapse escalation
+  or a rescue pulse);
 * IVIG: at most one infusion day per day, at most ``days_per_cycle`` days per cycle, and
   the first day of a cycle comes at least ``interval_days`` after the previous cycle's
   first day (no overlapping cycles); never more than ``cycles`` cycles.
@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernel.course import EVENT_NAMES, F_ESCALATE, INFUSION, PULSE_END, Plan
+from .kernel.events import EVENT_NAMES, Event, Flag
+from .kernel.plan import Plan
 from .records import EventLog
 
 __all__ = ["InvariantError", "check_events"]
@@ -41,7 +42,8 @@ def check_events(log: EventLog, plan: Plan) -> None:
     bad = np.flatnonzero(~np.isfinite(pred) | (pred < 0))
     if bad.size:
         _fail("negative or undefined prednisone dose", log, int(bad[0]))
-    rises = (pred > before + 1e-9) & ((flags & F_ESCALATE) == 0) & (kind != PULSE_END)
+    allowed = int(Flag.ESCALATE | Flag.RESCUE_PULSE)
+    rises = (pred > before + 1e-9) & ((flags & allowed) == 0)
     bad = np.flatnonzero(rises)
     if bad.size:
         _fail("prednisone went up without a rule firing", log, int(bad[0]))
@@ -54,7 +56,7 @@ def check_events(log: EventLog, plan: Plan) -> None:
     bad = np.flatnonzero(continuity)
     if bad.size:
         _fail("prednisone changed between events", log, int(bad[0]) + 1)
-    inf = np.flatnonzero(kind == INFUSION)
+    inf = np.flatnonzero(kind == Event.INFUSION)
     if inf.size == 0:
         return
     ip, iday = pat[inf], day[inf]
@@ -66,7 +68,7 @@ def check_events(log: EventLog, plan: Plan) -> None:
     counts = np.diff(np.r_[starts, ip.size])
     rank = np.arange(ip.size) - np.repeat(starts, counts)
     dpc = plan.ivig_days_per_cycle
-    too_many = rank >= plan.ivig_cycles * dpc
+    too_many = rank >= plan.ivig_max_cycles * dpc
     if np.any(too_many):
         _fail("more IVIG infusion days than cycles x days", log, int(inf[np.argmax(too_many)]))
     first_days = rank % dpc == 0

@@ -6,10 +6,10 @@ columns (baseline characteristics and outcomes, one entry per patient): this is 
 aggregates those columns as chunks stream in (exact, order-independent statistics from
 ``stats.py``), so memory does not grow with the number of patients.
 
-Definitions (docs/model.md, "Outcomes"): a month is 4 weeks (day 84 is month 3); values at
-month m are the lab visit on day 28 m; CPK is "normal" when the measured value is below
-the ULN; time to CPK normal is the first visit with a normal value (censored at the last
-visit); a relapse is a measured CPK above ``relapse_cpk_x_uln`` x ULN after a normal one.
+Definitions (docs/model.md §5): a month is 4 weeks (day 84 is month 3; week 16 is day 112,
+week 24 day 168, week 52 day 364); values at a time are those of the visit on that day;
+CPK is "normal" below the ULN; the Total Improvement Score (TIS) is against the day-0
+visit; "inactive" and a clinical relapse are as in the scenario's ``outcomes`` block.
 """
 
 from __future__ import annotations
@@ -20,47 +20,63 @@ from typing import Any
 
 import numpy as np
 
-from .kernel.course import MONTH_DAYS, Plan
+from .kernel import measures
+from .kernel.plan import MONTH_DAYS, Plan
 from .records import ChunkResult
 from .scenario.schema import Scenario
-from .stats import KaplanMeier, LogHistogram, Moments, Proportion
+from .stats import Z95, KaplanMeier, LogHistogram, Moments, Proportion
 
 __all__ = ["METRICS", "CohortSummary", "Metric", "metric_specs", "patient_table"]
+
+TIS_WEEKS = (16, 24, 52)
+CORE_SET_MONTHLY = ("mmt8", "physician_global", "patient_global", "haq", "extramuscular",
+                    "tis", "damage")
 
 
 @dataclass(frozen=True)
 class Metric:
-    """How a cohort metric is computed from patient-table columns."""
+    """How a cohort metric is computed from patient-table columns.
+
+    ``kind``: "mean", "proportion", "time" (Kaplan-Meier; the estimate is the median) or
+    "rate" (sum of ``column`` over sum of ``denominator``, per 100)."""
 
     name: str
-    kind: str  # "mean", "proportion" or "time" (Kaplan-Meier; mean = median)
+    kind: str
     column: str
     unit: str
     label: str
     event_column: str = ""
     nonnegative: bool = True
+    denominator: str = ""
 
 
-def _month_index(plan: Plan, month: int) -> int | None:
-    day = month * MONTH_DAYS
+def _visit_index(plan: Plan, day: float) -> int | None:
     hits = np.flatnonzero(plan.visit_days == day)
     return int(hits[0]) if hits.size else None
 
 
-def _at_month(plan: Plan, matrix: np.ndarray, month: int) -> np.ndarray:
-    i = _month_index(plan, month)
+def _at_day(plan: Plan, matrix: np.ndarray, day: float) -> np.ndarray:
+    i = _visit_index(plan, day)
     if i is None:
         return np.full(matrix.shape[0], math.nan)
     return matrix[:, i]
 
 
+def _at_month(plan: Plan, matrix: np.ndarray, month: int) -> np.ndarray:
+    return _at_day(plan, matrix, month * MONTH_DAYS)
+
+
+def _flag(condition: np.ndarray, defined: np.ndarray) -> np.ndarray:
+    """1.0 / 0.0 where defined, NaN elsewhere."""
+    return np.where(defined, condition.astype(np.float64), math.nan)
+
+
 def _normal(values: np.ndarray, uln: float) -> np.ndarray:
-    """1.0 / 0.0 where measured, NaN where the visit lies beyond the horizon."""
-    return np.where(np.isnan(values), math.nan, (values < uln).astype(np.float64))
+    return _flag(values < uln, ~np.isnan(values))
 
 
 def _time(values: np.ndarray, censor_day: float) -> tuple[np.ndarray, np.ndarray]:
-    observed = np.isfinite(values)
+    observed = np.isfinite(values) & (values <= censor_day)
     return np.where(observed, values, censor_day), observed
 
 
@@ -71,9 +87,21 @@ def _discounted_years(delta: float, t0: np.ndarray | float, t1: np.ndarray | flo
     return (np.exp(-delta * np.asarray(t0)) - np.exp(-delta * np.asarray(t1))) / delta / 365.25
 
 
+def _longest_run_days(ok: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """Per row, the longest span (last day - first day) of consecutive True visits."""
+    n, v = ok.shape
+    best = np.zeros(n)
+    start = np.full(n, np.nan)
+    for j in range(v):
+        start = np.where(ok[:, j], np.where(np.isnan(start), days[j], start), np.nan)
+        span = np.where(ok[:, j], days[j] - start, 0.0)
+        best = np.maximum(best, span)
+    return best
+
+
 def _economics(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan,
                scn: Scenario) -> None:
-    """Discounted costs by component, QALYs, and complete remission (docs/model.md)."""
+    """Discounted costs by component and QALYs (docs/model.md §5)."""
     econ = scn.economics
     price = econ.prices
     d = plan.discount_per_day
@@ -84,10 +112,12 @@ def _economics(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan,
     cols["cost_ivig"] = price.ivig_per_g * o["discounted_ivig_g"]
     cols["cost_infusion_days"] = price.infusion_day * o["discounted_infusion_days"]
     cols["cost_prednisone"] = price.prednisone_per_mg * o["discounted_prednisone_mg"]
-    pulse_days = scn.regimen.steroid.pulse.days if scn.regimen.steroid.pulse else 0
+    pulse_days = scn.regimen.steroid.pulse.days if (scn.regimen.steroid
+                                                    and scn.regimen.steroid.pulse) else 0
     pulse_disc = float(sum(math.exp(-d * k) for k in range(pulse_days)))
     cols["cost_methylprednisolone_pulse"] = (
-        np.asarray(chunk.pulse, dtype=np.float64) * price.methylprednisolone_pulse_day * pulse_disc)
+        (np.asarray(chunk.pulse, dtype=np.float64) + o["rescue_pulses"])
+        * price.methylprednisolone_pulse_day * pulse_disc)
     start = o["sparing_start_day"]
     started = np.isfinite(start) & (start <= plan.horizon_days)
     per_day = np.array([price.sparing_agent_per_day.get(a, 0.0) for a in plan.agents] + [0.0])
@@ -110,35 +140,28 @@ def _economics(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan,
     cols["cost_total"] = (cols["cost_ivig"] + cols["cost_infusion_days"] + cols["cost_prednisone"]
                           + cols["cost_methylprednisolone_pulse"] + cols["cost_sparing_agents"]
                           + cols["cost_visits"] + ae_cost)
-    # QALYs: the state seen at each visit holds until the next visit.
+    # QALYs: the utility of the state seen at each visit holds until the next visit.
     u = econ.utilities
-    normal = chunk.visit_cpk < plan.cpk_uln
-    high = chunk.visit_prednisone > u.high_dose_steroid_mg_per_day
-    utility = np.where(~normal, u.active_disease,
-                       np.where(high, u.remission_on_high_dose_steroid, u.remission))
+    haq = chunk.visits["haq"]
+    utility = u.haq_intercept + u.haq_slope * haq
+    utility = utility - u.active_disease_decrement * (chunk.visits["inactive"] < 0.5)
+    utility = utility - u.high_dose_steroid_decrement * (
+        chunk.visit_prednisone > u.high_dose_steroid_mg_per_day)
+    utility = np.clip(utility, measures.EQ5D_UK_3L_MIN, measures.EQ5D_UK_3L_MAX)
     spans = _discounted_years(d, days[:-1], days[1:])
     cols["qaly"] = (utility[:, :-1] * spans[None, :]).sum(axis=1) - ae_loss
     cols["qaly_loss_adverse_events"] = ae_loss
-    rem = scn.outcomes.remission
-    for m in (6, 12):
-        i = _month_index(plan, m)
-        if i is None:
-            cols[f"complete_remission_month_{m}"] = np.full(n, math.nan)
-            continue
-        window = (days > days[i] - 7 * rem.cpk_normal_weeks) & (days <= days[i])
-        ok = normal[:, window].all(axis=1)
-        ok &= chunk.visit_prednisone[:, i] <= rem.max_prednisone_mg_per_day
-        ok &= chunk.visit_mmt8[:, i] >= rem.min_mmt8
-        cols[f"complete_remission_month_{m}"] = ok.astype(np.float64)
 
 
 def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np.ndarray]:
     """Flat per-patient columns: baseline first, then outcomes."""
     b = chunk.baseline
     o = chunk.outcomes
+    vis = chunk.visits
     uln, myo_uln = plan.cpk_uln, plan.myoglobin_uln
-    cpk0 = chunk.visit_cpk[:, 0]
-    myo0 = chunk.visit_myoglobin[:, 0]
+    cpk0 = vis["cpk"][:, 0]
+    myo0 = vis["myoglobin"][:, 0]
+    horizon = plan.horizon_days
     last_visit = float(plan.visit_days[-1])
     cols: dict[str, np.ndarray] = {
         "patient": b.patient,
@@ -149,49 +172,102 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
         "lung_involvement": b.lung_involvement.astype(np.int64),
         "dysphagia": b.dysphagia.astype(np.int64),
         "thrombosis_risk_factor": b.thrombosis_risk_factor.astype(np.int64),
-        "refractory": b.refractory.astype(np.int64),
+        "lasting_drive_log": b.lasting_drive_log,
         "methylprednisolone_pulse": np.asarray(chunk.pulse).astype(np.int64),
         "induction_prednisone_mg_per_day": chunk.induction_mg,
         "cpk_baseline_u_per_l": cpk0,
         "myoglobin_baseline_ng_per_ml": myo0,
-        "mmt8_baseline": chunk.visit_mmt8[:, 0],
+        "mmt8_baseline": vis["mmt8"][:, 0],
+        "physician_global_baseline_cm": vis["physician_global"][:, 0],
+        "patient_global_baseline_cm": vis["patient_global"][:, 0],
+        "haq_baseline": vis["haq"][:, 0],
+        "extramuscular_baseline_cm": vis["extramuscular"][:, 0],
     }
-    cpk3 = _at_month(plan, chunk.visit_cpk, 3)
-    myo3 = _at_month(plan, chunk.visit_myoglobin, 3)
+    cpk3 = _at_month(plan, vis["cpk"], 3)
     cols["cpk_month_3_u_per_l"] = cpk3
     cols["cpk_ratio_month_3"] = cpk3 / cpk0
-    cols["myoglobin_ratio_month_3"] = myo3 / myo0
+    cols["myoglobin_ratio_month_3"] = _at_month(plan, vis["myoglobin"], 3) / myo0
     for m in (3, 5, 6, 12):
-        cols[f"cpk_normal_month_{m}"] = _normal(_at_month(plan, chunk.visit_cpk, m), uln)
+        cols[f"cpk_normal_month_{m}"] = _normal(_at_month(plan, vis["cpk"], m), uln)
     for m in (6, 12):
-        cols[f"myoglobin_normal_month_{m}"] = _normal(
-            _at_month(plan, chunk.visit_myoglobin, m), myo_uln)
-    cols["mmt8_month_6"] = _at_month(plan, chunk.visit_mmt8, 6)
-    t, seen = _time(o["time_to_cpk_normal_days"], last_visit)
-    cols["time_to_cpk_normal_days"], cols["cpk_normal_reached"] = t, seen.astype(np.int64)
+        cols[f"myoglobin_normal_month_{m}"] = _normal(_at_month(plan, vis["myoglobin"], m),
+                                                      myo_uln)
+    for m in (6, 12):
+        cols[f"mmt8_month_{m}"] = _at_month(plan, vis["mmt8"], m)
+    for wk in TIS_WEEKS:
+        tis = _at_day(plan, vis["tis"], 7 * wk)
+        cols[f"tis_week_{wk}"] = tis
+        for level in (20, 40, 60):
+            cols[f"tis{level}_week_{wk}"] = _flag(tis >= level, ~np.isnan(tis))
+    for name, col in (("time_to_cpk_normal_days", "time_to_cpk_normal_days"),
+                      ("time_to_tis20_days", "time_to_tis20_days"),
+                      ("time_to_tis40_days", "time_to_tis40_days"),
+                      ("time_to_inactive_days", "time_to_inactive_days")):
+        t, seen = _time(o[col], last_visit)
+        cols[name], cols[name.replace("time_to_", "").replace("_days", "_reached")] = (
+            t, seen.astype(np.int64))
+    cols["cpk_ever_normal"] = np.isfinite(o["time_to_cpk_normal_days"]).astype(np.int64)
+    cols["strength_ever_normal"] = np.isfinite(o["time_to_strength_normal_days"]).astype(
+        np.int64)
+    for m in (6, 12, 24):
+        cols[f"inactive_month_{m}"] = _at_month(plan, vis["inactive"], m)
+    t, seen = _time(o["time_to_complete_response_days"], last_visit)
+    cols["time_to_complete_response_days"] = t
+    cols["complete_clinical_response"] = seen.astype(np.int64)
+    off = (vis["inactive"] > 0.5) & (chunk.visit_prednisone <= 0.0)
+    run = _longest_run_days(off, plan.visit_days)
+    never_sparing = ~np.isfinite(o["sparing_start_day"])
+    cols["remission_off_therapy"] = ((run >= plan.complete_response_days)
+                                     & never_sparing).astype(np.int64)
+    # Relapse: clinical (enzymes with function or physician global), and CK-defined.
     cols["relapses"] = o["relapses"]
     cols["relapse"] = (o["relapses"] > 0).astype(np.int64)
-    t, seen = _time(o["time_to_first_relapse_days"], plan.horizon_days)
+    cols["relapse_during_taper"] = (o["relapses_on_steroid"] > 0).astype(np.int64)
+    cols["relapse_after_stopping"] = (o["relapses_off_steroid"] > 0).astype(np.int64)
+    first_normal = o["time_to_cpk_normal_days"]
+    at_risk = np.where(np.isfinite(first_normal), np.maximum(horizon - first_normal, 0.0), 0.0)
+    cols["years_at_risk_of_relapse"] = at_risk / 365.25
+    t, seen = _time(o["time_to_first_relapse_days"], horizon)
     cols["time_to_first_relapse_days"], cols["relapse_observed"] = t, seen.astype(np.int64)
+    cols["biochemical_relapse"] = (o["biochemical_relapses"] > 0).astype(np.int64)
+    cols["biochemical_relapses_2_or_more"] = (o["biochemical_relapses"] > 1).astype(np.int64)
+    # Course over the first two years (Milano cohort categories).
+    window = plan.course_type_days
+    defined = np.full(chunk.n, horizon >= window)
+    responded = o["time_to_inactive_days"] <= window
+    relapsed = o["time_to_first_relapse_days"] <= window
+    cols["course_monophasic"] = _flag(responded & ~relapsed, defined)
+    cols["course_polycyclic"] = _flag(responded & relapsed, defined)
+    cols["course_chronic"] = _flag(~responded, defined)
+    # State at the last visit (Marie 2001 categories).
+    last_inactive = vis["inactive"][:, -1] > 0.5
+    last_tis = vis["tis"][:, -1]
+    cols["last_visit_remission"] = last_inactive.astype(np.int64)
+    cols["last_visit_worsened"] = (~last_inactive & (last_tis < 20)).astype(np.int64)
+    cols["last_visit_improved"] = (~last_inactive & (last_tis >= 20)).astype(np.int64)
+    tis24 = _at_day(plan, vis["tis"], 168)
+    cols["treatment_failure_week_24"] = _flag(tis24 < 20, ~np.isnan(tis24))
+    cols["damage_points"] = o["damage_points"]
     cols["cumulative_prednisone_g"] = o["cumulative_prednisone_mg"] / 1000.0
     pred6 = _at_month(plan, chunk.visit_prednisone, 6)
     cols["prednisone_month_6_mg_per_day"] = pred6
-    cols["prednisone_5mg_by_month_6"] = np.where(np.isnan(pred6), math.nan,
-                                                 (pred6 <= 5.0).astype(np.float64))
+    cols["prednisone_5mg_by_month_6"] = _flag(pred6 <= 5.0, ~np.isnan(pred6))
     for label, key in (("7_5", "time_to_prednisone_le_7_5_days"),
                        ("5", "time_to_prednisone_le_5_days")):
-        t, seen = _time(o[key], plan.horizon_days)
+        t, seen = _time(o[key], horizon)
         cols[f"time_to_prednisone_le_{label}mg_days"] = t
         cols[f"prednisone_le_{label}mg_reached"] = seen.astype(np.int64)
     cols["final_prednisone_mg_per_day"] = o["final_prednisone_mg_per_day"]
+    cols["steroid_stopped"] = np.isfinite(o["steroid_stopped_day"]).astype(np.int64)
     cols["ivig_g"] = o["ivig_g"]
     cols["ivig_cycles"] = o["ivig_cycles"]
     cols["ivig_infusion_days"] = o["ivig_infusion_days"]
     cols["ivig_stopped_for_adverse_event"] = o["ivig_stopped"].astype(np.int64)
     cols["rescue_started"] = np.isfinite(o["rescue_day"]).astype(np.int64)
     cols["rescue_day"] = np.where(np.isfinite(o["rescue_day"]), o["rescue_day"], math.nan)
-    t, seen = _time(o["rescue_day"], plan.horizon_days)
+    t, seen = _time(o["rescue_day"], horizon)
     cols["time_to_rescue_days"] = t
+    cols["rescue_pulse"] = (o["rescue_pulses"] > 0).astype(np.int64)
     agent = o["sparing_agent"].astype(np.int64)
     started = np.isfinite(o["sparing_start_day"])
     cols["sparing_agent_used"] = started.astype(np.int64)
@@ -199,72 +275,97 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
     cols["sparing_start_day"] = np.where(started, o["sparing_start_day"], math.nan)
     for ae in plan.steroid_aes:
         day = o[f"ae_{ae.name}_day"]
-        cols[f"ae_{ae.name}"] = (day <= plan.horizon_days).astype(np.int64)
-        cols[f"ae_{ae.name}_day"] = np.where(day <= plan.horizon_days, day, math.nan)
+        cols[f"ae_{ae.name}"] = (day <= horizon).astype(np.int64)
+        cols[f"ae_{ae.name}_day"] = np.where(day <= horizon, day, math.nan)
     for ae in plan.ivig_aes:
         cols[f"ae_{ae.name}"] = (o[f"ae_{ae.name}_n"] > 0).astype(np.int64)
     _economics(cols, chunk, plan, scn)
     return cols
 
 
+def _m(name: str, kind: str, unit: str, label: str, column: str = "", **kw: Any) -> Metric:
+    return Metric(name, kind, column or name, unit, label, **kw)
+
+
 def metric_specs(plan: Plan) -> list[Metric]:
     """Every cohort metric of a scenario, in report order."""
+    P, Mn, T = "proportion", "mean", "time"
     specs = [
-        Metric("cpk_baseline_u_per_l", "mean", "cpk_baseline_u_per_l", "U/L",
-               "CPK at diagnosis"),
-        Metric("cpk_ratio_month_3", "mean", "cpk_ratio_month_3", "ratio",
-               "CPK at day 84 / baseline"),
-        Metric("myoglobin_ratio_month_3", "mean", "myoglobin_ratio_month_3", "ratio",
-               "myoglobin at day 84 / baseline"),
-        Metric("cpk_normal_month_3", "proportion", "cpk_normal_month_3", "proportion",
-               "CPK normal at month 3"),
-        Metric("cpk_normal_month_5", "proportion", "cpk_normal_month_5", "proportion",
-               "CPK normal at month 5 (day 140)"),
-        Metric("cpk_normal_month_6", "proportion", "cpk_normal_month_6", "proportion",
-               "CPK normal at month 6"),
-        Metric("cpk_normal_month_12", "proportion", "cpk_normal_month_12", "proportion",
-               "CPK normal at month 12"),
-        Metric("myoglobin_normal_month_6", "proportion", "myoglobin_normal_month_6",
-               "proportion", "myoglobin normal at month 6"),
-        Metric("time_to_cpk_normal_days", "time", "time_to_cpk_normal_days", "days",
-               "time to CPK normal (KM median)", "cpk_normal_reached"),
-        Metric("mmt8_month_6", "mean", "mmt8_month_6", "points (0-150)", "MMT-8 at month 6"),
-        Metric("relapse", "proportion", "relapse", "proportion", ">= 1 relapse"),
-        Metric("relapses", "mean", "relapses", "count", "relapses per patient"),
-        Metric("cumulative_prednisone_g", "mean", "cumulative_prednisone_g", "g",
-               "cumulative prednisone-equivalent dose"),
-        Metric("prednisone_5mg_by_month_6", "proportion", "prednisone_5mg_by_month_6",
-               "proportion", "prednisone <= 5 mg/day at month 6"),
-        Metric("time_to_prednisone_le_7_5mg_days", "time", "time_to_prednisone_le_7_5mg_days",
-               "days", "time to prednisone <= 7.5 mg/day (KM median)",
-               "prednisone_le_7_5mg_reached"),
-        Metric("time_to_prednisone_le_5mg_days", "time", "time_to_prednisone_le_5mg_days",
-               "days", "time to prednisone <= 5 mg/day (KM median)", "prednisone_le_5mg_reached"),
-        Metric("ivig_g", "mean", "ivig_g", "g", "IVIG per patient"),
-        Metric("ivig_cycles", "mean", "ivig_cycles", "cycles", "IVIG cycles per patient"),
-        Metric("rescue_started", "proportion", "rescue_started", "proportion",
-               "rescue IVIG started"),
-        Metric("sparing_agent_used", "proportion", "sparing_agent_used", "proportion",
-               "steroid-sparing agent started"),
-        Metric("time_to_rescue_days", "time", "time_to_rescue_days", "days",
-               "time to rescue IVIG (KM median)", "rescue_started"),
-        Metric("complete_remission_month_6", "proportion", "complete_remission_month_6",
-               "proportion", "complete remission at month 6"),
-        Metric("complete_remission_month_12", "proportion", "complete_remission_month_12",
-               "proportion", "complete remission at month 12"),
-        Metric("cost_total", "mean", "cost_total", "currency", "total cost (discounted)"),
-        Metric("cost_ivig", "mean", "cost_ivig", "currency", "cost: IVIG"),
-        Metric("cost_infusion_days", "mean", "cost_infusion_days", "currency",
-               "cost: infusion days"),
-        Metric("cost_prednisone", "mean", "cost_prednisone", "currency", "cost: prednisone"),
-        Metric("cost_methylprednisolone_pulse", "mean", "cost_methylprednisolone_pulse",
-               "currency", "cost: methylprednisolone pulses"),
-        Metric("cost_sparing_agents", "mean", "cost_sparing_agents", "currency",
-               "cost: steroid-sparing agents"),
-        Metric("cost_visits", "mean", "cost_visits", "currency", "cost: visits and labs"),
-        Metric("cost_adverse_events", "mean", "cost_adverse_events", "currency",
-               "cost: adverse events"),
-        Metric("qaly", "mean", "qaly", "QALY", "QALYs (discounted)"),
+        _m("cpk_baseline_u_per_l", Mn, "U/L", "CPK at diagnosis"),
+        _m("cpk_ratio_month_3", Mn, "ratio", "CPK at day 84 / baseline"),
+        _m("myoglobin_ratio_month_3", Mn, "ratio", "myoglobin at day 84 / baseline"),
+        _m("cpk_normal_month_3", P, P, "CPK normal at month 3"),
+        _m("cpk_normal_month_5", P, P, "CPK normal at month 5 (day 140)"),
+        _m("cpk_normal_month_6", P, P, "CPK normal at month 6"),
+        _m("cpk_normal_month_12", P, P, "CPK normal at month 12"),
+        _m("myoglobin_normal_month_6", P, P, "myoglobin normal at month 6"),
+        _m("cpk_ever_normal", P, P, "CPK normal at some visit"),
+        _m("time_to_cpk_normal_days", T, "days", "time to CPK normal (KM median)",
+           event_column="cpk_normal_reached"),
+        _m("mmt8_month_6", Mn, "points (0-150)", "MMT-8 at month 6"),
+        _m("mmt8_month_12", Mn, "points (0-150)", "MMT-8 at month 12"),
+        _m("strength_ever_normal", P, P, "MMT-8 >= 142 at some visit"),
+        _m("damage_points", Mn, "MMT-8 points", "muscle damage at the horizon"),
+    ]
+    for wk in TIS_WEEKS:
+        specs.append(_m(f"tis_week_{wk}", Mn, "points (0-100)", f"TIS at week {wk}"))
+        for level, word in ((20, "minimal"), (40, "moderate"), (60, "major")):
+            specs.append(_m(f"tis{level}_week_{wk}", P, P,
+                            f"TIS >= {level} ({word}) at week {wk}"))
+    specs += [
+        _m("time_to_tis20_days", T, "days", "time to TIS >= 20 (KM median)",
+           event_column="tis20_reached"),
+        _m("time_to_tis40_days", T, "days", "time to TIS >= 40 (KM median)",
+           event_column="tis40_reached"),
+        _m("treatment_failure_week_24", P, P, "no minimal response (TIS < 20) at week 24"),
+        _m("inactive_month_6", P, P, "inactive at month 6"),
+        _m("inactive_month_12", P, P, "inactive at month 12"),
+        _m("inactive_month_24", P, P, "inactive at month 24"),
+        _m("time_to_inactive_days", T, "days", "time to inactive disease (KM median)",
+           event_column="inactive_reached"),
+        _m("complete_clinical_response", P, P, "complete clinical response (>= 6 months"
+           " inactive)"),
+        _m("remission_off_therapy", P, P, "remission off all therapy (>= 6 months)"),
+        _m("relapse", P, P, ">= 1 clinical relapse"),
+        _m("relapses", Mn, "count", "clinical relapses per patient"),
+        _m("relapse_rate_per_100_patient_years", "rate", "per 100 patient-years",
+           "clinical relapses per 100 patient-years at risk", column="relapses",
+           denominator="years_at_risk_of_relapse"),
+        _m("relapse_during_taper", P, P, "relapse while on prednisone"),
+        _m("relapse_after_stopping", P, P, "relapse after prednisone was stopped"),
+        _m("biochemical_relapse", P, P, ">= 1 CK-defined relapse"),
+        _m("biochemical_relapses_2_or_more", P, P, ">= 2 CK-defined relapses"),
+        _m("course_monophasic", P, P, "monophasic course (2 years)"),
+        _m("course_polycyclic", P, P, "polycyclic course (2 years)"),
+        _m("course_chronic", P, P, "chronic continuous course (2 years)"),
+        _m("last_visit_remission", P, P, "inactive at the last visit"),
+        _m("last_visit_improved", P, P, "improved, not inactive, at the last visit"),
+        _m("last_visit_worsened", P, P, "not improved (TIS < 20) at the last visit"),
+        _m("cumulative_prednisone_g", Mn, "g", "cumulative prednisone-equivalent dose"),
+        _m("prednisone_5mg_by_month_6", P, P, "prednisone <= 5 mg/day at month 6"),
+        _m("time_to_prednisone_le_7_5mg_days", T, "days",
+           "time to prednisone <= 7.5 mg/day (KM median)",
+           event_column="prednisone_le_7_5mg_reached"),
+        _m("time_to_prednisone_le_5mg_days", T, "days",
+           "time to prednisone <= 5 mg/day (KM median)",
+           event_column="prednisone_le_5mg_reached"),
+        _m("steroid_stopped", P, P, "prednisone stopped"),
+        _m("ivig_g", Mn, "g", "IVIG per patient"),
+        _m("ivig_cycles", Mn, "cycles", "IVIG cycles per patient"),
+        _m("rescue_started", P, P, "rescue IVIG started"),
+        _m("rescue_pulse", P, P, "rescue methylprednisolone pulse"),
+        _m("sparing_agent_used", P, P, "steroid-sparing agent started"),
+        _m("time_to_rescue_days", T, "days", "time to rescue IVIG (KM median)",
+           event_column="rescue_started"),
+        _m("cost_total", Mn, "currency", "total cost (discounted)"),
+        _m("cost_ivig", Mn, "currency", "cost: IVIG"),
+        _m("cost_infusion_days", Mn, "currency", "cost: infusion days"),
+        _m("cost_prednisone", Mn, "currency", "cost: prednisone"),
+        _m("cost_methylprednisolone_pulse", Mn, "currency", "cost: methylprednisolone pulses"),
+        _m("cost_sparing_agents", Mn, "currency", "cost: steroid-sparing agents"),
+        _m("cost_visits", Mn, "currency", "cost: visits and labs"),
+        _m("cost_adverse_events", Mn, "currency", "cost: adverse events"),
+        _m("qaly", Mn, "QALY", "QALYs (discounted)"),
     ]
     for ae in plan.steroid_aes + plan.ivig_aes:  # type: ignore[operator]
         specs.append(Metric(f"adverse_event_{ae.name}", "proportion", f"ae_{ae.name}",
@@ -272,17 +373,46 @@ def metric_specs(plan: Plan) -> list[Metric]:
     return specs
 
 
-METRICS = ("cpk_baseline_u_per_l", "cpk_ratio_month_3", "cpk_normal_month_6",
-           "time_to_cpk_normal_days", "relapse", "cumulative_prednisone_g",
-           "prednisone_5mg_by_month_6", "ivig_g")
+METRICS = ("cpk_ratio_month_3", "cpk_normal_month_6", "tis_week_24", "tis40_week_24",
+           "inactive_month_12", "relapse", "course_chronic", "cumulative_prednisone_g",
+           "time_to_prednisone_le_5mg_days", "ivig_g")
+
+
+class RatioEstimate:
+    """Sum of x over sum of y (times ``scale``), with a delta-method 95% interval."""
+
+    def __init__(self, scale: float = 100.0) -> None:
+        self.scale = scale
+        self.x, self.y, self.xy = Moments(), Moments(), Moments()
+
+    def add(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x.add(x)
+        self.y.add(y)
+        self.xy.add(x * y)
+
+    def merge(self, other: RatioEstimate) -> None:
+        self.x.merge(other.x)
+        self.y.merge(other.y)
+        self.xy.merge(other.xy)
+
+    def to_dict(self) -> dict[str, Any]:
+        n = self.x.count
+        if n < 2 or self.y.total <= 0:
+            return {"mean": None, "ci95": [None, None], "n": n}
+        r = self.x.total / self.y.total
+        mx, my = self.x.mean, self.y.mean
+        cov = (self.xy.total - n * mx * my) / (n - 1)
+        var = (self.x.var - 2 * r * cov + r * r * self.y.var) / (n * my * my)
+        se = math.sqrt(max(var, 0.0))
+        return {"mean": r * self.scale, "ci95": [max(0.0, (r - Z95 * se) * self.scale),
+                                                 (r + Z95 * se) * self.scale], "n": n}
 
 
 class CohortSummary:
     """Streaming aggregation of patient tables into cohort metrics."""
 
     def __init__(self, plan: Plan, currency: str = "") -> None:
-        # Keep plain data only: summaries travel between processes (the plan holds
-        # compiled rules, which do not pickle).
+        # Plain data only: summaries travel between processes (plans hold compiled rules).
         self.specs = metric_specs(plan)
         self.currency = currency
         self.acc: dict[str, Any] = {}
@@ -292,14 +422,17 @@ class CohortSummary:
                 self.acc[m.name] = Moments()
             elif m.kind == "proportion":
                 self.acc[m.name] = Proportion()
+            elif m.kind == "rate":
+                self.acc[m.name] = RatioEstimate()
             else:
                 self.acc[m.name] = KaplanMeier(horizon)
         self.months = [m for m in range(int(plan.horizon_days) // MONTH_DAYS + 1)
-                       if _month_index(plan, m) is not None]
-        self.month_index = [_month_index(plan, m) for m in self.months]
+                       if _visit_index(plan, m * MONTH_DAYS) is not None]
+        self.month_index = [_visit_index(plan, m * MONTH_DAYS) for m in self.months]
         self.cpk_months = [LogHistogram() for _ in self.months]
         self.myo_months = [LogHistogram() for _ in self.months]
         self.pred_months = [Moments() for _ in self.months]
+        self.core_months = {name: [Moments() for _ in self.months] for name in CORE_SET_MONTHLY}
         self.n = 0
 
     def add(self, table: dict[str, np.ndarray], chunk: ChunkResult) -> None:
@@ -312,20 +445,25 @@ class CohortSummary:
             elif m.kind == "proportion":
                 valid = ~np.isnan(col)
                 acc.add(col > 0.5, valid)
+            elif m.kind == "rate":
+                acc.add(col, np.asarray(table[m.denominator], dtype=np.float64))
             else:
                 acc.add(col.astype(np.int64), np.asarray(table[m.event_column]) > 0)
         for k, i in enumerate(self.month_index):
             self.cpk_months[k].add(chunk.visit_cpk[:, i])
             self.myo_months[k].add(chunk.visit_myoglobin[:, i])
             self.pred_months[k].add(chunk.visit_prednisone[:, i])
+            for name, accs in self.core_months.items():
+                accs[k].add(chunk.visits[name][:, i])
 
     def merge(self, other: CohortSummary) -> None:
         self.n += other.n
         for name, acc in self.acc.items():
             acc.merge(other.acc[name])
-        for mine, theirs in ((self.cpk_months, other.cpk_months),
-                             (self.myo_months, other.myo_months),
-                             (self.pred_months, other.pred_months)):
+        pairs = [(self.cpk_months, other.cpk_months), (self.myo_months, other.myo_months),
+                 (self.pred_months, other.pred_months)]
+        pairs += [(self.core_months[n], other.core_months[n]) for n in self.core_months]
+        for mine, theirs in pairs:
             for a, b in zip(mine, theirs, strict=True):
                 a.merge(b)
 
@@ -362,3 +500,15 @@ class CohortSummary:
     def prednisone_by_month(self) -> list[dict[str, Any]]:
         return [{"month": month, "day": month * MONTH_DAYS, "mean": acc.to_dict()["mean"]}
                 for month, acc in zip(self.months, self.pred_months, strict=True)]
+
+    def core_set_by_month(self) -> dict[str, list[dict[str, Any]]]:
+        """Mean and SD of each core set measure (and TIS, damage) at each monthly visit."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for name, accs in self.core_months.items():
+            rows = []
+            for month, acc in zip(self.months, accs, strict=True):
+                d = acc.to_dict()
+                rows.append({"month": month, "day": month * MONTH_DAYS, "mean": d["mean"],
+                             "sd": d["sd"]})
+            out[name] = rows
+        return out

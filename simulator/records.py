@@ -15,8 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from .kernel.course import Params, Plan, State
+from .kernel.handlers import VISIT_VALUES
+from .kernel.params import Params
+from .kernel.plan import Plan
 from .kernel.population import Baseline
+from .kernel.state import State
 
 __all__ = ["ChunkResult", "EventLog", "outcome_columns"]
 
@@ -24,6 +27,16 @@ STATE_OUTCOMES = (
     ("first_normal", "time_to_cpk_normal_days"),
     ("first_relapse", "time_to_first_relapse_days"),
     ("relapses", "relapses"),
+    ("relapses_on_steroid", "relapses_on_steroid"),
+    ("relapses_off_steroid", "relapses_off_steroid"),
+    ("bio_relapses", "biochemical_relapses"),
+    ("first_bio_relapse", "time_to_first_biochemical_relapse_days"),
+    ("first_inactive", "time_to_inactive_days"),
+    ("ccr_day", "time_to_complete_response_days"),
+    ("first_tis20", "time_to_tis20_days"),
+    ("first_tis40", "time_to_tis40_days"),
+    ("first_strength_normal", "time_to_strength_normal_days"),
+    ("steroid_stopped", "steroid_stopped_day"),
     ("cum_pred", "cumulative_prednisone_mg"),
     ("ivig_g", "ivig_g"),
     ("ivig_given", "ivig_infusion_days"),
@@ -31,10 +44,12 @@ STATE_OUTCOMES = (
     ("ivig_stopped", "ivig_stopped"),
     ("ivig_start", "ivig_start_day"),
     ("rescue", "rescue_day"),
+    ("rescue_pulses", "rescue_pulses"),
     ("agent", "sparing_agent"),
     ("spar_start", "sparing_start_day"),
     ("pred", "final_prednisone_mg_per_day"),
     ("flares", "flares"),
+    ("damage_points", "damage_points"),
     ("disc_pred", "discounted_prednisone_mg"),
     ("disc_ivig_g", "discounted_ivig_g"),
     ("disc_infusions", "discounted_infusion_days"),
@@ -125,12 +140,22 @@ class ChunkResult:
     induction_mg: np.ndarray
     outcomes: dict[str, np.ndarray]
     visit_days: np.ndarray
-    visit_cpk: np.ndarray
-    visit_myoglobin: np.ndarray
-    visit_mmt8: np.ndarray
+    visits: dict[str, np.ndarray]
     visit_prednisone: np.ndarray
     visit_flags: np.ndarray
     events: EventLog | None = None
+
+    @property
+    def visit_cpk(self) -> np.ndarray:
+        return self.visits["cpk"]
+
+    @property
+    def visit_myoglobin(self) -> np.ndarray:
+        return self.visits["myoglobin"]
+
+    @property
+    def visit_mmt8(self) -> np.ndarray:
+        return self.visits["mmt8"]
 
     @property
     def n(self) -> int:
@@ -147,9 +172,7 @@ class ChunkResult:
             induction_mg=prm.induction_mg,
             outcomes=empty_outcomes(plan, n),
             visit_days=plan.visit_days,
-            visit_cpk=np.full((n, v), math.nan),
-            visit_myoglobin=np.full((n, v), math.nan),
-            visit_mmt8=np.full((n, v), math.nan),
+            visits={name: np.full((n, v), math.nan) for name in VISIT_VALUES},
             visit_prednisone=np.full((n, v), math.nan),
             visit_flags=np.zeros((n, v), dtype=np.int64),
             events=EventLog() if events else None,

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from ._version import __version__
 from .engines import cohort, des
 from .invariants import check_events
-from .kernel.course import Plan, make_plan
+from .kernel.plan import Plan, make_plan
 from .outcomes import CohortSummary, patient_table
 from .parallel import ordered_map
 from .records import ChunkResult, EventLog
@@ -87,6 +87,7 @@ class RunResult:
             "cpk_by_month": self.summary.by_month("cpk"),
             "myoglobin_by_month": self.summary.by_month("myoglobin"),
             "prednisone_by_month": self.summary.prednisone_by_month(),
+            "core_set_by_month": self.summary.core_set_by_month(),
             "kaplan_meier": self.summary.curves(),
             "resolved_scenario": self.scenario.model_dump(mode="json", by_alias=True),
         }

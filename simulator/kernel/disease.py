@@ -1,112 +1,158 @@
-"""Latent disease activity, strength and the enzymes that show them: closed form.
+"""The disease between events: an exact, linear state (docs/model.md §2).
 
-State between events (docs/model.md, "Equations"), all linear with constant coefficients:
+State (all per patient; ``a = exp(y)`` is muscle inflammation, 1 at diagnosis):
 
-    dy/dt   = k (s_c + z - y) - e - g v              log disease activity, y(0) = 0
-    dw/dt   = r k (s_c + z - w) - r (e + g v)        log strength deficit, w(0) = 0
-    dz/dt   = -k_b z                                 fading acute drive, z(0) = s_0 - s_c
-    dx_f/dt = -a_f x_f,  dx_s/dt = -a_s x_s          serum IgG excess, g/L (pk.py)
-    dv/dt   = k_e (x_f + x_s - v)                    IgG-driven immunomodulation, g/L
-    de/dt   = k_c (c - e)                            steroid + sparing effect, 1/day
+    dy/dt  = k (s + z - y) - e - g v                     log muscle inflammation
+    dq/dt  = k_ck (y - q)                                log CPK excess (CPK turnover)
+    dw/dt  = k_w (y - w) - rho_f g v                     log reversible weakness
+    dx/dt  = k_x (s + z - x) - sigma_x e - rho_x g v     log extramuscular activity
+    dz/dt  = -k_b z                                      fading acute drive (and flares)
+    df/dt  = -a_f f,   dl/dt = -a_s l                    serum IgG excess, fast / slow, g/L
+    dF/dt  = -a_f F,   dL/dt = -a_s L                    effective (dose-saturated) IgG
+    dv/dt  = k_e (F + L - v)                             IVIG effect compartment
+    de/dt  = k_c (c - e)                                 steroid + sparing effect, 1/day
+    dJ/dt  = y                                           integral of log inflammation
 
-``c`` (the steroid plus sparing-agent effect the current doses would reach, 1/day) and
-the per-patient constants s_c and g are fixed between events; the rate constants k, r,
-k_b, a_f, a_s, k_e, k_c are the same for every patient of a scenario. The exact solution
-over an interval of length tau is therefore x(tau) = Phi(tau) x(0) with Phi = expm(A tau)
-of one 9x9 matrix per scenario (two constant states carry s_c and c). g enters only
-through the v -> y and v -> w couplings, so the per-patient result is the scenario-level
-Phi with those columns scaled by g. Phi is computed once per distinct tau (events fall
-on whole days, so there are few) and cached; this handles coinciding rates without
-special cases.
+``s`` (the patient's lasting drive) and ``c`` (the effect the current doses would reach)
+are constant between events. The rates k_ck, k_w, k_x, k_b, a_f, a_s, k_e, k_c are the
+same for every patient; the reversion rate k varies between patients and is represented
+by ``RATE_NODES`` equiprobable quantile nodes of its distribution, so the exact solution
+over a step tau, x(tau) = expm(A_k tau) x(0), needs one 14x14 matrix exponential per
+(node, tau) pair: cached, and events fall on whole days. The IVIG sensitivity g enters
+only through the couplings from v, and every state downstream of v depends on them
+linearly, so its entries of the transition are those of g = 1 scaled by g.
+
+Nonlinear parts stay exact by construction: IVIG saturates in the dose of each cycle
+(the effective IgG bolus is scaled once per cycle, ``effects.ivig_saturation``), and
+damage accrues per step from the exact integral of y over the step (``damage_step``).
 """
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from typing import Any
 
 import numpy as np
+from scipy import special
 from scipy.linalg import expm
 
 from .xp import Ops
 
-__all__ = ["Propagator", "enzyme_level", "measured", "mmt8"]
+__all__ = ["RATE_NODES", "Propagator", "damage_step", "enzyme_level", "measured",
+           "rate_node_values"]
 
-Y, W, Z, XF, XS, V, E, SC, C = range(9)
+Y, Q, W, X, Z, F, L, FE, LE, V, E, J, S, C = range(14)
+N_STATES = 14
+RATE_NODES = 7
+
+# Rows fed by the rest of the system (the "downstream" states) and their sources.
+_DOWNSTREAM = (Y, Q, W, X, J)
+_SOURCES = (Y, Q, W, X, Z, E, S, C, FE, LE, V)
+_G_SCALED = (FE, LE, V)
+PATTERN: tuple[tuple[int, int], ...] = tuple(
+    (r, c) for r in _DOWNSTREAM for c in _SOURCES
+    if not (c in (Q, W, X) and c != r) and not (r == Y and c == J)
+)
+
+
+def rate_node_values(median_per_day: float, cv: float) -> np.ndarray:
+    """The reversion rate at each of ``RATE_NODES`` equiprobable quantile nodes of a
+    lognormal with this median and CV (the node mid-quantiles (i + 0.5) / K)."""
+    sigma = math.sqrt(math.log1p(cv * cv))
+    z = special.ndtri((np.arange(RATE_NODES) + 0.5) / RATE_NODES)
+    return median_per_day * np.exp(sigma * z)
 
 
 class Propagator:
     """Exact transition coefficients of the linear state over a time step."""
 
-    __slots__ = ("_cache", "_max", "matrix")
-
-    def __init__(self, activity_rate: float, strength_ratio: float, burnout_rate: float,
-                 fast_rate: float, slow_rate: float, effect_rate: float,
-                 steroid_rate: float, cache_size: int = 8192) -> None:
-        k, r = activity_rate, strength_ratio
-        a = np.zeros((9, 9))
-        a[Y, Y], a[Y, Z], a[Y, V], a[Y, E], a[Y, SC] = -k, k, -1.0, -1.0, k
-        a[W, W], a[W, Z], a[W, V], a[W, E], a[W, SC] = -r * k, r * k, -r, -r, r * k
-        a[Z, Z] = -burnout_rate
-        a[XF, XF] = -fast_rate
-        a[XS, XS] = -slow_rate
-        a[V, XF], a[V, XS], a[V, V] = effect_rate, effect_rate, -effect_rate
-        a[E, E], a[E, C] = -steroid_rate, steroid_rate
-        self.matrix = a
-        self._cache: OrderedDict[float, tuple[float, ...]] = OrderedDict()
+    def __init__(self, rates_per_day: np.ndarray, k_ck: float, k_w: float, k_x: float,
+                 k_b: float, a_f: float, a_s: float, k_e: float, k_c: float,
+                 rho_f: float, rho_x: float, sigma_x: float, cache_size: int = 16384) -> None:
+        self.rates = np.asarray(rates_per_day, dtype=np.float64)
+        self._mats = []
+        for k in self.rates:
+            a = np.zeros((N_STATES, N_STATES))
+            a[Y, Y], a[Y, S], a[Y, Z], a[Y, E], a[Y, V] = -k, k, k, -1.0, -1.0
+            a[Q, Q], a[Q, Y] = -k_ck, k_ck
+            a[W, W], a[W, Y], a[W, V] = -k_w, k_w, -rho_f
+            a[X, X], a[X, S], a[X, Z], a[X, E], a[X, V] = -k_x, k_x, k_x, -sigma_x, -rho_x
+            a[Z, Z] = -k_b
+            a[F, F] = a[FE, FE] = -a_f
+            a[L, L] = a[LE, LE] = -a_s
+            a[V, FE], a[V, LE], a[V, V] = k_e, k_e, -k_e
+            a[E, E], a[E, C] = -k_c, k_c
+            a[J, Y] = 1.0
+            self._mats.append(a)
+        self._cache: OrderedDict[tuple[int, float], tuple[float, ...]] = OrderedDict()
         self._max = cache_size
 
-    def _coefficients(self, tau: float) -> tuple[float, ...]:
-        hit = self._cache.get(tau)
+    def matrix(self, node: int) -> np.ndarray:
+        return self._mats[node]
+
+    def coefficients(self, node: int, tau: float) -> tuple[float, ...]:
+        """(pattern entries..., z, f, l, fe, le, v<-fe, v<-le, v<-v, e<-e) for one step."""
+        key = (node, tau)
+        hit = self._cache.get(key)
         if hit is not None:
             return hit
-        phi = expm(self.matrix * tau)
-        out = tuple(float(x) for x in (
-            phi[Y, Y], phi[Y, Z], phi[Y, E], phi[Y, SC], phi[Y, C],
-            phi[Y, XF], phi[Y, XS], phi[Y, V],
-            phi[W, W], phi[W, Z], phi[W, E], phi[W, SC], phi[W, C],
-            phi[W, XF], phi[W, XS], phi[W, V],
-            phi[Z, Z], phi[XF, XF], phi[XS, XS], phi[V, XF], phi[V, XS], phi[V, V],
-            phi[E, E],
-        ))
-        self._cache[tau] = out
+        phi = expm(self._mats[node] * tau)
+        out = tuple(float(phi[r, c]) for r, c in PATTERN) + tuple(float(x) for x in (
+            phi[Z, Z], phi[F, F], phi[L, L], phi[FE, FE], phi[LE, LE],
+            phi[V, FE], phi[V, LE], phi[V, V], phi[E, E]))
+        self._cache[key] = out
         if len(self._cache) > self._max:
             self._cache.popitem(last=False)
         return out
 
-    def __call__(self, xp: Ops, tau: Any) -> tuple[Any, ...]:
-        """The 23 coefficients for step(s) ``tau`` (a float, or an array of them).
-
-        Order: y from (y, z, e, s_c, c, x_f, x_s, v); w from the same; then z, x_f, x_s
-        on themselves, v from x_f, x_s and v, e from e (from c: 1 minus that).
-        """
+    def __call__(self, xp: Ops, node: Any, tau: Any) -> tuple[Any, ...]:
         if not xp.vector:
-            return self._coefficients(tau)
-        values, inverse = np.unique(tau, return_inverse=True)
-        table = np.array([self._coefficients(float(t)) for t in values])
-        return tuple(table[inverse.reshape(np.shape(tau)), j] for j in range(table.shape[1]))
+            return self.coefficients(node, tau)
+        keys = np.stack([np.asarray(node, dtype=np.float64), np.asarray(tau)], axis=1)
+        values, inverse = np.unique(keys, axis=0, return_inverse=True)
+        table = np.array([self.coefficients(int(k), float(t)) for k, t in values])
+        inverse = inverse.reshape(-1)
+        return tuple(table[inverse, j] for j in range(table.shape[1]))
 
 
-def enzyme_level(xp: Ops, y: Any, baseline: Any, background: Any) -> Any:
-    """True enzyme level: background plus the disease-driven excess scaled by exp(y).
+def step(xp: Ops, coef: tuple[Any, ...], x: dict[int, Any], g: Any) -> dict[int, Any]:
+    """Apply one step's coefficients to the state ``x`` (state index -> value)."""
+    out: dict[int, Any] = {}
+    for r in _DOWNSTREAM:
+        out[r] = x[r] * 0.0 if r != J else x[J] * 1.0
+    for j, (r, c) in enumerate(PATTERN):
+        term = coef[j] * x[c]
+        out[r] = out[r] + (g * term if c in _G_SCALED else term)
+    n = len(PATTERN)
+    zz, ff, ll, fefe, lele, vfe, vle, vv, ee = coef[n:n + 9]
+    out[Z] = zz * x[Z]
+    out[F] = ff * x[F]
+    out[L] = ll * x[L]
+    out[FE] = fefe * x[FE]
+    out[LE] = lele * x[LE]
+    out[V] = vfe * x[FE] + vle * x[LE] + vv * x[V]
+    out[E] = ee * x[E] + (1.0 - ee) * x[C]
+    out[S] = x[S]
+    out[C] = x[C]
+    return out
 
-    The excess is the day-0 level minus the patient's background. CPK's plasma half-life
-    (~1.5 days, parameters.md section 3) is short against the weeks over which activity
-    moves, so the level is taken as in equilibrium with activity (docs/model.md).
-    """
+
+def damage_step(xp: Ops, damage: Any, delta_j: Any, tau: Any, threshold_log: float,
+                rate: float, max_points: float) -> Any:
+    """Damage after a step: the time-integral of log inflammation above the threshold
+    over the step, ``max(0, ΔJ - threshold τ)``, takes a fraction ``1 - exp(-rate x
+    excess)`` of the strength damage can still take. Exact given J."""
+    excess = xp.maximum(delta_j - threshold_log * tau, 0.0)
+    return damage + (max_points - damage) * (1.0 - xp.exp(-rate * excess))
+
+
+def enzyme_level(xp: Ops, log_excess: Any, baseline: Any, background: Any) -> Any:
+    """True enzyme level: background plus the disease-driven excess scaled by exp(log)."""
     excess = xp.maximum(baseline - background, 0.0)
-    return background + excess * xp.exp(y)
+    return background + excess * xp.exp(log_excess)
 
 
 def measured(xp: Ops, true_value: Any, sigma_log: float, z: Any) -> Any:
-    """A lab result: lognormal assay noise with mean 1 (sigma_log = sqrt(log(1 + CV^2))).
-
-    Mean-preserving, so the average measured value equals the average true value.
-    """
+    """A lab result: lognormal assay noise with mean 1 (sigma_log = sqrt(log(1 + CV^2)))."""
     return true_value * xp.exp(sigma_log * z - 0.5 * sigma_log * sigma_log)
-
-
-def mmt8(xp: Ops, w: Any, baseline: Any, noise_sd: float, z: Any) -> Any:
-    """Measured MMT-8 (0-150): the baseline deficit scaled by exp(w), plus rater noise."""
-    value = 150.0 - (150.0 - baseline) * xp.exp(w) + noise_sd * z
-    return xp.minimum(xp.maximum(value, 0.0), 150.0)

@@ -78,12 +78,12 @@ class Baseline:
     mmt8: np.ndarray
     cpk_background_u_per_l: np.ndarray
     myoglobin_background_ng_per_ml: np.ndarray
-    refractory: np.ndarray
     steroid_sensitivity: np.ndarray
     ivig_sensitivity: np.ndarray
     igg_rise_g_per_l_per_g_per_kg: np.ndarray
-    chronic_setpoint_log: np.ndarray
+    lasting_drive_log: np.ndarray
     acute_setpoint_log: np.ndarray
+    rate_node: np.ndarray
 
     def take(self, idx: np.ndarray) -> Baseline:
         return Baseline(*(getattr(self, f.name)[idx] for f in fields(self)))
@@ -97,8 +97,23 @@ def _lognormal_unit_mean(z: np.ndarray, cv: float) -> np.ndarray:
     return np.exp(s * z - 0.5 * s * s)
 
 
+def correlated_normals(seed: int, ids: np.ndarray, correlation: list[list[float]],
+                       names: tuple[str, ...]) -> np.ndarray:
+    """Standard normal scores per patient, one column per name, correlated through the
+    Cholesky factor of ``correlation`` (a Gaussian copula). Column j depends only on the
+    patient's own streams ``population.<names[i]>`` for i <= j."""
+    raw = np.stack([streams.normal(seed, ids, "population." + n) for n in names], axis=1)
+    chol = np.linalg.cholesky(np.asarray(correlation, dtype=np.float64))
+    return raw @ chol.T
+
+
+HETEROGENEITY = ("lasting_drive", "steroid_sensitivity", "ivig_sensitivity", "reversion_rate")
+
+
 def sample_baseline(scn: Scenario, seed: int, patients: np.ndarray) -> Baseline:
     """Draw every patient characteristic for the given ids."""
+    from .disease import RATE_NODES
+
     ids = np.asarray(patients, dtype=np.int64)
     pop, dis = scn.population, scn.disease
 
@@ -116,17 +131,11 @@ def sample_baseline(scn: Scenario, seed: int, patients: np.ndarray) -> Baseline:
     rho = pop.cpk_myoglobin_correlation
     z_myo = rho * z_cpk + math.sqrt(1.0 - rho * rho) * z("myoglobin_ng_per_ml")
     derm = u("dermatomyositis") < pop.dermatomyositis
-
-    ref = dis.refractory
-    refractory = u("refractory") < ref.share
-    steroid_sens = _lognormal_unit_mean(
-        z("steroid_sensitivity"), dis.steroid.sensitivity_cv
-    ) * np.where(refractory, ref.steroid_relative_sensitivity, 1.0)
-    setpoint = (
-        ppf(dis.activity.chronic_setpoint_log, u("chronic_setpoint_log"))
-        + np.where(derm, 0.0, dis.activity.polymyositis_setpoint_shift_log)
-        + np.where(refractory, ref.chronic_setpoint_shift_log, 0.0)
-    )
+    act = dis.activity
+    het = correlated_normals(seed, ids, dis.heterogeneity.correlation, HETEROGENEITY)
+    drive = ppf(act.lasting_drive_log, special.ndtr(het[:, 0])) + np.where(
+        derm, 0.0, act.polymyositis_shift_log)
+    node = np.minimum((special.ndtr(het[:, 3]) * RATE_NODES).astype(np.int64), RATE_NODES - 1)
     return Baseline(
         patient=ids,
         age_years=ppf(pop.age_years, u("age_years")),
@@ -143,12 +152,12 @@ def sample_baseline(scn: Scenario, seed: int, patients: np.ndarray) -> Baseline:
         myoglobin_background_ng_per_ml=ppf(
             dis.enzymes.myoglobin_background_ng_per_ml, u("myoglobin_background")
         ),
-        refractory=refractory,
-        steroid_sensitivity=steroid_sens,
-        ivig_sensitivity=_lognormal_unit_mean(z("ivig_sensitivity"), dis.ivig.sensitivity_cv)
-        * np.where(refractory, ref.ivig_relative_sensitivity, 1.0),
+        steroid_sensitivity=_lognormal_unit_mean(het[:, 1], dis.steroid.sensitivity_cv),
+        ivig_sensitivity=_lognormal_unit_mean(het[:, 2], dis.ivig.sensitivity_cv),
         igg_rise_g_per_l_per_g_per_kg=dis.igg.rise_g_per_l_per_g_per_kg
         * _lognormal_unit_mean(z("igg_rise"), dis.igg.rise_cv),
-        chronic_setpoint_log=setpoint,
-        acute_setpoint_log=ppf(dis.activity.acute_setpoint_log, u("acute_setpoint_log")),
+        lasting_drive_log=drive,
+        acute_setpoint_log=np.maximum(ppf(act.acute_setpoint_log, u("acute_setpoint_log")),
+                                      drive),
+        rate_node=node,
     )

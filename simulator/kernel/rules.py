@@ -1,9 +1,9 @@
 """Decision rules from the scenario, compiled into functions of what a clinic sees.
 
-A rule (``simulator.scenario.schema.Rule``) is evaluated at a visit, on measured values
-and the current treatment, never on the latent state. ``compile_rule`` turns it into a
-function ``f(xp, seen) -> bool`` (one patient) or boolean array (a cohort): the same
-compiled rule drives both engines.
+A rule (``simulator.scenario.regimen.Rule``) is evaluated at a visit, on measured values
+and the current treatment (``Seen``), never on the latent state. ``compile_rule`` turns it
+into a function ``f(xp, seen) -> bool`` (one patient) or a boolean array (a cohort): the
+same compiled rule drives both engines.
 """
 
 from __future__ import annotations
@@ -13,28 +13,51 @@ from dataclasses import dataclass
 from functools import reduce
 from typing import Any
 
-from ..scenario.schema import Rule
+from ..scenario.regimen import MEASURES, Rule
 from .xp import Ops
 
-__all__ = ["Seen", "compile_rule", "describe_rule"]
+__all__ = ["RuleFn", "Seen", "compile_rule", "describe_rule"]
 
 
 @dataclass(slots=True)
 class Seen:
-    """What the clinic knows at a visit (floats for one patient, arrays for a cohort)."""
+    """What the clinic knows at a visit (floats for one patient, arrays for a cohort).
+
+    One attribute per name of ``scenario.regimen.MEASURES`` plus the flags below."""
 
     day: Any
-    cpk: Any
-    cpk_uln: Any
-    cpk_baseline: Any
-    cpk_previous: Any
-    relapse: Any
-    relapses: Any
+    cpk_x_uln: Any
+    cpk_pct_baseline: Any
+    cpk_rise_pct: Any
+    myoglobin_x_uln: Any
+    mmt8: Any
+    mmt8_drop_pct_best: Any
+    physician_global_cm: Any
+    physician_global_rise_cm: Any
+    patient_global_cm: Any
+    haq: Any
+    extramuscular_cm: Any
+    tis: Any
     prednisone_mg_per_day: Any
+    relapses: Any
+    days_since_relapse: Any
+    days_inactive: Any
+    ivig_cycles: Any
+    days_on_floor: Any
+    relapse: Any
     ever_normal: Any
+    inactive: Any
 
+
+_missing = set(MEASURES) - set(Seen.__dataclass_fields__)
+if _missing:  # pragma: no cover - a programming error, caught at import
+    raise ImportError(f"Seen lacks measures {sorted(_missing)}")
 
 RuleFn = Callable[[Ops, Seen], Any]
+
+
+def _all(parts: list[RuleFn]) -> RuleFn:
+    return lambda xp, s: reduce(xp.logical_and, [f(xp, s) for f in parts])
 
 
 def compile_rule(rule: Rule) -> RuleFn:
@@ -43,22 +66,29 @@ def compile_rule(rule: Rule) -> RuleFn:
         parts = [compile_rule(r) for r in rule.any or []]
         return lambda xp, s: reduce(xp.logical_or, [f(xp, s) for f in parts])
     if key == "all":
-        parts = [compile_rule(r) for r in rule.all or []]
-        return lambda xp, s: reduce(xp.logical_and, [f(xp, s) for f in parts])
+        return _all([compile_rule(r) for r in rule.all or []])
     if key == "not":
         inner = compile_rule(rule.not_)  # type: ignore[arg-type]
         return lambda xp, s: xp.logical_not(inner(xp, s))
     v = getattr(rule, key)
+    if key in ("above", "below"):
+        items = sorted(v.items())
+        if key == "above":
+            parts = [(lambda n, x: lambda xp, s: getattr(s, n) > x)(n, x) for n, x in items]
+        else:
+            parts = [(lambda n, x: lambda xp, s: getattr(s, n) < x)(n, x) for n, x in items]
+        return parts[0] if len(parts) == 1 else _all(parts)
     atoms: dict[str, RuleFn] = {
-        "cpk_above_x_uln": lambda xp, s: s.cpk > v * s.cpk_uln,
-        "cpk_above_pct_baseline": lambda xp, s: s.cpk > v / 100.0 * s.cpk_baseline,
-        "cpk_rise_pct": lambda xp, s: s.cpk > (1.0 + v / 100.0) * s.cpk_previous,
+        "cpk_above_x_uln": lambda xp, s: s.cpk_x_uln > v,
+        "cpk_above_pct_baseline": lambda xp, s: s.cpk_pct_baseline > v,
+        "cpk_rise_pct": lambda xp, s: s.cpk_rise_pct > v,
         "day_at_least": lambda xp, s: s.day >= v,
         "day_before": lambda xp, s: s.day < v,
         "relapse": lambda xp, s: s.relapse if v else xp.logical_not(s.relapse),
         "relapses_at_least": lambda xp, s: s.relapses >= v,
         "prednisone_above_mg_per_day": lambda xp, s: s.prednisone_mg_per_day > v,
         "ever_normal": lambda xp, s: s.ever_normal if v else xp.logical_not(s.ever_normal),
+        "inactive": lambda xp, s: s.inactive if v else xp.logical_not(s.inactive),
     }
     return atoms[key]
 
@@ -73,6 +103,10 @@ def describe_rule(rule: Rule) -> str:
     if key == "not":
         return "not " + describe_rule(rule.not_)  # type: ignore[arg-type]
     v = getattr(rule, key)
+    if key in ("above", "below"):
+        op = ">" if key == "above" else "<"
+        parts = [f"{n.replace('_', ' ')} {op} {x:g}" for n, x in sorted(v.items())]
+        return parts[0] if len(parts) == 1 else "(" + " and ".join(parts) + ")"
     text = {
         "cpk_above_x_uln": f"CPK > {v:g} x ULN",
         "cpk_above_pct_baseline": f"CPK > {v:g}% of baseline",
@@ -83,5 +117,6 @@ def describe_rule(rule: Rule) -> str:
         "relapses_at_least": f">= {v} relapses",
         "prednisone_above_mg_per_day": f"prednisone > {v:g} mg/day",
         "ever_normal": "CPK has been normal" if v else "CPK not yet normal",
+        "inactive": "disease inactive" if v else "disease active",
     }
     return text[key]

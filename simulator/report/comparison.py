@@ -21,9 +21,12 @@ __all__ = ["COMPARISON_FILES", "compare_to_folder", "write_comparison"]
 COMPARISON_FILES = ("comparison.json", "comparison.csv", "report.html", "km_cpk_normal.png",
                     "km_prednisone_5mg.png", "cpk_by_arm.png", "prednisone_by_arm.png")
 
-HEADLINE = ("cpk_ratio_month_3", "cpk_normal_month_6", "cpk_normal_month_12",
-            "time_to_cpk_normal_days", "complete_remission_month_6",
-            "complete_remission_month_12", "relapse", "cumulative_prednisone_g",
+HEADLINE = ("cpk_ratio_month_3", "cpk_normal_month_6", "time_to_cpk_normal_days",
+            "tis_week_16", "tis_week_24", "tis_week_52", "tis20_week_24", "tis40_week_24",
+            "tis60_week_24", "time_to_tis20_days", "time_to_tis40_days", "inactive_month_12",
+            "complete_clinical_response", "remission_off_therapy", "relapse",
+            "relapse_rate_per_100_patient_years", "course_monophasic", "course_polycyclic",
+            "course_chronic", "damage_points", "mmt8_month_12", "cumulative_prednisone_g",
             "time_to_prednisone_le_5mg_days", "prednisone_5mg_by_month_6", "ivig_g",
             "ivig_cycles", "rescue_started", "sparing_agent_used", "cost_total", "qaly")
 
@@ -173,12 +176,15 @@ def _html(result: ComparisonResult, data: dict[str, Any], folder: Path) -> str:
                        ("cpk_by_arm.png", "CPK by month"),
                        ("prednisone_by_arm.png", "mean prednisone")):
         w(png_figure(folder / fname, alt))
-    w("<h2>How to read this</h2><p><small>CPK is 'normal' below the ULN at a visit; a "
-      "relapse is a CPK above 1.5 x ULN after a normal one; complete remission at month m "
-      "needs a normal CPK at every visit of the preceding 12 weeks, prednisone at most "
-      "7.5 mg/day and MMT-8 of at least 140 (docs/model.md, section 5). Costs and QALYs "
-      "are discounted. The model and every default with its source are described in "
-      "docs/model.md.</small></p></body></html>\n")
+    w("<h2>How to read this</h2><p><small>CPK is 'normal' below the ULN at a visit. The "
+      "Total Improvement Score (TIS, 0-100) is the 2016 ACR/EULAR score of the six core set "
+      "measures against the day-0 visit (minimal >= 20, moderate >= 40, major >= 60). "
+      "Disease is inactive with physician global and extramuscular activity at most 1 cm "
+      "and CPK below the ULN; a complete clinical response is 6 months inactive. A clinical "
+      "relapse is CPK above 1.5 x ULN together with MMT-8 10% below its best or physician "
+      "global 2 cm above its best, after CPK had been normal (docs/model.md, section 5). "
+      "Costs and QALYs are discounted. The model and every default with its source are "
+      "described in docs/model.md.</small></p></body></html>\n")
     return out.getvalue()
 
 

@@ -9,7 +9,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from ..kernel.course import EVENT_NAMES, F_IVIG_AE0, FLAGS, Plan
+from ..kernel.events import EVENT_NAMES, FLAG_NAMES, IVIG_AE_SHIFT
+from ..kernel.plan import Plan
 from ..records import EventLog
 
 __all__ = ["EventCSV", "PatientCSV", "format_estimate", "format_value"]
@@ -84,10 +85,10 @@ class EventCSV:
         self._ivig_aes = [ae.name for ae in plan.ivig_aes]
 
     def _decision(self, flags: int) -> str:
-        return ";".join(name for name, bit in FLAGS.items() if flags & bit)
+        return ";".join(name for name, bit in FLAG_NAMES.items() if flags & bit)
 
     def _ivig_ae(self, flags: int) -> str:
-        return ";".join(n for j, n in enumerate(self._ivig_aes) if flags & (F_IVIG_AE0 << j))
+        return ";".join(n for j, n in enumerate(self._ivig_aes) if flags & (1 << (IVIG_AE_SHIFT + j)))
 
     def write(self, table: dict[str, np.ndarray], log: EventLog) -> None:
         kinds = log.kind.tolist()

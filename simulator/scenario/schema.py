@@ -276,480 +276,11 @@ class Population(Frozen):
 
 
 # --------------------------------------------------------------------------------------
-# Disease and drug-response parameters (the physics)
+# Disease (the physics) and regimens: their own modules, which build on the pieces above
 # --------------------------------------------------------------------------------------
 
-
-class Activity(Frozen):
-    """Latent disease activity a = exp(y), a = 1 at diagnosis.
-
-    dy/dt = k (s(t) - y) - E(t): y relaxes at rate k towards the untreated set point s(t),
-    and treatment pushes it down at rate E(t) (see docs/model.md).
-    """
-
-    reversion_rate_per_day: float = P(
-        0.0226, "1/day",
-        "assumption (calibrated, docs/model.md section 6): log-activity moves halfway to its"
-        " untreated level in about a month once treatment stops; sets how fast a taper"
-        " below need shows as a relapse",
-        gt=0,
-    )
-    acute_setpoint_log: AnyDist = P(
-        normal(1.25, 0.3, None, 1.2), "log activity",
-        "assumption (calibrated): untreated, the acute disease at presentation would climb"
-        " above its activity at diagnosis (acute presentation); capped at 1.2 (3.3x) so"
-        " untreated CPK stays within the ~50x ULN seen in active PM (parameters.md section"
-        " 3); the spread lets some patients worsen despite treatment",
-    )
-    burnout_half_life_days: float = P(
-        108.0, "days",
-        "assumption (calibrated): the acute drive fades towards each patient's chronic level"
-        " over months (monophasic 41%, polycyclic 33%, chronic 27% over 2 years: Milano"
-        " cohort, ACR Convergence 2025)",
-        gt=0,
-    )
-    chronic_setpoint_log: AnyDist = P(
-        normal(-3.95, 1.2), "log activity",
-        "assumption (calibrated): between-patient spread of the lasting disease drive; CPK"
-        " sits near the ULN at about -3.3, so untreated, about 3 in 10 patients would burn"
-        " out to a normal CPK (monophasic course 41% over 2 years on treatment, Milano"
-        " cohort)",
-    )
-    flare_rate_per_year: float = P(
-        0.6, "1/year",
-        "assumption (calibrated): random flares on top of the dynamics; whether a flare"
-        " becomes a relapse depends on the treatment at the time (relapse during taper"
-        " 47%, Marie 2001; 65% CK-defined, mostly in the first 2 years, Clin Rheumatol"
-        " 2006)",
-        ge=0, le=50,
-    )
-    flare_setpoint_log: AnyDist = P(
-        normal(-1.0, 1.0, None, 1.0), "log activity",
-        "assumption (calibrated): at a flare the disease drive jumps back up to this level"
-        " (relative to activity at diagnosis; never below where it already is), then fades"
-        " like the acute drive. Capped at 1.0 so a flare never drives the disease beyond"
-        " ~2.7x its activity at diagnosis",
-    )
-    polymyositis_setpoint_shift_log: float = P(
-        0.5, "log activity",
-        "relapses are commoner in PM than DM (Clin Rheumatol 2006, doi:10.1007/s10067-005-"
-        "0075-3); the size of the shift is an assumption",
-    )
-
-
-class Enzymes(Frozen):
-    """How activity shows in the blood: CPK, myoglobin, and the assays."""
-
-    cpk_uln_u_per_l: float = P(200.0, "U/L", f"{FAGGIOLI}: normal value <200 U/L", gt=0)
-    cpk_background_u_per_l: PositiveDist = P(
-        lognormal(median=90.0, cv=0.3), "U/L",
-        "assumption: a patient's CPK with inactive disease, inside the 20-200 U/L reference"
-        " range (Unbound Medicine, parameters.md section 3)",
-    )
-    cpk_assay_cv: float = P(
-        0.10, "coefficient of variation",
-        "assumption: analytical plus within-day biological variation of CPK",
-        ge=0, le=1,
-    )
-    myoglobin_uln_ng_per_ml: float = P(120.0, "ng/mL", f"{FAGGIOLI}: normal value <120 ng/mL", gt=0)
-    myoglobin_background_ng_per_ml: PositiveDist = P(
-        lognormal(median=45.0, cv=0.3), "ng/mL", "assumption: inside the reference range",
-    )
-    myoglobin_assay_cv: float = P(
-        0.15, "coefficient of variation", "assumption", ge=0, le=1,
-    )
-    relapse_cpk_x_uln: float = P(
-        1.5, "x ULN",
-        "assumption: a measured CPK above 1.5x ULN after normalisation is a biochemical"
-        " relapse (CK-defined relapse, Clin Rheumatol 2006); the margin keeps assay noise"
-        " near the ULN from counting as relapse",
-        gt=0,
-    )
-
-    @model_validator(mode="after")
-    def _backgrounds_below_uln(self) -> Enzymes:
-        if self.cpk_background_u_per_l.min_value() >= self.cpk_uln_u_per_l:
-            raise ValueError("cpk_background_u_per_l must be able to lie below cpk_uln_u_per_l")
-        return self
-
-
-class Strength(Frozen):
-    """Muscle strength (MMT-8) recovers more slowly than enzymes fall."""
-
-    recovery_rate_ratio: float = P(
-        0.33, "ratio",
-        "assumption: strength's log-deficit moves at 1/3 the pace of log-activity, so"
-        " enzymes can be normal while weakness persists; Faggioli: mild leg weakness until"
-        " month 6",
-        gt=0, le=1,
-    )
-    measurement_sd_points: float = P(3.0, "MMT-8 points", "assumption", ge=0)
-
-
-class SteroidResponse(Frozen):
-    """Emax dose-response of prednisone-equivalent dose on the fall of activity."""
-
-    emax_per_day: float = P(
-        0.106, "1/day",
-        "assumption (calibrated): maximal rate at which steroids push log-activity down",
-        ge=0,
-    )
-    ed50_mg_per_day: float = P(
-        20.0, "mg/day prednisone",
-        "assumption: half the maximal effect at 20 mg/day, so 60-80 mg/day induction is"
-        " near-maximal and the 5 mg/day floor gives a fifth of it",
-        gt=0,
-    )
-    onset_half_life_days: float = P(
-        21.0, "days",
-        "assumption (calibrated): steroid (and sparing-agent) effect on muscle inflammation"
-        " builds up, and wears off after a dose cut, with this half-life; clinical response"
-        " to steroids takes weeks (response onset ~7 weeks: droracle.ai [low-quality])",
-        gt=0,
-    )
-    sensitivity_cv: float = P(0.4, "CV", "assumption: between-patient variability", ge=0)
-    methylprednisolone_to_prednisone: float = P(
-        1.25, "mg prednisone per mg", "standard glucocorticoid equivalence (4 mg MP = 5 mg"
-        " prednisone); textbook, assumption for this model", gt=0,
-    )
-
-
-class IgGKinetics(Frozen):
-    """Serum IgG excess after IVIG: two exponentials per infusion, closed form."""
-
-    rise_g_per_l_per_g_per_kg: float = P(
-        25.0, "g/L per g/kg",
-        "derived: 1 g/kg into a plasma volume of ~40 mL/kg; matches 22 g/L above baseline at"
-        " day 7 after 2 g/kg (Galnares-Olalde, GBS, n=42) with the kinetics below",
-        gt=0,
-    )
-    rise_cv: float = P(
-        0.7, "CV",
-        "derived: rise in IgG 2 weeks after 2 g/kg 7.8 (SD 5.6) g/L (Kuitwaard 2009, Ann"
-        " Neurol 66:597, n=174)",
-        ge=0,
-    )
-    fast_fraction: float = P(
-        0.87, "fraction",
-        "derived: fit to 3053 mg/dL at day 7 and 1092 at day 30 from 832 at baseline"
-        " (Galnares-Olalde) and 7.8 g/L at 2 weeks (Kuitwaard)",
-        ge=0, le=1,
-    )
-    fast_half_life_days: float = P(
-        3.5, "days",
-        "derived (same fit): redistribution and FcRn saturation after high doses;"
-        " equilibrium after 3-5 days (immunoglobulin SmPC)",
-        gt=0,
-    )
-    slow_half_life_days: float = P(
-        21.0, "days",
-        "IgG half-life 17-21 days (Immunodeficiency UK) to 32.5 days at replacement doses"
-        " (SmPC); high doses shorten it (FcRn saturation)",
-        gt=0,
-    )
-
-
-class IVIGResponse(Frozen):
-    """IVIG pushes activity down in proportion to an IgG-driven effect compartment."""
-
-    effect_per_g_per_l_per_day: float = P(
-        0.0030, "1/day per g/L",
-        "assumption (calibrated to Faggioli 2015: mean CPK ~30% of baseline after 3 cycles);"
-        " no PK/PD model of IVIG in myositis exists (parameters.md section 2)",
-        ge=0,
-    )
-    effect_half_life_days: float = P(
-        11.0, "days",
-        "assumption (calibrated): immunomodulation builds and fades more slowly than serum"
-        " IgG, so the benefit grows over cycles (Faggioli: CPK fell 70% after 3 cycles and"
-        " normalised after 5)",
-        gt=0,
-    )
-    sensitivity_cv: float = P(0.5, "CV", "assumption: between-patient variability", ge=0)
-
-
-class Refractory(Frozen):
-    """A subgroup with refractory disease: a lasting drive and little response to drugs."""
-
-    share: float = P(
-        0.17, "proportion",
-        "17% of 77 PM/DM patients worsened on treatment (Marie 2001, J Rheumatol 28:2230);"
-        " chronic continuous course in 27% over 2 years (Milano cohort)",
-        ge=0, le=1,
-    )
-    steroid_relative_sensitivity: float = P(
-        0.1, "ratio", "assumption: refractory patients keep a tenth of the steroid effect",
-        ge=0, le=1,
-    )
-    ivig_relative_sensitivity: float = P(
-        0.3, "ratio",
-        "assumption (calibrated): IVIG still helps some steroid-resistant patients (Dalakas"
-        " 1993, NEJM 329:1993), less than responsive ones",
-        ge=0, le=1,
-    )
-    chronic_setpoint_shift_log: float = P(
-        4.85, "log activity",
-        "assumption (calibrated): refractory disease does not burn out; its lasting drive"
-        " sits this much higher",
-    )
-
-
-class SparingAgent(Frozen):
-    """A steroid-sparing immunosuppressant: a constant effect after an onset delay."""
-
-    onset_delay_days: float = P(
-        90.0, "days",
-        "assumption: onset delay NOT FOUND in primary sources (parameters.md section 5);"
-        " azathioprine added to prednisone made no difference at 3 months (Bunch 1980)",
-        ge=0,
-    )
-    effect_per_day: float = P(
-        0.02, "1/day",
-        "assumption: about the effect of 20 mg/day prednisone in a typical patient",
-        ge=0,
-    )
-
-
-def _default_agents() -> dict[str, SparingAgent]:
-    return {
-        "azathioprine": SparingAgent(onset_delay_days=90.0, effect_per_day=0.02),
-        "methotrexate": SparingAgent(onset_delay_days=60.0, effect_per_day=0.02),
-        "mycophenolate": SparingAgent(onset_delay_days=75.0, effect_per_day=0.02),
-        "ciclosporin": SparingAgent(onset_delay_days=45.0, effect_per_day=0.02),
-    }
-
-
-class Disease(Frozen):
-    activity: Activity = Activity()
-    refractory: Refractory = Refractory()
-    enzymes: Enzymes = Enzymes()
-    strength: Strength = Strength()
-    steroid: SteroidResponse = SteroidResponse()
-    igg: IgGKinetics = IgGKinetics()
-    ivig: IVIGResponse = IVIGResponse()
-    sparing_agents: dict[str, SparingAgent] = Field(
-        default_factory=_default_agents,
-        json_schema_extra={
-            "unit": "-",
-            "source": "onset delays are assumptions (NOT FOUND, parameters.md section 5):"
-            " ciclosporin 45, methotrexate 60, mycophenolate 75, azathioprine 90 days",
-        },
-    )
-
-
-# --------------------------------------------------------------------------------------
-# Decision rules
-# --------------------------------------------------------------------------------------
-
-RULE_ATOMS = {
-    "cpk_above_x_uln": "measured CPK above this multiple of the ULN",
-    "cpk_above_pct_baseline": "measured CPK above this percentage of the day-0 measurement",
-    "cpk_rise_pct": "measured CPK more than this percentage above the previous measurement",
-    "day_at_least": "the visit is on or after this day",
-    "day_before": "the visit is before this day",
-    "relapse": "a relapse was detected at this visit (true) or not (false)",
-    "relapses_at_least": "the patient has had at least this many relapses",
-    "prednisone_above_mg_per_day": "current prednisone dose above this",
-    "ever_normal": "CPK has been measured below the ULN since diagnosis or the last relapse",
-}
-
-
-class Rule(Frozen):
-    """A condition evaluated at a visit on measured values: one key per rule.
-
-    Combine with ``any``, ``all`` and ``not``. Atoms are listed in ``RULE_ATOMS``.
-    """
-
-    any: list[Rule] | None = None
-    all: list[Rule] | None = None
-    not_: Rule | None = Field(None, alias="not")
-    cpk_above_x_uln: float | None = Field(None, ge=0)
-    cpk_above_pct_baseline: float | None = Field(None, ge=0)
-    cpk_rise_pct: float | None = Field(None, ge=-100)
-    day_at_least: float | None = Field(None, ge=0)
-    day_before: float | None = Field(None, ge=0)
-    relapse: bool | None = None
-    relapses_at_least: int | None = Field(None, ge=0)
-    prednisone_above_mg_per_day: float | None = Field(None, ge=0)
-    ever_normal: bool | None = None
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    @model_validator(mode="after")
-    def _one_key(self) -> Rule:
-        keys = [k for k in type(self).model_fields if getattr(self, k) is not None]
-        if len(keys) != 1:
-            names = ", ".join(["any", "all", "not", *RULE_ATOMS])
-            shown = ", ".join("not" if k == "not_" else k for k in keys) or "nothing"
-            raise ValueError(f"a rule has exactly one key, one of: {names}; got {shown}")
-        if keys[0] in ("any", "all") and not getattr(self, keys[0]):
-            raise ValueError(f"'{keys[0]}' needs a non-empty list of rules")
-        return self
-
-    def key(self) -> str:
-        for k in type(self).model_fields:
-            if getattr(self, k) is not None:
-                return "not" if k == "not_" else k
-        raise AssertionError("unreachable: validated rules have one key")
-
-
-def _default_hold_rule() -> Rule:
-    return Rule.model_validate({"all": [{"cpk_above_x_uln": 1.0}, {"cpk_rise_pct": 10.0}]})
-
-
-# --------------------------------------------------------------------------------------
-# Regimen
-# --------------------------------------------------------------------------------------
-
-
-class Pulse(Frozen):
-    share: Probability = P(
-        0.2, "proportion", f"{FAGGIOLI}: 3 of 15 patients had a methylprednisolone pulse",
-    )
-    methylprednisolone_mg_per_day: float = P(1000.0, "mg/day", FAGGIOLI, gt=0)
-    days: int = P(3, "days", FAGGIOLI, ge=1, le=10)
-
-
-class Steroid(Frozen):
-    induction_mg_per_kg_per_day: float = P(
-        1.0, "mg/kg/day prednisone",
-        "prednisolone 1 mg/kg/day for 4-6 weeks (textbook excerpt, parameters.md section 5);"
-        " usual practice per model brief",
-        gt=0, le=3,
-    )
-    cap_mg_per_day: float = P(80.0, "mg/day", "model brief: ~1 mg/kg/day, cap ~80 mg", gt=0)
-    induction_days: int = P(
-        28, "days", "4-6 weeks (textbook excerpt, parameters.md section 5); 4 weeks chosen",
-        ge=1,
-    )
-    round_to_mg: float = P(5.0, "mg", "assumption: doses in whole 5 mg tablets", gt=0)
-    pulse: Pulse | None = Pulse()
-
-
-class TaperStep(Frozen):
-    above_mg_per_day: float = Field(ge=0)
-    reduce_mg_per_day: float = Field(gt=0)
-    every_days: int = Field(ge=1)
-
-
-def _default_taper_steps() -> list[TaperStep]:
-    return [
-        TaperStep(above_mg_per_day=30.0, reduce_mg_per_day=5.0, every_days=7),
-        TaperStep(above_mg_per_day=0.0, reduce_mg_per_day=5.0, every_days=14),
-    ]
-
-
-class RelapseResponse(Frozen):
-    """What a clinic does at a relapse: raise prednisone, then taper again."""
-
-    dose_factor: float = P(2.0, "x current dose", "assumption: double the dose", ge=1)
-    min_mg_per_day: float = P(20.0, "mg/day", "assumption", ge=0)
-    hold_days: int = P(28, "days", "assumption: 4 weeks before tapering again", ge=0)
-
-
-class Taper(Frozen):
-    """Scheduled steps down from the induction dose, paused when ``hold_when`` fires."""
-
-    steps: list[TaperStep] = Field(
-        default_factory=_default_taper_steps,
-        json_schema_extra={
-            "unit": "mg/day, days",
-            "source": "reduce 5 mg/week; below 25-35 mg/day, 5 mg every 2 weeks (textbook"
-            " excerpt, parameters.md section 5)",
-        },
-        min_length=1,
-    )
-    floor_mg_per_day: float = P(
-        5.0, "mg/day", f"{FAGGIOLI}: maintenance at 5 mg/day (no independent source)", ge=0,
-    )
-    hold_when: Rule | None = Field(
-        default_factory=_default_hold_rule,
-        json_schema_extra={
-            "unit": "rule",
-            "source": "assumption: hold when CPK is above the ULN and more than 10% above the"
-            " previous visit (model brief: taper when CPK is falling or normal)",
-        },
-    )
-    relapse: RelapseResponse = RelapseResponse()
-
-    @field_validator("steps")
-    @classmethod
-    def _steps_descending(cls, steps: list[TaperStep]) -> list[TaperStep]:
-        aboves = [s.above_mg_per_day for s in steps]
-        if aboves != sorted(aboves, reverse=True) or len(set(aboves)) != len(aboves):
-            raise ValueError(
-                f"steps must be ordered by strictly decreasing above_mg_per_day, got {aboves}"
-            )
-        return steps
-
-
-class IVIG(Frozen):
-    dose_g_per_kg: float = P(
-        2.0, "g/kg per cycle", f"{FAGGIOLI}; standard dose (Wang 2012, Clin Rheumatol"
-        " 31:801)", gt=0, le=4,
-    )
-    days_per_cycle: int = P(
-        5, "days", f"{FAGGIOLI}: 2 g/kg in 5 days; label 2-5 days (Octagam 10%)", ge=1, le=10,
-    )
-    interval_days: int = P(28, "days", "every 4 weeks (Octagam 10% label, ProDERM)", ge=1)
-    cycles: int = P(6, "cycles", f"{FAGGIOLI}: 6 months", ge=1, le=60)
-    start_day: float | None = P(
-        7.0, "day",
-        f"assumption: {FAGGIOLI} gave IVIG 'after an initial treatment with corticosteroids';"
-        " one week chosen",
-        ge=0,
-    )
-    start_when: Rule | None = Field(
-        None,
-        json_schema_extra={"unit": "rule", "source": "rescue strategies (none by default)"},
-    )
-    start_delay_days: float = P(
-        7.0, "days", "assumption: time to arrange infusions once a rescue rule fires", ge=0,
-    )
-
-    @model_validator(mode="after")
-    def _one_start(self) -> IVIG:
-        if self.days_per_cycle > self.interval_days:
-            raise ValueError(
-                f"days_per_cycle ({self.days_per_cycle}) exceeds interval_days"
-                f" ({self.interval_days}): cycles would overlap"
-            )
-        if (self.start_day is None) == (self.start_when is None):
-            raise ValueError("give either start_day (first-line) or start_when (rescue), not both")
-        return self
-
-
-class SparingPlan(Frozen):
-    agent: str
-    share: Probability = Field(description="proportion of patients who receive this agent")
-    start_day: float = Field(ge=0)
-
-
-class Regimen(Frozen):
-    steroid: Steroid = Steroid()
-    taper: Taper = Taper()
-    ivig: IVIG | None = IVIG()
-    sparing_agents: list[SparingPlan] = Field(default_factory=list)
-    sparing_start_when: Rule | None = Field(
-        None,
-        json_schema_extra={
-            "unit": "rule",
-            "source": "none by default: a rule that starts the planned (or on-relapse) agent"
-            " early, e.g. steroid dependence",
-        },
-    )
-    sparing_on_relapse: str | None = P(
-        "azathioprine", "agent",
-        "assumption: an immunosuppressant is added at a relapse if none is running"
-        " (guidelines: steroids + MTX or AZA first line; Meyer 2018)",
-    )
-
-
-class Visits(Frozen):
-    every_days: int = P(14, "days", "assumption: fortnightly labs in the first months", ge=1)
-    until_day: int = P(84, "day", "assumption", ge=0)
-    then_every_days: int = P(28, "days", "assumption: monthly labs afterwards", ge=1)
-
+from .disease import Disease  # noqa: E402
+from .regimen import IVIG, RULE_ATOMS, Regimen, Rule, Visits  # noqa: E402
 
 # --------------------------------------------------------------------------------------
 # Safety
@@ -898,18 +429,28 @@ class Prices(Frozen):
 
 
 class Utilities(Frozen):
-    """Health-state utilities for QALYs, by the state seen at each visit."""
+    """Health-state utility at each visit from function (HAQ) and disease activity."""
 
-    active_disease: float = P(
-        0.55, "utility", "assumption: measured CPK at or above the ULN; no EQ-5D by state"
-        " for PM/DM in parameters.md", ge=-0.6, le=1,
-    )
-    remission_on_high_dose_steroid: float = P(
-        0.70, "utility", "assumption: CPK normal, prednisone above the threshold below",
+    haq_intercept: float = P(
+        0.9567, "utility",
+        "Carreno A et al., Value Health 2011;14:192-200 (doi:10.1016/j.jval.2010.11.001):"
+        " EQ-5D (TTO) = 0.9567 - 0.309 HAQ-DI, in rheumatoid arthritis; its use in myositis"
+        " is an assumption (disability drives utility the same way)",
         ge=-0.6, le=1,
     )
-    remission: float = P(
-        0.80, "utility", "assumption: CPK normal on low-dose or no prednisone", ge=-0.6, le=1,
+    haq_slope: float = P(
+        -0.309, "utility per HAQ unit", "Carreno 2011 (as above)", ge=-1, le=0,
+    )
+    active_disease_decrement: float = P(
+        0.05, "utility",
+        "assumption: a further loss while the disease is active (not inactive at the visit:"
+        " fatigue, rash, dysphagia beyond what HAQ captures)",
+        ge=0, le=1,
+    )
+    high_dose_steroid_decrement: float = P(
+        0.03, "utility", "assumption: a loss while on more than the dose below (weight gain,"
+        " sleep disturbance, cushingoid features rise above 5-7.5 mg/day, parameters.md 6b)",
+        ge=0, le=1,
     )
     high_dose_steroid_mg_per_day: float = P(
         7.5, "mg/day", "assumption: the usual 7.5 mg/day glucocorticoid-toxicity threshold"
@@ -963,27 +504,55 @@ class Economics(Frozen):
         return value
 
 
-class Remission(Frozen):
-    """Complete remission at a month m (an outcome definition, docs/model.md)."""
+class Inactive(Frozen):
+    """When the disease counts as inactive at a visit (docs/model.md §5)."""
 
-    cpk_normal_weeks: int = P(
-        12, "weeks",
-        "assumption: CPK normal at every visit of the last 12 weeks; most published"
-        " definitions want >= 6 months of inactivity (Pongtarakulpanit 2025), too long to"
-        " assess at month 6",
-        ge=0, le=52,
+    max_physician_global_cm: float = P(
+        1.0, "cm", "assumption: IMACS wording not retrieved; physician global activity at most"
+        " 1 cm of 10 (Pongtarakulpanit 2025, Autoimmun Rev 24:103879: definitions vary)",
+        ge=0, le=10,
     )
-    max_prednisone_mg_per_day: float = P(
-        7.5, "mg/day", "assumption: on low-dose or no prednisone", ge=0,
+    max_extramuscular_cm: float = P(1.0, "cm", "assumption, as above", ge=0, le=10)
+    max_cpk_x_uln: float = P(1.0, "x ULN", "assumption: CPK below the ULN", gt=0)
+
+
+class RelapseDefinition(Frozen):
+    """A clinical relapse: enzymes together with function or physician global worsening,
+    after the disease had responded (CPK normal since diagnosis or the last relapse)."""
+
+    cpk_x_uln: float = P(
+        1.5, "x ULN",
+        "assumption: enzymes rise (CPK above 1.5x ULN; CK-defined relapse, Clin Rheumatol"
+        " 2006, doi:10.1007/s10067-005-0075-3) together with clinical worsening (Marie 2001)",
+        gt=0,
     )
-    min_mmt8: float = P(
-        140.0, "MMT-8 points", "assumption: at most minimal weakness (>= 93% of 150)",
-        ge=0, le=150,
+    mmt8_drop_pct_best: float = P(
+        10.0, "%", "assumption: MMT-8 at least 10% below its best since the last relapse",
+        ge=0, le=100,
+    )
+    physician_global_rise_cm: float = P(
+        2.0, "cm",
+        "physician global 2 cm above its lowest since the last relapse (the 2 cm step of the"
+        " ProDERM confirmed-deterioration definition, parameters.md section 8)",
+        ge=0, le=10,
     )
 
 
 class Outcomes(Frozen):
-    remission: Remission = Remission()
+    inactive: Inactive = Inactive()
+    relapse: RelapseDefinition = RelapseDefinition()
+    complete_response_days: int = P(
+        168, "days",
+        "complete clinical response: inactive for at least 6 months (most definitions,"
+        " Pongtarakulpanit 2025)",
+        ge=28, le=730,
+    )
+    course_type_days: int = P(
+        730, "days",
+        "course over the first two years: monophasic, polycyclic, chronic continuous"
+        " (Milano cohort, ACR Convergence 2025)",
+        ge=28,
+    )
 
 
 # --------------------------------------------------------------------------------------

@@ -1,0 +1,572 @@
+"""What each event does, which event comes next, and the exact step between events.
+
+Both engines call these functions: the SimPy engine for one patient with plain floats,
+the cohort engine for arrays of patients (``xp`` is ``kernel.xp.SCALAR`` or ``ARRAY``).
+The order of same-day events is fixed by ``events.Event`` (see its docstring).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from . import disease, measures, pk
+from .disease import C, E, F, FE, J, L, LE, Q, S, V, W, X, Y, Z
+from .events import IVIG_AE_SHIFT, Event, Flag
+from .params import Params, flare_draw
+from .plan import THRESHOLDS_MG, Plan
+from .population import ppf
+from .rules import Seen
+from .state import State
+from .xp import Ops
+
+__all__ = ["VISIT_VALUES", "advance", "handle", "init_state", "next_event"]
+
+# What a visit measures, in this order (``handle`` returns them for a visit).
+VISIT_VALUES = ("cpk", "myoglobin", "mmt8", "physician_global", "patient_global", "haq",
+                "extramuscular", "tis", "inactive", "damage")
+
+_MAX_SHORTFALL_LOG = 3.0  # flare hazard multiplier capped at exp(factor x 3)
+
+
+def _lookup(xp: Ops, table: tuple[float, ...], idx: Any) -> Any:
+    if xp.vector:
+        return np.asarray(table, dtype=np.float64)[np.asarray(idx, dtype=np.int64)]
+    return table[int(idx)]
+
+
+def _full(xp: Ops, like: Any, value: float) -> Any:
+    return like * 0.0 + value
+
+
+# --------------------------------------------------------------------------------------
+# Initial state
+# --------------------------------------------------------------------------------------
+
+
+def _drug_input(plan: Plan, prm: Params, pred: Any, spar_on: Any, agent_effect: Any) -> Any:
+    steroid = prm.steroid_sens * plan.emax * pred / (plan.ed50 + pred)
+    return steroid + spar_on * agent_effect
+
+
+def init_state(xp: Ops, plan: Plan, prm: Params) -> State:
+    """State at day 0, before any event."""
+    st = State.__new__(State)
+    vec = xp.vector
+    zero = prm.drive * 0.0
+
+    def full(value: float) -> Any:
+        return zero + value
+
+    st.t = full(0.0)
+    for name in ("y", "q", "w", "x", "f", "l", "fe", "le", "v", "e", "j", "damage_points"):
+        setattr(st, name, full(0.0))
+    st.z = prm.z0 * 1.0
+    pulse = prm.pulse
+    st.oral_mg = prm.induction_mg * 1.0
+    st.pred = xp.where(pulse, plan.pulse_mg, prm.induction_mg) * 1.0
+    st.pulse_end = prm.pulse_end * 1.0
+    st.rescue_pulses = full(0.0)
+    st.agent = prm.agent * 1 if vec else prm.agent
+    st.spar_start = prm.agent_start * 1.0
+    onsets = (*plan.agent_onset_days, 0.0)
+    effects_ = (*plan.agent_effect, 0.0)
+    st.spar_onset = st.spar_start + _lookup(xp, onsets, st.agent)
+    st.agent_effect = _lookup(xp, effects_, st.agent) * 1.0
+    st.spar_on = full(0.0)
+    st.c = _drug_input(plan, prm, st.pred, st.spar_on, st.agent_effect)
+    st.taper_hold = full(0.0)
+    st.taper_fast = full(0.0)
+    st.taper_not_before = full(plan.induction_days)
+    st.last_step = full(0.0)
+    st.steroid_stopped = full(math.inf)
+    st.floor_since = xp.where(prm.induction_mg <= plan.floor_mg, 0.0, math.inf) * 1.0
+    st.taper_next = full(math.inf)
+    st.ivig_start = full(plan.ivig_start_day)
+    st.ivig_next = full(plan.ivig_start_day if plan.ivig_on else math.inf)
+    st.ivig_given = np.zeros(len(prm.patient), dtype=np.int64) if vec else 0
+    st.ivig_day_in_cycle = st.ivig_given * 1
+    st.ivig_cycles = st.ivig_given * 1
+    st.ivig_planned = st.ivig_given * 0 + plan.ivig_cycles
+    st.cycle_start = full(math.inf)
+    st.ivig_stopped = full(0.0)
+    st.ivig_rule_stopped = full(0.0)
+    st.ivig_g = full(0.0)
+    st.rescue = full(math.inf)
+    st.flare_k = st.ivig_given * 0
+    st.flare_h = full(0.0)
+    thr, u = flare_draw(xp, prm, st.flare_k)
+    st.flare_thr = thr
+    st.flare_level_u = u
+    st.flare_lambda = full(0.0)
+    st.flare_next = full(math.inf)
+    st.flares = full(0.0)
+    st.visit_k = st.ivig_given * 0
+    for name in ("cpk_base", "cpk_prev", "b_phga", "b_ptga", "b_mmt8", "b_haq", "b_cpkx",
+                 "b_myox", "b_ext", "best_mmt8", "best_phga"):
+        setattr(st, name, full(math.nan))
+    st.ever_normal = full(0.0)
+    st.bio_ever_normal = full(0.0)
+    st.inactive_since = full(math.inf)
+    for name in ("first_normal", "first_relapse", "last_relapse", "first_bio_relapse",
+                 "first_inactive", "ccr_day", "first_tis20", "first_tis40",
+                 "first_strength_normal"):
+        setattr(st, name, full(math.inf))
+    for name in ("relapses", "relapses_on_steroid", "relapses_off_steroid", "bio_relapses",
+                 "cum_pred", "disc_pred", "disc_ivig_g", "disc_infusions"):
+        setattr(st, name, full(0.0))
+    st.t_le = [xp.where(st.pred <= th, 0.0, math.inf) * 1.0 for th in THRESHOLDS_MG]
+    st.ae_hazard = [full(0.0) for _ in plan.steroid_aes]
+    st.ae_time = [full(math.inf) for _ in plan.steroid_aes]
+    st.ivig_ae_n = [full(0.0) for _ in plan.ivig_aes]
+    st.ivig_ae_disc = [full(0.0) for _ in plan.ivig_aes]
+    _schedule_taper(xp, plan, st)
+    _schedule_flare(xp, plan, prm, st)
+    return st
+
+
+# --------------------------------------------------------------------------------------
+# Time
+# --------------------------------------------------------------------------------------
+
+
+def next_event(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, Any]:
+    """(time, kind) of each patient's next event; ties go to the lower kind."""
+    if xp.vector:
+        visit_t = np.append(plan.visit_days, np.inf)[st.visit_k]
+        times = np.stack(
+            [st.pulse_end, st.spar_onset, st.flare_next, visit_t, st.taper_next,
+             st.ivig_next, np.full(st.t.shape, plan.horizon_days)], axis=1,
+        )
+        kind = np.argmin(times, axis=1)
+        return times[np.arange(times.shape[0]), kind], kind
+    best_t, best_k = st.pulse_end, Event.PULSE_END
+    for kind, t in ((Event.SPARING_ONSET, st.spar_onset), (Event.FLARE, st.flare_next),
+                    (Event.VISIT, plan.visit_days_list[st.visit_k]),
+                    (Event.TAPER, st.taper_next), (Event.INFUSION, st.ivig_next)):
+        if t < best_t:
+            best_t, best_k = t, kind
+    if plan.horizon_days < best_t:
+        return plan.horizon_days, Event.END
+    return best_t, best_k
+
+
+def advance(xp: Ops, plan: Plan, prm: Params, st: State, t: Any) -> None:
+    """Move the state from st.t to t in closed form (no event in between)."""
+    tau = t - st.t
+    coef = plan.propagator(xp, prm.node, tau)
+    x = {Y: st.y, Q: st.q, W: st.w, X: st.x, Z: st.z, F: st.f, L: st.l, FE: st.fe,
+         LE: st.le, V: st.v, E: st.e, J: st.j, S: prm.drive, C: st.c}
+    new = disease.step(xp, coef, x, prm.ivig_gain)
+    st.damage_points = disease.damage_step(
+        xp, st.damage_points, new[J] - st.j, tau, plan.damage_threshold_log,
+        plan.damage_rate, plan.damage_max)
+    st.y, st.q, st.w, st.x, st.z = new[Y], new[Q], new[W], new[X], new[Z]
+    st.f, st.l, st.fe, st.le, st.v, st.e, st.j = (new[F], new[L], new[FE], new[LE], new[V],
+                                                   new[E], new[J])
+    st.cum_pred = st.cum_pred + st.pred * tau
+    d = plan.discount_per_day
+    if d > 0:
+        st.disc_pred = st.disc_pred + st.pred * (xp.exp(-d * st.t) - xp.exp(-d * t)) / d
+    else:
+        st.disc_pred = st.disc_pred + st.pred * tau
+    rates = plan.steroid_ae_rates(xp, st.pred)
+    for j in range(len(rates)):
+        rate = rates[j]
+        h0 = st.ae_hazard[j]
+        h1 = h0 + rate * tau
+        thr = xp.column(prm.steroid_ae_threshold, j)
+        hit = xp.logical_and(h0 < thr, h1 >= thr)
+        st.ae_time[j] = xp.where(hit, st.t + (thr - h0) / xp.maximum(rate, 1e-300),
+                                 st.ae_time[j])
+        st.ae_hazard[j] = h1
+    st.flare_h = st.flare_h + st.flare_lambda * tau
+    st.t = t * 1.0
+
+
+# --------------------------------------------------------------------------------------
+# Scheduling helpers
+# --------------------------------------------------------------------------------------
+
+
+def _band(xp: Ops, plan: Plan, dose: Any) -> tuple[Any, Any]:
+    """(reduction, interval) of the taper band the dose is in; (0, inf) below all bands."""
+    reduce, every = dose * 0.0, dose * 0.0 + math.inf
+    found = dose < 0.0
+    for b in plan.taper_bands:
+        m = xp.logical_and(dose > b.above_mg, xp.logical_not(found))
+        reduce = xp.where(m, b.reduce_mg, reduce)
+        every = xp.where(m, b.every_days, every)
+        found = xp.logical_or(found, m)
+    return reduce, every
+
+
+def _schedule_taper(xp: Ops, plan: Plan, st: State) -> None:
+    """The next taper step: the band's interval after the last step (shortened while the
+    disease is inactive), not before the end of induction or of a relapse hold, never
+    while held, at or below the floor, or during a pulse."""
+    _, every = _band(xp, plan, st.oral_mg)
+    pace = xp.where(st.taper_fast > 0, plan.fast_factor, 1.0)
+    due = xp.maximum(st.last_step + every * pace, st.taper_not_before)
+    due = xp.maximum(due, st.t)
+    off = xp.logical_or(st.taper_hold > 0, st.oral_mg <= plan.floor_mg)
+    off = xp.logical_or(off, st.pulse_end < math.inf)
+    st.taper_next = xp.where(off, math.inf, due) if plan.steroid_on else st.t * 0.0 + math.inf
+
+
+def _schedule_flare(xp: Ops, plan: Plan, prm: Params, st: State) -> None:
+    """Flare hazard until the next event: the base rate times exp(factor x shortfall), the
+    shortfall being how far the current treatment leaves the lasting drive above the
+    control level (log units); the flare starts on the day the cumulative hazard crosses
+    the flare's Exp(1) threshold."""
+    if plan.flare_rate_per_day <= 0:
+        st.flare_lambda = st.t * 0.0
+        st.flare_next = st.t * 0.0 + math.inf
+        return
+    cover = (st.c + prm.ivig_gain * st.v) / prm.rate
+    shortfall = xp.minimum(xp.maximum(prm.drive - cover - plan.control_log, 0.0),
+                           _MAX_SHORTFALL_LOG)
+    lam = plan.flare_rate_per_day * xp.exp(plan.flare_factor * shortfall)
+    st.flare_lambda = lam
+    due = xp.minimum(st.t + xp.maximum(st.flare_thr - st.flare_h, 0.0) / lam, 1e9)
+    st.flare_next = xp.maximum(xp.floor(due) + (due > xp.floor(due)), xp.floor(st.t) + 1.0)
+
+
+def _set_dose(xp: Ops, plan: Plan, prm: Params, st: State, dose: Any) -> None:
+    st.pred = dose
+    st.c = _drug_input(plan, prm, dose, st.spar_on, st.agent_effect)
+    for i, th in enumerate(THRESHOLDS_MG):
+        st.t_le[i] = xp.where(xp.logical_and(dose <= th, st.t_le[i] == math.inf), st.t,
+                              st.t_le[i])
+    st.floor_since = xp.where(dose <= plan.floor_mg,
+                              xp.where(st.floor_since == math.inf, st.t, st.floor_since),
+                              math.inf)
+
+
+def _set_oral(xp: Ops, plan: Plan, prm: Params, st: State, dose: Any) -> None:
+    """Set the oral dose; it takes effect now unless a pulse is running."""
+    st.oral_mg = dose
+    pulsing = st.pulse_end < math.inf
+    _set_dose(xp, plan, prm, st, xp.where(pulsing, st.pred, dose))
+
+
+def _start_sparing(xp: Ops, plan: Plan, st: State, when: Any) -> Any:
+    """Start the planned agent now if it has not started, else the on-relapse agent."""
+    if plan.on_relapse_agent < 0 and not plan.agents:
+        return when * 0.0
+    none_yet = st.spar_start > st.t
+    can = xp.logical_and(when, none_yet)
+    agent = xp.where(st.agent >= 0, st.agent, plan.on_relapse_agent)
+    can = xp.logical_and(can, agent >= 0)
+    onset = _lookup(xp, (*plan.agent_onset_days, 0.0), agent)
+    eff = _lookup(xp, (*plan.agent_effect, 0.0), agent)
+    st.agent = xp.where(can, agent, st.agent)
+    st.spar_start = xp.where(can, st.t, st.spar_start)
+    st.spar_onset = xp.where(can, st.t + onset, st.spar_onset)
+    st.agent_effect = xp.where(can, eff, st.agent_effect)
+    return can
+
+
+# --------------------------------------------------------------------------------------
+# Events
+# --------------------------------------------------------------------------------------
+
+
+def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, ...]]:
+    """Labs, core set and decisions at a visit. Returns (flags, VISIT_VALUES)."""
+    k = st.visit_k
+    t = st.t
+    cs = plan.core
+    cpk = disease.measured(xp, disease.enzyme_level(xp, st.q, prm.cpk0, prm.cpk_bg),
+                           plan.cpk_sigma_log, xp.pick(prm.noise_cpk, k))
+    myo = disease.measured(xp, disease.enzyme_level(xp, st.y, prm.myo0, prm.myo_bg),
+                           plan.myoglobin_sigma_log, xp.pick(prm.noise_myoglobin, k))
+    a = xp.exp(st.y)
+    ax = prm.ext_weight * xp.exp(st.x)
+    mmt_true = xp.minimum(xp.maximum(
+        150.0 - st.damage_points - (150.0 - prm.mmt8_0) * xp.exp(st.w), 0.0), 150.0)
+    deficit = measures.deficit_fraction(xp, mmt_true)
+    phga = measures.physician_global_cm(xp, a, ax, cs.physician_scale_muscle,
+                                        cs.physician_scale_extra, cs.physician_sd_cm,
+                                        xp.pick(prm.noise_physician_global, k))
+    ptga = measures.patient_global_cm(xp, a, ax, deficit, cs.patient_weight_activity,
+                                      cs.patient_weight_extra, cs.patient_weight_deficit,
+                                      cs.patient_sd_cm, xp.pick(prm.noise_patient_global, k))
+    haq = measures.haq(xp, deficit, ax, cs.haq_slope, cs.haq_exponent, cs.haq_weight_extra,
+                       cs.haq_sd, xp.pick(prm.noise_haq, k))
+    ext = measures.extramuscular_cm(xp, ax, cs.extramuscular_scale, cs.extramuscular_sd_cm,
+                                    xp.pick(prm.noise_extramuscular, k), prm.ext_present)
+    mmt8 = measures.mmt8_measured(xp, mmt_true, plan.mmt8_sd, xp.pick(prm.noise_mmt8, k))
+    cpkx = cpk / plan.cpk_uln
+    myox = myo / plan.myoglobin_uln
+    first = k == 0
+    st.cpk_base = xp.where(first, cpk, st.cpk_base)
+    st.b_phga = xp.where(first, phga, st.b_phga)
+    st.b_ptga = xp.where(first, ptga, st.b_ptga)
+    st.b_mmt8 = xp.where(first, mmt8, st.b_mmt8)
+    st.b_haq = xp.where(first, haq, st.b_haq)
+    st.b_cpkx = xp.where(first, cpkx, st.b_cpkx)
+    st.b_myox = xp.where(first, myox, st.b_myox)
+    st.b_ext = xp.where(first, ext, st.b_ext)
+    st.best_mmt8 = xp.where(first, mmt8, st.best_mmt8)
+    st.best_phga = xp.where(first, phga, st.best_phga)
+    base_cs = measures.CoreSet(st.b_phga, st.b_ptga, st.b_mmt8, st.b_haq, st.b_cpkx,
+                               st.b_myox, st.b_ext)
+    now_cs = measures.CoreSet(phga, ptga, mmt8, haq, cpkx, myox, ext)
+    tis = measures.total_improvement_score(xp, base_cs, now_cs)
+    inactive = xp.logical_and(xp.logical_and(phga <= plan.inactive_phga,
+                                             ext <= plan.inactive_ext),
+                              cpkx < plan.inactive_cpk_x_uln)
+    normal = cpk < plan.cpk_uln
+
+    # Clinical relapse: enzymes up together with weaker muscles or a worse physician global,
+    # after the disease had responded (CPK normal since diagnosis or the last relapse).
+    mmt_drop = 100.0 * (st.best_mmt8 - mmt8) / xp.maximum(st.best_mmt8, 1.0)
+    phga_rise = phga - st.best_phga
+    clinical = xp.logical_or(mmt_drop >= plan.relapse_mmt8_drop_pct,
+                             phga_rise >= plan.relapse_phga_rise)
+    relapse = xp.logical_and(xp.logical_and(st.ever_normal > 0, cpkx > plan.relapse_cpk_x_uln),
+                             clinical)
+    bio = xp.logical_and(st.bio_ever_normal > 0, cpkx > plan.biochemical_x_uln)
+    first_normal = xp.logical_and(normal, st.first_normal == math.inf)
+    flags = (normal * Flag.CPK_NORMAL + first_normal * Flag.FIRST_NORMAL
+             + relapse * Flag.RELAPSE + inactive * Flag.INACTIVE
+             + bio * Flag.BIOCHEMICAL_RELAPSE)
+
+    on_steroid = st.pred > 0
+    st.relapses = st.relapses + relapse
+    st.relapses_on_steroid = st.relapses_on_steroid + xp.logical_and(relapse, on_steroid)
+    st.relapses_off_steroid = st.relapses_off_steroid + xp.logical_and(
+        relapse, xp.logical_not(on_steroid))
+    st.first_relapse = xp.where(xp.logical_and(relapse, st.first_relapse == math.inf), t,
+                                st.first_relapse)
+    st.last_relapse = xp.where(relapse, t, st.last_relapse)
+    st.bio_relapses = st.bio_relapses + bio
+    st.first_bio_relapse = xp.where(xp.logical_and(bio, st.first_bio_relapse == math.inf), t,
+                                    st.first_bio_relapse)
+    st.bio_ever_normal = xp.where(bio, 0.0, xp.where(normal, 1.0, st.bio_ever_normal))
+    st.ever_normal = xp.where(relapse, 0.0, xp.where(normal, 1.0, st.ever_normal))
+    st.first_normal = xp.where(first_normal, t, st.first_normal)
+    st.best_mmt8 = xp.where(relapse, mmt8, xp.maximum(st.best_mmt8, mmt8))
+    st.best_phga = xp.where(relapse, phga, xp.minimum(st.best_phga, phga))
+    st.inactive_since = xp.where(inactive, xp.minimum(st.inactive_since, t), math.inf)
+    st.first_inactive = xp.where(xp.logical_and(inactive, st.first_inactive == math.inf), t,
+                                 st.first_inactive)
+    ccr = xp.logical_and(inactive, t - st.inactive_since >= plan.complete_response_days)
+    st.ccr_day = xp.where(xp.logical_and(ccr, st.ccr_day == math.inf), t, st.ccr_day)
+    st.first_tis20 = xp.where(xp.logical_and(tis >= 20.0, st.first_tis20 == math.inf), t,
+                              st.first_tis20)
+    st.first_tis40 = xp.where(xp.logical_and(tis >= 40.0, st.first_tis40 == math.inf), t,
+                              st.first_tis40)
+    st.first_strength_normal = xp.where(
+        xp.logical_and(mmt8 >= 142.0, st.first_strength_normal == math.inf), t,
+        st.first_strength_normal)
+
+    seen = Seen(
+        day=t, cpk_x_uln=cpkx, cpk_pct_baseline=100.0 * cpk / st.cpk_base,
+        cpk_rise_pct=100.0 * (cpk - st.cpk_prev) / st.cpk_prev, myoglobin_x_uln=myox,
+        mmt8=mmt8, mmt8_drop_pct_best=mmt_drop, physician_global_cm=phga,
+        physician_global_rise_cm=phga_rise, patient_global_cm=ptga, haq=haq,
+        extramuscular_cm=ext, tis=tis, prednisone_mg_per_day=st.pred, relapses=st.relapses,
+        days_since_relapse=t - st.last_relapse,
+        days_inactive=xp.where(inactive, t - st.inactive_since, 0.0),
+        ivig_cycles=st.ivig_cycles * 1.0,
+        days_on_floor=xp.where(st.floor_since < math.inf, t - st.floor_since, 0.0),
+        relapse=relapse, ever_normal=st.ever_normal > 0, inactive=inactive,
+    )
+
+    # Relapse: escalate prednisone (a pulse first if the rescue rule fires), hold the
+    # taper, add a sparing agent.
+    if plan.steroid_on:
+        up = xp.maximum(plan.relapse_min_mg,
+                        xp.floor(st.oral_mg * plan.relapse_factor / 5.0 + 0.5) * 5.0)
+        up = xp.minimum(xp.maximum(prm.induction_mg, plan.relapse_min_mg), up)
+        escalate = xp.logical_and(relapse, up > st.oral_mg)
+        _set_oral(xp, plan, prm, st, xp.where(escalate, up, st.oral_mg))
+        flags = flags + escalate * Flag.ESCALATE
+        st.steroid_stopped = xp.where(relapse, math.inf, st.steroid_stopped)
+        st.taper_not_before = xp.where(relapse, t + plan.relapse_hold_days,
+                                       st.taper_not_before)
+        st.last_step = xp.where(escalate, t, st.last_step)
+        if plan.rescue_pulse_rule is not None:
+            pulse = xp.logical_and(plan.rescue_pulse_rule(xp, seen), relapse)
+            pulse = xp.logical_and(pulse, st.pulse_end == math.inf)
+            st.pulse_end = xp.where(pulse, t + plan.pulse_days, st.pulse_end)
+            _set_dose(xp, plan, prm, st, xp.where(pulse, plan.pulse_mg, st.pred))
+            st.rescue_pulses = st.rescue_pulses + pulse
+            flags = flags + pulse * Flag.RESCUE_PULSE
+    flags = flags + _start_sparing(xp, plan, st, relapse) * Flag.SPARING_START
+
+    if plan.steroid_on:
+        if plan.hold_rule is not None:
+            hold = xp.logical_and(plan.hold_rule(xp, seen), xp.logical_not(relapse))
+            newly = xp.logical_and(hold, st.taper_hold == 0)
+            resume = xp.logical_and(xp.logical_not(hold), st.taper_hold > 0)
+            st.taper_hold = xp.where(hold, 1.0, 0.0)
+            flags = flags + newly * Flag.TAPER_HOLD + resume * Flag.TAPER_RESUME
+        if plan.fast_rule is not None:
+            fast = plan.fast_rule(xp, seen)
+            st.taper_fast = xp.where(fast, 1.0, 0.0)
+            flags = flags + fast * Flag.TAPER_FAST
+        if plan.stop_rule is not None:
+            stop = xp.logical_and(plan.stop_rule(xp, seen), xp.logical_not(relapse))
+            stop = xp.logical_and(xp.logical_and(stop, st.oral_mg <= plan.floor_mg),
+                                  st.oral_mg > 0)
+            stop = xp.logical_and(stop, st.pulse_end == math.inf)
+            _set_oral(xp, plan, prm, st, xp.where(stop, 0.0, st.oral_mg))
+            st.steroid_stopped = xp.where(stop, t, st.steroid_stopped)
+            flags = flags + stop * Flag.STEROID_STOP
+        _schedule_taper(xp, plan, st)
+    if plan.sparing_rule is not None:
+        flags = flags + _start_sparing(xp, plan, st, plan.sparing_rule(xp, seen)) \
+            * Flag.SPARING_START
+    if plan.rescue_rule is not None:
+        fire = xp.logical_and(plan.rescue_rule(xp, seen), st.ivig_start == math.inf)
+        st.rescue = xp.where(fire, t, st.rescue)
+        st.ivig_start = xp.where(fire, t + plan.rescue_delay_days, st.ivig_start)
+        st.ivig_next = xp.where(fire, st.ivig_start, st.ivig_next)
+        flags = flags + fire * Flag.RESCUE_IVIG
+    if plan.ivig_on:
+        started = st.ivig_cycles > 0
+        if plan.ivig_stop_rule is not None:
+            stop = xp.logical_and(plan.ivig_stop_rule(xp, seen), started)
+            stop = xp.logical_and(stop, st.ivig_planned > st.ivig_cycles)
+            st.ivig_planned = xp.where(stop, st.ivig_cycles, st.ivig_planned)
+            between = st.ivig_day_in_cycle == 0
+            st.ivig_next = xp.where(xp.logical_and(stop, between), math.inf, st.ivig_next)
+            st.ivig_rule_stopped = xp.where(stop, 1.0, st.ivig_rule_stopped)
+            flags = flags + stop * Flag.IVIG_RULE_STOP
+        if plan.ivig_extend_rule is not None:
+            last = xp.logical_and(started, st.ivig_cycles >= st.ivig_planned)
+            ext_ok = xp.logical_and(last, st.ivig_planned < plan.ivig_max_cycles)
+            ext_ok = xp.logical_and(ext_ok, st.ivig_stopped == 0)
+            ext_ok = xp.logical_and(ext_ok, st.ivig_rule_stopped == 0)
+            due = st.cycle_start + plan.ivig_interval_days
+            ext_ok = xp.logical_and(ext_ok, due > t)
+            extend = xp.logical_and(plan.ivig_extend_rule(xp, seen), ext_ok)
+            st.ivig_planned = st.ivig_planned + extend
+            between = st.ivig_day_in_cycle == 0
+            st.ivig_next = xp.where(xp.logical_and(extend, between), due, st.ivig_next)
+            flags = flags + extend * Flag.IVIG_EXTEND
+    st.cpk_prev = cpk
+    st.visit_k = k + 1
+    values = (cpk, myo, mmt8, phga, ptga, haq, ext, tis, inactive * 1.0, st.damage_points)
+    return flags, values
+
+
+def taper(xp: Ops, plan: Plan, prm: Params, st: State) -> Any:
+    reduce, _ = _band(xp, plan, st.oral_mg)
+    step = st.oral_mg > plan.floor_mg
+    new = xp.where(step, xp.maximum(plan.floor_mg, st.oral_mg - reduce), st.oral_mg)
+    _set_oral(xp, plan, prm, st, new)
+    st.last_step = xp.where(step, st.t, st.last_step)
+    _schedule_taper(xp, plan, st)
+    return step * Flag.TAPER_STEP
+
+
+def pulse_end(xp: Ops, plan: Plan, prm: Params, st: State) -> Any:
+    st.pulse_end = st.pulse_end * 0.0 + math.inf
+    _set_dose(xp, plan, prm, st, st.oral_mg * 1.0)
+    _schedule_taper(xp, plan, st)
+    return st.t * 0.0 + Flag.DOSE_CHANGE
+
+
+def sparing_onset(xp: Ops, plan: Plan, prm: Params, st: State) -> Any:
+    st.spar_on = st.spar_on * 0.0 + 1.0
+    st.spar_onset = st.spar_onset * 0.0 + math.inf
+    st.c = _drug_input(plan, prm, st.pred, st.spar_on, st.agent_effect)
+    return st.t * 0.0 + Flag.SPARING_ONSET
+
+
+def flare(xp: Ops, plan: Plan, prm: Params, st: State) -> Any:
+    """A flare: the fading drive jumps up to the flare's level (never down), then fades."""
+    u = st.flare_level_u
+    if xp.vector:
+        level = ppf(plan.flare_dist, u)
+    else:
+        level = float(ppf(plan.flare_dist, np.array([u]))[0])
+    st.z = xp.maximum(st.z, level - prm.drive)
+    st.flare_h = st.flare_h - st.flare_thr
+    st.flare_k = st.flare_k + 1
+    thr, u = flare_draw(xp, prm, st.flare_k)
+    st.flare_thr = thr
+    st.flare_level_u = u
+    st.flares = st.flares + 1.0
+    return st.t * 0.0 + Flag.FLARE
+
+
+def infusion(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, Any]:
+    """One IVIG infusion day. Returns (flags, grams given)."""
+    n = st.ivig_given
+    first_day = st.ivig_day_in_cycle == 0
+    st.ivig_cycles = st.ivig_cycles + first_day
+    st.cycle_start = xp.where(first_day, st.t, st.cycle_start)
+    cycle = st.ivig_cycles - 1
+    cycle_dose = _lookup(xp, plan.cycle_doses, cycle)
+    d = cycle_dose / plan.ivig_days_per_cycle
+    if plan.ivig_placebo:
+        d = d * 0.0
+    disc = xp.exp(-plan.discount_per_day * st.t)
+    flags = st.t * 0.0
+    stop = st.t < 0.0
+    for j, ae in enumerate(plan.ivig_aes):
+        p = ae.probability(xp, d, prm.risk_factor)
+        u = xp.pick(xp.column(prm.ivig_ae_u, j), n)
+        hit = u < p
+        st.ivig_ae_n[j] = st.ivig_ae_n[j] + hit
+        st.ivig_ae_disc[j] = st.ivig_ae_disc[j] + hit * disc
+        flags = flags + hit * (1 << (IVIG_AE_SHIFT + j))
+        if ae.stops_ivig:
+            stop = xp.logical_or(stop, hit)
+    fast, slow = pk.bolus(d, prm.igg_rise, plan.igg_fast_fraction)
+    st.f = st.f + fast
+    st.l = st.l + slow
+    # Saturation in the cycle dose: the effective bolus of a cycle of D g/kg is scaled by
+    # (D_ref + ED50) / (D + ED50), so a whole cycle's effect is an Emax curve in D that
+    # equals the calibrated potency at the reference dose.
+    sat = (plan.ivig_reference_dose + plan.ivig_ed50) / (cycle_dose + plan.ivig_ed50)
+    st.fe = st.fe + fast * sat
+    st.le = st.le + slow * sat
+    grams = d * prm.weight_kg
+    st.ivig_g = st.ivig_g + grams
+    st.disc_ivig_g = st.disc_ivig_g + grams * disc
+    st.disc_infusions = st.disc_infusions + disc
+    st.ivig_given = n + 1
+    day = st.ivig_day_in_cycle + 1
+    cycle_done = day >= plan.ivig_days_per_cycle
+    st.ivig_day_in_cycle = xp.where(cycle_done, 0, day)
+    more = st.ivig_cycles < st.ivig_planned
+    nxt = xp.where(cycle_done, xp.where(more, st.cycle_start + plan.ivig_interval_days,
+                                        math.inf), st.t + 1.0)
+    st.ivig_next = xp.where(stop, math.inf, nxt)
+    st.ivig_stopped = xp.where(stop, 1.0, st.ivig_stopped)
+    st.ivig_day_in_cycle = xp.where(stop, 0, st.ivig_day_in_cycle)
+    return flags + stop * Flag.IVIG_STOPPED, grams
+
+
+def handle(xp: Ops, plan: Plan, prm: Params, st: State, kind: int
+           ) -> tuple[Any, tuple[Any, ...] | None, Any]:
+    """Run the event ``kind`` (one kind for every patient given).
+
+    Returns (flags, visit values or None, grams of IVIG or NaN)."""
+    nan = st.t * 0.0 + math.nan
+    values = None
+    grams = nan
+    if kind == Event.VISIT:
+        flags, values = visit(xp, plan, prm, st)
+    elif kind == Event.INFUSION:
+        flags, grams = infusion(xp, plan, prm, st)
+    elif kind == Event.TAPER:
+        flags = taper(xp, plan, prm, st)
+    elif kind == Event.PULSE_END:
+        flags = pulse_end(xp, plan, prm, st)
+    elif kind == Event.SPARING_ONSET:
+        flags = sparing_onset(xp, plan, prm, st)
+    elif kind == Event.FLARE:
+        flags = flare(xp, plan, prm, st)
+    else:
+        flags = st.t * 0.0
+    _schedule_flare(xp, plan, prm, st)
+    return flags, values, grams

@@ -1,0 +1,183 @@
+"""Per-patient constants and random draws for a chunk of patients.
+
+Everything a patient's course needs that is not in the Plan: the baseline
+characteristics (``population.py``), the treatment luck (who gets a pulse, which planned
+agent) and the random numbers, each from the patient's own named stream
+(``streams.py``). Lab and core-set noise are indexed by the visit day, IVIG adverse events
+by the infusion number, flares by their number, so patient k's numbers never depend on
+how many patients run or on the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import streams
+from ..scenario.schema import Scenario
+from .plan import Plan
+from .population import Baseline, ppf, sample_baseline
+from .xp import Ops
+
+__all__ = ["NOISE", "Params", "flare_draw", "make_params"]
+
+# Measurement noise per visit: CPK, myoglobin and the core set measures.
+NOISE = ("cpk", "myoglobin", "mmt8", "physician_global", "patient_global", "haq",
+         "extramuscular")
+
+
+@dataclass
+class Params:
+    """Per-patient constants. Fields are arrays over a chunk of patients; ``row(i)`` gives
+    one patient's values as plain Python floats and lists for the SimPy engine."""
+
+    seed: Any
+    patient: Any
+    weight_kg: Any
+    cpk0: Any
+    cpk_bg: Any
+    myo0: Any
+    myo_bg: Any
+    mmt8_0: Any
+    drive: Any
+    z0: Any
+    node: Any
+    rate: Any
+    steroid_sens: Any
+    igg_rise: Any
+    ivig_gain: Any
+    risk_factor: Any
+    ext_weight: Any
+    ext_present: Any
+    induction_mg: Any
+    pulse: Any
+    pulse_end: Any
+    agent: Any
+    agent_start: Any
+    noise_cpk: Any
+    noise_myoglobin: Any
+    noise_mmt8: Any
+    noise_physician_global: Any
+    noise_patient_global: Any
+    noise_haq: Any
+    noise_extramuscular: Any
+    ivig_ae_u: Any
+    steroid_ae_threshold: Any
+
+    def row(self, i: int) -> Params:
+        out: dict[str, Any] = {}
+        for name, value in vars(self).items():
+            if name == "seed":
+                out[name] = value
+                continue
+            v = value[i]
+            out[name] = v.tolist() if isinstance(v, np.ndarray) else v.item()
+        return Params(**out)
+
+
+def _round_dose(x: np.ndarray, step: float) -> np.ndarray:
+    return np.floor(x / step + 0.5) * step
+
+
+def flare_draw(xp: Ops, prm: Params, k: Any) -> tuple[Any, Any]:
+    """(Exp(1) cumulative-hazard threshold, flare level) of each patient's flare number k,
+    drawn on demand from the patient's own streams (the same bits for both engines)."""
+    thr = streams.exponential(prm.seed, prm.patient, "disease.flare_threshold", k)
+    u = streams.uniform(prm.seed, prm.patient, "disease.flare_level", k)
+    if xp.vector:
+        return thr, u
+    return float(thr[0]), float(u[0])
+
+
+def make_params(scn: Scenario, plan: Plan, seed: int, patients: np.ndarray,
+                baseline: Baseline | None = None) -> tuple[Params, Baseline]:
+    """Everything a chunk of patients needs, drawn vectorized from their own streams."""
+    ids = np.asarray(patients, dtype=np.int64)
+    base = baseline if baseline is not None else sample_baseline(scn, seed, ids)
+    reg = scn.regimen
+    n = ids.shape[0]
+
+    def u(purpose: str, index: Any = 0) -> np.ndarray:
+        return streams.uniform(seed, ids, purpose, index)
+
+    st = reg.steroid
+    if st is not None:
+        induction = np.minimum(st.cap_mg_per_day, st.induction_mg_per_kg_per_day * base.weight_kg)
+        induction = _round_dose(induction, st.round_to_mg)
+        pulse = (u("regimen.pulse") < st.pulse.share) if st.pulse else np.zeros(n, dtype=bool)
+    else:
+        induction = np.zeros(n)
+        pulse = np.zeros(n, dtype=bool)
+    pulse_end = np.where(pulse, plan.pulse_days, np.inf)
+
+    agent = np.full(n, -1, dtype=np.int64)
+    agent_start = np.full(n, np.inf)
+    if reg.sparing_agents:
+        draw = u("regimen.sparing_agent")
+        edge = 0.0
+        for p in reg.sparing_agents:
+            hit = (draw >= edge) & (draw < edge + p.share)
+            agent = np.where(hit, plan.agents.index(p.agent), agent)
+            agent_start = np.where(hit, p.start_day, agent_start)
+            edge += p.share
+
+    days = plan.visit_days.astype(np.int64)[None, :]
+    col = ids[:, None]
+    noise = {name: streams.normal(seed, col, "lab." + name, days) for name in NOISE}
+    n_inf = max(plan.max_infusions, 1)
+    ivig_ae_u = np.stack(
+        [streams.uniform(seed, col, "ae.ivig." + ae.name, np.arange(n_inf)[None, :])
+         for ae in plan.ivig_aes], axis=1,
+    ) if plan.ivig_aes else np.zeros((n, 0, n_inf))
+    steroid_thr = np.stack(
+        [streams.exponential(seed, ids, "ae.steroid." + ae.name) for ae in plan.steroid_aes],
+        axis=1,
+    ) if plan.steroid_aes else np.zeros((n, 0))
+    w_skin, w_lung, w_dys = plan.ext_weights
+    ext = (w_skin * base.dermatomyositis + w_lung * base.lung_involvement
+           + w_dys * base.dysphagia).astype(np.float64)
+    gain = plan.ivig_potency * base.ivig_sensitivity
+    if plan.ivig_placebo:
+        gain = np.zeros(n)
+    params = Params(
+        seed=int(seed),
+        patient=ids,
+        weight_kg=base.weight_kg,
+        cpk0=base.cpk_u_per_l,
+        cpk_bg=base.cpk_background_u_per_l,
+        myo0=base.myoglobin_ng_per_ml,
+        myo_bg=base.myoglobin_background_ng_per_ml,
+        mmt8_0=base.mmt8,
+        drive=base.lasting_drive_log,
+        z0=base.acute_setpoint_log - base.lasting_drive_log,
+        node=base.rate_node,
+        rate=plan.rate_per_day[base.rate_node],
+        steroid_sens=base.steroid_sensitivity,
+        igg_rise=base.igg_rise_g_per_l_per_g_per_kg,
+        ivig_gain=gain,
+        risk_factor=base.thrombosis_risk_factor.astype(np.float64),
+        ext_weight=ext,
+        ext_present=(ext > 0).astype(np.float64),
+        induction_mg=induction.astype(np.float64),
+        pulse=pulse,
+        pulse_end=pulse_end,
+        agent=agent,
+        agent_start=agent_start,
+        noise_cpk=noise["cpk"],
+        noise_myoglobin=noise["myoglobin"],
+        noise_mmt8=noise["mmt8"],
+        noise_physician_global=noise["physician_global"],
+        noise_patient_global=noise["patient_global"],
+        noise_haq=noise["haq"],
+        noise_extramuscular=noise["extramuscular"],
+        ivig_ae_u=ivig_ae_u,
+        steroid_ae_threshold=steroid_thr,
+    )
+    return params, base
+
+
+def flare_level(scn: Scenario, u: Any) -> Any:
+    """Flare level (log activity) at uniform u."""
+    return ppf(scn.disease.activity.flare_setpoint_log, np.asarray(u))

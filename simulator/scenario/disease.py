@@ -1,0 +1,396 @@
+"""Disease and drug-response parameters: the physics of the model (docs/model.md §2).
+
+Every default carries its unit and source (a citation from docs/sources/parameters.md,
+the founding abstract, or "assumption" with the reasoning). "Calibrated" marks a value
+fitted to the calibration targets of docs/model.md §6; the fitted parameters are listed,
+with their bounds, in ``FITTED`` so that a calibration can find them in one place.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import Field, model_validator
+
+from .schema import FAGGIOLI, AnyDist, Frozen, P, PositiveDist, lognormal, normal
+
+__all__ = ["FITTED", "Disease"]
+
+CLIN_RHEUM_2006 = ("Characterization of relapses in adult idiopathic inflammatory myopathies,"
+                   " Clin Rheumatol 2006, doi:10.1007/s10067-005-0075-3")
+MARIE_2001 = "Marie I et al., J Rheumatol 2001;28:2230-7"
+MILANO_2025 = "Milano cohort, ACR Convergence 2025 abstract (206 IIM)"
+
+
+class Activity(Frozen):
+    """Latent muscle inflammation a = exp(y), a = 1 at diagnosis (docs/model.md §2).
+
+    dy/dt = k (s + z - y) - e - g v: log-activity relaxes at the patient's rate k towards
+    its untreated level s + z (lasting drive plus a fading acute drive), and treatment
+    pushes it down at rate e (steroids and sparing agents) plus g v (IVIG).
+    """
+
+    reversion_rate_per_day: float = P(
+        0.03, "1/day",
+        "assumption (calibrated): median rate at which log-activity moves towards its"
+        " untreated level; sets how fast a taper below need shows as a relapse",
+        gt=0,
+    )
+    reversion_rate_cv: float = P(
+        0.3, "CV", "assumption: between-patient variation of the rate (7 quantile nodes)",
+        ge=0, le=2,
+    )
+    lasting_drive_log: AnyDist = P(
+        normal(-1.6, 1.1, -6.0, 0.7), "log activity",
+        "assumption (calibrated): each patient's persistent disease drive, relative to"
+        " activity at diagnosis. Untreated, activity settles at exp(lasting drive): capped"
+        " at 0.7 (2x diagnosis) so untreated or treated disease plateaus at a bounded level;"
+        " most patients stay active without treatment (course over 2 years: monophasic"
+        f" 41%, polycyclic 33%, chronic continuous 27%, {MILANO_2025})",
+    )
+    acute_setpoint_log: AnyDist = P(
+        normal(0.6, 0.3, None, 1.2), "log activity",
+        "assumption (calibrated): untreated, the acute disease at presentation climbs"
+        " towards this level (above its activity at diagnosis), capped at 1.2 (3.3x) so"
+        " untreated CPK stays within the ~50x ULN seen in active PM (parameters.md section 3)",
+    )
+    burnout_half_life_days: float = P(
+        120.0, "days",
+        "assumption (calibrated): the acute drive fades towards the lasting drive over months",
+        gt=0,
+    )
+    polymyositis_shift_log: float = P(
+        0.3, "log activity",
+        f"relapses are commoner in PM than DM ({CLIN_RHEUM_2006}); the size is an assumption",
+    )
+    flare_rate_per_year: float = P(
+        0.25, "1/year",
+        "assumption (calibrated): flare hazard when treatment covers the disease's need;"
+        f" relapses during taper 47% ({MARIE_2001}), CK-defined 65% mostly within 2 years"
+        f" ({CLIN_RHEUM_2006})",
+        ge=0, le=50,
+    )
+    flare_shortfall_factor: float = P(
+        1.0, "per log unit",
+        "assumption (calibrated): the flare hazard is multiplied by exp(factor x shortfall),"
+        " the shortfall being how far (in log activity) the current treatment leaves the"
+        " lasting drive above the control level: flares come when treatment falls below"
+        " the patient's need (model brief)",
+        ge=0, le=5,
+    )
+    control_log_activity: float = P(
+        math.log(0.04), "log activity",
+        "assumption: activity at which CPK is about at the ULN (4% of diagnosis: CPK 2980"
+        " -> ~200 U/L, founding abstract); the level treatment must hold the drive below",
+    )
+    flare_setpoint_log: AnyDist = P(
+        normal(-0.5, 0.7, None, 1.0), "log activity",
+        "assumption (calibrated): at a flare the fading drive jumps back up to this level"
+        " (relative to activity at diagnosis, never below where it already is)",
+    )
+
+
+class Heterogeneity(Frozen):
+    """Correlation of the between-patient variation (Gaussian copula on the normal scores).
+
+    Order: lasting drive, steroid sensitivity, IVIG sensitivity, reversion rate.
+    """
+
+    correlation: list[list[float]] = Field(
+        default_factory=lambda: [[1.0, -0.3, -0.2, 0.0], [-0.3, 1.0, 0.3, 0.0],
+                                 [-0.2, 0.3, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]],
+        json_schema_extra={
+            "unit": "correlation",
+            "source": "assumption: patients with a stronger lasting drive respond less to"
+            " steroids and IVIG (steroid-resistant disease also responds less to IVIG,"
+            " Dalakas 1993; Hara 2003); steroid and IVIG sensitivity positively correlated",
+        },
+    )
+
+    @model_validator(mode="after")
+    def _valid(self) -> Heterogeneity:
+        c = self.correlation
+        if len(c) != 4 or any(len(row) != 4 for row in c):
+            raise ValueError("correlation must be a 4 x 4 matrix (lasting drive, steroid"
+                             " sensitivity, IVIG sensitivity, reversion rate)")
+        import numpy as np
+
+        m = np.asarray(c, dtype=float)
+        if not np.all(np.isfinite(m)) or not np.allclose(m, m.T) or not np.all(np.diag(m) == 1):
+            raise ValueError("correlation must be symmetric with 1 on the diagonal")
+        if np.linalg.eigvalsh(m).min() <= 1e-10:
+            raise ValueError("correlation must be positive definite")
+        return self
+
+
+class Enzymes(Frozen):
+    """How muscle inflammation shows in the blood: CPK, myoglobin, and the assays."""
+
+    cpk_uln_u_per_l: float = P(200.0, "U/L", f"{FAGGIOLI}: normal value <200 U/L", gt=0)
+    cpk_half_life_days: float = P(
+        1.5, "days",
+        "CK plasma half-life ~1.5 days (parameters.md section 3, secondary): CPK follows"
+        " inflammation with this lag (on the log scale)",
+        gt=0,
+    )
+    cpk_background_u_per_l: PositiveDist = P(
+        lognormal(median=90.0, cv=0.3), "U/L",
+        "assumption: a patient's CPK with inactive disease, inside the 20-200 U/L reference"
+        " range (Unbound Medicine, parameters.md section 3)",
+    )
+    cpk_assay_cv: float = P(
+        0.10, "coefficient of variation",
+        "assumption: analytical plus within-day biological variation of CPK", ge=0, le=1,
+    )
+    myoglobin_uln_ng_per_ml: float = P(120.0, "ng/mL", f"{FAGGIOLI}: normal value <120 ng/mL",
+                                       gt=0)
+    myoglobin_background_ng_per_ml: PositiveDist = P(
+        lognormal(median=45.0, cv=0.3), "ng/mL", "assumption: inside the reference range",
+    )
+    myoglobin_assay_cv: float = P(0.15, "coefficient of variation", "assumption", ge=0, le=1)
+    biochemical_relapse_x_uln: float = P(
+        1.5, "x ULN",
+        "assumption: a measured CPK above 1.5x ULN after normalisation is a CK-defined"
+        f" relapse ({CLIN_RHEUM_2006}); the margin keeps assay noise near the ULN out",
+        gt=0,
+    )
+
+    @model_validator(mode="after")
+    def _backgrounds_below_uln(self) -> Enzymes:
+        if self.cpk_background_u_per_l.min_value() >= self.cpk_uln_u_per_l:
+            raise ValueError("cpk_background_u_per_l must be able to lie below cpk_uln_u_per_l")
+        return self
+
+
+class Function(Frozen):
+    """Muscle function: reversible weakness that lags inflammation, and damage that stays."""
+
+    weakness_half_life_days: float = P(
+        30.0, "days",
+        "assumption (calibrated): reversible weakness follows inflammation more slowly than"
+        " enzymes (Faggioli: mild leg weakness persisted until month 6 with normal CPK)",
+        gt=0,
+    )
+    damage_threshold_log: float = P(
+        math.log(0.25), "log activity",
+        "assumption: inflammation above a quarter of its level at diagnosis damages muscle",
+    )
+    damage_rate_per_log_day: float = P(
+        0.003, "1/(log activity x day)",
+        "assumption (calibrated): damage accrues with the depth and duration of"
+        " uncontrolled activity (strength normalised in 43/53 against CK in 51/53,"
+        f" {CLIN_RHEUM_2006})",
+        ge=0,
+    )
+    max_damage_points: float = P(
+        60.0, "MMT-8 points",
+        "assumption: the most strength that damage can take (of 150)", ge=0, le=150,
+    )
+    mmt8_sd_points: float = P(3.0, "MMT-8 points", "assumption: rater variation", ge=0)
+
+
+class Extramuscular(Frozen):
+    """Skin (DM), lung (ILD) and swallowing: their own activity and response."""
+
+    rate_per_day: float = P(
+        0.02, "1/day", "assumption: extramuscular activity moves more slowly than muscle",
+        gt=0,
+    )
+    steroid_relative_effect: float = P(
+        0.8, "ratio", "assumption: steroids act on extramuscular disease a little less",
+        ge=0, le=3,
+    )
+    ivig_relative_effect: float = P(
+        1.5, "ratio",
+        "IVIG effective especially with lung and oesophageal involvement (Wang 2012, Clin"
+        " Rheumatol 31:801, 14 studies); the ratio is an assumption",
+        ge=0, le=5,
+    )
+    weight_skin: float = P(1.0, "-", "assumption: skin activity in every DM patient", ge=0)
+    weight_lung: float = P(0.8, "-", "assumption: ILD where lung involvement is present",
+                           ge=0)
+    weight_dysphagia: float = P(0.6, "-", "assumption: where dysphagia is present", ge=0)
+
+
+class CoreSetMeasures(Frozen):
+    """How the six IMACS core set measures arise from the states (docs/model.md §2)."""
+
+    physician_scale_muscle: float = P(1.0, "-", "assumption (calibrated): PhGA from muscle"
+                                      " activity: 10 (1 - exp(-(m a + x ax)))", ge=0)
+    physician_scale_extra: float = P(0.5, "-", "assumption", ge=0)
+    physician_sd_cm: float = P(0.7, "cm", "assumption: rater variation", ge=0)
+    patient_weight_activity: float = P(0.6, "-", "assumption", ge=0)
+    patient_weight_extra: float = P(0.3, "-", "assumption", ge=0)
+    patient_weight_deficit: float = P(4.0, "-", "assumption: weakness dominates how patients"
+                                      " rate their disease", ge=0)
+    patient_sd_cm: float = P(1.0, "cm", "assumption", ge=0)
+    haq_slope: float = P(3.0, "-", "assumption: HAQ rises with the fraction of strength lost",
+                         ge=0)
+    haq_exponent: float = P(0.8, "-", "assumption", gt=0)
+    haq_weight_extra: float = P(0.1, "-", "assumption", ge=0)
+    haq_sd: float = P(0.15, "HAQ units", "assumption", ge=0)
+    extramuscular_scale: float = P(0.6, "-", "assumption", ge=0)
+    extramuscular_sd_cm: float = P(0.6, "cm", "assumption", ge=0)
+
+
+class SteroidResponse(Frozen):
+    """Emax dose-response of prednisone-equivalent dose on the fall of activity."""
+
+    emax_per_day: float = P(
+        0.12, "1/day",
+        "assumption (calibrated): maximal rate at which steroids push log-activity down",
+        ge=0,
+    )
+    ed50_mg_per_day: float = P(
+        20.0, "mg/day prednisone",
+        "assumption: half the maximal effect at 20 mg/day, so 60-80 mg/day induction is"
+        " near-maximal and 5 mg/day gives a fifth of it",
+        gt=0,
+    )
+    onset_half_life_days: float = P(
+        14.0, "days",
+        "assumption (calibrated): the steroid and sparing-agent effect builds up, and wears"
+        " off after a dose cut, with this half-life; response to steroids takes weeks",
+        gt=0,
+    )
+    sensitivity_cv: float = P(0.45, "CV", "assumption: between-patient variability", ge=0)
+    methylprednisolone_to_prednisone: float = P(
+        1.25, "mg prednisone per mg",
+        "standard glucocorticoid equivalence (4 mg MP = 5 mg prednisone)", gt=0,
+    )
+
+
+class IgGKinetics(Frozen):
+    """Serum IgG excess after IVIG: two exponentials per infusion, closed form."""
+
+    rise_g_per_l_per_g_per_kg: float = P(
+        25.0, "g/L per g/kg",
+        "derived: 1 g/kg into a plasma volume of ~40 mL/kg; matches 22 g/L above baseline at"
+        " day 7 after 2 g/kg (Galnares-Olalde, GBS, n=42) with the kinetics below",
+        gt=0,
+    )
+    rise_cv: float = P(
+        0.7, "CV",
+        "derived: rise in IgG 2 weeks after 2 g/kg 7.8 (SD 5.6) g/L (Kuitwaard 2009, Ann"
+        " Neurol 66:597, n=174)",
+        ge=0,
+    )
+    fast_fraction: float = P(
+        0.87, "fraction",
+        "derived: fit to 3053 mg/dL at day 7 and 1092 at day 30 from 832 at baseline"
+        " (Galnares-Olalde) and 7.8 g/L at 2 weeks (Kuitwaard)",
+        ge=0, le=1,
+    )
+    fast_half_life_days: float = P(
+        3.5, "days",
+        "derived (same fit): redistribution and FcRn saturation after high doses;"
+        " equilibrium after 3-5 days (immunoglobulin SmPC)",
+        gt=0,
+    )
+    slow_half_life_days: float = P(
+        21.0, "days",
+        "IgG half-life 17-21 days (Immunodeficiency UK) to 32.5 days at replacement doses"
+        " (SmPC); high doses shorten it (FcRn saturation)",
+        gt=0,
+    )
+
+
+class IVIGResponse(Frozen):
+    """IVIG lowers inflammation through an IgG-driven effect compartment, saturating in
+    the dose of each cycle, and improves function and extramuscular disease."""
+
+    effect_per_g_per_l_per_day: float = P(
+        0.0040, "1/day per g/L",
+        "assumption (calibrated to Faggioli 2015: mean CPK ~30% of baseline after 3 cycles);"
+        " no PK/PD model of IVIG in myositis exists (parameters.md section 2)",
+        ge=0,
+    )
+    effect_half_life_days: float = P(
+        10.0, "days",
+        "assumption (calibrated): immunomodulation builds and fades more slowly than serum"
+        " IgG: the benefit grows over cycles and shows on function within days to weeks",
+        gt=0,
+    )
+    ed50_g_per_kg_per_cycle: float = P(
+        1.0, "g/kg per cycle",
+        "assumption: the effect saturates in the cycle dose (Emax); 1 g/kg maintenance"
+        " cycles are used when stable (ProDERM extension; Lim 2021), so half the standard"
+        " dose keeps most of the effect",
+        gt=0,
+    )
+    reference_dose_g_per_kg: float = P(
+        2.0, "g/kg per cycle",
+        "the standard cycle dose (Wang 2012) at which the potency above applies", gt=0,
+    )
+    sensitivity_cv: float = P(0.5, "CV", "assumption: between-patient variability", ge=0)
+    function_relative_effect: float = P(
+        0.5, "ratio",
+        "assumption: IVIG also improves strength directly, beyond lowering inflammation"
+        " (Dalakas 1993: strength 74.5 -> 84.7 in treatment-resistant DM)",
+        ge=0, le=5,
+    )
+
+
+class SparingAgent(Frozen):
+    """A steroid-sparing immunosuppressant: a constant effect after an onset delay."""
+
+    onset_delay_days: float = P(
+        90.0, "days",
+        "assumption: onset delay NOT FOUND in primary sources (parameters.md section 5);"
+        " azathioprine added to prednisone made no difference at 3 months (Bunch 1980)",
+        ge=0,
+    )
+    effect_per_day: float = P(
+        0.02, "1/day",
+        "assumption: about the effect of 20 mg/day prednisone in a typical patient;"
+        " an immunosuppressant during the initial taper halves relapse (HR 0.50,"
+        " parameters.md section 5 [low-quality])",
+        ge=0,
+    )
+
+
+def _default_agents() -> dict[str, SparingAgent]:
+    return {
+        "azathioprine": SparingAgent(onset_delay_days=90.0, effect_per_day=0.02),
+        "methotrexate": SparingAgent(onset_delay_days=60.0, effect_per_day=0.02),
+        "mycophenolate": SparingAgent(onset_delay_days=75.0, effect_per_day=0.02),
+        "ciclosporin": SparingAgent(onset_delay_days=45.0, effect_per_day=0.02),
+    }
+
+
+class Disease(Frozen):
+    activity: Activity = Activity()
+    heterogeneity: Heterogeneity = Heterogeneity()
+    enzymes: Enzymes = Enzymes()
+    function: Function = Function()
+    extramuscular: Extramuscular = Extramuscular()
+    core_set: CoreSetMeasures = CoreSetMeasures()
+    steroid: SteroidResponse = SteroidResponse()
+    igg: IgGKinetics = IgGKinetics()
+    ivig: IVIGResponse = IVIGResponse()
+    sparing_agents: dict[str, SparingAgent] = Field(
+        default_factory=_default_agents,
+        json_schema_extra={
+            "unit": "-",
+            "source": "onset delays are assumptions (NOT FOUND, parameters.md section 5):"
+            " ciclosporin 45, methotrexate 60, mycophenolate 75, azathioprine 90 days",
+        },
+    )
+
+
+# The parameters the calibration (docs/model.md §6) fits, with the bounds it searched.
+FITTED: dict[str, tuple[float, float]] = {
+    "disease.activity.reversion_rate_per_day": (0.01, 0.08),
+    "disease.activity.lasting_drive_log.mean": (-4.0, 0.0),
+    "disease.activity.lasting_drive_log.sd": (0.3, 2.5),
+    "disease.activity.acute_setpoint_log.mean": (0.0, 1.2),
+    "disease.activity.burnout_half_life_days": (30.0, 365.0),
+    "disease.activity.flare_rate_per_year": (0.0, 2.0),
+    "disease.activity.flare_shortfall_factor": (0.0, 3.0),
+    "disease.steroid.emax_per_day": (0.04, 0.3),
+    "disease.steroid.onset_half_life_days": (3.0, 40.0),
+    "disease.ivig.effect_per_g_per_l_per_day": (0.0005, 0.02),
+    "disease.ivig.effect_half_life_days": (3.0, 30.0),
+    "disease.function.weakness_half_life_days": (7.0, 120.0),
+    "disease.function.damage_rate_per_log_day": (0.0, 0.02),
+}
