@@ -283,8 +283,9 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
                            plan.cpk_sigma_log, xp.pick(prm.noise_cpk, k))
     myo = disease.measured(xp, disease.enzyme_level(xp, st.y, prm.myo0, prm.myo_bg),
                            plan.myoglobin_sigma_log, xp.pick(prm.noise_myoglobin, k))
-    a = xp.exp(st.y)
-    ax = prm.ext_weight * xp.exp(st.x)
+    # The global ratings see inflammation as a^p (``core_set.activity_exponent``).
+    a = xp.exp(cs.activity_exponent * st.y)
+    ax = prm.ext_weight * xp.exp(cs.activity_exponent * st.x)
     mmt_true = xp.minimum(xp.maximum(
         150.0 - st.damage_points - (150.0 - prm.mmt8_0) * xp.exp(st.w), 0.0), 150.0)
     deficit = measures.deficit_fraction(xp, mmt_true)

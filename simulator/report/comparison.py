@@ -168,7 +168,10 @@ def _html(result: ComparisonResult, data: dict[str, Any], folder: Path) -> str:
               f"{_fmt_diff(d['ci95'][0], unit)} to {_fmt_diff(d['ci95'][1], unit)}</small></td>")
             up = d.get("better_pct", d.get("higher_pct"))
             down = d.get("worse_pct", d.get("lower_pct"))
-            w(f"<td>{up:.1f}% / {down:.1f}% / {d['same_pct']:.1f}%</td>")
+            if up is None or down is None or d["same_pct"] is None:
+                w("<td>n/a</td>")
+            else:
+                w(f"<td>{up:.1f}% / {down:.1f}% / {d['same_pct']:.1f}%</td>")
         w("</tr>")
     w("</table><h2>Figures</h2>")
     for fname, alt in (("km_cpk_normal.png", "time to CPK normalisation"),

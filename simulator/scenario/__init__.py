@@ -58,7 +58,7 @@ def check_scenario(scn: Scenario, linemap: LineMap | None = None, source: str = 
              " so they must add up to 1 or less")
     floor = scn.regimen.taper.floor_mg_per_day
     st = scn.regimen.steroid
-    if floor > st.cap_mg_per_day:
+    if st is not None and floor > st.cap_mg_per_day:
         fail(("regimen", "taper", "floor_mg_per_day"),
              f"the taper floor ({floor:g} mg/day) is above the induction dose cap"
              f" regimen.steroid.cap_mg_per_day ({st.cap_mg_per_day:g} mg/day)")

@@ -31,7 +31,7 @@ class Activity(Frozen):
     """
 
     reversion_rate_per_day: float = P(
-        0.03, "1/day",
+        0.015, "1/day",
         "assumption (calibrated): median rate at which log-activity moves towards its"
         " untreated level; sets how fast a taper below need shows as a relapse",
         gt=0,
@@ -55,7 +55,7 @@ class Activity(Frozen):
         " untreated CPK stays within the ~50x ULN seen in active PM (parameters.md section 3)",
     )
     burnout_half_life_days: float = P(
-        120.0, "days",
+        90.0, "days",
         "assumption (calibrated): the acute drive fades towards the lasting drive over months",
         gt=0,
     )
@@ -64,14 +64,14 @@ class Activity(Frozen):
         f"relapses are commoner in PM than DM ({CLIN_RHEUM_2006}); the size is an assumption",
     )
     flare_rate_per_year: float = P(
-        0.25, "1/year",
+        0.5, "1/year",
         "assumption (calibrated): flare hazard when treatment covers the disease's need;"
         f" relapses during taper 47% ({MARIE_2001}), CK-defined 65% mostly within 2 years"
         f" ({CLIN_RHEUM_2006})",
         ge=0, le=50,
     )
     flare_shortfall_factor: float = P(
-        1.0, "per log unit",
+        1.5, "per log unit",
         "assumption (calibrated): the flare hazard is multiplied by exp(factor x shortfall),"
         " the shortfall being how far (in log activity) the current treatment leaves the"
         " lasting drive above the control level: flares come when treatment falls below"
@@ -193,11 +193,11 @@ class Extramuscular(Frozen):
     """Skin (DM), lung (ILD) and swallowing: their own activity and response."""
 
     rate_per_day: float = P(
-        0.02, "1/day", "assumption: extramuscular activity moves more slowly than muscle",
+        0.03, "1/day", "assumption: extramuscular activity moves at a similar pace",
         gt=0,
     )
     steroid_relative_effect: float = P(
-        0.8, "ratio", "assumption: steroids act on extramuscular disease a little less",
+        1.0, "ratio", "assumption: steroids act on extramuscular disease a little less",
         ge=0, le=3,
     )
     ivig_relative_effect: float = P(
@@ -215,6 +215,13 @@ class Extramuscular(Frozen):
 class CoreSetMeasures(Frozen):
     """How the six IMACS core set measures arise from the states (docs/model.md §2)."""
 
+    activity_exponent: float = P(
+        0.5, "-",
+        "assumption (calibrated): the global activity ratings (physician, patient,"
+        " extramuscular) see inflammation as a^p, concave like most perceived magnitudes,"
+        " so small returns of activity register on the 10 cm scales",
+        gt=0, le=1,
+    )
     physician_scale_muscle: float = P(1.0, "-", "assumption (calibrated): PhGA from muscle"
                                       " activity: 10 (1 - exp(-(m a + x ax)))", ge=0)
     physician_scale_extra: float = P(0.5, "-", "assumption", ge=0)
@@ -237,7 +244,7 @@ class SteroidResponse(Frozen):
     """Emax dose-response of prednisone-equivalent dose on the fall of activity."""
 
     emax_per_day: float = P(
-        0.12, "1/day",
+        0.15, "1/day",
         "assumption (calibrated): maximal rate at which steroids push log-activity down",
         ge=0,
     )
@@ -253,7 +260,12 @@ class SteroidResponse(Frozen):
         " off after a dose cut, with this half-life; response to steroids takes weeks",
         gt=0,
     )
-    sensitivity_cv: float = P(0.45, "CV", "assumption: between-patient variability", ge=0)
+    sensitivity_cv: float = P(
+        1.5, "CV",
+        "assumption (calibrated): wide between-patient variability of the steroid response:"
+        " a continuous tail of slow responders instead of a fixed refractory class",
+        ge=0,
+    )
     methylprednisolone_to_prednisone: float = P(
         1.25, "mg prednisone per mg",
         "standard glucocorticoid equivalence (4 mg MP = 5 mg prednisone)", gt=0,
@@ -322,7 +334,8 @@ class IVIGResponse(Frozen):
         2.0, "g/kg per cycle",
         "the standard cycle dose (Wang 2012) at which the potency above applies", gt=0,
     )
-    sensitivity_cv: float = P(0.5, "CV", "assumption: between-patient variability", ge=0)
+    sensitivity_cv: float = P(1.0, "CV", "assumption (calibrated): between-patient"
+                              " variability", ge=0)
     function_relative_effect: float = P(
         0.5, "ratio",
         "assumption: IVIG also improves strength directly, beyond lowering inflammation"
@@ -380,6 +393,9 @@ class Disease(Frozen):
 
 # The parameters the calibration (docs/model.md §6) fits, with the bounds it searched.
 FITTED: dict[str, tuple[float, float]] = {
+    "disease.steroid.sensitivity_cv": (0.2, 3.0),
+    "disease.ivig.sensitivity_cv": (0.2, 3.0),
+    "disease.core_set.activity_exponent": (0.2, 1.0),
     "disease.activity.reversion_rate_per_day": (0.01, 0.08),
     "disease.activity.lasting_drive_log.mean": (-4.0, 0.0),
     "disease.activity.lasting_drive_log.sd": (0.3, 2.5),

@@ -548,8 +548,9 @@ class Outcomes(Frozen):
         ge=28, le=730,
     )
     course_type_days: int = P(
-        730, "days",
-        "course over the first two years: monophasic, polycyclic, chronic continuous"
+        728, "days",
+        "course over the first two years (104 weeks): monophasic, polycyclic, chronic"
+        " continuous"
         " (Milano cohort, ACR Convergence 2025)",
         ge=28,
     )
