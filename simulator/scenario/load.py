@@ -1012,6 +1012,8 @@ def _problem(err: Mapping[str, Any], data: Any, model: type[BaseModel]) -> tuple
     ctx = err.get("ctx")
     if etype == "missing":
         return loc, "required key missing", _MISSING
+    if etype == "finite_number":
+        return loc, f"must be a finite number, got {value}", value
     if etype == "extra_forbidden":
         key = str(loc[-1]) if loc else "?"
         types_ = _types_at(model, loc[:-1])
@@ -1068,7 +1070,7 @@ def _convert(
         loc, text, value = _problem(err, data, model)
         path = format_path(loc) or "<top level>"
         body = f"{path}: {text}"
-        if value is not _MISSING:
+        if value is not _MISSING and not text.endswith(f"got {value}"):
             body += f" (got {_short_repr(value)})"
         if (path, body) in seen:
             continue

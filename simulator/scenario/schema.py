@@ -11,6 +11,8 @@ this file.
 from __future__ import annotations
 
 import math
+import types
+import typing
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -19,9 +21,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from scipy import special
+
+from ..limits import MAX_PATIENTS, MIN_TRUNCATED_MASS, SEED_BOUND
 
 __all__ = [
     "IVIG",
@@ -38,8 +44,59 @@ __all__ = [
 FAGGIOLI = "Faggioli et al., Ann Rheum Dis 2015;74(Suppl 2):1139 (founding abstract)"
 
 
+def _leaves(tp: Any) -> list[Any]:
+    """The plain types a value of annotation ``tp`` may have (Annotated and unions undone)."""
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        return [leaf for arg in typing.get_args(tp) for leaf in _leaves(arg)]
+    return [] if tp is type(None) else [tp]
+
+
+def _strict(value: Any, tp: Any, where: str = "") -> Any:
+    """Reject what pydantic's lax mode would quietly convert: booleans (``true`` is not 1)
+    and text where a number is expected, non-finite numbers, fractional whole numbers.
+    Containers are checked item by item; ``where`` names the item in the message."""
+    if value is None:
+        return value
+    leaves = _leaves(tp)
+    numeric = {leaf for leaf in leaves if leaf in (int, float)}
+    if numeric and not any(leaf in (bool, str) or leaf is Any for leaf in leaves) and not any(
+        typing.get_origin(leaf) is Literal for leaf in leaves
+    ):
+        kind = "a whole number" if numeric == {int} else "a number"
+        if isinstance(value, bool):
+            raise ValueError(f"{where}must be {kind}, not a boolean")
+        if isinstance(value, str | bytes):
+            raise ValueError(f"{where}must be {kind}, not text")
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise ValueError(f"{where}must be a finite number, got {value}")
+            if numeric == {int} and not value.is_integer():
+                raise ValueError(f"{where}must be a whole number, got {value}")
+        return value
+    for leaf in leaves:
+        origin, args = typing.get_origin(leaf), typing.get_args(leaf)
+        if origin in (list, tuple) and isinstance(value, list | tuple):
+            for i, item in enumerate(value):
+                item_tp = args[0] if origin is list or args[-1:] == (Ellipsis,) else (
+                    args[i] if i < len(args) else Any)
+                _strict(item, item_tp, f"{where}item {i}: ")
+        elif origin is dict and len(args) == 2 and isinstance(value, dict):
+            for key, item in value.items():
+                _strict(item, args[1], f"{where}{key}: ")
+    return value
+
+
 class Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_values(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        return value if field is None else _strict(value, field.annotation)
 
 
 def P(default: Any, unit: str, source: str, **constraints: Any) -> Any:
@@ -994,8 +1051,8 @@ class Outcomes(Frozen):
 class Scenario(Frozen):
     name: str = "unnamed scenario"
     description: str = ""
-    patients: int = Field(1000, ge=1, le=100_000_000)
-    seed: int = Field(20150610, ge=0, lt=2**63)
+    patients: int = Field(1000, ge=1, le=MAX_PATIENTS)
+    seed: int = Field(20150610, ge=0, lt=SEED_BOUND)
     horizon_days: int = Field(728, ge=28, le=3650)
     population: Population = Population()
     disease: Disease = Disease()

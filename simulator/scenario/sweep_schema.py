@@ -21,9 +21,10 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from .schema import Dist, Frozen, _number_to_fixed
+from ..limits import MAX_PATIENTS, SEED_BOUND
+from .schema import Dist, Frozen, _number_to_fixed, _strict
 
 __all__ = ["Bounds", "SweepFile"]
 
@@ -63,12 +64,26 @@ class OneWayValue(Frozen):
         return list(self.values) if self.values is not None else [self.low, self.high]
 
 
-class OneWay(Frozen):
+class _Design(BaseModel):
+    """Base of the design types. Their ``type`` is a discriminator, which pydantic does not
+    allow a "*" before-validator on, so the strict checks of Frozen are listed by field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("parameters", "draws", "correlation", "willingness_to_pay", "n",
+                     "second_order", "trajectories", "levels", mode="before", check_fields=False)
+    @classmethod
+    def _strict_values(cls, value: Any, info: Any) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        return value if field is None else _strict(value, field.annotation)
+
+
+class OneWay(_Design):
     type: Literal["one_way"]
     parameters: dict[str, OneWayValue] = Field(min_length=1)
 
 
-class Grid(Frozen):
+class Grid(_Design):
     type: Literal["grid"]
     parameters: dict[str, list[Any]] = Field(min_length=1)
 
@@ -80,7 +95,7 @@ class Grid(Frozen):
         return self
 
 
-class PSA(Frozen):
+class PSA(_Design):
     type: Literal["psa"]
     parameters: dict[str, AnyDist] = Field(min_length=1)
     draws: int = Field(ge=2, le=1_000_000)
@@ -116,7 +131,7 @@ class PSA(Frozen):
         return self
 
 
-class Sobol(Frozen):
+class Sobol(_Design):
     type: Literal["sobol"]
     parameters: dict[str, Bounds] = Field(min_length=2)
     n: int = Field(ge=2, le=2**20)
@@ -131,7 +146,7 @@ class Sobol(Frozen):
         return self
 
 
-class Morris(Frozen):
+class Morris(_Design):
     type: Literal["morris"]
     parameters: dict[str, Bounds] = Field(min_length=2)
     trajectories: int = Field(ge=2, le=10_000)
@@ -152,8 +167,8 @@ class SweepFile(Frozen):
     description: str = ""
     base: str | None = None
     strategies: dict[str, str] | None = None
-    patients: int = Field(1000, ge=1, le=10_000_000)
-    seed: int | None = Field(None, ge=0, lt=2**63)
+    patients: int = Field(1000, ge=1, le=MAX_PATIENTS)
+    seed: int | None = Field(None, ge=0, lt=SEED_BOUND)
     engine: Literal["auto", "simpy", "cohort"] = "auto"
     outcomes: list[str] = Field(min_length=1)
     design: Design
