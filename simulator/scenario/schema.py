@@ -25,9 +25,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from scipy import special
 
-from ..limits import MAX_PATIENTS, MIN_TRUNCATED_MASS, SEED_BOUND
+from ..limits import MAX_PATIENTS, SEED_BOUND
 
 __all__ = [
     "IVIG",
