@@ -47,17 +47,30 @@ def _positive_int(text: str) -> int:
 
 
 def _seed(text: str) -> int:
+    from .limits import check_seed
+
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"must be in [0, 2^63), got {value}")
-    return value
+    try:
+        return check_seed(value, "the seed")
+    except InputError as err:
+        raise argparse.ArgumentTypeError(err.message) from None
+
+
+def _patients(text: str) -> int:
+    from .limits import check_patients
+
+    value = _positive_int(text)
+    try:
+        return check_patients(value, "the number of patients")
+    except InputError as err:
+        raise argparse.ArgumentTypeError(err.message) from None
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--patients", type=_positive_int, metavar="N",
+    p.add_argument("--patients", type=_patients, metavar="N",
                    help="number of virtual patients (default: the scenario's `patients`)")
     p.add_argument("--seed", type=_seed, metavar="S",
                    help="random seed (default: the scenario's `seed`)")

@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ._version import __version__
+from .limits import check_patients, check_seed
 from .outcomes import CohortSummary, Metric
 from .parallel import ordered_map
 from .runner import _chunks, _plan_for, choose_engine, chunk_size_for, summarise_chunk
@@ -234,8 +235,8 @@ def compare(
     if len(scns) < 2:
         raise ValueError("compare needs at least two scenarios")
     first = scns[0]
-    n = int(patients if patients is not None else first.patients)
-    seed = int(seed if seed is not None else first.seed)
+    n = first.patients if patients is None else check_patients(patients, "patients")
+    seed = first.seed if seed is None else check_seed(seed, "seed")
     engine_name = choose_engine(first, engine)
     size = chunk_size_for(engine_name, n, workers, chunk_size)
     scns = list(scns)

@@ -526,14 +526,22 @@ class TestOverrides:
         assert out["regimen"]["sparing_agents"][1] is data["regimen"]["sparing_agents"][1]
         assert data["regimen"]["sparing_agents"][0]["agent"] == "methotrexate"
 
-    def test_creates_intermediates(self) -> None:
+    def test_creates_absent_intermediates(self) -> None:
         lm = LineMap()
-        out = apply_overrides(base_data(), ["regimen.ivig.dose_g_per_kg=1"], Scenario, lm)
+        out = apply_overrides(MINIMAL, ["regimen.ivig.dose_g_per_kg=1"], Scenario, lm)
         assert out["regimen"]["ivig"] == {"dose_g_per_kg": 1}
         out = apply_overrides(MINIMAL, ["delay.kind=fixed", "delay.weeks=2"], Scenario, lm)
         assert out["delay"] == {"kind": "fixed", "weeks": 2}
         assert lm.is_override(("delay", "weeks"))
         assert lm.get(("delay",)) == (OVERRIDE_SOURCE, None)
+
+    def test_a_value_under_a_null_block_is_refused_with_how_to_switch_it_on(self) -> None:
+        msg = raises(apply_overrides, base_data(), ["regimen.ivig.dose_g_per_kg=1"], Scenario)
+        assert msg == (
+            "--set regimen.ivig.dose_g_per_kg=1: regimen.ivig is null (off) in this scenario;"
+            " to switch it on set the whole block, e.g. --set"
+            " 'regimen.ivig={dose_g_per_kg: 1}'"
+        )
 
     def test_linemap_marks_set(self) -> None:
         data, lm = read_yaml(FIXTURES / "valid.yaml")

@@ -97,7 +97,14 @@ def load_scenario(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -
     overrides = list(overrides)
     if overrides:
         full = scn.model_dump(mode="python", by_alias=True)
-        full = apply_overrides(full, overrides, Scenario, linemap)
+        try:
+            full = apply_overrides(full, overrides, Scenario, linemap)
+        except InputError as err:
+            if err.file is not None:
+                raise
+            # name the scenario: with several files (compare) it says which one
+            raise InputError(err.message, path=err.path, file=source,
+                             problems=err.problems) from None
         scn = validate(full, Scenario, linemap, source)
     check_scenario(scn, linemap, source)
     return scn

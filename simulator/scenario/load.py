@@ -823,8 +823,10 @@ def apply_overrides(
     Path segments are separated by dots; list indices are written ``name[0]`` or
     ``name.0``. VALUE is read as a YAML flow value (``1``, ``1.5``, ``true``, ``null``,
     ``[1, 2]``, ``{dist: normal, mean: 3}``, or a bare string). The path is checked against
-    ``model`` first (unknown keys get a "did you mean" suggestion). Absent or None
-    intermediate mappings are created. ``data`` is not changed; ``linemap`` (if given) is
+    ``model`` first (unknown keys get a "did you mean" suggestion). Absent intermediate
+    mappings are created; a path through a block set to null (``regimen.ivig: null``, a
+    regimen the scenario left out) is an InputError that says how to set the whole block.
+    ``data`` is not changed; ``linemap`` (if given) is
     updated in place so that the overridden paths are reported as coming from ``--set``.
     """
     if isinstance(overrides, str):
@@ -895,13 +897,21 @@ def _apply_one(
 
     # 2. Set the value, copying the containers along the path (the input is not mutated).
     created: list[Loc] = []
-    result = _set_path(data, tuple(loc), value, created, fail)
+    result = _set_path(data, tuple(loc), value, created, fail, raw_value.strip())
     if linemap is not None:
         for c in created:
             linemap.mark_override(c)
         linemap.mark_override(tuple(loc))
     logger.debug("override %s -> %r", format_path(loc), value)
     return result
+
+
+def _flow_example(rest: Loc, raw_value: str) -> str:
+    """``{a: {b: VALUE}}`` for the path rest ``(a, b)`` (list indices become ``[VALUE]``)."""
+    text = raw_value
+    for seg in reversed(rest):
+        text = f"[{text}]" if isinstance(seg, int) else f"{{{seg}: {text}}}"
+    return text
 
 
 def _child(cur: Any, seg: str | int) -> Any:
@@ -918,6 +928,7 @@ def _set_path(
     value: Any,
     created: list[Loc],
     fail: typing.Callable[..., InputError],
+    raw_value: str = "VALUE",
 ) -> dict[str, Any]:
     root: dict[str, Any] = dict(data)
     parent: Any = root
@@ -945,6 +956,16 @@ def _set_path(
             break
         child = parent[seg] if isinstance(seg, int) else parent.get(seg)
         nxt = loc[i + 1]
+        if child is None and (isinstance(seg, int) or seg in parent):
+            # A block the scenario switched off (``ivig: null``): setting one value inside
+            # it must not quietly build the whole block from defaults.
+            block = format_path(loc[: i + 1])
+            inner = _flow_example(loc[i + 1 :], raw_value)
+            raise fail(
+                f"{block} is null (off) in this scenario; to switch it on set the whole "
+                f"block, e.g. --set '{block}={inner}'",
+                block,
+            )
         if child is None:
             if isinstance(nxt, int):
                 raise fail(
