@@ -309,6 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(_normalise_argv(argv))
+        if getattr(args, "quiet", False):
+            logging.getLogger().setLevel(logging.ERROR)  # --quiet: no warnings either
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
@@ -327,6 +329,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except MemoryError:
+        print("error: out of memory while reading, checking or running the input; give a "
+              "smaller scenario, fewer patients or fewer sweep points", file=sys.stderr)
+        return 2
     except OSError as err:
         where = f": {err.filename}" if err.filename else ""
         print(f"error: cannot write results{where}: {err.strerror or err}", file=sys.stderr)

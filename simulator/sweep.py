@@ -300,7 +300,7 @@ def plan_sweep(path: str | os.PathLike[str]) -> SweepPlan:
     from .outcomes import metric_specs
     from .runner import _plan_for
     from .scenario import load_scenario
-    from .scenario.load import read_scenario
+    from .scenario.load import read_scenario, warn_if_outside
 
     path = Path(path)
     data, linemap = read_scenario(path)
@@ -314,12 +314,14 @@ def plan_sweep(path: str | os.PathLike[str]) -> SweepPlan:
         arms, files = list(spec.strategies), list(spec.strategies.values())
     scns = []
     for arm, f in zip(arms, files, strict=True):
-        target = (here / f)
-        if not target.is_file():
+        target = (here / Path(f).expanduser())
+        if not target.exists():
             key = "base" if spec.base is not None else f"strategies.{arm}"
             line = linemap.line_for((key,) if spec.base is not None else ("strategies", arm))
             raise InputError(f"{key}: scenario file not found: {f} (looked for {target})",
                              file=str(path), line=line)
+        warn_if_outside(target, path, f"{path}: " + ("base" if spec.base is not None
+                                                         else f"strategies.{arm}"))
         scns.append(load_scenario(target))
     if spec.base is not None:
         arms = [scns[0].name]

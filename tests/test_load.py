@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+import simulator.scenario.load as load_module
 from simulator.errors import InputError, format_path
 from simulator.scenario.load import (
     OVERRIDE_SOURCE,
@@ -190,10 +191,10 @@ class TestReadYaml:
     def test_unreadable(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         p = write(tmp_path, "a: 1\n")
 
-        def deny(self: Path) -> bytes:
+        def deny(*args: object, **kwargs: object) -> int:
             raise PermissionError(13, "Permission denied")
 
-        monkeypatch.setattr(Path, "read_bytes", deny)
+        monkeypatch.setattr(load_module.os, "open", deny)
         assert raises(read_yaml, p) == f"cannot read scenario file {p}: permission denied"
 
     def test_not_utf8(self, tmp_path: Path) -> None:
@@ -262,12 +263,14 @@ class TestReadYaml:
     def test_top_level_list(self, tmp_path: Path) -> None:
         p = write(tmp_path, "- a\n- b\n")
         assert raises(read_yaml, p) == (
-            f"{p}:1: the top level must be a mapping of keys to values, got a list"
+            f"{p}:1: not a scenario (a mapping of keys): the top level must be a mapping of"
+            " keys to values, but this file is a list"
         )
 
-    def test_top_level_scalar(self, tmp_path: Path) -> None:
+    def test_top_level_scalar_is_named_but_not_quoted(self, tmp_path: Path) -> None:
         msg = raises(read_yaml, write(tmp_path, "just some text\n"))
-        assert "got a string ('just some text')" in msg
+        assert "not a scenario (a mapping of keys)" in msg and "a text string" in msg
+        assert "just some text" not in msg
 
     def test_non_string_key(self, tmp_path: Path) -> None:
         p = write(
