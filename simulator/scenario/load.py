@@ -34,7 +34,7 @@ import yaml
 from pydantic import AliasChoices, BaseModel, RootModel, ValidationError
 
 from simulator.errors import InputError, format_path
-from simulator.limits import MAX_INPUT_BYTES
+from simulator.limits import MAX_INPUT_BYTES, MAX_LISTED_PROBLEMS
 
 __all__ = [
     "OVERRIDE_SOURCE",
@@ -1178,7 +1178,13 @@ def _convert(
 ) -> InputError:
     found: list[tuple[str, str, tuple[str, int | None] | None]] = []
     seen: set[tuple[str, str]] = set()
+    # Only the first MAX_LISTED_PROBLEMS problems are worded (suggestions, line numbers);
+    # the rest are only counted, so a file with a million unknown keys is answered fast.
+    more: set[tuple[Any, ...]] = set()
     for err in exc.errors(include_url=False):
+        if len(found) >= MAX_LISTED_PROBLEMS:
+            more.add((tuple(map(str, err.get("loc", ()))), err.get("type"), err.get("msg")))
+            continue
         loc, text, value = _problem(err, data, model)
         path = format_path(loc) or "<top level>"
         body = f"{path}: {text}"
@@ -1189,7 +1195,7 @@ def _convert(
         seen.add((path, body))
         found.append((path, body, linemap.locate(loc)))
 
-    if len(found) == 1:
+    if len(found) == 1 and not more:
         path, body, where = found[0]
         if where is None:
             return InputError(body, path=path, file=source)
@@ -1210,7 +1216,13 @@ def _convert(
             problems.append(f"{body} [line {where[1]}]")
         else:
             problems.append(f"{body} [{where[0]} line {where[1]}]")
-    return InputError(f"{len(problems)} problems in the scenario:", file=source, problems=problems)
+    if not more:
+        return InputError(f"{len(problems)} problems in the scenario:", file=source,
+                          problems=problems)
+    problems.append(f"and {len(more):,} more problems")
+    return InputError(
+        f"{len(found) + len(more):,} problems in the scenario (the first {len(found)} are"
+        " listed):", file=source, problems=problems)
 
 
 # --------------------------------------------------------------------------------------
