@@ -25,8 +25,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from scipy import special
 
-from ..limits import MAX_PATIENTS, SEED_BOUND
+from ..limits import MAX_PATIENTS, MIN_TRUNCATED_MASS, SEED_BOUND
 
 __all__ = [
     "IVIG",
@@ -179,7 +180,42 @@ class Dist(Frozen):
             raise ValueError("truncnormal needs low, high or both")
         if self.dist == "lognormal":
             self._check_lognormal(given)
+        self._check_truncation()
         return self
+
+    def standard_bounds(self) -> tuple[float, float]:
+        """Truncation bounds on the standard normal scale of the parent distribution
+        (log scale for a lognormal); (-inf, inf) when not truncated."""
+        if self.dist == "lognormal":
+            mu, sigma = lognormal_params(self)
+            lo = -math.inf if not self.low else (math.log(self.low) - mu) / sigma
+            hi = math.inf if self.high is None else (math.log(self.high) - mu) / sigma
+            return lo, hi
+        if self.dist in ("normal", "truncnormal"):
+            mean, sd = float(self.mean), float(self.sd)  # type: ignore[arg-type]
+            lo = -math.inf if self.low is None else (self.low - mean) / sd
+            hi = math.inf if self.high is None else (self.high - mean) / sd
+            return lo, hi
+        return -math.inf, math.inf
+
+    def _check_truncation(self) -> None:
+        lo, hi = self.standard_bounds()
+        if lo == -math.inf and hi == math.inf:
+            return
+        log_share = log_normal_mass(lo, hi)
+        if log_share >= math.log(MIN_TRUNCATED_MASS):
+            return
+        share = math.exp(log_share)
+        shown = f"{share:.3g}" if share > 0 else f"about 1e{log_share / math.log(10):.0f}"
+        bounds = f"[{_g(self.low)}, {_g(self.high)}]"
+        parent = (f"mean {_g(self.mean)}, sd {_g(self.sd)}" if self.dist != "lognormal"
+                  else f"median {math.exp(lognormal_params(self)[0]):.4g}")
+        raise ValueError(
+            f"the bounds low/high {bounds} hold only {shown} of this {self.dist}"
+            f" distribution's mass ({parent}); at least {MIN_TRUNCATED_MASS:g} is needed."
+            " Move the bounds towards the centre or fix the mean/sd (for a truncated"
+            " distribution they are those of the parent, untruncated distribution)"
+        )
 
     def _check_lognormal(self, given: set[str]) -> None:
         forms = [{"mean", "sd"}, {"median", "cv"}, {"median", "range"}]
@@ -220,6 +256,39 @@ class Dist(Frozen):
         if self.dist == "fixed":
             return float(self.value)  # type: ignore[arg-type]
         return self.high if self.high is not None else math.inf
+
+
+def _g(x: float | None) -> str:
+    return "none" if x is None else f"{x:g}"
+
+
+def log_normal_mass(lo: float, hi: float) -> float:
+    """log(Phi(hi) - Phi(lo)) for the standard normal, accurate far in either tail."""
+    if lo > 0:  # the upper tail, mirrored: Phi(-lo) - Phi(-hi) keeps its digits
+        lo, hi = -hi, -lo
+    la, lb = float(special.log_ndtr(lo)), float(special.log_ndtr(hi))
+    if lb == -math.inf:
+        return -math.inf
+    diff = la - lb
+    if diff >= 0:
+        return -math.inf
+    return lb + math.log1p(-math.exp(diff)) if diff > -700 else lb
+
+
+def lognormal_params(d: Dist) -> tuple[float, float]:
+    """(mu, sigma) of log X for a lognormal Dist, from whichever form it was given in."""
+    if d.mean is not None and d.sd is not None:
+        s2 = math.log1p((d.sd / d.mean) ** 2)
+        return math.log(d.mean) - 0.5 * s2, math.sqrt(s2)
+    if d.median is None:
+        raise ValueError("lognormal needs mean and sd, median and cv, or median and range")
+    if d.cv is not None:
+        return math.log(d.median), math.sqrt(math.log1p(d.cv**2))
+    if d.range is None:
+        raise ValueError("lognormal needs mean and sd, median and cv, or median and range")
+    coverage = d.range_coverage if d.range_coverage is not None else 0.95
+    z = float(special.ndtri(0.5 + coverage / 2.0))
+    return math.log(d.median), math.log(d.range[1] / d.range[0]) / (2.0 * z)
 
 
 def _positive(d: Dist) -> Dist:
