@@ -147,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw_p.add_argument("--fresh", action="store_true",
                       help="discard the saved points of an interrupted run and start again")
     sw_p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary")
+    sw_p.add_argument("--yes", action="store_true",
+                      help="run a sweep above the size limits (10,000 points or 10^9 patient "
+                           "simulations) without asking")
     return parser
 
 
@@ -251,7 +254,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import partial_dir, plan_sweep
 
-    plan = plan_sweep(args.sweep)
+    plan = plan_sweep(args.sweep, yes=args.yes)
     out = Path(args.out) if args.out else Path("results") / Path(args.sweep).stem
     _check_out(out)
     from .report.sweep_report import sweep_to_folder

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from ..limits import MAX_PATIENTS, SEED_BOUND
@@ -119,6 +120,7 @@ class PSA(_Design):
                     if c[i][j] != c[j][i] or not -1 <= c[i][j] <= 1:
                         raise ValueError("correlation must be symmetric with entries in"
                                          " [-1, 1]")
+            _check_positive_definite(c)
         if self.groups is not None:
             names = set(self.parameters)
             for g, members in self.groups.items():
@@ -129,6 +131,37 @@ class PSA(_Design):
         if any(w < 0 for w in self.willingness_to_pay):
             raise ValueError("willingness_to_pay values must be >= 0")
         return self
+
+
+def _check_positive_definite(c: list[list[float]]) -> None:
+    """A correlation matrix must be positive definite (the Gaussian copula factorises it);
+    if not, say why and suggest the nearest valid one."""
+    a = np.asarray(c, dtype=float)
+    smallest = float(np.linalg.eigvalsh(a).min())
+    if smallest > 1e-8:
+        return
+    kind = "singular (a parameter is an exact combination of others)" if smallest > -1e-8 \
+        else "not positive definite (no set of variables can have all these correlations)"
+    rows = ", ".join("[" + ", ".join(f"{x:g}" for x in row) + "]"
+                     for row in nearest_correlation(a).tolist())
+    raise ValueError(
+        f"correlation is {kind}: its smallest eigenvalue is {smallest:.3g}. A nearby valid"
+        f" matrix (eigenvalues clipped, rescaled to a unit diagonal, rounded): [{rows}]")
+
+
+def nearest_correlation(a: np.ndarray, decimals: int = 2) -> np.ndarray:
+    """A positive definite correlation matrix near ``a``: eigenvalues clipped from below,
+    rescaled to a unit diagonal, rounded to ``decimals`` (clipping harder until the
+    rounded matrix is still positive definite)."""
+    w, v = np.linalg.eigh((a + a.T) / 2)
+    for floor in (1e-2, 3e-2, 0.1, 0.3):
+        b = (v * np.maximum(w, floor)) @ v.T
+        d = np.sqrt(np.diag(b))
+        b = np.round(b / np.outer(d, d), decimals)
+        np.fill_diagonal(b, 1.0)
+        if np.linalg.eigvalsh(b).min() > 1e-8:
+            return b
+    return np.eye(len(a))
 
 
 class Sobol(_Design):
