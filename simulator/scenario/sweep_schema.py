@@ -22,7 +22,15 @@ import math
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ..limits import MAX_PATIENTS, SEED_BOUND
 from .schema import Dist, Frozen, _number_to_fixed, _strict
@@ -105,22 +113,28 @@ class PSA(_Design):
     willingness_to_pay: list[float] = Field(
         default_factory=lambda: [float(x) for x in range(0, 100_001, 5_000)], min_length=1)
 
+    @field_validator("correlation")
+    @classmethod
+    def _correlation(cls, c: list[list[float]] | None, info: ValidationInfo
+                     ) -> list[list[float]] | None:
+        if c is None:
+            return c
+        k = len(info.data["parameters"]) if "parameters" in info.data else len(c)
+        if len(c) != k or any(len(row) != k for row in c):
+            raise ValueError(f"correlation must be a {k} x {k} matrix (one row and column"
+                             " per parameter, in the order they are listed)")
+        for i in range(k):
+            if c[i][i] != 1:
+                raise ValueError("correlation must have 1 on the diagonal")
+            for j in range(k):
+                if c[i][j] != c[j][i] or not -1 <= c[i][j] <= 1:
+                    raise ValueError("correlation must be symmetric with entries in"
+                                     " [-1, 1]")
+        _check_positive_definite(c)
+        return c
+
     @model_validator(mode="after")
     def _checks(self) -> PSA:
-        k = len(self.parameters)
-        if self.correlation is not None:
-            c = self.correlation
-            if len(c) != k or any(len(row) != k for row in c):
-                raise ValueError(f"correlation must be a {k} x {k} matrix (one row and column"
-                                 " per parameter, in the order they are listed)")
-            for i in range(k):
-                if c[i][i] != 1:
-                    raise ValueError("correlation must have 1 on the diagonal")
-                for j in range(k):
-                    if c[i][j] != c[j][i] or not -1 <= c[i][j] <= 1:
-                        raise ValueError("correlation must be symmetric with entries in"
-                                         " [-1, 1]")
-            _check_positive_definite(c)
         if self.groups is not None:
             names = set(self.parameters)
             for g, members in self.groups.items():
