@@ -364,3 +364,19 @@ def test_reading_never_blocks_on_a_fifo_swapped_in_after_the_check(tmp_path: Pat
     t.start()
     t.join(PROMPT_S)
     assert not t.is_alive() and "named pipe" in str(result[0])
+
+
+def test_memory_error_while_reading_is_exit_2_with_a_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import simulator.scenario as scenario_module
+    from simulator.cli import main
+
+    def exhausted(*args: object, **kwargs: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(scenario_module, "load_scenario", exhausted)
+    assert main([str(FIRST_LINE), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: out of memory") and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
