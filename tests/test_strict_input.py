@@ -117,6 +117,11 @@ CASES = [
                "2,000,000 bytes", "1,048,576"),
     Case("scenario_is_a_device", ("/dev/zero",), ("/dev/zero", "regular file",
                                                   "character device")),
+    _sweep_case("sweep_base_etc_passwd",
+                b"name: s\nbase: /etc/passwd\npatients: 10\noutcomes: [ivig_g]\ndesign:\n"
+                b"  type: one_way\n  parameters:\n"
+                b"    regimen.ivig.dose_g_per_kg: {low: 1, high: 2}\n",
+                "/etc/passwd", "not a scenario (a mapping of keys)"),
     # 3. failures that were tracebacks
     _sweep_case("psa_not_positive_definite",
                 _sweep("  type: psa\n  draws: 4\n  parameters:\n"
@@ -179,6 +184,8 @@ def test_strict_input_exits_2_naming_path_and_value_and_writes_nothing(
         assert fragment in message, f"{fragment!r} not in the message: {message!r}"
     for fragment in strict_case.absent:
         assert fragment not in message, f"{fragment!r} in the message: {message!r}"
+    if "/etc/passwd" in str(strict_case.files):
+        assert "root:" not in proc.stderr and "/bin/" not in proc.stderr
     assert not (workdir / "out").exists() and leftovers(workdir / "out") == []
     assert listing(workdir) == sorted(strict_case.files)
 
@@ -203,6 +210,12 @@ def test_a_fifo_as_scenario_or_in_extends_is_refused_without_blocking(tmp_path: 
     proc = _quick("child.yaml", "--out", "out", cwd=tmp_path)
     message = assert_rejected(proc)
     assert "child.yaml:1:" in message and "extends" in message and "FIFO" in message
+    (tmp_path / "sweep.yaml").write_text(
+        "base: pipe.yaml\npatients: 10\noutcomes: [ivig_g]\ndesign:\n  type: one_way\n"
+        "  parameters:\n    regimen.ivig.dose_g_per_kg: {low: 1, high: 2}\n")
+    proc = _quick("sweep", "sweep.yaml", "--out", "out", cwd=tmp_path)
+    message = assert_rejected(proc)
+    assert "pipe.yaml" in message and "named pipe (FIFO)" in message
     assert not (tmp_path / "out").exists()
 
 
