@@ -1188,6 +1188,10 @@ def _convert(
         loc, text, value = _problem(err, data, model)
         path = format_path(loc) or "<top level>"
         body = f"{path}: {text}"
+        where = linemap.locate(loc)
+        if err.get("type") == "extra_forbidden" and where and where[0] not in (
+                source, OVERRIDE_SOURCE):
+            value = _MISSING  # an unknown key in a base file: its value is not ours to show
         if value is not _MISSING and not text.endswith(f"got {value}"):
             body += f" (got {_short_repr(value)})"
         if (path, body) in seen:
