@@ -312,8 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(_normalise_argv(argv))
-        if getattr(args, "quiet", False):
-            logging.getLogger().setLevel(logging.ERROR)  # --quiet: no warnings either
+        # --quiet: no warnings either (set on every call: main() may run more than once)
+        logging.getLogger().setLevel(logging.ERROR if getattr(args, "quiet", False)
+                                     else logging.WARNING)
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
