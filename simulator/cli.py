@@ -47,17 +47,30 @@ def _positive_int(text: str) -> int:
 
 
 def _seed(text: str) -> int:
+    from .limits import check_seed
+
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"must be in [0, 2^63), got {value}")
-    return value
+    try:
+        return check_seed(value, "the seed")
+    except InputError as err:
+        raise argparse.ArgumentTypeError(err.message) from None
+
+
+def _patients(text: str) -> int:
+    from .limits import check_patients
+
+    value = _positive_int(text)
+    try:
+        return check_patients(value, "the number of patients")
+    except InputError as err:
+        raise argparse.ArgumentTypeError(err.message) from None
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--patients", type=_positive_int, metavar="N",
+    p.add_argument("--patients", type=_patients, metavar="N",
                    help="number of virtual patients (default: the scenario's `patients`)")
     p.add_argument("--seed", type=_seed, metavar="S",
                    help="random seed (default: the scenario's `seed`)")
@@ -139,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw_p.add_argument("--fresh", action="store_true",
                       help="discard the saved points of an interrupted run and start again")
     sw_p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary")
+    sw_p.add_argument("--yes", action="store_true",
+                      help="run a sweep above the size limits (10,000 points or 10^9 patient "
+                           "simulations) without asking")
     return parser
 
 
@@ -252,7 +268,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import partial_dir, plan_sweep
 
-    plan = plan_sweep(args.sweep)
+    plan = plan_sweep(args.sweep, yes=args.yes)
     out = Path(args.out) if args.out else Path("results") / Path(args.sweep).stem
     _check_out(out)
     from .report.sweep_report import sweep_to_folder
@@ -311,6 +327,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(_normalise_argv(argv))
+        # --quiet: no warnings either (set on every call: main() may run more than once)
+        logging.getLogger().setLevel(logging.ERROR if getattr(args, "quiet", False)
+                                     else logging.WARNING)
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
@@ -329,6 +348,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except MemoryError:
+        print("error: out of memory while reading, checking or running the input; give a "
+              "smaller scenario, fewer patients or fewer sweep points", file=sys.stderr)
+        return 2
     except OSError as err:
         where = f": {err.filename}" if err.filename else ""
         print(f"error: cannot write results{where}: {err.strerror or err}", file=sys.stderr)

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from ._version import __version__
 from .errors import InputError
+from .limits import check_patients, check_seed
 from .outcomes import CohortSummary, Metric
 from .parallel import ordered_map
 from .runner import _chunks, _plan_for, choose_engine, chunk_size_for, summarise_chunk
@@ -354,8 +355,8 @@ def compare(
     first = scns[0]
     names = list(names) if names is not None else arm_names(scns)
     diffs = check_same_patients(scns, names, seed is not None, allow_different_populations)
-    n = int(patients if patients is not None else first.patients)
-    seed = int(seed if seed is not None else first.seed)
+    n = first.patients if patients is None else check_patients(patients, "patients")
+    seed = first.seed if seed is None else check_seed(seed, "seed")
     engine_name = choose_engine(first, engine)
     size = chunk_size_for(engine_name, n, workers, chunk_size)
     scns = list(scns)

@@ -23,6 +23,7 @@ from ._version import __version__
 from .engines import cohort, des
 from .invariants import check_events
 from .kernel.plan import Plan, make_plan
+from .limits import check_patients, check_seed
 from .outcomes import CohortSummary, patient_table
 from .parallel import ordered_map
 from .records import ChunkResult, EventLog
@@ -171,10 +172,8 @@ def run(
     event log is checked against the invariants of ``invariants.py`` unless
     ``check_invariants`` is false (benchmarks).
     """
-    n = int(patients if patients is not None else scn.patients)
-    if n < 1:
-        raise ValueError(f"patients must be >= 1, got {n}")
-    seed = int(seed if seed is not None else scn.seed)
+    n = scn.patients if patients is None else check_patients(patients, "patients")
+    seed = scn.seed if seed is None else check_seed(seed, "seed")
     name = choose_engine(scn, engine)
     size = chunk_size_for(name, n, workers, chunk_size)
     plan = _plan_for(scn)

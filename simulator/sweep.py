@@ -295,16 +295,52 @@ class SweepPlan:
         return h.hexdigest()
 
 
-def plan_sweep(path: str | os.PathLike[str]) -> SweepPlan:
-    """Read and check a sweep file; every problem is an InputError before anything runs."""
+def point_count(design: Any) -> int:
+    """How many points a design has, without making them."""
+    k = len(design.parameters)
+    if isinstance(design, OneWay):
+        return 1 + sum(len(spec.points()) for spec in design.parameters.values())
+    if isinstance(design, Grid):
+        return math.prod(len(v) for v in design.parameters.values())
+    if isinstance(design, PSA):
+        return design.draws
+    if isinstance(design, Sobol):
+        return design.n * (2 * k + 2 if design.second_order else k + 2)
+    return design.trajectories * (k + 1)
+
+
+def check_size(spec: SweepFile, source: str, yes: bool) -> None:
+    """Refuse (unless ``yes``) a sweep above MAX_SWEEP_POINTS points or
+    MAX_SWEEP_SIMULATIONS patient simulations (points x patients x strategies)."""
+    from .limits import MAX_SWEEP_POINTS, MAX_SWEEP_SIMULATIONS
+
+    points = point_count(spec.design)
+    arms = 1 if spec.strategies is None else len(spec.strategies)
+    sims = points * spec.patients * arms
+    if yes or (points <= MAX_SWEEP_POINTS and sims <= MAX_SWEEP_SIMULATIONS):
+        return
+    raise InputError(
+        f"design: this sweep has {points:,} points x {spec.patients:,} patients x {arms}"
+        f" strateg{'y' if arms == 1 else 'ies'} = {sims:,} patient simulations, above the"
+        f" limits of {MAX_SWEEP_POINTS:,} points and {MAX_SWEEP_SIMULATIONS:,} patient"
+        " simulations; run again with --yes to go ahead anyway (plan_sweep(..., yes=True)"
+        " in Python), or make the design or patients smaller", file=source)
+
+
+def plan_sweep(path: str | os.PathLike[str], *, yes: bool = False) -> SweepPlan:
+    """Read and check a sweep file; every problem is an InputError before anything runs.
+
+    A sweep above the size limits of :func:`check_size` needs ``yes=True`` (``--yes``).
+    """
     from .outcomes import metric_specs
     from .runner import _plan_for
     from .scenario import load_scenario
-    from .scenario.load import read_scenario
+    from .scenario.load import read_scenario, warn_if_outside
 
     path = Path(path)
     data, linemap = read_scenario(path)
     spec = validate(data, SweepFile, linemap, str(path))
+    check_size(spec, str(path), yes)
     text = path.read_bytes()
     here = path.parent
     if spec.base is not None:
@@ -314,12 +350,14 @@ def plan_sweep(path: str | os.PathLike[str]) -> SweepPlan:
         arms, files = list(spec.strategies), list(spec.strategies.values())
     scns = []
     for arm, f in zip(arms, files, strict=True):
-        target = (here / f)
-        if not target.is_file():
+        target = (here / Path(f).expanduser())
+        if not target.exists():
             key = "base" if spec.base is not None else f"strategies.{arm}"
             line = linemap.line_for((key,) if spec.base is not None else ("strategies", arm))
             raise InputError(f"{key}: scenario file not found: {f} (looked for {target})",
                              file=str(path), line=line)
+        warn_if_outside(target, path, f"{path}: " + ("base" if spec.base is not None
+                                                         else f"strategies.{arm}"))
         scns.append(load_scenario(target))
     if spec.base is not None:
         arms = [scns[0].name]

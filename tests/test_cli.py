@@ -412,7 +412,7 @@ BAD_CASES = [
     _case("top_level_list", "- name: x\n- patients: 10\n", "top_level_list.yaml:1:",
           "top level", "a list"),
     _case("top_level_scalar", "just a string\n", "top_level_scalar.yaml:1:", "top level",
-          "'just a string'"),
+          "not a scenario (a mapping of keys)", "a text string"),
     _case("duplicate_top", "name: a\npatients: 10\nseed: 1\npatients: 20\n",
           "duplicate_top.yaml", "duplicate key 'patients'", "line 2", "line 4"),
     _case("duplicate_nested", "name: a\nregimen:\n  ivig:\n    cycles: 3\n    cycles: 4\n",

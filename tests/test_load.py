@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+import simulator.scenario.load as load_module
 from simulator.errors import InputError, format_path
 from simulator.scenario.load import (
     OVERRIDE_SOURCE,
@@ -190,10 +191,10 @@ class TestReadYaml:
     def test_unreadable(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         p = write(tmp_path, "a: 1\n")
 
-        def deny(self: Path) -> bytes:
+        def deny(*args: object, **kwargs: object) -> int:
             raise PermissionError(13, "Permission denied")
 
-        monkeypatch.setattr(Path, "read_bytes", deny)
+        monkeypatch.setattr(load_module.os, "open", deny)
         assert raises(read_yaml, p) == f"cannot read scenario file {p}: permission denied"
 
     def test_not_utf8(self, tmp_path: Path) -> None:
@@ -262,12 +263,14 @@ class TestReadYaml:
     def test_top_level_list(self, tmp_path: Path) -> None:
         p = write(tmp_path, "- a\n- b\n")
         assert raises(read_yaml, p) == (
-            f"{p}:1: the top level must be a mapping of keys to values, got a list"
+            f"{p}:1: not a scenario (a mapping of keys): the top level must be a mapping of"
+            " keys to values, but this file is a list"
         )
 
-    def test_top_level_scalar(self, tmp_path: Path) -> None:
+    def test_top_level_scalar_is_named_but_not_quoted(self, tmp_path: Path) -> None:
         msg = raises(read_yaml, write(tmp_path, "just some text\n"))
-        assert "got a string ('just some text')" in msg
+        assert "not a scenario (a mapping of keys)" in msg and "a text string" in msg
+        assert "just some text" not in msg
 
     def test_non_string_key(self, tmp_path: Path) -> None:
         p = write(
@@ -526,14 +529,22 @@ class TestOverrides:
         assert out["regimen"]["sparing_agents"][1] is data["regimen"]["sparing_agents"][1]
         assert data["regimen"]["sparing_agents"][0]["agent"] == "methotrexate"
 
-    def test_creates_intermediates(self) -> None:
+    def test_creates_absent_intermediates(self) -> None:
         lm = LineMap()
-        out = apply_overrides(base_data(), ["regimen.ivig.dose_g_per_kg=1"], Scenario, lm)
+        out = apply_overrides(MINIMAL, ["regimen.ivig.dose_g_per_kg=1"], Scenario, lm)
         assert out["regimen"]["ivig"] == {"dose_g_per_kg": 1}
         out = apply_overrides(MINIMAL, ["delay.kind=fixed", "delay.weeks=2"], Scenario, lm)
         assert out["delay"] == {"kind": "fixed", "weeks": 2}
         assert lm.is_override(("delay", "weeks"))
         assert lm.get(("delay",)) == (OVERRIDE_SOURCE, None)
+
+    def test_a_value_under_a_null_block_is_refused_with_how_to_switch_it_on(self) -> None:
+        msg = raises(apply_overrides, base_data(), ["regimen.ivig.dose_g_per_kg=1"], Scenario)
+        assert msg == (
+            "--set regimen.ivig.dose_g_per_kg=1: regimen.ivig is null (off) in this scenario;"
+            " to switch it on set the whole block, e.g. --set"
+            " 'regimen.ivig={dose_g_per_kg: 1}'"
+        )
 
     def test_linemap_marks_set(self) -> None:
         data, lm = read_yaml(FIXTURES / "valid.yaml")

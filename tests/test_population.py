@@ -37,10 +37,18 @@ def test_truncated_normal_matches_scipy():
 
 
 def test_truncation_far_in_the_upper_tail_stays_accurate():
-    d = Dist(dist="truncnormal", mean=0, sd=1, low=6)
+    # 4.7 sd: the bounds hold 1.3e-6 of the mass, just above the 1e-6 the schema allows
+    d = Dist(dist="truncnormal", mean=0, sd=1, low=4.7)
     x = ppf(d, U)
-    assert np.all(x >= 6) and np.all(np.isfinite(x))
-    np.testing.assert_allclose(x, stats.truncnorm(6, np.inf).ppf(U), rtol=1e-8)
+    assert np.all(x >= 4.7) and np.all(np.isfinite(x))
+    np.testing.assert_allclose(x, stats.truncnorm(4.7, np.inf).ppf(U), rtol=1e-8)
+
+
+def test_truncation_holding_almost_none_of_the_mass_is_refused_with_the_share():
+    with pytest.raises(ValueError, match=r"hold only 9\.87e-10 of this truncnormal"):
+        Dist(dist="truncnormal", mean=0, sd=1, low=6)
+    with pytest.raises(ValueError, match="hold only about 1e-"):
+        Dist(dist="lognormal", median=100, cv=0.01, low=1e6)
 
 
 def test_fixed_and_uniform():

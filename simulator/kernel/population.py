@@ -14,22 +14,9 @@ import numpy as np
 from scipy import special
 
 from .. import streams
-from ..scenario.schema import Dist, Scenario
+from ..scenario.schema import Dist, Scenario, lognormal_params
 
 __all__ = ["Baseline", "ppf", "sample_baseline"]
-
-
-def _lognormal_params(d: Dist) -> tuple[float, float]:
-    if d.mean is not None and d.sd is not None:
-        s2 = math.log1p((d.sd / d.mean) ** 2)
-        return math.log(d.mean) - 0.5 * s2, math.sqrt(s2)
-    assert d.median is not None
-    if d.cv is not None:
-        return math.log(d.median), math.sqrt(math.log1p(d.cv**2))
-    assert d.range is not None
-    coverage = d.range_coverage if d.range_coverage is not None else 0.95
-    z = float(special.ndtri(0.5 + coverage / 2.0))
-    return math.log(d.median), math.log(d.range[1] / d.range[0]) / (2.0 * z)
 
 
 def ppf(d: Dist, u: np.ndarray) -> np.ndarray:
@@ -40,13 +27,11 @@ def ppf(d: Dist, u: np.ndarray) -> np.ndarray:
     if d.dist == "uniform":
         return d.low + (d.high - d.low) * u  # type: ignore[operator]
     if d.dist == "lognormal":
-        mu, sigma = _lognormal_params(d)
-        lo = -np.inf if not d.low else (math.log(d.low) - mu) / sigma
-        hi = np.inf if d.high is None else (math.log(d.high) - mu) / sigma
+        mu, sigma = lognormal_params(d)
+        lo, hi = d.standard_bounds()
         return np.exp(mu + sigma * _truncated_std_normal(u, lo, hi))
     mean, sd = float(d.mean), float(d.sd)  # type: ignore[arg-type]
-    lo = -np.inf if d.low is None else (d.low - mean) / sd
-    hi = np.inf if d.high is None else (d.high - mean) / sd
+    lo, hi = d.standard_bounds()
     return mean + sd * _truncated_std_normal(u, lo, hi)
 
 

@@ -1,20 +1,81 @@
-"""Figures for a run and for comparisons (matplotlib, Agg backend, PNG)."""
+"""Figures for a run and for comparisons (matplotlib, Agg backend, PNG).
+
+Scenario names reach titles and legends as the user wrote them, so every text goes
+through :func:`label`: shortened to ``MAX_LABEL`` characters with an ellipsis, ``$``
+escaped (no mathtext), and characters that none of the fonts in ``FONTS`` can draw
+replaced by ``?`` (matplotlib would warn once per glyph and take minutes on a long name).
+Each figure function runs under a local ``warnings.catch_warnings()`` and
+``plt.rc_context`` (never global state), so no library warning reaches the user.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Sequence
-from typing import Any
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib import font_manager
 
-__all__ = ["enzyme_bands", "km_curves", "prednisone_lines"]
+__all__ = ["enzyme_bands", "km_curves", "label", "prednisone_lines"]
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 _META = {"Software": None}  # no version string: figures stay the same across installs
+MAX_LABEL = 60
+FONTS = ("DejaVu Sans", "Noto Sans", "Noto Sans CJK JP", "Noto Sans Symbols",
+         "Noto Sans Symbols2")
+"""Font fallback list: the ones installed are used, in this order."""
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@functools.lru_cache(maxsize=1)
+def _fonts() -> tuple[list[str], frozenset[int]]:
+    """The installed fonts of FONTS and every code point they can draw."""
+    from matplotlib.ft2font import FT2Font
+
+    installed = {f.name: f.fname for f in font_manager.fontManager.ttflist}
+    names: list[str] = []
+    chars: set[int] = set()
+    for name in FONTS:
+        if name in installed:
+            names.append(name)
+            try:
+                chars.update(FT2Font(installed[name]).get_charmap())
+            except (OSError, RuntimeError):  # an unreadable font only narrows the set
+                continue
+    return names or ["sans-serif"], frozenset(chars)
+
+
+def label(text: Any, limit: int = MAX_LABEL) -> str:
+    """``text`` as it can be drawn: one line, at most ``limit`` characters, every
+    character in the fonts (else ``?``), ``$`` escaped."""
+    s = " ".join(str(text).split())
+    if len(s) > limit:
+        s = s[: limit - 1] + "\u2026"
+    chars = _fonts()[1]
+    if chars:
+        s = "".join(c if ord(c) in chars else "?" for c in s)
+    return s.replace("$", r"\$")
+
+
+def _quiet(fn: F) -> F:
+    """Run a figure function with matplotlib's UserWarnings silenced and the font
+    fallback list set, both only for the duration of the call."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            with plt.rc_context({"font.family": _fonts()[0]}):
+                return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _save(fig: Any, path: str | os.PathLike[str]) -> None:
@@ -23,6 +84,7 @@ def _save(fig: Any, path: str | os.PathLike[str]) -> None:
     plt.close(fig)
 
 
+@_quiet
 def enzyme_bands(arms: Sequence[tuple[str, list[dict[str, Any]]]], uln: float, ylabel: str,
                  path: str | os.PathLike[str], title: str) -> None:
     """Median and 5-95% band by month of an enzyme, ULN marked; one panel per arm."""
@@ -31,7 +93,7 @@ def enzyme_bands(arms: Sequence[tuple[str, list[dict[str, Any]]]], uln: float, y
     rows = (k + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(7.5 if k == 1 else 11, 4.5 if k == 1
                              else 3.4 * rows), sharey=True, squeeze=False)
-    for i, ((label, rows_), color) in enumerate(zip(arms, COLORS, strict=False)):
+    for i, ((name, rows_), color) in enumerate(zip(arms, COLORS, strict=False)):
         ax = axes[i // cols][i % cols]
         rows_ = [r for r in rows_ if r["median"] is not None]
         months = [r["month"] for r in rows_]
@@ -41,7 +103,7 @@ def enzyme_bands(arms: Sequence[tuple[str, list[dict[str, Any]]]], uln: float, y
                 label="median")
         ax.axhline(uln, color="black", linestyle="--", linewidth=1, label=f"ULN ({uln:g})")
         ax.set_yscale("log")
-        ax.set_title(label if k > 1 else title, fontsize=10 if k > 1 else 12)
+        ax.set_title(label(name) if k > 1 else label(title), fontsize=10 if k > 1 else 12)
         ax.set_xlabel("month (4 weeks)")
         if i % cols == 0:
             ax.set_ylabel(ylabel)
@@ -50,19 +112,20 @@ def enzyme_bands(arms: Sequence[tuple[str, list[dict[str, Any]]]], uln: float, y
     for j in range(k, rows * cols):
         axes[j // cols][j % cols].set_visible(False)
     if k > 1:
-        fig.suptitle(title)
+        fig.suptitle(label(title))
     _save(fig, path)
 
 
+@_quiet
 def km_curves(arms: Sequence[tuple[str, dict[str, list[Any]]]], path: str | os.PathLike[str],
               title: str, ylabel: str, horizon_days: float) -> None:
     """Cumulative proportion reaching an event (1 - Kaplan-Meier), with 95% bands."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for (label, curve), color in zip(arms, COLORS, strict=False):
+    for (name, curve), color in zip(arms, COLORS, strict=False):
         days = [0.0, *curve["day"], horizon_days]
         surv = [1.0, *curve["survival"]]
         surv.append(surv[-1])
-        ax.step(days, [1 - s for s in surv], where="post", color=color, label=label)
+        ax.step(days, [1 - s for s in surv], where="post", color=color, label=label(name))
         lo = [1.0, *[x if x is not None else 0.0 for x in curve["lo"]]]
         hi = [1.0, *[x if x is not None else 0.0 for x in curve["hi"]]]
         lo.append(lo[-1])
@@ -73,24 +136,25 @@ def km_curves(arms: Sequence[tuple[str, dict[str, list[Any]]]], path: str | os.P
     ax.set_ylim(0, 1)
     ax.set_xlabel("days since diagnosis")
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    ax.set_title(label(title))
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     _save(fig, path)
 
 
+@_quiet
 def prednisone_lines(arms: Sequence[tuple[str, list[dict[str, Any]]]],
                      path: str | os.PathLike[str], title: str) -> None:
     """Mean daily prednisone dose at each monthly visit, one line per arm."""
     fig, ax = plt.subplots(figsize=(7.5, 4.0))
-    for (label, rows), color in zip(arms, COLORS, strict=False):
+    for (name, rows), color in zip(arms, COLORS, strict=False):
         rows = [r for r in rows if r["mean"] is not None]
         ax.plot([r["month"] for r in rows], [r["mean"] for r in rows], color=color,
-                marker="o", markersize=3, label=label)
+                marker="o", markersize=3, label=label(name))
     ax.axhline(5.0, color="black", linestyle=":", linewidth=1, label="5 mg/day")
     ax.set_xlabel("month (4 weeks)")
     ax.set_ylabel("mean prednisone (mg/day)")
-    ax.set_title(title)
+    ax.set_title(label(title))
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     _save(fig, path)

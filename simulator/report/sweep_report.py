@@ -16,7 +16,7 @@ import numpy as np
 
 from ..sweep import SweepPlan, SweepResult, partial_dir, run_sweep
 from .atomic import atomic_dir, json_roundtrip, png_figure, write_json
-from .figures import COLORS, _save, plt
+from .figures import COLORS, _quiet, _save, label, plt
 from .tables import format_value
 
 __all__ = ["sweep_to_folder", "write_sweep"]
@@ -79,13 +79,13 @@ def _grid_figure(result: SweepResult, key: str, path: Path) -> None:
         groups.setdefault(tuple(pt[o] for o in others), []).append(
             (pt[first], out.get(key, math.nan), out.get(key + "_se", math.nan)))
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for (label, rows), color in zip(groups.items(), COLORS * 10, strict=False):
+    for (combo, rows), color in zip(groups.items(), COLORS * 10, strict=False):
         rows.sort(key=lambda r: r[0])
         xs = list(range(len(rows))) if not all(isinstance(r[0], int | float) for r in rows) \
             else [r[0] for r in rows]
-        text = ", ".join(f"{o}={format_value(v)}" for o, v in zip(others, label, strict=True))
+        text = ", ".join(f"{o}={format_value(v)}" for o, v in zip(others, combo, strict=True))
         ax.errorbar(xs, [r[1] for r in rows], yerr=[1.96 * r[2] for r in rows], marker="o",
-                    color=color, capsize=3, label=text or key)
+                    color=color, capsize=3, label=label(text or key))
     ax.set_xlabel(first)
     ax.set_ylabel(key)
     ax.set_title(f"Grid: {key} (error bars: 95% Monte Carlo error)")
@@ -131,8 +131,8 @@ def _psa_figures(result: SweepResult, folder: Path) -> list[str]:
         dp = [o[f"{arm}-{ref}:cumulative_prednisone_g"] for o in result.outputs]
         dc = [o[f"{arm}-{ref}:cost_total"] for o in result.outputs]
         dq = [o[f"{arm}-{ref}:qaly"] for o in result.outputs]
-        axes[0].scatter(dp, dc, s=8, alpha=0.5, color=color, label=f"{arm} - {ref}")
-        axes[1].scatter(dq, dc, s=8, alpha=0.5, color=color, label=f"{arm} - {ref}")
+        axes[0].scatter(dp, dc, s=8, alpha=0.5, color=color, label=label(f"{arm} - {ref}"))
+        axes[1].scatter(dq, dc, s=8, alpha=0.5, color=color, label=label(f"{arm} - {ref}"))
     for ax in axes:
         ax.axhline(0, color="black", linewidth=0.8)
         ax.axvline(0, color="black", linewidth=0.8)
@@ -149,7 +149,7 @@ def _psa_figures(result: SweepResult, folder: Path) -> list[str]:
     files.append("psa_scatter.png")
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for arm, color in zip(arms, COLORS, strict=False):
-        ax.plot(psa["willingness_to_pay"], psa["ceac"][arm], color=color, label=arm)
+        ax.plot(psa["willingness_to_pay"], psa["ceac"][arm], color=color, label=label(arm))
     ax.set_ylim(0, 1)
     ax.set_xlabel(f"willingness to pay ({cur} per QALY)")
     ax.set_ylabel("probability cost-effective")
@@ -175,6 +175,7 @@ def _psa_figures(result: SweepResult, folder: Path) -> list[str]:
     return files
 
 
+@_quiet
 def _figures(result: SweepResult, folder: Path) -> list[str]:
     design = result.plan.spec.design.type
     keys = result.plan.output_keys

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -57,11 +58,12 @@ def check_scenario(scn: Scenario, linemap: LineMap | None = None, source: str = 
              f"shares add up to {total:g}; each patient receives at most one planned agent,"
              " so they must add up to 1 or less")
     floor = scn.regimen.taper.floor_mg_per_day
-    st = scn.regimen.steroid
-    if st is not None and floor > st.cap_mg_per_day:
+    lowest, how = smallest_induction_dose(scn) if scn.regimen.steroid else (math.inf, "")
+    if floor > lowest:
         fail(("regimen", "taper", "floor_mg_per_day"),
-             f"the taper floor ({floor:g} mg/day) is above the induction dose cap"
-             f" regimen.steroid.cap_mg_per_day ({st.cap_mg_per_day:g} mg/day)")
+             f"the taper floor ({floor:g} mg/day) is above {how}; the taper would raise"
+             " the induction dose instead of tapering. Lower the floor, or raise the"
+             " induction dose")
     ivig = scn.regimen.ivig
     if ivig is not None and ivig.start_day is not None and ivig.start_day > scn.horizon_days:
         fail(("regimen", "ivig", "start_day"),
@@ -89,6 +91,34 @@ def check_scenario(scn: Scenario, linemap: LineMap | None = None, source: str = 
                  " step may reach down to the floor")
 
 
+def smallest_induction_dose(scn: Scenario) -> tuple[float, str]:
+    """The smallest induction dose a patient could get, and how it was found.
+
+    Induction is min(cap, mg/kg x weight), rounded to whole tablets. With a positive lower
+    bound on the weight of every sex that occurs (``population.weight_kg_*.low``), the
+    lightest patient's dose is the bound; otherwise the dose cannot be bounded from below
+    and the cap (the largest induction dose) is used, which the message says.
+    """
+    st = scn.regimen.steroid
+    pop = scn.population
+    dists = ([pop.weight_kg_female] if pop.female > 0 else []) + (
+        [pop.weight_kg_male] if pop.female < 1 else [])
+    lightest = min(d.min_value() for d in dists)
+    cap = f"the induction dose cap regimen.steroid.cap_mg_per_day ({st.cap_mg_per_day:g} mg/day)"
+    if lightest <= 0:
+        return st.cap_mg_per_day, (
+            f"{cap} (the weights have no lower bound, so the cap is the bound used; give"
+            " population.weight_kg_female/male a low to check against the lightest patient)")
+    raw = min(st.cap_mg_per_day, st.induction_mg_per_kg_per_day * lightest)
+    dose = math.floor(raw / st.round_to_mg + 0.5) * st.round_to_mg
+    if raw >= st.cap_mg_per_day:
+        return dose, cap
+    return dose, (
+        f"the smallest induction dose, {dose:g} mg/day (regimen.steroid."
+        f"induction_mg_per_kg_per_day {st.induction_mg_per_kg_per_day:g} x the lightest"
+        f" weight {lightest:g} kg, rounded to {st.round_to_mg:g} mg)")
+
+
 def load_scenario(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Scenario:
     """Read, validate and check a scenario file; apply ``--set`` overrides."""
     source = os.fspath(path)
@@ -97,7 +127,14 @@ def load_scenario(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -
     overrides = list(overrides)
     if overrides:
         full = scn.model_dump(mode="python", by_alias=True)
-        full = apply_overrides(full, overrides, Scenario, linemap)
+        try:
+            full = apply_overrides(full, overrides, Scenario, linemap)
+        except InputError as err:
+            if err.file is not None:
+                raise
+            # name the scenario: with several files (compare) it says which one
+            raise InputError(err.message, path=err.path, file=source,
+                             problems=err.problems) from None
         scn = validate(full, Scenario, linemap, source)
     check_scenario(scn, linemap, source)
     return scn

@@ -23,6 +23,7 @@ import difflib
 import logging
 import os
 import re
+import stat
 import types
 import typing
 from collections.abc import Iterable, Iterator, Mapping
@@ -33,6 +34,7 @@ import yaml
 from pydantic import AliasChoices, BaseModel, RootModel, ValidationError
 
 from simulator.errors import InputError, format_path
+from simulator.limits import MAX_INPUT_BYTES, MAX_LISTED_PROBLEMS
 
 __all__ = [
     "OVERRIDE_SOURCE",
@@ -334,6 +336,17 @@ def _kind_name(value: Any) -> str:
     return f"a {type(value).__name__} ({_short_repr(value)})"
 
 
+def _kind_only(value: Any) -> str:
+    """What a value is, without its content."""
+    if value is None:
+        return "null (empty)"
+    for kind, name in ((bool, "a boolean"), (int | float, "a number"), (str, "a text string"),
+                       (list | tuple, "a list")):
+        if isinstance(value, kind):
+            return name
+    return f"a {type(value).__name__}"
+
+
 def _short_repr(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
@@ -389,11 +402,45 @@ def _parse_text(text: str, file: str) -> tuple[Any, LineMap, yaml.Node | None]:
     return data, linemap, root
 
 
-def _read_text(path: Path, display: str, *, what: str = "scenario file") -> str:
-    if path.is_dir():
-        raise InputError(f"{what} is a directory, not a file: {display}")
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _not_regular(mode: int, what: str, display: str) -> InputError:
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+    return InputError(f"{what} must be a regular file, but {display} is {kind}")
+
+
+def _read_bytes(path: Path, display: str, what: str) -> bytes:
+    """The bytes of a regular file of at most MAX_INPUT_BYTES; InputError for anything else.
+
+    The file is checked with os.stat before it is opened (a FIFO, a device or a directory
+    is never opened), opened with O_NONBLOCK (a FIFO swapped in between cannot block) and
+    checked again with fstat; at most MAX_INPUT_BYTES + 1 bytes are read, so a file that
+    lies about its size (``/proc``) or grows cannot make us read more.
+    """
+    limit = MAX_INPUT_BYTES
     try:
-        raw = path.read_bytes()
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_regular(st.st_mode, what, display)
+        if st.st_size > limit:
+            raise InputError(
+                f"{what} {display} is {st.st_size:,} bytes, above the limit of {limit:,} bytes"
+                f" ({limit // 1024 // 1024} MiB) for scenario and sweep files"
+            )
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(path, flags)
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise _not_regular(st.st_mode, what, display)
+            raw = f.read(limit + 1)
     except FileNotFoundError:
         raise InputError(f"{what} not found: {display}") from None
     except IsADirectoryError:
@@ -402,6 +449,18 @@ def _read_text(path: Path, display: str, *, what: str = "scenario file") -> str:
         raise InputError(f"cannot read {what} {display}: permission denied") from None
     except OSError as exc:
         raise InputError(f"cannot read {what} {display}: {exc.strerror or exc}") from None
+    if len(raw) > limit:
+        raise InputError(
+            f"{what} {display} is larger than the limit of {limit:,} bytes"
+            f" ({limit // 1024 // 1024} MiB) for scenario and sweep files"
+        )
+    return raw
+
+
+def _read_text(path: Path, display: str, *, what: str = "scenario file") -> str:
+    if path.is_dir():
+        raise InputError(f"{what} is a directory, not a file: {display}")
+    raw = _read_bytes(path, display, what)
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise InputError("the file is UTF-16 text; save it as UTF-8", file=display)
     try:
@@ -433,9 +492,12 @@ def _parse_top(text: str, file: str) -> tuple[dict[str, Any], LineMap]:
     if root is None:
         raise InputError("the scenario file is empty", file=file)
     if not isinstance(data, dict):
+        # The text is not echoed: a file given by mistake (extends: /etc/passwd) reads as
+        # one long YAML string, and its content is none of the message's business.
         line = root.start_mark.line + 1
         raise InputError(
-            f"the top level must be a mapping of keys to values, got {_kind_name(data)}",
+            "not a scenario (a mapping of keys): the top level must be a mapping of keys to"
+            f" values, but this file is {_kind_only(data)}",
             file=file,
             line=line,
         )
@@ -558,10 +620,39 @@ def _read_with_extends(
                 file=display,
                 line=line,
             )
+        try:
+            mode = base_path.stat().st_mode
+        except OSError:
+            mode = stat.S_IFREG  # let the read below report it
+        if not stat.S_ISREG(mode):
+            kind = _not_regular(mode, "", "").message.rsplit(" is ", 1)[-1]
+            raise InputError(
+                f"{format_path(loc)}: {name!r} must be a regular file, but it is {kind}",
+                path=format_path(loc),
+                file=display,
+                line=line,
+            )
+        warn_if_outside(base_path, path, f"{display}: {format_path(loc)}")
         logger.debug("%s extends %s", display, base_display)
         base, base_lm = _read_with_extends(base_path, base_display, (*chain, me))
         merged, merged_lm = _merge(merged, merged_lm, base, base_lm)
     return _merge(merged, merged_lm, data, own_lm)
+
+
+def warn_if_outside(target: Path, referrer: Path, where: str) -> None:
+    """Log a warning when a file named in ``referrer`` lies outside both ``referrer``'s
+    folder and the current working directory.
+
+    Such paths (absolute, or with ``..``) are allowed, so shared base files can live
+    anywhere (the shipped sweeps say ``base: ../first_line.yaml``), but the warning names
+    the resolved path: a scenario from someone else cannot quietly read files elsewhere on
+    this machine. The content of a file that is not a scenario is never echoed.
+    """
+    resolved = _identity(target)
+    homes = (_identity(referrer).parent, _identity(Path.cwd()))
+    if not any(resolved.is_relative_to(home) for home in homes):
+        logger.warning("%s reads %s, outside the folder of %s and the working directory",
+                       where, resolved, referrer)
 
 
 def _read_yaml_at(path: Path, display: str) -> tuple[dict[str, Any], LineMap]:
@@ -823,8 +914,10 @@ def apply_overrides(
     Path segments are separated by dots; list indices are written ``name[0]`` or
     ``name.0``. VALUE is read as a YAML flow value (``1``, ``1.5``, ``true``, ``null``,
     ``[1, 2]``, ``{dist: normal, mean: 3}``, or a bare string). The path is checked against
-    ``model`` first (unknown keys get a "did you mean" suggestion). Absent or None
-    intermediate mappings are created. ``data`` is not changed; ``linemap`` (if given) is
+    ``model`` first (unknown keys get a "did you mean" suggestion). Absent intermediate
+    mappings are created; a path through a block set to null (``regimen.ivig: null``, a
+    regimen the scenario left out) is an InputError that says how to set the whole block.
+    ``data`` is not changed; ``linemap`` (if given) is
     updated in place so that the overridden paths are reported as coming from ``--set``.
     """
     if isinstance(overrides, str):
@@ -895,13 +988,21 @@ def _apply_one(
 
     # 2. Set the value, copying the containers along the path (the input is not mutated).
     created: list[Loc] = []
-    result = _set_path(data, tuple(loc), value, created, fail)
+    result = _set_path(data, tuple(loc), value, created, fail, raw_value.strip())
     if linemap is not None:
         for c in created:
             linemap.mark_override(c)
         linemap.mark_override(tuple(loc))
     logger.debug("override %s -> %r", format_path(loc), value)
     return result
+
+
+def _flow_example(rest: Loc, raw_value: str) -> str:
+    """``{a: {b: VALUE}}`` for the path rest ``(a, b)`` (list indices become ``[VALUE]``)."""
+    text = raw_value
+    for seg in reversed(rest):
+        text = f"[{text}]" if isinstance(seg, int) else f"{{{seg}: {text}}}"
+    return text
 
 
 def _child(cur: Any, seg: str | int) -> Any:
@@ -918,6 +1019,7 @@ def _set_path(
     value: Any,
     created: list[Loc],
     fail: typing.Callable[..., InputError],
+    raw_value: str = "VALUE",
 ) -> dict[str, Any]:
     root: dict[str, Any] = dict(data)
     parent: Any = root
@@ -945,6 +1047,16 @@ def _set_path(
             break
         child = parent[seg] if isinstance(seg, int) else parent.get(seg)
         nxt = loc[i + 1]
+        if child is None and (isinstance(seg, int) or seg in parent):
+            # A block the scenario switched off (``ivig: null``): setting one value inside
+            # it must not quietly build the whole block from defaults.
+            block = format_path(loc[: i + 1])
+            inner = _flow_example(loc[i + 1 :], raw_value)
+            raise fail(
+                f"{block} is null (off) in this scenario; to switch it on set the whole "
+                f"block, e.g. --set '{block}={inner}'",
+                block,
+            )
         if child is None:
             if isinstance(nxt, int):
                 raise fail(
@@ -1012,6 +1124,8 @@ def _problem(err: Mapping[str, Any], data: Any, model: type[BaseModel]) -> tuple
     ctx = err.get("ctx")
     if etype == "missing":
         return loc, "required key missing", _MISSING
+    if etype == "finite_number":
+        return loc, f"must be a finite number, got {value}", value
     if etype == "extra_forbidden":
         key = str(loc[-1]) if loc else "?"
         types_ = _types_at(model, loc[:-1])
@@ -1064,18 +1178,28 @@ def _convert(
 ) -> InputError:
     found: list[tuple[str, str, tuple[str, int | None] | None]] = []
     seen: set[tuple[str, str]] = set()
+    # Only the first MAX_LISTED_PROBLEMS problems are worded (suggestions, line numbers);
+    # the rest are only counted, so a file with a million unknown keys is answered fast.
+    more: set[tuple[Any, ...]] = set()
     for err in exc.errors(include_url=False):
+        if len(found) >= MAX_LISTED_PROBLEMS:
+            more.add((tuple(map(str, err.get("loc", ()))), err.get("type"), err.get("msg")))
+            continue
         loc, text, value = _problem(err, data, model)
         path = format_path(loc) or "<top level>"
         body = f"{path}: {text}"
-        if value is not _MISSING:
+        where = linemap.locate(loc)
+        if err.get("type") == "extra_forbidden" and where and where[0] not in (
+                source, OVERRIDE_SOURCE):
+            value = _MISSING  # an unknown key in a base file: its value is not ours to show
+        if value is not _MISSING and not text.endswith(f"got {value}"):
             body += f" (got {_short_repr(value)})"
         if (path, body) in seen:
             continue
         seen.add((path, body))
         found.append((path, body, linemap.locate(loc)))
 
-    if len(found) == 1:
+    if len(found) == 1 and not more:
         path, body, where = found[0]
         if where is None:
             return InputError(body, path=path, file=source)
@@ -1096,7 +1220,13 @@ def _convert(
             problems.append(f"{body} [line {where[1]}]")
         else:
             problems.append(f"{body} [{where[0]} line {where[1]}]")
-    return InputError(f"{len(problems)} problems in the scenario:", file=source, problems=problems)
+    if not more:
+        return InputError(f"{len(problems)} problems in the scenario:", file=source,
+                          problems=problems)
+    problems.append(f"and {len(more):,} more problems")
+    return InputError(
+        f"{len(found) + len(more):,} problems in the scenario (the first {len(found)} are"
+        " listed):", file=source, problems=problems)
 
 
 # --------------------------------------------------------------------------------------

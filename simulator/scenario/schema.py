@@ -11,6 +11,8 @@ this file.
 from __future__ import annotations
 
 import math
+import types
+import typing
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -19,9 +21,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from scipy import special
+
+from ..limits import MAX_PATIENTS, MIN_TRUNCATED_MASS, SEED_BOUND
 
 __all__ = [
     "IVIG",
@@ -38,8 +44,59 @@ __all__ = [
 FAGGIOLI = "Faggioli et al., Ann Rheum Dis 2015;74(Suppl 2):1139 (founding abstract)"
 
 
+def _leaves(tp: Any) -> list[Any]:
+    """The plain types a value of annotation ``tp`` may have (Annotated and unions undone)."""
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        return [leaf for arg in typing.get_args(tp) for leaf in _leaves(arg)]
+    return [] if tp is type(None) else [tp]
+
+
+def _strict(value: Any, tp: Any, where: str = "") -> Any:
+    """Reject what pydantic's lax mode would quietly convert: booleans (``true`` is not 1)
+    and text where a number is expected, non-finite numbers, fractional whole numbers.
+    Containers are checked item by item; ``where`` names the item in the message."""
+    if value is None:
+        return value
+    leaves = _leaves(tp)
+    numeric = {leaf for leaf in leaves if leaf in (int, float)}
+    if numeric and not any(leaf in (bool, str) or leaf is Any for leaf in leaves) and not any(
+        typing.get_origin(leaf) is Literal for leaf in leaves
+    ):
+        kind = "a whole number" if numeric == {int} else "a number"
+        if isinstance(value, bool):
+            raise ValueError(f"{where}must be {kind}, not a boolean")
+        if isinstance(value, str | bytes):
+            raise ValueError(f"{where}must be {kind}, not text")
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise ValueError(f"{where}must be a finite number, got {value}")
+            if numeric == {int} and not value.is_integer():
+                raise ValueError(f"{where}must be a whole number, got {value}")
+        return value
+    for leaf in leaves:
+        origin, args = typing.get_origin(leaf), typing.get_args(leaf)
+        if origin in (list, tuple) and isinstance(value, list | tuple):
+            for i, item in enumerate(value):
+                item_tp = args[0] if origin is list or args[-1:] == (Ellipsis,) else (
+                    args[i] if i < len(args) else Any)
+                _strict(item, item_tp, f"{where}item {i}: ")
+        elif origin is dict and len(args) == 2 and isinstance(value, dict):
+            for key, item in value.items():
+                _strict(item, args[1], f"{where}{key}: ")
+    return value
+
+
 class Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_values(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        return value if field is None else _strict(value, field.annotation)
 
 
 def P(default: Any, unit: str, source: str, **constraints: Any) -> Any:
@@ -123,7 +180,42 @@ class Dist(Frozen):
             raise ValueError("truncnormal needs low, high or both")
         if self.dist == "lognormal":
             self._check_lognormal(given)
+        self._check_truncation()
         return self
+
+    def standard_bounds(self) -> tuple[float, float]:
+        """Truncation bounds on the standard normal scale of the parent distribution
+        (log scale for a lognormal); (-inf, inf) when not truncated."""
+        if self.dist == "lognormal":
+            mu, sigma = lognormal_params(self)
+            lo = -math.inf if not self.low else (math.log(self.low) - mu) / sigma
+            hi = math.inf if self.high is None else (math.log(self.high) - mu) / sigma
+            return lo, hi
+        if self.dist in ("normal", "truncnormal"):
+            mean, sd = float(self.mean), float(self.sd)  # type: ignore[arg-type]
+            lo = -math.inf if self.low is None else (self.low - mean) / sd
+            hi = math.inf if self.high is None else (self.high - mean) / sd
+            return lo, hi
+        return -math.inf, math.inf
+
+    def _check_truncation(self) -> None:
+        lo, hi = self.standard_bounds()
+        if lo == -math.inf and hi == math.inf:
+            return
+        log_share = log_normal_mass(lo, hi)
+        if log_share >= math.log(MIN_TRUNCATED_MASS):
+            return
+        share = math.exp(log_share)
+        shown = f"{share:.3g}" if share > 0 else f"about 1e{log_share / math.log(10):.0f}"
+        bounds = f"[{_g(self.low)}, {_g(self.high)}]"
+        parent = (f"mean {_g(self.mean)}, sd {_g(self.sd)}" if self.dist != "lognormal"
+                  else f"median {math.exp(lognormal_params(self)[0]):.4g}")
+        raise ValueError(
+            f"the bounds low/high {bounds} hold only {shown} of this {self.dist}"
+            f" distribution's mass ({parent}); at least {MIN_TRUNCATED_MASS:g} is needed."
+            " Move the bounds towards the centre or fix the mean/sd (for a truncated"
+            " distribution they are those of the parent, untruncated distribution)"
+        )
 
     def _check_lognormal(self, given: set[str]) -> None:
         forms = [{"mean", "sd"}, {"median", "cv"}, {"median", "range"}]
@@ -164,6 +256,39 @@ class Dist(Frozen):
         if self.dist == "fixed":
             return float(self.value)  # type: ignore[arg-type]
         return self.high if self.high is not None else math.inf
+
+
+def _g(x: float | None) -> str:
+    return "none" if x is None else f"{x:g}"
+
+
+def log_normal_mass(lo: float, hi: float) -> float:
+    """log(Phi(hi) - Phi(lo)) for the standard normal, accurate far in either tail."""
+    if lo > 0:  # the upper tail, mirrored: Phi(-lo) - Phi(-hi) keeps its digits
+        lo, hi = -hi, -lo
+    la, lb = float(special.log_ndtr(lo)), float(special.log_ndtr(hi))
+    if lb == -math.inf:
+        return -math.inf
+    diff = la - lb
+    if diff >= 0:
+        return -math.inf
+    return lb + math.log1p(-math.exp(diff)) if diff > -700 else lb
+
+
+def lognormal_params(d: Dist) -> tuple[float, float]:
+    """(mu, sigma) of log X for a lognormal Dist, from whichever form it was given in."""
+    if d.mean is not None and d.sd is not None:
+        s2 = math.log1p((d.sd / d.mean) ** 2)
+        return math.log(d.mean) - 0.5 * s2, math.sqrt(s2)
+    if d.median is None:
+        raise ValueError("lognormal needs mean and sd, median and cv, or median and range")
+    if d.cv is not None:
+        return math.log(d.median), math.sqrt(math.log1p(d.cv**2))
+    if d.range is None:
+        raise ValueError("lognormal needs mean and sd, median and cv, or median and range")
+    coverage = d.range_coverage if d.range_coverage is not None else 0.95
+    z = float(special.ndtri(0.5 + coverage / 2.0))
+    return math.log(d.median), math.log(d.range[1] / d.range[0]) / (2.0 * z)
 
 
 def _positive(d: Dist) -> Dist:
@@ -564,8 +689,8 @@ class Outcomes(Frozen):
 class Scenario(Frozen):
     name: str = "unnamed scenario"
     description: str = ""
-    patients: int = Field(1000, ge=1, le=100_000_000)
-    seed: int = Field(20150610, ge=0, lt=2**63)
+    patients: int = Field(1000, ge=1, le=MAX_PATIENTS)
+    seed: int = Field(20150610, ge=0, lt=SEED_BOUND)
     horizon_days: int = Field(728, ge=28, le=3650)
     population: Population = Population()
     disease: Disease = Disease()

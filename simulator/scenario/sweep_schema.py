@@ -21,9 +21,19 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+import numpy as np
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from .schema import Dist, Frozen, _number_to_fixed
+from ..limits import MAX_PATIENTS, SEED_BOUND
+from .schema import Dist, Frozen, _number_to_fixed, _strict
 
 __all__ = ["Bounds", "SweepFile"]
 
@@ -63,12 +73,26 @@ class OneWayValue(Frozen):
         return list(self.values) if self.values is not None else [self.low, self.high]
 
 
-class OneWay(Frozen):
+class _Design(BaseModel):
+    """Base of the design types. Their ``type`` is a discriminator, which pydantic does not
+    allow a "*" before-validator on, so the strict checks of Frozen are listed by field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("parameters", "draws", "correlation", "willingness_to_pay", "n",
+                     "second_order", "trajectories", "levels", mode="before", check_fields=False)
+    @classmethod
+    def _strict_values(cls, value: Any, info: Any) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        return value if field is None else _strict(value, field.annotation)
+
+
+class OneWay(_Design):
     type: Literal["one_way"]
     parameters: dict[str, OneWayValue] = Field(min_length=1)
 
 
-class Grid(Frozen):
+class Grid(_Design):
     type: Literal["grid"]
     parameters: dict[str, list[Any]] = Field(min_length=1)
 
@@ -80,7 +104,7 @@ class Grid(Frozen):
         return self
 
 
-class PSA(Frozen):
+class PSA(_Design):
     type: Literal["psa"]
     parameters: dict[str, AnyDist] = Field(min_length=1)
     draws: int = Field(ge=2, le=1_000_000)
@@ -89,21 +113,28 @@ class PSA(Frozen):
     willingness_to_pay: list[float] = Field(
         default_factory=lambda: [float(x) for x in range(0, 100_001, 5_000)], min_length=1)
 
+    @field_validator("correlation")
+    @classmethod
+    def _correlation(cls, c: list[list[float]] | None, info: ValidationInfo
+                     ) -> list[list[float]] | None:
+        if c is None:
+            return c
+        k = len(info.data["parameters"]) if "parameters" in info.data else len(c)
+        if len(c) != k or any(len(row) != k for row in c):
+            raise ValueError(f"correlation must be a {k} x {k} matrix (one row and column"
+                             " per parameter, in the order they are listed)")
+        for i in range(k):
+            if c[i][i] != 1:
+                raise ValueError("correlation must have 1 on the diagonal")
+            for j in range(k):
+                if c[i][j] != c[j][i] or not -1 <= c[i][j] <= 1:
+                    raise ValueError("correlation must be symmetric with entries in"
+                                     " [-1, 1]")
+        _check_positive_definite(c)
+        return c
+
     @model_validator(mode="after")
     def _checks(self) -> PSA:
-        k = len(self.parameters)
-        if self.correlation is not None:
-            c = self.correlation
-            if len(c) != k or any(len(row) != k for row in c):
-                raise ValueError(f"correlation must be a {k} x {k} matrix (one row and column"
-                                 " per parameter, in the order they are listed)")
-            for i in range(k):
-                if c[i][i] != 1:
-                    raise ValueError("correlation must have 1 on the diagonal")
-                for j in range(k):
-                    if c[i][j] != c[j][i] or not -1 <= c[i][j] <= 1:
-                        raise ValueError("correlation must be symmetric with entries in"
-                                         " [-1, 1]")
         if self.groups is not None:
             names = set(self.parameters)
             for g, members in self.groups.items():
@@ -116,7 +147,38 @@ class PSA(Frozen):
         return self
 
 
-class Sobol(Frozen):
+def _check_positive_definite(c: list[list[float]]) -> None:
+    """A correlation matrix must be positive definite (the Gaussian copula factorises it);
+    if not, say why and suggest the nearest valid one."""
+    a = np.asarray(c, dtype=float)
+    smallest = float(np.linalg.eigvalsh(a).min())
+    if smallest > 1e-8:
+        return
+    kind = "singular (a parameter is an exact combination of others)" if smallest > -1e-8 \
+        else "not positive definite (no set of variables can have all these correlations)"
+    rows = ", ".join("[" + ", ".join(f"{x:g}" for x in row) + "]"
+                     for row in nearest_correlation(a).tolist())
+    raise ValueError(
+        f"correlation is {kind}: its smallest eigenvalue is {smallest:.3g}. A nearby valid"
+        f" matrix (eigenvalues clipped, rescaled to a unit diagonal, rounded): [{rows}]")
+
+
+def nearest_correlation(a: np.ndarray, decimals: int = 2) -> np.ndarray:
+    """A positive definite correlation matrix near ``a``: eigenvalues clipped from below,
+    rescaled to a unit diagonal, rounded to ``decimals`` (clipping harder until the
+    rounded matrix is still positive definite)."""
+    w, v = np.linalg.eigh((a + a.T) / 2)
+    for floor in (1e-2, 3e-2, 0.1, 0.3):
+        b = (v * np.maximum(w, floor)) @ v.T
+        d = np.sqrt(np.diag(b))
+        b = np.round(b / np.outer(d, d), decimals)
+        np.fill_diagonal(b, 1.0)
+        if np.linalg.eigvalsh(b).min() > 1e-8:
+            return b
+    return np.eye(len(a))
+
+
+class Sobol(_Design):
     type: Literal["sobol"]
     parameters: dict[str, Bounds] = Field(min_length=2)
     n: int = Field(ge=2, le=2**20)
@@ -131,7 +193,7 @@ class Sobol(Frozen):
         return self
 
 
-class Morris(Frozen):
+class Morris(_Design):
     type: Literal["morris"]
     parameters: dict[str, Bounds] = Field(min_length=2)
     trajectories: int = Field(ge=2, le=10_000)
@@ -152,8 +214,8 @@ class SweepFile(Frozen):
     description: str = ""
     base: str | None = None
     strategies: dict[str, str] | None = None
-    patients: int = Field(1000, ge=1, le=10_000_000)
-    seed: int | None = Field(None, ge=0, lt=2**63)
+    patients: int = Field(1000, ge=1, le=MAX_PATIENTS)
+    seed: int | None = Field(None, ge=0, lt=SEED_BOUND)
     engine: Literal["auto", "simpy", "cohort"] = "auto"
     outcomes: list[str] = Field(min_length=1)
     design: Design
