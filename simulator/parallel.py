@@ -104,6 +104,7 @@ def _process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
 
 def _kill_pool(pool: ProcessPoolExecutor) -> None:
     processes = list((getattr(pool, "_processes", None) or {}).values())
+    results = getattr(pool, "_result_queue", None)  # shutdown() forgets it
     pool.shutdown(wait=False, cancel_futures=True)
     for proc in processes:
         with contextlib.suppress(Exception):
@@ -111,6 +112,11 @@ def _kill_pool(pool: ProcessPoolExecutor) -> None:
     for proc in processes:
         with contextlib.suppress(Exception):
             proc.join(timeout=5)
+    # A worker killed while sending a result leaves half a message in the result pipe;
+    # the pool's manager thread would wait for the rest forever (and the interpreter for
+    # it at exit). With the workers gone, closing our copy of the write end gives it EOF.
+    with contextlib.suppress(Exception):
+        results._writer.close()  # type: ignore[union-attr]
 
 
 @contextlib.contextmanager
