@@ -515,9 +515,9 @@ def _open_checkpoint(plan: SweepPlan, out: Path, fresh: bool,
     manifest = {"fingerprint": plan.fingerprint(), "points": len(plan.points),
                 "sweep_file": str(plan.source)}
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
-        raise InputError(f"{folder}: the checkpoint of an interrupted sweep should be a"
-                         " folder, but this is not one; move it away (the simulator never"
-                         " replaces a file it did not write)")
+        raise InputError(f"{folder}: is not a folder (a sweep keeps its finished points"
+                         " there to resume); move it away: the simulator never replaces a"
+                         " file it did not write")
     old: dict[str, Any] | None = None
     if folder.exists():
         try:
