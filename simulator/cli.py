@@ -360,8 +360,9 @@ class Stopped(KeyboardInterrupt):
 
 def _stop_on_signals() -> Any:
     """Turn SIGINT into KeyboardInterrupt and SIGTERM, SIGHUP into :class:`Stopped` while
-    a command runs (main thread only; later signals are ignored while cleaning up);
-    returns a function restoring the previous handlers."""
+    a command runs (main thread only); a second signal during the clean-up kills the
+    process at once (the next run removes what it leaves). Returns a function restoring
+    the previous handlers."""
     import threading
 
     if threading.current_thread() is not threading.main_thread():
@@ -370,9 +371,14 @@ def _stop_on_signals() -> Any:
     sigs = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP")
                                               else [])
 
+    stopping = []
+
     def handler(signum: int, frame: Any) -> None:
-        for sig in sigs:  # one signal is enough: let the clean-up finish undisturbed
-            signal.signal(sig, signal.SIG_IGN)
+        if stopping:  # a second signal while cleaning up: die at once, as by default
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        stopping.append(signum)
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
         raise Stopped(signum)

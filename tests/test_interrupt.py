@@ -9,6 +9,7 @@ killed long before they finish, so they cost only a few seconds each.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -50,6 +51,24 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left_behind():
+    """Whatever a test asserts, the commands it started do not outlive it."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        workers = children(proc.pid)
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        for w in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(w, signal.SIGKILL)
 
 
 def start(args: list[str], cwd: Path) -> tuple[subprocess.Popen[str], set[int]]:

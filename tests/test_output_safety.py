@@ -292,16 +292,21 @@ def test_a_crash_during_the_exchange_leaves_old_or_new_results(tmp_path: Path, s
 
 def test_two_runs_into_one_folder_one_wins_the_other_is_refused(tmp_path: Path) -> None:
     slow = subprocess.Popen([sys.executable, "-m", "simulator", str(FIRST_LINE), "--patients",
-                             "8000", "--workers", "1", "--summary-only", "--out", "out",
+                             "12000", "--workers", "1", "--summary-only", "--out", "out",
                              "--quiet"], cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while time.time() < deadline and not (tmp_path / ".out.lock").exists():
-        time.sleep(0.02)
-    assert (tmp_path / ".out.lock").exists() and slow.poll() is None
-    second = simulate(FIRST_LINE, "--patients", "20", "--out", "out", cwd=tmp_path)
-    refused(second, "--out out", "another simulate run")
-    _, err = slow.communicate(timeout=180)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not (tmp_path / ".out.lock").exists():
+            time.sleep(0.02)
+        assert (tmp_path / ".out.lock").exists() and slow.poll() is None
+        second = simulate(FIRST_LINE, "--patients", "20", "--out", "out", cwd=tmp_path)
+        refused(second, "--out out", "another simulate run")
+        _, err = slow.communicate(timeout=180)
+    finally:
+        if slow.poll() is None:
+            slow.kill()
+            slow.communicate()
     assert slow.returncode == 0, err
     assert sorted(os.listdir(tmp_path)) == ["out"]
-    assert json.loads((tmp_path / "out" / "summary.json").read_text())["patients"] == 8000
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["patients"] == 12000
