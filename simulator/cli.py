@@ -6,7 +6,8 @@
     simulate sweep SWEEP.yaml [options]       (sensitivity analyses)
 
 Exit status: 0 success, 2 bad input (one message, no traceback, nothing written),
-1 an internal error (a bug: please report it with the traceback), 130 interrupted.
+1 an internal error (a bug: please report it with the traceback), 130 interrupted by
+SIGINT (Ctrl-C), 143 by SIGTERM, 129 by SIGHUP.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -76,6 +78,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="random seed (default: the scenario's `seed`)")
     p.add_argument("--out", metavar="DIR",
                    help="output folder (default: results/<scenario file name>/)")
+    _force(p)
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="PATH=VALUE",
                    help="override a scenario value by its dotted path, e.g. "
@@ -87,6 +90,13 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="patients per work unit (results do not depend on it)")
     p.add_argument("--quiet", "-q", action="store_true",
                    help="no progress bar and no table on stdout")
+
+
+def _force(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true",
+                   help="replace --out even if it holds files the simulator did not write "
+                        "(never the working directory, an ancestor of it, the home folder "
+                        "or a folder holding an input file)")
 
 
 def _parallel(p: argparse.ArgumentParser) -> None:
@@ -148,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw_p.add_argument("sweep", metavar="SWEEP.yaml")
     sw_p.add_argument("--out", metavar="DIR",
                       help="output folder (default: results/<sweep file name>/)")
+    _force(sw_p)
     _parallel(sw_p)
     sw_p.add_argument("--fresh", action="store_true",
                       help="discard the saved points of an interrupted run and start again")
@@ -166,21 +177,24 @@ def _normalise_argv(argv: Sequence[str]) -> list[str]:
     return ["run", *args]
 
 
-def _check_out(out: Path) -> None:
-    """Refuse an output folder that cannot be created, before any work is done."""
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: exists and is not a folder")
-    for parent in out.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise InputError(f"--out {out}: {parent} is a file, not a folder")
-            if not os.access(parent, os.W_OK | os.X_OK):
-                raise InputError(f"--out {out}: no permission to write in {parent}")
-            break
+def _check_out(out: Path, args: argparse.Namespace, inputs: Sequence[str]) -> None:
+    """Refuse an output folder the simulator may not write (and a bad --dask-scheduler),
+    before any work is done."""
+    from .parallel import check_dask_address
+    from .report.atomic import check_output
+
+    check_dask_address(args.dask_scheduler)
+    check_output(out, force=args.force, inputs=inputs, label="--out")
+
+
+def _out_kwargs(args: argparse.Namespace, inputs: Sequence[str]) -> dict[str, Any]:
+    return {"force": args.force, "inputs": list(inputs), "label": "--out"}
 
 
 def _default_out(scenario_path: str) -> Path:
-    return Path("results") / Path(scenario_path).stem
+    from .report.atomic import safe_name
+
+    return Path("results") / safe_name(Path(scenario_path).stem, "scenario")
 
 
 def _fmt(x: Any, unit: str) -> str:
@@ -207,7 +221,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     scn = load_scenario(args.scenario, args.overrides)
     out = Path(args.out) if args.out else _default_out(args.scenario)
-    _check_out(out)
+    _check_out(out, args, [args.scenario])
     from .report.outputs import run_to_folder  # heavy imports only once the input is good
     if args.events and args.summary_only:
         raise InputError("--events and --summary-only exclude each other")
@@ -215,7 +229,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         scn, out, events=args.events, patients=args.patients, seed=args.seed,
         engine=args.engine, workers=_workers_of(args), chunk_size=args.chunk_size,
         progress=None if not args.quiet else False, dask=_dask_of(args),
-        patient_rows=not args.summary_only,
+        patient_rows=not args.summary_only, **_out_kwargs(args, [args.scenario]),
     )
     if not args.quiet:
         print(f"{scn.name}: {result.patients} patients, seed {result.seed}, "
@@ -232,8 +246,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         raise InputError("simulate compare: give at least two scenario files")
     scns = [load_scenario(path, args.overrides) for path in args.scenarios]
     stems = [Path(p).stem for p in args.scenarios]
-    out = Path(args.out) if args.out else Path("results") / ("compare_" + "_vs_".join(stems))
-    _check_out(out)
+    if args.out:
+        out = Path(args.out)
+    else:
+        from .report.atomic import safe_name
+
+        out = Path("results") / safe_name("compare_" + "_vs_".join(safe_name(s) for s in stems))
+    _check_out(out, args, args.scenarios)
     from .compare import arm_names, check_same_patients
     from .report.comparison import compare_to_folder
 
@@ -244,6 +263,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         workers=_workers_of(args), chunk_size=args.chunk_size,
         progress=None if not args.quiet else False, dask=_dask_of(args),
         allow_different_populations=args.allow_different_populations,
+        **_out_kwargs(args, args.scenarios),
     )
     if not args.quiet:
         if result.same_patients:
@@ -269,8 +289,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import partial_dir, plan_sweep
 
     plan = plan_sweep(args.sweep, yes=args.yes)
-    out = Path(args.out) if args.out else Path("results") / Path(args.sweep).stem
-    _check_out(out)
+    out = Path(args.out) if args.out else _default_out(args.sweep)
+    _check_out(out, args, [args.sweep])
     from .report.sweep_report import sweep_to_folder
 
     if not args.quiet:
@@ -279,12 +299,14 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     try:
         result = sweep_to_folder(plan, out, workers=_workers_of(args), fresh=args.fresh,
                                  progress=None if not args.quiet else False,
-                                 dask=_dask_of(args))
-    except KeyboardInterrupt:
-        done = len(list((partial_dir(out) / "points").glob("*.json")))
-        print(f"interrupted: {done} of {len(plan.points)} points are saved in "
-              f"{partial_dir(out)}; run the same command again to continue", file=sys.stderr)
-        return 130
+                                 dask=_dask_of(args), force=args.force, label="--out")
+    except KeyboardInterrupt as stop:
+        points = partial_dir(out) / "points"
+        done = len(list(points.glob("[!.]*.json"))) if points.is_dir() else 0
+        where = (f"{done} of {len(plan.points)} points are saved in {partial_dir(out)}; run "
+                 "the same command again to continue") if done else "no points were saved"
+        print(f"interrupted{_signal_name(stop)}: {where}", file=sys.stderr)
+        return _interrupted_status(stop)
     if not args.quiet:
         a = result.analysis
         if "psa" in a:
@@ -324,6 +346,7 @@ def format_comparison(outcomes: dict[str, dict[str, Any]], names: list[str]) -> 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    restore = _stop_on_signals()
     try:
         parser = build_parser()
         args = parser.parse_args(_normalise_argv(argv))
@@ -343,9 +366,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: no results were written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        print(f"interrupted{_signal_name(stop)}: no results were written", file=sys.stderr)
+        return _interrupted_status(stop)
     except BrokenPipeError:
         return 0
     except MemoryError:
@@ -361,6 +384,58 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("internal error: this is a bug in the simulator, please report it with the "
               "traceback above", file=sys.stderr)
         return 1
+    finally:
+        restore()
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, handled like Ctrl-C (clean up, exit 128 + signal number)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_on_signals() -> Any:
+    """Turn SIGINT into KeyboardInterrupt and SIGTERM, SIGHUP into :class:`Stopped` while
+    a command runs (main thread only); a second signal during the clean-up kills the
+    process at once (the next run removes what it leaves). Returns a function restoring
+    the previous handlers."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    sigs = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP")
+                                              else [])
+
+    stopping = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if stopping:  # a second signal while cleaning up: die at once, as by default
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        stopping.append(signum)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Stopped(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in sigs}
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
+
+
+def _signal_name(stop: KeyboardInterrupt) -> str:
+    return f" ({signal.Signals(stop.signum).name})" if isinstance(stop, Stopped) else ""
+
+
+def _interrupted_status(stop: KeyboardInterrupt) -> int:
+    return 128 + (stop.signum if isinstance(stop, Stopped) else signal.SIGINT)
 
 
 if __name__ == "__main__":

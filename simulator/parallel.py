@@ -6,21 +6,35 @@ on where or in which order it ran, so every executor gives the same answer.
 
 Dask is optional (``pip install .[dask]``): ``dask="local"`` starts a ``LocalCluster``
 with one single-threaded worker process per requested worker; any other value is the
-address of a running scheduler (``tcp://host:8786``).
+address of a running scheduler (``tcp://host:8786``), checked by
+:func:`check_dask_address` before anything runs.
+
+Interruption: worker processes ignore SIGINT (the parent decides), die with their
+parent (``prctl(PR_SET_PDEATHSIG, SIGKILL)`` on Linux, and a watchdog thread polling
+``os.getppid()`` everywhere), and when the parent stops early (Ctrl-C, SIGTERM, an error)
+the queued tasks are cancelled and the workers killed at once instead of finishing the
+queue.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
+import multiprocessing
 import os
+import re
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, TypeVar
 
 from .errors import InputError
 
-__all__ = ["completed_map", "default_workers", "ordered_map"]
+__all__ = ["check_dask_address", "completed_map", "default_workers", "ordered_map"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,6 +48,91 @@ def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+_PR_SET_PDEATHSIG = 1
+_DASK_ADDRESS = re.compile(
+    r"^(?:(?:tcp|tls|ucx|ws|wss)://(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+):[0-9]{1,5}"
+    r"|inproc://[^\s]+)$")
+
+
+def check_dask_address(dask: str | None) -> None:
+    """InputError unless ``dask`` is None, ``local`` or a scheduler address."""
+    if dask is None or dask == "local":
+        return
+    m = _DASK_ADDRESS.match(dask)
+    port = dask.rsplit(":", 1)[-1]
+    if not m or (not dask.startswith("inproc://") and not 0 < int(port) < 65536):
+        raise InputError(f"--dask-scheduler {dask!r}: not a scheduler address; expected"
+                         " tcp://HOST:PORT (or tls://, ws://, wss://, ucx://, inproc://)")
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: exit when the parent process is gone, ignore Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+@contextlib.contextmanager
+def _process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """A process pool whose workers die with this process; leaving the block early (an
+    exception, Ctrl-C, a closed generator) cancels queued tasks and kills the workers."""
+    context = (multiprocessing.get_context("fork") if sys.platform.startswith("linux")
+               else None)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                               initializer=_die_with_parent, initargs=(os.getpid(),))
+    try:
+        yield pool
+    except BaseException:
+        _kill_pool(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _kill_pool(pool: ProcessPoolExecutor) -> None:
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    results = getattr(pool, "_result_queue", None)  # shutdown() forgets it
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.kill()
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.join(timeout=5)
+    # A worker killed while sending a result leaves half a message in the result pipe;
+    # the pool's manager thread would wait for the rest forever (and the interpreter for
+    # it at exit). With the workers gone, closing our copy of the write end gives it EOF.
+    with contextlib.suppress(Exception):
+        results._writer.close()  # type: ignore[union-attr]
+
+
+@contextlib.contextmanager
+def _ignoring_sigint() -> Iterator[None]:
+    """SIGINT ignored while child processes start (they inherit it: a Ctrl-C in the
+    terminal then reaches only this process, which stops them without tracebacks)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @contextlib.contextmanager
 def _dask_client(dask: str, workers: int) -> Iterator[Any]:
     try:
@@ -43,9 +142,11 @@ def _dask_client(dask: str, workers: int) -> Iterator[Any]:
                          ) from None
     for name in ("distributed", "tornado", "bokeh"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    check_dask_address(dask)
     if dask == "local":
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.CRITICAL)
+        with _ignoring_sigint():
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=logging.CRITICAL)
         client = Client(cluster)
         try:
             yield client
@@ -55,7 +156,7 @@ def _dask_client(dask: str, workers: int) -> Iterator[Any]:
         return
     try:
         client = Client(dask, timeout="10s")
-    except (OSError, TimeoutError) as err:
+    except (OSError, TimeoutError, ValueError) as err:
         raise InputError(f"--dask-scheduler {dask}: cannot reach the scheduler ({err})"
                          ) from None
     try:
@@ -70,14 +171,19 @@ def ordered_map(fn: Callable[[T], R], tasks: list[T], workers: int = 1,
     if dask:
         with _dask_client(dask, workers) as client:
             futures = client.map(fn, tasks, pure=False)
-            for fut in futures:
-                yield fut.result()
-                fut.release()
+            try:
+                for fut in futures:
+                    yield fut.result()
+                    fut.release()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    client.cancel(futures)
+                raise
         return
     if workers <= 1 or len(tasks) <= 1:
         yield from map(fn, tasks)
         return
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+    with _process_pool(min(workers, len(tasks))) as pool:
         # submit a bounded window ahead so results stream without holding them all
         window = 2 * workers
         futures = [pool.submit(fn, t) for t in tasks[:window]]
@@ -98,15 +204,20 @@ def completed_map(fn: Callable[[T], R], tasks: list[tuple[int, T]], workers: int
             from dask.distributed import as_completed as dask_completed
 
             futures = {client.submit(fn, t, pure=False): k for k, t in tasks}
-            for fut in dask_completed(futures):
-                yield futures[fut], fut.result()
-                fut.release()
+            try:
+                for fut in dask_completed(futures):
+                    yield futures[fut], fut.result()
+                    fut.release()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    client.cancel(list(futures))
+                raise
         return
     if workers <= 1 or len(tasks) <= 1:
         for k, t in tasks:
             yield k, fn(t)
         return
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+    with _process_pool(min(workers, len(tasks))) as pool:
         futs = {pool.submit(fn, t): k for k, t in tasks}
         for fut in as_completed(futs):
             yield futs[fut], fut.result()

@@ -550,8 +550,10 @@ def _save_point(folder: Path, i: int, outputs: dict[str, float]) -> None:
     atomic_write_text(_point_file(folder, i), json.dumps(outputs, sort_keys=True))
 
 
-def _open_checkpoint(plan: SweepPlan, out: Path, fresh: bool) -> tuple[Path, dict[int, Any]]:
-    """The checkpoint folder and the points already finished there."""
+def _open_checkpoint(plan: SweepPlan, out: Path, fresh: bool,
+                     force: bool = False) -> tuple[Path, dict[int, Any], bool]:
+    """The checkpoint folder, the points already finished there, and whether this call
+    created the folder."""
     import shutil
 
     from .report.atomic import atomic_write_text
@@ -559,13 +561,28 @@ def _open_checkpoint(plan: SweepPlan, out: Path, fresh: bool) -> tuple[Path, dic
     folder = partial_dir(out)
     manifest = {"fingerprint": plan.fingerprint(), "points": len(plan.points),
                 "sweep_file": str(plan.source)}
-    if folder.exists() and fresh:
-        shutil.rmtree(folder)
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise InputError(f"{folder}: is not a folder (a sweep keeps its finished points"
+                         " there to resume); move it away: the simulator never replaces a"
+                         " file it did not write")
+    old: dict[str, Any] | None = None
     if folder.exists():
         try:
             old = json.loads((folder / "manifest.json").read_text())
         except (OSError, ValueError):
-            old = {}
+            old = None
+        if not isinstance(old, dict) or "fingerprint" not in old:
+            if not force:
+                raise InputError(
+                    f"{folder}: holds files the simulator did not write (it is where an"
+                    " interrupted sweep saves its points); move it away, or use --force to"
+                    " replace it")
+            fresh = True
+    if folder.exists() and fresh:
+        shutil.rmtree(folder)
+    created = False
+    if folder.exists():
+        assert old is not None
         if old.get("fingerprint") != manifest["fingerprint"]:
             raise InputError(
                 f"{folder} holds an interrupted run of a different sweep: the sweep file, a"
@@ -573,21 +590,31 @@ def _open_checkpoint(plan: SweepPlan, out: Path, fresh: bool) -> tuple[Path, dic
                 f" Delete {folder} (or run with --fresh) to start again")
     else:
         (folder / "points").mkdir(parents=True)
-        atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=2))
+        created = True
+        atomic_write_text(folder / "manifest.json",
+                          json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     done: dict[int, Any] = {}
-    for f in sorted((folder / "points").glob("*.json")):
-        if f.name.startswith("."):
+    for f in sorted((folder / "points").glob("*")):
+        if f.name.startswith("."):  # a temporary file of an interrupted atomic write
+            f.unlink(missing_ok=True)
             continue
         try:
-            done[int(f.stem)] = json.loads(f.read_text())
+            done[int(f.stem)] = _canonical(json.loads(f.read_text()))
         except (ValueError, OSError):
             f.unlink(missing_ok=True)  # never happens with atomic writes; be safe anyway
-    return folder, done
+    return folder, done, created
+
+
+def _canonical(outputs: dict[str, Any]) -> dict[str, Any]:
+    """Outputs in sorted key order, whether computed now or read back from a checkpoint,
+    so a resumed sweep writes the same bytes as an uninterrupted one."""
+    return {k: outputs[k] for k in sorted(outputs)}
 
 
 def run_sweep(plan: SweepPlan, out: str | os.PathLike[str], *, workers: int = 1,
               fresh: bool = False, progress: bool | None = None,
-              evaluator: Evaluator | None = None, dask: str | None = None) -> SweepResult:
+              evaluator: Evaluator | None = None, dask: str | None = None,
+              force: bool = False) -> SweepResult:
     """Evaluate every point (resuming from a checkpoint), analyse, return the result.
 
     Finished points are saved one by one into ``<out>.partial/``; running again after an
@@ -601,7 +628,8 @@ def run_sweep(plan: SweepPlan, out: str | os.PathLike[str], *, workers: int = 1,
     from .parallel import completed_map
 
     out = Path(out)
-    folder, done = _open_checkpoint(plan, out, fresh)
+    folder, done, created = _open_checkpoint(plan, out, fresh, force)
+    saved_before = len(done)
     strategies = plan.spec.strategies is not None
     outcomes = list(dict.fromkeys(
         [k.split(":", 1)[1] for k in plan.output_keys] if strategies else plan.output_keys))
@@ -620,15 +648,21 @@ def run_sweep(plan: SweepPlan, out: str | os.PathLike[str], *, workers: int = 1,
     try:
         if evaluator is not None:
             for i in todo:
-                done[i] = evaluator(plan.points[i])
+                done[i] = _canonical(evaluator(plan.points[i]))
                 _save_point(folder, i, done[i])
                 bar.update(1)
         else:
             for i, outputs in completed_map(evaluate_point, [(i, task(i)) for i in todo],
                                             workers, dask):
-                done[i] = outputs
-                _save_point(folder, i, outputs)
+                done[i] = _canonical(outputs)
+                _save_point(folder, i, done[i])
                 bar.update(1)
+    except BaseException:
+        if created and len(done) == saved_before:  # nothing to resume: leave nothing
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     finally:
         bar.close()
     outputs = [done[i] for i in range(len(plan.points))]

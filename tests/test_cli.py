@@ -567,10 +567,13 @@ def test_interrupted_run_to_folder_leaves_no_partial_output(
     from simulator.report import outputs
 
     out = tmp_path / "out"
-    if previous:
+    if previous:  # earlier results of the simulator (its manifest lists them)
         out.mkdir()
         (out / "summary.json").write_text('{"old": true}\n')
         (out / "notes.txt").write_bytes(b"old results\n")
+        (out / ".simulate-manifest.json").write_text(json.dumps(
+            {"simulator": "myositis-ivig-sim", "kind": "run",
+             "files": ["notes.txt", "summary.json"]}))
     before = snapshot(out) if previous else None
 
     monkeypatch.setattr("simulator.report.outputs.write_outputs", _interrupt)

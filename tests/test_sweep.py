@@ -138,9 +138,14 @@ def test_resume_after_kill_gives_the_same_results(tmp_path):
     proc = subprocess.run(sweep_cmd(sweep, "--out", cut, "--quiet"), capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    for f in ("sweep.json", "sweep.csv"):
+    files = sorted(p.relative_to(whole).as_posix() for p in whole.rglob("*") if p.is_file())
+    assert {"sweep.json", "sweep.csv", "report.html", ".simulate-manifest.json"} <= set(files)
+    assert files == sorted(p.relative_to(cut).as_posix() for p in cut.rglob("*")
+                           if p.is_file())
+    for f in files:  # every file, sweep.json (key order included) and the report too
         assert (cut / f).read_bytes() == (whole / f).read_bytes(), f
     assert not (tmp_path / "cut.partial").exists()
+    assert sorted(os.listdir(tmp_path)) == ["cut", "whole"]
 
 
 def test_a_changed_sweep_file_is_refused_for_resuming(tmp_path):

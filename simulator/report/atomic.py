@@ -1,53 +1,342 @@
-"""Atomic output folders: write into a temporary sibling, then rename into place.
+"""Output folders the simulator owns, written atomically.
 
-An interrupted run (Ctrl-C, a crash, a full disk) leaves the previous results untouched
-and no half-written folder behind: files appear in the target folder all at once or not
-at all.
+The simulator writes into an output folder only if the folder does not exist, is empty,
+or carries the simulator's own manifest (:data:`MANIFEST`, listing the files it wrote)
+and holds nothing else; anything else is refused with an :class:`InputError` unless
+``force``. Even with ``force`` it never replaces the working directory or one of its
+ancestors, the filesystem root, the home directory, or a folder holding an input file.
+A symbolic link at the output path is refused, never followed or replaced.
+
+While a folder is being written, an exclusive lock file ``.NAME.lock`` next to it keeps a
+second run out (it gets an InputError). New results go into a hidden sibling
+``.NAME.tmp-XXXX`` that is swapped with the old folder in one ``renameat2
+(RENAME_EXCHANGE)`` call where the kernel supports it, else by two renames
+(``NAME -> .NAME.old-PID``, ``.NAME.tmp-XXXX -> NAME``). At every instant either the old or
+the new results are at ``NAME``, except between the two fallback renames; the next run
+into the same place (under the lock) puts ``.NAME.old-*`` back if ``NAME`` is missing and
+removes every ``.NAME.tmp-*`` / ``.NAME.old-*`` leftover of the simulator's own.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_dir", "atomic_write_text", "json_roundtrip", "png_figure", "write_json"]
+from .._version import __version__
+from ..errors import InputError
+
+__all__ = ["MANIFEST", "OutputFolder", "atomic_dir", "atomic_write_text", "check_output",
+           "json_roundtrip", "json_text", "output_folder", "png_figure", "safe_name",
+           "write_json"]
+
+log = logging.getLogger(__name__)
+
+MANIFEST = ".simulate-manifest.json"
+TOOL = "myositis-ivig-sim"
+
+
+# --------------------------------------------------------------------------------------
+# Names
+# --------------------------------------------------------------------------------------
+
+def safe_name(text: str, default: str = "unnamed") -> str:
+    """A file name derived from user text that can only name one child of a folder.
+
+    Control and format characters are dropped, separators become ``_`` and leading dots
+    are stripped, so ``..``, ``.``, ``a/b`` or ``\\x00`` can never address the parent
+    folder, the folder itself, a hidden file or anything outside it.
+    """
+    text = "".join(c for c in text if unicodedata.category(c)[0] != "C")
+    text = re.sub(r"[/\\]", "_", text).strip().lstrip(".").strip()
+    return text[:120] or default
+
+
+def _display(path: Path) -> str:
+    return str(path)
+
+
+# --------------------------------------------------------------------------------------
+# Checks: which folders the simulator may write
+# --------------------------------------------------------------------------------------
+
+def _read_manifest(folder: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("simulator") != TOOL:
+        return None
+    return data
+
+
+def _foreign_entries(folder: Path) -> list[str]:
+    """Names in ``folder`` the simulator did not write (per its manifest)."""
+    names = sorted(os.listdir(folder))
+    if not names:
+        return []
+    manifest = _read_manifest(folder)
+    if manifest is None or not isinstance(manifest.get("files"), list):
+        return names
+    ours = {str(f).split("/", 1)[0] for f in manifest["files"]} | {MANIFEST}
+    return [n for n in names if n not in ours]
+
+
+def _protected(real: Path, inputs: Iterable[str | os.PathLike[str]]) -> str | None:
+    """Why ``real`` (resolved) may never be replaced, or None."""
+    cwd = Path.cwd().resolve()
+    if real == cwd:
+        return "is the current working directory"
+    if cwd.is_relative_to(real):
+        return "contains the current working directory"
+    if real == Path(real.anchor):
+        return "is the filesystem root"
+    with contextlib.suppress(RuntimeError, KeyError):
+        if real == Path.home().resolve():
+            return "is the home directory"
+    for f in inputs:
+        rf = Path(f).resolve()
+        if rf.is_relative_to(real):
+            return f"holds the input file {f}"
+    return None
+
+
+def check_output(target: str | os.PathLike[str], *, force: bool = False,
+                 inputs: Iterable[str | os.PathLike[str]] = (), label: str = "--out") -> None:
+    """Refuse (InputError) an output folder the simulator may not write; writes nothing."""
+    target = Path(target)
+    where = f"{label} {_display(target)}"
+    if target.name in ("", ".", ".."):
+        raise InputError(f"{where}: name a folder to create, not '.' or '..' (the results"
+                         " replace the whole folder)")
+    if target.is_symlink():
+        raise InputError(f"{where}: is a symbolic link; give the folder it points to (the"
+                         " simulator never replaces a link)")
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"{where}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise InputError(f"{where}: no permission to write in {parent}")
+            break
+    why = _protected(target.resolve(), inputs)
+    if why is not None:
+        raise InputError(f"{where}: {why}; the results replace the whole folder, so it is"
+                         " never used as an output folder (even with --force)")
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise InputError(f"{where}: exists and is not a folder")
+    foreign = _foreign_entries(target)
+    if foreign and not force:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more"
+                                          if len(foreign) > 5 else "")
+        raise InputError(f"{where}: the folder holds files the simulator did not write"
+                         f" ({shown}); choose another folder, or use --force to replace it")
+
+
+# --------------------------------------------------------------------------------------
+# The lock, leftovers, and the swap
+# --------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _lock(target: Path, label: str) -> Iterator[None]:
+    """An exclusive, non-blocking lock on ``.NAME.lock`` next to ``target``."""
+    import fcntl
+
+    path = target.parent / f".{target.name}.lock"
+    for _ in range(5):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise InputError(f"{label} {_display(target)}: another simulate run is writing"
+                             " this folder; wait for it to finish or choose another folder"
+                             ) from None
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the holder removed the file while we waited: lock the new one
+    else:  # pragma: no cover - five races in a row
+        raise InputError(f"{label} {_display(target)}: another simulate run is writing this"
+                         " folder")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        os.close(fd)
+
+
+def _ours_or_empty(folder: Path) -> bool:
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    return _read_manifest(folder) is not None or not any(folder.iterdir())
+
+
+def recover_leftovers(target: Path) -> None:
+    """Restore or remove what an interrupted run into ``target`` left (call under lock)."""
+    prefix = f".{target.name}."
+    olds, tmps = [], []
+    with contextlib.suppress(FileNotFoundError):
+        for entry in sorted(os.listdir(target.parent)):
+            if not entry.startswith(prefix):
+                continue
+            rest = entry[len(prefix):]
+            path = target.parent / entry
+            if rest.startswith("old-") and _ours_or_empty(path):
+                olds.append(path)
+            elif rest.startswith("tmp-") and _ours_or_empty(path):
+                tmps.append(path)
+    if not os.path.lexists(target):
+        for old in olds:
+            manifest = _read_manifest(old)
+            if manifest is not None and isinstance(manifest.get("files"), list):
+                log.warning("restoring the results of an interrupted run: %s -> %s", old,
+                            target)
+                os.rename(old, target)
+                olds.remove(old)
+                break
+    for path in olds + tmps:
+        log.info("removing a leftover of an interrupted run: %s", path)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2); False where not supported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                          ctypes.c_uint]
+    rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _swap_in(tmp: Path, target: Path) -> None:
+    """Put ``tmp`` at ``target``; the previous ``target`` (if any) is removed."""
+    if not target.exists():
+        os.rename(tmp, target)
+        return
+    if _exchange(tmp, target):
+        shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old results
+        return
+    old = target.parent / f".{target.name}.old-{os.getpid()}"
+    if old.exists():
+        shutil.rmtree(old)
+    os.rename(target, old)
+    try:
+        _rename_into_place(tmp, target)
+    except BaseException:
+        os.rename(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _rename_into_place(tmp: Path, target: Path) -> None:
+    os.rename(tmp, target)
+
+
+def _files_of(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if p.is_file() and p.name != MANIFEST)
+
+
+def _write_manifest(folder: Path, kind: str, files: list[str] | None) -> None:
+    data: dict[str, Any] = {"simulator": TOOL, "simulator_version": __version__,
+                            "kind": kind}
+    if files is None:
+        data["writing"] = True
+    else:
+        data["files"] = files
+    (folder / MANIFEST).write_text(json_text(data), encoding="utf-8")
+
+
+class OutputFolder:
+    """A claimed output folder: checked, locked, leftovers recovered. ``writing()``
+    yields a temporary sibling that replaces the folder when the block ends."""
+
+    def __init__(self, target: Path, kind: str, label: str) -> None:
+        self.target = target
+        self.kind = kind
+        self.label = label
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[Path]:
+        target = self.target
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        try:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; results follow the umask
+            _write_manifest(tmp, self.kind, None)
+            try:
+                yield tmp
+            except OSError as err:
+                raise _renamed(err, tmp, target) from None
+            _write_manifest(tmp, self.kind, _files_of(tmp))
+            _swap_in(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+
+def _renamed(err: OSError, tmp: Path, target: Path) -> OSError:
+    """The same error naming the output folder instead of the temporary one."""
+    name = err.filename
+    if isinstance(name, str) and name.startswith(str(tmp)):
+        name = str(target) + name[len(str(tmp)):]
+        new = type(err)(err.errno, err.strerror, name)
+        return new
+    return err
 
 
 @contextlib.contextmanager
-def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary folder; on success it replaces ``target`` in one rename."""
+def output_folder(target: str | os.PathLike[str], *, kind: str, force: bool = False,
+                  inputs: Iterable[str | os.PathLike[str]] = (),
+                  label: str = "output folder") -> Iterator[OutputFolder]:
+    """Check, lock and tidy ``target`` for writing (see the module docstring)."""
     target = Path(target)
+    check_output(target, force=force, inputs=inputs, label=label)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; results follow the umask
-    try:
+    with _lock(target, label):
+        recover_leftovers(target)
+        check_output(target, force=force, inputs=inputs, label=label)  # after recovery
+        yield OutputFolder(target, kind, label)
+
+
+@contextlib.contextmanager
+def atomic_dir(target: str | os.PathLike[str], *, kind: str = "run", force: bool = False,
+               inputs: Iterable[str | os.PathLike[str]] = ()) -> Iterator[Path]:
+    """Yield a temporary folder; on success it replaces ``target`` in one swap."""
+    with output_folder(target, kind=kind, force=force, inputs=inputs) as folder, \
+            folder.writing() as tmp:
         yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{os.getpid()}"
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(target, old)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        if old is not None:
-            os.replace(old, target)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -80,13 +369,14 @@ def _clean(value: Any) -> Any:
 
 
 def json_text(data: Any) -> str:
-    """Deterministic JSON: no NaN/inf (null instead), stable float repr, newline at end."""
-    return json.dumps(_clean(data), indent=2, allow_nan=False) + "\n"
+    """Deterministic JSON: sorted keys, no NaN/inf (null instead), stable float repr,
+    newline at end."""
+    return json.dumps(_clean(data), indent=2, allow_nan=False, sort_keys=True) + "\n"
 
 
 def json_roundtrip(data: Any) -> Any:
     """The data exactly as a reader of the JSON file sees it (NaN and inf as None)."""
-    return json.loads(json_text(data))
+    return json.loads(json.dumps(_clean(data), allow_nan=False))
 
 
 def png_figure(path: str | os.PathLike[str], alt: str) -> str:

@@ -6,13 +6,14 @@ import csv
 import html
 import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..compare import ComparisonResult, compare
 from ..scenario import Scenario
 from . import figures
-from .atomic import atomic_dir, json_roundtrip, png_figure, write_json
+from .atomic import json_roundtrip, output_folder, png_figure, write_json
 from .tables import format_estimate as _fmt
 from .tables import format_value
 
@@ -203,10 +204,13 @@ def write_comparison(result: ComparisonResult, folder: str | os.PathLike[str]) -
     return data
 
 
-def compare_to_folder(scns: list[Scenario], out: str | os.PathLike[str],
-                      **kwargs: Any) -> ComparisonResult:
-    """Compare and write every output file, atomically."""
-    with atomic_dir(out) as tmp:
+def compare_to_folder(scns: list[Scenario], out: str | os.PathLike[str], *,
+                      force: bool = False, inputs: Sequence[str | os.PathLike[str]] = (),
+                      label: str = "output folder", **kwargs: Any) -> ComparisonResult:
+    """Compare and write every output file, atomically, into a folder the simulator
+    owns (see ``atomic.output_folder``)."""
+    with output_folder(out, kind="compare", force=force, inputs=inputs,
+                       label=label) as folder, folder.writing() as tmp:
         result = compare(scns, **kwargs)
         write_comparison(result, tmp)
     return result

@@ -1,19 +1,21 @@
 """A run's output folder: summary.json, patients.csv, events.csv, figures.
 
 ``run_to_folder`` runs a scenario and writes everything into a temporary folder that is
-renamed into place only when complete (``atomic.atomic_dir``).
+swapped into place only when complete, into a folder the simulator owns
+(``atomic.output_folder``).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..runner import RunResult, run
 from ..scenario import Scenario
 from . import figures
-from .atomic import atomic_dir, write_json
+from .atomic import output_folder, write_json
 from .tables import EventCSV, PatientCSV
 
 __all__ = ["OUTPUT_FILES", "run_to_folder", "write_outputs"]
@@ -43,16 +45,21 @@ def write_outputs(result: RunResult, folder: str | os.PathLike[str]) -> None:
 
 
 def run_to_folder(scn: Scenario, out: str | os.PathLike[str], *, events: bool = False,
-                  patient_rows: bool = True, **run_kwargs: Any) -> RunResult:
+                  patient_rows: bool = True, force: bool = False,
+                  inputs: Sequence[str | os.PathLike[str]] = (), label: str = "output folder",
+                  **run_kwargs: Any) -> RunResult:
     """Run ``scn`` and write its complete output folder atomically.
 
     ``patient_rows=False`` writes no patients.csv: only aggregates are kept, so memory
-    stays flat however many patients run.
+    stays flat however many patients run. ``out`` must be new, empty or an earlier
+    output of the simulator (else InputError), unless ``force``; ``inputs`` are files
+    whose folders are never replaced (see ``atomic.check_output``).
     """
     from ..runner import _plan_for
 
     plan = _plan_for(scn)
-    with atomic_dir(out) as tmp:
+    with output_folder(out, kind="run", force=force, inputs=inputs, label=label) as folder, \
+            folder.writing() as tmp:
         patients = PatientCSV(tmp / "patients.csv", plan) if patient_rows else None
         event_csv = EventCSV(tmp / "events.csv", plan) if events else None
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..sweep import SweepPlan, SweepResult, partial_dir, run_sweep
-from .atomic import atomic_dir, json_roundtrip, png_figure, write_json
+from .atomic import json_roundtrip, output_folder, png_figure, write_json
 from .figures import COLORS, _quiet, _save, label, plt
 from .tables import format_value
 
@@ -265,11 +265,21 @@ def write_sweep(result: SweepResult, folder: str | os.PathLike[str]) -> dict[str
     return data
 
 
-def sweep_to_folder(plan: SweepPlan, out: str | os.PathLike[str], **kwargs: Any) -> SweepResult:
-    """Run (or resume) a sweep, then write its output folder atomically."""
+def sweep_to_folder(plan: SweepPlan, out: str | os.PathLike[str], *, force: bool = False,
+                    label: str = "output folder", **kwargs: Any) -> SweepResult:
+    """Run (or resume) a sweep, then write its output folder atomically.
+
+    The output folder (and its ``.partial`` checkpoint) stays locked for the whole run;
+    the same ownership rules as a run apply (``atomic.output_folder``), and neither the
+    sweep file's folder nor its scenarios' folders are ever replaced.
+    """
     out = Path(out)
-    result = run_sweep(plan, out, **kwargs)
-    with atomic_dir(out) as tmp:
-        write_sweep(result, tmp)
-    shutil.rmtree(partial_dir(out), ignore_errors=True)
+    here = plan.source.parent
+    inputs = [plan.source, *[here / f for f in ((plan.spec.base,) if plan.spec.base
+                                                else (plan.spec.strategies or {}).values())]]
+    with output_folder(out, kind="sweep", force=force, inputs=inputs, label=label) as folder:
+        result = run_sweep(plan, out, force=force, **kwargs)
+        with folder.writing() as tmp:
+            write_sweep(result, tmp)
+        shutil.rmtree(partial_dir(out), ignore_errors=True)
     return result
