@@ -111,6 +111,18 @@ def test_a_visit_on_a_taper_day_decides_before_the_step():
             assert ev.prednisone_before[i] == ev.prednisone[i - 1]
 
 
+def test_a_visit_on_a_taper_day_can_hold_that_days_step():
+    """Steps are due on days 28, 35, 42, ...; a hold decided at the day-42 visit (same
+    day, earlier in the order) cancels the day-42 step and every later one."""
+    scn = quiet([*NO_IVIG, 'regimen.taper.hold_when={"day_at_least": 42}',
+                 "regimen.taper.fast_when=null"])
+    _res, _plan, ev = one_patient(scn, **RESPONDER)
+    assert ev.day[ev.kind == Event.TAPER].tolist() == [28.0, 35.0]
+    vdays, vflags, _, _, _ = of_kind(ev, Event.VISIT)
+    assert vdays[flagged(vflags, Flag.TAPER_HOLD)].tolist() == [42.0]
+    assert np.all(ev.prednisone[ev.day >= 35] == 60.0)
+
+
 # --------------------------------------------------------------------------------------
 # Response-driven taper
 # --------------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ VARIANTS = {
 @pytest.mark.parametrize("overrides", VARIANTS.values(), ids=list(VARIANTS))
 def test_engines_agree_exactly_on_rule_variants(overrides):
     scn = load_scenario(SCENARIOS / "first_line.yaml", overrides)
-    a, b = run_both(scn, np.arange(60), seed=5)
+    a, b = run_both(scn, np.arange(40), seed=5)
     assert_same(a, b)
     assert_same_events(a.events, b.events)
 
