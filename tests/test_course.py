@@ -324,6 +324,20 @@ def test_ivig_extend_rule_adds_cycles_up_to_max_cycles(max_cycles):
     check_events(ev, plan)
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "kernel bug: handlers.visit extends only if the next cycle's due day is strictly "
+    "after the visit (due > t); when cycles start on visit days (start_day 28 or 84 with "
+    "4-weekly cycles and monthly visits), the visit on the last planned cycle's first day "
+    "runs before its infusion (not yet 'last') and the next visit falls on the due day, "
+    "so extend_when can never fire"))
+def test_ivig_extension_when_cycles_start_on_visit_days():
+    scn = quiet(["regimen.ivig.start_day=28", "regimen.ivig.cycles=4",
+                 "regimen.ivig.max_cycles=6", 'regimen.ivig.extend_when={"above": {"day": 0}}'])
+    res, _plan, ev = one_patient(scn, **RESPONDER)
+    assert res.outcomes["ivig_cycles"][0] == 6
+    assert ev.day[ev.kind == Event.INFUSION][::5].tolist() == [28 + 28 * c for c in range(6)]
+
+
 def test_no_extension_when_the_rule_does_not_fire():
     scn = quiet(["regimen.ivig.cycles=2", 'regimen.ivig.extend_when={"below": {"day": 0}}'])
     res, _plan, ev = one_patient(scn, **RESPONDER)
