@@ -236,6 +236,25 @@ def test_rescue_pulse_at_a_relapse_then_back_to_the_escalated_dose():
     assert res.outcomes["rescue_pulses"][0] == 1
 
 
+def test_initial_pulse_then_the_induction_dose():
+    """A patient drawn for the diagnosis pulse (share 1): 1 g/day methylprednisolone
+    (1250 mg prednisone) for 3 days, then the oral induction dose; no taper during it."""
+    scn = quiet([*NO_IVIG, "regimen.steroid.pulse.share=1.0"])
+    plan = make_plan(scn)
+    res = des.run_chunk(scn, plan, 1, np.arange(5), events=True)
+    ev = res.events
+    check_events(ev, plan)
+    for p in range(5):
+        mine = ev.patient == p
+        first = ev.prednisone[mine][0]
+        end = np.flatnonzero(mine & (ev.kind == Event.PULSE_END))
+        assert first == 1250.0 and ev.day[mine][0] == 0
+        assert ev.day[end].tolist() == [3.0]
+        assert ev.prednisone[end[0]] == res.induction_mg[p]
+        assert np.all(ev.prednisone[mine & (ev.day < 3)] == 1250.0)
+        assert ev.day[mine & (ev.kind == Event.TAPER)][0] == plan.induction_days
+
+
 def test_no_rescue_pulse_when_its_rule_is_off():
     scn = quiet([*NO_IVIG, "regimen.steroid.rescue_pulse_when=null"])
     res, _plan, ev = one_patient(scn, **RELAPSER)
