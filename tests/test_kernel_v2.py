@@ -1,0 +1,187 @@
+"""Invariants of the clinical model v2 kernel, on every shipped scenario and on random
+regimens: doses never negative, each patient's events handled in time order (and in the
+fixed order within a day), ``simulator.invariants.check_events`` passes, every visit's
+measures within their ranges, and no extramuscular activity without an extramuscular
+domain.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+
+import numpy as np
+import pytest
+from conftest import SCENARIOS, scenario_files
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as hs
+
+from simulator.engines import cohort
+from simulator.invariants import check_events
+from simulator.kernel import handlers
+from simulator.kernel.events import Event, Flag
+from simulator.kernel.handlers import VISIT_VALUES
+from simulator.kernel.plan import make_plan
+from simulator.scenario import load_scenario, scenario_from_dict
+
+
+@functools.cache
+def shipped(stem):
+    """A shipped scenario run once for this module: 80 patients with events."""
+    scn = load_scenario(SCENARIOS / f"{stem}.yaml")
+    plan = make_plan(scn)
+    return scn, plan, cohort.run_chunk(scn, plan, 9, np.arange(80), events=True)
+
+
+STEMS = [p.stem for p in scenario_files()]
+
+
+class OrderSpy:
+    """Wraps ``handlers.handle`` and records, per patient, the (day, kind) of each event in
+    the order the engine handles them (the event log itself is sorted afterwards)."""
+
+    def __init__(self, monkeypatch):
+        self.seen: dict[int, list[tuple[float, int]]] = {}
+        real = handlers.handle
+
+        def spy(xp, plan, prm, st, kind):
+            for p, t in zip(np.ravel(prm.patient), np.ravel(st.t), strict=True):
+                self.seen.setdefault(int(p), []).append((float(t), int(kind)))
+            return real(xp, plan, prm, st, kind)
+
+        monkeypatch.setattr(handlers, "handle", spy)
+
+    def assert_in_order(self):
+        assert self.seen
+        for p, calls in self.seen.items():
+            for a, b in itertools.pairwise(calls):
+                assert b > a, f"patient {p}: {a} then {b}"
+
+
+def assert_doses_sane(res, plan, floor):
+    ev = res.events
+    assert np.all(np.isfinite(ev.prednisone)) and np.all(ev.prednisone >= 0)
+    assert np.all(ev.prednisone_before >= 0)
+    on = np.isfinite(res.visit_prednisone)
+    assert np.all(res.visit_prednisone[on] >= 0)
+    # nobody goes below the taper floor before a stop rule stopped prednisone
+    for p in res.baseline.patient:
+        mine = ev.patient == p
+        stops = np.flatnonzero(mine & ((ev.flags & int(Flag.STEROID_STOP)) != 0))
+        first_stop = ev.day[stops[0]] if stops.size else np.inf
+        assert np.all(ev.prednisone[mine & (ev.day < first_stop)] >= floor - 1e-12)
+        if stops.size:
+            assert ev.prednisone[stops[0]] == 0.0
+    grams = ev.value[ev.kind == Event.INFUSION]
+    assert np.all(grams >= 0)
+    for name in ("cumulative_prednisone_mg", "ivig_g", "discounted_prednisone_mg",
+                 "discounted_ivig_g"):
+        assert np.all(res.outcomes[name] >= 0), name
+
+
+@settings(max_examples=10, deadline=None, database=None,
+          phases=(Phase.explicit, Phase.generate),  # no shrinking: each example runs a cohort
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(
+    floor=hs.sampled_from([0.0, 2.5, 5.0, 10.0]),
+    reduce=hs.sampled_from([2.5, 5.0, 10.0]),
+    every=hs.integers(1, 28),
+    fast=hs.sampled_from([0.25, 0.5, 1.0]),
+    cap=hs.sampled_from([40.0, 80.0]),
+    days_per_cycle=hs.integers(1, 5),
+    doses=hs.lists(hs.sampled_from([0.5, 1.0, 2.0]), min_size=1, max_size=3),
+    stop=hs.booleans(),
+    seed=hs.integers(0, 10_000),
+)
+def test_random_regimens_keep_the_invariants(monkeypatch, floor, reduce, every, fast, cap,
+                                             days_per_cycle, doses, stop, seed):
+    taper = {"floor_mg_per_day": floor, "fast_factor": fast,
+             "steps": [{"above_mg_per_day": 0, "reduce_mg_per_day": reduce,
+                        "every_days": every}]}
+    if stop:
+        taper["stop_when"] = {"above": {"days_on_floor": 30}}
+    scn = scenario_from_dict({
+        "patients": 30, "horizon_days": 364,
+        "disease": {"activity": {"flare_rate_per_year": 1.0}},
+        "regimen": {"steroid": {"cap_mg_per_day": cap}, "taper": taper,
+                    "ivig": {"dose_g_per_kg": doses, "days_per_cycle": days_per_cycle,
+                             "cycles": 4, "max_cycles": 6,
+                             "extend_when": {"above": {"physician_global_cm": 2}}}},
+    })
+    plan = make_plan(scn)
+    spy = OrderSpy(monkeypatch)
+    res = cohort.run_chunk(scn, plan, seed, np.arange(30), events=True)
+    spy.assert_in_order()
+    check_events(res.events, plan)
+    assert_doses_sane(res, plan, floor)
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_shipped_scenarios_pass_check_events(stem):
+    _scn, plan, res = shipped(stem)
+    check_events(res.events, plan)
+    assert_doses_sane(res, plan, plan.floor_mg)
+
+
+def test_each_patient_handled_in_time_order_by_both_engines(monkeypatch):
+    from simulator.engines import des
+
+    scn = load_scenario(SCENARIOS / "first_line.yaml")
+    plan = make_plan(scn)
+    for engine in (des, cohort):
+        spy = OrderSpy(monkeypatch)
+        engine.run_chunk(scn, plan, 5, np.arange(20), events=True)
+        spy.assert_in_order()
+        assert len(spy.seen) == 20
+
+
+RANGES = {
+    "mmt8": (0.0, 150.0),
+    "physician_global": (0.0, 10.0),
+    "patient_global": (0.0, 10.0),
+    "extramuscular": (0.0, 10.0),
+    "haq": (0.0, 3.0),
+    "tis": (0.0, 100.0),
+    "inactive": (0.0, 1.0),
+}
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_every_visit_measure_within_its_range(stem):
+    _scn, plan, res = shipped(stem)
+    assert set(res.visits) == set(VISIT_VALUES)
+    for name, values in res.visits.items():
+        assert np.all(np.isfinite(values)), name  # every patient reaches every visit
+    for name, (low, high) in RANGES.items():
+        v = res.visits[name]
+        assert np.all((v >= low) & (v <= high)), name
+    np.testing.assert_array_equal(res.visits["mmt8"], np.floor(res.visits["mmt8"]))
+    assert set(np.unique(res.visits["inactive"])) <= {0.0, 1.0}
+    assert np.all(res.visits["cpk"] > 0) and np.all(res.visits["myoglobin"] > 0)
+    dmg = res.visits["damage"]
+    assert np.all((dmg >= 0) & (dmg <= plan.damage_max))
+    assert np.all(np.diff(dmg, axis=1) >= 0)
+    # the visit flags agree with the measured values
+    normal = (res.visit_flags & int(Flag.CPK_NORMAL)) != 0
+    np.testing.assert_array_equal(normal, res.visits["cpk"] < plan.cpk_uln)
+    inactive = (res.visit_flags & int(Flag.INACTIVE)) != 0
+    np.testing.assert_array_equal(inactive, res.visits["inactive"] == 1.0)
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_no_extramuscular_domain_means_extramuscular_zero(stem):
+    _scn, _plan, res = shipped(stem)
+    b = res.baseline
+    none = ~b.dermatomyositis & ~b.lung_involvement & ~b.dysphagia
+    assert none.sum() >= 5 and (~none).sum() >= 5
+    assert np.all(res.visits["extramuscular"][none] == 0.0)
+    assert np.any(res.visits["extramuscular"][~none] > 0.0)
+
+
+def test_a_population_without_extramuscular_disease_scores_zero_throughout():
+    scn = load_scenario(SCENARIOS / "first_line.yaml",
+                        ["population.dermatomyositis=0", "population.lung_involvement=0",
+                         "population.dysphagia=0"])
+    res = cohort.run_chunk(scn, make_plan(scn), 4, np.arange(40))
+    assert not np.any(res.baseline.dermatomyositis)
+    assert np.all(res.visits["extramuscular"] == 0.0)
