@@ -78,12 +78,15 @@ TARGETS = (
                   "steroid_only", "course_chronic", 55, 206),
     Target("Review (PMC2563757): non-response to conventional therapy ~25%", "steroid_only",
            "treatment_failure_week_24", 0.25, 0.15, 0.35),
+    Target("Constraint (no source): untreated disease does not remit in most within 2"
+           " years", "untreated", "inactive_month_24", 0.15, 0.0, 0.30),
 )
 
 SCENARIOS = {
     "first_line": ROOT / "scenarios" / "first_line.yaml",
     "steroid_only": ROOT / "scenarios" / "steroid_only.yaml",
     "usual_care_long_term": ROOT / "scenarios" / "studies" / "usual_care_long_term.yaml",
+    "untreated": ROOT / "scenarios" / "studies" / "untreated.yaml",
 }
 
 FIT = (

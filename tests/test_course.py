@@ -183,8 +183,8 @@ def test_taper_steps_twice_as_often_while_inactive():
 
     got, band = intervals(fast, first_fast)
     assert got.size >= 4
-    # until the floor, each fast interval is half its band's (no non-inactive visit here)
-    np.testing.assert_array_equal(got, 0.5 * band)
+    # until the floor, each fast interval is half its band's, rounded up to whole days
+    np.testing.assert_array_equal(got, np.ceil(0.5 * band))
     got, band = intervals(slow, first_fast)
     np.testing.assert_array_equal(got, band)
     # the floor is reached sooner
@@ -343,12 +343,6 @@ def test_ivig_extend_rule_adds_cycles_up_to_max_cycles(max_cycles):
     check_events(ev, plan)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kernel bug: handlers.visit extends only if the next cycle's due day is strictly "
-    "after the visit (due > t); when cycles start on visit days (start_day 28 or 84 with "
-    "4-weekly cycles and monthly visits), the visit on the last planned cycle's first day "
-    "runs before its infusion (not yet 'last') and the next visit falls on the due day, "
-    "so extend_when can never fire"))
 def test_ivig_extension_when_cycles_start_on_visit_days():
     scn = quiet(["regimen.ivig.start_day=28", "regimen.ivig.cycles=4",
                  "regimen.ivig.max_cycles=6", 'regimen.ivig.extend_when={"above": {"day": 0}}'])
@@ -390,10 +384,6 @@ def test_placebo_gives_empty_infusions_and_no_ivig_effect(placebo_and_none):
     np.testing.assert_array_equal(a.outcomes["relapses"], b.outcomes["relapses"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kernel bug: damage depends on how many events split the course (damage_step clips "
-    "the net integral per step), so empty placebo infusion days change damage and with "
-    "it MMT-8, HAQ, patient global and TIS"))
 def test_placebo_arm_has_the_same_damage_and_strength_as_no_ivig(placebo_and_none):
     a, b = placebo_and_none
     np.testing.assert_allclose(a.visits["damage"], b.visits["damage"], rtol=1e-9,
@@ -407,7 +397,9 @@ def test_ivig_lowers_activity_for_a_sensitive_patient():
     without, _, _ = one_patient(quiet(NO_IVIG), **NON_RESPONDER)
     cpk_a, cpk_b = with_ivig.visits["cpk"][0], without.visits["cpk"][0]
     assert cpk_a[0] == cpk_b[0]
-    assert np.all(cpk_a[3:12] < cpk_b[3:12])
+    # while the course runs; afterwards the faster (response-driven) taper of the IVIG arm
+    # may leave it on less prednisone, so later visits are not compared
+    assert np.all(cpk_a[3:10] < cpk_b[3:10])
 
 
 # --------------------------------------------------------------------------------------
@@ -421,9 +413,6 @@ def steroid_free(base="first_line"):
     return scn.model_copy(update={"regimen": scn.regimen.model_copy(update={"steroid": None})})
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug in scenario/__init__.py check_scenario: it reads regimen.steroid.cap_mg_per_day "
-    "without checking for None, so `regimen.steroid: null` raises AttributeError"))
 def test_steroid_null_loads():
     scn = load_scenario(SCENARIOS / "first_line.yaml", ["regimen.steroid=null"])
     assert scn.regimen.steroid is None

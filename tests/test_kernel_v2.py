@@ -28,7 +28,7 @@ from simulator.scenario import load_scenario, scenario_from_dict
 @functools.cache
 def shipped(stem):
     """A shipped scenario run once for this module: 80 patients with events."""
-    scn = load_scenario(SCENARIOS / f"{stem}.yaml")
+    scn = load_scenario(next(p for p in scenario_files() if p.stem == stem))
     plan = make_plan(scn)
     return scn, plan, cohort.run_chunk(scn, plan, 9, np.arange(80), events=True)
 

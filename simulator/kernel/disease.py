@@ -23,8 +23,9 @@ only through the couplings from v, and every state downstream of v depends on th
 linearly, so its entries of the transition are those of g = 1 scaled by g.
 
 Nonlinear parts stay exact by construction: IVIG saturates in the dose of each cycle
-(the effective IgG bolus is scaled once per cycle, ``effects.ivig_saturation``), and
-damage accrues per step from the exact integral of y over the step (``damage_step``).
+(the effective IgG bolus is scaled once per cycle), and damage accrues once per 4-week
+window from the exact integral of y over the window (``damage_step``, applied at the
+month-day visits), so no other event changes it.
 """
 
 from __future__ import annotations
@@ -167,9 +168,9 @@ def step(xp: Ops, coef: tuple[Any, ...], x: dict[int, Any], g: Any) -> dict[int,
 
 def damage_step(xp: Ops, damage: Any, delta_j: Any, tau: Any, threshold_log: float,
                 rate: float, max_points: float) -> Any:
-    """Damage after a step: the time-integral of log inflammation above the threshold
-    over the step, ``max(0, ΔJ - threshold τ)``, takes a fraction ``1 - exp(-rate x
-    excess)`` of the strength damage can still take. Exact given J."""
+    """Damage after a window of ``tau`` days: the net integral of log inflammation above
+    the threshold over the window, ``max(0, ΔJ - threshold tau)``, takes a fraction
+    ``1 - exp(-rate x excess)`` of the strength damage can still take."""
     excess = xp.maximum(delta_j - threshold_log * tau, 0.0)
     return damage + (max_points - damage) * (1.0 - xp.exp(-rate * excess))
 

@@ -16,7 +16,7 @@ from . import disease, measures, pk
 from .disease import C, E, F, FE, J, L, LE, Q, S, V, W, X, Y, Z
 from .events import IVIG_AE_SHIFT, Event, Flag
 from .params import Params, flare_draw
-from .plan import THRESHOLDS_MG, Plan
+from .plan import MONTH_DAYS, THRESHOLDS_MG, Plan
 from .population import ppf
 from .rules import Seen
 from .state import State
@@ -61,7 +61,8 @@ def init_state(xp: Ops, plan: Plan, prm: Params) -> State:
         return zero + value
 
     st.t = full(0.0)
-    for name in ("y", "q", "w", "x", "f", "l", "fe", "le", "v", "e", "j", "damage_points"):
+    for name in ("y", "q", "w", "x", "f", "l", "fe", "le", "v", "e", "j", "j_window",
+                 "damage_points"):
         setattr(st, name, full(0.0))
     st.z = prm.z0 * 1.0
     pulse = prm.pulse
@@ -160,9 +161,6 @@ def advance(xp: Ops, plan: Plan, prm: Params, st: State, t: Any) -> None:
     x = {Y: st.y, Q: st.q, W: st.w, X: st.x, Z: st.z, F: st.f, L: st.l, FE: st.fe,
          LE: st.le, V: st.v, E: st.e, J: st.j, S: prm.drive, C: st.c}
     new = disease.step(xp, coef, x, prm.ivig_gain)
-    st.damage_points = disease.damage_step(
-        xp, st.damage_points, new[J] - st.j, tau, plan.damage_threshold_log,
-        plan.damage_rate, plan.damage_max)
     st.y, st.q, st.w, st.x, st.z = new[Y], new[Q], new[W], new[X], new[Z]
     st.f, st.l, st.fe, st.le, st.v, st.e, st.j = (new[F], new[L], new[FE], new[LE], new[V],
                                                    new[E], new[J])
@@ -209,7 +207,9 @@ def _schedule_taper(xp: Ops, plan: Plan, st: State) -> None:
     while held, at or below the floor, or during a pulse."""
     _, every = _band(xp, plan, st.oral_mg)
     pace = xp.where(st.taper_fast > 0, plan.fast_factor, 1.0)
-    due = xp.maximum(st.last_step + every * pace, st.taper_not_before)
+    # Steps fall on whole days: a shortened interval is rounded up.
+    interval = xp.minimum(every * pace, 1e9)  # inf below every band: never due
+    due = xp.maximum(st.last_step - xp.floor(-interval), st.taper_not_before)
     due = xp.maximum(due, st.t)
     off = xp.logical_or(st.taper_hold > 0, st.oral_mg <= plan.floor_mg)
     off = xp.logical_or(off, st.pulse_end < math.inf)
@@ -279,6 +279,15 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
     k = st.visit_k
     t = st.t
     cs = plan.core
+    # Damage accrues once per 4-week window, at the visit that closes it (every month day
+    # is a visit), from the exact integral of log inflammation over the window: the same
+    # whatever other events fall inside it.
+    window_end = xp.logical_and(t > 0, t - xp.floor(t / MONTH_DAYS) * MONTH_DAYS == 0)
+    accrued = disease.damage_step(xp, st.damage_points, st.j - st.j_window, MONTH_DAYS * 1.0,
+                                  plan.damage_threshold_log, plan.damage_rate,
+                                  plan.damage_max)
+    st.damage_points = xp.where(window_end, accrued, st.damage_points)
+    st.j_window = xp.where(window_end, st.j, st.j_window)
     cpk = disease.measured(xp, disease.enzyme_level(xp, st.q, prm.cpk0, prm.cpk_bg),
                            plan.cpk_sigma_log, xp.pick(prm.noise_cpk, k))
     myo = disease.measured(xp, disease.enzyme_level(xp, st.y, prm.myo0, prm.myo_bg),
@@ -387,7 +396,6 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
         escalate = xp.logical_and(relapse, up > st.oral_mg)
         _set_oral(xp, plan, prm, st, xp.where(escalate, up, st.oral_mg))
         flags = flags + escalate * Flag.ESCALATE
-        st.steroid_stopped = xp.where(relapse, math.inf, st.steroid_stopped)
         st.taper_not_before = xp.where(relapse, t + plan.relapse_hold_days,
                                        st.taper_not_before)
         st.last_step = xp.where(escalate, t, st.last_step)
@@ -417,7 +425,8 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
                                   st.oral_mg > 0)
             stop = xp.logical_and(stop, st.pulse_end == math.inf)
             _set_oral(xp, plan, prm, st, xp.where(stop, 0.0, st.oral_mg))
-            st.steroid_stopped = xp.where(stop, t, st.steroid_stopped)
+            st.steroid_stopped = xp.where(xp.logical_and(stop, st.steroid_stopped == math.inf),
+                                          t, st.steroid_stopped)
             flags = flags + stop * Flag.STEROID_STOP
         _schedule_taper(xp, plan, st)
     if plan.sparing_rule is not None:
@@ -445,7 +454,7 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
             ext_ok = xp.logical_and(ext_ok, st.ivig_stopped == 0)
             ext_ok = xp.logical_and(ext_ok, st.ivig_rule_stopped == 0)
             due = st.cycle_start + plan.ivig_interval_days
-            ext_ok = xp.logical_and(ext_ok, due > t)
+            ext_ok = xp.logical_and(ext_ok, due >= t)
             extend = xp.logical_and(plan.ivig_extend_rule(xp, seen), ext_ok)
             st.ivig_planned = st.ivig_planned + extend
             between = st.ivig_day_in_cycle == 0

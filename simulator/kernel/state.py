@@ -21,7 +21,7 @@ class State:
     __slots__ = (
         # time and latent disease
         "t", "y", "q", "w", "x", "z", "f", "l", "fe", "le", "v", "e", "j", "c",
-        "damage_points",
+        "j_window", "damage_points",
         # treatment
         "pred", "oral_mg", "pulse_end", "rescue_pulses", "agent", "agent_effect",
         "spar_start", "spar_onset", "spar_on", "taper_next", "taper_hold", "taper_fast",
