@@ -19,7 +19,6 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,66 +27,9 @@ from scipy import optimize
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from simulator.runner import run  # noqa: E402
+from simulator.calibration import SCENARIOS, TARGETS, loss, simulate  # noqa: E402
 from simulator.scenario import load_scenario  # noqa: E402
 from simulator.scenario.disease import FITTED  # noqa: E402
-from simulator.stats import wilson_ci  # noqa: E402
-
-
-@dataclass(frozen=True)
-class Target:
-    source: str
-    scenario: str
-    metric: str
-    value: float
-    low: float
-    high: float
-
-    @classmethod
-    def counts(cls, source: str, scenario: str, metric: str, k: int, n: int) -> Target:
-        lo, hi = wilson_ci(k, n)
-        return cls(source, scenario, metric, k / n, lo, hi)
-
-
-TARGETS = (
-    Target("Faggioli 2015: mean CPK ~30% of baseline after 3 cycles", "first_line",
-           "cpk_ratio_month_3", 0.30, 0.20, 0.40),
-    Target("Faggioli 2015: CPK normal after 5 cycles in most (day 140)", "first_line",
-           "cpk_normal_month_5", 0.80, 0.60, 0.95),
-    Target.counts("Clin Rheumatol 2006: CK normalised with initial therapy 51/53",
-                  "usual_care_long_term", "cpk_ever_normal", 51, 53),
-    Target.counts("Clin Rheumatol 2006: strength normalised 43/53", "usual_care_long_term",
-                  "strength_ever_normal", 43, 53),
-    Target.counts("Clin Rheumatol 2006: CK-defined relapse 33/53 (33/51 normalised)",
-                  "usual_care_long_term", "biochemical_relapse", 33, 53),
-    Target.counts("Clin Rheumatol 2006: several CK-defined relapses 17/53",
-                  "usual_care_long_term", "biochemical_relapses_2_or_more", 17, 53),
-    Target.counts("Marie 2001: relapse during the taper 36/77", "usual_care_long_term",
-                  "relapse_during_taper", 36, 77),
-    Target.counts("Marie 2001: relapse after stopping 9/77", "usual_care_long_term",
-                  "relapse_after_stopping", 9, 77),
-    Target.counts("Marie 2001: remission at last follow-up 31/77", "usual_care_long_term",
-                  "last_visit_remission", 31, 77),
-    Target.counts("Marie 2001: worsened at last follow-up 13/77", "usual_care_long_term",
-                  "last_visit_worsened", 13, 77),
-    Target.counts("Milano 2025: monophasic course over 2 years 84/206", "steroid_only",
-                  "course_monophasic", 84, 206),
-    Target.counts("Milano 2025: polycyclic course over 2 years 67/206", "steroid_only",
-                  "course_polycyclic", 67, 206),
-    Target.counts("Milano 2025: chronic continuous course over 2 years 55/206",
-                  "steroid_only", "course_chronic", 55, 206),
-    Target("Review (PMC2563757): non-response to conventional therapy ~25%", "steroid_only",
-           "treatment_failure_week_24", 0.25, 0.15, 0.35),
-    Target("Constraint (no source): untreated disease does not remit in most within 2"
-           " years", "untreated", "inactive_month_24", 0.15, 0.0, 0.30),
-)
-
-SCENARIOS = {
-    "first_line": ROOT / "scenarios" / "first_line.yaml",
-    "steroid_only": ROOT / "scenarios" / "steroid_only.yaml",
-    "usual_care_long_term": ROOT / "scenarios" / "studies" / "usual_care_long_term.yaml",
-    "untreated": ROOT / "scenarios" / "studies" / "untreated.yaml",
-}
 
 FIT = (
     "disease.steroid.sensitivity_cv",
@@ -103,29 +45,6 @@ FIT = (
     "disease.ivig.effect_per_g_per_l_per_day",
     "disease.function.damage_rate_per_log_day",
 )
-
-
-def simulate(overrides: dict[str, float], patients: int, seed: int) -> dict[str, float]:
-    sets = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
-    out: dict[str, float] = {}
-    for name, path in SCENARIOS.items():
-        scn = load_scenario(path, sets)
-        metrics = run(scn, patients=patients, seed=seed, engine="cohort", progress=False,
-                      check_invariants=False).metrics
-        for t in TARGETS:
-            if t.scenario == name:
-                out[t.metric + "@" + name] = metrics[t.metric]["mean"]
-                out[t.metric + "@" + name + ":ci"] = metrics[t.metric]["ci95"]
-    return out
-
-
-def loss(sim: dict[str, float]) -> float:
-    total = 0.0
-    for t in TARGETS:
-        v = sim[t.metric + "@" + t.scenario]
-        half = (t.high - t.low) / 2
-        total += ((v - t.value) / half) ** 2 if v is not None else 1e6
-    return total
 
 
 def table(sim: dict[str, float]) -> str:

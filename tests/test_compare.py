@@ -128,9 +128,11 @@ def test_rescue_fires_without_a_minimal_response_by_week_12():
 
 
 def test_rescue_fires_on_a_clinical_relapse_and_the_log_shows_what_was_seen():
-    """A steroid-dependent patient: normal on induction, relapses as the taper goes on."""
-    only_relapse = scn("rescue", 'regimen.ivig.start_when={"relapse": true}')
-    res, plan = one(only_relapse, drive=1.5, acute=1.5, sens=1.5)
+    """A steroid-dependent patient: normal on induction, relapses as a calendar taper (no
+    hold rule) goes below what the disease needs."""
+    only_relapse = scn("rescue", 'regimen.ivig.start_when={"relapse": true}',
+                       "regimen.taper.hold_when=null")
+    res, plan = one(only_relapse, drive=-0.5, acute=-0.5, sens=1.5)
     _days, cpk, flags = visits(res)
     relapse = np.flatnonzero(flags & Flag.RELAPSE)
     fired = np.flatnonzero(flags & Flag.RESCUE_IVIG)

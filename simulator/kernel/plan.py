@@ -223,7 +223,7 @@ def make_plan(scn: Scenario) -> Plan:
         ivig_days_per_cycle=ivig.days_per_cycle if ivig else 1,
         ivig_interval_days=float(ivig.interval_days) if ivig else 0.0,
         ivig_cycles=ivig.cycles if ivig else 0,
-        ivig_max_cycles=ivig.max_cycles if ivig else 0,
+        ivig_max_cycles=ivig.possible_cycles() if ivig else 0,
         cycle_doses=ivig.cycle_doses() if ivig else (),
         ivig_start_day=(
             float(ivig.start_day) if ivig is not None and ivig.start_day is not None

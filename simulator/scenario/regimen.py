@@ -289,7 +289,10 @@ class IVIG(Frozen):
                            " up to max_cycles (Ontario guideline: continue while effective,"
                            " find the minimum effective dose)"},
     )
-    max_cycles: int = P(12, "cycles", "assumption: cap on extended courses", ge=1, le=60)
+    max_cycles: int = P(
+        24, "cycles", "assumption: cap on courses extended by extend_when (two years of"
+        " monthly cycles); used only with extend_when", ge=1, le=60,
+    )
     placebo: bool = P(
         False, "-", "true: infusions are given (and counted) but carry no drug (a"
         " placebo-controlled trial arm); no IVIG effect, cost or adverse event",
@@ -315,15 +318,20 @@ class IVIG(Frozen):
             )
         if (self.start_day is None) == (self.start_when is None):
             raise ValueError("give either start_day (first-line) or start_when (rescue), not both")
-        if self.cycles > self.max_cycles:
+        if self.extend_when is not None and self.cycles > self.max_cycles:
             raise ValueError(f"cycles ({self.cycles}) exceeds max_cycles ({self.max_cycles})")
         return self
 
     def cycle_doses(self) -> tuple[float, ...]:
-        """Dose of every possible cycle, 0 .. max_cycles - 1 (the last given repeats)."""
+        """Dose of every possible cycle (the last given repeats)."""
         doses = self.dose_g_per_kg if isinstance(self.dose_g_per_kg, list) else [
             self.dose_g_per_kg]
-        return tuple(float(doses[min(i, len(doses) - 1)]) for i in range(self.max_cycles))
+        return tuple(float(doses[min(i, len(doses) - 1)])
+                     for i in range(self.possible_cycles()))
+
+    def possible_cycles(self) -> int:
+        """The most cycles a patient can get: the plan, or max_cycles when extended."""
+        return max(self.cycles, self.max_cycles) if self.extend_when is not None else self.cycles
 
 
 class SparingPlan(Frozen):
