@@ -32,7 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from simulator.engines import des  # noqa: E402
-from simulator.kernel import course  # noqa: E402
+from simulator.kernel import handlers  # noqa: E402
+from simulator.kernel.events import Event  # noqa: E402
+from simulator.kernel.params import make_params  # noqa: E402
+from simulator.kernel.plan import make_plan  # noqa: E402
 from simulator.kernel.xp import SCALAR  # noqa: E402
 from simulator.runner import run  # noqa: E402
 from simulator.scenario import load_scenario  # noqa: E402
@@ -76,55 +79,50 @@ def naive_daily(scn, plan, n: int, chunk: int = 100) -> tuple[float, np.ndarray]
     replaced by numerical integration, as a first implementation would do. Returns
     patients/s and each patient's CPK ratio at day 84 (to check agreement).
     """
-    k = scn.disease.activity.reversion_rate_per_day
-    a = plan.propagator.matrix
-    kb, af, as_, ke, kc = -a[2, 2], -a[3, 3], -a[4, 4], -a[5, 5], -a[6, 6]
-    r = scn.disease.strength.recovery_rate_ratio
+    from simulator.kernel.disease import FE, LE, C, E, F, J, L, Q, S, V, W, X, Y, Z
+
     steps = 24
     h = 1.0 / steps
     ratios = np.full(n, math.nan)
+    names = {Y: "y", Q: "q", W: "w", X: "x", Z: "z", F: "f", L: "l", FE: "fe", LE: "le",
+             V: "v", E: "e", J: "j", C: "c"}
 
     def euler(st, prm, t_to):
+        # dx/dt = A x with the patient's rate node and IVIG gain, forward Euler.
+        a = plan.propagator.matrix(prm.node).copy()
+        a[(Y, W, X), V] *= prm.ivig_gain
+        x = np.array([getattr(st, names[i]) if i != S else prm.drive for i in range(14)])
         while st.t < t_to - 1e-12:
             dt = min(h, t_to - st.t)
-            g = prm.ivig_gain
-            dy = k * (prm.setpoint + st.z - st.y) - st.e - g * st.v
-            dw = r * k * (prm.setpoint + st.z - st.w) - r * (st.e + g * st.v)
-            dv = ke * (st.xf + st.xs - st.v)
-            de = kc * (st.c - st.e)
-            st.y += dt * dy
-            st.w += dt * dw
-            st.z -= dt * kb * st.z
-            st.xf -= dt * af * st.xf
-            st.xs -= dt * as_ * st.xs
-            st.v += dt * dv
-            st.e += dt * de
+            x = x + dt * (a @ x)
             st.cum_pred += dt * st.pred
             st.t += dt
+        for i, name in names.items():
+            setattr(st, name, float(x[i]))
         st.t = t_to
 
     def patient(env, prm, i, res):
-        st = course.init_state(SCALAR, plan, prm)
+        st = handlers.init_state(SCALAR, plan, prm)
         while True:
             day = env.now
             while True:
-                t, kind = course.next_event(SCALAR, plan, prm, st)
+                t, kind = handlers.next_event(SCALAR, plan, prm, st)
                 if t > day:
                     break
                 euler(st, prm, t)
-                if kind == course.END:
+                if kind == Event.END:
                     return
                 kk = st.visit_k
-                _, cpk, *_ = course.handle(SCALAR, plan, prm, st, kind)
-                if kind == course.VISIT:
-                    res[kk] = cpk
+                _, values, _ = handlers.handle(SCALAR, plan, prm, st, kind)
+                if values is not None:
+                    res[kk] = values[0]
             euler(st, prm, day + 1)
             yield env.timeout(1)
 
     def go():
         for start in range(0, n, chunk):
             ids = np.arange(start, min(n, start + chunk))
-            prm, _ = course.make_params(scn, plan, 1, ids)
+            prm, _ = make_params(scn, plan, 1, ids)
             env = simpy.Environment()
             out = np.full((len(ids), len(plan.visit_days)), math.nan)
             for i in range(len(ids)):
@@ -163,7 +161,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     scn = load_scenario(SCENARIO)
-    plan = course.make_plan(scn)
+    plan = make_plan(scn)
     n_des = 300 if args.quick else 2000
     n_naive = 30 if args.quick else 200
     n_cohort = 20_000 if args.quick else 100_000

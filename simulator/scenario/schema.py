@@ -2,7 +2,7 @@
 
 Every field is typed, frozen and validated; unknown keys are rejected. Units are in the
 names (``dose_g_per_kg``, ``half_life_days``). Each default carries a ``source`` in its
-field metadata: a citation from ``shared/domain/parameters.md``, the founding abstract
+field metadata: a citation from ``docs/sources/parameters.md``, the founding abstract
 (Faggioli et al., Ann Rheum Dis 2015;74(Suppl 2):1139), or the word "assumption" with
 the reasoning; ``docs/model.md`` tabulates them and a test keeps that table in step with
 this file.
