@@ -28,7 +28,7 @@ __all__ = ["VISIT_VALUES", "advance", "handle", "init_state", "next_event"]
 VISIT_VALUES = ("cpk", "myoglobin", "mmt8", "physician_global", "patient_global", "haq",
                 "extramuscular", "tis", "inactive", "damage")
 
-_MAX_SHORTFALL_LOG = 3.0  # flare hazard multiplier capped at exp(factor x 3)
+
 
 
 def _lookup(xp: Ops, table: tuple[float, ...], idx: Any) -> Any:
@@ -97,13 +97,9 @@ def init_state(xp: Ops, plan: Plan, prm: Params) -> State:
     st.ivig_g = full(0.0)
     st.rescue = full(math.inf)
     st.flare_k = st.ivig_given * 0
-    st.flare_h = full(0.0)
-    thr, u = flare_draw(xp, prm, st.flare_k)
-    st.flare_thr = thr
-    st.flare_level_u = u
-    st.flare_lambda = full(0.0)
-    st.flare_next = full(math.inf)
+    st.flare_time = full(0.0)
     st.flares = full(0.0)
+    _next_flare_candidate(xp, plan, prm, st)
     st.visit_k = st.ivig_given * 0
     for name in ("cpk_base", "cpk_prev", "b_phga", "b_ptga", "b_mmt8", "b_haq", "b_cpkx",
                  "b_myox", "b_ext", "best_mmt8", "best_phga"):
@@ -124,7 +120,6 @@ def init_state(xp: Ops, plan: Plan, prm: Params) -> State:
     st.ivig_ae_n = [full(0.0) for _ in plan.ivig_aes]
     st.ivig_ae_disc = [full(0.0) for _ in plan.ivig_aes]
     _schedule_taper(xp, plan, st)
-    _schedule_flare(xp, plan, prm, st)
     return st
 
 
@@ -180,7 +175,6 @@ def advance(xp: Ops, plan: Plan, prm: Params, st: State, t: Any) -> None:
         st.ae_time[j] = xp.where(hit, st.t + (thr - h0) / xp.maximum(rate, 1e-300),
                                  st.ae_time[j])
         st.ae_hazard[j] = h1
-    st.flare_h = st.flare_h + st.flare_lambda * tau
     st.t = t * 1.0
 
 
@@ -216,22 +210,29 @@ def _schedule_taper(xp: Ops, plan: Plan, st: State) -> None:
     st.taper_next = xp.where(off, math.inf, due) if plan.steroid_on else st.t * 0.0 + math.inf
 
 
-def _schedule_flare(xp: Ops, plan: Plan, prm: Params, st: State) -> None:
-    """Flare hazard until the next event: the base rate times exp(factor x shortfall), the
-    shortfall being how far the current treatment leaves the lasting drive above the
-    control level (log units); the flare starts on the day the cumulative hazard crosses
-    the flare's Exp(1) threshold."""
-    if plan.flare_rate_per_day <= 0:
-        st.flare_lambda = st.t * 0.0
+def _next_flare_candidate(xp: Ops, plan: Plan, prm: Params, st: State) -> None:
+    """Draw flare candidate number ``flare_k``: a Poisson process at the largest hazard
+    (thinning, Lewis & Shedler 1979); the candidate starts at the beginning of the day
+    after its time (whole days keep the exact propagator cached)."""
+    gap, level_u, accept_u = flare_draw(xp, prm, st.flare_k)
+    st.flare_level_u = level_u
+    st.flare_accept_u = accept_u
+    if plan.flare_max_rate_per_day <= 0:
         st.flare_next = st.t * 0.0 + math.inf
         return
+    st.flare_time = st.flare_time + gap / plan.flare_max_rate_per_day
+    due = xp.minimum(st.flare_time, 1e9)
+    st.flare_next = xp.maximum(xp.floor(due) + 1.0, xp.floor(st.t))
+
+
+def flare_hazard_per_day(xp: Ops, plan: Plan, prm: Params, st: State) -> Any:
+    """Flare hazard now: the base rate times exp(factor x shortfall), the shortfall being
+    how far the current treatment (steroid and sparing input, IVIG effect) leaves the
+    lasting drive above the control level, in log units, capped."""
     cover = (st.c + prm.ivig_gain * st.v) / prm.rate
     shortfall = xp.minimum(xp.maximum(prm.drive - cover - plan.control_log, 0.0),
-                           _MAX_SHORTFALL_LOG)
-    lam = plan.flare_rate_per_day * xp.exp(plan.flare_factor * shortfall)
-    st.flare_lambda = lam
-    due = xp.minimum(st.t + xp.maximum(st.flare_thr - st.flare_h, 0.0) / lam, 1e9)
-    st.flare_next = xp.maximum(xp.floor(due) + (due > xp.floor(due)), xp.floor(st.t) + 1.0)
+                           plan.flare_shortfall_cap)
+    return plan.flare_rate_per_day * xp.exp(plan.flare_factor * shortfall)
 
 
 def _set_dose(xp: Ops, plan: Plan, prm: Params, st: State, dose: Any) -> None:
@@ -491,20 +492,21 @@ def sparing_onset(xp: Ops, plan: Plan, prm: Params, st: State) -> Any:
 
 
 def flare(xp: Ops, plan: Plan, prm: Params, st: State) -> Any:
-    """A flare: the fading drive jumps up to the flare's level (never down), then fades."""
+    """A flare candidate: accepted with probability hazard now / largest hazard (so a
+    patient on more treatment has a subset of the flares of the same patient on less);
+    an accepted flare raises the fading drive to the flare's level (never lowers it)."""
+    accept = st.flare_accept_u * plan.flare_max_rate_per_day < flare_hazard_per_day(
+        xp, plan, prm, st)
     u = st.flare_level_u
     if xp.vector:
         level = ppf(plan.flare_dist, u)
     else:
         level = float(ppf(plan.flare_dist, np.array([u]))[0])
-    st.z = xp.maximum(st.z, level - prm.drive)
-    st.flare_h = st.flare_h - st.flare_thr
+    st.z = xp.where(accept, xp.maximum(st.z, level - prm.drive), st.z)
+    st.flares = st.flares + accept
     st.flare_k = st.flare_k + 1
-    thr, u = flare_draw(xp, prm, st.flare_k)
-    st.flare_thr = thr
-    st.flare_level_u = u
-    st.flares = st.flares + 1.0
-    return st.t * 0.0 + Flag.FLARE
+    _next_flare_candidate(xp, plan, prm, st)
+    return accept * Flag.FLARE
 
 
 def infusion(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, Any]:
@@ -578,5 +580,4 @@ def handle(xp: Ops, plan: Plan, prm: Params, st: State, kind: int
         flags = flare(xp, plan, prm, st)
     else:
         flags = st.t * 0.0
-    _schedule_flare(xp, plan, prm, st)
     return flags, values, grams

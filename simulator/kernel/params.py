@@ -81,14 +81,16 @@ def _round_dose(x: np.ndarray, step: float) -> np.ndarray:
     return np.floor(x / step + 0.5) * step
 
 
-def flare_draw(xp: Ops, prm: Params, k: Any) -> tuple[Any, Any]:
-    """(Exp(1) cumulative-hazard threshold, flare level) of each patient's flare number k,
-    drawn on demand from the patient's own streams (the same bits for both engines)."""
-    thr = streams.exponential(prm.seed, prm.patient, "disease.flare_threshold", k)
-    u = streams.uniform(prm.seed, prm.patient, "disease.flare_level", k)
+def flare_draw(xp: Ops, prm: Params, k: Any) -> tuple[Any, Any, Any]:
+    """(Exp(1) gap to the candidate, uniform for its level, uniform for its acceptance) of
+    each patient's flare candidate number k, drawn on demand from the patient's own
+    streams (the same bits for both engines)."""
+    gap = streams.exponential(prm.seed, prm.patient, "disease.flare_gap", k)
+    level = streams.uniform(prm.seed, prm.patient, "disease.flare_level", k)
+    accept = streams.uniform(prm.seed, prm.patient, "disease.flare_accept", k)
     if xp.vector:
-        return thr, u
-    return float(thr[0]), float(u[0])
+        return gap, level, accept
+    return float(gap[0]), float(level[0]), float(accept[0])
 
 
 def make_params(scn: Scenario, plan: Plan, seed: int, patients: np.ndarray,

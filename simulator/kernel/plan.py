@@ -62,6 +62,8 @@ class Plan:
     biochemical_x_uln: float
     flare_rate_per_day: float
     flare_factor: float
+    flare_shortfall_cap: float
+    flare_max_rate_per_day: float
     flare_dist: Any
     control_log: float
     emax: float
@@ -191,6 +193,9 @@ def make_plan(scn: Scenario) -> Plan:
         biochemical_x_uln=dis.enzymes.biochemical_relapse_x_uln,
         flare_rate_per_day=act.flare_rate_per_year / 365.25,
         flare_factor=act.flare_shortfall_factor,
+        flare_shortfall_cap=act.flare_shortfall_cap_log,
+        flare_max_rate_per_day=act.flare_rate_per_year / 365.25
+        * math.exp(act.flare_shortfall_factor * act.flare_shortfall_cap_log),
         flare_dist=act.flare_setpoint_log,
         control_log=act.control_log_activity,
         emax=dis.steroid.emax_per_day,

@@ -30,7 +30,7 @@ class State:
         "ivig_planned", "cycle_start", "ivig_stopped", "ivig_rule_stopped", "ivig_g",
         "rescue",
         # flares
-        "flare_k", "flare_h", "flare_thr", "flare_level_u", "flare_lambda", "flare_next",
+        "flare_k", "flare_time", "flare_level_u", "flare_accept_u", "flare_next",
         "flares",
         # what the clinic remembers
         "visit_k", "cpk_base", "cpk_prev", "ever_normal", "bio_ever_normal",

@@ -78,6 +78,13 @@ class Activity(Frozen):
         " the patient's need (model brief)",
         ge=0, le=5,
     )
+    flare_shortfall_cap_log: float = P(
+        1.5, "log activity",
+        "assumption: the shortfall stops raising the flare hazard beyond 1.5 log units"
+        " (4.5x the control level); flares are drawn by thinning a Poisson process at the"
+        " capped hazard, so the cap also bounds the number of flare candidates",
+        ge=0, le=4,
+    )
     control_log_activity: float = P(
         math.log(0.04), "log activity",
         "assumption: activity at which CPK is about at the ULN (4% of diagnosis: CPK 2980"
