@@ -222,7 +222,9 @@ def _next_flare_candidate(xp: Ops, plan: Plan, prm: Params, st: State) -> None:
         return
     st.flare_time = st.flare_time + gap / plan.flare_max_rate_per_day
     due = xp.minimum(st.flare_time, 1e9)
-    st.flare_next = xp.maximum(xp.floor(due) + 1.0, xp.floor(st.t))
+    # One candidate a day at most: a second one on the same day moves to the next day
+    # (the shift depends only on the candidate times, not on treatment).
+    st.flare_next = xp.maximum(xp.floor(due) + 1.0, xp.floor(st.t) + 1.0)
 
 
 def flare_hazard_per_day(xp: Ops, plan: Plan, prm: Params, st: State) -> Any:
