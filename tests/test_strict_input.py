@@ -62,6 +62,33 @@ def _sweep_case(id: str, data: bytes, *expect: str, extra: tuple[str, ...] = ())
 
 
 CASES = [
+    # 0. the clinical model v2 keys
+    _file_case("rule_unknown_measure",
+               _scenario("regimen:\n  taper:\n    hold_when: {above: {cpk_xuln: 1}}\n"),
+               "regimen.taper.hold_when", "unknown measure 'cpk_xuln'",
+               "did you mean 'cpk_x_uln'"),
+    _file_case("rule_measure_nan",
+               _scenario("regimen:\n  taper:\n    fast_when: {below: {tis: .nan}}\n"),
+               "regimen.taper.fast_when", "must be a finite number"),
+    _file_case("fast_factor_zero", _scenario("regimen:\n  taper:\n    fast_factor: 0\n"),
+               "regimen.taper.fast_factor", "greater than 0"),
+    _file_case("cycle_dose_too_high",
+               _scenario("regimen:\n  ivig:\n    dose_g_per_kg: [2, 5]\n"),
+               "regimen.ivig.dose_g_per_kg", "each dose must be in (0, 4]"),
+    _file_case("extend_beyond_max",
+               _scenario("regimen:\n  ivig:\n    cycles: 10\n    max_cycles: 8\n"
+                         "    extend_when: {inactive: false}\n"),
+               "regimen.ivig", "cycles (10) exceeds max_cycles (8)"),
+    _file_case("heterogeneity_not_pd",
+               _scenario("disease:\n  heterogeneity:\n    correlation: [[1, 0.9, 0.9, 0],"
+                         " [0.9, 1, -0.9, 0], [0.9, -0.9, 1, 0], [0, 0, 0, 1]]\n"),
+               "disease.heterogeneity", "correlation must be positive definite"),
+    _file_case("activity_exponent_above_1",
+               _scenario("disease:\n  core_set:\n    activity_exponent: 1.5\n"),
+               "disease.core_set.activity_exponent", "less than or equal to 1"),
+    _file_case("placebo_text",
+               _scenario("regimen:\n  ivig:\n    placebo: maybe\n"),
+               "regimen.ivig.placebo"),
     # 1. strict values
     _file_case("patients_true", _scenario("patients: true\n"), "patients_true.yaml:3:",
                "patients", "not a boolean", "True"),
