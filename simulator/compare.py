@@ -205,7 +205,9 @@ def _task(args: tuple[list[Scenario], int, int, int, str, bool, bool, float]) ->
     for table in tables[1:]:
         acc = {}
         for m in specs:
-            if m.column in table and m.column in tables[0]:
+            # A rate (sum over sum) has no per-patient difference on its own scale: the
+            # arms' rates are reported, not a paired difference of its numerator.
+            if m.kind != "rate" and m.column in table and m.column in tables[0]:
                 pd = PairedDifference(tol=1e-9)
                 pd.add(np.asarray(tables[0][m.column], dtype=np.float64),
                        np.asarray(table[m.column], dtype=np.float64))
