@@ -204,7 +204,7 @@ class Extramuscular(Frozen):
         gt=0,
     )
     steroid_relative_effect: float = P(
-        1.0, "ratio", "assumption: steroids act on extramuscular disease a little less",
+        1.0, "ratio", "assumption: steroids act on extramuscular disease as on muscle",
         ge=0, le=3,
     )
     ivig_relative_effect: float = P(
