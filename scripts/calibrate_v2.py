@@ -31,20 +31,7 @@ from simulator.calibration import SCENARIOS, TARGETS, loss, simulate  # noqa: E4
 from simulator.scenario import load_scenario  # noqa: E402
 from simulator.scenario.disease import FITTED  # noqa: E402
 
-FIT = (
-    "disease.steroid.sensitivity_cv",
-    "disease.ivig.sensitivity_cv",
-    "disease.core_set.activity_exponent",
-    "disease.activity.burnout_half_life_days",
-    "disease.activity.lasting_drive_log.mean",
-    "disease.activity.lasting_drive_log.sd",
-    "disease.activity.reversion_rate_per_day",
-    "disease.activity.flare_rate_per_year",
-    "disease.activity.flare_shortfall_factor",
-    "disease.steroid.emax_per_day",
-    "disease.ivig.effect_per_g_per_l_per_day",
-    "disease.function.damage_rate_per_log_day",
-)
+FIT = tuple(FITTED)  # the fitted parameters and their bounds: one place
 
 
 def table(sim: dict[str, float]) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import disease, measures, pk
-from .disease import C, E, F, FE, J, L, LE, Q, S, V, W, X, Y, Z
+from .disease import FE, LE, C, E, F, J, L, Q, S, V, W, X, Y, Z
 from .events import IVIG_AE_SHIFT, Event, Flag
 from .params import Params, flare_draw
 from .plan import MONTH_DAYS, THRESHOLDS_MG, Plan
@@ -500,10 +500,8 @@ def flare(xp: Ops, plan: Plan, prm: Params, st: State) -> Any:
     accept = st.flare_accept_u * plan.flare_max_rate_per_day < flare_hazard_per_day(
         xp, plan, prm, st)
     u = st.flare_level_u
-    if xp.vector:
-        level = ppf(plan.flare_dist, u)
-    else:
-        level = float(ppf(plan.flare_dist, np.array([u]))[0])
+    level = (ppf(plan.flare_dist, u) if xp.vector
+             else float(ppf(plan.flare_dist, np.array([u]))[0]))
     st.z = xp.where(accept, xp.maximum(st.z, level - prm.drive), st.z)
     st.flares = st.flares + accept
     st.flare_k = st.flare_k + 1

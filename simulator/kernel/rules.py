@@ -60,6 +60,12 @@ def _all(parts: list[RuleFn]) -> RuleFn:
     return lambda xp, s: reduce(xp.logical_and, [f(xp, s) for f in parts])
 
 
+def _compare(name: str, value: float, above: bool) -> RuleFn:
+    if above:
+        return lambda xp, s: getattr(s, name) > value
+    return lambda xp, s: getattr(s, name) < value
+
+
 def compile_rule(rule: Rule) -> RuleFn:
     key = rule.key()
     if key == "any":
@@ -72,11 +78,7 @@ def compile_rule(rule: Rule) -> RuleFn:
         return lambda xp, s: xp.logical_not(inner(xp, s))
     v = getattr(rule, key)
     if key in ("above", "below"):
-        items = sorted(v.items())
-        if key == "above":
-            parts = [(lambda n, x: lambda xp, s: getattr(s, n) > x)(n, x) for n, x in items]
-        else:
-            parts = [(lambda n, x: lambda xp, s: getattr(s, n) < x)(n, x) for n, x in items]
+        parts = [_compare(name, value, key == "above") for name, value in sorted(v.items())]
         return parts[0] if len(parts) == 1 else _all(parts)
     atoms: dict[str, RuleFn] = {
         "cpk_above_x_uln": lambda xp, s: s.cpk_x_uln > v,

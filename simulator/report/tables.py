@@ -88,7 +88,8 @@ class EventCSV:
         return ";".join(name for name, bit in FLAG_NAMES.items() if flags & bit)
 
     def _ivig_ae(self, flags: int) -> str:
-        return ";".join(n for j, n in enumerate(self._ivig_aes) if flags & (1 << (IVIG_AE_SHIFT + j)))
+        return ";".join(n for j, n in enumerate(self._ivig_aes)
+                        if flags & (1 << (IVIG_AE_SHIFT + j)))
 
     def write(self, table: dict[str, np.ndarray], log: EventLog) -> None:
         kinds = log.kind.tolist()

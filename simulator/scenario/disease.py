@@ -50,7 +50,7 @@ class Activity(Frozen):
     )
     acute_setpoint_log: AnyDist = P(
         normal(0.6, 0.3, None, 1.2), "log activity",
-        "assumption (calibrated): untreated, the acute disease at presentation climbs"
+        "assumption (set by hand): untreated, the acute disease at presentation climbs"
         " towards this level (above its activity at diagnosis), capped at 1.2 (3.3x) so"
         " untreated CPK stays within the ~50x ULN seen in active PM (parameters.md section 3)",
     )
@@ -92,7 +92,7 @@ class Activity(Frozen):
     )
     flare_setpoint_log: AnyDist = P(
         normal(-0.5, 0.7, None, 1.0), "log activity",
-        "assumption (calibrated): at a flare the fading drive jumps back up to this level"
+        "assumption (set by hand): at a flare the fading drive jumps back up to this level"
         " (relative to activity at diagnosis, never below where it already is)",
     )
 
@@ -174,7 +174,7 @@ class Function(Frozen):
 
     weakness_half_life_days: float = P(
         30.0, "days",
-        "assumption (calibrated): reversible weakness follows inflammation more slowly than"
+        "assumption (set by hand): reversible weakness follows inflammation more slowly than"
         " enzymes (Faggioli: mild leg weakness persisted until month 6 with normal CPK)",
         gt=0,
     )
@@ -229,7 +229,7 @@ class CoreSetMeasures(Frozen):
         " so small returns of activity register on the 10 cm scales",
         gt=0, le=1,
     )
-    physician_scale_muscle: float = P(1.0, "-", "assumption (calibrated): PhGA from muscle"
+    physician_scale_muscle: float = P(1.0, "-", "assumption: PhGA from muscle"
                                       " activity: 10 (1 - exp(-(m a + x ax)))", ge=0)
     physician_scale_extra: float = P(0.5, "-", "assumption", ge=0)
     physician_sd_cm: float = P(0.7, "cm", "assumption: rater variation", ge=0)
@@ -263,7 +263,7 @@ class SteroidResponse(Frozen):
     )
     onset_half_life_days: float = P(
         14.0, "days",
-        "assumption (calibrated): the steroid and sparing-agent effect builds up, and wears"
+        "assumption (set by hand): the steroid and sparing-agent effect builds up, and wears"
         " off after a dose cut, with this half-life; response to steroids takes weeks",
         gt=0,
     )
@@ -326,7 +326,7 @@ class IVIGResponse(Frozen):
     )
     effect_half_life_days: float = P(
         10.0, "days",
-        "assumption (calibrated): immunomodulation builds and fades more slowly than serum"
+        "assumption (set by hand): immunomodulation builds and fades more slowly than serum"
         " IgG: the benefit grows over cycles and shows on function within days to weeks",
         gt=0,
     )
@@ -398,7 +398,8 @@ class Disease(Frozen):
     )
 
 
-# The parameters the calibration (docs/model.md §6) fits, with the bounds it searched.
+# The parameters the calibration (docs/model.md §6, scripts/calibrate_v2.py) fits, with
+# the bounds it searched; every other "calibrated" default would say so.
 FITTED: dict[str, tuple[float, float]] = {
     "disease.steroid.sensitivity_cv": (0.2, 3.0),
     "disease.ivig.sensitivity_cv": (0.2, 3.0),
@@ -406,14 +407,10 @@ FITTED: dict[str, tuple[float, float]] = {
     "disease.activity.reversion_rate_per_day": (0.01, 0.08),
     "disease.activity.lasting_drive_log.mean": (-6.0, 0.0),
     "disease.activity.lasting_drive_log.sd": (0.3, 2.5),
-    "disease.activity.acute_setpoint_log.mean": (0.0, 1.2),
     "disease.activity.burnout_half_life_days": (30.0, 365.0),
     "disease.activity.flare_rate_per_year": (0.0, 2.0),
     "disease.activity.flare_shortfall_factor": (0.0, 3.0),
     "disease.steroid.emax_per_day": (0.04, 0.3),
-    "disease.steroid.onset_half_life_days": (3.0, 40.0),
     "disease.ivig.effect_per_g_per_l_per_day": (0.0005, 0.02),
-    "disease.ivig.effect_half_life_days": (3.0, 30.0),
-    "disease.function.weakness_half_life_days": (7.0, 120.0),
     "disease.function.damage_rate_per_log_day": (0.0, 0.02),
 }

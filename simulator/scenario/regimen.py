@@ -295,7 +295,8 @@ class IVIG(Frozen):
     )
     placebo: bool = P(
         False, "-", "true: infusions are given (and counted) but carry no drug (a"
-        " placebo-controlled trial arm); no IVIG effect, cost or adverse event",
+        " placebo-controlled trial arm): no IVIG grams, effect or adverse event; the"
+        " infusion days are still costed",
     )
 
     @field_validator("dose_g_per_kg")

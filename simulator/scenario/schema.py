@@ -405,7 +405,7 @@ class Population(Frozen):
 # --------------------------------------------------------------------------------------
 
 from .disease import Disease  # noqa: E402
-from .regimen import IVIG, RULE_ATOMS, Regimen, Rule, Visits  # noqa: E402
+from .regimen import IVIG, Regimen, Rule, Visits  # noqa: E402
 
 # --------------------------------------------------------------------------------------
 # Safety
