@@ -214,7 +214,9 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
     t, seen = _time(o["time_to_complete_response_days"], last_visit)
     cols["time_to_complete_response_days"] = t
     cols["complete_clinical_response"] = seen.astype(np.int64)
-    off = (vis["inactive"] > 0.5) & (chunk.visit_prednisone <= 0.0)
+    # Off all therapy: no prednisone, no sparing agent ever, and after the last infusion.
+    after_ivig = plan.visit_days[None, :] > o["last_infusion_day"][:, None]
+    off = (vis["inactive"] > 0.5) & (chunk.visit_prednisone <= 0.0) & after_ivig
     run = _longest_run_days(off, plan.visit_days)
     never_sparing = ~np.isfinite(o["sparing_start_day"])
     cols["remission_off_therapy"] = ((run >= plan.complete_response_days)

@@ -43,6 +43,7 @@ STATE_OUTCOMES = (
     ("ivig_cycles", "ivig_cycles"),
     ("ivig_stopped", "ivig_stopped"),
     ("ivig_start", "ivig_start_day"),
+    ("last_infusion", "last_infusion_day"),
     ("rescue", "rescue_day"),
     ("rescue_pulses", "rescue_pulses"),
     ("agent", "sparing_agent"),

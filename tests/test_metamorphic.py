@@ -90,3 +90,22 @@ def test_a_patient_under_full_treatment_never_ends_above_the_same_patient_untrea
     a = visits(full).visits["cpk"][:, -1]
     b = visits(untreated).visits["cpk"][:, -1]
     assert np.all(a <= b * (1 + 1e-12)), np.flatnonzero(a > b)[:10]
+
+
+def test_remission_off_therapy_counts_only_time_after_the_last_infusion():
+    """IVIG every 4 weeks for 24 cycles from day 0, no steroids: the last infusion is on
+    day 648, so no patient can be 6 months off all therapy within 728 days."""
+    from simulator.outcomes import patient_table
+
+    s = scn("ivig_monotherapy.yaml", "regimen.ivig.cycles=24")
+    plan = make_plan(s)
+    res = cohort.run_chunk(s, plan, SEED, np.arange(300))
+    table = patient_table(res, plan, s)
+    full_course = res.outcomes["ivig_stopped"] == 0  # not stopped by an adverse event
+    assert np.all(res.outcomes["last_infusion_day"][full_course] >= 644)
+    assert table["remission_off_therapy"][full_course].sum() == 0
+    # and the same patients without IVIG after the sixth cycle can get there
+    short = scn("ivig_monotherapy.yaml", "regimen.sparing_on_relapse=null")
+    plan = make_plan(short)
+    res = cohort.run_chunk(short, plan, SEED, np.arange(300))
+    assert patient_table(res, plan, short)["remission_off_therapy"].sum() > 0

@@ -96,6 +96,7 @@ def init_state(xp: Ops, plan: Plan, prm: Params) -> State:
     st.ivig_rule_stopped = full(0.0)
     st.ivig_g = full(0.0)
     st.rescue = full(math.inf)
+    st.last_infusion = full(-math.inf)
     st.flare_k = st.ivig_given * 0
     st.flare_time = full(0.0)
     st.flares = full(0.0)
@@ -394,7 +395,8 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
     # taper, add a sparing agent.
     if plan.steroid_on:
         up = xp.maximum(plan.relapse_min_mg,
-                        xp.floor(st.oral_mg * plan.relapse_factor / 5.0 + 0.5) * 5.0)
+                        xp.floor(st.oral_mg * plan.relapse_factor / plan.round_to_mg + 0.5)
+                        * plan.round_to_mg)
         up = xp.minimum(xp.maximum(prm.induction_mg, plan.relapse_min_mg), up)
         escalate = xp.logical_and(relapse, up > st.oral_mg)
         _set_oral(xp, plan, prm, st, xp.where(escalate, up, st.oral_mg))
@@ -546,6 +548,7 @@ def infusion(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, Any]:
     st.disc_ivig_g = st.disc_ivig_g + grams * disc
     st.disc_infusions = st.disc_infusions + disc
     st.ivig_given = n + 1
+    st.last_infusion = st.t * 1.0
     day = st.ivig_day_in_cycle + 1
     cycle_done = day >= plan.ivig_days_per_cycle
     st.ivig_day_in_cycle = xp.where(cycle_done, 0, day)

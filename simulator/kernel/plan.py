@@ -82,6 +82,7 @@ class Plan:
     fast_factor: float
     stop_rule: RuleFn | None
     relapse_factor: float
+    round_to_mg: float
     relapse_min_mg: float
     relapse_hold_days: float
     pulse_days: float
@@ -217,6 +218,7 @@ def make_plan(scn: Scenario) -> Plan:
         fast_factor=tp.fast_factor,
         stop_rule=_rule(tp.stop_when),
         relapse_factor=tp.relapse.dose_factor,
+        round_to_mg=st.round_to_mg if st else 5.0,
         relapse_min_mg=tp.relapse.min_mg_per_day,
         relapse_hold_days=float(tp.relapse.hold_days),
         pulse_days=float(st.pulse.days) if st and st.pulse else 3.0,

@@ -77,6 +77,7 @@ class State:
         "j",
         "j_window",
         "l",
+        "last_infusion",
         "last_relapse",
         "last_step",
         "le",
