@@ -247,6 +247,8 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
     cols["last_visit_remission"] = last_inactive.astype(np.int64)
     cols["last_visit_worsened"] = (~last_inactive & (last_tis < 20)).astype(np.int64)
     cols["last_visit_improved"] = (~last_inactive & (last_tis >= 20)).astype(np.int64)
+    if plan.entry_rule is not None:
+        _from_entry(cols, chunk, plan)
     tis24 = _at_day(plan, vis["tis"], 168)
     cols["treatment_failure_week_24"] = _flag(tis24 < 20, ~np.isnan(tis24))
     cols["damage_points"] = o["damage_points"]
@@ -283,6 +285,33 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
         cols[f"ae_{ae.name}"] = (o[f"ae_{ae.name}_n"] > 0).astype(np.int64)
     _economics(cols, chunk, plan, scn)
     return cols
+
+
+def _from_entry(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan) -> None:
+    """Study outcomes counted from entry (scenario ``entry``); NaN for patients who never
+    entered or whose week falls after the horizon."""
+    o = chunk.outcomes
+    entry = o["entry_day"]
+    entered = np.isfinite(entry)
+    cols["entered"] = entered.astype(np.int64)
+    cols["entry_day"] = np.where(entered, entry, math.nan)
+    days = plan.visit_days
+    rows = np.arange(chunk.n)
+    for wk in TIS_WEEKS:
+        target = np.where(entered, entry + 7 * wk, -1.0)
+        j = np.clip(np.searchsorted(days, target), 0, days.size - 1)
+        ok = entered & (days[j] == target)
+        tis = np.where(ok, chunk.visits["tis"][rows, j], math.nan)
+        cols[f"tis_week_{wk}_from_entry"] = tis
+        for level in (20, 40, 60):
+            cols[f"tis{level}_week_{wk}_from_entry"] = _flag(tis >= level, ~np.isnan(tis))
+        mmt = np.where(ok, chunk.visits["mmt8"][rows, j], math.nan)
+        cols[f"mmt8_change_week_{wk}_from_entry"] = np.where(
+            ok, mmt - np.where(entered, chunk.visits["mmt8"][rows, np.clip(
+                np.searchsorted(days, np.where(entered, entry, -1.0)), 0, days.size - 1)],
+                               math.nan), math.nan)
+    cols["unblinded"] = np.where(entered, np.isfinite(o["unblind_day"]).astype(np.float64),
+                                 math.nan)
 
 
 def _m(name: str, kind: str, unit: str, label: str, column: str = "", **kw: Any) -> Metric:
@@ -369,6 +398,17 @@ def metric_specs(plan: Plan) -> list[Metric]:
         _m("cost_adverse_events", Mn, "currency", "cost: adverse events"),
         _m("qaly", Mn, "QALY", "QALYs (discounted)"),
     ]
+    if plan.entry_rule is not None:
+        specs.append(_m("entered", P, P, "entered the study"))
+        for wk in TIS_WEEKS:
+            specs.append(_m(f"tis_week_{wk}_from_entry", Mn, "points (0-100)",
+                            f"TIS at week {wk} from entry"))
+            for level in (20, 40, 60):
+                specs.append(_m(f"tis{level}_week_{wk}_from_entry", P, P,
+                                f"TIS >= {level} at week {wk} from entry"))
+            specs.append(_m(f"mmt8_change_week_{wk}_from_entry", Mn, "points",
+                            f"MMT-8 change at week {wk} from entry", nonnegative=False))
+        specs.append(_m("unblinded", P, P, "switched from placebo to open-label IVIG"))
     for ae in plan.steroid_aes + plan.ivig_aes:  # type: ignore[operator]
         specs.append(Metric(f"adverse_event_{ae.name}", "proportion", f"ae_{ae.name}",
                             "proportion", f"{ae.name.replace('_', ' ')} (>= 1)"))

@@ -44,6 +44,8 @@ STATE_OUTCOMES = (
     ("ivig_stopped", "ivig_stopped"),
     ("ivig_start", "ivig_start_day"),
     ("last_infusion", "last_infusion_day"),
+    ("entry_day", "entry_day"),
+    ("unblind_day", "unblind_day"),
     ("rescue", "rescue_day"),
     ("rescue_pulses", "rescue_pulses"),
     ("agent", "sparing_agent"),

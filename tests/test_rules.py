@@ -17,7 +17,7 @@ from simulator.kernel.xp import ARRAY, SCALAR
 from simulator.scenario import scenario_from_dict
 from simulator.scenario.regimen import MEASURES, RULE_ATOMS, Rule
 
-FLAGS = ("relapse", "ever_normal", "inactive")
+FLAGS = ("relapse", "ever_normal", "inactive", "entered")
 
 # Six patients' visits, chosen to sit on both sides of (and exactly on) the thresholds.
 VALUES = {
@@ -40,9 +40,11 @@ VALUES = {
     "days_inactive": [0.0, 0.0, 0.0, 168.0, 0.0, 0.0],
     "ivig_cycles": [0.0, 1.0, 2.0, 3.0, 6.0, 0.0],
     "days_on_floor": [0.0, 0.0, 0.0, 56.0, 180.0, 0.0],
+    "days_since_entry": [-math.inf, -math.inf, 0.0, 28.0, 112.0, -math.inf],
     "relapse": [False, False, True, False, False, True],
     "ever_normal": [False, False, True, True, True, False],
     "inactive": [False, False, False, True, False, False],
+    "entered": [False, False, True, True, True, False],
 }
 N = 6
 
@@ -88,6 +90,8 @@ ATOMS = [
     ("ever_normal", False, lambda: ~col("ever_normal")),
     ("inactive", True, lambda: col("inactive")),
     ("inactive", False, lambda: ~col("inactive")),
+    ("entered", True, lambda: col("entered")),
+    ("entered", False, lambda: ~col("entered")),
 ]
 
 

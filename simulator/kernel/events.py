@@ -61,6 +61,8 @@ class Flag(IntFlag):
     IVIG_RULE_STOP = 131072
     IVIG_EXTEND = 262144
     BIOCHEMICAL_RELAPSE = 524288
+    ENTRY = 1048576
+    UNBLIND = 2097152
 
 
 FLAG_NAMES = {f.name.lower(): int(f) for f in Flag}

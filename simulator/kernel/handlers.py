@@ -97,6 +97,9 @@ def init_state(xp: Ops, plan: Plan, prm: Params) -> State:
     st.ivig_g = full(0.0)
     st.rescue = full(math.inf)
     st.last_infusion = full(-math.inf)
+    st.entry_day = full(math.inf)
+    st.unblind_day = full(math.inf)
+    st.drug_active = full(0.0 if plan.ivig_placebo else 1.0)
     st.flare_k = st.ivig_given * 0
     st.flare_time = full(0.0)
     st.flares = full(0.0)
@@ -388,8 +391,27 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
         days_inactive=xp.where(inactive, t - st.inactive_since, 0.0),
         ivig_cycles=st.ivig_cycles * 1.0,
         days_on_floor=xp.where(st.floor_since < math.inf, t - st.floor_since, 0.0),
+        days_since_entry=t - st.entry_day,
         relapse=relapse, ever_normal=st.ever_normal > 0, inactive=inactive,
+        entered=st.entry_day < math.inf,
     )
+    if plan.entry_rule is not None:
+        # Entry at a 4-weekly visit in the window: the core set of this visit becomes the
+        # baseline of the TIS, and the best values (for relapse) start again from it.
+        window = xp.logical_and(t >= plan.entry_from_day, t <= plan.entry_until_day)
+        window = xp.logical_and(window, t - xp.floor(t / MONTH_DAYS) * MONTH_DAYS == 0)
+        enter = xp.logical_and(xp.logical_and(window, st.entry_day == math.inf),
+                               plan.entry_rule(xp, seen))
+        st.entry_day = xp.where(enter, t, st.entry_day)
+        for name, value in (("b_phga", phga), ("b_ptga", ptga), ("b_mmt8", mmt8),
+                            ("b_haq", haq), ("b_cpkx", cpkx), ("b_myox", myox),
+                            ("b_ext", ext), ("best_mmt8", mmt8), ("best_phga", phga)):
+            setattr(st, name, xp.where(enter, value, getattr(st, name)))
+        tis = xp.where(enter, 0.0, tis)
+        seen.entered = st.entry_day < math.inf
+        seen.days_since_entry = t - st.entry_day
+        seen.tis = tis
+        flags = flags + enter * Flag.ENTRY
 
     # Relapse: escalate prednisone (a pulse first if the rescue rule fires), hold the
     # taper, add a sparing agent.
@@ -465,6 +487,12 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
             between = st.ivig_day_in_cycle == 0
             st.ivig_next = xp.where(xp.logical_and(extend, between), due, st.ivig_next)
             flags = flags + extend * Flag.IVIG_EXTEND
+    if plan.unblind_rule is not None:
+        unblind = xp.logical_and(plan.unblind_rule(xp, seen), st.drug_active == 0)
+        unblind = xp.logical_and(unblind, st.entry_day < math.inf)
+        st.drug_active = xp.where(unblind, 1.0, st.drug_active)
+        st.unblind_day = xp.where(unblind, t, st.unblind_day)
+        flags = flags + unblind * Flag.UNBLIND
     st.cpk_prev = cpk
     st.visit_k = k + 1
     values = (cpk, myo, mmt8, phga, ptga, haq, ext, tis, inactive * 1.0, st.damage_points)
@@ -519,9 +547,7 @@ def infusion(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, Any]:
     st.cycle_start = xp.where(first_day, st.t, st.cycle_start)
     cycle = st.ivig_cycles - 1
     cycle_dose = _lookup(xp, plan.cycle_doses, cycle)
-    d = cycle_dose / plan.ivig_days_per_cycle
-    if plan.ivig_placebo:
-        d = d * 0.0
+    d = cycle_dose / plan.ivig_days_per_cycle * st.drug_active  # 0 while on placebo
     disc = xp.exp(-plan.discount_per_day * st.t)
     flags = st.t * 0.0
     stop = st.t < 0.0

@@ -141,8 +141,6 @@ def make_params(scn: Scenario, plan: Plan, seed: int, patients: np.ndarray,
     ext = (w_skin * base.dermatomyositis + w_lung * base.lung_involvement
            + w_dys * base.dysphagia).astype(np.float64)
     gain = plan.ivig_potency * base.ivig_sensitivity
-    if plan.ivig_placebo:
-        gain = np.zeros(n)
     params = Params(
         seed=int(seed),
         patient=ids,

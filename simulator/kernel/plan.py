@@ -99,6 +99,10 @@ class Plan:
     rescue_rule: RuleFn | None
     rescue_delay_days: float
     ivig_stop_rule: RuleFn | None
+    unblind_rule: RuleFn | None
+    entry_rule: RuleFn | None
+    entry_from_day: float
+    entry_until_day: float
     ivig_extend_rule: RuleFn | None
     agents: tuple[str, ...]
     agent_onset_days: tuple[float, ...]
@@ -239,6 +243,10 @@ def make_plan(scn: Scenario) -> Plan:
         rescue_rule=_rule(ivig.start_when) if ivig else None,
         rescue_delay_days=ivig.start_delay_days if ivig else 0.0,
         ivig_stop_rule=_rule(ivig.stop_when) if ivig else None,
+        unblind_rule=_rule(ivig.unblind_when) if ivig and ivig.placebo else None,
+        entry_rule=_rule(scn.entry.when) if scn.entry else None,
+        entry_from_day=float(scn.entry.from_day) if scn.entry else 0.0,
+        entry_until_day=float(scn.entry.until_day) if scn.entry else -1.0,
         ivig_extend_rule=_rule(ivig.extend_when) if ivig else None,
         agents=agents,
         agent_onset_days=tuple(dis.sparing_agents[a].onset_delay_days for a in agents),

@@ -44,9 +44,11 @@ class Seen:
     days_inactive: Any
     ivig_cycles: Any
     days_on_floor: Any
+    days_since_entry: Any
     relapse: Any
     ever_normal: Any
     inactive: Any
+    entered: Any
 
 
 _missing = set(MEASURES) - set(Seen.__dataclass_fields__)
@@ -91,6 +93,7 @@ def compile_rule(rule: Rule) -> RuleFn:
         "prednisone_above_mg_per_day": lambda xp, s: s.prednisone_mg_per_day > v,
         "ever_normal": lambda xp, s: s.ever_normal if v else xp.logical_not(s.ever_normal),
         "inactive": lambda xp, s: s.inactive if v else xp.logical_not(s.inactive),
+        "entered": lambda xp, s: s.entered if v else xp.logical_not(s.entered),
     }
     return atoms[key]
 
@@ -120,5 +123,6 @@ def describe_rule(rule: Rule) -> str:
         "prednisone_above_mg_per_day": f"prednisone > {v:g} mg/day",
         "ever_normal": "CPK has been normal" if v else "CPK not yet normal",
         "inactive": "disease inactive" if v else "disease active",
+        "entered": "entered the study" if v else "not yet entered",
     }
     return text[key]

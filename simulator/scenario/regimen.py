@@ -40,6 +40,7 @@ MEASURES: dict[str, tuple[str, str]] = {
     "days_inactive": ("days", "days since the current run of inactive visits began"),
     "ivig_cycles": ("cycles", "IVIG cycles started so far"),
     "days_on_floor": ("days", "days on the taper floor dose or below"),
+    "days_since_entry": ("days", "days since study entry (-inf before entry)"),
 }
 
 RULE_ATOMS = {
@@ -55,6 +56,7 @@ RULE_ATOMS = {
     "prednisone_above_mg_per_day": "current prednisone dose above this",
     "ever_normal": "CPK has been measured below the ULN since diagnosis or the last relapse",
     "inactive": "disease inactive at this visit (docs/model.md §5) (true) or not (false)",
+    "entered": "the patient has entered the study (scenario `entry`) (true) or not (false)",
 }
 
 
@@ -76,6 +78,7 @@ class Rule(Frozen):
     prednisone_above_mg_per_day: float | None = Field(None, ge=0)
     ever_normal: bool | None = None
     inactive: bool | None = None
+    entered: bool | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -292,6 +295,12 @@ class IVIG(Frozen):
     max_cycles: int = P(
         24, "cycles", "assumption: cap on courses extended by extend_when (two years of"
         " monthly cycles); used only with extend_when", ge=1, le=60,
+    )
+    unblind_when: Rule | None = Field(
+        None,
+        json_schema_extra={"unit": "rule", "source": "none by default: with placebo, the"
+                           " rule that switches a patient to open-label IVIG, e.g. confirmed"
+                           " deterioration (ProDERM, parameters.md section 8)"},
     )
     placebo: bool = P(
         False, "-", "true: infusions are given (and counted) but carry no drug (a"

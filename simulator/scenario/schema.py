@@ -686,6 +686,25 @@ class Outcomes(Frozen):
 # --------------------------------------------------------------------------------------
 
 
+class Entry(Frozen):
+    """Entry into a study: patients are followed from diagnosis (a run-in on the
+    scenario's regimen) and enter at the first 4-weekly visit in [from_day, until_day]
+    where ``when`` fires; from then the Total Improvement Score is against the entry
+    visit and the ``*_from_entry`` outcomes count from entry. Patients who never enter are
+    left out of those outcomes (``entered`` gives the share who do)."""
+
+    when: Rule
+    from_day: int = Field(0, ge=0)
+    until_day: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _window(self) -> Entry:
+        if self.until_day < self.from_day:
+            raise ValueError(f"until_day ({self.until_day}) is before from_day"
+                             f" ({self.from_day})")
+        return self
+
+
 class Scenario(Frozen):
     name: str = "unnamed scenario"
     description: str = ""
@@ -699,3 +718,11 @@ class Scenario(Frozen):
     safety: Safety = Safety()
     economics: Economics = Economics()
     outcomes: Outcomes = Outcomes()
+    entry: Entry | None = None
+
+    @model_validator(mode="after")
+    def _entry_within_horizon(self) -> Scenario:
+        if self.entry is not None and self.entry.until_day > self.horizon_days:
+            raise ValueError(f"entry.until_day ({self.entry.until_day}) is after the horizon"
+                             f" (horizon_days: {self.horizon_days})")
+        return self
