@@ -34,7 +34,7 @@ def arms():
 
 
 def test_entry_is_at_a_4_weekly_visit_in_the_window_where_the_rule_fires(arms):
-    scn, plan, res, table = arms["ivig"]
+    scn, plan, res, _table = arms["ivig"]
     entry = res.outcomes["entry_day"]
     entered = np.isfinite(entry)
     assert 0.2 < entered.mean() < 1.0
