@@ -64,6 +64,12 @@ TARGETS = (
                   "steroid_only", "course_chronic", 55, 206),
     Target("Review (PMC2563757): non-response to conventional therapy ~25%", "steroid_only",
            "treatment_failure_week_24", 0.25, 0.15, 0.35),
+    Target.counts("Dalakas 1993: major improvement with IVIG 9/12 (TIS >= 60, week 16)",
+                  "dalakas_1993_ivig", "tis60_week_16_from_entry", 9, 12),
+    Target.counts("Dalakas 1993: major improvement with placebo 0/11", "dalakas_1993_placebo",
+                  "tis60_week_16_from_entry", 0, 11),
+    Target.counts("Hara 2003: improved by physician assessment 7/8 (TIS >= 20, week 16)",
+                  "hara_2003", "tis20_week_16_from_entry", 7, 8),
     Target("Constraint (no source): untreated disease does not remit in most within 2"
            " years", "untreated", "inactive_month_24", 0.15, 0.0, 0.30),
 )
@@ -74,6 +80,9 @@ SCENARIOS = {
     "steroid_only": _ROOT / "scenarios" / "steroid_only.yaml",
     "usual_care_long_term": _ROOT / "scenarios" / "studies" / "usual_care_long_term.yaml",
     "untreated": _ROOT / "scenarios" / "studies" / "untreated.yaml",
+    "dalakas_1993_ivig": _ROOT / "scenarios" / "studies" / "dalakas_1993_ivig.yaml",
+    "dalakas_1993_placebo": _ROOT / "scenarios" / "studies" / "dalakas_1993_placebo.yaml",
+    "hara_2003": _ROOT / "scenarios" / "studies" / "hara_2003.yaml",
 }
 
 
