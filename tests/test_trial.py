@@ -111,3 +111,20 @@ def test_bad_entry_is_an_input_error(tmp_path, sets, message):
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_confirmed_relapses_need_the_criteria_at_two_visits_in_a_row():
+    scn = load_scenario(SCENARIOS / "steroid_only.yaml",
+                        ["outcomes.relapse.confirm_at_next_visit=true"])
+    plan = make_plan(scn)
+    res = cohort.run_chunk(scn, plan, 5, np.arange(N))
+    flags = res.visit_flags
+    rel = (flags & Flag.RELAPSE) > 0
+    i, j = np.nonzero(rel)
+    assert i.size > 0
+    assert np.all(j > 0)
+    cpkx_prev = res.visits["cpk"][i, j - 1] / plan.cpk_uln
+    assert np.all(cpkx_prev > plan.relapse_cpk_x_uln)
+    plain = load_scenario(SCENARIOS / "steroid_only.yaml")
+    res0 = cohort.run_chunk(plain, make_plan(plain), 5, np.arange(N))
+    assert rel.any(axis=1).mean() < ((res0.visit_flags & Flag.RELAPSE) > 0).any(axis=1).mean()

@@ -98,6 +98,7 @@ def init_state(xp: Ops, plan: Plan, prm: Params) -> State:
     st.rescue = full(math.inf)
     st.last_infusion = full(-math.inf)
     st.entry_day = full(math.inf)
+    st.relapse_pending = full(0.0)
     st.unblind_day = full(math.inf)
     st.drug_active = full(0.0 if plan.ivig_placebo else 1.0)
     st.flare_k = st.ivig_given * 0
@@ -346,6 +347,13 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
                              phga_rise >= plan.relapse_phga_rise)
     relapse = xp.logical_and(xp.logical_and(st.ever_normal > 0, cpkx > plan.relapse_cpk_x_uln),
                              clinical)
+    if plan.relapse_confirm:
+        # Confirmed at the next visit: the criteria must hold at two visits in a row; the
+        # relapse (and the clinic's response to it) dates from the confirming visit.
+        seen_before = st.relapse_pending > 0
+        st.relapse_pending = xp.where(relapse, 1.0, 0.0)
+        relapse = xp.logical_and(relapse, seen_before)
+        st.relapse_pending = xp.where(relapse, 0.0, st.relapse_pending)
     bio = xp.logical_and(st.bio_ever_normal > 0, cpkx > plan.biochemical_x_uln)
     first_normal = xp.logical_and(normal, st.first_normal == math.inf)
     flags = (normal * Flag.CPK_NORMAL + first_normal * Flag.FIRST_NORMAL

@@ -59,6 +59,7 @@ class Plan:
     relapse_cpk_x_uln: float
     relapse_mmt8_drop_pct: float
     relapse_phga_rise: float
+    relapse_confirm: bool
     biochemical_x_uln: float
     flare_rate_per_day: float
     flare_factor: float
@@ -195,6 +196,7 @@ def make_plan(scn: Scenario) -> Plan:
         relapse_cpk_x_uln=out.relapse.cpk_x_uln,
         relapse_mmt8_drop_pct=out.relapse.mmt8_drop_pct_best,
         relapse_phga_rise=out.relapse.physician_global_rise_cm,
+        relapse_confirm=out.relapse.confirm_at_next_visit,
         biochemical_x_uln=dis.enzymes.biochemical_relapse_x_uln,
         flare_rate_per_day=act.flare_rate_per_year / 365.25,
         flare_factor=act.flare_shortfall_factor,

@@ -87,6 +87,7 @@ class State:
         "pred",
         "pulse_end",
         "q",
+        "relapse_pending",
         "relapses",
         "relapses_off_steroid",
         "relapses_on_steroid",

@@ -661,6 +661,13 @@ class RelapseDefinition(Frozen):
         " ProDERM confirmed-deterioration definition, parameters.md section 8)",
         ge=0, le=10,
     )
+    confirm_at_next_visit: bool = P(
+        False, "-",
+        "false: a relapse counts (and is treated) at the visit where it is seen (Marie"
+        " 2001 and Clin Rheumatol 2006 count clinical recurrences); true: the criteria"
+        " must hold at two visits in a row, as ProDERM's confirmed deterioration"
+        " (parameters.md section 8)",
+    )
 
 
 class Outcomes(Frozen):
