@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from . import disease, measures, pk
+from . import disease, effects, measures, pk
 from .disease import FE, LE, C, E, F, J, L, Q, S, V, W, X, Y, Z
 from .events import IVIG_AE_SHIFT, Event, Flag
 from .params import Params, flare_draw
@@ -47,7 +47,7 @@ def _full(xp: Ops, like: Any, value: float) -> Any:
 
 
 def _drug_input(plan: Plan, prm: Params, pred: Any, spar_on: Any, agent_effect: Any) -> Any:
-    steroid = prm.steroid_sens * plan.emax * pred / (plan.ed50 + pred)
+    steroid = effects.steroid_effect(pred, plan.emax, plan.ed50, prm.steroid_sens)
     return steroid + spar_on * agent_effect
 
 

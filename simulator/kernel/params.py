@@ -18,7 +18,7 @@ import numpy as np
 from .. import streams
 from ..scenario.schema import Scenario
 from .plan import Plan
-from .population import Baseline, ppf, sample_baseline
+from .population import Baseline, sample_baseline
 from .xp import Ops
 
 __all__ = ["NOISE", "Params", "flare_draw", "make_params"]
@@ -176,8 +176,3 @@ def make_params(scn: Scenario, plan: Plan, seed: int, patients: np.ndarray,
         steroid_ae_threshold=steroid_thr,
     )
     return params, base
-
-
-def flare_level(scn: Scenario, u: Any) -> Any:
-    """Flare level (log activity) at uniform u."""
-    return ppf(scn.disease.activity.flare_setpoint_log, np.asarray(u))
