@@ -173,7 +173,8 @@ def test_no_extramuscular_domain_means_extramuscular_zero(stem):
     _scn, _plan, res = shipped(stem)
     b = res.baseline
     none = ~b.dermatomyositis & ~b.lung_involvement & ~b.dysphagia
-    assert none.sum() >= 5 and (~none).sum() >= 5
+    assert (~none).sum() >= 5
+    # (a DM-only population, as in the Dalakas emulation, has no patient without a domain)
     assert np.all(res.visits["extramuscular"][none] == 0.0)
     assert np.any(res.visits["extramuscular"][~none] > 0.0)
 

@@ -41,7 +41,7 @@ class Activity(Frozen):
         ge=0, le=2,
     )
     lasting_drive_log: AnyDist = P(
-        normal(-4.0, 1.15, -9.0, 0.7), "log activity",
+        normal(-4.1, 1.3, -9.0, 0.7), "log activity",
         "assumption (calibrated): each patient's persistent disease drive, relative to"
         " activity at diagnosis. Untreated, activity settles at exp(lasting drive): capped"
         " at 0.7 (2x diagnosis) so untreated or treated disease plateaus at a bounded level;"
@@ -55,7 +55,7 @@ class Activity(Frozen):
         " untreated CPK stays within the ~50x ULN seen in active PM (parameters.md section 3)",
     )
     burnout_half_life_days: float = P(
-        95.0, "days",
+        87.0, "days",
         "assumption (calibrated): the acute drive fades towards the lasting drive over months",
         gt=0,
     )
@@ -64,14 +64,14 @@ class Activity(Frozen):
         f"relapses are commoner in PM than DM ({CLIN_RHEUM_2006}); the size is an assumption",
     )
     flare_rate_per_year: float = P(
-        1.26, "1/year",
+        1.39, "1/year",
         "assumption (calibrated): flare hazard when treatment covers the disease's need;"
         f" relapses during taper 47% ({MARIE_2001}), CK-defined 65% mostly within 2 years"
         f" ({CLIN_RHEUM_2006})",
         ge=0, le=50,
     )
     flare_shortfall_factor: float = P(
-        1.72, "per log unit",
+        2.04, "per log unit",
         "assumption (calibrated): the flare hazard is multiplied by exp(factor x shortfall),"
         " the shortfall being how far (in log activity) the current treatment leaves the"
         " lasting drive above the control level: flares come when treatment falls below"
@@ -183,7 +183,7 @@ class Function(Frozen):
         "assumption: inflammation above a quarter of its level at diagnosis damages muscle",
     )
     damage_rate_per_log_day: float = P(
-        0.0027, "1/(log activity x day)",
+        0.0035, "1/(log activity x day)",
         "assumption (calibrated): damage accrues with the depth and duration of"
         " uncontrolled activity (strength normalised in 43/53 against CK in 51/53,"
         f" {CLIN_RHEUM_2006})",
@@ -251,7 +251,7 @@ class SteroidResponse(Frozen):
     """Emax dose-response of prednisone-equivalent dose on the fall of activity."""
 
     emax_per_day: float = P(
-        0.144, "1/day",
+        0.132, "1/day",
         "assumption (calibrated): maximal rate at which steroids push log-activity down",
         ge=0,
     )
@@ -268,7 +268,7 @@ class SteroidResponse(Frozen):
         gt=0,
     )
     sensitivity_cv: float = P(
-        0.93, "CV",
+        1.0, "CV",
         "assumption (calibrated): wide between-patient variability of the steroid response:"
         " a continuous tail of slow responders instead of a fixed refractory class",
         ge=0,
@@ -319,7 +319,7 @@ class IVIGResponse(Frozen):
     the dose of each cycle, and improves function and extramuscular disease."""
 
     effect_per_g_per_l_per_day: float = P(
-        0.0043, "1/day per g/L",
+        0.0054, "1/day per g/L",
         "assumption (calibrated to Faggioli 2015: mean CPK ~30% of baseline after 3 cycles);"
         " no PK/PD model of IVIG in myositis exists (parameters.md section 2)",
         ge=0,
@@ -341,7 +341,7 @@ class IVIGResponse(Frozen):
         2.0, "g/kg per cycle",
         "the standard cycle dose (Wang 2012) at which the potency above applies", gt=0,
     )
-    sensitivity_cv: float = P(1.47, "CV", "assumption (calibrated): between-patient"
+    sensitivity_cv: float = P(1.5, "CV", "assumption (calibrated): between-patient"
                               " variability", ge=0)
     function_relative_effect: float = P(
         0.5, "ratio",
