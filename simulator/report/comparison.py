@@ -22,7 +22,10 @@ __all__ = ["COMPARISON_FILES", "compare_to_folder", "write_comparison"]
 COMPARISON_FILES = ("comparison.json", "comparison.csv", "report.html", "km_cpk_normal.png",
                     "km_prednisone_5mg.png", "cpk_by_arm.png", "prednisone_by_arm.png")
 
-HEADLINE = ("cpk_ratio_month_3", "cpk_normal_month_6", "time_to_cpk_normal_days",
+HEADLINE = ("entered", "tis_week_16_from_entry", "tis20_week_16_from_entry",
+            "tis40_week_16_from_entry", "tis60_week_16_from_entry",
+            "mmt8_change_week_16_from_entry", "tis_week_52_from_entry", "unblinded",
+            "cpk_ratio_month_3", "cpk_normal_month_6", "time_to_cpk_normal_days",
             "tis_week_16", "tis_week_24", "tis_week_52", "tis20_week_24", "tis40_week_24",
             "tis60_week_24", "time_to_tis20_days", "time_to_tis40_days", "inactive_month_12",
             "complete_clinical_response", "remission_off_therapy", "relapse",
