@@ -37,7 +37,7 @@ CPK_HOLD = ['regimen.taper.hold_when={"all": [{"above": {"cpk_x_uln": 1}},'
             ' {"above": {"cpk_rise_pct": -10}}]}']
 
 # Patients (lasting drive, acute level, steroid sensitivity) with known courses on 70 mg:
-RESPONDER = {"drive": -3.0, "acute": 0.5, "sens": 1.0}       # normal by ~day 112, stays so
+RESPONDER = {"drive": -5.0, "acute": 0.5, "sens": 1.0}       # normal by ~day 112, stays so
 RELAPSER = {"drive": 0.3, "acute": 0.7, "sens": 2.0}         # normal, relapses on the floor
 NON_RESPONDER = {"drive": 0.3, "acute": 0.7, "sens": 1.0}    # CPK never normal
 
