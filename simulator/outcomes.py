@@ -297,6 +297,8 @@ def _from_entry(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan) -> 
     cols["entry_day"] = np.where(entered, entry, math.nan)
     days = plan.visit_days
     rows = np.arange(chunk.n)
+    at_entry = np.clip(np.searchsorted(days, np.where(entered, entry, -1.0)), 0, days.size - 1)
+    mmt_entry = np.where(entered, chunk.visits["mmt8"][rows, at_entry], math.nan)
     for wk in TIS_WEEKS:
         target = np.where(entered, entry + 7 * wk, -1.0)
         j = np.clip(np.searchsorted(days, target), 0, days.size - 1)
@@ -306,10 +308,7 @@ def _from_entry(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan) -> 
         for level in (20, 40, 60):
             cols[f"tis{level}_week_{wk}_from_entry"] = _flag(tis >= level, ~np.isnan(tis))
         mmt = np.where(ok, chunk.visits["mmt8"][rows, j], math.nan)
-        cols[f"mmt8_change_week_{wk}_from_entry"] = np.where(
-            ok, mmt - np.where(entered, chunk.visits["mmt8"][rows, np.clip(
-                np.searchsorted(days, np.where(entered, entry, -1.0)), 0, days.size - 1)],
-                               math.nan), math.nan)
+        cols[f"mmt8_change_week_{wk}_from_entry"] = mmt - mmt_entry
     cols["unblinded"] = np.where(entered, np.isfinite(o["unblind_day"]).astype(np.float64),
                                  math.nan)
 
