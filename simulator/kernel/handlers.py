@@ -334,9 +334,8 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
                                st.b_myox, st.b_ext)
     now_cs = measures.CoreSet(phga, ptga, mmt8, haq, cpkx, myox, ext)
     tis = measures.total_improvement_score(xp, base_cs, now_cs)
-    inactive = xp.logical_and(xp.logical_and(phga <= plan.inactive_phga,
-                                             ext <= plan.inactive_ext),
-                              cpkx < plan.inactive_cpk_x_uln)
+    inactive = measures.inactive(xp, now_cs, plan.inactive_phga, plan.inactive_ext,
+                                 plan.inactive_cpk_x_uln)
     normal = cpk < plan.cpk_uln
 
     # Clinical relapse: enzymes up together with weaker muscles or a worse physician global,

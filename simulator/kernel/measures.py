@@ -213,28 +213,10 @@ def response_category(xp: Ops, tis: Any) -> Any:
 # ---------------------------------------------------------------------------------------
 # 2. Core set measures from latent states, with measurement noise
 # ---------------------------------------------------------------------------------------
-# Suggested defaults. All are assumptions, not estimates: to be calibrated against
-# trial or registry data. Activity a = exp(y): 1.0 at diagnosis, ~0.01-0.05 when
-# controlled, up to ~3 when worse; ax on the same scale, 0 without extramuscular disease.
-
-PHYSICIAN_SCALE_MUSCLE = 0.8  # assumption: muscle activity weighs twice extramuscular
-PHYSICIAN_SCALE_EXTRA = 0.4
-PHYSICIAN_SD_CM = 0.7  # assumption: inter-visit rater noise on a 10 cm VAS
-
-PATIENT_W_ACTIVITY = 0.6
-PATIENT_W_EXTRA = 0.3
-PATIENT_W_DEFICIT = 4.0  # assumption: patients weigh weakness (damage too) heavily
-PATIENT_SD_CM = 1.0
-
-HAQ_SLOPE = 3.0
-HAQ_EXPONENT = 0.8
-HAQ_W_EXTRA = 0.1
-HAQ_SD = 0.15
-
-EXTRAMUSCULAR_SCALE = 0.6
-EXTRAMUSCULAR_SD_CM = 0.6
-
-MMT8_SD_POINTS = 3.0  # assumption: test-retest noise of a trained examiner
+# The parameters of the measures below are the scenario's (``disease.core_set``, with
+# their sources and units in simulator/scenario/disease.py): no second set of defaults
+# here. Activity a = exp(y): 1.0 at diagnosis, ~0.01-0.05 when controlled, up to ~3 when
+# worse; ax on the same scale, 0 without extramuscular disease.
 
 INACTIVE_PHYSICIAN_MAX_CM = 1.0
 INACTIVE_EXTRAMUSCULAR_MAX_CM = 1.0
