@@ -94,8 +94,10 @@ def better_of(name: str) -> str | None:
         return BETTER[name]
     if name.startswith("tis"):
         return "higher"
-    if name.startswith(("cost_", "adverse_event_")):
+    if name.startswith(("cost_", "adverse_event_", "death_")) or name == "died":
         return "lower"
+    if name.startswith("alive_year_") or name == "life_years":
+        return "higher"
     return None
 
 
@@ -243,6 +245,8 @@ class ComparisonResult:
         out: dict[str, dict[str, Any]] = {}
         first = self.names[0]
         for name, m0 in arms_metrics[0].items():
+            if any(name not in am for am in arms_metrics[1:]):
+                continue  # e.g. survival at 5 years when an arm's horizon is shorter
             better = better_of(name)
             entry: dict[str, Any] = {
                 "label": m0["label"], "unit": m0["unit"], "better": better,

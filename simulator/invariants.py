@@ -52,6 +52,10 @@ def check_events(log: EventLog, plan: Plan) -> None:
     bad = np.flatnonzero(backwards)
     if bad.size:
         _fail("events out of order", log, int(bad[0]) + 1)
+    after_death = same & (kind[:-1] == Event.DEATH)
+    bad = np.flatnonzero(after_death)
+    if bad.size:
+        _fail("an event after death", log, int(bad[0]) + 1)
     continuity = same & (before[1:] != pred[:-1])
     bad = np.flatnonzero(continuity)
     if bad.size:

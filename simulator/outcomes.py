@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .kernel import measures
+from .kernel.mortality import CAUSE_BACKGROUND, CAUSE_DISEASE
 from .kernel.plan import MONTH_DAYS, Plan
 from .records import ChunkResult
 from .scenario.schema import Scenario
@@ -29,6 +30,7 @@ from .stats import Z95, KaplanMeier, LogHistogram, Moments, Proportion
 __all__ = ["METRICS", "CohortSummary", "Metric", "metric_specs", "patient_table"]
 
 TIS_WEEKS = (16, 24, 52)
+SURVIVAL_YEARS = (1, 2, 3, 5, 10, 20)
 CORE_SET_MONTHLY = ("mmt8", "physician_global", "patient_global", "haq", "extramuscular",
                     "tis", "damage")
 
@@ -106,9 +108,10 @@ def _economics(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan,
     price = econ.prices
     d = plan.discount_per_day
     o = chunk.outcomes
-    n = chunk.n
     days = plan.visit_days
-    disc_visits = float(np.exp(-d * days).sum())
+    # Follow-up ends at death (``end``): no visits, drugs or utility after it.
+    end = np.minimum(o["death_day"], plan.horizon_days)
+    attended = ~np.isnan(chunk.visits["cpk"])
     cols["cost_ivig"] = price.ivig_per_g * o["discounted_ivig_g"]
     cols["cost_infusion_days"] = price.infusion_day * o["discounted_infusion_days"]
     cols["cost_prednisone"] = price.prednisone_per_mg * o["discounted_prednisone_mg"]
@@ -122,11 +125,12 @@ def _economics(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan,
     started = np.isfinite(start) & (start <= plan.horizon_days)
     per_day = np.array([price.sparing_agent_per_day.get(a, 0.0) for a in plan.agents] + [0.0])
     agent = np.where(started, o["sparing_agent"].astype(np.int64), -1)
-    years = _discounted_years(d, np.where(started, start, plan.horizon_days), plan.horizon_days)
+    start = np.where(started, np.minimum(start, end), end)
+    years = _discounted_years(d, start, end)
     cols["cost_sparing_agents"] = per_day[agent] * years * 365.25
-    cols["cost_visits"] = np.full(n, price.visit * disc_visits)
-    ae_cost = np.zeros(n)
-    ae_loss = np.zeros(n)
+    cols["cost_visits"] = price.visit * (attended * np.exp(-d * days)[None, :]).sum(axis=1)
+    ae_cost = np.zeros(chunk.n)
+    ae_loss = np.zeros(chunk.n)
     for ae in plan.ivig_aes:
         k = o[f"ae_{ae.name}_discounted_n"]
         ae_cost += econ.adverse_event_cost.get(ae.name, 0.0) * k
@@ -148,8 +152,11 @@ def _economics(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan,
     utility = utility - u.high_dose_steroid_decrement * (
         chunk.visit_prednisone > u.high_dose_steroid_mg_per_day)
     utility = np.clip(utility, measures.EQ5D_UK_3L_MIN, measures.EQ5D_UK_3L_MAX)
-    spans = _discounted_years(d, days[:-1], days[1:])
-    cols["qaly"] = (utility[:, :-1] * spans[None, :]).sum(axis=1) - ae_loss
+    # The utility seen at a visit holds until the next visit or death, whichever is first.
+    stop = np.minimum(days[None, 1:], end[:, None])
+    spans = np.maximum(_discounted_years(d, days[None, :-1], stop), 0.0)
+    utility = np.where(attended, utility, 0.0)
+    cols["qaly"] = (utility[:, :-1] * spans).sum(axis=1) - ae_loss
     cols["qaly_loss_adverse_events"] = ae_loss
 
 
@@ -162,7 +169,13 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
     cpk0 = vis["cpk"][:, 0]
     myo0 = vis["myoglobin"][:, 0]
     horizon = plan.horizon_days
-    last_visit = float(plan.visit_days[-1])
+    death = o["death_day"]
+    died = death <= horizon
+    # Time-to-event outcomes are censored at death (the last whole day alive) or at the
+    # end of follow-up; outcomes measured at a visit are among the patients alive then.
+    death_floor = np.floor(np.where(died, death, horizon))
+    last_visit = np.minimum(float(plan.visit_days[-1]), death_floor)
+    until = np.minimum(float(horizon), death_floor)
     cols: dict[str, np.ndarray] = {
         "patient": b.patient,
         "age_years": b.age_years,
@@ -227,30 +240,34 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
     cols["relapse_during_taper"] = (o["relapses_on_steroid"] > 0).astype(np.int64)
     cols["relapse_after_stopping"] = (o["relapses_off_steroid"] > 0).astype(np.int64)
     first_normal = o["time_to_cpk_normal_days"]
-    at_risk = np.where(np.isfinite(first_normal), np.maximum(horizon - first_normal, 0.0), 0.0)
+    at_risk = np.where(np.isfinite(first_normal),
+                       np.maximum(np.minimum(horizon, death) - first_normal, 0.0), 0.0)
     cols["years_at_risk_of_relapse"] = at_risk / 365.25
-    t, seen = _time(o["time_to_first_relapse_days"], horizon)
+    t, seen = _time(o["time_to_first_relapse_days"], until)
     cols["time_to_first_relapse_days"], cols["relapse_observed"] = t, seen.astype(np.int64)
     cols["biochemical_relapse"] = (o["biochemical_relapses"] > 0).astype(np.int64)
     cols["biochemical_relapses_2_or_more"] = (o["biochemical_relapses"] > 1).astype(np.int64)
     # Course over the first two years (Milano cohort categories).
     window = plan.course_type_days
-    defined = np.full(chunk.n, horizon >= window)
+    defined = (horizon >= window) & (death > window)  # alive at the end of the window
     responded = o["time_to_inactive_days"] <= window
     relapsed = o["time_to_first_relapse_days"] <= window
     cols["course_monophasic"] = _flag(responded & ~relapsed, defined)
     cols["course_polycyclic"] = _flag(responded & relapsed, defined)
     cols["course_chronic"] = _flag(~responded, defined)
-    # State at the last visit (Marie 2001 categories).
+    # State at the last visit (Marie 2001 categories), among the patients alive then.
     last_inactive = vis["inactive"][:, -1] > 0.5
     last_tis = vis["tis"][:, -1]
-    cols["last_visit_remission"] = last_inactive.astype(np.int64)
-    cols["last_visit_worsened"] = (~last_inactive & (last_tis < 20)).astype(np.int64)
-    cols["last_visit_improved"] = (~last_inactive & (last_tis >= 20)).astype(np.int64)
+    alive_last = ~np.isnan(vis["inactive"][:, -1])
+    cols["last_visit_remission"] = _flag(last_inactive, alive_last)
+    cols["last_visit_worsened"] = _flag(~last_inactive & (last_tis < 20), alive_last)
+    cols["last_visit_improved"] = _flag(~last_inactive & (last_tis >= 20), alive_last)
     if plan.entry_rule is not None:
         _from_entry(cols, chunk, plan)
     tis24 = _at_day(plan, vis["tis"], 168)
-    cols["treatment_failure_week_24"] = _flag(tis24 < 20, ~np.isnan(tis24))
+    dead24 = death <= 168  # death counts as treatment failure
+    cols["treatment_failure_week_24"] = _flag((tis24 < 20) | dead24,
+                                              ~np.isnan(tis24) | dead24)
     cols["damage_points"] = o["damage_points"]
     cols["cumulative_prednisone_g"] = o["cumulative_prednisone_mg"] / 1000.0
     pred6 = _at_month(plan, chunk.visit_prednisone, 6)
@@ -258,7 +275,7 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
     cols["prednisone_5mg_by_month_6"] = _flag(pred6 <= 5.0, ~np.isnan(pred6))
     for label, key in (("7_5", "time_to_prednisone_le_7_5_days"),
                        ("5", "time_to_prednisone_le_5_days")):
-        t, seen = _time(o[key], horizon)
+        t, seen = _time(o[key], until)
         cols[f"time_to_prednisone_le_{label}mg_days"] = t
         cols[f"prednisone_le_{label}mg_reached"] = seen.astype(np.int64)
     cols["final_prednisone_mg_per_day"] = o["final_prednisone_mg_per_day"]
@@ -269,7 +286,7 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
     cols["ivig_stopped_for_adverse_event"] = o["ivig_stopped"].astype(np.int64)
     cols["rescue_started"] = np.isfinite(o["rescue_day"]).astype(np.int64)
     cols["rescue_day"] = np.where(np.isfinite(o["rescue_day"]), o["rescue_day"], math.nan)
-    t, seen = _time(o["rescue_day"], horizon)
+    t, seen = _time(o["rescue_day"], until)
     cols["time_to_rescue_days"] = t
     cols["rescue_pulse"] = (o["rescue_pulses"] > 0).astype(np.int64)
     agent = o["sparing_agent"].astype(np.int64)
@@ -283,8 +300,42 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
         cols[f"ae_{ae.name}_day"] = np.where(day <= horizon, day, math.nan)
     for ae in plan.ivig_aes:
         cols[f"ae_{ae.name}"] = (o[f"ae_{ae.name}_n"] > 0).astype(np.int64)
+    _survival(cols, o, plan)
     _economics(cols, chunk, plan, scn)
     return cols
+
+
+def survival_years(plan: Plan) -> list[int]:
+    """The whole years k at which survival is reported (day round(365.25 k) within the
+    horizon)."""
+    return [k for k in SURVIVAL_YEARS if _year_day(k) <= plan.horizon_days]
+
+
+def _year_day(k: int) -> int:
+    return int(math.floor(365.25 * k + 0.5))
+
+
+def _survival(cols: dict[str, np.ndarray], o: dict[str, np.ndarray], plan: Plan) -> None:
+    """Deaths by cause, survival at whole years and life-years (docs/model.md §5)."""
+    horizon = plan.horizon_days
+    death = o["death_day"]
+    died = death <= horizon
+    cause = np.where(died, o["death_cause"], 0.0)
+    cols["died"] = died.astype(np.int64)
+    cols["death_day"] = np.where(died, death, math.nan)
+    cols["death_cause"] = cause.astype(np.int64)
+    cols["time_to_death_days"] = np.floor(np.where(died, death, horizon))
+    cols["death_observed"] = died.astype(np.int64)
+    cols["death_background"] = (cause == CAUSE_BACKGROUND).astype(np.int64)
+    cols["death_disease"] = (cause == CAUSE_DISEASE).astype(np.int64)
+    for j, ae in enumerate(plan.steroid_aes + plan.ivig_aes):  # type: ignore[operator]
+        if ae.case_fatality > 0:
+            cols[f"death_{ae.name}"] = (cause == 3 + j).astype(np.int64)
+    for k in survival_years(plan):
+        cols[f"alive_year_{k}"] = (death > _year_day(k)).astype(np.int64)
+    end = np.minimum(death, horizon)
+    cols["life_years"] = end / 365.25
+    cols["discounted_life_years"] = _discounted_years(plan.discount_per_day, 0.0, end)
 
 
 def _from_entry(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan) -> None:
@@ -387,6 +438,18 @@ def metric_specs(plan: Plan) -> list[Metric]:
         _m("sparing_agent_used", P, P, "steroid-sparing agent started"),
         _m("time_to_rescue_days", T, "days", "time to rescue IVIG (KM median)",
            event_column="rescue_started"),
+        _m("died", P, P, "died during follow-up"),
+        _m("death_disease", P, P, "died: disease-related"),
+        _m("death_background", P, P, "died: background (life table)"),
+    ]
+    for j, ae in enumerate(plan.steroid_aes + plan.ivig_aes):  # type: ignore[operator]
+        if ae.case_fatality > 0:
+            specs.append(_m(f"death_{ae.name}", P, P,
+                            f"died: {ae.name.replace('_', ' ')}"))
+    for k in survival_years(plan):
+        specs.append(_m(f"alive_year_{k}", P, P, f"alive at {k} year{'s' if k > 1 else ''}"))
+    specs += [
+        _m("life_years", Mn, "years", "life-years within the horizon (undiscounted)"),
         _m("cost_total", Mn, "currency", "total cost (discounted)"),
         _m("cost_ivig", Mn, "currency", "cost: IVIG"),
         _m("cost_infusion_days", Mn, "currency", "cost: infusion days"),

@@ -56,6 +56,8 @@ STATE_OUTCOMES = (
     ("disc_pred", "discounted_prednisone_mg"),
     ("disc_ivig_g", "discounted_ivig_g"),
     ("disc_infusions", "discounted_infusion_days"),
+    ("death_day", "death_day"),
+    ("death_cause", "death_cause"),
 )
 
 

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import SCENARIOS
+from conftest import NO_DEATHS, SCENARIOS
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 from scipy.integrate import solve_ivp
@@ -230,7 +230,7 @@ def test_damage_over_a_course_never_decreases_nor_exceeds_its_maximum():
     from simulator.engines import cohort
 
     scn = load_scenario(SCENARIOS / "steroid_only.yaml",
-                        ["disease.function.damage_rate_per_log_day=0.05"])
+                        ["disease.function.damage_rate_per_log_day=0.05", *NO_DEATHS])
     plan = make_plan(scn)
     res = cohort.run_chunk(scn, plan, 4, np.arange(200))
     dmg = res.visits["damage"]

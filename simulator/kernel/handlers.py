@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from . import disease, effects, measures, pk
+from . import disease, effects, measures, mortality, pk
 from .disease import FE, LE, C, E, F, J, L, Q, S, V, W, X, Y, Z
 from .events import IVIG_AE_SHIFT, Event, Flag
 from .params import Params, flare_draw
@@ -124,7 +124,14 @@ def init_state(xp: Ops, plan: Plan, prm: Params) -> State:
     st.ae_time = [full(math.inf) for _ in plan.steroid_aes]
     st.ivig_ae_n = [full(0.0) for _ in plan.ivig_aes]
     st.ivig_ae_disc = [full(0.0) for _ in plan.ivig_aes]
+    st.mort_h = full(0.0)
+    st.death_day = full(math.inf)
+    st.death_cause = full(0.0)
+    st.death_due = full(math.inf)
+    st.death_due_cause = full(0.0)
+    _set_mortality_rate(xp, plan, prm, st, full(1.0))
     _schedule_taper(xp, plan, st)
+    _schedule_death(xp, plan, prm, st)
     return st
 
 
@@ -137,20 +144,23 @@ def next_event(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, Any]:
     """(time, kind) of each patient's next event; ties go to the lower kind."""
     if xp.vector:
         visit_t = np.append(plan.visit_days, np.inf)[st.visit_k]
+        end = np.minimum(st.death_day, plan.horizon_days)
         times = np.stack(
             [st.pulse_end, st.spar_onset, st.flare_next, visit_t, st.taper_next,
-             st.ivig_next, np.full(st.t.shape, plan.horizon_days)], axis=1,
+             st.ivig_next, st.death_next, end], axis=1,
         )
         kind = np.argmin(times, axis=1)
         return times[np.arange(times.shape[0]), kind], kind
     best_t, best_k = st.pulse_end, Event.PULSE_END
     for kind, t in ((Event.SPARING_ONSET, st.spar_onset), (Event.FLARE, st.flare_next),
                     (Event.VISIT, plan.visit_days_list[st.visit_k]),
-                    (Event.TAPER, st.taper_next), (Event.INFUSION, st.ivig_next)):
+                    (Event.TAPER, st.taper_next), (Event.INFUSION, st.ivig_next),
+                    (Event.DEATH, st.death_next)):
         if t < best_t:
             best_t, best_k = t, kind
-    if plan.horizon_days < best_t:
-        return plan.horizon_days, Event.END
+    end = min(st.death_day, plan.horizon_days)
+    if end < best_t:
+        return end, Event.END
     return best_t, best_k
 
 
@@ -180,6 +190,7 @@ def advance(xp: Ops, plan: Plan, prm: Params, st: State, t: Any) -> None:
         st.ae_time[j] = xp.where(hit, st.t + (thr - h0) / xp.maximum(rate, 1e-300),
                                  st.ae_time[j])
         st.ae_hazard[j] = h1
+    st.mort_h = st.mort_h + st.mort_rate * tau
     st.t = t * 1.0
 
 
@@ -213,6 +224,54 @@ def _schedule_taper(xp: Ops, plan: Plan, st: State) -> None:
     off = xp.logical_or(st.taper_hold > 0, st.oral_mg <= plan.floor_mg)
     off = xp.logical_or(off, st.pulse_end < math.inf)
     st.taper_next = xp.where(off, math.inf, due) if plan.steroid_on else st.t * 0.0 + math.inf
+
+
+def _set_mortality_rate(xp: Ops, plan: Plan, prm: Params, st: State, activity: Any) -> None:
+    """The background and disease-related death hazards per day for the window starting
+    now: the life table at the current age, and the excess at this age and ``activity``
+    (geometric mean inflammation over the window before; 1 at diagnosis)."""
+    age = prm.age0 + st.t / 365.25
+    bg = mortality.background_rate(xp, plan.background_per_day, prm.female, age)
+    if plan.excess_per_day > 0:
+        lasting = plan.excess_lasting_fraction
+        excess = (plan.excess_per_day * prm.mortality_risk
+                  * xp.exp(plan.excess_log_hr_per_year_of_age
+                           * (age - plan.excess_reference_age))
+                  * (lasting + (1.0 - lasting) * activity))
+    else:
+        excess = age * 0.0
+    st.mort_bg = bg * 1.0
+    st.mort_rate = bg + excess
+
+
+def _schedule_death(xp: Ops, plan: Plan, prm: Params, st: State) -> None:
+    """The time of death if nothing changes before it: the background and disease hazard
+    crossing the patient's threshold at the current rate, the first event of a steroid
+    adverse event that will be fatal for this patient at the current dose, or a fatal
+    IVIG adverse event today. Called whenever one of these may have changed."""
+    if not plan.mortality_on:
+        st.death_next = st.t * 0.0 + math.inf
+        st.death_next_cause = st.t * 0.0
+        return
+    rate = st.mort_rate
+    best = xp.where(rate > 0, st.t + (prm.death_threshold - st.mort_h) / xp.maximum(rate, 1e-300),
+                    math.inf)
+    cause = st.t * 0.0
+    rates = plan.steroid_ae_rates(xp, st.pred)
+    for j, ae in enumerate(plan.steroid_aes):
+        if ae.case_fatality <= 0:
+            continue
+        h = st.ae_hazard[j]
+        thr = xp.column(prm.steroid_ae_threshold, j)
+        r = rates[j]
+        will = xp.logical_and(xp.logical_and(xp.column(prm.steroid_ae_fatal, j), h < thr), r > 0)
+        tj = xp.where(will, st.t + (thr - h) / xp.maximum(r, 1e-300), math.inf)
+        better = tj < best
+        best = xp.where(better, tj, best)
+        cause = xp.where(better, 3.0 + j, cause)
+    due = st.death_due <= best
+    st.death_next = xp.where(due, st.death_due, best)
+    st.death_next_cause = xp.where(due, st.death_due_cause, cause)
 
 
 def _next_flare_candidate(xp: Ops, plan: Plan, prm: Params, st: State) -> None:
@@ -295,6 +354,11 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
                                   plan.damage_threshold_log, plan.damage_rate,
                                   plan.damage_max)
     st.damage_points = xp.where(window_end, accrued, st.damage_points)
+    if plan.mortality_on:
+        bg, rate = st.mort_bg, st.mort_rate
+        _set_mortality_rate(xp, plan, prm, st, xp.exp((st.j - st.j_window) / MONTH_DAYS))
+        st.mort_bg = xp.where(window_end, st.mort_bg, bg)
+        st.mort_rate = xp.where(window_end, st.mort_rate, rate)
     st.j_window = xp.where(window_end, st.j, st.j_window)
     cpk = disease.measured(xp, disease.enzyme_level(xp, st.q, prm.cpk0, prm.cpk_bg),
                            plan.cpk_sigma_log, xp.pick(prm.noise_cpk, k))
@@ -562,6 +626,11 @@ def infusion(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, Any]:
         p = ae.probability(xp, d, prm.risk_factor)
         u = xp.pick(xp.column(prm.ivig_ae_u, j), n)
         hit = u < p
+        if ae.case_fatality > 0:
+            fatal = xp.logical_and(u < p * ae.case_fatality, st.death_due == math.inf)
+            st.death_due = xp.where(fatal, st.t, st.death_due)
+            st.death_due_cause = xp.where(fatal, 3.0 + len(plan.steroid_aes) + j,
+                                          st.death_due_cause)
         st.ivig_ae_n[j] = st.ivig_ae_n[j] + hit
         st.ivig_ae_disc[j] = st.ivig_ae_disc[j] + hit * disc
         flags = flags + hit * (1 << (IVIG_AE_SHIFT + j))
@@ -594,6 +663,30 @@ def infusion(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, Any]:
     return flags + stop * Flag.IVIG_STOPPED, grams
 
 
+def death(xp: Ops, plan: Plan, prm: Params, st: State) -> Any:
+    """The patient dies: record when and of what, and cancel everything still planned."""
+    cause = st.death_next_cause
+    # Background or disease-related, in proportion to the two hazards now.
+    from_hazard = xp.where(prm.death_cause_u * st.mort_rate < st.mort_bg,
+                           float(mortality.CAUSE_BACKGROUND), float(mortality.CAUSE_DISEASE))
+    cause = xp.where(cause == 0, from_hazard, cause)
+    for j in range(len(plan.steroid_aes)):
+        # the fatal adverse event happens now (its hazard may fall a rounding short)
+        now = xp.logical_and(cause == 3.0 + j, st.ae_time[j] == math.inf)
+        st.ae_time[j] = xp.where(now, st.t, st.ae_time[j])
+    st.death_day = st.t * 1.0
+    st.death_cause = cause
+    never = st.t * 0.0 + math.inf
+    st.pulse_end = never
+    st.spar_onset = never * 1.0
+    st.flare_next = never * 1.0
+    st.taper_next = never * 1.0
+    st.ivig_next = never * 1.0
+    st.death_next = never * 1.0
+    st.visit_k = st.visit_k * 0 + len(plan.visit_days)
+    return st.t * 0.0 + Flag.DEATH
+
+
 def handle(xp: Ops, plan: Plan, prm: Params, st: State, kind: int
            ) -> tuple[Any, tuple[Any, ...] | None, Any]:
     """Run the event ``kind`` (one kind for every patient given).
@@ -614,6 +707,10 @@ def handle(xp: Ops, plan: Plan, prm: Params, st: State, kind: int
         flags = sparing_onset(xp, plan, prm, st)
     elif kind == Event.FLARE:
         flags = flare(xp, plan, prm, st)
+    elif kind == Event.DEATH:
+        return death(xp, plan, prm, st), None, nan
     else:
         flags = st.t * 0.0
+    if kind != Event.FLARE and kind != Event.SPARING_ONSET:
+        _schedule_death(xp, plan, prm, st)  # the dose or the hazard may have changed
     return flags, values, grams

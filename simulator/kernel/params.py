@@ -65,6 +65,12 @@ class Params:
     noise_extramuscular: Any
     ivig_ae_u: Any
     steroid_ae_threshold: Any
+    age0: Any
+    female: Any
+    mortality_risk: Any
+    death_threshold: Any
+    death_cause_u: Any
+    steroid_ae_fatal: Any
 
     def row(self, i: int) -> Params:
         out: dict[str, Any] = {}
@@ -141,6 +147,12 @@ def make_params(scn: Scenario, plan: Plan, seed: int, patients: np.ndarray,
     ext = (w_skin * base.dermatomyositis + w_lung * base.lung_involvement
            + w_dys * base.dysphagia).astype(np.float64)
     gain = plan.ivig_potency * base.ivig_sensitivity
+    mo = scn.disease.mortality
+    risk = (mo.hazard_ratio_lung ** base.lung_involvement.astype(np.float64)
+            * mo.hazard_ratio_dysphagia ** base.dysphagia.astype(np.float64))
+    steroid_fatal = np.stack(
+        [u("death.ae." + ae.name) < ae.case_fatality for ae in plan.steroid_aes], axis=1,
+    ) if plan.steroid_aes else np.zeros((n, 0), dtype=bool)
     params = Params(
         seed=int(seed),
         patient=ids,
@@ -174,5 +186,11 @@ def make_params(scn: Scenario, plan: Plan, seed: int, patients: np.ndarray,
         noise_extramuscular=noise["extramuscular"],
         ivig_ae_u=ivig_ae_u,
         steroid_ae_threshold=steroid_thr,
+        age0=base.age_years,
+        female=base.female.astype(np.int64),
+        mortality_risk=risk,
+        death_threshold=streams.exponential(seed, ids, "death.threshold"),
+        death_cause_u=u("death.cause"),
+        steroid_ae_fatal=steroid_fatal,
     )
     return params, base

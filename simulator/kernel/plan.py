@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..scenario.schema import Scenario
+from . import mortality
 from .disease import Propagator, rate_node_values
 from .rules import RuleFn, compile_rule
 from .safety import IvigAE, SteroidAE
@@ -117,6 +118,12 @@ class Plan:
     discount_per_day: float
     complete_response_days: float
     course_type_days: float
+    mortality_on: bool
+    background_per_day: np.ndarray
+    excess_per_day: float
+    excess_lasting_fraction: float
+    excess_log_hr_per_year_of_age: float
+    excess_reference_age: float
     _ae_rate_cache: dict[float, tuple[float, ...]] = field(default_factory=dict, repr=False,
                                                            compare=False)
 
@@ -260,7 +267,7 @@ def make_plan(scn: Scenario) -> Plan:
         visit_days_list=(*tuple(float(d) for d in days), math.inf),
         steroid_aes=tuple(
             SteroidAE(name, ae.baseline_per_year / 365.25, tuple(ae.dose_thresholds_mg_per_day),
-                      tuple(ae.relative_risk))
+                      tuple(ae.relative_risk), ae.case_fatality)
             for name, ae in scn.safety.steroid.items()
         ),
         ivig_aes=tuple(
@@ -272,6 +279,7 @@ def make_plan(scn: Scenario) -> Plan:
                 reference_daily_dose_g_per_kg=ae.reference_daily_dose_g_per_kg,
                 risk_factor_multiplier=ae.risk_factor_multiplier,
                 stops_ivig=ae.stops_ivig,
+                case_fatality=ae.case_fatality,
             )
             for name, ae in scn.safety.ivig.items()
         ),
@@ -279,4 +287,27 @@ def make_plan(scn: Scenario) -> Plan:
         discount_per_day=math.log1p(scn.economics.discount_rate_per_year) / 365.25,
         complete_response_days=float(out.complete_response_days),
         course_type_days=float(out.course_type_days),
+        **_mortality(scn),
+    )
+
+
+def _mortality(scn: Scenario) -> dict[str, Any]:
+    mo = scn.disease.mortality
+    table = mo.life_table
+    if table is None:
+        bg = mortality.background_table([0.0], [0.0])
+    elif isinstance(table, str):
+        bg = mortality.background_table(*mortality.load_life_table(table))
+    else:
+        bg = mortality.background_table(table.male_mx, table.female_mx)
+    fatal_aes = any(ae.case_fatality > 0 for ae in scn.safety.ivig.values()) or any(
+        ae.case_fatality > 0 for ae in scn.safety.steroid.values())
+    return dict(
+        mortality_on=bool(bg.any() or mo.excess_per_year > 0 or fatal_aes),
+        background_per_day=bg,
+        excess_per_day=mo.excess_per_year / 365.25,
+        excess_lasting_fraction=mo.lasting_fraction,
+        excess_log_hr_per_year_of_age=mortality.excess_log_age_factor(
+            mo.hazard_ratio_per_decade),
+        excess_reference_age=mo.reference_age_years,
     )

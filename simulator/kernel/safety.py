@@ -20,6 +20,7 @@ class SteroidAE:
     baseline_per_day: float
     thresholds_mg: tuple[float, ...]
     relative_risk: tuple[float, ...]
+    case_fatality: float = 0.0
 
     def rate(self, xp: Ops, dose_mg_per_day: Any) -> Any:
         """Hazard per day at a daily dose: baseline times the relative risk of its band."""
@@ -41,6 +42,7 @@ class IvigAE:
     reference_daily_dose_g_per_kg: float
     risk_factor_multiplier: float
     stops_ivig: bool
+    case_fatality: float = 0.0
 
     def probability(self, xp: Ops, day_dose_g_per_kg: Any, risk_factor: Any) -> Any:
         """Probability on one infusion day of ``day_dose_g_per_kg``."""

@@ -5,6 +5,8 @@ Latent disease (``disease.py``): ``y`` log muscle inflammation, ``q`` log CPK ex
 ``f``/``l`` serum IgG excess (g/L), ``fe``/``le`` effective IgG, ``v`` IVIG effect
 compartment, ``e`` steroid + sparing effect (1/day), ``j`` integral of ``y`` (log x day),
 ``c`` drug input (1/day); ``damage_points`` irreversible loss of MMT-8.
+Mortality (``mortality.py``): ``mort_h`` cumulative hazard, ``mort_rate`` / ``mort_bg``
+its current rate per day (all / background), ``death_next`` the scheduled death.
 Treatment, clinic memory and outcome trackers; times are days, ``inf`` = never.
 """
 
@@ -41,6 +43,12 @@ class State:
         "cum_pred",
         "cycle_start",
         "damage_points",
+        "death_cause",
+        "death_day",
+        "death_due",
+        "death_due_cause",
+        "death_next",
+        "death_next_cause",
         "disc_infusions",
         "disc_ivig_g",
         "disc_pred",
@@ -83,6 +91,9 @@ class State:
         "last_relapse",
         "last_step",
         "le",
+        "mort_bg",
+        "mort_h",
+        "mort_rate",
         "oral_mg",
         "pred",
         "pulse_end",

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import math
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .schema import FAGGIOLI, AnyDist, Frozen, P, PositiveDist, lognormal, normal
 
-__all__ = ["FITTED", "Disease"]
+__all__ = ["FITTED", "LIFE_TABLES", "Disease", "LifeTable", "Mortality"]
 
 CLIN_RHEUM_2006 = ("Characterization of relapses in adult idiopathic inflammatory myopathies,"
                    " Clin Rheumatol 2006, doi:10.1007/s10067-005-0075-3")
@@ -41,7 +41,7 @@ class Activity(Frozen):
         ge=0, le=2,
     )
     lasting_drive_log: AnyDist = P(
-        normal(-4.1, 1.3, -9.0, 0.7), "log activity",
+        normal(-4.2, 1.3, -9.0, 0.7), "log activity",
         "assumption (calibrated): each patient's persistent disease drive, relative to"
         " activity at diagnosis. Untreated, activity settles at exp(lasting drive): capped"
         " at 0.7 (2x diagnosis) so untreated or treated disease plateaus at a bounded level;"
@@ -378,6 +378,90 @@ def _default_agents() -> dict[str, SparingAgent]:
     }
 
 
+DANKO_2004 = "Danko K et al., Medicine 2004;83:35-42 (162 PM/DM, Hungary)"
+LIFE_TABLES = ("hmd_usa_2019",)
+
+
+class LifeTable(Frozen):
+    """A period life table given inline: central death rates per person-year by single
+    year of age from 0, one list per sex; the last value holds for every older age."""
+
+    male_mx: list[float] = Field(min_length=1)
+    female_mx: list[float] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _rates(self) -> LifeTable:
+        for name in ("male_mx", "female_mx"):
+            bad = [v for v in getattr(self, name) if not 0 <= v <= 10]
+            if bad:
+                raise ValueError(f"{name} holds {bad[0]!r}: death rates per person-year must"
+                                 " lie in [0, 10]")
+        return self
+
+
+class Mortality(Frozen):
+    """Deaths: background mortality from a life table by age and sex, plus a
+    disease-related excess hazard, plus fatal adverse events (``case_fatality`` of each
+    adverse event under ``safety``). The excess hazard over each 4-week window is
+
+        excess_per_year x HR_lung^ILD x HR_dysphagia^dysphagia x HR_age^((age - 50) / 10)
+                        x (lasting_fraction + (1 - lasting_fraction) x a_window)
+
+    where a_window is the geometric mean muscle inflammation exp(mean y) over the window
+    before (1 at diagnosis), so uncontrolled disease raises it and controlled disease
+    leaves the lasting part (lung, cancer-associated and other disease-related deaths)."""
+
+    life_table: str | LifeTable | None = P(
+        "hmd_usa_2019", "-",
+        "Human Mortality Database, United States 2019 period life table by sex (1x1), CC BY"
+        " 4.0 (simulator/data/life_tables/); a scenario may give its own country's table"
+        " inline ({male_mx: [...], female_mx: [...]}) or null for no background deaths",
+    )
+    excess_per_year: float = P(
+        0.097, "1/year",
+        "assumption (calibrated to 5-year survival 92%, " + DANKO_2004 + "): disease-related"
+        " death hazard at diagnosis activity, reference patient (age 50, no lung"
+        " involvement, no dysphagia)",
+        ge=0, le=10,
+    )
+    lasting_fraction: float = P(
+        0.02, "fraction",
+        "assumption: share of the excess hazard that does not fall with muscle activity"
+        " (lung disease, cancer-associated myositis); sets late against early deaths",
+        ge=0, le=1,
+    )
+    hazard_ratio_lung: float = P(
+        2.0, "HR",
+        "assumption: interstitial lung disease as a poor prognostic factor (" + DANKO_2004
+        + "; Marie 2001; lung complications a leading cause of death, parameters.md section"
+        " 9); its size is NOT FOUND in the shipped sources",
+        ge=0,
+    )
+    hazard_ratio_dysphagia: float = P(
+        2.0, "HR",
+        "assumption: dysphagia as a poor prognostic factor (" + DANKO_2004 + "); size NOT"
+        " FOUND in the shipped sources",
+        ge=0,
+    )
+    hazard_ratio_per_decade: float = P(
+        1.5, "HR per 10 years",
+        "assumption: older age at onset as a poor prognostic factor (" + DANKO_2004 + ");"
+        " applies to the disease-related excess only (the life table carries age itself)",
+        gt=0,
+    )
+    reference_age_years: float = P(50.0, "years", "the age at which the age HR is 1", ge=0,
+                                   le=120)
+
+    @field_validator("life_table")
+    @classmethod
+    def _known_table(cls, value: str | LifeTable | None) -> str | LifeTable | None:
+        if isinstance(value, str) and value not in LIFE_TABLES:
+            raise ValueError(f"unknown life table {value!r}: use one of"
+                             f" {', '.join(LIFE_TABLES)}, a table given inline"
+                             " ({male_mx: [...], female_mx: [...]}) or null")
+        return value
+
+
 class Disease(Frozen):
     activity: Activity = Activity()
     heterogeneity: Heterogeneity = Heterogeneity()
@@ -388,6 +472,7 @@ class Disease(Frozen):
     steroid: SteroidResponse = SteroidResponse()
     igg: IgGKinetics = IgGKinetics()
     ivig: IVIGResponse = IVIGResponse()
+    mortality: Mortality = Mortality()
     sparing_agents: dict[str, SparingAgent] = Field(
         default_factory=_default_agents,
         json_schema_extra={
@@ -413,4 +498,5 @@ FITTED: dict[str, tuple[float, float]] = {
     "disease.steroid.emax_per_day": (0.04, 0.3),
     "disease.ivig.effect_per_g_per_l_per_day": (0.0005, 0.02),
     "disease.function.damage_rate_per_log_day": (0.0, 0.02),
+    "disease.mortality.excess_per_year": (0.0, 5.0),
 }

@@ -421,6 +421,7 @@ class AdverseEventIVIG(Frozen):
     reference_daily_dose_g_per_kg: float = Field(0.4, gt=0)
     risk_factor_multiplier: float = Field(1.0, ge=0)
     stops_ivig: bool = False
+    case_fatality: float = Field(0.0, ge=0, le=1)
     source: str = ""
 
 
@@ -430,6 +431,7 @@ class AdverseEventSteroid(Frozen):
     baseline_per_year: float = Field(ge=0)
     dose_thresholds_mg_per_day: list[float] = Field(min_length=1)
     relative_risk: list[float] = Field(min_length=1)
+    case_fatality: float = Field(0.0, ge=0, le=1)
     source: str = ""
 
     @model_validator(mode="after")
@@ -462,8 +464,10 @@ def _default_ivig_aes() -> dict[str, AdverseEventIVIG]:
         ),
         "thromboembolism": AdverseEventIVIG(
             p_per_cycle=0.012, risk_factor_multiplier=3.69, stops_ivig=True,
+            case_fatality=0.2,
             source="derived: 8 events in 664 ProDERM cycles (safety paper, doi:10.1186/"
-            "s13075-023-03232-2); OR 3.69 with prior thromboembolism (Neurology Open 2022)",
+            "s13075-023-03232-2); OR 3.69 with prior thromboembolism (Neurology Open 2022);"
+            " case fatality 20% (IVIG thrombosis review, PMID 15970713)",
         ),
         "acute_kidney_injury": AdverseEventIVIG(
             p_per_cycle=0.0012, stops_ivig=True,
@@ -489,9 +493,11 @@ def _default_steroid_aes() -> dict[str, AdverseEventSteroid]:
         ),
         "serious_infection": AdverseEventSteroid(
             baseline_per_year=0.02, dose_thresholds_mg_per_day=[0.001, 7.5, 20.0],
-            relative_risk=[1.0, 1.5, 3.0],
+            relative_risk=[1.0, 1.5, 3.0], case_fatality=0.1,
             source="assumption: infection risk rises above 20-25 mg/day (seekhealthz.com"
-            " [low-quality]); baseline 2%/year and relative risks are assumptions",
+            " [low-quality]); baseline 2%/year and relative risks are assumptions; case"
+            " fatality 10% is an assumption (infection caused 34/49 deaths in a cohort of"
+            " 676, Xiao 2016, parameters.md section 9)",
         ),
         "steroid_diabetes": AdverseEventSteroid(
             baseline_per_year=0.005, dose_thresholds_mg_per_day=[0.001, 10.0, 30.0],
@@ -717,7 +723,7 @@ class Scenario(Frozen):
     description: str = ""
     patients: int = Field(1000, ge=1, le=MAX_PATIENTS)
     seed: int = Field(20150610, ge=0, lt=SEED_BOUND)
-    horizon_days: int = Field(728, ge=28, le=3650)
+    horizon_days: int = Field(728, ge=28, le=36525)
     population: Population = Population()
     disease: Disease = Disease()
     regimen: Regimen = Regimen()
