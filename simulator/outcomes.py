@@ -312,7 +312,7 @@ def survival_years(plan: Plan) -> list[int]:
 
 
 def _year_day(k: int) -> int:
-    return int(math.floor(365.25 * k + 0.5))
+    return math.floor(365.25 * k + 0.5)
 
 
 def _survival(cols: dict[str, np.ndarray], o: dict[str, np.ndarray], plan: Plan) -> None:
@@ -442,7 +442,7 @@ def metric_specs(plan: Plan) -> list[Metric]:
         _m("death_disease", P, P, "died: disease-related"),
         _m("death_background", P, P, "died: background (life table)"),
     ]
-    for j, ae in enumerate(plan.steroid_aes + plan.ivig_aes):  # type: ignore[operator]
+    for ae in plan.steroid_aes + plan.ivig_aes:  # type: ignore[operator]
         if ae.case_fatality > 0:
             specs.append(_m(f"death_{ae.name}", P, P,
                             f"died: {ae.name.replace('_', ' ')}"))

@@ -58,7 +58,7 @@ def test_background_survival_follows_the_life_table():
         hazard = 0.0
         for start in range(0, day, MONTH_DAYS):
             age = 80 + start / 365.25
-            hazard += female[int(math.floor(age))] / 365.25 * min(MONTH_DAYS, day - start)
+            hazard += female[math.floor(age)] / 365.25 * min(MONTH_DAYS, day - start)
         expected = math.exp(-hazard)
         got = res.metrics[f"alive_year_{k}"]["mean"]
         se = math.sqrt(expected * (1 - expected) / n)
@@ -133,7 +133,7 @@ def test_engines_agree_with_many_deaths_of_every_cause():
 
 
 def test_a_fatal_ivig_thromboembolism_kills_on_its_infusion_day():
-    scn, plan, res = _chunk(["safety.ivig.thromboembolism.p_per_cycle=0.5",
+    _, plan, res = _chunk(["safety.ivig.thromboembolism.p_per_cycle=0.5",
                              "safety.ivig.thromboembolism.case_fatality=1",
                              "disease.mortality.life_table=null",
                              "disease.mortality.excess_per_year=0",

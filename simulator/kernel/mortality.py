@@ -73,7 +73,7 @@ def background_rate(xp: Ops, table: np.ndarray, female: Any, age_years: Any) -> 
     if xp.vector:
         a = np.clip(np.floor(age_years), 0, MAX_AGE).astype(np.int64)
         return table[np.asarray(female, dtype=np.int64), a]
-    a = min(max(int(math.floor(age_years)), 0), MAX_AGE)
+    a = min(max(math.floor(age_years), 0), MAX_AGE)
     return float(table[int(female), a])
 
 
