@@ -30,9 +30,11 @@ from .stats import Z95, KaplanMeier, LogHistogram, Moments, Proportion
 __all__ = ["METRICS", "CohortSummary", "Metric", "metric_specs", "patient_table"]
 
 TIS_WEEKS = (16, 24, 52)
+ENTRY_WEEKS = (12, 16, 24, 52)  # from entry: 12 is where Hara 2003 reports
 SURVIVAL_YEARS = (1, 2, 3, 5, 10, 20)
 CORE_SET_MONTHLY = ("mmt8", "physician_global", "patient_global", "haq", "extramuscular",
-                    "tis", "damage")
+                    "tis", "damage", "skin_activity", "lung_activity", "dysphagia_activity")
+DOMAIN_LABELS = {"skin": "skin (DM)", "lung": "lung (ILD)", "dysphagia": "swallowing"}
 
 
 @dataclass(frozen=True)
@@ -207,6 +209,14 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
                                                       myo_uln)
     for m in (6, 12):
         cols[f"mmt8_month_{m}"] = _at_month(plan, vis["mmt8"], m)
+    # Each extramuscular domain, among the patients who have it (NaN otherwise): its
+    # activity VAS at diagnosis, and inactive (<= 1 cm, the threshold of "inactive").
+    for d in DOMAIN_LABELS:
+        values = vis[f"{d}_activity"]
+        cols[f"{d}_activity_baseline_cm"] = values[:, 0]
+        for m in (6, 12):
+            v = _at_month(plan, values, m)
+            cols[f"{d}_inactive_month_{m}"] = _flag(v <= plan.inactive_ext, ~np.isnan(v))
     for wk in TIS_WEEKS:
         tis = _at_day(plan, vis["tis"], 7 * wk)
         cols[f"tis_week_{wk}"] = tis
@@ -350,7 +360,8 @@ def _from_entry(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan) -> 
     rows = np.arange(chunk.n)
     at_entry = np.clip(np.searchsorted(days, np.where(entered, entry, -1.0)), 0, days.size - 1)
     mmt_entry = np.where(entered, chunk.visits["mmt8"][rows, at_entry], math.nan)
-    for wk in TIS_WEEKS:
+    cpk_entry = np.where(entered, chunk.visits["cpk"][rows, at_entry], math.nan)
+    for wk in ENTRY_WEEKS:
         target = np.where(entered, entry + 7 * wk, -1.0)
         j = np.clip(np.searchsorted(days, target), 0, days.size - 1)
         ok = entered & (days[j] == target)
@@ -360,6 +371,8 @@ def _from_entry(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan) -> 
             cols[f"tis{level}_week_{wk}_from_entry"] = _flag(tis >= level, ~np.isnan(tis))
         mmt = np.where(ok, chunk.visits["mmt8"][rows, j], math.nan)
         cols[f"mmt8_change_week_{wk}_from_entry"] = mmt - mmt_entry
+        cpk = np.where(ok, chunk.visits["cpk"][rows, j], math.nan)
+        cols[f"cpk_ratio_week_{wk}_from_entry"] = cpk / cpk_entry
     cols["unblinded"] = np.where(entered, np.isfinite(o["unblind_day"]).astype(np.float64),
                                  math.nan)
 
@@ -386,6 +399,12 @@ def metric_specs(plan: Plan) -> list[Metric]:
         _m("mmt8_month_6", Mn, "points (0-150)", "MMT-8 at month 6"),
         _m("mmt8_month_12", Mn, "points (0-150)", "MMT-8 at month 12"),
         _m("strength_ever_normal", P, P, "MMT-8 >= 142 at some visit"),
+    ]
+    for d, label in DOMAIN_LABELS.items():
+        for m in (6, 12):
+            specs.append(_m(f"{d}_inactive_month_{m}", P, P,
+                            f"{label} inactive (<= 1 cm) at month {m}, among those with it"))
+    specs += [
         _m("damage_points", Mn, "MMT-8 points", "muscle damage at the horizon"),
     ]
     for wk in TIS_WEEKS:
@@ -462,7 +481,7 @@ def metric_specs(plan: Plan) -> list[Metric]:
     ]
     if plan.entry_rule is not None:
         specs.append(_m("entered", P, P, "entered the study"))
-        for wk in TIS_WEEKS:
+        for wk in ENTRY_WEEKS:
             specs.append(_m(f"tis_week_{wk}_from_entry", Mn, "points (0-100)",
                             f"TIS at week {wk} from entry"))
             for level in (20, 40, 60):
@@ -470,6 +489,8 @@ def metric_specs(plan: Plan) -> list[Metric]:
                                 f"TIS >= {level} at week {wk} from entry"))
             specs.append(_m(f"mmt8_change_week_{wk}_from_entry", Mn, "points",
                             f"MMT-8 change at week {wk} from entry", nonnegative=False))
+            specs.append(_m(f"cpk_ratio_week_{wk}_from_entry", Mn, "ratio",
+                            f"CPK at week {wk} / CPK at entry"))
         specs.append(_m("unblinded", P, P, "switched from placebo to open-label IVIG"))
     for ae in plan.steroid_aes + plan.ivig_aes:  # type: ignore[operator]
         specs.append(Metric(f"adverse_event_{ae.name}", "proportion", f"ae_{ae.name}",

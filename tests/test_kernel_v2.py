@@ -156,9 +156,17 @@ def test_every_visit_measure_within_its_range(stem):
     _scn, plan, res = shipped(stem)
     assert set(res.visits) == set(VISIT_VALUES)
     alive = _alive(plan, res)
+    b = res.baseline
+    has = {"skin_activity": b.dermatomyositis, "lung_activity": b.lung_involvement,
+           "dysphagia_activity": b.dysphagia}
     for name, values in res.visits.items():
-        assert np.all(np.isfinite(values[alive])), name  # every visit made while alive
-        assert np.all(np.isnan(values[~alive])), name  # and none after death
+        # every visit made while alive (a domain's activity where the patient has it)
+        made = alive & has[name][:, None] if name in has else alive
+        assert np.all(np.isfinite(values[made])), name
+        assert np.all(np.isnan(values[~made])), name  # none after death or without it
+    for name in has:
+        v = res.visits[name][np.isfinite(res.visits[name])]
+        assert np.all((v >= 0) & (v <= 10)), name
     for name, (low, high) in RANGES.items():
         v = res.visits[name][alive]
         assert np.all((v >= low) & (v <= high)), name

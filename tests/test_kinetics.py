@@ -22,22 +22,24 @@ from simulator.kernel.plan import make_plan
 from simulator.kernel.xp import ARRAY, SCALAR
 from simulator.scenario import load_scenario
 
-NAMES = ("y", "q", "w", "x", "z", "f", "l", "fe", "le", "v", "e", "j", "s", "c")
+NAMES = ("y", "q", "w", "xs", "xl", "xd", "z", "f", "l", "fe", "le", "v", "e", "j", "s", "c")
 LN2 = math.log(2.0)
 
 
 def rhs(k, p, g):
     """docs: dy = k(s+z-y) - e - g v; dq = k_ck(y-q); dw = k_w(y-w) - rho_f g v;
-    dx = k_x(s+z-x) - sigma_x e - rho_x g v; dz = -k_b z; df, dF = -a_f; dl, dL = -a_s;
+    dx_d = k_d(s+z-x_d) - sigma_d e - rho_d g v for the domains d = skin, lung,
+    swallowing; dz = -k_b z; df, dF = -a_f; dl, dL = -a_s;
     dv = k_e(F+L-v); de = k_c(c-e); dJ = y; s and c constant."""
 
     def f(_t, u):
-        y, q, w, x, z, f_, l_, fe, le, v, e, _j, s, c = u
+        y, q, w, xs, xl, xd, z, f_, l_, fe, le, v, e, _j, s, c = u
         return [
             k * (s + z - y) - e - g * v,
             p["k_ck"] * (y - q),
             p["k_w"] * (y - w) - p["rho_f"] * g * v,
-            p["k_x"] * (s + z - x) - p["sigma_x"] * e - p["rho_x"] * g * v,
+            *(p["k_x"][i] * (s + z - x) - p["sigma_x"][i] * e - p["rho_x"][i] * g * v
+              for i, x in enumerate((xs, xl, xd))),
             -p["k_b"] * z,
             -p["a_f"] * f_,
             -p["a_s"] * l_,
@@ -59,22 +61,27 @@ def propagator_constants(scn):
     return {
         "k_ck": LN2 / dis.enzymes.cpk_half_life_days,
         "k_w": LN2 / dis.function.weakness_half_life_days,
-        "k_x": dis.extramuscular.rate_per_day,
+        "k_x": tuple(d.rate_per_day for d in _domains(dis)),
         "k_b": LN2 / dis.activity.burnout_half_life_days,
         "a_f": LN2 / dis.igg.fast_half_life_days,
         "a_s": LN2 / dis.igg.slow_half_life_days,
         "k_e": LN2 / dis.ivig.effect_half_life_days,
         "k_c": LN2 / dis.steroid.onset_half_life_days,
         "rho_f": dis.ivig.function_relative_effect,
-        "rho_x": dis.extramuscular.ivig_relative_effect,
-        "sigma_x": dis.extramuscular.steroid_relative_effect,
+        "rho_x": tuple(d.ivig_relative_effect for d in _domains(dis)),
+        "sigma_x": tuple(d.steroid_relative_effect for d in _domains(dis)),
     }
+
+
+def _domains(dis):
+    ext = dis.extramuscular
+    return (ext.skin, ext.lung, ext.dysphagia)
 
 
 def random_state(rng):
     return np.array([
         rng.normal(0, 1), rng.normal(0, 1), rng.normal(0, 1), rng.normal(0, 1),
-        rng.uniform(0, 2), rng.uniform(0, 40), rng.uniform(0, 20), rng.uniform(0, 40),
+        rng.normal(0, 1), rng.normal(0, 1), rng.uniform(0, 2), rng.uniform(0, 40), rng.uniform(0, 20), rng.uniform(0, 40),
         rng.uniform(0, 20), rng.uniform(0, 10), rng.uniform(0, 0.1), rng.uniform(-50, 50),
         rng.normal(-1.6, 1.0), rng.uniform(0, 0.1),
     ])
@@ -88,14 +95,16 @@ def exact(prop, node, tau, u, g, xp=SCALAR):
 
 # Scenarios whose rates differ, and scenarios where rates coincide: the middle rate node
 # is exactly the median reversion rate (quantile 0.5), so a weakness half-life of
-# ln2/median makes k_w equal that node's rate; a burnout half-life of ln2/k_x makes
-# k_b equal k_x.
+# ln2/median makes k_w equal that node's rate; a burnout half-life of ln2/k_skin makes
+# k_b equal the skin domain's rate, and the lung's rate may equal a rate node.
 CASES = {
     "first_line": [],
     "k_w_is_node_rate": ["disease.function.weakness_half_life_days=%r" % (LN2 / 0.03),
                          "disease.activity.reversion_rate_per_day=0.03"],
     "k_b_is_k_x": ["disease.activity.burnout_half_life_days=%r" % (LN2 / 0.02),
-                   "disease.extramuscular.rate_per_day=0.02"],
+                   "disease.extramuscular.skin.rate_per_day=0.02",
+                   "disease.extramuscular.lung.rate_per_day=0.03",
+                   "disease.activity.reversion_rate_per_day=0.03"],
     "k_c_is_a_s_and_k_e_is_a_f": [
         "disease.steroid.onset_half_life_days=21", "disease.igg.slow_half_life_days=21",
         "disease.ivig.effect_half_life_days=3.5", "disease.igg.fast_half_life_days=3.5"],
@@ -128,14 +137,16 @@ def test_coinciding_rates_really_coincide():
     assert propagator_constants(scn)["k_w"] == pytest.approx(plan.rate_per_day[3], rel=1e-14)
     scn = load_scenario(SCENARIOS / "first_line.yaml", CASES["k_b_is_k_x"])
     p = propagator_constants(scn)
-    assert p["k_b"] == pytest.approx(p["k_x"], rel=1e-14)
+    assert p["k_b"] == pytest.approx(p["k_x"][0], rel=1e-14)
+    assert p["k_x"][1] == pytest.approx(make_plan(scn).rate_per_day[3], rel=1e-14)
 
 
 def test_exactly_equal_rates_everywhere():
     """A propagator built with many exactly equal rates (Jordan blocks)."""
     r = 0.03
-    p = {"k_ck": r, "k_w": r, "k_x": r, "k_b": r, "a_f": 0.2, "a_s": r, "k_e": 0.2,
-         "k_c": r, "rho_f": 0.5, "rho_x": 1.5, "sigma_x": 0.8}
+    p = {"k_ck": r, "k_w": r, "k_x": (r, r, 0.2), "k_b": r, "a_f": 0.2, "a_s": r,
+         "k_e": 0.2, "k_c": r, "rho_f": 0.5, "rho_x": (1.5, 1.5, 2.0),
+         "sigma_x": (0.8, 0.6, 0.8)}
     prop = Propagator(np.array([r, 0.2]), **p)
     rng = np.random.default_rng(3)
     for node, tau in ((0, 7.0), (0, 200.0), (1, 28.0)):
@@ -154,14 +165,15 @@ def test_ivig_gain_scales_only_the_v_couplings():
     rng = np.random.default_rng(5)
     u0 = random_state(rng)
     quiet = u0.copy()
-    quiet[[5, 6, 7, 8, 9]] = 0.0
+    quiet[[disease.F, disease.L, disease.FE, disease.LE, disease.V]] = 0.0
     np.testing.assert_array_equal(exact(plan.propagator, 2, 28.0, quiet, 0.0),
                                   exact(plan.propagator, 2, 28.0, quiet, 0.05))
     base = exact(plan.propagator, 2, 28.0, u0, 0.0)
     d1 = exact(plan.propagator, 2, 28.0, u0, 0.01) - base
     d3 = exact(plan.propagator, 2, 28.0, u0, 0.03) - base
     np.testing.assert_allclose(d3, 3 * d1, rtol=1e-9, atol=1e-12)
-    assert d1[0] < 0 and d1[2] < 0 and d1[3] < 0  # IVIG lowers y, w and x
+    # IVIG lowers y, w and every extramuscular domain
+    assert all(d1[i] < 0 for i in (disease.Y, disease.W, disease.XS, disease.XL, disease.XD))
 
 
 def test_steps_compose_and_zero_step_is_identity():
@@ -183,8 +195,9 @@ def test_array_and_scalar_paths_agree_bit_for_bit():
     states = np.stack([random_state(rng) for _ in nodes])
     gains = rng.uniform(0, 0.02, len(nodes))
     coef = prop(ARRAY, nodes, taus)
-    out = disease.step(ARRAY, coef, {i: states[:, i] for i in range(14)}, gains)
-    arr = np.stack([out[i] for i in range(14)], axis=1)
+    n = disease.N_STATES
+    out = disease.step(ARRAY, coef, {i: states[:, i] for i in range(n)}, gains)
+    arr = np.stack([out[i] for i in range(n)], axis=1)
     for i in range(len(nodes)):
         one = exact(prop, int(nodes[i]), float(taus[i]), [float(v) for v in states[i]],
                     float(gains[i]))
@@ -194,11 +207,11 @@ def test_array_and_scalar_paths_agree_bit_for_bit():
 def test_untreated_activity_relaxes_to_the_lasting_drive_and_treatment_lowers_it():
     plan = make_plan(load_scenario(SCENARIOS / "first_line.yaml"))
     k = plan.rate_per_day[3]
-    u0 = np.zeros(14)
-    u0[4], u0[12] = 1.0, -1.5  # acute drive fading, lasting drive s
+    u0 = np.zeros(disease.N_STATES)
+    u0[disease.Z], u0[disease.S] = 1.0, -1.5  # acute drive fading, lasting drive s
     y = exact(plan.propagator, 3, 5000.0, u0, 0.0)[0]
     assert y == pytest.approx(-1.5, abs=1e-6)
-    u0[13] = 0.06  # constant drug effect c: equilibrium s - c / k
+    u0[disease.C] = 0.06  # constant drug effect c: equilibrium s - c / k
     y = exact(plan.propagator, 3, 5000.0, u0, 0.0)[0]
     assert y == pytest.approx(-1.5 - 0.06 / k, abs=1e-6)
 
@@ -240,3 +253,21 @@ def test_damage_over_a_course_never_decreases_nor_exceeds_its_maximum():
     assert dmg.max() > 1.0  # some patients do accrue damage here
     final = res.outcomes["damage_points"]
     assert np.all(final >= dmg[:, -1]) and np.all(final <= plan.damage_max)
+
+
+def test_each_extramuscular_domain_follows_only_its_own_parameters():
+    """Changing the lung domain's rate and responses moves the lung state only: skin,
+    swallowing, muscle and the rest are bit-identical."""
+    base = make_plan(load_scenario(SCENARIOS / "first_line.yaml"))
+    lung = make_plan(load_scenario(SCENARIOS / "first_line.yaml", [
+        "disease.extramuscular.lung.ivig_relative_effect=4",
+        "disease.extramuscular.lung.steroid_relative_effect=0.1",
+        "disease.extramuscular.lung.rate_per_day=0.05"]))
+    rng = np.random.default_rng(8)
+    for tau in (7.0, 28.0):
+        u0 = random_state(rng)
+        a = exact(base.propagator, 3, tau, u0, 0.01)
+        b = exact(lung.propagator, 3, tau, u0, 0.01)
+        others = [i for i in range(disease.N_STATES) if i != disease.XL]
+        np.testing.assert_array_equal(a[others], b[others])
+        assert a[disease.XL] != b[disease.XL]

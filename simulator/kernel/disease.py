@@ -5,7 +5,8 @@ State (all per patient; ``a = exp(y)`` is muscle inflammation, 1 at diagnosis):
     dy/dt  = k (s + z - y) - e - g v                     log muscle inflammation
     dq/dt  = k_ck (y - q)                                log CPK excess (CPK turnover)
     dw/dt  = k_w (y - w) - rho_f g v                     log reversible weakness
-    dx/dt  = k_x (s + z - x) - sigma_x e - rho_x g v     log extramuscular activity
+    dx_d/dt = k_d (s + z - x_d) - sigma_d e - rho_d g v  log activity of extramuscular
+                                                         domain d (skin, lung, swallowing)
     dz/dt  = -k_b z                                      fading acute drive (and flares)
     df/dt  = -a_f f,   dl/dt = -a_s l                    serum IgG excess, fast / slow, g/L
     dF/dt  = -a_f F,   dL/dt = -a_s L                    effective (dose-saturated) IgG
@@ -14,10 +15,10 @@ State (all per patient; ``a = exp(y)`` is muscle inflammation, 1 at diagnosis):
     dJ/dt  = y                                           integral of log inflammation
 
 ``s`` (the patient's lasting drive) and ``c`` (the effect the current doses would reach)
-are constant between events. The rates k_ck, k_w, k_x, k_b, a_f, a_s, k_e, k_c are the
+are constant between events. The rates k_ck, k_w, k_d, k_b, a_f, a_s, k_e, k_c are the
 same for every patient; the reversion rate k varies between patients and is represented
 by ``RATE_NODES`` equiprobable quantile nodes of its distribution, so the exact solution
-over a step tau, x(tau) = expm(A_k tau) x(0), needs one 14x14 matrix exponential per
+over a step tau, x(tau) = expm(A_k tau) x(0), needs one 16x16 matrix exponential per
 (node, tau) pair: cached, and events fall on whole days. The IVIG sensitivity g enters
 only through the couplings from v, and every state downstream of v depends on them
 linearly, so its entries of the transition are those of g = 1 scaled by g.
@@ -39,20 +40,24 @@ from scipy import special
 
 from .xp import Ops
 
-__all__ = ["RATE_NODES", "Propagator", "damage_step", "enzyme_level", "measured",
+__all__ = ["DOMAINS", "RATE_NODES", "Propagator", "damage_step", "enzyme_level", "measured",
            "rate_node_values"]
 
-Y, Q, W, X, Z, F, L, FE, LE, V, E, J, S, C = range(14)
-N_STATES = 14
+Y, Q, W, XS, XL, XD, Z, F, L, FE, LE, V, E, J, S, C = range(16)
+N_STATES = 16
 RATE_NODES = 7
+# Extramuscular domains, in this order everywhere: skin (DM), lung (ILD), swallowing.
+DOMAINS = ("skin", "lung", "dysphagia")
+X_DOMAINS = (XS, XL, XD)
 
 # Rows fed by the rest of the system (the "downstream" states) and their sources.
-_DOWNSTREAM = (Y, Q, W, X, J)
-_SOURCES = (Y, Q, W, X, Z, E, S, C, FE, LE, V)
+_DOWNSTREAM = (Y, Q, W, XS, XL, XD, J)
+_SOURCES = (Y, Q, W, XS, XL, XD, Z, E, S, C, FE, LE, V)
 _G_SCALED = (FE, LE, V)
+_OWN_ONLY = (Q, W, XS, XL, XD)  # states that feed only themselves
 PATTERN: tuple[tuple[int, int], ...] = tuple(
     (r, c) for r in _DOWNSTREAM for c in _SOURCES
-    if not (c in (Q, W, X) and c != r) and not (r == Y and c == J)
+    if not (c in _OWN_ONLY and c != r) and not (r == Y and c == J)
 )
 
 
@@ -95,9 +100,10 @@ def rate_node_values(median_per_day: float, cv: float) -> np.ndarray:
 class Propagator:
     """Exact transition coefficients of the linear state over a time step."""
 
-    def __init__(self, rates_per_day: np.ndarray, k_ck: float, k_w: float, k_x: float,
-                 k_b: float, a_f: float, a_s: float, k_e: float, k_c: float,
-                 rho_f: float, rho_x: float, sigma_x: float, cache_size: int = 16384) -> None:
+    def __init__(self, rates_per_day: np.ndarray, k_ck: float, k_w: float,
+                 k_x: tuple[float, float, float], k_b: float, a_f: float, a_s: float,
+                 k_e: float, k_c: float, rho_f: float, rho_x: tuple[float, float, float],
+                 sigma_x: tuple[float, float, float], cache_size: int = 16384) -> None:
         self.rates = np.asarray(rates_per_day, dtype=np.float64)
         self._mats = []
         for k in self.rates:
@@ -105,7 +111,8 @@ class Propagator:
             a[Y, Y], a[Y, S], a[Y, Z], a[Y, E], a[Y, V] = -k, k, k, -1.0, -1.0
             a[Q, Q], a[Q, Y] = -k_ck, k_ck
             a[W, W], a[W, Y], a[W, V] = -k_w, k_w, -rho_f
-            a[X, X], a[X, S], a[X, Z], a[X, E], a[X, V] = -k_x, k_x, k_x, -sigma_x, -rho_x
+            for x, kx, sx, rx in zip(X_DOMAINS, k_x, sigma_x, rho_x, strict=True):
+                a[x, x], a[x, S], a[x, Z], a[x, E], a[x, V] = -kx, kx, kx, -sx, -rx
             a[Z, Z] = -k_b
             a[F, F] = a[FE, FE] = -a_f
             a[L, L] = a[LE, LE] = -a_s

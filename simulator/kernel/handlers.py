@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import disease, effects, measures, mortality, pk
-from .disease import FE, LE, C, E, F, J, L, Q, S, V, W, X, Y, Z
+from .disease import FE, LE, XD, XL, XS, C, E, F, J, L, Q, S, V, W, Y, Z
 from .events import IVIG_AE_SHIFT, Event, Flag
 from .params import Params, flare_draw
 from .plan import MONTH_DAYS, THRESHOLDS_MG, Plan
@@ -26,7 +26,8 @@ __all__ = ["VISIT_VALUES", "advance", "handle", "init_state", "next_event"]
 
 # What a visit measures, in this order (``handle`` returns them for a visit).
 VISIT_VALUES = ("cpk", "myoglobin", "mmt8", "physician_global", "patient_global", "haq",
-                "extramuscular", "tis", "inactive", "damage")
+                "extramuscular", "tis", "inactive", "damage", "skin_activity", "lung_activity",
+                "dysphagia_activity")
 
 
 
@@ -61,7 +62,7 @@ def init_state(xp: Ops, plan: Plan, prm: Params) -> State:
         return zero + value
 
     st.t = full(0.0)
-    for name in ("y", "q", "w", "x", "f", "l", "fe", "le", "v", "e", "j", "j_window",
+    for name in ("y", "q", "w", "xs", "xl", "xd", "f", "l", "fe", "le", "v", "e", "j", "j_window",
                  "damage_points"):
         setattr(st, name, full(0.0))
     st.z = prm.z0 * 1.0
@@ -168,10 +169,11 @@ def advance(xp: Ops, plan: Plan, prm: Params, st: State, t: Any) -> None:
     """Move the state from st.t to t in closed form (no event in between)."""
     tau = t - st.t
     coef = plan.propagator(xp, prm.node, tau)
-    x = {Y: st.y, Q: st.q, W: st.w, X: st.x, Z: st.z, F: st.f, L: st.l, FE: st.fe,
-         LE: st.le, V: st.v, E: st.e, J: st.j, S: prm.drive, C: st.c}
+    x = {Y: st.y, Q: st.q, W: st.w, XS: st.xs, XL: st.xl, XD: st.xd, Z: st.z, F: st.f,
+         L: st.l, FE: st.fe, LE: st.le, V: st.v, E: st.e, J: st.j, S: prm.drive, C: st.c}
     new = disease.step(xp, coef, x, prm.ivig_gain)
-    st.y, st.q, st.w, st.x, st.z = new[Y], new[Q], new[W], new[X], new[Z]
+    st.y, st.q, st.w, st.z = new[Y], new[Q], new[W], new[Z]
+    st.xs, st.xl, st.xd = new[XS], new[XL], new[XD]
     st.f, st.l, st.fe, st.le, st.v, st.e, st.j = (new[F], new[L], new[FE], new[LE], new[V],
                                                    new[E], new[J])
     st.cum_pred = st.cum_pred + st.pred * tau
@@ -366,7 +368,11 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
                            plan.myoglobin_sigma_log, xp.pick(prm.noise_myoglobin, k))
     # The global ratings see inflammation as a^p (``core_set.activity_exponent``).
     a = xp.exp(cs.activity_exponent * st.y)
-    ax = prm.ext_weight * xp.exp(cs.activity_exponent * st.x)
+    p_ = cs.activity_exponent
+    ax_skin = prm.ext_w_skin * xp.exp(p_ * st.xs)
+    ax_lung = prm.ext_w_lung * xp.exp(p_ * st.xl)
+    ax_dys = prm.ext_w_dysphagia * xp.exp(p_ * st.xd)
+    ax = ax_skin + ax_lung + ax_dys
     mmt_true = xp.minimum(xp.maximum(
         150.0 - st.damage_points - (150.0 - prm.mmt8_0) * xp.exp(st.w), 0.0), 150.0)
     deficit = measures.deficit_fraction(xp, mmt_true)
@@ -380,6 +386,14 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
                        cs.haq_sd, xp.pick(prm.noise_haq, k))
     ext = measures.extramuscular_cm(xp, ax, cs.extramuscular_scale, cs.extramuscular_sd_cm,
                                     xp.pick(prm.noise_extramuscular, k), prm.ext_present)
+    # each domain's own activity VAS (MDAAT organ scales), NaN where the patient lacks it
+    domains = []
+    for w, a_d, noise in ((prm.ext_w_skin, ax_skin, prm.noise_skin),
+                          (prm.ext_w_lung, ax_lung, prm.noise_lung),
+                          (prm.ext_w_dysphagia, ax_dys, prm.noise_dysphagia)):
+        vas = measures.extramuscular_cm(xp, a_d, cs.extramuscular_scale,
+                                        cs.extramuscular_sd_cm, xp.pick(noise, k), 1.0)
+        domains.append(xp.where(w > 0, vas, math.nan))
     mmt8 = measures.mmt8_measured(xp, mmt_true, plan.mmt8_sd, xp.pick(prm.noise_mmt8, k))
     cpkx = cpk / plan.cpk_uln
     myox = myo / plan.myoglobin_uln
@@ -457,7 +471,9 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
         cpk_rise_pct=100.0 * (cpk - st.cpk_prev) / st.cpk_prev, myoglobin_x_uln=myox,
         mmt8=mmt8, mmt8_drop_pct_best=mmt_drop, physician_global_cm=phga,
         physician_global_rise_cm=phga_rise, patient_global_cm=ptga, haq=haq,
-        extramuscular_cm=ext, tis=tis, prednisone_mg_per_day=st.pred, relapses=st.relapses,
+        extramuscular_cm=ext, skin_activity_cm=domains[0], lung_activity_cm=domains[1],
+        dysphagia_activity_cm=domains[2], tis=tis, prednisone_mg_per_day=st.pred,
+        relapses=st.relapses,
         days_since_relapse=t - st.last_relapse,
         days_inactive=xp.where(inactive, t - st.inactive_since, 0.0),
         ivig_cycles=st.ivig_cycles * 1.0,
@@ -566,7 +582,8 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
         flags = flags + unblind * Flag.UNBLIND
     st.cpk_prev = cpk
     st.visit_k = k + 1
-    values = (cpk, myo, mmt8, phga, ptga, haq, ext, tis, inactive * 1.0, st.damage_points)
+    values = (cpk, myo, mmt8, phga, ptga, haq, ext, tis, inactive * 1.0, st.damage_points,
+              *domains)
     return flags, values
 
 

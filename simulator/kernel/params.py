@@ -25,7 +25,7 @@ __all__ = ["NOISE", "Params", "flare_draw", "make_params"]
 
 # Measurement noise per visit: CPK, myoglobin and the core set measures.
 NOISE = ("cpk", "myoglobin", "mmt8", "physician_global", "patient_global", "haq",
-         "extramuscular")
+         "extramuscular", "skin", "lung", "dysphagia")
 
 
 @dataclass
@@ -49,7 +49,9 @@ class Params:
     igg_rise: Any
     ivig_gain: Any
     risk_factor: Any
-    ext_weight: Any
+    ext_w_skin: Any
+    ext_w_lung: Any
+    ext_w_dysphagia: Any
     ext_present: Any
     induction_mg: Any
     pulse: Any
@@ -63,6 +65,9 @@ class Params:
     noise_patient_global: Any
     noise_haq: Any
     noise_extramuscular: Any
+    noise_skin: Any
+    noise_lung: Any
+    noise_dysphagia: Any
     ivig_ae_u: Any
     steroid_ae_threshold: Any
     age0: Any
@@ -144,8 +149,11 @@ def make_params(scn: Scenario, plan: Plan, seed: int, patients: np.ndarray,
         axis=1,
     ) if plan.steroid_aes else np.zeros((n, 0))
     w_skin, w_lung, w_dys = plan.ext_weights
-    ext = (w_skin * base.dermatomyositis + w_lung * base.lung_involvement
-           + w_dys * base.dysphagia).astype(np.float64)
+    # each domain's weight where the patient has it, 0 where not
+    ext_skin = (w_skin * base.dermatomyositis).astype(np.float64)
+    ext_lung = (w_lung * base.lung_involvement).astype(np.float64)
+    ext_dys = (w_dys * base.dysphagia).astype(np.float64)
+    ext = ext_skin + ext_lung + ext_dys
     gain = plan.ivig_potency * base.ivig_sensitivity
     mo = scn.disease.mortality
     risk = (mo.hazard_ratio_lung ** base.lung_involvement.astype(np.float64)
@@ -170,7 +178,9 @@ def make_params(scn: Scenario, plan: Plan, seed: int, patients: np.ndarray,
         igg_rise=base.igg_rise_g_per_l_per_g_per_kg,
         ivig_gain=gain,
         risk_factor=base.thrombosis_risk_factor.astype(np.float64),
-        ext_weight=ext,
+        ext_w_skin=ext_skin,
+        ext_w_lung=ext_lung,
+        ext_w_dysphagia=ext_dys,
         ext_present=(ext > 0).astype(np.float64),
         induction_mg=induction.astype(np.float64),
         pulse=pulse,
@@ -184,6 +194,9 @@ def make_params(scn: Scenario, plan: Plan, seed: int, patients: np.ndarray,
         noise_patient_global=noise["patient_global"],
         noise_haq=noise["haq"],
         noise_extramuscular=noise["extramuscular"],
+        noise_skin=noise["skin"],
+        noise_lung=noise["lung"],
+        noise_dysphagia=noise["dysphagia"],
         ivig_ae_u=ivig_ae_u,
         steroid_ae_threshold=steroid_thr,
         age0=base.age_years,

@@ -163,19 +163,20 @@ def make_plan(scn: Scenario) -> Plan:
     act = dis.activity
     rates = rate_node_values(act.reversion_rate_per_day, act.reversion_rate_cv)
     ext = dis.extramuscular
+    domains = (ext.skin, ext.lung, ext.dysphagia)  # the order of disease.DOMAINS
     propagator = Propagator(
         rates_per_day=rates,
         k_ck=_ln2_over(dis.enzymes.cpk_half_life_days),
         k_w=_ln2_over(dis.function.weakness_half_life_days),
-        k_x=ext.rate_per_day,
+        k_x=tuple(d.rate_per_day for d in domains),  # type: ignore[arg-type]
         k_b=_ln2_over(act.burnout_half_life_days),
         a_f=_ln2_over(dis.igg.fast_half_life_days),
         a_s=_ln2_over(dis.igg.slow_half_life_days),
         k_e=_ln2_over(dis.ivig.effect_half_life_days),
         k_c=_ln2_over(dis.steroid.onset_half_life_days),
         rho_f=dis.ivig.function_relative_effect,
-        rho_x=ext.ivig_relative_effect,
-        sigma_x=ext.steroid_relative_effect,
+        rho_x=tuple(d.ivig_relative_effect for d in domains),  # type: ignore[arg-type]
+        sigma_x=tuple(d.steroid_relative_effect for d in domains),  # type: ignore[arg-type]
     )
     agents = tuple(dis.sparing_agents)
     ivig = reg.ivig
@@ -196,7 +197,7 @@ def make_plan(scn: Scenario) -> Plan:
         damage_threshold_log=dis.function.damage_threshold_log,
         damage_rate=dis.function.damage_rate_per_log_day,
         damage_max=dis.function.max_damage_points,
-        ext_weights=(ext.weight_skin, ext.weight_lung, ext.weight_dysphagia),
+        ext_weights=(ext.skin.weight, ext.lung.weight, ext.dysphagia.weight),
         inactive_phga=out.inactive.max_physician_global_cm,
         inactive_ext=out.inactive.max_extramuscular_cm,
         inactive_cpk_x_uln=out.inactive.max_cpk_x_uln,

@@ -37,6 +37,9 @@ class Seen:
     patient_global_cm: Any
     haq: Any
     extramuscular_cm: Any
+    skin_activity_cm: Any
+    lung_activity_cm: Any
+    dysphagia_activity_cm: Any
     tis: Any
     prednisone_mg_per_day: Any
     relapses: Any

@@ -1,7 +1,8 @@
 """A patient's (or a cohort's) state between events: every field a float or an array.
 
 Latent disease (``disease.py``): ``y`` log muscle inflammation, ``q`` log CPK excess,
-``w`` log reversible weakness, ``x`` log extramuscular activity, ``z`` fading drive,
+``w`` log reversible weakness, ``xs``/``xl``/``xd`` log activity of the extramuscular
+domains (skin, lung, swallowing), ``z`` fading drive,
 ``f``/``l`` serum IgG excess (g/L), ``fe``/``le`` effective IgG, ``v`` IVIG effect
 compartment, ``e`` steroid + sparing effect (1/day), ``j`` integral of ``y`` (log x day),
 ``c`` drug input (1/day); ``damage_points`` irreversible loss of MMT-8.
@@ -118,7 +119,9 @@ class State:
         "v",
         "visit_k",
         "w",
-        "x",
+        "xd",
+        "xl",
+        "xs",
         "y",
         "z",
     )

@@ -196,27 +196,57 @@ class Function(Frozen):
     mmt8_sd_points: float = P(3.0, "MMT-8 points", "assumption: rater variation", ge=0)
 
 
-class Extramuscular(Frozen):
-    """Skin (DM), lung (ILD) and swallowing: their own activity and response."""
+class ExtramuscularDomain(Frozen):
+    """One extramuscular domain: its own log activity x, which relaxes towards the same
+    untreated level as muscle (s + z) at its own rate, and its own response to steroids
+    and IVIG, relative to muscle."""
 
-    rate_per_day: float = P(
-        0.03, "1/day", "assumption: extramuscular activity moves at a similar pace",
-        gt=0,
-    )
-    steroid_relative_effect: float = P(
-        1.0, "ratio", "assumption: steroids act on extramuscular disease as on muscle",
-        ge=0, le=3,
-    )
-    ivig_relative_effect: float = P(
-        1.5, "ratio",
-        "IVIG effective especially with lung and oesophageal involvement (Wang 2012, Clin"
-        " Rheumatol 31:801, 14 studies); the ratio is an assumption",
-        ge=0, le=5,
-    )
-    weight_skin: float = P(1.0, "-", "assumption: skin activity in every DM patient", ge=0)
-    weight_lung: float = P(0.8, "-", "assumption: ILD where lung involvement is present",
-                           ge=0)
-    weight_dysphagia: float = P(0.6, "-", "assumption: where dysphagia is present", ge=0)
+    rate_per_day: float = P(0.03, "1/day", "assumption: pace of the domain's activity",
+                            gt=0)
+    steroid_relative_effect: float = P(1.0, "ratio", "assumption: steroid effect relative to"
+                                       " muscle", ge=0, le=3)
+    ivig_relative_effect: float = P(1.5, "ratio", "assumption: IVIG effect relative to"
+                                    " muscle", ge=0, le=5)
+    weight: float = P(1.0, "-", "assumption: the domain's share of extramuscular activity"
+                      " (MDAAT) at diagnosis", ge=0)
+
+
+WANG_2012 = ("IVIG effective for lung and oesophageal involvement (Wang 2012, Clin Rheumatol"
+             " 31:801, 14 studies, 308 adults)")
+
+
+def _skin() -> ExtramuscularDomain:
+    return ExtramuscularDomain(rate_per_day=0.03, steroid_relative_effect=0.6,
+                               ivig_relative_effect=1.5, weight=1.0)
+
+
+def _lung() -> ExtramuscularDomain:
+    return ExtramuscularDomain(rate_per_day=0.01, steroid_relative_effect=0.8,
+                               ivig_relative_effect=1.5, weight=0.8)
+
+
+def _dysphagia() -> ExtramuscularDomain:
+    return ExtramuscularDomain(rate_per_day=0.03, steroid_relative_effect=1.0,
+                               ivig_relative_effect=2.0, weight=0.6)
+
+
+class Extramuscular(Frozen):
+    """Skin (in every DM patient), lung (with lung involvement) and swallowing (with
+    dysphagia): each present domain has its own activity and response (docs/model.md §2);
+    the extramuscular global activity sums them."""
+
+    skin: ExtramuscularDomain = Field(default_factory=_skin, json_schema_extra={
+        "unit": "-",
+        "source": "assumption: cutaneous DM answers steroids less than muscle (relative"
+        " effect 0.6) and IVIG well (1.5); rate 0.03/day; weight 1.0"})
+    lung: ExtramuscularDomain = Field(default_factory=_lung, json_schema_extra={
+        "unit": "-",
+        "source": "assumption: interstitial lung disease changes slowly (rate 0.01/day),"
+        " answers steroids less than muscle (0.8); IVIG 1.5: " + WANG_2012 + "; weight 0.8"})
+    dysphagia: ExtramuscularDomain = Field(default_factory=_dysphagia, json_schema_extra={
+        "unit": "-",
+        "source": "assumption: swallowing follows muscle (rate 0.03/day, steroid 1.0); IVIG"
+        " 2.0: " + WANG_2012 + "; weight 0.6"})
 
 
 class CoreSetMeasures(Frozen):

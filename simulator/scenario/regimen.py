@@ -33,6 +33,12 @@ MEASURES: dict[str, tuple[str, str]] = {
     "patient_global_cm": ("cm (0-10)", "patient global activity"),
     "haq": ("0-3", "Health Assessment Questionnaire disability index"),
     "extramuscular_cm": ("cm (0-10)", "extramuscular global activity"),
+    "skin_activity_cm": ("cm (0-10)", "skin activity (DM); never above or below anything"
+                         " in a patient without skin disease"),
+    "lung_activity_cm": ("cm (0-10)", "lung (ILD) activity, in patients with lung"
+                         " involvement"),
+    "dysphagia_activity_cm": ("cm (0-10)", "swallowing activity, in patients with"
+                              " dysphagia"),
     "tis": ("points (0-100)", "Total Improvement Score against baseline (or entry)"),
     "prednisone_mg_per_day": ("mg/day", "current prednisone-equivalent dose"),
     "relapses": ("count", "clinical relapses so far"),
