@@ -81,7 +81,8 @@ def _domains(dis):
 def random_state(rng):
     return np.array([
         rng.normal(0, 1), rng.normal(0, 1), rng.normal(0, 1), rng.normal(0, 1),
-        rng.normal(0, 1), rng.normal(0, 1), rng.uniform(0, 2), rng.uniform(0, 40), rng.uniform(0, 20), rng.uniform(0, 40),
+        rng.normal(0, 1), rng.normal(0, 1), rng.uniform(0, 2), rng.uniform(0, 40),
+        rng.uniform(0, 20), rng.uniform(0, 40),
         rng.uniform(0, 20), rng.uniform(0, 10), rng.uniform(0, 0.1), rng.uniform(-50, 50),
         rng.normal(-1.6, 1.0), rng.uniform(0, 0.1),
     ])
