@@ -79,23 +79,26 @@ def naive_daily(scn, plan, n: int, chunk: int = 100) -> tuple[float, np.ndarray]
     replaced by numerical integration, as a first implementation would do. Returns
     patients/s and each patient's CPK ratio at day 84 (to check agreement).
     """
-    from simulator.kernel.disease import FE, LE, C, E, F, J, L, Q, S, V, W, X, Y, Z
+    from simulator.kernel.disease import (FE, LE, N_STATES, XD, XL, XS, C, E, F, J, L, Q, S,
+                                          V, W, Y, Z)
 
     steps = 24
     h = 1.0 / steps
     ratios = np.full(n, math.nan)
-    names = {Y: "y", Q: "q", W: "w", X: "x", Z: "z", F: "f", L: "l", FE: "fe", LE: "le",
-             V: "v", E: "e", J: "j", C: "c"}
+    names = {Y: "y", Q: "q", W: "w", XS: "xs", XL: "xl", XD: "xd", Z: "z", F: "f", L: "l",
+             FE: "fe", LE: "le", V: "v", E: "e", J: "j", C: "c"}
 
     def euler(st, prm, t_to):
         # dx/dt = A x with the patient's rate node and IVIG gain, forward Euler.
         a = plan.propagator.matrix(prm.node).copy()
-        a[(Y, W, X), V] *= prm.ivig_gain
-        x = np.array([getattr(st, names[i]) if i != S else prm.drive for i in range(14)])
+        a[(Y, W, XS, XL, XD), V] *= prm.ivig_gain
+        x = np.array([getattr(st, names[i]) if i != S else prm.drive
+                      for i in range(N_STATES)])
         while st.t < t_to - 1e-12:
             dt = min(h, t_to - st.t)
             x = x + dt * (a @ x)
             st.cum_pred += dt * st.pred
+            st.mort_h += dt * st.mort_rate
             st.t += dt
         for i, name in names.items():
             setattr(st, name, float(x[i]))

@@ -104,7 +104,7 @@ def run_chunk(scn: Scenario, plan: Plan, seed: int, patients: np.ndarray,
         handlers.advance(xp, plan, sub_prm, sub, t)  # type: ignore[arg-type]
         if not everyone:
             st.put(active, sub)
-        for k in np.unique(kind):
+        for k in np.flatnonzero(np.bincount(kind, minlength=len(Event))):  # kinds present
             sel = np.flatnonzero(kind == k)
             idx = active[sel]
             if k == Event.END:

@@ -144,10 +144,27 @@ class Propagator:
     def __call__(self, xp: Ops, node: Any, tau: Any) -> tuple[Any, ...]:
         if not xp.vector:
             return self.coefficients(node, tau)
-        keys = np.stack([np.asarray(node, dtype=np.float64), np.asarray(tau)], axis=1)
-        values, inverse = np.unique(keys, axis=0, return_inverse=True)
-        table = np.array([self.coefficients(int(k), float(t)) for k, t in values])
-        inverse = inverse.reshape(-1)
+        node = np.asarray(node, dtype=np.int64)
+        tau = np.asarray(tau, dtype=np.float64)
+        inverse = np.empty(tau.shape[0], dtype=np.int64)
+        pairs: list[tuple[int, float]] = []
+        whole = tau == np.floor(tau)
+        if whole.any():
+            # Almost every step is a whole number of days: one int64 key per (node, tau),
+            # deduplicated through a dense table (np.unique over rows sorts, slowly).
+            keys = tau[whole].astype(np.int64) * RATE_NODES + node[whole]
+            present = np.zeros(int(keys.max()) + 1, dtype=bool)
+            present[keys] = True
+            values = np.flatnonzero(present)
+            inverse[whole] = (np.cumsum(present) - 1)[keys]
+            pairs += [(int(k % RATE_NODES), float(k // RATE_NODES)) for k in values]
+        if not whole.all():  # deaths fall between days: few
+            part = ~whole
+            rows = np.stack([node[part].astype(np.float64), tau[part]], axis=1)
+            uniq, inv = np.unique(rows, axis=0, return_inverse=True)
+            inverse[part] = inv.reshape(-1) + len(pairs)
+            pairs += [(int(k), float(t)) for k, t in uniq]
+        table = np.array([self.coefficients(k, t) for k, t in pairs])
         return tuple(table[inverse, j] for j in range(table.shape[1]))
 
 
