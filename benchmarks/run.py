@@ -79,8 +79,25 @@ def naive_daily(scn, plan, n: int, chunk: int = 100) -> tuple[float, np.ndarray]
     replaced by numerical integration, as a first implementation would do. Returns
     patients/s and each patient's CPK ratio at day 84 (to check agreement).
     """
-    from simulator.kernel.disease import (FE, LE, N_STATES, XD, XL, XS, C, E, F, J, L, Q, S,
-                                          V, W, Y, Z)
+    from simulator.kernel.disease import (
+        FE,
+        LE,
+        N_STATES,
+        XD,
+        XL,
+        XS,
+        C,
+        E,
+        F,
+        J,
+        L,
+        Q,
+        S,
+        V,
+        W,
+        Y,
+        Z,
+    )
 
     steps = 24
     h = 1.0 / steps
