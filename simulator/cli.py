@@ -71,13 +71,13 @@ def _patients(text: str) -> int:
         raise argparse.ArgumentTypeError(err.message) from None
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser,
+            default_out: str = "results/<scenario file name>/") -> None:
     p.add_argument("--patients", type=_patients, metavar="N",
                    help="number of virtual patients (default: the scenario's `patients`)")
     p.add_argument("--seed", type=_seed, metavar="S",
                    help="random seed (default: the scenario's `seed`)")
-    p.add_argument("--out", metavar="DIR",
-                   help="output folder (default: results/<scenario file name>/)")
+    p.add_argument("--out", metavar="DIR", help=f"output folder (default: {default_out})")
     _force(p)
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="PATH=VALUE",
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "patient ids) and compare each with the first: estimates, paired "
                     "differences with 95% CIs, percent better/worse off, costs and QALYs.")
     cmp_p.add_argument("scenarios", nargs="+", metavar="SCENARIO.yaml")
-    _common(cmp_p)
+    _common(cmp_p, "results/compare_<A>_vs_<B>.../, from the scenario file names")
     cmp_p.add_argument("--allow-different-populations", action="store_true",
                        help="compare arms that differ in population, disease, seed, horizon, "
                             "visits, outcome definitions, currency, discounting or utilities "
@@ -207,7 +207,7 @@ def format_table(metrics: dict[str, dict[str, Any]]) -> str:
     rows = [("outcome", "estimate", "95% CI")]
     for m in metrics.values():
         lo, hi = m["ci95"]
-        rows.append((m["label"], _fmt(m["mean"], m["unit"]),
+        rows.append((_with_unit(m["label"], m["unit"]), _fmt(m["mean"], m["unit"]),
                      f"{_fmt(lo, m['unit'])} to {_fmt(hi, m['unit'])}"))
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows)
@@ -276,11 +276,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             for line in result.arm_differences:
                 print(f"  - {line}")
         print(format_comparison(result.outcomes(), names))
-        for arm, e in result.economics()["arms"].items():
-            icer = "" if e["icer_per_qaly"] is None else f", ICER {e['icer_per_qaly']:,.0f}/QALY"
-            print(f"{arm} vs {names[0]}: {e['incremental_cost']:+,.0f} "
-                  f"{scns[0].economics.currency}, {e['incremental_qaly']:+.4f} QALY{icer}: "
-                  f"{e['verdict']}")
+        print()
+        print(format_incremental(result.incremental_analysis()))
         print(f"\nresults written to {out}{os.sep} (open report.html)")
     return 0
 
@@ -329,7 +326,7 @@ def format_comparison(outcomes: dict[str, dict[str, Any]], names: list[str]) -> 
     for key in COMPARE_TABLE:
         o = outcomes[key]
         unit = o["unit"]
-        row = [o["label"]] + [_fmt(o["arms"][n]["mean"], unit) for n in names]
+        row = [_with_unit(o["label"], unit)] + [_fmt(o["arms"][n]["mean"], unit) for n in names]
         for n in names[1:]:
             d = o["differences"][n]
             lo, hi = d["ci95"]
@@ -341,6 +338,37 @@ def format_comparison(outcomes: dict[str, dict[str, Any]], names: list[str]) -> 
                        for i, (c, w) in enumerate(zip(r, widths, strict=True))) for r in rows]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
+
+
+def _with_unit(label: str, unit: str) -> str:
+    """A table label with its unit (proportions are printed as percentages)."""
+    return label if unit in ("", "proportion", "count") else f"{label} [{unit}]"
+
+
+def format_incremental(ia: dict[str, Any]) -> str:
+    """The incremental analysis as a terminal table (dampack's columns, in its order)."""
+    cur = ia["currency"]
+    header = ["strategy", f"cost ({cur})", "QALYs", "inc. cost", "inc. QALYs",
+              f"ICER ({cur}/QALY)", "status", "NMB vs optimal (95% CI)"]
+    status = {"ND": "frontier", "ED": "ext. dominated", "D": "dominated", "": ""}
+    rows = [header]
+    for r in ia["rows"]:
+        d = r["net_monetary_benefit_vs_optimal"]
+        rows.append([
+            r["strategy"], f"{r['cost']:,.0f}", f"{r['effect']:.4f}",
+            "" if r["inc_cost"] is None else f"{r['inc_cost']:+,.0f}",
+            "" if r["inc_effect"] is None else f"{r['inc_effect']:+.4f}",
+            "" if r["icer"] is None else f"{r['icer']:,.0f}", status[r["status"]],
+            "optimal" if d is None else (f"{d['mean_difference']:+,.0f} ({d['ci95'][0]:+,.0f}"
+                                         f" to {d['ci95'][1]:+,.0f})")])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(r, widths, strict=True))) for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    wtp = ia["willingness_to_pay_per_qaly"]
+    lines.append(f"optimal at {wtp:,.0f} {cur}/QALY (highest net monetary benefit): "
+                 f"{ia['optimal_strategy']}")
+    return "Incremental analysis (discounted costs and QALYs)\n" + "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

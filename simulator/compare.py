@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ._version import __version__
+from .economics import calculate_icers, optimal_strategy
 from .errors import InputError
 from .limits import check_patients, check_seed
 from .outcomes import CohortSummary, Metric
@@ -182,7 +183,7 @@ class _ArmsChunk:
     n: int
     summaries: list[CohortSummary]
     paired: list[dict[str, PairedDifference]]
-    nmb: list[PairedDifference]
+    nmb: dict[tuple[int, int], PairedDifference]
     tables: list[dict[str, np.ndarray]] | None
 
 
@@ -215,9 +216,15 @@ def _task(args: tuple[list[Scenario], int, int, int, str, bool, bool, float]) ->
                        np.asarray(table[m.column], dtype=np.float64))
                 acc[m.name] = pd
         paired.append(acc)
-        pd = PairedDifference(tol=1e-9)
-        pd.add(_nmb(tables[0], wtp), _nmb(table, wtp))
-        nmb.append(pd)
+    # Net monetary benefit paired between every two arms (i < j: arm j - arm i), for the
+    # incremental analysis against whichever arm turns out optimal.
+    values = [_nmb(t, wtp) for t in tables]
+    nmb = {}
+    for i in range(len(tables)):
+        for j in range(i + 1, len(tables)):
+            pd = PairedDifference(tol=1e-9)
+            pd.add(values[i], values[j])
+            nmb[(i, j)] = pd
     return _ArmsChunk(stop - start, summaries, paired, nmb, tables if keep else None)
 
 
@@ -230,7 +237,7 @@ class ComparisonResult:
     engine: str
     summaries: list[CohortSummary]
     paired: list[dict[str, PairedDifference]]
-    nmb: list[PairedDifference]
+    nmb: dict[tuple[int, int], PairedDifference]
     willingness_to_pay: float
     arm_differences: list[str] = field(default_factory=list)
 
@@ -268,7 +275,8 @@ class ComparisonResult:
         res: dict[str, Any] = {"willingness_to_pay_per_qaly": self.willingness_to_pay,
                                "currency": self.scenarios[0].economics.currency, "arms": {}}
         outs = self.outcomes()
-        for arm, nmb in zip(self.names[1:], self.nmb, strict=True):
+        for j, arm in enumerate(self.names[1:], start=1):
+            nmb = self.nmb[(0, j)]
             dc = outs["cost_total"]["differences"][arm]["mean_difference"]
             dq = outs["qaly"]["differences"][arm]["mean_difference"]
             if (dq > 0 and dc <= 0) or (dq == 0 and dc < 0):
@@ -286,7 +294,52 @@ class ComparisonResult:
                 "incremental_net_monetary_benefit": _difference(nmb.to_dict(), "higher",
                                                                 f"{arm} - {self.names[0]}"),
             }
+        res["incremental_analysis"] = self.incremental_analysis()
         return res
+
+    def incremental_analysis(self) -> dict[str, Any]:
+        """dampack-style incremental analysis of all arms (``economics.calculate_icers``) on
+        mean discounted costs and QALYs; the optimal arm at the scenario's willingness to
+        pay, the range of willingness to pay over which each frontier arm is optimal, and
+        each arm's net monetary benefit against the optimal one (paired, 95% CI)."""
+        arms = [s.metrics() for s in self.summaries]
+        cost = [m["cost_total"]["mean"] for m in arms]
+        qaly = [m["qaly"]["mean"] for m in arms]
+        rows = calculate_icers(cost, qaly, self.names)
+        wtp = self.willingness_to_pay
+        best = optimal_strategy(rows, wtp)
+        b = self.names.index(best)
+        frontier = [r for r in rows if r.status == "ND"]
+        ranges = {}
+        for k, r in enumerate(frontier):
+            lo = 0.0 if k == 0 else r.icer
+            hi = frontier[k + 1].icer if k + 1 < len(frontier) else None
+            ranges[r.strategy] = [lo, hi]
+        table = []
+        for r in rows:
+            i = self.names.index(r.strategy)
+            row = r.to_dict()
+            row["net_monetary_benefit"] = wtp * r.effect - r.cost
+            row["optimal_for_wtp"] = ranges.get(r.strategy)
+            row["net_monetary_benefit_vs_optimal"] = (
+                None if i == b else self._nmb_difference(b, i))
+            table.append(row)
+        return {"willingness_to_pay_per_qaly": wtp,
+                "currency": self.scenarios[0].economics.currency,
+                "effect": "qaly", "cost": "cost_total",
+                "optimal_strategy": best, "rows": table}
+
+    def _nmb_difference(self, ref: int, arm: int) -> dict[str, Any]:
+        """NMB of ``arm`` minus NMB of ``ref``, paired over patients."""
+        if ref < arm:
+            d = self.nmb[(ref, arm)].to_dict()
+        else:
+            d = self.nmb[(arm, ref)].to_dict()
+            lo, hi = d["ci95"]
+            d = dict(d, mean_difference=-d["mean_difference"],
+                     ci95=[None if hi is None else -hi, None if lo is None else -lo],
+                     higher_pct=d["lower_pct"], lower_pct=d["higher_pct"])
+        return _difference(d, "higher", f"{self.names[arm]} - {self.names[ref]}")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -370,7 +423,7 @@ def compare(
     plans = [_plan_for(s) for s in scns]
     summaries = [CohortSummary(p, s.economics.currency) for p, s in zip(plans, scns, strict=True)]
     paired: list[dict[str, PairedDifference]] = [{} for _ in scns[1:]]
-    nmb = [PairedDifference(tol=1e-9) for _ in scns[1:]]
+    nmb: dict[tuple[int, int], PairedDifference] = {}
     tasks = [(scns, seed, a, b, engine_name, sink is not None, check_invariants, wtp)
              for a, b in _chunks(n, size)]
     show = sys.stderr.isatty() if progress is None else progress
@@ -387,8 +440,11 @@ def compare(
                         total_acc[key].merge(pd)
                     else:
                         total_acc[key] = pd
-            for total_nmb, part_nmb in zip(nmb, out.nmb, strict=True):
-                total_nmb.merge(part_nmb)
+            for key, part_nmb in out.nmb.items():
+                if key in nmb:
+                    nmb[key].merge(part_nmb)
+                else:
+                    nmb[key] = part_nmb
             if sink is not None and out.tables is not None:
                 sink(out.tables)
             bar.update(out.n)

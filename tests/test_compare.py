@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import subprocess
@@ -208,16 +209,18 @@ def test_compare_command_writes_every_output(tmp_path):
          str(SCENARIOS / "rescue.yaml"), "--patients", "60", "--out", str(out), "--quiet"],
         capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    for f in ("comparison.json", "comparison.csv", "report.html", "km_cpk_normal.png",
-              "km_prednisone_5mg.png", "cpk_by_arm.png", "prednisone_by_arm.png"):
+    from simulator.report.comparison import COMPARISON_FILES
+
+    for f in COMPARISON_FILES:
         assert (out / f).is_file(), f
+    assert "incremental_analysis.csv" in COMPARISON_FILES and "ce_plane.png" in COMPARISON_FILES
     data = json.loads((out / "comparison.json").read_text())
     assert data["arms"] == ["first_line", "rescue"] and data["patients"] == 60
     assert {"cost_total", "qaly", "tis_week_24", "complete_clinical_response",
             "time_to_prednisone_le_7_5mg_days", "relapses", "rescue_started",
             "time_to_rescue_days", "adverse_event_thromboembolism"} <= set(data["outcomes"])
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 4
+    assert page.count("data:image/png;base64,") == 5  # the CE plane and four figures
     assert "http://" not in page and "https://" not in page and "<script" not in page
     rows = (out / "comparison.csv").read_text().splitlines()
     assert rows[0].startswith("outcome,label,unit,better,arm,mean")
@@ -297,3 +300,42 @@ def test_shipped_strategies_share_their_patients():
     from simulator.compare import arm_differences
 
     assert arm_differences(scns, ["a", "b", "c", "d"]) == []
+
+
+def test_incremental_analysis_of_every_arm(tmp_path):
+    """The compare output carries dampack's incremental analysis on the arms' mean costs
+    and QALYs, names the strategy with the highest net monetary benefit, and gives each
+    arm's paired NMB difference from it; the CSV and the CE plane are written."""
+    from simulator.economics import calculate_icers
+    from simulator.report.comparison import compare_to_folder
+
+    scns = [load_scenario(SCENARIOS / f"{n}.yaml")
+            for n in ("first_line", "rescue", "steroid_only")]
+    out = tmp_path / "cmp"
+    result = compare_to_folder(scns, out, patients=300, progress=False)
+    ia = result.incremental_analysis()
+    outs = result.outcomes()
+    cost = [outs["cost_total"]["arms"][n]["mean"] for n in result.names]
+    qaly = [outs["qaly"]["arms"][n]["mean"] for n in result.names]
+    expected = calculate_icers(cost, qaly, result.names)
+    assert [r["strategy"] for r in ia["rows"]] == [r.strategy for r in expected]
+    assert [r["status"] for r in ia["rows"]] == [r.status for r in expected]
+    wtp = ia["willingness_to_pay_per_qaly"]
+    nmb = {n: wtp * q - c for n, c, q in zip(result.names, cost, qaly, strict=True)}
+    assert ia["optimal_strategy"] == max(nmb, key=nmb.get)
+    for r in ia["rows"]:
+        d = r["net_monetary_benefit_vs_optimal"]
+        if r["strategy"] == ia["optimal_strategy"]:
+            assert d is None
+            continue
+        # the paired mean difference is the difference of the arms' mean NMBs
+        assert d["mean_difference"] == pytest.approx(
+            nmb[r["strategy"]] - nmb[ia["optimal_strategy"]], rel=1e-9, abs=1e-6)
+        assert d["ci95"][0] <= d["mean_difference"] <= d["ci95"][1]
+    data = json.loads((out / "comparison.json").read_text())
+    assert data["economics"]["incremental_analysis"]["optimal_strategy"] == ia["optimal_strategy"]
+    rows = list(csv.DictReader((out / "incremental_analysis.csv").open()))
+    assert [r["strategy"] for r in rows] == [r["strategy"] for r in ia["rows"]]
+    assert sum(r["optimal"] == "1" for r in rows) == 1
+    assert (out / "ce_plane.png").stat().st_size > 10_000
+    assert "Incremental analysis" in (out / "report.html").read_text()

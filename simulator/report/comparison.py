@@ -19,8 +19,9 @@ from .tables import format_value
 
 __all__ = ["COMPARISON_FILES", "compare_to_folder", "write_comparison"]
 
-COMPARISON_FILES = ("comparison.json", "comparison.csv", "report.html", "km_cpk_normal.png",
-                    "km_prednisone_5mg.png", "cpk_by_arm.png", "prednisone_by_arm.png")
+COMPARISON_FILES = ("comparison.json", "comparison.csv", "incremental_analysis.csv",
+                    "report.html", "ce_plane.png", "km_cpk_normal.png", "km_prednisone_5mg.png",
+                    "cpk_by_arm.png", "prednisone_by_arm.png")
 
 HEADLINE = ("entered", "tis_week_16_from_entry", "tis20_week_16_from_entry",
             "tis40_week_16_from_entry", "tis60_week_16_from_entry",
@@ -77,6 +78,64 @@ def _figures(result: ComparisonResult, data: dict[str, Any], folder: Path) -> No
                          folder / "cpk_by_arm.png", "CPK by month: median and 5-95% band")
     figures.prednisone_lines([(n, data["prednisone_by_month"][n]) for n in names],
                              folder / "prednisone_by_arm.png", "Mean daily prednisone")
+    ia = data["economics"]["incremental_analysis"]
+    figures.ce_plane(ia["rows"], ia["willingness_to_pay_per_qaly"], ia["currency"],
+                     folder / "ce_plane.png", "Cost-effectiveness plane")
+
+
+STATUS = {"ND": "on the frontier", "ED": "extendedly dominated", "D": "dominated", "": ""}
+
+
+def incremental_rows(ia: dict[str, Any]) -> list[list[str]]:
+    """incremental_analysis.csv: dampack's columns, then NMB and its difference from the
+    optimal strategy."""
+    rows = [["strategy", "cost", "qaly", "inc_cost", "inc_qaly", "icer", "status",
+             "net_monetary_benefit", "nmb_vs_optimal", "nmb_vs_optimal_ci95_low",
+             "nmb_vs_optimal_ci95_high", "optimal_from_wtp", "optimal_to_wtp", "optimal",
+             "willingness_to_pay_per_qaly", "currency"]]
+    for r in ia["rows"]:
+        d = r["net_monetary_benefit_vs_optimal"]
+        rng = r["optimal_for_wtp"] or [None, None]
+        rows.append([r["strategy"], _f(r["cost"]), _f(r["effect"]), _f(r["inc_cost"]),
+                     _f(r["inc_effect"]), _f(r["icer"]), r["status"],
+                     _f(r["net_monetary_benefit"]),
+                     "0" if d is None else _f(d["mean_difference"]),
+                     "" if d is None else _f(d["ci95"][0]),
+                     "" if d is None else _f(d["ci95"][1]), _f(rng[0]), _f(rng[1]),
+                     "1" if r["strategy"] == ia["optimal_strategy"] else "0",
+                     _f(ia["willingness_to_pay_per_qaly"]), ia["currency"]])
+    return rows
+
+
+def incremental_html(ia: dict[str, Any]) -> str:
+    cur = html.escape(ia["currency"])
+    wtp = ia["willingness_to_pay_per_qaly"]
+    out = [f"<h2>Incremental analysis</h2><p>Strategies sorted by cost; dominated (more "
+           f"costly, not more effective than another) and extendedly dominated (a mix of two "
+           f"others would do better) strategies are set aside, and ICERs are computed along "
+           f"the efficiency frontier (as dampack's <code>calculate_icers</code>). At "
+           f"{wtp:,.0f} {cur}/QALY the optimal strategy, with the highest net monetary "
+           f"benefit, is <b>{html.escape(ia['optimal_strategy'])}</b>.</p>",
+           f"<table><tr><th>strategy</th><th>cost ({cur})</th><th>QALYs</th>"
+           f"<th>incremental cost</th><th>incremental QALYs</th><th>ICER ({cur}/QALY)</th>"
+           f"<th>status</th><th>optimal for willingness to pay ({cur}/QALY)</th>"
+           f"<th>net monetary benefit vs optimal (95% CI)</th></tr>"]
+    for r in ia["rows"]:
+        d = r["net_monetary_benefit_vs_optimal"]
+        rng = r["optimal_for_wtp"]
+        span = "" if rng is None else (f"{rng[0]:,.0f} to {rng[1]:,.0f}" if rng[1] is not None
+                                      else f"{rng[0]:,.0f} and above")
+        nmb = ("optimal" if d is None else f"{d['mean_difference']:+,.0f} "
+               f"({d['ci95'][0]:+,.0f} to {d['ci95'][1]:+,.0f})")
+        out.append(
+            f"<tr><td>{html.escape(r['strategy'])}</td><td>{r['cost']:,.0f}</td>"
+            f"<td>{r['effect']:.4f}</td>"
+            f"<td>{'' if r['inc_cost'] is None else format(r['inc_cost'], ',.0f')}</td>"
+            f"<td>{'' if r['inc_effect'] is None else format(r['inc_effect'], '.4f')}</td>"
+            f"<td>{'' if r['icer'] is None else format(r['icer'], ',.0f')}</td>"
+            f"<td>{STATUS[r['status']]}</td><td>{span}</td><td>{nmb}</td></tr>")
+    out.append("</table>")
+    return "".join(out)
 
 
 def _fmt_diff(x: Any, unit: str) -> str:
@@ -97,8 +156,8 @@ def _html(result: ComparisonResult, data: dict[str, Any], folder: Path) -> str:
     w("<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;"
       "padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0;font-size:14px}"
       "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}"
-      "td:first-child,th:first-child{text-align:left}.better{color:#176317}"
-      ".worse{color:#a11}figure{margin:1em 0}img{max-width:100%}"
+      "td:first-child,th:first-child{text-align:left}.better{color:#0072B2}"
+      ".worse{color:#D55E00}figure{margin:1em 0}img{max-width:100%}"
       "small{color:#555}</style></head><body>")
     w(f"<h1>{html.escape(' vs '.join(names))}</h1>")
     if data["same_patients"]:
@@ -123,7 +182,9 @@ def _html(result: ComparisonResult, data: dict[str, Any], folder: Path) -> str:
     w("</ul>")
     econ = data["economics"]
     cur = html.escape(econ["currency"])
-    w("<h2>Cost-effectiveness</h2><table><tr><th>arm vs " + html.escape(ref) +
+    w(incremental_html(econ["incremental_analysis"]))
+    w(png_figure(folder / "ce_plane.png", "cost-effectiveness plane"))
+    w("<h2>Each arm against the first</h2><table><tr><th>arm vs " + html.escape(ref) +
       f"</th><th>incremental cost ({cur})</th><th>incremental QALYs</th><th>ICER ({cur}/QALY)"
       f"</th><th>incremental net monetary benefit at {econ['willingness_to_pay_per_qaly']:,.0f}"
       f" {cur}/QALY (95% CI)</th><th>verdict</th></tr>")
@@ -201,6 +262,9 @@ def write_comparison(result: ComparisonResult, folder: str | os.PathLike[str]) -
     write_json(folder / "comparison.json", data)
     with (folder / "comparison.csv").open("w", encoding="utf-8", newline="") as fh:
         csv.writer(fh, lineterminator="\n").writerows(_csv_rows(data))
+    with (folder / "incremental_analysis.csv").open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(
+            incremental_rows(data["economics"]["incremental_analysis"]))
     _figures(result, data, folder)
     (folder / "report.html").write_text(_html(result, json_roundtrip(data), folder),
                                         encoding="utf-8")

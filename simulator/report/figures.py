@@ -20,11 +20,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from matplotlib import font_manager
+from matplotlib import font_manager, ticker
 
 __all__ = ["enzyme_bands", "km_curves", "label", "prednisone_lines"]
 
-COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+# Okabe & Ito (2008) colour-blind-safe palette
+COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
 _META = {"Software": None}  # no version string: figures stay the same across installs
 MAX_LABEL = 60
 FONTS = ("DejaVu Sans", "Noto Sans", "Noto Sans CJK JP", "Noto Sans Symbols",
@@ -157,4 +158,50 @@ def prednisone_lines(arms: Sequence[tuple[str, list[dict[str, Any]]]],
     ax.set_title(label(title))
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+@_quiet
+def ce_plane(rows: Sequence[dict[str, Any]], wtp: float, currency: str,
+             path: str | os.PathLike[str], title: str) -> None:
+    """Cost-effectiveness plane of an incremental analysis: every strategy (mean QALYs,
+    mean cost), the efficiency frontier through the non-dominated ones, dominated and
+    extendedly dominated ones marked, and the willingness-to-pay line through the optimal
+    strategy (every point on it has the same net monetary benefit)."""
+    fig, ax = plt.subplots(figsize=(7.5, 5.0))
+    markers = {"ND": ("o", "#0072B2", "on the efficiency frontier"),
+               "ED": ("s", "#E69F00", "extendedly dominated"),
+               "D": ("X", "#D55E00", "dominated"), "": ("o", "#0072B2", "strategy")}
+    frontier = [r for r in rows if r["status"] == "ND"]
+    frontier.sort(key=lambda r: r["cost"])
+    if len(frontier) > 1:
+        ax.plot([r["effect"] for r in frontier], [r["cost"] for r in frontier],
+                color="black", linewidth=1.2, zorder=1, label="efficiency frontier")
+    seen: set[str] = set()
+    for r in rows:
+        marker, color, kind = markers[r["status"]]
+        ax.scatter([r["effect"]], [r["cost"]], s=70, marker=marker, color=color, zorder=3,
+                   edgecolor="black", linewidth=0.6,
+                   label=None if kind in seen else kind)
+        seen.add(kind)
+        ax.annotate(label(r["strategy"], 24), (r["effect"], r["cost"]),
+                    textcoords="offset points", xytext=(6, 6), fontsize=8)
+    best = max(rows, key=lambda r: (wtp * r["effect"] - r["cost"], -r["cost"]))
+    xs = [r["effect"] for r in rows]
+    span = (max(xs) - min(xs)) or max(abs(max(xs)), 1e-3) * 0.1
+    x0, x1 = min(xs) - 0.15 * span, max(xs) + 0.15 * span
+    ax.plot([x0, x1], [best["cost"] + wtp * (x0 - best["effect"]),
+                       best["cost"] + wtp * (x1 - best["effect"])],
+            color="#666666", linestyle="--", linewidth=1,
+            label=f"{wtp:,.0f} {currency}/QALY through the optimal strategy")
+    ys = [r["cost"] for r in rows]
+    yspan = (max(ys) - min(ys)) or max(abs(max(ys)), 1.0) * 0.1
+    ax.set_ylim(min(ys) - 0.15 * yspan, max(ys) + 0.2 * yspan)
+    ax.set_xlim(x0, x1)
+    ax.set_xlabel("QALYs per patient (discounted)")
+    ax.set_ylabel(f"cost per patient ({label(currency, 8)}, discounted)")
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.set_title(label(title))
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
     _save(fig, path)
