@@ -321,12 +321,15 @@ COMPARE_TABLE = ("cpk_ratio_month_3", "time_to_cpk_normal_days", "tis_week_24", 
 
 
 def format_comparison(outcomes: dict[str, dict[str, Any]], names: list[str]) -> str:
+    from .report.comparison import row_label
+
     header = ["outcome", *names] + [f"{n} - {names[0]} (95% CI)" for n in names[1:]]
     rows = [header]
     for key in COMPARE_TABLE:
         o = outcomes[key]
         unit = o["unit"]
-        row = [_with_unit(o["label"], unit)] + [_fmt(o["arms"][n]["mean"], unit) for n in names]
+        row = [_with_unit(row_label(o), unit)] + [_fmt(o["arms"][n]["mean"], unit)
+                                                    for n in names]
         for n in names[1:]:
             d = o["differences"][n]
             lo, hi = d["ci95"]

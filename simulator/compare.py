@@ -13,6 +13,7 @@ is a difference in restricted mean time.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from .outcomes import CohortSummary, Metric
 from .parallel import ordered_map
 from .runner import _chunks, _plan_for, choose_engine, chunk_size_for, summarise_chunk
 from .scenario import Scenario, scenario_sha256
-from .stats import PairedDifference
+from .stats import Z95, PairedDifference
 
 __all__ = ["BETTER", "SHARED_PATHS", "ComparisonResult", "arm_differences", "compare"]
 
@@ -255,18 +256,40 @@ class ComparisonResult:
             if any(name not in am for am in arms_metrics[1:]):
                 continue  # e.g. survival at 5 years when an arm's horizon is shorter
             better = better_of(name)
+            time = m0["estimator"] == "km_median"
             entry: dict[str, Any] = {
                 "label": m0["label"], "unit": m0["unit"], "better": better,
+                "estimator": m0["estimator"],
                 "arms": {arm: {"mean": am[name]["mean"], "ci95": am[name]["ci95"],
                                "n": am[name]["n"]}
                          for arm, am in zip(self.names, arms_metrics, strict=True)},
                 "differences": {},
             }
-            for arm, acc in zip(self.names[1:], self.paired, strict=True):
+            if time:
+                # A difference of medians has no simple interval; the difference is of
+                # restricted mean times (areas under the Kaplan-Meier curves), which the
+                # row states, next to each arm's own restricted mean.
+                tau = m0["rmst_to_day"]
+                entry["difference_estimator"] = f"rmst_difference_to_day_{tau}"
+                for arm, am in zip(self.names, arms_metrics, strict=True):
+                    entry["arms"][arm].update(rmst=am[name]["rmst"],
+                                              rmst_ci95=am[name]["rmst_ci95"])
+            else:
+                entry["difference_estimator"] = "paired_" + m0["estimator"] + "_difference"
+            for j, (arm, acc) in enumerate(zip(self.names[1:], self.paired, strict=True),
+                                           start=1):
                 if name not in acc:
                     continue
-                entry["differences"][arm] = _difference(acc[name].to_dict(), better,
-                                                       f"{arm} - {first}")
+                diff = _difference(acc[name].to_dict(), better, f"{arm} - {first}")
+                if time:
+                    a, b = arms_metrics[0][name], arms_metrics[j][name]
+                    half = Z95 * math.sqrt(a["rmst_variance"] + b["rmst_variance"])
+                    dm = b["rmst"] - a["rmst"]
+                    # the better/worse/same shares stay per patient (paired, on each
+                    # patient's time to the event or to censoring)
+                    diff.update(mean_difference=dm, ci95=[dm - half, dm + half])
+                diff["estimator"] = entry["difference_estimator"]
+                entry["differences"][arm] = diff
             out[name] = entry
         return out
 

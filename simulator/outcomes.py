@@ -32,6 +32,9 @@ __all__ = ["METRICS", "CohortSummary", "Metric", "metric_specs", "patient_table"
 TIS_WEEKS = (16, 24, 52)
 ENTRY_WEEKS = (12, 16, 24, 52)  # from entry: 12 is where Hara 2003 reports
 SURVIVAL_YEARS = (1, 2, 3, 5, 10, 20)
+# What each kind of metric's "mean" holds (summary.json, comparison.json/.csv).
+ESTIMATORS = {"mean": "mean", "proportion": "proportion", "rate": "ratio_of_sums",
+              "time": "km_median"}
 CORE_SET_MONTHLY = ("mmt8", "physician_global", "patient_global", "haq", "extramuscular",
                     "tis", "damage", "skin_activity", "lung_activity", "dysphagia_activity")
 DOMAIN_LABELS = {"skin": "skin (DM)", "lung": "lung (ILD)", "dysphagia": "swallowing"}
@@ -601,10 +604,12 @@ class CohortSummary:
                 ci = [max(0.0, ci[0]), ci[1]]  # a normal interval must not cross zero here
             unit = self.currency if m.unit == "currency" else m.unit
             entry = {"mean": d["mean"], "ci95": ci, "n": d["n"], "unit": unit,
-                     "label": m.label}
+                     "label": m.label, "estimator": ESTIMATORS[m.kind]}
             if m.kind == "time":
                 entry["events"] = d["events"]
                 entry["censored"] = d["censored"]
+                for key in ("rmst", "rmst_ci95", "rmst_variance", "rmst_to_day"):
+                    entry[key] = d[key]
             out[m.name] = entry
         return out
 

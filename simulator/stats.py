@@ -550,12 +550,50 @@ class KaplanMeier:
             return 0.0, 0.0, 0.0
         return 1.0 - float(s[i]), 1.0 - float(hi[i]), 1.0 - float(lo[i])
 
+    def at_risk(self, day: int) -> int:
+        """Subjects still at risk on ``day`` (time >= day)."""
+        total = self.events + self.censored
+        return int(total[int(day):].sum())
+
+    def rmst(self, tau: int | None = None) -> tuple[float, float]:
+        """Restricted mean time to the event up to day ``tau`` (default: the horizon), the
+        area under the Kaplan-Meier curve, and its variance (Klein & Moeschberger 2003,
+        eq. 4.5.1, as survRM2): ``sum_j A_j^2 d_j / (n_j (n_j - d_j))`` with ``A_j`` the
+        area under the curve from event day ``t_j`` to ``tau``. Without censoring it is the
+        mean of min(T, tau) and the variance that of that mean (with divisor n)."""
+        tau = self.horizon_days if tau is None else int(tau)
+        days, s, _, _ = self.survival()
+        keep = days <= tau
+        days, s = days[keep], s[keep]
+        total = self.events + self.censored
+        at_risk = int(total.sum()) - np.concatenate(([0], np.cumsum(total)[:-1]))
+        d = self.events[days].astype(np.float64)
+        n = at_risk[days].astype(np.float64)
+        # S is 1 before the first event day and s[j] from days[j] to the next event day
+        edges = np.concatenate(([0], days, [tau])).astype(np.float64)
+        levels = np.concatenate(([1.0], s))
+        pieces = levels * np.diff(edges)
+        area = float(pieces.sum())
+        # A_j: the area from days[j] to tau = the pieces after the j-th edge
+        tail = np.cumsum(pieces[::-1])[::-1][1:]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = tail**2 * d / (n * (n - d))
+        var = float(np.sum(terms[np.isfinite(terms)])) if terms.size else 0.0
+        return area, var
+
     def to_dict(self) -> dict[str, Any]:
         days, s, lo, hi = self.survival()
         med_lo, med_hi = self.median_ci()
+        rmst, var = self.rmst()
+        half = Z95 * math.sqrt(var)
         return {
             "mean": self.median(),
             "ci95": [med_lo, med_hi],
+            "estimator": "km_median",
+            "rmst": rmst,
+            "rmst_ci95": [max(0.0, rmst - half), rmst + half],
+            "rmst_variance": var,
+            "rmst_to_day": self.horizon_days,
             "n": self.n,
             "events": int(self.events.sum()),
             "censored": int(self.censored.sum()),
@@ -564,6 +602,11 @@ class KaplanMeier:
                 "survival": [_json_float(v) for v in s.tolist()],
                 "lo": [_json_float(v) for v in lo.tolist()],
                 "hi": [_json_float(v) for v in hi.tolist()],
+                # days on which someone was censored before the end (marks on figures)
+                "censored_day": [int(v) for v in np.flatnonzero(self.censored[:-1])],
+                # numbers at risk (time >= day) at every 28th day
+                "at_risk_day": list(range(0, self.horizon_days + 1, 28)),
+                "at_risk": [self.at_risk(t) for t in range(0, self.horizon_days + 1, 28)],
             },
         }
 

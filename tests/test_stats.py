@@ -499,3 +499,34 @@ def test_pickle_round_trip() -> None:
         assert clone.to_dict() == obj.to_dict()
         clone.merge(obj)  # still mergeable after the round trip
         json.dumps(clone.to_dict(), allow_nan=False)
+
+
+def test_rmst_without_censoring_is_the_mean_of_min_t_tau_and_its_variance():
+    rng = np.random.default_rng(11)
+    t = rng.integers(0, 400, size=700)
+    km = KaplanMeier(300)
+    km.add(np.minimum(t, 300), t <= 300)
+    area, var = km.rmst()
+    x = np.minimum(t, 300).astype(float)
+    assert area == pytest.approx(x.mean(), rel=1e-12)
+    assert var == pytest.approx(x.var() / x.size, rel=1e-9)  # divisor n, as Greenwood gives
+
+
+def test_rmst_with_censoring_is_the_area_under_the_km_curve():
+    rng = np.random.default_rng(12)
+    t = rng.integers(0, 250, size=500)
+    c = rng.integers(0, 250, size=500)
+    km = KaplanMeier(200)
+    time = np.minimum(np.minimum(t, c), 200)
+    km.add(time, (t <= c) & (t <= 200))
+    days, s, _, _ = km.survival()
+    # brute force: S(u) on every day u in [0, 200), a step function right-continuous
+    grid = np.arange(200)
+    level = np.ones(200)
+    for d, v in zip(days, s, strict=True):
+        level[grid >= d] = v
+    area, var = km.rmst()
+    assert area == pytest.approx(level.sum(), rel=1e-12)
+    assert 0 < var < 200.0**2 / 100
+    assert km.at_risk(0) == 500 and km.at_risk(201) == 0
+    assert km.at_risk(100) == int(np.sum(time >= 100))

@@ -37,7 +37,8 @@ HEADLINE = ("entered", "tis_week_16_from_entry", "tis20_week_16_from_entry",
 
 
 def _csv_rows(data: dict[str, Any]) -> list[list[str]]:
-    rows = [["outcome", "label", "unit", "better", "arm", "mean", "ci95_low", "ci95_high",
+    rows = [["outcome", "label", "unit", "better", "arm", "estimator", "estimate",
+             "ci95_low", "ci95_high", "difference_estimator",
              "difference_vs_" + data["reference_arm"], "difference_ci95_low",
              "difference_ci95_high", "pct_better_or_higher", "pct_worse_or_lower",
              "pct_unchanged"]]
@@ -45,8 +46,9 @@ def _csv_rows(data: dict[str, Any]) -> list[list[str]]:
         for arm, a in o["arms"].items():
             d = o["differences"].get(arm)
             lo, hi = a["ci95"]
-            row = [name, o["label"], o["unit"], o["better"] or "", arm, format_value(a["mean"])
-                   if a["mean"] is not None else "", _f(lo), _f(hi)]
+            row = [name, o["label"], o["unit"], o["better"] or "", arm, o["estimator"],
+                   format_value(a["mean"]) if a["mean"] is not None else "", _f(lo), _f(hi),
+                   o["difference_estimator"] if d is not None else ""]
             if d is None:
                 row += ["", "", "", "", "", ""]
             else:
@@ -56,6 +58,16 @@ def _csv_rows(data: dict[str, Any]) -> list[list[str]]:
                         _f(down), _f(d["same_pct"])]
             rows.append(row)
     return rows
+
+
+def row_label(o: dict[str, Any]) -> str:
+    """The outcome's label, naming the difference's estimator when it is not the arms'."""
+    est = o.get("difference_estimator", "")
+    if est.startswith("rmst_difference_to_day_"):
+        day = est.rsplit("_", 1)[-1]
+        return str(o["label"]).replace("(KM median)",
+                                       f"(KM median; difference: mean to day {day})")
+    return str(o["label"])
 
 
 def _f(x: Any) -> str:
@@ -199,8 +211,11 @@ def _html(result: ComparisonResult, data: dict[str, Any], folder: Path) -> str:
     w("<h2>Outcomes</h2><p><small>Estimates with 95% confidence intervals (Monte Carlo "
       "error). For each arm after the first: the paired difference from "
       f"{html.escape(ref)} with its 95% CI, and the percent of patients better off / worse "
-      "off / unchanged (for resource use: higher / lower / unchanged). Times are Kaplan-Meier "
-      "medians; their paired differences are in restricted mean time.</small></p>")
+      "off / unchanged (for resource use: higher / lower / unchanged). Times to an event: the "
+      "arm columns are Kaplan-Meier medians, the differences are differences in restricted "
+      "mean time (the area under each arm's Kaplan-Meier curve up to the day named in the "
+      "row), with an interval from the two curves; the percentages better / worse compare "
+      "each patient's own time to the event or to censoring.</small></p>")
     w("<table><tr><th>outcome</th>")
     for n in names:
         w(f"<th>{html.escape(n)}</th>")
@@ -212,7 +227,7 @@ def _html(result: ComparisonResult, data: dict[str, Any], folder: Path) -> str:
     for key in order:
         o = data["outcomes"][key]
         unit = o["unit"]
-        w(f"<tr><td>{html.escape(o['label'])} <small>({html.escape(unit)})</small></td>")
+        w(f"<tr><td>{html.escape(row_label(o))} <small>({html.escape(unit)})</small></td>")
         for n in names:
             a = o["arms"][n]
             lo, hi = a["ci95"]

@@ -11,12 +11,14 @@ Each figure function runs under a local ``warnings.catch_warnings()`` and
 from __future__ import annotations
 
 import functools
+import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -121,12 +123,21 @@ def enzyme_bands(arms: Sequence[tuple[str, list[dict[str, Any]]]], uln: float, y
 def km_curves(arms: Sequence[tuple[str, dict[str, list[Any]]]], path: str | os.PathLike[str],
               title: str, ylabel: str, horizon_days: float) -> None:
     """Cumulative proportion reaching an event (1 - Kaplan-Meier), with 95% bands."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    k = len(arms)
+    fig, (ax, tab) = plt.subplots(2, 1, figsize=(7.5, 4.6 + 0.22 * k), sharex=True,
+                                  gridspec_kw={"height_ratios": [4.5, 0.35 + 0.22 * k]})
     for (name, curve), color in zip(arms, COLORS, strict=False):
         days = [0.0, *curve["day"], horizon_days]
         surv = [1.0, *curve["survival"]]
         surv.append(surv[-1])
         ax.step(days, [1 - s for s in surv], where="post", color=color, label=label(name))
+        # censoring marks: on the curve, at the days someone was censored
+        cens = curve.get("censored_day", [])
+        if cens:
+            idx = np.searchsorted(np.asarray(curve["day"]), np.asarray(cens), side="right")
+            level = np.asarray([1.0, *curve["survival"]])[idx]
+            ax.plot(cens, 1 - level, linestyle="none", marker="|", markersize=6,
+                    color=color)
         lo = [1.0, *[x if x is not None else 0.0 for x in curve["lo"]]]
         hi = [1.0, *[x if x is not None else 0.0 for x in curve["hi"]]]
         lo.append(lo[-1])
@@ -135,11 +146,24 @@ def km_curves(arms: Sequence[tuple[str, dict[str, list[Any]]]], path: str | os.P
                         color=color, alpha=0.15, linewidth=0)
     ax.set_xlim(0, horizon_days)
     ax.set_ylim(0, 1)
-    ax.set_xlabel("days since diagnosis")
     ax.set_ylabel(ylabel)
     ax.set_title(label(title))
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="lower right", title="| censored", title_fontsize=7)
+    # numbers at risk under the plot, at most 8 columns
+    tab.set_ylim(-0.5, k - 0.5)
+    tab.set_yticks(range(k))
+    tab.set_yticklabels([label(n, 16) for n, _ in reversed(arms)], fontsize=7)
+    for spine in tab.spines.values():
+        spine.set_visible(False)
+    tab.tick_params(axis="y", length=0, pad=22)
+    for row, ((_, curve), color) in enumerate(zip(reversed(arms), reversed(COLORS[:k]),
+                                                 strict=False)):
+        days, n = curve.get("at_risk_day", []), curve.get("at_risk", [])
+        step = max(1, math.ceil(len(days) / 8))
+        for d, v in list(zip(days, n, strict=False))[::step]:
+            tab.text(d, row, f"{v:,}", ha="center", va="center", fontsize=7, color=color)
+    tab.set_xlabel("days since diagnosis (numbers at risk below the curves)")
     _save(fig, path)
 
 
