@@ -316,8 +316,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 COMPARE_TABLE = ("cpk_ratio_month_3", "time_to_cpk_normal_days", "tis_week_24", "tis40_week_24",
                  "inactive_month_12", "complete_clinical_response", "relapse",
                  "course_chronic", "damage_points", "cumulative_prednisone_g",
-                 "time_to_prednisone_le_5mg_days", "ivig_g", "rescue_started", "cost_total",
-                 "qaly")
+                 "time_to_prednisone_le_5mg_days", "ivig_g", "rescue_started", "died",
+                 "cost_total", "qaly", "life_years_lifetime", "cost_lifetime",
+                 "qaly_lifetime")
 
 
 def format_comparison(outcomes: dict[str, dict[str, Any]], names: list[str]) -> str:
@@ -371,7 +372,10 @@ def format_incremental(ia: dict[str, Any]) -> str:
     wtp = ia["willingness_to_pay_per_qaly"]
     lines.append(f"optimal at {wtp:,.0f} {cur}/QALY (highest net monetary benefit): "
                  f"{ia['optimal_strategy']}")
-    return "Incremental analysis (discounted costs and QALYs)\n" + "\n".join(lines)
+    from .report.comparison import economics_basis
+
+    lines.append(economics_basis(ia))
+    return "Incremental analysis\n" + "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,7 +26,7 @@ from ._version import __version__
 from .economics import calculate_icers, optimal_strategy
 from .errors import InputError
 from .limits import check_patients, check_seed
-from .outcomes import CohortSummary, Metric
+from .outcomes import CohortSummary, Metric, cea_columns
 from .parallel import ordered_map
 from .runner import _chunks, _plan_for, choose_engine, chunk_size_for, summarise_chunk
 from .scenario import Scenario, scenario_sha256
@@ -193,8 +193,9 @@ def _compared(specs: list[Metric]) -> list[Metric]:
         m for m in specs if m.name == "cpk_baseline_u_per_l"]
 
 
-def _nmb(table: dict[str, np.ndarray], wtp: float) -> np.ndarray:
-    return wtp * table["qaly"] - table["cost_total"]
+def _nmb(table: dict[str, np.ndarray], wtp: float, cols: tuple[str, str]) -> np.ndarray:
+    cost, qaly = cols
+    return wtp * table[qaly] - table[cost]
 
 
 def _task(args: tuple[list[Scenario], int, int, int, str, bool, bool, float]) -> _ArmsChunk:
@@ -219,7 +220,7 @@ def _task(args: tuple[list[Scenario], int, int, int, str, bool, bool, float]) ->
         paired.append(acc)
     # Net monetary benefit paired between every two arms (i < j: arm j - arm i), for the
     # incremental analysis against whichever arm turns out optimal.
-    values = [_nmb(t, wtp) for t in tables]
+    values = [_nmb(t, wtp, cea_columns(scns[0])) for t in tables]
     nmb = {}
     for i in range(len(tables)):
         for j in range(i + 1, len(tables)):
@@ -295,13 +296,19 @@ class ComparisonResult:
 
     def economics(self) -> dict[str, Any]:
         """Incremental cost, QALYs, ICER and net monetary benefit against the first arm."""
+        econ = self.scenarios[0].economics
+        cost_col, qaly_col = cea_columns(self.scenarios[0])
         res: dict[str, Any] = {"willingness_to_pay_per_qaly": self.willingness_to_pay,
-                               "currency": self.scenarios[0].economics.currency, "arms": {}}
+                               "currency": econ.currency, "horizon": econ.cea_horizon,
+                               "cost": cost_col, "effect": qaly_col,
+                               "discount_rate_per_year": econ.discount_rate_per_year,
+                               "perspective": econ.perspective,
+                               "price_year": econ.price_year, "arms": {}}
         outs = self.outcomes()
         for j, arm in enumerate(self.names[1:], start=1):
             nmb = self.nmb[(0, j)]
-            dc = outs["cost_total"]["differences"][arm]["mean_difference"]
-            dq = outs["qaly"]["differences"][arm]["mean_difference"]
+            dc = outs[cost_col]["differences"][arm]["mean_difference"]
+            dq = outs[qaly_col]["differences"][arm]["mean_difference"]
             if (dq > 0 and dc <= 0) or (dq == 0 and dc < 0):
                 verdict, icer = "dominant (less costly, at least as effective)", None
             elif (dq < 0 and dc >= 0) or (dq == 0 and dc > 0):
@@ -326,8 +333,9 @@ class ComparisonResult:
         pay, the range of willingness to pay over which each frontier arm is optimal, and
         each arm's net monetary benefit against the optimal one (paired, 95% CI)."""
         arms = [s.metrics() for s in self.summaries]
-        cost = [m["cost_total"]["mean"] for m in arms]
-        qaly = [m["qaly"]["mean"] for m in arms]
+        cost_col, qaly_col = cea_columns(self.scenarios[0])
+        cost = [m[cost_col]["mean"] for m in arms]
+        qaly = [m[qaly_col]["mean"] for m in arms]
         rows = calculate_icers(cost, qaly, self.names)
         wtp = self.willingness_to_pay
         best = optimal_strategy(rows, wtp)
@@ -349,7 +357,11 @@ class ComparisonResult:
             table.append(row)
         return {"willingness_to_pay_per_qaly": wtp,
                 "currency": self.scenarios[0].economics.currency,
-                "effect": "qaly", "cost": "cost_total",
+                "effect": qaly_col, "cost": cost_col,
+                "horizon": self.scenarios[0].economics.cea_horizon,
+                "discount_rate_per_year": self.scenarios[0].economics.discount_rate_per_year,
+                "perspective": self.scenarios[0].economics.perspective,
+                "price_year": self.scenarios[0].economics.price_year,
                 "optimal_strategy": best, "rows": table}
 
     def _nmb_difference(self, ref: int, arm: int) -> dict[str, Any]:

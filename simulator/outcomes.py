@@ -27,7 +27,8 @@ from .records import ChunkResult
 from .scenario.schema import Scenario
 from .stats import Z95, KaplanMeier, LogHistogram, Moments, Proportion
 
-__all__ = ["METRICS", "CohortSummary", "Metric", "metric_specs", "patient_table"]
+__all__ = ["METRICS", "CohortSummary", "Metric", "cea_columns", "metric_specs",
+           "patient_table"]
 
 TIS_WEEKS = (16, 24, 52)
 ENTRY_WEEKS = (12, 16, 24, 52)  # from entry: 12 is where Hara 2003 reports
@@ -158,11 +159,69 @@ def _economics(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan,
         chunk.visit_prednisone > u.high_dose_steroid_mg_per_day)
     utility = np.clip(utility, measures.EQ5D_UK_3L_MIN, measures.EQ5D_UK_3L_MAX)
     # The utility seen at a visit holds until the next visit or death, whichever is first.
-    stop = np.minimum(days[None, 1:], end[:, None])
-    spans = np.maximum(_discounted_years(d, days[None, :-1], stop), 0.0)
+    # (the last visit's utility holds until the horizon)
+    nxt = np.append(days[1:], plan.horizon_days)
+    stop = np.minimum(nxt[None, :], end[:, None])
+    spans = np.maximum(_discounted_years(d, days[None, :], stop), 0.0)
     utility = np.where(attended, utility, 0.0)
-    cols["qaly"] = (utility[:, :-1] * spans).sum(axis=1) - ae_loss
+    cols["qaly"] = (utility * spans).sum(axis=1) - ae_loss
     cols["qaly_loss_adverse_events"] = ae_loss
+    _lifetime(cols, chunk, plan, scn, utility[:, -1], per_day[agent])
+
+
+def _lifetime(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan, scn: Scenario,
+              last_utility: np.ndarray, sparing_per_day: np.ndarray) -> None:
+    """Costs, QALYs and life-years over a lifetime (docs/model.md §5, Lifetime): the
+    simulated horizon, then, for the patients alive at its end, the state of the last
+    visit carried forward: its utility, the final prednisone dose, the sparing agent if
+    one was started and visits at the maintenance interval, until death from the life
+    table plus the disease-related excess hazard of the last 4-week window (its age term
+    following age). Closed form per year of age (constant hazard within each), to age
+    111; discounted from day 0 like everything else."""
+    o = chunk.outcomes
+    h_days = plan.horizon_days
+    alive = o["death_day"] > h_days
+    base = chunk.baseline
+    age = base.age_years + h_days / 365.25
+    female = base.female.astype(np.int64)
+    excess = np.where(alive, np.maximum(o["final_death_hazard_per_day"]
+                                        - o["final_background_hazard_per_day"], 0.0), 0.0)
+    bg_table = plan.background_per_day * 365.25  # per year, [sex, age]
+    slope = plan.excess_log_hr_per_year_of_age
+    delta = plan.discount_per_day * 365.25  # continuous rate per year
+    disc_ly = np.zeros(chunk.n)  # discounted years lived after the horizon
+    ly = np.zeros(chunk.n)
+    surv = np.where(alive, 1.0, 0.0)
+    disc = np.full(chunk.n, float(np.exp(-plan.discount_per_day * h_days)))
+    a = age.copy()
+    from .kernel.mortality import MAX_AGE
+    while True:
+        live = (a < MAX_AGE + 1) & (surv > 0)
+        if not live.any():
+            break
+        whole = np.floor(a)
+        length = np.where(live, np.minimum(whole + 1.0, MAX_AGE + 1) - a, 0.0)
+        row = np.clip(whole, 0, MAX_AGE).astype(np.int64)
+        hz = bg_table[female, row] + excess * 365.25 * np.exp(slope * (a - age))
+        rate = hz + delta
+        with np.errstate(divide="ignore", invalid="ignore"):
+            part = np.where(rate > 0, -np.expm1(-rate * length) / rate, length)
+            part_ly = np.where(hz > 0, -np.expm1(-hz * length) / hz, length)
+        disc_ly += np.where(live, surv * disc * part, 0.0)
+        ly += np.where(live, surv * part_ly, 0.0)
+        surv = np.where(live, surv * np.exp(-hz * length), surv)
+        disc = np.where(live, disc * np.exp(-delta * length), disc)
+        a = np.where(live, a + length, a)
+    econ = scn.economics
+    price = econ.prices
+    visit_every = float(scn.visits.then_every_days)
+    per_year = 365.25 * (o["final_prednisone_mg_per_day"] * price.prednisone_per_mg
+                         + sparing_per_day + price.visit / visit_every)
+    lived = np.minimum(o["death_day"], h_days) / 365.25
+    cols["life_years_lifetime"] = lived + ly
+    cols["discounted_life_years_lifetime"] = cols["discounted_life_years"] + disc_ly
+    cols["qaly_lifetime"] = cols["qaly"] + np.where(alive, last_utility, 0.0) * disc_ly
+    cols["cost_lifetime"] = cols["cost_total"] + np.where(alive, per_year, 0.0) * disc_ly
 
 
 def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np.ndarray]:
@@ -316,6 +375,14 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
     _survival(cols, o, plan)
     _economics(cols, chunk, plan, scn)
     return cols
+
+
+def cea_columns(scn: Scenario) -> tuple[str, str]:
+    """(cost, QALY) columns of the cost-effectiveness analysis: lifetime by default
+    (``economics.cea_horizon``), or the simulated horizon."""
+    if scn.economics.cea_horizon == "lifetime":
+        return "cost_lifetime", "qaly_lifetime"
+    return "cost_total", "qaly"
 
 
 def survival_years(plan: Plan) -> list[int]:
@@ -472,6 +539,10 @@ def metric_specs(plan: Plan) -> list[Metric]:
         specs.append(_m(f"alive_year_{k}", P, P, f"alive at {k} year{'s' if k > 1 else ''}"))
     specs += [
         _m("life_years", Mn, "years", "life-years within the horizon (undiscounted)"),
+        _m("life_years_lifetime", Mn, "years", "life expectancy from diagnosis (lifetime,"
+           " undiscounted)"),
+        _m("cost_lifetime", Mn, "currency", "total cost over a lifetime (discounted)"),
+        _m("qaly_lifetime", Mn, "QALY", "QALYs over a lifetime (discounted)"),
         _m("cost_total", Mn, "currency", "total cost (discounted)"),
         _m("cost_ivig", Mn, "currency", "cost: IVIG"),
         _m("cost_infusion_days", Mn, "currency", "cost: infusion days"),

@@ -58,6 +58,8 @@ STATE_OUTCOMES = (
     ("disc_infusions", "discounted_infusion_days"),
     ("death_day", "death_day"),
     ("death_cause", "death_cause"),
+    ("mort_rate", "final_death_hazard_per_day"),
+    ("mort_bg", "final_background_hazard_per_day"),
 )
 
 

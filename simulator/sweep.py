@@ -213,10 +213,13 @@ def _global(design: Sobol | Morris, points: list[Point], y: dict[str, np.ndarray
 
 
 def psa_analysis(design: PSA, points: list[Point], outputs: list[dict[str, float]],
-                 arms: list[str], reference_wtp: float) -> dict[str, Any]:
-    """CEAC, EVPI and EVPPI from per-draw mean costs and QALYs of each arm."""
-    cost = np.array([[o[f"{a}:cost_total"] for a in arms] for o in outputs])
-    qaly = np.array([[o[f"{a}:qaly"] for a in arms] for o in outputs])
+                 arms: list[str], reference_wtp: float,
+                 columns: tuple[str, str] = ("cost_total", "qaly")) -> dict[str, Any]:
+    """CEAC, EVPI and EVPPI from per-draw mean costs and QALYs of each arm (``columns``:
+    the cost and QALY outcomes the analysis uses, lifetime or clinical horizon)."""
+    cost_col, qaly_col = columns
+    cost = np.array([[o[f"{a}:{cost_col}"] for a in arms] for o in outputs])
+    qaly = np.array([[o[f"{a}:{qaly_col}"] for a in arms] for o in outputs])
     wtps = sorted(set(design.willingness_to_pay) | {reference_wtp})
     ceac = {a: [] for a in arms}
     evpi = []
@@ -236,14 +239,17 @@ def psa_analysis(design: PSA, points: list[Point], outputs: list[dict[str, float
         fitted = np.column_stack([_metamodel(x_all[:, cols], nmb[:, j])
                                   for j in range(len(arms))])
         evppi[g] = float(np.mean(fitted.max(axis=1)) - fitted.mean(axis=0).max())
-    se_cost = np.array([[o.get(f"{a}:cost_total_se", math.nan) for a in arms] for o in outputs])
-    se_qaly = np.array([[o.get(f"{a}:qaly_se", math.nan) for a in arms] for o in outputs])
+    se_cost = np.array([[o.get(f"{a}:{cost_col}_se", math.nan) for a in arms]
+                        for o in outputs])
+    se_qaly = np.array([[o.get(f"{a}:{qaly_col}_se", math.nan) for a in arms]
+                        for o in outputs])
     return {
         "willingness_to_pay": wtps, "ceac": ceac, "evpi_per_patient": evpi,
         "reference_willingness_to_pay": reference_wtp,
         "evpi_at_reference": evpi[wtps.index(reference_wtp)],
         "evppi_per_patient_at_reference": evppi,
-        "mean_inner_mc_se": {"cost_total": _nanmean(se_cost), "qaly": _nanmean(se_qaly)},
+        "cost": cost_col, "effect": qaly_col,
+        "mean_inner_mc_se": {cost_col: _nanmean(se_cost), qaly_col: _nanmean(se_qaly)},
         "note": "EVPI/EVPPI are per patient; the inner-loop Monte Carlo error of each draw"
                 " inflates them slightly (see mean_inner_mc_se).",
     }
@@ -395,7 +401,8 @@ def plan_sweep(path: str | os.PathLike[str], *, yes: bool = False) -> SweepPlan:
 def _output_keys(spec: SweepFile, arms: list[str]) -> list[str]:
     outs = list(spec.outcomes)
     if isinstance(spec.design, PSA):
-        for extra in ("cost_total", "qaly", "cumulative_prednisone_g"):
+        for extra in ("cost_total", "qaly", "cost_lifetime", "qaly_lifetime",
+                      "cumulative_prednisone_g"):
             if extra not in outs:
                 outs.append(extra)
     if spec.strategies is None:
@@ -670,5 +677,8 @@ def run_sweep(plan: SweepPlan, out: str | os.PathLike[str], *, workers: int = 1,
                        plan.output_keys)
     if isinstance(plan.spec.design, PSA):
         wtp = plan.scenarios[0].economics.willingness_to_pay_per_qaly
-        analysis["psa"] = psa_analysis(plan.spec.design, plan.points, outputs, plan.arms, wtp)
+        from .outcomes import cea_columns
+
+        analysis["psa"] = psa_analysis(plan.spec.design, plan.points, outputs, plan.arms, wtp,
+                                       cea_columns(plan.scenarios[0]))
     return SweepResult(plan, outputs, analysis)

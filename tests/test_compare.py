@@ -320,8 +320,11 @@ def test_incremental_analysis_of_every_arm(tmp_path):
     result = compare_to_folder(scns, out, patients=300, progress=False)
     ia = result.incremental_analysis()
     outs = result.outcomes()
-    cost = [outs["cost_total"]["arms"][n]["mean"] for n in result.names]
-    qaly = [outs["qaly"]["arms"][n]["mean"] for n in result.names]
+    # the lifetime horizon by default (economics.cea_horizon)
+    assert (ia["cost"], ia["effect"], ia["horizon"]) == ("cost_lifetime", "qaly_lifetime",
+                                                         "lifetime")
+    cost = [outs["cost_lifetime"]["arms"][n]["mean"] for n in result.names]
+    qaly = [outs["qaly_lifetime"]["arms"][n]["mean"] for n in result.names]
     expected = calculate_icers(cost, qaly, result.names)
     assert [r["strategy"] for r in ia["rows"]] == [r.strategy for r in expected]
     assert [r["status"] for r in ia["rows"]] == [r.status for r in expected]

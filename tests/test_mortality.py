@@ -183,3 +183,51 @@ def test_bad_mortality_input_is_a_clear_error(override, needle, tmp_path):
     assert needle in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not out.exists()
+
+
+def _table(overrides, n=400, seed=4, path=UNTREATED):
+    scn, plan, res = _chunk(overrides, n=n, seed=seed, path=path)
+    return scn, plan, res, patient_table(res, plan, scn)
+
+
+def test_without_any_death_hazard_everyone_lives_to_111():
+    """No life table, no excess, no fatal events: the lifetime extrapolation keeps every
+    patient alive to the end of the table (age 111), and discounts exactly."""
+    _, plan, _, t = _table(["disease.mortality.life_table=null",
+                                "disease.mortality.excess_per_year=0", *NO_FATAL_AES,
+                                "population.age_years=50"], n=50)
+    np.testing.assert_allclose(t["life_years_lifetime"], 111 - 50, rtol=1e-12)
+    delta = plan.discount_per_day * 365.25
+    expected = -np.expm1(-delta * 61) / delta  # discounted years from diagnosis to 111
+    np.testing.assert_allclose(t["discounted_life_years_lifetime"], expected, rtol=1e-9)
+
+
+def test_lifetime_life_expectancy_follows_the_life_table():
+    """Background deaths only, women aged 60: mean life-years from diagnosis equal the
+    life table's life expectancy at 60 (piecewise constant by year of age, to 111),
+    within Monte Carlo error of the simulated first two years."""
+    n = 3000
+    _, _, _, t = _table(["disease.mortality.excess_per_year=0", *NO_FATAL_AES,
+                         "population.age_years=60", "population.female=1"], n=n)
+    _, female = mortality.load_life_table("hmd_usa_2019")
+    surv, expect = 1.0, 0.0
+    for age in range(60, 111):
+        m = female[age]
+        expect += surv * -math.expm1(-m) / m
+        surv *= math.exp(-m)
+    got = t["life_years_lifetime"]
+    se = got.std(ddof=1) / math.sqrt(n)
+    assert abs(got.mean() - expect) < 4 * se + 0.02, (got.mean(), expect, se)
+
+
+def test_lifetime_adds_to_the_horizon_and_nothing_after_death():
+    _, plan, res, t = _table(["disease.mortality.excess_per_year=2"],
+                               path=SCENARIOS / "first_line.yaml")
+    dead = res.outcomes["death_day"] <= plan.horizon_days
+    assert dead.sum() > 20 and (~dead).sum() > 20
+    for col, short in (("cost_lifetime", "cost_total"), ("qaly_lifetime", "qaly"),
+                       ("discounted_life_years_lifetime", "discounted_life_years"),
+                       ("life_years_lifetime", "life_years")):
+        np.testing.assert_array_equal(t[col][dead], t[short][dead])
+        if col != "qaly_lifetime":  # (a utility may be negative: EQ-5D goes below 0)
+            assert np.all(t[col][~dead] > t[short][~dead]), col

@@ -33,7 +33,8 @@ HEADLINE = ("entered", "tis_week_16_from_entry", "tis20_week_16_from_entry",
             "relapse_rate_per_100_patient_years", "course_monophasic", "course_polycyclic",
             "course_chronic", "damage_points", "mmt8_month_12", "cumulative_prednisone_g",
             "time_to_prednisone_le_5mg_days", "prednisone_5mg_by_month_6", "ivig_g",
-            "ivig_cycles", "rescue_started", "sparing_agent_used", "cost_total", "qaly")
+            "ivig_cycles", "rescue_started", "sparing_agent_used", "died", "alive_year_1",
+            "cost_total", "qaly", "life_years_lifetime", "cost_lifetime", "qaly_lifetime")
 
 
 def _csv_rows(data: dict[str, Any]) -> list[list[str]]:
@@ -119,6 +120,18 @@ def incremental_rows(ia: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def economics_basis(ia: dict[str, Any]) -> str:
+    """One sentence on what the costs and QALYs are: horizon, discounting, perspective and
+    price year."""
+    horizon = ("a lifetime horizon (the simulated years, then the last state carried "
+               "forward to death; docs/model.md section 5, Lifetime)"
+               if ia.get("horizon") == "lifetime" else "the simulated horizon only")
+    rate = 100 * ia.get("discount_rate_per_year", 0.0)
+    return (f"Costs and QALYs over {horizon}, discounted at {rate:g}% a year; perspective: "
+            f"{ia.get('perspective', '')}; prices of {ia.get('price_year', '')} in "
+            f"{ia['currency']}.")
+
+
 def incremental_html(ia: dict[str, Any]) -> str:
     cur = html.escape(ia["currency"])
     wtp = ia["willingness_to_pay_per_qaly"]
@@ -128,6 +141,7 @@ def incremental_html(ia: dict[str, Any]) -> str:
            f"the efficiency frontier (as dampack's <code>calculate_icers</code>). At "
            f"{wtp:,.0f} {cur}/QALY the optimal strategy, with the highest net monetary "
            f"benefit, is <b>{html.escape(ia['optimal_strategy'])}</b>.</p>",
+           f"<p>{html.escape(economics_basis(ia))}</p>",
            f"<table><tr><th>strategy</th><th>cost ({cur})</th><th>QALYs</th>"
            f"<th>incremental cost</th><th>incremental QALYs</th><th>ICER ({cur}/QALY)</th>"
            f"<th>status</th><th>optimal for willingness to pay ({cur}/QALY)</th>"

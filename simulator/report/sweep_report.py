@@ -129,8 +129,8 @@ def _psa_figures(result: SweepResult, folder: Path) -> list[str]:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     for arm, color in zip(arms[1:], COLORS[1:], strict=False):
         dp = [o[f"{arm}-{ref}:cumulative_prednisone_g"] for o in result.outputs]
-        dc = [o[f"{arm}-{ref}:cost_total"] for o in result.outputs]
-        dq = [o[f"{arm}-{ref}:qaly"] for o in result.outputs]
+        dc = [o[f"{arm}-{ref}:{psa.get('cost', 'cost_total')}"] for o in result.outputs]
+        dq = [o[f"{arm}-{ref}:{psa.get('effect', 'qaly')}"] for o in result.outputs]
         axes[0].scatter(dp, dc, s=8, alpha=0.5, color=color, label=label(f"{arm} - {ref}"))
         axes[1].scatter(dq, dc, s=8, alpha=0.5, color=color, label=label(f"{arm} - {ref}"))
     for ax in axes:

@@ -611,6 +611,18 @@ class Economics(Frozen):
         20000.0, "per QALY", "assumption: the lower end of the UK NICE GBP 20,000-30,000/QALY"
         " range; used for net monetary benefit and acceptability curves", ge=0,
     )
+    cea_horizon: Literal["lifetime", "clinical"] = P(
+        "lifetime", "-",
+        "NICE reference case: a lifetime horizon for a chronic disease. 'lifetime' extends"
+        " costs, QALYs and survival beyond the clinical horizon (docs/model.md §5,"
+        " Lifetime); 'clinical' uses the simulated horizon only",
+    )
+    perspective: str = P("UK NHS and personal social services", "-",
+                         "assumption: the NICE reference-case perspective of the default"
+                         " prices")
+    price_year: int = P(2019, "year", "the IVIG price, the main cost, is the NHS 2018/19"
+                        " average (parameters.md section 7); the other prices are"
+                        " assumptions of that period", ge=1900, le=2100)
     prices: Prices = Prices()
     utilities: Utilities = Utilities()
     adverse_event_cost: dict[str, float] = Field(
