@@ -156,6 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "points are saved as they complete; running the same command again "
                     "after an interruption continues where it stopped.")
     sw_p.add_argument("sweep", metavar="SWEEP.yaml")
+    sw_p.add_argument("--patients", type=_patients, metavar="N",
+                      help="virtual patients per point and strategy (default: the sweep"
+                           " file's `patients`)")
+    sw_p.add_argument("--draws", type=_patients, metavar="N",
+                      help="PSA draws (default: the sweep file's `design.draws`; psa only)")
+    sw_p.add_argument("--set", dest="overrides", action="append", default=[],
+                      metavar="PATH=VALUE",
+                      help="override a value of every strategy's scenario by its dotted "
+                           "path, e.g. --set economics.cea_horizon=clinical (repeatable)")
     sw_p.add_argument("--out", metavar="DIR",
                       help="output folder (default: results/<sweep file name>/)")
     _force(sw_p)
@@ -285,7 +294,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import partial_dir, plan_sweep
 
-    plan = plan_sweep(args.sweep, yes=args.yes)
+    plan = plan_sweep(args.sweep, yes=args.yes, patients=args.patients, draws=args.draws,
+                      sets=args.overrides)
     out = Path(args.out) if args.out else _default_out(args.sweep)
     _check_out(out, args, [args.sweep])
     from .report.sweep_report import sweep_to_folder
@@ -307,8 +317,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if not args.quiet:
         a = result.analysis
         if "psa" in a:
-            print(f"EVPI per patient at {a['psa']['reference_willingness_to_pay']:,.0f}/QALY: "
-                  f"{a['psa']['evpi_at_reference']:,.1f}")
+            psa = a["psa"]
+            ref = psa["reference_willingness_to_pay"]
+            k = psa["willingness_to_pay"].index(ref)
+            cur = plan.scenarios[0].economics.currency
+            print(f"at {ref:,.0f} {cur}/QALY: highest expected NMB {psa['optimal_strategy'][k]}"
+                  f" (best in {100 * psa['ceaf'][k]:.0f}% of draws); EVPI per patient "
+                  f"{psa['evpi_at_reference']:,.0f} {cur}"
+                  + (f", for {psa['population']:,.0f} patients "
+                     f"{psa['evpi_population_at_reference']:,.0f} {cur}"
+                     if "population" in psa else ""))
         print(f"results written to {out}{os.sep} (open report.html)")
     return 0
 

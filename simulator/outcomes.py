@@ -385,6 +385,15 @@ def cea_columns(scn: Scenario) -> tuple[str, str]:
     return "cost_total", "qaly"
 
 
+def decision_population(scn: Scenario) -> float:
+    """Patients the decision concerns: new patients a year over the decision's years,
+    each year's cohort discounted (for population EVPI)."""
+    econ = scn.economics
+    r = econ.discount_rate_per_year
+    years = econ.decision_horizon_years
+    return float(sum(econ.new_patients_per_year / (1 + r) ** k for k in range(years)))
+
+
 def survival_years(plan: Plan) -> list[int]:
     """The whole years k at which survival is reported (day round(365.25 k) within the
     horizon)."""

@@ -212,47 +212,91 @@ def _global(design: Sobol | Morris, points: list[Point], y: dict[str, np.ndarray
     return out
 
 
+def _evpi(nmb: np.ndarray) -> float:
+    """E[max NMB] - max E[NMB] over draws; never negative (Jensen), so a negative value
+    is rounding and is clipped to 0."""
+    return max(0.0, float(np.mean(nmb.max(axis=1)) - nmb.mean(axis=0).max()))
+
+
+def _bootstrap_se(fn: Any, rows: int, seed: int, reps: int = 200) -> float:
+    """Standard error of a statistic of the draws, by resampling draws (fixed seed)."""
+    rng = np.random.default_rng(seed)
+    vals = [fn(rng.integers(0, rows, rows)) for _ in range(reps)]
+    return float(np.std(vals, ddof=1))
+
+
 def psa_analysis(design: PSA, points: list[Point], outputs: list[dict[str, float]],
                  arms: list[str], reference_wtp: float,
-                 columns: tuple[str, str] = ("cost_total", "qaly")) -> dict[str, Any]:
-    """CEAC, EVPI and EVPPI from per-draw mean costs and QALYs of each arm (``columns``:
-    the cost and QALY outcomes the analysis uses, lifetime or clinical horizon)."""
+                 columns: tuple[str, str] = ("cost_total", "qaly"),
+                 population: float | None = None) -> dict[str, Any]:
+    """CEAC, CEAF, EVPI and EVPPI from per-draw mean costs and QALYs of each arm
+    (``columns``: the cost and QALY outcomes the analysis uses, lifetime or clinical
+    horizon). EVPI and EVPPI are per patient, never negative, with bootstrap standard
+    errors over draws; ``population`` (discounted patients over the decision's lifetime)
+    scales them to a population."""
     cost_col, qaly_col = columns
     cost = np.array([[o[f"{a}:{cost_col}"] for a in arms] for o in outputs])
     qaly = np.array([[o[f"{a}:{qaly_col}"] for a in arms] for o in outputs])
     wtps = sorted(set(design.willingness_to_pay) | {reference_wtp})
-    ceac = {a: [] for a in arms}
-    evpi = []
+    ceac: dict[str, list[float]] = {a: [] for a in arms}
+    evpi, optimal, ceaf = [], [], []
     for w in wtps:
         nmb = w * qaly - cost
         best = np.argmax(nmb, axis=1)
         for j, a in enumerate(arms):
             ceac[a].append(float(np.mean(best == j)))
-        evpi.append(float(np.mean(nmb.max(axis=1)) - nmb.mean(axis=0).max()))
+        evpi.append(_evpi(nmb))
+        # CEAF: the strategy with the highest expected NMB, and how often it is the best
+        k = int(np.argmax(nmb.mean(axis=0)))
+        optimal.append(arms[k])
+        ceaf.append(ceac[arms[k]][-1])
     nmb = reference_wtp * qaly - cost
+    rows = nmb.shape[0]
+    evpi_ref = evpi[wtps.index(reference_wtp)]
+    evpi_se = _bootstrap_se(lambda i: _evpi(nmb[i]), rows, 1) if rows > 1 else None
     names = list(design.parameters)
     groups = design.groups or {n: [n] for n in names}
     x_all = np.array([[p[n] for n in names] for p in points])
-    evppi = {}
+    evppi: dict[str, float] = {}
+    evppi_se: dict[str, float | None] = {}
+    r2: dict[str, list[float]] = {}
     for g, members in groups.items():
         cols = [names.index(m) for m in members]
         fitted = np.column_stack([_metamodel(x_all[:, cols], nmb[:, j])
                                   for j in range(len(arms))])
-        evppi[g] = float(np.mean(fitted.max(axis=1)) - fitted.mean(axis=0).max())
+        evppi[g] = _evpi(fitted)
+        evppi_se[g] = _bootstrap_se(lambda i, f=fitted: _evpi(f[i]), rows, 2) \
+            if rows > 1 else None
+        r2[g] = [_r_squared(nmb[:, j], fitted[:, j]) for j in range(len(arms))]
     se_cost = np.array([[o.get(f"{a}:{cost_col}_se", math.nan) for a in arms]
                         for o in outputs])
     se_qaly = np.array([[o.get(f"{a}:{qaly_col}_se", math.nan) for a in arms]
                         for o in outputs])
-    return {
+    out = {
         "willingness_to_pay": wtps, "ceac": ceac, "evpi_per_patient": evpi,
+        "optimal_strategy": optimal, "ceaf": ceaf,
         "reference_willingness_to_pay": reference_wtp,
-        "evpi_at_reference": evpi[wtps.index(reference_wtp)],
-        "evppi_per_patient_at_reference": evppi,
+        "evpi_at_reference": evpi_ref, "evpi_at_reference_se": evpi_se,
+        "evppi_per_patient_at_reference": evppi, "evppi_se": evppi_se,
+        "evppi_metamodel_r_squared": r2,
         "cost": cost_col, "effect": qaly_col,
         "mean_inner_mc_se": {cost_col: _nanmean(se_cost), qaly_col: _nanmean(se_qaly)},
-        "note": "EVPI/EVPPI are per patient; the inner-loop Monte Carlo error of each draw"
-                " inflates them slightly (see mean_inner_mc_se).",
+        "note": "EVPI/EVPPI are per patient (and per population when the scenario gives"
+                " one); the inner-loop Monte Carlo error of each draw inflates them slightly"
+                " (see mean_inner_mc_se); EVPPI from a quadratic regression metamodel"
+                " (R-squared per strategy reported); standard errors by resampling draws"
+                " (for EVPPI, the fitted values, without refitting).",
     }
+    if population is not None:
+        out["population"] = population
+        out["evpi_population_at_reference"] = evpi_ref * population
+        out["evppi_population_at_reference"] = {g: v * population for g, v in evppi.items()}
+    return out
+
+
+def _r_squared(y: np.ndarray, fitted: np.ndarray) -> float:
+    ss = float(np.sum((y - y.mean()) ** 2))
+    return 1.0 - float(np.sum((y - fitted) ** 2)) / ss if ss > 0 else 1.0
 
 
 def _nanmean(a: np.ndarray) -> float | None:
@@ -333,10 +377,14 @@ def check_size(spec: SweepFile, source: str, yes: bool) -> None:
         " in Python), or make the design or patients smaller", file=source)
 
 
-def plan_sweep(path: str | os.PathLike[str], *, yes: bool = False) -> SweepPlan:
+def plan_sweep(path: str | os.PathLike[str], *, yes: bool = False, patients: int | None = None,
+               draws: int | None = None, sets: Sequence[str] = ()) -> SweepPlan:
     """Read and check a sweep file; every problem is an InputError before anything runs.
 
     A sweep above the size limits of :func:`check_size` needs ``yes=True`` (``--yes``).
+    ``patients`` and ``draws`` replace the file's values (``--patients``, ``--draws``: a
+    PSA only); ``sets`` (``--set PATH=VALUE``) apply to every strategy's scenario. All of
+    them are part of the sweep's identity, so a resume never mixes points of two sizes.
     """
     from .outcomes import metric_specs
     from .runner import _plan_for
@@ -345,6 +393,16 @@ def plan_sweep(path: str | os.PathLike[str], *, yes: bool = False) -> SweepPlan:
 
     path = Path(path)
     data, linemap = read_scenario(path)
+    if patients is not None:
+        data["patients"] = patients
+    if draws is not None:
+        design_data = data.get("design")
+        if not isinstance(design_data, dict) or design_data.get("type") != "psa":
+            kind = design_data.get("type") if isinstance(design_data, dict) else None
+            raise InputError(f"--draws {draws}: only a psa design has draws (this design is"
+                             f" {kind!r})", file=str(path),
+                             line=linemap.line_for(("design",)))
+        design_data["draws"] = draws
     spec = validate(data, SweepFile, linemap, str(path))
     check_size(spec, str(path), yes)
     text = path.read_bytes()
@@ -364,7 +422,7 @@ def plan_sweep(path: str | os.PathLike[str], *, yes: bool = False) -> SweepPlan:
                              file=str(path), line=line)
         warn_if_outside(target, path, f"{path}: " + ("base" if spec.base is not None
                                                          else f"strategies.{arm}"))
-        scns.append(load_scenario(target))
+        scns.append(load_scenario(target, list(sets)))
     if spec.base is not None:
         arms = [scns[0].name]
     else:
@@ -394,8 +452,10 @@ def plan_sweep(path: str | os.PathLike[str], *, yes: bool = False) -> SweepPlan:
     base_values, applies = _check_parameters(spec, scns, arms, path, linemap)
     pts = points_of(design, seed, base_values)
     keys = _output_keys(spec, arms)
-    return SweepPlan(spec, path, hashlib.sha256(text).hexdigest(), arms, scns, seed, pts,
-                     base_values, keys, applies)
+    given = json.dumps({"patients": patients, "draws": draws, "set": list(sets)},
+                       sort_keys=True).encode()
+    return SweepPlan(spec, path, hashlib.sha256(text + b"\0" + given).hexdigest(), arms, scns,
+                     seed, pts, base_values, keys, applies)
 
 
 def _output_keys(spec: SweepFile, arms: list[str]) -> list[str]:
@@ -677,8 +737,9 @@ def run_sweep(plan: SweepPlan, out: str | os.PathLike[str], *, workers: int = 1,
                        plan.output_keys)
     if isinstance(plan.spec.design, PSA):
         wtp = plan.scenarios[0].economics.willingness_to_pay_per_qaly
-        from .outcomes import cea_columns
+        from .outcomes import cea_columns, decision_population
 
         analysis["psa"] = psa_analysis(plan.spec.design, plan.points, outputs, plan.arms, wtp,
-                                       cea_columns(plan.scenarios[0]))
+                                       cea_columns(plan.scenarios[0]),
+                                       decision_population(plan.scenarios[0]))
     return SweepResult(plan, outputs, analysis)

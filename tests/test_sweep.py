@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, SCENARIOS
 
 from simulator.errors import InputError
 from simulator.runner import run
@@ -79,6 +79,39 @@ def test_psa_value_of_information_on_a_known_decision():
     assert evppi["theta"] == pytest.approx(res["evpi_at_reference"], rel=0.02)
     assert evppi["noise"] < 0.01 * res["evpi_at_reference"] + 4 * se
     assert res["ceac"]["B"][0] == pytest.approx(np.mean(theta > 0))
+
+
+def test_psa_frontier_dominated_strategy_and_population_scaling():
+    """Three arms: C costs more and gives less than A in every draw, so it is never
+    optimal; the CEAF follows the arm with the highest expected NMB; EVPI and EVPPI are
+    never negative, have standard errors, and scale to the population given."""
+    design = PSA.model_validate({
+        "type": "psa", "draws": 500,
+        "parameters": {"theta": {"dist": "normal", "mean": 0.05, "sd": 0.1},
+                       "noise": {"dist": "uniform", "low": 0, "high": 1}},
+        "willingness_to_pay": [0.0, 10000.0, 50000.0]})
+    pts = points_of(design, seed=9, base_values={})
+    outs = [{"A:cost_total": 1000.0, "A:qaly": 1.0,
+             "B:cost_total": 3000.0, "B:qaly": 1.0 + p["theta"],
+             "C:cost_total": 1500.0, "C:qaly": 0.9} for p in pts]
+    res = psa_analysis(design, pts, outs, ["A", "B", "C"], reference_wtp=10000.0,
+                       population=1234.5)
+    assert all(v == 0.0 for v in res["ceac"]["C"])
+    assert "C" not in res["optimal_strategy"]
+    theta = np.array([p["theta"] for p in pts])
+    for k, w in enumerate(res["willingness_to_pay"]):
+        mean_nmb = {"A": w - 1000, "B": w * (1 + theta.mean()) - 3000, "C": w * 0.9 - 1500}
+        best = max(mean_nmb, key=mean_nmb.get)
+        assert res["optimal_strategy"][k] == best
+        assert res["ceaf"][k] == res["ceac"][best][k]
+    assert res["optimal_strategy"][0] == "A" and res["optimal_strategy"][-1] == "B"
+    assert min(res["evpi_per_patient"]) >= 0.0
+    assert min(res["evppi_per_patient_at_reference"].values()) >= 0.0
+    assert res["evpi_at_reference_se"] > 0
+    assert res["evpi_population_at_reference"] == pytest.approx(
+        1234.5 * res["evpi_at_reference"])
+    r2 = res["evppi_metamodel_r_squared"]
+    assert r2["theta"][1] > 0.99 and r2["noise"][1] < 0.1  # B's NMB is linear in theta
 
 
 def test_psa_draws_follow_their_distributions_and_correlation():
@@ -230,3 +263,24 @@ def test_sweep_outputs_and_report(tmp_path):
     page = (out / "report.html").read_text()
     assert "data:image/png;base64," in page and "http" not in page
     assert Path(out / "tornado.png").is_file()
+
+
+def test_sweep_command_takes_patients_draws_and_set(tmp_path):
+    out = tmp_path / "psa"
+    proc = subprocess.run(
+        [sys.executable, "-m", "simulator", "sweep",
+         str(SCENARIOS / "sweeps" / "psa_first_line_vs_rescue.yaml"), "--patients", "20",
+         "--draws", "3", "--set", "economics.cea_horizon=clinical", "--out", str(out),
+         "--quiet"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((out / "sweep.json").read_text())
+    assert len(data["points"]) == 3
+    assert data["patients_per_point"] == 20
+    assert data["analysis"]["psa"]["cost"] == "cost_total"  # the --set reached every arm
+    bad = subprocess.run(
+        [sys.executable, "-m", "simulator", "sweep",
+         str(SCENARIOS / "sweeps" / "tornado_first_line_vs_rescue.yaml"), "--draws", "3",
+         "--out", str(tmp_path / "t")], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2
+    assert "only a psa design has draws" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "t").exists()

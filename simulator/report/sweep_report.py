@@ -120,6 +120,18 @@ def _global_figure(info: dict[str, Any], key: str, design: str, path: Path) -> N
     _save(fig, path)
 
 
+def _money(x: float) -> str:
+    """A value of information, rounded to what it can tell (3 significant digits, no
+    negative zero)."""
+    if x is None:
+        return ""
+    if abs(x) < 0.5:
+        return "0"
+    digits = max(0, 2 - math.floor(math.log10(abs(x))))
+    v = round(x, digits)
+    return f"{v:,.{digits}f}"
+
+
 def _psa_figures(result: SweepResult, folder: Path) -> list[str]:
     plan = result.plan
     arms = plan.arms
@@ -148,26 +160,37 @@ def _psa_figures(result: SweepResult, folder: Path) -> list[str]:
     _save(fig, folder / "psa_scatter.png")
     files.append("psa_scatter.png")
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for arm, color in zip(arms, COLORS, strict=False):
-        ax.plot(psa["willingness_to_pay"], psa["ceac"][arm], color=color, label=label(arm))
-    ax.set_ylim(0, 1)
+    wtp = psa["willingness_to_pay"]
+    for k, (arm, color) in enumerate(zip(arms, COLORS, strict=False)):
+        # markers and a small offset keep lines at 0 or 1 visible and apart
+        ax.plot(wtp, [v + 0.006 * (k - (len(arms) - 1) / 2) for v in psa["ceac"][arm]],
+                color=color, marker="o", markersize=3, linewidth=1.5, label=label(arm))
+    if "ceaf" in psa:
+        ax.plot(wtp, psa["ceaf"], color="black", linestyle="none", marker="s",
+                markersize=7, markerfacecolor="none", label="frontier (CEAF): the strategy"
+                " with the highest expected NMB")
+    ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel(f"willingness to pay ({cur} per QALY)")
     ax.set_ylabel("probability cost-effective")
-    ax.set_title("Cost-effectiveness acceptability curve")
+    ax.set_title("Cost-effectiveness acceptability curves and frontier")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     _save(fig, folder / "ceac.png")
     files.append("ceac.png")
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    axes[0].plot(psa["willingness_to_pay"], psa["evpi_per_patient"], color=COLORS[0])
+    axes[0].plot(wtp, psa["evpi_per_patient"], color=COLORS[0], marker="o", markersize=3)
+    axes[0].set_ylim(bottom=0)
     axes[0].set_xlabel(f"willingness to pay ({cur} per QALY)")
     axes[0].set_ylabel(f"EVPI per patient ({cur})")
     axes[0].set_title("Expected value of perfect information")
     axes[0].grid(True, alpha=0.3)
     groups = psa["evppi_per_patient_at_reference"]
-    axes[1].barh(list(groups), list(groups.values()), color=COLORS[2])
+    errs = [psa.get("evppi_se", {}).get(g) or 0.0 for g in groups]
+    axes[1].barh([label(g, 30) for g in groups], list(groups.values()), xerr=errs,
+                 capsize=3, color=COLORS[2])
+    axes[1].set_xlim(left=0)
     axes[1].set_xlabel(f"EVPPI per patient ({cur}) at {psa['reference_willingness_to_pay']:,.0f}"
-                       "/QALY")
+                       "/QALY (bars: +/- 1 SE)")
     axes[1].set_title("Partial EVPI by parameter group (regression metamodel)")
     axes[1].grid(True, axis="x", alpha=0.3)
     _save(fig, folder / "evppi.png")
@@ -225,12 +248,29 @@ def _html(result: SweepResult, data: dict[str, Any], folder: Path, figs: list[st
     if "psa" in analysis:
         psa = analysis["psa"]
         cur = html.escape(plan.scenarios[0].economics.currency)
-        w(f"<h2>Value of information</h2><p>EVPI per patient at "
-          f"{psa['reference_willingness_to_pay']:,.0f} {cur}/QALY: "
-          f"<b>{psa['evpi_at_reference']:,.0f} {cur}</b>.</p><table><tr><th>parameter group"
-          f"</th><th>EVPPI per patient ({cur})</th></tr>")
+        ref = psa["reference_willingness_to_pay"]
+        k = psa["willingness_to_pay"].index(ref)
+        se = psa.get("evpi_at_reference_se")
+        pop = psa.get("population")
+        w(f"<h2>Decision and value of information</h2><p>At {ref:,.0f} {cur}/QALY the "
+          f"strategy with the highest expected net monetary benefit is "
+          f"<b>{html.escape(psa['optimal_strategy'][k])}</b>, the best in "
+          f"{100 * psa['ceaf'][k]:.0f}% of draws. EVPI per patient: "
+          f"<b>{_money(psa['evpi_at_reference'])} {cur}</b>"
+          + (f" (SE {_money(se)})" if se is not None else "")
+          + (f"; for the {pop:,.0f} patients the decision concerns (discounted): "
+             f"<b>{_money(psa['evpi_population_at_reference'])} {cur}</b>" if pop else "")
+          + f".</p><table><tr><th>parameter group</th><th>EVPPI per patient ({cur})</th>"
+          f"<th>SE</th><th>population EVPPI ({cur})</th><th>metamodel R&sup2; by strategy"
+          f"</th></tr>")
         for g, v in psa["evppi_per_patient_at_reference"].items():
-            w(f"<tr><td style='text-align:left'>{html.escape(g)}</td><td>{v:,.1f}</td></tr>")
+            gse = psa.get("evppi_se", {}).get(g)
+            popv = psa.get("evppi_population_at_reference", {}).get(g)
+            r2 = ", ".join(f"{x:.2f}" for x in psa.get("evppi_metamodel_r_squared", {})
+                           .get(g, []))
+            w(f"<tr><td style='text-align:left'>{html.escape(g)}</td><td>{_money(v)}</td>"
+              f"<td>{'' if gse is None else _money(gse)}</td>"
+              f"<td>{'' if popv is None else _money(popv)}</td><td>{r2}</td></tr>")
         w("</table><p><small>" + html.escape(psa["note"]) + "</small></p>")
     if "indices" in analysis:
         w("<h2>Global sensitivity indices</h2>")

@@ -623,6 +623,18 @@ class Economics(Frozen):
     price_year: int = P(2019, "year", "the IVIG price, the main cost, is the NHS 2018/19"
                         " average (parameters.md section 7); the other prices are"
                         " assumptions of that period", ge=1900, le=2100)
+    new_patients_per_year: float = P(
+        740.0, "patients/year",
+        "derived: dermatomyositis incidence 1.1/100,000 person-years (Kronzer 2023,"
+        " parameters.md section 9) x UK population ~67 million; polymyositis would add"
+        " more, and not all are candidates for IVIG (an assumption either way). Scales EVPI"
+        " to a population",
+        ge=0,
+    )
+    decision_horizon_years: int = P(
+        10, "years", "assumption: how long the decision holds (new patients affected), for"
+        " population EVPI", ge=1, le=100,
+    )
     prices: Prices = Prices()
     utilities: Utilities = Utilities()
     adverse_event_cost: dict[str, float] = Field(
