@@ -1,11 +1,15 @@
-"""Figures for a run and for comparisons (matplotlib, Agg backend, PNG).
+"""Figures for a run and for comparisons (matplotlib, PNG).
+
+Figures are made with matplotlib's object-oriented API (``matplotlib.figure.Figure``),
+never through pyplot, so importing this module changes nothing in the process: no
+backend switch (a notebook keeps its inline plots), no figure registry to leak.
 
 Scenario names reach titles and legends as the user wrote them, so every text goes
 through :func:`label`: shortened to ``MAX_LABEL`` characters with an ellipsis, ``$``
 escaped (no mathtext), and characters that none of the fonts in ``FONTS`` can draw
 replaced by ``?`` (matplotlib would warn once per glyph and take minutes on a long name).
 Each figure function runs under a local ``warnings.catch_warnings()`` and
-``plt.rc_context`` (never global state), so no library warning reaches the user.
+``matplotlib.rc_context`` (never global state), so no library warning reaches the user.
 """
 
 from __future__ import annotations
@@ -19,10 +23,8 @@ from typing import Any, TypeVar
 
 import matplotlib
 import numpy as np
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 from matplotlib import font_manager, ticker
+from matplotlib.figure import Figure
 
 __all__ = ["enzyme_bands", "km_curves", "label", "prednisone_lines"]
 
@@ -75,16 +77,22 @@ def _quiet(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            with plt.rc_context({"font.family": _fonts()[0]}):
+            with matplotlib.rc_context({"font.family": _fonts()[0]}):
                 return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
 
 
+def subplots(*args: Any, **kwargs: Any) -> tuple[Figure, Any]:
+    """Like ``pyplot.subplots``, without pyplot: a Figure (its own Agg canvas on save) and
+    its axes."""
+    fig = Figure(figsize=kwargs.pop("figsize", None))
+    return fig, fig.subplots(*args, **kwargs)
+
+
 def _save(fig: Any, path: str | os.PathLike[str]) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120, metadata=_META)
-    plt.close(fig)
 
 
 @_quiet
@@ -94,7 +102,7 @@ def enzyme_bands(arms: Sequence[tuple[str, list[dict[str, Any]]]], uln: float, y
     k = len(arms)
     cols = min(k, 2)
     rows = (k + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(7.5 if k == 1 else 11, 4.5 if k == 1
+    fig, axes = subplots(rows, cols, figsize=(7.5 if k == 1 else 11, 4.5 if k == 1
                              else 3.4 * rows), sharey=True, squeeze=False)
     for i, ((name, rows_), color) in enumerate(zip(arms, COLORS, strict=False)):
         ax = axes[i // cols][i % cols]
@@ -124,7 +132,7 @@ def km_curves(arms: Sequence[tuple[str, dict[str, list[Any]]]], path: str | os.P
               title: str, ylabel: str, horizon_days: float) -> None:
     """Cumulative proportion reaching an event (1 - Kaplan-Meier), with 95% bands."""
     k = len(arms)
-    fig, (ax, tab) = plt.subplots(2, 1, figsize=(7.5, 4.6 + 0.22 * k), sharex=True,
+    fig, (ax, tab) = subplots(2, 1, figsize=(7.5, 4.6 + 0.22 * k), sharex=True,
                                   gridspec_kw={"height_ratios": [4.5, 0.35 + 0.22 * k]})
     for (name, curve), color in zip(arms, COLORS, strict=False):
         days = [0.0, *curve["day"], horizon_days]
@@ -171,14 +179,22 @@ def km_curves(arms: Sequence[tuple[str, dict[str, list[Any]]]], path: str | os.P
 def prednisone_lines(arms: Sequence[tuple[str, list[dict[str, Any]]]],
                      path: str | os.PathLike[str], title: str) -> None:
     """Mean daily prednisone dose at each monthly visit, one line per arm."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.0))
+    fig, ax = subplots(figsize=(7.5, 4.0))
     for (name, rows), color in zip(arms, COLORS, strict=False):
         rows = [r for r in rows if r["mean"] is not None]
         ax.plot([r["month"] for r in rows], [r["mean"] for r in rows], color=color,
                 marker="o", markersize=3, label=label(name))
     ax.axhline(5.0, color="black", linestyle=":", linewidth=1, label="5 mg/day")
-    ax.set_xlabel("month (4 weeks)")
-    ax.set_ylabel("mean prednisone (mg/day)")
+    # A methylprednisolone pulse at day 0 (prednisone-equivalent) would flatten a linear
+    # axis: linear up to 10 mg/day, logarithmic above.
+    ax.set_yscale("symlog", linthresh=10.0, linscale=1.0)
+    ticks = [t for t in (0, 2.5, 5, 7.5, 10, 20, 50, 100, 200, 500, 1000, 2000)]
+    top = max([r["mean"] for _, rows in arms for r in rows if r["mean"] is not None] + [10.0])
+    ax.set_yticks([t for t in ticks if t <= top * 1.5])
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_ylim(0, top * 1.5)
+    ax.set_xlabel("month (4 weeks); day 0 includes methylprednisolone pulses as prednisone")
+    ax.set_ylabel("mean prednisone (mg/day, log above 10)")
     ax.set_title(label(title))
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
@@ -192,7 +208,7 @@ def ce_plane(rows: Sequence[dict[str, Any]], wtp: float, currency: str,
     mean cost), the efficiency frontier through the non-dominated ones, dominated and
     extendedly dominated ones marked, and the willingness-to-pay line through the optimal
     strategy (every point on it has the same net monetary benefit)."""
-    fig, ax = plt.subplots(figsize=(7.5, 5.0))
+    fig, ax = subplots(figsize=(7.5, 5.0))
     markers = {"ND": ("o", "#0072B2", "on the efficiency frontier"),
                "ED": ("s", "#E69F00", "extendedly dominated"),
                "D": ("X", "#D55E00", "dominated"), "": ("o", "#0072B2", "strategy")}

@@ -20,8 +20,8 @@ from .tables import EventCSV, PatientCSV
 
 __all__ = ["OUTPUT_FILES", "run_to_folder", "write_outputs"]
 
-OUTPUT_FILES = ("summary.json", "patients.csv", "cpk.png", "time_to_normal.png",
-                "myoglobin.png", "prednisone.png")
+OUTPUT_FILES = ("summary.json", "report.html", "patients.csv", "cpk.png",
+                "time_to_normal.png", "myoglobin.png", "prednisone.png")
 
 
 def write_outputs(result: RunResult, folder: str | os.PathLike[str]) -> None:
@@ -42,6 +42,57 @@ def write_outputs(result: RunResult, folder: str | os.PathLike[str]) -> None:
                       "proportion with CPK < ULN at a visit", plan.horizon_days)
     figures.prednisone_lines([(name, data["prednisone_by_month"])], folder / "prednisone.png",
                              f"Prednisone dose: {name}")
+    (folder / "report.html").write_text(_html(result, data, folder), encoding="utf-8")
+
+
+def _html(result: RunResult, data: dict[str, Any], folder: Path) -> str:
+    """A self-contained page (figures inline, no network) for readers of a single run."""
+    import html
+
+    from .atomic import png_figure
+    from .tables import format_estimate
+
+    scn = result.scenario
+    econ = scn.economics
+    out = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+           f"<title>{html.escape(scn.name)}</title>",
+           "<style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;"
+           "padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0;"
+           "font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+           "th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}"
+           "td:nth-child(3),td:nth-child(4){white-space:nowrap}"
+           "img{max-width:100%}small{color:#555}</style></head><body>",
+           f"<h1>{html.escape(scn.name)}</h1>",
+           f"<p>{html.escape(scn.description or '')}</p>",
+           f"<p>{data['patients']:,} virtual patients, seed {data['seed']}, followed "
+           f"{scn.horizon_days:,} days from diagnosis. Simulator "
+           f"{html.escape(data['simulator_version'])}. Costs and QALYs are discounted at "
+           f"{100 * econ.discount_rate_per_year:g}% a year ({html.escape(econ.currency)}, "
+           f"prices of {econ.price_year}, {html.escape(econ.perspective)}); the lifetime "
+           "rows carry each surviving patient's last state forward to death "
+           "(docs/model.md, section 5).</p>",
+           "<h2>Outcomes</h2><table><tr><th>outcome</th><th>unit</th><th>estimate</th>"
+           "<th>95% CI</th><th>estimator</th></tr>"]
+    for m in data["metrics"].values():
+        lo, hi = m["ci95"]
+        unit = m["unit"]
+        est = m.get("estimator", "")
+        if est == "km_median":
+            est = f"Kaplan-Meier median (restricted mean {m['rmst']:.0f} days)"
+        out.append(f"<tr><td>{html.escape(m['label'])}</td><td>{html.escape(unit)}</td>"
+                   f"<td>{format_estimate(m['mean'], unit)}</td>"
+                   f"<td>{format_estimate(lo, unit)} to {format_estimate(hi, unit)}</td>"
+                   f"<td>{html.escape(est)}</td></tr>")
+    out.append("</table><h2>Figures</h2>")
+    for fname, alt in (("cpk.png", "CPK by month"), ("myoglobin.png", "myoglobin by month"),
+                       ("time_to_normal.png", "time to CPK normalisation"),
+                       ("prednisone.png", "prednisone dose by month")):
+        out.append(png_figure(folder / fname, alt))
+    out.append("<p><small>Every outcome is defined in docs/model.md, section 5; every "
+               "default with its source in section 7. summary.json holds these numbers and "
+               "the resolved scenario; patients.csv one row per patient.</small></p>"
+               "</body></html>\n")
+    return "".join(out)
 
 
 def run_to_folder(scn: Scenario, out: str | os.PathLike[str], *, events: bool = False,

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..sweep import SweepPlan, SweepResult, partial_dir, run_sweep
 from .atomic import json_roundtrip, output_folder, png_figure, write_json
-from .figures import COLORS, _quiet, _save, label, plt
+from .figures import COLORS, _quiet, _save, label, subplots
 from .tables import format_value
 
 __all__ = ["sweep_to_folder", "write_sweep"]
@@ -51,7 +51,7 @@ def _f(x: Any) -> str:
 def _tornado_figure(bars: list[dict[str, Any]], key: str, path: Path) -> None:
     base = bars[0]["base_outcome"]
     items = bars[1:]
-    fig, ax = plt.subplots(figsize=(8, 0.6 * len(items) + 1.8))
+    fig, ax = subplots(figsize=(8, 0.6 * len(items) + 1.8))
     for row, b in enumerate(reversed(items)):
         ax.barh(row, b["high"] - b["low"], left=b["low"], color=COLORS[0], alpha=0.7)
         for v, y, se in zip(b["values"], b["outcomes"], b["mc_se"], strict=True):
@@ -78,7 +78,7 @@ def _grid_figure(result: SweepResult, key: str, path: Path) -> None:
     for pt, out in zip(plan.points, result.outputs, strict=True):
         groups.setdefault(tuple(pt[o] for o in others), []).append(
             (pt[first], out.get(key, math.nan), out.get(key + "_se", math.nan)))
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    fig, ax = subplots(figsize=(7.5, 4.5))
     for (combo, rows), color in zip(groups.items(), COLORS * 10, strict=False):
         rows.sort(key=lambda r: r[0])
         xs = list(range(len(rows))) if not all(isinstance(r[0], int | float) for r in rows) \
@@ -97,7 +97,7 @@ def _grid_figure(result: SweepResult, key: str, path: Path) -> None:
 def _global_figure(info: dict[str, Any], key: str, design: str, path: Path) -> None:
     names = info["parameters"]
     x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(names) + 2), 4.5))
+    fig, ax = subplots(figsize=(max(6, 1.2 * len(names) + 2), 4.5))
     if design == "sobol":
         ax.bar(x - 0.2, info["S1"], 0.4, yerr=info["S1_ci95_halfwidth"], capsize=3,
                label="first order S1", color=COLORS[0])
@@ -138,7 +138,7 @@ def _psa_figures(result: SweepResult, folder: Path) -> list[str]:
     ref = arms[0]
     psa = result.analysis["psa"]
     files = []
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    fig, axes = subplots(1, 2, figsize=(12, 4.8))
     for arm, color in zip(arms[1:], COLORS[1:], strict=False):
         dp = [o[f"{arm}-{ref}:cumulative_prednisone_g"] for o in result.outputs]
         dc = [o[f"{arm}-{ref}:{psa.get('cost', 'cost_total')}"] for o in result.outputs]
@@ -159,7 +159,7 @@ def _psa_figures(result: SweepResult, folder: Path) -> list[str]:
     axes[1].set_title("Cost-effectiveness plane")
     _save(fig, folder / "psa_scatter.png")
     files.append("psa_scatter.png")
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    fig, ax = subplots(figsize=(7.5, 4.5))
     wtp = psa["willingness_to_pay"]
     for k, (arm, color) in enumerate(zip(arms, COLORS, strict=False)):
         # markers and a small offset keep lines at 0 or 1 visible and apart
@@ -177,7 +177,7 @@ def _psa_figures(result: SweepResult, folder: Path) -> list[str]:
     ax.legend(fontsize=8)
     _save(fig, folder / "ceac.png")
     files.append("ceac.png")
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, axes = subplots(1, 2, figsize=(12, 4.2))
     axes[0].plot(wtp, psa["evpi_per_patient"], color=COLORS[0], marker="o", markersize=3)
     axes[0].set_ylim(bottom=0)
     axes[0].set_xlabel(f"willingness to pay ({cur} per QALY)")
