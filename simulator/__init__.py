@@ -21,19 +21,24 @@ from ._version import __version__
 from .errors import InputError
 
 __all__ = [
+    "ComparisonResult",
     "InputError",
     "RunResult",
     "Scenario",
     "__version__",
+    "compare",
     "load_scenario",
     "run",
     "run_to_folder",
     "scenario_from_dict",
+    "sweep",
     "write_outputs",
 ]
 
 _LAZY = {
     "RunResult": "simulator.runner",
+    "ComparisonResult": "simulator.comparison",
+    "compare": "simulator.comparison",
     "run": "simulator.runner",
     "Scenario": "simulator.scenario",
     "load_scenario": "simulator.scenario",
@@ -41,6 +46,22 @@ _LAZY = {
     "run_to_folder": "simulator.report.outputs",
     "write_outputs": "simulator.report.outputs",
 }
+
+
+def sweep(path: str, out: str | None = None, **kwargs: Any) -> Any:
+    """Run a sweep file (``plan_sweep`` options: ``patients``, ``draws``, ``sets``,
+    ``yes``; ``sweep_to_folder`` options: ``workers``, ``fresh``, ``progress``) and return
+    its SweepResult; the output folder defaults to a new temporary folder."""
+    import inspect
+    import tempfile
+
+    from .report.sweep_report import sweep_to_folder
+    from .sweeps import plan_sweep
+
+    plan_keys = set(inspect.signature(plan_sweep).parameters) - {"path"}
+    plan = plan_sweep(path, **{k: kwargs.pop(k) for k in list(kwargs) if k in plan_keys})
+    folder = out if out is not None else tempfile.mkdtemp(prefix="sweep_")
+    return sweep_to_folder(plan, folder, **kwargs)
 
 
 def __getattr__(name: str) -> Any:

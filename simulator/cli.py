@@ -262,7 +262,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
         out = Path("results") / safe_name("compare_" + "_vs_".join(safe_name(s) for s in stems))
     _check_out(out, args, args.scenarios)
-    from .compare import arm_names, check_same_patients
+    from .comparison import arm_names, check_same_patients
     from .report.comparison import compare_to_folder
 
     names = arm_names(scns, stems)
@@ -292,7 +292,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep import partial_dir, plan_sweep
+    from .sweeps import partial_dir, plan_sweep
 
     plan = plan_sweep(args.sweep, yes=args.yes, patients=args.patients, draws=args.draws,
                       sets=args.overrides)

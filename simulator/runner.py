@@ -76,6 +76,32 @@ class RunResult:
     def metrics(self) -> dict[str, dict[str, Any]]:
         return self.summary.metrics()
 
+    def to_frame(self) -> Any:
+        """The metrics as a tidy pandas DataFrame (one row per metric)."""
+        from .frames import run_frame
+
+        return run_frame(self.metrics)
+
+    def plot(self, ax: Any = None, which: str = "cpk") -> Any:
+        """Median and 5-95% band by month of CPK (``which="cpk"``) or myoglobin, ULN
+        marked, on ``ax`` (or a new Figure, returned)."""
+        from .frames import new_axes
+
+        fig, ax = new_axes(ax)
+        rows = [r for r in self.summary.by_month(which) if r["median"] is not None]
+        months = [r["month"] for r in rows]
+        ax.fill_between(months, [r["p05"] for r in rows], [r["p95"] for r in rows],
+                        alpha=0.2, color="#0072B2", label="5-95% of patients")
+        ax.plot(months, [r["median"] for r in rows], color="#0072B2", label="median")
+        uln = self.plan.cpk_uln if which == "cpk" else self.plan.myoglobin_uln
+        ax.axhline(uln, color="black", linestyle=":", label="ULN")
+        ax.set_yscale("log")
+        ax.set_xlabel("month (4 weeks)")
+        ax.set_ylabel("CPK (U/L)" if which == "cpk" else "myoglobin (ng/mL)")
+        ax.set_title(self.scenario.name)
+        ax.legend(fontsize=8)
+        return fig
+
     def summary_json(self) -> dict[str, Any]:
         """The content of summary.json (deterministic: no timestamps, no paths)."""
         return {

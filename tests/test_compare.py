@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import SCENARIOS
 
-from simulator.compare import compare
+from simulator.comparison import compare
 from simulator.engines import cohort
 from simulator.errors import InputError
 from simulator.invariants import InvariantError, check_events
@@ -302,7 +302,7 @@ def test_allowed_differences_are_stated_and_no_same_patients_claim_is_made(tmp_p
 
 def test_shipped_strategies_share_their_patients():
     scns = [scn(n) for n in ("first_line", "rescue", "steroid_only", "first_line_2day")]
-    from simulator.compare import arm_differences
+    from simulator.comparison import arm_differences
 
     assert arm_differences(scns, ["a", "b", "c", "d"]) == []
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import NO_DEATHS, SCENARIOS
 
-from simulator.compare import compare
+from simulator.comparison import compare
 from simulator.engines import cohort
 from simulator.kernel.plan import make_plan
 from simulator.scenario import load_scenario

@@ -328,7 +328,7 @@ def first_line():
 def test_run_and_compare_refuse_bad_seeds_and_patients_with_input_error(
     first_line, kwargs, expected
 ) -> None:
-    from simulator.compare import compare
+    from simulator.comparison import compare
     from simulator.runner import run
 
     with pytest.raises(InputError) as err:
@@ -366,7 +366,7 @@ def test_scenarios_from_python_are_as_strict_as_yaml(data, expected) -> None:
 
 
 def test_a_sweep_parameter_skips_a_strategy_whose_block_is_null(tmp_path: Path) -> None:
-    from simulator.sweep import plan_sweep
+    from simulator.sweeps import plan_sweep
 
     (tmp_path / "s.yaml").write_text(
         f"strategies:\n  a: {FIRST_LINE}\n  b: {STEROID_ONLY}\npatients: 10\n"
@@ -377,7 +377,7 @@ def test_a_sweep_parameter_skips_a_strategy_whose_block_is_null(tmp_path: Path) 
 
 
 def test_a_big_sweep_runs_with_yes(tmp_path: Path) -> None:
-    from simulator.sweep import plan_sweep
+    from simulator.sweeps import plan_sweep
 
     (tmp_path / "s.yaml").write_text(
         f"base: {FIRST_LINE}\npatients: 10\noutcomes: [ivig_g]\ndesign:\n"

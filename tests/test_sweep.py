@@ -18,7 +18,7 @@ from conftest import ROOT, SCENARIOS
 from simulator.errors import InputError
 from simulator.runner import run
 from simulator.scenario.sweep_schema import PSA, Morris, Sobol
-from simulator.sweep import _global, plan_sweep, points_of, psa_analysis
+from simulator.sweeps import _global, plan_sweep, points_of, psa_analysis
 
 FIXTURES = ROOT / "tests" / "fixtures" / "sweeps"
 
@@ -133,7 +133,7 @@ def test_psa_draws_follow_their_distributions_and_correlation():
 
 def test_one_way_base_point_equals_a_plain_run():
     plan = plan_sweep(FIXTURES / "one_way_small.yaml")
-    from simulator.sweep import evaluate_point
+    from simulator.sweeps import evaluate_point
 
     engine = "cohort"
     outs = evaluate_point((plan.scenarios, plan.arms, plan.points[0], plan.spec.patients,
@@ -189,7 +189,7 @@ def test_a_changed_sweep_file_is_refused_for_resuming(tmp_path):
     out = tmp_path / "out"
     partial = tmp_path / "out.partial"
     plan = plan_sweep(sweep)
-    from simulator.sweep import _open_checkpoint
+    from simulator.sweeps import _open_checkpoint
 
     _open_checkpoint(plan, out, fresh=False)
     assert (partial / "manifest.json").is_file()

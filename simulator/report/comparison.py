@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..compare import ComparisonResult, compare
+from ..comparison import ComparisonResult, compare
 from ..scenario import Scenario
 from . import figures
 from .atomic import json_roundtrip, output_folder, png_figure, write_json

@@ -209,6 +209,13 @@ def ce_plane(rows: Sequence[dict[str, Any]], wtp: float, currency: str,
     extendedly dominated ones marked, and the willingness-to-pay line through the optimal
     strategy (every point on it has the same net monetary benefit)."""
     fig, ax = subplots(figsize=(7.5, 5.0))
+    draw_ce_plane(ax, rows, wtp, currency, title)
+    _save(fig, path)
+
+
+def draw_ce_plane(ax: Any, rows: Sequence[dict[str, Any]], wtp: float, currency: str,
+                  title: str) -> None:
+    """The cost-effectiveness plane (see ``ce_plane``) on a given matplotlib Axes."""
     markers = {"ND": ("o", "#0072B2", "on the efficiency frontier"),
                "ED": ("s", "#E69F00", "extendedly dominated"),
                "D": ("X", "#D55E00", "dominated"), "": ("o", "#0072B2", "strategy")}
@@ -244,4 +251,3 @@ def ce_plane(rows: Sequence[dict[str, Any]], wtp: float, currency: str,
     ax.set_title(label(title))
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
-    _save(fig, path)

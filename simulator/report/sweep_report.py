@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..sweep import SweepPlan, SweepResult, partial_dir, run_sweep
+from ..sweeps import SweepPlan, SweepResult, partial_dir, run_sweep
 from .atomic import json_roundtrip, output_folder, png_figure, write_json
 from .figures import COLORS, _quiet, _save, label, subplots
 from .tables import format_value

@@ -376,6 +376,25 @@ class ComparisonResult:
                      higher_pct=d["lower_pct"], lower_pct=d["higher_pct"])
         return _difference(d, "higher", f"{self.names[arm]} - {self.names[ref]}")
 
+    def to_frame(self) -> Any:
+        """Every outcome of every arm as a tidy pandas DataFrame, with the differences
+        from the first arm (and their estimators)."""
+        from .frames import comparison_frame
+
+        return comparison_frame(self.outcomes(), self.names[0])
+
+    def plot(self, ax: Any = None) -> Any:
+        """The cost-effectiveness plane of the incremental analysis on ``ax`` (or a new
+        Figure, returned)."""
+        from .frames import new_axes
+        from .report.figures import draw_ce_plane
+
+        fig, ax = new_axes(ax, (7.5, 5.0))
+        ia = self.incremental_analysis()
+        draw_ce_plane(ax, ia["rows"], ia["willingness_to_pay_per_qaly"], ia["currency"],
+                      "Cost-effectiveness plane")
+        return fig
+
     def to_json(self) -> dict[str, Any]:
         return {
             "arms": self.names,

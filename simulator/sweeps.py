@@ -426,7 +426,7 @@ def plan_sweep(path: str | os.PathLike[str], *, yes: bool = False, patients: int
     if spec.base is not None:
         arms = [scns[0].name]
     else:
-        from .compare import check_same_patients
+        from .comparison import check_same_patients
 
         try:
             check_same_patients(scns, arms, spec.seed is not None, False)
@@ -556,7 +556,7 @@ def evaluate_point(plan_args: tuple[Any, ...]) -> dict[str, float]:
         for o in outcomes:
             out[o], out[o + "_se"] = _mean_se(metrics[o])
         return out
-    from .compare import compare
+    from .comparison import compare
 
     res = compare(scns, names=arms, patients=patients, seed=seed, engine=engine,
                   progress=False).outcomes()
@@ -588,6 +588,13 @@ class SweepResult:
     plan: SweepPlan
     outputs: list[dict[str, float]]
     analysis: dict[str, Any]
+
+    def to_frame(self) -> Any:
+        """Long table: one row per point, arm and outcome, parameters as numeric
+        columns."""
+        from .frames import sweep_frame
+
+        return sweep_frame(self.plan.points, self.outputs, self.plan.base_values)
 
     def to_json(self) -> dict[str, Any]:
         p = self.plan
