@@ -258,11 +258,23 @@ def test_sweep_outputs_and_report(tmp_path):
     bars = data["analysis"]["tornado"]["cpk_normal_month_6"]
     assert {b["parameter"] for b in bars[1:]} == {"regimen.ivig.dose_g_per_kg",
                                                   "disease.steroid.emax_per_day"}
-    header = (out / "sweep.csv").read_text().splitlines()[0].split(",")
-    assert "cpk_normal_month_6_mc_se" in header
+    import csv as csv_module
+
+    rows = list(csv_module.DictReader((out / "sweep.csv").open()))
+    # long and tidy: one row per point and outcome, parameters numeric at every point
+    assert list(rows[0]) == ["point", "regimen.ivig.dose_g_per_kg",
+                             "disease.steroid.emax_per_day", "arm", "outcome", "value",
+                             "mc_se"]
+    assert len(rows) == 6 * 3
+    for r in rows:
+        float(r["regimen.ivig.dose_g_per_kg"])
+        float(r["disease.steroid.emax_per_day"])
     page = (out / "report.html").read_text()
     assert "data:image/png;base64," in page and "http" not in page
+    assert "<h2>Points</h2>" in page and "steroid emax per day" in page
+    # low/high: a tornado; listed values: a line plot per outcome
     assert Path(out / "tornado.png").is_file()
+    assert Path(out / "values_cpk_normal_month_6.png").is_file()
 
 
 def test_sweep_command_takes_patients_draws_and_set(tmp_path):
@@ -284,3 +296,17 @@ def test_sweep_command_takes_patients_draws_and_set(tmp_path):
     assert bad.returncode == 2
     assert "only a psa design has draws" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "t").exists()
+
+
+def test_a_parameter_only_one_arm_has_leaves_the_other_arms_figures_out():
+    from simulator.report.sweep_report import _key_label, _labels, _touches, param_label
+
+    plan = plan_sweep(SCENARIOS / "sweeps" / "rescue_threshold.yaml")
+    name = "regimen.ivig.start_when.any[0].all[1].below.tis"
+    assert not _touches(plan, name, "first_line:qaly")  # first-line IVIG has no rule
+    assert _touches(plan, name, "rescue:qaly")
+    assert _touches(plan, name, "rescue-first_line:qaly")
+    # labels from the registry and the parameter's own name, not the dotted path
+    assert param_label(name) == "below tis"
+    assert _key_label("rescue-first_line:qaly", _labels(plan)) == (
+        "QALYs (discounted) [QALY], rescue - first_line")

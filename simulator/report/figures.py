@@ -92,7 +92,7 @@ def subplots(*args: Any, **kwargs: Any) -> tuple[Figure, Any]:
 
 def _save(fig: Any, path: str | os.PathLike[str]) -> None:
     fig.tight_layout()
-    fig.savefig(path, dpi=120, metadata=_META)
+    fig.savefig(path, dpi=120, metadata=_META, bbox_inches="tight")
 
 
 @_quiet

@@ -27,19 +27,56 @@ def _slug(text: str) -> str:
 
 
 def _csv(result: SweepResult, path: Path) -> None:
+    """sweep.csv, long and tidy: one row per point, arm and outcome; every parameter a
+    numeric column (a point that does not set a parameter has its base value), the arm
+    (empty for a single-scenario sweep, ``B-A`` for a difference between arms), the
+    outcome, its value and its Monte Carlo standard error."""
     plan = result.plan
     names = list(plan.spec.design.parameters)
-    header = ["point", *names]
-    for k in plan.output_keys:
-        header += [k, k + "_mc_se"]
     with path.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(header)
+        w.writerow(["point", *names, "arm", "outcome", "value", "mc_se"])
         for i, (pt, out) in enumerate(zip(plan.points, result.outputs, strict=True)):
-            row = [str(i)] + [format_value(pt[n]) if n in pt else "base" for n in names]
+            values = [format_value(pt[n]) if n in pt else format_value(plan.base_values[n])
+                      for n in names]
             for k in plan.output_keys:
-                row += [_f(out.get(k)), _f(out.get(k + "_se"))]
-            w.writerow(row)
+                arm, _, outcome = k.rpartition(":")
+                w.writerow([str(i), *values, arm, outcome, _f(out.get(k)),
+                            _f(out.get(k + "_se"))])
+
+
+def _labels(plan: SweepPlan) -> dict[str, tuple[str, str]]:
+    """Outcome name -> (label, unit) from the metric registry."""
+    from ..outcomes import metric_specs
+    from ..runner import _plan_for
+
+    cur = plan.scenarios[0].economics.currency
+    return {m.name: (m.label, cur if m.unit == "currency" else m.unit)
+            for m in metric_specs(_plan_for(plan.scenarios[0]))}
+
+
+def _key_label(key: str, labels: dict[str, tuple[str, str]]) -> str:
+    """'first_line-rescue:qaly' -> 'QALYs (discounted) [QALY], first_line - rescue'."""
+    arm, _, outcome = key.rpartition(":")
+    text, unit = labels.get(outcome, (outcome, ""))
+    text = f"{text} [{unit}]" if unit and unit != "proportion" else text
+    return f"{text}, {arm.replace('-', ' - ')}" if arm else text
+
+
+def param_label(path: str) -> str:
+    """A parameter's own name (its last path components), not the whole dotted path."""
+    parts = [p for p in path.split(".") if not p.isdigit()]
+    return " ".join(parts[-2:]).replace("_", " ")
+
+
+def _touches(plan: SweepPlan, name: str, key: str) -> bool:
+    """Whether parameter ``name`` can move output ``key`` (its arm, or either arm of a
+    difference, has the parameter)."""
+    arm, _, _ = key.rpartition(":")
+    if not arm:
+        return True
+    idx = [plan.arms.index(a) for a in arm.split("-") if a in plan.arms]
+    return any(i in plan.applies.get(name, []) for i in idx)
 
 
 def _f(x: Any) -> str:
@@ -48,24 +85,53 @@ def _f(x: Any) -> str:
     return format_value(x)
 
 
-def _tornado_figure(bars: list[dict[str, Any]], key: str, path: Path) -> None:
+def _tornado_figure(bars: list[dict[str, Any]], title: str, path: Path) -> None:
+    """Low/high bars: the two ends in two colours, each with its 95% Monte Carlo error."""
     base = bars[0]["base_outcome"]
     items = bars[1:]
-    fig, ax = subplots(figsize=(8, 0.6 * len(items) + 1.8))
+    fig, ax = subplots(figsize=(8, 0.6 * len(items) + 2.0))
     for row, b in enumerate(reversed(items)):
-        ax.barh(row, b["high"] - b["low"], left=b["low"], color=COLORS[0], alpha=0.7)
-        for v, y, se in zip(b["values"], b["outcomes"], b["mc_se"], strict=True):
-            ax.errorbar(y, row, xerr=1.96 * se if se == se else None, fmt="o", color="black",
-                        markersize=3, capsize=3)
-            ax.annotate(format_value(v), (y, row), textcoords="offset points", xytext=(0, 8),
-                        ha="center", fontsize=7)
+        ax.barh(row, b["high"] - b["low"], left=b["low"], color="#dddddd")
+        for j, (v, y, se) in enumerate(zip(b["values"], b["outcomes"], b["mc_se"],
+                                           strict=True)):
+            color = COLORS[0] if j == 0 else COLORS[1]
+            ax.errorbar(y, row, xerr=1.96 * se if se == se else None, fmt="o", color=color,
+                        markersize=5, capsize=3,
+                        label=(("low value" if j == 0 else "high value") if row == 0 else None))
+            ax.annotate(format_value(v), (y, row), textcoords="offset points",
+                        xytext=(0, 9 if j == 0 else -13), ha="center", fontsize=7,
+                        color=color)
     ax.axvline(base, color="black", linestyle="--", linewidth=1, label="base case")
     ax.set_yticks(range(len(items)))
-    ax.set_yticklabels([b["parameter"] for b in reversed(items)], fontsize=8)
-    ax.set_xlabel(key + "  (points: values swept; bars: 95% Monte Carlo error)")
-    ax.set_title(f"One-way sensitivity (tornado): {key}")
-    ax.legend(fontsize=8)
+    ax.set_yticklabels([label(param_label(b["parameter"]), 40) for b in reversed(items)],
+                       fontsize=8)
+    ax.set_ylim(-0.7, len(items) - 0.3)
+    ax.set_xlabel(label(title, 90) + "\n(bars: range over the two values; error bars: 95%"
+                  " Monte Carlo error)", fontsize=8)
+    ax.set_title("One-way sensitivity", fontsize=10)
+    ax.legend(fontsize=7, loc="best")
     ax.grid(True, axis="x", alpha=0.3)
+    _save(fig, path)
+
+
+def _line_figure(series: list[tuple[str, list[tuple[float, float, float]]]], title: str,
+                 base: float, path: Path) -> None:
+    """Parameters swept over listed values: the outcome against each value (one panel per
+    parameter), with 95% Monte Carlo error bars."""
+    k = len(series)
+    fig, axes = subplots(1, k, figsize=(4.2 * k + 1, 3.8), squeeze=False)
+    for ax, (name, rows) in zip(axes[0], series, strict=True):
+        rows.sort(key=lambda r: r[0])
+        ax.errorbar([r[0] for r in rows], [r[1] for r in rows],
+                    yerr=[1.96 * r[2] if r[2] == r[2] else 0.0 for r in rows], marker="o",
+                    color=COLORS[0], capsize=3)
+        ax.axhline(base, color="black", linestyle="--", linewidth=1, label="base case")
+        ax.set_xlabel(label(param_label(name), 40), fontsize=8)
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel(label(title, 60), fontsize=8)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("One-way sensitivity over listed values (error bars: 95% Monte Carlo"
+                 " error)", fontsize=9)
     _save(fig, path)
 
 
@@ -204,11 +270,28 @@ def _figures(result: SweepResult, folder: Path) -> list[str]:
     keys = result.plan.output_keys
     files: list[str] = []
     if design == "one_way":
+        plan = result.plan
+        labels = _labels(plan)
         tornado = result.analysis["tornado"]
-        for j, key in enumerate(keys):
-            name = "tornado.png" if j == 0 else f"tornado_{_slug(key)}.png"
-            _tornado_figure(tornado[key], key, folder / name)
-            files.append(name)
+        specs = plan.spec.design.parameters
+        listed = {n for n, sp in specs.items() if len(sp.points()) > 2}
+        for key in keys:
+            bars = tornado[key]
+            # only the parameters that can move this output (its arm has them)
+            kept = [b for b in bars[1:] if _touches(plan, b["parameter"], key)]
+            ends = [b for b in kept if b["parameter"] not in listed]
+            title = _key_label(key, labels)
+            if ends:
+                name = "tornado.png" if not files else f"tornado_{_slug(key)}.png"
+                _tornado_figure([bars[0], *ends], title, folder / name)
+                files.append(name)
+            lines = [b for b in kept if b["parameter"] in listed]
+            if lines:
+                series = [(b["parameter"], list(zip(b["values"], b["outcomes"], b["mc_se"],
+                                                   strict=True))) for b in lines]
+                name = f"values_{_slug(key)}.png"
+                _line_figure(series, title, bars[0]["base_outcome"], folder / name)
+                files.append(name)
     elif design == "grid":
         for j, key in enumerate(keys):
             name = "grid.png" if j == 0 else f"grid_{_slug(key)}.png"
@@ -289,9 +372,40 @@ def _html(result: SweepResult, data: dict[str, Any], folder: Path, figs: list[st
     w("<h2>Figures</h2>")
     for f in figs:
         w(png_figure(folder / f, f))
-    w("<h2>Points</h2><p><small>Every point and output is in sweep.csv and sweep.json."
-      "</small></p></body></html>\n")
+    w(_points_table(result))
+    w("<p><small>Every point and output is in sweep.csv (one row per point, arm and "
+      "outcome) and sweep.json.</small></p></body></html>\n")
     return out.getvalue()
+
+
+def _points_table(result: SweepResult, limit: int = 60) -> str:
+    """The points as a table: parameters, then each output with its 95% Monte Carlo
+    interval (the first ``limit`` points; all are in sweep.csv)."""
+    plan = result.plan
+    labels = _labels(plan)
+    names = list(plan.spec.design.parameters)
+    keys = plan.output_keys
+    out = ["<h2>Points</h2><table><tr><th>point</th>"]
+    out += [f"<th>{html.escape(param_label(n))}</th>" for n in names]
+    out += [f"<th>{html.escape(_key_label(k, labels))}</th>" for k in keys]
+    out.append("</tr>")
+    for i, (pt, o) in enumerate(zip(plan.points[:limit], result.outputs[:limit],
+                                    strict=False)):
+        cells = [f"<td>{i}</td>"]
+        cells += [f"<td>{html.escape(format_value(pt[n]) if n in pt else 'base')}</td>"
+                  for n in names]
+        for k in keys:
+            v, se = o.get(k), o.get(k + "_se")
+            if v is None or v != v:
+                cells.append("<td></td>")
+                continue
+            half = "" if se is None or se != se else f" &plusmn; {1.96 * se:.3g}"
+            cells.append(f"<td>{v:.4g}{half}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</table>")
+    if len(plan.points) > limit:
+        out.append(f"<p><small>First {limit} of {len(plan.points)} points.</small></p>")
+    return "".join(out)
 
 
 def write_sweep(result: SweepResult, folder: str | os.PathLike[str]) -> dict[str, Any]:
