@@ -325,8 +325,9 @@ def _html(result: SweepResult, data: dict[str, Any], folder: Path, figs: list[st
     w(f"<p>Design <b>{html.escape(plan.spec.design.type)}</b>, {len(plan.points)} points, "
       f"{plan.spec.patients:,} virtual patients per point, the same patients at every point "
       f"(seed {plan.seed}), strategies: {html.escape(', '.join(plan.arms))}. Monte Carlo "
-      "standard errors (columns ending in <code>_mc_se</code> in sweep.csv, error bars in the "
-      "figures) tell a real effect from noise.</p>")
+      "standard errors (the <code>mc_se</code> column of sweep.csv, error bars in the "
+      "figures, &plusmn; 95% intervals in the table of points) tell a real effect from "
+      "noise.</p>")
     analysis = data["analysis"]
     if "psa" in analysis:
         psa = analysis["psa"]
@@ -385,7 +386,7 @@ def _points_table(result: SweepResult, limit: int = 60) -> str:
     labels = _labels(plan)
     names = list(plan.spec.design.parameters)
     keys = plan.output_keys
-    out = ["<h2>Points</h2><table><tr><th>point</th>"]
+    out = ["<h2>Points</h2><div style='overflow-x:auto'><table><tr><th>point</th>"]
     out += [f"<th>{html.escape(param_label(n))}</th>" for n in names]
     out += [f"<th>{html.escape(_key_label(k, labels))}</th>" for k in keys]
     out.append("</tr>")
@@ -402,7 +403,7 @@ def _points_table(result: SweepResult, limit: int = 60) -> str:
             half = "" if se is None or se != se else f" &plusmn; {1.96 * se:.3g}"
             cells.append(f"<td>{v:.4g}{half}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</table>")
+    out.append("</table></div>")
     if len(plan.points) > limit:
         out.append(f"<p><small>First {limit} of {len(plan.points)} points.</small></p>")
     return "".join(out)
