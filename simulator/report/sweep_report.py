@@ -160,7 +160,8 @@ def _grid_figure(result: SweepResult, key: str, path: Path) -> None:
     _save(fig, path)
 
 
-def _global_figure(info: dict[str, Any], key: str, design: str, path: Path) -> None:
+def _global_figure(info: dict[str, Any], key: str, design: str, path: Path,
+                   title: str | None = None) -> None:
     names = info["parameters"]
     x = np.arange(len(names))
     fig, ax = subplots(figsize=(max(6, 1.2 * len(names) + 2), 4.5))
@@ -175,12 +176,14 @@ def _global_figure(info: dict[str, Any], key: str, design: str, path: Path) -> N
         ax.bar(x, info["mu_star"], 0.5, yerr=info["mu_star_ci95_halfwidth"], capsize=3,
                label="mu* (mean |elementary effect|)", color=COLORS[0])
         ax.plot(x, info["sigma"], "D", color=COLORS[1], label="sigma (interactions/nonlinearity)")
-        ax.set_ylabel(f"{key} per unit range (95% CI)")
+        ax.set_ylabel(label(f"{title or key}: change over the range (95% CI)", 70),
+                      fontsize=8)
     ax.set_xticks(x)
-    ax.set_xticklabels([".".join(n.split(".")[-2:]) for n in names], rotation=20, ha="right",
+    ax.set_xticklabels([label(param_label(n), 40) for n in names], rotation=20, ha="right",
                        fontsize=8)
     note = " (negative estimates shown as estimated)" if design == "sobol" else ""
-    ax.set_title(f"{'Sobol' if design == 'sobol' else 'Morris'}: {key}{note}", fontsize=10)
+    ax.set_title(label(f"{'Sobol' if design == 'sobol' else 'Morris'}: {title or key}{note}",
+                       90), fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(True, axis="y", alpha=0.3)
     _save(fig, path)
@@ -303,7 +306,8 @@ def _figures(result: SweepResult, folder: Path) -> list[str]:
             if "error" in info:
                 continue
             name = f"{design}.png" if not files else f"{design}_{_slug(key)}.png"
-            _global_figure(info, key, design, folder / name)
+            _global_figure(info, key, design, folder / name,
+                           _key_label(key, _labels(result.plan)))
             files.append(name)
     else:
         files += _psa_figures(result, folder)
@@ -358,8 +362,9 @@ def _html(result: SweepResult, data: dict[str, Any], folder: Path, figs: list[st
         w("</table><p><small>" + html.escape(psa["note"]) + "</small></p>")
     if "indices" in analysis:
         w("<h2>Global sensitivity indices</h2>")
+        labels = _labels(plan)
         for key, info in analysis["indices"].items():
-            w(f"<h3>{html.escape(key)}</h3>")
+            w(f"<h3>{html.escape(_key_label(key, labels))}</h3>")
             if "error" in info:
                 w(f"<p>{html.escape(info['error'])}</p>")
                 continue
@@ -367,7 +372,8 @@ def _html(result: SweepResult, data: dict[str, Any], folder: Path, figs: list[st
             w("<table><tr><th>parameter</th>" + "".join(f"<th>{html.escape(c)}</th>"
                                                         for c in cols) + "</tr>")
             for i, name in enumerate(info["parameters"]):
-                w(f"<tr><td style='text-align:left'>{html.escape(name)}</td>" + "".join(
+                w(f"<tr><td style='text-align:left' title='{html.escape(name)}'>"
+                  f"{html.escape(param_label(name))}</td>" + "".join(
                     f"<td>{info[c][i]:.3f}</td>" for c in cols) + "</tr>")
             w("</table>")
     w("<h2>Figures</h2>")
