@@ -283,8 +283,9 @@ def psa_analysis(design: PSA, points: list[Point], outputs: list[dict[str, float
         "mean_inner_mc_se": {cost_col: _nanmean(se_cost), qaly_col: _nanmean(se_qaly)},
         "note": "EVPI/EVPPI are per patient (and per population when the scenario gives"
                 " one); the inner-loop Monte Carlo error of each draw inflates them slightly"
-                " (see mean_inner_mc_se); EVPPI from a quadratic regression metamodel"
-                " (R-squared per strategy reported); standard errors by resampling draws"
+                " (see mean_inner_mc_se); EVPPI from a generalised additive model of each"
+                " strategy's NMB on the group's parameters (Strong et al. 2014; R-squared"
+                " per strategy reported); standard errors by resampling draws"
                 " (for EVPPI, the fitted values, without refitting).",
     }
     if population is not None:
@@ -305,17 +306,31 @@ def _nanmean(a: np.ndarray) -> float | None:
 
 
 def _metamodel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Least-squares quadratic polynomial (with interactions) of y on x; fitted values."""
-    x = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
-    cols = [np.ones(len(y))] + [x[:, j] for j in range(x.shape[1])]
-    for i in range(x.shape[1]):
-        for j in range(i, x.shape[1]):
-            cols.append(x[:, i] * x[:, j])
-    a = np.column_stack(cols)
-    if a.shape[1] >= len(y):
-        return np.full(len(y), y.mean())
-    coef, *_ = np.linalg.lstsq(a, y, rcond=None)
-    return a @ coef
+    """Fitted values of a generalised additive model of y on x (Strong, Oakley & Brennan
+    2014): a penalised spline of one parameter, a tensor-product spline of two, an
+    additive spline per parameter beyond that (pyGAM, smoothing chosen by generalised
+    cross-validation). Falls back to the mean when the draws are too few to fit."""
+    import warnings
+
+    import pygam
+
+    n, k = x.shape
+    spread = x.std(axis=0)
+    if n < 20 or not np.any(spread > 0) or np.ptp(y) == 0:
+        return np.full(n, y.mean())
+    x = (x - x.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+    splines = max(4, min(10, n // (4 * k)))
+    if k == 1:
+        terms = pygam.s(0, n_splines=splines)
+    elif k == 2:
+        terms = pygam.te(0, 1, n_splines=max(4, min(6, splines)))
+    else:
+        terms = pygam.terms.TermList(*[pygam.s(j, n_splines=splines) for j in range(k)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gam = pygam.LinearGAM(terms).gridsearch(x, y, lam=np.logspace(-3, 3, 7),
+                                                progress=False)
+    return np.asarray(gam.predict(x), dtype=np.float64)
 
 
 # --------------------------------------------------------------------------------------

@@ -260,7 +260,7 @@ def _psa_figures(result: SweepResult, folder: Path) -> list[str]:
     axes[1].set_xlim(left=0)
     axes[1].set_xlabel(f"EVPPI per patient ({cur}) at {psa['reference_willingness_to_pay']:,.0f}"
                        "/QALY (bars: +/- 1 SE)")
-    axes[1].set_title("Partial EVPI by parameter group (regression metamodel)")
+    axes[1].set_title("Partial EVPI by parameter group (GAM metamodel)")
     axes[1].grid(True, axis="x", alpha=0.3)
     _save(fig, folder / "evppi.png")
     files.append("evppi.png")
