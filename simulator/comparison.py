@@ -98,7 +98,8 @@ def better_of(name: str) -> str | None:
         return "higher"
     if name.startswith(("cost_", "adverse_event_", "death_")) or name == "died":
         return "lower"
-    if name.startswith("alive_year_") or name == "life_years":
+    if name.startswith("alive_year_") or name in ("life_years", "life_years_lifetime",
+                                                   "net_monetary_benefit"):
         return "higher"
     return None
 

@@ -167,6 +167,12 @@ def _economics(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan,
     cols["qaly"] = (utility * spans).sum(axis=1) - ae_loss
     cols["qaly_loss_adverse_events"] = ae_loss
     _lifetime(cols, chunk, plan, scn, utility[:, -1], per_day[agent])
+    # Net monetary benefit at the scenario's willingness to pay, on the costs and QALYs of
+    # the cost-effectiveness analysis (lifetime by default): per patient, so arms and sweep
+    # points compare it paired.
+    cost_col, qaly_col = cea_columns(scn)
+    cols["net_monetary_benefit"] = (econ.willingness_to_pay_per_qaly * cols[qaly_col]
+                                    - cols[cost_col])
 
 
 def _lifetime(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan, scn: Scenario,
@@ -552,6 +558,8 @@ def metric_specs(plan: Plan) -> list[Metric]:
            " undiscounted)"),
         _m("cost_lifetime", Mn, "currency", "total cost over a lifetime (discounted)"),
         _m("qaly_lifetime", Mn, "QALY", "QALYs over a lifetime (discounted)"),
+        _m("net_monetary_benefit", Mn, "currency", "net monetary benefit at the willingness"
+           " to pay (cost-effectiveness horizon)", nonnegative=False),
         _m("cost_total", Mn, "currency", "total cost (discounted)"),
         _m("cost_ivig", Mn, "currency", "cost: IVIG"),
         _m("cost_infusion_days", Mn, "currency", "cost: infusion days"),

@@ -366,3 +366,18 @@ def test_time_rows_say_their_estimators_and_differ_in_restricted_means():
     assert outs["qaly"]["estimator"] == "mean"
     assert outs["qaly"]["difference_estimator"] == "paired_mean_difference"
     assert outs["relapse"]["difference_estimator"] == "paired_proportion_difference"
+
+
+def test_net_monetary_benefit_is_an_outcome_on_the_cea_columns():
+    scns = [load_scenario(SCENARIOS / f"{n}.yaml") for n in ("first_line", "rescue")]
+    result = compare(scns, patients=200, progress=False)
+    outs = result.outcomes()
+    wtp = result.willingness_to_pay
+    for arm in result.names:
+        expected = (wtp * outs["qaly_lifetime"]["arms"][arm]["mean"]
+                    - outs["cost_lifetime"]["arms"][arm]["mean"])
+        assert outs["net_monetary_benefit"]["arms"][arm]["mean"] == pytest.approx(expected)
+    d = outs["net_monetary_benefit"]["differences"]["rescue"]
+    ia = result.economics()["arms"]["rescue"]["incremental_net_monetary_benefit"]
+    assert d["mean_difference"] == pytest.approx(ia["mean_difference"])
+    assert outs["net_monetary_benefit"]["better"] == "higher"

@@ -106,7 +106,7 @@ def _tornado_figure(bars: list[dict[str, Any]], title: str, path: Path) -> None:
     ax.set_yticklabels([label(param_label(b["parameter"]), 40) for b in reversed(items)],
                        fontsize=8)
     ax.set_ylim(-0.7, len(items) - 0.3)
-    ax.set_xlabel(label(title, 90) + "\n(bars: range over the two values; error bars: 95%"
+    ax.set_xlabel(label(title, 130) + "\n(bars: range over the two values; error bars: 95%"
                   " Monte Carlo error)", fontsize=8)
     ax.set_title("One-way sensitivity", fontsize=10)
     ax.legend(fontsize=7, loc="best")
