@@ -355,11 +355,17 @@ def format_comparison(outcomes: dict[str, dict[str, Any]], names: list[str]) -> 
             row.append(f"{_fmt(d['mean_difference'], unit)} ({_fmt(lo, unit)} to "
                        f"{_fmt(hi, unit)})")
         rows.append(row)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join(_render(rows))
+
+
+def _render(rows: list[list[str]]) -> list[str]:
+    """Rows as aligned text lines (first column left, the others right), a rule under the
+    header."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                        for i, (c, w) in enumerate(zip(r, widths, strict=True))) for r in rows]
     lines.insert(1, "-" * len(lines[0]))
-    return "\n".join(lines)
+    return lines
 
 
 def _with_unit(label: str, unit: str) -> str:
@@ -383,10 +389,7 @@ def format_incremental(ia: dict[str, Any]) -> str:
             "" if r["icer"] is None else f"{r['icer']:,.0f}", status[r["status"]],
             "optimal" if d is None else (f"{d['mean_difference']:+,.0f} ({d['ci95'][0]:+,.0f}"
                                          f" to {d['ci95'][1]:+,.0f})")])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                       for i, (c, w) in enumerate(zip(r, widths, strict=True))) for r in rows]
-    lines.insert(1, "-" * len(lines[0]))
+    lines = _render(rows)
     wtp = ia["willingness_to_pay_per_qaly"]
     lines.append(f"optimal at {wtp:,.0f} {cur}/QALY (highest net monetary benefit): "
                  f"{ia['optimal_strategy']}")

@@ -393,7 +393,7 @@ class ComparisonResult:
         fig, ax = new_axes(ax, (7.5, 5.0))
         ia = self.incremental_analysis()
         draw_ce_plane(ax, ia["rows"], ia["willingness_to_pay_per_qaly"], ia["currency"],
-                      "Cost-effectiveness plane")
+                      ia["optimal_strategy"], "Cost-effectiveness plane")
         return fig
 
     def to_json(self) -> dict[str, Any]:

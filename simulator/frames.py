@@ -80,7 +80,6 @@ def new_axes(ax: Any, figsize: tuple[float, float] = (7.5, 4.5)) -> tuple[Any, A
     """The caller's Axes, or a new Figure (no pyplot) and its Axes."""
     if ax is not None:
         return ax.figure, ax
-    from matplotlib.figure import Figure
+    from .report.figures import subplots
 
-    fig = Figure(figsize=figsize)
-    return fig, fig.subplots()
+    return subplots(figsize=figsize)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .kernel import measures
-from .kernel.mortality import CAUSE_BACKGROUND, CAUSE_DISEASE
+from .kernel.mortality import CAUSE_BACKGROUND, CAUSE_DISEASE, MAX_AGE
 from .kernel.plan import MONTH_DAYS, Plan
 from .records import ChunkResult
 from .scenario.schema import Scenario
@@ -200,7 +200,6 @@ def _lifetime(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan, scn: 
     surv = np.where(alive, 1.0, 0.0)
     disc = np.full(chunk.n, float(np.exp(-plan.discount_per_day * h_days)))
     a = age.copy()
-    from .kernel.mortality import MAX_AGE
     while True:
         live = (a < MAX_AGE + 1) & (surv > 0)
         if not live.any():

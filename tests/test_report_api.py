@@ -25,7 +25,7 @@ def test_figures_are_made_without_pyplot(tmp_path):
         "import sys\n"
         "from simulator.report import figures\n"
         f"figures.ce_plane([{{'strategy': 'a', 'cost': 1.0, 'effect': 1.0, 'status': 'ND'}},"
-        f" {{'strategy': 'b', 'cost': 3.0, 'effect': 2.0, 'status': 'ND'}}], 1.5, 'GBP',"
+        f" {{'strategy': 'b', 'cost': 3.0, 'effect': 2.0, 'status': 'ND'}}], 1.5, 'GBP', 'a',"
         f" {str(tmp_path / 'p.png')!r}, 'plane')\n"
         "assert 'matplotlib.pyplot' not in sys.modules\n"
     )

@@ -189,8 +189,7 @@ def advance(xp: Ops, plan: Plan, prm: Params, st: State, t: Any) -> None:
         h1 = h0 + rate * tau
         thr = xp.column(prm.steroid_ae_threshold, j)
         hit = xp.logical_and(h0 < thr, h1 >= thr)
-        st.ae_time[j] = xp.where(hit, st.t + (thr - h0) / xp.maximum(rate, 1e-300),
-                                 st.ae_time[j])
+        st.ae_time[j] = xp.where(hit, _crossing(xp, st.t, h0, thr, rate), st.ae_time[j])
         st.ae_hazard[j] = h1
     st.mort_h = st.mort_h + st.mort_rate * tau
     st.t = t * 1.0
@@ -228,6 +227,13 @@ def _schedule_taper(xp: Ops, plan: Plan, st: State) -> None:
     st.taper_next = xp.where(off, math.inf, due) if plan.steroid_on else st.t * 0.0 + math.inf
 
 
+def _crossing(xp: Ops, t: Any, hazard: Any, threshold: Any, rate: Any) -> Any:
+    """When a cumulative hazard at ``hazard`` now, growing at ``rate`` per day, reaches
+    ``threshold`` (one expression for adverse events and deaths, so a fatal event and its
+    adverse event fall on the same instant)."""
+    return t + (threshold - hazard) / xp.maximum(rate, 1e-300)
+
+
 def _set_mortality_rate(xp: Ops, plan: Plan, prm: Params, st: State, activity: Any) -> None:
     """The background and disease-related death hazards per day for the window starting
     now: the life table at the current age, and the excess at this age and ``activity``
@@ -256,7 +262,7 @@ def _schedule_death(xp: Ops, plan: Plan, prm: Params, st: State) -> None:
         st.death_next_cause = st.t * 0.0
         return
     rate = st.mort_rate
-    best = xp.where(rate > 0, st.t + (prm.death_threshold - st.mort_h) / xp.maximum(rate, 1e-300),
+    best = xp.where(rate > 0, _crossing(xp, st.t, st.mort_h, prm.death_threshold, rate),
                     math.inf)
     cause = st.t * 0.0
     rates = plan.steroid_ae_rates(xp, st.pred)
@@ -267,7 +273,7 @@ def _schedule_death(xp: Ops, plan: Plan, prm: Params, st: State) -> None:
         thr = xp.column(prm.steroid_ae_threshold, j)
         r = rates[j]
         will = xp.logical_and(xp.logical_and(xp.column(prm.steroid_ae_fatal, j), h < thr), r > 0)
-        tj = xp.where(will, st.t + (thr - h) / xp.maximum(r, 1e-300), math.inf)
+        tj = xp.where(will, _crossing(xp, st.t, h, thr, r), math.inf)
         better = tj < best
         best = xp.where(better, tj, best)
         cause = xp.where(better, 3.0 + j, cause)

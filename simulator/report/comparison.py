@@ -93,7 +93,8 @@ def _figures(result: ComparisonResult, data: dict[str, Any], folder: Path) -> No
                              folder / "prednisone_by_arm.png", "Mean daily prednisone")
     ia = data["economics"]["incremental_analysis"]
     figures.ce_plane(ia["rows"], ia["willingness_to_pay_per_qaly"], ia["currency"],
-                     folder / "ce_plane.png", "Cost-effectiveness plane")
+                     ia["optimal_strategy"], folder / "ce_plane.png",
+                     "Cost-effectiveness plane")
 
 
 STATUS = {"ND": "on the frontier", "ED": "extendedly dominated", "D": "dominated", "": ""}

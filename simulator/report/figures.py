@@ -202,20 +202,21 @@ def prednisone_lines(arms: Sequence[tuple[str, list[dict[str, Any]]]],
 
 
 @_quiet
-def ce_plane(rows: Sequence[dict[str, Any]], wtp: float, currency: str,
+def ce_plane(rows: Sequence[dict[str, Any]], wtp: float, currency: str, optimal: str,
              path: str | os.PathLike[str], title: str) -> None:
     """Cost-effectiveness plane of an incremental analysis: every strategy (mean QALYs,
     mean cost), the efficiency frontier through the non-dominated ones, dominated and
     extendedly dominated ones marked, and the willingness-to-pay line through the optimal
     strategy (every point on it has the same net monetary benefit)."""
     fig, ax = subplots(figsize=(7.5, 5.0))
-    draw_ce_plane(ax, rows, wtp, currency, title)
+    draw_ce_plane(ax, rows, wtp, currency, optimal, title)
     _save(fig, path)
 
 
 def draw_ce_plane(ax: Any, rows: Sequence[dict[str, Any]], wtp: float, currency: str,
-                  title: str) -> None:
-    """The cost-effectiveness plane (see ``ce_plane``) on a given matplotlib Axes."""
+                  optimal: str, title: str) -> None:
+    """The cost-effectiveness plane (see ``ce_plane``) on a given matplotlib Axes;
+    ``optimal`` is the analysis's optimal strategy (``economics.optimal_strategy``)."""
     markers = {"ND": ("o", "#0072B2", "on the efficiency frontier"),
                "ED": ("s", "#E69F00", "extendedly dominated"),
                "D": ("X", "#D55E00", "dominated"), "": ("o", "#0072B2", "strategy")}
@@ -233,7 +234,7 @@ def draw_ce_plane(ax: Any, rows: Sequence[dict[str, Any]], wtp: float, currency:
         seen.add(kind)
         ax.annotate(label(r["strategy"], 24), (r["effect"], r["cost"]),
                     textcoords="offset points", xytext=(6, 6), fontsize=8)
-    best = max(rows, key=lambda r: (wtp * r["effect"] - r["cost"], -r["cost"]))
+    best = next(r for r in rows if r["strategy"] == optimal)
     xs = [r["effect"] for r in rows]
     span = (max(xs) - min(xs)) or max(abs(max(xs)), 1e-3) * 0.1
     x0, x1 = min(xs) - 0.15 * span, max(xs) + 0.15 * span
