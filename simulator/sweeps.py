@@ -168,6 +168,7 @@ def _tornado(design: OneWay, points: list[Point], outputs: list[dict[str, float]
             ys = [o.get(key, math.nan) for o in outs]
             ses = [o.get(key + "_se", math.nan) for o in outs]
             bars.append({"parameter": name, "base_value": base_values.get(name),
+                         "points": list(range(i - len(vals), i)),
                          "values": vals, "outcomes": ys, "mc_se": ses,
                          "low": min(ys), "high": max(ys), "swing": max(ys) - min(ys)})
         bars.sort(key=lambda b: -abs(b["swing"]) if math.isfinite(b["swing"]) else 0)
@@ -559,30 +560,104 @@ def _extremes(design: Any, pspec: Any) -> tuple[float, float] | None:
 def evaluate_point(plan_args: tuple[Any, ...]) -> dict[str, float]:
     """Run one point: one scenario, or all strategies on the same patients. Each
     parameter is set in the strategies that have it (``SweepPlan.applies``)."""
+    return _evaluate(plan_args, paired=False)[0]
+
+
+def evaluate_point_paired(plan_args: tuple[Any, ...]) -> tuple[dict[str, float],
+                                                              dict[str, np.ndarray]]:
+    """:func:`evaluate_point`, plus each output's per-patient values (``PAIRABLE``
+    estimators only), so that two points can be compared patient by patient."""
+    return _evaluate(plan_args, paired=True)
+
+
+#: Estimators whose per-patient values average to the point's estimate, so that two
+#: points on the same patients have a paired difference (a Kaplan-Meier median and a
+#: ratio of sums have none).
+PAIRABLE = ("mean", "proportion")
+
+
+def _patient_values(m: Any, table: dict[str, np.ndarray]) -> np.ndarray:
+    col = np.asarray(table[m.column], dtype=np.float64)
+    if m.kind == "proportion":
+        return np.where(np.isnan(col), math.nan, (col > 0.5).astype(np.float64))
+    return col
+
+
+def _evaluate(plan_args: tuple[Any, ...], paired: bool) -> tuple[dict[str, float],
+                                                                 dict[str, np.ndarray]]:
     scns, arms, point, patients, seed, engine, strategies, outcomes, applies = plan_args
     scns = [with_overrides(s, {k: v for k, v in point.items() if i in applies[k]})
             for i, s in enumerate(scns)]
     out: dict[str, float] = {}
+    parts: list[list[dict[str, np.ndarray]]] = []
     if not strategies:
         from .runner import run
 
-        metrics = run(scns[0], patients=patients, seed=seed, engine=engine,
-                      progress=False).metrics
+        res = run(scns[0], patients=patients, seed=seed, engine=engine, progress=False,
+                  sink=(lambda t, _e: parts.append([t])) if paired else None)
+        metrics = res.metrics
         for o in outcomes:
             out[o], out[o + "_se"] = _mean_se(metrics[o])
-        return out
-    from .comparison import compare
+        specs = res.summary.specs
+    else:
+        from .comparison import compare
 
-    res = compare(scns, names=arms, patients=patients, seed=seed, engine=engine,
-                  progress=False).outcomes()
+        cres = compare(scns, names=arms, patients=patients, seed=seed, engine=engine,
+                       progress=False, sink=parts.append if paired else None)
+        res = cres.outcomes()
+        for o in outcomes:
+            for a in arms:
+                out[f"{a}:{o}"], out[f"{a}:{o}_se"] = _mean_se(res[o]["arms"][a])
+            for a in arms[1:]:
+                d = res[o]["differences"][a]
+                out[f"{a}-{arms[0]}:{o}"], out[f"{a}-{arms[0]}:{o}_se"] = _mean_se(
+                    {"mean": d["mean_difference"], "ci95": d["ci95"]})
+        specs = cres.summaries[0].specs
+    if not paired:
+        return out, {}
+    by_name = {m.name: m for m in specs}
+    vectors: dict[str, np.ndarray] = {}
     for o in outcomes:
-        for a in arms:
-            out[f"{a}:{o}"], out[f"{a}:{o}_se"] = _mean_se(res[o]["arms"][a])
-        for a in arms[1:]:
-            d = res[o]["differences"][a]
-            out[f"{a}-{arms[0]}:{o}"], out[f"{a}-{arms[0]}:{o}_se"] = _mean_se(
-                {"mean": d["mean_difference"], "ci95": d["ci95"]})
-    return out
+        m = by_name.get(o)
+        if m is None or m.kind not in PAIRABLE:
+            continue
+        per_arm = [np.concatenate([_patient_values(m, chunk[j]) for chunk in parts])
+                   for j in range(len(parts[0]))]
+        if not strategies:
+            vectors[o] = per_arm[0]
+            continue
+        for a, v in zip(arms, per_arm, strict=True):
+            vectors[f"{a}:{o}"] = v
+        for a, v in zip(arms[1:], per_arm[1:], strict=True):
+            vectors[f"{a}-{arms[0]}:{o}"] = v - per_arm[0]
+    return out, vectors
+
+
+def _evaluate_unpaired(plan_args: tuple[Any, ...]) -> tuple[dict[str, float],
+                                                            dict[str, np.ndarray]]:
+    return _evaluate(plan_args, paired=False)
+
+
+def _paired_vs_base(folder: Path, n: int) -> list[dict[str, Any]]:
+    """Every point against the base case (point 0), patient by patient; the base point's
+    own entry is empty. Points are read one at a time to bound memory."""
+    base = _load_vectors(folder, 0)
+    return [{}] + [paired_differences(base, _load_vectors(folder, i)) for i in range(1, n)]
+
+
+def paired_differences(base: dict[str, np.ndarray], point: dict[str, np.ndarray]
+                       ) -> dict[str, dict[str, Any]]:
+    """Per output: the mean per-patient difference ``point - base`` on the same patients,
+    its 95% interval and the number of pairs (patients with both values)."""
+    from .stats import PairedDifference
+
+    res = {}
+    for key in sorted(set(base) & set(point)):
+        pd_ = PairedDifference(tol=1e-9)
+        pd_.add(base[key], point[key])
+        d = pd_.to_dict()
+        res[key] = {"mean_difference": d["mean_difference"], "ci95": d["ci95"], "n": d["n"]}
+    return res
 
 
 def _mean_se(m: dict[str, Any]) -> tuple[float, float]:
@@ -633,10 +708,42 @@ def _point_file(folder: Path, i: int) -> Path:
     return folder / "points" / f"{i:07d}.json"
 
 
-def _save_point(folder: Path, i: int, outputs: dict[str, float]) -> None:
+def _vectors_file(folder: Path, i: int) -> Path:
+    return folder / "points" / f"{i:07d}.npz"
+
+
+def _save_point(folder: Path, i: int, outputs: dict[str, float],
+                vectors: dict[str, np.ndarray] | None = None) -> None:
+    """Save a finished point: its per-patient values first (when kept), then its outputs,
+    whose file marks the point as done."""
+    import tempfile
+
     from .report.atomic import atomic_write_text
 
+    if vectors is not None:
+        target = _vectors_file(folder, i)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, **{k: vectors[k] for k in sorted(vectors)})
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     atomic_write_text(_point_file(folder, i), json.dumps(outputs, sort_keys=True))
+
+
+def _load_vectors(folder: Path, i: int) -> dict[str, np.ndarray]:
+    with np.load(_vectors_file(folder, i), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def keeps_vectors(design: Any) -> bool:
+    """One-way sweeps keep each point's per-patient values, to compare every point with
+    the base case on the same patients (paired intervals)."""
+    return isinstance(design, OneWay)
 
 
 def _open_checkpoint(plan: SweepPlan, out: Path, fresh: bool,
@@ -687,6 +794,10 @@ def _open_checkpoint(plan: SweepPlan, out: Path, fresh: bool,
         if f.name.startswith("."):  # a temporary file of an interrupted atomic write
             f.unlink(missing_ok=True)
             continue
+        if f.suffix != ".json":
+            continue
+        if keeps_vectors(plan.spec.design) and not _vectors_file(folder, int(f.stem)).exists():
+            continue  # its per-patient values are missing: evaluate it again
         try:
             done[int(f.stem)] = _canonical(json.loads(f.read_text()))
         except (ValueError, OSError):
@@ -724,6 +835,7 @@ def run_sweep(plan: SweepPlan, out: str | os.PathLike[str], *, workers: int = 1,
         [k.split(":", 1)[1] for k in plan.output_keys] if strategies else plan.output_keys))
     engine = plan.spec.engine if plan.spec.engine != "auto" else "cohort"
     todo = [i for i in range(len(plan.points)) if i not in done]
+    paired = evaluator is None and keeps_vectors(plan.spec.design)
     if done:
         log.info("resuming: %d of %d points already done", len(done), len(plan.points))
     show = sys.stderr.isatty() if progress is None else progress
@@ -741,10 +853,11 @@ def run_sweep(plan: SweepPlan, out: str | os.PathLike[str], *, workers: int = 1,
                 _save_point(folder, i, done[i])
                 bar.update(1)
         else:
-            for i, outputs in completed_map(evaluate_point, [(i, task(i)) for i in todo],
-                                            workers, dask):
+            for i, (outputs, vectors) in completed_map(
+                    evaluate_point_paired if paired else _evaluate_unpaired,
+                    [(i, task(i)) for i in todo], workers, dask):
                 done[i] = _canonical(outputs)
-                _save_point(folder, i, done[i])
+                _save_point(folder, i, done[i], vectors if paired else None)
                 bar.update(1)
     except BaseException:
         if created and len(done) == saved_before:  # nothing to resume: leave nothing
@@ -757,6 +870,12 @@ def run_sweep(plan: SweepPlan, out: str | os.PathLike[str], *, workers: int = 1,
     outputs = [done[i] for i in range(len(plan.points))]
     analysis = analyse(plan.spec.design, plan.points, outputs, plan.seed, plan.base_values,
                        plan.output_keys)
+    if paired:
+        analysis["paired_vs_base"] = _paired_vs_base(folder, len(plan.points))
+        for key, bars in analysis["tornado"].items():
+            for bar in bars[1:]:
+                bar["difference_vs_base"] = [analysis["paired_vs_base"][j].get(key)
+                                             for j in bar["points"]]
     if isinstance(plan.spec.design, PSA):
         wtp = plan.scenarios[0].economics.willingness_to_pay_per_qaly
         from .outcomes import cea_columns, decision_population

@@ -264,8 +264,12 @@ def test_sweep_outputs_and_report(tmp_path):
     # long and tidy: one row per point and outcome, parameters numeric at every point
     assert list(rows[0]) == ["point", "regimen.ivig.dose_g_per_kg",
                              "disease.steroid.emax_per_day", "arm", "outcome", "value",
-                             "mc_se"]
+                             "mc_se", "difference_vs_base", "difference_ci95_low",
+                             "difference_ci95_high"]
     assert len(rows) == 6 * 3
+    # the base point has no difference from itself; every other point has one
+    assert all(r["difference_vs_base"] == "" for r in rows if r["point"] == "0")
+    assert all(r["difference_vs_base"] != "" for r in rows if r["point"] != "0")
     for r in rows:
         float(r["regimen.ivig.dose_g_per_kg"])
         float(r["disease.steroid.emax_per_day"])
@@ -275,6 +279,66 @@ def test_sweep_outputs_and_report(tmp_path):
     # low/high: a tornado; listed values: a line plot per outcome
     assert Path(out / "tornado.png").is_file()
     assert Path(out / "values_cpk_normal_month_6.png").is_file()
+
+
+def test_one_way_points_are_compared_with_the_base_patient_by_patient(tmp_path):
+    """The paired difference of each point from the base case is the mean of per-patient
+    differences between two plain runs on the same patients, with the interval of that
+    mean; with common random numbers it is narrower than the unpaired interval."""
+    from simulator.runner import run
+    from simulator.sweeps import run_sweep, with_overrides
+
+    plan = plan_sweep(FIXTURES / "one_way_small.yaml")
+    res = run_sweep(plan, tmp_path / "o", progress=False)
+    paired = res.analysis["paired_vs_base"]
+    assert paired[0] == {} and len(paired) == len(plan.points)
+
+    def per_patient(point, column):
+        cols = []
+        scn = with_overrides(plan.scenarios[0], point)
+        run(scn, patients=plan.spec.patients, seed=plan.seed, engine="cohort",
+            progress=False, sink=lambda t, _e: cols.append(t[column]))
+        return np.concatenate(cols).astype(float)
+
+    base = per_patient(plan.points[0], "cumulative_prednisone_g")
+    narrower = 0
+    for i in range(1, len(plan.points)):
+        d = per_patient(plan.points[i], "cumulative_prednisone_g") - base
+        got = paired[i]["cumulative_prednisone_g"]
+        assert got["n"] == d.size
+        assert got["mean_difference"] == pytest.approx(d.mean(), rel=1e-12, abs=1e-12)
+        half = 1.959963984540054 * d.std(ddof=1) / math.sqrt(d.size)
+        assert got["ci95"] == pytest.approx([d.mean() - half, d.mean() + half],
+                                            rel=1e-9, abs=1e-12)
+        # a mean with no missing values: the paired mean difference is the difference of
+        # the two points' estimates
+        out_i, out_0 = res.outputs[i], res.outputs[0]
+        assert got["mean_difference"] == pytest.approx(
+            out_i["cumulative_prednisone_g"] - out_0["cumulative_prednisone_g"], abs=1e-9)
+        unpaired = 1.96 * math.hypot(out_i["cumulative_prednisone_g_se"],
+                                     out_0["cumulative_prednisone_g_se"])
+        narrower += half < unpaired
+    assert narrower == len(plan.points) - 1
+    # the tornado bars carry the same intervals, point by point
+    bars = res.analysis["tornado"]["cumulative_prednisone_g"][1:]
+    for b in bars:
+        assert b["difference_vs_base"] == [paired[j]["cumulative_prednisone_g"]
+                                           for j in b["points"]]
+
+
+def test_a_point_without_its_patient_values_is_evaluated_again(tmp_path):
+    from simulator.sweeps import _open_checkpoint, run_sweep
+
+    plan = plan_sweep(FIXTURES / "one_way_small.yaml")
+    whole = run_sweep(plan, tmp_path / "a", progress=False)
+    folder, done, _ = _open_checkpoint(plan, tmp_path / "b", fresh=False)
+    # a checkpoint whose point 3 lost its per-patient values (say, copied without them)
+    from simulator.sweeps import _save_point
+
+    for i, out in enumerate(whole.outputs):
+        _save_point(folder, i, out, None if i == 3 else {"x": np.zeros(1)})
+    _, done, _ = _open_checkpoint(plan, tmp_path / "b", fresh=False)
+    assert sorted(done) == [0, 1, 2, 4, 5]
 
 
 def test_sweep_command_takes_patients_draws_and_set(tmp_path):

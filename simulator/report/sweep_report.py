@@ -30,19 +30,29 @@ def _csv(result: SweepResult, path: Path) -> None:
     """sweep.csv, long and tidy: one row per point, arm and outcome; every parameter a
     numeric column (a point that does not set a parameter has its base value), the arm
     (empty for a single-scenario sweep, ``B-A`` for a difference between arms), the
-    outcome, its value and its Monte Carlo standard error."""
+    outcome, its value and its Monte Carlo standard error. One-way sweeps add the paired
+    difference from the base case (point 0) on the same patients with its 95% interval
+    (empty for the base point and for medians and rates, which have no per-patient
+    difference)."""
     plan = result.plan
     names = list(plan.spec.design.parameters)
+    paired = result.analysis.get("paired_vs_base")
+    extra = ["difference_vs_base", "difference_ci95_low", "difference_ci95_high"]
     with path.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(["point", *names, "arm", "outcome", "value", "mc_se"])
+        w.writerow(["point", *names, "arm", "outcome", "value", "mc_se",
+                    *(extra if paired is not None else [])])
         for i, (pt, out) in enumerate(zip(plan.points, result.outputs, strict=True)):
             values = [format_value(pt[n]) if n in pt else format_value(plan.base_values[n])
                       for n in names]
             for k in plan.output_keys:
                 arm, _, outcome = k.rpartition(":")
-                w.writerow([str(i), *values, arm, outcome, _f(out.get(k)),
-                            _f(out.get(k + "_se"))])
+                row = [str(i), *values, arm, outcome, _f(out.get(k)), _f(out.get(k + "_se"))]
+                if paired is not None:
+                    d = paired[i].get(k)
+                    row += ["", "", ""] if d is None else [
+                        _f(d["mean_difference"]), _f(d["ci95"][0]), _f(d["ci95"][1])]
+                w.writerow(row)
 
 
 def _labels(plan: SweepPlan) -> dict[str, tuple[str, str]]:
@@ -85,17 +95,37 @@ def _f(x: Any) -> str:
     return format_value(x)
 
 
+PAIRED_NOTE = "95% interval of the difference from the base case, paired on the same patients"
+MC_NOTE = "95% Monte Carlo error of each point"
+
+
+def _bars(ys: list[float], ses: list[float], diffs: list[dict[str, Any] | None] | None,
+          base: float) -> tuple[list[list[float]], bool]:
+    """Error bars for points ``ys``: the paired interval of each point's difference from
+    the base case, placed around the point (``base + interval``), when every point has
+    one; otherwise each point's own 95% Monte Carlo error. Returns (lower and upper bar
+    lengths, paired or not)."""
+    if diffs is not None and all(d is not None and None not in d["ci95"] for d in diffs):
+        lo = [max(0.0, y - (base + d["ci95"][0])) for y, d in zip(ys, diffs, strict=True)]
+        hi = [max(0.0, base + d["ci95"][1] - y) for y, d in zip(ys, diffs, strict=True)]
+        return [lo, hi], True
+    half = [1.96 * se if se == se else 0.0 for se in ses]
+    return [half, half], False
+
+
 def _tornado_figure(bars: list[dict[str, Any]], title: str, path: Path) -> None:
     """Low/high bars: the two ends in two colours, each with its 95% Monte Carlo error."""
     base = bars[0]["base_outcome"]
     items = bars[1:]
     fig, ax = subplots(figsize=(8, 0.6 * len(items) + 2.0))
+    kinds = set()
     for row, b in enumerate(reversed(items)):
         ax.barh(row, b["high"] - b["low"], left=b["low"], color="#dddddd")
-        for j, (v, y, se) in enumerate(zip(b["values"], b["outcomes"], b["mc_se"],
-                                           strict=True)):
+        err, paired = _bars(b["outcomes"], b["mc_se"], b.get("difference_vs_base"), base)
+        kinds.add(paired)
+        for j, (v, y) in enumerate(zip(b["values"], b["outcomes"], strict=True)):
             color = COLORS[0] if j == 0 else COLORS[1]
-            ax.errorbar(y, row, xerr=1.96 * se if se == se else None, fmt="o", color=color,
+            ax.errorbar(y, row, xerr=[[err[0][j]], [err[1][j]]], fmt="o", color=color,
                         markersize=5, capsize=3,
                         label=(("low value" if j == 0 else "high value") if row == 0 else None))
             ax.annotate(format_value(v), (y, row), textcoords="offset points",
@@ -106,32 +136,38 @@ def _tornado_figure(bars: list[dict[str, Any]], title: str, path: Path) -> None:
     ax.set_yticklabels([label(param_label(b["parameter"]), 40) for b in reversed(items)],
                        fontsize=8)
     ax.set_ylim(-0.7, len(items) - 0.3)
-    ax.set_xlabel(label(title, 130) + "\n(bars: range over the two values; error bars: 95%"
-                  " Monte Carlo error)", fontsize=8)
+    note = " or ".join(PAIRED_NOTE if k else MC_NOTE for k in sorted(kinds, reverse=True))
+    ax.set_xlabel(label(title, 130) + f"\n(bars: range over the two values; error bars: "
+                  f"{note})", fontsize=8)
     ax.set_title("One-way sensitivity", fontsize=10)
     ax.legend(fontsize=7, loc="best")
     ax.grid(True, axis="x", alpha=0.3)
     _save(fig, path)
 
 
-def _line_figure(series: list[tuple[str, list[tuple[float, float, float]]]], title: str,
+def _line_figure(series: list[tuple[str, list[tuple[Any, ...]]]], title: str,
                  base: float, path: Path) -> None:
     """Parameters swept over listed values: the outcome against each value (one panel per
-    parameter), with 95% Monte Carlo error bars."""
+    parameter); error bars are the paired intervals of the difference from the base case
+    (or each point's Monte Carlo error where an estimator has no paired difference)."""
     k = len(series)
     fig, axes = subplots(1, k, figsize=(4.2 * k + 1, 3.8), squeeze=False)
+    kinds = set()
     for ax, (name, rows) in zip(axes[0], series, strict=True):
         rows.sort(key=lambda r: r[0])
-        ax.errorbar([r[0] for r in rows], [r[1] for r in rows],
-                    yerr=[1.96 * r[2] if r[2] == r[2] else 0.0 for r in rows], marker="o",
+        err, paired = _bars([r[1] for r in rows], [r[2] for r in rows],
+                            [r[3] for r in rows] if all(len(r) > 3 for r in rows) else None,
+                            base)
+        kinds.add(paired)
+        ax.errorbar([r[0] for r in rows], [r[1] for r in rows], yerr=err, marker="o",
                     color=COLORS[0], capsize=3)
         ax.axhline(base, color="black", linestyle="--", linewidth=1, label="base case")
         ax.set_xlabel(label(param_label(name), 40), fontsize=8)
         ax.grid(True, alpha=0.3)
     axes[0][0].set_ylabel(label(title, 60), fontsize=8)
     axes[0][0].legend(fontsize=7)
-    fig.suptitle("One-way sensitivity over listed values (error bars: 95% Monte Carlo"
-                 " error)", fontsize=9)
+    note = " or ".join(PAIRED_NOTE if k else MC_NOTE for k in sorted(kinds, reverse=True))
+    fig.suptitle(f"One-way sensitivity over listed values (error bars: {note})", fontsize=9)
     _save(fig, path)
 
 
@@ -290,8 +326,10 @@ def _figures(result: SweepResult, folder: Path) -> list[str]:
                 files.append(name)
             lines = [b for b in kept if b["parameter"] in listed]
             if lines:
-                series = [(b["parameter"], list(zip(b["values"], b["outcomes"], b["mc_se"],
-                                                   strict=True))) for b in lines]
+                series = [(b["parameter"], list(zip(
+                    b["values"], b["outcomes"], b["mc_se"],
+                    b.get("difference_vs_base") or [None] * len(b["values"]), strict=True)))
+                    for b in lines]
                 name = f"values_{_slug(key)}.png"
                 _line_figure(series, title, bars[0]["base_outcome"], folder / name)
                 files.append(name)
@@ -332,6 +370,14 @@ def _html(result: SweepResult, data: dict[str, Any], folder: Path, figs: list[st
       "standard errors (the <code>mc_se</code> column of sweep.csv, error bars in the "
       "figures, &plusmn; 95% intervals in the table of points) tell a real effect from "
       "noise.</p>")
+    if "paired_vs_base" in data["analysis"]:
+        w("<p>Because every point runs the same patients, a difference between points is "
+          "much more precise than the two points' own intervals suggest. Each point is "
+          "therefore also compared with the base case (point 0) patient by patient: "
+          "&Delta; in the table of points, <code>difference_vs_base</code> with its 95% "
+          "interval in sweep.csv, and the error bars of the one-way figures. A median "
+          "(time to an event) or a rate has no per-patient difference; those keep their "
+          "Monte Carlo error.</p>")
     analysis = data["analysis"]
     if "psa" in analysis:
         psa = analysis["psa"]
@@ -387,8 +433,10 @@ def _html(result: SweepResult, data: dict[str, Any], folder: Path, figs: list[st
 
 def _points_table(result: SweepResult, limit: int = 60) -> str:
     """The points as a table: parameters, then each output with its 95% Monte Carlo
+    interval and, in one-way sweeps, its paired difference from the base case with a 95%
     interval (the first ``limit`` points; all are in sweep.csv)."""
     plan = result.plan
+    paired = result.analysis.get("paired_vs_base")
     labels = _labels(plan)
     names = list(plan.spec.design.parameters)
     keys = plan.output_keys
@@ -407,7 +455,11 @@ def _points_table(result: SweepResult, limit: int = 60) -> str:
                 cells.append("<td></td>")
                 continue
             half = "" if se is None or se != se else f" &plusmn; {1.96 * se:.3g}"
-            cells.append(f"<td>{v:.4g}{half}</td>")
+            d = paired[i].get(k) if paired is not None else None
+            diff = "" if d is None or None in d["ci95"] else (
+                f"<br><small>&Delta; {d['mean_difference']:+.3g} ({d['ci95'][0]:+.3g} to "
+                f"{d['ci95'][1]:+.3g})</small>")
+            cells.append(f"<td>{v:.4g}{half}{diff}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</table></div>")
     if len(plan.points) > limit:
