@@ -9,6 +9,11 @@ with one single-threaded worker process per requested worker; any other value is
 address of a running scheduler (``tcp://host:8786``), checked by
 :func:`check_dask_address` before anything runs.
 
+Native thread pools (OpenBLAS, MKL, OpenMP) are limited to one thread in every worker
+process and while tasks run in this process (:func:`one_native_thread`): the model's
+matrix exponentials are tiny, a second BLAS thread only spins, and ``--workers N`` is then
+the only parallelism, so it scales.
+
 Interruption: worker processes ignore SIGINT (the parent decides), die with their
 parent (``prctl(PR_SET_PDEATHSIG, SIGKILL)`` on Linux, and a watchdog thread polling
 ``os.getppid()`` everywhere), and when the parent stops early (Ctrl-C, SIGTERM, an error)
@@ -65,8 +70,36 @@ def check_dask_address(dask: str | None) -> None:
                          " tcp://HOST:PORT (or tls://, ws://, wss://, ucx://, inproc://)")
 
 
+def limit_native_threads() -> Any:
+    """Limit every native thread pool loaded (numpy's and scipy's BLAS included) to one
+    thread, for the rest of this process; returns the threadpoolctl limiter (its
+    ``restore_original_limits()`` undoes it)."""
+    import numpy  # noqa: F401  (load the libraries to limit before limiting them)
+    import scipy.linalg  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
+
+
+def _limit_in_worker() -> None:
+    limit_native_threads()  # nothing to send back (the limiter does not pickle)
+
+
+@contextlib.contextmanager
+def one_native_thread() -> Iterator[None]:
+    """Native thread pools limited to one thread inside the block (tasks run in this
+    process)."""
+    limiter = limit_native_threads()
+    try:
+        yield
+    finally:
+        limiter.restore_original_limits()
+
+
 def _die_with_parent(parent: int) -> None:
-    """Worker initializer: exit when the parent process is gone, ignore Ctrl-C."""
+    """Worker initializer: exit when the parent process is gone, ignore Ctrl-C, and use
+    one native thread (BLAS) so that the workers are the only parallelism."""
+    limit_native_threads()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
@@ -148,6 +181,7 @@ def _dask_client(dask: str, workers: int) -> Iterator[Any]:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                    dashboard_address=None, silence_logs=logging.CRITICAL)
         client = Client(cluster)
+        client.run(_limit_in_worker)
         try:
             yield client
         finally:
@@ -159,6 +193,8 @@ def _dask_client(dask: str, workers: int) -> Iterator[Any]:
     except (OSError, TimeoutError, ValueError) as err:
         raise InputError(f"--dask-scheduler {dask}: cannot reach the scheduler ({err})"
                          ) from None
+    with contextlib.suppress(Exception):  # a worker without threadpoolctl still works
+        client.run(_limit_in_worker)
     try:
         yield client
     finally:
@@ -181,7 +217,8 @@ def ordered_map(fn: Callable[[T], R], tasks: list[T], workers: int = 1,
                 raise
         return
     if workers <= 1 or len(tasks) <= 1:
-        yield from map(fn, tasks)
+        with one_native_thread():
+            yield from map(fn, tasks)
         return
     with _process_pool(min(workers, len(tasks))) as pool:
         # submit a bounded window ahead so results stream without holding them all
@@ -214,8 +251,9 @@ def completed_map(fn: Callable[[T], R], tasks: list[tuple[int, T]], workers: int
                 raise
         return
     if workers <= 1 or len(tasks) <= 1:
-        for k, t in tasks:
-            yield k, fn(t)
+        with one_native_thread():
+            for k, t in tasks:
+                yield k, fn(t)
         return
     with _process_pool(min(workers, len(tasks))) as pool:
         futs = {pool.submit(fn, t): k for k, t in tasks}

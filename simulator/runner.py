@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -120,17 +121,22 @@ class RunResult:
         }
 
 
-_PLANS: dict[str, Plan] = {}
+_PLANS: OrderedDict[str, Plan] = OrderedDict()
+_PLANS_KEPT = 16  # every arm of a comparison stays compiled while chunks alternate arms
 
 
 def _plan_for(scn: Scenario) -> Plan:
-    """Compiled plan, cached per process (plans hold compiled rules: not picklable)."""
+    """Compiled plan, cached per process (plans hold compiled rules: not picklable); the
+    most recently used few are kept."""
     key = scenario_sha256(scn)
     plan = _PLANS.get(key)
     if plan is None:
         plan = make_plan(scn)
-        _PLANS.clear()
         _PLANS[key] = plan
+        while len(_PLANS) > _PLANS_KEPT:
+            _PLANS.popitem(last=False)
+    else:
+        _PLANS.move_to_end(key)
     return plan
 
 

@@ -49,3 +49,22 @@ def test_summary_only_writes_no_patient_rows(first_line, tmp_path):
     run_to_folder(first_line, tmp_path / "s", patients=30, patient_rows=False)
     assert (tmp_path / "s" / "summary.json").is_file()
     assert not (tmp_path / "s" / "patients.csv").exists()
+
+
+def native_threads(_):
+    from threadpoolctl import threadpool_info
+
+    return max((p["num_threads"] for p in threadpool_info()), default=1)
+
+
+def test_native_thread_pools_use_one_thread_in_every_worker_and_in_process():
+    import numpy  # noqa: F401
+    import scipy.linalg  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=2):  # as on a 2-core machine by default
+        before = native_threads(0)
+        assert set(dict(completed_map(native_threads, [(k, k) for k in range(4)],
+                                      workers=2)).values()) == {1}
+        assert list(ordered_map(native_threads, [0, 1], workers=1)) == [1, 1]
+        assert native_threads(0) == before  # this process's limits restored afterwards
