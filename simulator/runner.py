@@ -39,9 +39,12 @@ DEFAULT_CHUNK = {"simpy": 500, "cohort": 10_000}
 
 
 def chunk_size_for(engine: str, n: int, workers: int, chunk_size: int | None) -> int:
-    """Patients per task: the engine's default, smaller so every worker gets work."""
+    """Patients per task: the engine's default; with several workers smaller, so that
+    every worker gets work (in one process, larger chunks only save per-step overhead)."""
     if chunk_size:
         return int(chunk_size)
+    if workers <= 1:
+        return max(1, min(DEFAULT_CHUNK[engine], n))
     per_worker = -(-n // max(1, 4 * workers))
     return max(1, min(DEFAULT_CHUNK[engine], max(100, per_worker)))
 

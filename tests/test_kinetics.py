@@ -272,3 +272,23 @@ def test_each_extramuscular_domain_follows_only_its_own_parameters():
         others = [i for i in range(disease.N_STATES) if i != disease.XL]
         np.testing.assert_array_equal(a[others], b[others])
         assert a[disease.XL] != b[disease.XL]
+
+
+def test_the_vector_coefficient_cache_gives_the_scalar_coefficients_when_it_overflows():
+    """The cohort engine's table of transition coefficients, emptied whenever it would
+    outgrow its size, returns exactly what the scalar path computes, for whole and
+    fractional steps alike."""
+    from simulator.kernel.disease import Propagator
+    from simulator.kernel.xp import ARRAY, SCALAR
+
+    args = (np.array([0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.9]), 0.2, 0.03, (0.05, 0.01, 0.02),
+            0.1, 0.3, 0.03, 0.2, 0.15, 0.1, (0.5, 0.3, 0.2), (1.0, 0.5, 0.8))
+    small, plain = Propagator(*args, cache_size=5), Propagator(*args)
+    rng = np.random.default_rng(3)
+    for _ in range(6):
+        node = rng.integers(0, 7, 12)
+        tau = np.where(rng.random(12) < 0.3, rng.random(12) * 10, rng.integers(0, 9, 12))
+        got = small(ARRAY, node, tau)
+        for i in range(12):
+            want = plain(SCALAR, int(node[i]), float(tau[i]))
+            assert [float(c[i]) for c in got] == list(want)

@@ -122,9 +122,21 @@ class Propagator:
             self._mats.append(a)
         self._cache: OrderedDict[tuple[int, float], tuple[float, ...]] = OrderedDict()
         self._max = cache_size
+        # The vector path's cache: one row of coefficients per (node, tau) pair in a
+        # table, found through a dense index for whole days (tau * RATE_NODES + node).
+        self._table = np.empty((0, len(PATTERN) + 9))
+        self._rows = 0
+        self._dense = np.full(0, -1, dtype=np.int64)
+        self._frac: dict[tuple[int, float], int] = {}
 
     def matrix(self, node: int) -> np.ndarray:
         return self._mats[node]
+
+    def _compute(self, node: int, tau: float) -> tuple[float, ...]:
+        phi = expm(self._mats[node] * tau)
+        return tuple(float(phi[r, c]) for r, c in PATTERN) + tuple(float(x) for x in (
+            phi[Z, Z], phi[F, F], phi[L, L], phi[FE, FE], phi[LE, LE],
+            phi[V, FE], phi[V, LE], phi[V, V], phi[E, E]))
 
     def coefficients(self, node: int, tau: float) -> tuple[float, ...]:
         """(pattern entries..., z, f, l, fe, le, v<-fe, v<-le, v<-v, e<-e) for one step."""
@@ -132,40 +144,62 @@ class Propagator:
         hit = self._cache.get(key)
         if hit is not None:
             return hit
-        phi = expm(self._mats[node] * tau)
-        out = tuple(float(phi[r, c]) for r, c in PATTERN) + tuple(float(x) for x in (
-            phi[Z, Z], phi[F, F], phi[L, L], phi[FE, FE], phi[LE, LE],
-            phi[V, FE], phi[V, LE], phi[V, V], phi[E, E]))
+        out = self._compute(node, tau)
         self._cache[key] = out
         if len(self._cache) > self._max:
             self._cache.popitem(last=False)
         return out
+
+    def _append(self, rows: list[tuple[float, ...]]) -> int:
+        """Add rows to the table; returns the index of the first."""
+        need = self._rows + len(rows)
+        if need > self._table.shape[0]:
+            grown = np.empty((max(need, 2 * self._table.shape[0], 256), self._table.shape[1]))
+            grown[:self._rows] = self._table[:self._rows]
+            self._table = grown
+        first = self._rows
+        self._table[first:need] = rows
+        self._rows = need
+        return first
 
     def __call__(self, xp: Ops, node: Any, tau: Any) -> tuple[Any, ...]:
         if not xp.vector:
             return self.coefficients(node, tau)
         node = np.asarray(node, dtype=np.int64)
         tau = np.asarray(tau, dtype=np.float64)
-        inverse = np.empty(tau.shape[0], dtype=np.int64)
-        pairs: list[tuple[int, float]] = []
         whole = tau == np.floor(tau)
-        if whole.any():
-            # Almost every step is a whole number of days: one int64 key per (node, tau),
-            # deduplicated through a dense table (np.unique over rows sorts, slowly).
-            keys = tau[whole].astype(np.int64) * RATE_NODES + node[whole]
-            present = np.zeros(int(keys.max()) + 1, dtype=bool)
-            present[keys] = True
-            values = np.flatnonzero(present)
-            inverse[whole] = (np.cumsum(present) - 1)[keys]
-            pairs += [(int(k % RATE_NODES), float(k // RATE_NODES)) for k in values]
-        if not whole.all():  # deaths fall between days: few
-            part = ~whole
-            rows = np.stack([node[part].astype(np.float64), tau[part]], axis=1)
-            uniq, inv = np.unique(rows, axis=0, return_inverse=True)
-            inverse[part] = inv.reshape(-1) + len(pairs)
-            pairs += [(int(k), float(t)) for k, t in uniq]
-        table = np.array([self.coefficients(k, t) for k, t in pairs])
-        return tuple(table[inverse, j] for j in range(table.shape[1]))
+        # Almost every step is a whole number of days: one int64 key per (node, tau) and
+        # a dense key -> row index (np.unique over rows sorts, slowly). Deaths fall
+        # between days: few, kept in a dict.
+        keys = tau[whole].astype(np.int64) * RATE_NODES + node[whole]
+        part = np.flatnonzero(~whole)
+        frac = [(int(node[i]), float(tau[i])) for i in part]
+        top = int(keys.max()) + 1 if keys.size else 0
+        if top > self._dense.size:
+            dense = np.full(max(top, 2 * self._dense.size), -1, dtype=np.int64)
+            dense[:self._dense.size] = self._dense
+            self._dense = dense
+        new = np.unique(keys[self._dense[keys] < 0])
+        new_frac = sorted({k for k in frac if k not in self._frac})
+        if self._rows + new.size + len(new_frac) > self._max:
+            # full: empty the table, and compute this step's pairs afresh
+            self._rows = 0
+            self._dense[:] = -1
+            self._frac.clear()
+            new = np.unique(keys)
+            new_frac = sorted(set(frac))
+        if new.size or new_frac:
+            first = self._append(
+                [self._compute(int(k % RATE_NODES), float(k // RATE_NODES)) for k in new]
+                + [self._compute(*k) for k in new_frac])
+            self._dense[new] = np.arange(first, first + new.size)
+            for j, k in enumerate(new_frac, start=first + new.size):
+                self._frac[k] = j
+        rows = np.empty(tau.shape[0], dtype=np.int64)
+        rows[whole] = self._dense[keys]
+        rows[part] = [self._frac[k] for k in frac]
+        table = self._table[rows]
+        return tuple(table[:, j] for j in range(table.shape[1]))
 
 
 def step(xp: Ops, coef: tuple[Any, ...], x: dict[int, Any], g: Any) -> dict[int, Any]:
