@@ -49,36 +49,34 @@ class _ParamsView:
 
 class _StateView:
     """Rows ``idx`` of a State: gathers a field when a handler reads it and scatters back
-    only what the handler changed (handlers touch a few of the state's ~45 fields)."""
+    only what the handler changed (handlers touch a few of the state's ~45 fields). A
+    gathered field becomes an instance attribute, so later reads are plain lookups."""
 
     def __init__(self, st: State, idx: np.ndarray) -> None:
         object.__setattr__(self, "_st", st)
         object.__setattr__(self, "_idx", idx)
-        object.__setattr__(self, "_cache", {})
         object.__setattr__(self, "_dirty", set())
 
-    def __getattr__(self, name: str) -> Any:
-        cache = self._cache
-        if name in cache:
-            return cache[name]
+    def __getattr__(self, name: str) -> Any:  # only for fields not read yet
         full = getattr(self._st, name)
         if isinstance(full, list):
-            value = [a[self._idx] for a in full]
+            value: Any = [a[self._idx] for a in full]
             self._dirty.add(name)  # lists are updated in place by the handlers
         else:
             value = full[self._idx]
-        cache[name] = value
+        object.__setattr__(self, name, value)
         return value
 
     def __setattr__(self, name: str, value: Any) -> None:
-        self._cache[name] = value
+        object.__setattr__(self, name, value)
         self._dirty.add(name)
 
     def write_back(self) -> None:
         idx = self._idx
+        values = self.__dict__
         for name in self._dirty:
             full = getattr(self._st, name)
-            value = self._cache[name]
+            value = values[name]
             if isinstance(full, list):
                 for a, b in zip(full, value, strict=True):
                     a[idx] = b
