@@ -111,15 +111,29 @@ def naive_daily(scn, plan, n: int, chunk: int = 100) -> tuple[float, np.ndarray]
     steps = 24
     h = 1.0 / steps
     ratios = np.full(n, math.nan)
-    names = {Y: "y", Q: "q", W: "w", XS: "xs", XL: "xl", XD: "xd", Z: "z", F: "f", L: "l",
-             FE: "fe", LE: "le", V: "v", E: "e", J: "j", C: "c"}
+    names = {
+        Y: "y",
+        Q: "q",
+        W: "w",
+        XS: "xs",
+        XL: "xl",
+        XD: "xd",
+        Z: "z",
+        F: "f",
+        L: "l",
+        FE: "fe",
+        LE: "le",
+        V: "v",
+        E: "e",
+        J: "j",
+        C: "c",
+    }
 
     def euler(st, prm, t_to):
         # dx/dt = A x with the patient's rate node and IVIG gain, forward Euler.
         a = plan.propagator.matrix(prm.node).copy()
         a[(Y, W, XS, XL, XD), V] *= prm.ivig_gain
-        x = np.array([getattr(st, names[i]) if i != S else prm.drive
-                      for i in range(N_STATES)])
+        x = np.array([getattr(st, names[i]) if i != S else prm.drive for i in range(N_STATES)])
         while st.t < t_to - 1e-12:
             dt = min(h, t_to - st.t)
             x = x + dt * (a @ x)
@@ -187,8 +201,9 @@ def child(n: int, workers: int, engine: str) -> dict:
         "print(json.dumps({'seconds': dt, 'rss_mb': max(me, kids) / 1024,"
         " 'ratio': r.metrics['cpk_ratio_month_3']['mean']}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -220,13 +235,30 @@ def psa_command(draws: int, patients: int, workers: int, folder: Path) -> float:
 
     src = ROOT / "scenarios" / "sweeps" / "psa_first_line_vs_rescue.yaml"
     spec = yaml.safe_load(src.read_text())
-    spec["strategies"] = {k: str((src.parent / v).resolve())
-                          for k, v in spec["strategies"].items() if k != "steroid_only"}
+    spec["strategies"] = {
+        k: str((src.parent / v).resolve())
+        for k, v in spec["strategies"].items()
+        if k != "steroid_only"
+    }
     path = folder / "psa_two_strategies.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    cmd = [sys.executable, "-m", "simulator", "sweep", str(path), "--draws", str(draws),
-           "--patients", str(patients), "--workers", str(workers), "--out",
-           str(folder / "psa"), "--quiet", "--fresh"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "simulator",
+        "sweep",
+        str(path),
+        "--draws",
+        str(draws),
+        "--patients",
+        str(patients),
+        "--workers",
+        str(workers),
+        "--out",
+        str(folder / "psa"),
+        "--quiet",
+        "--fresh",
+    ]
     t = time.perf_counter()
     subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True)
     return time.perf_counter() - t
@@ -239,14 +271,18 @@ def sweep_point_overhead(points: int = 20) -> float:
     from simulator.scenario import scenario_sha256
     from simulator.sweeps import plan_sweep, with_overrides
 
-    plan = plan_sweep(ROOT / "scenarios" / "sweeps" / "psa_first_line_vs_rescue.yaml",
-                      draws=points + 1, patients=10)
+    plan = plan_sweep(
+        ROOT / "scenarios" / "sweeps" / "psa_first_line_vs_rescue.yaml",
+        draws=points + 1,
+        patients=10,
+    )
     times = []
     for i in range(1, points + 1):
         t = time.perf_counter()
         for j, scn_arm in enumerate(plan.scenarios):
-            scn_i = with_overrides(scn_arm, {k: v for k, v in plan.points[i].items()
-                                             if j in plan.applies[k]})
+            scn_i = with_overrides(
+                scn_arm, {k: v for k, v in plan.points[i].items() if j in plan.applies[k]}
+            )
             scenario_sha256(scn_i)
             compile_plan(scn_i)
         times.append((time.perf_counter() - t) / len(plan.scenarios))
@@ -270,14 +306,36 @@ def load() -> list[float]:
 
 
 SIZES = {
-    "toy": {"des": 20, "naive": 5, "cohort": 500, "pairs": 300, "scale": [1_000],
-            "workers": 2_000, "psa": (2, 50), "points": 3},
-    "quick": {"des": 300, "naive": 30, "cohort": 10_000, "pairs": 5_000,
-              "scale": [1_000, 10_000, 100_000], "workers": 50_000, "psa": (20, 1000),
-              "points": 20},
-    "full": {"des": 2000, "naive": 200, "cohort": 50_000, "pairs": 20_000,
-             "scale": [1_000, 10_000, 100_000, 1_000_000], "workers": 200_000,
-             "psa": (100, 1000), "points": 20},
+    "toy": {
+        "des": 20,
+        "naive": 5,
+        "cohort": 500,
+        "pairs": 300,
+        "scale": [1_000],
+        "workers": 2_000,
+        "psa": (2, 50),
+        "points": 3,
+    },
+    "quick": {
+        "des": 300,
+        "naive": 30,
+        "cohort": 10_000,
+        "pairs": 5_000,
+        "scale": [1_000, 10_000, 100_000],
+        "workers": 50_000,
+        "psa": (20, 1000),
+        "points": 20,
+    },
+    "full": {
+        "des": 2000,
+        "naive": 200,
+        "cohort": 50_000,
+        "pairs": 20_000,
+        "scale": [1_000, 10_000, 100_000, 1_000_000],
+        "workers": 200_000,
+        "psa": (100, 1000),
+        "points": 20,
+    },
 }
 
 
@@ -296,14 +354,20 @@ def main() -> None:
     size = "quick" if args.quick else args.size
     z = SIZES[size]
     limit_native_threads()  # as the simulator does while it runs tasks
-    fig: dict = {"size": size, "load_average_before": load(), "python": sys.version.split()[0],
-                 "platform": sys.platform}
+    fig: dict = {
+        "size": size,
+        "load_average_before": load(),
+        "python": sys.version.split()[0],
+        "platform": sys.platform,
+    }
     scn = load_scenario(SCENARIO)
     rescue = load_scenario(ROOT / "scenarios" / "rescue.yaml")
     plan = make_plan(scn)
-    print(f"machine: {sys.platform}, python {fig['python']}, load average "
-          f"{fig['load_average_before']}; scenario first_line (horizon {scn.horizon_days} days);"
-          f" size {size}")
+    print(
+        f"machine: {sys.platform}, python {fig['python']}, load average "
+        f"{fig['load_average_before']}; scenario first_line (horizon {scn.horizon_days} days);"
+        f" size {size}"
+    )
     ev = events_per_patient(scn, plan)
     fig["events_per_patient"] = ev
     print(f"events per patient (mean): {ev:.1f}")
@@ -312,19 +376,29 @@ def main() -> None:
     run(scn, patients=2000, engine="cohort", workers=1, progress=False)
     compare([scn, rescue], patients=200, engine="cohort", progress=False)
     n_c, n_p, n_d = z["cohort"], z["pairs"], z["des"]
-    rates = interleaved({
-        "cohort": lambda: run(scn, patients=n_c, seed=1, engine="cohort", progress=False,
-                              check_invariants=False),
-        "cohort_checked": lambda: run(scn, patients=n_c, seed=1, engine="cohort",
-                                      progress=False),
-        "compare_pairs": lambda: compare([scn, rescue], patients=n_p, seed=1,
-                                         engine="cohort", progress=False,
-                                         check_invariants=False),
-        "simpy": lambda: run(scn, patients=n_d, seed=1, engine="simpy", progress=False,
-                             check_invariants=False),
-        "floor": lambda: engine_floor(n_d, round(ev)),
-    }, {"cohort": n_c, "cohort_checked": n_c, "compare_pairs": n_p, "simpy": n_d,
-        "floor": n_d})
+    rates = interleaved(
+        {
+            "cohort": lambda: run(
+                scn, patients=n_c, seed=1, engine="cohort", progress=False, check_invariants=False
+            ),
+            "cohort_checked": lambda: run(
+                scn, patients=n_c, seed=1, engine="cohort", progress=False
+            ),
+            "compare_pairs": lambda: compare(
+                [scn, rescue],
+                patients=n_p,
+                seed=1,
+                engine="cohort",
+                progress=False,
+                check_invariants=False,
+            ),
+            "simpy": lambda: run(
+                scn, patients=n_d, seed=1, engine="simpy", progress=False, check_invariants=False
+            ),
+            "floor": lambda: engine_floor(n_d, round(ev)),
+        },
+        {"cohort": n_c, "cohort_checked": n_c, "compare_pairs": n_p, "simpy": n_d, "floor": n_d},
+    )
     naive_rate, naive_ratio = naive_daily(scn, plan, z["naive"])
     res = des.run_chunk(scn, plan, 1, np.arange(z["naive"]))
     d84 = list(plan.visit_days).index(84)
@@ -346,10 +420,11 @@ def main() -> None:
     draws, pts = z["psa"]
     with tempfile.TemporaryDirectory() as tmp:
         psa_s = psa_command(draws, pts, 2, Path(tmp))
-    fig["psa"] = {"draws": draws, "patients": pts, "strategies": 2, "workers": 2,
-                  "seconds": psa_s}
-    print(f"PSA {draws} draws x {pts:,} patients x 2 strategies, 2 workers, whole command: "
-          f"{psa_s:.1f} s")
+    fig["psa"] = {"draws": draws, "patients": pts, "strategies": 2, "workers": 2, "seconds": psa_s}
+    print(
+        f"PSA {draws} draws x {pts:,} patients x 2 strategies, 2 workers, whole command: "
+        f"{psa_s:.1f} s"
+    )
     threads = worker_threads()
     fig["native_threads_per_worker"] = threads
     print(f"native (BLAS) threads in a worker process: {threads}")
@@ -368,8 +443,10 @@ def main() -> None:
     two = child(n_w, 2, "cohort")
     speedup = one["seconds"] / two["seconds"]
     fig["workers"] = {"patients": n_w, "one_s": one["seconds"], "two_s": two["seconds"]}
-    print(f"\nworkers ({n_w:,} patients, cohort): 1 worker {one['seconds']:.1f} s, "
-          f"2 workers {two['seconds']:.1f} s: speed-up {speedup:.2f}x")
+    print(
+        f"\nworkers ({n_w:,} patients, cohort): 1 worker {one['seconds']:.1f} s, "
+        f"2 workers {two['seconds']:.1f} s: speed-up {speedup:.2f}x"
+    )
     assert one["ratio"] == two["ratio"], "results must not depend on workers"
 
     big = max(scaling)
@@ -390,8 +467,9 @@ def main() -> None:
     print("\ntargets (figures from this run)")
     for label, value, goal, op in targets:
         met = ops[op](value, goal)
-        fig["targets"].append({"target": label, "value": value, "goal": goal, "op": op,
-                               "met": bool(met)})
+        fig["targets"].append(
+            {"target": label, "value": value, "goal": goal, "op": op, "met": bool(met)}
+        )
         print(f"  {label:<44} {value:12,.2f}  {'met' if met else 'NOT met'}")
     fig["load_average_after"] = load()
     print(f"load average after: {fig['load_average_after']}")

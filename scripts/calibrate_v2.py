@@ -35,14 +35,18 @@ FIT = tuple(FITTED)  # the fitted parameters and their bounds: one place
 
 
 def table(sim: dict[str, float], targets: tuple = TARGETS) -> str:
-    rows = ["| target | scenario | published (95% CI) | simulated (MC 95% CI) | overlap |",
-            "|---|---|---|---|---|"]
+    rows = [
+        "| target | scenario | published (95% CI) | simulated (MC 95% CI) | overlap |",
+        "|---|---|---|---|---|",
+    ]
     for t in targets:
         v = sim[t.metric + "@" + t.scenario]
         lo, hi = sim[t.metric + "@" + t.scenario + ":ci"]
         overlap = lo is not None and hi is not None and lo <= t.high and hi >= t.low
-        rows.append(f"| {t.source} | {t.scenario} | {t.value:.3f} ({t.low:.3f}-{t.high:.3f})"
-                    f" | {v:.3f} ({lo:.3f}-{hi:.3f}) | {'yes' if overlap else '**no**'} |")
+        rows.append(
+            f"| {t.source} | {t.scenario} | {t.value:.3f} ({t.low:.3f}-{t.high:.3f})"
+            f" | {v:.3f} ({lo:.3f}-{hi:.3f}) | {'yes' if overlap else '**no**'} |"
+        )
     return "\n".join(rows)
 
 
@@ -76,16 +80,22 @@ def main() -> None:
         def objective(u: np.ndarray) -> float:
             pars = to_params(u)
             value = loss(simulate(pars, args.patients, args.seed))
-            print(f"{value:10.2f} " + " ".join(f"{k.split('.')[-1]}={v:.4g}"
-                                               for k, v in pars.items()), flush=True)
+            print(
+                f"{value:10.2f} "
+                + " ".join(f"{k.split('.')[-1]}={v:.4g}" for k, v in pars.items()),
+                flush=True,
+            )
             return value
 
         # Steps of 0.6 on the logit scale (about 15% of each parameter's range) start the
         # simplex wide enough to see past Monte Carlo noise.
         simplex = np.vstack([u0] + [u0 + 0.6 * np.eye(len(u0))[i] for i in range(len(u0))])
-        res = optimize.minimize(objective, u0, method="Nelder-Mead",
-                                options={"maxfev": args.fit, "xatol": 1e-3, "fatol": 0.05,
-                                         "initial_simplex": simplex})
+        res = optimize.minimize(
+            objective,
+            u0,
+            method="Nelder-Mead",
+            options={"maxfev": args.fit, "xatol": 1e-3, "fatol": 0.05, "initial_simplex": simplex},
+        )
         best = to_params(res.x)
         print("best:", json.dumps(best, indent=1))
     sim = simulate(best, args.patients, args.seed)

@@ -20,6 +20,7 @@ __all__ = ["SCENARIOS", "TARGETS", "VALIDATION", "Target", "loss", "simulate"]
 
 _ROOT = Path(__file__).resolve().parents[1]
 
+
 @dataclass(frozen=True)
 class Target:
     source: str
@@ -36,44 +37,139 @@ class Target:
 
 
 TARGETS = (
-    Target("Faggioli 2015: mean CPK ~30% of baseline after 3 cycles", "first_line",
-           "cpk_ratio_month_3", 0.30, 0.20, 0.40),
-    Target("Faggioli 2015: CPK normal after 5 cycles in most (day 140)", "first_line",
-           "cpk_normal_month_5", 0.80, 0.60, 0.95),
-    Target.counts("Clin Rheumatol 2006: CK normalised with initial therapy 51/53",
-                  "usual_care_long_term", "cpk_ever_normal", 51, 53),
-    Target.counts("Clin Rheumatol 2006: strength normalised 43/53", "usual_care_long_term",
-                  "strength_ever_normal", 43, 53),
-    Target.counts("Clin Rheumatol 2006: CK-defined relapse 33/53 (33/51 normalised)",
-                  "usual_care_long_term", "biochemical_relapse", 33, 53),
-    Target.counts("Clin Rheumatol 2006: several CK-defined relapses 17/53",
-                  "usual_care_long_term", "biochemical_relapses_2_or_more", 17, 53),
-    Target.counts("Marie 2001: relapse during the taper 36/77", "usual_care_long_term",
-                  "relapse_during_taper", 36, 77),
-    Target.counts("Marie 2001: relapse after stopping 9/77", "usual_care_long_term",
-                  "relapse_after_stopping", 9, 77),
-    Target.counts("Marie 2001: remission at last follow-up 31/77", "usual_care_long_term",
-                  "last_visit_remission", 31, 77),
-    Target.counts("Marie 2001: worsened at last follow-up 13/77", "usual_care_long_term",
-                  "last_visit_worsened", 13, 77),
-    Target.counts("Milano 2025: monophasic course over 2 years 84/206", "steroid_only",
-                  "course_monophasic", 84, 206),
-    Target.counts("Milano 2025: polycyclic course over 2 years 67/206", "steroid_only",
-                  "course_polycyclic", 67, 206),
-    Target.counts("Milano 2025: chronic continuous course over 2 years 55/206",
-                  "steroid_only", "course_chronic", 55, 206),
-    Target("Review (PMC2563757): non-response to conventional therapy ~25%", "steroid_only",
-           "treatment_failure_week_24", 0.25, 0.15, 0.35),
-    Target.counts("Dalakas 1993: major improvement with IVIG 9/12 (TIS >= 60, week 16)",
-                  "dalakas_1993_ivig", "tis60_week_16_from_entry", 9, 12),
-    Target.counts("Dalakas 1993: major improvement with placebo 0/11", "dalakas_1993_placebo",
-                  "tis60_week_16_from_entry", 0, 11),
-    Target.counts("Hara 2003: improved by physician assessment 7/8 (TIS >= 20, week 16)",
-                  "hara_2003", "tis20_week_16_from_entry", 7, 8),
-    Target.counts("Danko 2004: 5-year survival 92% of 162 (149/162)", "danko_2004",
-                  "alive_year_5", 149, 162),
-    Target("Constraint (no source): untreated disease does not remit in most within 2"
-           " years", "untreated", "inactive_month_24", 0.15, 0.0, 0.30),
+    Target(
+        "Faggioli 2015: mean CPK ~30% of baseline after 3 cycles",
+        "first_line",
+        "cpk_ratio_month_3",
+        0.30,
+        0.20,
+        0.40,
+    ),
+    Target(
+        "Faggioli 2015: CPK normal after 5 cycles in most (day 140)",
+        "first_line",
+        "cpk_normal_month_5",
+        0.80,
+        0.60,
+        0.95,
+    ),
+    Target.counts(
+        "Clin Rheumatol 2006: CK normalised with initial therapy 51/53",
+        "usual_care_long_term",
+        "cpk_ever_normal",
+        51,
+        53,
+    ),
+    Target.counts(
+        "Clin Rheumatol 2006: strength normalised 43/53",
+        "usual_care_long_term",
+        "strength_ever_normal",
+        43,
+        53,
+    ),
+    Target.counts(
+        "Clin Rheumatol 2006: CK-defined relapse 33/53 (33/51 normalised)",
+        "usual_care_long_term",
+        "biochemical_relapse",
+        33,
+        53,
+    ),
+    Target.counts(
+        "Clin Rheumatol 2006: several CK-defined relapses 17/53",
+        "usual_care_long_term",
+        "biochemical_relapses_2_or_more",
+        17,
+        53,
+    ),
+    Target.counts(
+        "Marie 2001: relapse during the taper 36/77",
+        "usual_care_long_term",
+        "relapse_during_taper",
+        36,
+        77,
+    ),
+    Target.counts(
+        "Marie 2001: relapse after stopping 9/77",
+        "usual_care_long_term",
+        "relapse_after_stopping",
+        9,
+        77,
+    ),
+    Target.counts(
+        "Marie 2001: remission at last follow-up 31/77",
+        "usual_care_long_term",
+        "last_visit_remission",
+        31,
+        77,
+    ),
+    Target.counts(
+        "Marie 2001: worsened at last follow-up 13/77",
+        "usual_care_long_term",
+        "last_visit_worsened",
+        13,
+        77,
+    ),
+    Target.counts(
+        "Milano 2025: monophasic course over 2 years 84/206",
+        "steroid_only",
+        "course_monophasic",
+        84,
+        206,
+    ),
+    Target.counts(
+        "Milano 2025: polycyclic course over 2 years 67/206",
+        "steroid_only",
+        "course_polycyclic",
+        67,
+        206,
+    ),
+    Target.counts(
+        "Milano 2025: chronic continuous course over 2 years 55/206",
+        "steroid_only",
+        "course_chronic",
+        55,
+        206,
+    ),
+    Target(
+        "Review (PMC2563757): non-response to conventional therapy ~25%",
+        "steroid_only",
+        "treatment_failure_week_24",
+        0.25,
+        0.15,
+        0.35,
+    ),
+    Target.counts(
+        "Dalakas 1993: major improvement with IVIG 9/12 (TIS >= 60, week 16)",
+        "dalakas_1993_ivig",
+        "tis60_week_16_from_entry",
+        9,
+        12,
+    ),
+    Target.counts(
+        "Dalakas 1993: major improvement with placebo 0/11",
+        "dalakas_1993_placebo",
+        "tis60_week_16_from_entry",
+        0,
+        11,
+    ),
+    Target.counts(
+        "Hara 2003: improved by physician assessment 7/8 (TIS >= 20, week 16)",
+        "hara_2003",
+        "tis20_week_16_from_entry",
+        7,
+        8,
+    ),
+    Target.counts(
+        "Danko 2004: 5-year survival 92% of 162 (149/162)", "danko_2004", "alive_year_5", 149, 162
+    ),
+    Target(
+        "Constraint (no source): untreated disease does not remit in most within 2 years",
+        "untreated",
+        "inactive_month_24",
+        0.15,
+        0.0,
+        0.30,
+    ),
 )
 
 
@@ -91,10 +187,16 @@ SCENARIOS = {
 # Published figures the model was NOT fitted to (external validation, docs/model.md §7):
 # scripts/calibrate_v2.py prints them next to the targets, and nothing tunes to them.
 VALIDATION = (
-    Target.counts("Danko 2004: 1-year survival 95% of 162 (154/162)", "danko_2004",
-                  "alive_year_1", 154, 162),
-    Target.counts("Danko 2004: 10-year survival 89% of 162 (KM; 144/162 as counts)",
-                  "danko_2004", "alive_year_10", 144, 162),
+    Target.counts(
+        "Danko 2004: 1-year survival 95% of 162 (154/162)", "danko_2004", "alive_year_1", 154, 162
+    ),
+    Target.counts(
+        "Danko 2004: 10-year survival 89% of 162 (KM; 144/162 as counts)",
+        "danko_2004",
+        "alive_year_10",
+        144,
+        162,
+    ),
 )
 
 
@@ -108,8 +210,14 @@ def simulate(overrides: dict[str, Any], patients: int, seed: int) -> dict[str, A
     out: dict[str, Any] = {}
     for name, path in SCENARIOS.items():
         scn = load_scenario(path, sets)
-        metrics = run(scn, patients=patients, seed=seed, engine="cohort", progress=False,
-                      check_invariants=False).metrics
+        metrics = run(
+            scn,
+            patients=patients,
+            seed=seed,
+            engine="cohort",
+            progress=False,
+            check_invariants=False,
+        ).metrics
         for t in TARGETS + VALIDATION:
             if t.scenario == name:
                 out[t.metric + "@" + name] = metrics[t.metric]["mean"]

@@ -71,43 +71,76 @@ def _patients(text: str) -> int:
         raise argparse.ArgumentTypeError(err.message) from None
 
 
-def _common(p: argparse.ArgumentParser,
-            default_out: str = "results/<scenario file name>/") -> None:
-    p.add_argument("--patients", type=_patients, metavar="N",
-                   help="number of virtual patients (default: the scenario's `patients`)")
-    p.add_argument("--seed", type=_seed, metavar="S",
-                   help="random seed (default: the scenario's `seed`)")
+def _common(p: argparse.ArgumentParser, default_out: str = "results/<scenario file name>/") -> None:
+    p.add_argument(
+        "--patients",
+        type=_patients,
+        metavar="N",
+        help="number of virtual patients (default: the scenario's `patients`)",
+    )
+    p.add_argument(
+        "--seed", type=_seed, metavar="S", help="random seed (default: the scenario's `seed`)"
+    )
     p.add_argument("--out", metavar="DIR", help=f"output folder (default: {default_out})")
     _force(p)
-    p.add_argument("--set", dest="overrides", action="append", default=[],
-                   metavar="PATH=VALUE",
-                   help="override a scenario value by its dotted path, e.g. "
-                        "--set regimen.ivig.dose_g_per_kg=1 (repeatable)")
-    p.add_argument("--engine", choices=("auto", "simpy", "cohort"), default="auto",
-                   help="simulation engine (default: auto)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a scenario value by its dotted path, e.g. "
+        "--set regimen.ivig.dose_g_per_kg=1 (repeatable)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=("auto", "simpy", "cohort"),
+        default="auto",
+        help="simulation engine (default: auto)",
+    )
     _parallel(p)
-    p.add_argument("--chunk-size", type=_positive_int, metavar="N",
-                   help="patients per work unit (results do not depend on it)")
-    p.add_argument("--quiet", "-q", action="store_true",
-                   help="no progress bar and no table on stdout")
+    p.add_argument(
+        "--chunk-size",
+        type=_positive_int,
+        metavar="N",
+        help="patients per work unit (results do not depend on it)",
+    )
+    p.add_argument(
+        "--quiet", "-q", action="store_true", help="no progress bar and no table on stdout"
+    )
 
 
 def _force(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--force", action="store_true",
-                   help="replace --out even if it holds files the simulator did not write "
-                        "(never the working directory, an ancestor of it, the home folder "
-                        "or a folder holding an input file)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace --out even if it holds files the simulator did not write "
+        "(never the working directory, an ancestor of it, the home folder "
+        "or a folder holding an input file)",
+    )
 
 
 def _parallel(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
-                   help="worker processes (default: all cores); results do not depend on it")
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="worker processes (default: all cores); results do not depend on it",
+    )
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--dask", choices=("local",), default=None,
-                   help="run on a Dask LocalCluster with --workers workers (pip install "
-                        "'.[dask]')")
-    g.add_argument("--dask-scheduler", metavar="tcp://HOST:PORT", default=None,
-                   help="send the work to a running Dask scheduler")
+    g.add_argument(
+        "--dask",
+        choices=("local",),
+        default=None,
+        help="run on a Dask LocalCluster with --workers workers (pip install '.[dask]')",
+    )
+    g.add_argument(
+        "--dask-scheduler",
+        metavar="tcp://HOST:PORT",
+        default=None,
+        help="send the work to a running Dask scheduler",
+    )
 
 
 def _dask_of(args: argparse.Namespace) -> str | None:
@@ -124,57 +157,89 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="simulate",
         description="Monte Carlo simulator of steroid, IVIG and steroid-sparing strategies in "
-                    "acute polymyositis/dermatomyositis. `simulate SCENARIO.yaml` runs one "
-                    "scenario.",
+        "acute polymyositis/dermatomyositis. `simulate SCENARIO.yaml` runs one "
+        "scenario.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{run,compare,sweep}", parser_class=_Parser)
-    run_p = sub.add_parser("run", help="run one scenario (the default command)",
-                           description="Run one scenario and write its results.")
+    run_p = sub.add_parser(
+        "run",
+        help="run one scenario (the default command)",
+        description="Run one scenario and write its results.",
+    )
     run_p.add_argument("scenario", metavar="SCENARIO.yaml")
     _common(run_p)
-    run_p.add_argument("--events", action="store_true",
-                       help="also write events.csv (every event of every patient)")
-    run_p.add_argument("--summary-only", action="store_true",
-                       help="no patients.csv: keep only aggregates (flat memory for very "
-                            "large runs)")
+    run_p.add_argument(
+        "--events", action="store_true", help="also write events.csv (every event of every patient)"
+    )
+    run_p.add_argument(
+        "--summary-only",
+        action="store_true",
+        help="no patients.csv: keep only aggregates (flat memory for very large runs)",
+    )
     cmp_p = sub.add_parser(
-        "compare", help="compare strategies on the same virtual patients",
+        "compare",
+        help="compare strategies on the same virtual patients",
         description="Run every scenario on the same virtual patients (same seed, same "
-                    "patient ids) and compare each with the first: estimates, paired "
-                    "differences with 95% CIs, percent better/worse off, costs and QALYs.")
+        "patient ids) and compare each with the first: estimates, paired "
+        "differences with 95% CIs, percent better/worse off, costs and QALYs.",
+    )
     cmp_p.add_argument("scenarios", nargs="+", metavar="SCENARIO.yaml")
     _common(cmp_p, "results/compare_<A>_vs_<B>.../, from the scenario file names")
-    cmp_p.add_argument("--allow-different-populations", action="store_true",
-                       help="compare arms that differ in population, disease, seed, horizon, "
-                            "visits, outcome definitions, currency, discounting or utilities "
-                            "(refused by default; the report then says they are not the same "
-                            "patients)")
+    cmp_p.add_argument(
+        "--allow-different-populations",
+        action="store_true",
+        help="compare arms that differ in population, disease, seed, horizon, "
+        "visits, outcome definitions, currency, discounting or utilities "
+        "(refused by default; the report then says they are not the same "
+        "patients)",
+    )
     sw_p = sub.add_parser(
-        "sweep", help="sensitivity analysis: one-way, grid, PSA, Sobol', Morris",
+        "sweep",
+        help="sensitivity analysis: one-way, grid, PSA, Sobol', Morris",
         description="Run a sweep file: every point on the same virtual patients. Finished "
-                    "points are saved as they complete; running the same command again "
-                    "after an interruption continues where it stopped.")
+        "points are saved as they complete; running the same command again "
+        "after an interruption continues where it stopped.",
+    )
     sw_p.add_argument("sweep", metavar="SWEEP.yaml")
-    sw_p.add_argument("--patients", type=_patients, metavar="N",
-                      help="virtual patients per point and strategy (default: the sweep"
-                           " file's `patients`)")
-    sw_p.add_argument("--draws", type=_patients, metavar="N",
-                      help="PSA draws (default: the sweep file's `design.draws`; psa only)")
-    sw_p.add_argument("--set", dest="overrides", action="append", default=[],
-                      metavar="PATH=VALUE",
-                      help="override a value of every strategy's scenario by its dotted "
-                           "path, e.g. --set economics.cea_horizon=clinical (repeatable)")
-    sw_p.add_argument("--out", metavar="DIR",
-                      help="output folder (default: results/<sweep file name>/)")
+    sw_p.add_argument(
+        "--patients",
+        type=_patients,
+        metavar="N",
+        help="virtual patients per point and strategy (default: the sweep file's `patients`)",
+    )
+    sw_p.add_argument(
+        "--draws",
+        type=_patients,
+        metavar="N",
+        help="PSA draws (default: the sweep file's `design.draws`; psa only)",
+    )
+    sw_p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a value of every strategy's scenario by its dotted "
+        "path, e.g. --set economics.cea_horizon=clinical (repeatable)",
+    )
+    sw_p.add_argument(
+        "--out", metavar="DIR", help="output folder (default: results/<sweep file name>/)"
+    )
     _force(sw_p)
     _parallel(sw_p)
-    sw_p.add_argument("--fresh", action="store_true",
-                      help="discard the saved points of an interrupted run and start again")
+    sw_p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="discard the saved points of an interrupted run and start again",
+    )
     sw_p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary")
-    sw_p.add_argument("--yes", action="store_true",
-                      help="run a sweep above the size limits (10,000 points or 10^9 patient "
-                           "simulations) without asking")
+    sw_p.add_argument(
+        "--yes",
+        action="store_true",
+        help="run a sweep above the size limits (10,000 points or 10^9 patient "
+        "simulations) without asking",
+    )
     return parser
 
 
@@ -216,8 +281,13 @@ def format_table(metrics: dict[str, dict[str, Any]]) -> str:
     rows = [("outcome", "estimate", "95% CI")]
     for m in metrics.values():
         lo, hi = m["ci95"]
-        rows.append((_with_unit(m["label"], m["unit"]), _fmt(m["mean"], m["unit"]),
-                     f"{_fmt(lo, m['unit'])} to {_fmt(hi, m['unit'])}"))
+        rows.append(
+            (
+                _with_unit(m["label"], m["unit"]),
+                _fmt(m["mean"], m["unit"]),
+                f"{_fmt(lo, m['unit'])} to {_fmt(hi, m['unit'])}",
+            )
+        )
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows)
     lines = [f"{r[0]:<{w0}}  {r[1]:>{w1}}  {r[2]}" for r in rows]
@@ -232,17 +302,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else _default_out(args.scenario)
     _check_out(out, args, [args.scenario])
     from .report.outputs import run_to_folder  # heavy imports only once the input is good
+
     if args.events and args.summary_only:
         raise InputError("--events and --summary-only exclude each other")
     result = run_to_folder(
-        scn, out, events=args.events, patients=args.patients, seed=args.seed,
-        engine=args.engine, workers=_workers_of(args), chunk_size=args.chunk_size,
-        progress=None if not args.quiet else False, dask=_dask_of(args),
-        patient_rows=not args.summary_only, **_out_kwargs(args, [args.scenario]),
+        scn,
+        out,
+        events=args.events,
+        patients=args.patients,
+        seed=args.seed,
+        engine=args.engine,
+        workers=_workers_of(args),
+        chunk_size=args.chunk_size,
+        progress=None if not args.quiet else False,
+        dask=_dask_of(args),
+        patient_rows=not args.summary_only,
+        **_out_kwargs(args, [args.scenario]),
     )
     if not args.quiet:
-        print(f"{scn.name}: {result.patients} patients, seed {result.seed}, "
-              f"{result.engine} engine")
+        print(f"{scn.name}: {result.patients} patients, seed {result.seed}, {result.engine} engine")
         print(format_table(result.metrics))
         print(f"\nresults written to {out}{os.sep}")
     return 0
@@ -268,20 +346,31 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     names = arm_names(scns, stems)
     check_same_patients(scns, names, args.seed is not None, args.allow_different_populations)
     result = compare_to_folder(
-        scns, out, names=names, patients=args.patients, seed=args.seed, engine=args.engine,
-        workers=_workers_of(args), chunk_size=args.chunk_size,
-        progress=None if not args.quiet else False, dask=_dask_of(args),
+        scns,
+        out,
+        names=names,
+        patients=args.patients,
+        seed=args.seed,
+        engine=args.engine,
+        workers=_workers_of(args),
+        chunk_size=args.chunk_size,
+        progress=None if not args.quiet else False,
+        dask=_dask_of(args),
         allow_different_populations=args.allow_different_populations,
         **_out_kwargs(args, args.scenarios),
     )
     if not args.quiet:
         if result.same_patients:
-            print(f"{' vs '.join(names)}: {result.patients} patients each, seed "
-                  f"{result.seed}, same patients in every arm")
+            print(
+                f"{' vs '.join(names)}: {result.patients} patients each, seed "
+                f"{result.seed}, same patients in every arm"
+            )
         else:
-            print(f"{' vs '.join(names)}: {result.patients} patients each, seed "
-                  f"{result.seed}. WARNING: the arms are NOT the same patients; they differ "
-                  f"in:")
+            print(
+                f"{' vs '.join(names)}: {result.patients} patients each, seed "
+                f"{result.seed}. WARNING: the arms are NOT the same patients; they differ "
+                f"in:"
+            )
             for line in result.arm_differences:
                 print(f"  - {line}")
         print(format_comparison(result.outcomes(), names))
@@ -294,24 +383,40 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .sweeps import partial_dir, plan_sweep
 
-    plan = plan_sweep(args.sweep, yes=args.yes, patients=args.patients, draws=args.draws,
-                      sets=args.overrides)
+    plan = plan_sweep(
+        args.sweep, yes=args.yes, patients=args.patients, draws=args.draws, sets=args.overrides
+    )
     out = Path(args.out) if args.out else _default_out(args.sweep)
     _check_out(out, args, [args.sweep])
     from .report.sweep_report import sweep_to_folder
 
     if not args.quiet:
-        print(f"{plan.spec.name}: {plan.spec.design.type} design, {len(plan.points)} points x "
-              f"{plan.spec.patients} patients x {len(plan.arms)} strategy(ies)")
+        print(
+            f"{plan.spec.name}: {plan.spec.design.type} design, {len(plan.points)} points x "
+            f"{plan.spec.patients} patients x {len(plan.arms)} strategy(ies)"
+        )
     try:
-        result = sweep_to_folder(plan, out, workers=_workers_of(args), fresh=args.fresh,
-                                 progress=None if not args.quiet else False,
-                                 dask=_dask_of(args), force=args.force, label="--out")
+        result = sweep_to_folder(
+            plan,
+            out,
+            workers=_workers_of(args),
+            fresh=args.fresh,
+            progress=None if not args.quiet else False,
+            dask=_dask_of(args),
+            force=args.force,
+            label="--out",
+        )
     except KeyboardInterrupt as stop:
         points = partial_dir(out) / "points"
         done = len(list(points.glob("[!.]*.json"))) if points.is_dir() else 0
-        where = (f"{done} of {len(plan.points)} points are saved in {partial_dir(out)}; run "
-                 "the same command again to continue") if done else "no points were saved"
+        where = (
+            (
+                f"{done} of {len(plan.points)} points are saved in {partial_dir(out)}; run "
+                "the same command again to continue"
+            )
+            if done
+            else "no points were saved"
+        )
         print(f"interrupted{_signal_name(stop)}: {where}", file=sys.stderr)
         return _interrupted_status(stop)
     if not args.quiet:
@@ -321,22 +426,42 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             ref = psa["reference_willingness_to_pay"]
             k = psa["willingness_to_pay"].index(ref)
             cur = plan.scenarios[0].economics.currency
-            print(f"at {ref:,.0f} {cur}/QALY: highest expected NMB {psa['optimal_strategy'][k]}"
-                  f" (best in {100 * psa['ceaf'][k]:.0f}% of draws); EVPI per patient "
-                  f"{psa['evpi_at_reference']:,.0f} {cur}"
-                  + (f", for {psa['population']:,.0f} patients "
-                     f"{psa['evpi_population_at_reference']:,.0f} {cur}"
-                     if "population" in psa else ""))
+            print(
+                f"at {ref:,.0f} {cur}/QALY: highest expected NMB {psa['optimal_strategy'][k]}"
+                f" (best in {100 * psa['ceaf'][k]:.0f}% of draws); EVPI per patient "
+                f"{psa['evpi_at_reference']:,.0f} {cur}"
+                + (
+                    f", for {psa['population']:,.0f} patients "
+                    f"{psa['evpi_population_at_reference']:,.0f} {cur}"
+                    if "population" in psa
+                    else ""
+                )
+            )
         print(f"results written to {out}{os.sep} (open report.html)")
     return 0
 
 
-COMPARE_TABLE = ("cpk_ratio_month_3", "time_to_cpk_normal_days", "tis_week_24", "tis40_week_24",
-                 "inactive_month_12", "complete_clinical_response", "relapse",
-                 "course_chronic", "damage_points", "cumulative_prednisone_g",
-                 "time_to_prednisone_le_5mg_days", "ivig_g", "rescue_started", "died",
-                 "cost_total", "qaly", "life_years_lifetime", "cost_lifetime",
-                 "qaly_lifetime")
+COMPARE_TABLE = (
+    "cpk_ratio_month_3",
+    "time_to_cpk_normal_days",
+    "tis_week_24",
+    "tis40_week_24",
+    "inactive_month_12",
+    "complete_clinical_response",
+    "relapse",
+    "course_chronic",
+    "damage_points",
+    "cumulative_prednisone_g",
+    "time_to_prednisone_le_5mg_days",
+    "ivig_g",
+    "rescue_started",
+    "died",
+    "cost_total",
+    "qaly",
+    "life_years_lifetime",
+    "cost_lifetime",
+    "qaly_lifetime",
+)
 
 
 def format_comparison(outcomes: dict[str, dict[str, Any]], names: list[str]) -> str:
@@ -347,13 +472,11 @@ def format_comparison(outcomes: dict[str, dict[str, Any]], names: list[str]) -> 
     for key in COMPARE_TABLE:
         o = outcomes[key]
         unit = o["unit"]
-        row = [_with_unit(row_label(o), unit)] + [_fmt(o["arms"][n]["mean"], unit)
-                                                    for n in names]
+        row = [_with_unit(row_label(o), unit)] + [_fmt(o["arms"][n]["mean"], unit) for n in names]
         for n in names[1:]:
             d = o["differences"][n]
             lo, hi = d["ci95"]
-            row.append(f"{_fmt(d['mean_difference'], unit)} ({_fmt(lo, unit)} to "
-                       f"{_fmt(hi, unit)})")
+            row.append(f"{_fmt(d['mean_difference'], unit)} ({_fmt(lo, unit)} to {_fmt(hi, unit)})")
         rows.append(row)
     return "\n".join(_render(rows))
 
@@ -362,8 +485,13 @@ def _render(rows: list[list[str]]) -> list[str]:
     """Rows as aligned text lines (first column left, the others right), a rule under the
     header."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                       for i, (c, w) in enumerate(zip(r, widths, strict=True))) for r in rows]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
     lines.insert(1, "-" * len(lines[0]))
     return lines
 
@@ -376,23 +504,41 @@ def _with_unit(label: str, unit: str) -> str:
 def format_incremental(ia: dict[str, Any]) -> str:
     """The incremental analysis as a terminal table (dampack's columns, in its order)."""
     cur = ia["currency"]
-    header = ["strategy", f"cost ({cur})", "QALYs", "inc. cost", "inc. QALYs",
-              f"ICER ({cur}/QALY)", "status", "NMB vs optimal (95% CI)"]
+    header = [
+        "strategy",
+        f"cost ({cur})",
+        "QALYs",
+        "inc. cost",
+        "inc. QALYs",
+        f"ICER ({cur}/QALY)",
+        "status",
+        "NMB vs optimal (95% CI)",
+    ]
     status = {"ND": "frontier", "ED": "ext. dominated", "D": "dominated", "": ""}
     rows = [header]
     for r in ia["rows"]:
         d = r["net_monetary_benefit_vs_optimal"]
-        rows.append([
-            r["strategy"], f"{r['cost']:,.0f}", f"{r['effect']:.4f}",
-            "" if r["inc_cost"] is None else f"{r['inc_cost']:+,.0f}",
-            "" if r["inc_effect"] is None else f"{r['inc_effect']:+.4f}",
-            "" if r["icer"] is None else f"{r['icer']:,.0f}", status[r["status"]],
-            "optimal" if d is None else (f"{d['mean_difference']:+,.0f} ({d['ci95'][0]:+,.0f}"
-                                         f" to {d['ci95'][1]:+,.0f})")])
+        rows.append(
+            [
+                r["strategy"],
+                f"{r['cost']:,.0f}",
+                f"{r['effect']:.4f}",
+                "" if r["inc_cost"] is None else f"{r['inc_cost']:+,.0f}",
+                "" if r["inc_effect"] is None else f"{r['inc_effect']:+.4f}",
+                "" if r["icer"] is None else f"{r['icer']:,.0f}",
+                status[r["status"]],
+                "optimal"
+                if d is None
+                else (
+                    f"{d['mean_difference']:+,.0f} ({d['ci95'][0]:+,.0f} to {d['ci95'][1]:+,.0f})"
+                ),
+            ]
+        )
     lines = _render(rows)
     wtp = ia["willingness_to_pay_per_qaly"]
-    lines.append(f"optimal at {wtp:,.0f} {cur}/QALY (highest net monetary benefit): "
-                 f"{ia['optimal_strategy']}")
+    lines.append(
+        f"optimal at {wtp:,.0f} {cur}/QALY (highest net monetary benefit): {ia['optimal_strategy']}"
+    )
     from .report.comparison import economics_basis
 
     lines.append(economics_basis(ia))
@@ -407,8 +553,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(_normalise_argv(argv))
         # --quiet: no warnings either (set on every call: main() may run more than once)
-        logging.getLogger().setLevel(logging.ERROR if getattr(args, "quiet", False)
-                                     else logging.WARNING)
+        logging.getLogger().setLevel(
+            logging.ERROR if getattr(args, "quiet", False) else logging.WARNING
+        )
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
@@ -428,8 +575,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except MemoryError:
-        print("error: out of memory while reading, checking or running the input; give a "
-              "smaller scenario, fewer patients or fewer sweep points", file=sys.stderr)
+        print(
+            "error: out of memory while reading, checking or running the input; give a "
+            "smaller scenario, fewer patients or fewer sweep points",
+            file=sys.stderr,
+        )
         return 2
     except OSError as err:
         where = f": {err.filename}" if err.filename else ""
@@ -437,8 +587,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except Exception:
         traceback.print_exc()
-        print("internal error: this is a bug in the simulator, please report it with the "
-              "traceback above", file=sys.stderr)
+        print(
+            "internal error: this is a bug in the simulator, please report it with the "
+            "traceback above",
+            file=sys.stderr,
+        )
         return 1
     finally:
         restore()
@@ -462,8 +615,7 @@ def _stop_on_signals() -> Any:
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 
-    sigs = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP")
-                                              else [])
+    sigs = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
 
     stopping = []
 

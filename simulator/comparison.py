@@ -98,8 +98,11 @@ def better_of(name: str) -> str | None:
         return "higher"
     if name.startswith(("cost_", "adverse_event_", "death_")) or name == "died":
         return "lower"
-    if name.startswith("alive_year_") or name in ("life_years", "life_years_lifetime",
-                                                   "net_monetary_benefit"):
+    if name.startswith("alive_year_") or name in (
+        "life_years",
+        "life_years_lifetime",
+        "net_monetary_benefit",
+    ):
         return "higher"
     return None
 
@@ -135,8 +138,9 @@ def _leaves(value: Any, prefix: str) -> dict[str, Any]:
     return {prefix: value}
 
 
-def arm_differences(scns: Sequence[Scenario], names: Sequence[str],
-                    seed_given: bool = False) -> list[str]:
+def arm_differences(
+    scns: Sequence[Scenario], names: Sequence[str], seed_given: bool = False
+) -> list[str]:
     """Where arms differ in what they must share (``SHARED_PATHS``), one line per path:
     ``"population.female: first_line 0.7333, other 0.5"``. The seed is not compared when
     it is given for the whole comparison (``seed_given``)."""
@@ -155,14 +159,17 @@ def arm_differences(scns: Sequence[Scenario], names: Sequence[str],
         for key in keys:
             values = [f.get(key, "(absent)") for f in flat]
             if any(v != values[0] for v in values[1:]):
-                shown = ", ".join(f"{n} {v!r}" if isinstance(v, str) else f"{n} {v}"
-                                  for n, v in zip(names, values, strict=True))
+                shown = ", ".join(
+                    f"{n} {v!r}" if isinstance(v, str) else f"{n} {v}"
+                    for n, v in zip(names, values, strict=True)
+                )
                 lines.append(f"{key}: {shown}")
     return lines
 
 
-def check_same_patients(scns: Sequence[Scenario], names: Sequence[str], seed_given: bool,
-                        allow_different: bool) -> list[str]:
+def check_same_patients(
+    scns: Sequence[Scenario], names: Sequence[str], seed_given: bool, allow_different: bool
+) -> list[str]:
     """Raise InputError when arms differ in what they must share, unless allowed; return
     the differences (empty when the arms see the same patients)."""
     diffs = arm_differences(scns, names, seed_given)
@@ -176,7 +183,8 @@ def check_same_patients(scns: Sequence[Scenario], names: Sequence[str], seed_giv
             "not be treatment effects. Make these the same in every scenario (e.g. through "
             "`extends: base.yaml`), or pass --allow-different-populations to compare anyway "
             "(the report then says the arms are not the same patients):",
-            problems=shown)
+            problems=shown,
+        )
     return diffs
 
 
@@ -191,7 +199,8 @@ class _ArmsChunk:
 
 def _compared(specs: list[Metric]) -> list[Metric]:
     return [m for m in specs if m.name != "cpk_baseline_u_per_l"] + [
-        m for m in specs if m.name == "cpk_baseline_u_per_l"]
+        m for m in specs if m.name == "cpk_baseline_u_per_l"
+    ]
 
 
 def _nmb(table: dict[str, np.ndarray], wtp: float, cols: tuple[str, str]) -> np.ndarray:
@@ -215,8 +224,10 @@ def _task(args: tuple[list[Scenario], int, int, int, str, bool, bool, float]) ->
             # arms' rates are reported, not a paired difference of its numerator.
             if m.kind != "rate" and m.column in table and m.column in tables[0]:
                 pd = PairedDifference(tol=1e-9)
-                pd.add(np.asarray(tables[0][m.column], dtype=np.float64),
-                       np.asarray(table[m.column], dtype=np.float64))
+                pd.add(
+                    np.asarray(tables[0][m.column], dtype=np.float64),
+                    np.asarray(table[m.column], dtype=np.float64),
+                )
                 acc[m.name] = pd
         paired.append(acc)
     # Net monetary benefit paired between every two arms (i < j: arm j - arm i), for the
@@ -260,11 +271,14 @@ class ComparisonResult:
             better = better_of(name)
             time = m0["estimator"] == "km_median"
             entry: dict[str, Any] = {
-                "label": m0["label"], "unit": m0["unit"], "better": better,
+                "label": m0["label"],
+                "unit": m0["unit"],
+                "better": better,
                 "estimator": m0["estimator"],
-                "arms": {arm: {"mean": am[name]["mean"], "ci95": am[name]["ci95"],
-                               "n": am[name]["n"]}
-                         for arm, am in zip(self.names, arms_metrics, strict=True)},
+                "arms": {
+                    arm: {"mean": am[name]["mean"], "ci95": am[name]["ci95"], "n": am[name]["n"]}
+                    for arm, am in zip(self.names, arms_metrics, strict=True)
+                },
                 "differences": {},
             }
             if time:
@@ -274,12 +288,12 @@ class ComparisonResult:
                 tau = m0["rmst_to_day"]
                 entry["difference_estimator"] = f"rmst_difference_to_day_{tau}"
                 for arm, am in zip(self.names, arms_metrics, strict=True):
-                    entry["arms"][arm].update(rmst=am[name]["rmst"],
-                                              rmst_ci95=am[name]["rmst_ci95"])
+                    entry["arms"][arm].update(
+                        rmst=am[name]["rmst"], rmst_ci95=am[name]["rmst_ci95"]
+                    )
             else:
                 entry["difference_estimator"] = "paired_" + m0["estimator"] + "_difference"
-            for j, (arm, acc) in enumerate(zip(self.names[1:], self.paired, strict=True),
-                                           start=1):
+            for j, (arm, acc) in enumerate(zip(self.names[1:], self.paired, strict=True), start=1):
                 if name not in acc:
                     continue
                 diff = _difference(acc[name].to_dict(), better, f"{arm} - {first}")
@@ -299,12 +313,17 @@ class ComparisonResult:
         """Incremental cost, QALYs, ICER and net monetary benefit against the first arm."""
         econ = self.scenarios[0].economics
         cost_col, qaly_col = cea_columns(self.scenarios[0])
-        res: dict[str, Any] = {"willingness_to_pay_per_qaly": self.willingness_to_pay,
-                               "currency": econ.currency, "horizon": econ.cea_horizon,
-                               "cost": cost_col, "effect": qaly_col,
-                               "discount_rate_per_year": econ.discount_rate_per_year,
-                               "perspective": econ.perspective,
-                               "price_year": econ.price_year, "arms": {}}
+        res: dict[str, Any] = {
+            "willingness_to_pay_per_qaly": self.willingness_to_pay,
+            "currency": econ.currency,
+            "horizon": econ.cea_horizon,
+            "cost": cost_col,
+            "effect": qaly_col,
+            "discount_rate_per_year": econ.discount_rate_per_year,
+            "perspective": econ.perspective,
+            "price_year": econ.price_year,
+            "arms": {},
+        }
         outs = self.outcomes()
         for j, arm in enumerate(self.names[1:], start=1):
             nmb = self.nmb[(0, j)]
@@ -320,10 +339,13 @@ class ComparisonResult:
                 icer = dc / dq
                 verdict = "more effective, more costly" if dq > 0 else "less effective, cheaper"
             res["arms"][arm] = {
-                "incremental_cost": dc, "incremental_qaly": dq, "icer_per_qaly": icer,
+                "incremental_cost": dc,
+                "incremental_qaly": dq,
+                "icer_per_qaly": icer,
                 "verdict": verdict,
-                "incremental_net_monetary_benefit": _difference(nmb.to_dict(), "higher",
-                                                                f"{arm} - {self.names[0]}"),
+                "incremental_net_monetary_benefit": _difference(
+                    nmb.to_dict(), "higher", f"{arm} - {self.names[0]}"
+                ),
             }
         res["incremental_analysis"] = self.incremental_analysis()
         return res
@@ -353,17 +375,20 @@ class ComparisonResult:
             row = r.to_dict()
             row["net_monetary_benefit"] = wtp * r.effect - r.cost
             row["optimal_for_wtp"] = ranges.get(r.strategy)
-            row["net_monetary_benefit_vs_optimal"] = (
-                None if i == b else self._nmb_difference(b, i))
+            row["net_monetary_benefit_vs_optimal"] = None if i == b else self._nmb_difference(b, i)
             table.append(row)
-        return {"willingness_to_pay_per_qaly": wtp,
-                "currency": self.scenarios[0].economics.currency,
-                "effect": qaly_col, "cost": cost_col,
-                "horizon": self.scenarios[0].economics.cea_horizon,
-                "discount_rate_per_year": self.scenarios[0].economics.discount_rate_per_year,
-                "perspective": self.scenarios[0].economics.perspective,
-                "price_year": self.scenarios[0].economics.price_year,
-                "optimal_strategy": best, "rows": table}
+        return {
+            "willingness_to_pay_per_qaly": wtp,
+            "currency": self.scenarios[0].economics.currency,
+            "effect": qaly_col,
+            "cost": cost_col,
+            "horizon": self.scenarios[0].economics.cea_horizon,
+            "discount_rate_per_year": self.scenarios[0].economics.discount_rate_per_year,
+            "perspective": self.scenarios[0].economics.perspective,
+            "price_year": self.scenarios[0].economics.price_year,
+            "optimal_strategy": best,
+            "rows": table,
+        }
 
     def _nmb_difference(self, ref: int, arm: int) -> dict[str, Any]:
         """NMB of ``arm`` minus NMB of ``ref``, paired over patients."""
@@ -372,9 +397,13 @@ class ComparisonResult:
         else:
             d = self.nmb[(arm, ref)].to_dict()
             lo, hi = d["ci95"]
-            d = dict(d, mean_difference=-d["mean_difference"],
-                     ci95=[None if hi is None else -hi, None if lo is None else -lo],
-                     higher_pct=d["lower_pct"], lower_pct=d["higher_pct"])
+            d = dict(
+                d,
+                mean_difference=-d["mean_difference"],
+                ci95=[None if hi is None else -hi, None if lo is None else -lo],
+                higher_pct=d["lower_pct"],
+                lower_pct=d["higher_pct"],
+            )
         return _difference(d, "higher", f"{self.names[arm]} - {self.names[ref]}")
 
     def to_frame(self) -> Any:
@@ -392,8 +421,14 @@ class ComparisonResult:
 
         fig, ax = new_axes(ax, (7.5, 5.0))
         ia = self.incremental_analysis()
-        draw_ce_plane(ax, ia["rows"], ia["willingness_to_pay_per_qaly"], ia["currency"],
-                      ia["optimal_strategy"], "Cost-effectiveness plane")
+        draw_ce_plane(
+            ax,
+            ia["rows"],
+            ia["willingness_to_pay_per_qaly"],
+            ia["currency"],
+            ia["optimal_strategy"],
+            "Cost-effectiveness plane",
+        )
         return fig
 
     def to_json(self) -> dict[str, Any]:
@@ -405,22 +440,30 @@ class ComparisonResult:
             "seed": self.seed,
             "patients": self.patients,
             "simulator_version": __version__,
-            "scenario_sha256": {n: scenario_sha256(s)
-                                for n, s in zip(self.names, self.scenarios, strict=True)},
+            "scenario_sha256": {
+                n: scenario_sha256(s) for n, s in zip(self.names, self.scenarios, strict=True)
+            },
             "outcomes": self.outcomes(),
             "economics": self.economics(),
-            "cpk_by_month": {n: s.by_month("cpk")
-                             for n, s in zip(self.names, self.summaries, strict=True)},
-            "prednisone_by_month": {n: s.prednisone_by_month()
-                                    for n, s in zip(self.names, self.summaries, strict=True)},
-            "kaplan_meier": {n: s.curves()
-                             for n, s in zip(self.names, self.summaries, strict=True)},
+            "cpk_by_month": {
+                n: s.by_month("cpk") for n, s in zip(self.names, self.summaries, strict=True)
+            },
+            "prednisone_by_month": {
+                n: s.prednisone_by_month() for n, s in zip(self.names, self.summaries, strict=True)
+            },
+            "kaplan_meier": {
+                n: s.curves() for n, s in zip(self.names, self.summaries, strict=True)
+            },
         }
 
 
 def _difference(d: dict[str, Any], better: str | None, contrast: str) -> dict[str, Any]:
-    out = {"contrast": contrast, "mean_difference": d["mean_difference"], "ci95": d["ci95"],
-           "n": d["n"]}
+    out = {
+        "contrast": contrast,
+        "mean_difference": d["mean_difference"],
+        "ci95": d["ci95"],
+        "n": d["n"],
+    }
     if better == "higher":
         out.update(better_pct=d["higher_pct"], worse_pct=d["lower_pct"], same_pct=d["same_pct"])
     elif better == "lower":
@@ -479,11 +522,14 @@ def compare(
     summaries = [CohortSummary(p, s.economics.currency) for p, s in zip(plans, scns, strict=True)]
     paired: list[dict[str, PairedDifference]] = [{} for _ in scns[1:]]
     nmb: dict[tuple[int, int], PairedDifference] = {}
-    tasks = [(scns, seed, a, b, engine_name, sink is not None, check_invariants, wtp)
-             for a, b in _chunks(n, size)]
+    tasks = [
+        (scns, seed, a, b, engine_name, sink is not None, check_invariants, wtp)
+        for a, b in _chunks(n, size)
+    ]
     show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=n, unit="patient", disable=not show, file=sys.stderr,
-               desc="compare", leave=False)
+    bar = tqdm(
+        total=n, unit="patient", disable=not show, file=sys.stderr, desc="compare", leave=False
+    )
 
     def collect(outputs: Iterator[_ArmsChunk]) -> None:
         for out in outputs:
@@ -508,6 +554,4 @@ def compare(
         collect(ordered_map(_task, tasks, workers, dask))
     finally:
         bar.close()
-    return ComparisonResult(names, scns, seed, n, engine_name, summaries, paired, nmb, wtp,
-                            diffs)
-
+    return ComparisonResult(names, scns, seed, n, engine_name, summaries, paired, nmb, wtp, diffs)

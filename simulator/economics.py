@@ -39,13 +39,20 @@ class IcerRow:
     status: str  # "ND", "ED" or "D"; "" when there is a single strategy
 
     def to_dict(self) -> dict[str, object]:
-        return {"strategy": self.strategy, "cost": self.cost, "effect": self.effect,
-                "inc_cost": self.inc_cost, "inc_effect": self.inc_effect,
-                "icer": self.icer, "status": self.status}
+        return {
+            "strategy": self.strategy,
+            "cost": self.cost,
+            "effect": self.effect,
+            "inc_cost": self.inc_cost,
+            "inc_effect": self.inc_effect,
+            "icer": self.icer,
+            "status": self.status,
+        }
 
 
-def _neighbour_icers(rows: list[tuple[str, float, float]]
-                     ) -> list[tuple[float | None, float | None, float | None]]:
+def _neighbour_icers(
+    rows: list[tuple[str, float, float]],
+) -> list[tuple[float | None, float | None, float | None]]:
     """dampack's compute_icers: each row against the previous one (the first has none)."""
     out: list[tuple[float | None, float | None, float | None]] = [(None, None, None)]
     for (_, c0, e0), (_, c1, e1) in itertools.pairwise(rows):
@@ -62,8 +69,9 @@ def _ratio(dc: float, de: float) -> float:
     return dc / de
 
 
-def calculate_icers(cost: Sequence[float], effect: Sequence[float],
-                    strategies: Sequence[str]) -> list[IcerRow]:
+def calculate_icers(
+    cost: Sequence[float], effect: Sequence[float], strategies: Sequence[str]
+) -> list[IcerRow]:
     """The incremental analysis table (see the module docstring)."""
     if not (len(cost) == len(effect) == len(strategies)):
         raise ValueError("cost, effect, and strategies must all be vectors of the same length")
@@ -73,8 +81,10 @@ def calculate_icers(cost: Sequence[float], effect: Sequence[float],
     if len(names) == 1:
         return [IcerRow(names[0], float(cost[0]), float(effect[0]), None, None, None, "")]
     # Python's sort is stable, as R's order() is for ties in both keys.
-    df = sorted(((n, float(c), float(e)) for n, c, e in zip(names, cost, effect, strict=True)),
-                key=lambda r: (r[1], -r[2]))
+    df = sorted(
+        ((n, float(c), float(e)) for n, c, e in zip(names, cost, effect, strict=True)),
+        key=lambda r: (r[1], -r[2]),
+    )
     dominated: list[str] = []
     for i in range(len(df) - 1):
         for j in range(i + 1, len(df)):
@@ -99,14 +109,20 @@ def calculate_icers(cost: Sequence[float], effect: Sequence[float],
             break
     dom = set(dominated) | set(extended)
     nd = [r for r in df if r[0] not in dom]
-    rows = [IcerRow(n, c, e, *inc, "ND") for (n, c, e), inc in zip(nd, _neighbour_icers(nd),
-                                                                  strict=True)]
+    rows = [
+        IcerRow(n, c, e, *inc, "ND")
+        for (n, c, e), inc in zip(nd, _neighbour_icers(nd), strict=True)
+    ]
     # dampack arranges by desc(Status): "ND" > "ED" > "D"; then cost, then -effect
     rank = {"ND": 0, "ED": 1, "D": 2}
-    others = [IcerRow(n, c, e, None, None, None, "ED" if n in extended else "D")
-              for n, c, e in df if n in dom]
+    others = [
+        IcerRow(n, c, e, None, None, None, "ED" if n in extended else "D")
+        for n, c, e in df
+        if n in dom
+    ]
     return sorted(rows, key=lambda r: (rank[r.status], r.cost, -r.effect)) + sorted(
-        others, key=lambda r: (rank[r.status], r.cost, -r.effect))
+        others, key=lambda r: (rank[r.status], r.cost, -r.effect)
+    )
 
 
 def optimal_strategy(rows: Sequence[IcerRow], wtp: float) -> str:

@@ -18,8 +18,9 @@ def _pandas() -> Any:
     try:
         import pandas as pd
     except ImportError:  # pragma: no cover - depends on the installation
-        raise ImportError("to_frame() needs pandas: pip install pandas (or the project's"
-                          " 'notebook' extra)") from None
+        raise ImportError(
+            "to_frame() needs pandas: pip install pandas (or the project's 'notebook' extra)"
+        ) from None
     return pd
 
 
@@ -29,10 +30,19 @@ def run_frame(metrics: dict[str, dict[str, Any]]) -> Any:
     rows = []
     for name, m in metrics.items():
         lo, hi = m["ci95"]
-        rows.append({"metric": name, "label": m["label"], "unit": m["unit"],
-                     "estimator": m.get("estimator"), "estimate": m["mean"],
-                     "ci95_low": lo, "ci95_high": hi, "n": m["n"],
-                     "rmst": m.get("rmst")})
+        rows.append(
+            {
+                "metric": name,
+                "label": m["label"],
+                "unit": m["unit"],
+                "estimator": m.get("estimator"),
+                "estimate": m["mean"],
+                "ci95_low": lo,
+                "ci95_high": hi,
+                "n": m["n"],
+                "rmst": m.get("rmst"),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -44,21 +54,31 @@ def comparison_frame(outcomes: dict[str, dict[str, Any]], reference: str) -> Any
     for name, o in outcomes.items():
         for arm, a in o["arms"].items():
             d = o["differences"].get(arm)
-            rows.append({
-                "metric": name, "label": o["label"], "unit": o["unit"], "arm": arm,
-                "estimator": o["estimator"], "estimate": a["mean"],
-                "ci95_low": a["ci95"][0], "ci95_high": a["ci95"][1],
-                "reference": reference,
-                "difference_estimator": o["difference_estimator"] if d else None,
-                "difference": d["mean_difference"] if d else None,
-                "difference_ci95_low": d["ci95"][0] if d else None,
-                "difference_ci95_high": d["ci95"][1] if d else None,
-            })
+            rows.append(
+                {
+                    "metric": name,
+                    "label": o["label"],
+                    "unit": o["unit"],
+                    "arm": arm,
+                    "estimator": o["estimator"],
+                    "estimate": a["mean"],
+                    "ci95_low": a["ci95"][0],
+                    "ci95_high": a["ci95"][1],
+                    "reference": reference,
+                    "difference_estimator": o["difference_estimator"] if d else None,
+                    "difference": d["mean_difference"] if d else None,
+                    "difference_ci95_low": d["ci95"][0] if d else None,
+                    "difference_ci95_high": d["ci95"][1] if d else None,
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def sweep_frame(points: list[dict[str, Any]], outputs: list[dict[str, float]],
-                base_values: dict[str, Any] | None = None) -> Any:
+def sweep_frame(
+    points: list[dict[str, Any]],
+    outputs: list[dict[str, float]],
+    base_values: dict[str, Any] | None = None,
+) -> Any:
     """One row per point and output: the parameters (numeric columns; a parameter a
     point does not set is at its base value), the arm, the outcome and its value (``arm``
     is empty for a single-scenario sweep; differences between arms have arm ``"B-A"``)."""
@@ -71,8 +91,16 @@ def sweep_frame(points: list[dict[str, Any]], outputs: list[dict[str, float]],
             if key.endswith("_se"):
                 continue
             arm, _, outcome = key.rpartition(":")
-            rows.append({"point": i, **point, "arm": arm, "outcome": outcome,
-                         "value": value, "mc_se": out.get(key + "_se")})
+            rows.append(
+                {
+                    "point": i,
+                    **point,
+                    "arm": arm,
+                    "outcome": outcome,
+                    "value": value,
+                    "mc_se": out.get(key + "_se"),
+                }
+            )
     return pd.DataFrame(rows)
 
 

@@ -27,17 +27,30 @@ from .records import ChunkResult
 from .scenario.schema import Scenario
 from .stats import Z95, KaplanMeier, LogHistogram, Moments, Proportion
 
-__all__ = ["METRICS", "CohortSummary", "Metric", "cea_columns", "metric_specs",
-           "patient_table"]
+__all__ = ["METRICS", "CohortSummary", "Metric", "cea_columns", "metric_specs", "patient_table"]
 
 TIS_WEEKS = (16, 24, 52)
 ENTRY_WEEKS = (12, 16, 24, 52)  # from entry: 12 is where Hara 2003 reports
 SURVIVAL_YEARS = (1, 2, 3, 5, 10, 20)
 # What each kind of metric's "mean" holds (summary.json, comparison.json/.csv).
-ESTIMATORS = {"mean": "mean", "proportion": "proportion", "rate": "ratio_of_sums",
-              "time": "km_median"}
-CORE_SET_MONTHLY = ("mmt8", "physician_global", "patient_global", "haq", "extramuscular",
-                    "tis", "damage", "skin_activity", "lung_activity", "dysphagia_activity")
+ESTIMATORS = {
+    "mean": "mean",
+    "proportion": "proportion",
+    "rate": "ratio_of_sums",
+    "time": "km_median",
+}
+CORE_SET_MONTHLY = (
+    "mmt8",
+    "physician_global",
+    "patient_global",
+    "haq",
+    "extramuscular",
+    "tis",
+    "damage",
+    "skin_activity",
+    "lung_activity",
+    "dysphagia_activity",
+)
 DOMAIN_LABELS = {"skin": "skin (DM)", "lung": "lung (ILD)", "dysphagia": "swallowing"}
 
 
@@ -107,8 +120,7 @@ def _longest_run_days(ok: np.ndarray, days: np.ndarray) -> np.ndarray:
     return best
 
 
-def _economics(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan,
-               scn: Scenario) -> None:
+def _economics(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan, scn: Scenario) -> None:
     """Discounted costs by component and QALYs (docs/model.md §5)."""
     econ = scn.economics
     price = econ.prices
@@ -121,12 +133,15 @@ def _economics(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan,
     cols["cost_ivig"] = price.ivig_per_g * o["discounted_ivig_g"]
     cols["cost_infusion_days"] = price.infusion_day * o["discounted_infusion_days"]
     cols["cost_prednisone"] = price.prednisone_per_mg * o["discounted_prednisone_mg"]
-    pulse_days = scn.regimen.steroid.pulse.days if (scn.regimen.steroid
-                                                    and scn.regimen.steroid.pulse) else 0
+    pulse_days = (
+        scn.regimen.steroid.pulse.days if (scn.regimen.steroid and scn.regimen.steroid.pulse) else 0
+    )
     pulse_disc = float(sum(math.exp(-d * k) for k in range(pulse_days)))
     cols["cost_methylprednisolone_pulse"] = (
         (np.asarray(chunk.pulse, dtype=np.float64) + o["rescue_pulses"])
-        * price.methylprednisolone_pulse_day * pulse_disc)
+        * price.methylprednisolone_pulse_day
+        * pulse_disc
+    )
     start = o["sparing_start_day"]
     started = np.isfinite(start) & (start <= plan.horizon_days)
     per_day = np.array([price.sparing_agent_per_day.get(a, 0.0) for a in plan.agents] + [0.0])
@@ -147,16 +162,23 @@ def _economics(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan,
         ae_cost += econ.adverse_event_cost.get(ae.name, 0.0) * k
         ae_loss += econ.adverse_event_qaly_loss.get(ae.name, 0.0) * k
     cols["cost_adverse_events"] = ae_cost
-    cols["cost_total"] = (cols["cost_ivig"] + cols["cost_infusion_days"] + cols["cost_prednisone"]
-                          + cols["cost_methylprednisolone_pulse"] + cols["cost_sparing_agents"]
-                          + cols["cost_visits"] + ae_cost)
+    cols["cost_total"] = (
+        cols["cost_ivig"]
+        + cols["cost_infusion_days"]
+        + cols["cost_prednisone"]
+        + cols["cost_methylprednisolone_pulse"]
+        + cols["cost_sparing_agents"]
+        + cols["cost_visits"]
+        + ae_cost
+    )
     # QALYs: the utility of the state seen at each visit holds until the next visit.
     u = econ.utilities
     haq = chunk.visits["haq"]
     utility = u.haq_intercept + u.haq_slope * haq
     utility = utility - u.active_disease_decrement * (chunk.visits["inactive"] < 0.5)
     utility = utility - u.high_dose_steroid_decrement * (
-        chunk.visit_prednisone > u.high_dose_steroid_mg_per_day)
+        chunk.visit_prednisone > u.high_dose_steroid_mg_per_day
+    )
     utility = np.clip(utility, measures.EQ5D_UK_3L_MIN, measures.EQ5D_UK_3L_MAX)
     # The utility seen at a visit holds until the next visit or death, whichever is first.
     # (the last visit's utility holds until the horizon)
@@ -171,12 +193,19 @@ def _economics(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan,
     # the cost-effectiveness analysis (lifetime by default): per patient, so arms and sweep
     # points compare it paired.
     cost_col, qaly_col = cea_columns(scn)
-    cols["net_monetary_benefit"] = (econ.willingness_to_pay_per_qaly * cols[qaly_col]
-                                    - cols[cost_col])
+    cols["net_monetary_benefit"] = (
+        econ.willingness_to_pay_per_qaly * cols[qaly_col] - cols[cost_col]
+    )
 
 
-def _lifetime(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan, scn: Scenario,
-              last_utility: np.ndarray, sparing_per_day: np.ndarray) -> None:
+def _lifetime(
+    cols: dict[str, np.ndarray],
+    chunk: ChunkResult,
+    plan: Plan,
+    scn: Scenario,
+    last_utility: np.ndarray,
+    sparing_per_day: np.ndarray,
+) -> None:
     """Costs, QALYs and life-years over a lifetime (docs/model.md §5, Lifetime): the
     simulated horizon, then, for the patients alive at its end, the state of the last
     visit carried forward: its utility, the final prednisone dose, the sparing agent if
@@ -190,8 +219,11 @@ def _lifetime(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan, scn: 
     base = chunk.baseline
     age = base.age_years + h_days / 365.25
     female = base.female.astype(np.int64)
-    excess = np.where(alive, np.maximum(o["final_death_hazard_per_day"]
-                                        - o["final_background_hazard_per_day"], 0.0), 0.0)
+    excess = np.where(
+        alive,
+        np.maximum(o["final_death_hazard_per_day"] - o["final_background_hazard_per_day"], 0.0),
+        0.0,
+    )
     bg_table = plan.background_per_day * 365.25  # per year, [sex, age]
     slope = plan.excess_log_hr_per_year_of_age
     delta = plan.discount_per_day * 365.25  # continuous rate per year
@@ -220,8 +252,11 @@ def _lifetime(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan, scn: 
     econ = scn.economics
     price = econ.prices
     visit_every = float(scn.visits.then_every_days)
-    per_year = 365.25 * (o["final_prednisone_mg_per_day"] * price.prednisone_per_mg
-                         + sparing_per_day + price.visit / visit_every)
+    per_year = 365.25 * (
+        o["final_prednisone_mg_per_day"] * price.prednisone_per_mg
+        + sparing_per_day
+        + price.visit / visit_every
+    )
     lived = np.minimum(o["death_day"], h_days) / 365.25
     cols["life_years_lifetime"] = lived + ly
     cols["discounted_life_years_lifetime"] = cols["discounted_life_years"] + disc_ly
@@ -272,8 +307,7 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
     for m in (3, 5, 6, 12):
         cols[f"cpk_normal_month_{m}"] = _normal(_at_month(plan, vis["cpk"], m), uln)
     for m in (6, 12):
-        cols[f"myoglobin_normal_month_{m}"] = _normal(_at_month(plan, vis["myoglobin"], m),
-                                                      myo_uln)
+        cols[f"myoglobin_normal_month_{m}"] = _normal(_at_month(plan, vis["myoglobin"], m), myo_uln)
     for m in (6, 12):
         cols[f"mmt8_month_{m}"] = _at_month(plan, vis["mmt8"], m)
     # Each extramuscular domain, among the patients who have it (NaN otherwise): its
@@ -289,16 +323,19 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
         cols[f"tis_week_{wk}"] = tis
         for level in (20, 40, 60):
             cols[f"tis{level}_week_{wk}"] = _flag(tis >= level, ~np.isnan(tis))
-    for name, col in (("time_to_cpk_normal_days", "time_to_cpk_normal_days"),
-                      ("time_to_tis20_days", "time_to_tis20_days"),
-                      ("time_to_tis40_days", "time_to_tis40_days"),
-                      ("time_to_inactive_days", "time_to_inactive_days")):
+    for name, col in (
+        ("time_to_cpk_normal_days", "time_to_cpk_normal_days"),
+        ("time_to_tis20_days", "time_to_tis20_days"),
+        ("time_to_tis40_days", "time_to_tis40_days"),
+        ("time_to_inactive_days", "time_to_inactive_days"),
+    ):
         t, seen = _time(o[col], last_visit)
         cols[name], cols[name.replace("time_to_", "").replace("_days", "_reached")] = (
-            t, seen.astype(np.int64))
+            t,
+            seen.astype(np.int64),
+        )
     cols["cpk_ever_normal"] = np.isfinite(o["time_to_cpk_normal_days"]).astype(np.int64)
-    cols["strength_ever_normal"] = np.isfinite(o["time_to_strength_normal_days"]).astype(
-        np.int64)
+    cols["strength_ever_normal"] = np.isfinite(o["time_to_strength_normal_days"]).astype(np.int64)
     for m in (6, 12, 24):
         cols[f"inactive_month_{m}"] = _at_month(plan, vis["inactive"], m)
     t, seen = _time(o["time_to_complete_response_days"], last_visit)
@@ -309,16 +346,18 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
     off = (vis["inactive"] > 0.5) & (chunk.visit_prednisone <= 0.0) & after_ivig
     run = _longest_run_days(off, plan.visit_days)
     never_sparing = ~np.isfinite(o["sparing_start_day"])
-    cols["remission_off_therapy"] = ((run >= plan.complete_response_days)
-                                     & never_sparing).astype(np.int64)
+    cols["remission_off_therapy"] = ((run >= plan.complete_response_days) & never_sparing).astype(
+        np.int64
+    )
     # Relapse: clinical (enzymes with function or physician global), and CK-defined.
     cols["relapses"] = o["relapses"]
     cols["relapse"] = (o["relapses"] > 0).astype(np.int64)
     cols["relapse_during_taper"] = (o["relapses_on_steroid"] > 0).astype(np.int64)
     cols["relapse_after_stopping"] = (o["relapses_off_steroid"] > 0).astype(np.int64)
     first_normal = o["time_to_cpk_normal_days"]
-    at_risk = np.where(np.isfinite(first_normal),
-                       np.maximum(np.minimum(horizon, death) - first_normal, 0.0), 0.0)
+    at_risk = np.where(
+        np.isfinite(first_normal), np.maximum(np.minimum(horizon, death) - first_normal, 0.0), 0.0
+    )
     cols["years_at_risk_of_relapse"] = at_risk / 365.25
     t, seen = _time(o["time_to_first_relapse_days"], until)
     cols["time_to_first_relapse_days"], cols["relapse_observed"] = t, seen.astype(np.int64)
@@ -343,15 +382,16 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
         _from_entry(cols, chunk, plan)
     tis24 = _at_day(plan, vis["tis"], 168)
     dead24 = death <= 168  # death counts as treatment failure
-    cols["treatment_failure_week_24"] = _flag((tis24 < 20) | dead24,
-                                              ~np.isnan(tis24) | dead24)
+    cols["treatment_failure_week_24"] = _flag((tis24 < 20) | dead24, ~np.isnan(tis24) | dead24)
     cols["damage_points"] = o["damage_points"]
     cols["cumulative_prednisone_g"] = o["cumulative_prednisone_mg"] / 1000.0
     pred6 = _at_month(plan, chunk.visit_prednisone, 6)
     cols["prednisone_month_6_mg_per_day"] = pred6
     cols["prednisone_5mg_by_month_6"] = _flag(pred6 <= 5.0, ~np.isnan(pred6))
-    for label, key in (("7_5", "time_to_prednisone_le_7_5_days"),
-                       ("5", "time_to_prednisone_le_5_days")):
+    for label, key in (
+        ("7_5", "time_to_prednisone_le_7_5_days"),
+        ("5", "time_to_prednisone_le_5_days"),
+    ):
         t, seen = _time(o[key], until)
         cols[f"time_to_prednisone_le_{label}mg_days"] = t
         cols[f"prednisone_le_{label}mg_reached"] = seen.astype(np.int64)
@@ -457,8 +497,9 @@ def _from_entry(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan) -> 
         cols[f"mmt8_change_week_{wk}_from_entry"] = mmt - mmt_entry
         cpk = np.where(ok, chunk.visits["cpk"][rows, j], math.nan)
         cols[f"cpk_ratio_week_{wk}_from_entry"] = cpk / cpk_entry
-    cols["unblinded"] = np.where(entered, np.isfinite(o["unblind_day"]).astype(np.float64),
-                                 math.nan)
+    cols["unblinded"] = np.where(
+        entered, np.isfinite(o["unblind_day"]).astype(np.float64), math.nan
+    )
 
 
 def _m(name: str, kind: str, unit: str, label: str, column: str = "", **kw: Any) -> Metric:
@@ -478,43 +519,72 @@ def metric_specs(plan: Plan) -> list[Metric]:
         _m("cpk_normal_month_12", P, P, "CPK normal at month 12"),
         _m("myoglobin_normal_month_6", P, P, "myoglobin normal at month 6"),
         _m("cpk_ever_normal", P, P, "CPK normal at some visit"),
-        _m("time_to_cpk_normal_days", T, "days", "time to CPK normal (KM median)",
-           event_column="cpk_normal_reached"),
+        _m(
+            "time_to_cpk_normal_days",
+            T,
+            "days",
+            "time to CPK normal (KM median)",
+            event_column="cpk_normal_reached",
+        ),
         _m("mmt8_month_6", Mn, "points (0-150)", "MMT-8 at month 6"),
         _m("mmt8_month_12", Mn, "points (0-150)", "MMT-8 at month 12"),
         _m("strength_ever_normal", P, P, "MMT-8 >= 142 at some visit"),
     ]
     for d, label in DOMAIN_LABELS.items():
         for m in (6, 12):
-            specs.append(_m(f"{d}_inactive_month_{m}", P, P,
-                            f"{label} inactive (<= 1 cm) at month {m}, among those with it"))
+            specs.append(
+                _m(
+                    f"{d}_inactive_month_{m}",
+                    P,
+                    P,
+                    f"{label} inactive (<= 1 cm) at month {m}, among those with it",
+                )
+            )
     specs += [
         _m("damage_points", Mn, "MMT-8 points", "muscle damage at the horizon"),
     ]
     for wk in TIS_WEEKS:
         specs.append(_m(f"tis_week_{wk}", Mn, "points (0-100)", f"TIS at week {wk}"))
         for level, word in ((20, "minimal"), (40, "moderate"), (60, "major")):
-            specs.append(_m(f"tis{level}_week_{wk}", P, P,
-                            f"TIS >= {level} ({word}) at week {wk}"))
+            specs.append(_m(f"tis{level}_week_{wk}", P, P, f"TIS >= {level} ({word}) at week {wk}"))
     specs += [
-        _m("time_to_tis20_days", T, "days", "time to TIS >= 20 (KM median)",
-           event_column="tis20_reached"),
-        _m("time_to_tis40_days", T, "days", "time to TIS >= 40 (KM median)",
-           event_column="tis40_reached"),
+        _m(
+            "time_to_tis20_days",
+            T,
+            "days",
+            "time to TIS >= 20 (KM median)",
+            event_column="tis20_reached",
+        ),
+        _m(
+            "time_to_tis40_days",
+            T,
+            "days",
+            "time to TIS >= 40 (KM median)",
+            event_column="tis40_reached",
+        ),
         _m("treatment_failure_week_24", P, P, "no minimal response (TIS < 20) at week 24"),
         _m("inactive_month_6", P, P, "inactive at month 6"),
         _m("inactive_month_12", P, P, "inactive at month 12"),
         _m("inactive_month_24", P, P, "inactive at month 24"),
-        _m("time_to_inactive_days", T, "days", "time to inactive disease (KM median)",
-           event_column="inactive_reached"),
-        _m("complete_clinical_response", P, P, "complete clinical response (>= 6 months"
-           " inactive)"),
+        _m(
+            "time_to_inactive_days",
+            T,
+            "days",
+            "time to inactive disease (KM median)",
+            event_column="inactive_reached",
+        ),
+        _m("complete_clinical_response", P, P, "complete clinical response (>= 6 months inactive)"),
         _m("remission_off_therapy", P, P, "remission off all therapy (>= 6 months)"),
         _m("relapse", P, P, ">= 1 clinical relapse"),
         _m("relapses", Mn, "count", "clinical relapses per patient"),
-        _m("relapse_rate_per_100_patient_years", "rate", "per 100 patient-years",
-           "clinical relapses per 100 patient-years at risk", column="relapses",
-           denominator="years_at_risk_of_relapse"),
+        _m(
+            "relapse_rate_per_100_patient_years",
+            "rate",
+            "per 100 patient-years",
+            "clinical relapses per 100 patient-years at risk",
+            column="relapses",
+            denominator="years_at_risk_of_relapse",
+        ),
         _m("relapse_during_taper", P, P, "relapse while on prednisone"),
         _m("relapse_after_stopping", P, P, "relapse after prednisone was stopped"),
         _m("biochemical_relapse", P, P, ">= 1 CK-defined relapse"),
@@ -527,38 +597,59 @@ def metric_specs(plan: Plan) -> list[Metric]:
         _m("last_visit_worsened", P, P, "not improved (TIS < 20) at the last visit"),
         _m("cumulative_prednisone_g", Mn, "g", "cumulative prednisone-equivalent dose"),
         _m("prednisone_5mg_by_month_6", P, P, "prednisone <= 5 mg/day at month 6"),
-        _m("time_to_prednisone_le_7_5mg_days", T, "days",
-           "time to prednisone <= 7.5 mg/day (KM median)",
-           event_column="prednisone_le_7_5mg_reached"),
-        _m("time_to_prednisone_le_5mg_days", T, "days",
-           "time to prednisone <= 5 mg/day (KM median)",
-           event_column="prednisone_le_5mg_reached"),
+        _m(
+            "time_to_prednisone_le_7_5mg_days",
+            T,
+            "days",
+            "time to prednisone <= 7.5 mg/day (KM median)",
+            event_column="prednisone_le_7_5mg_reached",
+        ),
+        _m(
+            "time_to_prednisone_le_5mg_days",
+            T,
+            "days",
+            "time to prednisone <= 5 mg/day (KM median)",
+            event_column="prednisone_le_5mg_reached",
+        ),
         _m("steroid_stopped", P, P, "prednisone stopped"),
         _m("ivig_g", Mn, "g", "IVIG per patient"),
         _m("ivig_cycles", Mn, "cycles", "IVIG cycles per patient"),
         _m("rescue_started", P, P, "rescue IVIG started"),
         _m("rescue_pulse", P, P, "rescue methylprednisolone pulse"),
         _m("sparing_agent_used", P, P, "steroid-sparing agent started"),
-        _m("time_to_rescue_days", T, "days", "time to rescue IVIG (KM median)",
-           event_column="rescue_started"),
+        _m(
+            "time_to_rescue_days",
+            T,
+            "days",
+            "time to rescue IVIG (KM median)",
+            event_column="rescue_started",
+        ),
         _m("died", P, P, "died during follow-up"),
         _m("death_disease", P, P, "died: disease-related"),
         _m("death_background", P, P, "died: background (life table)"),
     ]
     for ae in plan.steroid_aes + plan.ivig_aes:  # type: ignore[operator]
         if ae.case_fatality > 0:
-            specs.append(_m(f"death_{ae.name}", P, P,
-                            f"died: {ae.name.replace('_', ' ')}"))
+            specs.append(_m(f"death_{ae.name}", P, P, f"died: {ae.name.replace('_', ' ')}"))
     for k in survival_years(plan):
         specs.append(_m(f"alive_year_{k}", P, P, f"alive at {k} year{'s' if k > 1 else ''}"))
     specs += [
         _m("life_years", Mn, "years", "life-years within the horizon (undiscounted)"),
-        _m("life_years_lifetime", Mn, "years", "life expectancy from diagnosis (lifetime,"
-           " undiscounted)"),
+        _m(
+            "life_years_lifetime",
+            Mn,
+            "years",
+            "life expectancy from diagnosis (lifetime, undiscounted)",
+        ),
         _m("cost_lifetime", Mn, "currency", "total cost over a lifetime (discounted)"),
         _m("qaly_lifetime", Mn, "QALY", "QALYs over a lifetime (discounted)"),
-        _m("net_monetary_benefit", Mn, "currency", "net monetary benefit at the willingness"
-           " to pay (cost-effectiveness horizon)", nonnegative=False),
+        _m(
+            "net_monetary_benefit",
+            Mn,
+            "currency",
+            "net monetary benefit at the willingness to pay (cost-effectiveness horizon)",
+            nonnegative=False,
+        ),
         _m("cost_total", Mn, "currency", "total cost (discounted)"),
         _m("cost_ivig", Mn, "currency", "cost: IVIG"),
         _m("cost_infusion_days", Mn, "currency", "cost: infusion days"),
@@ -572,25 +663,66 @@ def metric_specs(plan: Plan) -> list[Metric]:
     if plan.entry_rule is not None:
         specs.append(_m("entered", P, P, "entered the study"))
         for wk in ENTRY_WEEKS:
-            specs.append(_m(f"tis_week_{wk}_from_entry", Mn, "points (0-100)",
-                            f"TIS at week {wk} from entry"))
+            specs.append(
+                _m(
+                    f"tis_week_{wk}_from_entry",
+                    Mn,
+                    "points (0-100)",
+                    f"TIS at week {wk} from entry",
+                )
+            )
             for level in (20, 40, 60):
-                specs.append(_m(f"tis{level}_week_{wk}_from_entry", P, P,
-                                f"TIS >= {level} at week {wk} from entry"))
-            specs.append(_m(f"mmt8_change_week_{wk}_from_entry", Mn, "points",
-                            f"MMT-8 change at week {wk} from entry", nonnegative=False))
-            specs.append(_m(f"cpk_ratio_week_{wk}_from_entry", Mn, "ratio",
-                            f"CPK at week {wk} / CPK at entry"))
+                specs.append(
+                    _m(
+                        f"tis{level}_week_{wk}_from_entry",
+                        P,
+                        P,
+                        f"TIS >= {level} at week {wk} from entry",
+                    )
+                )
+            specs.append(
+                _m(
+                    f"mmt8_change_week_{wk}_from_entry",
+                    Mn,
+                    "points",
+                    f"MMT-8 change at week {wk} from entry",
+                    nonnegative=False,
+                )
+            )
+            specs.append(
+                _m(
+                    f"cpk_ratio_week_{wk}_from_entry",
+                    Mn,
+                    "ratio",
+                    f"CPK at week {wk} / CPK at entry",
+                )
+            )
         specs.append(_m("unblinded", P, P, "switched from placebo to open-label IVIG"))
     for ae in plan.steroid_aes + plan.ivig_aes:  # type: ignore[operator]
-        specs.append(Metric(f"adverse_event_{ae.name}", "proportion", f"ae_{ae.name}",
-                            "proportion", f"{ae.name.replace('_', ' ')} (>= 1)"))
+        specs.append(
+            Metric(
+                f"adverse_event_{ae.name}",
+                "proportion",
+                f"ae_{ae.name}",
+                "proportion",
+                f"{ae.name.replace('_', ' ')} (>= 1)",
+            )
+        )
     return specs
 
 
-METRICS = ("cpk_ratio_month_3", "cpk_normal_month_6", "tis_week_24", "tis40_week_24",
-           "inactive_month_12", "relapse", "course_chronic", "cumulative_prednisone_g",
-           "time_to_prednisone_le_5mg_days", "ivig_g")
+METRICS = (
+    "cpk_ratio_month_3",
+    "cpk_normal_month_6",
+    "tis_week_24",
+    "tis40_week_24",
+    "inactive_month_12",
+    "relapse",
+    "course_chronic",
+    "cumulative_prednisone_g",
+    "time_to_prednisone_le_5mg_days",
+    "ivig_g",
+)
 
 
 class RatioEstimate:
@@ -619,8 +751,11 @@ class RatioEstimate:
         cov = (self.xy.total - n * mx * my) / (n - 1)
         var = (self.x.var - 2 * r * cov + r * r * self.y.var) / (n * my * my)
         se = math.sqrt(max(var, 0.0))
-        return {"mean": r * self.scale, "ci95": [max(0.0, (r - Z95 * se) * self.scale),
-                                                 (r + Z95 * se) * self.scale], "n": n}
+        return {
+            "mean": r * self.scale,
+            "ci95": [max(0.0, (r - Z95 * se) * self.scale), (r + Z95 * se) * self.scale],
+            "n": n,
+        }
 
 
 class CohortSummary:
@@ -641,8 +776,11 @@ class CohortSummary:
                 self.acc[m.name] = RatioEstimate()
             else:
                 self.acc[m.name] = KaplanMeier(horizon)
-        self.months = [m for m in range(int(plan.horizon_days) // MONTH_DAYS + 1)
-                       if _visit_index(plan, m * MONTH_DAYS) is not None]
+        self.months = [
+            m
+            for m in range(int(plan.horizon_days) // MONTH_DAYS + 1)
+            if _visit_index(plan, m * MONTH_DAYS) is not None
+        ]
         self.month_index = [_visit_index(plan, m * MONTH_DAYS) for m in self.months]
         self.cpk_months = [LogHistogram() for _ in self.months]
         self.myo_months = [LogHistogram() for _ in self.months]
@@ -675,8 +813,11 @@ class CohortSummary:
         self.n += other.n
         for name, acc in self.acc.items():
             acc.merge(other.acc[name])
-        pairs = [(self.cpk_months, other.cpk_months), (self.myo_months, other.myo_months),
-                 (self.pred_months, other.pred_months)]
+        pairs = [
+            (self.cpk_months, other.cpk_months),
+            (self.myo_months, other.myo_months),
+            (self.pred_months, other.pred_months),
+        ]
         pairs += [(self.core_months[n], other.core_months[n]) for n in self.core_months]
         for mine, theirs in pairs:
             for a, b in zip(mine, theirs, strict=True):
@@ -690,8 +831,14 @@ class CohortSummary:
             if m.kind == "mean" and m.nonnegative and ci[0] is not None:
                 ci = [max(0.0, ci[0]), ci[1]]  # a normal interval must not cross zero here
             unit = self.currency if m.unit == "currency" else m.unit
-            entry = {"mean": d["mean"], "ci95": ci, "n": d["n"], "unit": unit,
-                     "label": m.label, "estimator": ESTIMATORS[m.kind]}
+            entry = {
+                "mean": d["mean"],
+                "ci95": ci,
+                "n": d["n"],
+                "unit": unit,
+                "label": m.label,
+                "estimator": ESTIMATORS[m.kind],
+            }
             if m.kind == "time":
                 entry["events"] = d["events"]
                 entry["censored"] = d["censored"]
@@ -702,21 +849,30 @@ class CohortSummary:
 
     def curves(self) -> dict[str, dict[str, list[Any]]]:
         """Kaplan-Meier curves of the time-to-event metrics, for figures."""
-        return {m.name: self.acc[m.name].to_dict()["curve"] for m in self.specs
-                if m.kind == "time"}
+        return {m.name: self.acc[m.name].to_dict()["curve"] for m in self.specs if m.kind == "time"}
 
     def by_month(self, which: str = "cpk") -> list[dict[str, Any]]:
         hists = self.cpk_months if which == "cpk" else self.myo_months
         rows = []
         for month, h in zip(self.months, hists, strict=True):
             d = h.to_dict()
-            rows.append({"month": month, "day": month * MONTH_DAYS, "median": d["median"],
-                         "p05": d["p05"], "p95": d["p95"], "mean": d["mean"]})
+            rows.append(
+                {
+                    "month": month,
+                    "day": month * MONTH_DAYS,
+                    "median": d["median"],
+                    "p05": d["p05"],
+                    "p95": d["p95"],
+                    "mean": d["mean"],
+                }
+            )
         return rows
 
     def prednisone_by_month(self) -> list[dict[str, Any]]:
-        return [{"month": month, "day": month * MONTH_DAYS, "mean": acc.to_dict()["mean"]}
-                for month, acc in zip(self.months, self.pred_months, strict=True)]
+        return [
+            {"month": month, "day": month * MONTH_DAYS, "mean": acc.to_dict()["mean"]}
+            for month, acc in zip(self.months, self.pred_months, strict=True)
+        ]
 
     def core_set_by_month(self) -> dict[str, list[dict[str, Any]]]:
         """Mean and SD of each core set measure (and TIS, damage) at each monthly visit."""
@@ -725,7 +881,8 @@ class CohortSummary:
             rows = []
             for month, acc in zip(self.months, accs, strict=True):
                 d = acc.to_dict()
-                rows.append({"month": month, "day": month * MONTH_DAYS, "mean": d["mean"],
-                             "sd": d["sd"]})
+                rows.append(
+                    {"month": month, "day": month * MONTH_DAYS, "mean": d["mean"], "sd": d["sd"]}
+                )
             out[name] = rows
         return out

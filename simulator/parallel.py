@@ -56,7 +56,8 @@ def default_workers() -> int:
 _PR_SET_PDEATHSIG = 1
 _DASK_ADDRESS = re.compile(
     r"^(?:(?:tcp|tls|ucx|ws|wss)://(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+):[0-9]{1,5}"
-    r"|inproc://[^\s]+)$")
+    r"|inproc://[^\s]+)$"
+)
 
 
 def check_dask_address(dask: str | None) -> None:
@@ -66,8 +67,10 @@ def check_dask_address(dask: str | None) -> None:
     m = _DASK_ADDRESS.match(dask)
     port = dask.rsplit(":", 1)[-1]
     if not m or (not dask.startswith("inproc://") and not 0 < int(port) < 65536):
-        raise InputError(f"--dask-scheduler {dask!r}: not a scheduler address; expected"
-                         " tcp://HOST:PORT (or tls://, ws://, wss://, ucx://, inproc://)")
+        raise InputError(
+            f"--dask-scheduler {dask!r}: not a scheduler address; expected"
+            " tcp://HOST:PORT (or tls://, ws://, wss://, ucx://, inproc://)"
+        )
 
 
 def limit_native_threads() -> Any:
@@ -123,10 +126,13 @@ def _die_with_parent(parent: int) -> None:
 def _process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
     """A process pool whose workers die with this process; leaving the block early (an
     exception, Ctrl-C, a closed generator) cancels queued tasks and kills the workers."""
-    context = (multiprocessing.get_context("fork") if sys.platform.startswith("linux")
-               else None)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                               initializer=_die_with_parent, initargs=(os.getpid(),))
+    context = multiprocessing.get_context("fork") if sys.platform.startswith("linux") else None
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_die_with_parent,
+        initargs=(os.getpid(),),
+    )
     try:
         yield pool
     except BaseException:
@@ -171,15 +177,21 @@ def _dask_client(dask: str, workers: int) -> Iterator[Any]:
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:
-        raise InputError("--dask needs the optional Dask dependencies: pip install '.[dask]'"
-                         ) from None
+        raise InputError(
+            "--dask needs the optional Dask dependencies: pip install '.[dask]'"
+        ) from None
     for name in ("distributed", "tornado", "bokeh"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     check_dask_address(dask)
     if dask == "local":
         with _ignoring_sigint():
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.CRITICAL)
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.CRITICAL,
+            )
         client = Client(cluster)
         client.run(_limit_in_worker)
         try:
@@ -191,8 +203,7 @@ def _dask_client(dask: str, workers: int) -> Iterator[Any]:
     try:
         client = Client(dask, timeout="10s")
     except (OSError, TimeoutError, ValueError) as err:
-        raise InputError(f"--dask-scheduler {dask}: cannot reach the scheduler ({err})"
-                         ) from None
+        raise InputError(f"--dask-scheduler {dask}: cannot reach the scheduler ({err})") from None
     with contextlib.suppress(Exception):  # a worker without threadpoolctl still works
         client.run(_limit_in_worker)
     try:
@@ -201,8 +212,9 @@ def _dask_client(dask: str, workers: int) -> Iterator[Any]:
         client.close()
 
 
-def ordered_map(fn: Callable[[T], R], tasks: list[T], workers: int = 1,
-                dask: str | None = None) -> Iterator[R]:
+def ordered_map(
+    fn: Callable[[T], R], tasks: list[T], workers: int = 1, dask: str | None = None
+) -> Iterator[R]:
     """Results of fn over tasks, in task order, computed wherever asked."""
     if dask:
         with _dask_client(dask, workers) as client:
@@ -233,8 +245,9 @@ def ordered_map(fn: Callable[[T], R], tasks: list[T], workers: int = 1,
                 nxt += 1
 
 
-def completed_map(fn: Callable[[T], R], tasks: list[tuple[int, T]], workers: int = 1,
-                  dask: str | None = None) -> Iterator[tuple[int, R]]:
+def completed_map(
+    fn: Callable[[T], R], tasks: list[tuple[int, T]], workers: int = 1, dask: str | None = None
+) -> Iterator[tuple[int, R]]:
     """(key, result) pairs as tasks complete, in any order (for checkpointing)."""
     if dask:
         with _dask_client(dask, workers) as client:

@@ -93,21 +93,49 @@ class EventLog:
     steps at a time (numpy arrays); ``finish`` turns both into sorted numpy columns.
     """
 
-    FIELDS = ("patient", "day", "kind", "flags", "cpk", "myoglobin", "value", "prednisone",
-              "prednisone_before")
-    DTYPES = (np.int64, np.float64, np.int64, np.int64, np.float64, np.float64, np.float64,
-              np.float64, np.float64)
+    FIELDS = (
+        "patient",
+        "day",
+        "kind",
+        "flags",
+        "cpk",
+        "myoglobin",
+        "value",
+        "prednisone",
+        "prednisone_before",
+    )
+    DTYPES = (
+        np.int64,
+        np.float64,
+        np.int64,
+        np.int64,
+        np.float64,
+        np.float64,
+        np.float64,
+        np.float64,
+        np.float64,
+    )
 
     def __init__(self) -> None:
         self._rows: list[tuple[Any, ...]] = []
         self._blocks: list[tuple[np.ndarray, ...]] = []
         self.columns: dict[str, np.ndarray] | None = None
 
-    def append(self, patient: int, day: float, kind: int, flags: float, cpk: float,
-               myoglobin: float, value: float, prednisone: float,
-               prednisone_before: float) -> None:
-        self._rows.append((patient, day, kind, int(flags), cpk, myoglobin, value, prednisone,
-                           prednisone_before))
+    def append(
+        self,
+        patient: int,
+        day: float,
+        kind: int,
+        flags: float,
+        cpk: float,
+        myoglobin: float,
+        value: float,
+        prednisone: float,
+        prednisone_before: float,
+    ) -> None:
+        self._rows.append(
+            (patient, day, kind, int(flags), cpk, myoglobin, value, prednisone, prednisone_before)
+        )
 
     def extend_arrays(self, *cols: np.ndarray) -> None:
         self._blocks.append(tuple(np.asarray(c) for c in cols))
@@ -121,8 +149,10 @@ class EventLog:
         for block in self._blocks:
             for j, col in enumerate(block):
                 parts[j].append(col)
-        cols = {name: (np.concatenate(p).astype(dt) if p else np.zeros(0, dtype=dt))
-                for name, p, dt in zip(self.FIELDS, parts, self.DTYPES, strict=True)}
+        cols = {
+            name: (np.concatenate(p).astype(dt) if p else np.zeros(0, dtype=dt))
+            for name, p, dt in zip(self.FIELDS, parts, self.DTYPES, strict=True)
+        }
         order = np.lexsort((cols["kind"], cols["day"], cols["patient"]))
         self.columns = {k: v[order] for k, v in cols.items()}
         self._rows, self._blocks = [], []
@@ -188,4 +218,3 @@ class ChunkResult:
 
 def empty_outcomes(plan: Plan, n: int) -> dict[str, np.ndarray]:
     return {name: np.full(n, math.nan) for name in outcome_columns(plan)}
-

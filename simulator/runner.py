@@ -48,6 +48,7 @@ def chunk_size_for(engine: str, n: int, workers: int, chunk_size: int | None) ->
     per_worker = -(-n // max(1, 4 * workers))
     return max(1, min(DEFAULT_CHUNK[engine], max(100, per_worker)))
 
+
 ChunkSink = Callable[[dict[str, np.ndarray], EventLog | None], None]
 
 
@@ -94,8 +95,14 @@ class RunResult:
         fig, ax = new_axes(ax)
         rows = [r for r in self.summary.by_month(which) if r["median"] is not None]
         months = [r["month"] for r in rows]
-        ax.fill_between(months, [r["p05"] for r in rows], [r["p95"] for r in rows],
-                        alpha=0.2, color="#0072B2", label="5-95% of patients")
+        ax.fill_between(
+            months,
+            [r["p05"] for r in rows],
+            [r["p95"] for r in rows],
+            alpha=0.2,
+            color="#0072B2",
+            label="5-95% of patients",
+        )
         ax.plot(months, [r["median"] for r in rows], color="#0072B2", label="median")
         uln = self.plan.cpk_uln if which == "cpk" else self.plan.myoglobin_uln
         ax.axhline(uln, color="black", linestyle=":", label="ULN")
@@ -152,17 +159,18 @@ class _ChunkOutput:
     summary: CohortSummary
 
 
-def simulate_chunk(scn: Scenario, seed: int, start: int, stop: int, engine: str,
-                   events: bool = False) -> tuple[ChunkResult, Plan]:
+def simulate_chunk(
+    scn: Scenario, seed: int, start: int, stop: int, engine: str, events: bool = False
+) -> tuple[ChunkResult, Plan]:
     """Run patients start..stop-1 with one engine (the unit the runner distributes)."""
     plan = _plan_for(scn)
     ids = np.arange(start, stop, dtype=np.int64)
     return ENGINES[engine](scn, plan, seed, ids, events=events), plan
 
 
-def summarise_chunk(scn: Scenario, seed: int, start: int, stop: int, engine: str,
-                    events: bool, check: bool
-                    ) -> tuple[ChunkResult, dict[str, np.ndarray], CohortSummary]:
+def summarise_chunk(
+    scn: Scenario, seed: int, start: int, stop: int, engine: str, events: bool, check: bool
+) -> tuple[ChunkResult, dict[str, np.ndarray], CohortSummary]:
     """Simulate a chunk, check its event log's invariants, and tabulate and summarise it."""
     chunk, plan = simulate_chunk(scn, seed, start, stop, engine, events or check)
     if check and chunk.events is not None:
@@ -176,8 +184,13 @@ def summarise_chunk(scn: Scenario, seed: int, start: int, stop: int, engine: str
 def _task(args: tuple[Scenario, int, int, int, str, bool, bool, bool]) -> _ChunkOutput:
     scn, seed, start, stop, engine, events, keep_table, check = args
     chunk, table, summary = summarise_chunk(scn, seed, start, stop, engine, events, check)
-    return _ChunkOutput(start, stop - start, table if keep_table else None,
-                        chunk.events if events else None, summary)
+    return _ChunkOutput(
+        start,
+        stop - start,
+        table if keep_table else None,
+        chunk.events if events else None,
+        summary,
+    )
 
 
 def _chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
@@ -214,23 +227,24 @@ def run(
     plan = _plan_for(scn)
     total = CohortSummary(plan, scn.economics.currency)
     keep = sink is not None
-    tasks = [(scn, seed, a, b, name, events, keep, check_invariants)
-             for a, b in _chunks(n, size)]
+    tasks = [(scn, seed, a, b, name, events, keep, check_invariants) for a, b in _chunks(n, size)]
     show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=n, unit="patient", disable=not show, file=sys.stderr,
-               desc=scn.name[:30], leave=False)
-    log.info("running %d patients of %r with the %s engine, %d worker(s)", n, scn.name, name,
-             workers)
+    bar = tqdm(
+        total=n, unit="patient", disable=not show, file=sys.stderr, desc=scn.name[:30], leave=False
+    )
+    log.info(
+        "running %d patients of %r with the %s engine, %d worker(s)", n, scn.name, name, workers
+    )
     try:
         _collect(ordered_map(_task, tasks, workers, dask), total, sink, bar)
     finally:
         bar.close()
-    return RunResult(scenario=scn, seed=seed, patients=n, engine=name, plan=plan,
-                     summary=total)
+    return RunResult(scenario=scn, seed=seed, patients=n, engine=name, plan=plan, summary=total)
 
 
-def _collect(outputs: Iterator[_ChunkOutput], total: CohortSummary, sink: ChunkSink | None,
-             bar: tqdm) -> None:
+def _collect(
+    outputs: Iterator[_ChunkOutput], total: CohortSummary, sink: ChunkSink | None, bar: tqdm
+) -> None:
     for out in outputs:
         total.merge(out.summary)
         if sink is not None and out.table is not None:

@@ -553,7 +553,7 @@ class KaplanMeier:
     def at_risk(self, day: int) -> int:
         """Subjects still at risk on ``day`` (time >= day)."""
         total = self.events + self.censored
-        return int(total[int(day):].sum())
+        return int(total[int(day) :].sum())
 
     def rmst(self, tau: int | None = None) -> tuple[float, float]:
         """Restricted mean time to the event up to day ``tau`` (default: the horizon), the

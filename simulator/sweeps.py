@@ -54,6 +54,7 @@ Evaluator = Callable[[Point], dict[str, float]]
 # Values at a path
 # --------------------------------------------------------------------------------------
 
+
 def _get(data: Any, path: str) -> Any:
     cur = data
     for part in _split(path):
@@ -93,6 +94,7 @@ def with_overrides(scn: Scenario, point: Point, where: str = "sweep") -> Scenari
 # Designs -> points
 # --------------------------------------------------------------------------------------
 
+
 def _uniform_rows(seed: int, n: int, k: int, purpose: str) -> np.ndarray:
     return streams.uniform(seed, np.arange(n)[:, None], purpose, np.arange(k)[None, :])
 
@@ -106,24 +108,28 @@ def points_of(design: Any, seed: int, base_values: dict[str, Any]) -> list[Point
             pts.extend({name: v} for v in spec.points())
         return pts
     if isinstance(design, Grid):
-        return [dict(zip(names, combo, strict=True))
-                for combo in itertools.product(*design.parameters.values())]
+        return [
+            dict(zip(names, combo, strict=True))
+            for combo in itertools.product(*design.parameters.values())
+        ]
     if isinstance(design, PSA):
         u = _uniform_rows(seed, design.draws, len(names), "sweep.psa")
         if design.correlation is not None:
             chol = np.linalg.cholesky(np.asarray(design.correlation, dtype=float))
             u = special.ndtr(special.ndtri(u) @ chol.T)
         cols = [ppf(design.parameters[n], u[:, j]) for j, n in enumerate(names)]
-        return [{n: float(cols[j][i]) for j, n in enumerate(names)}
-                for i in range(design.draws)]
+        return [{n: float(cols[j][i]) for j, n in enumerate(names)} for i in range(design.draws)]
     problem = salib_problem(design)
     x = _salib_sample(design, problem, seed)
     return [{n: float(row[j]) for j, n in enumerate(names)} for row in x]
 
 
 def salib_problem(design: Sobol | Morris) -> dict[str, Any]:
-    return {"num_vars": len(design.parameters), "names": list(design.parameters),
-            "bounds": [[b.low, b.high] for b in design.parameters.values()]}
+    return {
+        "num_vars": len(design.parameters),
+        "names": list(design.parameters),
+        "bounds": [[b.low, b.high] for b in design.parameters.values()],
+    }
 
 
 def _salib_sample(design: Sobol | Morris, problem: dict[str, Any], seed: int) -> np.ndarray:
@@ -131,20 +137,27 @@ def _salib_sample(design: Sobol | Morris, problem: dict[str, Any], seed: int) ->
     if isinstance(design, Sobol):
         from SALib.sample import sobol as sobol_sample
 
-        return sobol_sample.sample(problem, design.n, calc_second_order=design.second_order,
-                                   seed=seed32)
+        return sobol_sample.sample(
+            problem, design.n, calc_second_order=design.second_order, seed=seed32
+        )
     from SALib.sample import morris as morris_sample
 
-    return morris_sample.sample(problem, design.trajectories, num_levels=design.levels,
-                                seed=seed32)
+    return morris_sample.sample(problem, design.trajectories, num_levels=design.levels, seed=seed32)
 
 
 # --------------------------------------------------------------------------------------
 # Analyses
 # --------------------------------------------------------------------------------------
 
-def analyse(design: Any, points: list[Point], outputs: list[dict[str, float]], seed: int,
-            base_values: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+
+def analyse(
+    design: Any,
+    points: list[Point],
+    outputs: list[dict[str, float]],
+    seed: int,
+    base_values: dict[str, Any],
+    keys: Sequence[str],
+) -> dict[str, Any]:
     """Design-specific analysis of the outputs (a list of {output: value} per point)."""
     y = {k: np.array([o.get(k, math.nan) for o in outputs], dtype=float) for k in keys}
     if isinstance(design, OneWay):
@@ -154,8 +167,13 @@ def analyse(design: Any, points: list[Point], outputs: list[dict[str, float]], s
     return {}
 
 
-def _tornado(design: OneWay, points: list[Point], outputs: list[dict[str, float]],
-             keys: Sequence[str], base_values: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+def _tornado(
+    design: OneWay,
+    points: list[Point],
+    outputs: list[dict[str, float]],
+    keys: Sequence[str],
+    base_values: dict[str, Any],
+) -> dict[str, list[dict[str, Any]]]:
     base = outputs[0]
     res: dict[str, list[dict[str, Any]]] = {}
     for key in keys:
@@ -163,29 +181,41 @@ def _tornado(design: OneWay, points: list[Point], outputs: list[dict[str, float]
         i = 1
         for name, spec in design.parameters.items():
             vals = spec.points()
-            outs = outputs[i:i + len(vals)]
+            outs = outputs[i : i + len(vals)]
             i += len(vals)
             ys = [o.get(key, math.nan) for o in outs]
             ses = [o.get(key + "_se", math.nan) for o in outs]
-            bars.append({"parameter": name, "base_value": base_values.get(name),
-                         "points": list(range(i - len(vals), i)),
-                         "values": vals, "outcomes": ys, "mc_se": ses,
-                         "low": min(ys), "high": max(ys), "swing": max(ys) - min(ys)})
+            bars.append(
+                {
+                    "parameter": name,
+                    "base_value": base_values.get(name),
+                    "points": list(range(i - len(vals), i)),
+                    "values": vals,
+                    "outcomes": ys,
+                    "mc_se": ses,
+                    "low": min(ys),
+                    "high": max(ys),
+                    "swing": max(ys) - min(ys),
+                }
+            )
         bars.sort(key=lambda b: -abs(b["swing"]) if math.isfinite(b["swing"]) else 0)
         res[key] = [{"base_outcome": base.get(key), "base_mc_se": base.get(key + "_se")}, *bars]
     return res
 
 
-def _global(design: Sobol | Morris, points: list[Point], y: dict[str, np.ndarray],
-            seed: int) -> dict[str, Any]:
+def _global(
+    design: Sobol | Morris, points: list[Point], y: dict[str, np.ndarray], seed: int
+) -> dict[str, Any]:
     problem = salib_problem(design)
     seed32 = int(seed % (2**32))
     out: dict[str, Any] = {}
     x = np.array([[p[n] for n in problem["names"]] for p in points])
     for key, values in y.items():
         if not np.all(np.isfinite(values)):
-            out[key] = {"error": "outcome undefined at some points (e.g. a median never"
-                                 " reached); indices not computed"}
+            out[key] = {
+                "error": "outcome undefined at some points (e.g. a median never"
+                " reached); indices not computed"
+            }
             continue
         if np.ptp(values) == 0:
             out[key] = {"error": "outcome constant over the design; indices undefined"}
@@ -193,23 +223,29 @@ def _global(design: Sobol | Morris, points: list[Point], y: dict[str, np.ndarray
         if isinstance(design, Sobol):
             from SALib.analyze import sobol as sobol_analyze
 
-            si = sobol_analyze.analyze(problem, values, calc_second_order=design.second_order,
-                                       conf_level=0.95, seed=seed32)
-            out[key] = {"parameters": problem["names"],
-                        "S1": [float(v) for v in si["S1"]],
-                        "S1_ci95_halfwidth": [float(v) for v in si["S1_conf"]],
-                        "ST": [float(v) for v in si["ST"]],
-                        "ST_ci95_halfwidth": [float(v) for v in si["ST_conf"]]}
+            si = sobol_analyze.analyze(
+                problem, values, calc_second_order=design.second_order, conf_level=0.95, seed=seed32
+            )
+            out[key] = {
+                "parameters": problem["names"],
+                "S1": [float(v) for v in si["S1"]],
+                "S1_ci95_halfwidth": [float(v) for v in si["S1_conf"]],
+                "ST": [float(v) for v in si["ST"]],
+                "ST_ci95_halfwidth": [float(v) for v in si["ST_conf"]],
+            }
         else:
             from SALib.analyze import morris as morris_analyze
 
-            mi = morris_analyze.analyze(problem, x, values, conf_level=0.95,
-                                        num_levels=design.levels, seed=seed32)
-            out[key] = {"parameters": problem["names"],
-                        "mu_star": [float(v) for v in mi["mu_star"]],
-                        "mu_star_ci95_halfwidth": [float(v) for v in mi["mu_star_conf"]],
-                        "mu": [float(v) for v in mi["mu"]],
-                        "sigma": [float(v) for v in mi["sigma"]]}
+            mi = morris_analyze.analyze(
+                problem, x, values, conf_level=0.95, num_levels=design.levels, seed=seed32
+            )
+            out[key] = {
+                "parameters": problem["names"],
+                "mu_star": [float(v) for v in mi["mu_star"]],
+                "mu_star_ci95_halfwidth": [float(v) for v in mi["mu_star_conf"]],
+                "mu": [float(v) for v in mi["mu"]],
+                "sigma": [float(v) for v in mi["sigma"]],
+            }
     return out
 
 
@@ -226,10 +262,15 @@ def _bootstrap_se(fn: Any, rows: int, seed: int, reps: int = 200) -> float:
     return float(np.std(vals, ddof=1))
 
 
-def psa_analysis(design: PSA, points: list[Point], outputs: list[dict[str, float]],
-                 arms: list[str], reference_wtp: float,
-                 columns: tuple[str, str] = ("cost_total", "qaly"),
-                 population: float | None = None) -> dict[str, Any]:
+def psa_analysis(
+    design: PSA,
+    points: list[Point],
+    outputs: list[dict[str, float]],
+    arms: list[str],
+    reference_wtp: float,
+    columns: tuple[str, str] = ("cost_total", "qaly"),
+    population: float | None = None,
+) -> dict[str, Any]:
     """CEAC, CEAF, EVPI and EVPPI from per-draw mean costs and QALYs of each arm
     (``columns``: the cost and QALY outcomes the analysis uses, lifetime or clinical
     horizon). EVPI and EVPPI are per patient, never negative, with bootstrap standard
@@ -263,31 +304,33 @@ def psa_analysis(design: PSA, points: list[Point], outputs: list[dict[str, float
     r2: dict[str, list[float]] = {}
     for g, members in groups.items():
         cols = [names.index(m) for m in members]
-        fitted = np.column_stack([_metamodel(x_all[:, cols], nmb[:, j])
-                                  for j in range(len(arms))])
+        fitted = np.column_stack([_metamodel(x_all[:, cols], nmb[:, j]) for j in range(len(arms))])
         evppi[g] = _evpi(fitted)
-        evppi_se[g] = _bootstrap_se(lambda i, f=fitted: _evpi(f[i]), rows, 2) \
-            if rows > 1 else None
+        evppi_se[g] = _bootstrap_se(lambda i, f=fitted: _evpi(f[i]), rows, 2) if rows > 1 else None
         r2[g] = [_r_squared(nmb[:, j], fitted[:, j]) for j in range(len(arms))]
-    se_cost = np.array([[o.get(f"{a}:{cost_col}_se", math.nan) for a in arms]
-                        for o in outputs])
-    se_qaly = np.array([[o.get(f"{a}:{qaly_col}_se", math.nan) for a in arms]
-                        for o in outputs])
+    se_cost = np.array([[o.get(f"{a}:{cost_col}_se", math.nan) for a in arms] for o in outputs])
+    se_qaly = np.array([[o.get(f"{a}:{qaly_col}_se", math.nan) for a in arms] for o in outputs])
     out = {
-        "willingness_to_pay": wtps, "ceac": ceac, "evpi_per_patient": evpi,
-        "optimal_strategy": optimal, "ceaf": ceaf,
+        "willingness_to_pay": wtps,
+        "ceac": ceac,
+        "evpi_per_patient": evpi,
+        "optimal_strategy": optimal,
+        "ceaf": ceaf,
         "reference_willingness_to_pay": reference_wtp,
-        "evpi_at_reference": evpi_ref, "evpi_at_reference_se": evpi_se,
-        "evppi_per_patient_at_reference": evppi, "evppi_se": evppi_se,
+        "evpi_at_reference": evpi_ref,
+        "evpi_at_reference_se": evpi_se,
+        "evppi_per_patient_at_reference": evppi,
+        "evppi_se": evppi_se,
         "evppi_metamodel_r_squared": r2,
-        "cost": cost_col, "effect": qaly_col,
+        "cost": cost_col,
+        "effect": qaly_col,
         "mean_inner_mc_se": {cost_col: _nanmean(se_cost), qaly_col: _nanmean(se_qaly)},
         "note": "EVPI/EVPPI are per patient (and per population when the scenario gives"
-                " one); the inner-loop Monte Carlo error of each draw inflates them slightly"
-                " (see mean_inner_mc_se); EVPPI from a generalised additive model of each"
-                " strategy's NMB on the group's parameters (Strong et al. 2014; R-squared"
-                " per strategy reported); standard errors by resampling draws"
-                " (for EVPPI, the fitted values, without refitting).",
+        " one); the inner-loop Monte Carlo error of each draw inflates them slightly"
+        " (see mean_inner_mc_se); EVPPI from a generalised additive model of each"
+        " strategy's NMB on the group's parameters (Strong et al. 2014; R-squared"
+        " per strategy reported); standard errors by resampling draws"
+        " (for EVPPI, the fitted values, without refitting).",
     }
     if population is not None:
         out["population"] = population
@@ -329,14 +372,14 @@ def _metamodel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         terms = pygam.terms.TermList(*[pygam.s(j, n_splines=splines) for j in range(k)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        gam = pygam.LinearGAM(terms).gridsearch(x, y, lam=np.logspace(-3, 3, 7),
-                                                progress=False)
+        gam = pygam.LinearGAM(terms).gridsearch(x, y, lam=np.logspace(-3, 3, 7), progress=False)
     return np.asarray(gam.predict(x), dtype=np.float64)
 
 
 # --------------------------------------------------------------------------------------
 # Planning: load, check everything before anything runs
 # --------------------------------------------------------------------------------------
+
 
 @dataclass
 class SweepPlan:
@@ -354,8 +397,13 @@ class SweepPlan:
     def fingerprint(self) -> str:
         """Identity of the sweep: file, resolved scenarios, version, patients, seed."""
         h = hashlib.sha256()
-        for part in (self.text_sha256, __version__, str(self.spec.patients), str(self.seed),
-                     *[scenario_sha256(s) for s in self.scenarios]):
+        for part in (
+            self.text_sha256,
+            __version__,
+            str(self.spec.patients),
+            str(self.seed),
+            *[scenario_sha256(s) for s in self.scenarios],
+        ):
             h.update(part.encode())
             h.update(b"\0")
         return h.hexdigest()
@@ -390,11 +438,19 @@ def check_size(spec: SweepFile, source: str, yes: bool) -> None:
         f" strateg{'y' if arms == 1 else 'ies'} = {sims:,} patient simulations, above the"
         f" limits of {MAX_SWEEP_POINTS:,} points and {MAX_SWEEP_SIMULATIONS:,} patient"
         " simulations; run again with --yes to go ahead anyway (plan_sweep(..., yes=True)"
-        " in Python), or make the design or patients smaller", file=source)
+        " in Python), or make the design or patients smaller",
+        file=source,
+    )
 
 
-def plan_sweep(path: str | os.PathLike[str], *, yes: bool = False, patients: int | None = None,
-               draws: int | None = None, sets: Sequence[str] = ()) -> SweepPlan:
+def plan_sweep(
+    path: str | os.PathLike[str],
+    *,
+    yes: bool = False,
+    patients: int | None = None,
+    draws: int | None = None,
+    sets: Sequence[str] = (),
+) -> SweepPlan:
     """Read and check a sweep file; every problem is an InputError before anything runs.
 
     A sweep above the size limits of :func:`check_size` needs ``yes=True`` (``--yes``).
@@ -415,9 +471,11 @@ def plan_sweep(path: str | os.PathLike[str], *, yes: bool = False, patients: int
         design_data = data.get("design")
         if not isinstance(design_data, dict) or design_data.get("type") != "psa":
             kind = design_data.get("type") if isinstance(design_data, dict) else None
-            raise InputError(f"--draws {draws}: only a psa design has draws (this design is"
-                             f" {kind!r})", file=str(path),
-                             line=linemap.line_for(("design",)))
+            raise InputError(
+                f"--draws {draws}: only a psa design has draws (this design is {kind!r})",
+                file=str(path),
+                line=linemap.line_for(("design",)),
+            )
         design_data["draws"] = draws
     spec = validate(data, SweepFile, linemap, str(path))
     check_size(spec, str(path), yes)
@@ -430,14 +488,18 @@ def plan_sweep(path: str | os.PathLike[str], *, yes: bool = False, patients: int
         arms, files = list(spec.strategies), list(spec.strategies.values())
     scns = []
     for arm, f in zip(arms, files, strict=True):
-        target = (here / Path(f).expanduser())
+        target = here / Path(f).expanduser()
         if not target.exists():
             key = "base" if spec.base is not None else f"strategies.{arm}"
             line = linemap.line_for((key,) if spec.base is not None else ("strategies", arm))
-            raise InputError(f"{key}: scenario file not found: {f} (looked for {target})",
-                             file=str(path), line=line)
-        warn_if_outside(target, path, f"{path}: " + ("base" if spec.base is not None
-                                                         else f"strategies.{arm}"))
+            raise InputError(
+                f"{key}: scenario file not found: {f} (looked for {target})",
+                file=str(path),
+                line=line,
+            )
+        warn_if_outside(
+            target, path, f"{path}: " + ("base" if spec.base is not None else f"strategies.{arm}")
+        )
         scns.append(load_scenario(target, list(sets)))
     if spec.base is not None:
         arms = [scns[0].name]
@@ -447,9 +509,12 @@ def plan_sweep(path: str | os.PathLike[str], *, yes: bool = False, patients: int
         try:
             check_same_patients(scns, arms, spec.seed is not None, False)
         except InputError as err:
-            raise InputError(f"strategies: {err.message}", file=str(path),
-                             line=linemap.line_for(("strategies",)),
-                             problems=err.problems) from None
+            raise InputError(
+                f"strategies: {err.message}",
+                file=str(path),
+                line=linemap.line_for(("strategies",)),
+                problems=err.problems,
+            ) from None
     seed = spec.seed if spec.seed is not None else scns[0].seed
     known = [m.name for m in metric_specs(_plan_for(scns[0]))]
     for i, name in enumerate(spec.outcomes):
@@ -458,27 +523,49 @@ def plan_sweep(path: str | os.PathLike[str], *, yes: bool = False, patients: int
 
             near = difflib.get_close_matches(name, known, n=1)
             hint = f" (did you mean '{near[0]}'?)" if near else f"; known: {', '.join(known)}"
-            raise InputError(f"outcomes[{i}]: unknown outcome '{name}'{hint}", file=str(path),
-                             line=linemap.line_for(("outcomes", i)))
+            raise InputError(
+                f"outcomes[{i}]: unknown outcome '{name}'{hint}",
+                file=str(path),
+                line=linemap.line_for(("outcomes", i)),
+            )
     design = spec.design
     if isinstance(design, PSA) and spec.strategies is None:
-        raise InputError("design.type psa: give strategies (at least two) to compare costs"
-                         " and QALYs at every draw", file=str(path),
-                         line=linemap.line_for(("design",)))
+        raise InputError(
+            "design.type psa: give strategies (at least two) to compare costs"
+            " and QALYs at every draw",
+            file=str(path),
+            line=linemap.line_for(("design",)),
+        )
     base_values, applies = _check_parameters(spec, scns, arms, path, linemap)
     pts = points_of(design, seed, base_values)
     keys = _output_keys(spec, arms)
-    given = json.dumps({"patients": patients, "draws": draws, "set": list(sets)},
-                       sort_keys=True).encode()
-    return SweepPlan(spec, path, hashlib.sha256(text + b"\0" + given).hexdigest(), arms, scns,
-                     seed, pts, base_values, keys, applies)
+    given = json.dumps(
+        {"patients": patients, "draws": draws, "set": list(sets)}, sort_keys=True
+    ).encode()
+    return SweepPlan(
+        spec,
+        path,
+        hashlib.sha256(text + b"\0" + given).hexdigest(),
+        arms,
+        scns,
+        seed,
+        pts,
+        base_values,
+        keys,
+        applies,
+    )
 
 
 def _output_keys(spec: SweepFile, arms: list[str]) -> list[str]:
     outs = list(spec.outcomes)
     if isinstance(spec.design, PSA):
-        for extra in ("cost_total", "qaly", "cost_lifetime", "qaly_lifetime",
-                      "cumulative_prednisone_g"):
+        for extra in (
+            "cost_total",
+            "qaly",
+            "cost_lifetime",
+            "qaly_lifetime",
+            "cumulative_prednisone_g",
+        ):
             if extra not in outs:
                 outs.append(extra)
     if spec.strategies is None:
@@ -488,8 +575,9 @@ def _output_keys(spec: SweepFile, arms: list[str]) -> list[str]:
     return keys
 
 
-def _check_parameters(spec: SweepFile, scns: list[Scenario], arms: list[str], path: Path,
-                      linemap: LineMap) -> tuple[dict[str, Any], dict[str, list[int]]]:
+def _check_parameters(
+    spec: SweepFile, scns: list[Scenario], arms: list[str], path: Path, linemap: LineMap
+) -> tuple[dict[str, Any], dict[str, list[int]]]:
     """Base value of each parameter, and the arms it applies to (those that have it)."""
     design = spec.design
     base_values: dict[str, Any] = {}
@@ -512,19 +600,29 @@ def _check_parameters(spec: SweepFile, scns: list[Scenario], arms: list[str], pa
             base_values.setdefault(name, value)
         if name not in applies:
             text = first_error.message.split(": ", 1)[-1] if first_error else "not set"
-            raise InputError(f"{where}: {text}" + ("" if len(scns) == 1 else
-                             " (in every strategy)"), file=str(path), line=line)
+            raise InputError(
+                f"{where}: {text}" + ("" if len(scns) == 1 else " (in every strategy)"),
+                file=str(path),
+                line=line,
+            )
         value = base_values[name]
         numeric = isinstance(value, int | float) and not isinstance(value, bool)
         lo_hi = _extremes(design, pspec)
         if lo_hi is not None:
             if not numeric:
-                raise InputError(f"{where}: the base value {value!r} is not a number, so a"
-                                 " range cannot be swept", file=str(path), line=line)
+                raise InputError(
+                    f"{where}: the base value {value!r} is not a number, so a"
+                    " range cannot be swept",
+                    file=str(path),
+                    line=line,
+                )
             lo, hi = lo_hi
             if not isinstance(design, PSA) and not lo <= value <= hi:
-                raise InputError(f"{where}: the range [{lo:g}, {hi:g}] excludes the base value"
-                                 f" {value:g}", file=str(path), line=line)
+                raise InputError(
+                    f"{where}: the range [{lo:g}, {hi:g}] excludes the base value {value:g}",
+                    file=str(path),
+                    line=line,
+                )
             tests = [lo, hi]
         else:
             tests = list(pspec) if isinstance(design, Grid) else pspec.points()
@@ -533,9 +631,12 @@ def _check_parameters(spec: SweepFile, scns: list[Scenario], arms: list[str], pa
                 try:
                     with_overrides(scns[k], {name: v}, f"{path} design.parameters.{name}")
                 except InputError as err:
-                    raise InputError(f"{where}: the value {v!r} is not valid for scenario"
-                                     f" '{arms[k]}': {err.message}", file=str(path),
-                                     line=line) from None
+                    raise InputError(
+                        f"{where}: the value {v!r} is not valid for scenario"
+                        f" '{arms[k]}': {err.message}",
+                        file=str(path),
+                        line=line,
+                    ) from None
     return base_values, applies
 
 
@@ -557,14 +658,16 @@ def _extremes(design: Any, pspec: Any) -> tuple[float, float] | None:
 # Evaluating one point
 # --------------------------------------------------------------------------------------
 
+
 def evaluate_point(plan_args: tuple[Any, ...]) -> dict[str, float]:
     """Run one point: one scenario, or all strategies on the same patients. Each
     parameter is set in the strategies that have it (``SweepPlan.applies``)."""
     return _evaluate(plan_args, paired=False)[0]
 
 
-def evaluate_point_paired(plan_args: tuple[Any, ...]) -> tuple[dict[str, float],
-                                                              dict[str, np.ndarray]]:
+def evaluate_point_paired(
+    plan_args: tuple[Any, ...],
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """:func:`evaluate_point`, plus each output's per-patient values (``PAIRABLE``
     estimators only), so that two points can be compared patient by patient."""
     return _evaluate(plan_args, paired=True)
@@ -583,18 +686,27 @@ def _patient_values(m: Any, table: dict[str, np.ndarray]) -> np.ndarray:
     return col
 
 
-def _evaluate(plan_args: tuple[Any, ...], paired: bool) -> tuple[dict[str, float],
-                                                                 dict[str, np.ndarray]]:
+def _evaluate(
+    plan_args: tuple[Any, ...], paired: bool
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     scns, arms, point, patients, seed, engine, strategies, outcomes, applies = plan_args
-    scns = [with_overrides(s, {k: v for k, v in point.items() if i in applies[k]})
-            for i, s in enumerate(scns)]
+    scns = [
+        with_overrides(s, {k: v for k, v in point.items() if i in applies[k]})
+        for i, s in enumerate(scns)
+    ]
     out: dict[str, float] = {}
     parts: list[list[dict[str, np.ndarray]]] = []
     if not strategies:
         from .runner import run
 
-        res = run(scns[0], patients=patients, seed=seed, engine=engine, progress=False,
-                  sink=(lambda t, _e: parts.append([t])) if paired else None)
+        res = run(
+            scns[0],
+            patients=patients,
+            seed=seed,
+            engine=engine,
+            progress=False,
+            sink=(lambda t, _e: parts.append([t])) if paired else None,
+        )
         metrics = res.metrics
         for o in outcomes:
             out[o], out[o + "_se"] = _mean_se(metrics[o])
@@ -602,8 +714,15 @@ def _evaluate(plan_args: tuple[Any, ...], paired: bool) -> tuple[dict[str, float
     else:
         from .comparison import compare
 
-        cres = compare(scns, names=arms, patients=patients, seed=seed, engine=engine,
-                       progress=False, sink=parts.append if paired else None)
+        cres = compare(
+            scns,
+            names=arms,
+            patients=patients,
+            seed=seed,
+            engine=engine,
+            progress=False,
+            sink=parts.append if paired else None,
+        )
         res = cres.outcomes()
         for o in outcomes:
             for a in arms:
@@ -611,7 +730,8 @@ def _evaluate(plan_args: tuple[Any, ...], paired: bool) -> tuple[dict[str, float
             for a in arms[1:]:
                 d = res[o]["differences"][a]
                 out[f"{a}-{arms[0]}:{o}"], out[f"{a}-{arms[0]}:{o}_se"] = _mean_se(
-                    {"mean": d["mean_difference"], "ci95": d["ci95"]})
+                    {"mean": d["mean_difference"], "ci95": d["ci95"]}
+                )
         specs = cres.summaries[0].specs
     if not paired:
         return out, {}
@@ -621,8 +741,10 @@ def _evaluate(plan_args: tuple[Any, ...], paired: bool) -> tuple[dict[str, float
         m = by_name.get(o)
         if m is None or m.kind not in PAIRABLE:
             continue
-        per_arm = [np.concatenate([_patient_values(m, chunk[j]) for chunk in parts])
-                   for j in range(len(parts[0]))]
+        per_arm = [
+            np.concatenate([_patient_values(m, chunk[j]) for chunk in parts])
+            for j in range(len(parts[0]))
+        ]
         if not strategies:
             vectors[o] = per_arm[0]
             continue
@@ -633,8 +755,9 @@ def _evaluate(plan_args: tuple[Any, ...], paired: bool) -> tuple[dict[str, float
     return out, vectors
 
 
-def _evaluate_unpaired(plan_args: tuple[Any, ...]) -> tuple[dict[str, float],
-                                                            dict[str, np.ndarray]]:
+def _evaluate_unpaired(
+    plan_args: tuple[Any, ...],
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     return _evaluate(plan_args, paired=False)
 
 
@@ -645,8 +768,9 @@ def _paired_vs_base(folder: Path, n: int) -> list[dict[str, Any]]:
     return [{}] + [paired_differences(base, _load_vectors(folder, i)) for i in range(1, n)]
 
 
-def paired_differences(base: dict[str, np.ndarray], point: dict[str, np.ndarray]
-                       ) -> dict[str, dict[str, Any]]:
+def paired_differences(
+    base: dict[str, np.ndarray], point: dict[str, np.ndarray]
+) -> dict[str, dict[str, Any]]:
     """Per output: the mean per-patient difference ``point - base`` on the same patients,
     its 95% interval and the number of pairs (patients with both values)."""
     from .stats import PairedDifference
@@ -673,6 +797,7 @@ def _mean_se(m: dict[str, Any]) -> tuple[float, float]:
 # Running, with a resumable checkpoint of finished points
 # --------------------------------------------------------------------------------------
 
+
 @dataclass
 class SweepResult:
     plan: SweepPlan
@@ -689,13 +814,21 @@ class SweepResult:
     def to_json(self) -> dict[str, Any]:
         p = self.plan
         return {
-            "name": p.spec.name, "description": p.spec.description,
-            "design": p.spec.design.type, "arms": p.arms, "seed": p.seed,
-            "patients_per_point": p.spec.patients, "simulator_version": __version__,
-            "fingerprint": p.fingerprint(), "base_values": p.base_values,
-            "outcomes": p.spec.outcomes, "output_keys": p.output_keys,
-            "points": [{"index": i, "inputs": pt, "outputs": out}
-                       for i, (pt, out) in enumerate(zip(p.points, self.outputs, strict=True))],
+            "name": p.spec.name,
+            "description": p.spec.description,
+            "design": p.spec.design.type,
+            "arms": p.arms,
+            "seed": p.seed,
+            "patients_per_point": p.spec.patients,
+            "simulator_version": __version__,
+            "fingerprint": p.fingerprint(),
+            "base_values": p.base_values,
+            "outcomes": p.spec.outcomes,
+            "output_keys": p.output_keys,
+            "points": [
+                {"index": i, "inputs": pt, "outputs": out}
+                for i, (pt, out) in enumerate(zip(p.points, self.outputs, strict=True))
+            ],
             "analysis": self.analysis,
         }
 
@@ -712,8 +845,9 @@ def _vectors_file(folder: Path, i: int) -> Path:
     return folder / "points" / f"{i:07d}.npz"
 
 
-def _save_point(folder: Path, i: int, outputs: dict[str, float],
-                vectors: dict[str, np.ndarray] | None = None) -> None:
+def _save_point(
+    folder: Path, i: int, outputs: dict[str, float], vectors: dict[str, np.ndarray] | None = None
+) -> None:
     """Save a finished point: its per-patient values first (when kept), then its outputs,
     whose file marks the point as done."""
     import tempfile
@@ -746,8 +880,9 @@ def keeps_vectors(design: Any) -> bool:
     return isinstance(design, OneWay)
 
 
-def _open_checkpoint(plan: SweepPlan, out: Path, fresh: bool,
-                     force: bool = False) -> tuple[Path, dict[int, Any], bool]:
+def _open_checkpoint(
+    plan: SweepPlan, out: Path, fresh: bool, force: bool = False
+) -> tuple[Path, dict[int, Any], bool]:
     """The checkpoint folder, the points already finished there, and whether this call
     created the folder."""
     import shutil
@@ -755,12 +890,17 @@ def _open_checkpoint(plan: SweepPlan, out: Path, fresh: bool,
     from .report.atomic import atomic_write_text
 
     folder = partial_dir(out)
-    manifest = {"fingerprint": plan.fingerprint(), "points": len(plan.points),
-                "sweep_file": str(plan.source)}
+    manifest = {
+        "fingerprint": plan.fingerprint(),
+        "points": len(plan.points),
+        "sweep_file": str(plan.source),
+    }
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
-        raise InputError(f"{folder}: is not a folder (a sweep keeps its finished points"
-                         " there to resume); move it away: the simulator never replaces a"
-                         " file it did not write")
+        raise InputError(
+            f"{folder}: is not a folder (a sweep keeps its finished points"
+            " there to resume); move it away: the simulator never replaces a"
+            " file it did not write"
+        )
     old: dict[str, Any] | None = None
     if folder.exists():
         try:
@@ -772,7 +912,8 @@ def _open_checkpoint(plan: SweepPlan, out: Path, fresh: bool,
                 raise InputError(
                     f"{folder}: holds files the simulator did not write (it is where an"
                     " interrupted sweep saves its points); move it away, or use --force to"
-                    " replace it")
+                    " replace it"
+                )
             fresh = True
     if folder.exists() and fresh:
         shutil.rmtree(folder)
@@ -783,12 +924,14 @@ def _open_checkpoint(plan: SweepPlan, out: Path, fresh: bool,
             raise InputError(
                 f"{folder} holds an interrupted run of a different sweep: the sweep file, a"
                 " scenario, the patients, the seed or the simulator version changed since."
-                f" Delete {folder} (or run with --fresh) to start again")
+                f" Delete {folder} (or run with --fresh) to start again"
+            )
     else:
         (folder / "points").mkdir(parents=True)
         created = True
-        atomic_write_text(folder / "manifest.json",
-                          json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(
+            folder / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+        )
     done: dict[int, Any] = {}
     for f in sorted((folder / "points").glob("*")):
         if f.name.startswith("."):  # a temporary file of an interrupted atomic write
@@ -811,10 +954,17 @@ def _canonical(outputs: dict[str, Any]) -> dict[str, Any]:
     return {k: outputs[k] for k in sorted(outputs)}
 
 
-def run_sweep(plan: SweepPlan, out: str | os.PathLike[str], *, workers: int = 1,
-              fresh: bool = False, progress: bool | None = None,
-              evaluator: Evaluator | None = None, dask: str | None = None,
-              force: bool = False) -> SweepResult:
+def run_sweep(
+    plan: SweepPlan,
+    out: str | os.PathLike[str],
+    *,
+    workers: int = 1,
+    fresh: bool = False,
+    progress: bool | None = None,
+    evaluator: Evaluator | None = None,
+    dask: str | None = None,
+    force: bool = False,
+) -> SweepResult:
     """Evaluate every point (resuming from a checkpoint), analyse, return the result.
 
     Finished points are saved one by one into ``<out>.partial/``; running again after an
@@ -831,20 +981,39 @@ def run_sweep(plan: SweepPlan, out: str | os.PathLike[str], *, workers: int = 1,
     folder, done, created = _open_checkpoint(plan, out, fresh, force)
     saved_before = len(done)
     strategies = plan.spec.strategies is not None
-    outcomes = list(dict.fromkeys(
-        [k.split(":", 1)[1] for k in plan.output_keys] if strategies else plan.output_keys))
+    outcomes = list(
+        dict.fromkeys(
+            [k.split(":", 1)[1] for k in plan.output_keys] if strategies else plan.output_keys
+        )
+    )
     engine = plan.spec.engine if plan.spec.engine != "auto" else "cohort"
     todo = [i for i in range(len(plan.points)) if i not in done]
     paired = evaluator is None and keeps_vectors(plan.spec.design)
     if done:
         log.info("resuming: %d of %d points already done", len(done), len(plan.points))
     show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=len(plan.points), initial=len(done), unit="point", disable=not show,
-               file=sys.stderr, desc=plan.spec.name[:30], leave=False)
+    bar = tqdm(
+        total=len(plan.points),
+        initial=len(done),
+        unit="point",
+        disable=not show,
+        file=sys.stderr,
+        desc=plan.spec.name[:30],
+        leave=False,
+    )
 
     def task(i: int) -> tuple[Any, ...]:
-        return (plan.scenarios, plan.arms, plan.points[i], plan.spec.patients, plan.seed,
-                engine, strategies, outcomes, plan.applies)
+        return (
+            plan.scenarios,
+            plan.arms,
+            plan.points[i],
+            plan.spec.patients,
+            plan.seed,
+            engine,
+            strategies,
+            outcomes,
+            plan.applies,
+        )
 
     try:
         if evaluator is not None:
@@ -854,8 +1023,11 @@ def run_sweep(plan: SweepPlan, out: str | os.PathLike[str], *, workers: int = 1,
                 bar.update(1)
         else:
             for i, (outputs, vectors) in completed_map(
-                    evaluate_point_paired if paired else _evaluate_unpaired,
-                    [(i, task(i)) for i in todo], workers, dask):
+                evaluate_point_paired if paired else _evaluate_unpaired,
+                [(i, task(i)) for i in todo],
+                workers,
+                dask,
+            ):
                 done[i] = _canonical(outputs)
                 _save_point(folder, i, done[i], vectors if paired else None)
                 bar.update(1)
@@ -868,19 +1040,27 @@ def run_sweep(plan: SweepPlan, out: str | os.PathLike[str], *, workers: int = 1,
     finally:
         bar.close()
     outputs = [done[i] for i in range(len(plan.points))]
-    analysis = analyse(plan.spec.design, plan.points, outputs, plan.seed, plan.base_values,
-                       plan.output_keys)
+    analysis = analyse(
+        plan.spec.design, plan.points, outputs, plan.seed, plan.base_values, plan.output_keys
+    )
     if paired:
         analysis["paired_vs_base"] = _paired_vs_base(folder, len(plan.points))
         for key, bars in analysis["tornado"].items():
             for bar in bars[1:]:
-                bar["difference_vs_base"] = [analysis["paired_vs_base"][j].get(key)
-                                             for j in bar["points"]]
+                bar["difference_vs_base"] = [
+                    analysis["paired_vs_base"][j].get(key) for j in bar["points"]
+                ]
     if isinstance(plan.spec.design, PSA):
         wtp = plan.scenarios[0].economics.willingness_to_pay_per_qaly
         from .outcomes import cea_columns, decision_population
 
-        analysis["psa"] = psa_analysis(plan.spec.design, plan.points, outputs, plan.arms, wtp,
-                                       cea_columns(plan.scenarios[0]),
-                                       decision_population(plan.scenarios[0]))
+        analysis["psa"] = psa_analysis(
+            plan.spec.design,
+            plan.points,
+            outputs,
+            plan.arms,
+            wtp,
+            cea_columns(plan.scenarios[0]),
+            decision_population(plan.scenarios[0]),
+        )
     return SweepResult(plan, outputs, analysis)

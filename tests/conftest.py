@@ -18,9 +18,12 @@ def first_line():
 # Mortality off: no background or disease deaths, no fatal adverse events. For tests of
 # the disease and treatment mechanics, where a death ending follow-up early would hide
 # what they check (tests/test_mortality.py tests deaths themselves).
-NO_DEATHS = ["disease.mortality.life_table=null", "disease.mortality.excess_per_year=0",
-             "safety.steroid.serious_infection.case_fatality=0",
-             "safety.ivig.thromboembolism.case_fatality=0"]
+NO_DEATHS = [
+    "disease.mortality.life_table=null",
+    "disease.mortality.excess_per_year=0",
+    "safety.steroid.serious_infection.case_fatality=0",
+    "safety.ivig.thromboembolism.case_fatality=0",
+]
 
 
 def scenario_files() -> list[Path]:

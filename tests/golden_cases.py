@@ -21,15 +21,15 @@ SEED = 20260101
 
 def _scenario_files() -> list[Path]:
     return sorted((ROOT / "scenarios").glob("*.yaml")) + sorted(
-        (ROOT / "scenarios" / "studies").glob("*.yaml"))
+        (ROOT / "scenarios" / "studies").glob("*.yaml")
+    )
 
 
 def _run(path: Path) -> dict[str, Any]:
     from simulator.runner import run
     from simulator.scenario import load_scenario
 
-    res = run(load_scenario(path), patients=PATIENTS, seed=SEED, engine="cohort",
-              progress=False)
+    res = run(load_scenario(path), patients=PATIENTS, seed=SEED, engine="cohort", progress=False)
     data = res.summary_json()
     for key in ("simulator_version", "resolved_scenario"):
         data.pop(key)
@@ -40,11 +40,16 @@ def _compare() -> dict[str, Any]:
     from simulator.comparison import compare
     from simulator.scenario import load_scenario
 
-    scns = [load_scenario(ROOT / "scenarios" / f"{n}.yaml")
-            for n in ("first_line", "rescue", "steroid_only")]
+    scns = [
+        load_scenario(ROOT / "scenarios" / f"{n}.yaml")
+        for n in ("first_line", "rescue", "steroid_only")
+    ]
     res = compare(scns, patients=PATIENTS, seed=SEED, engine="cohort", progress=False)
-    return {"outcomes": res.outcomes(), "economics": res.economics(),
-            "incremental_analysis": res.incremental_analysis()}
+    return {
+        "outcomes": res.outcomes(),
+        "economics": res.economics(),
+        "incremental_analysis": res.incremental_analysis(),
+    }
 
 
 def _sweep(tmp: Path) -> dict[str, Any]:

@@ -19,16 +19,19 @@ from simulator.calibration import TARGETS, simulate
 N = 1500
 
 NOT_MET = {
-    "cpk_ratio_month_3@first_line":
-        "mean CPK day 84 / baseline 0.090 (0.087-0.093) against 0.30 (0.20-0.40), 4000 pts",
-    "last_visit_worsened@usual_care_long_term":
-        "0.007 (0.005-0.010) against 0.169 (0.101-0.268), 4000 pts",
-    "treatment_failure_week_24@steroid_only":
-        "TIS < 20 (or dead) at week 24 in 0.033 (0.028-0.039) against ~0.25 (0.15-0.35),"
-        " 4000 pts",
-    "tis60_week_16_from_entry@dalakas_1993_ivig":
+    "cpk_ratio_month_3@first_line": (
+        "mean CPK day 84 / baseline 0.090 (0.087-0.093) against 0.30 (0.20-0.40), 4000 pts"
+    ),
+    "last_visit_worsened@usual_care_long_term": (
+        "0.007 (0.005-0.010) against 0.169 (0.101-0.268), 4000 pts"
+    ),
+    "treatment_failure_week_24@steroid_only": (
+        "TIS < 20 (or dead) at week 24 in 0.033 (0.028-0.039) against ~0.25 (0.15-0.35), 4000 pts"
+    ),
+    "tis60_week_16_from_entry@dalakas_1993_ivig": (
         "TIS >= 60 at week 16 from entry in 0.090 (0.076-0.106) against 9/12, 0.75"
-        " (0.47-0.91), 4000 pts",
+        " (0.47-0.91), 4000 pts"
+    ),
 }
 
 
@@ -40,8 +43,11 @@ def simulated():
 def _params():
     for t in TARGETS:
         key = f"{t.metric}@{t.scenario}"
-        marks = [pytest.mark.xfail(strict=True, reason="not met: " + NOT_MET[key])] \
-            if key in NOT_MET else []
+        marks = (
+            [pytest.mark.xfail(strict=True, reason="not met: " + NOT_MET[key])]
+            if key in NOT_MET
+            else []
+        )
         yield pytest.param(t, id=key, marks=marks)
 
 
@@ -53,7 +59,8 @@ def test_simulated_interval_overlaps_the_published_interval(simulated, target):
     assert lo is not None and hi is not None, key
     assert lo <= target.high and hi >= target.low, (
         f"{target.source}: simulated {value:.3f} ({lo:.3f}-{hi:.3f}), published"
-        f" {target.value:.3f} ({target.low:.3f}-{target.high:.3f})")
+        f" {target.value:.3f} ({target.low:.3f}-{target.high:.3f})"
+    )
 
 
 def test_no_fixed_untreatable_class_first_line_ratio_is_not_bimodal(simulated):
@@ -65,8 +72,13 @@ def test_no_fixed_untreatable_class_first_line_ratio_is_not_bimodal(simulated):
     from simulator.scenario import load_scenario
 
     rows = []
-    run(load_scenario(SCENARIOS["first_line"]), patients=N, seed=2015, engine="cohort",
-        sink=lambda t, _e: rows.append(t["cpk_ratio_month_3"]))
+    run(
+        load_scenario(SCENARIOS["first_line"]),
+        patients=N,
+        seed=2015,
+        engine="cohort",
+        sink=lambda t, _e: rows.append(t["cpk_ratio_month_3"]),
+    )
     import numpy as np
 
     ratio = np.concatenate(rows)

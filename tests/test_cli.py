@@ -123,12 +123,14 @@ VARIANTS = {
     "again": Variant(),
     "events_quiet_script": Variant(("--events", "--quiet"), script=True),
     "run_subcommand": Variant(subcommand=True),
-    "simpy_chunk_7": Variant(("--engine", "simpy", "--workers", "1", "--chunk-size", "7",
-                              "--quiet")),
+    "simpy_chunk_7": Variant(
+        ("--engine", "simpy", "--workers", "1", "--chunk-size", "7", "--quiet")
+    ),
     "workers_2_chunk_7": Variant(("--workers", "2", "--chunk-size", "7", "--quiet")),
     "cohort": Variant(("--engine", "cohort"), patients=20),
-    "seed_7_ivig_3_cycles": Variant(("--seed", "7", "--set", "regimen.ivig.cycles=3",
-                                     "--quiet"), patients=20),
+    "seed_7_ivig_3_cycles": Variant(
+        ("--seed", "7", "--set", "regimen.ivig.cycles=3", "--quiet"), patients=20
+    ),
 }
 PARALLEL = max(2, os.cpu_count() or 1)
 
@@ -136,8 +138,17 @@ PARALLEL = max(2, os.cpu_count() or 1)
 def _run_variant(variant: Variant, tmp: Path) -> Run:
     out = tmp / "out"
     command = ["run"] if variant.subcommand else []
-    proc = simulate(*command, FIRST_LINE, "--patients", str(variant.patients), "--out", out,
-                    *variant.args, cwd=tmp, script=variant.script)
+    proc = simulate(
+        *command,
+        FIRST_LINE,
+        "--patients",
+        str(variant.patients),
+        "--out",
+        out,
+        *variant.args,
+        cwd=tmp,
+        script=variant.script,
+    )
     return Run(proc, out)
 
 
@@ -155,8 +166,10 @@ class _Started:
 def first_line_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Started]:
     """Every variant of first_line.yaml in :data:`VARIANTS`, each in its own folder."""
     pool = ThreadPoolExecutor(max_workers=PARALLEL)
-    futures = {name: pool.submit(_run_variant, v, tmp_path_factory.mktemp(name))
-               for name, v in VARIANTS.items()}
+    futures = {
+        name: pool.submit(_run_variant, v, tmp_path_factory.mktemp(name))
+        for name, v in VARIANTS.items()
+    }
     yield _Started(futures)
     pool.shutdown(wait=True, cancel_futures=True)
 
@@ -213,8 +226,15 @@ def test_summary_json_has_provenance_metrics_and_monthly_cpk(
     from simulator.scenario import scenario_sha256
 
     summary = read_summary(reference.out)
-    for key in ("scenario", "seed", "patients", "simulator_version", "scenario_sha256",
-                "metrics", "cpk_by_month"):
+    for key in (
+        "scenario",
+        "seed",
+        "patients",
+        "simulator_version",
+        "scenario_sha256",
+        "metrics",
+        "cpk_by_month",
+    ):
         assert key in summary, f"summary.json has no {key!r}"
     assert summary["scenario"] == "first_line"
     assert summary["seed"] == first_line_scenario.seed == 20150610
@@ -225,9 +245,14 @@ def test_summary_json_has_provenance_metrics_and_monthly_cpk(
 
     metrics = summary["metrics"]
     required = {
-        "cpk_baseline_u_per_l", "cpk_ratio_month_3", "cpk_normal_month_6",
-        "time_to_cpk_normal_days", "relapse", "cumulative_prednisone_g",
-        "prednisone_5mg_by_month_6", "ivig_g",
+        "cpk_baseline_u_per_l",
+        "cpk_ratio_month_3",
+        "cpk_normal_month_6",
+        "time_to_cpk_normal_days",
+        "relapse",
+        "cumulative_prednisone_g",
+        "prednisone_5mg_by_month_6",
+        "ivig_g",
     }
     assert required <= set(metrics), f"missing metrics: {sorted(required - set(metrics))}"
     safety = first_line_scenario.safety
@@ -405,54 +430,144 @@ BAD_CASES = [
     BadCase("missing_file", ("no_such.yaml",), ("no_such.yaml", "not found")),
     BadCase("directory", ("adir.yaml",), ("adir.yaml", "directory"), {"adir.yaml": None}),
     _case("empty", b"", "empty.yaml", "empty"),
-    _case("only_comments", "# a scenario\n# with nothing in it\n", "only_comments.yaml",
-          "empty"),
-    _case("yaml_syntax", "name: x\npatients: 10\n  seed: 3\n", "yaml_syntax.yaml",
-          "syntax error", "line 3"),
-    _case("top_level_list", "- name: x\n- patients: 10\n", "top_level_list.yaml:1:",
-          "top level", "a list"),
-    _case("top_level_scalar", "just a string\n", "top_level_scalar.yaml:1:", "top level",
-          "not a scenario (a mapping of keys)", "a text string"),
-    _case("duplicate_top", "name: a\npatients: 10\nseed: 1\npatients: 20\n",
-          "duplicate_top.yaml", "duplicate key 'patients'", "line 2", "line 4"),
-    _case("duplicate_nested", "name: a\nregimen:\n  ivig:\n    cycles: 3\n    cycles: 4\n",
-          "duplicate_nested.yaml", "duplicate key 'cycles'", "regimen.ivig", "line 4",
-          "line 5"),
-    _case("unknown_key_near_miss", "name: a\npatiens: 10\n",
-          "unknown_key_near_miss.yaml:2:", "'patiens'", "did you mean 'patients'"),
-    _case("unknown_nested_key", "name: a\nregimen:\n  ivig:\n    dose_g_per_k: 1\n",
-          "unknown_nested_key.yaml:4:", "regimen.ivig.dose_g_per_k",
-          "did you mean 'dose_g_per_kg'"),
-    _case("wrong_type", "name: a\npatients: many\n", "wrong_type.yaml:2:", "patients",
-          "'many'"),
-    _case("negative_dose", "name: a\nregimen:\n  ivig:\n    dose_g_per_kg: -2\n",
-          "negative_dose.yaml:4:", "regimen.ivig.dose_g_per_kg", "-2"),
-    _case("probability_above_1", "name: a\npopulation:\n  female: 1.5\n",
-          "probability_above_1.yaml:3:", "population.female", "1.5"),
-    _case("taper_floor_above_cap", "name: a\nregimen:\n  taper:\n    floor_mg_per_day: 90\n",
-          "taper_floor_above_cap.yaml:4:", "regimen.taper.floor_mg_per_day", "90",
-          "cap_mg_per_day"),
-    _case("zero_patients_in_file", "name: a\npatients: 0\n", "zero_patients_in_file.yaml:2:",
-          "patients", "got 0"),
+    _case("only_comments", "# a scenario\n# with nothing in it\n", "only_comments.yaml", "empty"),
+    _case(
+        "yaml_syntax",
+        "name: x\npatients: 10\n  seed: 3\n",
+        "yaml_syntax.yaml",
+        "syntax error",
+        "line 3",
+    ),
+    _case(
+        "top_level_list",
+        "- name: x\n- patients: 10\n",
+        "top_level_list.yaml:1:",
+        "top level",
+        "a list",
+    ),
+    _case(
+        "top_level_scalar",
+        "just a string\n",
+        "top_level_scalar.yaml:1:",
+        "top level",
+        "not a scenario (a mapping of keys)",
+        "a text string",
+    ),
+    _case(
+        "duplicate_top",
+        "name: a\npatients: 10\nseed: 1\npatients: 20\n",
+        "duplicate_top.yaml",
+        "duplicate key 'patients'",
+        "line 2",
+        "line 4",
+    ),
+    _case(
+        "duplicate_nested",
+        "name: a\nregimen:\n  ivig:\n    cycles: 3\n    cycles: 4\n",
+        "duplicate_nested.yaml",
+        "duplicate key 'cycles'",
+        "regimen.ivig",
+        "line 4",
+        "line 5",
+    ),
+    _case(
+        "unknown_key_near_miss",
+        "name: a\npatiens: 10\n",
+        "unknown_key_near_miss.yaml:2:",
+        "'patiens'",
+        "did you mean 'patients'",
+    ),
+    _case(
+        "unknown_nested_key",
+        "name: a\nregimen:\n  ivig:\n    dose_g_per_k: 1\n",
+        "unknown_nested_key.yaml:4:",
+        "regimen.ivig.dose_g_per_k",
+        "did you mean 'dose_g_per_kg'",
+    ),
+    _case("wrong_type", "name: a\npatients: many\n", "wrong_type.yaml:2:", "patients", "'many'"),
+    _case(
+        "negative_dose",
+        "name: a\nregimen:\n  ivig:\n    dose_g_per_kg: -2\n",
+        "negative_dose.yaml:4:",
+        "regimen.ivig.dose_g_per_kg",
+        "-2",
+    ),
+    _case(
+        "probability_above_1",
+        "name: a\npopulation:\n  female: 1.5\n",
+        "probability_above_1.yaml:3:",
+        "population.female",
+        "1.5",
+    ),
+    _case(
+        "taper_floor_above_cap",
+        "name: a\nregimen:\n  taper:\n    floor_mg_per_day: 90\n",
+        "taper_floor_above_cap.yaml:4:",
+        "regimen.taper.floor_mg_per_day",
+        "90",
+        "cap_mg_per_day",
+    ),
+    _case(
+        "zero_patients_in_file",
+        "name: a\npatients: 0\n",
+        "zero_patients_in_file.yaml:2:",
+        "patients",
+        "got 0",
+    ),
     _cli_case("zero_patients_option", ["--patients", "0"], "--patients", "got 0"),
-    _cli_case("set_unknown_path", ["--set", "regimen.ivig.dose_g_per_k=1"], "--set",
-              "regimen.ivig.dose_g_per_k", "did you mean 'dose_g_per_kg'"),
-    _cli_case("set_invalid_value", ["--set", "regimen.ivig.dose_g_per_kg=-1"], "--set",
-              "regimen.ivig.dose_g_per_kg", "-1"),
-    _cli_case("set_without_equals", ["--set", "regimen.ivig.dose_g_per_kg"], "--set",
-              "regimen.ivig.dose_g_per_kg", "KEY=VALUE"),
-    _case("unknown_sparing_agent",
-          "name: a\nregimen:\n  sparing_agents:\n"
-          "    - agent: azathioprine\n      share: 0.2\n      start_day: 84\n"
-          "    - agent: rituximab\n      share: 0.2\n      start_day: 84\n",
-          "unknown_sparing_agent.yaml:7:", "regimen.sparing_agents[1].agent", "'rituximab'"),
-    _case("lognormal_without_sd",
-          "name: a\npopulation:\n  cpk_u_per_l:\n    dist: lognormal\n    mean: 3000\n",
-          "lognormal_without_sd.yaml:3:", "population.cpk_u_per_l", "lognormal", "sd"),
-    _case("not_utf8", b"name: a\ndescription: caf\xe9 au lait\n", "not_utf8.yaml",
-          "UTF-8", "0xe9", "line 2"),
-    _case("extends_missing_base", "name: a\nextends: no_such_base.yaml\n",
-          "extends_missing_base.yaml:2:", "extends", "'no_such_base.yaml'"),
+    _cli_case(
+        "set_unknown_path",
+        ["--set", "regimen.ivig.dose_g_per_k=1"],
+        "--set",
+        "regimen.ivig.dose_g_per_k",
+        "did you mean 'dose_g_per_kg'",
+    ),
+    _cli_case(
+        "set_invalid_value",
+        ["--set", "regimen.ivig.dose_g_per_kg=-1"],
+        "--set",
+        "regimen.ivig.dose_g_per_kg",
+        "-1",
+    ),
+    _cli_case(
+        "set_without_equals",
+        ["--set", "regimen.ivig.dose_g_per_kg"],
+        "--set",
+        "regimen.ivig.dose_g_per_kg",
+        "KEY=VALUE",
+    ),
+    _case(
+        "unknown_sparing_agent",
+        "name: a\nregimen:\n  sparing_agents:\n"
+        "    - agent: azathioprine\n      share: 0.2\n      start_day: 84\n"
+        "    - agent: rituximab\n      share: 0.2\n      start_day: 84\n",
+        "unknown_sparing_agent.yaml:7:",
+        "regimen.sparing_agents[1].agent",
+        "'rituximab'",
+    ),
+    _case(
+        "lognormal_without_sd",
+        "name: a\npopulation:\n  cpk_u_per_l:\n    dist: lognormal\n    mean: 3000\n",
+        "lognormal_without_sd.yaml:3:",
+        "population.cpk_u_per_l",
+        "lognormal",
+        "sd",
+    ),
+    _case(
+        "not_utf8",
+        b"name: a\ndescription: caf\xe9 au lait\n",
+        "not_utf8.yaml",
+        "UTF-8",
+        "0xe9",
+        "line 2",
+    ),
+    _case(
+        "extends_missing_base",
+        "name: a\nextends: no_such_base.yaml\n",
+        "extends_missing_base.yaml:2:",
+        "extends",
+        "'no_such_base.yaml'",
+    ),
 ]
 
 
@@ -475,14 +590,14 @@ def _run_bad_case(case: BadCase, workdir: Path) -> BadRun:
 
 
 @pytest.fixture(scope="module")
-def bad_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-             ) -> dict[str, BadRun]:
+def bad_runs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, BadRun]:
     """Run the selected bad-input cases, a few at a time (each is a fresh interpreter)."""
     selected = [
         item.callspec.params["case"]
         for item in request.session.items
-        if isinstance(getattr(item, "callspec", None) and item.callspec.params.get("case"),
-                      BadCase)
+        if isinstance(getattr(item, "callspec", None) and item.callspec.params.get("case"), BadCase)
     ]
     workdirs = [tmp_path_factory.mktemp(case.id) for case in selected]
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
@@ -523,8 +638,16 @@ def test_bad_input_leaves_a_previous_output_folder_byte_for_byte_unchanged(
     shutil.copytree(reference.out, out)
     before = snapshot(out)
     # the latest possible check: a cross-field check on a value given with --set
-    proc = simulate(FIRST_LINE, "--patients", "20", "--set",
-                    "regimen.taper.floor_mg_per_day=90", "--out", out, cwd=tmp_path)
+    proc = simulate(
+        FIRST_LINE,
+        "--patients",
+        "20",
+        "--set",
+        "regimen.taper.floor_mg_per_day=90",
+        "--out",
+        out,
+        cwd=tmp_path,
+    )
     message = assert_rejected(proc)
     assert "regimen.taper.floor_mg_per_day" in message and "--set" in message
     assert snapshot(out) == before
@@ -533,8 +656,9 @@ def test_bad_input_leaves_a_previous_output_folder_byte_for_byte_unchanged(
 
 def test_out_inside_a_regular_file_is_reported_as_bad_input(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("not a folder\n")
-    proc = simulate(FIRST_LINE, "--patients", "20", "--out", tmp_path / "afile" / "out",
-                    cwd=tmp_path)
+    proc = simulate(
+        FIRST_LINE, "--patients", "20", "--out", tmp_path / "afile" / "out", cwd=tmp_path
+    )
     message = assert_rejected(proc)
     assert "afile" in message
     assert listing(tmp_path) == ["afile"]
@@ -542,8 +666,7 @@ def test_out_inside_a_regular_file_is_reported_as_bad_input(tmp_path: Path) -> N
 
 def test_out_that_is_a_regular_file_is_reported_as_bad_input(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("not a folder\n")
-    proc = simulate(FIRST_LINE, "--patients", "20", "--out", tmp_path / "afile",
-                    cwd=tmp_path)
+    proc = simulate(FIRST_LINE, "--patients", "20", "--out", tmp_path / "afile", cwd=tmp_path)
     message = assert_rejected(proc)
     assert "--out" in message and "afile" in message
     assert (tmp_path / "afile").read_text() == "not a folder\n"
@@ -559,8 +682,7 @@ def _interrupt(*args: object, **kwargs: object) -> None:
     raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("previous", [False, True], ids=["no_previous_folder",
-                                                         "previous_folder"])
+@pytest.mark.parametrize("previous", [False, True], ids=["no_previous_folder", "previous_folder"])
 def test_interrupted_run_to_folder_leaves_no_partial_output(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first_line_scenario, previous: bool
 ) -> None:
@@ -571,9 +693,15 @@ def test_interrupted_run_to_folder_leaves_no_partial_output(
         out.mkdir()
         (out / "summary.json").write_text('{"old": true}\n')
         (out / "notes.txt").write_bytes(b"old results\n")
-        (out / ".simulate-manifest.json").write_text(json.dumps(
-            {"simulator": "myositis-ivig-sim", "kind": "run",
-             "files": ["notes.txt", "summary.json"]}))
+        (out / ".simulate-manifest.json").write_text(
+            json.dumps(
+                {
+                    "simulator": "myositis-ivig-sim",
+                    "kind": "run",
+                    "files": ["notes.txt", "summary.json"],
+                }
+            )
+        )
     before = snapshot(out) if previous else None
 
     monkeypatch.setattr("simulator.report.outputs.write_outputs", _interrupt)

@@ -57,11 +57,21 @@ def test_a_scenario_compared_with_itself_differs_by_exactly_zero():
 
 
 def test_every_arm_sees_the_same_patients():
-    baseline = ["age_years", "female", "weight_kg", "dermatomyositis", "lung_involvement",
-                "lasting_drive_log", "cpk_baseline_u_per_l", "myoglobin_baseline_ng_per_ml",
-                "mmt8_baseline", "methylprednisolone_pulse"]
-    tables = [tables_of(scn(name)) for name in ("first_line", "rescue", "steroid_only",
-                                                "first_line_2day")]
+    baseline = [
+        "age_years",
+        "female",
+        "weight_kg",
+        "dermatomyositis",
+        "lung_involvement",
+        "lasting_drive_log",
+        "cpk_baseline_u_per_l",
+        "myoglobin_baseline_ng_per_ml",
+        "mmt8_baseline",
+        "methylprednisolone_pulse",
+    ]
+    tables = [
+        tables_of(scn(name)) for name in ("first_line", "rescue", "steroid_only", "first_line_2day")
+    ]
     for t in tables[1:]:
         for col in baseline:
             np.testing.assert_array_equal(t[col], tables[0][col], err_msg=col)
@@ -96,11 +106,11 @@ def test_results_do_not_depend_on_the_order_of_the_other_arms():
     r1 = compare([a, b, c], patients=80, seed=2, engine="cohort").outcomes()
     r2 = compare([a, c, b], patients=80, seed=2, engine="cohort").outcomes()
     for name in r1:
-        assert r1[name]["differences"].get("rescue") == r2[name]["differences"].get(
-            "rescue"), name
+        assert r1[name]["differences"].get("rescue") == r2[name]["differences"].get("rescue"), name
 
 
 # ---- rules firing on hand-built patients ------------------------------------------------
+
 
 def one(scenario, drive, acute, sens=1.0, noise=0.0):
     """One hand-built patient: lasting drive, acute set point, steroid sensitivity, no
@@ -111,8 +121,15 @@ def one(scenario, drive, acute, sens=1.0, noise=0.0):
     prm.drive = np.array([drive])
     prm.z0 = np.array([max(acute - drive, 0.0)])
     prm.steroid_sens = np.array([sens])
-    for name in ("noise_cpk", "noise_myoglobin", "noise_mmt8", "noise_physician_global",
-                 "noise_patient_global", "noise_haq", "noise_extramuscular"):
+    for name in (
+        "noise_cpk",
+        "noise_myoglobin",
+        "noise_mmt8",
+        "noise_physician_global",
+        "noise_patient_global",
+        "noise_haq",
+        "noise_extramuscular",
+    ):
         setattr(prm, name, np.full_like(getattr(prm, name), noise))
     res = cohort.run_chunk(scenario, plan, 1, np.array([0]), events=True, params=(prm, base))
     return res, plan
@@ -140,8 +157,9 @@ def test_rescue_fires_without_a_minimal_response_by_week_12():
 def test_rescue_fires_on_a_clinical_relapse_and_the_log_shows_what_was_seen():
     """A steroid-dependent patient: normal on induction, relapses as a calendar taper (no
     hold rule) goes below what the disease needs."""
-    only_relapse = scn("rescue", 'regimen.ivig.start_when={"relapse": true}',
-                       "regimen.taper.hold_when=null")
+    only_relapse = scn(
+        "rescue", 'regimen.ivig.start_when={"relapse": true}', "regimen.taper.hold_when=null"
+    )
     res, plan = one(only_relapse, drive=-0.5, acute=-0.5, sens=1.5)
     _days, cpk, flags = visits(res)
     relapse = np.flatnonzero(flags & Flag.RELAPSE)
@@ -168,8 +186,10 @@ def test_sparing_start_rule_starts_an_agent_when_steroids_cannot_be_tapered():
 
 # ---- invariants -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["first_line", "rescue", "steroid_only", "first_line_2day",
-                                  "ivig_monotherapy"])
+
+@pytest.mark.parametrize(
+    "name", ["first_line", "rescue", "steroid_only", "first_line_2day", "ivig_monotherapy"]
+)
 def test_event_logs_of_every_strategy_satisfy_the_invariants(name):
     s = scn(name)
     plan = make_plan(s)
@@ -177,10 +197,13 @@ def test_event_logs_of_every_strategy_satisfy_the_invariants(name):
     check_events(res.events, plan)
 
 
-@pytest.mark.parametrize("corrupt, message", [
-    (lambda ev, i: ev.columns["prednisone"].__setitem__(i, -5.0), "negative"),
-    (lambda ev, i: ev.columns["prednisone"].__setitem__(i, 1e4), "went up"),
-])
+@pytest.mark.parametrize(
+    "corrupt, message",
+    [
+        (lambda ev, i: ev.columns["prednisone"].__setitem__(i, -5.0), "negative"),
+        (lambda ev, i: ev.columns["prednisone"].__setitem__(i, 1e4), "went up"),
+    ],
+)
 def test_invariant_checks_catch_a_corrupted_log(corrupt, message):
     s = scn("first_line")
     plan = make_plan(s)
@@ -207,12 +230,27 @@ def test_overlapping_ivig_cycles_are_caught():
 
 # ---- command line ------------------------------------------------------------------------
 
+
 def test_compare_command_writes_every_output(tmp_path):
     out = tmp_path / "cmp"
     proc = subprocess.run(
-        [sys.executable, "-m", "simulator", "compare", str(SCENARIOS / "first_line.yaml"),
-         str(SCENARIOS / "rescue.yaml"), "--patients", "60", "--out", str(out), "--quiet"],
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "simulator",
+            "compare",
+            str(SCENARIOS / "first_line.yaml"),
+            str(SCENARIOS / "rescue.yaml"),
+            "--patients",
+            "60",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     from simulator.report.comparison import COMPARISON_FILES
 
@@ -221,9 +259,17 @@ def test_compare_command_writes_every_output(tmp_path):
     assert "incremental_analysis.csv" in COMPARISON_FILES and "ce_plane.png" in COMPARISON_FILES
     data = json.loads((out / "comparison.json").read_text())
     assert data["arms"] == ["first_line", "rescue"] and data["patients"] == 60
-    assert {"cost_total", "qaly", "tis_week_24", "complete_clinical_response",
-            "time_to_prednisone_le_7_5mg_days", "relapses", "rescue_started",
-            "time_to_rescue_days", "adverse_event_thromboembolism"} <= set(data["outcomes"])
+    assert {
+        "cost_total",
+        "qaly",
+        "tis_week_24",
+        "complete_clinical_response",
+        "time_to_prednisone_le_7_5mg_days",
+        "relapses",
+        "rescue_started",
+        "time_to_rescue_days",
+        "adverse_event_thromboembolism",
+    } <= set(data["outcomes"])
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 5  # the CE plane and four figures
     assert "http://" not in page and "https://" not in page and "<script" not in page
@@ -233,9 +279,20 @@ def test_compare_command_writes_every_output(tmp_path):
 
 
 def test_compare_needs_two_scenarios_and_reports_bad_input(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "simulator", "compare",
-                           str(SCENARIOS / "first_line.yaml"), "--out", str(tmp_path / "x")],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "simulator",
+            "compare",
+            str(SCENARIOS / "first_line.yaml"),
+            "--out",
+            str(tmp_path / "x"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "at least two" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "x").exists()
 
@@ -244,27 +301,45 @@ def test_compare_needs_two_scenarios_and_reports_bad_input(tmp_path):
 # Arms that are not the same patients (issue: "compare says when arms differ")
 # --------------------------------------------------------------------------------------
 
+
 def _differing_arm(tmp_path, body):
     path = tmp_path / "other.yaml"
     path.write_text(f"extends: {SCENARIOS / 'steroid_only.yaml'}\nname: other\n{body}")
     return path
 
 
-@pytest.mark.parametrize("body, path", [
-    ("population: {female: 0.5}\n", "population.female"),
-    ("horizon_days: 364\n", "horizon_days"),
-    ("economics: {currency: EUR}\n", "economics.currency"),
-    ("visits: {every_days: 7}\n", "visits.every_days"),
-    ("seed: 7\n", "seed"),
-    ("disease: {steroid: {emax_per_day: 0.2}}\n", "disease.steroid.emax_per_day"),
-])
+@pytest.mark.parametrize(
+    "body, path",
+    [
+        ("population: {female: 0.5}\n", "population.female"),
+        ("horizon_days: 364\n", "horizon_days"),
+        ("economics: {currency: EUR}\n", "economics.currency"),
+        ("visits: {every_days: 7}\n", "visits.every_days"),
+        ("seed: 7\n", "seed"),
+        ("disease: {steroid: {emax_per_day: 0.2}}\n", "disease.steroid.emax_per_day"),
+    ],
+)
 def test_compare_refuses_arms_that_differ_naming_the_path(tmp_path, body, path):
     other = _differing_arm(tmp_path, body)
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "simulator", "compare", str(SCENARIOS / "first_line.yaml"),
-         str(other), "--patients", "10", "--out", str(out)],
-        capture_output=True, text=True, timeout=120, check=False)
+        [
+            sys.executable,
+            "-m",
+            "simulator",
+            "compare",
+            str(SCENARIOS / "first_line.yaml"),
+            str(other),
+            "--patients",
+            "10",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert f"  - {path}: first_line" in proc.stderr
@@ -285,9 +360,24 @@ def test_allowed_differences_are_stated_and_no_same_patients_claim_is_made(tmp_p
     other = _differing_arm(tmp_path, "population: {female: 0.5}\nhorizon_days: 364\n")
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "simulator", "compare", str(SCENARIOS / "first_line.yaml"),
-         str(other), "--patients", "10", "--out", str(out), "--allow-different-populations"],
-        capture_output=True, text=True, timeout=120, check=False)
+        [
+            sys.executable,
+            "-m",
+            "simulator",
+            "compare",
+            str(SCENARIOS / "first_line.yaml"),
+            str(other),
+            "--patients",
+            "10",
+            "--out",
+            str(out),
+            "--allow-different-populations",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "same patients in every arm" not in proc.stdout
     assert "NOT the same patients" in proc.stdout
@@ -314,15 +404,19 @@ def test_incremental_analysis_of_every_arm(tmp_path):
     from simulator.economics import calculate_icers
     from simulator.report.comparison import compare_to_folder
 
-    scns = [load_scenario(SCENARIOS / f"{n}.yaml")
-            for n in ("first_line", "rescue", "steroid_only")]
+    scns = [
+        load_scenario(SCENARIOS / f"{n}.yaml") for n in ("first_line", "rescue", "steroid_only")
+    ]
     out = tmp_path / "cmp"
     result = compare_to_folder(scns, out, patients=300, progress=False)
     ia = result.incremental_analysis()
     outs = result.outcomes()
     # the lifetime horizon by default (economics.cea_horizon)
-    assert (ia["cost"], ia["effect"], ia["horizon"]) == ("cost_lifetime", "qaly_lifetime",
-                                                         "lifetime")
+    assert (ia["cost"], ia["effect"], ia["horizon"]) == (
+        "cost_lifetime",
+        "qaly_lifetime",
+        "lifetime",
+    )
     cost = [outs["cost_lifetime"]["arms"][n]["mean"] for n in result.names]
     qaly = [outs["qaly_lifetime"]["arms"][n]["mean"] for n in result.names]
     expected = calculate_icers(cost, qaly, result.names)
@@ -338,7 +432,8 @@ def test_incremental_analysis_of_every_arm(tmp_path):
             continue
         # the paired mean difference is the difference of the arms' mean NMBs
         assert d["mean_difference"] == pytest.approx(
-            nmb[r["strategy"]] - nmb[ia["optimal_strategy"]], rel=1e-9, abs=1e-6)
+            nmb[r["strategy"]] - nmb[ia["optimal_strategy"]], rel=1e-9, abs=1e-6
+        )
         assert d["ci95"][0] <= d["mean_difference"] <= d["ci95"][1]
     data = json.loads((out / "comparison.json").read_text())
     assert data["economics"]["incremental_analysis"]["optimal_strategy"] == ia["optimal_strategy"]
@@ -360,7 +455,8 @@ def test_time_rows_say_their_estimators_and_differ_in_restricted_means():
     d = o["differences"]["rescue"]
     assert d["estimator"] == o["difference_estimator"]
     assert d["mean_difference"] == pytest.approx(
-        arms["rescue"]["rmst"] - arms["first_line"]["rmst"])
+        arms["rescue"]["rmst"] - arms["first_line"]["rmst"]
+    )
     assert d["ci95"][0] < d["mean_difference"] < d["ci95"][1]
     # every other row: the arms' estimator and a paired difference of it
     assert outs["qaly"]["estimator"] == "mean"
@@ -374,8 +470,10 @@ def test_net_monetary_benefit_is_an_outcome_on_the_cea_columns():
     outs = result.outcomes()
     wtp = result.willingness_to_pay
     for arm in result.names:
-        expected = (wtp * outs["qaly_lifetime"]["arms"][arm]["mean"]
-                    - outs["cost_lifetime"]["arms"][arm]["mean"])
+        expected = (
+            wtp * outs["qaly_lifetime"]["arms"][arm]["mean"]
+            - outs["cost_lifetime"]["arms"][arm]["mean"]
+        )
         assert outs["net_monetary_benefit"]["arms"][arm]["mean"] == pytest.approx(expected)
     d = outs["net_monetary_benefit"]["differences"]["rescue"]
     ia = result.economics()["arms"]["rescue"]["incremental_net_monetary_benefit"]

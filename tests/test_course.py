@@ -33,13 +33,15 @@ QUIET = [
     "regimen.sparing_agents=[]",
 ]
 NO_IVIG = ["regimen.ivig=null"]
-CPK_HOLD = ['regimen.taper.hold_when={"all": [{"above": {"cpk_x_uln": 1}},'
-            ' {"above": {"cpk_rise_pct": -10}}]}']
+CPK_HOLD = [
+    'regimen.taper.hold_when={"all": [{"above": {"cpk_x_uln": 1}},'
+    ' {"above": {"cpk_rise_pct": -10}}]}'
+]
 
 # Patients (lasting drive, acute level, steroid sensitivity) with known courses on 70 mg:
-RESPONDER = {"drive": -5.0, "acute": 0.5, "sens": 1.0}       # normal by ~day 112, stays so
-RELAPSER = {"drive": 0.3, "acute": 0.7, "sens": 2.0}         # normal, relapses on the floor
-NON_RESPONDER = {"drive": 0.3, "acute": 0.7, "sens": 1.0}    # CPK never normal
+RESPONDER = {"drive": -5.0, "acute": 0.5, "sens": 1.0}  # normal by ~day 112, stays so
+RELAPSER = {"drive": 0.3, "acute": 0.7, "sens": 2.0}  # normal, relapses on the floor
+NON_RESPONDER = {"drive": 0.3, "acute": 0.7, "sens": 1.0}  # CPK never normal
 
 
 def quiet(overrides=(), base="first_line"):
@@ -114,8 +116,9 @@ def test_a_visit_on_a_taper_day_decides_before_the_step():
 def test_a_visit_on_a_taper_day_can_hold_that_days_step():
     """Steps are due on days 28, 35, 42, ...; a hold decided at the day-42 visit (same
     day, earlier in the order) cancels the day-42 step and every later one."""
-    scn = quiet([*NO_IVIG, 'regimen.taper.hold_when={"day_at_least": 42}',
-                 "regimen.taper.fast_when=null"])
+    scn = quiet(
+        [*NO_IVIG, 'regimen.taper.hold_when={"day_at_least": 42}', "regimen.taper.fast_when=null"]
+    )
     _res, _plan, ev = one_patient(scn, **RESPONDER)
     assert ev.day[ev.kind == Event.TAPER].tolist() == [28.0, 35.0]
     vdays, vflags, _, _, _ = of_kind(ev, Event.VISIT)
@@ -136,7 +139,7 @@ def test_scheduled_taper_for_a_responder_without_rules():
     assert np.all(flagged(flags, Flag.TAPER_STEP))
     assert mg.tolist() == list(range(65, 0, -5))
     assert days[0] == 28
-    np.testing.assert_array_equal(np.diff(days[:8]), 7)   # from 70 down to 30
+    np.testing.assert_array_equal(np.diff(days[:8]), 7)  # from 70 down to 30
     np.testing.assert_array_equal(np.diff(days[7:]), 14)  # 30 mg and below
     assert res.outcomes["final_prednisone_mg_per_day"][0] == 5
 
@@ -161,12 +164,10 @@ def test_taper_is_held_while_cpk_is_above_the_uln_and_not_falling_10_percent():
 
 def test_taper_steps_twice_as_often_while_inactive():
     fast_res, plan, fast = one_patient(quiet(NO_IVIG), **RELAPSER)
-    slow_res, _, slow = one_patient(quiet([*NO_IVIG, "regimen.taper.fast_when=null"]),
-                                    **RELAPSER)
+    slow_res, _, slow = one_patient(quiet([*NO_IVIG, "regimen.taper.fast_when=null"]), **RELAPSER)
     vdays, vflags, _, _, _ = of_kind(fast, Event.VISIT)
     # fast_when is {inactive: true}: flagged exactly at inactive visits
-    np.testing.assert_array_equal(flagged(vflags, Flag.TAPER_FAST),
-                                  flagged(vflags, Flag.INACTIVE))
+    np.testing.assert_array_equal(flagged(vflags, Flag.TAPER_FAST), flagged(vflags, Flag.INACTIVE))
     first_fast = vdays[flagged(vflags, Flag.TAPER_FAST)][0]
     assert plan.fast_factor == 0.5
 
@@ -188,11 +189,15 @@ def test_taper_steps_twice_as_often_while_inactive():
     got, band = intervals(slow, first_fast)
     np.testing.assert_array_equal(got, band)
     # the floor is reached sooner
-    floor_day = {name: ev.day[(ev.kind == Event.TAPER) & (ev.prednisone == 5)][0]
-                 for name, ev in (("fast", fast), ("slow", slow))}
+    floor_day = {
+        name: ev.day[(ev.kind == Event.TAPER) & (ev.prednisone == 5)][0]
+        for name, ev in (("fast", fast), ("slow", slow))
+    }
     assert floor_day["fast"] < floor_day["slow"]
-    assert (fast_res.outcomes["cumulative_prednisone_mg"][0]
-            < slow_res.outcomes["cumulative_prednisone_mg"][0])
+    assert (
+        fast_res.outcomes["cumulative_prednisone_mg"][0]
+        < slow_res.outcomes["cumulative_prednisone_mg"][0]
+    )
 
 
 def test_relapse_escalates_the_dose_and_adds_a_sparing_agent():
@@ -210,8 +215,9 @@ def test_relapse_escalates_the_dose_and_adds_a_sparing_agent():
     assert res.outcomes["sparing_agent"][0] == plan.agents.index("azathioprine")
     assert res.outcomes["sparing_start_day"][0] == vdays[i]
     onset = ev.day[ev.kind == Event.SPARING_ONSET]
-    assert onset.tolist() == [vdays[i] + scn.disease.sparing_agents["azathioprine"]
-                              .onset_delay_days]
+    assert onset.tolist() == [
+        vdays[i] + scn.disease.sparing_agents["azathioprine"].onset_delay_days
+    ]
     # the taper waits relapse.hold_days before the next step
     steps = ev.day[(ev.kind == Event.TAPER) & (ev.day > vdays[i])]
     assert steps[0] >= vdays[i] + plan.relapse_hold_days
@@ -228,8 +234,9 @@ def test_rescue_pulse_at_a_relapse_then_back_to_the_escalated_dose():
     assert pred[i] == 1250.0
     ends = np.flatnonzero(ev.kind == Event.PULSE_END)
     assert ev.day[ends].tolist() == [day + plan.pulse_days]
-    escalated = min(70.0, max(20.0, np.floor(ev.prednisone_before[ev.kind == Event.VISIT][i]
-                                             * 2 / 5 + 0.5) * 5))
+    escalated = min(
+        70.0, max(20.0, np.floor(ev.prednisone_before[ev.kind == Event.VISIT][i] * 2 / 5 + 0.5) * 5)
+    )
     assert ev.prednisone[ends[0]] == escalated
     during = (ev.day > day) & (ev.day < day + plan.pulse_days)
     assert np.all(ev.prednisone[during] == 1250.0)
@@ -264,8 +271,7 @@ def test_no_rescue_pulse_when_its_rule_is_off():
 
 
 def test_taper_stop_rule_stops_prednisone_from_the_floor():
-    rule = ('regimen.taper.stop_when={"all": [{"inactive": true},'
-            ' {"above": {"days_on_floor": 55}}]}')
+    rule = 'regimen.taper.stop_when={"all": [{"inactive": true}, {"above": {"days_on_floor": 55}}]}'
     res, plan, ev = one_patient(quiet([*NO_IVIG, rule]), **RESPONDER)
     vdays, vflags, _, _, _ = of_kind(ev, Event.VISIT)
     stops = np.flatnonzero(flagged(vflags, Flag.STEROID_STOP))
@@ -301,7 +307,7 @@ def test_per_cycle_doses_give_grams_in_that_ratio():
     assert days.tolist() == [7 + 28 * c + j for c in range(6) for j in range(5)]
     per_cycle = grams_per_cycle(ev, 5)
     np.testing.assert_allclose(per_cycle, np.array([2, 1, 1, 1, 1, 1]) * 70.0, rtol=1e-12)
-    np.testing.assert_allclose(per_cycle / per_cycle[0], [1, .5, .5, .5, .5, .5], rtol=1e-12)
+    np.testing.assert_allclose(per_cycle / per_cycle[0], [1, 0.5, 0.5, 0.5, 0.5, 0.5], rtol=1e-12)
     assert np.all(grams[:5] == grams[0]) and grams[0] == pytest.approx(2 * 70 / 5)
     assert res.outcomes["ivig_g"][0] == pytest.approx(7 * 70.0)
 
@@ -320,8 +326,9 @@ def test_ivig_stop_rule_stops_further_cycles():
 def test_ivig_stop_rule_lets_the_current_cycle_finish():
     """A stop decided at a visit inside a cycle (day 14 with a day-14 start) lets that
     cycle's remaining days run."""
-    scn = quiet(["regimen.ivig.start_day=14",
-                 'regimen.ivig.stop_when={"above": {"ivig_cycles": 0.5}}'])
+    scn = quiet(
+        ["regimen.ivig.start_day=14", 'regimen.ivig.stop_when={"above": {"ivig_cycles": 0.5}}']
+    )
     res, _plan, ev = one_patient(scn, **RESPONDER)
     # the day-14 visit runs before that day's first infusion: 0 cycles seen, no stop yet
     days = ev.day[ev.kind == Event.INFUSION]
@@ -333,8 +340,13 @@ def test_ivig_stop_rule_lets_the_current_cycle_finish():
 
 @pytest.mark.parametrize("max_cycles", [3, 4])
 def test_ivig_extend_rule_adds_cycles_up_to_max_cycles(max_cycles):
-    scn = quiet(["regimen.ivig.cycles=2", f"regimen.ivig.max_cycles={max_cycles}",
-                 'regimen.ivig.extend_when={"above": {"day": 0}}'])
+    scn = quiet(
+        [
+            "regimen.ivig.cycles=2",
+            f"regimen.ivig.max_cycles={max_cycles}",
+            'regimen.ivig.extend_when={"above": {"day": 0}}',
+        ]
+    )
     res, plan, ev = one_patient(scn, **RESPONDER)
     days = ev.day[ev.kind == Event.INFUSION]
     assert days.tolist() == [7 + 28 * c + j for c in range(max_cycles) for j in range(5)]
@@ -344,8 +356,14 @@ def test_ivig_extend_rule_adds_cycles_up_to_max_cycles(max_cycles):
 
 
 def test_ivig_extension_when_cycles_start_on_visit_days():
-    scn = quiet(["regimen.ivig.start_day=28", "regimen.ivig.cycles=4",
-                 "regimen.ivig.max_cycles=6", 'regimen.ivig.extend_when={"above": {"day": 0}}'])
+    scn = quiet(
+        [
+            "regimen.ivig.start_day=28",
+            "regimen.ivig.cycles=4",
+            "regimen.ivig.max_cycles=6",
+            'regimen.ivig.extend_when={"above": {"day": 0}}',
+        ]
+    )
     res, _plan, ev = one_patient(scn, **RESPONDER)
     assert res.outcomes["ivig_cycles"][0] == 6
     assert ev.day[ev.kind == Event.INFUSION][::5].tolist() == [28 + 28 * c for c in range(6)]
@@ -362,12 +380,15 @@ def test_no_extension_when_the_rule_does_not_fire():
 def placebo_and_none():
     """The same 60 patients (same seed) on placebo IVIG and on no IVIG."""
     # no deaths: the arms are compared visit by visit on the same patients
-    placebo = load_scenario(SCENARIOS / "first_line.yaml",
-                            ["regimen.ivig.placebo=true", *NO_DEATHS])
+    placebo = load_scenario(
+        SCENARIOS / "first_line.yaml", ["regimen.ivig.placebo=true", *NO_DEATHS]
+    )
     none = load_scenario(SCENARIOS / "first_line.yaml", [*NO_IVIG, *NO_DEATHS])
     ids = np.arange(60)
-    return (cohort.run_chunk(placebo, make_plan(placebo), 3, ids, events=True),
-            cohort.run_chunk(none, make_plan(none), 3, ids, events=True))
+    return (
+        cohort.run_chunk(placebo, make_plan(placebo), 3, ids, events=True),
+        cohort.run_chunk(none, make_plan(none), 3, ids, events=True),
+    )
 
 
 def test_placebo_gives_empty_infusions_and_no_ivig_effect(placebo_and_none):
@@ -388,8 +409,7 @@ def test_placebo_gives_empty_infusions_and_no_ivig_effect(placebo_and_none):
 
 def test_placebo_arm_has_the_same_damage_and_strength_as_no_ivig(placebo_and_none):
     a, b = placebo_and_none
-    np.testing.assert_allclose(a.visits["damage"], b.visits["damage"], rtol=1e-9,
-                               atol=1e-9)
+    np.testing.assert_allclose(a.visits["damage"], b.visits["damage"], rtol=1e-9, atol=1e-9)
     np.testing.assert_array_equal(a.visits["mmt8"], b.visits["mmt8"])
 
 
@@ -434,8 +454,12 @@ def test_steroid_null_gives_no_prednisone_throughout(engine):
     assert np.all(np.isnan(res.visit_prednisone[~made]))
     assert not np.any(res.events.kind == Event.TAPER)
     assert not np.any(res.events.kind == Event.PULSE_END)
-    assert not np.any(flagged(res.events.flags, Flag.ESCALATE | Flag.RESCUE_PULSE
-                              | Flag.STEROID_STOP | Flag.TAPER_STEP))
+    assert not np.any(
+        flagged(
+            res.events.flags,
+            Flag.ESCALATE | Flag.RESCUE_PULSE | Flag.STEROID_STOP | Flag.TAPER_STEP,
+        )
+    )
     assert np.all(res.outcomes["cumulative_prednisone_mg"] == 0.0)
     assert np.all(res.outcomes["final_prednisone_mg_per_day"] == 0.0)
     assert np.any(res.events.kind == Event.INFUSION)  # the rest of the regimen runs

@@ -17,15 +17,18 @@ from simulator.economics import calculate_icers, optimal_strategy
 
 
 def _table(rows):
-    return [(r.strategy, r.cost, r.effect, r.inc_cost, r.inc_effect, r.icer, r.status)
-            for r in rows]
+    return [
+        (r.strategy, r.cost, r.effect, r.inc_cost, r.inc_effect, r.icer, r.status) for r in rows
+    ]
 
 
 def test_dampack_worked_example_is_reproduced_exactly():
     """The HERC example of dampack's test suite: strategies E, D, C, B, A and usual care."""
-    rows = calculate_icers(cost=[55000, 35000, 25000, 10000, 12000, 5000],
-                           effect=[5, 4, 3, 2, 1.5, 1],
-                           strategies=["E", "D", "C", "B", "A", "UC"])
+    rows = calculate_icers(
+        cost=[55000, 35000, 25000, 10000, 12000, 5000],
+        effect=[5, 4, 3, 2, 1.5, 1],
+        strategies=["E", "D", "C", "B", "A", "UC"],
+    )
     assert _table(rows) == [
         ("UC", 5000, 1, None, None, None, "ND"),
         ("B", 10000, 2, 5000, 1, 5000, "ND"),
@@ -37,9 +40,11 @@ def test_dampack_worked_example_is_reproduced_exactly():
 
 
 def test_dampack_default_reference_strategy():
-    rows = calculate_icers(cost=[163771.0, 164848.7, 163765.1],
-                           effect=[6.48273, 6.52861, 6.52861],
-                           strategies=["No Treat", "Treat all", "Test & treat"])
+    rows = calculate_icers(
+        cost=[163771.0, 164848.7, 163765.1],
+        effect=[6.48273, 6.52861, 6.52861],
+        strategies=["No Treat", "Treat all", "Test & treat"],
+    )
     assert rows[0].strategy == "Test & treat"
     assert [r.status for r in rows] == ["ND", "D", "D"]
 
@@ -47,7 +52,13 @@ def test_dampack_default_reference_strategy():
 def test_dampack_one_strategy():
     (row,) = calculate_icers([1], [2], ["s"])
     assert (row.strategy, row.cost, row.effect, row.icer, row.inc_cost, row.inc_effect) == (
-        "s", 1, 2, None, None, None)
+        "s",
+        1,
+        2,
+        None,
+        None,
+        None,
+    )
 
 
 def test_bad_input():
@@ -68,8 +79,9 @@ def _frontier(points):
         for p in pts:
             if p[2] > e0 and p[1] >= c0:
                 slope = (p[1] - c0) / (p[2] - e0)
-                if slope < best_slope - 1e-12 or (abs(slope - best_slope) <= 1e-12
-                                                  and best is not None and p[2] > best[2]):
+                if slope < best_slope - 1e-12 or (
+                    abs(slope - best_slope) <= 1e-12 and best is not None and p[2] > best[2]
+                ):
                     best, best_slope = p, slope
         if best is None:
             return [p[0] for p in hull]
@@ -78,7 +90,9 @@ def _frontier(points):
 
 points = hs.lists(
     hs.tuples(hs.integers(0, 10_000), hs.integers(0, 10_000)),
-    min_size=2, max_size=9, unique_by=(lambda p: p[0], lambda p: p[1]),
+    min_size=2,
+    max_size=9,
+    unique_by=(lambda p: p[0], lambda p: p[1]),
 )
 
 
@@ -88,8 +102,9 @@ def test_frontier_is_the_lower_convex_hull(pts):
     """Distinct costs and effects: the non-dominated strategies are exactly the vertices
     of the efficiency frontier, with increasing cost, effect and ICER."""
     strategies = [(f"s{i}", float(c), float(e) / 100) for i, (c, e) in enumerate(pts)]
-    rows = calculate_icers([s[1] for s in strategies], [s[2] for s in strategies],
-                           [s[0] for s in strategies])
+    rows = calculate_icers(
+        [s[1] for s in strategies], [s[2] for s in strategies], [s[0] for s in strategies]
+    )
     nd = [r for r in rows if r.status == "ND"]
     assert [r.strategy for r in nd] == _frontier(strategies)
     assert len(rows) == len(strategies)
@@ -100,16 +115,18 @@ def test_frontier_is_the_lower_convex_hull(pts):
     for r in rows:
         if r.status == "D":
             # some strategy is no more costly and at least as effective
-            assert any(s[1] <= r.cost and s[2] >= r.effect and s[0] != r.strategy
-                       for s in strategies)
+            assert any(
+                s[1] <= r.cost and s[2] >= r.effect and s[0] != r.strategy for s in strategies
+            )
 
 
 @settings(max_examples=200, deadline=None)
 @given(points, hs.floats(0, 1e6))
 def test_the_optimal_strategy_is_on_the_frontier_and_has_the_highest_nmb(pts, wtp):
     strategies = [(f"s{i}", float(c), float(e) / 100) for i, (c, e) in enumerate(pts)]
-    rows = calculate_icers([s[1] for s in strategies], [s[2] for s in strategies],
-                           [s[0] for s in strategies])
+    rows = calculate_icers(
+        [s[1] for s in strategies], [s[2] for s in strategies], [s[0] for s in strategies]
+    )
     best = optimal_strategy(rows, wtp)
     status = {r.strategy: r.status for r in rows}
     assert status[best] == "ND"

@@ -31,8 +31,9 @@ def assert_same(a, b, idx_b=None):
     assert a.visits.keys() == b.visits.keys()
     for name in a.visits:
         np.testing.assert_array_equal(a.visits[name], rows(b.visits[name]), err_msg=name)
-    np.testing.assert_array_equal(a.visit_prednisone, rows(b.visit_prednisone),
-                                  err_msg="visit_prednisone")
+    np.testing.assert_array_equal(
+        a.visit_prednisone, rows(b.visit_prednisone), err_msg="visit_prednisone"
+    )
     np.testing.assert_array_equal(a.visit_flags, rows(b.visit_flags), err_msg="visit_flags")
 
 
@@ -70,8 +71,11 @@ VARIANTS = {
         'regimen.steroid.rescue_pulse_when={"relapse": true}',
         "disease.activity.flare_rate_per_year=2",
     ],
-    "no_rules": ["regimen.taper.hold_when=null", "regimen.taper.fast_when=null",
-                 "regimen.steroid.rescue_pulse_when=null"],
+    "no_rules": [
+        "regimen.taper.hold_when=null",
+        "regimen.taper.fast_when=null",
+        "regimen.steroid.rescue_pulse_when=null",
+    ],
 }
 
 

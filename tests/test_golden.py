@@ -25,8 +25,9 @@ def _close(a, b, path="$"):
             return f"{path}: {a!r} != {b!r}"
         if math.isnan(a) and math.isnan(b):
             return None
-        return None if math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) else \
-            f"{path}: {a!r} != {b!r}"
+        return (
+            None if math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) else f"{path}: {a!r} != {b!r}"
+        )
     if isinstance(a, dict) and isinstance(b, dict):
         if sorted(a) != sorted(b):
             return f"{path}: keys {sorted(set(a) ^ set(b))} differ"
@@ -63,7 +64,12 @@ def test_results_match_the_golden_summary(name, tmp_path):
     first = _close(json.loads(expected), json.loads(got))
     if first is None:
         return  # the last bits of some floats differ: another numpy/scipy build
-    diff = "".join(list(difflib.unified_diff(expected.splitlines(True), got.splitlines(True),
-                                             "golden", "now"))[:60])
-    pytest.fail(f"{name} changed at {first}; if the change is deliberate, run "
-                f"scripts/refresh_golden.py and commit the diff:\n{diff}")
+    diff = "".join(
+        list(
+            difflib.unified_diff(expected.splitlines(True), got.splitlines(True), "golden", "now")
+        )[:60]
+    )
+    pytest.fail(
+        f"{name} changed at {first}; if the change is deliberate, run "
+        f"scripts/refresh_golden.py and commit the diff:\n{diff}"
+    )

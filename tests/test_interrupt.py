@@ -23,8 +23,7 @@ from conftest import ROOT
 FIRST_LINE = ROOT / "scenarios" / "first_line.yaml"
 RESCUE = ROOT / "scenarios" / "rescue.yaml"
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(),
-                                reason="needs /proc (Linux)")
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
 
 
 def _ppid(pid: int) -> int | None:
@@ -73,8 +72,13 @@ def _no_process_left_behind():
 
 def start(args: list[str], cwd: Path) -> tuple[subprocess.Popen[str], set[int]]:
     """Start the command and wait until it has two worker processes busy."""
-    proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "simulator", *args],
-                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-X", "faulthandler", "-m", "simulator", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 60
     workers: set[int] = set()
     while time.time() < deadline and proc.poll() is None:
@@ -102,10 +106,30 @@ def hidden_leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
 
-RUN = ["run", str(FIRST_LINE), "--patients", "400000", "--summary-only", "--workers", "2",
-       "--chunk-size", "500", "--quiet"]
-COMPARE = ["compare", str(FIRST_LINE), str(RESCUE), "--patients", "400000", "--workers", "2",
-           "--chunk-size", "500", "--quiet"]
+RUN = [
+    "run",
+    str(FIRST_LINE),
+    "--patients",
+    "400000",
+    "--summary-only",
+    "--workers",
+    "2",
+    "--chunk-size",
+    "500",
+    "--quiet",
+]
+COMPARE = [
+    "compare",
+    str(FIRST_LINE),
+    str(RESCUE),
+    "--patients",
+    "400000",
+    "--workers",
+    "2",
+    "--chunk-size",
+    "500",
+    "--quiet",
+]
 SWEEP_FILE = f"""name: slow
 base: {FIRST_LINE}
 patients: 20000
@@ -141,22 +165,41 @@ def test_the_next_run_removes_what_a_killed_run_left(tmp_path: Path) -> None:
     proc.communicate()
     assert_gone(workers)
     assert any(n.startswith(".out.tmp-") for n in hidden_leftovers(tmp_path))
-    done = subprocess.run([sys.executable, "-m", "simulator", str(FIRST_LINE), "--patients",
-                           "20", "--out", "out", "--quiet"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "simulator",
+            str(FIRST_LINE),
+            "--patients",
+            "20",
+            "--out",
+            "out",
+            "--quiet",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert hidden_leftovers(tmp_path) == []
     assert (tmp_path / "out" / "summary.json").is_file()
 
 
-@pytest.mark.parametrize(("sig", "status", "args"), [
-    (signal.SIGTERM, 143, RUN),
-    (signal.SIGINT, 130, RUN),
-    (signal.SIGHUP, 129, COMPARE),
-    (signal.SIGTERM, 143, COMPARE),
-], ids=["run_sigterm", "run_sigint", "compare_sighup", "compare_sigterm"])
+@pytest.mark.parametrize(
+    ("sig", "status", "args"),
+    [
+        (signal.SIGTERM, 143, RUN),
+        (signal.SIGINT, 130, RUN),
+        (signal.SIGHUP, 129, COMPARE),
+        (signal.SIGTERM, 143, COMPARE),
+    ],
+    ids=["run_sigterm", "run_sigint", "compare_sighup", "compare_sigterm"],
+)
 def test_a_signal_stops_workers_exits_128_plus_signal_with_one_line(
-        tmp_path: Path, sig: int, status: int, args: list[str]) -> None:
+    tmp_path: Path, sig: int, status: int, args: list[str]
+) -> None:
     proc, workers = start([*args, "--out", "out"], tmp_path)
     os.kill(proc.pid, sig)  # only the parent, as `timeout` or a notebook does
     try:

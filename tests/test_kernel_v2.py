@@ -74,14 +74,22 @@ def assert_doses_sane(res, plan, floor):
             assert ev.prednisone[stops[0]] == 0.0
     grams = ev.value[ev.kind == Event.INFUSION]
     assert np.all(grams >= 0)
-    for name in ("cumulative_prednisone_mg", "ivig_g", "discounted_prednisone_mg",
-                 "discounted_ivig_g"):
+    for name in (
+        "cumulative_prednisone_mg",
+        "ivig_g",
+        "discounted_prednisone_mg",
+        "discounted_ivig_g",
+    ):
         assert np.all(res.outcomes[name] >= 0), name
 
 
-@settings(max_examples=10, deadline=None, database=None,
-          phases=(Phase.explicit, Phase.generate),  # no shrinking: each example runs a cohort
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=10,
+    deadline=None,
+    database=None,
+    phases=(Phase.explicit, Phase.generate),  # no shrinking: each example runs a cohort
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(
     floor=hs.sampled_from([0.0, 2.5, 5.0, 10.0]),
     reduce=hs.sampled_from([2.5, 5.0, 10.0]),
@@ -93,21 +101,34 @@ def assert_doses_sane(res, plan, floor):
     stop=hs.booleans(),
     seed=hs.integers(0, 10_000),
 )
-def test_random_regimens_keep_the_invariants(monkeypatch, floor, reduce, every, fast, cap,
-                                             days_per_cycle, doses, stop, seed):
-    taper = {"floor_mg_per_day": floor, "fast_factor": fast,
-             "steps": [{"above_mg_per_day": 0, "reduce_mg_per_day": reduce,
-                        "every_days": every}]}
+def test_random_regimens_keep_the_invariants(
+    monkeypatch, floor, reduce, every, fast, cap, days_per_cycle, doses, stop, seed
+):
+    taper = {
+        "floor_mg_per_day": floor,
+        "fast_factor": fast,
+        "steps": [{"above_mg_per_day": 0, "reduce_mg_per_day": reduce, "every_days": every}],
+    }
     if stop:
         taper["stop_when"] = {"above": {"days_on_floor": 30}}
-    scn = scenario_from_dict({
-        "patients": 30, "horizon_days": 364,
-        "disease": {"activity": {"flare_rate_per_year": 1.0}},
-        "regimen": {"steroid": {"cap_mg_per_day": cap}, "taper": taper,
-                    "ivig": {"dose_g_per_kg": doses, "days_per_cycle": days_per_cycle,
-                             "cycles": 4, "max_cycles": 6,
-                             "extend_when": {"above": {"physician_global_cm": 2}}}},
-    })
+    scn = scenario_from_dict(
+        {
+            "patients": 30,
+            "horizon_days": 364,
+            "disease": {"activity": {"flare_rate_per_year": 1.0}},
+            "regimen": {
+                "steroid": {"cap_mg_per_day": cap},
+                "taper": taper,
+                "ivig": {
+                    "dose_g_per_kg": doses,
+                    "days_per_cycle": days_per_cycle,
+                    "cycles": 4,
+                    "max_cycles": 6,
+                    "extend_when": {"above": {"physician_global_cm": 2}},
+                },
+            },
+        }
+    )
     plan = make_plan(scn)
     spy = OrderSpy(monkeypatch)
     res = cohort.run_chunk(scn, plan, seed, np.arange(30), events=True)
@@ -157,8 +178,11 @@ def test_every_visit_measure_within_its_range(stem):
     assert set(res.visits) == set(VISIT_VALUES)
     alive = _alive(plan, res)
     b = res.baseline
-    has = {"skin_activity": b.dermatomyositis, "lung_activity": b.lung_involvement,
-           "dysphagia_activity": b.dysphagia}
+    has = {
+        "skin_activity": b.dermatomyositis,
+        "lung_activity": b.lung_involvement,
+        "dysphagia_activity": b.dysphagia,
+    }
     for name, values in res.visits.items():
         # every visit made while alive (a domain's activity where the patient has it)
         made = alive & has[name][:, None] if name in has else alive
@@ -198,9 +222,10 @@ def test_no_extramuscular_domain_means_extramuscular_zero(stem):
 
 
 def test_a_population_without_extramuscular_disease_scores_zero_throughout():
-    scn = load_scenario(SCENARIOS / "first_line.yaml",
-                        ["population.dermatomyositis=0", "population.lung_involvement=0",
-                         "population.dysphagia=0"])
+    scn = load_scenario(
+        SCENARIOS / "first_line.yaml",
+        ["population.dermatomyositis=0", "population.lung_involvement=0", "population.dysphagia=0"],
+    )
     plan = make_plan(scn)
     res = cohort.run_chunk(scn, plan, 4, np.arange(40))
     assert not np.any(res.baseline.dermatomyositis)

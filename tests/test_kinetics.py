@@ -38,8 +38,10 @@ def rhs(k, p, g):
             k * (s + z - y) - e - g * v,
             p["k_ck"] * (y - q),
             p["k_w"] * (y - w) - p["rho_f"] * g * v,
-            *(p["k_x"][i] * (s + z - x) - p["sigma_x"][i] * e - p["rho_x"][i] * g * v
-              for i, x in enumerate((xs, xl, xd))),
+            *(
+                p["k_x"][i] * (s + z - x) - p["sigma_x"][i] * e - p["rho_x"][i] * g * v
+                for i, x in enumerate((xs, xl, xd))
+            ),
             -p["k_b"] * z,
             -p["a_f"] * f_,
             -p["a_s"] * l_,
@@ -79,13 +81,26 @@ def _domains(dis):
 
 
 def random_state(rng):
-    return np.array([
-        rng.normal(0, 1), rng.normal(0, 1), rng.normal(0, 1), rng.normal(0, 1),
-        rng.normal(0, 1), rng.normal(0, 1), rng.uniform(0, 2), rng.uniform(0, 40),
-        rng.uniform(0, 20), rng.uniform(0, 40),
-        rng.uniform(0, 20), rng.uniform(0, 10), rng.uniform(0, 0.1), rng.uniform(-50, 50),
-        rng.normal(-1.6, 1.0), rng.uniform(0, 0.1),
-    ])
+    return np.array(
+        [
+            rng.normal(0, 1),
+            rng.normal(0, 1),
+            rng.normal(0, 1),
+            rng.normal(0, 1),
+            rng.normal(0, 1),
+            rng.normal(0, 1),
+            rng.uniform(0, 2),
+            rng.uniform(0, 40),
+            rng.uniform(0, 20),
+            rng.uniform(0, 40),
+            rng.uniform(0, 20),
+            rng.uniform(0, 10),
+            rng.uniform(0, 0.1),
+            rng.uniform(-50, 50),
+            rng.normal(-1.6, 1.0),
+            rng.uniform(0, 0.1),
+        ]
+    )
 
 
 def exact(prop, node, tau, u, g, xp=SCALAR):
@@ -100,15 +115,22 @@ def exact(prop, node, tau, u, g, xp=SCALAR):
 # k_b equal the skin domain's rate, and the lung's rate may equal a rate node.
 CASES = {
     "first_line": [],
-    "k_w_is_node_rate": ["disease.function.weakness_half_life_days=%r" % (LN2 / 0.03),
-                         "disease.activity.reversion_rate_per_day=0.03"],
-    "k_b_is_k_x": ["disease.activity.burnout_half_life_days=%r" % (LN2 / 0.02),
-                   "disease.extramuscular.skin.rate_per_day=0.02",
-                   "disease.extramuscular.lung.rate_per_day=0.03",
-                   "disease.activity.reversion_rate_per_day=0.03"],
+    "k_w_is_node_rate": [
+        "disease.function.weakness_half_life_days=%r" % (LN2 / 0.03),
+        "disease.activity.reversion_rate_per_day=0.03",
+    ],
+    "k_b_is_k_x": [
+        "disease.activity.burnout_half_life_days=%r" % (LN2 / 0.02),
+        "disease.extramuscular.skin.rate_per_day=0.02",
+        "disease.extramuscular.lung.rate_per_day=0.03",
+        "disease.activity.reversion_rate_per_day=0.03",
+    ],
     "k_c_is_a_s_and_k_e_is_a_f": [
-        "disease.steroid.onset_half_life_days=21", "disease.igg.slow_half_life_days=21",
-        "disease.ivig.effect_half_life_days=3.5", "disease.igg.fast_half_life_days=3.5"],
+        "disease.steroid.onset_half_life_days=21",
+        "disease.igg.slow_half_life_days=21",
+        "disease.ivig.effect_half_life_days=3.5",
+        "disease.igg.fast_half_life_days=3.5",
+    ],
 }
 
 
@@ -124,11 +146,11 @@ def test_closed_form_matches_solve_ivp(overrides, tau):
         u0 = random_state(rng)
         g = rng.uniform(0.002, 0.02)
         got = exact(plan.propagator, node, tau, u0, g)
-        sol = solve_ivp(rhs(k, p, g), (0.0, tau), u0, method="DOP853", rtol=1e-11,
-                        atol=1e-12)
+        sol = solve_ivp(rhs(k, p, g), (0.0, tau), u0, method="DOP853", rtol=1e-11, atol=1e-12)
         assert sol.success
-        np.testing.assert_allclose(got, sol.y[:, -1], rtol=1e-8, atol=1e-9,
-                                   err_msg=f"node {node}, tau {tau}")
+        np.testing.assert_allclose(
+            got, sol.y[:, -1], rtol=1e-8, atol=1e-9, err_msg=f"node {node}, tau {tau}"
+        )
 
 
 def test_coinciding_rates_really_coincide():
@@ -145,18 +167,30 @@ def test_coinciding_rates_really_coincide():
 def test_exactly_equal_rates_everywhere():
     """A propagator built with many exactly equal rates (Jordan blocks)."""
     r = 0.03
-    p = {"k_ck": r, "k_w": r, "k_x": (r, r, 0.2), "k_b": r, "a_f": 0.2, "a_s": r,
-         "k_e": 0.2, "k_c": r, "rho_f": 0.5, "rho_x": (1.5, 1.5, 2.0),
-         "sigma_x": (0.8, 0.6, 0.8)}
+    p = {
+        "k_ck": r,
+        "k_w": r,
+        "k_x": (r, r, 0.2),
+        "k_b": r,
+        "a_f": 0.2,
+        "a_s": r,
+        "k_e": 0.2,
+        "k_c": r,
+        "rho_f": 0.5,
+        "rho_x": (1.5, 1.5, 2.0),
+        "sigma_x": (0.8, 0.6, 0.8),
+    }
     prop = Propagator(np.array([r, 0.2]), **p)
     rng = np.random.default_rng(3)
     for node, tau in ((0, 7.0), (0, 200.0), (1, 28.0)):
         u0 = random_state(rng)
         g = 0.01
-        sol = solve_ivp(rhs(prop.rates[node], p, g), (0.0, tau), u0, method="DOP853",
-                        rtol=1e-11, atol=1e-12)
-        np.testing.assert_allclose(exact(prop, node, tau, u0, g), sol.y[:, -1], rtol=1e-8,
-                                   atol=1e-9)
+        sol = solve_ivp(
+            rhs(prop.rates[node], p, g), (0.0, tau), u0, method="DOP853", rtol=1e-11, atol=1e-12
+        )
+        np.testing.assert_allclose(
+            exact(prop, node, tau, u0, g), sol.y[:, -1], rtol=1e-8, atol=1e-9
+        )
 
 
 def test_ivig_gain_scales_only_the_v_couplings():
@@ -167,8 +201,9 @@ def test_ivig_gain_scales_only_the_v_couplings():
     u0 = random_state(rng)
     quiet = u0.copy()
     quiet[[disease.F, disease.L, disease.FE, disease.LE, disease.V]] = 0.0
-    np.testing.assert_array_equal(exact(plan.propagator, 2, 28.0, quiet, 0.0),
-                                  exact(plan.propagator, 2, 28.0, quiet, 0.05))
+    np.testing.assert_array_equal(
+        exact(plan.propagator, 2, 28.0, quiet, 0.0), exact(plan.propagator, 2, 28.0, quiet, 0.05)
+    )
     base = exact(plan.propagator, 2, 28.0, u0, 0.0)
     d1 = exact(plan.propagator, 2, 28.0, u0, 0.01) - base
     d3 = exact(plan.propagator, 2, 28.0, u0, 0.03) - base
@@ -200,8 +235,9 @@ def test_array_and_scalar_paths_agree_bit_for_bit():
     out = disease.step(ARRAY, coef, {i: states[:, i] for i in range(n)}, gains)
     arr = np.stack([out[i] for i in range(n)], axis=1)
     for i in range(len(nodes)):
-        one = exact(prop, int(nodes[i]), float(taus[i]), [float(v) for v in states[i]],
-                    float(gains[i]))
+        one = exact(
+            prop, int(nodes[i]), float(taus[i]), [float(v) for v in states[i]], float(gains[i])
+        )
         np.testing.assert_array_equal(arr[i], one)
 
 
@@ -221,9 +257,16 @@ def test_untreated_activity_relaxes_to_the_lasting_drive_and_treatment_lowers_it
 # Damage
 # --------------------------------------------------------------------------------------
 
+
 @settings(max_examples=200, deadline=None)
-@given(damage=hs.floats(0, 60), dj=hs.floats(-300, 300), tau=hs.floats(0, 400),
-       thr=hs.floats(-3, 0.5), rate=hs.floats(0, 0.1), max_points=hs.floats(0, 150))
+@given(
+    damage=hs.floats(0, 60),
+    dj=hs.floats(-300, 300),
+    tau=hs.floats(0, 400),
+    thr=hs.floats(-3, 0.5),
+    rate=hs.floats(0, 0.1),
+    max_points=hs.floats(0, 150),
+)
 def test_damage_step_formula_bounds_and_monotone(damage, dj, tau, thr, rate, max_points):
     damage = min(damage, max_points)
     got = disease.damage_step(SCALAR, damage, dj, tau, thr, rate, max_points)
@@ -231,8 +274,9 @@ def test_damage_step_formula_bounds_and_monotone(damage, dj, tau, thr, rate, max
     want = damage + (max_points - damage) * (1.0 - math.exp(-rate * excess))
     assert got == pytest.approx(want, rel=1e-12, abs=1e-12)
     assert damage - 1e-12 <= got <= max_points + 1e-12
-    arr = disease.damage_step(ARRAY, np.array([damage]), np.array([dj]), np.array([tau]),
-                              thr, rate, max_points)
+    arr = disease.damage_step(
+        ARRAY, np.array([damage]), np.array([dj]), np.array([tau]), thr, rate, max_points
+    )
     assert arr[0] == got
 
 
@@ -243,8 +287,10 @@ def test_no_damage_below_the_threshold():
 def test_damage_over_a_course_never_decreases_nor_exceeds_its_maximum():
     from simulator.engines import cohort
 
-    scn = load_scenario(SCENARIOS / "steroid_only.yaml",
-                        ["disease.function.damage_rate_per_log_day=0.05", *NO_DEATHS])
+    scn = load_scenario(
+        SCENARIOS / "steroid_only.yaml",
+        ["disease.function.damage_rate_per_log_day=0.05", *NO_DEATHS],
+    )
     plan = make_plan(scn)
     res = cohort.run_chunk(scn, plan, 4, np.arange(200))
     dmg = res.visits["damage"]
@@ -260,10 +306,16 @@ def test_each_extramuscular_domain_follows_only_its_own_parameters():
     """Changing the lung domain's rate and responses moves the lung state only: skin,
     swallowing, muscle and the rest are bit-identical."""
     base = make_plan(load_scenario(SCENARIOS / "first_line.yaml"))
-    lung = make_plan(load_scenario(SCENARIOS / "first_line.yaml", [
-        "disease.extramuscular.lung.ivig_relative_effect=4",
-        "disease.extramuscular.lung.steroid_relative_effect=0.1",
-        "disease.extramuscular.lung.rate_per_day=0.05"]))
+    lung = make_plan(
+        load_scenario(
+            SCENARIOS / "first_line.yaml",
+            [
+                "disease.extramuscular.lung.ivig_relative_effect=4",
+                "disease.extramuscular.lung.steroid_relative_effect=0.1",
+                "disease.extramuscular.lung.rate_per_day=0.05",
+            ],
+        )
+    )
     rng = np.random.default_rng(8)
     for tau in (7.0, 28.0):
         u0 = random_state(rng)
@@ -281,8 +333,20 @@ def test_the_vector_coefficient_cache_gives_the_scalar_coefficients_when_it_over
     from simulator.kernel.disease import Propagator
     from simulator.kernel.xp import ARRAY, SCALAR
 
-    args = (np.array([0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.9]), 0.2, 0.03, (0.05, 0.01, 0.02),
-            0.1, 0.3, 0.03, 0.2, 0.15, 0.1, (0.5, 0.3, 0.2), (1.0, 0.5, 0.8))
+    args = (
+        np.array([0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.9]),
+        0.2,
+        0.03,
+        (0.05, 0.01, 0.02),
+        0.1,
+        0.3,
+        0.03,
+        0.2,
+        0.15,
+        0.1,
+        (0.5, 0.3, 0.2),
+        (1.0, 0.5, 0.8),
+    )
     small, plain = Propagator(*args, cache_size=5), Propagator(*args)
     rng = np.random.default_rng(3)
     for _ in range(6):

@@ -33,8 +33,9 @@ def scn(path: str, *sets: str):
 
 def paired(a, b, outcome: str, n: int = N) -> tuple[float, float]:
     """(mean of b - a, its standard error) over the same patients."""
-    d = compare([a, b], names=["a", "b"], patients=n, seed=SEED, engine="cohort",
-                progress=False).outcomes()[outcome]["differences"]["b"]
+    d = compare(
+        [a, b], names=["a", "b"], patients=n, seed=SEED, engine="cohort", progress=False
+    ).outcomes()[outcome]["differences"]["b"]
     lo, hi = d["ci95"]
     return d["mean_difference"], (hi - lo) / (2 * Z)
 
@@ -64,21 +65,36 @@ def test_a_faster_taper_never_lowers_relapse():
 
 def test_adding_an_immunosuppressant_never_raises_relapse():
     without = scn("steroid_only.yaml")
-    with_mtx = scn("steroid_only.yaml",
-                   'regimen.sparing_agents=[{agent: methotrexate, share: 1.0, start_day: 0}]')
+    with_mtx = scn(
+        "steroid_only.yaml",
+        "regimen.sparing_agents=[{agent: methotrexate, share: 1.0, start_day: 0}]",
+    )
     diff, se = paired(without, with_mtx, "relapse")
     assert diff < 4 * se
 
 
-@pytest.mark.parametrize("low, high, n", [
-    # 4,000 patients: the known violation is then ~5 SE, so the strict xfail is not a
-    # coin toss at the 4-SE tolerance (at 1,500 it sits at ~3.4 SE)
-    pytest.param(1.0, 2.0, 4000, marks=pytest.mark.xfail(strict=True, reason=(
-        "not met: 1 -> 2 g/kg raises clinical relapse by 1.1 points (SE 0.33, 1500 pts):"
-        " more IVIG brings more patients to a normal CPK, which a relapse requires, and to"
-        " a faster taper, and the IVIG effect wears off after the sixth cycle"))),
-    (2.0, 4.0, N),
-])
+@pytest.mark.parametrize(
+    "low, high, n",
+    [
+        # 4,000 patients: the known violation is then ~5 SE, so the strict xfail is not a
+        # coin toss at the 4-SE tolerance (at 1,500 it sits at ~3.4 SE)
+        pytest.param(
+            1.0,
+            2.0,
+            4000,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason=(
+                    "not met: 1 -> 2 g/kg raises clinical relapse by 1.1 points (SE 0.33,"
+                    " 1500 pts): more IVIG brings more patients to a normal CPK, which a"
+                    " relapse requires, and to a faster taper, and the IVIG effect wears off"
+                    " after the sixth cycle"
+                ),
+            ),
+        ),
+        (2.0, 4.0, N),
+    ],
+)
 def test_a_higher_ivig_dose_never_raises_relapse(low, high, n):
     a = scn("first_line.yaml", f"regimen.ivig.dose_g_per_kg={low}")
     b = scn("first_line.yaml", f"regimen.ivig.dose_g_per_kg={high}")
@@ -90,8 +106,11 @@ def test_a_patient_under_full_treatment_never_ends_above_the_same_patient_untrea
     """Full treatment: induction dose for the whole horizon, IVIG and methotrexate from
     day 0. Each patient's last CPK (same assay luck in both arms) is at most the untreated
     value, patient by patient."""
-    full = scn("first_line.yaml", "regimen.steroid.induction_days=728",
-               'regimen.sparing_agents=[{agent: methotrexate, share: 1.0, start_day: 0}]')
+    full = scn(
+        "first_line.yaml",
+        "regimen.steroid.induction_days=728",
+        "regimen.sparing_agents=[{agent: methotrexate, share: 1.0, start_day: 0}]",
+    )
     untreated = scn("studies/untreated.yaml")
     a = visits(full).visits["cpk"][:, -1]
     b = visits(untreated).visits["cpk"][:, -1]

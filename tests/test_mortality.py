@@ -19,8 +19,10 @@ from simulator.scenario import load_scenario
 from simulator.scenario.disease import LIFE_TABLES
 
 UNTREATED = SCENARIOS / "studies" / "untreated.yaml"
-NO_FATAL_AES = ["safety.steroid.serious_infection.case_fatality=0",
-                "safety.ivig.thromboembolism.case_fatality=0"]
+NO_FATAL_AES = [
+    "safety.steroid.serious_infection.case_fatality=0",
+    "safety.ivig.thromboembolism.case_fatality=0",
+]
 
 
 def test_packaged_life_table_is_whole_and_plausible():
@@ -48,10 +50,16 @@ def test_background_survival_follows_the_life_table():
     each year is the life table's survival over 4-week windows (the hazard is set for each
     window from the age at its start), within Monte Carlo error."""
     n = 6000
-    scn = load_scenario(UNTREATED, [
-        "disease.mortality.excess_per_year=0", *NO_FATAL_AES, "horizon_days=1100",
-        "population.age_years=80", "population.female=1",
-    ])
+    scn = load_scenario(
+        UNTREATED,
+        [
+            "disease.mortality.excess_per_year=0",
+            *NO_FATAL_AES,
+            "horizon_days=1100",
+            "population.age_years=80",
+            "population.female=1",
+        ],
+    )
     res = run(scn, patients=n, seed=3, engine="cohort", progress=False)
     _, female = mortality.load_life_table("hmd_usa_2019")
     for k, day in ((1, 365), (2, 731), (3, 1096)):
@@ -68,9 +76,10 @@ def test_background_survival_follows_the_life_table():
 
 
 def test_no_life_table_no_excess_no_fatal_events_nobody_dies():
-    scn = load_scenario(SCENARIOS / "first_line.yaml", [
-        "disease.mortality.life_table=null", "disease.mortality.excess_per_year=0",
-        *NO_FATAL_AES])
+    scn = load_scenario(
+        SCENARIOS / "first_line.yaml",
+        ["disease.mortality.life_table=null", "disease.mortality.excess_per_year=0", *NO_FATAL_AES],
+    )
     assert not make_plan(scn).mortality_on
     res = run(scn, patients=300, seed=1, engine="cohort", progress=False)
     assert res.metrics["died"]["mean"] == 0.0
@@ -109,16 +118,20 @@ def test_nothing_happens_after_death_and_follow_up_stops_there():
         assert table["qaly"][i] <= death[i] / 365.25 + 1e-9
         assert np.isnan(table["last_visit_remission"][i])
     # time-to-event outcomes of the dead are censored at their last whole day alive
-    for col, seen in (("time_to_inactive_days", "inactive_reached"),
-                      ("time_to_first_relapse_days", "relapse_observed")):
+    for col, seen in (
+        ("time_to_inactive_days", "inactive_reached"),
+        ("time_to_first_relapse_days", "relapse_observed"),
+    ):
         open_ = table[seen][dead] == 0
         assert np.all(table[col][dead][open_] <= np.floor(death[dead][open_]))
 
 
 def test_engines_agree_with_many_deaths_of_every_cause():
-    overrides = ["disease.mortality.excess_per_year=2",
-                 "safety.ivig.thromboembolism.p_per_cycle=0.3",
-                 "safety.steroid.serious_infection.baseline_per_year=0.5"]
+    overrides = [
+        "disease.mortality.excess_per_year=2",
+        "safety.ivig.thromboembolism.p_per_cycle=0.3",
+        "safety.steroid.serious_infection.baseline_per_year=0.5",
+    ]
     _, _, a = _chunk(overrides, n=120, engine=des)
     _, plan, b = _chunk(overrides, n=120, engine=cohort)
     for name in a.outcomes:
@@ -133,11 +146,15 @@ def test_engines_agree_with_many_deaths_of_every_cause():
 
 
 def test_a_fatal_ivig_thromboembolism_kills_on_its_infusion_day():
-    _, plan, res = _chunk(["safety.ivig.thromboembolism.p_per_cycle=0.5",
-                             "safety.ivig.thromboembolism.case_fatality=1",
-                             "disease.mortality.life_table=null",
-                             "disease.mortality.excess_per_year=0",
-                             "safety.steroid.serious_infection.case_fatality=0"])
+    _, plan, res = _chunk(
+        [
+            "safety.ivig.thromboembolism.p_per_cycle=0.5",
+            "safety.ivig.thromboembolism.case_fatality=1",
+            "disease.mortality.life_table=null",
+            "disease.mortality.excess_per_year=0",
+            "safety.steroid.serious_infection.case_fatality=0",
+        ]
+    )
     j = [ae.name for ae in plan.ivig_aes].index("thromboembolism")
     had = res.outcomes["ae_thromboembolism_n"] > 0
     died = res.outcomes["death_day"] < math.inf
@@ -161,23 +178,40 @@ def test_a_higher_excess_hazard_brings_each_death_forward():
     assert np.sum(b < math.inf) > np.sum(a < math.inf)
 
 
-@pytest.mark.parametrize(("override", "needle"), [
-    ("disease.mortality.life_table=nowhere", "unknown life table 'nowhere'"),
-    ("disease.mortality.excess_per_year=-1", "excess_per_year"),
-    ('disease.mortality.life_table={"male_mx": [0.1, -2], "female_mx": [0.1]}',
-     "male_mx holds -2"),
-    ("safety.ivig.thromboembolism.case_fatality=1.5", "case_fatality"),
-    ("disease.mortality.hazard_ratio_per_decade=0", "hazard_ratio_per_decade"),
-])
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("disease.mortality.life_table=nowhere", "unknown life table 'nowhere'"),
+        ("disease.mortality.excess_per_year=-1", "excess_per_year"),
+        (
+            'disease.mortality.life_table={"male_mx": [0.1, -2], "female_mx": [0.1]}',
+            "male_mx holds -2",
+        ),
+        ("safety.ivig.thromboembolism.case_fatality=1.5", "case_fatality"),
+        ("disease.mortality.hazard_ratio_per_decade=0", "hazard_ratio_per_decade"),
+    ],
+)
 def test_bad_mortality_input_is_a_clear_error(override, needle, tmp_path):
     import subprocess
     import sys
 
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "simulator", str(SCENARIOS / "first_line.yaml"), "--patients",
-         "10", "--out", str(out), "--set", override],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "simulator",
+            str(SCENARIOS / "first_line.yaml"),
+            "--patients",
+            "10",
+            "--out",
+            str(out),
+            "--set",
+            override,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2, proc.stderr
     assert needle in proc.stderr
@@ -193,9 +227,15 @@ def _table(overrides, n=400, seed=4, path=UNTREATED):
 def test_without_any_death_hazard_everyone_lives_to_111():
     """No life table, no excess, no fatal events: the lifetime extrapolation keeps every
     patient alive to the end of the table (age 111), and discounts exactly."""
-    _, plan, _, t = _table(["disease.mortality.life_table=null",
-                                "disease.mortality.excess_per_year=0", *NO_FATAL_AES,
-                                "population.age_years=50"], n=50)
+    _, plan, _, t = _table(
+        [
+            "disease.mortality.life_table=null",
+            "disease.mortality.excess_per_year=0",
+            *NO_FATAL_AES,
+            "population.age_years=50",
+        ],
+        n=50,
+    )
     np.testing.assert_allclose(t["life_years_lifetime"], 111 - 50, rtol=1e-12)
     delta = plan.discount_per_day * 365.25
     expected = -np.expm1(-delta * 61) / delta  # discounted years from diagnosis to 111
@@ -207,8 +247,15 @@ def test_lifetime_life_expectancy_follows_the_life_table():
     life table's life expectancy at 60 (piecewise constant by year of age, to 111),
     within Monte Carlo error of the simulated first two years."""
     n = 3000
-    _, _, _, t = _table(["disease.mortality.excess_per_year=0", *NO_FATAL_AES,
-                         "population.age_years=60", "population.female=1"], n=n)
+    _, _, _, t = _table(
+        [
+            "disease.mortality.excess_per_year=0",
+            *NO_FATAL_AES,
+            "population.age_years=60",
+            "population.female=1",
+        ],
+        n=n,
+    )
     _, female = mortality.load_life_table("hmd_usa_2019")
     surv, expect = 1.0, 0.0
     for age in range(60, 111):
@@ -221,13 +268,17 @@ def test_lifetime_life_expectancy_follows_the_life_table():
 
 
 def test_lifetime_adds_to_the_horizon_and_nothing_after_death():
-    _, plan, res, t = _table(["disease.mortality.excess_per_year=2"],
-                               path=SCENARIOS / "first_line.yaml")
+    _, plan, res, t = _table(
+        ["disease.mortality.excess_per_year=2"], path=SCENARIOS / "first_line.yaml"
+    )
     dead = res.outcomes["death_day"] <= plan.horizon_days
     assert dead.sum() > 20 and (~dead).sum() > 20
-    for col, short in (("cost_lifetime", "cost_total"), ("qaly_lifetime", "qaly"),
-                       ("discounted_life_years_lifetime", "discounted_life_years"),
-                       ("life_years_lifetime", "life_years")):
+    for col, short in (
+        ("cost_lifetime", "cost_total"),
+        ("qaly_lifetime", "qaly"),
+        ("discounted_life_years_lifetime", "discounted_life_years"),
+        ("life_years_lifetime", "life_years"),
+    ):
         np.testing.assert_array_equal(t[col][dead], t[short][dead])
         if col != "qaly_lifetime":  # (a utility may be negative: EQ-5D goes below 0)
             assert np.all(t[col][~dead] > t[short][~dead]), col

@@ -14,9 +14,13 @@ pd = pytest.importorskip("pandas")
 
 
 def test_the_worked_example_runs():
-    proc = subprocess.run([sys.executable, str(ROOT / "docs" / "examples" / "notebook.py")],
-                          capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "EXAMPLE_PATIENTS": "60"})
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "examples" / "notebook.py")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "EXAMPLE_PATIENTS": "60"},
+    )
     assert proc.returncode == 0, proc.stderr
     assert "optimal at" in proc.stdout
 

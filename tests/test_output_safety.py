@@ -28,14 +28,23 @@ FIRST_LINE = ROOT / "scenarios" / "first_line.yaml"
 
 
 def simulate(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "simulator", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=180, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "simulator", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
 
 
 def state(folder: Path) -> dict[str, tuple[bytes, int]]:
     """Every file under ``folder``: bytes and mtime (ns)."""
-    return {p.relative_to(folder).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
+    return {
+        p.relative_to(folder).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
 
 
 def refused(proc: subprocess.CompletedProcess[str], *fragments: str) -> None:
@@ -71,16 +80,22 @@ def test_out_holding_a_foreign_file_is_refused_and_untouched(tmp_path: Path) -> 
     assert sorted(os.listdir(docs)) == ["thesis.txt"]
 
 
-_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789._-", min_size=1,
-                 max_size=12).filter(lambda n: n not in (".", "..", MANIFEST))
+_names = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyz0123456789._-", min_size=1, max_size=12
+).filter(lambda n: n not in (".", "..", MANIFEST))
 
 
-@settings(max_examples=15, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(files=st.dictionaries(_names, st.binary(max_size=64), min_size=1, max_size=4),
-       with_manifest=st.booleans(), listed=st.integers(min_value=0, max_value=3))
-def test_foreign_files_in_out_are_never_modified(tmp_path_factory, scenario, files,
-                                                 with_manifest, listed) -> None:
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    files=st.dictionaries(_names, st.binary(max_size=64), min_size=1, max_size=4),
+    with_manifest=st.booleans(),
+    listed=st.integers(min_value=0, max_value=3),
+)
+def test_foreign_files_in_out_are_never_modified(
+    tmp_path_factory, scenario, files, with_manifest, listed
+) -> None:
     """Whatever foreign files --out holds (even next to a manifest listing some of them),
     the API refuses and changes nothing."""
     base = tmp_path_factory.mktemp("prop")
@@ -89,9 +104,8 @@ def test_foreign_files_in_out_are_never_modified(tmp_path_factory, scenario, fil
     for name, data in files.items():
         (out / name).write_bytes(data)
     if with_manifest:  # a manifest listing only some of the files: the rest are foreign
-        names = sorted(files)[:min(listed, len(files) - 1)]
-        (out / MANIFEST).write_text(json.dumps({"simulator": "myositis-ivig-sim",
-                                                "files": names}))
+        names = sorted(files)[: min(listed, len(files) - 1)]
+        (out / MANIFEST).write_text(json.dumps({"simulator": "myositis-ivig-sim", "files": names}))
     before = state(base)
     with pytest.raises(InputError, match="did not write"):
         atomic_run(scenario, out)
@@ -109,17 +123,18 @@ def test_force_replaces_and_a_simulator_folder_is_replaced_without_it(tmp_path: 
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.md").write_text("mine\n")
-    proc = simulate(FIRST_LINE, "--patients", "20", "--out", "out", "--force", "--quiet",
-                    cwd=tmp_path)
+    proc = simulate(
+        FIRST_LINE, "--patients", "20", "--out", "out", "--force", "--quiet", cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     assert not (out / "notes.md").exists()
     manifest = json.loads((out / MANIFEST).read_text())
     assert manifest["kind"] == "run" and "summary.json" in manifest["files"]
-    assert sorted(manifest["files"]) == sorted(p.name for p in out.iterdir()
-                                               if p.name != MANIFEST)
+    assert sorted(manifest["files"]) == sorted(p.name for p in out.iterdir() if p.name != MANIFEST)
     first = (out / "summary.json").read_bytes()
-    proc = simulate(FIRST_LINE, "--patients", "20", "--seed", "5", "--out", "out", "--quiet",
-                    cwd=tmp_path)
+    proc = simulate(
+        FIRST_LINE, "--patients", "20", "--seed", "5", "--out", "out", "--quiet", cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     assert (out / "summary.json").read_bytes() != first
     assert sorted(os.listdir(tmp_path)) == ["out"]
@@ -131,9 +146,12 @@ def test_never_the_cwd_an_ancestor_or_an_input_folder_even_with_force(tmp_path: 
     scn = work / "in" / "s.yaml"
     scn.write_text(f"extends: {FIRST_LINE}\nname: s\n")
     before = state(tmp_path)
-    for out, why in ((".", "'.'"), (work, "current working directory"),
-                     (tmp_path, "contains the current working directory"),
-                     ("in", "holds the input file")):
+    for out, why in (
+        (".", "'.'"),
+        (work, "current working directory"),
+        (tmp_path, "contains the current working directory"),
+        ("in", "holds the input file"),
+    ):
         # --quiet: the scenario extends a file outside its folder, which is read with a
         # warning; the refusal must still be the one message on stderr.
         proc = simulate(scn, "--patients", "20", "--out", out, "--force", "--quiet", cwd=work)
@@ -152,8 +170,9 @@ def test_a_scenario_named_dot_dot_yaml_cannot_reach_results_itself(tmp_path: Pat
     assert (old / "summary.json").read_text() == "{}\n"
     made = sorted(os.listdir(tmp_path / "results"))
     assert "earlier" in made and len(made) == 2
-    assert (tmp_path / "results" / next(n for n in made if n != "earlier") /
-            "summary.json").is_file()
+    assert (
+        tmp_path / "results" / next(n for n in made if n != "earlier") / "summary.json"
+    ).is_file()
 
 
 @pytest.mark.parametrize("name", ["..", ".", "../x", "a/../../b", "\x00\x1b..", ".hidden"])
@@ -177,8 +196,9 @@ def test_a_symlink_at_out_is_refused_and_never_replaced(tmp_path: Path) -> None:
 
 
 def test_bad_dask_scheduler_and_a_partial_file_are_input_errors(tmp_path: Path) -> None:
-    proc = simulate(FIRST_LINE, "--patients", "20", "--out", "o", "--dask-scheduler",
-                    "not a url", cwd=tmp_path)
+    proc = simulate(
+        FIRST_LINE, "--patients", "20", "--out", "o", "--dask-scheduler", "not a url", cwd=tmp_path
+    )
     refused(proc, "--dask-scheduler", "not a url", "tcp://HOST:PORT")
     (tmp_path / "o.partial").write_text("mine\n")
     sweep = ROOT / "tests" / "fixtures" / "sweeps" / "one_way_small.yaml"
@@ -217,8 +237,9 @@ def test_leftovers_of_a_crash_are_cleaned_by_the_next_run(tmp_path: Path, scenar
     assert json.loads((out / "summary.json").read_text())["patients"] == 20
 
 
-def test_a_failed_second_rename_puts_the_old_results_back(tmp_path: Path, scenario,
-                                                          monkeypatch) -> None:
+def test_a_failed_second_rename_puts_the_old_results_back(
+    tmp_path: Path, scenario, monkeypatch
+) -> None:
     out = tmp_path / "out"
     _ours(out, {"summary.json": "old\n"})
     monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)  # the two-rename scheme
@@ -246,11 +267,16 @@ run_to_folder(load_scenario(sys.argv[1]), sys.argv[2], patients=20, workers=1,
 
 
 def test_a_crash_between_the_renames_is_recovered_before_anything_else(
-        tmp_path: Path, scenario, monkeypatch) -> None:
+    tmp_path: Path, scenario, monkeypatch
+) -> None:
     out = tmp_path / "out"
     _ours(out, {"summary.json": "old\n"})
-    proc = subprocess.run([sys.executable, "-c", CRASH_BETWEEN_RENAMES, str(FIRST_LINE),
-                           str(out)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASH_BETWEEN_RENAMES, str(FIRST_LINE), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 9, proc.stderr
     assert not out.exists()  # the crash hit the window the next run must repair
     names = sorted(os.listdir(tmp_path))
@@ -267,8 +293,9 @@ def test_a_crash_between_the_renames_is_recovered_before_anything_else(
     assert sorted(os.listdir(tmp_path)) == ["out"]
 
 
-def test_a_crash_during_the_exchange_leaves_old_or_new_results(tmp_path: Path, scenario,
-                                                               monkeypatch) -> None:
+def test_a_crash_during_the_exchange_leaves_old_or_new_results(
+    tmp_path: Path, scenario, monkeypatch
+) -> None:
     """The swap is one step (renameat2, or the two-rename fallback where unsupported):
     interrupted right after it, --out holds the complete new results and nothing else
     is left."""
@@ -293,10 +320,26 @@ def test_a_crash_during_the_exchange_leaves_old_or_new_results(tmp_path: Path, s
 
 
 def test_two_runs_into_one_folder_one_wins_the_other_is_refused(tmp_path: Path) -> None:
-    slow = subprocess.Popen([sys.executable, "-m", "simulator", str(FIRST_LINE), "--patients",
-                             "12000", "--workers", "1", "--summary-only", "--out", "out",
-                             "--quiet"], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    slow = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "simulator",
+            str(FIRST_LINE),
+            "--patients",
+            "12000",
+            "--workers",
+            "1",
+            "--summary-only",
+            "--out",
+            "out",
+            "--quiet",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.time() + 60
         while time.time() < deadline and not (tmp_path / ".out.lock").exists():

@@ -28,10 +28,12 @@ def _files(folder):
 
 @pytest.mark.parametrize("engine", ["cohort", "simpy"])
 def test_results_are_byte_identical_for_any_workers_and_chunk_size(first_line, tmp_path, engine):
-    one = run_to_folder(first_line, tmp_path / "one", patients=90, seed=3, engine=engine,
-                        workers=1, chunk_size=90)
-    two = run_to_folder(first_line, tmp_path / "two", patients=90, seed=3, engine=engine,
-                        workers=2, chunk_size=17)
+    one = run_to_folder(
+        first_line, tmp_path / "one", patients=90, seed=3, engine=engine, workers=1, chunk_size=90
+    )
+    two = run_to_folder(
+        first_line, tmp_path / "two", patients=90, seed=3, engine=engine, workers=2, chunk_size=17
+    )
     assert json_text(one.summary_json()) == json_text(two.summary_json())
     assert _files(tmp_path / "one") == _files(tmp_path / "two")
 
@@ -39,8 +41,9 @@ def test_results_are_byte_identical_for_any_workers_and_chunk_size(first_line, t
 def test_dask_local_cluster_gives_the_local_result(first_line, tmp_path):
     pytest.importorskip("dask.distributed")
     local = run_to_folder(first_line, tmp_path / "local", patients=120, seed=9, workers=1)
-    dask = run_to_folder(first_line, tmp_path / "dask", patients=120, seed=9, workers=2,
-                         chunk_size=25, dask="local")
+    dask = run_to_folder(
+        first_line, tmp_path / "dask", patients=120, seed=9, workers=2, chunk_size=25, dask="local"
+    )
     assert json_text(local.summary_json()) == json_text(dask.summary_json())
     assert _files(tmp_path / "local") == _files(tmp_path / "dask")
 
@@ -64,7 +67,8 @@ def test_native_thread_pools_use_one_thread_in_every_worker_and_in_process():
 
     with threadpool_limits(limits=2):  # as on a 2-core machine by default
         before = native_threads(0)
-        assert set(dict(completed_map(native_threads, [(k, k) for k in range(4)],
-                                      workers=2)).values()) == {1}
+        assert set(
+            dict(completed_map(native_threads, [(k, k) for k in range(4)], workers=2)).values()
+        ) == {1}
         assert list(ordered_map(native_threads, [0, 1], workers=1)) == [1, 1]
         assert native_threads(0) == before  # this process's limits restored afterwards

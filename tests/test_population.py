@@ -32,8 +32,9 @@ def test_lognormal_from_median_and_range_covers_the_range():
 def test_truncated_normal_matches_scipy():
     d = Dist(dist="normal", mean=39.8, sd=11, low=28, high=72)
     a, b = (28 - 39.8) / 11, (72 - 39.8) / 11
-    np.testing.assert_allclose(ppf(d, U), stats.truncnorm(a, b, loc=39.8, scale=11).ppf(U),
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        ppf(d, U), stats.truncnorm(a, b, loc=39.8, scale=11).ppf(U), rtol=1e-10
+    )
 
 
 def test_truncation_far_in_the_upper_tail_stays_accurate():
@@ -65,8 +66,11 @@ def test_founding_cohort_baseline(first_line):
     b = sample_baseline(first_line, 1, np.arange(n))
     p = b.female.mean()
     assert abs(p - 11 / 15) < 4 * math.sqrt(p * (1 - p) / n)
-    for values, target in ((b.age_years, 42.6), (b.cpk_u_per_l, 2980.0),
-                           (b.myoglobin_ng_per_ml, 420.0)):
+    for values, target in (
+        (b.age_years, 42.6),
+        (b.cpk_u_per_l, 2980.0),
+        (b.myoglobin_ng_per_ml, 420.0),
+    ):
         assert abs(values.mean() - target) < 4 * values.std() / math.sqrt(n)
     assert b.age_years.min() >= 28 and b.age_years.max() <= 72
     assert np.corrcoef(np.log(b.cpk_u_per_l), np.log(b.myoglobin_ng_per_ml))[0, 1] > 0.6

@@ -15,8 +15,7 @@ def test_importing_the_reports_keeps_the_callers_matplotlib_backend():
         "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()\n"
         "assert 'matplotlib.pyplot' not in sys.modules\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -29,8 +28,7 @@ def test_figures_are_made_without_pyplot(tmp_path):
         f" {str(tmp_path / 'p.png')!r}, 'plane')\n"
         "assert 'matplotlib.pyplot' not in sys.modules\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -38,9 +36,22 @@ def test_figures_are_made_without_pyplot(tmp_path):
 def test_a_single_run_writes_a_self_contained_report(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "simulator", "scenarios/first_line.yaml", "--patients", "60",
-         "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=300,
-        cwd=str(__import__("conftest").ROOT))
+        [
+            sys.executable,
+            "-m",
+            "simulator",
+            "scenarios/first_line.yaml",
+            "--patients",
+            "60",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=str(__import__("conftest").ROOT),
+    )
     assert proc.returncode == 0, proc.stderr
     from simulator.report.outputs import OUTPUT_FILES
 

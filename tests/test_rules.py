@@ -98,8 +98,7 @@ ATOMS = [
 ]
 
 
-@pytest.mark.parametrize(("atom", "value", "want"), ATOMS,
-                         ids=[f"{a}={v}" for a, v, _ in ATOMS])
+@pytest.mark.parametrize(("atom", "value", "want"), ATOMS, ids=[f"{a}={v}" for a, v, _ in ATOMS])
 def test_atom(atom, value, want):
     np.testing.assert_array_equal(evaluate({atom: value}), want())
 
@@ -113,10 +112,8 @@ def test_above_and_below_on_every_measure(name):
     values = col(name)
     finite = values[np.isfinite(values)]
     for threshold in (float(np.median(finite)), float(finite.min()), float(finite.max())):
-        np.testing.assert_array_equal(evaluate({"above": {name: threshold}}),
-                                      values > threshold)
-        np.testing.assert_array_equal(evaluate({"below": {name: threshold}}),
-                                      values < threshold)
+        np.testing.assert_array_equal(evaluate({"above": {name: threshold}}), values > threshold)
+        np.testing.assert_array_equal(evaluate({"below": {name: threshold}}), values < threshold)
 
 
 def test_above_is_strict_and_nan_compares_false():
@@ -125,8 +122,9 @@ def test_above_is_strict_and_nan_compares_false():
     assert not evaluate({"below": {"cpk_rise_pct": 1e9}})[0]
     assert not evaluate({"above": {"cpk_x_uln": 1.0}})[1]  # exactly 1 x ULN is not above
     # days_since_relapse is inf without a relapse: above any number
-    np.testing.assert_array_equal(evaluate({"above": {"days_since_relapse": 1e6}}),
-                                  [True, True, False, False, True, False])
+    np.testing.assert_array_equal(
+        evaluate({"above": {"days_since_relapse": 1e6}}), [True, True, False, False, True, False]
+    )
 
 
 def test_several_measures_in_one_comparison_must_all_hold():
@@ -140,23 +138,25 @@ def test_any_all_not_combine():
     a = {"above": {"cpk_x_uln": 1.0}}
     b = {"above": {"cpk_rise_pct": -10.0}}
     c = {"above": {"physician_global_rise_cm": 2.0}}
-    ca, cb, cc = (col("cpk_x_uln") > 1), (col("cpk_rise_pct") > -10), (
-        col("physician_global_rise_cm") > 2)
+    ca, cb, cc = (
+        (col("cpk_x_uln") > 1),
+        (col("cpk_rise_pct") > -10),
+        (col("physician_global_rise_cm") > 2),
+    )
     np.testing.assert_array_equal(evaluate({"all": [a, b]}), ca & cb)
     np.testing.assert_array_equal(evaluate({"any": [a, c]}), ca | cc)
     np.testing.assert_array_equal(evaluate({"not": a}), ~ca)
     # the default taper hold rule
     np.testing.assert_array_equal(evaluate({"any": [{"all": [a, b]}, c]}), (ca & cb) | cc)
-    np.testing.assert_array_equal(evaluate({"not": {"not": {"relapse": True}}}),
-                                  col("relapse"))
+    np.testing.assert_array_equal(evaluate({"not": {"not": {"relapse": True}}}), col("relapse"))
     np.testing.assert_array_equal(evaluate({"any": [a]}), ca)
 
 
 def test_describe_rule_reads_every_atom():
-    assert describe_rule(Rule.model_validate({"above": {"cpk_x_uln": 1}})) == \
-        "cpk x uln > 1"
-    text = describe_rule(Rule.model_validate(
-        {"all": [{"relapse": True}, {"below": {"mmt8": 142, "haq": 0.5}}]}))
+    assert describe_rule(Rule.model_validate({"above": {"cpk_x_uln": 1}})) == "cpk x uln > 1"
+    text = describe_rule(
+        Rule.model_validate({"all": [{"relapse": True}, {"below": {"mmt8": 142, "haq": 0.5}}]})
+    )
     assert text == "(relapse at this visit and (haq < 0.5 and mmt8 < 142))"
     for atom, value, _ in ATOMS:
         assert describe_rule(Rule.model_validate({atom: value}))
@@ -180,13 +180,16 @@ def test_unknown_measure_in_a_scenario_names_the_path_and_suggests():
         scenario_from_dict({}, ['regimen.ivig.stop_when={"above": {"tiss": 40}}'])
 
 
-@pytest.mark.parametrize("bad", [
-    {},
-    {"above": {}},
-    {"above": {"cpk_x_uln": float("nan")}},
-    {"above": {"cpk_x_uln": 1}, "relapse": True},
-    {"any": []},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {},
+        {"above": {}},
+        {"above": {"cpk_x_uln": float("nan")}},
+        {"above": {"cpk_x_uln": 1}, "relapse": True},
+        {"any": []},
+    ],
+)
 def test_malformed_rules_are_rejected(bad):
     with pytest.raises(ValidationError):
         Rule.model_validate(bad)

@@ -122,7 +122,8 @@ def test_two_square_is_exact() -> None:
             # Moments documents exact squares for |x| >= 2**-480 (Dekker's split); smaller
             # non-zero squares fall below its 2**-1126 unit, so they are left out here.
             st.floats(min_value=-1e120, max_value=1e120, allow_nan=False).filter(
-                lambda v: v == 0 or abs(v) >= 2.0**-480),
+                lambda v: v == 0 or abs(v) >= 2.0**-480
+            ),
             st.just(math.nan),
         ),
         max_size=40,

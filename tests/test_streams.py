@@ -16,8 +16,9 @@ def test_same_key_same_number_whatever_the_batch():
     one_by_one = np.array([streams.uniform(5, i, "lab.cpk", 14)[0] for i in ids[::97]])
     np.testing.assert_array_equal(all_at_once[::97], one_by_one)
     shuffled = np.random.default_rng(0).permutation(ids)
-    np.testing.assert_array_equal(streams.uniform(5, shuffled, "lab.cpk", 14),
-                                  all_at_once[shuffled])
+    np.testing.assert_array_equal(
+        streams.uniform(5, shuffled, "lab.cpk", 14), all_at_once[shuffled]
+    )
 
 
 def test_values_lie_strictly_inside_the_unit_interval():
@@ -44,10 +45,10 @@ def test_purposes_indices_seeds_and_patients_are_independent():
     ids = np.arange(n)
     base = streams.uniform(1, ids, "lab.cpk", 0)
     others = [
-        streams.uniform(1, ids, "lab.myoglobin", 0),   # another purpose
-        streams.uniform(1, ids, "lab.cpk", 1),         # another index
-        streams.uniform(2, ids, "lab.cpk", 0),         # another seed
-        streams.uniform(1, ids + 1, "lab.cpk", 0),     # the neighbouring patient
+        streams.uniform(1, ids, "lab.myoglobin", 0),  # another purpose
+        streams.uniform(1, ids, "lab.cpk", 1),  # another index
+        streams.uniform(2, ids, "lab.cpk", 0),  # another seed
+        streams.uniform(1, ids + 1, "lab.cpk", 0),  # the neighbouring patient
     ]
     for other in others:
         # correlation of independent uniforms: sd 1/sqrt(n); 5 sd is a generous bound

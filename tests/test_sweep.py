@@ -32,25 +32,29 @@ def test_sobol_path_recovers_the_ishigami_indices():
     """Ishigami & Homma (1990), a=7, b=0.1: S1 = (0.3139, 0.4424, 0),
     ST = (0.5576, 0.4424, 0.2437) (Sobol & Levitan 1999; SALib's Ishigami docstring).
     Tolerance: twice SALib's 95% bootstrap half-width (about 4 standard errors)."""
-    bounds = {"x1": {"low": -math.pi, "high": math.pi}, "x2": {"low": -math.pi, "high": math.pi},
-              "x3": {"low": -math.pi, "high": math.pi}}
+    bounds = {
+        "x1": {"low": -math.pi, "high": math.pi},
+        "x2": {"low": -math.pi, "high": math.pi},
+        "x3": {"low": -math.pi, "high": math.pi},
+    }
     design = Sobol.model_validate({"type": "sobol", "parameters": bounds, "n": 2048})
     pts = points_of(design, seed=7, base_values={})
     assert len(pts) == 2048 * (3 + 2)
     y = {"f": np.array([ishigami(p) for p in pts])}
     res = _global(design, pts, y, seed=7)["f"]
-    for est, conf, true in zip(res["S1"], res["S1_ci95_halfwidth"], (0.3139, 0.4424, 0.0),
-                               strict=True):
+    for est, conf, true in zip(
+        res["S1"], res["S1_ci95_halfwidth"], (0.3139, 0.4424, 0.0), strict=True
+    ):
         assert abs(est - true) < 2 * conf + 1e-3
-    for est, conf, true in zip(res["ST"], res["ST_ci95_halfwidth"], (0.5576, 0.4424, 0.2437),
-                               strict=True):
+    for est, conf, true in zip(
+        res["ST"], res["ST_ci95_halfwidth"], (0.5576, 0.4424, 0.2437), strict=True
+    ):
         assert abs(est - true) < 2 * conf + 1e-3
 
 
 def test_morris_ranks_a_linear_function_by_its_slopes():
     bounds = {n: {"low": 0.0, "high": 1.0} for n in ("a", "b", "c")}
-    design = Morris.model_validate({"type": "morris", "parameters": bounds,
-                                    "trajectories": 20})
+    design = Morris.model_validate({"type": "morris", "parameters": bounds, "trajectories": 20})
     pts = points_of(design, seed=3, base_values={})
     y = {"f": np.array([3 * p["a"] + 0.5 * p["b"] + 0 * p["c"] for p in pts])}
     res = _global(design, pts, y, seed=3)["f"]
@@ -61,14 +65,22 @@ def test_morris_ranks_a_linear_function_by_its_slopes():
 def test_psa_value_of_information_on_a_known_decision():
     """Two arms whose net benefit differs by theta ~ N(0, 1000): EVPI = 1000/sqrt(2 pi);
     EVPPI for theta's group equals it, for an irrelevant parameter it is about 0."""
-    design = PSA.model_validate({
-        "type": "psa", "draws": 4000,
-        "parameters": {"theta": {"dist": "normal", "mean": 0, "sd": 1000},
-                       "noise": {"dist": "uniform", "low": 0, "high": 1}},
-        "willingness_to_pay": [0.0]})
+    design = PSA.model_validate(
+        {
+            "type": "psa",
+            "draws": 4000,
+            "parameters": {
+                "theta": {"dist": "normal", "mean": 0, "sd": 1000},
+                "noise": {"dist": "uniform", "low": 0, "high": 1},
+            },
+            "willingness_to_pay": [0.0],
+        }
+    )
     pts = points_of(design, seed=5, base_values={})
-    outs = [{"A:cost_total": 0.0, "A:qaly": 0.0, "B:cost_total": -p["theta"], "B:qaly": 0.0}
-            for p in pts]
+    outs = [
+        {"A:cost_total": 0.0, "A:qaly": 0.0, "B:cost_total": -p["theta"], "B:qaly": 0.0}
+        for p in pts
+    ]
     res = psa_analysis(design, pts, outs, ["A", "B"], reference_wtp=0.0)
     theta = np.array([p["theta"] for p in pts])
     exact = np.mean(np.maximum(theta, 0)) - max(0.0, theta.mean())
@@ -85,17 +97,30 @@ def test_psa_frontier_dominated_strategy_and_population_scaling():
     """Three arms: C costs more and gives less than A in every draw, so it is never
     optimal; the CEAF follows the arm with the highest expected NMB; EVPI and EVPPI are
     never negative, have standard errors, and scale to the population given."""
-    design = PSA.model_validate({
-        "type": "psa", "draws": 500,
-        "parameters": {"theta": {"dist": "normal", "mean": 0.05, "sd": 0.1},
-                       "noise": {"dist": "uniform", "low": 0, "high": 1}},
-        "willingness_to_pay": [0.0, 10000.0, 50000.0]})
+    design = PSA.model_validate(
+        {
+            "type": "psa",
+            "draws": 500,
+            "parameters": {
+                "theta": {"dist": "normal", "mean": 0.05, "sd": 0.1},
+                "noise": {"dist": "uniform", "low": 0, "high": 1},
+            },
+            "willingness_to_pay": [0.0, 10000.0, 50000.0],
+        }
+    )
     pts = points_of(design, seed=9, base_values={})
-    outs = [{"A:cost_total": 1000.0, "A:qaly": 1.0,
-             "B:cost_total": 3000.0, "B:qaly": 1.0 + p["theta"],
-             "C:cost_total": 1500.0, "C:qaly": 0.9} for p in pts]
-    res = psa_analysis(design, pts, outs, ["A", "B", "C"], reference_wtp=10000.0,
-                       population=1234.5)
+    outs = [
+        {
+            "A:cost_total": 1000.0,
+            "A:qaly": 1.0,
+            "B:cost_total": 3000.0,
+            "B:qaly": 1.0 + p["theta"],
+            "C:cost_total": 1500.0,
+            "C:qaly": 0.9,
+        }
+        for p in pts
+    ]
+    res = psa_analysis(design, pts, outs, ["A", "B", "C"], reference_wtp=10000.0, population=1234.5)
     assert all(v == 0.0 for v in res["ceac"]["C"])
     assert "C" not in res["optimal_strategy"]
     theta = np.array([p["theta"] for p in pts])
@@ -108,18 +133,23 @@ def test_psa_frontier_dominated_strategy_and_population_scaling():
     assert min(res["evpi_per_patient"]) >= 0.0
     assert min(res["evppi_per_patient_at_reference"].values()) >= 0.0
     assert res["evpi_at_reference_se"] > 0
-    assert res["evpi_population_at_reference"] == pytest.approx(
-        1234.5 * res["evpi_at_reference"])
+    assert res["evpi_population_at_reference"] == pytest.approx(1234.5 * res["evpi_at_reference"])
     r2 = res["evppi_metamodel_r_squared"]
     assert r2["theta"][1] > 0.99 and r2["noise"][1] < 0.1  # B's NMB is linear in theta
 
 
 def test_psa_draws_follow_their_distributions_and_correlation():
-    design = PSA.model_validate({
-        "type": "psa", "draws": 20000,
-        "parameters": {"a": {"dist": "normal", "mean": 1, "sd": 2},
-                       "b": {"dist": "lognormal", "mean": 10, "sd": 3}},
-        "correlation": [[1, 0.6], [0.6, 1]]})
+    design = PSA.model_validate(
+        {
+            "type": "psa",
+            "draws": 20000,
+            "parameters": {
+                "a": {"dist": "normal", "mean": 1, "sd": 2},
+                "b": {"dist": "lognormal", "mean": 10, "sd": 3},
+            },
+            "correlation": [[1, 0.6], [0.6, 1]],
+        }
+    )
     pts = points_of(design, seed=1, base_values={})
     a = np.array([p["a"] for p in pts])
     b = np.array([p["b"] for p in pts])
@@ -127,6 +157,7 @@ def test_psa_draws_follow_their_distributions_and_correlation():
     assert abs(a.mean() - 1) < 4 * 2 / math.sqrt(n)
     assert abs(b.mean() - 10) < 4 * 3 / math.sqrt(n)
     from scipy import stats
+
     rho = stats.spearmanr(a, b)[0]
     assert abs(rho - 6 / math.pi * math.asin(0.6 / 2)) < 0.03
 
@@ -136,8 +167,19 @@ def test_one_way_base_point_equals_a_plain_run():
     from simulator.sweeps import evaluate_point
 
     engine = "cohort"
-    outs = evaluate_point((plan.scenarios, plan.arms, plan.points[0], plan.spec.patients,
-                           plan.seed, engine, False, plan.spec.outcomes, plan.applies))
+    outs = evaluate_point(
+        (
+            plan.scenarios,
+            plan.arms,
+            plan.points[0],
+            plan.spec.patients,
+            plan.seed,
+            engine,
+            False,
+            plan.spec.outcomes,
+            plan.applies,
+        )
+    )
     metrics = run(plan.scenarios[0], patients=60, seed=11, engine=engine).metrics
     for name in plan.spec.outcomes:
         assert outs[name] == metrics[name]["mean"], name
@@ -152,29 +194,31 @@ def sweep_cmd(*args, cwd=None):
 def test_resume_after_kill_gives_the_same_results(tmp_path):
     sweep = FIXTURES / "one_way_small.yaml"
     whole = tmp_path / "whole"
-    proc = subprocess.run(sweep_cmd(sweep, "--out", whole, "--quiet"), capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        sweep_cmd(sweep, "--out", whole, "--quiet"), capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     assert not (tmp_path / "whole.partial").exists()
     cut = tmp_path / "cut"
     partial = tmp_path / "cut.partial" / "points"
     p = subprocess.Popen(sweep_cmd(sweep, "--out", cut, "--quiet"), stderr=subprocess.PIPE)
     deadline = time.time() + 120
-    while time.time() < deadline and not (partial.exists() and len(list(partial.glob("*.json")))
-                                          >= 2):
+    while time.time() < deadline and not (
+        partial.exists() and len(list(partial.glob("*.json"))) >= 2
+    ):
         time.sleep(0.05)
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
     saved = len(list(partial.glob("*.json")))
     assert 2 <= saved < 6, "the run should have been killed part-way"
     assert not cut.exists()
-    proc = subprocess.run(sweep_cmd(sweep, "--out", cut, "--quiet"), capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        sweep_cmd(sweep, "--out", cut, "--quiet"), capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     files = sorted(p.relative_to(whole).as_posix() for p in whole.rglob("*") if p.is_file())
     assert {"sweep.json", "sweep.csv", "report.html", ".simulate-manifest.json"} <= set(files)
-    assert files == sorted(p.relative_to(cut).as_posix() for p in cut.rglob("*")
-                           if p.is_file())
+    assert files == sorted(p.relative_to(cut).as_posix() for p in cut.rglob("*") if p.is_file())
     for f in files:  # every file, sweep.json (key order included) and the report too
         assert (cut / f).read_bytes() == (whole / f).read_bytes(), f
     assert not (tmp_path / "cut.partial").exists()
@@ -182,8 +226,11 @@ def test_resume_after_kill_gives_the_same_results(tmp_path):
 
 
 def test_a_changed_sweep_file_is_refused_for_resuming(tmp_path):
-    text = (FIXTURES / "one_way_small.yaml").read_text().replace(
-        "../../../scenarios", str(ROOT / "scenarios"))
+    text = (
+        (FIXTURES / "one_way_small.yaml")
+        .read_text()
+        .replace("../../../scenarios", str(ROOT / "scenarios"))
+    )
     sweep = tmp_path / "s.yaml"
     sweep.write_text(text)
     out = tmp_path / "out"
@@ -194,50 +241,66 @@ def test_a_changed_sweep_file_is_refused_for_resuming(tmp_path):
     _open_checkpoint(plan, out, fresh=False)
     assert (partial / "manifest.json").is_file()
     sweep.write_text(text.replace("patients: 60", "patients: 61"))
-    proc = subprocess.run(sweep_cmd(sweep, "--out", out), capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        sweep_cmd(sweep, "--out", out), capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2
     assert "different sweep" in proc.stderr and "--fresh" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
 BAD = {
-    "unknown_path": ("design:\n  type: one_way\n  parameters:\n"
-                     "    regimen.ivig.dose_g_per_k: {low: 1, high: 2}\n",
-                     ["dose_g_per_k", "did you mean 'dose_g_per_kg'"]),
-    "range_excludes_base": ("design:\n  type: one_way\n  parameters:\n"
-                            "    regimen.ivig.dose_g_per_kg: {low: 2.5, high: 3}\n",
-                            ["excludes the base value 2", "bad.yaml:8:"]),
-    "bad_distribution": ("design:\n  type: psa\n  draws: 10\n  parameters:\n"
-                         "    regimen.ivig.dose_g_per_kg: {dist: lognormal, mean: 2}\n",
-                         ["lognormal needs", "dose_g_per_kg"]),
-    "sobol_not_power_of_two": ("design:\n  type: sobol\n  n: 100\n  parameters:\n"
-                               "    regimen.ivig.dose_g_per_kg: {low: 1, high: 3}\n"
-                               "    regimen.ivig.cycles: {low: 3, high: 8}\n",
-                               ["power of two", "64 or 128"]),
-    "invalid_value_in_range": ("design:\n  type: one_way\n  parameters:\n"
-                               "    regimen.ivig.dose_g_per_kg: {low: -1, high: 2}\n",
-                               ["not valid", "-1"]),
+    "unknown_path": (
+        "design:\n  type: one_way\n  parameters:\n"
+        "    regimen.ivig.dose_g_per_k: {low: 1, high: 2}\n",
+        ["dose_g_per_k", "did you mean 'dose_g_per_kg'"],
+    ),
+    "range_excludes_base": (
+        "design:\n  type: one_way\n  parameters:\n"
+        "    regimen.ivig.dose_g_per_kg: {low: 2.5, high: 3}\n",
+        ["excludes the base value 2", "bad.yaml:8:"],
+    ),
+    "bad_distribution": (
+        "design:\n  type: psa\n  draws: 10\n  parameters:\n"
+        "    regimen.ivig.dose_g_per_kg: {dist: lognormal, mean: 2}\n",
+        ["lognormal needs", "dose_g_per_kg"],
+    ),
+    "sobol_not_power_of_two": (
+        "design:\n  type: sobol\n  n: 100\n  parameters:\n"
+        "    regimen.ivig.dose_g_per_kg: {low: 1, high: 3}\n"
+        "    regimen.ivig.cycles: {low: 3, high: 8}\n",
+        ["power of two", "64 or 128"],
+    ),
+    "invalid_value_in_range": (
+        "design:\n  type: one_way\n  parameters:\n"
+        "    regimen.ivig.dose_g_per_kg: {low: -1, high: 2}\n",
+        ["not valid", "-1"],
+    ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_sweep_input_is_refused_before_anything_runs(tmp_path, case):
     body, expected = BAD[case]
-    head = (f"name: bad\nbase: {ROOT / 'scenarios' / 'first_line.yaml'}\npatients: 10\n"
-            "outcomes: [ivig_g]\n")
+    head = (
+        f"name: bad\nbase: {ROOT / 'scenarios' / 'first_line.yaml'}\npatients: 10\n"
+        "outcomes: [ivig_g]\n"
+    )
     if case == "bad_distribution":
-        head = head.replace(f"base: {ROOT / 'scenarios' / 'first_line.yaml'}",
-                            f"strategies:\n  a: {ROOT / 'scenarios' / 'first_line.yaml'}\n"
-                            f"  b: {ROOT / 'scenarios' / 'rescue.yaml'}")
+        head = head.replace(
+            f"base: {ROOT / 'scenarios' / 'first_line.yaml'}",
+            f"strategies:\n  a: {ROOT / 'scenarios' / 'first_line.yaml'}\n"
+            f"  b: {ROOT / 'scenarios' / 'rescue.yaml'}",
+        )
     sweep = tmp_path / "bad.yaml"
     sweep.write_text(head + body)
     with pytest.raises(InputError) as err:
         plan_sweep(sweep)
     for text in expected:
         assert text in str(err.value), str(err.value)
-    proc = subprocess.run(sweep_cmd(sweep, "--out", tmp_path / "o"), capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        sweep_cmd(sweep, "--out", tmp_path / "o"), capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2 and proc.stderr.startswith("error:")
     assert not (tmp_path / "o").exists() and not (tmp_path / "o.partial").exists()
 
@@ -250,22 +313,36 @@ def test_shipped_sweep_files_are_valid():
 
 def test_sweep_outputs_and_report(tmp_path):
     out = tmp_path / "o"
-    proc = subprocess.run(sweep_cmd(FIXTURES / "one_way_small.yaml", "--out", out, "--quiet"),
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        sweep_cmd(FIXTURES / "one_way_small.yaml", "--out", out, "--quiet"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads((out / "sweep.json").read_text())
     assert data["design"] == "one_way" and len(data["points"]) == 6
     bars = data["analysis"]["tornado"]["cpk_normal_month_6"]
-    assert {b["parameter"] for b in bars[1:]} == {"regimen.ivig.dose_g_per_kg",
-                                                  "disease.steroid.emax_per_day"}
+    assert {b["parameter"] for b in bars[1:]} == {
+        "regimen.ivig.dose_g_per_kg",
+        "disease.steroid.emax_per_day",
+    }
     import csv as csv_module
 
     rows = list(csv_module.DictReader((out / "sweep.csv").open()))
     # long and tidy: one row per point and outcome, parameters numeric at every point
-    assert list(rows[0]) == ["point", "regimen.ivig.dose_g_per_kg",
-                             "disease.steroid.emax_per_day", "arm", "outcome", "value",
-                             "mc_se", "difference_vs_base", "difference_ci95_low",
-                             "difference_ci95_high"]
+    assert list(rows[0]) == [
+        "point",
+        "regimen.ivig.dose_g_per_kg",
+        "disease.steroid.emax_per_day",
+        "arm",
+        "outcome",
+        "value",
+        "mc_se",
+        "difference_vs_base",
+        "difference_ci95_low",
+        "difference_ci95_high",
+    ]
     assert len(rows) == 6 * 3
     # the base point has no difference from itself; every other point has one
     assert all(r["difference_vs_base"] == "" for r in rows if r["point"] == "0")
@@ -296,8 +373,14 @@ def test_one_way_points_are_compared_with_the_base_patient_by_patient(tmp_path):
     def per_patient(point, column):
         cols = []
         scn = with_overrides(plan.scenarios[0], point)
-        run(scn, patients=plan.spec.patients, seed=plan.seed, engine="cohort",
-            progress=False, sink=lambda t, _e: cols.append(t[column]))
+        run(
+            scn,
+            patients=plan.spec.patients,
+            seed=plan.seed,
+            engine="cohort",
+            progress=False,
+            sink=lambda t, _e: cols.append(t[column]),
+        )
         return np.concatenate(cols).astype(float)
 
     base = per_patient(plan.points[0], "cumulative_prednisone_g")
@@ -308,22 +391,24 @@ def test_one_way_points_are_compared_with_the_base_patient_by_patient(tmp_path):
         assert got["n"] == d.size
         assert got["mean_difference"] == pytest.approx(d.mean(), rel=1e-12, abs=1e-12)
         half = 1.959963984540054 * d.std(ddof=1) / math.sqrt(d.size)
-        assert got["ci95"] == pytest.approx([d.mean() - half, d.mean() + half],
-                                            rel=1e-9, abs=1e-12)
+        assert got["ci95"] == pytest.approx([d.mean() - half, d.mean() + half], rel=1e-9, abs=1e-12)
         # a mean with no missing values: the paired mean difference is the difference of
         # the two points' estimates
         out_i, out_0 = res.outputs[i], res.outputs[0]
         assert got["mean_difference"] == pytest.approx(
-            out_i["cumulative_prednisone_g"] - out_0["cumulative_prednisone_g"], abs=1e-9)
-        unpaired = 1.96 * math.hypot(out_i["cumulative_prednisone_g_se"],
-                                     out_0["cumulative_prednisone_g_se"])
+            out_i["cumulative_prednisone_g"] - out_0["cumulative_prednisone_g"], abs=1e-9
+        )
+        unpaired = 1.96 * math.hypot(
+            out_i["cumulative_prednisone_g_se"], out_0["cumulative_prednisone_g_se"]
+        )
         narrower += half < unpaired
     assert narrower == len(plan.points) - 1
     # the tornado bars carry the same intervals, point by point
     bars = res.analysis["tornado"]["cumulative_prednisone_g"][1:]
     for b in bars:
-        assert b["difference_vs_base"] == [paired[j]["cumulative_prednisone_g"]
-                                           for j in b["points"]]
+        assert b["difference_vs_base"] == [
+            paired[j]["cumulative_prednisone_g"] for j in b["points"]
+        ]
 
 
 def test_a_point_without_its_patient_values_is_evaluated_again(tmp_path):
@@ -344,19 +429,47 @@ def test_a_point_without_its_patient_values_is_evaluated_again(tmp_path):
 def test_sweep_command_takes_patients_draws_and_set(tmp_path):
     out = tmp_path / "psa"
     proc = subprocess.run(
-        [sys.executable, "-m", "simulator", "sweep",
-         str(SCENARIOS / "sweeps" / "psa_first_line_vs_rescue.yaml"), "--patients", "20",
-         "--draws", "3", "--set", "economics.cea_horizon=clinical", "--out", str(out),
-         "--quiet"], capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "simulator",
+            "sweep",
+            str(SCENARIOS / "sweeps" / "psa_first_line_vs_rescue.yaml"),
+            "--patients",
+            "20",
+            "--draws",
+            "3",
+            "--set",
+            "economics.cea_horizon=clinical",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads((out / "sweep.json").read_text())
     assert len(data["points"]) == 3
     assert data["patients_per_point"] == 20
     assert data["analysis"]["psa"]["cost"] == "cost_total"  # the --set reached every arm
     bad = subprocess.run(
-        [sys.executable, "-m", "simulator", "sweep",
-         str(SCENARIOS / "sweeps" / "tornado_first_line_vs_rescue.yaml"), "--draws", "3",
-         "--out", str(tmp_path / "t")], capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "simulator",
+            "sweep",
+            str(SCENARIOS / "sweeps" / "tornado_first_line_vs_rescue.yaml"),
+            "--draws",
+            "3",
+            "--out",
+            str(tmp_path / "t"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode == 2
     assert "only a psa design has draws" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "t").exists()
@@ -373,4 +486,5 @@ def test_a_parameter_only_one_arm_has_leaves_the_other_arms_figures_out():
     # labels from the registry and the parameter's own name, not the dotted path
     assert param_label(name) == "below tis"
     assert _key_label("rescue-first_line:qaly", _labels(plan)) == (
-        "QALYs (discounted) [QALY], rescue - first_line")
+        "QALYs (discounted) [QALY], rescue - first_line"
+    )

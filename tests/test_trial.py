@@ -39,8 +39,7 @@ def test_entry_is_at_a_4_weekly_visit_in_the_window_where_the_rule_fires(arms):
     entered = np.isfinite(entry)
     assert 0.2 < entered.mean() < 1.0
     assert np.all(entry[entered] % MONTH_DAYS == 0)
-    assert np.all((entry[entered] >= scn.entry.from_day) & (entry[entered] <=
-                                                               scn.entry.until_day))
+    assert np.all((entry[entered] >= scn.entry.from_day) & (entry[entered] <= scn.entry.until_day))
     days = plan.visit_days
     for i in np.flatnonzero(entered)[:50]:
         j = int(np.flatnonzero(days == entry[i])[0])
@@ -69,8 +68,9 @@ def test_ivig_starts_at_entry_and_placebo_infusions_carry_no_drug(arms):
     pev = pres.events
     never = ~np.isfinite(pres.outcomes["unblind_day"])
     grams = pev.value[pev.kind == Event.INFUSION]
-    assert np.all(grams[np.isin(pev.patient[pev.kind == Event.INFUSION],
-                                np.flatnonzero(never))] == 0)
+    assert np.all(
+        grams[np.isin(pev.patient[pev.kind == Event.INFUSION], np.flatnonzero(never))] == 0
+    )
 
 
 def test_tis_from_entry_is_higher_with_ivig_than_with_placebo(arms):
@@ -99,24 +99,42 @@ def test_unblinding_switches_a_placebo_patient_to_real_ivig():
         assert np.all(grams[days < u] == 0) and np.all(grams[days >= u] > 0)
 
 
-@pytest.mark.parametrize("sets, message", [
-    (["entry.until_day=2000"], "entry.until_day (2000) is after the horizon"),
-    (["entry.from_day=700", "entry.until_day=600"], "until_day (600) is before from_day"),
-    (['entry.when={"above": {"days_since_entri": 1}}'], "did you mean 'days_since_entry'"),
-])
+@pytest.mark.parametrize(
+    "sets, message",
+    [
+        (["entry.until_day=2000"], "entry.until_day (2000) is after the horizon"),
+        (["entry.from_day=700", "entry.until_day=600"], "until_day (600) is before from_day"),
+        (['entry.when={"above": {"days_since_entri": 1}}'], "did you mean 'days_since_entry'"),
+    ],
+)
 def test_bad_entry_is_an_input_error(tmp_path, sets, message):
     args = [x for s in sets for x in ("--set", s)]
-    proc = subprocess.run([sys.executable, "-m", "simulator", str(TRIAL), *args, "--patients",
-                           "5", "--out", str(tmp_path / "o")],
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "simulator",
+            str(TRIAL),
+            *args,
+            "--patients",
+            "5",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "o").exists()
 
 
 def test_confirmed_relapses_need_the_criteria_at_two_visits_in_a_row():
-    scn = load_scenario(SCENARIOS / "steroid_only.yaml",
-                        ["outcomes.relapse.confirm_at_next_visit=true"])
+    scn = load_scenario(
+        SCENARIOS / "steroid_only.yaml", ["outcomes.relapse.confirm_at_next_visit=true"]
+    )
     plan = make_plan(scn)
     res = cohort.run_chunk(scn, plan, 5, np.arange(N))
     flags = res.visit_flags

@@ -12,7 +12,7 @@ those scenarios run on the SimPy engine.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -84,9 +84,14 @@ class _StateView:
                 full[idx] = value
 
 
-def run_chunk(scn: Scenario, plan: Plan, seed: int, patients: np.ndarray,
-              events: bool = False,
-              params: tuple[Params, Baseline] | None = None) -> ChunkResult:
+def run_chunk(
+    scn: Scenario,
+    plan: Plan,
+    seed: int,
+    patients: np.ndarray,
+    events: bool = False,
+    params: tuple[Params, Baseline] | None = None,
+) -> ChunkResult:
     """Simulate the given patient ids, all at once."""
     xp = ARRAY
     prm, base = params if params is not None else make_params(scn, plan, seed, patients)
@@ -98,8 +103,9 @@ def run_chunk(scn: Scenario, plan: Plan, seed: int, patients: np.ndarray,
         everyone = active.size == n
         sub = st if everyone else st.take(active)
         sub_prm = prm if everyone else _ParamsView(prm, active)
-        t, kind = handlers.next_event(xp, plan, sub_prm, sub)  # type: ignore[arg-type]
-        handlers.advance(xp, plan, sub_prm, sub, t)  # type: ignore[arg-type]
+        # the views stand in for Params and State (the fields a handler reads)
+        t, kind = handlers.next_event(xp, plan, cast(Params, sub_prm), sub)
+        handlers.advance(xp, plan, cast(Params, sub_prm), sub, t)
         if not everyone:
             st.put(active, sub)
         for k in np.flatnonzero(np.bincount(kind, minlength=len(Event))):  # kinds present
@@ -110,8 +116,13 @@ def run_chunk(scn: Scenario, plan: Plan, seed: int, patients: np.ndarray,
             part = _StateView(st, idx)
             visit_k = part.visit_k
             before = part.pred
-            flags, values, grams = handlers.handle(xp, plan, _ParamsView(prm, idx), part,  # type: ignore[arg-type]
-                                                   int(k))
+            flags, values, grams = handlers.handle(
+                xp,
+                plan,
+                cast(Params, _ParamsView(prm, idx)),
+                cast(State, part),
+                int(k),
+            )
             part.write_back()
             if values is not None:
                 for name, value in zip(VISIT_VALUES, values, strict=True):
@@ -120,11 +131,20 @@ def run_chunk(scn: Scenario, plan: Plan, seed: int, patients: np.ndarray,
                 res.visit_flags[idx, visit_k] = flags
             if res.events is not None:
                 nan = np.full(idx.size, np.nan)
-                cpk, myo, third = ((values[0], values[1], values[2]) if values is not None
-                                   else (nan, nan, grams))
-                res.events.extend_arrays(prm.patient[idx], t[sel], np.full(idx.size, k),
-                                         np.asarray(flags), cpk, myo, third, part.pred,
-                                         before)
+                cpk, myo, third = (
+                    (values[0], values[1], values[2]) if values is not None else (nan, nan, grams)
+                )
+                res.events.extend_arrays(
+                    prm.patient[idx],
+                    t[sel],
+                    np.full(idx.size, k),
+                    np.asarray(flags),
+                    cpk,
+                    myo,
+                    third,
+                    part.pred,
+                    before,
+                )
         active = active[kind != Event.END]
     for name, value in state_outcomes(plan, st).items():
         res.outcomes[name][:] = value

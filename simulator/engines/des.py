@@ -60,17 +60,34 @@ def _patient(
                 row[k] = value
             vpred[k], vflags[k] = st.pred, flags
         if log is not None:
-            cpk, myo, mmt8 = (values[0], values[1], values[2]) if values is not None else (
-                math.nan, math.nan, math.nan)
-            log.append(pid, t, kind, flags, cpk, myo, mmt8 if values is not None else grams,
-                       st.pred, before)
+            cpk, myo, mmt8 = (
+                (values[0], values[1], values[2])
+                if values is not None
+                else (math.nan, math.nan, math.nan)
+            )
+            log.append(
+                pid,
+                t,
+                kind,
+                flags,
+                cpk,
+                myo,
+                mmt8 if values is not None else grams,
+                st.pred,
+                before,
+            )
     for name, value in state_outcomes(plan, st).items():
         res.outcomes[name][i] = value
 
 
-def run_chunk(scn: Scenario, plan: Plan, seed: int, patients: np.ndarray,
-              events: bool = False,
-              params: tuple[Params, Baseline] | None = None) -> ChunkResult:
+def run_chunk(
+    scn: Scenario,
+    plan: Plan,
+    seed: int,
+    patients: np.ndarray,
+    events: bool = False,
+    params: tuple[Params, Baseline] | None = None,
+) -> ChunkResult:
     """Simulate the given patient ids; one SimPy environment for the chunk."""
     prm, base = params if params is not None else make_params(scn, plan, seed, patients)
     n = len(prm.patient)

@@ -40,8 +40,15 @@ from scipy import special
 
 from .xp import Ops
 
-__all__ = ["DOMAINS", "RATE_NODES", "Propagator", "damage_step", "enzyme_level", "measured",
-           "rate_node_values"]
+__all__ = [
+    "DOMAINS",
+    "RATE_NODES",
+    "Propagator",
+    "damage_step",
+    "enzyme_level",
+    "measured",
+    "rate_node_values",
+]
 
 Y, Q, W, XS, XL, XD, Z, F, L, FE, LE, V, E, J, S, C = range(16)
 N_STATES = 16
@@ -56,7 +63,9 @@ _SOURCES = (Y, Q, W, XS, XL, XD, Z, E, S, C, FE, LE, V)
 _G_SCALED = (FE, LE, V)
 _OWN_ONLY = (Q, W, XS, XL, XD)  # states that feed only themselves
 PATTERN: tuple[tuple[int, int], ...] = tuple(
-    (r, c) for r in _DOWNSTREAM for c in _SOURCES
+    (r, c)
+    for r in _DOWNSTREAM
+    for c in _SOURCES
     if not (c in _OWN_ONLY and c != r) and not (r == Y and c == J)
 )
 
@@ -100,10 +109,22 @@ def rate_node_values(median_per_day: float, cv: float) -> np.ndarray:
 class Propagator:
     """Exact transition coefficients of the linear state over a time step."""
 
-    def __init__(self, rates_per_day: np.ndarray, k_ck: float, k_w: float,
-                 k_x: tuple[float, float, float], k_b: float, a_f: float, a_s: float,
-                 k_e: float, k_c: float, rho_f: float, rho_x: tuple[float, float, float],
-                 sigma_x: tuple[float, float, float], cache_size: int = 16384) -> None:
+    def __init__(
+        self,
+        rates_per_day: np.ndarray,
+        k_ck: float,
+        k_w: float,
+        k_x: tuple[float, float, float],
+        k_b: float,
+        a_f: float,
+        a_s: float,
+        k_e: float,
+        k_c: float,
+        rho_f: float,
+        rho_x: tuple[float, float, float],
+        sigma_x: tuple[float, float, float],
+        cache_size: int = 16384,
+    ) -> None:
         self.rates = np.asarray(rates_per_day, dtype=np.float64)
         self._mats = []
         for k in self.rates:
@@ -134,9 +155,20 @@ class Propagator:
 
     def _compute(self, node: int, tau: float) -> tuple[float, ...]:
         phi = expm(self._mats[node] * tau)
-        return tuple(float(phi[r, c]) for r, c in PATTERN) + tuple(float(x) for x in (
-            phi[Z, Z], phi[F, F], phi[L, L], phi[FE, FE], phi[LE, LE],
-            phi[V, FE], phi[V, LE], phi[V, V], phi[E, E]))
+        return tuple(float(phi[r, c]) for r, c in PATTERN) + tuple(
+            float(x)
+            for x in (
+                phi[Z, Z],
+                phi[F, F],
+                phi[L, L],
+                phi[FE, FE],
+                phi[LE, LE],
+                phi[V, FE],
+                phi[V, LE],
+                phi[V, V],
+                phi[E, E],
+            )
+        )
 
     def coefficients(self, node: int, tau: float) -> tuple[float, ...]:
         """(pattern entries..., z, f, l, fe, le, v<-fe, v<-le, v<-v, e<-e) for one step."""
@@ -155,7 +187,7 @@ class Propagator:
         need = self._rows + len(rows)
         if need > self._table.shape[0]:
             grown = np.empty((max(need, 2 * self._table.shape[0], 256), self._table.shape[1]))
-            grown[:self._rows] = self._table[:self._rows]
+            grown[: self._rows] = self._table[: self._rows]
             self._table = grown
         first = self._rows
         self._table[first:need] = rows
@@ -177,7 +209,7 @@ class Propagator:
         top = int(keys.max()) + 1 if keys.size else 0
         if top > self._dense.size:
             dense = np.full(max(top, 2 * self._dense.size), -1, dtype=np.int64)
-            dense[:self._dense.size] = self._dense
+            dense[: self._dense.size] = self._dense
             self._dense = dense
         new = np.unique(keys[self._dense[keys] < 0])
         new_frac = sorted({k for k in frac if k not in self._frac})
@@ -191,7 +223,8 @@ class Propagator:
         if new.size or new_frac:
             first = self._append(
                 [self._compute(int(k % RATE_NODES), float(k // RATE_NODES)) for k in new]
-                + [self._compute(*k) for k in new_frac])
+                + [self._compute(*k) for k in new_frac]
+            )
             self._dense[new] = np.arange(first, first + new.size)
             for j, k in enumerate(new_frac, start=first + new.size):
                 self._frac[k] = j
@@ -211,7 +244,7 @@ def step(xp: Ops, coef: tuple[Any, ...], x: dict[int, Any], g: Any) -> dict[int,
         term = coef[j] * x[c]
         out[r] = out[r] + (g * term if c in _G_SCALED else term)
     n = len(PATTERN)
-    zz, ff, ll, fefe, lele, vfe, vle, vv, ee = coef[n:n + 9]
+    zz, ff, ll, fefe, lele, vfe, vle, vv, ee = coef[n : n + 9]
     out[Z] = zz * x[Z]
     out[F] = ff * x[F]
     out[L] = ll * x[L]
@@ -224,8 +257,15 @@ def step(xp: Ops, coef: tuple[Any, ...], x: dict[int, Any], g: Any) -> dict[int,
     return out
 
 
-def damage_step(xp: Ops, damage: Any, delta_j: Any, tau: Any, threshold_log: float,
-                rate: float, max_points: float) -> Any:
+def damage_step(
+    xp: Ops,
+    damage: Any,
+    delta_j: Any,
+    tau: Any,
+    threshold_log: float,
+    rate: float,
+    max_points: float,
+) -> Any:
     """Damage after a window of ``tau`` days: the net integral of log inflammation above
     the threshold over the window, ``max(0, ΔJ - threshold tau)``, takes a fraction
     ``1 - exp(-rate x excess)`` of the strength damage can still take."""

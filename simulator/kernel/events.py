@@ -68,7 +68,7 @@ class Flag(IntFlag):
     DEATH = 4194304
 
 
-FLAG_NAMES = {f.name.lower(): int(f) for f in Flag}
+FLAG_NAMES = {name.lower(): int(f) for name, f in Flag.__members__.items()}
 
 # Bits IVIG_AE_SHIFT + j: IVIG adverse event type j happened at this infusion.
 IVIG_AE_SHIFT = 24

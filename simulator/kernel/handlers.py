@@ -25,11 +25,21 @@ from .xp import Ops
 __all__ = ["VISIT_VALUES", "advance", "handle", "init_state", "next_event"]
 
 # What a visit measures, in this order (``handle`` returns them for a visit).
-VISIT_VALUES = ("cpk", "myoglobin", "mmt8", "physician_global", "patient_global", "haq",
-                "extramuscular", "tis", "inactive", "damage", "skin_activity", "lung_activity",
-                "dysphagia_activity")
-
-
+VISIT_VALUES = (
+    "cpk",
+    "myoglobin",
+    "mmt8",
+    "physician_global",
+    "patient_global",
+    "haq",
+    "extramuscular",
+    "tis",
+    "inactive",
+    "damage",
+    "skin_activity",
+    "lung_activity",
+    "dysphagia_activity",
+)
 
 
 def _lookup(xp: Ops, table: tuple[float, ...], idx: Any) -> Any:
@@ -62,8 +72,23 @@ def init_state(xp: Ops, plan: Plan, prm: Params) -> State:
         return zero + value
 
     st.t = full(0.0)
-    for name in ("y", "q", "w", "xs", "xl", "xd", "f", "l", "fe", "le", "v", "e", "j", "j_window",
-                 "damage_points"):
+    for name in (
+        "y",
+        "q",
+        "w",
+        "xs",
+        "xl",
+        "xd",
+        "f",
+        "l",
+        "fe",
+        "le",
+        "v",
+        "e",
+        "j",
+        "j_window",
+        "damage_points",
+    ):
         setattr(st, name, full(0.0))
     st.z = prm.z0 * 1.0
     pulse = prm.pulse
@@ -107,18 +132,45 @@ def init_state(xp: Ops, plan: Plan, prm: Params) -> State:
     st.flares = full(0.0)
     _next_flare_candidate(xp, plan, prm, st)
     st.visit_k = st.ivig_given * 0
-    for name in ("cpk_base", "cpk_prev", "b_phga", "b_ptga", "b_mmt8", "b_haq", "b_cpkx",
-                 "b_myox", "b_ext", "best_mmt8", "best_phga"):
+    for name in (
+        "cpk_base",
+        "cpk_prev",
+        "b_phga",
+        "b_ptga",
+        "b_mmt8",
+        "b_haq",
+        "b_cpkx",
+        "b_myox",
+        "b_ext",
+        "best_mmt8",
+        "best_phga",
+    ):
         setattr(st, name, full(math.nan))
     st.ever_normal = full(0.0)
     st.bio_ever_normal = full(0.0)
     st.inactive_since = full(math.inf)
-    for name in ("first_normal", "first_relapse", "last_relapse", "first_bio_relapse",
-                 "first_inactive", "ccr_day", "first_tis20", "first_tis40",
-                 "first_strength_normal"):
+    for name in (
+        "first_normal",
+        "first_relapse",
+        "last_relapse",
+        "first_bio_relapse",
+        "first_inactive",
+        "ccr_day",
+        "first_tis20",
+        "first_tis40",
+        "first_strength_normal",
+    ):
         setattr(st, name, full(math.inf))
-    for name in ("relapses", "relapses_on_steroid", "relapses_off_steroid", "bio_relapses",
-                 "cum_pred", "disc_pred", "disc_ivig_g", "disc_infusions"):
+    for name in (
+        "relapses",
+        "relapses_on_steroid",
+        "relapses_off_steroid",
+        "bio_relapses",
+        "cum_pred",
+        "disc_pred",
+        "disc_ivig_g",
+        "disc_infusions",
+    ):
         setattr(st, name, full(0.0))
     st.t_le = [xp.where(st.pred <= th, 0.0, math.inf) * 1.0 for th in THRESHOLDS_MG]
     st.ae_hazard = [full(0.0) for _ in plan.steroid_aes]
@@ -147,16 +199,29 @@ def next_event(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, Any]:
         visit_t = np.append(plan.visit_days, np.inf)[st.visit_k]
         end = np.minimum(st.death_day, plan.horizon_days)
         times = np.stack(
-            [st.pulse_end, st.spar_onset, st.flare_next, visit_t, st.taper_next,
-             st.ivig_next, st.death_next, end], axis=1,
+            [
+                st.pulse_end,
+                st.spar_onset,
+                st.flare_next,
+                visit_t,
+                st.taper_next,
+                st.ivig_next,
+                st.death_next,
+                end,
+            ],
+            axis=1,
         )
         kind = np.argmin(times, axis=1)
         return times[np.arange(times.shape[0]), kind], kind
     best_t, best_k = st.pulse_end, Event.PULSE_END
-    for kind, t in ((Event.SPARING_ONSET, st.spar_onset), (Event.FLARE, st.flare_next),
-                    (Event.VISIT, plan.visit_days_list[st.visit_k]),
-                    (Event.TAPER, st.taper_next), (Event.INFUSION, st.ivig_next),
-                    (Event.DEATH, st.death_next)):
+    for kind, t in (
+        (Event.SPARING_ONSET, st.spar_onset),
+        (Event.FLARE, st.flare_next),
+        (Event.VISIT, plan.visit_days_list[st.visit_k]),
+        (Event.TAPER, st.taper_next),
+        (Event.INFUSION, st.ivig_next),
+        (Event.DEATH, st.death_next),
+    ):
         if t < best_t:
             best_t, best_k = t, kind
     end = min(st.death_day, plan.horizon_days)
@@ -169,13 +234,36 @@ def advance(xp: Ops, plan: Plan, prm: Params, st: State, t: Any) -> None:
     """Move the state from st.t to t in closed form (no event in between)."""
     tau = t - st.t
     coef = plan.propagator(xp, prm.node, tau)
-    x = {Y: st.y, Q: st.q, W: st.w, XS: st.xs, XL: st.xl, XD: st.xd, Z: st.z, F: st.f,
-         L: st.l, FE: st.fe, LE: st.le, V: st.v, E: st.e, J: st.j, S: prm.drive, C: st.c}
+    x = {
+        Y: st.y,
+        Q: st.q,
+        W: st.w,
+        XS: st.xs,
+        XL: st.xl,
+        XD: st.xd,
+        Z: st.z,
+        F: st.f,
+        L: st.l,
+        FE: st.fe,
+        LE: st.le,
+        V: st.v,
+        E: st.e,
+        J: st.j,
+        S: prm.drive,
+        C: st.c,
+    }
     new = disease.step(xp, coef, x, prm.ivig_gain)
     st.y, st.q, st.w, st.z = new[Y], new[Q], new[W], new[Z]
     st.xs, st.xl, st.xd = new[XS], new[XL], new[XD]
-    st.f, st.l, st.fe, st.le, st.v, st.e, st.j = (new[F], new[L], new[FE], new[LE], new[V],
-                                                   new[E], new[J])
+    st.f, st.l, st.fe, st.le, st.v, st.e, st.j = (
+        new[F],
+        new[L],
+        new[FE],
+        new[LE],
+        new[V],
+        new[E],
+        new[J],
+    )
     st.cum_pred = st.cum_pred + st.pred * tau
     d = plan.discount_per_day
     if d > 0:
@@ -242,10 +330,12 @@ def _set_mortality_rate(xp: Ops, plan: Plan, prm: Params, st: State, activity: A
     bg = mortality.background_rate(xp, plan.background_per_day, prm.female, age)
     if plan.excess_per_day > 0:
         lasting = plan.excess_lasting_fraction
-        excess = (plan.excess_per_day * prm.mortality_risk
-                  * xp.exp(plan.excess_log_hr_per_year_of_age
-                           * (age - plan.excess_reference_age))
-                  * (lasting + (1.0 - lasting) * activity))
+        excess = (
+            plan.excess_per_day
+            * prm.mortality_risk
+            * xp.exp(plan.excess_log_hr_per_year_of_age * (age - plan.excess_reference_age))
+            * (lasting + (1.0 - lasting) * activity)
+        )
     else:
         excess = age * 0.0
     st.mort_bg = bg * 1.0
@@ -262,8 +352,7 @@ def _schedule_death(xp: Ops, plan: Plan, prm: Params, st: State) -> None:
         st.death_next_cause = st.t * 0.0
         return
     rate = st.mort_rate
-    best = xp.where(rate > 0, _crossing(xp, st.t, st.mort_h, prm.death_threshold, rate),
-                    math.inf)
+    best = xp.where(rate > 0, _crossing(xp, st.t, st.mort_h, prm.death_threshold, rate), math.inf)
     cause = st.t * 0.0
     rates = plan.steroid_ae_rates(xp, st.pred)
     for j, ae in enumerate(plan.steroid_aes):
@@ -304,8 +393,9 @@ def flare_hazard_per_day(xp: Ops, plan: Plan, prm: Params, st: State) -> Any:
     how far the current treatment (steroid and sparing input, IVIG effect) leaves the
     lasting drive above the control level, in log units, capped."""
     cover = (st.c + prm.ivig_gain * st.v) / prm.rate
-    shortfall = xp.minimum(xp.maximum(prm.drive - cover - plan.control_log, 0.0),
-                           plan.flare_shortfall_cap)
+    shortfall = xp.minimum(
+        xp.maximum(prm.drive - cover - plan.control_log, 0.0), plan.flare_shortfall_cap
+    )
     return plan.flare_rate_per_day * xp.exp(plan.flare_factor * shortfall)
 
 
@@ -313,11 +403,10 @@ def _set_dose(xp: Ops, plan: Plan, prm: Params, st: State, dose: Any) -> None:
     st.pred = dose
     st.c = _drug_input(plan, prm, dose, st.spar_on, st.agent_effect)
     for i, th in enumerate(THRESHOLDS_MG):
-        st.t_le[i] = xp.where(xp.logical_and(dose <= th, st.t_le[i] == math.inf), st.t,
-                              st.t_le[i])
-    st.floor_since = xp.where(dose <= plan.floor_mg,
-                              xp.where(st.floor_since == math.inf, st.t, st.floor_since),
-                              math.inf)
+        st.t_le[i] = xp.where(xp.logical_and(dose <= th, st.t_le[i] == math.inf), st.t, st.t_le[i])
+    st.floor_since = xp.where(
+        dose <= plan.floor_mg, xp.where(st.floor_since == math.inf, st.t, st.floor_since), math.inf
+    )
 
 
 def _set_oral(xp: Ops, plan: Plan, prm: Params, st: State, dose: Any) -> None:
@@ -358,9 +447,15 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
     # is a visit), from the exact integral of log inflammation over the window: the same
     # whatever other events fall inside it.
     window_end = xp.logical_and(t > 0, t - xp.floor(t / MONTH_DAYS) * MONTH_DAYS == 0)
-    accrued = disease.damage_step(xp, st.damage_points, st.j - st.j_window, MONTH_DAYS * 1.0,
-                                  plan.damage_threshold_log, plan.damage_rate,
-                                  plan.damage_max)
+    accrued = disease.damage_step(
+        xp,
+        st.damage_points,
+        st.j - st.j_window,
+        MONTH_DAYS * 1.0,
+        plan.damage_threshold_log,
+        plan.damage_rate,
+        plan.damage_max,
+    )
     st.damage_points = xp.where(window_end, accrued, st.damage_points)
     if plan.mortality_on:
         bg, rate = st.mort_bg, st.mort_rate
@@ -368,10 +463,18 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
         st.mort_bg = xp.where(window_end, st.mort_bg, bg)
         st.mort_rate = xp.where(window_end, st.mort_rate, rate)
     st.j_window = xp.where(window_end, st.j, st.j_window)
-    cpk = disease.measured(xp, disease.enzyme_level(xp, st.q, prm.cpk0, prm.cpk_bg),
-                           plan.cpk_sigma_log, xp.pick(prm.noise_cpk, k))
-    myo = disease.measured(xp, disease.enzyme_level(xp, st.y, prm.myo0, prm.myo_bg),
-                           plan.myoglobin_sigma_log, xp.pick(prm.noise_myoglobin, k))
+    cpk = disease.measured(
+        xp,
+        disease.enzyme_level(xp, st.q, prm.cpk0, prm.cpk_bg),
+        plan.cpk_sigma_log,
+        xp.pick(prm.noise_cpk, k),
+    )
+    myo = disease.measured(
+        xp,
+        disease.enzyme_level(xp, st.y, prm.myo0, prm.myo_bg),
+        plan.myoglobin_sigma_log,
+        xp.pick(prm.noise_myoglobin, k),
+    )
     # The global ratings see inflammation as a^p (``core_set.activity_exponent``).
     a = xp.exp(cs.activity_exponent * st.y)
     p_ = cs.activity_exponent
@@ -379,26 +482,58 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
     ax_lung = prm.ext_w_lung * xp.exp(p_ * st.xl)
     ax_dys = prm.ext_w_dysphagia * xp.exp(p_ * st.xd)
     ax = ax_skin + ax_lung + ax_dys
-    mmt_true = xp.minimum(xp.maximum(
-        150.0 - st.damage_points - (150.0 - prm.mmt8_0) * xp.exp(st.w), 0.0), 150.0)
+    mmt_true = xp.minimum(
+        xp.maximum(150.0 - st.damage_points - (150.0 - prm.mmt8_0) * xp.exp(st.w), 0.0), 150.0
+    )
     deficit = measures.deficit_fraction(xp, mmt_true)
-    phga = measures.physician_global_cm(xp, a, ax, cs.physician_scale_muscle,
-                                        cs.physician_scale_extra, cs.physician_sd_cm,
-                                        xp.pick(prm.noise_physician_global, k))
-    ptga = measures.patient_global_cm(xp, a, ax, deficit, cs.patient_weight_activity,
-                                      cs.patient_weight_extra, cs.patient_weight_deficit,
-                                      cs.patient_sd_cm, xp.pick(prm.noise_patient_global, k))
-    haq = measures.haq(xp, deficit, ax, cs.haq_slope, cs.haq_exponent, cs.haq_weight_extra,
-                       cs.haq_sd, xp.pick(prm.noise_haq, k))
-    ext = measures.extramuscular_cm(xp, ax, cs.extramuscular_scale, cs.extramuscular_sd_cm,
-                                    xp.pick(prm.noise_extramuscular, k), prm.ext_present)
+    phga = measures.physician_global_cm(
+        xp,
+        a,
+        ax,
+        cs.physician_scale_muscle,
+        cs.physician_scale_extra,
+        cs.physician_sd_cm,
+        xp.pick(prm.noise_physician_global, k),
+    )
+    ptga = measures.patient_global_cm(
+        xp,
+        a,
+        ax,
+        deficit,
+        cs.patient_weight_activity,
+        cs.patient_weight_extra,
+        cs.patient_weight_deficit,
+        cs.patient_sd_cm,
+        xp.pick(prm.noise_patient_global, k),
+    )
+    haq = measures.haq(
+        xp,
+        deficit,
+        ax,
+        cs.haq_slope,
+        cs.haq_exponent,
+        cs.haq_weight_extra,
+        cs.haq_sd,
+        xp.pick(prm.noise_haq, k),
+    )
+    ext = measures.extramuscular_cm(
+        xp,
+        ax,
+        cs.extramuscular_scale,
+        cs.extramuscular_sd_cm,
+        xp.pick(prm.noise_extramuscular, k),
+        prm.ext_present,
+    )
     # each domain's own activity VAS (MDAAT organ scales), NaN where the patient lacks it
     domains = []
-    for w, a_d, noise in ((prm.ext_w_skin, ax_skin, prm.noise_skin),
-                          (prm.ext_w_lung, ax_lung, prm.noise_lung),
-                          (prm.ext_w_dysphagia, ax_dys, prm.noise_dysphagia)):
-        vas = measures.extramuscular_cm(xp, a_d, cs.extramuscular_scale,
-                                        cs.extramuscular_sd_cm, xp.pick(noise, k), 1.0)
+    for w, a_d, noise in (
+        (prm.ext_w_skin, ax_skin, prm.noise_skin),
+        (prm.ext_w_lung, ax_lung, prm.noise_lung),
+        (prm.ext_w_dysphagia, ax_dys, prm.noise_dysphagia),
+    ):
+        vas = measures.extramuscular_cm(
+            xp, a_d, cs.extramuscular_scale, cs.extramuscular_sd_cm, xp.pick(noise, k), 1.0
+        )
         domains.append(xp.where(w > 0, vas, math.nan))
     mmt8 = measures.mmt8_measured(xp, mmt_true, plan.mmt8_sd, xp.pick(prm.noise_mmt8, k))
     cpkx = cpk / plan.cpk_uln
@@ -414,22 +549,26 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
     st.b_ext = xp.where(first, ext, st.b_ext)
     st.best_mmt8 = xp.where(first, mmt8, st.best_mmt8)
     st.best_phga = xp.where(first, phga, st.best_phga)
-    base_cs = measures.CoreSet(st.b_phga, st.b_ptga, st.b_mmt8, st.b_haq, st.b_cpkx,
-                               st.b_myox, st.b_ext)
+    base_cs = measures.CoreSet(
+        st.b_phga, st.b_ptga, st.b_mmt8, st.b_haq, st.b_cpkx, st.b_myox, st.b_ext
+    )
     now_cs = measures.CoreSet(phga, ptga, mmt8, haq, cpkx, myox, ext)
     tis = measures.total_improvement_score(xp, base_cs, now_cs)
-    inactive = measures.inactive(xp, now_cs, plan.inactive_phga, plan.inactive_ext,
-                                 plan.inactive_cpk_x_uln)
+    inactive = measures.inactive(
+        xp, now_cs, plan.inactive_phga, plan.inactive_ext, plan.inactive_cpk_x_uln
+    )
     normal = cpk < plan.cpk_uln
 
     # Clinical relapse: enzymes up together with weaker muscles or a worse physician global,
     # after the disease had responded (CPK normal since diagnosis or the last relapse).
     mmt_drop = 100.0 * (st.best_mmt8 - mmt8) / xp.maximum(st.best_mmt8, 1.0)
     phga_rise = phga - st.best_phga
-    clinical = xp.logical_or(mmt_drop >= plan.relapse_mmt8_drop_pct,
-                             phga_rise >= plan.relapse_phga_rise)
-    relapse = xp.logical_and(xp.logical_and(st.ever_normal > 0, cpkx > plan.relapse_cpk_x_uln),
-                             clinical)
+    clinical = xp.logical_or(
+        mmt_drop >= plan.relapse_mmt8_drop_pct, phga_rise >= plan.relapse_phga_rise
+    )
+    relapse = xp.logical_and(
+        xp.logical_and(st.ever_normal > 0, cpkx > plan.relapse_cpk_x_uln), clinical
+    )
     if plan.relapse_confirm:
         # Confirmed at the next visit: the criteria must hold at two visits in a row; the
         # relapse (and the clinic's response to it) dates from the confirming visit.
@@ -439,53 +578,78 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
         st.relapse_pending = xp.where(relapse, 0.0, st.relapse_pending)
     bio = xp.logical_and(st.bio_ever_normal > 0, cpkx > plan.biochemical_x_uln)
     first_normal = xp.logical_and(normal, st.first_normal == math.inf)
-    flags = (normal * Flag.CPK_NORMAL + first_normal * Flag.FIRST_NORMAL
-             + relapse * Flag.RELAPSE + inactive * Flag.INACTIVE
-             + bio * Flag.BIOCHEMICAL_RELAPSE)
+    flags = (
+        normal * Flag.CPK_NORMAL
+        + first_normal * Flag.FIRST_NORMAL
+        + relapse * Flag.RELAPSE
+        + inactive * Flag.INACTIVE
+        + bio * Flag.BIOCHEMICAL_RELAPSE
+    )
 
     on_steroid = st.pred > 0
     st.relapses = st.relapses + relapse
     st.relapses_on_steroid = st.relapses_on_steroid + xp.logical_and(relapse, on_steroid)
     st.relapses_off_steroid = st.relapses_off_steroid + xp.logical_and(
-        relapse, xp.logical_not(on_steroid))
-    st.first_relapse = xp.where(xp.logical_and(relapse, st.first_relapse == math.inf), t,
-                                st.first_relapse)
+        relapse, xp.logical_not(on_steroid)
+    )
+    st.first_relapse = xp.where(
+        xp.logical_and(relapse, st.first_relapse == math.inf), t, st.first_relapse
+    )
     st.last_relapse = xp.where(relapse, t, st.last_relapse)
     st.bio_relapses = st.bio_relapses + bio
-    st.first_bio_relapse = xp.where(xp.logical_and(bio, st.first_bio_relapse == math.inf), t,
-                                    st.first_bio_relapse)
+    st.first_bio_relapse = xp.where(
+        xp.logical_and(bio, st.first_bio_relapse == math.inf), t, st.first_bio_relapse
+    )
     st.bio_ever_normal = xp.where(bio, 0.0, xp.where(normal, 1.0, st.bio_ever_normal))
     st.ever_normal = xp.where(relapse, 0.0, xp.where(normal, 1.0, st.ever_normal))
     st.first_normal = xp.where(first_normal, t, st.first_normal)
     st.best_mmt8 = xp.where(relapse, mmt8, xp.maximum(st.best_mmt8, mmt8))
     st.best_phga = xp.where(relapse, phga, xp.minimum(st.best_phga, phga))
     st.inactive_since = xp.where(inactive, xp.minimum(st.inactive_since, t), math.inf)
-    st.first_inactive = xp.where(xp.logical_and(inactive, st.first_inactive == math.inf), t,
-                                 st.first_inactive)
+    st.first_inactive = xp.where(
+        xp.logical_and(inactive, st.first_inactive == math.inf), t, st.first_inactive
+    )
     ccr = xp.logical_and(inactive, t - st.inactive_since >= plan.complete_response_days)
     st.ccr_day = xp.where(xp.logical_and(ccr, st.ccr_day == math.inf), t, st.ccr_day)
-    st.first_tis20 = xp.where(xp.logical_and(tis >= 20.0, st.first_tis20 == math.inf), t,
-                              st.first_tis20)
-    st.first_tis40 = xp.where(xp.logical_and(tis >= 40.0, st.first_tis40 == math.inf), t,
-                              st.first_tis40)
+    st.first_tis20 = xp.where(
+        xp.logical_and(tis >= 20.0, st.first_tis20 == math.inf), t, st.first_tis20
+    )
+    st.first_tis40 = xp.where(
+        xp.logical_and(tis >= 40.0, st.first_tis40 == math.inf), t, st.first_tis40
+    )
     st.first_strength_normal = xp.where(
-        xp.logical_and(mmt8 >= 142.0, st.first_strength_normal == math.inf), t,
-        st.first_strength_normal)
+        xp.logical_and(mmt8 >= 142.0, st.first_strength_normal == math.inf),
+        t,
+        st.first_strength_normal,
+    )
 
     seen = Seen(
-        day=t, cpk_x_uln=cpkx, cpk_pct_baseline=100.0 * cpk / st.cpk_base,
-        cpk_rise_pct=100.0 * (cpk - st.cpk_prev) / st.cpk_prev, myoglobin_x_uln=myox,
-        mmt8=mmt8, mmt8_drop_pct_best=mmt_drop, physician_global_cm=phga,
-        physician_global_rise_cm=phga_rise, patient_global_cm=ptga, haq=haq,
-        extramuscular_cm=ext, skin_activity_cm=domains[0], lung_activity_cm=domains[1],
-        dysphagia_activity_cm=domains[2], tis=tis, prednisone_mg_per_day=st.pred,
+        day=t,
+        cpk_x_uln=cpkx,
+        cpk_pct_baseline=100.0 * cpk / st.cpk_base,
+        cpk_rise_pct=100.0 * (cpk - st.cpk_prev) / st.cpk_prev,
+        myoglobin_x_uln=myox,
+        mmt8=mmt8,
+        mmt8_drop_pct_best=mmt_drop,
+        physician_global_cm=phga,
+        physician_global_rise_cm=phga_rise,
+        patient_global_cm=ptga,
+        haq=haq,
+        extramuscular_cm=ext,
+        skin_activity_cm=domains[0],
+        lung_activity_cm=domains[1],
+        dysphagia_activity_cm=domains[2],
+        tis=tis,
+        prednisone_mg_per_day=st.pred,
         relapses=st.relapses,
         days_since_relapse=t - st.last_relapse,
         days_inactive=xp.where(inactive, t - st.inactive_since, 0.0),
         ivig_cycles=st.ivig_cycles * 1.0,
         days_on_floor=xp.where(st.floor_since < math.inf, t - st.floor_since, 0.0),
         days_since_entry=t - st.entry_day,
-        relapse=relapse, ever_normal=st.ever_normal > 0, inactive=inactive,
+        relapse=relapse,
+        ever_normal=st.ever_normal > 0,
+        inactive=inactive,
         entered=st.entry_day < math.inf,
     )
     if plan.entry_rule is not None:
@@ -493,12 +657,21 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
         # baseline of the TIS, and the best values (for relapse) start again from it.
         window = xp.logical_and(t >= plan.entry_from_day, t <= plan.entry_until_day)
         window = xp.logical_and(window, t - xp.floor(t / MONTH_DAYS) * MONTH_DAYS == 0)
-        enter = xp.logical_and(xp.logical_and(window, st.entry_day == math.inf),
-                               plan.entry_rule(xp, seen))
+        enter = xp.logical_and(
+            xp.logical_and(window, st.entry_day == math.inf), plan.entry_rule(xp, seen)
+        )
         st.entry_day = xp.where(enter, t, st.entry_day)
-        for name, value in (("b_phga", phga), ("b_ptga", ptga), ("b_mmt8", mmt8),
-                            ("b_haq", haq), ("b_cpkx", cpkx), ("b_myox", myox),
-                            ("b_ext", ext), ("best_mmt8", mmt8), ("best_phga", phga)):
+        for name, value in (
+            ("b_phga", phga),
+            ("b_ptga", ptga),
+            ("b_mmt8", mmt8),
+            ("b_haq", haq),
+            ("b_cpkx", cpkx),
+            ("b_myox", myox),
+            ("b_ext", ext),
+            ("best_mmt8", mmt8),
+            ("best_phga", phga),
+        ):
             setattr(st, name, xp.where(enter, value, getattr(st, name)))
         tis = xp.where(enter, 0.0, tis)
         seen.entered = st.entry_day < math.inf
@@ -509,15 +682,15 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
     # Relapse: escalate prednisone (a pulse first if the rescue rule fires), hold the
     # taper, add a sparing agent.
     if plan.steroid_on:
-        up = xp.maximum(plan.relapse_min_mg,
-                        xp.floor(st.oral_mg * plan.relapse_factor / plan.round_to_mg + 0.5)
-                        * plan.round_to_mg)
+        up = xp.maximum(
+            plan.relapse_min_mg,
+            xp.floor(st.oral_mg * plan.relapse_factor / plan.round_to_mg + 0.5) * plan.round_to_mg,
+        )
         up = xp.minimum(xp.maximum(prm.induction_mg, plan.relapse_min_mg), up)
         escalate = xp.logical_and(relapse, up > st.oral_mg)
         _set_oral(xp, plan, prm, st, xp.where(escalate, up, st.oral_mg))
         flags = flags + escalate * Flag.ESCALATE
-        st.taper_not_before = xp.where(relapse, t + plan.relapse_hold_days,
-                                       st.taper_not_before)
+        st.taper_not_before = xp.where(relapse, t + plan.relapse_hold_days, st.taper_not_before)
         st.last_step = xp.where(escalate, t, st.last_step)
         if plan.rescue_pulse_rule is not None:
             pulse = xp.logical_and(plan.rescue_pulse_rule(xp, seen), relapse)
@@ -541,17 +714,18 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
             flags = flags + fast * Flag.TAPER_FAST
         if plan.stop_rule is not None:
             stop = xp.logical_and(plan.stop_rule(xp, seen), xp.logical_not(relapse))
-            stop = xp.logical_and(xp.logical_and(stop, st.oral_mg <= plan.floor_mg),
-                                  st.oral_mg > 0)
+            stop = xp.logical_and(xp.logical_and(stop, st.oral_mg <= plan.floor_mg), st.oral_mg > 0)
             stop = xp.logical_and(stop, st.pulse_end == math.inf)
             _set_oral(xp, plan, prm, st, xp.where(stop, 0.0, st.oral_mg))
-            st.steroid_stopped = xp.where(xp.logical_and(stop, st.steroid_stopped == math.inf),
-                                          t, st.steroid_stopped)
+            st.steroid_stopped = xp.where(
+                xp.logical_and(stop, st.steroid_stopped == math.inf), t, st.steroid_stopped
+            )
             flags = flags + stop * Flag.STEROID_STOP
         _schedule_taper(xp, plan, st)
     if plan.sparing_rule is not None:
-        flags = flags + _start_sparing(xp, plan, st, plan.sparing_rule(xp, seen)) \
-            * Flag.SPARING_START
+        flags = (
+            flags + _start_sparing(xp, plan, st, plan.sparing_rule(xp, seen)) * Flag.SPARING_START
+        )
     if plan.rescue_rule is not None:
         fire = xp.logical_and(plan.rescue_rule(xp, seen), st.ivig_start == math.inf)
         st.rescue = xp.where(fire, t, st.rescue)
@@ -588,8 +762,7 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
         flags = flags + unblind * Flag.UNBLIND
     st.cpk_prev = cpk
     st.visit_k = k + 1
-    values = (cpk, myo, mmt8, phga, ptga, haq, ext, tis, inactive * 1.0, st.damage_points,
-              *domains)
+    values = (cpk, myo, mmt8, phga, ptga, haq, ext, tis, inactive * 1.0, st.damage_points, *domains)
     return flags, values
 
 
@@ -622,10 +795,10 @@ def flare(xp: Ops, plan: Plan, prm: Params, st: State) -> Any:
     patient on more treatment has a subset of the flares of the same patient on less);
     an accepted flare raises the fading drive to the flare's level (never lowers it)."""
     accept = st.flare_accept_u * plan.flare_max_rate_per_day < flare_hazard_per_day(
-        xp, plan, prm, st)
+        xp, plan, prm, st
+    )
     u = st.flare_level_u
-    level = (ppf(plan.flare_dist, u) if xp.vector
-             else float(ppf(plan.flare_dist, np.array([u]))[0]))
+    level = ppf(plan.flare_dist, u) if xp.vector else float(ppf(plan.flare_dist, np.array([u]))[0])
     st.z = xp.where(accept, xp.maximum(st.z, level - prm.drive), st.z)
     st.flares = st.flares + accept
     st.flare_k = st.flare_k + 1
@@ -652,8 +825,9 @@ def infusion(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, Any]:
         if ae.case_fatality > 0:
             fatal = xp.logical_and(u < p * ae.case_fatality, st.death_due == math.inf)
             st.death_due = xp.where(fatal, st.t, st.death_due)
-            st.death_due_cause = xp.where(fatal, 3.0 + len(plan.steroid_aes) + j,
-                                          st.death_due_cause)
+            st.death_due_cause = xp.where(
+                fatal, 3.0 + len(plan.steroid_aes) + j, st.death_due_cause
+            )
         st.ivig_ae_n[j] = st.ivig_ae_n[j] + hit
         st.ivig_ae_disc[j] = st.ivig_ae_disc[j] + hit * disc
         flags = flags + hit * (1 << (IVIG_AE_SHIFT + j))
@@ -678,8 +852,9 @@ def infusion(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, Any]:
     cycle_done = day >= plan.ivig_days_per_cycle
     st.ivig_day_in_cycle = xp.where(cycle_done, 0, day)
     more = st.ivig_cycles < st.ivig_planned
-    nxt = xp.where(cycle_done, xp.where(more, st.cycle_start + plan.ivig_interval_days,
-                                        math.inf), st.t + 1.0)
+    nxt = xp.where(
+        cycle_done, xp.where(more, st.cycle_start + plan.ivig_interval_days, math.inf), st.t + 1.0
+    )
     st.ivig_next = xp.where(stop, math.inf, nxt)
     st.ivig_stopped = xp.where(stop, 1.0, st.ivig_stopped)
     st.ivig_day_in_cycle = xp.where(stop, 0, st.ivig_day_in_cycle)
@@ -690,8 +865,11 @@ def death(xp: Ops, plan: Plan, prm: Params, st: State) -> Any:
     """The patient dies: record when and of what, and cancel everything still planned."""
     cause = st.death_next_cause
     # Background or disease-related, in proportion to the two hazards now.
-    from_hazard = xp.where(prm.death_cause_u * st.mort_rate < st.mort_bg,
-                           float(mortality.CAUSE_BACKGROUND), float(mortality.CAUSE_DISEASE))
+    from_hazard = xp.where(
+        prm.death_cause_u * st.mort_rate < st.mort_bg,
+        float(mortality.CAUSE_BACKGROUND),
+        float(mortality.CAUSE_DISEASE),
+    )
     cause = xp.where(cause == 0, from_hazard, cause)
     for j in range(len(plan.steroid_aes)):
         # the fatal adverse event happens now (its hazard may fall a rounding short)
@@ -710,8 +888,9 @@ def death(xp: Ops, plan: Plan, prm: Params, st: State) -> Any:
     return st.t * 0.0 + Flag.DEATH
 
 
-def handle(xp: Ops, plan: Plan, prm: Params, st: State, kind: int
-           ) -> tuple[Any, tuple[Any, ...] | None, Any]:
+def handle(
+    xp: Ops, plan: Plan, prm: Params, st: State, kind: int
+) -> tuple[Any, tuple[Any, ...] | None, Any]:
     """Run the event ``kind`` (one kind for every patient given).
 
     Returns (flags, visit values or None, grams of IVIG or NaN)."""

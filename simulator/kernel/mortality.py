@@ -30,8 +30,14 @@ import numpy as np
 
 from .xp import Ops
 
-__all__ = ["CAUSE_BACKGROUND", "CAUSE_DISEASE", "MAX_AGE", "background_table",
-           "excess_log_age_factor", "load_life_table"]
+__all__ = [
+    "CAUSE_BACKGROUND",
+    "CAUSE_DISEASE",
+    "MAX_AGE",
+    "background_table",
+    "excess_log_age_factor",
+    "load_life_table",
+]
 
 MAX_AGE = 110  # ages above the table's last row use its last row (the open age group)
 CAUSE_BACKGROUND = 1
@@ -42,10 +48,14 @@ CAUSE_DISEASE = 2
 @lru_cache(maxsize=8)
 def load_life_table(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(male_mx, female_mx) of a packaged table, single years of age from 0."""
-    text = resources.files("simulator").joinpath("data", "life_tables", name + ".csv") \
+    text = (
+        resources.files("simulator")
+        .joinpath("data", "life_tables", name + ".csv")
         .read_text(encoding="utf-8")
-    rows = csv.DictReader(io.StringIO("\n".join(
-        line for line in text.splitlines() if not line.startswith("#"))))
+    )
+    rows = csv.DictReader(
+        io.StringIO("\n".join(line for line in text.splitlines() if not line.startswith("#")))
+    )
     male: list[float] = []
     female: list[float] = []
     for k, row in enumerate(rows):
@@ -56,15 +66,16 @@ def load_life_table(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return tuple(male), tuple(female)
 
 
-def background_table(male_mx: tuple[float, ...] | list[float],
-                     female_mx: tuple[float, ...] | list[float]) -> np.ndarray:
+def background_table(
+    male_mx: tuple[float, ...] | list[float], female_mx: tuple[float, ...] | list[float]
+) -> np.ndarray:
     """A (2, MAX_AGE + 1) array of background hazards per day, [male, female] by age in
     whole years; a short table's last value holds for every older age."""
     out = np.empty((2, MAX_AGE + 1))
     for row, mx in enumerate((male_mx, female_mx)):
         vals = np.asarray(mx, dtype=np.float64)[: MAX_AGE + 1]
         out[row, : vals.size] = vals
-        out[row, vals.size:] = vals[-1]
+        out[row, vals.size :] = vals[-1]
     return out / 365.25
 
 

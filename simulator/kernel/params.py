@@ -24,8 +24,18 @@ from .xp import Ops
 __all__ = ["NOISE", "Params", "flare_draw", "make_params"]
 
 # Measurement noise per visit: CPK, myoglobin and the core set measures.
-NOISE = ("cpk", "myoglobin", "mmt8", "physician_global", "patient_global", "haq",
-         "extramuscular", "skin", "lung", "dysphagia")
+NOISE = (
+    "cpk",
+    "myoglobin",
+    "mmt8",
+    "physician_global",
+    "patient_global",
+    "haq",
+    "extramuscular",
+    "skin",
+    "lung",
+    "dysphagia",
+)
 
 
 @dataclass
@@ -104,8 +114,9 @@ def flare_draw(xp: Ops, prm: Params, k: Any) -> tuple[Any, Any, Any]:
     return float(gap[0]), float(level[0]), float(accept[0])
 
 
-def make_params(scn: Scenario, plan: Plan, seed: int, patients: np.ndarray,
-                baseline: Baseline | None = None) -> tuple[Params, Baseline]:
+def make_params(
+    scn: Scenario, plan: Plan, seed: int, patients: np.ndarray, baseline: Baseline | None = None
+) -> tuple[Params, Baseline]:
     """Everything a chunk of patients needs, drawn vectorized from their own streams."""
     ids = np.asarray(patients, dtype=np.int64)
     base = baseline if baseline is not None else sample_baseline(scn, seed, ids)
@@ -140,14 +151,25 @@ def make_params(scn: Scenario, plan: Plan, seed: int, patients: np.ndarray,
     col = ids[:, None]
     noise = {name: streams.normal(seed, col, "lab." + name, days) for name in NOISE}
     n_inf = max(plan.max_infusions, 1)
-    ivig_ae_u = np.stack(
-        [streams.uniform(seed, col, "ae.ivig." + ae.name, np.arange(n_inf)[None, :])
-         for ae in plan.ivig_aes], axis=1,
-    ) if plan.ivig_aes else np.zeros((n, 0, n_inf))
-    steroid_thr = np.stack(
-        [streams.exponential(seed, ids, "ae.steroid." + ae.name) for ae in plan.steroid_aes],
-        axis=1,
-    ) if plan.steroid_aes else np.zeros((n, 0))
+    ivig_ae_u = (
+        np.stack(
+            [
+                streams.uniform(seed, col, "ae.ivig." + ae.name, np.arange(n_inf)[None, :])
+                for ae in plan.ivig_aes
+            ],
+            axis=1,
+        )
+        if plan.ivig_aes
+        else np.zeros((n, 0, n_inf))
+    )
+    steroid_thr = (
+        np.stack(
+            [streams.exponential(seed, ids, "ae.steroid." + ae.name) for ae in plan.steroid_aes],
+            axis=1,
+        )
+        if plan.steroid_aes
+        else np.zeros((n, 0))
+    )
     w_skin, w_lung, w_dys = plan.ext_weights
     # each domain's weight where the patient has it, 0 where not
     ext_skin = (w_skin * base.dermatomyositis).astype(np.float64)
@@ -156,11 +178,17 @@ def make_params(scn: Scenario, plan: Plan, seed: int, patients: np.ndarray,
     ext = ext_skin + ext_lung + ext_dys
     gain = plan.ivig_potency * base.ivig_sensitivity
     mo = scn.disease.mortality
-    risk = (mo.hazard_ratio_lung ** base.lung_involvement.astype(np.float64)
-            * mo.hazard_ratio_dysphagia ** base.dysphagia.astype(np.float64))
-    steroid_fatal = np.stack(
-        [u("death.ae." + ae.name) < ae.case_fatality for ae in plan.steroid_aes], axis=1,
-    ) if plan.steroid_aes else np.zeros((n, 0), dtype=bool)
+    risk = mo.hazard_ratio_lung ** base.lung_involvement.astype(
+        np.float64
+    ) * mo.hazard_ratio_dysphagia ** base.dysphagia.astype(np.float64)
+    steroid_fatal = (
+        np.stack(
+            [u("death.ae." + ae.name) < ae.case_fatality for ae in plan.steroid_aes],
+            axis=1,
+        )
+        if plan.steroid_aes
+        else np.zeros((n, 0), dtype=bool)
+    )
     params = Params(
         seed=int(seed),
         patient=ids,

@@ -124,8 +124,9 @@ class Plan:
     excess_lasting_fraction: float
     excess_log_hr_per_year_of_age: float
     excess_reference_age: float
-    _ae_rate_cache: dict[float, tuple[float, ...]] = field(default_factory=dict, repr=False,
-                                                           compare=False)
+    _ae_rate_cache: dict[float, tuple[float, ...]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def steroid_ae_rates(self, xp: Ops, dose: Any) -> tuple[Any, ...]:
         """Hazard per day of each steroid adverse event at a dose (cached for one patient:
@@ -209,7 +210,8 @@ def make_plan(scn: Scenario) -> Plan:
         flare_rate_per_day=act.flare_rate_per_year / 365.25,
         flare_factor=act.flare_shortfall_factor,
         flare_shortfall_cap=act.flare_shortfall_cap_log,
-        flare_max_rate_per_day=act.flare_rate_per_year / 365.25
+        flare_max_rate_per_day=act.flare_rate_per_year
+        / 365.25
         * math.exp(act.flare_shortfall_factor * act.flare_shortfall_cap_log),
         flare_dist=act.flare_setpoint_log,
         control_log=act.control_log_activity,
@@ -247,8 +249,7 @@ def make_plan(scn: Scenario) -> Plan:
         ivig_max_cycles=ivig.possible_cycles() if ivig else 0,
         cycle_doses=ivig.cycle_doses() if ivig else (),
         ivig_start_day=(
-            float(ivig.start_day) if ivig is not None and ivig.start_day is not None
-            else math.inf
+            float(ivig.start_day) if ivig is not None and ivig.start_day is not None else math.inf
         ),
         rescue_rule=_rule(ivig.start_when) if ivig else None,
         rescue_delay_days=ivig.start_delay_days if ivig else 0.0,
@@ -261,14 +262,17 @@ def make_plan(scn: Scenario) -> Plan:
         agents=agents,
         agent_onset_days=tuple(dis.sparing_agents[a].onset_delay_days for a in agents),
         agent_effect=tuple(dis.sparing_agents[a].effect_per_day for a in agents),
-        on_relapse_agent=(
-            agents.index(reg.sparing_on_relapse) if reg.sparing_on_relapse else -1
-        ),
+        on_relapse_agent=(agents.index(reg.sparing_on_relapse) if reg.sparing_on_relapse else -1),
         visit_days=days,
         visit_days_list=(*tuple(float(d) for d in days), math.inf),
         steroid_aes=tuple(
-            SteroidAE(name, ae.baseline_per_year / 365.25, tuple(ae.dose_thresholds_mg_per_day),
-                      tuple(ae.relative_risk), ae.case_fatality)
+            SteroidAE(
+                name,
+                ae.baseline_per_year / 365.25,
+                tuple(ae.dose_thresholds_mg_per_day),
+                tuple(ae.relative_risk),
+                ae.case_fatality,
+            )
             for name, ae in scn.safety.steroid.items()
         ),
         ivig_aes=tuple(
@@ -302,13 +306,13 @@ def _mortality(scn: Scenario) -> dict[str, Any]:
     else:
         bg = mortality.background_table(table.male_mx, table.female_mx)
     fatal_aes = any(ae.case_fatality > 0 for ae in scn.safety.ivig.values()) or any(
-        ae.case_fatality > 0 for ae in scn.safety.steroid.values())
+        ae.case_fatality > 0 for ae in scn.safety.steroid.values()
+    )
     return dict(
         mortality_on=bool(bg.any() or mo.excess_per_year > 0 or fatal_aes),
         background_per_day=bg,
         excess_per_day=mo.excess_per_year / 365.25,
         excess_lasting_fraction=mo.lasting_fraction,
-        excess_log_hr_per_year_of_age=mortality.excess_log_age_factor(
-            mo.hazard_ratio_per_decade),
+        excess_log_hr_per_year_of_age=mortality.excess_log_age_factor(mo.hazard_ratio_per_decade),
         excess_reference_age=mo.reference_age_years,
     )

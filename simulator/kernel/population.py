@@ -82,8 +82,9 @@ def _lognormal_unit_mean(z: np.ndarray, cv: float) -> np.ndarray:
     return np.exp(s * z - 0.5 * s * s)
 
 
-def correlated_normals(seed: int, ids: np.ndarray, correlation: list[list[float]],
-                       names: tuple[str, ...]) -> np.ndarray:
+def correlated_normals(
+    seed: int, ids: np.ndarray, correlation: list[list[float]], names: tuple[str, ...]
+) -> np.ndarray:
     """Standard normal scores per patient, one column per name, correlated through the
     Cholesky factor of ``correlation`` (a Gaussian copula). Column j depends only on the
     patient's own streams ``population.<names[i]>`` for i <= j."""
@@ -119,7 +120,8 @@ def sample_baseline(scn: Scenario, seed: int, patients: np.ndarray) -> Baseline:
     act = dis.activity
     het = correlated_normals(seed, ids, dis.heterogeneity.correlation, HETEROGENEITY)
     drive = ppf(act.lasting_drive_log, special.ndtr(het[:, 0])) + np.where(
-        derm, 0.0, act.polymyositis_shift_log)
+        derm, 0.0, act.polymyositis_shift_log
+    )
     node = np.minimum((special.ndtr(het[:, 3]) * RATE_NODES).astype(np.int64), RATE_NODES - 1)
     return Baseline(
         patient=ids,
@@ -142,7 +144,6 @@ def sample_baseline(scn: Scenario, seed: int, patients: np.ndarray) -> Baseline:
         igg_rise_g_per_l_per_g_per_kg=dis.igg.rise_g_per_l_per_g_per_kg
         * _lognormal_unit_mean(z("igg_rise"), dis.igg.rise_cv),
         lasting_drive_log=drive,
-        acute_setpoint_log=np.maximum(ppf(act.acute_setpoint_log, u("acute_setpoint_log")),
-                                      drive),
+        acute_setpoint_log=np.maximum(ppf(act.acute_setpoint_log, u("acute_setpoint_log")), drive),
         rate_node=node,
     )

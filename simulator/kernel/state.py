@@ -13,14 +13,123 @@ Treatment, clinic memory and outcome trackers; times are days, ``inf`` = never.
 
 from __future__ import annotations
 
+from typing import Any, TypeAlias
+
 import numpy as np
 
-__all__ = ["LIST_FIELDS", "State"]
+__all__ = ["LIST_FIELDS", "State", "Value"]
+
+#: One state quantity: a float for one patient (the SimPy engine) or a float64 array over
+#: the patients of a cohort (the cohort engine); the kernel's functions take either.
+Value: TypeAlias = Any
 
 LIST_FIELDS = ("t_le", "ae_hazard", "ae_time", "ivig_ae_n", "ivig_ae_disc")
 
 
 class State:
+    ae_hazard: list[Value]
+    ae_time: list[Value]
+    agent: Value
+    agent_effect: Value
+    b_cpkx: Value
+    b_ext: Value
+    b_haq: Value
+    b_mmt8: Value
+    b_myox: Value
+    b_phga: Value
+    b_ptga: Value
+    best_mmt8: Value
+    best_phga: Value
+    bio_ever_normal: Value
+    bio_relapses: Value
+    c: Value
+    ccr_day: Value
+    cpk_base: Value
+    cpk_prev: Value
+    cum_pred: Value
+    cycle_start: Value
+    damage_points: Value
+    death_cause: Value
+    death_day: Value
+    death_due: Value
+    death_due_cause: Value
+    death_next: Value
+    death_next_cause: Value
+    disc_infusions: Value
+    disc_ivig_g: Value
+    disc_pred: Value
+    drug_active: Value
+    e: Value
+    entry_day: Value
+    ever_normal: Value
+    f: Value
+    fe: Value
+    first_bio_relapse: Value
+    first_inactive: Value
+    first_normal: Value
+    first_relapse: Value
+    first_strength_normal: Value
+    first_tis20: Value
+    first_tis40: Value
+    flare_accept_u: Value
+    flare_k: Value
+    flare_level_u: Value
+    flare_next: Value
+    flare_time: Value
+    flares: Value
+    floor_since: Value
+    inactive_since: Value
+    ivig_ae_disc: list[Value]
+    ivig_ae_n: list[Value]
+    ivig_cycles: Value
+    ivig_day_in_cycle: Value
+    ivig_g: Value
+    ivig_given: Value
+    ivig_next: Value
+    ivig_planned: Value
+    ivig_rule_stopped: Value
+    ivig_start: Value
+    ivig_stopped: Value
+    j: Value
+    j_window: Value
+    l: Value  # noqa: E741  (serum IgG, slow phase: the model's own name)
+    last_infusion: Value
+    last_relapse: Value
+    last_step: Value
+    le: Value
+    mort_bg: Value
+    mort_h: Value
+    mort_rate: Value
+    oral_mg: Value
+    pred: Value
+    pulse_end: Value
+    q: Value
+    relapse_pending: Value
+    relapses: Value
+    relapses_off_steroid: Value
+    relapses_on_steroid: Value
+    rescue: Value
+    rescue_pulses: Value
+    spar_on: Value
+    spar_onset: Value
+    spar_start: Value
+    steroid_stopped: Value
+    t: Value
+    t_le: list[Value]
+    taper_fast: Value
+    taper_hold: Value
+    taper_next: Value
+    taper_not_before: Value
+    unblind_day: Value
+    v: Value
+    visit_k: Value
+    w: Value
+    xd: Value
+    xl: Value
+    xs: Value
+    y: Value
+    z: Value
+
     __slots__ = (
         "ae_hazard",
         "ae_time",

@@ -36,9 +36,19 @@ from typing import Any
 from .._version import __version__
 from ..errors import InputError
 
-__all__ = ["MANIFEST", "OutputFolder", "atomic_dir", "atomic_write_text", "check_output",
-           "json_roundtrip", "json_text", "output_folder", "png_figure", "safe_name",
-           "write_json"]
+__all__ = [
+    "MANIFEST",
+    "OutputFolder",
+    "atomic_dir",
+    "atomic_write_text",
+    "check_output",
+    "json_roundtrip",
+    "json_text",
+    "output_folder",
+    "png_figure",
+    "safe_name",
+    "write_json",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +59,7 @@ TOOL = "myositis-ivig-sim"
 # --------------------------------------------------------------------------------------
 # Names
 # --------------------------------------------------------------------------------------
+
 
 def safe_name(text: str, default: str = "unnamed") -> str:
     """A file name derived from user text that can only name one child of a folder.
@@ -69,6 +80,7 @@ def _display(path: Path) -> str:
 # --------------------------------------------------------------------------------------
 # Checks: which folders the simulator may write
 # --------------------------------------------------------------------------------------
+
 
 def _read_manifest(folder: Path) -> dict[str, Any] | None:
     try:
@@ -111,17 +123,26 @@ def _protected(real: Path, inputs: Iterable[str | os.PathLike[str]]) -> str | No
     return None
 
 
-def check_output(target: str | os.PathLike[str], *, force: bool = False,
-                 inputs: Iterable[str | os.PathLike[str]] = (), label: str = "--out") -> None:
+def check_output(
+    target: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+    label: str = "--out",
+) -> None:
     """Refuse (InputError) an output folder the simulator may not write; writes nothing."""
     target = Path(target)
     where = f"{label} {_display(target)}"
     if target.name in ("", ".", ".."):
-        raise InputError(f"{where}: name a folder to create, not '.' or '..' (the results"
-                         " replace the whole folder)")
+        raise InputError(
+            f"{where}: name a folder to create, not '.' or '..' (the results"
+            " replace the whole folder)"
+        )
     if target.is_symlink():
-        raise InputError(f"{where}: is a symbolic link; give the folder it points to (the"
-                         " simulator never replaces a link)")
+        raise InputError(
+            f"{where}: is a symbolic link; give the folder it points to (the"
+            " simulator never replaces a link)"
+        )
     for parent in target.parents:
         if parent.exists():
             if not parent.is_dir():
@@ -131,23 +152,29 @@ def check_output(target: str | os.PathLike[str], *, force: bool = False,
             break
     why = _protected(target.resolve(), inputs)
     if why is not None:
-        raise InputError(f"{where}: {why}; the results replace the whole folder, so it is"
-                         " never used as an output folder (even with --force)")
+        raise InputError(
+            f"{where}: {why}; the results replace the whole folder, so it is"
+            " never used as an output folder (even with --force)"
+        )
     if not target.exists():
         return
     if not target.is_dir():
         raise InputError(f"{where}: exists and is not a folder")
     foreign = _foreign_entries(target)
     if foreign and not force:
-        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more"
-                                          if len(foreign) > 5 else "")
-        raise InputError(f"{where}: the folder holds files the simulator did not write"
-                         f" ({shown}); choose another folder, or use --force to replace it")
+        shown = ", ".join(foreign[:5]) + (
+            f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        )
+        raise InputError(
+            f"{where}: the folder holds files the simulator did not write"
+            f" ({shown}); choose another folder, or use --force to replace it"
+        )
 
 
 # --------------------------------------------------------------------------------------
 # The lock, leftovers, and the swap
 # --------------------------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def _lock(target: Path, label: str) -> Iterator[None]:
@@ -161,9 +188,10 @@ def _lock(target: Path, label: str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise InputError(f"{label} {_display(target)}: another simulate run is writing"
-                             " this folder; wait for it to finish or choose another folder"
-                             ) from None
+            raise InputError(
+                f"{label} {_display(target)}: another simulate run is writing"
+                " this folder; wait for it to finish or choose another folder"
+            ) from None
         try:
             same = os.stat(path).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
@@ -172,8 +200,7 @@ def _lock(target: Path, label: str) -> Iterator[None]:
             break
         os.close(fd)  # the holder removed the file while we waited: lock the new one
     else:  # pragma: no cover - five races in a row
-        raise InputError(f"{label} {_display(target)}: another simulate run is writing this"
-                         " folder")
+        raise InputError(f"{label} {_display(target)}: another simulate run is writing this folder")
     try:
         yield
     finally:
@@ -196,7 +223,7 @@ def recover_leftovers(target: Path) -> None:
         for entry in sorted(os.listdir(target.parent)):
             if not entry.startswith(prefix):
                 continue
-            rest = entry[len(prefix):]
+            rest = entry[len(prefix) :]
             path = target.parent / entry
             if rest.startswith("old-") and _ours_or_empty(path):
                 olds.append(path)
@@ -206,8 +233,7 @@ def recover_leftovers(target: Path) -> None:
         for old in olds:
             manifest = _read_manifest(old)
             if manifest is not None and isinstance(manifest.get("files"), list):
-                log.warning("restoring the results of an interrupted run: %s -> %s", old,
-                            target)
+                log.warning("restoring the results of an interrupted run: %s -> %s", old, target)
                 os.rename(old, target)
                 olds.remove(old)
                 break
@@ -227,8 +253,13 @@ def _exchange(a: Path, b: Path) -> bool:
         renameat2 = libc.renameat2
     except (OSError, AttributeError):
         return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
-                          ctypes.c_uint]
+    renameat2.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
     rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
     if rc == 0:
         return True
@@ -263,13 +294,15 @@ def _rename_into_place(tmp: Path, target: Path) -> None:
 
 
 def _files_of(folder: Path) -> list[str]:
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
-                  if p.is_file() and p.name != MANIFEST)
+    return sorted(
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and p.name != MANIFEST
+    )
 
 
 def _write_manifest(folder: Path, kind: str, files: list[str] | None) -> None:
-    data: dict[str, Any] = {"simulator": TOOL, "simulator_version": __version__,
-                            "kind": kind}
+    data: dict[str, Any] = {"simulator": TOOL, "simulator_version": __version__, "kind": kind}
     if files is None:
         data["writing"] = True
     else:
@@ -310,16 +343,21 @@ def _renamed(err: OSError, tmp: Path, target: Path) -> OSError:
     """The same error naming the output folder instead of the temporary one."""
     name = err.filename
     if isinstance(name, str) and name.startswith(str(tmp)):
-        name = str(target) + name[len(str(tmp)):]
+        name = str(target) + name[len(str(tmp)) :]
         new = type(err)(err.errno, err.strerror, name)
         return new
     return err
 
 
 @contextlib.contextmanager
-def output_folder(target: str | os.PathLike[str], *, kind: str, force: bool = False,
-                  inputs: Iterable[str | os.PathLike[str]] = (),
-                  label: str = "output folder") -> Iterator[OutputFolder]:
+def output_folder(
+    target: str | os.PathLike[str],
+    *,
+    kind: str,
+    force: bool = False,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+    label: str = "output folder",
+) -> Iterator[OutputFolder]:
     """Check, lock and tidy ``target`` for writing (see the module docstring)."""
     target = Path(target)
     check_output(target, force=force, inputs=inputs, label=label)
@@ -331,11 +369,18 @@ def output_folder(target: str | os.PathLike[str], *, kind: str, force: bool = Fa
 
 
 @contextlib.contextmanager
-def atomic_dir(target: str | os.PathLike[str], *, kind: str = "run", force: bool = False,
-               inputs: Iterable[str | os.PathLike[str]] = ()) -> Iterator[Path]:
+def atomic_dir(
+    target: str | os.PathLike[str],
+    *,
+    kind: str = "run",
+    force: bool = False,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+) -> Iterator[Path]:
     """Yield a temporary folder; on success it replaces ``target`` in one swap."""
-    with output_folder(target, kind=kind, force=force, inputs=inputs) as folder, \
-            folder.writing() as tmp:
+    with (
+        output_folder(target, kind=kind, force=force, inputs=inputs) as folder,
+        folder.writing() as tmp,
+    ):
         yield tmp
 
 

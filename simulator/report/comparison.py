@@ -19,44 +19,115 @@ from .tables import format_value
 
 __all__ = ["COMPARISON_FILES", "compare_to_folder", "write_comparison"]
 
-COMPARISON_FILES = ("comparison.json", "comparison.csv", "incremental_analysis.csv",
-                    "report.html", "ce_plane.png", "km_cpk_normal.png", "km_prednisone_5mg.png",
-                    "cpk_by_arm.png", "prednisone_by_arm.png")
+COMPARISON_FILES = (
+    "comparison.json",
+    "comparison.csv",
+    "incremental_analysis.csv",
+    "report.html",
+    "ce_plane.png",
+    "km_cpk_normal.png",
+    "km_prednisone_5mg.png",
+    "cpk_by_arm.png",
+    "prednisone_by_arm.png",
+)
 
-HEADLINE = ("entered", "tis_week_16_from_entry", "tis20_week_16_from_entry",
-            "tis40_week_16_from_entry", "tis60_week_16_from_entry",
-            "mmt8_change_week_16_from_entry", "tis_week_52_from_entry", "unblinded",
-            "cpk_ratio_month_3", "cpk_normal_month_6", "time_to_cpk_normal_days",
-            "tis_week_16", "tis_week_24", "tis_week_52", "tis20_week_24", "tis40_week_24",
-            "tis60_week_24", "time_to_tis20_days", "time_to_tis40_days", "inactive_month_12",
-            "complete_clinical_response", "remission_off_therapy", "relapse",
-            "relapse_rate_per_100_patient_years", "course_monophasic", "course_polycyclic",
-            "course_chronic", "damage_points", "mmt8_month_12", "cumulative_prednisone_g",
-            "time_to_prednisone_le_5mg_days", "prednisone_5mg_by_month_6", "ivig_g",
-            "ivig_cycles", "rescue_started", "sparing_agent_used", "died", "alive_year_1",
-            "cost_total", "qaly", "life_years_lifetime", "cost_lifetime", "qaly_lifetime")
+HEADLINE = (
+    "entered",
+    "tis_week_16_from_entry",
+    "tis20_week_16_from_entry",
+    "tis40_week_16_from_entry",
+    "tis60_week_16_from_entry",
+    "mmt8_change_week_16_from_entry",
+    "tis_week_52_from_entry",
+    "unblinded",
+    "cpk_ratio_month_3",
+    "cpk_normal_month_6",
+    "time_to_cpk_normal_days",
+    "tis_week_16",
+    "tis_week_24",
+    "tis_week_52",
+    "tis20_week_24",
+    "tis40_week_24",
+    "tis60_week_24",
+    "time_to_tis20_days",
+    "time_to_tis40_days",
+    "inactive_month_12",
+    "complete_clinical_response",
+    "remission_off_therapy",
+    "relapse",
+    "relapse_rate_per_100_patient_years",
+    "course_monophasic",
+    "course_polycyclic",
+    "course_chronic",
+    "damage_points",
+    "mmt8_month_12",
+    "cumulative_prednisone_g",
+    "time_to_prednisone_le_5mg_days",
+    "prednisone_5mg_by_month_6",
+    "ivig_g",
+    "ivig_cycles",
+    "rescue_started",
+    "sparing_agent_used",
+    "died",
+    "alive_year_1",
+    "cost_total",
+    "qaly",
+    "life_years_lifetime",
+    "cost_lifetime",
+    "qaly_lifetime",
+)
 
 
 def _csv_rows(data: dict[str, Any]) -> list[list[str]]:
-    rows = [["outcome", "label", "unit", "better", "arm", "estimator", "estimate",
-             "ci95_low", "ci95_high", "difference_estimator",
-             "difference_vs_" + data["reference_arm"], "difference_ci95_low",
-             "difference_ci95_high", "pct_better_or_higher", "pct_worse_or_lower",
-             "pct_unchanged"]]
+    rows = [
+        [
+            "outcome",
+            "label",
+            "unit",
+            "better",
+            "arm",
+            "estimator",
+            "estimate",
+            "ci95_low",
+            "ci95_high",
+            "difference_estimator",
+            "difference_vs_" + data["reference_arm"],
+            "difference_ci95_low",
+            "difference_ci95_high",
+            "pct_better_or_higher",
+            "pct_worse_or_lower",
+            "pct_unchanged",
+        ]
+    ]
     for name, o in data["outcomes"].items():
         for arm, a in o["arms"].items():
             d = o["differences"].get(arm)
             lo, hi = a["ci95"]
-            row = [name, o["label"], o["unit"], o["better"] or "", arm, o["estimator"],
-                   format_value(a["mean"]) if a["mean"] is not None else "", _f(lo), _f(hi),
-                   o["difference_estimator"] if d is not None else ""]
+            row = [
+                name,
+                o["label"],
+                o["unit"],
+                o["better"] or "",
+                arm,
+                o["estimator"],
+                format_value(a["mean"]) if a["mean"] is not None else "",
+                _f(lo),
+                _f(hi),
+                o["difference_estimator"] if d is not None else "",
+            ]
             if d is None:
                 row += ["", "", "", "", "", ""]
             else:
                 up = d.get("better_pct", d.get("higher_pct"))
                 down = d.get("worse_pct", d.get("lower_pct"))
-                row += [_f(d["mean_difference"]), _f(d["ci95"][0]), _f(d["ci95"][1]), _f(up),
-                        _f(down), _f(d["same_pct"])]
+                row += [
+                    _f(d["mean_difference"]),
+                    _f(d["ci95"][0]),
+                    _f(d["ci95"][1]),
+                    _f(up),
+                    _f(down),
+                    _f(d["same_pct"]),
+                ]
             rows.append(row)
     return rows
 
@@ -66,8 +137,7 @@ def row_label(o: dict[str, Any]) -> str:
     est = o.get("difference_estimator", "")
     if est.startswith("rmst_difference_to_day_"):
         day = est.rsplit("_", 1)[-1]
-        return str(o["label"]).replace("(KM median)",
-                                       f"(KM median; difference: mean to day {day})")
+        return str(o["label"]).replace("(KM median)", f"(KM median; difference: mean to day {day})")
     return str(o["label"])
 
 
@@ -81,20 +151,41 @@ def _figures(result: ComparisonResult, data: dict[str, Any], folder: Path) -> No
     horizon = float(result.scenarios[0].horizon_days or horizon)
     uln = result.scenarios[0].disease.enzymes.cpk_uln_u_per_l
     km = data["kaplan_meier"]
-    figures.km_curves([(n, km[n]["time_to_cpk_normal_days"]) for n in names],
-                      folder / "km_cpk_normal.png", "Time to CPK normalisation",
-                      "proportion with CPK < ULN at a visit", horizon)
-    figures.km_curves([(n, km[n]["time_to_prednisone_le_5mg_days"]) for n in names],
-                      folder / "km_prednisone_5mg.png", "Time to prednisone <= 5 mg/day",
-                      "proportion on <= 5 mg/day", horizon)
-    figures.enzyme_bands([(n, data["cpk_by_month"][n]) for n in names], uln, "CPK (U/L)",
-                         folder / "cpk_by_arm.png", "CPK by month: median and 5-95% band")
-    figures.prednisone_lines([(n, data["prednisone_by_month"][n]) for n in names],
-                             folder / "prednisone_by_arm.png", "Mean daily prednisone")
+    figures.km_curves(
+        [(n, km[n]["time_to_cpk_normal_days"]) for n in names],
+        folder / "km_cpk_normal.png",
+        "Time to CPK normalisation",
+        "proportion with CPK < ULN at a visit",
+        horizon,
+    )
+    figures.km_curves(
+        [(n, km[n]["time_to_prednisone_le_5mg_days"]) for n in names],
+        folder / "km_prednisone_5mg.png",
+        "Time to prednisone <= 5 mg/day",
+        "proportion on <= 5 mg/day",
+        horizon,
+    )
+    figures.enzyme_bands(
+        [(n, data["cpk_by_month"][n]) for n in names],
+        uln,
+        "CPK (U/L)",
+        folder / "cpk_by_arm.png",
+        "CPK by month: median and 5-95% band",
+    )
+    figures.prednisone_lines(
+        [(n, data["prednisone_by_month"][n]) for n in names],
+        folder / "prednisone_by_arm.png",
+        "Mean daily prednisone",
+    )
     ia = data["economics"]["incremental_analysis"]
-    figures.ce_plane(ia["rows"], ia["willingness_to_pay_per_qaly"], ia["currency"],
-                     ia["optimal_strategy"], folder / "ce_plane.png",
-                     "Cost-effectiveness plane")
+    figures.ce_plane(
+        ia["rows"],
+        ia["willingness_to_pay_per_qaly"],
+        ia["currency"],
+        ia["optimal_strategy"],
+        folder / "ce_plane.png",
+        "Cost-effectiveness plane",
+    )
 
 
 STATUS = {"ND": "on the frontier", "ED": "extendedly dominated", "D": "dominated", "": ""}
@@ -103,64 +194,110 @@ STATUS = {"ND": "on the frontier", "ED": "extendedly dominated", "D": "dominated
 def incremental_rows(ia: dict[str, Any]) -> list[list[str]]:
     """incremental_analysis.csv: dampack's columns, then NMB and its difference from the
     optimal strategy."""
-    rows = [["strategy", "cost", "qaly", "inc_cost", "inc_qaly", "icer", "status",
-             "net_monetary_benefit", "nmb_vs_optimal", "nmb_vs_optimal_ci95_low",
-             "nmb_vs_optimal_ci95_high", "optimal_from_wtp", "optimal_to_wtp", "optimal",
-             "willingness_to_pay_per_qaly", "currency"]]
+    rows = [
+        [
+            "strategy",
+            "cost",
+            "qaly",
+            "inc_cost",
+            "inc_qaly",
+            "icer",
+            "status",
+            "net_monetary_benefit",
+            "nmb_vs_optimal",
+            "nmb_vs_optimal_ci95_low",
+            "nmb_vs_optimal_ci95_high",
+            "optimal_from_wtp",
+            "optimal_to_wtp",
+            "optimal",
+            "willingness_to_pay_per_qaly",
+            "currency",
+        ]
+    ]
     for r in ia["rows"]:
         d = r["net_monetary_benefit_vs_optimal"]
         rng = r["optimal_for_wtp"] or [None, None]
-        rows.append([r["strategy"], _f(r["cost"]), _f(r["effect"]), _f(r["inc_cost"]),
-                     _f(r["inc_effect"]), _f(r["icer"]), r["status"],
-                     _f(r["net_monetary_benefit"]),
-                     "0" if d is None else _f(d["mean_difference"]),
-                     "" if d is None else _f(d["ci95"][0]),
-                     "" if d is None else _f(d["ci95"][1]), _f(rng[0]), _f(rng[1]),
-                     "1" if r["strategy"] == ia["optimal_strategy"] else "0",
-                     _f(ia["willingness_to_pay_per_qaly"]), ia["currency"]])
+        rows.append(
+            [
+                r["strategy"],
+                _f(r["cost"]),
+                _f(r["effect"]),
+                _f(r["inc_cost"]),
+                _f(r["inc_effect"]),
+                _f(r["icer"]),
+                r["status"],
+                _f(r["net_monetary_benefit"]),
+                "0" if d is None else _f(d["mean_difference"]),
+                "" if d is None else _f(d["ci95"][0]),
+                "" if d is None else _f(d["ci95"][1]),
+                _f(rng[0]),
+                _f(rng[1]),
+                "1" if r["strategy"] == ia["optimal_strategy"] else "0",
+                _f(ia["willingness_to_pay_per_qaly"]),
+                ia["currency"],
+            ]
+        )
     return rows
 
 
 def economics_basis(ia: dict[str, Any]) -> str:
     """One sentence on what the costs and QALYs are: horizon, discounting, perspective and
     price year."""
-    horizon = ("a lifetime horizon (the simulated years, then the last state carried "
-               "forward to death; docs/model.md section 5, Lifetime)"
-               if ia.get("horizon") == "lifetime" else "the simulated horizon only")
+    horizon = (
+        "a lifetime horizon (the simulated years, then the last state carried "
+        "forward to death; docs/model.md section 5, Lifetime)"
+        if ia.get("horizon") == "lifetime"
+        else "the simulated horizon only"
+    )
     rate = 100 * ia.get("discount_rate_per_year", 0.0)
-    return (f"Costs and QALYs over {horizon}, discounted at {rate:g}% a year; perspective: "
-            f"{ia.get('perspective', '')}; prices of {ia.get('price_year', '')} in "
-            f"{ia['currency']}.")
+    return (
+        f"Costs and QALYs over {horizon}, discounted at {rate:g}% a year; perspective: "
+        f"{ia.get('perspective', '')}; prices of {ia.get('price_year', '')} in "
+        f"{ia['currency']}."
+    )
 
 
 def incremental_html(ia: dict[str, Any]) -> str:
     cur = html.escape(ia["currency"])
     wtp = ia["willingness_to_pay_per_qaly"]
-    out = [f"<h2>Incremental analysis</h2><p>Strategies sorted by cost; dominated (more "
-           f"costly, not more effective than another) and extendedly dominated (a mix of two "
-           f"others would do better) strategies are set aside, and ICERs are computed along "
-           f"the efficiency frontier (as dampack's <code>calculate_icers</code>). At "
-           f"{wtp:,.0f} {cur}/QALY the optimal strategy, with the highest net monetary "
-           f"benefit, is <b>{html.escape(ia['optimal_strategy'])}</b>.</p>",
-           f"<p>{html.escape(economics_basis(ia))}</p>",
-           f"<table><tr><th>strategy</th><th>cost ({cur})</th><th>QALYs</th>"
-           f"<th>incremental cost</th><th>incremental QALYs</th><th>ICER ({cur}/QALY)</th>"
-           f"<th>status</th><th>optimal for willingness to pay ({cur}/QALY)</th>"
-           f"<th>net monetary benefit vs optimal (95% CI)</th></tr>"]
+    out = [
+        f"<h2>Incremental analysis</h2><p>Strategies sorted by cost; dominated (more "
+        f"costly, not more effective than another) and extendedly dominated (a mix of two "
+        f"others would do better) strategies are set aside, and ICERs are computed along "
+        f"the efficiency frontier (as dampack's <code>calculate_icers</code>). At "
+        f"{wtp:,.0f} {cur}/QALY the optimal strategy, with the highest net monetary "
+        f"benefit, is <b>{html.escape(ia['optimal_strategy'])}</b>.</p>",
+        f"<p>{html.escape(economics_basis(ia))}</p>",
+        f"<table><tr><th>strategy</th><th>cost ({cur})</th><th>QALYs</th>"
+        f"<th>incremental cost</th><th>incremental QALYs</th><th>ICER ({cur}/QALY)</th>"
+        f"<th>status</th><th>optimal for willingness to pay ({cur}/QALY)</th>"
+        f"<th>net monetary benefit vs optimal (95% CI)</th></tr>",
+    ]
     for r in ia["rows"]:
         d = r["net_monetary_benefit_vs_optimal"]
         rng = r["optimal_for_wtp"]
-        span = "" if rng is None else (f"{rng[0]:,.0f} to {rng[1]:,.0f}" if rng[1] is not None
-                                      else f"{rng[0]:,.0f} and above")
-        nmb = ("optimal" if d is None else f"{d['mean_difference']:+,.0f} "
-               f"({d['ci95'][0]:+,.0f} to {d['ci95'][1]:+,.0f})")
+        span = (
+            ""
+            if rng is None
+            else (
+                f"{rng[0]:,.0f} to {rng[1]:,.0f}"
+                if rng[1] is not None
+                else f"{rng[0]:,.0f} and above"
+            )
+        )
+        nmb = (
+            "optimal"
+            if d is None
+            else f"{d['mean_difference']:+,.0f} ({d['ci95'][0]:+,.0f} to {d['ci95'][1]:+,.0f})"
+        )
         out.append(
             f"<tr><td>{html.escape(r['strategy'])}</td><td>{r['cost']:,.0f}</td>"
             f"<td>{r['effect']:.4f}</td>"
             f"<td>{'' if r['inc_cost'] is None else format(r['inc_cost'], ',.0f')}</td>"
             f"<td>{'' if r['inc_effect'] is None else format(r['inc_effect'], '.4f')}</td>"
             f"<td>{'' if r['icer'] is None else format(r['icer'], ',.0f')}</td>"
-            f"<td>{STATUS[r['status']]}</td><td>{span}</td><td>{nmb}</td></tr>")
+            f"<td>{STATUS[r['status']]}</td><td>{span}</td><td>{nmb}</td></tr>"
+        )
     out.append("</table>")
     return "".join(out)
 
@@ -180,28 +317,36 @@ def _html(result: ComparisonResult, data: dict[str, Any], folder: Path) -> str:
     w = out.write
     w("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>")
     w(f"<title>Strategy comparison: {html.escape(' vs '.join(names))}</title>")
-    w("<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;"
-      "padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0;font-size:14px}"
-      "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}"
-      "td:first-child,th:first-child{text-align:left}.better{color:#0072B2}"
-      ".worse{color:#D55E00}figure{margin:1em 0}img{max-width:100%}"
-      "small{color:#555}</style></head><body>")
+    w(
+        "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;"
+        "padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0;font-size:14px}"
+        "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}"
+        "td:first-child,th:first-child{text-align:left}.better{color:#0072B2}"
+        ".worse{color:#D55E00}figure{margin:1em 0}img{max-width:100%}"
+        "small{color:#555}</style></head><body>"
+    )
     w(f"<h1>{html.escape(' vs '.join(names))}</h1>")
     if data["same_patients"]:
-        w(f"<p>{data['patients']:,} virtual patients, seed {data['seed']}, the same patients "
-          f"in every arm (common random numbers). Differences are paired, patient by patient, "
-          f"against <b>{html.escape(ref)}</b>. Simulator "
-          f"{html.escape(data['simulator_version'])}.</p>")
+        w(
+            f"<p>{data['patients']:,} virtual patients, seed {data['seed']}, the same patients "
+            f"in every arm (common random numbers). Differences are paired, patient by patient, "
+            f"against <b>{html.escape(ref)}</b>. Simulator "
+            f"{html.escape(data['simulator_version'])}.</p>"
+        )
     else:
-        w("<p style='border:2px solid #a11;padding:0.6em'><b>Warning: the arms are not the "
-          "same patients.</b> They were compared with --allow-different-populations although "
-          "they differ in what a comparison must keep the same, so differences between arms "
-          "mix treatment effects with these differences:</p><ul>")
+        w(
+            "<p style='border:2px solid #a11;padding:0.6em'><b>Warning: the arms are not the "
+            "same patients.</b> They were compared with --allow-different-populations although "
+            "they differ in what a comparison must keep the same, so differences between arms "
+            "mix treatment effects with these differences:</p><ul>"
+        )
         for line in data["arm_differences"]:
             w(f"<li><code>{html.escape(line)}</code></li>")
-        w(f"</ul><p>{data['patients']:,} virtual patients per arm, seed {data['seed']}; "
-          f"differences against <b>{html.escape(ref)}</b>. Simulator "
-          f"{html.escape(data['simulator_version'])}.</p>")
+        w(
+            f"</ul><p>{data['patients']:,} virtual patients per arm, seed {data['seed']}; "
+            f"differences against <b>{html.escape(ref)}</b>. Simulator "
+            f"{html.escape(data['simulator_version'])}.</p>"
+        )
     w("<h2>Strategies</h2><ul>")
     for n, scn in zip(names, result.scenarios, strict=True):
         desc = html.escape(scn.description or "")
@@ -211,26 +356,33 @@ def _html(result: ComparisonResult, data: dict[str, Any], folder: Path) -> str:
     cur = html.escape(econ["currency"])
     w(incremental_html(econ["incremental_analysis"]))
     w(png_figure(folder / "ce_plane.png", "cost-effectiveness plane"))
-    w("<h2>Each arm against the first</h2><table><tr><th>arm vs " + html.escape(ref) +
-      f"</th><th>incremental cost ({cur})</th><th>incremental QALYs</th><th>ICER ({cur}/QALY)"
-      f"</th><th>incremental net monetary benefit at {econ['willingness_to_pay_per_qaly']:,.0f}"
-      f" {cur}/QALY (95% CI)</th><th>verdict</th></tr>")
+    w(
+        "<h2>Each arm against the first</h2><table><tr><th>arm vs "
+        + html.escape(ref)
+        + f"</th><th>incremental cost ({cur})</th><th>incremental QALYs</th><th>ICER ({cur}/QALY)"
+        f"</th><th>incremental net monetary benefit at {econ['willingness_to_pay_per_qaly']:,.0f}"
+        f" {cur}/QALY (95% CI)</th><th>verdict</th></tr>"
+    )
     for arm, e in econ["arms"].items():
         nmb = e["incremental_net_monetary_benefit"]
         icer = "n/a" if e["icer_per_qaly"] is None else f"{e['icer_per_qaly']:,.0f}"
-        w(f"<tr><td>{html.escape(arm)}</td><td>{e['incremental_cost']:+,.0f}</td>"
-          f"<td>{e['incremental_qaly']:+.4f}</td><td>{icer}</td>"
-          f"<td>{nmb['mean_difference']:+,.0f} ({nmb['ci95'][0]:+,.0f} to "
-          f"{nmb['ci95'][1]:+,.0f})</td><td>{html.escape(e['verdict'])}</td></tr>")
+        w(
+            f"<tr><td>{html.escape(arm)}</td><td>{e['incremental_cost']:+,.0f}</td>"
+            f"<td>{e['incremental_qaly']:+.4f}</td><td>{icer}</td>"
+            f"<td>{nmb['mean_difference']:+,.0f} ({nmb['ci95'][0]:+,.0f} to "
+            f"{nmb['ci95'][1]:+,.0f})</td><td>{html.escape(e['verdict'])}</td></tr>"
+        )
     w("</table>")
-    w("<h2>Outcomes</h2><p><small>Estimates with 95% confidence intervals (Monte Carlo "
-      "error). For each arm after the first: the paired difference from "
-      f"{html.escape(ref)} with its 95% CI, and the percent of patients better off / worse "
-      "off / unchanged (for resource use: higher / lower / unchanged). Times to an event: the "
-      "arm columns are Kaplan-Meier medians, the differences are differences in restricted "
-      "mean time (the area under each arm's Kaplan-Meier curve up to the day named in the "
-      "row), with an interval from the two curves; the percentages better / worse compare "
-      "each patient's own time to the event or to censoring.</small></p>")
+    w(
+        "<h2>Outcomes</h2><p><small>Estimates with 95% confidence intervals (Monte Carlo "
+        "error). For each arm after the first: the paired difference from "
+        f"{html.escape(ref)} with its 95% CI, and the percent of patients better off / worse "
+        "off / unchanged (for resource use: higher / lower / unchanged). Times to an event: the "
+        "arm columns are Kaplan-Meier medians, the differences are differences in restricted "
+        "mean time (the area under each arm's Kaplan-Meier curve up to the day named in the "
+        "row), with an interval from the two curves; the percentages better / worse compare "
+        "each patient's own time to the event or to censoring.</small></p>"
+    )
     w("<table><tr><th>outcome</th>")
     for n in names:
         w(f"<th>{html.escape(n)}</th>")
@@ -238,7 +390,8 @@ def _html(result: ComparisonResult, data: dict[str, Any], folder: Path) -> str:
         w(f"<th>{html.escape(n)} &minus; {html.escape(ref)}</th><th>better / worse / same</th>")
     w("</tr>")
     order = [k for k in HEADLINE if k in data["outcomes"]] + [
-        k for k in data["outcomes"] if k not in HEADLINE]
+        k for k in data["outcomes"] if k not in HEADLINE
+    ]
     for key in order:
         o = data["outcomes"][key]
         unit = o["unit"]
@@ -246,8 +399,10 @@ def _html(result: ComparisonResult, data: dict[str, Any], folder: Path) -> str:
         for n in names:
             a = o["arms"][n]
             lo, hi = a["ci95"]
-            w(f"<td>{_fmt(a['mean'], unit)}<br><small>{_fmt(lo, unit)} to {_fmt(hi, unit)}"
-              "</small></td>")
+            w(
+                f"<td>{_fmt(a['mean'], unit)}<br><small>{_fmt(lo, unit)} to {_fmt(hi, unit)}"
+                "</small></td>"
+            )
         for n in names[1:]:
             d = o["differences"].get(n)
             if d is None:
@@ -259,8 +414,10 @@ def _html(result: ComparisonResult, data: dict[str, Any], folder: Path) -> str:
                 good = lo > 0 if o["better"] == "higher" else hi < 0
                 bad = hi < 0 if o["better"] == "higher" else lo > 0
                 cls = " class='better'" if good else (" class='worse'" if bad else "")
-            w(f"<td{cls}>{_fmt_diff(d['mean_difference'], unit)}<br><small>"
-              f"{_fmt_diff(d['ci95'][0], unit)} to {_fmt_diff(d['ci95'][1], unit)}</small></td>")
+            w(
+                f"<td{cls}>{_fmt_diff(d['mean_difference'], unit)}<br><small>"
+                f"{_fmt_diff(d['ci95'][0], unit)} to {_fmt_diff(d['ci95'][1], unit)}</small></td>"
+            )
             up = d.get("better_pct", d.get("higher_pct"))
             down = d.get("worse_pct", d.get("lower_pct"))
             if up is None or down is None or d["same_pct"] is None:
@@ -269,20 +426,24 @@ def _html(result: ComparisonResult, data: dict[str, Any], folder: Path) -> str:
                 w(f"<td>{up:.1f}% / {down:.1f}% / {d['same_pct']:.1f}%</td>")
         w("</tr>")
     w("</table><h2>Figures</h2>")
-    for fname, alt in (("km_cpk_normal.png", "time to CPK normalisation"),
-                       ("km_prednisone_5mg.png", "time to prednisone 5 mg/day"),
-                       ("cpk_by_arm.png", "CPK by month"),
-                       ("prednisone_by_arm.png", "mean prednisone")):
+    for fname, alt in (
+        ("km_cpk_normal.png", "time to CPK normalisation"),
+        ("km_prednisone_5mg.png", "time to prednisone 5 mg/day"),
+        ("cpk_by_arm.png", "CPK by month"),
+        ("prednisone_by_arm.png", "mean prednisone"),
+    ):
         w(png_figure(folder / fname, alt))
-    w("<h2>How to read this</h2><p><small>CPK is 'normal' below the ULN at a visit. The "
-      "Total Improvement Score (TIS, 0-100) is the 2016 ACR/EULAR score of the six core set "
-      "measures against the day-0 visit (minimal >= 20, moderate >= 40, major >= 60). "
-      "Disease is inactive with physician global and extramuscular activity at most 1 cm "
-      "and CPK below the ULN; a complete clinical response is 6 months inactive. A clinical "
-      "relapse is CPK above 1.5 x ULN together with MMT-8 10% below its best or physician "
-      "global 2 cm above its best, after CPK had been normal (docs/model.md, section 5). "
-      "Costs and QALYs are discounted. The model and every default with its source are "
-      "described in docs/model.md.</small></p></body></html>\n")
+    w(
+        "<h2>How to read this</h2><p><small>CPK is 'normal' below the ULN at a visit. The "
+        "Total Improvement Score (TIS, 0-100) is the 2016 ACR/EULAR score of the six core set "
+        "measures against the day-0 visit (minimal >= 20, moderate >= 40, major >= 60). "
+        "Disease is inactive with physician global and extramuscular activity at most 1 cm "
+        "and CPK below the ULN; a complete clinical response is 6 months inactive. A clinical "
+        "relapse is CPK above 1.5 x ULN together with MMT-8 10% below its best or physician "
+        "global 2 cm above its best, after CPK had been normal (docs/model.md, section 5). "
+        "Costs and QALYs are discounted. The model and every default with its source are "
+        "described in docs/model.md.</small></p></body></html>\n"
+    )
     return out.getvalue()
 
 
@@ -294,20 +455,30 @@ def write_comparison(result: ComparisonResult, folder: str | os.PathLike[str]) -
         csv.writer(fh, lineterminator="\n").writerows(_csv_rows(data))
     with (folder / "incremental_analysis.csv").open("w", encoding="utf-8", newline="") as fh:
         csv.writer(fh, lineterminator="\n").writerows(
-            incremental_rows(data["economics"]["incremental_analysis"]))
+            incremental_rows(data["economics"]["incremental_analysis"])
+        )
     _figures(result, data, folder)
-    (folder / "report.html").write_text(_html(result, json_roundtrip(data), folder),
-                                        encoding="utf-8")
+    (folder / "report.html").write_text(
+        _html(result, json_roundtrip(data), folder), encoding="utf-8"
+    )
     return data
 
 
-def compare_to_folder(scns: list[Scenario], out: str | os.PathLike[str], *,
-                      force: bool = False, inputs: Sequence[str | os.PathLike[str]] = (),
-                      label: str = "output folder", **kwargs: Any) -> ComparisonResult:
+def compare_to_folder(
+    scns: list[Scenario],
+    out: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    inputs: Sequence[str | os.PathLike[str]] = (),
+    label: str = "output folder",
+    **kwargs: Any,
+) -> ComparisonResult:
     """Compare and write every output file, atomically, into a folder the simulator
     owns (see ``atomic.output_folder``)."""
-    with output_folder(out, kind="compare", force=force, inputs=inputs,
-                       label=label) as folder, folder.writing() as tmp:
+    with (
+        output_folder(out, kind="compare", force=force, inputs=inputs, label=label) as folder,
+        folder.writing() as tmp,
+    ):
         result = compare(scns, **kwargs)
         write_comparison(result, tmp)
     return result

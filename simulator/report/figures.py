@@ -32,8 +32,7 @@ __all__ = ["enzyme_bands", "km_curves", "label", "prednisone_lines"]
 COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
 _META = {"Software": None}  # no version string: figures stay the same across installs
 MAX_LABEL = 60
-FONTS = ("DejaVu Sans", "Noto Sans", "Noto Sans CJK JP", "Noto Sans Symbols",
-         "Noto Sans Symbols2")
+FONTS = ("DejaVu Sans", "Noto Sans", "Noto Sans CJK JP", "Noto Sans Symbols", "Noto Sans Symbols2")
 """Font fallback list: the ones installed are used, in this order."""
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -96,22 +95,45 @@ def _save(fig: Any, path: str | os.PathLike[str]) -> None:
 
 
 @_quiet
-def enzyme_bands(arms: Sequence[tuple[str, list[dict[str, Any]]]], uln: float, ylabel: str,
-                 path: str | os.PathLike[str], title: str) -> None:
+def enzyme_bands(
+    arms: Sequence[tuple[str, list[dict[str, Any]]]],
+    uln: float,
+    ylabel: str,
+    path: str | os.PathLike[str],
+    title: str,
+) -> None:
     """Median and 5-95% band by month of an enzyme, ULN marked; one panel per arm."""
     k = len(arms)
     cols = min(k, 2)
     rows = (k + cols - 1) // cols
-    fig, axes = subplots(rows, cols, figsize=(7.5 if k == 1 else 11, 4.5 if k == 1
-                             else 3.4 * rows), sharey=True, squeeze=False)
+    fig, axes = subplots(
+        rows,
+        cols,
+        figsize=(7.5 if k == 1 else 11, 4.5 if k == 1 else 3.4 * rows),
+        sharey=True,
+        squeeze=False,
+    )
     for i, ((name, rows_), color) in enumerate(zip(arms, COLORS, strict=False)):
         ax = axes[i // cols][i % cols]
         rows_ = [r for r in rows_ if r["median"] is not None]
         months = [r["month"] for r in rows_]
-        ax.fill_between(months, [r["p05"] for r in rows_], [r["p95"] for r in rows_],
-                        color=color, alpha=0.2, linewidth=0, label="5-95% of patients")
-        ax.plot(months, [r["median"] for r in rows_], color=color, marker="o", markersize=3,
-                label="median")
+        ax.fill_between(
+            months,
+            [r["p05"] for r in rows_],
+            [r["p95"] for r in rows_],
+            color=color,
+            alpha=0.2,
+            linewidth=0,
+            label="5-95% of patients",
+        )
+        ax.plot(
+            months,
+            [r["median"] for r in rows_],
+            color=color,
+            marker="o",
+            markersize=3,
+            label="median",
+        )
         ax.axhline(uln, color="black", linestyle="--", linewidth=1, label=f"ULN ({uln:g})")
         ax.set_yscale("log")
         ax.set_title(label(name) if k > 1 else label(title), fontsize=10 if k > 1 else 12)
@@ -128,12 +150,22 @@ def enzyme_bands(arms: Sequence[tuple[str, list[dict[str, Any]]]], uln: float, y
 
 
 @_quiet
-def km_curves(arms: Sequence[tuple[str, dict[str, list[Any]]]], path: str | os.PathLike[str],
-              title: str, ylabel: str, horizon_days: float) -> None:
+def km_curves(
+    arms: Sequence[tuple[str, dict[str, list[Any]]]],
+    path: str | os.PathLike[str],
+    title: str,
+    ylabel: str,
+    horizon_days: float,
+) -> None:
     """Cumulative proportion reaching an event (1 - Kaplan-Meier), with 95% bands."""
     k = len(arms)
-    fig, (ax, tab) = subplots(2, 1, figsize=(7.5, 4.6 + 0.22 * k), sharex=True,
-                                  gridspec_kw={"height_ratios": [4.5, 0.35 + 0.22 * k]})
+    fig, (ax, tab) = subplots(
+        2,
+        1,
+        figsize=(7.5, 4.6 + 0.22 * k),
+        sharex=True,
+        gridspec_kw={"height_ratios": [4.5, 0.35 + 0.22 * k]},
+    )
     for (name, curve), color in zip(arms, COLORS, strict=False):
         days = [0.0, *curve["day"], horizon_days]
         surv = [1.0, *curve["survival"]]
@@ -144,14 +176,20 @@ def km_curves(arms: Sequence[tuple[str, dict[str, list[Any]]]], path: str | os.P
         if cens:
             idx = np.searchsorted(np.asarray(curve["day"]), np.asarray(cens), side="right")
             level = np.asarray([1.0, *curve["survival"]])[idx]
-            ax.plot(cens, 1 - level, linestyle="none", marker="|", markersize=6,
-                    color=color)
+            ax.plot(cens, 1 - level, linestyle="none", marker="|", markersize=6, color=color)
         lo = [1.0, *[x if x is not None else 0.0 for x in curve["lo"]]]
         hi = [1.0, *[x if x is not None else 0.0 for x in curve["hi"]]]
         lo.append(lo[-1])
         hi.append(hi[-1])
-        ax.fill_between(days, [1 - h for h in hi], [1 - v for v in lo], step="post",
-                        color=color, alpha=0.15, linewidth=0)
+        ax.fill_between(
+            days,
+            [1 - h for h in hi],
+            [1 - v for v in lo],
+            step="post",
+            color=color,
+            alpha=0.15,
+            linewidth=0,
+        )
     ax.set_xlim(0, horizon_days)
     ax.set_ylim(0, 1)
     ax.set_ylabel(ylabel)
@@ -165,8 +203,9 @@ def km_curves(arms: Sequence[tuple[str, dict[str, list[Any]]]], path: str | os.P
     for spine in tab.spines.values():
         spine.set_visible(False)
     tab.tick_params(axis="y", length=0, pad=22)
-    for row, ((_, curve), color) in enumerate(zip(reversed(arms), reversed(COLORS[:k]),
-                                                 strict=False)):
+    for row, ((_, curve), color) in enumerate(
+        zip(reversed(arms), reversed(COLORS[:k]), strict=False)
+    ):
         days, n = curve.get("at_risk_day", []), curve.get("at_risk", [])
         step = max(1, math.ceil(len(days) / 8))
         for d, v in list(zip(days, n, strict=False))[::step]:
@@ -176,14 +215,21 @@ def km_curves(arms: Sequence[tuple[str, dict[str, list[Any]]]], path: str | os.P
 
 
 @_quiet
-def prednisone_lines(arms: Sequence[tuple[str, list[dict[str, Any]]]],
-                     path: str | os.PathLike[str], title: str) -> None:
+def prednisone_lines(
+    arms: Sequence[tuple[str, list[dict[str, Any]]]], path: str | os.PathLike[str], title: str
+) -> None:
     """Mean daily prednisone dose at each monthly visit, one line per arm."""
     fig, ax = subplots(figsize=(7.5, 4.0))
     for (name, rows), color in zip(arms, COLORS, strict=False):
         rows = [r for r in rows if r["mean"] is not None]
-        ax.plot([r["month"] for r in rows], [r["mean"] for r in rows], color=color,
-                marker="o", markersize=3, label=label(name))
+        ax.plot(
+            [r["month"] for r in rows],
+            [r["mean"] for r in rows],
+            color=color,
+            marker="o",
+            markersize=3,
+            label=label(name),
+        )
     ax.axhline(5.0, color="black", linestyle=":", linewidth=1, label="5 mg/day")
     # A methylprednisolone pulse at day 0 (prednisone-equivalent) would flatten a linear
     # axis: linear up to 10 mg/day, logarithmic above.
@@ -202,8 +248,14 @@ def prednisone_lines(arms: Sequence[tuple[str, list[dict[str, Any]]]],
 
 
 @_quiet
-def ce_plane(rows: Sequence[dict[str, Any]], wtp: float, currency: str, optimal: str,
-             path: str | os.PathLike[str], title: str) -> None:
+def ce_plane(
+    rows: Sequence[dict[str, Any]],
+    wtp: float,
+    currency: str,
+    optimal: str,
+    path: str | os.PathLike[str],
+    title: str,
+) -> None:
     """Cost-effectiveness plane of an incremental analysis: every strategy (mean QALYs,
     mean cost), the efficiency frontier through the non-dominated ones, dominated and
     extendedly dominated ones marked, and the willingness-to-pay line through the optimal
@@ -213,35 +265,62 @@ def ce_plane(rows: Sequence[dict[str, Any]], wtp: float, currency: str, optimal:
     _save(fig, path)
 
 
-def draw_ce_plane(ax: Any, rows: Sequence[dict[str, Any]], wtp: float, currency: str,
-                  optimal: str, title: str) -> None:
+def draw_ce_plane(
+    ax: Any, rows: Sequence[dict[str, Any]], wtp: float, currency: str, optimal: str, title: str
+) -> None:
     """The cost-effectiveness plane (see ``ce_plane``) on a given matplotlib Axes;
     ``optimal`` is the analysis's optimal strategy (``economics.optimal_strategy``)."""
-    markers = {"ND": ("o", "#0072B2", "on the efficiency frontier"),
-               "ED": ("s", "#E69F00", "extendedly dominated"),
-               "D": ("X", "#D55E00", "dominated"), "": ("o", "#0072B2", "strategy")}
+    markers = {
+        "ND": ("o", "#0072B2", "on the efficiency frontier"),
+        "ED": ("s", "#E69F00", "extendedly dominated"),
+        "D": ("X", "#D55E00", "dominated"),
+        "": ("o", "#0072B2", "strategy"),
+    }
     frontier = [r for r in rows if r["status"] == "ND"]
     frontier.sort(key=lambda r: r["cost"])
     if len(frontier) > 1:
-        ax.plot([r["effect"] for r in frontier], [r["cost"] for r in frontier],
-                color="black", linewidth=1.2, zorder=1, label="efficiency frontier")
+        ax.plot(
+            [r["effect"] for r in frontier],
+            [r["cost"] for r in frontier],
+            color="black",
+            linewidth=1.2,
+            zorder=1,
+            label="efficiency frontier",
+        )
     seen: set[str] = set()
     for r in rows:
         marker, color, kind = markers[r["status"]]
-        ax.scatter([r["effect"]], [r["cost"]], s=70, marker=marker, color=color, zorder=3,
-                   edgecolor="black", linewidth=0.6,
-                   label=None if kind in seen else kind)
+        ax.scatter(
+            [r["effect"]],
+            [r["cost"]],
+            s=70,
+            marker=marker,
+            color=color,
+            zorder=3,
+            edgecolor="black",
+            linewidth=0.6,
+            label=None if kind in seen else kind,
+        )
         seen.add(kind)
-        ax.annotate(label(r["strategy"], 24), (r["effect"], r["cost"]),
-                    textcoords="offset points", xytext=(6, 6), fontsize=8)
+        ax.annotate(
+            label(r["strategy"], 24),
+            (r["effect"], r["cost"]),
+            textcoords="offset points",
+            xytext=(6, 6),
+            fontsize=8,
+        )
     best = next(r for r in rows if r["strategy"] == optimal)
     xs = [r["effect"] for r in rows]
     span = (max(xs) - min(xs)) or max(abs(max(xs)), 1e-3) * 0.1
     x0, x1 = min(xs) - 0.15 * span, max(xs) + 0.15 * span
-    ax.plot([x0, x1], [best["cost"] + wtp * (x0 - best["effect"]),
-                       best["cost"] + wtp * (x1 - best["effect"])],
-            color="#666666", linestyle="--", linewidth=1,
-            label=f"{wtp:,.0f} {currency}/QALY through the optimal strategy")
+    ax.plot(
+        [x0, x1],
+        [best["cost"] + wtp * (x0 - best["effect"]), best["cost"] + wtp * (x1 - best["effect"])],
+        color="#666666",
+        linestyle="--",
+        linewidth=1,
+        label=f"{wtp:,.0f} {currency}/QALY through the optimal strategy",
+    )
     ys = [r["cost"] for r in rows]
     yspan = (max(ys) - min(ys)) or max(abs(max(ys)), 1.0) * 0.1
     ax.set_ylim(min(ys) - 0.15 * yspan, max(ys) + 0.2 * yspan)

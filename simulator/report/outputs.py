@@ -20,8 +20,15 @@ from .tables import EventCSV, PatientCSV
 
 __all__ = ["OUTPUT_FILES", "run_to_folder", "write_outputs"]
 
-OUTPUT_FILES = ("summary.json", "report.html", "patients.csv", "cpk.png",
-                "time_to_normal.png", "myoglobin.png", "prednisone.png")
+OUTPUT_FILES = (
+    "summary.json",
+    "report.html",
+    "patients.csv",
+    "cpk.png",
+    "time_to_normal.png",
+    "myoglobin.png",
+    "prednisone.png",
+)
 
 
 def write_outputs(result: RunResult, folder: str | os.PathLike[str]) -> None:
@@ -31,17 +38,30 @@ def write_outputs(result: RunResult, folder: str | os.PathLike[str]) -> None:
     write_json(folder / "summary.json", data)
     name = result.scenario.name
     plan = result.plan
-    figures.enzyme_bands([(name, data["cpk_by_month"])], plan.cpk_uln, "CPK (U/L)",
-                         folder / "cpk.png", f"CPK by month: {name}")
-    figures.enzyme_bands([(name, data["myoglobin_by_month"])], plan.myoglobin_uln,
-                         "myoglobin (ng/mL)", folder / "myoglobin.png",
-                         f"Myoglobin by month: {name}")
-    figures.km_curves([(name, data["kaplan_meier"]["time_to_cpk_normal_days"])],
-                      folder / "time_to_normal.png",
-                      f"Time to CPK normalisation (Kaplan-Meier): {name}",
-                      "proportion with CPK < ULN at a visit", plan.horizon_days)
-    figures.prednisone_lines([(name, data["prednisone_by_month"])], folder / "prednisone.png",
-                             f"Prednisone dose: {name}")
+    figures.enzyme_bands(
+        [(name, data["cpk_by_month"])],
+        plan.cpk_uln,
+        "CPK (U/L)",
+        folder / "cpk.png",
+        f"CPK by month: {name}",
+    )
+    figures.enzyme_bands(
+        [(name, data["myoglobin_by_month"])],
+        plan.myoglobin_uln,
+        "myoglobin (ng/mL)",
+        folder / "myoglobin.png",
+        f"Myoglobin by month: {name}",
+    )
+    figures.km_curves(
+        [(name, data["kaplan_meier"]["time_to_cpk_normal_days"])],
+        folder / "time_to_normal.png",
+        f"Time to CPK normalisation (Kaplan-Meier): {name}",
+        "proportion with CPK < ULN at a visit",
+        plan.horizon_days,
+    )
+    figures.prednisone_lines(
+        [(name, data["prednisone_by_month"])], folder / "prednisone.png", f"Prednisone dose: {name}"
+    )
     (folder / "report.html").write_text(_html(result, data, folder), encoding="utf-8")
 
 
@@ -54,51 +74,67 @@ def _html(result: RunResult, data: dict[str, Any], folder: Path) -> str:
 
     scn = result.scenario
     econ = scn.economics
-    out = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-           f"<title>{html.escape(scn.name)}</title>",
-           "<style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;"
-           "padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0;"
-           "font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-           "th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}"
-           "td:nth-child(3),td:nth-child(4){white-space:nowrap}"
-           "img{max-width:100%}small{color:#555}</style></head><body>",
-           f"<h1>{html.escape(scn.name)}</h1>",
-           f"<p>{html.escape(scn.description or '')}</p>",
-           f"<p>{data['patients']:,} virtual patients, seed {data['seed']}, followed "
-           f"{scn.horizon_days:,} days from diagnosis. Simulator "
-           f"{html.escape(data['simulator_version'])}. Costs and QALYs are discounted at "
-           f"{100 * econ.discount_rate_per_year:g}% a year ({html.escape(econ.currency)}, "
-           f"prices of {econ.price_year}, {html.escape(econ.perspective)}); the lifetime "
-           "rows carry each surviving patient's last state forward to death "
-           "(docs/model.md, section 5).</p>",
-           "<h2>Outcomes</h2><table><tr><th>outcome</th><th>unit</th><th>estimate</th>"
-           "<th>95% CI</th><th>estimator</th></tr>"]
+    out = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{html.escape(scn.name)}</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;"
+        "padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0;"
+        "font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+        "th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}"
+        "td:nth-child(3),td:nth-child(4){white-space:nowrap}"
+        "img{max-width:100%}small{color:#555}</style></head><body>",
+        f"<h1>{html.escape(scn.name)}</h1>",
+        f"<p>{html.escape(scn.description or '')}</p>",
+        f"<p>{data['patients']:,} virtual patients, seed {data['seed']}, followed "
+        f"{scn.horizon_days:,} days from diagnosis. Simulator "
+        f"{html.escape(data['simulator_version'])}. Costs and QALYs are discounted at "
+        f"{100 * econ.discount_rate_per_year:g}% a year ({html.escape(econ.currency)}, "
+        f"prices of {econ.price_year}, {html.escape(econ.perspective)}); the lifetime "
+        "rows carry each surviving patient's last state forward to death "
+        "(docs/model.md, section 5).</p>",
+        "<h2>Outcomes</h2><table><tr><th>outcome</th><th>unit</th><th>estimate</th>"
+        "<th>95% CI</th><th>estimator</th></tr>",
+    ]
     for m in data["metrics"].values():
         lo, hi = m["ci95"]
         unit = m["unit"]
         est = m.get("estimator", "")
         if est == "km_median":
             est = f"Kaplan-Meier median (restricted mean {m['rmst']:.0f} days)"
-        out.append(f"<tr><td>{html.escape(m['label'])}</td><td>{html.escape(unit)}</td>"
-                   f"<td>{format_estimate(m['mean'], unit)}</td>"
-                   f"<td>{format_estimate(lo, unit)} to {format_estimate(hi, unit)}</td>"
-                   f"<td>{html.escape(est)}</td></tr>")
+        out.append(
+            f"<tr><td>{html.escape(m['label'])}</td><td>{html.escape(unit)}</td>"
+            f"<td>{format_estimate(m['mean'], unit)}</td>"
+            f"<td>{format_estimate(lo, unit)} to {format_estimate(hi, unit)}</td>"
+            f"<td>{html.escape(est)}</td></tr>"
+        )
     out.append("</table><h2>Figures</h2>")
-    for fname, alt in (("cpk.png", "CPK by month"), ("myoglobin.png", "myoglobin by month"),
-                       ("time_to_normal.png", "time to CPK normalisation"),
-                       ("prednisone.png", "prednisone dose by month")):
+    for fname, alt in (
+        ("cpk.png", "CPK by month"),
+        ("myoglobin.png", "myoglobin by month"),
+        ("time_to_normal.png", "time to CPK normalisation"),
+        ("prednisone.png", "prednisone dose by month"),
+    ):
         out.append(png_figure(folder / fname, alt))
-    out.append("<p><small>Every outcome is defined in docs/model.md, section 5; every "
-               "default with its source in section 7. summary.json holds these numbers and "
-               "the resolved scenario; patients.csv one row per patient.</small></p>"
-               "</body></html>\n")
+    out.append(
+        "<p><small>Every outcome is defined in docs/model.md, section 5; every "
+        "default with its source in section 7. summary.json holds these numbers and "
+        "the resolved scenario; patients.csv one row per patient.</small></p>"
+        "</body></html>\n"
+    )
     return "".join(out)
 
 
-def run_to_folder(scn: Scenario, out: str | os.PathLike[str], *, events: bool = False,
-                  patient_rows: bool = True, force: bool = False,
-                  inputs: Sequence[str | os.PathLike[str]] = (), label: str = "output folder",
-                  **run_kwargs: Any) -> RunResult:
+def run_to_folder(
+    scn: Scenario,
+    out: str | os.PathLike[str],
+    *,
+    events: bool = False,
+    patient_rows: bool = True,
+    force: bool = False,
+    inputs: Sequence[str | os.PathLike[str]] = (),
+    label: str = "output folder",
+    **run_kwargs: Any,
+) -> RunResult:
     """Run ``scn`` and write its complete output folder atomically.
 
     ``patient_rows=False`` writes no patients.csv: only aggregates are kept, so memory
@@ -109,8 +145,10 @@ def run_to_folder(scn: Scenario, out: str | os.PathLike[str], *, events: bool = 
     from ..runner import _plan_for
 
     plan = _plan_for(scn)
-    with output_folder(out, kind="run", force=force, inputs=inputs, label=label) as folder, \
-            folder.writing() as tmp:
+    with (
+        output_folder(out, kind="run", force=force, inputs=inputs, label=label) as folder,
+        folder.writing() as tmp,
+    ):
         patients = PatientCSV(tmp / "patients.csv", plan) if patient_rows else None
         event_csv = EventCSV(tmp / "events.csv", plan) if events else None
 
@@ -121,8 +159,9 @@ def run_to_folder(scn: Scenario, out: str | os.PathLike[str], *, events: bool = 
                 event_csv.write(table, log)
 
         try:
-            result = run(scn, events=events,
-                         sink=sink if (patient_rows or events) else None, **run_kwargs)
+            result = run(
+                scn, events=events, sink=sink if (patient_rows or events) else None, **run_kwargs
+            )
         finally:
             if patients is not None:
                 patients.close()

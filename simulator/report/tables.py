@@ -73,8 +73,18 @@ class PatientCSV:
 class EventCSV:
     """events.csv: every event of every patient, with the values seen and the decision."""
 
-    HEADER = ("patient", "day", "event", "prednisone_mg_per_day", "cpk_u_per_l",
-              "myoglobin_ng_per_ml", "mmt8", "ivig_g", "decision", "adverse_events")
+    HEADER = (
+        "patient",
+        "day",
+        "event",
+        "prednisone_mg_per_day",
+        "cpk_u_per_l",
+        "myoglobin_ng_per_ml",
+        "mmt8",
+        "ivig_g",
+        "decision",
+        "adverse_events",
+    )
 
     def __init__(self, path: str | os.PathLike[str], plan: Plan) -> None:
         self._fh: IO[str] = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
@@ -88,33 +98,62 @@ class EventCSV:
         return ";".join(name for name, bit in FLAG_NAMES.items() if flags & bit)
 
     def _ivig_ae(self, flags: int) -> str:
-        return ";".join(n for j, n in enumerate(self._ivig_aes)
-                        if flags & (1 << (IVIG_AE_SHIFT + j)))
+        return ";".join(
+            n for j, n in enumerate(self._ivig_aes) if flags & (1 << (IVIG_AE_SHIFT + j))
+        )
 
     def write(self, table: dict[str, np.ndarray], log: EventLog) -> None:
         kinds = log.kind.tolist()
         flags = log.flags.tolist()
         values = log.value.tolist()
         rows: list[tuple[Any, ...]] = []
-        for i, (pid, day, kind, pred, cpk, myo) in enumerate(zip(
-                log.patient.tolist(), log.day.tolist(), kinds, log.prednisone.tolist(),
-                log.cpk.tolist(), log.myoglobin.tolist(), strict=True)):
+        for i, (pid, day, kind, pred, cpk, myo) in enumerate(
+            zip(
+                log.patient.tolist(),
+                log.day.tolist(),
+                kinds,
+                log.prednisone.tolist(),
+                log.cpk.tolist(),
+                log.myoglobin.tolist(),
+                strict=True,
+            )
+        ):
             name = EVENT_NAMES[kind]
-            rows.append((
-                (pid, day, kind), pid, format_value(day), name, format_value(pred),
-                format_value(cpk), format_value(myo),
-                format_value(values[i]) if name == "visit" else "",
-                format_value(values[i]) if name == "infusion" else "",
-                self._decision(flags[i]),
-                self._ivig_ae(flags[i]) if name == "infusion" else "",
-            ))
+            rows.append(
+                (
+                    (pid, day, kind),
+                    pid,
+                    format_value(day),
+                    name,
+                    format_value(pred),
+                    format_value(cpk),
+                    format_value(myo),
+                    format_value(values[i]) if name == "visit" else "",
+                    format_value(values[i]) if name == "infusion" else "",
+                    self._decision(flags[i]),
+                    self._ivig_ae(flags[i]) if name == "infusion" else "",
+                )
+            )
         patients = table["patient"]
         for ae in self._steroid_aes:
             days = table[f"ae_{ae}_day"]
             for pid, day in zip(patients.tolist(), days.tolist(), strict=True):
                 if not math.isnan(day):
-                    rows.append(((pid, day, len(EVENT_NAMES)), pid, format_value(day),
-                                 "adverse_event", "", "", "", "", "", "", ae))
+                    rows.append(
+                        (
+                            (pid, day, len(EVENT_NAMES)),
+                            pid,
+                            format_value(day),
+                            "adverse_event",
+                            "",
+                            "",
+                            "",
+                            "",
+                            "",
+                            "",
+                            ae,
+                        )
+                    )
         rows.sort(key=lambda r: r[0])
         self._writer.writerows(r[1:] for r in rows)
 

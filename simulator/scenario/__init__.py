@@ -38,57 +38,75 @@ def check_scenario(scn: Scenario, linemap: LineMap | None = None, source: str = 
         dotted = ".".join(f"[{p}]" if isinstance(p, int) else p for p in path).replace(".[", "[")
         if lm.is_override(path):
             raise InputError(f"{dotted}: {message} [from --set]", path=dotted, file=source or None)
-        raise InputError(f"{dotted}: {message}", path=dotted, file=file or source or None,
-                         line=line)
+        raise InputError(
+            f"{dotted}: {message}", path=dotted, file=file or source or None, line=line
+        )
 
     agents = scn.disease.sparing_agents
     known = ", ".join(sorted(agents))
     for i, plan in enumerate(scn.regimen.sparing_agents):
         if plan.agent not in agents:
-            fail(("regimen", "sparing_agents", i, "agent"),
-                 f"unknown sparing agent '{plan.agent}'; known: {known}"
-                 " (or define it under disease.sparing_agents)")
+            fail(
+                ("regimen", "sparing_agents", i, "agent"),
+                f"unknown sparing agent '{plan.agent}'; known: {known}"
+                " (or define it under disease.sparing_agents)",
+            )
     relapse_agent = scn.regimen.sparing_on_relapse
     if relapse_agent is not None and relapse_agent not in agents:
-        fail(("regimen", "sparing_on_relapse"),
-             f"unknown sparing agent '{relapse_agent}'; known: {known}")
+        fail(
+            ("regimen", "sparing_on_relapse"),
+            f"unknown sparing agent '{relapse_agent}'; known: {known}",
+        )
     total = sum(p.share for p in scn.regimen.sparing_agents)
     if total > 1 + 1e-9:
-        fail(("regimen", "sparing_agents"),
-             f"shares add up to {total:g}; each patient receives at most one planned agent,"
-             " so they must add up to 1 or less")
+        fail(
+            ("regimen", "sparing_agents"),
+            f"shares add up to {total:g}; each patient receives at most one planned agent,"
+            " so they must add up to 1 or less",
+        )
     floor = scn.regimen.taper.floor_mg_per_day
     lowest, how = smallest_induction_dose(scn) if scn.regimen.steroid else (math.inf, "")
     if floor > lowest:
-        fail(("regimen", "taper", "floor_mg_per_day"),
-             f"the taper floor ({floor:g} mg/day) is above {how}; the taper would raise"
-             " the induction dose instead of tapering. Lower the floor, or raise the"
-             " induction dose")
+        fail(
+            ("regimen", "taper", "floor_mg_per_day"),
+            f"the taper floor ({floor:g} mg/day) is above {how}; the taper would raise"
+            " the induction dose instead of tapering. Lower the floor, or raise the"
+            " induction dose",
+        )
     ivig = scn.regimen.ivig
     if ivig is not None and ivig.start_day is not None and ivig.start_day > scn.horizon_days:
-        fail(("regimen", "ivig", "start_day"),
-             f"IVIG would start on day {ivig.start_day:g}, after the horizon"
-             f" (horizon_days: {scn.horizon_days})")
+        fail(
+            ("regimen", "ivig", "start_day"),
+            f"IVIG would start on day {ivig.start_day:g}, after the horizon"
+            f" (horizon_days: {scn.horizon_days})",
+        )
     # Names of the packaged adverse events stay valid even where a scenario drops them
     # from safety (their prices then never apply); anything else is a typo.
     defaults = Scenario().safety
-    ae_names = (set(scn.safety.ivig) | set(scn.safety.steroid) | set(defaults.ivig)
-                | set(defaults.steroid))
+    ae_names = (
+        set(scn.safety.ivig) | set(scn.safety.steroid) | set(defaults.ivig) | set(defaults.steroid)
+    )
     econ = scn.economics
     for key in ("adverse_event_cost", "adverse_event_qaly_loss"):
         for name in getattr(econ, key):
             if name not in ae_names:
-                fail(("economics", key, name),
-                     f"unknown adverse event '{name}'; known: {', '.join(sorted(ae_names))}")
+                fail(
+                    ("economics", key, name),
+                    f"unknown adverse event '{name}'; known: {', '.join(sorted(ae_names))}",
+                )
     for name in econ.prices.sparing_agent_per_day:
         if name not in agents:
-            fail(("economics", "prices", "sparing_agent_per_day", name),
-                 f"unknown sparing agent '{name}'; known: {known}")
+            fail(
+                ("economics", "prices", "sparing_agent_per_day", name),
+                f"unknown sparing agent '{name}'; known: {known}",
+            )
     for i, step in enumerate(scn.regimen.taper.steps):
         if step.above_mg_per_day < floor and i < len(scn.regimen.taper.steps) - 1:
-            fail(("regimen", "taper", "steps", i, "above_mg_per_day"),
-                 f"{step.above_mg_per_day:g} is below the floor ({floor:g}); only the last"
-                 " step may reach down to the floor")
+            fail(
+                ("regimen", "taper", "steps", i, "above_mg_per_day"),
+                f"{step.above_mg_per_day:g} is below the floor ({floor:g}); only the last"
+                " step may reach down to the floor",
+            )
 
 
 def smallest_induction_dose(scn: Scenario) -> tuple[float, str]:
@@ -102,13 +120,15 @@ def smallest_induction_dose(scn: Scenario) -> tuple[float, str]:
     st = scn.regimen.steroid
     pop = scn.population
     dists = ([pop.weight_kg_female] if pop.female > 0 else []) + (
-        [pop.weight_kg_male] if pop.female < 1 else [])
+        [pop.weight_kg_male] if pop.female < 1 else []
+    )
     lightest = min(d.min_value() for d in dists)
     cap = f"the induction dose cap regimen.steroid.cap_mg_per_day ({st.cap_mg_per_day:g} mg/day)"
     if lightest <= 0:
         return st.cap_mg_per_day, (
             f"{cap} (the weights have no lower bound, so the cap is the bound used; give"
-            " population.weight_kg_female/male a low to check against the lightest patient)")
+            " population.weight_kg_female/male a low to check against the lightest patient)"
+        )
     raw = min(st.cap_mg_per_day, st.induction_mg_per_kg_per_day * lightest)
     dose = math.floor(raw / st.round_to_mg + 0.5) * st.round_to_mg
     if raw >= st.cap_mg_per_day:
@@ -116,7 +136,8 @@ def smallest_induction_dose(scn: Scenario) -> tuple[float, str]:
     return dose, (
         f"the smallest induction dose, {dose:g} mg/day (regimen.steroid."
         f"induction_mg_per_kg_per_day {st.induction_mg_per_kg_per_day:g} x the lightest"
-        f" weight {lightest:g} kg, rounded to {st.round_to_mg:g} mg)")
+        f" weight {lightest:g} kg, rounded to {st.round_to_mg:g} mg)"
+    )
 
 
 def load_scenario(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Scenario:
@@ -133,8 +154,9 @@ def load_scenario(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -
             if err.file is not None:
                 raise
             # name the scenario: with several files (compare) it says which one
-            raise InputError(err.message, path=err.path, file=source,
-                             problems=err.problems) from None
+            raise InputError(
+                err.message, path=err.path, file=source, problems=err.problems
+            ) from None
         scn = validate(full, Scenario, linemap, source)
     check_scenario(scn, linemap, source)
     return scn
@@ -146,8 +168,9 @@ def scenario_from_dict(data: dict[str, Any], overrides: Iterable[str] = ()) -> S
     scn = validate(data, Scenario, linemap, "<dict>")
     overrides = list(overrides)
     if overrides:
-        full = apply_overrides(scn.model_dump(mode="python", by_alias=True), overrides,
-                               Scenario, linemap)
+        full = apply_overrides(
+            scn.model_dump(mode="python", by_alias=True), overrides, Scenario, linemap
+        )
         scn = validate(full, Scenario, linemap, "<dict>")
     check_scenario(scn, linemap, "<dict>")
     return scn
@@ -155,6 +178,7 @@ def scenario_from_dict(data: dict[str, Any], overrides: Iterable[str] = ()) -> S
 
 def scenario_sha256(scn: Scenario) -> str:
     """Hash of the complete resolved scenario (defaults included), for provenance."""
-    text = json.dumps(scn.model_dump(mode="json", by_alias=True), sort_keys=True,
-                      separators=(",", ":"))
+    text = json.dumps(
+        scn.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":")
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -16,8 +16,10 @@ from .schema import FAGGIOLI, AnyDist, Frozen, P, PositiveDist, lognormal, norma
 
 __all__ = ["FITTED", "LIFE_TABLES", "Disease", "LifeTable", "Mortality"]
 
-CLIN_RHEUM_2006 = ("Characterization of relapses in adult idiopathic inflammatory myopathies,"
-                   " Clin Rheumatol 2006, doi:10.1007/s10067-005-0075-3")
+CLIN_RHEUM_2006 = (
+    "Characterization of relapses in adult idiopathic inflammatory myopathies,"
+    " Clin Rheumatol 2006, doi:10.1007/s10067-005-0075-3"
+)
 MARIE_2001 = "Marie I et al., J Rheumatol 2001;28:2230-7"
 MILANO_2025 = "Milano cohort, ACR Convergence 2025 abstract (206 IIM)"
 
@@ -31,17 +33,22 @@ class Activity(Frozen):
     """
 
     reversion_rate_per_day: float = P(
-        0.029, "1/day",
+        0.029,
+        "1/day",
         "assumption (calibrated): median rate at which log-activity moves towards its"
         " untreated level; sets how fast a taper below need shows as a relapse",
         gt=0,
     )
     reversion_rate_cv: float = P(
-        0.3, "CV", "assumption: between-patient variation of the rate (7 quantile nodes)",
-        ge=0, le=2,
+        0.3,
+        "CV",
+        "assumption: between-patient variation of the rate (7 quantile nodes)",
+        ge=0,
+        le=2,
     )
     lasting_drive_log: AnyDist = P(
-        normal(-4.2, 1.3, -9.0, 0.7), "log activity",
+        normal(-4.2, 1.3, -9.0, 0.7),
+        "log activity",
         "assumption (calibrated): each patient's persistent disease drive, relative to"
         " activity at diagnosis. Untreated, activity settles at exp(lasting drive): capped"
         " at 0.7 (2x diagnosis) so untreated or treated disease plateaus at a bounded level;"
@@ -49,49 +56,60 @@ class Activity(Frozen):
         f" 41%, polycyclic 33%, chronic continuous 27%, {MILANO_2025})",
     )
     acute_setpoint_log: AnyDist = P(
-        normal(0.6, 0.3, None, 1.2), "log activity",
+        normal(0.6, 0.3, None, 1.2),
+        "log activity",
         "assumption (set by hand): untreated, the acute disease at presentation climbs"
         " towards this level (above its activity at diagnosis), capped at 1.2 (3.3x) so"
         " untreated CPK stays within the ~50x ULN seen in active PM (parameters.md section 3)",
     )
     burnout_half_life_days: float = P(
-        87.0, "days",
+        87.0,
+        "days",
         "assumption (calibrated): the acute drive fades towards the lasting drive over months",
         gt=0,
     )
     polymyositis_shift_log: float = P(
-        0.3, "log activity",
+        0.3,
+        "log activity",
         f"relapses are commoner in PM than DM ({CLIN_RHEUM_2006}); the size is an assumption",
     )
     flare_rate_per_year: float = P(
-        1.39, "1/year",
+        1.39,
+        "1/year",
         "assumption (calibrated): flare hazard when treatment covers the disease's need;"
         f" relapses during taper 47% ({MARIE_2001}), CK-defined 65% mostly within 2 years"
         f" ({CLIN_RHEUM_2006})",
-        ge=0, le=50,
+        ge=0,
+        le=50,
     )
     flare_shortfall_factor: float = P(
-        2.04, "per log unit",
+        2.04,
+        "per log unit",
         "assumption (calibrated): the flare hazard is multiplied by exp(factor x shortfall),"
         " the shortfall being how far (in log activity) the current treatment leaves the"
         " lasting drive above the control level: flares come when treatment falls below"
         " the patient's need (model brief)",
-        ge=0, le=5,
+        ge=0,
+        le=5,
     )
     flare_shortfall_cap_log: float = P(
-        1.5, "log activity",
+        1.5,
+        "log activity",
         "assumption: the shortfall stops raising the flare hazard beyond 1.5 log units"
         " (4.5x the control level); flares are drawn by thinning a Poisson process at the"
         " capped hazard, so the cap also bounds the number of flare candidates",
-        ge=0, le=4,
+        ge=0,
+        le=4,
     )
     control_log_activity: float = P(
-        math.log(0.04), "log activity",
+        math.log(0.04),
+        "log activity",
         "assumption: activity at which CPK is about at the ULN (4% of diagnosis: CPK 2980"
         " -> ~200 U/L, founding abstract); the level treatment must hold the drive below",
     )
     flare_setpoint_log: AnyDist = P(
-        normal(-0.5, 0.7, None, 1.0), "log activity",
+        normal(-0.5, 0.7, None, 1.0),
+        "log activity",
         "assumption (set by hand): at a flare the fading drive jumps back up to this level"
         " (relative to activity at diagnosis, never below where it already is)",
     )
@@ -104,8 +122,12 @@ class Heterogeneity(Frozen):
     """
 
     correlation: list[list[float]] = Field(
-        default_factory=lambda: [[1.0, -0.3, -0.2, 0.0], [-0.3, 1.0, 0.3, 0.0],
-                                 [-0.2, 0.3, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]],
+        default_factory=lambda: [
+            [1.0, -0.3, -0.2, 0.0],
+            [-0.3, 1.0, 0.3, 0.0],
+            [-0.2, 0.3, 1.0, 0.0],
+            [0.0, 0.0, 0.0, 1.0],
+        ],
         json_schema_extra={
             "unit": "correlation",
             "source": "assumption: patients with a stronger lasting drive respond less to"
@@ -118,8 +140,10 @@ class Heterogeneity(Frozen):
     def _valid(self) -> Heterogeneity:
         c = self.correlation
         if len(c) != 4 or any(len(row) != 4 for row in c):
-            raise ValueError("correlation must be a 4 x 4 matrix (lasting drive, steroid"
-                             " sensitivity, IVIG sensitivity, reversion rate)")
+            raise ValueError(
+                "correlation must be a 4 x 4 matrix (lasting drive, steroid"
+                " sensitivity, IVIG sensitivity, reversion rate)"
+            )
         import numpy as np
 
         m = np.asarray(c, dtype=float)
@@ -135,28 +159,35 @@ class Enzymes(Frozen):
 
     cpk_uln_u_per_l: float = P(200.0, "U/L", f"{FAGGIOLI}: normal value <200 U/L", gt=0)
     cpk_half_life_days: float = P(
-        1.5, "days",
+        1.5,
+        "days",
         "CK plasma half-life ~1.5 days (parameters.md section 3, secondary): CPK follows"
         " inflammation with this lag (on the log scale)",
         gt=0,
     )
     cpk_background_u_per_l: PositiveDist = P(
-        lognormal(median=90.0, cv=0.3), "U/L",
+        lognormal(median=90.0, cv=0.3),
+        "U/L",
         "assumption: a patient's CPK with inactive disease, inside the 20-200 U/L reference"
         " range (Unbound Medicine, parameters.md section 3)",
     )
     cpk_assay_cv: float = P(
-        0.10, "coefficient of variation",
-        "assumption: analytical plus within-day biological variation of CPK", ge=0, le=1,
+        0.10,
+        "coefficient of variation",
+        "assumption: analytical plus within-day biological variation of CPK",
+        ge=0,
+        le=1,
     )
-    myoglobin_uln_ng_per_ml: float = P(120.0, "ng/mL", f"{FAGGIOLI}: normal value <120 ng/mL",
-                                       gt=0)
+    myoglobin_uln_ng_per_ml: float = P(120.0, "ng/mL", f"{FAGGIOLI}: normal value <120 ng/mL", gt=0)
     myoglobin_background_ng_per_ml: PositiveDist = P(
-        lognormal(median=45.0, cv=0.3), "ng/mL", "assumption: inside the reference range",
+        lognormal(median=45.0, cv=0.3),
+        "ng/mL",
+        "assumption: inside the reference range",
     )
     myoglobin_assay_cv: float = P(0.15, "coefficient of variation", "assumption", ge=0, le=1)
     biochemical_relapse_x_uln: float = P(
-        1.5, "x ULN",
+        1.5,
+        "x ULN",
         "assumption: a measured CPK above 1.5x ULN after normalisation is a CK-defined"
         f" relapse ({CLIN_RHEUM_2006}); the margin keeps assay noise near the ULN out",
         gt=0,
@@ -173,25 +204,31 @@ class Function(Frozen):
     """Muscle function: reversible weakness that lags inflammation, and damage that stays."""
 
     weakness_half_life_days: float = P(
-        30.0, "days",
+        30.0,
+        "days",
         "assumption (set by hand): reversible weakness follows inflammation more slowly than"
         " enzymes (Faggioli: mild leg weakness persisted until month 6 with normal CPK)",
         gt=0,
     )
     damage_threshold_log: float = P(
-        math.log(0.25), "log activity",
+        math.log(0.25),
+        "log activity",
         "assumption: inflammation above a quarter of its level at diagnosis damages muscle",
     )
     damage_rate_per_log_day: float = P(
-        0.0035, "1/(log activity x day)",
+        0.0035,
+        "1/(log activity x day)",
         "assumption (calibrated): damage accrues with the depth and duration of"
         " uncontrolled activity (strength normalised in 43/53 against CK in 51/53,"
         f" {CLIN_RHEUM_2006})",
         ge=0,
     )
     max_damage_points: float = P(
-        60.0, "MMT-8 points",
-        "assumption: the most strength that damage can take (of 150)", ge=0, le=150,
+        60.0,
+        "MMT-8 points",
+        "assumption: the most strength that damage can take (of 150)",
+        ge=0,
+        le=150,
     )
     mmt8_sd_points: float = P(3.0, "MMT-8 points", "assumption: rater variation", ge=0)
 
@@ -201,33 +238,43 @@ class ExtramuscularDomain(Frozen):
     untreated level as muscle (s + z) at its own rate, and its own response to steroids
     and IVIG, relative to muscle."""
 
-    rate_per_day: float = P(0.03, "1/day", "assumption: pace of the domain's activity",
-                            gt=0)
-    steroid_relative_effect: float = P(1.0, "ratio", "assumption: steroid effect relative to"
-                                       " muscle", ge=0, le=3)
-    ivig_relative_effect: float = P(1.5, "ratio", "assumption: IVIG effect relative to"
-                                    " muscle", ge=0, le=5)
-    weight: float = P(1.0, "-", "assumption: the domain's share of extramuscular activity"
-                      " (MDAAT) at diagnosis", ge=0)
+    rate_per_day: float = P(0.03, "1/day", "assumption: pace of the domain's activity", gt=0)
+    steroid_relative_effect: float = P(
+        1.0, "ratio", "assumption: steroid effect relative to muscle", ge=0, le=3
+    )
+    ivig_relative_effect: float = P(
+        1.5, "ratio", "assumption: IVIG effect relative to muscle", ge=0, le=5
+    )
+    weight: float = P(
+        1.0,
+        "-",
+        "assumption: the domain's share of extramuscular activity (MDAAT) at diagnosis",
+        ge=0,
+    )
 
 
-WANG_2012 = ("IVIG effective for lung and oesophageal involvement (Wang 2012, Clin Rheumatol"
-             " 31:801, 14 studies, 308 adults)")
+WANG_2012 = (
+    "IVIG effective for lung and oesophageal involvement (Wang 2012, Clin Rheumatol"
+    " 31:801, 14 studies, 308 adults)"
+)
 
 
 def _skin() -> ExtramuscularDomain:
-    return ExtramuscularDomain(rate_per_day=0.03, steroid_relative_effect=0.6,
-                               ivig_relative_effect=1.5, weight=1.0)
+    return ExtramuscularDomain(
+        rate_per_day=0.03, steroid_relative_effect=0.6, ivig_relative_effect=1.5, weight=1.0
+    )
 
 
 def _lung() -> ExtramuscularDomain:
-    return ExtramuscularDomain(rate_per_day=0.01, steroid_relative_effect=0.8,
-                               ivig_relative_effect=1.5, weight=0.8)
+    return ExtramuscularDomain(
+        rate_per_day=0.01, steroid_relative_effect=0.8, ivig_relative_effect=1.5, weight=0.8
+    )
 
 
 def _dysphagia() -> ExtramuscularDomain:
-    return ExtramuscularDomain(rate_per_day=0.03, steroid_relative_effect=1.0,
-                               ivig_relative_effect=2.0, weight=0.6)
+    return ExtramuscularDomain(
+        rate_per_day=0.03, steroid_relative_effect=1.0, ivig_relative_effect=2.0, weight=0.6
+    )
 
 
 class Extramuscular(Frozen):
@@ -235,41 +282,56 @@ class Extramuscular(Frozen):
     dysphagia): each present domain has its own activity and response (docs/model.md §2);
     the extramuscular global activity sums them."""
 
-    skin: ExtramuscularDomain = Field(default_factory=_skin, json_schema_extra={
-        "unit": "-",
-        "source": "assumption: cutaneous DM answers steroids less than muscle (relative"
-        " effect 0.6) and IVIG well (1.5); rate 0.03/day; weight 1.0"})
-    lung: ExtramuscularDomain = Field(default_factory=_lung, json_schema_extra={
-        "unit": "-",
-        "source": "assumption: interstitial lung disease changes slowly (rate 0.01/day),"
-        " answers steroids less than muscle (0.8); IVIG 1.5: " + WANG_2012 + "; weight 0.8"})
-    dysphagia: ExtramuscularDomain = Field(default_factory=_dysphagia, json_schema_extra={
-        "unit": "-",
-        "source": "assumption: swallowing follows muscle (rate 0.03/day, steroid 1.0); IVIG"
-        " 2.0: " + WANG_2012 + "; weight 0.6"})
+    skin: ExtramuscularDomain = Field(
+        default_factory=_skin,
+        json_schema_extra={
+            "unit": "-",
+            "source": "assumption: cutaneous DM answers steroids less than muscle (relative"
+            " effect 0.6) and IVIG well (1.5); rate 0.03/day; weight 1.0",
+        },
+    )
+    lung: ExtramuscularDomain = Field(
+        default_factory=_lung,
+        json_schema_extra={
+            "unit": "-",
+            "source": "assumption: interstitial lung disease changes slowly (rate 0.01/day),"
+            " answers steroids less than muscle (0.8); IVIG 1.5: " + WANG_2012 + "; weight 0.8",
+        },
+    )
+    dysphagia: ExtramuscularDomain = Field(
+        default_factory=_dysphagia,
+        json_schema_extra={
+            "unit": "-",
+            "source": "assumption: swallowing follows muscle (rate 0.03/day, steroid 1.0); IVIG"
+            " 2.0: " + WANG_2012 + "; weight 0.6",
+        },
+    )
 
 
 class CoreSetMeasures(Frozen):
     """How the six IMACS core set measures arise from the states (docs/model.md §2)."""
 
     activity_exponent: float = P(
-        0.57, "-",
+        0.57,
+        "-",
         "assumption (calibrated): the global activity ratings (physician, patient,"
         " extramuscular) see inflammation as a^p, concave like most perceived magnitudes,"
         " so small returns of activity register on the 10 cm scales",
-        gt=0, le=1,
+        gt=0,
+        le=1,
     )
-    physician_scale_muscle: float = P(1.0, "-", "assumption: PhGA from muscle"
-                                      " activity: 10 (1 - exp(-(m a + x ax)))", ge=0)
+    physician_scale_muscle: float = P(
+        1.0, "-", "assumption: PhGA from muscle activity: 10 (1 - exp(-(m a + x ax)))", ge=0
+    )
     physician_scale_extra: float = P(0.5, "-", "assumption", ge=0)
     physician_sd_cm: float = P(0.7, "cm", "assumption: rater variation", ge=0)
     patient_weight_activity: float = P(0.6, "-", "assumption", ge=0)
     patient_weight_extra: float = P(0.3, "-", "assumption", ge=0)
-    patient_weight_deficit: float = P(4.0, "-", "assumption: weakness dominates how patients"
-                                      " rate their disease", ge=0)
+    patient_weight_deficit: float = P(
+        4.0, "-", "assumption: weakness dominates how patients rate their disease", ge=0
+    )
     patient_sd_cm: float = P(1.0, "cm", "assumption", ge=0)
-    haq_slope: float = P(3.0, "-", "assumption: HAQ rises with the fraction of strength lost",
-                         ge=0)
+    haq_slope: float = P(3.0, "-", "assumption: HAQ rises with the fraction of strength lost", ge=0)
     haq_exponent: float = P(0.8, "-", "assumption", gt=0)
     haq_weight_extra: float = P(0.1, "-", "assumption", ge=0)
     haq_sd: float = P(0.15, "HAQ units", "assumption", ge=0)
@@ -281,31 +343,37 @@ class SteroidResponse(Frozen):
     """Emax dose-response of prednisone-equivalent dose on the fall of activity."""
 
     emax_per_day: float = P(
-        0.132, "1/day",
+        0.132,
+        "1/day",
         "assumption (calibrated): maximal rate at which steroids push log-activity down",
         ge=0,
     )
     ed50_mg_per_day: float = P(
-        20.0, "mg/day prednisone",
+        20.0,
+        "mg/day prednisone",
         "assumption: half the maximal effect at 20 mg/day, so 60-80 mg/day induction is"
         " near-maximal and 5 mg/day gives a fifth of it",
         gt=0,
     )
     onset_half_life_days: float = P(
-        14.0, "days",
+        14.0,
+        "days",
         "assumption (set by hand): the steroid and sparing-agent effect builds up, and wears"
         " off after a dose cut, with this half-life; response to steroids takes weeks",
         gt=0,
     )
     sensitivity_cv: float = P(
-        1.0, "CV",
+        1.0,
+        "CV",
         "assumption (calibrated): wide between-patient variability of the steroid response:"
         " a continuous tail of slow responders instead of a fixed refractory class",
         ge=0,
     )
     methylprednisolone_to_prednisone: float = P(
-        1.25, "mg prednisone per mg",
-        "standard glucocorticoid equivalence (4 mg MP = 5 mg prednisone)", gt=0,
+        1.25,
+        "mg prednisone per mg",
+        "standard glucocorticoid equivalence (4 mg MP = 5 mg prednisone)",
+        gt=0,
     )
 
 
@@ -313,31 +381,37 @@ class IgGKinetics(Frozen):
     """Serum IgG excess after IVIG: two exponentials per infusion, closed form."""
 
     rise_g_per_l_per_g_per_kg: float = P(
-        25.0, "g/L per g/kg",
+        25.0,
+        "g/L per g/kg",
         "derived: 1 g/kg into a plasma volume of ~40 mL/kg; matches 22 g/L above baseline at"
         " day 7 after 2 g/kg (Galnares-Olalde, GBS, n=42) with the kinetics below",
         gt=0,
     )
     rise_cv: float = P(
-        0.7, "CV",
+        0.7,
+        "CV",
         "derived: rise in IgG 2 weeks after 2 g/kg 7.8 (SD 5.6) g/L (Kuitwaard 2009, Ann"
         " Neurol 66:597, n=174)",
         ge=0,
     )
     fast_fraction: float = P(
-        0.87, "fraction",
+        0.87,
+        "fraction",
         "derived: fit to 3053 mg/dL at day 7 and 1092 at day 30 from 832 at baseline"
         " (Galnares-Olalde) and 7.8 g/L at 2 weeks (Kuitwaard)",
-        ge=0, le=1,
+        ge=0,
+        le=1,
     )
     fast_half_life_days: float = P(
-        3.5, "days",
+        3.5,
+        "days",
         "derived (same fit): redistribution and FcRn saturation after high doses;"
         " equilibrium after 3-5 days (immunoglobulin SmPC)",
         gt=0,
     )
     slow_half_life_days: float = P(
-        21.0, "days",
+        21.0,
+        "days",
         "IgG half-life 17-21 days (Immunodeficiency UK) to 32.5 days at replacement doses"
         " (SmPC); high doses shorten it (FcRn saturation)",
         gt=0,
@@ -349,35 +423,43 @@ class IVIGResponse(Frozen):
     the dose of each cycle, and improves function and extramuscular disease."""
 
     effect_per_g_per_l_per_day: float = P(
-        0.0054, "1/day per g/L",
+        0.0054,
+        "1/day per g/L",
         "assumption (calibrated to Faggioli 2015: mean CPK ~30% of baseline after 3 cycles);"
         " no PK/PD model of IVIG in myositis exists (parameters.md section 2)",
         ge=0,
     )
     effect_half_life_days: float = P(
-        10.0, "days",
+        10.0,
+        "days",
         "assumption (set by hand): immunomodulation builds and fades more slowly than serum"
         " IgG: the benefit grows over cycles and shows on function within days to weeks",
         gt=0,
     )
     ed50_g_per_kg_per_cycle: float = P(
-        1.0, "g/kg per cycle",
+        1.0,
+        "g/kg per cycle",
         "assumption: the effect saturates in the cycle dose (Emax); 1 g/kg maintenance"
         " cycles are used when stable (ProDERM extension; Lim 2021), so half the standard"
         " dose keeps most of the effect",
         gt=0,
     )
     reference_dose_g_per_kg: float = P(
-        2.0, "g/kg per cycle",
-        "the standard cycle dose (Wang 2012) at which the potency above applies", gt=0,
+        2.0,
+        "g/kg per cycle",
+        "the standard cycle dose (Wang 2012) at which the potency above applies",
+        gt=0,
     )
-    sensitivity_cv: float = P(1.5, "CV", "assumption (calibrated): between-patient"
-                              " variability", ge=0)
+    sensitivity_cv: float = P(
+        1.5, "CV", "assumption (calibrated): between-patient variability", ge=0
+    )
     function_relative_effect: float = P(
-        0.5, "ratio",
+        0.5,
+        "ratio",
         "assumption: IVIG also improves strength directly, beyond lowering inflammation"
         " (Dalakas 1993: strength 74.5 -> 84.7 in treatment-resistant DM)",
-        ge=0, le=5,
+        ge=0,
+        le=5,
     )
 
 
@@ -385,13 +467,15 @@ class SparingAgent(Frozen):
     """A steroid-sparing immunosuppressant: a constant effect after an onset delay."""
 
     onset_delay_days: float = P(
-        90.0, "days",
+        90.0,
+        "days",
         "assumption: onset delay NOT FOUND in primary sources (parameters.md section 5);"
         " azathioprine added to prednisone made no difference at 3 months (Bunch 1980)",
         ge=0,
     )
     effect_per_day: float = P(
-        0.02, "1/day",
+        0.02,
+        "1/day",
         "assumption: about the effect of 20 mg/day prednisone in a typical patient;"
         " an immunosuppressant during the initial taper halves relapse (HR 0.50,"
         " parameters.md section 5 [low-quality])",
@@ -424,8 +508,9 @@ class LifeTable(Frozen):
         for name in ("male_mx", "female_mx"):
             bad = [v for v in getattr(self, name) if not 0 <= v <= 10]
             if bad:
-                raise ValueError(f"{name} holds {bad[0]!r}: death rates per person-year must"
-                                 " lie in [0, 10]")
+                raise ValueError(
+                    f"{name} holds {bad[0]!r}: death rates per person-year must lie in [0, 10]"
+                )
         return self
 
 
@@ -442,53 +527,63 @@ class Mortality(Frozen):
     leaves the lasting part (lung, cancer-associated and other disease-related deaths)."""
 
     life_table: str | LifeTable | None = P(
-        "hmd_usa_2019", "-",
+        "hmd_usa_2019",
+        "-",
         "Human Mortality Database, United States 2019 period life table by sex (1x1), CC BY"
         " 4.0 (simulator/data/life_tables/); a scenario may give its own country's table"
         " inline ({male_mx: [...], female_mx: [...]}) or null for no background deaths",
     )
     excess_per_year: float = P(
-        0.097, "1/year",
+        0.097,
+        "1/year",
         "assumption (calibrated to 5-year survival 92%, " + DANKO_2004 + "): disease-related"
         " death hazard at diagnosis activity, reference patient (age 50, no lung"
         " involvement, no dysphagia)",
-        ge=0, le=10,
+        ge=0,
+        le=10,
     )
     lasting_fraction: float = P(
-        0.02, "fraction",
+        0.02,
+        "fraction",
         "assumption: share of the excess hazard that does not fall with muscle activity"
         " (lung disease, cancer-associated myositis); sets late against early deaths",
-        ge=0, le=1,
+        ge=0,
+        le=1,
     )
     hazard_ratio_lung: float = P(
-        2.0, "HR",
-        "assumption: interstitial lung disease as a poor prognostic factor (" + DANKO_2004
+        2.0,
+        "HR",
+        "assumption: interstitial lung disease as a poor prognostic factor ("
+        + DANKO_2004
         + "; Marie 2001; lung complications a leading cause of death, parameters.md section"
         " 9); its size is NOT FOUND in the shipped sources",
         ge=0,
     )
     hazard_ratio_dysphagia: float = P(
-        2.0, "HR",
+        2.0,
+        "HR",
         "assumption: dysphagia as a poor prognostic factor (" + DANKO_2004 + "); size NOT"
         " FOUND in the shipped sources",
         ge=0,
     )
     hazard_ratio_per_decade: float = P(
-        1.5, "HR per 10 years",
+        1.5,
+        "HR per 10 years",
         "assumption: older age at onset as a poor prognostic factor (" + DANKO_2004 + ");"
         " applies to the disease-related excess only (the life table carries age itself)",
         gt=0,
     )
-    reference_age_years: float = P(50.0, "years", "the age at which the age HR is 1", ge=0,
-                                   le=120)
+    reference_age_years: float = P(50.0, "years", "the age at which the age HR is 1", ge=0, le=120)
 
     @field_validator("life_table")
     @classmethod
     def _known_table(cls, value: str | LifeTable | None) -> str | LifeTable | None:
         if isinstance(value, str) and value not in LIFE_TABLES:
-            raise ValueError(f"unknown life table {value!r}: use one of"
-                             f" {', '.join(LIFE_TABLES)}, a table given inline"
-                             " ({male_mx: [...], female_mx: [...]}) or null")
+            raise ValueError(
+                f"unknown life table {value!r}: use one of"
+                f" {', '.join(LIFE_TABLES)}, a table given inline"
+                " ({male_mx: [...], female_mx: [...]}) or null"
+            )
         return value
 
 

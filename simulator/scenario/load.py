@@ -340,8 +340,12 @@ def _kind_only(value: Any) -> str:
     """What a value is, without its content."""
     if value is None:
         return "null (empty)"
-    for kind, name in ((bool, "a boolean"), (int | float, "a number"), (str, "a text string"),
-                       (list | tuple, "a list")):
+    for kind, name in (
+        (bool, "a boolean"),
+        (int | float, "a number"),
+        (str, "a text string"),
+        (list | tuple, "a list"),
+    ):
         if isinstance(value, kind):
             return name
     return f"a {type(value).__name__}"
@@ -651,8 +655,12 @@ def warn_if_outside(target: Path, referrer: Path, where: str) -> None:
     resolved = _identity(target)
     homes = (_identity(referrer).parent, _identity(Path.cwd()))
     if not any(resolved.is_relative_to(home) for home in homes):
-        logger.warning("%s reads %s, outside the folder of %s and the working directory",
-                       where, resolved, referrer)
+        logger.warning(
+            "%s reads %s, outside the folder of %s and the working directory",
+            where,
+            resolved,
+            referrer,
+        )
 
 
 def _read_yaml_at(path: Path, display: str) -> tuple[dict[str, Any], LineMap]:
@@ -1189,8 +1197,11 @@ def _convert(
         path = format_path(loc) or "<top level>"
         body = f"{path}: {text}"
         where = linemap.locate(loc)
-        if err.get("type") == "extra_forbidden" and where and where[0] not in (
-                source, OVERRIDE_SOURCE):
+        if (
+            err.get("type") == "extra_forbidden"
+            and where
+            and where[0] not in (source, OVERRIDE_SOURCE)
+        ):
             value = _MISSING  # an unknown key in a base file: its value is not ours to show
         if value is not _MISSING and not text.endswith(f"got {value}"):
             body += f" (got {_short_repr(value)})"
@@ -1221,12 +1232,15 @@ def _convert(
         else:
             problems.append(f"{body} [{where[0]} line {where[1]}]")
     if not more:
-        return InputError(f"{len(problems)} problems in the scenario:", file=source,
-                          problems=problems)
+        return InputError(
+            f"{len(problems)} problems in the scenario:", file=source, problems=problems
+        )
     problems.append(f"and {len(more):,} more problems")
     return InputError(
-        f"{len(found) + len(more):,} problems in the scenario (the first {len(found)} are"
-        " listed):", file=source, problems=problems)
+        f"{len(found) + len(more):,} problems in the scenario (the first {len(found)} are listed):",
+        file=source,
+        problems=problems,
+    )
 
 
 # --------------------------------------------------------------------------------------

@@ -63,19 +63,27 @@ def _rows(model: BaseModel, prefix: str) -> list[tuple[str, str, str, str]]:
         path = f"{prefix}{key}"
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
         if "source" in extra:
-            rows.append((path, describe(value), str(extra.get("unit", "")),
-                         str(extra["source"])))
+            rows.append((path, describe(value), str(extra.get("unit", "")), str(extra["source"])))
             if isinstance(value, dict):
                 for k, v in value.items():
                     if isinstance(v, BaseModel):
                         rows.extend(_rows(v, f"{path}.{k}."))
         elif isinstance(value, BaseModel) and not isinstance(value, Dist | Rule):
             rows.extend(_rows(value, path + "."))
-        elif isinstance(value, dict) and value and isinstance(
-                next(iter(value.values())), AdverseEventIVIG | AdverseEventSteroid):
+        elif (
+            isinstance(value, dict)
+            and value
+            and isinstance(next(iter(value.values())), AdverseEventIVIG | AdverseEventSteroid)
+        ):
             for k, v in value.items():
-                rows.append((f"{path}.{k}", describe(v.model_copy(update={"source": ""}))
-                             .replace(", source ", ""), "", v.source))
+                rows.append(
+                    (
+                        f"{path}.{k}",
+                        describe(v.model_copy(update={"source": ""})).replace(", source ", ""),
+                        "",
+                        v.source,
+                    )
+                )
     return rows
 
 

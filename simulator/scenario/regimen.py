@@ -15,8 +15,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from .schema import FAGGIOLI, Frozen, P, Probability
 
-__all__ = ["IVIG", "MEASURES", "RULE_ATOMS", "Regimen", "Rule", "Steroid", "Taper",
-           "Visits"]
+__all__ = ["IVIG", "MEASURES", "RULE_ATOMS", "Regimen", "Rule", "Steroid", "Taper", "Visits"]
 
 # What a rule can read at a visit: name -> (unit, meaning). The kernel's ``Seen`` has one
 # attribute per name (kernel/rules.py); keep the two in step.
@@ -33,12 +32,12 @@ MEASURES: dict[str, tuple[str, str]] = {
     "patient_global_cm": ("cm (0-10)", "patient global activity"),
     "haq": ("0-3", "Health Assessment Questionnaire disability index"),
     "extramuscular_cm": ("cm (0-10)", "extramuscular global activity"),
-    "skin_activity_cm": ("cm (0-10)", "skin activity (DM); never above or below anything"
-                         " in a patient without skin disease"),
-    "lung_activity_cm": ("cm (0-10)", "lung (ILD) activity, in patients with lung"
-                         " involvement"),
-    "dysphagia_activity_cm": ("cm (0-10)", "swallowing activity, in patients with"
-                              " dysphagia"),
+    "skin_activity_cm": (
+        "cm (0-10)",
+        "skin activity (DM); never above or below anything in a patient without skin disease",
+    ),
+    "lung_activity_cm": ("cm (0-10)", "lung (ILD) activity, in patients with lung involvement"),
+    "dysphagia_activity_cm": ("cm (0-10)", "swallowing activity, in patients with dysphagia"),
     "tis": ("points (0-100)", "Total Improvement Score against baseline (or entry)"),
     "prednisone_mg_per_day": ("mg/day", "current prednisone-equivalent dose"),
     "relapses": ("count", "clinical relapses so far"),
@@ -135,7 +134,9 @@ def rule(data: Any) -> Rule:
 
 class Pulse(Frozen):
     share: Probability = P(
-        0.2, "proportion", f"{FAGGIOLI}: 3 of 15 patients had a methylprednisolone pulse",
+        0.2,
+        "proportion",
+        f"{FAGGIOLI}: 3 of 15 patients had a methylprednisolone pulse",
     )
     methylprednisolone_mg_per_day: float = P(1000.0, "mg/day", FAGGIOLI, gt=0)
     days: int = P(3, "days", FAGGIOLI, ge=1, le=10)
@@ -143,21 +144,26 @@ class Pulse(Frozen):
 
 class Steroid(Frozen):
     induction_mg_per_kg_per_day: float = P(
-        1.0, "mg/kg/day prednisone",
+        1.0,
+        "mg/kg/day prednisone",
         "prednisolone 1 mg/kg/day for 4-6 weeks (textbook excerpt, parameters.md section 5);"
         " usual practice per model brief",
-        gt=0, le=3,
+        gt=0,
+        le=3,
     )
     cap_mg_per_day: float = P(80.0, "mg/day", "model brief: ~1 mg/kg/day, cap ~80 mg", gt=0)
     induction_days: int = P(
-        28, "days", "4-6 weeks (textbook excerpt, parameters.md section 5); 4 weeks chosen",
+        28,
+        "days",
+        "4-6 weeks (textbook excerpt, parameters.md section 5); 4 weeks chosen",
         ge=1,
     )
     round_to_mg: float = P(5.0, "mg", "assumption: doses in whole 5 mg tablets", gt=0)
     pulse: Pulse | None = Pulse()
     rescue_pulse_when: Rule | None = Field(
-        default_factory=lambda: rule({"all": [{"relapse": True},
-                                              {"above": {"physician_global_cm": 6}}]}),
+        default_factory=lambda: rule(
+            {"all": [{"relapse": True}, {"above": {"physician_global_cm": 6}}]}
+        ),
         json_schema_extra={
             "unit": "rule",
             "source": "assumption: a methylprednisolone pulse (1 g/day x 3, as at"
@@ -209,12 +215,20 @@ class Taper(Frozen):
         min_length=1,
     )
     floor_mg_per_day: float = P(
-        5.0, "mg/day", f"{FAGGIOLI}: maintenance at 5 mg/day (no independent source)", ge=0,
+        5.0,
+        "mg/day",
+        f"{FAGGIOLI}: maintenance at 5 mg/day (no independent source)",
+        ge=0,
     )
     hold_when: Rule | None = Field(
-        default_factory=lambda: rule({"any": [
-            {"all": [{"above": {"cpk_x_uln": 1.0}}, {"above": {"cpk_rise_pct": -10.0}}]},
-            {"above": {"physician_global_rise_cm": 2.0}}]}),
+        default_factory=lambda: rule(
+            {
+                "any": [
+                    {"all": [{"above": {"cpk_x_uln": 1.0}}, {"above": {"cpk_rise_pct": -10.0}}]},
+                    {"above": {"physician_global_rise_cm": 2.0}},
+                ]
+            }
+        ),
         json_schema_extra={
             "unit": "rule",
             "source": "assumption: hold while the disease is active and not improving: CPK"
@@ -232,7 +246,11 @@ class Taper(Frozen):
         },
     )
     fast_factor: float = P(
-        0.5, "x step interval", "assumption: steps twice as often while inactive", gt=0, le=1,
+        0.5,
+        "x step interval",
+        "assumption: steps twice as often while inactive",
+        gt=0,
+        le=1,
     )
     stop_when: Rule | None = Field(
         None,
@@ -263,17 +281,23 @@ class Taper(Frozen):
 
 class IVIG(Frozen):
     dose_g_per_kg: float | list[float] = P(
-        2.0, "g/kg per cycle",
+        2.0,
+        "g/kg per cycle",
         f"{FAGGIOLI}; standard dose (Wang 2012, Clin Rheumatol 31:801). A list gives the"
         " dose of each cycle in turn (the last repeats), e.g. [2, 1, 1] (Lim 2021)",
     )
     days_per_cycle: int = P(
-        5, "days", f"{FAGGIOLI}: 2 g/kg in 5 days; label 2-5 days (Octagam 10%)", ge=1, le=10,
+        5,
+        "days",
+        f"{FAGGIOLI}: 2 g/kg in 5 days; label 2-5 days (Octagam 10%)",
+        ge=1,
+        le=10,
     )
     interval_days: int = P(28, "days", "every 4 weeks (Octagam 10% label, ProDERM)", ge=1)
     cycles: int = P(6, "cycles", f"{FAGGIOLI}: 6 months", ge=1, le=60)
     start_day: float | None = P(
-        7.0, "day",
+        7.0,
+        "day",
         f"assumption: {FAGGIOLI} gave IVIG 'after an initial treatment with corticosteroids';"
         " one week chosen",
         ge=0,
@@ -283,33 +307,51 @@ class IVIG(Frozen):
         json_schema_extra={"unit": "rule", "source": "rescue strategies (none by default)"},
     )
     start_delay_days: float = P(
-        7.0, "days", "assumption: time to arrange infusions once a rescue rule fires", ge=0,
+        7.0,
+        "days",
+        "assumption: time to arrange infusions once a rescue rule fires",
+        ge=0,
     )
     stop_when: Rule | None = Field(
         None,
-        json_schema_extra={"unit": "rule", "source": "none by default: e.g. stop after 3"
-                           " cycles in remission ({all: [{inactive: true}, {above:"
-                           " {ivig_cycles: 2}}]})"},
+        json_schema_extra={
+            "unit": "rule",
+            "source": "none by default: e.g. stop after 3"
+            " cycles in remission ({all: [{inactive: true}, {above:"
+            " {ivig_cycles: 2}}]})",
+        },
     )
     extend_when: Rule | None = Field(
         None,
-        json_schema_extra={"unit": "rule", "source": "none by default: add a cycle while the"
-                           " rule fires at the visit before the planned last cycle ends,"
-                           " up to max_cycles (Ontario guideline: continue while effective,"
-                           " find the minimum effective dose)"},
+        json_schema_extra={
+            "unit": "rule",
+            "source": "none by default: add a cycle while the"
+            " rule fires at the visit before the planned last cycle ends,"
+            " up to max_cycles (Ontario guideline: continue while effective,"
+            " find the minimum effective dose)",
+        },
     )
     max_cycles: int = P(
-        24, "cycles", "assumption: cap on courses extended by extend_when (two years of"
-        " monthly cycles); used only with extend_when", ge=1, le=60,
+        24,
+        "cycles",
+        "assumption: cap on courses extended by extend_when (two years of"
+        " monthly cycles); used only with extend_when",
+        ge=1,
+        le=60,
     )
     unblind_when: Rule | None = Field(
         None,
-        json_schema_extra={"unit": "rule", "source": "none by default: with placebo, the"
-                           " rule that switches a patient to open-label IVIG, e.g. confirmed"
-                           " deterioration (ProDERM, parameters.md section 8)"},
+        json_schema_extra={
+            "unit": "rule",
+            "source": "none by default: with placebo, the"
+            " rule that switches a patient to open-label IVIG, e.g. confirmed"
+            " deterioration (ProDERM, parameters.md section 8)",
+        },
     )
     placebo: bool = P(
-        False, "-", "true: infusions are given (and counted) but carry no drug (a"
+        False,
+        "-",
+        "true: infusions are given (and counted) but carry no drug (a"
         " placebo-controlled trial arm): no IVIG grams, effect or adverse event; the"
         " infusion days are still costed",
     )
@@ -340,10 +382,8 @@ class IVIG(Frozen):
 
     def cycle_doses(self) -> tuple[float, ...]:
         """Dose of every possible cycle (the last given repeats)."""
-        doses = self.dose_g_per_kg if isinstance(self.dose_g_per_kg, list) else [
-            self.dose_g_per_kg]
-        return tuple(float(doses[min(i, len(doses) - 1)])
-                     for i in range(self.possible_cycles()))
+        doses = self.dose_g_per_kg if isinstance(self.dose_g_per_kg, list) else [self.dose_g_per_kg]
+        return tuple(float(doses[min(i, len(doses) - 1)]) for i in range(self.possible_cycles()))
 
     def possible_cycles(self) -> int:
         """The most cycles a patient can get: the plan, or max_cycles when extended."""
@@ -370,7 +410,8 @@ class Regimen(Frozen):
         },
     )
     sparing_on_relapse: str | None = P(
-        "azathioprine", "agent",
+        "azathioprine",
+        "agent",
         "assumption: an immunosuppressant is added at a relapse if none is running"
         " (guidelines: steroids + MTX or AZA first line; Meyer 2018)",
     )

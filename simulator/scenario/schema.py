@@ -62,8 +62,10 @@ def _strict(value: Any, tp: Any, where: str = "") -> Any:
         return value
     leaves = _leaves(tp)
     numeric = {leaf for leaf in leaves if leaf in (int, float)}
-    if numeric and not any(leaf in (bool, str) or leaf is Any for leaf in leaves) and not any(
-        typing.get_origin(leaf) is Literal for leaf in leaves
+    if (
+        numeric
+        and not any(leaf in (bool, str) or leaf is Any for leaf in leaves)
+        and not any(typing.get_origin(leaf) is Literal for leaf in leaves)
     ):
         kind = "a whole number" if numeric == {int} else "a number"
         if isinstance(value, bool):
@@ -80,8 +82,11 @@ def _strict(value: Any, tp: Any, where: str = "") -> Any:
         origin, args = typing.get_origin(leaf), typing.get_args(leaf)
         if origin in (list, tuple) and isinstance(value, list | tuple):
             for i, item in enumerate(value):
-                item_tp = args[0] if origin is list or args[-1:] == (Ellipsis,) else (
-                    args[i] if i < len(args) else Any)
+                item_tp = (
+                    args[0]
+                    if origin is list or args[-1:] == (Ellipsis,)
+                    else (args[i] if i < len(args) else Any)
+                )
                 _strict(item, item_tp, f"{where}item {i}: ")
         elif origin is dict and len(args) == 2 and isinstance(value, dict):
             for key, item in value.items():
@@ -154,8 +159,19 @@ class Dist(Frozen):
     def _check(self) -> Dist:
         required, optional = _DIST_KEYS[self.dist]
         given = {
-            k for k in ("value", "mean", "sd", "median", "cv", "range", "range_coverage",
-                        "low", "high") if getattr(self, k) is not None
+            k
+            for k in (
+                "value",
+                "mean",
+                "sd",
+                "median",
+                "cv",
+                "range",
+                "range_coverage",
+                "low",
+                "high",
+            )
+            if getattr(self, k) is not None
         }
         missing = required - given
         if missing:
@@ -208,8 +224,11 @@ class Dist(Frozen):
         share = math.exp(log_share)
         shown = f"{share:.3g}" if share > 0 else f"about 1e{log_share / math.log(10):.0f}"
         bounds = f"[{_g(self.low)}, {_g(self.high)}]"
-        parent = (f"mean {_g(self.mean)}, sd {_g(self.sd)}" if self.dist != "lognormal"
-                  else f"median {math.exp(lognormal_params(self)[0]):.4g}")
+        parent = (
+            f"mean {_g(self.mean)}, sd {_g(self.sd)}"
+            if self.dist != "lognormal"
+            else f"median {math.exp(lognormal_params(self)[0]):.4g}"
+        )
         raise ValueError(
             f"the bounds low/high {bounds} hold only {shown} of this {self.dist}"
             f" distribution's mass ({parent}); at least {MIN_TRUNCATED_MASS:g} is needed."
@@ -335,52 +354,65 @@ class Population(Frozen):
     """Baseline characteristics of the virtual patients at diagnosis (day 0)."""
 
     age_years: AnyDist = P(
-        normal(39.8, 11.0, 28.0, 72.0), "years",
+        normal(39.8, 11.0, 28.0, 72.0),
+        "years",
         f"{FAGGIOLI}: mean 42.6, range 28-72. Parent mean 39.8 and sd 11 (assumption) are"
         " chosen so the truncated distribution has mean 42.6.",
     )
     female: Probability = P(
-        11 / 15, "proportion", f"{FAGGIOLI}: 11 of 15 (73%); 69-79% in larger cohorts"
-        " (parameters.md section 9)",
+        11 / 15,
+        "proportion",
+        f"{FAGGIOLI}: 11 of 15 (73%); 69-79% in larger cohorts (parameters.md section 9)",
     )
     weight_kg_female: PositiveDist = P(
-        lognormal(mean=68.0, sd=13.0), "kg",
+        lognormal(mean=68.0, sd=13.0),
+        "kg",
         "assumption: adult women, no weight reported in the abstract",
     )
     weight_kg_male: PositiveDist = P(
-        lognormal(mean=82.0, sd=14.0), "kg",
+        lognormal(mean=82.0, sd=14.0),
+        "kg",
         "assumption: adult men, no weight reported in the abstract",
     )
     dermatomyositis: Probability = P(
-        1.36 / 2.36, "proportion",
+        1.36 / 2.36,
+        "proportion",
         "DM:PM 1.36:1 in a systematic review of 2518 Asian PM/DM patients (PMC3600325);"
         " the abstract pools PM and DM without a split",
     )
     lung_involvement: Probability = P(
-        5 / 15, "proportion", f"{FAGGIOLI}: reticular HRCT pattern in 5 of 15",
+        5 / 15,
+        "proportion",
+        f"{FAGGIOLI}: reticular HRCT pattern in 5 of 15",
     )
     dysphagia: Probability = P(2 / 15, "proportion", f"{FAGGIOLI}: 2 of 15")
     thrombosis_risk_factor: Probability = P(
-        0.05, "proportion",
+        0.05,
+        "proportion",
         "assumption: share with a prior thromboembolism or equivalent risk factor, which"
         " multiplies the IVIG thromboembolism risk (see safety)",
     )
     cpk_u_per_l: PositiveDist = P(
-        lognormal(mean=2980.0, sd=1300.0), "U/L",
+        lognormal(mean=2980.0, sd=1300.0),
+        "U/L",
         f"{FAGGIOLI}: mean 2980 U/L (range 2430-9100). The sd (CV 0.44) is an assumption:"
         " the reported range is right-skewed",
     )
     myoglobin_ng_per_ml: PositiveDist = P(
-        lognormal(mean=420.0, sd=190.0), "ng/mL",
+        lognormal(mean=420.0, sd=190.0),
+        "ng/mL",
         f"{FAGGIOLI}: mean 420 ng/mL; sd (CV 0.45) assumption, as for CPK",
     )
     cpk_myoglobin_correlation: float = P(
-        0.7, "correlation of log values",
+        0.7,
+        "correlation of log values",
         "assumption: both enzymes leak from the same inflamed muscle",
-        ge=-0.99, le=0.99,
+        ge=-0.99,
+        le=0.99,
     )
     mmt8_baseline: AnyDist = P(
-        normal(118.0, 12.0, 60.0, 146.0), "points (0-150)",
+        normal(118.0, 12.0, 60.0, 146.0),
+        "points (0-150)",
         "assumption: moderate weakness (leg weakness in all 15, Faggioli); MMT-8 is the IMACS"
         " strength core set measure (parameters.md section 8)",
     )
@@ -457,20 +489,24 @@ def _default_ivig_aes() -> dict[str, AdverseEventIVIG]:
             " (rheumapedia summary [secondary]): 1-0.58^(1/10) per cycle",
         ),
         "aseptic_meningitis": AdverseEventIVIG(
-            p_per_cycle=0.0031, stops_ivig=True,
+            p_per_cycle=0.0031,
+            stops_ivig=True,
             source="derived: 5 of 1637 infusion courses (0.31%), 4 of 194 patients (2%) in"
             " a 4-year registry (Pediatr Asthma Allergy Immunol 2000;14:287); 8.4 courses"
             " per patient, so an 'infusion' is read as one course (cycle)",
         ),
         "thromboembolism": AdverseEventIVIG(
-            p_per_cycle=0.012, risk_factor_multiplier=3.69, stops_ivig=True,
+            p_per_cycle=0.012,
+            risk_factor_multiplier=3.69,
+            stops_ivig=True,
             case_fatality=0.2,
             source="derived: 8 events in 664 ProDERM cycles (safety paper, doi:10.1186/"
             "s13075-023-03232-2); OR 3.69 with prior thromboembolism (Neurology Open 2022);"
             " case fatality 20% (IVIG thrombosis review, PMID 15970713)",
         ),
         "acute_kidney_injury": AdverseEventIVIG(
-            p_per_cycle=0.0012, stops_ivig=True,
+            p_per_cycle=0.0012,
+            stops_ivig=True,
             source="derived: 2 of 1637 infusion courses (0.12%), both adults on 2 g/kg (same"
             " registry; a course read as one cycle)",
         ),
@@ -480,27 +516,32 @@ def _default_ivig_aes() -> dict[str, AdverseEventIVIG]:
 def _default_steroid_aes() -> dict[str, AdverseEventSteroid]:
     return {
         "vertebral_fracture": AdverseEventSteroid(
-            baseline_per_year=0.004, dose_thresholds_mg_per_day=[0.001, 2.5, 7.5],
+            baseline_per_year=0.004,
+            dose_thresholds_mg_per_day=[0.001, 2.5, 7.5],
             relative_risk=[1.55, 2.59, 5.18],
             source="relative risks by daily dose (van Staa, GPRD, 244,235 users); baseline"
             " rate 0.4%/year is an assumption",
         ),
         "hip_fracture": AdverseEventSteroid(
-            baseline_per_year=0.001, dose_thresholds_mg_per_day=[0.001, 2.5, 7.5],
+            baseline_per_year=0.001,
+            dose_thresholds_mg_per_day=[0.001, 2.5, 7.5],
             relative_risk=[0.99, 1.77, 2.27],
             source="relative risks by daily dose (van Staa, GPRD); baseline 0.1%/year at"
             " age ~45 is an assumption",
         ),
         "serious_infection": AdverseEventSteroid(
-            baseline_per_year=0.02, dose_thresholds_mg_per_day=[0.001, 7.5, 20.0],
-            relative_risk=[1.0, 1.5, 3.0], case_fatality=0.1,
+            baseline_per_year=0.02,
+            dose_thresholds_mg_per_day=[0.001, 7.5, 20.0],
+            relative_risk=[1.0, 1.5, 3.0],
+            case_fatality=0.1,
             source="assumption: infection risk rises above 20-25 mg/day (seekhealthz.com"
             " [low-quality]); baseline 2%/year and relative risks are assumptions; case"
             " fatality 10% is an assumption (infection caused 34/49 deaths in a cohort of"
             " 676, Xiao 2016, parameters.md section 9)",
         ),
         "steroid_diabetes": AdverseEventSteroid(
-            baseline_per_year=0.005, dose_thresholds_mg_per_day=[0.001, 10.0, 30.0],
+            baseline_per_year=0.005,
+            dose_thresholds_mg_per_day=[0.001, 10.0, 30.0],
             relative_risk=[1.0, 4.0, 8.0],
             source="assumption: insulin resistance above 10 mg/day (seekhealthz.com"
             " [low-quality]); incidence vs dose NOT FOUND",
@@ -526,27 +567,36 @@ class Prices(Frozen):
     """Unit prices, in the scenario's currency."""
 
     ivig_per_g: float = P(
-        34.0, "per g",
+        34.0,
+        "per g",
         "UK NHS average price GBP 34/g (National Immunoglobulin Database Annual Report"
         " 2018/19); UK list prices GBP 46-59/g (BNF 2018); US USD 73-350/g [low-quality]",
         ge=0,
     )
     infusion_day: float = P(
-        250.0, "per infusion day",
+        250.0,
+        "per infusion day",
         "assumption: day-unit chair, nursing and consumables; chair time NOT FOUND"
         " (parameters.md section 7); about 2.3 h at label rates for 0.4 g/kg/day",
         ge=0,
     )
     prednisone_per_mg: float = P(
-        0.002, "per mg", "assumption: generic oral prednisolone, a few pence per 5 mg", ge=0,
+        0.002,
+        "per mg",
+        "assumption: generic oral prednisolone, a few pence per 5 mg",
+        ge=0,
     )
     methylprednisolone_pulse_day: float = P(
-        400.0, "per pulse day", "assumption: day-case admission for 1 g IV methylprednisolone",
+        400.0,
+        "per pulse day",
+        "assumption: day-case admission for 1 g IV methylprednisolone",
         ge=0,
     )
     visit: float = P(
-        150.0, "per visit",
-        "assumption: specialist outpatient visit with CPK and myoglobin", ge=0,
+        150.0,
+        "per visit",
+        "assumption: specialist outpatient visit with CPK and myoglobin",
+        ge=0,
     )
     sparing_agent_per_day: dict[str, float] = Field(
         default_factory=_default_sparing_prices,
@@ -563,68 +613,112 @@ class Utilities(Frozen):
     """Health-state utility at each visit from function (HAQ) and disease activity."""
 
     haq_intercept: float = P(
-        0.9567, "utility",
+        0.9567,
+        "utility",
         "Carreno A et al., Value Health 2011;14:192-200 (doi:10.1016/j.jval.2010.11.001):"
         " EQ-5D (TTO) = 0.9567 - 0.309 HAQ-DI, in rheumatoid arthritis; its use in myositis"
         " is an assumption (disability drives utility the same way)",
-        ge=-0.6, le=1,
+        ge=-0.6,
+        le=1,
     )
     haq_slope: float = P(
-        -0.309, "utility per HAQ unit", "Carreno 2011 (as above)", ge=-1, le=0,
+        -0.309,
+        "utility per HAQ unit",
+        "Carreno 2011 (as above)",
+        ge=-1,
+        le=0,
     )
     active_disease_decrement: float = P(
-        0.05, "utility",
+        0.05,
+        "utility",
         "assumption: a further loss while the disease is active (not inactive at the visit:"
         " fatigue, rash, dysphagia beyond what HAQ captures)",
-        ge=0, le=1,
+        ge=0,
+        le=1,
     )
     high_dose_steroid_decrement: float = P(
-        0.03, "utility", "assumption: a loss while on more than the dose below (weight gain,"
+        0.03,
+        "utility",
+        "assumption: a loss while on more than the dose below (weight gain,"
         " sleep disturbance, cushingoid features rise above 5-7.5 mg/day, parameters.md 6b)",
-        ge=0, le=1,
+        ge=0,
+        le=1,
     )
     high_dose_steroid_mg_per_day: float = P(
-        7.5, "mg/day", "assumption: the usual 7.5 mg/day glucocorticoid-toxicity threshold"
-        " (fracture relative risk steps up at 7.5 mg, van Staa)", ge=0,
+        7.5,
+        "mg/day",
+        "assumption: the usual 7.5 mg/day glucocorticoid-toxicity threshold"
+        " (fracture relative risk steps up at 7.5 mg, van Staa)",
+        ge=0,
     )
 
 
 def _default_ae_costs() -> dict[str, float]:
-    return {"headache": 0.0, "aseptic_meningitis": 1500.0, "thromboembolism": 4000.0,
-            "acute_kidney_injury": 3000.0, "vertebral_fracture": 2500.0, "hip_fracture": 9000.0,
-            "serious_infection": 3500.0, "steroid_diabetes": 800.0}
+    return {
+        "headache": 0.0,
+        "aseptic_meningitis": 1500.0,
+        "thromboembolism": 4000.0,
+        "acute_kidney_injury": 3000.0,
+        "vertebral_fracture": 2500.0,
+        "hip_fracture": 9000.0,
+        "serious_infection": 3500.0,
+        "steroid_diabetes": 800.0,
+    }
 
 
 def _default_ae_qaly_loss() -> dict[str, float]:
-    return {"headache": 0.001, "aseptic_meningitis": 0.01, "thromboembolism": 0.05,
-            "acute_kidney_injury": 0.02, "vertebral_fracture": 0.03, "hip_fracture": 0.1,
-            "serious_infection": 0.02, "steroid_diabetes": 0.02}
+    return {
+        "headache": 0.001,
+        "aseptic_meningitis": 0.01,
+        "thromboembolism": 0.05,
+        "acute_kidney_injury": 0.02,
+        "vertebral_fracture": 0.03,
+        "hip_fracture": 0.1,
+        "serious_infection": 0.02,
+        "steroid_diabetes": 0.02,
+    }
 
 
 class Economics(Frozen):
     currency: str = P("GBP", "-", "the currency of the default prices (UK NHS)")
     discount_rate_per_year: float = P(
-        0.035, "per year", "assumption: 3.5%/year for costs and QALYs, as in the UK NICE"
-        " reference case", ge=0, le=0.2,
+        0.035,
+        "per year",
+        "assumption: 3.5%/year for costs and QALYs, as in the UK NICE reference case",
+        ge=0,
+        le=0.2,
     )
     willingness_to_pay_per_qaly: float = P(
-        20000.0, "per QALY", "assumption: the lower end of the UK NICE GBP 20,000-30,000/QALY"
-        " range; used for net monetary benefit and acceptability curves", ge=0,
+        20000.0,
+        "per QALY",
+        "assumption: the lower end of the UK NICE GBP 20,000-30,000/QALY"
+        " range; used for net monetary benefit and acceptability curves",
+        ge=0,
     )
     cea_horizon: Literal["lifetime", "clinical"] = P(
-        "lifetime", "-",
+        "lifetime",
+        "-",
         "NICE reference case: a lifetime horizon for a chronic disease. 'lifetime' extends"
         " costs, QALYs and survival beyond the clinical horizon (docs/model.md §5,"
         " Lifetime); 'clinical' uses the simulated horizon only",
     )
-    perspective: str = P("UK NHS and personal social services", "-",
-                         "assumption: the NICE reference-case perspective of the default"
-                         " prices")
-    price_year: int = P(2019, "year", "the IVIG price, the main cost, is the NHS 2018/19"
-                        " average (parameters.md section 7); the other prices are"
-                        " assumptions of that period", ge=1900, le=2100)
+    perspective: str = P(
+        "UK NHS and personal social services",
+        "-",
+        "assumption: the NICE reference-case perspective of the default prices",
+    )
+    price_year: int = P(
+        2019,
+        "year",
+        "the IVIG price, the main cost, is the NHS 2018/19"
+        " average (parameters.md section 7); the other prices are"
+        " assumptions of that period",
+        ge=1900,
+        le=2100,
+    )
     new_patients_per_year: float = P(
-        740.0, "patients/year",
+        740.0,
+        "patients/year",
         "derived: dermatomyositis incidence 1.1/100,000 person-years (Kronzer 2023,"
         " parameters.md section 9) x UK population ~67 million; polymyositis would add"
         " more, and not all are candidates for IVIG (an assumption either way). Scales EVPI"
@@ -632,24 +726,30 @@ class Economics(Frozen):
         ge=0,
     )
     decision_horizon_years: int = P(
-        10, "years", "assumption: how long the decision holds (new patients affected), for"
-        " population EVPI", ge=1, le=100,
+        10,
+        "years",
+        "assumption: how long the decision holds (new patients affected), for population EVPI",
+        ge=1,
+        le=100,
     )
     prices: Prices = Prices()
     utilities: Utilities = Utilities()
     adverse_event_cost: dict[str, float] = Field(
         default_factory=_default_ae_costs,
-        json_schema_extra={"unit": "per event", "source": "assumption: typical UK episode"
-                           " costs; none in parameters.md"},
+        json_schema_extra={
+            "unit": "per event",
+            "source": "assumption: typical UK episode costs; none in parameters.md",
+        },
     )
     adverse_event_qaly_loss: dict[str, float] = Field(
         default_factory=_default_ae_qaly_loss,
-        json_schema_extra={"unit": "QALY per event", "source": "assumption: one-off"
-                           " losses; none in parameters.md"},
+        json_schema_extra={
+            "unit": "QALY per event",
+            "source": "assumption: one-off losses; none in parameters.md",
+        },
     )
 
-    @field_validator("adverse_event_cost", "adverse_event_qaly_loss",
-                     "prices", mode="after")
+    @field_validator("adverse_event_cost", "adverse_event_qaly_loss", "prices", mode="after")
     @classmethod
     def _non_negative(cls, value: Any) -> Any:
         items = value.items() if isinstance(value, dict) else []
@@ -663,9 +763,12 @@ class Inactive(Frozen):
     """When the disease counts as inactive at a visit (docs/model.md §5)."""
 
     max_physician_global_cm: float = P(
-        1.0, "cm", "assumption: IMACS wording not retrieved; physician global activity at most"
+        1.0,
+        "cm",
+        "assumption: IMACS wording not retrieved; physician global activity at most"
         " 1 cm of 10 (Pongtarakulpanit 2025, Autoimmun Rev 24:103879: definitions vary)",
-        ge=0, le=10,
+        ge=0,
+        le=10,
     )
     max_extramuscular_cm: float = P(1.0, "cm", "assumption, as above", ge=0, le=10)
     max_cpk_x_uln: float = P(1.0, "x ULN", "assumption: CPK below the ULN", gt=0)
@@ -676,23 +779,30 @@ class RelapseDefinition(Frozen):
     after the disease had responded (CPK normal since diagnosis or the last relapse)."""
 
     cpk_x_uln: float = P(
-        1.5, "x ULN",
+        1.5,
+        "x ULN",
         "assumption: enzymes rise (CPK above 1.5x ULN; CK-defined relapse, Clin Rheumatol"
         " 2006, doi:10.1007/s10067-005-0075-3) together with clinical worsening (Marie 2001)",
         gt=0,
     )
     mmt8_drop_pct_best: float = P(
-        10.0, "%", "assumption: MMT-8 at least 10% below its best since the last relapse",
-        ge=0, le=100,
+        10.0,
+        "%",
+        "assumption: MMT-8 at least 10% below its best since the last relapse",
+        ge=0,
+        le=100,
     )
     physician_global_rise_cm: float = P(
-        2.0, "cm",
+        2.0,
+        "cm",
         "physician global 2 cm above its lowest since the last relapse (the 2 cm step of the"
         " ProDERM confirmed-deterioration definition, parameters.md section 8)",
-        ge=0, le=10,
+        ge=0,
+        le=10,
     )
     confirm_at_next_visit: bool = P(
-        False, "-",
+        False,
+        "-",
         "false: a relapse counts (and is treated) at the visit where it is seen (Marie"
         " 2001 and Clin Rheumatol 2006 count clinical recurrences); true: the criteria"
         " must hold at two visits in a row, as ProDERM's confirmed deterioration"
@@ -704,13 +814,16 @@ class Outcomes(Frozen):
     inactive: Inactive = Inactive()
     relapse: RelapseDefinition = RelapseDefinition()
     complete_response_days: int = P(
-        168, "days",
+        168,
+        "days",
         "complete clinical response: inactive for at least 6 months (most definitions,"
         " Pongtarakulpanit 2025)",
-        ge=28, le=730,
+        ge=28,
+        le=730,
     )
     course_type_days: int = P(
-        728, "days",
+        728,
+        "days",
         "course over the first two years (104 weeks): monophasic, polycyclic, chronic"
         " continuous"
         " (Milano cohort, ACR Convergence 2025)",
@@ -737,8 +850,7 @@ class Entry(Frozen):
     @model_validator(mode="after")
     def _window(self) -> Entry:
         if self.until_day < self.from_day:
-            raise ValueError(f"until_day ({self.until_day}) is before from_day"
-                             f" ({self.from_day})")
+            raise ValueError(f"until_day ({self.until_day}) is before from_day ({self.from_day})")
         return self
 
 
@@ -760,6 +872,8 @@ class Scenario(Frozen):
     @model_validator(mode="after")
     def _entry_within_horizon(self) -> Scenario:
         if self.entry is not None and self.entry.until_day > self.horizon_days:
-            raise ValueError(f"entry.until_day ({self.entry.until_day}) is after the horizon"
-                             f" (horizon_days: {self.horizon_days})")
+            raise ValueError(
+                f"entry.until_day ({self.entry.until_day}) is after the horizon"
+                f" (horizon_days: {self.horizon_days})"
+            )
         return self

@@ -79,8 +79,18 @@ class _Design(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    @field_validator("parameters", "draws", "correlation", "willingness_to_pay", "n",
-                     "second_order", "trajectories", "levels", mode="before", check_fields=False)
+    @field_validator(
+        "parameters",
+        "draws",
+        "correlation",
+        "willingness_to_pay",
+        "n",
+        "second_order",
+        "trajectories",
+        "levels",
+        mode="before",
+        check_fields=False,
+    )
     @classmethod
     def _strict_values(cls, value: Any, info: Any) -> Any:
         field = cls.model_fields.get(info.field_name or "")
@@ -111,25 +121,28 @@ class PSA(_Design):
     correlation: list[list[float]] | None = None
     groups: dict[str, list[str]] | None = None
     willingness_to_pay: list[float] = Field(
-        default_factory=lambda: [float(x) for x in range(0, 100_001, 5_000)], min_length=1)
+        default_factory=lambda: [float(x) for x in range(0, 100_001, 5_000)], min_length=1
+    )
 
     @field_validator("correlation")
     @classmethod
-    def _correlation(cls, c: list[list[float]] | None, info: ValidationInfo
-                     ) -> list[list[float]] | None:
+    def _correlation(
+        cls, c: list[list[float]] | None, info: ValidationInfo
+    ) -> list[list[float]] | None:
         if c is None:
             return c
         k = len(info.data["parameters"]) if "parameters" in info.data else len(c)
         if len(c) != k or any(len(row) != k for row in c):
-            raise ValueError(f"correlation must be a {k} x {k} matrix (one row and column"
-                             " per parameter, in the order they are listed)")
+            raise ValueError(
+                f"correlation must be a {k} x {k} matrix (one row and column"
+                " per parameter, in the order they are listed)"
+            )
         for i in range(k):
             if c[i][i] != 1:
                 raise ValueError("correlation must have 1 on the diagonal")
             for j in range(k):
                 if c[i][j] != c[j][i] or not -1 <= c[i][j] <= 1:
-                    raise ValueError("correlation must be symmetric with entries in"
-                                     " [-1, 1]")
+                    raise ValueError("correlation must be symmetric with entries in [-1, 1]")
         _check_positive_definite(c)
         return c
 
@@ -140,8 +153,9 @@ class PSA(_Design):
             for g, members in self.groups.items():
                 unknown = [m for m in members if m not in names]
                 if unknown or not members:
-                    raise ValueError(f"group {g!r} names parameters not in the PSA:"
-                                     f" {unknown or 'none'}")
+                    raise ValueError(
+                        f"group {g!r} names parameters not in the PSA: {unknown or 'none'}"
+                    )
         if any(w < 0 for w in self.willingness_to_pay):
             raise ValueError("willingness_to_pay values must be >= 0")
         return self
@@ -154,13 +168,18 @@ def _check_positive_definite(c: list[list[float]]) -> None:
     smallest = float(np.linalg.eigvalsh(a).min())
     if smallest > 1e-8:
         return
-    kind = "singular (a parameter is an exact combination of others)" if smallest > -1e-8 \
+    kind = (
+        "singular (a parameter is an exact combination of others)"
+        if smallest > -1e-8
         else "not positive definite (no set of variables can have all these correlations)"
-    rows = ", ".join("[" + ", ".join(f"{x:g}" for x in row) + "]"
-                     for row in nearest_correlation(a).tolist())
+    )
+    rows = ", ".join(
+        "[" + ", ".join(f"{x:g}" for x in row) + "]" for row in nearest_correlation(a).tolist()
+    )
     raise ValueError(
         f"correlation is {kind}: its smallest eigenvalue is {smallest:.3g}. A nearby valid"
-        f" matrix (eigenvalues clipped, rescaled to a unit diagonal, rounded): [{rows}]")
+        f" matrix (eigenvalues clipped, rescaled to a unit diagonal, rounded): [{rows}]"
+    )
 
 
 def nearest_correlation(a: np.ndarray, decimals: int = 2) -> np.ndarray:
@@ -188,8 +207,10 @@ class Sobol(_Design):
     def _power_of_two(self) -> Sobol:
         if self.n & (self.n - 1):
             lower = 1 << (self.n.bit_length() - 1)
-            raise ValueError(f"n must be a power of two for Sobol' sampling (Saltelli), got"
-                             f" {self.n}; use {lower} or {lower * 2}")
+            raise ValueError(
+                f"n must be a power of two for Sobol' sampling (Saltelli), got"
+                f" {self.n}; use {lower} or {lower * 2}"
+            )
         return self
 
 
@@ -225,6 +246,5 @@ class SweepFile(Frozen):
         if (self.base is None) == (self.strategies is None):
             raise ValueError("give either base (one scenario) or strategies (several)")
         if self.strategies is not None and len(self.strategies) < 2:
-            raise ValueError("strategies needs at least two scenarios (the first is the"
-                             " reference)")
+            raise ValueError("strategies needs at least two scenarios (the first is the reference)")
         return self
