@@ -14,21 +14,17 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from ._version import __version__
 from .economics import calculate_icers, optimal_strategy
 from .errors import InputError
-from .limits import check_patients, check_seed
 from .outcomes import CohortSummary, Metric, cea_columns
-from .parallel import ordered_map
-from .runner import _chunks, _plan_for, choose_engine, chunk_size_for, summarise_chunk
+from .runner import ArmsChunk, Reducer, Summaries, Tables, run_arms
 from .scenario import Scenario, scenario_sha256
 from .stats import Z95, PairedDifference
 
@@ -188,15 +184,6 @@ def check_same_patients(
     return diffs
 
 
-@dataclass
-class _ArmsChunk:
-    n: int
-    summaries: list[CohortSummary]
-    paired: list[dict[str, PairedDifference]]
-    nmb: dict[tuple[int, int], PairedDifference]
-    tables: list[dict[str, np.ndarray]] | None
-
-
 def _compared(specs: list[Metric]) -> list[Metric]:
     return [m for m in specs if m.name != "cpk_baseline_u_per_l"] + [
         m for m in specs if m.name == "cpk_baseline_u_per_l"
@@ -208,38 +195,68 @@ def _nmb(table: dict[str, np.ndarray], wtp: float, cols: tuple[str, str]) -> np.
     return wtp * table[qaly] - table[cost]
 
 
-def _task(args: tuple[list[Scenario], int, int, int, str, bool, bool, float]) -> _ArmsChunk:
-    scns, seed, start, stop, engine, keep, check, wtp = args
-    tables, summaries = [], []
-    for scn in scns:
-        _, table, summary = summarise_chunk(scn, seed, start, stop, engine, False, check)
-        tables.append(table)
-        summaries.append(summary)
-    specs = _compared(summaries[0].specs)
-    paired, nmb = [], []
-    for table in tables[1:]:
-        acc = {}
-        for m in specs:
-            # A rate (sum over sum) has no per-patient difference on its own scale: the
-            # arms' rates are reported, not a paired difference of its numerator.
-            if m.kind != "rate" and m.column in table and m.column in tables[0]:
+def _merge_into(total: dict[Any, PairedDifference], part: dict[Any, PairedDifference]) -> None:
+    for key, pd in part.items():
+        if key in total:
+            total[key].merge(pd)
+        else:
+            total[key] = pd
+
+
+class PairedVsFirst(Reducer):
+    """Per arm after the first and per outcome: the paired per-patient difference from
+    the first arm (``self.paired``, one dict per arm)."""
+
+    def __init__(self, arms: int) -> None:
+        self.paired: list[dict[str, PairedDifference]] = [{} for _ in range(arms - 1)]
+
+    def part(self, chunk: ArmsChunk) -> list[dict[str, PairedDifference]]:
+        tables = chunk.tables
+        out = []
+        for table in tables[1:]:
+            acc = {}
+            for m in _compared(chunk.summaries[0].specs):
+                # A rate (sum over sum) has no per-patient difference on its own scale:
+                # the arms' rates are reported, not a paired difference of its numerator.
+                if m.kind != "rate" and m.column in table and m.column in tables[0]:
+                    pd = PairedDifference(tol=1e-9)
+                    pd.add(
+                        np.asarray(tables[0][m.column], dtype=np.float64),
+                        np.asarray(table[m.column], dtype=np.float64),
+                    )
+                    acc[m.name] = pd
+            out.append(acc)
+        return out
+
+    def merge(self, part: list[dict[str, PairedDifference]]) -> None:
+        for total, p in zip(self.paired, part, strict=True):
+            _merge_into(total, p)
+
+
+class NetBenefitPairs(Reducer):
+    """Net monetary benefit at ``wtp`` paired between every two arms (``self.nmb[(i, j)]``,
+    i < j: arm j - arm i), for the incremental analysis against whichever arm turns out
+    optimal."""
+
+    worker_state = ("wtp", "columns")
+
+    def __init__(self, wtp: float, columns: tuple[str, str]) -> None:
+        self.wtp = wtp
+        self.columns = columns
+        self.nmb: dict[tuple[int, int], PairedDifference] = {}
+
+    def part(self, chunk: ArmsChunk) -> dict[tuple[int, int], PairedDifference]:
+        values = [_nmb(t, self.wtp, self.columns) for t in chunk.tables]
+        out = {}
+        for i in range(len(values)):
+            for j in range(i + 1, len(values)):
                 pd = PairedDifference(tol=1e-9)
-                pd.add(
-                    np.asarray(tables[0][m.column], dtype=np.float64),
-                    np.asarray(table[m.column], dtype=np.float64),
-                )
-                acc[m.name] = pd
-        paired.append(acc)
-    # Net monetary benefit paired between every two arms (i < j: arm j - arm i), for the
-    # incremental analysis against whichever arm turns out optimal.
-    values = [_nmb(t, wtp, cea_columns(scns[0])) for t in tables]
-    nmb = {}
-    for i in range(len(tables)):
-        for j in range(i + 1, len(tables)):
-            pd = PairedDifference(tol=1e-9)
-            pd.add(values[i], values[j])
-            nmb[(i, j)] = pd
-    return _ArmsChunk(stop - start, summaries, paired, nmb, tables if keep else None)
+                pd.add(values[i], values[j])
+                out[(i, j)] = pd
+        return out
+
+    def merge(self, part: dict[tuple[int, int], PairedDifference]) -> None:
+        _merge_into(self.nmb, part)
 
 
 @dataclass
@@ -499,6 +516,7 @@ def compare(
     check_invariants: bool = True,
     dask: str | None = None,
     allow_different_populations: bool = False,
+    reducers: Sequence[Reducer] = (),
 ) -> ComparisonResult:
     """Run every scenario on the same patients and compare them with the first.
 
@@ -506,52 +524,42 @@ def compare(
     population, disease, horizon, visits, outcome definitions, currency, discounting,
     utilities) raise InputError naming the differing paths, unless
     ``allow_different_populations``; the result then lists them in ``arm_differences`` and
-    ``same_patients`` is False."""
+    ``same_patients`` is False. Extra ``reducers`` see every chunk of every arm too."""
     if len(scns) < 2:
         raise ValueError("compare needs at least two scenarios")
     first = scns[0]
     names = list(names) if names is not None else arm_names(scns)
     diffs = check_same_patients(scns, names, seed is not None, allow_different_populations)
-    n = first.patients if patients is None else check_patients(patients, "patients")
-    seed = first.seed if seed is None else check_seed(seed, "seed")
-    engine_name = choose_engine(first, engine)
-    size = chunk_size_for(engine_name, n, workers, chunk_size)
     scns = list(scns)
     wtp = first.economics.willingness_to_pay_per_qaly
-    plans = [_plan_for(s) for s in scns]
-    summaries = [CohortSummary(p, s.economics.currency) for p, s in zip(plans, scns, strict=True)]
-    paired: list[dict[str, PairedDifference]] = [{} for _ in scns[1:]]
-    nmb: dict[tuple[int, int], PairedDifference] = {}
-    tasks = [
-        (scns, seed, a, b, engine_name, sink is not None, check_invariants, wtp)
-        for a, b in _chunks(n, size)
-    ]
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(
-        total=n, unit="patient", disable=not show, file=sys.stderr, desc="compare", leave=False
+    summaries = Summaries(scns)
+    paired = PairedVsFirst(len(scns))
+    nmb = NetBenefitPairs(wtp, cea_columns(first))
+    every: list[Reducer] = [summaries, paired, nmb, *reducers]
+    if sink is not None:
+        every.append(Tables(lambda tables, _logs: sink(tables)))
+    n, seed, engine_name = run_arms(
+        scns,
+        every,
+        patients=patients,
+        seed=seed,
+        engine=engine,
+        workers=workers,
+        chunk_size=chunk_size,
+        progress=progress,
+        check_invariants=check_invariants,
+        dask=dask,
+        desc="compare",
     )
-
-    def collect(outputs: Iterator[_ArmsChunk]) -> None:
-        for out in outputs:
-            for total, part in zip(summaries, out.summaries, strict=True):
-                total.merge(part)
-            for total_acc, part_acc in zip(paired, out.paired, strict=True):
-                for key, pd in part_acc.items():
-                    if key in total_acc:
-                        total_acc[key].merge(pd)
-                    else:
-                        total_acc[key] = pd
-            for key, part_nmb in out.nmb.items():
-                if key in nmb:
-                    nmb[key].merge(part_nmb)
-                else:
-                    nmb[key] = part_nmb
-            if sink is not None and out.tables is not None:
-                sink(out.tables)
-            bar.update(out.n)
-
-    try:
-        collect(ordered_map(_task, tasks, workers, dask))
-    finally:
-        bar.close()
-    return ComparisonResult(names, scns, seed, n, engine_name, summaries, paired, nmb, wtp, diffs)
+    return ComparisonResult(
+        names,
+        scns,
+        seed,
+        n,
+        engine_name,
+        summaries.summaries,
+        paired.paired,
+        nmb.nmb,
+        wtp,
+        diffs,
+    )

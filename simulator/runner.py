@@ -1,11 +1,16 @@
-"""One runner under every experiment: patient ids in chunks -> engine -> outcomes.
+"""One runner under every experiment: patient ids in chunks -> engine -> reducers.
 
-``run`` splits the patient ids 0..N-1 into chunks, simulates each chunk with an engine
-(serially or in a process pool), turns it into a patient table, streams the table to an
-optional sink (the CSV writer) in patient order, and merges the chunk's metrics into one
-:class:`~simulator.outcomes.CohortSummary`. Every random number is a function of the seed
-and the patient id, and the statistics are exact sums, so the result does not depend on
-the number of workers or the chunk size.
+:func:`run_arms` is the only place that simulates: it splits the patient ids 0..N-1 into
+chunks, and for each chunk runs every arm (scenario) on the same ids with the engine
+chosen here, serially, in a process pool or on Dask. Where the chunk ran, each
+:class:`Reducer` turns the arms' patient tables into a small mergeable part (summaries,
+paired differences, per-patient values); in this process the parts are merged in patient
+order. A single run is one arm with the :class:`Summaries` (and :class:`Tables`)
+reducers; a comparison adds paired differences (``comparison.py``); sweep points, PSA
+draws and calibration evaluations call :func:`run_arms` or one of these two.
+
+Every random number is a function of the seed and the patient id, and the statistics
+are exact sums, so the result does not depend on the number of workers or the chunk size.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +35,17 @@ from .parallel import ordered_map
 from .records import ChunkResult, EventLog
 from .scenario import Scenario, scenario_sha256
 
-__all__ = ["ENGINES", "RunResult", "choose_engine", "run"]
+__all__ = [
+    "ENGINES",
+    "ArmsChunk",
+    "Reducer",
+    "RunResult",
+    "Summaries",
+    "Tables",
+    "choose_engine",
+    "run",
+    "run_arms",
+]
 
 log = logging.getLogger(__name__)
 
@@ -150,15 +165,6 @@ def _plan_for(scn: Scenario) -> Plan:
     return plan
 
 
-@dataclass
-class _ChunkOutput:
-    start: int
-    n: int
-    table: dict[str, np.ndarray] | None
-    events: EventLog | None
-    summary: CohortSummary
-
-
 def simulate_chunk(
     scn: Scenario, seed: int, start: int, stop: int, engine: str, events: bool = False
 ) -> tuple[ChunkResult, Plan]:
@@ -181,16 +187,143 @@ def summarise_chunk(
     return chunk, table, summary
 
 
-def _task(args: tuple[Scenario, int, int, int, str, bool, bool, bool]) -> _ChunkOutput:
-    scn, seed, start, stop, engine, events, keep_table, check = args
-    chunk, table, summary = summarise_chunk(scn, seed, start, stop, engine, events, check)
-    return _ChunkOutput(
-        start,
-        stop - start,
-        table if keep_table else None,
-        chunk.events if events else None,
-        summary,
+@dataclass
+class ArmsChunk:
+    """One chunk of patients run in every arm: what reducers see, where the chunk ran."""
+
+    start: int
+    n: int
+    scenarios: list[Scenario]
+    plans: list[Plan]
+    tables: list[dict[str, np.ndarray]]
+    summaries: list[CohortSummary]
+    events: list[EventLog | None]
+
+
+class Reducer:
+    """Folds the chunks of a run into one result. ``part`` runs where the chunk ran (a
+    worker process) and returns something small and picklable; ``merge`` runs in this
+    process, in patient order. Subclasses hold their result as attributes; only the
+    attributes named in ``worker_state`` travel to the workers with each task."""
+
+    worker_state: tuple[str, ...] = ()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.worker_state}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def part(self, chunk: ArmsChunk) -> Any:
+        raise NotImplementedError
+
+    def merge(self, part: Any) -> None:
+        raise NotImplementedError
+
+
+class Summaries(Reducer):
+    """Every arm's cohort summary (``self.summaries``, one per arm)."""
+
+    def __init__(self, scns: Sequence[Scenario]) -> None:
+        self.summaries = [CohortSummary(_plan_for(s), s.economics.currency) for s in scns]
+
+    def part(self, chunk: ArmsChunk) -> list[CohortSummary]:
+        return chunk.summaries
+
+    def merge(self, part: list[CohortSummary]) -> None:
+        for total, p in zip(self.summaries, part, strict=True):
+            total.merge(p)
+
+
+class Tables(Reducer):
+    """Streams every chunk's patient tables (and event logs, when the run keeps them) to
+    ``sink(tables, events)`` in patient order: one table and one log per arm."""
+
+    def __init__(
+        self, sink: Callable[[list[dict[str, np.ndarray]], list[EventLog | None]], None]
+    ) -> None:
+        self.sink = sink
+
+    def part(self, chunk: ArmsChunk) -> tuple[list[dict[str, np.ndarray]], list[EventLog | None]]:
+        return chunk.tables, chunk.events
+
+    def merge(self, part: tuple[list[dict[str, np.ndarray]], list[EventLog | None]]) -> None:
+        self.sink(*part)
+
+
+def _arms_task(
+    args: tuple[list[Scenario], int, int, int, str, bool, bool, list[Reducer]],
+) -> tuple[int, list[Any]]:
+    scns, seed, start, stop, engine, events, check, reducers = args
+    tables, summaries, logs = [], [], []
+    for scn in scns:
+        chunk, table, summary = summarise_chunk(scn, seed, start, stop, engine, events, check)
+        tables.append(table)
+        summaries.append(summary)
+        logs.append(chunk.events if events else None)
+    arms = ArmsChunk(
+        start, stop - start, scns, [_plan_for(s) for s in scns], tables, summaries, logs
     )
+    return stop - start, [r.part(arms) for r in reducers]
+
+
+def run_arms(
+    scns: Sequence[Scenario],
+    reducers: Sequence[Reducer],
+    *,
+    patients: int | None = None,
+    seed: int | None = None,
+    engine: str = "auto",
+    workers: int = 1,
+    chunk_size: int | None = None,
+    events: bool = False,
+    progress: bool | None = None,
+    check_invariants: bool = True,
+    dask: str | None = None,
+    desc: str | None = None,
+) -> tuple[int, int, str]:
+    """Run every arm on the same patient ids, chunk by chunk, and fold each chunk into
+    the reducers. Patients and seed default to the first arm's. Returns (patients, seed,
+    engine). ``events`` keeps each chunk's event log for the reducers; each log is checked
+    against the invariants of ``invariants.py`` unless ``check_invariants`` is false
+    (benchmarks). ``progress`` shows a tqdm bar on stderr (default: only when stderr is
+    a terminal)."""
+    first = scns[0]
+    n = first.patients if patients is None else check_patients(patients, "patients")
+    seed = first.seed if seed is None else check_seed(seed, "seed")
+    name = choose_engine(first, engine)
+    size = chunk_size_for(name, n, workers, chunk_size)
+    arms = list(scns)
+    for s in arms:
+        _plan_for(s)  # compile here: an invalid plan fails before any worker starts
+    tasks = [
+        (arms, seed, a, b, name, events, check_invariants, list(reducers))
+        for a, b in _chunks(n, size)
+    ]
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(
+        total=n,
+        unit="patient",
+        disable=not show,
+        file=sys.stderr,
+        desc=(desc or first.name)[:30],
+        leave=False,
+    )
+    log.info(
+        "running %d patients x %d arm(s) with the %s engine, %d worker(s)",
+        n,
+        len(arms),
+        name,
+        workers,
+    )
+    try:
+        for count, parts in ordered_map(_arms_task, tasks, workers, dask):
+            for r, part in zip(reducers, parts, strict=True):
+                r.merge(part)
+            bar.update(count)
+    finally:
+        bar.close()
+    return n, seed, name
 
 
 def _chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
@@ -211,6 +344,7 @@ def run(
     progress: bool | None = None,
     check_invariants: bool = True,
     dask: str | None = None,
+    reducers: Sequence[Reducer] = (),
 ) -> RunResult:
     """Simulate ``patients`` virtual patients (default: the scenario's) and aggregate.
 
@@ -218,35 +352,30 @@ def run(
     ``events``) in patient order; use it to stream patient-level files. ``progress``
     shows a tqdm bar on stderr (default: only when stderr is a terminal). Each chunk's
     event log is checked against the invariants of ``invariants.py`` unless
-    ``check_invariants`` is false (benchmarks).
+    ``check_invariants`` is false (benchmarks). Extra ``reducers`` see every chunk too.
     """
-    n = scn.patients if patients is None else check_patients(patients, "patients")
-    seed = scn.seed if seed is None else check_seed(seed, "seed")
-    name = choose_engine(scn, engine)
-    size = chunk_size_for(name, n, workers, chunk_size)
-    plan = _plan_for(scn)
-    total = CohortSummary(plan, scn.economics.currency)
-    keep = sink is not None
-    tasks = [(scn, seed, a, b, name, events, keep, check_invariants) for a, b in _chunks(n, size)]
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(
-        total=n, unit="patient", disable=not show, file=sys.stderr, desc=scn.name[:30], leave=False
+    summaries = Summaries([scn])
+    every: list[Reducer] = [summaries, *reducers]
+    if sink is not None:
+        every.append(Tables(lambda tables, logs: sink(tables[0], logs[0])))
+    n, seed, name = run_arms(
+        [scn],
+        every,
+        patients=patients,
+        seed=seed,
+        engine=engine,
+        workers=workers,
+        chunk_size=chunk_size,
+        events=events,
+        progress=progress,
+        check_invariants=check_invariants,
+        dask=dask,
     )
-    log.info(
-        "running %d patients of %r with the %s engine, %d worker(s)", n, scn.name, name, workers
+    return RunResult(
+        scenario=scn,
+        seed=seed,
+        patients=n,
+        engine=name,
+        plan=_plan_for(scn),
+        summary=summaries.summaries[0],
     )
-    try:
-        _collect(ordered_map(_task, tasks, workers, dask), total, sink, bar)
-    finally:
-        bar.close()
-    return RunResult(scenario=scn, seed=seed, patients=n, engine=name, plan=plan, summary=total)
-
-
-def _collect(
-    outputs: Iterator[_ChunkOutput], total: CohortSummary, sink: ChunkSink | None, bar: tqdm
-) -> None:
-    for out in outputs:
-        total.merge(out.summary)
-        if sink is not None and out.table is not None:
-            sink(out.table, out.events)
-        bar.update(out.n)

@@ -38,6 +38,7 @@ from . import streams
 from ._version import __version__
 from .errors import InputError
 from .kernel.population import ppf
+from .runner import Reducer
 from .scenario import Scenario, scenario_sha256
 from .scenario.load import LineMap, apply_overrides, validate
 from .scenario.sweep_schema import PSA, Grid, Morris, OneWay, Sobol, SweepFile
@@ -686,6 +687,33 @@ def _patient_values(m: Any, table: dict[str, np.ndarray]) -> np.ndarray:
     return col
 
 
+class PatientValues(Reducer):
+    """Per arm and outcome, each patient's value (``PAIRABLE`` estimators only), in
+    patient order: ``self.values[arm][outcome]``."""
+
+    worker_state = ("outcomes",)
+
+    def __init__(self, outcomes: Sequence[str]) -> None:
+        self.outcomes = list(outcomes)
+        self._parts: list[list[dict[str, np.ndarray]]] = []
+
+    def part(self, chunk: Any) -> list[dict[str, np.ndarray]]:
+        specs = {m.name: m for m in chunk.summaries[0].specs}
+        keep = [specs[o] for o in self.outcomes if o in specs and specs[o].kind in PAIRABLE]
+        return [{m.name: _patient_values(m, t) for m in keep} for t in chunk.tables]
+
+    def merge(self, part: list[dict[str, np.ndarray]]) -> None:
+        self._parts.append(part)
+
+    @property
+    def values(self) -> list[dict[str, np.ndarray]]:
+        arms = len(self._parts[0])
+        return [
+            {o: np.concatenate([p[j][o] for p in self._parts]) for o in self._parts[0][j]}
+            for j in range(arms)
+        ]
+
+
 def _evaluate(
     plan_args: tuple[Any, ...], paired: bool
 ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
@@ -695,22 +723,17 @@ def _evaluate(
         for i, s in enumerate(scns)
     ]
     out: dict[str, float] = {}
-    parts: list[list[dict[str, np.ndarray]]] = []
+    values = PatientValues(outcomes)
+    extra = [values] if paired else []
     if not strategies:
         from .runner import run
 
         res = run(
-            scns[0],
-            patients=patients,
-            seed=seed,
-            engine=engine,
-            progress=False,
-            sink=(lambda t, _e: parts.append([t])) if paired else None,
+            scns[0], patients=patients, seed=seed, engine=engine, progress=False, reducers=extra
         )
         metrics = res.metrics
         for o in outcomes:
             out[o], out[o + "_se"] = _mean_se(metrics[o])
-        specs = res.summary.specs
     else:
         from .comparison import compare
 
@@ -721,7 +744,7 @@ def _evaluate(
             seed=seed,
             engine=engine,
             progress=False,
-            sink=parts.append if paired else None,
+            reducers=extra,
         )
         res = cres.outcomes()
         for o in outcomes:
@@ -732,26 +755,17 @@ def _evaluate(
                 out[f"{a}-{arms[0]}:{o}"], out[f"{a}-{arms[0]}:{o}_se"] = _mean_se(
                     {"mean": d["mean_difference"], "ci95": d["ci95"]}
                 )
-        specs = cres.summaries[0].specs
     if not paired:
         return out, {}
-    by_name = {m.name: m for m in specs}
+    per_arm = values.values
+    if not strategies:
+        return out, dict(per_arm[0])
     vectors: dict[str, np.ndarray] = {}
-    for o in outcomes:
-        m = by_name.get(o)
-        if m is None or m.kind not in PAIRABLE:
-            continue
-        per_arm = [
-            np.concatenate([_patient_values(m, chunk[j]) for chunk in parts])
-            for j in range(len(parts[0]))
-        ]
-        if not strategies:
-            vectors[o] = per_arm[0]
-            continue
+    for o in per_arm[0]:
         for a, v in zip(arms, per_arm, strict=True):
-            vectors[f"{a}:{o}"] = v
+            vectors[f"{a}:{o}"] = v[o]
         for a, v in zip(arms[1:], per_arm[1:], strict=True):
-            vectors[f"{a}-{arms[0]}:{o}"] = v - per_arm[0]
+            vectors[f"{a}-{arms[0]}:{o}"] = v[o] - per_arm[0][o]
     return out, vectors
 
 

@@ -72,3 +72,28 @@ def test_native_thread_pools_use_one_thread_in_every_worker_and_in_process():
         ) == {1}
         assert list(ordered_map(native_threads, [0, 1], workers=1)) == [1, 1]
         assert native_threads(0) == before  # this process's limits restored afterwards
+
+
+@pytest.mark.parametrize("where", ["pool", "dask"])
+def test_a_comparison_is_the_same_in_one_process_a_pool_or_dask(first_line, where):
+    """Every reducer of the runner (summaries, paired differences, net benefit pairs) gives
+    the same comparison wherever the chunks ran."""
+    import json
+
+    from conftest import SCENARIOS
+
+    from simulator.comparison import compare
+    from simulator.scenario import load_scenario
+
+    if where == "dask":
+        pytest.importorskip("dask.distributed")
+    arms = [first_line, load_scenario(SCENARIOS / "rescue.yaml")]
+
+    def result(**kw):
+        r = compare(arms, patients=80, seed=5, progress=False, **kw)
+        return json.dumps([r.outcomes(), r.incremental_analysis()], sort_keys=True)
+
+    other = {"workers": 2, "chunk_size": 13}
+    if where == "dask":
+        other["dask"] = "local"
+    assert result(workers=1, chunk_size=80) == result(**other)
