@@ -23,7 +23,7 @@ import numpy as np
 from ._version import __version__
 from .economics import calculate_icers, optimal_strategy
 from .errors import InputError
-from .outcomes import CohortSummary, Metric, cea_columns
+from .outcomes import BETTER, CohortSummary, Metric, better_of, cea_columns
 from .runner import ArmsChunk, Reducer, Summaries, Tables, run_arms
 from .scenario import Scenario, scenario_sha256
 from .stats import Z95, PairedDifference
@@ -31,77 +31,6 @@ from .stats import Z95, PairedDifference
 __all__ = ["BETTER", "SHARED_PATHS", "ComparisonResult", "arm_differences", "compare"]
 
 log = logging.getLogger(__name__)
-
-# Which direction is better for the patient or the payer; None: no judgement (resource use
-# or a process measure), report "higher" and "lower" instead of "better" and "worse".
-BETTER: dict[str, str | None] = {
-    "cpk_baseline_u_per_l": None,
-    "cpk_ratio_month_3": "lower",
-    "myoglobin_ratio_month_3": "lower",
-    "cpk_normal_month_3": "higher",
-    "cpk_normal_month_5": "higher",
-    "cpk_normal_month_6": "higher",
-    "cpk_normal_month_12": "higher",
-    "myoglobin_normal_month_6": "higher",
-    "cpk_ever_normal": "higher",
-    "time_to_cpk_normal_days": "lower",
-    "mmt8_month_6": "higher",
-    "mmt8_month_12": "higher",
-    "strength_ever_normal": "higher",
-    "damage_points": "lower",
-    "time_to_tis20_days": "lower",
-    "time_to_tis40_days": "lower",
-    "treatment_failure_week_24": "lower",
-    "inactive_month_6": "higher",
-    "inactive_month_12": "higher",
-    "inactive_month_24": "higher",
-    "time_to_inactive_days": "lower",
-    "complete_clinical_response": "higher",
-    "remission_off_therapy": "higher",
-    "relapse": "lower",
-    "relapses": "lower",
-    "relapse_rate_per_100_patient_years": "lower",
-    "relapse_during_taper": "lower",
-    "relapse_after_stopping": "lower",
-    "biochemical_relapse": "lower",
-    "biochemical_relapses_2_or_more": "lower",
-    "course_monophasic": "higher",
-    "course_polycyclic": "lower",
-    "course_chronic": "lower",
-    "last_visit_remission": "higher",
-    "last_visit_improved": None,
-    "last_visit_worsened": "lower",
-    "cumulative_prednisone_g": "lower",
-    "prednisone_5mg_by_month_6": "higher",
-    "time_to_prednisone_le_7_5mg_days": "lower",
-    "time_to_prednisone_le_5mg_days": "lower",
-    "steroid_stopped": "higher",
-    "ivig_g": None,
-    "ivig_cycles": None,
-    "rescue_started": None,
-    "rescue_pulse": "lower",
-    "sparing_agent_used": None,
-    "time_to_rescue_days": None,
-    "qaly": "higher",
-    "net_monetary_benefit": "higher",
-}
-
-
-def better_of(name: str) -> str | None:
-    if name in BETTER:
-        return BETTER[name]
-    if name.startswith("tis"):
-        return "higher"
-    if name.startswith(("cost_", "adverse_event_", "death_")) or name == "died":
-        return "lower"
-    if name.startswith("alive_year_") or name in (
-        "life_years",
-        "life_years_lifetime",
-        "net_monetary_benefit",
-    ):
-        return "higher"
-    return None
-
 
 # What every arm must share for "the same patients in every arm" to hold and for costs and
 # QALYs to be comparable: who the patients are (population, natural history, seed), how

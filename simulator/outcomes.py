@@ -54,6 +54,129 @@ CORE_SET_MONTHLY = (
 DOMAIN_LABELS = {"skin": "skin (DM)", "lung": "lung (ILD)", "dysphagia": "swallowing"}
 
 
+# The metric registry: every outcome's name, estimator, unit and label (``metric_specs``),
+# which direction is better (``better_of``) and whether it is a headline outcome
+# (``HEADLINE``, in the order tables and reports show them first). The CLI, summary.json,
+# compare, sweeps and every report read outcomes from here.
+
+# Which direction is better for the patient or the payer; None: no judgement (resource use
+# or a process measure), report "higher" and "lower" instead of "better" and "worse".
+BETTER: dict[str, str | None] = {
+    "cpk_baseline_u_per_l": None,
+    "cpk_ratio_month_3": "lower",
+    "myoglobin_ratio_month_3": "lower",
+    "cpk_normal_month_3": "higher",
+    "cpk_normal_month_5": "higher",
+    "cpk_normal_month_6": "higher",
+    "cpk_normal_month_12": "higher",
+    "myoglobin_normal_month_6": "higher",
+    "cpk_ever_normal": "higher",
+    "time_to_cpk_normal_days": "lower",
+    "mmt8_month_6": "higher",
+    "mmt8_month_12": "higher",
+    "strength_ever_normal": "higher",
+    "damage_points": "lower",
+    "time_to_tis20_days": "lower",
+    "time_to_tis40_days": "lower",
+    "treatment_failure_week_24": "lower",
+    "inactive_month_6": "higher",
+    "inactive_month_12": "higher",
+    "inactive_month_24": "higher",
+    "time_to_inactive_days": "lower",
+    "complete_clinical_response": "higher",
+    "remission_off_therapy": "higher",
+    "relapse": "lower",
+    "relapses": "lower",
+    "relapse_rate_per_100_patient_years": "lower",
+    "relapse_during_taper": "lower",
+    "relapse_after_stopping": "lower",
+    "biochemical_relapse": "lower",
+    "biochemical_relapses_2_or_more": "lower",
+    "course_monophasic": "higher",
+    "course_polycyclic": "lower",
+    "course_chronic": "lower",
+    "last_visit_remission": "higher",
+    "last_visit_improved": None,
+    "last_visit_worsened": "lower",
+    "cumulative_prednisone_g": "lower",
+    "prednisone_5mg_by_month_6": "higher",
+    "time_to_prednisone_le_7_5mg_days": "lower",
+    "time_to_prednisone_le_5mg_days": "lower",
+    "steroid_stopped": "higher",
+    "ivig_g": None,
+    "ivig_cycles": None,
+    "rescue_started": None,
+    "rescue_pulse": "lower",
+    "sparing_agent_used": None,
+    "time_to_rescue_days": None,
+    "qaly": "higher",
+    "net_monetary_benefit": "higher",
+}
+
+
+def better_of(name: str) -> str | None:
+    if name in BETTER:
+        return BETTER[name]
+    if name.startswith("tis"):
+        return "higher"
+    if name.startswith(("cost_", "adverse_event_", "death_")) or name == "died":
+        return "lower"
+    if name.startswith("alive_year_") or name in (
+        "life_years",
+        "life_years_lifetime",
+        "net_monetary_benefit",
+    ):
+        return "higher"
+    return None
+
+
+HEADLINE = (
+    "entered",
+    "tis_week_16_from_entry",
+    "tis20_week_16_from_entry",
+    "tis40_week_16_from_entry",
+    "tis60_week_16_from_entry",
+    "mmt8_change_week_16_from_entry",
+    "tis_week_52_from_entry",
+    "unblinded",
+    "cpk_ratio_month_3",
+    "cpk_normal_month_6",
+    "time_to_cpk_normal_days",
+    "tis_week_16",
+    "tis_week_24",
+    "tis_week_52",
+    "tis20_week_24",
+    "tis40_week_24",
+    "tis60_week_24",
+    "time_to_tis20_days",
+    "time_to_tis40_days",
+    "inactive_month_12",
+    "complete_clinical_response",
+    "remission_off_therapy",
+    "relapse",
+    "relapse_rate_per_100_patient_years",
+    "course_monophasic",
+    "course_polycyclic",
+    "course_chronic",
+    "damage_points",
+    "mmt8_month_12",
+    "cumulative_prednisone_g",
+    "time_to_prednisone_le_5mg_days",
+    "prednisone_5mg_by_month_6",
+    "ivig_g",
+    "ivig_cycles",
+    "rescue_started",
+    "sparing_agent_used",
+    "died",
+    "alive_year_1",
+    "cost_total",
+    "qaly",
+    "life_years_lifetime",
+    "cost_lifetime",
+    "qaly_lifetime",
+)
+
+
 @dataclass(frozen=True)
 class Metric:
     """How a cohort metric is computed from patient-table columns.
@@ -69,6 +192,16 @@ class Metric:
     event_column: str = ""
     nonnegative: bool = True
     denominator: str = ""
+
+    @property
+    def better(self) -> str | None:
+        """ "higher", "lower" or None (no judgement: resource use, a process measure)."""
+        return better_of(self.name)
+
+    @property
+    def headline(self) -> bool:
+        """Shown first in tables and reports."""
+        return self.name in HEADLINE
 
 
 def _visit_index(plan: Plan, day: float) -> int | None:

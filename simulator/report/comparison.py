@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..comparison import ComparisonResult, compare
+from ..outcomes import HEADLINE
 from ..scenario import Scenario
 from . import figures
 from .atomic import json_roundtrip, output_folder, png_figure, write_json
@@ -29,52 +30,6 @@ COMPARISON_FILES = (
     "km_prednisone_5mg.png",
     "cpk_by_arm.png",
     "prednisone_by_arm.png",
-)
-
-HEADLINE = (
-    "entered",
-    "tis_week_16_from_entry",
-    "tis20_week_16_from_entry",
-    "tis40_week_16_from_entry",
-    "tis60_week_16_from_entry",
-    "mmt8_change_week_16_from_entry",
-    "tis_week_52_from_entry",
-    "unblinded",
-    "cpk_ratio_month_3",
-    "cpk_normal_month_6",
-    "time_to_cpk_normal_days",
-    "tis_week_16",
-    "tis_week_24",
-    "tis_week_52",
-    "tis20_week_24",
-    "tis40_week_24",
-    "tis60_week_24",
-    "time_to_tis20_days",
-    "time_to_tis40_days",
-    "inactive_month_12",
-    "complete_clinical_response",
-    "remission_off_therapy",
-    "relapse",
-    "relapse_rate_per_100_patient_years",
-    "course_monophasic",
-    "course_polycyclic",
-    "course_chronic",
-    "damage_points",
-    "mmt8_month_12",
-    "cumulative_prednisone_g",
-    "time_to_prednisone_le_5mg_days",
-    "prednisone_5mg_by_month_6",
-    "ivig_g",
-    "ivig_cycles",
-    "rescue_started",
-    "sparing_agent_used",
-    "died",
-    "alive_year_1",
-    "cost_total",
-    "qaly",
-    "life_years_lifetime",
-    "cost_lifetime",
-    "qaly_lifetime",
 )
 
 
