@@ -8,20 +8,17 @@ standard error next to every outcome. Designs and analyses are separate from the
 simulation (``points`` / ``analyse`` take any evaluator), so the global methods are
 tested on functions with known indices.
 
-Sampling and analysis of Sobol' and Morris designs use SALib (Herman & Usher 2017):
-Saltelli/Sobol' sequences with N a power of two, first-order and total indices with
-bootstrap confidence intervals, reported as estimated (negative estimates included);
-Morris elementary effects with mu* and its confidence interval. PSA: parameters drawn
-by inverse CDF of their distributions from the sweep seed (optionally correlated through
-a Gaussian copula); the cost-effectiveness acceptability curve, EVPI, and EVPPI per
-parameter group by a regression metamodel (Strong, Oakley & Brennan 2014, with a
-quadratic polynomial in place of their GAM).
+Each design is a module of ``simulator/designs`` (points, analysis, figures): one-way,
+grid, Sobol' and Morris (SALib, Herman & Usher 2017) and PSA (inverse-CDF draws with an
+optional Gaussian copula; CEAC, CEAF, EVPI and EVPPI by a generalised additive
+metamodel, Strong, Oakley & Brennan 2014). This module plans a sweep (checks everything
+before anything runs), evaluates points through the runner, and keeps finished points
+in a resumable checkpoint.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import logging
 import math
@@ -32,10 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import special
 
-from . import streams
 from ._version import __version__
+from .designs import DESIGNS, Point, analyse, module_for, points_of, psa_analysis, salib_problem
 from .errors import InputError
 from .kernel.population import ppf
 from .runner import Reducer
@@ -43,11 +39,20 @@ from .scenario import Scenario, scenario_sha256
 from .scenario.load import LineMap, apply_overrides, validate
 from .scenario.sweep_schema import PSA, Grid, Morris, OneWay, Sobol, SweepFile
 
-__all__ = ["Point", "SweepPlan", "analyse", "evaluate_point", "plan_sweep", "points_of"]
+__all__ = [
+    "DESIGNS",
+    "Point",
+    "SweepPlan",
+    "analyse",
+    "evaluate_point",
+    "plan_sweep",
+    "points_of",
+    "psa_analysis",
+    "salib_problem",
+]
 
 log = logging.getLogger(__name__)
 
-Point = dict[str, Any]
 Evaluator = Callable[[Point], dict[str, float]]
 
 
@@ -94,287 +99,6 @@ def with_overrides(scn: Scenario, point: Point, where: str = "sweep") -> Scenari
 # --------------------------------------------------------------------------------------
 # Designs -> points
 # --------------------------------------------------------------------------------------
-
-
-def _uniform_rows(seed: int, n: int, k: int, purpose: str) -> np.ndarray:
-    return streams.uniform(seed, np.arange(n)[:, None], purpose, np.arange(k)[None, :])
-
-
-def points_of(design: Any, seed: int, base_values: dict[str, Any]) -> list[Point]:
-    """The design's points, in a fixed order (the first is the base case for one_way)."""
-    names = list(design.parameters)
-    if isinstance(design, OneWay):
-        pts: list[Point] = [{}]
-        for name, spec in design.parameters.items():
-            pts.extend({name: v} for v in spec.points())
-        return pts
-    if isinstance(design, Grid):
-        return [
-            dict(zip(names, combo, strict=True))
-            for combo in itertools.product(*design.parameters.values())
-        ]
-    if isinstance(design, PSA):
-        u = _uniform_rows(seed, design.draws, len(names), "sweep.psa")
-        if design.correlation is not None:
-            chol = np.linalg.cholesky(np.asarray(design.correlation, dtype=float))
-            u = special.ndtr(special.ndtri(u) @ chol.T)
-        cols = [ppf(design.parameters[n], u[:, j]) for j, n in enumerate(names)]
-        return [{n: float(cols[j][i]) for j, n in enumerate(names)} for i in range(design.draws)]
-    problem = salib_problem(design)
-    x = _salib_sample(design, problem, seed)
-    return [{n: float(row[j]) for j, n in enumerate(names)} for row in x]
-
-
-def salib_problem(design: Sobol | Morris) -> dict[str, Any]:
-    return {
-        "num_vars": len(design.parameters),
-        "names": list(design.parameters),
-        "bounds": [[b.low, b.high] for b in design.parameters.values()],
-    }
-
-
-def _salib_sample(design: Sobol | Morris, problem: dict[str, Any], seed: int) -> np.ndarray:
-    seed32 = int(seed % (2**32))
-    if isinstance(design, Sobol):
-        from SALib.sample import sobol as sobol_sample
-
-        return sobol_sample.sample(
-            problem, design.n, calc_second_order=design.second_order, seed=seed32
-        )
-    from SALib.sample import morris as morris_sample
-
-    return morris_sample.sample(problem, design.trajectories, num_levels=design.levels, seed=seed32)
-
-
-# --------------------------------------------------------------------------------------
-# Analyses
-# --------------------------------------------------------------------------------------
-
-
-def analyse(
-    design: Any,
-    points: list[Point],
-    outputs: list[dict[str, float]],
-    seed: int,
-    base_values: dict[str, Any],
-    keys: Sequence[str],
-) -> dict[str, Any]:
-    """Design-specific analysis of the outputs (a list of {output: value} per point)."""
-    y = {k: np.array([o.get(k, math.nan) for o in outputs], dtype=float) for k in keys}
-    if isinstance(design, OneWay):
-        return {"tornado": _tornado(design, points, outputs, keys, base_values)}
-    if isinstance(design, Sobol | Morris):
-        return {"indices": _global(design, points, y, seed)}
-    return {}
-
-
-def _tornado(
-    design: OneWay,
-    points: list[Point],
-    outputs: list[dict[str, float]],
-    keys: Sequence[str],
-    base_values: dict[str, Any],
-) -> dict[str, list[dict[str, Any]]]:
-    base = outputs[0]
-    res: dict[str, list[dict[str, Any]]] = {}
-    for key in keys:
-        bars = []
-        i = 1
-        for name, spec in design.parameters.items():
-            vals = spec.points()
-            outs = outputs[i : i + len(vals)]
-            i += len(vals)
-            ys = [o.get(key, math.nan) for o in outs]
-            ses = [o.get(key + "_se", math.nan) for o in outs]
-            bars.append(
-                {
-                    "parameter": name,
-                    "base_value": base_values.get(name),
-                    "points": list(range(i - len(vals), i)),
-                    "values": vals,
-                    "outcomes": ys,
-                    "mc_se": ses,
-                    "low": min(ys),
-                    "high": max(ys),
-                    "swing": max(ys) - min(ys),
-                }
-            )
-        bars.sort(key=lambda b: -abs(b["swing"]) if math.isfinite(b["swing"]) else 0)
-        res[key] = [{"base_outcome": base.get(key), "base_mc_se": base.get(key + "_se")}, *bars]
-    return res
-
-
-def _global(
-    design: Sobol | Morris, points: list[Point], y: dict[str, np.ndarray], seed: int
-) -> dict[str, Any]:
-    problem = salib_problem(design)
-    seed32 = int(seed % (2**32))
-    out: dict[str, Any] = {}
-    x = np.array([[p[n] for n in problem["names"]] for p in points])
-    for key, values in y.items():
-        if not np.all(np.isfinite(values)):
-            out[key] = {
-                "error": "outcome undefined at some points (e.g. a median never"
-                " reached); indices not computed"
-            }
-            continue
-        if np.ptp(values) == 0:
-            out[key] = {"error": "outcome constant over the design; indices undefined"}
-            continue
-        if isinstance(design, Sobol):
-            from SALib.analyze import sobol as sobol_analyze
-
-            si = sobol_analyze.analyze(
-                problem, values, calc_second_order=design.second_order, conf_level=0.95, seed=seed32
-            )
-            out[key] = {
-                "parameters": problem["names"],
-                "S1": [float(v) for v in si["S1"]],
-                "S1_ci95_halfwidth": [float(v) for v in si["S1_conf"]],
-                "ST": [float(v) for v in si["ST"]],
-                "ST_ci95_halfwidth": [float(v) for v in si["ST_conf"]],
-            }
-        else:
-            from SALib.analyze import morris as morris_analyze
-
-            mi = morris_analyze.analyze(
-                problem, x, values, conf_level=0.95, num_levels=design.levels, seed=seed32
-            )
-            out[key] = {
-                "parameters": problem["names"],
-                "mu_star": [float(v) for v in mi["mu_star"]],
-                "mu_star_ci95_halfwidth": [float(v) for v in mi["mu_star_conf"]],
-                "mu": [float(v) for v in mi["mu"]],
-                "sigma": [float(v) for v in mi["sigma"]],
-            }
-    return out
-
-
-def _evpi(nmb: np.ndarray) -> float:
-    """E[max NMB] - max E[NMB] over draws; never negative (Jensen), so a negative value
-    is rounding and is clipped to 0."""
-    return max(0.0, float(np.mean(nmb.max(axis=1)) - nmb.mean(axis=0).max()))
-
-
-def _bootstrap_se(fn: Any, rows: int, seed: int, reps: int = 200) -> float:
-    """Standard error of a statistic of the draws, by resampling draws (fixed seed)."""
-    rng = np.random.default_rng(seed)
-    vals = [fn(rng.integers(0, rows, rows)) for _ in range(reps)]
-    return float(np.std(vals, ddof=1))
-
-
-def psa_analysis(
-    design: PSA,
-    points: list[Point],
-    outputs: list[dict[str, float]],
-    arms: list[str],
-    reference_wtp: float,
-    columns: tuple[str, str] = ("cost_total", "qaly"),
-    population: float | None = None,
-) -> dict[str, Any]:
-    """CEAC, CEAF, EVPI and EVPPI from per-draw mean costs and QALYs of each arm
-    (``columns``: the cost and QALY outcomes the analysis uses, lifetime or clinical
-    horizon). EVPI and EVPPI are per patient, never negative, with bootstrap standard
-    errors over draws; ``population`` (discounted patients over the decision's lifetime)
-    scales them to a population."""
-    cost_col, qaly_col = columns
-    cost = np.array([[o[f"{a}:{cost_col}"] for a in arms] for o in outputs])
-    qaly = np.array([[o[f"{a}:{qaly_col}"] for a in arms] for o in outputs])
-    wtps = sorted(set(design.willingness_to_pay) | {reference_wtp})
-    ceac: dict[str, list[float]] = {a: [] for a in arms}
-    evpi, optimal, ceaf = [], [], []
-    for w in wtps:
-        nmb = w * qaly - cost
-        best = np.argmax(nmb, axis=1)
-        for j, a in enumerate(arms):
-            ceac[a].append(float(np.mean(best == j)))
-        evpi.append(_evpi(nmb))
-        # CEAF: the strategy with the highest expected NMB, and how often it is the best
-        k = int(np.argmax(nmb.mean(axis=0)))
-        optimal.append(arms[k])
-        ceaf.append(ceac[arms[k]][-1])
-    nmb = reference_wtp * qaly - cost
-    rows = nmb.shape[0]
-    evpi_ref = evpi[wtps.index(reference_wtp)]
-    evpi_se = _bootstrap_se(lambda i: _evpi(nmb[i]), rows, 1) if rows > 1 else None
-    names = list(design.parameters)
-    groups = design.groups or {n: [n] for n in names}
-    x_all = np.array([[p[n] for n in names] for p in points])
-    evppi: dict[str, float] = {}
-    evppi_se: dict[str, float | None] = {}
-    r2: dict[str, list[float]] = {}
-    for g, members in groups.items():
-        cols = [names.index(m) for m in members]
-        fitted = np.column_stack([_metamodel(x_all[:, cols], nmb[:, j]) for j in range(len(arms))])
-        evppi[g] = _evpi(fitted)
-        evppi_se[g] = _bootstrap_se(lambda i, f=fitted: _evpi(f[i]), rows, 2) if rows > 1 else None
-        r2[g] = [_r_squared(nmb[:, j], fitted[:, j]) for j in range(len(arms))]
-    se_cost = np.array([[o.get(f"{a}:{cost_col}_se", math.nan) for a in arms] for o in outputs])
-    se_qaly = np.array([[o.get(f"{a}:{qaly_col}_se", math.nan) for a in arms] for o in outputs])
-    out = {
-        "willingness_to_pay": wtps,
-        "ceac": ceac,
-        "evpi_per_patient": evpi,
-        "optimal_strategy": optimal,
-        "ceaf": ceaf,
-        "reference_willingness_to_pay": reference_wtp,
-        "evpi_at_reference": evpi_ref,
-        "evpi_at_reference_se": evpi_se,
-        "evppi_per_patient_at_reference": evppi,
-        "evppi_se": evppi_se,
-        "evppi_metamodel_r_squared": r2,
-        "cost": cost_col,
-        "effect": qaly_col,
-        "mean_inner_mc_se": {cost_col: _nanmean(se_cost), qaly_col: _nanmean(se_qaly)},
-        "note": "EVPI/EVPPI are per patient (and per population when the scenario gives"
-        " one); the inner-loop Monte Carlo error of each draw inflates them slightly"
-        " (see mean_inner_mc_se); EVPPI from a generalised additive model of each"
-        " strategy's NMB on the group's parameters (Strong et al. 2014; R-squared"
-        " per strategy reported); standard errors by resampling draws"
-        " (for EVPPI, the fitted values, without refitting).",
-    }
-    if population is not None:
-        out["population"] = population
-        out["evpi_population_at_reference"] = evpi_ref * population
-        out["evppi_population_at_reference"] = {g: v * population for g, v in evppi.items()}
-    return out
-
-
-def _r_squared(y: np.ndarray, fitted: np.ndarray) -> float:
-    ss = float(np.sum((y - y.mean()) ** 2))
-    return 1.0 - float(np.sum((y - fitted) ** 2)) / ss if ss > 0 else 1.0
-
-
-def _nanmean(a: np.ndarray) -> float | None:
-    finite = a[np.isfinite(a)]
-    return float(finite.mean()) if finite.size else None
-
-
-def _metamodel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Fitted values of a generalised additive model of y on x (Strong, Oakley & Brennan
-    2014): a penalised spline of one parameter, a tensor-product spline of two, an
-    additive spline per parameter beyond that (pyGAM, smoothing chosen by generalised
-    cross-validation). Falls back to the mean when the draws are too few to fit."""
-    import warnings
-
-    import pygam
-
-    n, k = x.shape
-    spread = x.std(axis=0)
-    if n < 20 or not np.any(spread > 0) or np.ptp(y) == 0:
-        return np.full(n, y.mean())
-    x = (x - x.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
-    splines = max(4, min(10, n // (4 * k)))
-    if k == 1:
-        terms = pygam.s(0, n_splines=splines)
-    elif k == 2:
-        terms = pygam.te(0, 1, n_splines=max(4, min(6, splines)))
-    else:
-        terms = pygam.terms.TermList(*[pygam.s(j, n_splines=splines) for j in range(k)])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        gam = pygam.LinearGAM(terms).gridsearch(x, y, lam=np.logspace(-3, 3, 7), progress=False)
-    return np.asarray(gam.predict(x), dtype=np.float64)
 
 
 # --------------------------------------------------------------------------------------
@@ -891,7 +615,7 @@ def _load_vectors(folder: Path, i: int) -> dict[str, np.ndarray]:
 def keeps_vectors(design: Any) -> bool:
     """One-way sweeps keep each point's per-patient values, to compare every point with
     the base case on the same patients (paired intervals)."""
-    return isinstance(design, OneWay)
+    return bool(module_for(design).KEEPS_PATIENT_VALUES)
 
 
 def _open_checkpoint(
@@ -1064,17 +788,7 @@ def run_sweep(
                 bar["difference_vs_base"] = [
                     analysis["paired_vs_base"][j].get(key) for j in bar["points"]
                 ]
-    if isinstance(plan.spec.design, PSA):
-        wtp = plan.scenarios[0].economics.willingness_to_pay_per_qaly
-        from .outcomes import cea_columns, decision_population
-
-        analysis["psa"] = psa_analysis(
-            plan.spec.design,
-            plan.points,
-            outputs,
-            plan.arms,
-            wtp,
-            cea_columns(plan.scenarios[0]),
-            decision_population(plan.scenarios[0]),
-        )
+    decision = getattr(module_for(plan.spec.design), "decision_analysis", None)
+    if decision is not None:
+        analysis["psa"] = decision(plan, outputs)
     return SweepResult(plan, outputs, analysis)

@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 from conftest import ROOT, SCENARIOS
 
+from simulator.designs.common import global_indices as _global
 from simulator.errors import InputError
 from simulator.runner import run
 from simulator.scenario.sweep_schema import PSA, Morris, Sobol
-from simulator.sweeps import _global, plan_sweep, points_of, psa_analysis
+from simulator.sweeps import plan_sweep, points_of, psa_analysis
 
 FIXTURES = ROOT / "tests" / "fixtures" / "sweeps"
 
@@ -476,7 +477,7 @@ def test_sweep_command_takes_patients_draws_and_set(tmp_path):
 
 
 def test_a_parameter_only_one_arm_has_leaves_the_other_arms_figures_out():
-    from simulator.report.sweep_report import _key_label, _labels, _touches, param_label
+    from simulator.report.sweep_figures import _key_label, _labels, _touches, param_label
 
     plan = plan_sweep(SCENARIOS / "sweeps" / "rescue_threshold.yaml")
     name = "regimen.ivig.start_when.any[0].all[1].below.tis"
@@ -488,3 +489,20 @@ def test_a_parameter_only_one_arm_has_leaves_the_other_arms_figures_out():
     assert _key_label("rescue-first_line:qaly", _labels(plan)) == (
         "QALYs (discounted) [QALY], rescue - first_line"
     )
+
+
+def test_every_design_is_a_module_with_points_analysis_and_figures():
+    import typing
+
+    from simulator.designs import DESIGNS
+    from simulator.scenario.sweep_schema import SweepFile
+
+    kinds = set()
+    for t in typing.get_args(SweepFile.model_fields["design"].annotation):
+        for u in typing.get_args(t) or (t,):
+            if hasattr(u, "model_fields") and "type" in u.model_fields:
+                kinds.update(typing.get_args(u.model_fields["type"].annotation))
+    assert kinds == set(DESIGNS)
+    for name, mod in DESIGNS.items():
+        assert callable(mod.points) and callable(mod.analyse) and callable(mod.figures), name
+        assert isinstance(mod.KEEPS_PATIENT_VALUES, bool)

@@ -1,0 +1,191 @@
+"""Probabilistic sensitivity analysis: parameters drawn by inverse CDF of their
+distributions from the sweep seed (optionally correlated through a Gaussian copula); the
+decision analysis per draw: CEAC, CEAF, EVPI and EVPPI per parameter group by a
+generalised additive metamodel (Strong, Oakley & Brennan 2014)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import special
+
+from ..kernel.population import ppf
+from ..scenario.sweep_schema import PSA
+from .common import Point, uniform_rows
+
+KEEPS_PATIENT_VALUES = False
+
+
+def points(design: PSA, seed: int, base_values: dict[str, Any]) -> list[Point]:
+    names = list(design.parameters)
+    u = uniform_rows(seed, design.draws, len(names), "sweep.psa")
+    if design.correlation is not None:
+        chol = np.linalg.cholesky(np.asarray(design.correlation, dtype=float))
+        u = special.ndtr(special.ndtri(u) @ chol.T)
+    cols = [ppf(design.parameters[n], u[:, j]) for j, n in enumerate(names)]
+    return [{n: float(cols[j][i]) for j, n in enumerate(names)} for i in range(design.draws)]
+
+
+def analyse(
+    design: PSA,
+    points: list[Point],
+    outputs: list[dict[str, float]],
+    seed: int,
+    base_values: dict[str, Any],
+    keys: Sequence[str],
+) -> dict[str, Any]:
+    return {}  # the decision analysis needs the strategies: decision_analysis()
+
+
+def decision_analysis(plan: Any, outputs: list[dict[str, float]]) -> dict[str, Any]:
+    """The PSA's decision analysis at the scenario's willingness to pay, on the
+    cost-effectiveness horizon's cost and QALY outcomes."""
+    from ..outcomes import cea_columns, decision_population
+
+    scn = plan.scenarios[0]
+    return psa_analysis(
+        plan.spec.design,
+        plan.points,
+        outputs,
+        plan.arms,
+        scn.economics.willingness_to_pay_per_qaly,
+        cea_columns(scn),
+        decision_population(scn),
+    )
+
+
+def _evpi(nmb: np.ndarray) -> float:
+    """E[max NMB] - max E[NMB] over draws; never negative (Jensen), so a negative value
+    is rounding and is clipped to 0."""
+    return max(0.0, float(np.mean(nmb.max(axis=1)) - nmb.mean(axis=0).max()))
+
+
+def _bootstrap_se(fn: Any, rows: int, seed: int, reps: int = 200) -> float:
+    """Standard error of a statistic of the draws, by resampling draws (fixed seed)."""
+    rng = np.random.default_rng(seed)
+    vals = [fn(rng.integers(0, rows, rows)) for _ in range(reps)]
+    return float(np.std(vals, ddof=1))
+
+
+def psa_analysis(
+    design: PSA,
+    points: list[Point],
+    outputs: list[dict[str, float]],
+    arms: list[str],
+    reference_wtp: float,
+    columns: tuple[str, str] = ("cost_total", "qaly"),
+    population: float | None = None,
+) -> dict[str, Any]:
+    """CEAC, CEAF, EVPI and EVPPI from per-draw mean costs and QALYs of each arm
+    (``columns``: the cost and QALY outcomes the analysis uses, lifetime or clinical
+    horizon). EVPI and EVPPI are per patient, never negative, with bootstrap standard
+    errors over draws; ``population`` (discounted patients over the decision's lifetime)
+    scales them to a population."""
+    cost_col, qaly_col = columns
+    cost = np.array([[o[f"{a}:{cost_col}"] for a in arms] for o in outputs])
+    qaly = np.array([[o[f"{a}:{qaly_col}"] for a in arms] for o in outputs])
+    wtps = sorted(set(design.willingness_to_pay) | {reference_wtp})
+    ceac: dict[str, list[float]] = {a: [] for a in arms}
+    evpi, optimal, ceaf = [], [], []
+    for w in wtps:
+        nmb = w * qaly - cost
+        best = np.argmax(nmb, axis=1)
+        for j, a in enumerate(arms):
+            ceac[a].append(float(np.mean(best == j)))
+        evpi.append(_evpi(nmb))
+        # CEAF: the strategy with the highest expected NMB, and how often it is the best
+        k = int(np.argmax(nmb.mean(axis=0)))
+        optimal.append(arms[k])
+        ceaf.append(ceac[arms[k]][-1])
+    nmb = reference_wtp * qaly - cost
+    rows = nmb.shape[0]
+    evpi_ref = evpi[wtps.index(reference_wtp)]
+    evpi_se = _bootstrap_se(lambda i: _evpi(nmb[i]), rows, 1) if rows > 1 else None
+    names = list(design.parameters)
+    groups = design.groups or {n: [n] for n in names}
+    x_all = np.array([[p[n] for n in names] for p in points])
+    evppi: dict[str, float] = {}
+    evppi_se: dict[str, float | None] = {}
+    r2: dict[str, list[float]] = {}
+    for g, members in groups.items():
+        cols = [names.index(m) for m in members]
+        fitted = np.column_stack([_metamodel(x_all[:, cols], nmb[:, j]) for j in range(len(arms))])
+        evppi[g] = _evpi(fitted)
+        evppi_se[g] = _bootstrap_se(lambda i, f=fitted: _evpi(f[i]), rows, 2) if rows > 1 else None
+        r2[g] = [_r_squared(nmb[:, j], fitted[:, j]) for j in range(len(arms))]
+    se_cost = np.array([[o.get(f"{a}:{cost_col}_se", math.nan) for a in arms] for o in outputs])
+    se_qaly = np.array([[o.get(f"{a}:{qaly_col}_se", math.nan) for a in arms] for o in outputs])
+    out = {
+        "willingness_to_pay": wtps,
+        "ceac": ceac,
+        "evpi_per_patient": evpi,
+        "optimal_strategy": optimal,
+        "ceaf": ceaf,
+        "reference_willingness_to_pay": reference_wtp,
+        "evpi_at_reference": evpi_ref,
+        "evpi_at_reference_se": evpi_se,
+        "evppi_per_patient_at_reference": evppi,
+        "evppi_se": evppi_se,
+        "evppi_metamodel_r_squared": r2,
+        "cost": cost_col,
+        "effect": qaly_col,
+        "mean_inner_mc_se": {cost_col: _nanmean(se_cost), qaly_col: _nanmean(se_qaly)},
+        "note": "EVPI/EVPPI are per patient (and per population when the scenario gives"
+        " one); the inner-loop Monte Carlo error of each draw inflates them slightly"
+        " (see mean_inner_mc_se); EVPPI from a generalised additive model of each"
+        " strategy's NMB on the group's parameters (Strong et al. 2014; R-squared"
+        " per strategy reported); standard errors by resampling draws"
+        " (for EVPPI, the fitted values, without refitting).",
+    }
+    if population is not None:
+        out["population"] = population
+        out["evpi_population_at_reference"] = evpi_ref * population
+        out["evppi_population_at_reference"] = {g: v * population for g, v in evppi.items()}
+    return out
+
+
+def _r_squared(y: np.ndarray, fitted: np.ndarray) -> float:
+    ss = float(np.sum((y - y.mean()) ** 2))
+    return 1.0 - float(np.sum((y - fitted) ** 2)) / ss if ss > 0 else 1.0
+
+
+def _nanmean(a: np.ndarray) -> float | None:
+    finite = a[np.isfinite(a)]
+    return float(finite.mean()) if finite.size else None
+
+
+def _metamodel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Fitted values of a generalised additive model of y on x (Strong, Oakley & Brennan
+    2014): a penalised spline of one parameter, a tensor-product spline of two, an
+    additive spline per parameter beyond that (pyGAM, smoothing chosen by generalised
+    cross-validation). Falls back to the mean when the draws are too few to fit."""
+    import warnings
+
+    import pygam
+
+    n, k = x.shape
+    spread = x.std(axis=0)
+    if n < 20 or not np.any(spread > 0) or np.ptp(y) == 0:
+        return np.full(n, y.mean())
+    x = (x - x.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+    splines = max(4, min(10, n // (4 * k)))
+    if k == 1:
+        terms = pygam.s(0, n_splines=splines)
+    elif k == 2:
+        terms = pygam.te(0, 1, n_splines=max(4, min(6, splines)))
+    else:
+        terms = pygam.terms.TermList(*[pygam.s(j, n_splines=splines) for j in range(k)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gam = pygam.LinearGAM(terms).gridsearch(x, y, lam=np.logspace(-3, 3, 7), progress=False)
+    return np.asarray(gam.predict(x), dtype=np.float64)
+
+
+def figures(result: Any, folder: Path) -> list[str]:
+    from ..report.sweep_figures import _psa_figures
+
+    return _psa_figures(result, folder)

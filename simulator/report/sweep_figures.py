@@ -1,0 +1,343 @@
+"""Figures of sweeps: tornado and line plots (one-way), grids, Sobol'/Morris indices and
+PSA (scatter, CEAC/CEAF, EVPI/EVPPI), and the labels they use, all from the metric registry.
+Each design module (``simulator/designs``) calls the ones it needs; nothing here runs a
+simulation."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..sweeps import SweepPlan, SweepResult
+from .figures import COLORS, _save, label, subplots
+from .tables import format_value
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
+
+
+def _labels(plan: SweepPlan) -> dict[str, tuple[str, str]]:
+    """Outcome name -> (label, unit) from the metric registry."""
+    from ..outcomes import metric_specs
+    from ..runner import _plan_for
+
+    cur = plan.scenarios[0].economics.currency
+    return {
+        m.name: (m.label, cur if m.unit == "currency" else m.unit)
+        for m in metric_specs(_plan_for(plan.scenarios[0]))
+    }
+
+
+def _key_label(key: str, labels: dict[str, tuple[str, str]]) -> str:
+    """'first_line-rescue:qaly' -> 'QALYs (discounted) [QALY], first_line - rescue'."""
+    arm, _, outcome = key.rpartition(":")
+    text, unit = labels.get(outcome, (outcome, ""))
+    text = f"{text} [{unit}]" if unit and unit != "proportion" else text
+    return f"{text}, {arm.replace('-', ' - ')}" if arm else text
+
+
+def param_label(path: str) -> str:
+    """A parameter's own name (its last path components), not the whole dotted path."""
+    parts = [p for p in path.split(".") if not p.isdigit()]
+    return " ".join(parts[-2:]).replace("_", " ")
+
+
+def _touches(plan: SweepPlan, name: str, key: str) -> bool:
+    """Whether parameter ``name`` can move output ``key`` (its arm, or either arm of a
+    difference, has the parameter)."""
+    arm, _, _ = key.rpartition(":")
+    if not arm:
+        return True
+    idx = [plan.arms.index(a) for a in arm.split("-") if a in plan.arms]
+    return any(i in plan.applies.get(name, []) for i in idx)
+
+
+PAIRED_NOTE = "95% interval of the difference from the base case, paired on the same patients"
+MC_NOTE = "95% Monte Carlo error of each point"
+
+
+def _bars(
+    ys: list[float], ses: list[float], diffs: list[dict[str, Any] | None] | None, base: float
+) -> tuple[list[list[float]], bool]:
+    """Error bars for points ``ys``: the paired interval of each point's difference from
+    the base case, placed around the point (``base + interval``), when every point has
+    one; otherwise each point's own 95% Monte Carlo error. Returns (lower and upper bar
+    lengths, paired or not)."""
+    if diffs is not None and all(d is not None and None not in d["ci95"] for d in diffs):
+        lo = [max(0.0, y - (base + d["ci95"][0])) for y, d in zip(ys, diffs, strict=True)]
+        hi = [max(0.0, base + d["ci95"][1] - y) for y, d in zip(ys, diffs, strict=True)]
+        return [lo, hi], True
+    half = [1.96 * se if se == se else 0.0 for se in ses]
+    return [half, half], False
+
+
+def _tornado_figure(bars: list[dict[str, Any]], title: str, path: Path) -> None:
+    """Low/high bars: the two ends in two colours, each with its 95% Monte Carlo error."""
+    base = bars[0]["base_outcome"]
+    items = bars[1:]
+    fig, ax = subplots(figsize=(8, 0.6 * len(items) + 2.0))
+    kinds = set()
+    for row, b in enumerate(reversed(items)):
+        ax.barh(row, b["high"] - b["low"], left=b["low"], color="#dddddd")
+        err, paired = _bars(b["outcomes"], b["mc_se"], b.get("difference_vs_base"), base)
+        kinds.add(paired)
+        for j, (v, y) in enumerate(zip(b["values"], b["outcomes"], strict=True)):
+            color = COLORS[0] if j == 0 else COLORS[1]
+            ax.errorbar(
+                y,
+                row,
+                xerr=[[err[0][j]], [err[1][j]]],
+                fmt="o",
+                color=color,
+                markersize=5,
+                capsize=3,
+                label=(("low value" if j == 0 else "high value") if row == 0 else None),
+            )
+            ax.annotate(
+                format_value(v),
+                (y, row),
+                textcoords="offset points",
+                xytext=(0, 9 if j == 0 else -13),
+                ha="center",
+                fontsize=7,
+                color=color,
+            )
+    ax.axvline(base, color="black", linestyle="--", linewidth=1, label="base case")
+    ax.set_yticks(range(len(items)))
+    ax.set_yticklabels(
+        [label(param_label(b["parameter"]), 40) for b in reversed(items)], fontsize=8
+    )
+    ax.set_ylim(-0.7, len(items) - 0.3)
+    note = " or ".join(PAIRED_NOTE if k else MC_NOTE for k in sorted(kinds, reverse=True))
+    ax.set_xlabel(
+        label(title, 130) + f"\n(bars: range over the two values; error bars: {note})", fontsize=8
+    )
+    ax.set_title("One-way sensitivity", fontsize=10)
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(True, axis="x", alpha=0.3)
+    _save(fig, path)
+
+
+def _line_figure(
+    series: list[tuple[str, list[tuple[Any, ...]]]], title: str, base: float, path: Path
+) -> None:
+    """Parameters swept over listed values: the outcome against each value (one panel per
+    parameter); error bars are the paired intervals of the difference from the base case
+    (or each point's Monte Carlo error where an estimator has no paired difference)."""
+    k = len(series)
+    fig, axes = subplots(1, k, figsize=(4.2 * k + 1, 3.8), squeeze=False)
+    kinds = set()
+    for ax, (name, rows) in zip(axes[0], series, strict=True):
+        rows.sort(key=lambda r: r[0])
+        err, paired = _bars(
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+            [r[3] for r in rows] if all(len(r) > 3 for r in rows) else None,
+            base,
+        )
+        kinds.add(paired)
+        ax.errorbar(
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            yerr=err,
+            marker="o",
+            color=COLORS[0],
+            capsize=3,
+        )
+        ax.axhline(base, color="black", linestyle="--", linewidth=1, label="base case")
+        ax.set_xlabel(label(param_label(name), 40), fontsize=8)
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel(label(title, 60), fontsize=8)
+    axes[0][0].legend(fontsize=7)
+    note = " or ".join(PAIRED_NOTE if k else MC_NOTE for k in sorted(kinds, reverse=True))
+    fig.suptitle(f"One-way sensitivity over listed values (error bars: {note})", fontsize=9)
+    _save(fig, path)
+
+
+def _grid_figure(result: SweepResult, key: str, path: Path) -> None:
+    plan = result.plan
+    names = list(plan.spec.design.parameters)
+    first = names[0]
+    others = names[1:]
+    groups: dict[tuple[Any, ...], list[tuple[Any, float, float]]] = {}
+    for pt, out in zip(plan.points, result.outputs, strict=True):
+        groups.setdefault(tuple(pt[o] for o in others), []).append(
+            (pt[first], out.get(key, math.nan), out.get(key + "_se", math.nan))
+        )
+    fig, ax = subplots(figsize=(7.5, 4.5))
+    for (combo, rows), color in zip(groups.items(), COLORS * 10, strict=False):
+        rows.sort(key=lambda r: r[0])
+        xs = (
+            list(range(len(rows)))
+            if not all(isinstance(r[0], int | float) for r in rows)
+            else [r[0] for r in rows]
+        )
+        text = ", ".join(f"{o}={format_value(v)}" for o, v in zip(others, combo, strict=True))
+        ax.errorbar(
+            xs,
+            [r[1] for r in rows],
+            yerr=[1.96 * r[2] for r in rows],
+            marker="o",
+            color=color,
+            capsize=3,
+            label=label(text or key),
+        )
+    ax.set_xlabel(first)
+    ax.set_ylabel(key)
+    ax.set_title(f"Grid: {key} (error bars: 95% Monte Carlo error)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def _global_figure(
+    info: dict[str, Any], key: str, design: str, path: Path, title: str | None = None
+) -> None:
+    names = info["parameters"]
+    x = np.arange(len(names))
+    fig, ax = subplots(figsize=(max(6, 1.2 * len(names) + 2), 4.5))
+    if design == "sobol":
+        ax.bar(
+            x - 0.2,
+            info["S1"],
+            0.4,
+            yerr=info["S1_ci95_halfwidth"],
+            capsize=3,
+            label="first order S1",
+            color=COLORS[0],
+        )
+        ax.bar(
+            x + 0.2,
+            info["ST"],
+            0.4,
+            yerr=info["ST_ci95_halfwidth"],
+            capsize=3,
+            label="total ST",
+            color=COLORS[1],
+        )
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_ylabel("Sobol' index (95% CI)")
+    else:
+        ax.bar(
+            x,
+            info["mu_star"],
+            0.5,
+            yerr=info["mu_star_ci95_halfwidth"],
+            capsize=3,
+            label="mu* (mean |elementary effect|)",
+            color=COLORS[0],
+        )
+        ax.plot(x, info["sigma"], "D", color=COLORS[1], label="sigma (interactions/nonlinearity)")
+        ax.set_ylabel(label(f"{title or key}: change over the range (95% CI)", 70), fontsize=8)
+    ax.set_xticks(x)
+    ax.set_xticklabels(
+        [label(param_label(n), 40) for n in names], rotation=20, ha="right", fontsize=8
+    )
+    note = " (negative estimates shown as estimated)" if design == "sobol" else ""
+    ax.set_title(
+        label(f"{'Sobol' if design == 'sobol' else 'Morris'}: {title or key}{note}", 90),
+        fontsize=10,
+    )
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="y", alpha=0.3)
+    _save(fig, path)
+
+
+def _money(x: float) -> str:
+    """A value of information, rounded to what it can tell (3 significant digits, no
+    negative zero)."""
+    if x is None:
+        return ""
+    if abs(x) < 0.5:
+        return "0"
+    digits = max(0, 2 - math.floor(math.log10(abs(x))))
+    v = round(x, digits)
+    return f"{v:,.{digits}f}"
+
+
+def _psa_figures(result: SweepResult, folder: Path) -> list[str]:
+    plan = result.plan
+    arms = plan.arms
+    ref = arms[0]
+    psa = result.analysis["psa"]
+    files = []
+    fig, axes = subplots(1, 2, figsize=(12, 4.8))
+    for arm, color in zip(arms[1:], COLORS[1:], strict=False):
+        dp = [o[f"{arm}-{ref}:cumulative_prednisone_g"] for o in result.outputs]
+        dc = [o[f"{arm}-{ref}:{psa.get('cost', 'cost_total')}"] for o in result.outputs]
+        dq = [o[f"{arm}-{ref}:{psa.get('effect', 'qaly')}"] for o in result.outputs]
+        axes[0].scatter(dp, dc, s=8, alpha=0.5, color=color, label=label(f"{arm} - {ref}"))
+        axes[1].scatter(dq, dc, s=8, alpha=0.5, color=color, label=label(f"{arm} - {ref}"))
+    for ax in axes:
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    cur = plan.scenarios[0].economics.currency
+    axes[0].set_xlabel("incremental cumulative prednisone (g)")
+    axes[0].set_ylabel(f"incremental cost ({cur})")
+    axes[0].set_title("PSA: steroid exposure vs cost, one point per draw")
+    axes[1].set_xlabel("incremental QALYs")
+    axes[1].set_ylabel(f"incremental cost ({cur})")
+    axes[1].set_title("Cost-effectiveness plane")
+    _save(fig, folder / "psa_scatter.png")
+    files.append("psa_scatter.png")
+    fig, ax = subplots(figsize=(7.5, 4.5))
+    wtp = psa["willingness_to_pay"]
+    for k, (arm, color) in enumerate(zip(arms, COLORS, strict=False)):
+        # markers and a small offset keep lines at 0 or 1 visible and apart
+        ax.plot(
+            wtp,
+            [v + 0.006 * (k - (len(arms) - 1) / 2) for v in psa["ceac"][arm]],
+            color=color,
+            marker="o",
+            markersize=3,
+            linewidth=1.5,
+            label=label(arm),
+        )
+    if "ceaf" in psa:
+        ax.plot(
+            wtp,
+            psa["ceaf"],
+            color="black",
+            linestyle="none",
+            marker="s",
+            markersize=7,
+            markerfacecolor="none",
+            label="frontier (CEAF): the strategy with the highest expected NMB",
+        )
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(f"willingness to pay ({cur} per QALY)")
+    ax.set_ylabel("probability cost-effective")
+    ax.set_title("Cost-effectiveness acceptability curves and frontier")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, folder / "ceac.png")
+    files.append("ceac.png")
+    fig, axes = subplots(1, 2, figsize=(12, 4.2))
+    axes[0].plot(wtp, psa["evpi_per_patient"], color=COLORS[0], marker="o", markersize=3)
+    axes[0].set_ylim(bottom=0)
+    axes[0].set_xlabel(f"willingness to pay ({cur} per QALY)")
+    axes[0].set_ylabel(f"EVPI per patient ({cur})")
+    axes[0].set_title("Expected value of perfect information")
+    axes[0].grid(True, alpha=0.3)
+    groups = psa["evppi_per_patient_at_reference"]
+    errs = [psa.get("evppi_se", {}).get(g) or 0.0 for g in groups]
+    axes[1].barh(
+        [label(g, 30) for g in groups], list(groups.values()), xerr=errs, capsize=3, color=COLORS[2]
+    )
+    axes[1].set_xlim(left=0)
+    axes[1].set_xlabel(
+        f"EVPPI per patient ({cur}) at {psa['reference_willingness_to_pay']:,.0f}"
+        "/QALY (bars: +/- 1 SE)"
+    )
+    axes[1].set_title("Partial EVPI by parameter group (GAM metamodel)")
+    axes[1].grid(True, axis="x", alpha=0.3)
+    _save(fig, folder / "evppi.png")
+    files.append("evppi.png")
+    return files
