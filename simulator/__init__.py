@@ -43,7 +43,7 @@ _LAZY = {
     "Scenario": "simulator.scenario",
     "load_scenario": "simulator.scenario",
     "scenario_from_dict": "simulator.scenario",
-    "run_to_folder": "simulator.report.outputs",
+    "run_to_folder": "simulator.jobs",
     "write_outputs": "simulator.report.outputs",
 }
 
@@ -55,7 +55,7 @@ def sweep(path: str, out: str | None = None, **kwargs: Any) -> Any:
     import inspect
     import tempfile
 
-    from .report.sweep_report import sweep_to_folder
+    from .jobs import sweep_to_folder
     from .sweeps import plan_sweep
 
     plan_keys = set(inspect.signature(plan_sweep).parameters) - {"path"}

@@ -301,7 +301,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     scn = load_scenario(args.scenario, args.overrides)
     out = Path(args.out) if args.out else _default_out(args.scenario)
     _check_out(out, args, [args.scenario])
-    from .report.outputs import run_to_folder  # heavy imports only once the input is good
+    from .jobs import run_to_folder  # heavy imports only once the input is good
 
     if args.events and args.summary_only:
         raise InputError("--events and --summary-only exclude each other")
@@ -341,7 +341,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         out = Path("results") / safe_name("compare_" + "_vs_".join(safe_name(s) for s in stems))
     _check_out(out, args, args.scenarios)
     from .comparison import arm_names, check_same_patients
-    from .report.comparison import compare_to_folder
+    from .jobs import compare_to_folder
 
     names = arm_names(scns, stems)
     check_same_patients(scns, names, args.seed is not None, args.allow_different_populations)
@@ -388,7 +388,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     )
     out = Path(args.out) if args.out else _default_out(args.sweep)
     _check_out(out, args, [args.sweep])
-    from .report.sweep_report import sweep_to_folder
+    from .jobs import sweep_to_folder
 
     if not args.quiet:
         print(

@@ -35,6 +35,7 @@ O(horizon in days). Nothing here prints, does I/O or draws random numbers.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -286,6 +287,17 @@ class Proportion:
         }
 
 
+@functools.lru_cache(maxsize=8)
+def _log_edges(lo: float, bins_per_decade: int, n_bins: int) -> np.ndarray:
+    """Bin edges of a LogHistogram (shared, read-only: every histogram of a run has the
+    same grid, and a cohort summary holds hundreds of them)."""
+    i = np.arange(n_bins + 1, dtype=np.float64)
+    edges = np.power(10.0, math.log10(lo) + i / bins_per_decade)
+    edges[0] = lo
+    edges.flags.writeable = False
+    return edges
+
+
 class LogHistogram:
     """Fixed log-spaced histogram for quantiles of positive, skewed outcomes.
 
@@ -319,10 +331,7 @@ class LogHistogram:
         self.moments = Moments()
 
     def _make_edges(self) -> np.ndarray:
-        i = np.arange(self.n_bins + 1, dtype=np.float64)
-        edges = np.power(10.0, math.log10(self.lo) + i / self.bins_per_decade)
-        edges[0] = self.lo
-        return edges
+        return _log_edges(self.lo, self.bins_per_decade, self.n_bins)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

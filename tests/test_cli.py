@@ -686,7 +686,7 @@ def _interrupt(*args: object, **kwargs: object) -> None:
 def test_interrupted_run_to_folder_leaves_no_partial_output(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first_line_scenario, previous: bool
 ) -> None:
-    from simulator.report import outputs
+    from simulator import jobs
 
     out = tmp_path / "out"
     if previous:  # earlier results of the simulator (its manifest lists them)
@@ -704,9 +704,9 @@ def test_interrupted_run_to_folder_leaves_no_partial_output(
         )
     before = snapshot(out) if previous else None
 
-    monkeypatch.setattr("simulator.report.outputs.write_outputs", _interrupt)
+    monkeypatch.setattr("simulator.jobs.write_outputs", _interrupt)
     with pytest.raises(KeyboardInterrupt):
-        outputs.run_to_folder(first_line_scenario, out, patients=10)
+        jobs.run_to_folder(first_line_scenario, out, patients=10)
 
     if previous:
         assert snapshot(out) == before
@@ -723,7 +723,7 @@ def test_interrupted_cli_returns_130_and_says_no_results_were_written(
     from simulator import cli
 
     out = tmp_path / "out"
-    monkeypatch.setattr("simulator.report.outputs.write_outputs", _interrupt)
+    monkeypatch.setattr("simulator.jobs.write_outputs", _interrupt)
     status = cli.main([str(FIRST_LINE), "--patients", "10", "--out", str(out)])
     captured = capsys.readouterr()
     assert status == 130

@@ -402,7 +402,7 @@ def test_incremental_analysis_of_every_arm(tmp_path):
     and QALYs, names the strategy with the highest net monetary benefit, and gives each
     arm's paired NMB difference from it; the CSV and the CE plane are written."""
     from simulator.economics import calculate_icers
-    from simulator.report.comparison import compare_to_folder
+    from simulator.jobs import compare_to_folder
 
     scns = [
         load_scenario(SCENARIOS / f"{n}.yaml") for n in ("first_line", "rescue", "steroid_only")

@@ -114,7 +114,7 @@ def test_foreign_files_in_out_are_never_modified(
 
 
 def atomic_run(scenario, out: Path, **kwargs):
-    from simulator.report.outputs import run_to_folder
+    from simulator.jobs import run_to_folder
 
     return run_to_folder(scenario, out, patients=20, workers=1, progress=False, **kwargs)
 
@@ -257,7 +257,7 @@ def test_a_failed_second_rename_puts_the_old_results_back(
 CRASH_BETWEEN_RENAMES = """
 import os, sys
 from simulator.report import atomic
-from simulator.report.outputs import run_to_folder
+from simulator.jobs import run_to_folder
 from simulator.scenario import load_scenario
 atomic._exchange = lambda a, b: False
 atomic._rename_into_place = lambda tmp, target: os._exit(9)   # the process dies here
@@ -286,7 +286,7 @@ def test_a_crash_between_the_renames_is_recovered_before_anything_else(
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("simulator.report.outputs.write_outputs", interrupt)
+    monkeypatch.setattr("simulator.jobs.write_outputs", interrupt)
     with pytest.raises(KeyboardInterrupt):
         atomic_run(scenario, out)
     assert (out / "summary.json").read_text() == "old\n"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from simulator.jobs import run_to_folder
 from simulator.parallel import completed_map, ordered_map
 from simulator.report.atomic import json_text
-from simulator.report.outputs import run_to_folder
 
 
 def square(x: int) -> int:

@@ -6,19 +6,17 @@ import csv
 import html
 import io
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..comparison import ComparisonResult, compare
+from ..comparison import ComparisonResult
 from ..outcomes import HEADLINE
-from ..scenario import Scenario
 from . import figures
-from .atomic import json_roundtrip, output_folder, png_figure, write_json
+from .atomic import json_roundtrip, png_figure, write_json
 from .tables import format_estimate as _fmt
 from .tables import format_value
 
-__all__ = ["COMPARISON_FILES", "compare_to_folder", "write_comparison"]
+__all__ = ["COMPARISON_FILES", "write_comparison"]
 
 COMPARISON_FILES = (
     "comparison.json",
@@ -417,23 +415,3 @@ def write_comparison(result: ComparisonResult, folder: str | os.PathLike[str]) -
         _html(result, json_roundtrip(data), folder), encoding="utf-8"
     )
     return data
-
-
-def compare_to_folder(
-    scns: list[Scenario],
-    out: str | os.PathLike[str],
-    *,
-    force: bool = False,
-    inputs: Sequence[str | os.PathLike[str]] = (),
-    label: str = "output folder",
-    **kwargs: Any,
-) -> ComparisonResult:
-    """Compare and write every output file, atomically, into a folder the simulator
-    owns (see ``atomic.output_folder``)."""
-    with (
-        output_folder(out, kind="compare", force=force, inputs=inputs, label=label) as folder,
-        folder.writing() as tmp,
-    ):
-        result = compare(scns, **kwargs)
-        write_comparison(result, tmp)
-    return result

@@ -1,24 +1,18 @@
-"""A run's output folder: summary.json, patients.csv, events.csv, figures.
-
-``run_to_folder`` runs a scenario and writes everything into a temporary folder that is
-swapped into place only when complete, into a folder the simulator owns
-(``atomic.output_folder``).
-"""
+"""A run's output folder: summary.json, report.html and figures, from a finished run
+(``simulator.jobs.run_to_folder`` runs a scenario and streams patients.csv and
+events.csv with the writers of ``tables.py``)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..runner import RunResult, run
-from ..scenario import Scenario
+from ..runner import RunResult
 from . import figures
-from .atomic import output_folder, write_json
-from .tables import EventCSV, PatientCSV
+from .atomic import write_json
 
-__all__ = ["OUTPUT_FILES", "run_to_folder", "write_outputs"]
+__all__ = ["OUTPUT_FILES", "write_outputs"]
 
 OUTPUT_FILES = (
     "summary.json",
@@ -122,50 +116,3 @@ def _html(result: RunResult, data: dict[str, Any], folder: Path) -> str:
         "</body></html>\n"
     )
     return "".join(out)
-
-
-def run_to_folder(
-    scn: Scenario,
-    out: str | os.PathLike[str],
-    *,
-    events: bool = False,
-    patient_rows: bool = True,
-    force: bool = False,
-    inputs: Sequence[str | os.PathLike[str]] = (),
-    label: str = "output folder",
-    **run_kwargs: Any,
-) -> RunResult:
-    """Run ``scn`` and write its complete output folder atomically.
-
-    ``patient_rows=False`` writes no patients.csv: only aggregates are kept, so memory
-    stays flat however many patients run. ``out`` must be new, empty or an earlier
-    output of the simulator (else InputError), unless ``force``; ``inputs`` are files
-    whose folders are never replaced (see ``atomic.check_output``).
-    """
-    from ..runner import _plan_for
-
-    plan = _plan_for(scn)
-    with (
-        output_folder(out, kind="run", force=force, inputs=inputs, label=label) as folder,
-        folder.writing() as tmp,
-    ):
-        patients = PatientCSV(tmp / "patients.csv", plan) if patient_rows else None
-        event_csv = EventCSV(tmp / "events.csv", plan) if events else None
-
-        def sink(table: Any, log: Any) -> None:
-            if patients is not None:
-                patients.write(table)
-            if event_csv is not None and log is not None:
-                event_csv.write(table, log)
-
-        try:
-            result = run(
-                scn, events=events, sink=sink if (patient_rows or events) else None, **run_kwargs
-            )
-        finally:
-            if patients is not None:
-                patients.close()
-            if event_csv is not None:
-                event_csv.close()
-        write_outputs(result, tmp)
-    return result

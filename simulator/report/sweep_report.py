@@ -7,18 +7,17 @@ import html
 import io
 import math
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 from ..designs import figures as design_figures
-from ..sweeps import SweepPlan, SweepResult, partial_dir, run_sweep
-from .atomic import json_roundtrip, output_folder, png_figure, write_json
+from ..sweeps import SweepResult
+from .atomic import json_roundtrip, png_figure, write_json
 from .figures import _quiet
 from .sweep_figures import _key_label, _labels, _money, param_label
 from .tables import format_value
 
-__all__ = ["sweep_to_folder", "write_sweep"]
+__all__ = ["write_sweep"]
 
 
 def _csv(result: SweepResult, path: Path) -> None:
@@ -226,36 +225,3 @@ def write_sweep(result: SweepResult, folder: str | os.PathLike[str]) -> dict[str
         _html(result, json_roundtrip(data), folder, figs), encoding="utf-8"
     )
     return data
-
-
-def sweep_to_folder(
-    plan: SweepPlan,
-    out: str | os.PathLike[str],
-    *,
-    force: bool = False,
-    label: str = "output folder",
-    **kwargs: Any,
-) -> SweepResult:
-    """Run (or resume) a sweep, then write its output folder atomically.
-
-    The output folder (and its ``.partial`` checkpoint) stays locked for the whole run;
-    the same ownership rules as a run apply (``atomic.output_folder``), and neither the
-    sweep file's folder nor its scenarios' folders are ever replaced.
-    """
-    out = Path(out)
-    here = plan.source.parent
-    inputs = [
-        plan.source,
-        *[
-            here / f
-            for f in (
-                (plan.spec.base,) if plan.spec.base else (plan.spec.strategies or {}).values()
-            )
-        ],
-    ]
-    with output_folder(out, kind="sweep", force=force, inputs=inputs, label=label) as folder:
-        result = run_sweep(plan, out, force=force, **kwargs)
-        with folder.writing() as tmp:
-            write_sweep(result, tmp)
-        shutil.rmtree(partial_dir(out), ignore_errors=True)
-    return result

@@ -1,0 +1,128 @@
+"""Jobs: one experiment into one output folder, atomically.
+
+Each job runs an experiment through the runner (a run, a comparison, a sweep) and hands
+the finished result to the writers of ``report/``, inside a folder the simulator owns
+(``report.atomic.output_folder``): everything is written into a temporary folder that
+replaces the target in one swap only when complete. Patient-level files stream chunk by
+chunk (memory stays flat). ``report/`` itself only renders results it is given.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .comparison import ComparisonResult, compare
+from .report.atomic import output_folder
+from .report.comparison import write_comparison
+from .report.outputs import write_outputs
+from .report.sweep_report import write_sweep
+from .report.tables import EventCSV, PatientCSV
+from .runner import RunResult, run
+from .scenario import Scenario
+from .sweeps import SweepPlan, SweepResult, partial_dir, run_sweep
+
+__all__ = ["compare_to_folder", "run_to_folder", "sweep_to_folder"]
+
+
+def run_to_folder(
+    scn: Scenario,
+    out: str | os.PathLike[str],
+    *,
+    events: bool = False,
+    patient_rows: bool = True,
+    force: bool = False,
+    inputs: Sequence[str | os.PathLike[str]] = (),
+    label: str = "output folder",
+    **run_kwargs: Any,
+) -> RunResult:
+    """Run ``scn`` and write its complete output folder atomically.
+
+    ``patient_rows=False`` writes no patients.csv: only aggregates are kept, so memory
+    stays flat however many patients run. ``out`` must be new, empty or an earlier
+    output of the simulator (else InputError), unless ``force``; ``inputs`` are files
+    whose folders are never replaced (see ``atomic.check_output``).
+    """
+    from .runner import _plan_for
+
+    plan = _plan_for(scn)
+    with (
+        output_folder(out, kind="run", force=force, inputs=inputs, label=label) as folder,
+        folder.writing() as tmp,
+    ):
+        patients = PatientCSV(tmp / "patients.csv", plan) if patient_rows else None
+        event_csv = EventCSV(tmp / "events.csv", plan) if events else None
+
+        def sink(table: Any, log: Any) -> None:
+            if patients is not None:
+                patients.write(table)
+            if event_csv is not None and log is not None:
+                event_csv.write(table, log)
+
+        try:
+            result = run(
+                scn, events=events, sink=sink if (patient_rows or events) else None, **run_kwargs
+            )
+        finally:
+            if patients is not None:
+                patients.close()
+            if event_csv is not None:
+                event_csv.close()
+        write_outputs(result, tmp)
+    return result
+
+
+def compare_to_folder(
+    scns: list[Scenario],
+    out: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    inputs: Sequence[str | os.PathLike[str]] = (),
+    label: str = "output folder",
+    **kwargs: Any,
+) -> ComparisonResult:
+    """Compare and write every output file, atomically, into a folder the simulator
+    owns (see ``atomic.output_folder``)."""
+    with (
+        output_folder(out, kind="compare", force=force, inputs=inputs, label=label) as folder,
+        folder.writing() as tmp,
+    ):
+        result = compare(scns, **kwargs)
+        write_comparison(result, tmp)
+    return result
+
+
+def sweep_to_folder(
+    plan: SweepPlan,
+    out: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    label: str = "output folder",
+    **kwargs: Any,
+) -> SweepResult:
+    """Run (or resume) a sweep, then write its output folder atomically.
+
+    The output folder (and its ``.partial`` checkpoint) stays locked for the whole run;
+    the same ownership rules as a run apply (``atomic.output_folder``), and neither the
+    sweep file's folder nor its scenarios' folders are ever replaced.
+    """
+    out = Path(out)
+    here = plan.source.parent
+    inputs = [
+        plan.source,
+        *[
+            here / f
+            for f in (
+                (plan.spec.base,) if plan.spec.base else (plan.spec.strategies or {}).values()
+            )
+        ],
+    ]
+    with output_folder(out, kind="sweep", force=force, inputs=inputs, label=label) as folder:
+        result = run_sweep(plan, out, force=force, **kwargs)
+        with folder.writing() as tmp:
+            write_sweep(result, tmp)
+        shutil.rmtree(partial_dir(out), ignore_errors=True)
+    return result
