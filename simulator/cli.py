@@ -381,7 +381,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweeps import partial_dir, plan_sweep
+    from .store import partial_dir
+    from .sweeps import plan_sweep
 
     plan = plan_sweep(
         args.sweep, yes=args.yes, patients=args.patients, draws=args.draws, sets=args.overrides

@@ -23,7 +23,8 @@ from .report.sweep_report import write_sweep
 from .report.tables import EventCSV, PatientCSV
 from .runner import RunResult, run
 from .scenario import Scenario
-from .sweeps import SweepPlan, SweepResult, partial_dir, run_sweep
+from .store import partial_dir
+from .sweeps import SweepPlan, SweepResult, run_sweep
 
 __all__ = ["compare_to_folder", "run_to_folder", "sweep_to_folder"]
 

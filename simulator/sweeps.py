@@ -38,6 +38,7 @@ from .runner import Reducer
 from .scenario import Scenario, scenario_sha256
 from .scenario.load import LineMap, apply_overrides, validate
 from .scenario.sweep_schema import PSA, Grid, Morris, OneWay, Sobol, SweepFile
+from .store import PointStore, canonical
 
 __all__ = [
     "DESIGNS",
@@ -499,11 +500,11 @@ def _evaluate_unpaired(
     return _evaluate(plan_args, paired=False)
 
 
-def _paired_vs_base(folder: Path, n: int) -> list[dict[str, Any]]:
+def _paired_vs_base(store: PointStore, n: int) -> list[dict[str, Any]]:
     """Every point against the base case (point 0), patient by patient; the base point's
     own entry is empty. Points are read one at a time to bound memory."""
-    base = _load_vectors(folder, 0)
-    return [{}] + [paired_differences(base, _load_vectors(folder, i)) for i in range(1, n)]
+    base = store.arrays(0)
+    return [{}] + [paired_differences(base, store.arrays(i)) for i in range(1, n)]
 
 
 def paired_differences(
@@ -571,125 +572,22 @@ class SweepResult:
         }
 
 
-def partial_dir(out: Path) -> Path:
-    return out.with_name(out.name + ".partial")
-
-
-def _point_file(folder: Path, i: int) -> Path:
-    return folder / "points" / f"{i:07d}.json"
-
-
-def _vectors_file(folder: Path, i: int) -> Path:
-    return folder / "points" / f"{i:07d}.npz"
-
-
-def _save_point(
-    folder: Path, i: int, outputs: dict[str, float], vectors: dict[str, np.ndarray] | None = None
-) -> None:
-    """Save a finished point: its per-patient values first (when kept), then its outputs,
-    whose file marks the point as done."""
-    import tempfile
-
-    from .report.atomic import atomic_write_text
-
-    if vectors is not None:
-        target = _vectors_file(folder, i)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **{k: vectors[k] for k in sorted(vectors)})
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    atomic_write_text(_point_file(folder, i), json.dumps(outputs, sort_keys=True))
-
-
-def _load_vectors(folder: Path, i: int) -> dict[str, np.ndarray]:
-    with np.load(_vectors_file(folder, i), allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
-
-
 def keeps_vectors(design: Any) -> bool:
     """One-way sweeps keep each point's per-patient values, to compare every point with
     the base case on the same patients (paired intervals)."""
     return bool(module_for(design).KEEPS_PATIENT_VALUES)
 
 
-def _open_checkpoint(
-    plan: SweepPlan, out: Path, fresh: bool, force: bool = False
-) -> tuple[Path, dict[int, Any], bool]:
-    """The checkpoint folder, the points already finished there, and whether this call
-    created the folder."""
-    import shutil
-
-    from .report.atomic import atomic_write_text
-
-    folder = partial_dir(out)
-    manifest = {
-        "fingerprint": plan.fingerprint(),
-        "points": len(plan.points),
-        "sweep_file": str(plan.source),
-    }
-    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
-        raise InputError(
-            f"{folder}: is not a folder (a sweep keeps its finished points"
-            " there to resume); move it away: the simulator never replaces a"
-            " file it did not write"
-        )
-    old: dict[str, Any] | None = None
-    if folder.exists():
-        try:
-            old = json.loads((folder / "manifest.json").read_text())
-        except (OSError, ValueError):
-            old = None
-        if not isinstance(old, dict) or "fingerprint" not in old:
-            if not force:
-                raise InputError(
-                    f"{folder}: holds files the simulator did not write (it is where an"
-                    " interrupted sweep saves its points); move it away, or use --force to"
-                    " replace it"
-                )
-            fresh = True
-    if folder.exists() and fresh:
-        shutil.rmtree(folder)
-    created = False
-    if folder.exists():
-        assert old is not None
-        if old.get("fingerprint") != manifest["fingerprint"]:
-            raise InputError(
-                f"{folder} holds an interrupted run of a different sweep: the sweep file, a"
-                " scenario, the patients, the seed or the simulator version changed since."
-                f" Delete {folder} (or run with --fresh) to start again"
-            )
-    else:
-        (folder / "points").mkdir(parents=True)
-        created = True
-        atomic_write_text(
-            folder / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-        )
-    done: dict[int, Any] = {}
-    for f in sorted((folder / "points").glob("*")):
-        if f.name.startswith("."):  # a temporary file of an interrupted atomic write
-            f.unlink(missing_ok=True)
-            continue
-        if f.suffix != ".json":
-            continue
-        if keeps_vectors(plan.spec.design) and not _vectors_file(folder, int(f.stem)).exists():
-            continue  # its per-patient values are missing: evaluate it again
-        try:
-            done[int(f.stem)] = _canonical(json.loads(f.read_text()))
-        except (ValueError, OSError):
-            f.unlink(missing_ok=True)  # never happens with atomic writes; be safe anyway
-    return folder, done, created
-
-
-def _canonical(outputs: dict[str, Any]) -> dict[str, Any]:
-    """Outputs in sorted key order, whether computed now or read back from a checkpoint,
-    so a resumed sweep writes the same bytes as an uninterrupted one."""
-    return {k: outputs[k] for k in sorted(outputs)}
+def checkpoint(plan: SweepPlan, out: str | os.PathLike[str], paired: bool) -> PointStore:
+    """The sweep's resumable store of finished points, next to its output folder."""
+    return PointStore(
+        out,
+        plan.fingerprint(),
+        len(plan.points),
+        str(plan.source),
+        kind="sweep",
+        needs_arrays=paired,
+    )
 
 
 def run_sweep(
@@ -716,8 +614,9 @@ def run_sweep(
     from .parallel import completed_map
 
     out = Path(out)
-    folder, done, created = _open_checkpoint(plan, out, fresh, force)
-    saved_before = len(done)
+    paired = evaluator is None and keeps_vectors(plan.spec.design)
+    store = checkpoint(plan, out, paired)
+    done = store.open(fresh, force)
     strategies = plan.spec.strategies is not None
     outcomes = list(
         dict.fromkeys(
@@ -726,7 +625,6 @@ def run_sweep(
     )
     engine = plan.spec.engine if plan.spec.engine != "auto" else "cohort"
     todo = [i for i in range(len(plan.points)) if i not in done]
-    paired = evaluator is None and keeps_vectors(plan.spec.design)
     if done:
         log.info("resuming: %d of %d points already done", len(done), len(plan.points))
     show = sys.stderr.isatty() if progress is None else progress
@@ -756,8 +654,8 @@ def run_sweep(
     try:
         if evaluator is not None:
             for i in todo:
-                done[i] = _canonical(evaluator(plan.points[i]))
-                _save_point(folder, i, done[i])
+                done[i] = canonical(evaluator(plan.points[i]))
+                store.save(i, done[i])
                 bar.update(1)
         else:
             for i, (outputs, vectors) in completed_map(
@@ -766,14 +664,11 @@ def run_sweep(
                 workers,
                 dask,
             ):
-                done[i] = _canonical(outputs)
-                _save_point(folder, i, done[i], vectors if paired else None)
+                done[i] = canonical(outputs)
+                store.save(i, done[i], vectors if paired else None)
                 bar.update(1)
     except BaseException:
-        if created and len(done) == saved_before:  # nothing to resume: leave nothing
-            import shutil
-
-            shutil.rmtree(folder, ignore_errors=True)
+        store.discard_if_unused()  # nothing to resume: leave nothing
         raise
     finally:
         bar.close()
@@ -782,7 +677,7 @@ def run_sweep(
         plan.spec.design, plan.points, outputs, plan.seed, plan.base_values, plan.output_keys
     )
     if paired:
-        analysis["paired_vs_base"] = _paired_vs_base(folder, len(plan.points))
+        analysis["paired_vs_base"] = _paired_vs_base(store, len(plan.points))
         for key, bars in analysis["tornado"].items():
             for bar in bars[1:]:
                 bar["difference_vs_base"] = [

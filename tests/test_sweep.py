@@ -237,9 +237,9 @@ def test_a_changed_sweep_file_is_refused_for_resuming(tmp_path):
     out = tmp_path / "out"
     partial = tmp_path / "out.partial"
     plan = plan_sweep(sweep)
-    from simulator.sweeps import _open_checkpoint
+    from simulator.sweeps import checkpoint
 
-    _open_checkpoint(plan, out, fresh=False)
+    checkpoint(plan, out, paired=True).open()
     assert (partial / "manifest.json").is_file()
     sweep.write_text(text.replace("patients: 60", "patients: 61"))
     proc = subprocess.run(
@@ -413,18 +413,20 @@ def test_one_way_points_are_compared_with_the_base_patient_by_patient(tmp_path):
 
 
 def test_a_point_without_its_patient_values_is_evaluated_again(tmp_path):
-    from simulator.sweeps import _open_checkpoint, run_sweep
+    from simulator.sweeps import checkpoint, run_sweep
 
     plan = plan_sweep(FIXTURES / "one_way_small.yaml")
     whole = run_sweep(plan, tmp_path / "a", progress=False)
-    folder, done, _ = _open_checkpoint(plan, tmp_path / "b", fresh=False)
+    store = checkpoint(plan, tmp_path / "b", paired=True)
+    assert store.open() == {}
     # a checkpoint whose point 3 lost its per-patient values (say, copied without them)
-    from simulator.sweeps import _save_point
-
     for i, out in enumerate(whole.outputs):
-        _save_point(folder, i, out, None if i == 3 else {"x": np.zeros(1)})
-    _, done, _ = _open_checkpoint(plan, tmp_path / "b", fresh=False)
-    assert sorted(done) == [0, 1, 2, 4, 5]
+        store.save(i, out, None if i == 3 else {"x": np.zeros(1)})
+    again = checkpoint(plan, tmp_path / "b", paired=True)
+    assert sorted(again.open()) == [0, 1, 2, 4, 5]
+    assert again.arrays(0)["x"].tolist() == [0.0]
+    # a store that needs no arrays counts every point
+    assert sorted(checkpoint(plan, tmp_path / "b", paired=False).open()) == list(range(6))
 
 
 def test_sweep_command_takes_patients_draws_and_set(tmp_path):

@@ -1,0 +1,168 @@
+"""The checkpoint store: finished units of a long job, kept next to its output folder so
+an interrupted job resumes where it stopped.
+
+A job (a sweep's points today; calibration evaluations next) writes into
+``<out>.partial/``: a manifest with the job's fingerprint (its inputs, patients, seed
+and simulator version), then one JSON file per finished unit and, when the job keeps
+them, the unit's arrays (``.npz``, written first: the JSON marks the unit done). Every
+file is written atomically, so a kill -9 leaves either a whole unit or none; a resumed
+job reads back exactly what it wrote, so its results are byte-identical to an
+uninterrupted run. The store refuses a folder it did not write and a checkpoint of a
+different job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = ["PointStore", "partial_dir"]
+
+
+def partial_dir(out: Path) -> Path:
+    """Where the finished units of the job writing ``out`` are kept."""
+    return out.with_name(out.name + ".partial")
+
+
+def canonical(outputs: dict[str, Any]) -> dict[str, Any]:
+    """Outputs in sorted key order, whether computed now or read back, so a resumed job
+    writes the same bytes as an uninterrupted one."""
+    return {k: outputs[k] for k in sorted(outputs)}
+
+
+class PointStore:
+    """Finished units (numbered 0..n-1) of one job, in ``<out>.partial/``.
+
+    ``open`` returns the units already done (creating the folder if needed); ``save``
+    keeps one more; ``arrays`` reads a unit's arrays back; ``discard_if_unused`` removes a
+    folder this run created and saved nothing into; ``remove`` deletes the checkpoint
+    once the job's outputs are written. ``needs_arrays``: a unit without its arrays is
+    not done (it is evaluated again)."""
+
+    def __init__(
+        self,
+        out: str | os.PathLike[str],
+        fingerprint: str,
+        units: int,
+        source: str,
+        *,
+        kind: str = "sweep",
+        needs_arrays: bool = False,
+    ) -> None:
+        self.folder = partial_dir(Path(out))
+        self.fingerprint = fingerprint
+        self.units = units
+        self.source = source
+        self.kind = kind
+        self.needs_arrays = needs_arrays
+        self.created = False
+        self._saved = 0
+
+    def _json(self, i: int) -> Path:
+        return self.folder / "points" / f"{i:07d}.json"
+
+    def _npz(self, i: int) -> Path:
+        return self.folder / "points" / f"{i:07d}.npz"
+
+    def open(self, fresh: bool = False, force: bool = False) -> dict[int, dict[str, Any]]:
+        from .report.atomic import atomic_write_text
+
+        folder = self.folder
+        manifest = {
+            "fingerprint": self.fingerprint,
+            "points": self.units,
+            f"{self.kind}_file": self.source,
+        }
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            raise InputError(
+                f"{folder}: is not a folder (a {self.kind} keeps its finished points there to"
+                " resume); move it away: the simulator never replaces a file it did not write"
+            )
+        old: dict[str, Any] | None = None
+        if folder.exists():
+            try:
+                old = json.loads((folder / "manifest.json").read_text())
+            except (OSError, ValueError):
+                old = None
+            if not isinstance(old, dict) or "fingerprint" not in old:
+                if not force:
+                    raise InputError(
+                        f"{folder}: holds files the simulator did not write (it is where an"
+                        f" interrupted {self.kind} saves its points); move it away, or use"
+                        " --force to replace it"
+                    )
+                fresh = True
+        if folder.exists() and fresh:
+            shutil.rmtree(folder)
+        if folder.exists():
+            assert old is not None
+            if old.get("fingerprint") != self.fingerprint:
+                raise InputError(
+                    f"{folder} holds an interrupted run of a different {self.kind}: the"
+                    f" {self.kind} file, a scenario, the patients, the seed or the simulator"
+                    f" version changed since. Delete {folder} (or run with --fresh) to start"
+                    " again"
+                )
+        else:
+            (folder / "points").mkdir(parents=True)
+            self.created = True
+            atomic_write_text(
+                folder / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+            )
+        done: dict[int, dict[str, Any]] = {}
+        for f in sorted((folder / "points").glob("*")):
+            if f.name.startswith("."):  # a temporary file of an interrupted atomic write
+                f.unlink(missing_ok=True)
+                continue
+            if f.suffix != ".json":
+                continue
+            if self.needs_arrays and not self._npz(int(f.stem)).exists():
+                continue  # its arrays are missing: evaluate it again
+            try:
+                done[int(f.stem)] = canonical(json.loads(f.read_text()))
+            except (ValueError, OSError):
+                f.unlink(missing_ok=True)  # never happens with atomic writes; be safe anyway
+        return done
+
+    def save(
+        self, i: int, outputs: dict[str, Any], arrays: dict[str, np.ndarray] | None = None
+    ) -> None:
+        """Keep unit ``i``: its arrays first (when given), then its outputs, whose file
+        marks it done."""
+        from .report.atomic import atomic_write_text
+
+        if arrays is not None:
+            target = self._npz(i)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    np.savez(fh, **{k: arrays[k] for k in sorted(arrays)})
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        atomic_write_text(self._json(i), json.dumps(outputs, sort_keys=True))
+        self._saved += 1
+
+    def arrays(self, i: int) -> dict[str, np.ndarray]:
+        with np.load(self._npz(i), allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+
+    def discard_if_unused(self) -> None:
+        """After a failure: leave nothing behind if this run created the folder and
+        finished no unit (there is nothing to resume)."""
+        if self.created and self._saved == 0:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
