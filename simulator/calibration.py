@@ -1,10 +1,10 @@
 """The calibration targets of the clinical model (docs/model.md §6) and how to simulate them.
 
-Each target is a metric of a study emulation (a scenario in scenarios/ or
-scenarios/studies/) with a published value and its 95% interval (Wilson from the counts
-where counts are published). These, and only these, informed the fitted defaults
-(``scenario.disease.FITTED``); ``scripts/calibrate_v2.py`` redoes the fit and prints the
-table. Studies the model was not fitted to belong to external validation.
+Each target is a metric of a study emulation with a published value and its 95% interval
+(Wilson from the counts where counts are published), read from the study files in
+studies/ (``simulator/studies.py``): the targets tagged ``calibration``, and only these,
+informed the fitted defaults (``scenario.disease.FITTED``); ``scripts/calibrate_v2.py``
+redoes the fit and prints the table. Targets tagged ``validation`` were not fitted to.
 """
 
 from __future__ import annotations
@@ -36,168 +36,39 @@ class Target:
         return cls(source, scenario, metric, k / n, lo, hi)
 
 
-TARGETS = (
-    Target(
-        "Faggioli 2015: mean CPK ~30% of baseline after 3 cycles",
-        "first_line",
-        "cpk_ratio_month_3",
-        0.30,
-        0.20,
-        0.40,
-    ),
-    Target(
-        "Faggioli 2015: CPK normal after 5 cycles in most (day 140)",
-        "first_line",
-        "cpk_normal_month_5",
-        0.80,
-        0.60,
-        0.95,
-    ),
-    Target.counts(
-        "Clin Rheumatol 2006: CK normalised with initial therapy 51/53",
-        "usual_care_long_term",
-        "cpk_ever_normal",
-        51,
-        53,
-    ),
-    Target.counts(
-        "Clin Rheumatol 2006: strength normalised 43/53",
-        "usual_care_long_term",
-        "strength_ever_normal",
-        43,
-        53,
-    ),
-    Target.counts(
-        "Clin Rheumatol 2006: CK-defined relapse 33/53 (33/51 normalised)",
-        "usual_care_long_term",
-        "biochemical_relapse",
-        33,
-        53,
-    ),
-    Target.counts(
-        "Clin Rheumatol 2006: several CK-defined relapses 17/53",
-        "usual_care_long_term",
-        "biochemical_relapses_2_or_more",
-        17,
-        53,
-    ),
-    Target.counts(
-        "Marie 2001: relapse during the taper 36/77",
-        "usual_care_long_term",
-        "relapse_during_taper",
-        36,
-        77,
-    ),
-    Target.counts(
-        "Marie 2001: relapse after stopping 9/77",
-        "usual_care_long_term",
-        "relapse_after_stopping",
-        9,
-        77,
-    ),
-    Target.counts(
-        "Marie 2001: remission at last follow-up 31/77",
-        "usual_care_long_term",
-        "last_visit_remission",
-        31,
-        77,
-    ),
-    Target.counts(
-        "Marie 2001: worsened at last follow-up 13/77",
-        "usual_care_long_term",
-        "last_visit_worsened",
-        13,
-        77,
-    ),
-    Target.counts(
-        "Milano 2025: monophasic course over 2 years 84/206",
-        "steroid_only",
-        "course_monophasic",
-        84,
-        206,
-    ),
-    Target.counts(
-        "Milano 2025: polycyclic course over 2 years 67/206",
-        "steroid_only",
-        "course_polycyclic",
-        67,
-        206,
-    ),
-    Target.counts(
-        "Milano 2025: chronic continuous course over 2 years 55/206",
-        "steroid_only",
-        "course_chronic",
-        55,
-        206,
-    ),
-    Target(
-        "Review (PMC2563757): non-response to conventional therapy ~25%",
-        "steroid_only",
-        "treatment_failure_week_24",
-        0.25,
-        0.15,
-        0.35,
-    ),
-    Target.counts(
-        "Dalakas 1993: major improvement with IVIG 9/12 (TIS >= 60, week 16)",
-        "dalakas_1993_ivig",
-        "tis60_week_16_from_entry",
-        9,
-        12,
-    ),
-    Target.counts(
-        "Dalakas 1993: major improvement with placebo 0/11",
-        "dalakas_1993_placebo",
-        "tis60_week_16_from_entry",
-        0,
-        11,
-    ),
-    Target.counts(
-        "Hara 2003: improved by physician assessment 7/8 (TIS >= 20, week 16)",
-        "hara_2003",
-        "tis20_week_16_from_entry",
-        7,
-        8,
-    ),
-    Target.counts(
-        "Danko 2004: 5-year survival 92% of 162 (149/162)", "danko_2004", "alive_year_5", 149, 162
-    ),
-    Target(
-        "Constraint (no source): untreated disease does not remit in most within 2 years",
-        "untreated",
-        "inactive_month_24",
-        0.15,
-        0.0,
-        0.30,
-    ),
-)
+STUDIES = _ROOT / "studies"
 
 
-SCENARIOS = {
-    "first_line": _ROOT / "scenarios" / "first_line.yaml",
-    "steroid_only": _ROOT / "scenarios" / "steroid_only.yaml",
-    "usual_care_long_term": _ROOT / "scenarios" / "studies" / "usual_care_long_term.yaml",
-    "untreated": _ROOT / "scenarios" / "studies" / "untreated.yaml",
-    "dalakas_1993_ivig": _ROOT / "scenarios" / "studies" / "dalakas_1993_ivig.yaml",
-    "dalakas_1993_placebo": _ROOT / "scenarios" / "studies" / "dalakas_1993_placebo.yaml",
-    "hara_2003": _ROOT / "scenarios" / "studies" / "hara_2003.yaml",
-    "danko_2004": _ROOT / "scenarios" / "studies" / "danko_2004.yaml",
-}
+def _from_studies() -> tuple[tuple[Target, ...], tuple[Target, ...], dict[str, Path]]:
+    """Every single-arm target of the shipped study files (studies/*.yaml), split by role,
+    and the scenario files they run (named by file stem)."""
+    from .scenario.load import read_scenario, validate
+    from .scenario.study_schema import StudyFile
+    from .studies import published_interval
 
-# Published figures the model was NOT fitted to (external validation, docs/model.md §7):
-# scripts/calibrate_v2.py prints them next to the targets, and nothing tunes to them.
-VALIDATION = (
-    Target.counts(
-        "Danko 2004: 1-year survival 95% of 162 (154/162)", "danko_2004", "alive_year_1", 154, 162
-    ),
-    Target.counts(
-        "Danko 2004: 10-year survival 89% of 162 (KM; 144/162 as counts)",
-        "danko_2004",
-        "alive_year_10",
-        144,
-        162,
-    ),
-)
+    fit: list[Target] = []
+    check: list[Target] = []
+    scenarios: dict[str, Path] = {}
+    for path in sorted(STUDIES.glob("*.yaml")):
+        data, linemap = read_scenario(path)
+        spec = validate(data, StudyFile, linemap, str(path))
+        for t in spec.targets:
+            if t.difference is not None:
+                continue  # differences between arms: simulate validate reports them
+            arm_file = (path.parent / spec.arms[t.arm or next(iter(spec.arms))]).resolve()
+            scenarios[arm_file.stem] = arm_file
+            value, low, high = published_interval(t.published)
+            target = Target(
+                f"{spec.study}: {t.label or t.metric}", arm_file.stem, t.metric, value, low, high
+            )
+            (fit if (t.role or spec.role) == "calibration" else check).append(target)
+    return tuple(fit), tuple(check), scenarios
+
+
+# The calibration targets (docs/model.md §6) and the published figures the model was NOT
+# fitted to (external validation, §7), both from the shipped study files; nothing tunes
+# to the validation figures (scripts/calibrate_v2.py prints them next to the targets).
+TARGETS, VALIDATION, SCENARIOS = _from_studies()
 
 
 def simulate(overrides: dict[str, Any], patients: int, seed: int) -> dict[str, Any]:

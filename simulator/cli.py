@@ -4,6 +4,7 @@
     simulate run SCENARIO.yaml [options]
     simulate compare A.yaml B.yaml [...]      (strategies on the same virtual patients)
     simulate sweep SWEEP.yaml [options]       (sensitivity analyses)
+    simulate validate STUDY.yaml [...]        (simulated vs published studies)
 
 Exit status: 0 success, 2 bad input (one message, no traceback, nothing written),
 1 an internal error (a bug: please report it with the traceback), 130 interrupted by
@@ -27,7 +28,7 @@ from .errors import InputError
 
 __all__ = ["main"]
 
-SUBCOMMANDS = ("run", "compare", "sweep")
+SUBCOMMANDS = ("run", "compare", "sweep", "validate")
 log = logging.getLogger("simulator")
 
 
@@ -161,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
         "scenario.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{run,compare,sweep}", parser_class=_Parser)
+    sub = parser.add_subparsers(
+        dest="command", metavar="{run,compare,sweep,validate}", parser_class=_Parser
+    )
     run_p = sub.add_parser(
         "run",
         help="run one scenario (the default command)",
@@ -240,6 +243,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a sweep above the size limits (10,000 points or 10^9 patient "
         "simulations) without asking",
     )
+    va_p = sub.add_parser(
+        "validate",
+        help="simulate published studies and compare with their published values",
+        description="Run study files (studies/*.yaml: the scenarios emulating a published "
+        "study, the outcomes it reports and the published values) and write a validation "
+        "table and figure: each target's published value and 95%% CI, the simulated value "
+        "and its Monte Carlo 95%% CI, whether they overlap, and the share of targets that "
+        "do, by role (calibration: fitted to; validation: not fitted to).",
+    )
+    va_p.add_argument("studies", nargs="+", metavar="STUDY.yaml")
+    va_p.add_argument(
+        "--patients",
+        type=_patients,
+        metavar="N",
+        help="virtual patients per arm (default: each study file's `patients`)",
+    )
+    va_p.add_argument(
+        "--seed",
+        type=_seed,
+        metavar="N",
+        help="random seed (default: each study's, else its scenarios')",
+    )
+    va_p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a value of every study scenario by its dotted path (repeatable)",
+    )
+    va_p.add_argument("--out", metavar="DIR", help="output folder (default: results/validation/)")
+    _force(va_p)
+    _parallel(va_p)
+    va_p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no table")
     return parser
 
 
@@ -442,6 +479,61 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from .studies import load_study
+
+    studies = [load_study(p, tuple(args.overrides)) for p in args.studies]
+    out = Path(args.out) if args.out else Path("results") / "validation"
+    inputs = [*args.studies, *[str(f) for s in studies for f in s.arm_files]]
+    _check_out(out, args, inputs)
+    from .jobs import validate_to_folder
+
+    results = validate_to_folder(
+        studies,
+        out,
+        force=args.force,
+        inputs=inputs,
+        label="--out",
+        patients=args.patients,
+        seed=args.seed,
+        workers=_workers_of(args),
+        dask=_dask_of(args),
+        progress=None if not args.quiet else False,
+    )
+    if not args.quiet:
+        print(format_validation(results))
+        print(f"\nresults written to {out}{os.sep} (open report.html)")
+    return 0
+
+
+def format_validation(results: list[Any]) -> str:
+    """The validation table for the terminal, and the share of targets met by role."""
+    rows = [["study", "outcome", "arm", "published (95% CI)", "simulated (95% MC CI)", "met"]]
+    for r in results:
+        sim = (
+            "n/a"
+            if r.simulated is None
+            else f"{r.simulated:.3g} ({r.simulated_low:.3g} to {r.simulated_high:.3g})"
+        )
+        rows.append(
+            [
+                r.study + (" [validation]" if r.role == "validation" else ""),
+                r.label[:48],
+                r.arm,
+                f"{r.published:.3g} ({r.published_low:.3g} to {r.published_high:.3g})",
+                sim,
+                "yes" if r.overlaps else "NO",
+            ]
+        )
+    lines = _render(rows, left=3)
+    for role in ("calibration", "validation"):
+        sub = [r for r in results if r.role == role]
+        if sub:
+            met = sum(r.overlaps for r in sub)
+            lines.append(f"{role}: {met} of {len(sub)} targets met ({100 * met / len(sub):.0f}%)")
+    return "\n".join(lines)
+
+
 COMPARE_TABLE = (
     "cpk_ratio_month_3",
     "time_to_cpk_normal_days",
@@ -482,13 +574,13 @@ def format_comparison(outcomes: dict[str, dict[str, Any]], names: list[str]) -> 
     return "\n".join(_render(rows))
 
 
-def _render(rows: list[list[str]]) -> list[str]:
-    """Rows as aligned text lines (first column left, the others right), a rule under the
-    header."""
+def _render(rows: list[list[str]], left: int = 1) -> list[str]:
+    """Rows as aligned text lines (the first ``left`` columns left-aligned, the others
+    right), a rule under the header."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w)
+            c.ljust(w) if i < left else c.rjust(w)
             for i, (c, w) in enumerate(zip(r, widths, strict=True))
         )
         for r in rows
@@ -566,6 +658,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_compare(args)
         if args.command == "sweep":
             return _cmd_sweep(args)
+        if args.command == "validate":
+            return _cmd_validate(args)
         raise InputError(f"simulate {args.command}: not available in this version")
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -26,7 +26,7 @@ from .scenario import Scenario
 from .store import partial_dir
 from .sweeps import SweepPlan, SweepResult, run_sweep
 
-__all__ = ["compare_to_folder", "run_to_folder", "sweep_to_folder"]
+__all__ = ["compare_to_folder", "run_to_folder", "sweep_to_folder", "validate_to_folder"]
 
 
 def run_to_folder(
@@ -127,3 +127,36 @@ def sweep_to_folder(
             write_sweep(result, tmp)
         shutil.rmtree(partial_dir(out), ignore_errors=True)
     return result
+
+
+def validate_to_folder(
+    studies: Sequence[Any],
+    out: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    inputs: Sequence[str | os.PathLike[str]] = (),
+    label: str = "output folder",
+    patients: int | None = None,
+    seed: int | None = None,
+    progress: bool | None = None,
+    **kwargs: Any,
+) -> list[Any]:
+    """Simulate every study (``studies.load_study``) and write the validation table,
+    figure and report, atomically."""
+    from tqdm import tqdm
+
+    from .report.validation import write_validation
+    from .studies import evaluate
+
+    with (
+        output_folder(out, kind="validate", force=force, inputs=inputs, label=label) as folder,
+        folder.writing() as tmp,
+    ):
+        results = []
+        bar = tqdm(studies, unit="study", disable=not progress, leave=False, desc="validate")
+        for study in bar:
+            bar.set_postfix_str(study.name)
+            results += evaluate(study, patients=patients, seed=seed, progress=False, **kwargs)
+        bar.close()
+        write_validation(results, tmp, seed)
+    return results

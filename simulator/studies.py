@@ -1,0 +1,280 @@
+"""Published studies as files, and how the model holds up against them.
+
+A study file (``studies/*.yaml``, schema in ``scenario/study_schema.py``) names the
+scenario(s) that emulate a published study's population, regimen, entry criteria and
+follow-up, the outcomes the study reports as simulator metrics (one arm, or a paired
+difference between two arms on the same patients), and the published values with their
+uncertainty (counts give the proportion and its Wilson 95% interval). Each target is
+tagged ``calibration`` (the model's defaults were fitted to it) or ``validation`` (the
+model was not fitted to it: external validation).
+
+:func:`load_study` checks everything before anything runs; :func:`evaluate` simulates a
+study and returns one :class:`TargetResult` per target: the published value and 95%
+interval, the simulated value and its Monte Carlo 95% interval, and whether the two
+intervals overlap (the criterion of docs/model.md §6) and whether the published value
+lies inside the simulated interval.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+from .scenario import Scenario
+from .scenario.study_schema import Published, StudyFile, StudyTarget
+from .stats import Z95, wilson_ci
+
+__all__ = ["Study", "TargetResult", "evaluate", "load_study", "published_interval"]
+
+
+def published_interval(p: Published) -> tuple[float, float, float]:
+    """(value, low, high) of a published figure: Wilson for counts, value +/- 1.96 SE for
+    a standard error, else the given 95% interval."""
+    if p.events is not None and p.n is not None:
+        lo, hi = wilson_ci(p.events, p.n)
+        return p.events / p.n, lo, hi
+    assert p.value is not None
+    if p.se is not None:
+        return p.value, p.value - Z95 * p.se, p.value + Z95 * p.se
+    assert p.ci95 is not None
+    return p.value, p.ci95[0], p.ci95[1]
+
+
+@dataclass(frozen=True)
+class Study:
+    path: Path
+    spec: StudyFile
+    arms: list[str]
+    arm_files: list[Path]
+    scenarios: list[Scenario]
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    def role_of(self, target: StudyTarget) -> str:
+        return target.role or self.spec.role
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    study: str
+    citation: str
+    role: str
+    label: str
+    metric: str
+    arm: str
+    estimator: str
+    published: float
+    published_low: float
+    published_high: float
+    simulated: float | None
+    simulated_low: float | None
+    simulated_high: float | None
+    patients: int
+
+    @property
+    def overlaps(self) -> bool:
+        """The simulated 95% Monte Carlo interval overlaps the published 95% interval."""
+        if self.simulated_low is None or self.simulated_high is None:
+            return False
+        return self.simulated_low <= self.published_high and self.simulated_high >= (
+            self.published_low
+        )
+
+    @property
+    def published_inside_simulated(self) -> bool:
+        if self.simulated_low is None or self.simulated_high is None:
+            return False
+        return self.simulated_low <= self.published <= self.simulated_high
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "overlaps": self.overlaps,
+            "published_inside_simulated": self.published_inside_simulated,
+        }
+
+
+def load_study(path: str | os.PathLike[str], sets: tuple[str, ...] = ()) -> Study:
+    """Read and check a study file: every problem is an InputError naming the file, the
+    line and the value, before anything runs. ``sets`` (``--set PATH=VALUE``) apply to
+    every arm's scenario."""
+    from .outcomes import metric_specs
+    from .runner import _plan_for
+    from .scenario import load_scenario
+    from .scenario.load import read_scenario, validate, warn_if_outside
+
+    path = Path(path)
+    data, linemap = read_scenario(path)
+    spec = validate(data, StudyFile, linemap, str(path))
+    arms = list(spec.arms)
+    files, scns = [], []
+    for arm in arms:
+        target = path.parent / Path(spec.arms[arm]).expanduser()
+        if not target.exists():
+            raise InputError(
+                f"arms.{arm}: scenario file not found: {spec.arms[arm]} (looked for {target})",
+                file=str(path),
+                line=linemap.line_for(("arms", arm)),
+            )
+        warn_if_outside(target, path, f"{path}: arms.{arm}")
+        files.append(target)
+        scns.append(load_scenario(target, list(sets)))
+    specs = {
+        a: {m.name: m for m in metric_specs(_plan_for(s))} for a, s in zip(arms, scns, strict=True)
+    }
+    for i, t in enumerate(spec.targets):
+        where = ("targets", i)
+        named = [t.arm or arms[0]] if t.difference is None else list(t.difference)
+        for a in named:
+            known = specs[a]
+            if t.metric not in known:
+                near = difflib.get_close_matches(t.metric, list(known), n=1)
+                hint = f" (did you mean '{near[0]}'?)" if near else ""
+                raise InputError(
+                    f"targets[{i}].metric: unknown metric {t.metric!r} for arm {a!r}{hint};"
+                    " any metric of summary.json may be used",
+                    file=str(path),
+                    line=linemap.line_for((*where, "metric")),
+                )
+        kind = specs[named[0]][t.metric].kind
+        _check_published(t, kind, str(path), linemap.line_for((*where, "published")), i)
+    if any(t.difference is not None for t in spec.targets):
+        from .comparison import check_same_patients
+
+        try:
+            check_same_patients(scns, arms, spec.seed is not None, False)
+        except InputError as err:
+            raise InputError(
+                "arms: a difference between arms needs the arms to be the same patients; "
+                + err.message,
+                file=str(path),
+                line=linemap.line_for(("arms",)),
+                problems=err.problems,
+            ) from None
+    return Study(path, spec, arms, files, scns)
+
+
+def _check_published(t: StudyTarget, kind: str, file: str, line: int | None, i: int) -> None:
+    p = t.published
+    where = f"targets[{i}].published"
+    if p.events is not None and kind != "proportion":
+        raise InputError(
+            f"{where}: counts (events, n) describe a proportion, but {t.metric} is a {kind}",
+            file=file,
+            line=line,
+        )
+    if kind == "proportion":
+        lo_ok = -1.0 if t.difference is not None else 0.0
+        value, low, high = published_interval(p)
+        for name, v in (("value", value), ("ci95", low), ("ci95", high)):
+            if not lo_ok <= v <= 1.0:
+                raise InputError(
+                    f"{where}.{name}: {v:g} is not a possible "
+                    + ("difference of proportions" if t.difference else "proportion")
+                    + f" ({lo_ok:g} to 1)",
+                    file=file,
+                    line=line,
+                )
+
+
+def _estimate(entry: dict[str, Any]) -> tuple[float | None, float | None, float | None]:
+    mean = entry.get("mean")
+    lo, hi = entry.get("ci95") or (None, None)
+    as_float = [None if v is None or v != v else float(v) for v in (mean, lo, hi)]
+    return as_float[0], as_float[1], as_float[2]
+
+
+def evaluate(
+    study: Study,
+    *,
+    patients: int | None = None,
+    seed: int | None = None,
+    workers: int = 1,
+    engine: str = "auto",
+    progress: bool | None = False,
+    dask: str | None = None,
+) -> list[TargetResult]:
+    """Simulate the study's arms (on the same patients when it has a difference target)
+    and compare each target with its published value."""
+    spec = study.spec
+    n = patients if patients is not None else spec.patients
+    seed = seed if seed is not None else spec.seed
+    arm_metrics: dict[str, dict[str, Any]] = {}
+    differences: dict[tuple[str, str], dict[str, Any]] = {}
+    needs_pairs = [t.difference for t in spec.targets if t.difference is not None]
+    if needs_pairs:
+        from .comparison import compare
+
+        for a, b in dict.fromkeys(needs_pairs):
+            res = compare(
+                [study.scenarios[study.arms.index(a)], study.scenarios[study.arms.index(b)]],
+                names=[a, b],
+                patients=n,
+                seed=seed,
+                workers=workers,
+                engine=engine,
+                progress=progress,
+                dask=dask,
+            ).outcomes()
+            differences[(a, b)] = {
+                k: {**v["differences"][b], "estimator": v.get("difference_estimator", "")}
+                for k, v in res.items()
+                if b in v["differences"]
+            }
+    from .runner import run
+
+    for arm, scn in zip(study.arms, study.scenarios, strict=True):
+        if any((t.arm or study.arms[0]) == arm for t in spec.targets if t.difference is None):
+            arm_metrics[arm] = run(
+                scn,
+                patients=n,
+                seed=seed,
+                workers=workers,
+                engine=engine,
+                progress=progress,
+                dask=dask,
+            ).metrics
+    out = []
+    for t in spec.targets:
+        value, low, high = published_interval(t.published)
+        if t.difference is not None:
+            a, b = t.difference
+            d = differences[(a, b)].get(t.metric, {})
+            sim = _estimate({"mean": d.get("mean_difference"), "ci95": d.get("ci95")})
+            arm_text, estimator = f"{b} - {a}", d.get("estimator", "")
+        else:
+            arm = t.arm or study.arms[0]
+            m = arm_metrics[arm][t.metric]
+            sim = _estimate(m)
+            arm_text, estimator = arm, m.get("estimator", "")
+        out.append(
+            TargetResult(
+                study=study.name,
+                citation=spec.citation,
+                role=study.role_of(t),
+                label=t.label or t.metric,
+                metric=t.metric,
+                arm=arm_text,
+                estimator=estimator,
+                published=value,
+                published_low=low,
+                published_high=high,
+                simulated=sim[0],
+                simulated_low=sim[1],
+                simulated_high=sim[2],
+                patients=n,
+            )
+        )
+    return out
+
+
+def share_inside(results: list[TargetResult]) -> float:
+    """The share of targets whose simulated interval overlaps the published one."""
+    return sum(r.overlaps for r in results) / len(results) if results else math.nan
