@@ -5,6 +5,7 @@
     simulate compare A.yaml B.yaml [...]      (strategies on the same virtual patients)
     simulate sweep SWEEP.yaml [options]       (sensitivity analyses)
     simulate validate STUDY.yaml [...]        (simulated vs published studies)
+    simulate calibrate TARGETS.yaml [options] (fit parameters to study targets)
 
 Exit status: 0 success, 2 bad input (one message, no traceback, nothing written),
 1 an internal error (a bug: please report it with the traceback), 130 interrupted by
@@ -28,7 +29,7 @@ from .errors import InputError
 
 __all__ = ["main"]
 
-SUBCOMMANDS = ("run", "compare", "sweep", "validate")
+SUBCOMMANDS = ("run", "compare", "sweep", "validate", "calibrate")
 log = logging.getLogger("simulator")
 
 
@@ -93,6 +94,7 @@ def _common(p: argparse.ArgumentParser, default_out: str = "results/<scenario fi
         help="override a scenario value by its dotted path, e.g. "
         "--set regimen.ivig.dose_g_per_kg=1 (repeatable)",
     )
+    _params_option(p)
     p.add_argument(
         "--engine",
         choices=("auto", "simpy", "cohort"),
@@ -109,6 +111,45 @@ def _common(p: argparse.ArgumentParser, default_out: str = "results/<scenario fi
     p.add_argument(
         "--quiet", "-q", action="store_true", help="no progress bar and no table on stdout"
     )
+
+
+def _params_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--params",
+        metavar="FILE.yaml",
+        help="apply a parameter overlay (dotted path: value per line, e.g. the "
+        "calibrated.yaml of `simulate calibrate`) before any --set",
+    )
+
+
+def _overrides_of(args: argparse.Namespace) -> list[str]:
+    """--params FILE (as --set PATH=VALUE, in file order), then the --set values."""
+    sets: list[str] = []
+    if getattr(args, "params", None):
+        sets += read_params(args.params)
+    return sets + list(args.overrides)
+
+
+def read_params(path: str) -> list[str]:
+    """A parameter overlay file: a flat mapping of dotted path -> value."""
+    import json
+
+    import yaml
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise InputError(f"--params {path}: cannot read it ({err.strerror or err})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise InputError(f"--params {path}: not valid YAML ({err})") from None
+    if not isinstance(data, dict) or not data:
+        raise InputError(f"--params {path}: expected a mapping of dotted path: value")
+    for key in data:
+        if not isinstance(key, str):
+            raise InputError(f"--params {path}: key {key!r} is not a dotted path")
+    return [f"{k}={json.dumps(v)}" for k, v in data.items()]
 
 
 def _force(p: argparse.ArgumentParser) -> None:
@@ -163,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(
-        dest="command", metavar="{run,compare,sweep,validate}", parser_class=_Parser
+        dest="command", metavar="{run,compare,sweep,validate,calibrate}", parser_class=_Parser
     )
     run_p = sub.add_parser(
         "run",
@@ -226,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a value of every strategy's scenario by its dotted "
         "path, e.g. --set economics.cea_horizon=clinical (repeatable)",
     )
+    _params_option(sw_p)
     sw_p.add_argument(
         "--out", metavar="DIR", help="output folder (default: results/<sweep file name>/)"
     )
@@ -273,6 +315,50 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH=VALUE",
         help="override a value of every study scenario by its dotted path (repeatable)",
     )
+    _params_option(va_p)
+    ca_p = sub.add_parser(
+        "calibrate",
+        help="fit parameters to the calibration targets of study files",
+        description="Fit the parameters named in a calibration file (dotted paths with "
+        "bounds) to the targets tagged calibration in its study files, on the same virtual "
+        "patients at every evaluation. Writes the fitted parameters with intervals, "
+        "calibrated.yaml (use it with --params), posterior.csv (a PSA's parameter "
+        "distribution), figures and report.html. Finished evaluations are saved as they "
+        "complete; the same command continues after an interruption.",
+    )
+    ca_p.add_argument("calibration", metavar="TARGETS.yaml")
+    ca_p.add_argument(
+        "--method",
+        choices=("optimize",),
+        default=None,
+        help="fitting method (default: the file's `method`; optimize: Nelder-Mead with "
+        "multiple starts)",
+    )
+    ca_p.add_argument(
+        "--patients",
+        type=_patients,
+        metavar="N",
+        help="virtual patients per arm and evaluation (default: the file's `patients`)",
+    )
+    ca_p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a value of every study scenario (repeatable)",
+    )
+    ca_p.add_argument(
+        "--out", metavar="DIR", help="output folder (default: results/<calibration file name>/)"
+    )
+    _force(ca_p)
+    _parallel(ca_p)
+    ca_p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="discard the saved evaluations of an interrupted run and start again",
+    )
+    ca_p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no table")
     va_p.add_argument("--out", metavar="DIR", help="output folder (default: results/validation/)")
     _force(va_p)
     _parallel(va_p)
@@ -295,11 +381,17 @@ def _check_out(out: Path, args: argparse.Namespace, inputs: Sequence[str]) -> No
     from .report.atomic import check_output
 
     check_dask_address(args.dask_scheduler)
-    check_output(out, force=args.force, inputs=inputs, label="--out")
+    check_output(out, force=args.force, inputs=_with_params(args, inputs), label="--out")
 
 
 def _out_kwargs(args: argparse.Namespace, inputs: Sequence[str]) -> dict[str, Any]:
-    return {"force": args.force, "inputs": list(inputs), "label": "--out"}
+    return {"force": args.force, "inputs": _with_params(args, inputs), "label": "--out"}
+
+
+def _with_params(args: argparse.Namespace, inputs: Sequence[str]) -> list[str]:
+    """Input files whose folders are never replaced: the --params file too."""
+    params = getattr(args, "params", None)
+    return [*inputs, params] if params else list(inputs)
 
 
 def _default_out(scenario_path: str) -> Path:
@@ -335,7 +427,7 @@ def format_table(metrics: dict[str, dict[str, Any]]) -> str:
 def _cmd_run(args: argparse.Namespace) -> int:
     from .scenario import load_scenario
 
-    scn = load_scenario(args.scenario, args.overrides)
+    scn = load_scenario(args.scenario, _overrides_of(args))
     out = Path(args.out) if args.out else _default_out(args.scenario)
     _check_out(out, args, [args.scenario])
     from .jobs import run_to_folder  # heavy imports only once the input is good
@@ -368,7 +460,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     if len(args.scenarios) < 2:
         raise InputError("simulate compare: give at least two scenario files")
-    scns = [load_scenario(path, args.overrides) for path in args.scenarios]
+    scns = [load_scenario(path, _overrides_of(args)) for path in args.scenarios]
     stems = [Path(p).stem for p in args.scenarios]
     if args.out:
         out = Path(args.out)
@@ -422,7 +514,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from .sweeps import plan_sweep
 
     plan = plan_sweep(
-        args.sweep, yes=args.yes, patients=args.patients, draws=args.draws, sets=args.overrides
+        args.sweep,
+        yes=args.yes,
+        patients=args.patients,
+        draws=args.draws,
+        sets=_overrides_of(args),
     )
     out = Path(args.out) if args.out else _default_out(args.sweep)
     _check_out(out, args, [args.sweep])
@@ -482,7 +578,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from .studies import load_study
 
-    studies = [load_study(p, tuple(args.overrides)) for p in args.studies]
+    studies = [load_study(p, tuple(_overrides_of(args))) for p in args.studies]
     out = Path(args.out) if args.out else Path("results") / "validation"
     inputs = [*args.studies, *[str(f) for s in studies for f in s.arm_files]]
     _check_out(out, args, inputs)
@@ -503,6 +599,67 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(format_validation(results))
         print(f"\nresults written to {out}{os.sep} (open report.html)")
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import load_calibration
+    from .store import partial_dir
+
+    plan = load_calibration(args.calibration, patients=args.patients, sets=args.overrides)
+    out = Path(args.out) if args.out else _default_out(args.calibration)
+    inputs = [args.calibration, *[str(s.path) for s in plan.studies]]
+    _check_out(out, args, inputs)
+    from .jobs import calibrate_to_folder
+
+    if not args.quiet:
+        print(
+            f"{plan.spec.name}: {len(plan.names)} parameters, {len(plan.targets)} targets "
+            f"in {len(plan.studies)} studies, {plan.patients:,} patients per arm"
+        )
+    try:
+        result = calibrate_to_folder(
+            plan,
+            out,
+            force=args.force,
+            label="--out",
+            workers=_workers_of(args),
+            dask=_dask_of(args),
+            fresh=args.fresh,
+            progress=None if not args.quiet else False,
+        )
+    except KeyboardInterrupt as stop:
+        points = partial_dir(out) / "points"
+        done = len(list(points.glob("[!.]*.json"))) if points.is_dir() else 0
+        where = (
+            (
+                f"{done} evaluations are saved in {partial_dir(out)}; run the same command "
+                "again to continue"
+            )
+            if done
+            else "no evaluations were saved"
+        )
+        print(f"interrupted{_signal_name(stop)}: {where}", file=sys.stderr)
+        return _interrupted_status(stop)
+    if not args.quiet:
+        rows = [["parameter", "estimate", "95% interval", "start"]]
+        for j, n in enumerate(plan.names):
+            ci = result.intervals[j]
+            rows.append(
+                [
+                    n,
+                    f"{result.estimate[j]:.4g}",
+                    "not identified" if ci is None else f"{ci[0]:.4g} to {ci[1]:.4g}",
+                    f"{plan.start[j]:.4g}",
+                ]
+            )
+        print("\n".join(_render(rows)))
+        print(f"\nloss {result.loss:.4g} after {len(result.evaluations)} evaluations")
+        print(format_validation(result.targets))
+        print(
+            f"\nresults written to {out}{os.sep} (open report.html; calibrated.yaml "
+            "works with --params)"
+        )
     return 0
 
 
@@ -660,6 +817,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_sweep(args)
         if args.command == "validate":
             return _cmd_validate(args)
+        if args.command == "calibrate":
+            return _cmd_calibrate(args)
         raise InputError(f"simulate {args.command}: not available in this version")
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -26,7 +26,13 @@ from .scenario import Scenario
 from .store import partial_dir
 from .sweeps import SweepPlan, SweepResult, run_sweep
 
-__all__ = ["compare_to_folder", "run_to_folder", "sweep_to_folder", "validate_to_folder"]
+__all__ = [
+    "calibrate_to_folder",
+    "compare_to_folder",
+    "run_to_folder",
+    "sweep_to_folder",
+    "validate_to_folder",
+]
 
 
 def run_to_folder(
@@ -160,3 +166,30 @@ def validate_to_folder(
         bar.close()
         write_validation(results, tmp, seed)
     return results
+
+
+def calibrate_to_folder(
+    plan: Any,
+    out: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    label: str = "output folder",
+    **kwargs: Any,
+) -> Any:
+    """Fit (or resume fitting) a calibration plan, then write its output folder
+    atomically; the finished evaluations stay in ``<out>.partial`` until then."""
+    from .calibrate import calibrate
+    from .report.calibration import write_calibration
+
+    out = Path(out)
+    inputs = [
+        plan.path,
+        *[s.path for s in plan.studies],
+        *[f for s in plan.studies for f in s.arm_files],
+    ]
+    with output_folder(out, kind="calibrate", force=force, inputs=inputs, label=label) as folder:
+        result = calibrate(plan, out, force=force, **kwargs)
+        with folder.writing() as tmp:
+            write_calibration(result, tmp)
+        shutil.rmtree(partial_dir(out), ignore_errors=True)
+    return result

@@ -1,0 +1,516 @@
+"""`simulate calibrate`: fit named, bounded parameters to the calibration targets of study
+files.
+
+A calibration file (``scenario/calibrate_schema.py``) names study files (their targets
+tagged ``calibration`` are fitted; ``validation`` targets never are), the parameters
+(dotted paths as ``--set``) with bounds and optional starts, the patients and seed of every
+evaluation, and the method. Every evaluation runs each study arm on the same patients
+with the same seed (common random numbers), so the objective is a deterministic function
+of the parameters:
+
+    loss = sum over targets of ((simulated - published) / half-width of the published
+           95% interval)^2
+
+which is -2 log-likelihood (up to a constant) if each published value is normal with the
+standard deviation its interval implies. ``optimize``: Nelder-Mead on the logit scale of
+each parameter's bounds (scipy.optimize), from the given start and from ``starts - 1``
+further starts drawn from the seed; the best end point is the estimate. Its intervals are
+a Laplace approximation from the curvature of the loss along each parameter at the
+optimum (central differences under CRN): conditional on the other parameters at their
+estimates, so narrower than marginal intervals when parameters are correlated; a
+parameter with no curvature is reported as not identified. ``posterior.csv`` holds draws
+from that approximation, usable as the parameter distribution of a PSA sweep.
+
+Every evaluation is kept in the checkpoint store (``store.py``) as it finishes: after an
+interruption (even kill -9) the same command replays the finished evaluations (the
+optimizer is deterministic) and continues, giving the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._version import __version__
+from .errors import InputError
+from .scenario import scenario_sha256
+from .scenario.calibrate_schema import CalibrationFile
+from .studies import Study, TargetResult, load_study, published_interval
+from .sweeps import _get, with_overrides
+
+__all__ = ["CalibrationPlan", "CalibrationResult", "calibrate", "load_calibration"]
+
+log = logging.getLogger(__name__)
+Z95 = 1.959963984540054
+MISSING_PENALTY = 100.0  # per target the simulation cannot estimate (e.g. a median)
+
+
+@dataclass(frozen=True)
+class FitTarget:
+    study: Study
+    index: int  # in the study's targets
+
+    @property
+    def spec(self) -> Any:
+        return self.study.spec.targets[self.index]
+
+
+@dataclass
+class CalibrationPlan:
+    path: Path
+    spec: CalibrationFile
+    studies: list[Study]
+    targets: list[FitTarget]
+    names: list[str]
+    low: np.ndarray
+    high: np.ndarray
+    start: np.ndarray
+    patients: int
+    seed: int
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        h.update(self.path.read_bytes())
+        for s in self.studies:
+            h.update(s.path.read_bytes())
+            for scn in s.scenarios:
+                h.update(scenario_sha256(scn).encode())
+        h.update(json.dumps([self.patients, self.seed, __version__]).encode())
+        return h.hexdigest()
+
+
+def load_calibration(
+    path: str | os.PathLike[str], *, patients: int | None = None, sets: Sequence[str] = ()
+) -> CalibrationPlan:
+    """Read and check a calibration file: every problem is an InputError before anything
+    runs (a missing study, an unknown parameter path, a start outside the bounds, no
+    calibration target)."""
+    from .scenario.load import read_scenario, validate
+
+    path = Path(path)
+    data, linemap = read_scenario(path)
+    if patients is not None:
+        data["patients"] = patients
+    spec = validate(data, CalibrationFile, linemap, str(path))
+    studies = []
+    for i, rel in enumerate(spec.studies):
+        f = path.parent / Path(rel).expanduser()
+        if not f.exists():
+            raise InputError(
+                f"studies[{i}]: study file not found: {rel} (looked for {f})",
+                file=str(path),
+                line=linemap.line_for(("studies", i)),
+            )
+        studies.append(load_study(f, tuple(sets)))
+    targets = [
+        FitTarget(s, j)
+        for s in studies
+        for j, t in enumerate(s.spec.targets)
+        if s.role_of(t) == "calibration"
+    ]
+    if not targets:
+        raise InputError(
+            "studies: none of the study files has a target tagged calibration",
+            file=str(path),
+            line=linemap.line_for(("studies",)),
+        )
+    names = list(spec.parameters)
+    low = np.array([spec.parameters[n].low for n in names])
+    high = np.array([spec.parameters[n].high for n in names])
+    first = studies[0].scenarios[0]
+    start = []
+    for n in names:
+        p = spec.parameters[n]
+        where = linemap.line_for(("parameters", n))
+        if p.start is not None:
+            value = p.start
+        else:
+            try:
+                value = _get(first.model_dump(mode="python", by_alias=True), n)
+            except (KeyError, IndexError, TypeError, ValueError):
+                raise InputError(
+                    f"parameters.{n}: no such parameter in {first.name}", file=str(path), line=where
+                ) from None
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise InputError(
+                    f"parameters.{n}: not a number in {first.name} ({value!r});"
+                    " give a numeric parameter",
+                    file=str(path),
+                    line=where,
+                )
+            if not p.low < value < p.high:
+                raise InputError(
+                    f"parameters.{n}: the bounds [{p.low:g}, {p.high:g}] exclude the start"
+                    f" {value:g} (the value in {first.name}); widen them or give start",
+                    file=str(path),
+                    line=where,
+                )
+        start.append(float(value))
+        for s in studies:  # the path must exist, and the start be valid, in every arm
+            for arm, scn in zip(s.arms, s.scenarios, strict=True):
+                try:
+                    with_overrides(scn, {n: float(value)}, f"{path}: parameters.{n}")
+                except InputError as err:
+                    raise InputError(
+                        f"parameters.{n}: cannot be set in {s.name} arm {arm}: {err.message}",
+                        file=str(path),
+                        line=where,
+                    ) from None
+    return CalibrationPlan(
+        path, spec, studies, targets, names, low, high, np.array(start), spec.patients, spec.seed
+    )
+
+
+# --------------------------------------------------------------------------------------
+# One evaluation: every arm on the same patients
+# --------------------------------------------------------------------------------------
+
+
+def _arm_task(args: tuple[Any, ...]) -> dict[str, Any]:
+    kind, scns, names, patients, seed = args
+    if kind == "run":
+        from .runner import run
+
+        m = run(
+            scns[0],
+            patients=patients,
+            seed=seed,
+            engine="cohort",
+            progress=False,
+            check_invariants=False,
+        ).metrics
+        return {
+            k: {"mean": v["mean"], "ci95": v["ci95"], "estimator": v["estimator"]}
+            for k, v in m.items()
+        }
+    from .comparison import compare
+
+    res = compare(
+        scns,
+        names=names,
+        patients=patients,
+        seed=seed,
+        engine="cohort",
+        progress=False,
+        check_invariants=False,
+    ).outcomes()
+    return {
+        k: {
+            "mean": v["differences"][names[1]]["mean_difference"],
+            "ci95": v["differences"][names[1]]["ci95"],
+            "estimator": v.get("difference_estimator", ""),
+        }
+        for k, v in res.items()
+        if names[1] in v["differences"]
+    }
+
+
+def evaluate(
+    plan: CalibrationPlan, theta: np.ndarray, *, workers: int = 1, dask: str | None = None
+) -> list[TargetResult]:
+    """Every calibration target at parameters ``theta`` (one value per plan.names)."""
+    from .parallel import ordered_map
+
+    point = {n: float(v) for n, v in zip(plan.names, theta, strict=True)}
+    keys: dict[tuple[Any, ...], int] = {}
+    tasks: list[tuple[Any, ...]] = []
+
+    def task_for(study: Study, arms: tuple[str, ...]) -> int:
+        files = tuple(str(study.arm_files[study.arms.index(a)]) for a in arms)
+        key = (files,)
+        if key not in keys:
+            scns = [
+                with_overrides(study.scenarios[study.arms.index(a)], point, f"{plan.path}")
+                for a in arms
+            ]
+            kind = "run" if len(arms) == 1 else "compare"
+            keys[key] = len(tasks)
+            tasks.append((kind, scns, list(arms), plan.patients, plan.seed))
+        return keys[key]
+
+    where = []
+    for ft in plan.targets:
+        t = ft.spec
+        arms = tuple(t.difference) if t.difference is not None else (t.arm or ft.study.arms[0],)
+        where.append(task_for(ft.study, arms))
+    metrics = list(ordered_map(_arm_task, tasks, workers, dask))
+    out = []
+    for ft, k in zip(plan.targets, where, strict=True):
+        t = ft.spec
+        m = metrics[k].get(t.metric, {})
+        value, low, high = published_interval(t.published)
+        ci = m.get("ci95") or [None, None]
+        arm = (
+            f"{t.difference[1]} - {t.difference[0]}"
+            if t.difference is not None
+            else t.arm or ft.study.arms[0]
+        )
+        out.append(
+            TargetResult(
+                study=ft.study.name,
+                citation=ft.study.spec.citation,
+                role="calibration",
+                label=t.label or t.metric,
+                metric=t.metric,
+                arm=arm,
+                estimator=m.get("estimator", ""),
+                published=value,
+                published_low=low,
+                published_high=high,
+                simulated=_num(m.get("mean")),
+                simulated_low=_num(ci[0]),
+                simulated_high=_num(ci[1]),
+                patients=plan.patients,
+            )
+        )
+    return out
+
+
+def _num(x: Any) -> float | None:
+    return None if x is None or x != x else float(x)
+
+
+def loss(results: Sequence[TargetResult]) -> float:
+    """Sum over targets of ((simulated - published) / half-width)^2."""
+    total = 0.0
+    for r in results:
+        half = (r.published_high - r.published_low) / 2
+        if r.simulated is None:
+            total += MISSING_PENALTY
+        elif half > 0:
+            total += ((r.simulated - r.published) / half) ** 2
+    return total
+
+
+# --------------------------------------------------------------------------------------
+# The optimizer
+# --------------------------------------------------------------------------------------
+
+
+def to_unit(plan: CalibrationPlan, x: np.ndarray) -> np.ndarray:
+    """Parameters -> logit of their position between the bounds."""
+    p = np.clip((x - plan.low) / (plan.high - plan.low), 1e-12, 1 - 1e-12)
+    return np.log(p / (1 - p))
+
+
+def from_unit(plan: CalibrationPlan, u: np.ndarray) -> np.ndarray:
+    return plan.low + (plan.high - plan.low) / (1.0 + np.exp(-u))
+
+
+@dataclass
+class CalibrationResult:
+    plan: CalibrationPlan
+    estimate: np.ndarray
+    loss: float
+    targets: list[TargetResult]
+    starts: list[dict[str, Any]]
+    intervals: list[tuple[float, float] | None]
+    curvature: list[float]
+    evaluations: list[dict[str, Any]]
+    posterior: np.ndarray
+
+    def to_json(self) -> dict[str, Any]:
+        p = self.plan
+        params = []
+        for j, n in enumerate(p.names):
+            ci = self.intervals[j]
+            params.append(
+                {
+                    "parameter": n,
+                    "estimate": float(self.estimate[j]),
+                    "ci95": None if ci is None else [float(ci[0]), float(ci[1])],
+                    "identified": ci is not None,
+                    "start": float(p.start[j]),
+                    "low": float(p.low[j]),
+                    "high": float(p.high[j]),
+                    "curvature_logit": self.curvature[j],
+                }
+            )
+        return {
+            "name": p.spec.name,
+            "calibration_file": str(p.path),
+            "method": p.spec.method,
+            "simulator_version": __version__,
+            "fingerprint": p.fingerprint(),
+            "patients": p.patients,
+            "seed": p.seed,
+            "loss": self.loss,
+            "evaluations": len(self.evaluations),
+            "parameters": params,
+            "starts": self.starts,
+            "targets": [r.to_json() for r in self.targets],
+            "interval_note": "Laplace approximation from the curvature of the loss along "
+            "each parameter at the optimum (logit scale, central differences under common "
+            "random numbers), conditional on the other parameters at their estimates; "
+            "not identified when the loss has no curvature there",
+        }
+
+
+class _Evaluations:
+    """Numbered evaluations, kept in the store as they finish and replayed on resume."""
+
+    def __init__(
+        self,
+        plan: CalibrationPlan,
+        store: Any,
+        done: dict[int, dict[str, Any]],
+        workers: int,
+        dask: str | None,
+        bar: Any,
+    ) -> None:
+        self.plan, self.store, self.done = plan, store, done
+        self.workers, self.dask, self.bar = workers, dask, bar
+        self.log: list[dict[str, Any]] = []
+
+    def __call__(self, x: np.ndarray, purpose: str) -> tuple[float, list[TargetResult]]:
+        i = len(self.log)
+        theta = [float(v) for v in x]
+        old = self.done.get(i)
+        if old is not None and old["theta"] == theta:
+            results = [TargetResult(**r) for r in old["targets"]]
+        else:
+            results = evaluate(self.plan, x, workers=self.workers, dask=self.dask)
+            entry = {
+                "theta": theta,
+                "purpose": purpose,
+                "loss": loss(results),
+                "targets": [_plain(r) for r in results],
+            }
+            self.store.save(i, entry)
+            old = entry
+        self.log.append({"theta": theta, "purpose": purpose, "loss": old["loss"]})
+        self.bar.update(1)
+        self.bar.set_postfix_str(f"loss {old['loss']:.3g}")
+        return float(old["loss"]), results
+
+
+def _plain(r: TargetResult) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(r)
+
+
+def calibrate(
+    plan: CalibrationPlan,
+    out: str | os.PathLike[str],
+    *,
+    workers: int = 1,
+    dask: str | None = None,
+    fresh: bool = False,
+    force: bool = False,
+    progress: bool | None = None,
+) -> CalibrationResult:
+    """Fit the plan's parameters (resuming from ``<out>.partial`` if it exists)."""
+    import sys
+
+    from scipy import optimize
+    from scipy.special import ndtri
+    from tqdm import tqdm
+
+    from . import streams
+    from .store import PointStore
+
+    store = PointStore(out, plan.fingerprint(), 0, str(plan.path), kind="calibration")
+    done = store.open(fresh, force)
+    s = plan.spec.optimize
+    k = len(plan.names)
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(
+        total=s.starts * s.max_evaluations + 2 * k + 1,
+        unit="evaluation",
+        disable=not show,
+        file=sys.stderr,
+        desc=plan.spec.name[:30],
+        leave=False,
+    )
+    ev = _Evaluations(plan, store, done, workers, dask, bar)
+    try:
+        u_starts = [to_unit(plan, plan.start)]
+        if s.starts > 1:
+            uu = streams.uniform(
+                plan.seed,
+                np.arange(s.starts - 1)[:, None],
+                "calibrate.start",
+                np.arange(k)[None, :],
+            )
+            u_starts += [
+                to_unit(plan, plan.low + (plan.high - plan.low) * (0.1 + 0.8 * row)) for row in uu
+            ]
+        best_u, best_f, starts = None, math.inf, []
+        for j, u0 in enumerate(u_starts):
+            simplex = np.vstack([u0] + [u0 + s.step * np.eye(k)[i] for i in range(k)])
+            counter = {"n": 0}
+
+            def f(u: np.ndarray, j: int = j, counter: dict[str, int] = counter) -> float:
+                counter["n"] += 1
+                return ev(from_unit(plan, u), f"start {j + 1}")[0]
+
+            res = optimize.minimize(
+                f,
+                u0,
+                method="Nelder-Mead",
+                options={
+                    "maxfev": s.max_evaluations,
+                    "xatol": s.xatol,
+                    "fatol": s.fatol,
+                    "initial_simplex": simplex,
+                },
+            )
+            starts.append(
+                {
+                    "start": [float(v) for v in from_unit(plan, u0)],
+                    "end": [float(v) for v in from_unit(plan, res.x)],
+                    "loss": float(res.fun),
+                    "evaluations": counter["n"],
+                    "converged": bool(res.success),
+                    "message": str(res.message),
+                }
+            )
+            if res.fun < best_f:
+                best_u, best_f = np.array(res.x), float(res.fun)
+        assert best_u is not None
+        f0, targets = ev(from_unit(plan, best_u), "estimate")
+        h = 0.1
+        curv, intervals = [], []
+        for i in range(k):
+            e = np.eye(k)[i] * h
+            fp = ev(from_unit(plan, best_u + e), f"curvature {plan.names[i]} +")[0]
+            fm = ev(from_unit(plan, best_u - e), f"curvature {plan.names[i]} -")[0]
+            c = (fp - 2 * f0 + fm) / (h * h)
+            curv.append(float(c))
+            if c > 1e-9:
+                sd = math.sqrt(2.0 / c)
+                lo, hi = (
+                    from_unit(plan, best_u - Z95 * sd)[i],
+                    from_unit(plan, best_u + Z95 * sd)[i],
+                )
+                intervals.append((float(lo), float(hi)))
+            else:
+                intervals.append(None)
+    except BaseException:
+        store.discard_if_unused()
+        raise
+    finally:
+        bar.close()
+    # Draws from the approximation; a parameter that is not identified is drawn uniformly
+    # between its bounds (what the targets say about it: nothing).
+    sd_u = np.array([math.sqrt(2.0 / c) if c > 1e-9 else 0.0 for c in curv])
+    uni = streams.uniform(
+        plan.seed, np.arange(1000)[:, None], "calibrate.posterior", np.arange(k)[None, :]
+    )
+    posterior = np.array([from_unit(plan, best_u + sd_u * ndtri(row)) for row in uni])
+    for i, ci in enumerate(intervals):
+        if ci is None:
+            posterior[:, i] = plan.low[i] + (plan.high[i] - plan.low[i]) * uni[:, i]
+    return CalibrationResult(
+        plan, from_unit(plan, best_u), f0, targets, starts, intervals, curv, ev.log, posterior
+    )

@@ -1,0 +1,137 @@
+"""Output folder of `simulate calibrate`: fitted.json, calibrated.yaml (the parameter
+overlay that `simulate`, `compare`, `sweep` and `validate` take with --params),
+posterior.csv (draws usable as a PSA's parameter distribution), targets.png (every target
+against its simulated value, both intervals), convergence.png and report.html."""
+
+from __future__ import annotations
+
+import csv
+import html
+import os
+from pathlib import Path
+from typing import Any
+
+from ..calibrate import CalibrationResult
+from .atomic import json_roundtrip, png_figure, write_json
+from .figures import COLORS, _quiet, _save, subplots
+from .validation import _forest
+
+__all__ = ["CALIBRATION_FILES", "write_calibration"]
+
+CALIBRATION_FILES = (
+    "fitted.json",
+    "calibrated.yaml",
+    "posterior.csv",
+    "targets.png",
+    "convergence.png",
+    "report.html",
+)
+
+
+def _overlay(result: CalibrationResult) -> str:
+    """calibrated.yaml: one `dotted.path: value` per fitted parameter (exact floats)."""
+    p = result.plan
+    lines = [
+        f"# Parameters fitted by `simulate calibrate {p.path.name}` (simulator",
+        "# version in fitted.json). Use with: simulate SCENARIO.yaml --params this file",
+    ]
+    lines += [f"{n}: {float(v)!r}" for n, v in zip(p.names, result.estimate, strict=True)]
+    return "\n".join(lines) + "\n"
+
+
+def _posterior_csv(result: CalibrationResult, path: Path) -> None:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow([*result.plan.names, "weight"])
+        for row in result.posterior:
+            w.writerow([repr(float(v)) for v in row] + ["1"])
+
+
+@_quiet
+def _convergence(result: CalibrationResult, path: Path) -> None:
+    fig, ax = subplots(figsize=(8, 3.8))
+    losses = [e["loss"] for e in result.evaluations]
+    starts = [e["purpose"] for e in result.evaluations]
+    names = list(dict.fromkeys(starts))
+    for k, name in enumerate(names):
+        xs = [i for i, s in enumerate(starts) if s == name]
+        ax.plot(
+            xs,
+            [losses[i] for i in xs],
+            ".",
+            markersize=4,
+            color=COLORS[k % len(COLORS)],
+            label=name if k < 6 else None,
+        )
+    ax.set_yscale("log")
+    ax.set_xlabel("evaluation")
+    ax.set_ylabel("loss (sum of squared standardised misses)")
+    ax.set_title(f"Convergence: best loss {result.loss:.3g}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def _html(data: dict[str, Any], folder: Path) -> str:
+    out = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>Calibration: {html.escape(data['name'])}</title><style>body{{font-family:"
+        "system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}table{border-"
+        "collapse:collapse;font-size:13px;margin:1em 0}th,td{border:1px solid #ccc;"
+        "padding:3px 6px;text-align:right}th{background:#f3f3f3}td.l{text-align:left}"
+        "img{max-width:100%}.no{color:#D55E00;font-weight:bold}small{color:#555}"
+        "</style></head><body>",
+        f"<h1>Calibration: {html.escape(data['name'])}</h1>",
+        f"<p>Method <b>{data['method']}</b> (Nelder-Mead on the logit scale of each "
+        f"parameter's bounds), {data['evaluations']} evaluations of {data['patients']:,} "
+        f"virtual patients per arm, the same patients at every evaluation (seed "
+        f"{data['seed']}). Best loss <b>{data['loss']:.4g}</b> (sum over targets of the "
+        "squared miss in half-widths of the published 95% interval).</p>",
+        "<h2>Fitted parameters</h2><table><tr><th>parameter</th><th>estimate</th>"
+        "<th>95% interval</th><th>start</th><th>bounds</th></tr>",
+    ]
+    for p in data["parameters"]:
+        ci = (
+            "<span class='no'>not identified</span>"
+            if p["ci95"] is None
+            else f"{p['ci95'][0]:.4g} to {p['ci95'][1]:.4g}"
+        )
+        out.append(
+            f"<tr><td class='l'>{html.escape(p['parameter'])}</td><td>"
+            f"{p['estimate']:.4g}</td><td>{ci}</td><td>{p['start']:.4g}</td>"
+            f"<td>{p['low']:.4g} to {p['high']:.4g}</td></tr>"
+        )
+    out.append(f"</table><p><small>{html.escape(data['interval_note'])}.</small></p>")
+    n_in = sum(t["overlaps"] for t in data["targets"])
+    out.append(f"<h2>Targets at the estimate: {n_in} of {len(data['targets'])} met</h2>")
+    out.append(png_figure(folder / "targets.png", "targets"))
+    out.append(png_figure(folder / "convergence.png", "convergence"))
+    out.append(
+        "<h2>Starts</h2><table><tr><th>start</th><th>loss</th><th>evaluations</th>"
+        "<th>converged</th></tr>"
+    )
+    for i, s in enumerate(data["starts"], start=1):
+        out.append(
+            f"<tr><td>{i}</td><td>{s['loss']:.4g}</td><td>{s['evaluations']}</td>"
+            f"<td class='l'>{'yes' if s['converged'] else 'no'}: "
+            f"{html.escape(s['message'])}</td></tr>"
+        )
+    out.append(
+        "</table><p><small>calibrated.yaml holds the estimates as a parameter "
+        "overlay (<code>simulate SCENARIO.yaml --params calibrated.yaml</code>); "
+        "posterior.csv 1,000 draws from the approximation above (a PSA sweep takes "
+        "it as <code>from_posterior</code>).</small></p></body></html>\n"
+    )
+    return "".join(out)
+
+
+def write_calibration(result: CalibrationResult, folder: str | os.PathLike[str]) -> dict[str, Any]:
+    folder = Path(folder)
+    data = result.to_json()
+    write_json(folder / "fitted.json", data)
+    (folder / "calibrated.yaml").write_text(_overlay(result), encoding="utf-8")
+    _posterior_csv(result, folder / "posterior.csv")
+    _forest(result.targets, folder / "targets.png")
+    _convergence(result, folder / "convergence.png")
+    (folder / "report.html").write_text(_html(json_roundtrip(data), folder), encoding="utf-8")
+    return data

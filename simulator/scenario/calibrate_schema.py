@@ -1,0 +1,61 @@
+"""A calibration file: which studies to fit, which parameters, how.
+
+name: default
+studies: [faggioli_2015.yaml, marie_2001.yaml]   # study files, relative to this file;
+                                                 # their `calibration` targets are fitted
+patients: 1000                    # virtual patients per arm and evaluation
+seed: 1                           # the same patients at every evaluation (CRN)
+parameters:                       # dotted paths (as --set), bounds, optional start
+  disease.steroid.emax_per_day: {low: 0.04, high: 0.3}
+  disease.activity.lasting_drive_log.mean: {low: -6, high: 0, start: -4.2}
+method: optimize                  # optimize (the only method in this version)
+optimize: {starts: 2, max_evaluations: 150}
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ..limits import MAX_PATIENTS, SEED_BOUND
+from .schema import Frozen
+
+__all__ = ["CalibrationFile", "FitParameter", "OptimizeSettings"]
+
+
+class FitParameter(Frozen):
+    low: float
+    high: float
+    start: float | None = None  # default: the value in the first study's first arm
+
+    @model_validator(mode="after")
+    def _order(self) -> FitParameter:
+        if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
+            raise ValueError(f"need finite low < high, got low {self.low:g}, high {self.high:g}")
+        if self.start is not None and not self.low < self.start < self.high:
+            raise ValueError(
+                f"start {self.start:g} must lie strictly between low {self.low:g} and high"
+                f" {self.high:g}"
+            )
+        return self
+
+
+class OptimizeSettings(Frozen):
+    starts: int = Field(1, ge=1, le=50)
+    max_evaluations: int = Field(200, ge=2, le=100_000)
+    xatol: float = Field(0.01, gt=0)  # simplex size at convergence, logit scale
+    fatol: float = Field(0.01, gt=0)  # loss change at convergence
+    step: float = Field(0.6, gt=0, le=5)  # initial simplex step, logit scale
+
+
+class CalibrationFile(Frozen):
+    name: str = "calibration"
+    description: str = ""
+    studies: list[str] = Field(min_length=1)
+    patients: int = Field(1000, ge=1, le=MAX_PATIENTS)
+    seed: int = Field(1, ge=0, lt=SEED_BOUND)
+    parameters: dict[str, FitParameter] = Field(min_length=1)
+    method: Literal["optimize"] = "optimize"
+    optimize: OptimizeSettings = OptimizeSettings()

@@ -1,0 +1,204 @@
+"""`simulate calibrate`: parameter recovery, input errors before anything runs, the
+outputs, --params, and a resume after kill -9 giving the same bytes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from simulator.errors import InputError
+
+SCEN = ROOT / "scenarios"
+TRUE_EMAX = 0.09
+
+
+def _targets(tmp_path: Path) -> Path:
+    """A study whose published values are the simulator's own at a known steroid Emax
+    (another seed and more patients than the fit uses; their 95% intervals are the Monte
+    Carlo intervals of that run)."""
+    from simulator.runner import run
+    from simulator.scenario import load_scenario
+
+    scn = load_scenario(SCEN / "steroid_only.yaml", [f"disease.steroid.emax_per_day={TRUE_EMAX}"])
+    m = run(scn, patients=3000, seed=11, progress=False).metrics
+    lines = [
+        "study: synthetic",
+        "citation: the simulator at a known parameter",
+        "role: calibration",
+        "arms:",
+        f"  a: {SCEN / 'steroid_only.yaml'}",
+        "targets:",
+    ]
+    for name in ("cpk_normal_month_3", "tis_week_24"):
+        lo, hi = m[name]["ci95"]
+        lines += [
+            f"  - metric: {name}",
+            f"    published: {{value: {m[name]['mean']!r}, ci95: [{lo!r}, {hi!r}]}}",
+        ]
+    study = tmp_path / "study.yaml"
+    study.write_text("\n".join(lines) + "\n")
+    cal = tmp_path / "cal.yaml"
+    cal.write_text(
+        "name: synthetic\nstudies: [study.yaml]\npatients: 1000\nseed: 3\n"
+        "parameters:\n  disease.steroid.emax_per_day: {low: 0.04, high: 0.3}\n"
+        "optimize: {starts: 1, max_evaluations: 20}\n"
+    )
+    return cal
+
+
+def calibrate_cmd(*args, cwd):
+    return [sys.executable, "-m", "simulator", "calibrate", *map(str, args)]
+
+
+def test_a_known_parameter_is_recovered_within_its_interval(tmp_path):
+    from simulator.calibrate import calibrate, load_calibration
+
+    plan = load_calibration(_targets(tmp_path))
+    assert plan.start[0] != TRUE_EMAX  # the start is the scenario's value, 0.132
+    res = calibrate(plan, tmp_path / "out", progress=False)
+    lo, hi = res.intervals[0]
+    assert lo < TRUE_EMAX < hi, (lo, res.estimate[0], hi)
+    assert hi - lo < 0.05  # the targets identify it
+    assert res.loss < 2 * len(res.targets)  # within about one half-width per target
+    assert all(r.overlaps for r in res.targets)
+
+
+def test_calibrate_command_outputs_and_params_overlay(tmp_path):
+    cal = _targets(tmp_path)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        calibrate_cmd(cal, "--out", out, "--workers", "1", "--patients", "300", cwd=tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "disease.steroid.emax_per_day" in proc.stdout and "loss" in proc.stdout
+    fitted = json.loads((out / "fitted.json").read_text())
+    (p,) = fitted["parameters"]
+    assert p["parameter"] == "disease.steroid.emax_per_day" and p["ci95"][0] < p["estimate"]
+    rows = (out / "posterior.csv").read_text().splitlines()
+    assert rows[0] == "disease.steroid.emax_per_day,weight" and len(rows) == 1001
+    draws = [float(r.split(",")[0]) for r in rows[1:]]
+    assert all(0.04 < d < 0.3 for d in draws)
+    for f in ("calibrated.yaml", "targets.png", "convergence.png", "report.html"):
+        assert (out / f).stat().st_size > 0
+    assert not (tmp_path / "out.partial").exists()
+    # the overlay works with --params (and --set still wins over it)
+    overlay = out / "calibrated.yaml"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "simulator",
+            str(SCEN / "steroid_only.yaml"),
+            "--params",
+            str(overlay),
+            "--patients",
+            "20",
+            "--out",
+            str(tmp_path / "r"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    got = summary["resolved_scenario"]["disease"]["steroid"]["emax_per_day"]
+    assert got == p["estimate"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragment"),
+    [
+        (
+            lambda t: t.replace("disease.steroid.emax_per_day", "disease.steroid.nope"),
+            "parameters.disease.steroid.nope",
+        ),
+        (
+            lambda t: t.replace("{low: 0.04, high: 0.3}", "{low: 0.2, high: 0.3}"),
+            "exclude the start",
+        ),
+        (lambda t: t.replace("[study.yaml]", "[missing.yaml]"), "study file not found"),
+        (lambda t: t.replace("{low: 0.04, high: 0.3}", "{low: 0.3, high: 0.04}"), "low < high"),
+    ],
+)
+def test_bad_calibration_files_are_input_errors_before_anything_runs(tmp_path, edit, fragment):
+    from simulator.calibrate import load_calibration
+
+    cal = _targets(tmp_path)
+    cal.write_text(edit(cal.read_text()))
+    with pytest.raises(InputError) as err:
+        load_calibration(cal)
+    assert fragment in str(err.value) and str(cal) in str(err.value)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        calibrate_cmd(cal, "--out", out, cwd=tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and fragment in proc.stderr
+    assert not out.exists() and not (tmp_path / "out.partial").exists()
+
+
+def test_a_study_without_calibration_targets_cannot_be_fitted(tmp_path):
+    from simulator.calibrate import load_calibration
+
+    cal = _targets(tmp_path)
+    study = tmp_path / "study.yaml"
+    study.write_text(study.read_text().replace("role: calibration", "role: validation"))
+    with pytest.raises(InputError, match="none of the study files has a target tagged"):
+        load_calibration(cal)
+
+
+def test_resume_after_kill_gives_the_same_bytes(tmp_path):
+    cal = _targets(tmp_path)
+    args = ("--workers", "1", "--patients", "200", "--quiet")
+    whole = tmp_path / "whole"
+    proc = subprocess.run(
+        calibrate_cmd(cal, "--out", whole, *args, cwd=tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    cut = tmp_path / "cut"
+    points = tmp_path / "cut.partial" / "points"
+    p = subprocess.Popen(
+        calibrate_cmd(cal, "--out", cut, *args, cwd=tmp_path), stderr=subprocess.PIPE, cwd=tmp_path
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and not (
+        points.exists() and len(list(points.glob("*.json"))) >= 4
+    ):
+        time.sleep(0.05)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    saved = len(list(points.glob("*.json")))
+    assert saved >= 4 and not cut.exists()
+    proc = subprocess.run(
+        calibrate_cmd(cal, "--out", cut, *args, cwd=tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for f in ("fitted.json", "posterior.csv", "calibrated.yaml"):
+        assert (cut / f).read_bytes() == (whole / f).read_bytes(), f
+    assert not (tmp_path / "cut.partial").exists()
