@@ -77,6 +77,23 @@ class CalibrationPlan:
     patients: int
     seed: int
 
+    def inputs_sha256(self) -> str:
+        """Checksum of what the fit depends on besides the fitted values themselves: the
+        calibration file, the study files, and every arm's resolved scenario with the
+        fitted parameters blanked (so the defaults being fitted do not enter it, but any
+        other default does)."""
+        h = hashlib.sha256()
+        h.update(self.path.read_bytes())
+        for s in self.studies:
+            h.update(s.path.read_bytes())
+            for scn in s.scenarios:
+                data = scn.model_dump(mode="json", by_alias=True)
+                for n in self.names:
+                    _blank(data, n)
+                h.update(json.dumps(data, sort_keys=True).encode())
+        h.update(json.dumps([self.patients, self.seed]).encode())
+        return h.hexdigest()
+
     def fingerprint(self) -> str:
         h = hashlib.sha256()
         h.update(self.path.read_bytes())
@@ -86,6 +103,16 @@ class CalibrationPlan:
                 h.update(scenario_sha256(scn).encode())
         h.update(json.dumps([self.patients, self.seed, __version__]).encode())
         return h.hexdigest()
+
+
+def _blank(data: Any, path: str) -> None:
+    from .sweeps import _split
+
+    parts = _split(path)
+    cur = data
+    for part in parts[:-1]:
+        cur = cur[part]
+    cur[parts[-1]] = None
 
 
 def load_calibration(
@@ -341,6 +368,7 @@ class CalibrationResult:
             "method": p.spec.method,
             "simulator_version": __version__,
             "fingerprint": p.fingerprint(),
+            "inputs_sha256": p.inputs_sha256(),
             "patients": p.patients,
             "seed": p.seed,
             "loss": self.loss,

@@ -120,6 +120,13 @@ class SweepPlan:
     output_keys: list[str]
     applies: dict[str, list[int]]
 
+    @property
+    def parameter_names(self) -> list[str]:
+        """The swept parameters: the design's, then a PSA posterior's columns."""
+        names = list(self.spec.design.parameters)
+        extra = [n for p in self.points[:1] for n in p if n not in names]
+        return names + extra
+
     def fingerprint(self) -> str:
         """Identity of the sweep: file, resolved scenarios, version, patients, seed."""
         h = hashlib.sha256()
@@ -264,10 +271,16 @@ def plan_sweep(
         )
     base_values, applies = _check_parameters(spec, scns, arms, path, linemap)
     pts = points_of(design, seed, base_values)
+    posterior_sha = b""
+    if isinstance(design, PSA) and design.from_posterior is not None:
+        posterior_sha = _add_posterior(design, path, linemap, scns, seed, pts, base_values, applies)
     keys = _output_keys(spec, arms)
-    given = json.dumps(
-        {"patients": patients, "draws": draws, "set": list(sets)}, sort_keys=True
-    ).encode()
+    given = (
+        json.dumps(
+            {"patients": patients, "draws": draws, "set": list(sets)}, sort_keys=True
+        ).encode()
+        + posterior_sha
+    )
     return SweepPlan(
         spec,
         path,
@@ -280,6 +293,104 @@ def plan_sweep(
         keys,
         applies,
     )
+
+
+def read_posterior(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """A posterior.csv: parameter columns (dotted paths) and a ``weight`` column."""
+    import csv
+
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    if len(rows) < 2 or "weight" not in rows[0]:
+        raise ValueError("expected a header with the parameters and a weight column, then rows")
+    header = rows[0]
+    w = header.index("weight")
+    names = [h for i, h in enumerate(header) if i != w]
+    if not names:
+        raise ValueError("no parameter columns")
+    try:
+        table = np.array([[float(x) for x in r] for r in rows[1:]], dtype=float)
+    except ValueError as err:
+        raise ValueError(f"a value is not a number ({err})") from None
+    if table.shape[1] != len(header) or not np.all(np.isfinite(table)):
+        raise ValueError("every row needs a finite number in every column")
+    weights = table[:, w]
+    if np.any(weights < 0) or not weights.sum() > 0:
+        raise ValueError("weights must be >= 0 with a positive sum")
+    return names, np.delete(table, w, axis=1), weights
+
+
+def _add_posterior(
+    design: PSA,
+    path: Path,
+    linemap: LineMap,
+    scns: list[Scenario],
+    seed: int,
+    pts: list[Point],
+    base_values: dict[str, Any],
+    applies: dict[str, list[int]],
+) -> bytes:
+    """Give each PSA draw one row of the posterior (resampled by weight from the seed), after
+    checking that every column is a parameter of the strategies and every value is valid.
+    Returns the file's hash (part of the sweep's identity)."""
+    from . import streams
+
+    assert design.from_posterior is not None
+    line = linemap.line_for(("design", "from_posterior"))
+    file = path.parent / Path(design.from_posterior).expanduser()
+    try:
+        names, table, weights = read_posterior(file)
+    except OSError as err:
+        raise InputError(
+            f"design.from_posterior: cannot read {file} ({err.strerror or err})",
+            file=str(path),
+            line=line,
+        ) from None
+    except ValueError as err:
+        raise InputError(
+            f"design.from_posterior: {file}: {err}", file=str(path), line=line
+        ) from None
+    clash = [n for n in names if n in design.parameters]
+    if clash:
+        raise InputError(
+            f"design.from_posterior: {', '.join(clash)} also drawn in"
+            " design.parameters; give each parameter one distribution",
+            file=str(path),
+            line=line,
+        )
+    for j, n in enumerate(names):
+        for value in (float(table[:, j].min()), float(table[:, j].max())):
+            ok = []
+            for k, scn in enumerate(scns):
+                try:
+                    with_overrides(scn, {n: value}, f"{file}: {n}")
+                except InputError:
+                    continue
+                ok.append(k)
+            if not ok:
+                raise InputError(
+                    f"design.from_posterior: column {n} = {value:g} cannot be set in any strategy",
+                    file=str(path),
+                    line=line,
+                )
+            applies[n] = ok
+        base_values[n] = _get(scns[applies[n][0]].model_dump(mode="python", by_alias=True), n)
+    if design.groups is not None:
+        known = set(design.parameters) | set(names)
+        for g, members in design.groups.items():
+            unknown = [m for m in members if m not in known]
+            if unknown:
+                raise InputError(
+                    f"design.groups.{g}: parameters not in the PSA: {unknown}",
+                    file=str(path),
+                    line=linemap.line_for(("design", "groups")),
+                )
+    cum = np.cumsum(weights) / weights.sum()
+    u = streams.uniform(seed, np.arange(len(pts)), "sweep.psa.posterior")
+    rows = np.minimum(np.searchsorted(cum, u, side="right"), len(cum) - 1)
+    for p, r in zip(pts, rows, strict=True):
+        p.update({n: float(table[r, j]) for j, n in enumerate(names)})
+    return hashlib.sha256(file.read_bytes()).hexdigest().encode()
 
 
 def _output_keys(spec: SweepFile, arms: list[str]) -> list[str]:

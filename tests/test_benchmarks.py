@@ -33,6 +33,7 @@ def test_benchmark_runs_at_toy_size_and_writes_every_figure(tmp_path):
     assert all(v > 0 for v in fig["rates_cpu_per_s"].values())
     assert fig["native_threads_per_worker"] == 1
     assert fig["psa"]["seconds"] > 0 and fig["sweep_point_overhead_s"] > 0
+    assert fig["calibration_evaluation_s"]["seconds"] > 0
     assert {t["target"] for t in fig["targets"]} >= {
         "cohort engine >= 100,000 patients/s",
         "compare >= 50,000 pairs/s",

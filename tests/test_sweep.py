@@ -508,3 +508,52 @@ def test_every_design_is_a_module_with_points_analysis_and_figures():
     for name, mod in DESIGNS.items():
         assert callable(mod.points) and callable(mod.analyse) and callable(mod.figures), name
         assert isinstance(mod.KEEPS_PATIENT_VALUES, bool)
+
+
+def _posterior_sweep(tmp_path, csv_text, extra=""):
+    (tmp_path / "posterior.csv").write_text(csv_text)
+    sweep = tmp_path / "psa.yaml"
+    sweep.write_text(
+        "name: psa_posterior\nstrategies:\n"
+        f"  rescue: {SCENARIOS / 'rescue.yaml'}\n  first_line: {SCENARIOS / 'first_line.yaml'}\n"
+        "patients: 20\noutcomes: [qaly]\ndesign:\n  type: psa\n  draws: 40\n"
+        "  from_posterior: posterior.csv\n" + extra
+    )
+    return sweep
+
+
+def test_a_psa_draws_its_parameters_from_a_calibration_posterior(tmp_path):
+    sweep = _posterior_sweep(
+        tmp_path,
+        "disease.steroid.emax_per_day,weight\n0.10,0\n0.12,1\n0.15,3\n",
+        "  parameters:\n    economics.prices.ivig_per_g: {dist: uniform, low: 34, high: 59}\n",
+    )
+    plan = plan_sweep(sweep)
+    assert plan.parameter_names == ["economics.prices.ivig_per_g", "disease.steroid.emax_per_day"]
+    emax = [p["disease.steroid.emax_per_day"] for p in plan.points]
+    assert set(emax) <= {0.12, 0.15}  # a row of weight 0 is never drawn
+    share = emax.count(0.15) / len(emax)
+    assert abs(share - 0.75) < 4 * math.sqrt(0.75 * 0.25 / len(emax))
+    assert all(34 <= p["economics.prices.ivig_per_g"] <= 59 for p in plan.points)
+    # the posterior is part of the sweep's identity (a resume never mixes two posteriors)
+    before = plan.fingerprint()
+    (tmp_path / "posterior.csv").write_text(
+        "disease.steroid.emax_per_day,weight\n0.10,0\n0.12,1\n0.16,3\n"
+    )
+    assert plan_sweep(sweep).fingerprint() != before
+
+
+@pytest.mark.parametrize(
+    ("csv_text", "fragment"),
+    [
+        ("disease.steroid.emax_per_day\n0.1\n", "weight column"),
+        ("disease.steroid.emax_per_day,weight\n-0.1,1\n", "cannot be set"),
+        ("disease.steroid.nope,weight\n0.1,1\n", "cannot be set"),
+        ("disease.steroid.emax_per_day,weight\n0.1,-1\n", "weights must be >= 0"),
+        ("disease.steroid.emax_per_day,weight\nabc,1\n", "not a number"),
+    ],
+)
+def test_a_bad_posterior_is_an_input_error(tmp_path, csv_text, fragment):
+    with pytest.raises(InputError) as err:
+        plan_sweep(_posterior_sweep(tmp_path, csv_text))
+    assert fragment in str(err.value) and "from_posterior" in str(err.value)

@@ -105,7 +105,8 @@ def psa_analysis(
     rows = nmb.shape[0]
     evpi_ref = evpi[wtps.index(reference_wtp)]
     evpi_se = _bootstrap_se(lambda i: _evpi(nmb[i]), rows, 1) if rows > 1 else None
-    names = list(design.parameters)
+    # the drawn parameters, and a posterior's columns (from_posterior) after them
+    names = list(points[0]) if points else list(design.parameters)
     groups = design.groups or {n: [n] for n in names}
     x_all = np.array([[p[n] for n in names] for p in points])
     evppi: dict[str, float] = {}

@@ -29,7 +29,7 @@ def _csv(result: SweepResult, path: Path) -> None:
     (empty for the base point and for medians and rates, which have no per-patient
     difference)."""
     plan = result.plan
-    names = list(plan.spec.design.parameters)
+    names = plan.parameter_names
     paired = result.analysis.get("paired_vs_base")
     extra = ["difference_vs_base", "difference_ci95_low", "difference_ci95_high"]
     with path.open("w", encoding="utf-8", newline="") as fh:
@@ -181,7 +181,7 @@ def _points_table(result: SweepResult, limit: int = 60) -> str:
     plan = result.plan
     paired = result.analysis.get("paired_vs_base")
     labels = _labels(plan)
-    names = list(plan.spec.design.parameters)
+    names = plan.parameter_names
     keys = plan.output_keys
     out = ["<h2>Points</h2><div style='overflow-x:auto'><table><tr><th>point</th>"]
     out += [f"<th>{html.escape(param_label(n))}</th>" for n in names]

@@ -8,13 +8,29 @@ with their bounds, in ``FITTED`` so that a calibration can find them in one plac
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
 from .schema import FAGGIOLI, AnyDist, Frozen, P, PositiveDist, lognormal, normal
 
 __all__ = ["FITTED", "LIFE_TABLES", "Disease", "LifeTable", "Mortality"]
+
+# The fitted parameters' defaults are the output of `simulate calibrate
+# calibration/default.yaml`, adopted by scripts/adopt_calibration.py into this file
+# (with a checksum of the calibration's inputs; tests/test_calibration_lock.py checks both).
+CALIBRATED_DEFAULTS = Path(__file__).resolve().parents[1] / "data" / "calibrated_defaults.json"
+_CALIBRATED: dict[str, float] = json.loads(CALIBRATED_DEFAULTS.read_text(encoding="utf-8"))[
+    "parameters"
+]
+
+
+def _fit(path: str) -> float:
+    """The calibrated default of a fitted parameter (``FITTED``)."""
+    return float(_CALIBRATED[path])
+
 
 CLIN_RHEUM_2006 = (
     "Characterization of relapses in adult idiopathic inflammatory myopathies,"
@@ -33,7 +49,7 @@ class Activity(Frozen):
     """
 
     reversion_rate_per_day: float = P(
-        0.029,
+        _fit("disease.activity.reversion_rate_per_day"),
         "1/day",
         "assumption (calibrated): median rate at which log-activity moves towards its"
         " untreated level; sets how fast a taper below need shows as a relapse",
@@ -47,7 +63,12 @@ class Activity(Frozen):
         le=2,
     )
     lasting_drive_log: AnyDist = P(
-        normal(-4.2, 1.3, -9.0, 0.7),
+        normal(
+            _fit("disease.activity.lasting_drive_log.mean"),
+            _fit("disease.activity.lasting_drive_log.sd"),
+            -9.0,
+            0.7,
+        ),
         "log activity",
         "assumption (calibrated): each patient's persistent disease drive, relative to"
         " activity at diagnosis. Untreated, activity settles at exp(lasting drive): capped"
@@ -63,7 +84,7 @@ class Activity(Frozen):
         " untreated CPK stays within the ~50x ULN seen in active PM (parameters.md section 3)",
     )
     burnout_half_life_days: float = P(
-        87.0,
+        _fit("disease.activity.burnout_half_life_days"),
         "days",
         "assumption (calibrated): the acute drive fades towards the lasting drive over months",
         gt=0,
@@ -74,7 +95,7 @@ class Activity(Frozen):
         f"relapses are commoner in PM than DM ({CLIN_RHEUM_2006}); the size is an assumption",
     )
     flare_rate_per_year: float = P(
-        1.39,
+        _fit("disease.activity.flare_rate_per_year"),
         "1/year",
         "assumption (calibrated): flare hazard when treatment covers the disease's need;"
         f" relapses during taper 47% ({MARIE_2001}), CK-defined 65% mostly within 2 years"
@@ -83,7 +104,7 @@ class Activity(Frozen):
         le=50,
     )
     flare_shortfall_factor: float = P(
-        2.04,
+        _fit("disease.activity.flare_shortfall_factor"),
         "per log unit",
         "assumption (calibrated): the flare hazard is multiplied by exp(factor x shortfall),"
         " the shortfall being how far (in log activity) the current treatment leaves the"
@@ -216,7 +237,7 @@ class Function(Frozen):
         "assumption: inflammation above a quarter of its level at diagnosis damages muscle",
     )
     damage_rate_per_log_day: float = P(
-        0.0035,
+        _fit("disease.function.damage_rate_per_log_day"),
         "1/(log activity x day)",
         "assumption (calibrated): damage accrues with the depth and duration of"
         " uncontrolled activity (strength normalised in 43/53 against CK in 51/53,"
@@ -312,7 +333,7 @@ class CoreSetMeasures(Frozen):
     """How the six IMACS core set measures arise from the states (docs/model.md §2)."""
 
     activity_exponent: float = P(
-        0.57,
+        _fit("disease.core_set.activity_exponent"),
         "-",
         "assumption (calibrated): the global activity ratings (physician, patient,"
         " extramuscular) see inflammation as a^p, concave like most perceived magnitudes,"
@@ -343,7 +364,7 @@ class SteroidResponse(Frozen):
     """Emax dose-response of prednisone-equivalent dose on the fall of activity."""
 
     emax_per_day: float = P(
-        0.132,
+        _fit("disease.steroid.emax_per_day"),
         "1/day",
         "assumption (calibrated): maximal rate at which steroids push log-activity down",
         ge=0,
@@ -363,7 +384,7 @@ class SteroidResponse(Frozen):
         gt=0,
     )
     sensitivity_cv: float = P(
-        1.0,
+        _fit("disease.steroid.sensitivity_cv"),
         "CV",
         "assumption (calibrated): wide between-patient variability of the steroid response:"
         " a continuous tail of slow responders instead of a fixed refractory class",
@@ -423,7 +444,7 @@ class IVIGResponse(Frozen):
     the dose of each cycle, and improves function and extramuscular disease."""
 
     effect_per_g_per_l_per_day: float = P(
-        0.0054,
+        _fit("disease.ivig.effect_per_g_per_l_per_day"),
         "1/day per g/L",
         "assumption (calibrated to Faggioli 2015: mean CPK ~30% of baseline after 3 cycles);"
         " no PK/PD model of IVIG in myositis exists (parameters.md section 2)",
@@ -451,7 +472,10 @@ class IVIGResponse(Frozen):
         gt=0,
     )
     sensitivity_cv: float = P(
-        1.5, "CV", "assumption (calibrated): between-patient variability", ge=0
+        _fit("disease.ivig.sensitivity_cv"),
+        "CV",
+        "assumption (calibrated): between-patient variability",
+        ge=0,
     )
     function_relative_effect: float = P(
         0.5,
@@ -534,7 +558,7 @@ class Mortality(Frozen):
         " inline ({male_mx: [...], female_mx: [...]}) or null for no background deaths",
     )
     excess_per_year: float = P(
-        0.097,
+        _fit("disease.mortality.excess_per_year"),
         "1/year",
         "assumption (calibrated to 5-year survival 92%, " + DANKO_2004 + "): disease-related"
         " death hazard at diagnosis activity, reference patient (age 50, no lung"

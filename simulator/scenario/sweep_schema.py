@@ -116,7 +116,10 @@ class Grid(_Design):
 
 class PSA(_Design):
     type: Literal["psa"]
-    parameters: dict[str, AnyDist] = Field(min_length=1)
+    parameters: dict[str, AnyDist] = Field(default_factory=dict)
+    # posterior.csv of `simulate calibrate` (relative to the sweep file): each draw takes
+    # one row, resampled by weight, for the parameters in its columns
+    from_posterior: str | None = None
     draws: int = Field(ge=2, le=1_000_000)
     correlation: list[list[float]] | None = None
     groups: dict[str, list[str]] | None = None
@@ -148,7 +151,9 @@ class PSA(_Design):
 
     @model_validator(mode="after")
     def _checks(self) -> PSA:
-        if self.groups is not None:
+        if not self.parameters and self.from_posterior is None:
+            raise ValueError("give parameters, from_posterior, or both")
+        if self.groups is not None and self.from_posterior is None:
             names = set(self.parameters)
             for g, members in self.groups.items():
                 unknown = [m for m in members if m not in names]
