@@ -51,7 +51,11 @@ def _posterior_csv(result: CalibrationResult, path: Path) -> None:
 def _convergence(result: CalibrationResult, path: Path) -> None:
     fig, ax = subplots(figsize=(8, 3.8))
     losses = [e["loss"] for e in result.evaluations]
-    starts = [e["purpose"] for e in result.evaluations]
+    # every curvature evaluation is one series ("curvature"), each start its own
+    starts = [
+        "curvature (intervals)" if e["purpose"].startswith("curvature") else e["purpose"]
+        for e in result.evaluations
+    ]
     names = list(dict.fromkeys(starts))
     for k, name in enumerate(names):
         xs = [i for i, s in enumerate(starts) if s == name]
