@@ -101,7 +101,7 @@ class CalibrationPlan:
             h.update(s.path.read_bytes())
             for scn in s.scenarios:
                 h.update(scenario_sha256(scn).encode())
-        h.update(json.dumps([self.patients, self.seed, __version__]).encode())
+        h.update(json.dumps([self.patients, self.seed, self.spec.method, __version__]).encode())
         return h.hexdigest()
 
 
@@ -116,7 +116,11 @@ def _blank(data: Any, path: str) -> None:
 
 
 def load_calibration(
-    path: str | os.PathLike[str], *, patients: int | None = None, sets: Sequence[str] = ()
+    path: str | os.PathLike[str],
+    *,
+    patients: int | None = None,
+    sets: Sequence[str] = (),
+    method: str | None = None,
 ) -> CalibrationPlan:
     """Read and check a calibration file: every problem is an InputError before anything
     runs (a missing study, an unknown parameter path, a start outside the bounds, no
@@ -127,6 +131,8 @@ def load_calibration(
     data, linemap = read_scenario(path)
     if patients is not None:
         data["patients"] = patients
+    if method is not None:
+        data["method"] = method
     spec = validate(data, CalibrationFile, linemap, str(path))
     studies = []
     for i, rel in enumerate(spec.studies):
@@ -344,6 +350,8 @@ class CalibrationResult:
     curvature: list[float]
     evaluations: list[dict[str, Any]]
     posterior: np.ndarray
+    weights: np.ndarray | None = None  # of the posterior rows (ABC); None: equal
+    generations: list[dict[str, Any]] | None = None  # ABC-SMC tolerances and ESS
 
     def to_json(self) -> dict[str, Any]:
         p = self.plan
@@ -376,10 +384,18 @@ class CalibrationResult:
             "parameters": params,
             "starts": self.starts,
             "targets": [r.to_json() for r in self.targets],
-            "interval_note": "Laplace approximation from the curvature of the loss along "
-            "each parameter at the optimum (logit scale, central differences under common "
-            "random numbers), conditional on the other parameters at their estimates; "
-            "not identified when the loss has no curvature there",
+            "generations": self.generations,
+            "interval_note": (
+                "Laplace approximation from the curvature of the loss along "
+                "each parameter at the optimum (logit scale, central differences under common "
+                "random numbers), conditional on the other parameters at their estimates; "
+                "not identified when the loss has no curvature there"
+                if self.generations is None
+                else "posterior median and 2.5-97.5% weighted quantiles of the ABC-SMC "
+                "particles (Gaussian ABC kernel, final tolerance = the published intervals: "
+                "the posterior of a normal likelihood with their standard errors, Wilkinson "
+                "2013)"
+            ),
         }
 
 
@@ -420,6 +436,47 @@ class _Evaluations:
         self.bar.set_postfix_str(f"loss {old['loss']:.3g}")
         return float(old["loss"]), results
 
+    def batch(self, xs: Sequence[np.ndarray], purpose: str) -> list[float]:
+        """Losses of several parameter vectors (the particles of a generation), evaluated
+        in parallel over the workers (one evaluation per task), each saved as it finishes."""
+        from .parallel import completed_map
+
+        first = len(self.log)
+        thetas = [[float(v) for v in x] for x in xs]
+        losses: dict[int, float] = {}
+        todo = []
+        for j, theta in enumerate(thetas):
+            old = self.done.get(first + j)
+            if old is not None and old["theta"] == theta:
+                losses[j] = float(old["loss"])
+            else:
+                todo.append((j, (self.plan, np.array(theta))))
+        for j, results in completed_map(_evaluate_task, todo, self.workers, self.dask):
+            entry = {
+                "theta": thetas[j],
+                "purpose": purpose,
+                "loss": loss(results),
+                "targets": [_plain(r) for r in results],
+            }
+            self.store.save(first + j, entry)
+            losses[j] = float(entry["loss"])
+            self.bar.update(1)
+        self.bar.update(len(thetas) - len(todo))
+        for j, theta in enumerate(thetas):
+            self.log.append({"theta": theta, "purpose": purpose, "loss": losses[j]})
+        return [losses[j] for j in range(len(thetas))]
+
+    def targets_of(self, i: int) -> list[TargetResult]:
+        entry = self.done.get(i)
+        if entry is None:
+            entry = json.loads(self.store._json(i).read_text())
+        return [TargetResult(**r) for r in entry["targets"]]
+
+
+def _evaluate_task(args: tuple[CalibrationPlan, np.ndarray]) -> list[TargetResult]:
+    plan, x = args
+    return evaluate(plan, x, workers=1)
+
 
 def _plain(r: TargetResult) -> dict[str, Any]:
     from dataclasses import asdict
@@ -449,6 +506,8 @@ def calibrate(
 
     store = PointStore(out, plan.fingerprint(), 0, str(plan.path), kind="calibration")
     done = store.open(fresh, force)
+    if plan.spec.method == "abc":
+        return _abc(plan, store, done, workers, dask, progress)
     s = plan.spec.optimize
     k = len(plan.names)
     show = sys.stderr.isatty() if progress is None else progress
@@ -541,4 +600,162 @@ def calibrate(
             posterior[:, i] = plan.low[i] + (plan.high[i] - plan.low[i]) * uni[:, i]
     return CalibrationResult(
         plan, from_unit(plan, best_u), f0, targets, starts, intervals, curv, ev.log, posterior
+    )
+
+
+# --------------------------------------------------------------------------------------
+# ABC-SMC
+# --------------------------------------------------------------------------------------
+
+
+def _wquantile(x: np.ndarray, w: np.ndarray, q: float) -> float:
+    order = np.argsort(x, kind="stable")
+    cw = np.cumsum(w[order]) / w.sum()
+    return float(x[order][min(int(np.searchsorted(cw, q)), len(x) - 1)])
+
+
+def _ess(w: np.ndarray) -> float:
+    return float(w.sum() ** 2 / (w * w).sum()) if w.sum() > 0 else 0.0
+
+
+def _log_prior_u(plan: CalibrationPlan, u: np.ndarray) -> np.ndarray:
+    """Log density, on the logit scale, of a prior uniform between the bounds (the
+    Jacobian of x = low + (high - low) expit(u))."""
+    return np.sum(-np.logaddexp(0.0, u) - np.logaddexp(0.0, -u), axis=-1)
+
+
+def _tempered(logw: np.ndarray, losses: np.ndarray, last: float, e: float) -> np.ndarray:
+    """Weights moved from tolerance ``last`` to ``e`` (Gaussian kernel), scaled to max 1."""
+    inc = -losses / 2 * (1 / e**2 - (0.0 if math.isinf(last) else 1 / last**2))
+    lw = logw + inc
+    return np.exp(lw - lw.max())
+
+
+def _abc(
+    plan: CalibrationPlan,
+    store: Any,
+    done: dict[int, dict[str, Any]],
+    workers: int,
+    dask: str | None,
+    progress: bool | None,
+) -> CalibrationResult:
+    """ABC-SMC with adaptive tolerances (Del Moral, Doucet & Jasra 2012) and a Gaussian
+    kernel on the standardised distance: particle i at tolerance e has weight
+    prior x exp(-loss_i / (2 e^2)). Each new tolerance keeps ``ess_fraction`` of the
+    effective sample size; particles are resampled (systematic) when the ESS falls below
+    half, then moved by one Metropolis-Hastings step (Gaussian random walk on the logit
+    scale, covariance 2.38^2/k of the particles'). The run ends at ``final_tolerance``
+    (1: the published intervals themselves, so the particles sample the posterior of a
+    normal likelihood with the standard errors those intervals imply; Wilkinson 2013) or
+    after ``max_generations``. Every random number comes from the seed."""
+    import sys
+
+    from scipy.special import ndtri
+    from tqdm import tqdm
+
+    from . import streams
+
+    a = plan.spec.abc
+    n, k = a.particles, len(plan.names)
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(
+        total=n * (a.max_generations + 1),
+        unit="evaluation",
+        disable=not show,
+        file=sys.stderr,
+        desc=plan.spec.name[:30],
+        leave=False,
+    )
+    ev = _Evaluations(plan, store, done, workers, dask, bar)
+    gens: list[dict[str, Any]] = []
+    try:
+        u0 = streams.uniform(
+            plan.seed, np.arange(n)[:, None], "calibrate.abc.prior", np.arange(k)[None, :]
+        )
+        u = np.log(u0 / (1 - u0))  # uniform between the bounds, on the logit scale
+        losses = np.array(ev.batch([from_unit(plan, r) for r in u], "prior"))
+        logw = np.zeros(n)
+        eps = math.inf
+        for g in range(1, a.max_generations + 1):
+            w_prev = np.exp(logw - logw.max())
+            target = a.ess_fraction * _ess(w_prev)
+
+            def weights(
+                e: float, lw0: np.ndarray = logw, d: np.ndarray = losses, last: float = eps
+            ) -> np.ndarray:
+                return _tempered(lw0, d, last, e)
+
+            if _ess(weights(a.final_tolerance)) >= target:
+                new_eps = a.final_tolerance
+            else:  # bisection on log tolerance between the final one and the last
+                lo = math.log(a.final_tolerance)
+                hi = (
+                    math.log(eps)
+                    if math.isfinite(eps)
+                    else math.log(max(float(np.sqrt(losses.max())), a.final_tolerance) * 10)
+                )
+                for _ in range(60):
+                    mid = (lo + hi) / 2
+                    lo, hi = (lo, mid) if _ess(weights(math.exp(mid))) >= target else (mid, hi)
+                new_eps = math.exp(hi)
+            logw = np.log(np.maximum(weights(new_eps), 1e-300))
+            eps = new_eps
+            w = np.exp(logw - logw.max())
+            ess = _ess(w)
+            resampled = ess < n / 2
+            if resampled:  # systematic resampling from the seed
+                r = streams.uniform(plan.seed, np.array([g]), "calibrate.abc.resample")[0]
+                pos = (r + np.arange(n)) / n
+                idx = np.minimum(np.searchsorted(np.cumsum(w) / w.sum(), pos), n - 1)
+                u, losses, logw = u[idx], losses[idx], np.zeros(n)
+                w = np.ones(n)
+            # one Metropolis-Hastings move per particle at tolerance eps
+            mean = np.average(u, axis=0, weights=w)
+            cov = np.atleast_2d(np.cov((u - mean).T, aweights=w)) + 1e-9 * np.eye(k)
+            chol = np.linalg.cholesky((2.38**2 / k) * cov)
+            z = ndtri(
+                streams.uniform(
+                    plan.seed,
+                    (g * n + np.arange(n))[:, None],
+                    "calibrate.abc.move",
+                    np.arange(k)[None, :],
+                )
+            )
+            prop = u + z @ chol.T
+            new_losses = np.array(ev.batch([from_unit(plan, r) for r in prop], f"generation {g}"))
+            log_ratio = (
+                _log_prior_u(plan, prop)
+                - _log_prior_u(plan, u)
+                - (new_losses - losses) / (2 * eps**2)
+            )
+            acc_u = streams.uniform(plan.seed, g * n + np.arange(n), "calibrate.abc.accept")
+            accept = np.log(acc_u) < log_ratio
+            u = np.where(accept[:, None], prop, u)
+            losses = np.where(accept, new_losses, losses)
+            gens.append(
+                {
+                    "generation": g,
+                    "tolerance": eps,
+                    "ess": ess,
+                    "resampled": bool(resampled),
+                    "acceptance": float(accept.mean()),
+                }
+            )
+            if eps <= a.final_tolerance:
+                break
+    except BaseException:
+        store.discard_if_unused()
+        raise
+    finally:
+        bar.close()
+    w = np.exp(logw - logw.max())
+    x = np.array([from_unit(plan, r) for r in u])
+    est = np.array([_wquantile(x[:, j], w, 0.5) for j in range(k)])
+    intervals: list[tuple[float, float] | None] = [
+        (_wquantile(x[:, j], w, 0.025), _wquantile(x[:, j], w, 0.975)) for j in range(k)
+    ]
+    # the targets at the posterior median (one more evaluation)
+    f0, targets = ev(est, "estimate")
+    return CalibrationResult(
+        plan, est, f0, targets, [], intervals, [math.nan] * k, ev.log, x, w / w.sum(), gens
     )

@@ -329,10 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
     ca_p.add_argument("calibration", metavar="TARGETS.yaml")
     ca_p.add_argument(
         "--method",
-        choices=("optimize",),
+        choices=("optimize", "abc"),
         default=None,
         help="fitting method (default: the file's `method`; optimize: Nelder-Mead with "
-        "multiple starts)",
+        "multiple starts; abc: ABC-SMC with adaptive tolerances, a weighted posterior)",
     )
     ca_p.add_argument(
         "--patients",
@@ -606,7 +606,9 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from .calibrate import load_calibration
     from .store import partial_dir
 
-    plan = load_calibration(args.calibration, patients=args.patients, sets=args.overrides)
+    plan = load_calibration(
+        args.calibration, patients=args.patients, sets=args.overrides, method=args.method
+    )
     out = Path(args.out) if args.out else _default_out(args.calibration)
     inputs = [args.calibration, *[str(s.path) for s in plan.studies]]
     _check_out(out, args, inputs)

@@ -71,6 +71,21 @@ def test_a_known_parameter_is_recovered_within_its_interval(tmp_path):
     assert all(r.overlaps for r in res.targets)
 
 
+def test_abc_smc_recovers_a_known_parameter_with_a_weighted_posterior(tmp_path):
+    from simulator.calibrate import calibrate, load_calibration
+
+    cal = _targets(tmp_path)
+    cal.write_text(cal.read_text() + "method: abc\nabc: {particles: 40, max_generations: 10}\n")
+    plan = load_calibration(cal, patients=300)
+    res = calibrate(plan, tmp_path / "out", progress=False, workers=2)
+    lo, hi = res.intervals[0]
+    assert lo < TRUE_EMAX < hi, (lo, res.estimate[0], hi)
+    assert res.generations[-1]["tolerance"] == 1.0  # reached the published intervals
+    assert res.weights is not None and abs(res.weights.sum() - 1) < 1e-12
+    # the posterior is much narrower than the prior (0.04-0.3)
+    assert hi - lo < 0.1
+
+
 def test_calibrate_command_outputs_and_params_overlay(tmp_path):
     cal = _targets(tmp_path)
     out = tmp_path / "out"
@@ -165,9 +180,11 @@ def test_a_study_without_calibration_targets_cannot_be_fitted(tmp_path):
         load_calibration(cal)
 
 
-def test_resume_after_kill_gives_the_same_bytes(tmp_path):
+@pytest.mark.parametrize("method", ["optimize", "abc"])
+def test_resume_after_kill_gives_the_same_bytes(tmp_path, method):
     cal = _targets(tmp_path)
-    args = ("--workers", "1", "--patients", "200", "--quiet")
+    cal.write_text(cal.read_text() + "abc: {particles: 20, max_generations: 4}\n")
+    args = ("--workers", "2", "--patients", "150", "--quiet", "--method", method)
     whole = tmp_path / "whole"
     proc = subprocess.run(
         calibrate_cmd(cal, "--out", whole, *args, cwd=tmp_path),
@@ -201,4 +218,5 @@ def test_resume_after_kill_gives_the_same_bytes(tmp_path):
     assert proc.returncode == 0, proc.stderr
     for f in ("fitted.json", "posterior.csv", "calibrated.yaml"):
         assert (cut / f).read_bytes() == (whole / f).read_bytes(), f
+    assert json.loads((whole / "fitted.json").read_text())["method"] == method
     assert not (tmp_path / "cut.partial").exists()

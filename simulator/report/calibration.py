@@ -24,6 +24,7 @@ CALIBRATION_FILES = (
     "posterior.csv",
     "targets.png",
     "convergence.png",
+    "pairs.png",
     "report.html",
 )
 
@@ -43,8 +44,12 @@ def _posterior_csv(result: CalibrationResult, path: Path) -> None:
     with path.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow([*result.plan.names, "weight"])
-        for row in result.posterior:
-            w.writerow([repr(float(v)) for v in row] + ["1"])
+        weights = result.weights
+        for i, row in enumerate(result.posterior):
+            w.writerow(
+                [repr(float(v)) for v in row]
+                + ["1" if weights is None else repr(float(weights[i]))]
+            )
 
 
 @_quiet
@@ -76,6 +81,43 @@ def _convergence(result: CalibrationResult, path: Path) -> None:
     _save(fig, path)
 
 
+@_quiet
+def _pairs(result: CalibrationResult, path: Path) -> None:
+    """Pairwise plots of the posterior draws (weighted particles for ABC; alpha by
+    weight), histograms on the diagonal."""
+    import numpy as np
+
+    x = result.posterior
+    k = x.shape[1]
+    w = result.weights if result.weights is not None else np.full(len(x), 1 / len(x))
+    alpha = np.clip(w / w.max(), 0.05, 1.0)
+    size = min(2.2, 12 / k)
+    fig, axes = subplots(k, k, figsize=(size * k + 1, size * k + 1), squeeze=False)
+    names = [
+        n.split(".")[-2] + "." + n.split(".")[-1] if n.count(".") else n for n in result.plan.names
+    ]
+    for i in range(k):
+        for j in range(k):
+            ax = axes[i, j]
+            if i == j:
+                ax.hist(x[:, i], bins=20, weights=w, color=COLORS[0])
+            elif i > j:
+                colors = np.zeros((len(x), 4))
+                colors[:, :3] = (0.0, 0.447, 0.698)
+                colors[:, 3] = alpha
+                ax.scatter(x[:, j], x[:, i], s=4, c=colors)
+            else:
+                ax.set_axis_off()
+                continue
+            ax.tick_params(labelsize=5)
+            if i == k - 1:
+                ax.set_xlabel(names[j], fontsize=6)
+            if j == 0:
+                ax.set_ylabel(names[i], fontsize=6)
+    fig.suptitle("Posterior draws, pairwise (posterior.csv)", fontsize=9)
+    _save(fig, path)
+
+
 def _html(data: dict[str, Any], folder: Path) -> str:
     out = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
@@ -86,8 +128,14 @@ def _html(data: dict[str, Any], folder: Path) -> str:
         "img{max-width:100%}.no{color:#D55E00;font-weight:bold}small{color:#555}"
         "</style></head><body>",
         f"<h1>Calibration: {html.escape(data['name'])}</h1>",
-        f"<p>Method <b>{data['method']}</b> (Nelder-Mead on the logit scale of each "
-        f"parameter's bounds), {data['evaluations']} evaluations of {data['patients']:,} "
+        f"<p>Method <b>{data['method']}</b> ("
+        + (
+            "Nelder-Mead on the logit scale of each parameter's bounds"
+            if data["method"] == "optimize"
+            else "ABC-SMC with adaptive tolerances and a Gaussian kernel, uniform priors"
+            " between the bounds"
+        )
+        + f"), {data['evaluations']} evaluations of {data['patients']:,} "
         f"virtual patients per arm, the same patients at every evaluation (seed "
         f"{data['seed']}). Best loss <b>{data['loss']:.4g}</b> (sum over targets of the "
         "squared miss in half-widths of the published 95% interval).</p>",
@@ -109,21 +157,36 @@ def _html(data: dict[str, Any], folder: Path) -> str:
     n_in = sum(t["overlaps"] for t in data["targets"])
     out.append(f"<h2>Targets at the estimate: {n_in} of {len(data['targets'])} met</h2>")
     out.append(png_figure(folder / "targets.png", "targets"))
+    out.append(png_figure(folder / "pairs.png", "posterior pairs"))
     out.append(png_figure(folder / "convergence.png", "convergence"))
-    out.append(
-        "<h2>Starts</h2><table><tr><th>start</th><th>loss</th><th>evaluations</th>"
-        "<th>converged</th></tr>"
-    )
-    for i, s in enumerate(data["starts"], start=1):
+    if data["starts"]:
         out.append(
-            f"<tr><td>{i}</td><td>{s['loss']:.4g}</td><td>{s['evaluations']}</td>"
-            f"<td class='l'>{'yes' if s['converged'] else 'no'}: "
-            f"{html.escape(s['message'])}</td></tr>"
+            "<h2>Starts</h2><table><tr><th>start</th><th>loss</th><th>evaluations</th>"
+            "<th>converged</th></tr>"
         )
+        for i, s in enumerate(data["starts"], start=1):
+            out.append(
+                f"<tr><td>{i}</td><td>{s['loss']:.4g}</td><td>{s['evaluations']}</td>"
+                f"<td class='l'>{'yes' if s['converged'] else 'no'}: "
+                f"{html.escape(s['message'])}</td></tr>"
+            )
+        out.append("</table>")
+    if data.get("generations"):
+        out.append(
+            "<h2>Generations</h2><table><tr><th>generation</th><th>tolerance</th>"
+            "<th>ESS</th><th>resampled</th><th>move acceptance</th></tr>"
+        )
+        for g in data["generations"]:
+            out.append(
+                f"<tr><td>{g['generation']}</td><td>{g['tolerance']:.3g}</td>"
+                f"<td>{g['ess']:.1f}</td><td>{'yes' if g['resampled'] else 'no'}</td>"
+                f"<td>{g['acceptance']:.2f}</td></tr>"
+            )
+        out.append("</table>")
     out.append(
-        "</table><p><small>calibrated.yaml holds the estimates as a parameter "
+        "<p><small>calibrated.yaml holds the estimates as a parameter "
         "overlay (<code>simulate SCENARIO.yaml --params calibrated.yaml</code>); "
-        "posterior.csv 1,000 draws from the approximation above (a PSA sweep takes "
+        "posterior.csv the posterior draws with their weights (a PSA sweep takes "
         "it as <code>from_posterior</code>).</small></p></body></html>\n"
     )
     return "".join(out)
@@ -137,5 +200,6 @@ def write_calibration(result: CalibrationResult, folder: str | os.PathLike[str])
     _posterior_csv(result, folder / "posterior.csv")
     _forest(result.targets, folder / "targets.png")
     _convergence(result, folder / "convergence.png")
+    _pairs(result, folder / "pairs.png")
     (folder / "report.html").write_text(_html(json_roundtrip(data), folder), encoding="utf-8")
     return data

@@ -22,7 +22,7 @@ from pydantic import Field, model_validator
 from ..limits import MAX_PATIENTS, SEED_BOUND
 from .schema import Frozen
 
-__all__ = ["CalibrationFile", "FitParameter", "OptimizeSettings"]
+__all__ = ["ABCSettings", "CalibrationFile", "FitParameter", "OptimizeSettings"]
 
 
 class FitParameter(Frozen):
@@ -50,6 +50,13 @@ class OptimizeSettings(Frozen):
     step: float = Field(0.6, gt=0, le=5)  # initial simplex step, logit scale
 
 
+class ABCSettings(Frozen):
+    particles: int = Field(200, ge=10, le=100_000)
+    max_generations: int = Field(15, ge=1, le=200)
+    ess_fraction: float = Field(0.5, gt=0, lt=1)  # each tolerance keeps this share of ESS
+    final_tolerance: float = Field(1.0, gt=0)  # 1: the published intervals' own width
+
+
 class CalibrationFile(Frozen):
     name: str = "calibration"
     description: str = ""
@@ -57,5 +64,6 @@ class CalibrationFile(Frozen):
     patients: int = Field(1000, ge=1, le=MAX_PATIENTS)
     seed: int = Field(1, ge=0, lt=SEED_BOUND)
     parameters: dict[str, FitParameter] = Field(min_length=1)
-    method: Literal["optimize"] = "optimize"
+    method: Literal["optimize", "abc"] = "optimize"
     optimize: OptimizeSettings = OptimizeSettings()
+    abc: ABCSettings = ABCSettings()
