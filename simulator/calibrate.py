@@ -643,7 +643,7 @@ def _abc(
     kernel on the standardised distance: particle i at tolerance e has weight
     prior x exp(-loss_i / (2 e^2)). Each new tolerance keeps ``ess_fraction`` of the
     effective sample size; particles are resampled (systematic) when the ESS falls below
-    half, then moved by one Metropolis-Hastings step (Gaussian random walk on the logit
+    half, then moved by ``moves`` Metropolis-Hastings steps (Gaussian random walk on the logit
     scale, covariance 2.38^2/k of the particles'). The run ends at ``final_tolerance``
     (1: the published intervals themselves, so the particles sample the posterior of a
     normal likelihood with the standard errors those intervals imply; Wilkinson 2013) or
@@ -659,7 +659,7 @@ def _abc(
     n, k = a.particles, len(plan.names)
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(
-        total=n * (a.max_generations + 1),
+        total=n * (a.moves * a.max_generations + 1),
         unit="evaluation",
         disable=not show,
         file=sys.stderr,
@@ -709,36 +709,39 @@ def _abc(
                 idx = np.minimum(np.searchsorted(np.cumsum(w) / w.sum(), pos), n - 1)
                 u, losses, logw = u[idx], losses[idx], np.zeros(n)
                 w = np.ones(n)
-            # one Metropolis-Hastings move per particle at tolerance eps
+            # ``moves`` Metropolis-Hastings moves per particle at tolerance eps
             mean = np.average(u, axis=0, weights=w)
             cov = np.atleast_2d(np.cov((u - mean).T, aweights=w)) + 1e-9 * np.eye(k)
             chol = np.linalg.cholesky((2.38**2 / k) * cov)
-            z = ndtri(
-                streams.uniform(
-                    plan.seed,
-                    (g * n + np.arange(n))[:, None],
-                    "calibrate.abc.move",
-                    np.arange(k)[None, :],
+            accepted = []
+            for m in range(a.moves):
+                draw = (g * 1000 + m) * n + np.arange(n)
+                z = ndtri(
+                    streams.uniform(
+                        plan.seed, draw[:, None], "calibrate.abc.move", np.arange(k)[None, :]
+                    )
                 )
-            )
-            prop = u + z @ chol.T
-            new_losses = np.array(ev.batch([from_unit(plan, r) for r in prop], f"generation {g}"))
-            log_ratio = (
-                _log_prior_u(plan, prop)
-                - _log_prior_u(plan, u)
-                - (new_losses - losses) / (2 * eps**2)
-            )
-            acc_u = streams.uniform(plan.seed, g * n + np.arange(n), "calibrate.abc.accept")
-            accept = np.log(acc_u) < log_ratio
-            u = np.where(accept[:, None], prop, u)
-            losses = np.where(accept, new_losses, losses)
+                prop = u + z @ chol.T
+                new_losses = np.array(
+                    ev.batch([from_unit(plan, r) for r in prop], f"generation {g}")
+                )
+                log_ratio = (
+                    _log_prior_u(plan, prop)
+                    - _log_prior_u(plan, u)
+                    - (new_losses - losses) / (2 * eps**2)
+                )
+                acc_u = streams.uniform(plan.seed, draw, "calibrate.abc.accept")
+                accept = np.log(acc_u) < log_ratio
+                u = np.where(accept[:, None], prop, u)
+                losses = np.where(accept, new_losses, losses)
+                accepted.append(float(accept.mean()))
             gens.append(
                 {
                     "generation": g,
                     "tolerance": eps,
                     "ess": ess,
                     "resampled": bool(resampled),
-                    "acceptance": float(accept.mean()),
+                    "acceptance": float(np.mean(accepted)),
                 }
             )
             if eps <= a.final_tolerance:

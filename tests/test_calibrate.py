@@ -183,7 +183,7 @@ def test_a_study_without_calibration_targets_cannot_be_fitted(tmp_path):
 @pytest.mark.parametrize("method", ["optimize", "abc"])
 def test_resume_after_kill_gives_the_same_bytes(tmp_path, method):
     cal = _targets(tmp_path)
-    cal.write_text(cal.read_text() + "abc: {particles: 20, max_generations: 4}\n")
+    cal.write_text(cal.read_text() + "abc: {particles: 20, max_generations: 4, moves: 1}\n")
     args = ("--workers", "2", "--patients", "150", "--quiet", "--method", method)
     whole = tmp_path / "whole"
     proc = subprocess.run(

@@ -55,6 +55,7 @@ class ABCSettings(Frozen):
     max_generations: int = Field(15, ge=1, le=200)
     ess_fraction: float = Field(0.5, gt=0, lt=1)  # each tolerance keeps this share of ESS
     final_tolerance: float = Field(1.0, gt=0)  # 1: the published intervals' own width
+    moves: int = Field(2, ge=1, le=50)  # Metropolis-Hastings moves per generation
 
 
 class CalibrationFile(Frozen):
