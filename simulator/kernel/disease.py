@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from scipy import special
@@ -74,7 +74,7 @@ def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     # einsum without optimisation runs numpy's own loop, never BLAS: the same bits whatever
     # the BLAS build or its number of threads (a Dask worker runs BLAS single-threaded,
     # and BLAS blocking changes the last bits of a matrix product with the thread count).
-    return np.einsum("ij,jk->ik", a, b)
+    return cast(np.ndarray, np.einsum("ij,jk->ik", a, b))
 
 
 def expm(a: np.ndarray) -> np.ndarray:
@@ -103,7 +103,7 @@ def rate_node_values(median_per_day: float, cv: float) -> np.ndarray:
     lognormal with this median and CV (the node mid-quantiles (i + 0.5) / K)."""
     sigma = math.sqrt(math.log1p(cv * cv))
     z = special.ndtri((np.arange(RATE_NODES) + 0.5) / RATE_NODES)
-    return median_per_day * np.exp(sigma * z)
+    return cast(np.ndarray, median_per_day * np.exp(sigma * z))
 
 
 class Propagator:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import cast
 
 import numpy as np
 from scipy import special
@@ -37,13 +38,13 @@ def ppf(d: Dist, u: np.ndarray) -> np.ndarray:
 
 def _truncated_std_normal(u: np.ndarray, lo: float, hi: float) -> np.ndarray:
     if lo == -np.inf and hi == np.inf:
-        return special.ndtri(u)
+        return cast(np.ndarray, special.ndtri(u))
     # Work in the tail that keeps precision: ndtr(lo) near 1 loses digits, ndtr(-hi) not.
     if lo > 0:
         a, b = special.ndtr(-lo), special.ndtr(-hi)
-        return -special.ndtri(a - u * (a - b))
+        return cast(np.ndarray, -special.ndtri(a - u * (a - b)))
     a, b = special.ndtr(lo), special.ndtr(hi)
-    return special.ndtri(a + u * (b - a))
+    return cast(np.ndarray, special.ndtri(a + u * (b - a)))
 
 
 @dataclass(slots=True)

@@ -9,7 +9,7 @@ and on numpy arrays (the cohort engine, whole cohorts at once).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -99,8 +99,8 @@ def _column_array(table: Any, j: int) -> Any:
 def _pick_array(table: Any, k: np.ndarray) -> np.ndarray:
     """Entry k[i] of row i: each patient's own draw number k."""
     if isinstance(table, Rows):
-        return table.table[table.idx, k]
-    return table[np.arange(table.shape[0]), k]
+        return cast(np.ndarray, table.table[table.idx, k])
+    return cast(np.ndarray, table[np.arange(table.shape[0]), k])
 
 
 class _Scalar(Ops):
