@@ -495,6 +495,27 @@ def calibrate(
     progress: bool | None = None,
 ) -> CalibrationResult:
     """Fit the plan's parameters (resuming from ``<out>.partial`` if it exists)."""
+
+    from .parallel import dask_session
+    from .store import PointStore
+
+    store = PointStore(out, plan.fingerprint(), 0, str(plan.path), kind="calibration")
+    done = store.open(fresh, force)
+    with dask_session(dask, workers) as address:  # one cluster for every evaluation
+        if plan.spec.method == "abc":
+            return _abc(plan, store, done, workers, address, progress)
+        return _optimize(plan, store, done, workers, address, progress)
+
+
+def _optimize(
+    plan: CalibrationPlan,
+    store: Any,
+    done: dict[int, dict[str, Any]],
+    workers: int,
+    dask: str | None,
+    progress: bool | None,
+) -> CalibrationResult:
+    """Nelder-Mead from each start, then the curvature at the best end point."""
     import sys
 
     from scipy import optimize
@@ -502,12 +523,7 @@ def calibrate(
     from tqdm import tqdm
 
     from . import streams
-    from .store import PointStore
 
-    store = PointStore(out, plan.fingerprint(), 0, str(plan.path), kind="calibration")
-    done = store.open(fresh, force)
-    if plan.spec.method == "abc":
-        return _abc(plan, store, done, workers, dask, progress)
     s = plan.spec.optimize
     k = len(plan.names)
     show = sys.stderr.isatty() if progress is None else progress

@@ -39,7 +39,13 @@ from typing import Any, TypeVar
 
 from .errors import InputError
 
-__all__ = ["check_dask_address", "completed_map", "default_workers", "ordered_map"]
+__all__ = [
+    "check_dask_address",
+    "completed_map",
+    "dask_session",
+    "default_workers",
+    "ordered_map",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -210,6 +216,18 @@ def _dask_client(dask: str, workers: int) -> Iterator[Any]:
         yield client
     finally:
         client.close()
+
+
+@contextlib.contextmanager
+def dask_session(dask: str | None, workers: int) -> Iterator[str | None]:
+    """For a job that maps many times (a calibration: one map per evaluation): with
+    ``dask="local"`` one LocalCluster for the whole job, yielding its scheduler address
+    for every map to use; any other value is yielded unchanged."""
+    if dask != "local":
+        yield dask
+        return
+    with _dask_client(dask, workers) as client:
+        yield str(client.scheduler.address)
 
 
 def ordered_map(

@@ -220,3 +220,15 @@ def test_resume_after_kill_gives_the_same_bytes(tmp_path, method):
         assert (cut / f).read_bytes() == (whole / f).read_bytes(), f
     assert json.loads((whole / "fitted.json").read_text())["method"] == method
     assert not (tmp_path / "cut.partial").exists()
+
+
+def test_a_calibration_on_dask_gives_the_same_fit(tmp_path):
+    pytest.importorskip("dask.distributed")
+    from simulator.calibrate import calibrate, load_calibration
+
+    cal = _targets(tmp_path)
+    cal.write_text(cal.read_text().replace("max_evaluations: 20", "max_evaluations: 4"))
+    plan = load_calibration(cal, patients=150)
+    local = calibrate(plan, tmp_path / "a", progress=False, workers=1)
+    dask = calibrate(plan, tmp_path / "b", progress=False, workers=2, dask="local")
+    assert json.dumps(local.to_json(), sort_keys=True) == json.dumps(dask.to_json(), sort_keys=True)
