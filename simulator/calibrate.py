@@ -466,12 +466,6 @@ class _Evaluations:
             self.log.append({"theta": theta, "purpose": purpose, "loss": losses[j]})
         return [losses[j] for j in range(len(thetas))]
 
-    def targets_of(self, i: int) -> list[TargetResult]:
-        entry = self.done.get(i)
-        if entry is None:
-            entry = json.loads(self.store._json(i).read_text())
-        return [TargetResult(**r) for r in entry["targets"]]
-
 
 def _evaluate_task(args: tuple[CalibrationPlan, np.ndarray]) -> list[TargetResult]:
     plan, x = args
