@@ -44,7 +44,7 @@ from ._version import __version__
 from .errors import InputError
 from .scenario import scenario_sha256
 from .scenario.calibrate_schema import CalibrationFile
-from .studies import Study, TargetResult, load_study, published_interval
+from .studies import Study, TargetResult, load_study, simulate_arms, target_arms, target_result
 from .sweeps import _get, with_overrides
 
 __all__ = ["CalibrationPlan", "CalibrationResult", "calibrate", "load_calibration"]
@@ -208,108 +208,46 @@ def load_calibration(
 # --------------------------------------------------------------------------------------
 
 
-def _arm_task(args: tuple[Any, ...]) -> dict[str, Any]:
-    kind, scns, names, patients, seed = args
-    if kind == "run":
-        from .runner import run
-
-        m = run(
-            scns[0],
-            patients=patients,
-            seed=seed,
-            engine="cohort",
-            progress=False,
-            check_invariants=False,
-        ).metrics
-        return {
-            k: {"mean": v["mean"], "ci95": v["ci95"], "estimator": v["estimator"]}
-            for k, v in m.items()
-        }
-    from .comparison import compare
-
-    res = compare(
+def _arm_task(args: tuple[Any, ...]) -> dict[str, dict[str, Any]]:
+    scns, names, patients, seed = args
+    return simulate_arms(
         scns,
-        names=names,
+        names,
         patients=patients,
         seed=seed,
         engine="cohort",
         progress=False,
         check_invariants=False,
-    ).outcomes()
-    return {
-        k: {
-            "mean": v["differences"][names[1]]["mean_difference"],
-            "ci95": v["differences"][names[1]]["ci95"],
-            "estimator": v.get("difference_estimator", ""),
-        }
-        for k, v in res.items()
-        if names[1] in v["differences"]
-    }
+    )
 
 
 def evaluate(
     plan: CalibrationPlan, theta: np.ndarray, *, workers: int = 1, dask: str | None = None
 ) -> list[TargetResult]:
-    """Every calibration target at parameters ``theta`` (one value per plan.names)."""
+    """Every calibration target at parameters ``theta`` (one value per plan.names): each
+    arm (or pair of arms) runs once, however many targets read it."""
     from .parallel import ordered_map
 
     point = {n: float(v) for n, v in zip(plan.names, theta, strict=True)}
-    keys: dict[tuple[Any, ...], int] = {}
+    keys: dict[tuple[str, ...], int] = {}
     tasks: list[tuple[Any, ...]] = []
-
-    def task_for(study: Study, arms: tuple[str, ...]) -> int:
-        files = tuple(str(study.arm_files[study.arms.index(a)]) for a in arms)
-        key = (files,)
-        if key not in keys:
-            scns = [
-                with_overrides(study.scenarios[study.arms.index(a)], point, f"{plan.path}")
-                for a in arms
-            ]
-            kind = "run" if len(arms) == 1 else "compare"
-            keys[key] = len(tasks)
-            tasks.append((kind, scns, list(arms), plan.patients, plan.seed))
-        return keys[key]
-
     where = []
     for ft in plan.targets:
-        t = ft.spec
-        arms = tuple(t.difference) if t.difference is not None else (t.arm or ft.study.arms[0],)
-        where.append(task_for(ft.study, arms))
+        arms = target_arms(ft.study, ft.spec)
+        key = tuple(str(ft.study.arm_files[ft.study.arms.index(a)]) for a in arms)
+        if key not in keys:
+            scns = [
+                with_overrides(ft.study.scenarios[ft.study.arms.index(a)], point, f"{plan.path}")
+                for a in arms
+            ]
+            keys[key] = len(tasks)
+            tasks.append((scns, list(arms), plan.patients, plan.seed))
+        where.append(keys[key])
     metrics = list(ordered_map(_arm_task, tasks, workers, dask))
-    out = []
-    for ft, k in zip(plan.targets, where, strict=True):
-        t = ft.spec
-        m = metrics[k].get(t.metric, {})
-        value, low, high = published_interval(t.published)
-        ci = m.get("ci95") or [None, None]
-        arm = (
-            f"{t.difference[1]} - {t.difference[0]}"
-            if t.difference is not None
-            else t.arm or ft.study.arms[0]
-        )
-        out.append(
-            TargetResult(
-                study=ft.study.name,
-                citation=ft.study.spec.citation,
-                role="calibration",
-                label=t.label or t.metric,
-                metric=t.metric,
-                arm=arm,
-                estimator=m.get("estimator", ""),
-                published=value,
-                published_low=low,
-                published_high=high,
-                simulated=_num(m.get("mean")),
-                simulated_low=_num(ci[0]),
-                simulated_high=_num(ci[1]),
-                patients=plan.patients,
-            )
-        )
-    return out
-
-
-def _num(x: Any) -> float | None:
-    return None if x is None or x != x else float(x)
+    return [
+        target_result(ft.study, ft.spec, metrics[k].get(ft.spec.metric, {}), plan.patients)
+        for ft, k in zip(plan.targets, where, strict=True)
+    ]
 
 
 def loss(results: Sequence[TargetResult]) -> float:

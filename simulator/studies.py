@@ -20,6 +20,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,16 @@ from .scenario import Scenario
 from .scenario.study_schema import Published, StudyFile, StudyTarget
 from .stats import Z95, wilson_ci
 
-__all__ = ["Study", "TargetResult", "evaluate", "load_study", "published_interval"]
+__all__ = [
+    "Study",
+    "TargetResult",
+    "evaluate",
+    "load_study",
+    "published_interval",
+    "simulate_arms",
+    "target_arms",
+    "target_result",
+]
 
 
 def published_interval(p: Published) -> tuple[float, float, float]:
@@ -184,11 +194,63 @@ def _check_published(t: StudyTarget, kind: str, file: str, line: int | None, i: 
                 )
 
 
-def _estimate(entry: dict[str, Any]) -> tuple[float | None, float | None, float | None]:
-    mean = entry.get("mean")
-    lo, hi = entry.get("ci95") or (None, None)
-    as_float = [None if v is None or v != v else float(v) for v in (mean, lo, hi)]
-    return as_float[0], as_float[1], as_float[2]
+def simulate_arms(
+    scns: Sequence[Scenario], names: Sequence[str], **kwargs: Any
+) -> dict[str, dict[str, Any]]:
+    """Per metric ``{mean, ci95, estimator}``: of the one arm in ``scns``, or of the paired
+    difference ``names[1] - names[0]`` between two arms on the same patients. ``kwargs``
+    go to ``run`` or ``compare`` (patients, seed, workers, engine, ...)."""
+    if len(scns) == 1:
+        from .runner import run
+
+        m = run(scns[0], **kwargs).metrics
+        return {
+            k: {"mean": v["mean"], "ci95": v["ci95"], "estimator": v["estimator"]}
+            for k, v in m.items()
+        }
+    from .comparison import compare
+
+    res = compare(list(scns), names=list(names), **kwargs).outcomes()
+    b = names[1]
+    return {
+        k: {
+            "mean": v["differences"][b]["mean_difference"],
+            "ci95": v["differences"][b]["ci95"],
+            "estimator": v.get("difference_estimator", ""),
+        }
+        for k, v in res.items()
+        if b in v["differences"]
+    }
+
+
+def target_arms(study: Study, t: StudyTarget) -> tuple[str, ...]:
+    """The arms a target reads: its arm, or the two arms of its difference."""
+    return tuple(t.difference) if t.difference is not None else (t.arm or study.arms[0],)
+
+
+def target_result(study: Study, t: StudyTarget, m: dict[str, Any], patients: int) -> TargetResult:
+    """A target's published value next to its simulated one (``m``: the metric's entry
+    from :func:`simulate_arms`, empty when the simulation could not estimate it)."""
+    value, low, high = published_interval(t.published)
+    lo, hi = m.get("ci95") or (None, None)
+    sim = [None if v is None or v != v else float(v) for v in (m.get("mean"), lo, hi)]
+    arms = target_arms(study, t)
+    return TargetResult(
+        study=study.name,
+        citation=study.spec.citation,
+        role=study.role_of(t),
+        label=t.label or t.metric,
+        metric=t.metric,
+        arm=arms[0] if len(arms) == 1 else f"{arms[1]} - {arms[0]}",
+        estimator=m.get("estimator", ""),
+        published=value,
+        published_low=low,
+        published_high=high,
+        simulated=sim[0],
+        simulated_low=sim[1],
+        simulated_high=sim[2],
+        patients=patients,
+    )
 
 
 def evaluate(
@@ -203,76 +265,26 @@ def evaluate(
 ) -> list[TargetResult]:
     """Simulate the study's arms (on the same patients when it has a difference target)
     and compare each target with its published value."""
-    spec = study.spec
-    n = patients if patients is not None else spec.patients
-    seed = seed if seed is not None else spec.seed
-    arm_metrics: dict[str, dict[str, Any]] = {}
-    differences: dict[tuple[str, str], dict[str, Any]] = {}
-    needs_pairs = [t.difference for t in spec.targets if t.difference is not None]
-    if needs_pairs:
-        from .comparison import compare
-
-        for a, b in dict.fromkeys(needs_pairs):
-            res = compare(
-                [study.scenarios[study.arms.index(a)], study.scenarios[study.arms.index(b)]],
-                names=[a, b],
+    n = patients if patients is not None else study.spec.patients
+    seed = seed if seed is not None else study.spec.seed
+    simulated: dict[tuple[str, ...], dict[str, dict[str, Any]]] = {}
+    for t in study.spec.targets:
+        arms = target_arms(study, t)
+        if arms not in simulated:
+            simulated[arms] = simulate_arms(
+                [study.scenarios[study.arms.index(a)] for a in arms],
+                arms,
                 patients=n,
                 seed=seed,
                 workers=workers,
                 engine=engine,
                 progress=progress,
                 dask=dask,
-            ).outcomes()
-            differences[(a, b)] = {
-                k: {**v["differences"][b], "estimator": v.get("difference_estimator", "")}
-                for k, v in res.items()
-                if b in v["differences"]
-            }
-    from .runner import run
-
-    for arm, scn in zip(study.arms, study.scenarios, strict=True):
-        if any((t.arm or study.arms[0]) == arm for t in spec.targets if t.difference is None):
-            arm_metrics[arm] = run(
-                scn,
-                patients=n,
-                seed=seed,
-                workers=workers,
-                engine=engine,
-                progress=progress,
-                dask=dask,
-            ).metrics
-    out = []
-    for t in spec.targets:
-        value, low, high = published_interval(t.published)
-        if t.difference is not None:
-            a, b = t.difference
-            d = differences[(a, b)].get(t.metric, {})
-            sim = _estimate({"mean": d.get("mean_difference"), "ci95": d.get("ci95")})
-            arm_text, estimator = f"{b} - {a}", d.get("estimator", "")
-        else:
-            arm = t.arm or study.arms[0]
-            m = arm_metrics[arm][t.metric]
-            sim = _estimate(m)
-            arm_text, estimator = arm, m.get("estimator", "")
-        out.append(
-            TargetResult(
-                study=study.name,
-                citation=spec.citation,
-                role=study.role_of(t),
-                label=t.label or t.metric,
-                metric=t.metric,
-                arm=arm_text,
-                estimator=estimator,
-                published=value,
-                published_low=low,
-                published_high=high,
-                simulated=sim[0],
-                simulated_low=sim[1],
-                simulated_high=sim[2],
-                patients=n,
             )
-        )
-    return out
+    return [
+        target_result(study, t, simulated[target_arms(study, t)].get(t.metric, {}), n)
+        for t in study.spec.targets
+    ]
 
 
 def share_inside(results: list[TargetResult]) -> float:
