@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -89,3 +92,34 @@ def global_indices(
                 "sigma": [float(v) for v in mi["sigma"]],
             }
     return out
+
+
+def global_analyse(
+    design: Sobol | Morris,
+    points: list[Point],
+    outputs: list[dict[str, float]],
+    seed: int,
+    base_values: dict[str, Any],
+    keys: Sequence[str],
+) -> dict[str, Any]:
+    """``analyse`` of the SALib designs (Sobol', Morris): indices per output."""
+    y = {k: np.array([o.get(k, math.nan) for o in outputs], dtype=float) for k in keys}
+    return {"indices": global_indices(design, points, y, seed)}
+
+
+def global_figures(result: Any, folder: Path) -> list[str]:
+    """``figures`` of the SALib designs: one bar chart of indices per output that has
+    them, named after the design (``sobol.png``, ``morris_<output>.png``, ...)."""
+    from ..report.sweep_figures import _global_figure, _key_label, _labels, _slug
+
+    kind = result.plan.spec.design.type
+    labels = _labels(result.plan)
+    files: list[str] = []
+    for key in result.plan.output_keys:
+        info = result.analysis["indices"][key]
+        if "error" in info:
+            continue
+        name = f"{kind}.png" if not files else f"{kind}_{_slug(key)}.png"
+        _global_figure(info, key, kind, folder / name, _key_label(key, labels))
+        files.append(name)
+    return files
