@@ -510,7 +510,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from .store import partial_dir
     from .sweeps import plan_sweep
 
     plan = plan_sweep(
@@ -541,18 +540,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             label="--out",
         )
     except KeyboardInterrupt as stop:
-        points = partial_dir(out) / "points"
-        done = len(list(points.glob("[!.]*.json"))) if points.is_dir() else 0
-        where = (
-            (
-                f"{done} of {len(plan.points)} points are saved in {partial_dir(out)}; run "
-                "the same command again to continue"
-            )
-            if done
-            else "no points were saved"
-        )
-        print(f"interrupted{_signal_name(stop)}: {where}", file=sys.stderr)
-        return _interrupted_status(stop)
+        return _interrupted_job(stop, out, f"of {len(plan.points)} points", "points")
     if not args.quiet:
         a = result.analysis
         if "psa" in a:
@@ -604,7 +592,6 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from .calibrate import load_calibration
-    from .store import partial_dir
 
     plan = load_calibration(
         args.calibration, patients=args.patients, sets=args.overrides, method=args.method
@@ -631,18 +618,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
             progress=None if not args.quiet else False,
         )
     except KeyboardInterrupt as stop:
-        points = partial_dir(out) / "points"
-        done = len(list(points.glob("[!.]*.json"))) if points.is_dir() else 0
-        where = (
-            (
-                f"{done} evaluations are saved in {partial_dir(out)}; run the same command "
-                "again to continue"
-            )
-            if done
-            else "no evaluations were saved"
-        )
-        print(f"interrupted{_signal_name(stop)}: {where}", file=sys.stderr)
-        return _interrupted_status(stop)
+        return _interrupted_job(stop, out, "evaluations", "evaluations")
     if not args.quiet:
         rows = [["parameter", "estimate", "95% interval", "start"]]
         for j, n in enumerate(plan.names):
@@ -892,6 +868,20 @@ def _stop_on_signals() -> Any:
             signal.signal(sig, old)
 
     return restore
+
+
+def _interrupted_job(stop: KeyboardInterrupt, out: Path, counted: str, unit: str) -> int:
+    """Say what an interrupted resumable job (sweep, calibration) kept, and exit."""
+    from .store import partial_dir, saved_units
+
+    done = saved_units(out)
+    where = (
+        f"{done} {counted} are saved in {partial_dir(out)}; run the same command again to continue"
+        if done
+        else f"no {unit} were saved"
+    )
+    print(f"interrupted{_signal_name(stop)}: {where}", file=sys.stderr)
+    return _interrupted_status(stop)
 
 
 def _signal_name(stop: KeyboardInterrupt) -> str:

@@ -24,12 +24,18 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["PointStore", "partial_dir"]
+__all__ = ["PointStore", "partial_dir", "saved_units"]
 
 
 def partial_dir(out: Path) -> Path:
     """Where the finished units of the job writing ``out`` are kept."""
     return out.with_name(out.name + ".partial")
+
+
+def saved_units(out: str | os.PathLike[str]) -> int:
+    """How many finished units the checkpoint of the job writing ``out`` holds."""
+    points = partial_dir(Path(out)) / "points"
+    return len(list(points.glob("[!.]*.json"))) if points.is_dir() else 0
 
 
 def canonical(outputs: dict[str, Any]) -> dict[str, Any]:
