@@ -353,26 +353,36 @@ class _Evaluations:
         self.workers, self.dask, self.bar = workers, dask, bar
         self.log: list[dict[str, Any]] = []
 
+    def _replayed(self, i: int, theta: list[float]) -> dict[str, Any] | None:
+        """Evaluation ``i`` from the checkpoint, if it was made at these parameters."""
+        old = self.done.get(i)
+        return old if old is not None and old["theta"] == theta else None
+
+    def _keep(
+        self, i: int, theta: list[float], purpose: str, results: list[TargetResult]
+    ) -> dict[str, Any]:
+        entry = {
+            "theta": theta,
+            "purpose": purpose,
+            "loss": loss(results),
+            "targets": [_plain(r) for r in results],
+        }
+        self.store.save(i, entry)
+        return entry
+
     def __call__(self, x: np.ndarray, purpose: str) -> tuple[float, list[TargetResult]]:
         i = len(self.log)
         theta = [float(v) for v in x]
-        old = self.done.get(i)
-        if old is not None and old["theta"] == theta:
-            results = [TargetResult(**r) for r in old["targets"]]
+        entry = self._replayed(i, theta)
+        if entry is not None:
+            results = [TargetResult(**r) for r in entry["targets"]]
         else:
             results = evaluate(self.plan, x, workers=self.workers, dask=self.dask)
-            entry = {
-                "theta": theta,
-                "purpose": purpose,
-                "loss": loss(results),
-                "targets": [_plain(r) for r in results],
-            }
-            self.store.save(i, entry)
-            old = entry
-        self.log.append({"theta": theta, "purpose": purpose, "loss": old["loss"]})
+            entry = self._keep(i, theta, purpose, results)
+        self.log.append({"theta": theta, "purpose": purpose, "loss": entry["loss"]})
         self.bar.update(1)
-        self.bar.set_postfix_str(f"loss {old['loss']:.3g}")
-        return float(old["loss"]), results
+        self.bar.set_postfix_str(f"loss {entry['loss']:.3g}")
+        return float(entry["loss"]), results
 
     def batch(self, xs: Sequence[np.ndarray], purpose: str) -> list[float]:
         """Losses of several parameter vectors (the particles of a generation), evaluated
@@ -384,20 +394,13 @@ class _Evaluations:
         losses: dict[int, float] = {}
         todo = []
         for j, theta in enumerate(thetas):
-            old = self.done.get(first + j)
-            if old is not None and old["theta"] == theta:
-                losses[j] = float(old["loss"])
+            entry = self._replayed(first + j, theta)
+            if entry is not None:
+                losses[j] = float(entry["loss"])
             else:
                 todo.append((j, (self.plan, np.array(theta))))
         for j, results in completed_map(_evaluate_task, todo, self.workers, self.dask):
-            entry = {
-                "theta": thetas[j],
-                "purpose": purpose,
-                "loss": loss(results),
-                "targets": [_plain(r) for r in results],
-            }
-            self.store.save(first + j, entry)
-            losses[j] = float(entry["loss"])
+            losses[j] = float(self._keep(first + j, thetas[j], purpose, results)["loss"])
             self.bar.update(1)
         self.bar.update(len(thetas) - len(todo))
         for j, theta in enumerate(thetas):
