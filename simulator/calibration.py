@@ -3,8 +3,9 @@
 Each target is a metric of a study emulation with a published value and its 95% interval
 (Wilson from the counts where counts are published), read from the study files in
 studies/ (``simulator/studies.py``): the targets tagged ``calibration``, and only these,
-informed the fitted defaults (``scenario.disease.FITTED``); ``scripts/calibrate_v2.py``
-redoes the fit and prints the table. Targets tagged ``validation`` were not fitted to.
+informed the fitted defaults (``scenario.disease.FITTED``; ``simulate calibrate
+calibration/default.yaml`` redoes the fit, ``simulate validate studies/*.yaml`` prints the
+table). Targets tagged ``validation`` were not fitted to.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from .stats import wilson_ci
 
-__all__ = ["SCENARIOS", "TARGETS", "VALIDATION", "Target", "loss", "simulate"]
+__all__ = ["SCENARIOS", "TARGETS", "VALIDATION", "Target", "simulate"]
 
 _ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,7 +68,7 @@ def _from_studies() -> tuple[tuple[Target, ...], tuple[Target, ...], dict[str, P
 
 # The calibration targets (docs/model.md §6) and the published figures the model was NOT
 # fitted to (external validation, §7), both from the shipped study files; nothing tunes
-# to the validation figures (scripts/calibrate_v2.py prints them next to the targets).
+# to the validation figures (`simulate validate` prints them next to the targets).
 TARGETS, VALIDATION, SCENARIOS = _from_studies()
 
 
@@ -94,13 +95,3 @@ def simulate(overrides: dict[str, Any], patients: int, seed: int) -> dict[str, A
                 out[t.metric + "@" + name] = metrics[t.metric]["mean"]
                 out[t.metric + "@" + name + ":ci"] = metrics[t.metric]["ci95"]
     return out
-
-
-def loss(sim: dict[str, Any]) -> float:
-    """Sum over targets of ((simulated - published) / half-width of the published CI)^2."""
-    total = 0.0
-    for t in TARGETS:
-        v = sim[t.metric + "@" + t.scenario]
-        half = (t.high - t.low) / 2
-        total += ((v - t.value) / half) ** 2 if v is not None else 1e6
-    return total

@@ -632,7 +632,7 @@ class Disease(Frozen):
     )
 
 
-# The parameters the calibration (docs/model.md §6, scripts/calibrate_v2.py) fits, with
+# The parameters the calibration (docs/model.md §6, calibration/default.yaml) fits, with
 # the bounds it searched; every other "calibrated" default would say so.
 FITTED: dict[str, tuple[float, float]] = {
     "disease.steroid.sensitivity_cv": (0.2, 3.0),
