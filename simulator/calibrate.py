@@ -42,7 +42,7 @@ import numpy as np
 
 from ._version import __version__
 from .errors import InputError
-from .scenario import scenario_sha256
+from .scenario import scenario_data, scenario_sha256
 from .scenario.calibrate_schema import CalibrationFile
 from .studies import Study, TargetResult, load_study, simulate_arms, target_arms, target_result
 from .sweeps import _get, with_overrides
@@ -87,7 +87,7 @@ class CalibrationPlan:
         for s in self.studies:
             h.update(s.path.read_bytes())
             for scn in s.scenarios:
-                data = scn.model_dump(mode="json", by_alias=True)
+                data = scenario_data(scn)
                 for n in self.names:
                     _blank(data, n)
                 h.update(json.dumps(data, sort_keys=True).encode())

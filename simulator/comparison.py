@@ -45,6 +45,7 @@ SHARED_PATHS: tuple[tuple[str, ...], ...] = (
     ("economics", "currency"),
     ("economics", "discount_rate_per_year"),
     ("economics", "utilities"),
+    ("center", "arrivals"),  # the same new patients on the same days
 )
 _MAX_LISTED = 12
 
@@ -96,7 +97,17 @@ def check_same_patients(
     scns: Sequence[Scenario], names: Sequence[str], seed_given: bool, allow_different: bool
 ) -> list[str]:
     """Raise InputError when arms differ in what they must share, unless allowed; return
-    the differences (empty when the arms see the same patients)."""
+    the differences (empty when the arms see the same patients).
+
+    Arms with and without an infusion center cannot be compared at all (a center's
+    patients are its arrivals; the others are a fixed cohort), allowed or not."""
+    with_center = [n for n, s in zip(names, scns, strict=True) if s.center is not None]
+    if with_center and len(with_center) < len(scns):
+        raise InputError(
+            "some strategies have an infusion center (center:) and some do not: "
+            f"{', '.join(with_center)} do. A center's patients are its arrivals, so give"
+            " every strategy the same center block (its chairs and stock may differ)"
+        )
     diffs = arm_differences(scns, names, seed_given)
     if diffs and not allow_different:
         shown = diffs[:_MAX_LISTED]

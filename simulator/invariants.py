@@ -33,8 +33,13 @@ def _fail(what: str, log: EventLog, i: int) -> None:
     )
 
 
-def check_events(log: EventLog, plan: Plan) -> None:
-    """Raise InvariantError at the first violation in a finished (sorted) event log."""
+def check_events(log: EventLog, plan: Plan, center: bool = False) -> None:
+    """Raise InvariantError at the first violation in a finished (sorted) event log.
+
+    ``center``: the patients shared an infusion center (``engines/center.py``), which
+    may delay an infusion day, reduce it or skip the rest of a cycle. Cycle days may then
+    be apart, and a cycle may have fewer days; the center flags each cycle's first day
+    (given or skipped), so the cycle checks use those flags."""
     if len(log) == 0:
         return
     pat, day, kind = log.patient, log.day, log.kind
@@ -60,6 +65,9 @@ def check_events(log: EventLog, plan: Plan) -> None:
     bad = np.flatnonzero(continuity)
     if bad.size:
         _fail("prednisone changed between events", log, int(bad[0]) + 1)
+    if center:
+        _check_center_infusions(log, plan)
+        return
     inf = np.flatnonzero(kind == Event.INFUSION)
     if inf.size == 0:
         return
@@ -86,3 +94,48 @@ def check_events(log: EventLog, plan: Plan) -> None:
     span[1:] = in_cycle[1:] & (iday[1:] - iday[:-1] != 1)
     if np.any(span):
         _fail("IVIG cycle days not consecutive", log, int(inf[np.argmax(span)]))
+
+
+def _check_center_infusions(log: EventLog, plan: Plan) -> None:
+    """IVIG under an infusion center: at most one infusion day per day; cycles start at
+    least ``interval_days`` apart; at most ``days_per_cycle`` days in a cycle, none after
+    a skip in that cycle; at most the maximum number of cycles."""
+    pat, day, kind, flags = log.patient, log.day, log.kind, log.flags
+    ev = np.flatnonzero(kind == Event.INFUSION)
+    if ev.size == 0:
+        return
+    ip, iday, ifl = pat[ev], day[ev], flags[ev]
+    skipped = (ifl & int(Flag.CENTER_SKIPPED)) != 0
+    start = (ifl & int(Flag.CENTER_CYCLE_START)) != 0
+    given = ~skipped
+    g = np.flatnonzero(given)
+    same = ip[g][1:] == ip[g][:-1]
+    if np.any(same & (iday[g][1:] <= iday[g][:-1])):
+        j = int(np.flatnonzero(same & (iday[g][1:] <= iday[g][:-1]))[0]) + 1
+        _fail("two IVIG infusions on one day", log, int(ev[g[j]]))
+    days_in_cycle = 0
+    cycles = 0
+    closed = False
+    last_start = -np.inf
+    for k in range(ev.size):
+        if k == 0 or ip[k] != ip[k - 1]:
+            days_in_cycle, cycles, closed, last_start = 0, 0, False, -np.inf
+        if start[k]:
+            if iday[k] - last_start < plan.ivig_interval_days:
+                _fail("IVIG cycles overlap", log, int(ev[k]))
+            last_start = iday[k]
+            cycles += 1
+            days_in_cycle = 0
+            closed = False
+            if cycles > plan.ivig_max_cycles:
+                _fail("more IVIG cycles than planned", log, int(ev[k]))
+        elif cycles == 0:
+            _fail("an IVIG day outside any cycle", log, int(ev[k]))
+        if skipped[k]:
+            closed = True
+            continue
+        if closed:
+            _fail("an IVIG day after its cycle was skipped", log, int(ev[k]))
+        days_in_cycle += 1
+        if days_in_cycle > plan.ivig_days_per_cycle:
+            _fail("more IVIG days in a cycle than days_per_cycle", log, int(ev[k]))

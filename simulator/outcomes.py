@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .center_stats import CenterRecord, center_metrics
 from .kernel import measures
 from .kernel.mortality import CAUSE_BACKGROUND, CAUSE_DISEASE, MAX_AGE
 from .kernel.plan import MONTH_DAYS, Plan
@@ -920,9 +921,12 @@ class CohortSummary:
         self.pred_months = [Moments() for _ in self.months]
         self.core_months = {name: [Moments() for _ in self.months] for name in CORE_SET_MONTHLY}
         self.n = 0
+        self.center: CenterRecord | None = None  # a scenario with an infusion center
 
     def add(self, table: dict[str, np.ndarray], chunk: ChunkResult) -> None:
         self.n += int(table["patient"].shape[0])
+        if chunk.center is not None:
+            self.center = CenterRecord.merge_all([self.center, chunk.center])
         for m in self.specs:
             acc = self.acc[m.name]
             col = np.asarray(table[m.column], dtype=np.float64)
@@ -944,6 +948,8 @@ class CohortSummary:
 
     def merge(self, other: CohortSummary) -> None:
         self.n += other.n
+        if other.center is not None:
+            self.center = CenterRecord.merge_all([self.center, other.center])
         for name, acc in self.acc.items():
             acc.merge(other.acc[name])
         pairs = [
@@ -978,6 +984,8 @@ class CohortSummary:
                 for key in ("rmst", "rmst_ci95", "rmst_variance", "rmst_to_day"):
                     entry[key] = d[key]
             out[m.name] = entry
+        if self.center is not None:
+            out.update(center_metrics(self.center))
         return out
 
     def curves(self) -> dict[str, dict[str, list[Any]]]:

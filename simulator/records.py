@@ -181,6 +181,7 @@ class ChunkResult:
     visit_prednisone: np.ndarray
     visit_flags: np.ndarray
     events: EventLog | None = None
+    center: Any = None  # engines.center.CenterRecord when the patients shared a center
 
     @property
     def visit_cpk(self) -> np.ndarray:

@@ -26,14 +26,15 @@ import numpy as np
 from tqdm import tqdm
 
 from ._version import __version__
-from .engines import cohort, des
+from .center_stats import CenterRecord, center_summary
+from .engines import center, cohort, des
 from .invariants import check_events
 from .kernel.plan import Plan, make_plan
 from .limits import check_patients, check_seed
 from .outcomes import CohortSummary, patient_table
 from .parallel import ordered_map
 from .records import ChunkResult, EventLog
-from .scenario import Scenario, scenario_sha256
+from .scenario import Scenario, scenario_data, scenario_sha256
 
 __all__ = [
     "ENGINES",
@@ -70,15 +71,22 @@ ChunkSink = Callable[[dict[str, np.ndarray], EventLog | None], None]
 def choose_engine(scn: Scenario, engine: str = "auto") -> str:
     """The engine to use: forced, or automatic.
 
-    Patients share nothing in the current model (no infusion-chair or IVIG-stock
-    capacity), so ``auto`` picks the vectorized cohort engine, which gives the same
-    per-patient results as the SimPy reference (tests/test_engines.py).
+    Without a ``center:`` patients share nothing, so ``auto`` picks the vectorized cohort
+    engine, which gives the same per-patient results as the SimPy reference
+    (tests/test_engines.py). With a center, patients share chairs and IVIG stock: only
+    the SimPy engine can simulate it (``engines/center.py``, one center per unit of work),
+    and ``auto`` picks it.
     """
-    if engine == "auto":
-        return "cohort"
-    if engine not in ENGINES:
+    if engine not in ("auto", *ENGINES):
         raise ValueError(f"unknown engine {engine!r}; choose from auto, {', '.join(ENGINES)}")
-    return engine
+    if scn.center is not None:
+        if engine == "cohort":
+            raise ValueError(
+                "the cohort engine cannot simulate an infusion center (its patients share"
+                " chairs and IVIG stock): use --engine simpy or auto"
+            )
+        return "simpy"
+    return "cohort" if engine == "auto" else engine
 
 
 @dataclass
@@ -91,6 +99,11 @@ class RunResult:
     engine: str
     plan: Plan
     summary: CohortSummary
+
+    @property
+    def center(self) -> CenterRecord | None:
+        """What the infusion center did (a scenario with a ``center:``), else None."""
+        return self.summary.center
 
     @property
     def metrics(self) -> dict[str, dict[str, Any]]:
@@ -142,7 +155,8 @@ class RunResult:
             "prednisone_by_month": self.summary.prednisone_by_month(),
             "core_set_by_month": self.summary.core_set_by_month(),
             "kaplan_meier": self.summary.curves(),
-            "resolved_scenario": self.scenario.model_dump(mode="json", by_alias=True),
+            **({"center": center_summary(self.center)} if self.center is not None else {}),
+            "resolved_scenario": scenario_data(self.scenario),
         }
 
 
@@ -170,8 +184,9 @@ def simulate_chunk(
 ) -> tuple[ChunkResult, Plan]:
     """Run patients start..stop-1 with one engine (the unit the runner distributes)."""
     plan = _plan_for(scn)
-    ids = np.arange(start, stop, dtype=np.int64)
-    return ENGINES[engine](scn, plan, seed, ids, events=events), plan
+    ids = np.arange(start, stop, dtype=np.int64)  # center replications when a center
+    fn = center.run_chunk if scn.center is not None else ENGINES[engine]
+    return fn(scn, plan, seed, ids, events=events), plan
 
 
 def summarise_chunk(
@@ -180,7 +195,7 @@ def summarise_chunk(
     """Simulate a chunk, check its event log's invariants, and tabulate and summarise it."""
     chunk, plan = simulate_chunk(scn, seed, start, stop, engine, events or check)
     if check and chunk.events is not None:
-        check_events(chunk.events, plan)
+        check_events(chunk.events, plan, center=scn.center is not None)
     table = patient_table(chunk, plan, scn)
     summary = CohortSummary(plan, scn.economics.currency)
     summary.add(table, chunk)
@@ -292,7 +307,13 @@ def run_arms(
     n = first.patients if patients is None else check_patients(patients, "patients")
     seed = first.seed if seed is None else check_seed(seed, "seed")
     name = choose_engine(first, engine)
-    size = chunk_size_for(name, n, workers, chunk_size)
+    if any(s.center is not None for s in scns):
+        # one center replication is one unit of work: a few per task
+        size = int(chunk_size) if chunk_size else max(1, min(4, -(-n // max(1, 4 * workers))))
+        unit = "center"
+    else:
+        size = chunk_size_for(name, n, workers, chunk_size)
+        unit = "patient"
     arms = list(scns)
     for s in arms:
         _plan_for(s)  # compile here: an invalid plan fails before any worker starts
@@ -303,15 +324,16 @@ def run_arms(
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(
         total=n,
-        unit="patient",
+        unit=unit,
         disable=not show,
         file=sys.stderr,
         desc=(desc or first.name)[:30],
         leave=False,
     )
     log.info(
-        "running %d patients x %d arm(s) with the %s engine, %d worker(s)",
+        "running %d %ss x %d arm(s) with the %s engine, %d worker(s)",
         n,
+        unit,
         len(arms),
         name,
         workers,

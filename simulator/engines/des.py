@@ -25,11 +25,37 @@ from ..kernel.handlers import VISIT_VALUES
 from ..kernel.params import Params, make_params
 from ..kernel.plan import Plan
 from ..kernel.population import Baseline
+from ..kernel.state import State
 from ..kernel.xp import SCALAR
 from ..records import ChunkResult, EventLog, state_outcomes
 from ..scenario.schema import Scenario
 
-__all__ = ["run_chunk"]
+__all__ = ["record", "run_chunk"]
+
+
+def record(
+    res: ChunkResult,
+    log: EventLog | None,
+    i: int,
+    pid: int,
+    st: State,
+    kind: int,
+    flags: Any,
+    values: tuple[Any, ...] | None,
+    grams: Any,
+    before: float,
+) -> None:
+    """Store what one event of patient ``i`` measured (a visit's values) and log it."""
+    if values is not None:
+        k = st.visit_k - 1  # the visit has moved the counter on
+        for name, value in zip(VISIT_VALUES, values, strict=True):
+            res.visits[name][i, k] = value
+        res.visit_prednisone[i, k], res.visit_flags[i, k] = st.pred, flags
+    if log is not None:
+        cpk, myo, third = (
+            (values[0], values[1], values[2]) if values is not None else (math.nan, math.nan, grams)
+        )
+        log.append(pid, st.t, kind, flags, cpk, myo, third, st.pred, before)
 
 
 def _patient(
@@ -42,9 +68,6 @@ def _patient(
 ) -> Generator[simpy.Event, Any, None]:
     xp = SCALAR
     st = handlers.init_state(xp, plan, prm)
-    rows = [res.visits[name][i] for name in VISIT_VALUES]
-    vpred, vflags = res.visit_prednisone[i], res.visit_flags[i]
-    pid = prm.patient
     while True:
         t, kind = handlers.next_event(xp, plan, prm, st)
         if t > env.now:
@@ -52,30 +75,9 @@ def _patient(
         handlers.advance(xp, plan, prm, st, t)
         if kind == Event.END:
             break
-        k = st.visit_k
         before = st.pred
         flags, values, grams = handlers.handle(xp, plan, prm, st, kind)
-        if values is not None:
-            for row, value in zip(rows, values, strict=True):
-                row[k] = value
-            vpred[k], vflags[k] = st.pred, flags
-        if log is not None:
-            cpk, myo, mmt8 = (
-                (values[0], values[1], values[2])
-                if values is not None
-                else (math.nan, math.nan, math.nan)
-            )
-            log.append(
-                pid,
-                t,
-                kind,
-                flags,
-                cpk,
-                myo,
-                mmt8 if values is not None else grams,
-                st.pred,
-                before,
-            )
+        record(res, log, i, prm.patient, st, kind, flags, values, grams, before)
     for name, value in state_outcomes(plan, st).items():
         res.outcomes[name][i] = value
 

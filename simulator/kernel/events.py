@@ -66,6 +66,12 @@ class Flag(IntFlag):
     ENTRY = 1048576
     UNBLIND = 2097152
     DEATH = 4194304
+    # set by the center engine (engines/center.py) on infusion events, above the bits
+    # of the IVIG adverse events
+    CENTER_CYCLE_START = 1 << 40
+    CENTER_DELAYED = 1 << 41
+    CENTER_REDUCED = 1 << 42
+    CENTER_SKIPPED = 1 << 43
 
 
 FLAG_NAMES = {name.lower(): int(f) for name, f in Flag.__members__.items()}

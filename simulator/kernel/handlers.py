@@ -22,7 +22,16 @@ from .rules import Seen
 from .state import State
 from .xp import Ops
 
-__all__ = ["VISIT_VALUES", "advance", "handle", "init_state", "next_event"]
+__all__ = [
+    "VISIT_VALUES",
+    "advance",
+    "handle",
+    "infusion",
+    "init_state",
+    "next_event",
+    "postpone_infusion",
+    "skip_infusion",
+]
 
 # What a visit measures, in this order (``handle`` returns them for a visit).
 VISIT_VALUES = (
@@ -806,15 +815,21 @@ def flare(xp: Ops, plan: Plan, prm: Params, st: State) -> Any:
     return accept * Flag.FLARE
 
 
-def infusion(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, Any]:
-    """One IVIG infusion day. Returns (flags, grams given)."""
+def infusion(xp: Ops, plan: Plan, prm: Params, st: State, fraction: Any = 1.0) -> tuple[Any, Any]:
+    """One IVIG infusion day. Returns (flags, grams given).
+
+    ``fraction`` < 1 gives a reduced dose (an infusion center short of IVIG,
+    ``engines/center.py``): the grams, the IgG bolus and the adverse-event risk of the
+    day scale with it; the saturation factor stays that of the planned cycle dose, so a
+    reduced day never acts more than the full one."""
     n = st.ivig_given
     first_day = st.ivig_day_in_cycle == 0
     st.ivig_cycles = st.ivig_cycles + first_day
     st.cycle_start = xp.where(first_day, st.t, st.cycle_start)
     cycle = st.ivig_cycles - 1
     cycle_dose = _lookup(xp, plan.cycle_doses, cycle)
-    d = cycle_dose / plan.ivig_days_per_cycle * st.drug_active  # 0 while on placebo
+    # 0 while on placebo; x * 1.0 is exact, so a full dose keeps its bits
+    d = cycle_dose / plan.ivig_days_per_cycle * st.drug_active * fraction
     disc = xp.exp(-plan.discount_per_day * st.t)
     flags = st.t * 0.0
     stop = st.t < 0.0
@@ -861,6 +876,28 @@ def infusion(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, Any]:
     return flags + stop * Flag.IVIG_STOPPED, grams
 
 
+def postpone_infusion(st: State, day: float) -> None:
+    """The infusion due now happens on ``day`` instead (an infusion center had no chair
+    or no IVIG for it). One patient (the center engine is a SimPy engine); the cycle's
+    later days and the next cycle follow from the day it is actually given."""
+    st.ivig_next = float(day)
+
+
+def skip_infusion(plan: Plan, st: State) -> bool:
+    """The infusion due now is not given, nor the rest of its cycle (an infusion center
+    short of chairs or IVIG, policy ``skip``). A cycle not yet begun counts as one of the
+    planned cycles (its slot passes) and the next falls ``interval_days`` later; a cycle
+    under way ends here. Returns whether a whole cycle was skipped. One patient."""
+    whole = st.ivig_day_in_cycle == 0
+    if whole:
+        st.ivig_cycles = st.ivig_cycles + 1
+        st.cycle_start = st.t * 1.0
+    st.ivig_day_in_cycle = 0
+    more = st.ivig_cycles < st.ivig_planned and st.ivig_stopped == 0
+    st.ivig_next = st.cycle_start + plan.ivig_interval_days if more else math.inf
+    return bool(whole)
+
+
 def death(xp: Ops, plan: Plan, prm: Params, st: State) -> Any:
     """The patient dies: record when and of what, and cancel everything still planned."""
     cause = st.death_next_cause
@@ -889,9 +926,10 @@ def death(xp: Ops, plan: Plan, prm: Params, st: State) -> Any:
 
 
 def handle(
-    xp: Ops, plan: Plan, prm: Params, st: State, kind: int
+    xp: Ops, plan: Plan, prm: Params, st: State, kind: int, fraction: Any = 1.0
 ) -> tuple[Any, tuple[Any, ...] | None, Any]:
-    """Run the event ``kind`` (one kind for every patient given).
+    """Run the event ``kind`` (one kind for every patient given); ``fraction`` of the
+    day's IVIG dose for an infusion (an infusion center short of IVIG).
 
     Returns (flags, visit values or None, grams of IVIG or NaN)."""
     nan = st.t * 0.0 + math.nan
@@ -900,7 +938,7 @@ def handle(
     if kind == Event.VISIT:
         flags, values = visit(xp, plan, prm, st)
     elif kind == Event.INFUSION:
-        flags, grams = infusion(xp, plan, prm, st)
+        flags, grams = infusion(xp, plan, prm, st, fraction)
     elif kind == Event.TAPER:
         flags = taper(xp, plan, prm, st)
     elif kind == Event.PULSE_END:

@@ -21,7 +21,7 @@ from ..errors import InputError
 from .load import LineMap, apply_overrides, read_scenario, validate
 from .schema import Scenario
 
-__all__ = ["Scenario", "load_scenario", "scenario_from_dict", "scenario_sha256"]
+__all__ = ["Scenario", "load_scenario", "scenario_data", "scenario_from_dict", "scenario_sha256"]
 
 
 def _locate(linemap: LineMap, path: tuple[str | int, ...]) -> tuple[str | None, int | None]:
@@ -176,9 +176,20 @@ def scenario_from_dict(data: dict[str, Any], overrides: Iterable[str] = ()) -> S
     return scn
 
 
+def scenario_data(scn: Scenario) -> dict[str, Any]:
+    """The resolved scenario as JSON data, without the optional blocks it does not use
+    (``center``), so that adding such a block to the schema changes no existing hash."""
+    data = scn.model_dump(mode="json", by_alias=True)
+    if data.get("center") is None:
+        data.pop("center", None)
+    return data
+
+
 def scenario_sha256(scn: Scenario) -> str:
-    """Hash of the complete resolved scenario (defaults included), for provenance."""
-    text = json.dumps(
-        scn.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":")
-    )
+    """Hash of the complete resolved scenario (defaults included), for provenance.
+
+    Optional blocks added later (``center``) are left out when absent, so a scenario
+    that does not use them keeps the hash it had before they existed (checkpoints and
+    recorded calibration inputs stay valid)."""
+    text = json.dumps(scenario_data(scn), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

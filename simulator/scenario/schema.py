@@ -436,6 +436,7 @@ class Population(Frozen):
 # Disease (the physics) and regimens: their own modules, which build on the pieces above
 # --------------------------------------------------------------------------------------
 
+from .center import Center, chair_hours  # noqa: E402
 from .disease import Disease  # noqa: E402
 from .regimen import IVIG, Regimen, Rule, Visits  # noqa: E402
 
@@ -868,6 +869,24 @@ class Scenario(Frozen):
     economics: Economics = Economics()
     outcomes: Outcomes = Outcomes()
     entry: Entry | None = None
+    center: Center | None = None
+
+    @model_validator(mode="after")
+    def _infusion_day_fits_the_center(self) -> Scenario:
+        if self.center is None or self.regimen.ivig is None:
+            return self
+        doses = self.regimen.ivig.dose_g_per_kg
+        most = max(doses) if isinstance(doses, list) else doses
+        hours = chair_hours(self.center, most / self.regimen.ivig.days_per_cycle)
+        start, end = self.center.open_hours
+        if hours > end - start:
+            raise ValueError(
+                f"center: an infusion day of {most / self.regimen.ivig.days_per_cycle:g} g/kg"
+                f" takes {hours:.2f} chair hours, more than the opening hours"
+                f" ({end - start:g} h): widen center.open_hours or spread the cycle over"
+                " more days"
+            )
+        return self
 
     @model_validator(mode="after")
     def _entry_within_horizon(self) -> Scenario:

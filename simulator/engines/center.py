@@ -1,0 +1,536 @@
+"""The center engine: patients who share infusion chairs and an IVIG stock (SimPy).
+
+A scenario with a ``center:`` block (``scenario/center.py``) is simulated one center at
+a time: one SimPy environment per center replication, in which new patients arrive
+(Poisson, or a cohort at day 0) and each patient is a process that runs the same kernel
+as the SimPy engine (``engines/des.py``) on its own clock (day 0 = its arrival). When the
+kernel says an infusion day is due, the patient does not simply get it: it asks the
+center for a chair (a ``simpy.PriorityResource``) and for the day's grams (a
+``simpy.Container``), and only when both are granted does the kernel's infusion happen,
+so the engine owns the start time. What the center cannot give that day is delayed to
+the next opening day, reduced or skipped, as the scenario's policy says, and the kernel
+carries the consequences (a cycle given later, a smaller dose, a lost cycle) into the
+course of the disease.
+
+Time is in days; the center opens ``open_weekdays`` days a week (day 0 is a Monday) from
+``open_hours[0]`` to ``open_hours[1]``. Outside those hours a closing process holds every
+chair with the highest priority, so at opening the queue is served in the policy's order
+(priority class, then due day, then arrival order). An infusion day must end by closing
+time: a patient still waiting at the latest start time leaves the queue and the day is
+handled by the policy.
+
+Reproducibility: a replication's arrivals come from its own stream (keyed by the
+replication number) and patient ``j`` of replication ``r`` has the patient id
+``r * PATIENTS_PER_CENTER + j``, whose draws are its own; the center is one unit of work.
+So results do not depend on workers or chunking, and two policies or arms run on the same
+seed see the same arrivals and the same patients (common random numbers).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+import simpy
+
+from .. import streams
+from ..center_stats import MONTH_DAYS, CenterRecord
+from ..kernel import handlers
+from ..kernel.events import Event, Flag
+from ..kernel.params import Params, make_params
+from ..kernel.plan import Plan
+from ..kernel.xp import SCALAR
+from ..records import ChunkResult, EventLog, state_outcomes
+from ..scenario.center import Center, chair_hours
+from ..scenario.schema import Scenario
+from .des import record
+
+__all__ = [
+    "PATIENTS_PER_CENTER",
+    "CenterSim",
+    "arrival_days",
+    "mmc_waits",
+    "run_chunk",
+]
+
+#: Patient ids of replication r are r * PATIENTS_PER_CENTER + j (j = arrival order).
+PATIENTS_PER_CENTER = 1_000_000
+# Queue priority (lower first): the closing process before any patient; a patient's key
+# orders by priority class, then the day the infusion was first due, then arrival order.
+_CLOSED = -1
+
+
+def _queue_key(cls: int, due_day: int, seq: int) -> int:
+    return cls * 10**13 + due_day * PATIENTS_PER_CENTER + seq
+
+
+def arrival_days(center: Center, seed: int, replication: int) -> np.ndarray:
+    """Arrival day of each new patient of one replication (whole days, sorted)."""
+    arr = center.arrivals
+    if arr.cohort is not None:
+        return np.zeros(arr.cohort, dtype=np.int64)
+    assert arr.per_year is not None
+    window = arr.years * 365.0
+    mean_gap = 365.0 / arr.per_year
+    times: list[np.ndarray] = []
+    total, start = 0.0, 0
+    while True:
+        batch = max(64, int(1.2 * (window - total) / mean_gap) + 16)
+        gaps = mean_gap * streams.exponential(
+            seed, replication, "center.arrival_gap", np.arange(start, start + batch)
+        )
+        t = total + np.cumsum(gaps)
+        times.append(t)
+        start += batch
+        total = float(t[-1])
+        if total >= window:
+            break
+    t = np.concatenate(times)
+    t = t[t < window]
+    if t.size >= PATIENTS_PER_CENTER:
+        raise ValueError(f"more than {PATIENTS_PER_CENTER - 1} arrivals in one center")
+    return np.floor(t).astype(np.int64)
+
+
+class CenterSim:
+    """One center's shared resources and its bookkeeping, in one SimPy environment.
+
+    ``request_day(priority, day, hours)`` is the whole interface a patient (or, in the
+    queue validation, a plain customer) needs: a chair for ``hours`` on ``day``."""
+
+    def __init__(self, env: simpy.Environment, center: Center, days: int) -> None:
+        self.env = env
+        self.cfg = center
+        self.days = days  # length of the bookkeeping arrays
+        self.open_h, self.close_h = center.open_hours
+        self.always_open = center.open_weekdays == 7 and self.open_h == 0 and self.close_h == 24
+        self.capacity = center.chairs
+        self.chairs = (
+            simpy.PriorityResource(env, capacity=center.chairs)
+            if center.chairs is not None
+            else None
+        )
+        stock = center.stock
+        self.stock = (
+            simpy.Container(env, init=stock.initial_g) if stock.initial_g is not None else None
+        )
+        self.delivered = 0.0
+        self.on_order = 0.0
+        self.chair_hours = np.zeros(days)
+        self.grams = np.zeros(days)
+        self.infusion_days = np.zeros(days)
+        self.stock_g = np.full(days, np.nan)
+        self.backlog = np.zeros(days)
+        self.short_day = np.zeros(days, dtype=bool)
+        self.pending = 0  # infusion days overdue (delayed, not yet given or skipped)
+        self.waits: list[float] = []
+        self.counts = dict.fromkeys(
+            ("days_delayed", "cycles_delayed", "days_reduced", "cycles_skipped", "days_skipped"),
+            0,
+        )
+        if self.chairs is not None and not self.always_open:
+            env.process(self._closing())
+        if self.stock is not None and stock.deliveries is not None:
+            env.process(self._deliveries())
+        env.process(self._monitor())
+
+    # -- calendar ------------------------------------------------------------------
+
+    def is_open(self, day: int) -> bool:
+        return day % 7 < self.cfg.open_weekdays
+
+    def next_open_day(self, day: int) -> int:
+        d = day
+        while not self.is_open(d):
+            d += 1
+        return d
+
+    def opening(self, day: int) -> float:
+        return day + self.open_h / 24.0
+
+    # -- processes -----------------------------------------------------------------
+
+    def _closing(self) -> Generator[simpy.Event, Any, None]:
+        """Hold every chair while the center is closed (highest priority), release at
+        opening: the queue that built up is then served in priority order."""
+        assert self.chairs is not None and self.capacity is not None
+        env, day = self.env, 0
+        while True:
+            held = [self.chairs.request(priority=_CLOSED) for _ in range(self.capacity)]
+            yield simpy.AllOf(env, held)
+            day = self.next_open_day(day if env.now <= self.opening(day) else day + 1)
+            yield env.timeout(self.opening(day) - env.now)
+            for req in held:
+                self.chairs.release(req)
+            yield env.timeout(day + self.close_h / 24.0 - env.now)
+            day += 1
+
+    def _deliveries(self) -> Generator[simpy.Event, Any, None]:
+        """Place the standing orders; each is delivered by its own process."""
+        assert self.stock is not None
+        dl = self.cfg.stock.deliveries
+        assert dl is not None
+        order = dl.first_order_day
+        while order + dl.lead_time_days < self.days:
+            if order > self.env.now:
+                yield self.env.timeout(order - self.env.now)
+            if dl.lot_g is not None:
+                grams = dl.lot_g
+            else:
+                assert dl.order_up_to_g is not None
+                grams = max(0.0, dl.order_up_to_g - self.stock.level - self.on_order)
+            if grams > 0:
+                self.on_order += grams
+                self.env.process(self._deliver(grams, order + dl.lead_time_days))
+            order += dl.every_days
+
+    def _deliver(self, ordered: float, day: int) -> Generator[simpy.Event, Any, None]:
+        assert self.stock is not None
+        yield self.env.timeout(day - self.env.now)
+        self.on_order -= ordered
+        factor = 1.0
+        for s in self.cfg.stock.shortages:
+            if s.from_day <= day < s.until_day:
+                factor = min(factor, s.supply_factor)
+        grams = ordered * factor
+        if grams > 0:
+            yield self.stock.put(grams)
+            self.delivered += grams
+
+    def _monitor(self) -> Generator[simpy.Event, Any, None]:
+        """At the end of each day: stock level and overdue infusion days."""
+        for day in range(self.days):
+            yield self.env.timeout(day + 1.0 - 1e-9 - self.env.now)
+            if self.stock is not None:
+                self.stock_g[day] = self.stock.level
+            self.backlog[day] = self.pending
+
+    def _release(self, req: Any, hours: float) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(hours / 24.0)
+        assert self.chairs is not None
+        self.chairs.release(req)
+
+    # -- a chair for one day -------------------------------------------------------
+
+    def request_chair(
+        self, priority: int, latest: float = math.inf
+    ) -> Generator[simpy.Event, Any, Any]:
+        """Queue for a chair with this priority until time ``latest``. Returns the
+        granted request (the chair is then held: ``hold`` or ``give_back`` it), ``True``
+        when chairs are unlimited, or None if none came free by ``latest``."""
+        if self.chairs is None:
+            return True
+        req = self.chairs.request(priority=priority)
+        if self.env.now > latest:
+            req.cancel()
+            return None
+        if math.isinf(latest):
+            yield req
+            return req
+        yield req | self.env.timeout(latest - self.env.now)
+        if req.triggered:
+            return req
+        req.cancel()
+        return None
+
+    def request_day(
+        self, priority: int, day: int, hours: float
+    ) -> Generator[simpy.Event, Any, Any]:
+        """A chair for ``hours`` on ``day`` (the caller is at or before its opening): the
+        request, or None if the day is closed or no chair came free before the latest
+        start that lets the infusion end by closing time."""
+        if not self.is_open(day):
+            return None
+        req = yield from self.request_chair(priority, day + (self.close_h - hours) / 24.0)
+        if req is not None and self.env.now < self.opening(day):
+            # unlimited chairs (or a center open from midnight): start at the opening
+            yield self.env.timeout(self.opening(day) - self.env.now)
+        return req
+
+    def hold(self, req: Any, day: int, hours: float) -> None:
+        """The chair is in use for ``hours`` from now (then released)."""
+        if 0 <= day < self.days:
+            self.chair_hours[day] += hours
+            self.infusion_days[day] += 1
+        if self.chairs is not None:
+            self.env.process(self._release(req, hours))
+
+    def give_back(self, req: Any) -> None:
+        if self.chairs is not None and req is not True:
+            self.chairs.release(req)
+
+    def take_grams(self, need: float, priority_patient: bool) -> Generator[simpy.Event, Any, float]:
+        """Grams drawn for a day needing ``need`` grams under the policy (0 = nothing)."""
+        if need <= 0 or self.stock is None:
+            return need
+        pol = self.cfg.policy
+        usable = self.stock.level - (0.0 if priority_patient else pol.reserve_g)
+        if usable >= need:
+            got = need
+        elif pol.when_short == "reduce" and usable >= pol.reduce_min_fraction * need:
+            got = usable
+        else:
+            got = 0.0
+        if got < need:
+            day = min(int(self.env.now), self.days - 1)
+            self.short_day[day] = True
+        if got > 0:
+            yield self.stock.get(got)
+        return got
+
+
+def _grams_due(plan: Plan, prm: Params, st: Any) -> tuple[float, float]:
+    """(dose g/kg of the day due, grams it needs) for the next infusion day."""
+    cycle = st.ivig_cycles if st.ivig_day_in_cycle == 0 else st.ivig_cycles - 1
+    doses = plan.cycle_doses
+    dose = doses[min(int(cycle), len(doses) - 1)] / plan.ivig_days_per_cycle
+    return dose, dose * st.drug_active * prm.weight_kg
+
+
+def _patient(
+    env: simpy.Environment,
+    sim: CenterSim,
+    plan: Plan,
+    prm: Params,
+    i: int,
+    seq: int,
+    arrival: int,
+    res: ChunkResult,
+    log: EventLog | None,
+) -> Generator[simpy.Event, Any, None]:
+    xp = SCALAR
+    cfg = sim.cfg
+    pol = cfg.policy
+    if arrival > env.now:
+        yield env.timeout(arrival - env.now)
+    st = handlers.init_state(xp, plan, prm)
+    first_due = math.inf  # day (patient clock) the pending infusion day was first due
+    while True:
+        t, kind = handlers.next_event(xp, plan, prm, st)
+        if arrival + t > env.now:
+            yield env.timeout(arrival + t - env.now)
+        handlers.advance(xp, plan, prm, st, t)
+        if kind == Event.END:
+            break
+        before = st.pred
+        if kind != Event.INFUSION:
+            flags, values, grams = handlers.handle(xp, plan, prm, st, kind)
+            record(res, log, i, prm.patient, st, kind, flags, values, grams, before)
+            if st.ivig_next == math.inf and first_due < math.inf:
+                sim.pending -= 1  # a rule or death cancelled the overdue day
+                first_due = math.inf
+            continue
+        day = arrival + int(t)
+        if first_due == math.inf:
+            first_due = t
+        dose, need = _grams_due(plan, prm, st)
+        hours = chair_hours(cfg, dose)
+        new_cycle = st.ivig_day_in_cycle == 0
+        if pol.priority == "rescue_first":
+            cls = 0 if st.rescue < math.inf else 1
+        elif pol.priority == "new_first":
+            cls = 0 if st.ivig_cycles <= (0 if new_cycle else 1) else 1
+        else:
+            cls = 0
+        key = _queue_key(cls, arrival + int(first_due), seq)
+        req = yield from sim.request_day(key, day, hours)
+        fraction, got = 0.0, 0.0
+        if req is not None:
+            got = yield from sim.take_grams(need, cls == 0 and pol.priority != "fifo")
+            fraction = 1.0 if need <= 0 else got / need
+            if fraction <= 0.0:
+                sim.give_back(req)
+        late = t > first_due
+        if fraction > 0.0:
+            sim.hold(req, min(day, sim.days - 1), chair_hours(cfg, dose * fraction))
+            flags, _, grams = handlers.handle(xp, plan, prm, st, kind, fraction)
+            if st.ivig_next <= st.t:
+                # delays stretched the cycle past the next one's due day: it starts
+                # tomorrow at the earliest (cycles never overlap)
+                handlers.postpone_infusion(st, st.t + 1.0)
+            extra = int(Flag.CENTER_CYCLE_START) if new_cycle else 0
+            if late:
+                extra |= int(Flag.CENTER_DELAYED)
+                sim.counts["days_delayed"] += 1
+                sim.counts["cycles_delayed"] += int(new_cycle)
+                sim.pending -= 1
+            if fraction < 1.0:
+                extra |= int(Flag.CENTER_REDUCED)
+                sim.counts["days_reduced"] += 1
+            sim.grams[min(day, sim.days - 1)] += grams
+            sim.waits.append(env.now - sim.opening(arrival + int(first_due)))
+            first_due = math.inf
+            record(res, log, i, prm.patient, st, kind, flags + extra, None, grams, before)
+            continue
+        # not given today: the policy decides
+        overdue = t - first_due
+        skip = pol.when_short == "skip" or (
+            pol.max_delay_days is not None and overdue >= pol.max_delay_days
+        )
+        if not skip:
+            # try again on the next opening day (the rest of the patient's course goes on)
+            nxt = sim.next_open_day(day + 1) - arrival
+            handlers.postpone_infusion(st, nxt)
+            if not late:
+                sim.pending += 1
+            continue
+        whole = handlers.skip_infusion(plan, st)
+        sim.counts["cycles_skipped" if whole else "days_skipped"] += 1
+        if late:
+            sim.pending -= 1
+        first_due = math.inf
+        extra = int(Flag.CENTER_SKIPPED) + (int(Flag.CENTER_CYCLE_START) if whole else 0)
+        record(res, log, i, prm.patient, st, kind, float(extra), None, 0.0, before)
+    if first_due < math.inf:
+        sim.pending -= 1
+    for name, value in state_outcomes(plan, st).items():
+        res.outcomes[name][i] = value
+
+
+def _center_days(scn: Scenario, arrivals: np.ndarray) -> int:
+    last = int(arrivals.max()) if arrivals.size else 0
+    return last + scn.horizon_days + 1
+
+
+def run_chunk(
+    scn: Scenario,
+    plan: Plan,
+    seed: int,
+    replications: np.ndarray,
+    events: bool = False,
+    params: tuple[Params, Any] | None = None,
+) -> ChunkResult:
+    """Simulate the given center replications; returns every patient of them (in
+    replication, then arrival order) with the centers' record in ``.center``."""
+    center = scn.center
+    if center is None:
+        raise ValueError("the center engine needs a scenario with a center: block")
+    reps = [int(r) for r in np.asarray(replications)]
+    arrivals = [arrival_days(center, seed, r) for r in reps]
+    ids = np.concatenate(
+        [
+            r * PATIENTS_PER_CENTER + np.arange(a.size, dtype=np.int64)
+            for r, a in zip(reps, arrivals, strict=True)
+        ]
+        or [np.zeros(0, dtype=np.int64)]
+    )
+    prm, base = make_params(scn, plan, seed, ids)
+    res = ChunkResult.empty(plan, prm, base, events)
+    parts: list[CenterRecord] = []
+    offset = 0
+    for arr in arrivals:
+        env = simpy.Environment()
+        days = _center_days(scn, arr)
+        sim = CenterSim(env, center, days)
+        for j, a in enumerate(arr):
+            i = offset + j
+            env.process(_patient(env, sim, plan, prm.row(i), i, j, int(a), res, res.events))
+        env.run(until=days)
+        parts.append(_record(sim, center, arr.size, days))
+        offset += arr.size
+    if res.events is not None:
+        res.events.finish()
+    res.center = CenterRecord.merge_all(parts)
+    return res
+
+
+def _monthly(values: np.ndarray, months: int, how: str = "sum") -> np.ndarray:
+    """Sum (or mean, ignoring NaN) of a daily series by 4-week month."""
+    out = np.full(months, np.nan)
+    for m in range(months):
+        part = values[m * MONTH_DAYS : (m + 1) * MONTH_DAYS]
+        if how == "sum":
+            out[m] = part.sum()
+        elif np.isfinite(part).any():
+            out[m] = np.nanmean(part)
+    return out
+
+
+def _open_hours_by_day(sim: CenterSim, days: int) -> np.ndarray:
+    per_day = (sim.close_h - sim.open_h) * (sim.capacity or 0)
+    return np.array([per_day if sim.is_open(d) else 0.0 for d in range(days)])
+
+
+def _record(sim: CenterSim, center: Center, patients: int, days: int) -> CenterRecord:
+    months = -(-days // MONTH_DAYS)
+    window = round(center.arrivals.years * 365) if center.arrivals.cohort is None else days
+    window = min(window, days)
+    open_h = _open_hours_by_day(sim, days)
+    left = sim.stock.level if sim.stock is not None else math.nan
+    initial = center.stock.initial_g if center.stock.initial_g is not None else math.nan
+    given = float(sim.grams.sum())
+    waits = np.asarray(sim.waits, dtype=np.float64)
+    totals = {
+        "patients": patients,
+        "infusion_days": float(sim.infusion_days.sum()),
+        **{k: float(v) for k, v in sim.counts.items()},
+        "grams_given": given,
+        "grams_window": float(sim.grams[:window].sum()),
+        "grams_delivered": initial + sim.delivered,
+        "grams_left": left,
+        "stock_out_days": float(sim.short_day[:window].sum()),
+        "chair_hours": float(sim.chair_hours[:window].sum()),
+        "chair_hours_open": float(open_h[:window].sum()) if sim.capacity else math.nan,
+        "nurse_hours_window": float(sim.chair_hours[:window].sum() * center.nurses_per_chair),
+        "wait_days_total": float(waits.sum()),
+        "wait_p95_days": float(np.quantile(waits, 0.95)) if waits.size else math.nan,
+        "center_days": float(window),
+    }
+    series = {
+        "chair_hours": _monthly(sim.chair_hours, months),
+        "chair_hours_open": _monthly(open_h, months) if sim.capacity else np.full(months, np.nan),
+        "grams": _monthly(sim.grams, months),
+        "stock_g": _monthly(sim.stock_g, months, "mean"),
+        "backlog": _monthly(sim.backlog, months, "mean"),
+        "infusion_days": _monthly(sim.infusion_days, months),
+    }
+    return CenterRecord(
+        replications=1,
+        months=months,
+        totals={k: np.array([v], dtype=np.float64) for k, v in totals.items()},
+        series={k: v[None, :] for k, v in series.items()},
+        waits=waits,
+    )
+
+
+def mmc_waits(
+    chairs: int,
+    arrivals_per_day: float,
+    service_mean_days: float,
+    customers: int,
+    seed: int,
+    replication: int = 0,
+) -> np.ndarray:
+    """The center's chair queue alone, as an M/M/c queue: Poisson arrivals, exponential
+    chair times, always open, no stock and no disease; returns each customer's wait (days,
+    in arrival order). For the validation against Erlang C (tests/test_center_queue.py);
+    customer k's inter-arrival and service times are draws of its own stream, so runs
+    with different ``chairs`` see the same arrivals and the same services."""
+    env = simpy.Environment()
+    center = Center(
+        chairs=chairs,
+        open_weekdays=7,
+        open_hours=(0.0, 24.0),
+        stock={"initial_g": None},
+        arrivals={"cohort": 1},
+    )
+    sim = CenterSim(env, center, days=1)
+    k = np.arange(customers)
+    gaps = streams.exponential(seed, replication, "center.mmc_arrival", k) / arrivals_per_day
+    service = streams.exponential(seed, replication, "center.mmc_service", k) * service_mean_days
+    arrive = np.cumsum(gaps)
+    waits = np.full(customers, np.nan)
+
+    def customer(j: int) -> Generator[simpy.Event, Any, None]:
+        yield env.timeout(arrive[j] - env.now)
+        req = yield from sim.request_chair(0)  # one class: first come, first served
+        waits[j] = env.now - arrive[j]
+        yield env.timeout(service[j])
+        sim.give_back(req)
+
+    for j in range(customers):
+        env.process(customer(j))
+    env.run()
+    return waits
