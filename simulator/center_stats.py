@@ -25,6 +25,7 @@ __all__ = [
     "CenterRecord",
     "center_metrics",
     "center_summary",
+    "paired_center_differences",
 ]
 
 MONTH_DAYS = 28
@@ -207,3 +208,31 @@ def center_summary(rec: CenterRecord) -> dict[str, Any]:
             "infusion_days": _band(s["infusion_days"]),
         },
     }
+
+
+def paired_center_differences(a: CenterRecord, b: CenterRecord) -> dict[str, dict[str, Any]]:
+    """Center metrics of ``b`` minus ``a`` replication by replication: two arms run on
+    the same seed see the same arrivals and patients in each replication (common random
+    numbers), so the differences are paired; Student-t 95% interval over replications,
+    and the share of replications where ``b`` is higher, lower or the same."""
+    if a.replications != b.replications:
+        raise ValueError("paired center differences need the same replications in both arms")
+    pa, pb = _per_center(a), _per_center(b)
+    out: dict[str, dict[str, Any]] = {}
+    for name in CENTER_METRICS:
+        d = pb[name] - pa[name]
+        d = d[np.isfinite(d)]
+        mean, ci, n = _mean_ci(d)
+
+        def pct(mask: np.ndarray, n: int = n) -> float | None:
+            return 100.0 * float(mask.sum()) / n if n else None
+
+        out[name] = {
+            "mean_difference": mean,
+            "ci95": ci,
+            "n": n,
+            "higher_pct": pct(d > 1e-9),
+            "lower_pct": pct(d < -1e-9),
+            "same_pct": pct(np.abs(d) <= 1e-9),
+        }
+    return out

@@ -73,12 +73,22 @@ def _patients(text: str) -> int:
         raise argparse.ArgumentTypeError(err.message) from None
 
 
+def _units(scn: Any, n: int, simulated: int | None = None) -> str:
+    """ "1,000 patients", or for a scenario with an infusion center "20 center
+    replications (3,612 patients)": ``patients`` then counts centers."""
+    if getattr(scn, "center", None) is None:
+        return f"{n} patients"
+    more = f" ({simulated:,} patients)" if simulated is not None else ""
+    return f"{n} center replication{'s' if n != 1 else ''}{more}"
+
+
 def _common(p: argparse.ArgumentParser, default_out: str = "results/<scenario file name>/") -> None:
     p.add_argument(
         "--patients",
         type=_patients,
         metavar="N",
-        help="number of virtual patients (default: the scenario's `patients`)",
+        help="number of virtual patients, or of center replications for a scenario with a"
+        " center: (default: the scenario's `patients`)",
     )
     p.add_argument(
         "--seed", type=_seed, metavar="S", help="random seed (default: the scenario's `seed`)"
@@ -449,7 +459,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         **_out_kwargs(args, [args.scenario]),
     )
     if not args.quiet:
-        print(f"{scn.name}: {result.patients} patients, seed {result.seed}, {result.engine} engine")
+        print(
+            f"{scn.name}: {_units(scn, result.patients, result.summary.n)}, seed {result.seed},"
+            f" {result.engine} engine"
+        )
         print(format_table(result.metrics))
         print(f"\nresults written to {out}{os.sep}")
     return 0
@@ -491,14 +504,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if not args.quiet:
         if result.same_patients:
             print(
-                f"{' vs '.join(names)}: {result.patients} patients each, seed "
-                f"{result.seed}, same patients in every arm"
+                f"{' vs '.join(names)}: {_units(scns[0], result.patients, result.summaries[0].n)}"
+                f" each, seed {result.seed}, same patients in every arm"
             )
         else:
             print(
-                f"{' vs '.join(names)}: {result.patients} patients each, seed "
-                f"{result.seed}. WARNING: the arms are NOT the same patients; they differ "
-                f"in:"
+                f"{' vs '.join(names)}: {_units(scns[0], result.patients, result.summaries[0].n)}"
+                f" each, seed {result.seed}. WARNING: the arms are NOT the same patients;"
+                " they differ in:"
             )
             for line in result.arm_differences:
                 print(f"  - {line}")
@@ -526,7 +539,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(
             f"{plan.spec.name}: {plan.spec.design.type} design, {len(plan.points)} points x "
-            f"{plan.spec.patients} patients x {len(plan.arms)} strategy(ies)"
+            f"{_units(plan.scenarios[0], plan.spec.patients)} x {len(plan.arms)} strategy(ies)"
         )
     try:
         result = sweep_to_folder(
@@ -692,12 +705,24 @@ COMPARE_TABLE = (
 )
 
 
+CENTER_COMPARE_TABLE = (
+    "center_chair_utilisation",
+    "center_wait_mean_days",
+    "center_wait_p95_days",
+    "center_cycles_delayed",
+    "center_cycles_skipped",
+    "center_stock_out_days",
+    "center_ivig_g_per_month",
+)
+
+
 def format_comparison(outcomes: dict[str, dict[str, Any]], names: list[str]) -> str:
     from .report.comparison import row_label
 
     header = ["outcome", *names] + [f"{n} - {names[0]} (95% CI)" for n in names[1:]]
     rows = [header]
-    for key in COMPARE_TABLE:
+    center = [k for k in CENTER_COMPARE_TABLE if k in outcomes]  # a scenario with a center
+    for key in (*COMPARE_TABLE, *center):
         o = outcomes[key]
         unit = o["unit"]
         row = [_with_unit(row_label(o), unit)] + [_fmt(o["arms"][n]["mean"], unit) for n in names]

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ._version import __version__
+from .center_stats import paired_center_differences
 from .economics import calculate_icers, optimal_strategy
 from .errors import InputError
 from .outcomes import BETTER, CohortSummary, Metric, better_of, cea_columns
@@ -222,6 +223,14 @@ class ComparisonResult:
         arms_metrics = [s.metrics() for s in self.summaries]
         out: dict[str, dict[str, Any]] = {}
         first = self.names[0]
+        # center metrics are per center replication: paired over replications
+        c0 = self.summaries[0].center
+        center_diffs = [
+            paired_center_differences(c0, s.center)
+            if c0 is not None and s.center is not None
+            else {}
+            for s in self.summaries[1:]
+        ]
         for name, m0 in arms_metrics[0].items():
             if any(name not in am for am in arms_metrics[1:]):
                 continue  # e.g. survival at 5 years when an arm's horizon is shorter
@@ -251,6 +260,11 @@ class ComparisonResult:
             else:
                 entry["difference_estimator"] = "paired_" + m0["estimator"] + "_difference"
             for j, (arm, acc) in enumerate(zip(self.names[1:], self.paired, strict=True), start=1):
+                if name in center_diffs[j - 1]:
+                    diff = _difference(center_diffs[j - 1][name], better, f"{arm} - {first}")
+                    diff["estimator"] = "paired_mean_over_centers_difference"
+                    entry["differences"][arm] = diff
+                    continue
                 if name not in acc:
                     continue
                 diff = _difference(acc[name].to_dict(), better, f"{arm} - {first}")

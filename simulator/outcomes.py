@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .center_stats import CenterRecord, center_metrics
+from .center_stats import CENTER_METRICS, CenterRecord, center_metrics
 from .kernel import measures
 from .kernel.mortality import CAUSE_BACKGROUND, CAUSE_DISEASE, MAX_AGE
 from .kernel.plan import MONTH_DAYS, Plan
@@ -118,6 +118,8 @@ BETTER: dict[str, str | None] = {
 def better_of(name: str) -> str | None:
     if name in BETTER:
         return BETTER[name]
+    if name in CENTER_METRICS:
+        return CENTER_METRICS[name][2]
     if name.startswith("tis"):
         return "higher"
     if name.startswith(("cost_", "adverse_event_", "death_")) or name == "died":
@@ -175,6 +177,14 @@ HEADLINE = (
     "life_years_lifetime",
     "cost_lifetime",
     "qaly_lifetime",
+    # an infusion center (scenarios with a center:)
+    "center_chair_utilisation",
+    "center_wait_mean_days",
+    "center_wait_p95_days",
+    "center_cycles_delayed",
+    "center_cycles_skipped",
+    "center_stock_out_days",
+    "center_ivig_g_per_month",
 )
 
 

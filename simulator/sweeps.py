@@ -250,6 +250,17 @@ def plan_sweep(
             ) from None
     seed = spec.seed if spec.seed is not None else scns[0].seed
     known = [m.name for m in metric_specs(_plan_for(scns[0]))]
+    if scns[0].center is not None:
+        from .center_stats import CENTER_METRICS
+
+        known += list(CENTER_METRICS)
+        if spec.engine == "cohort":
+            raise InputError(
+                "engine: cohort cannot simulate an infusion center (its patients share"
+                " chairs and IVIG stock): use simpy or auto",
+                file=str(path),
+                line=linemap.line_for(("engine",)),
+            )
     for i, name in enumerate(spec.outcomes):
         if name not in known:
             import difflib
@@ -734,7 +745,9 @@ def run_sweep(
             [k.split(":", 1)[1] for k in plan.output_keys] if strategies else plan.output_keys
         )
     )
-    engine = plan.spec.engine if plan.spec.engine != "auto" else "cohort"
+    from .runner import choose_engine
+
+    engine = choose_engine(plan.scenarios[0], plan.spec.engine)
     todo = [i for i in range(len(plan.points)) if i not in done]
     if done:
         log.info("resuming: %d of %d points already done", len(done), len(plan.points))

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from .center import Center
 from .schema import AdverseEventIVIG, AdverseEventSteroid, Dist, Rule, Scenario
 
 __all__ = ["parameter_table"]
@@ -89,7 +90,8 @@ def _rows(model: BaseModel, prefix: str) -> list[tuple[str, str, str, str]]:
 
 def parameter_table() -> str:
     """Markdown table of every documented default: path, default, unit, source."""
-    rows = _rows(Scenario(), "")
+    # the optional center block (absent by default) with its defaults
+    rows = _rows(Scenario(), "") + _rows(Center(), "center.")
     out = [BEGIN, "", "| parameter | default | unit | source |", "|---|---|---|---|"]
     for path, default, unit, source in rows:
         cells = [f"`{path}`", default, unit, source]
