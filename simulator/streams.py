@@ -25,12 +25,20 @@ checks uniformity, independence between purposes, patients and indices.
 
 from __future__ import annotations
 
+import functools
 import zlib
 
 import numpy as np
 from scipy import special
 
-__all__ = ["exponential", "normal", "purpose_id", "uniform"]
+__all__ = [
+    "exponential",
+    "exponential_one",
+    "normal",
+    "purpose_id",
+    "uniform",
+    "uniform_one",
+]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -73,6 +81,36 @@ def uniform(seed: int, patients: object, purpose: str, index: object = 0) -> np.
         h = _mix(key + _as_u64(patients) * _GOLDEN)
         h = _mix(h ^ (_as_u64(index) * _M2 + _GOLDEN))
     return ((h >> _S11).astype(np.float64) + 0.5) * _TWO_M53
+
+
+_MASK = (1 << 64) - 1
+_G_INT, _M1_INT, _M2_INT = int(_GOLDEN), int(_M1), int(_M2)
+
+
+def _mix_int(x: int) -> int:
+    x = ((x ^ (x >> 30)) * _M1_INT) & _MASK
+    x = ((x ^ (x >> 27)) * _M2_INT) & _MASK
+    return x ^ (x >> 31)
+
+
+@functools.lru_cache(maxsize=1024)
+def _purpose_key(seed: int, purpose: str) -> int:
+    key = _mix_int(((int(seed) & _MASK) + _G_INT) & _MASK)
+    return _mix_int(key ^ purpose_id(purpose))
+
+
+def uniform_one(seed: int, patient: int, purpose: str, index: int = 0) -> float:
+    """One draw of :func:`uniform` for one patient and index, as a Python float: the same
+    bits, computed with Python integers (the SimPy engine draws one number at a time,
+    where numpy's per-call overhead would dominate)."""
+    h = _mix_int((_purpose_key(seed, purpose) + (int(patient) & _MASK) * _G_INT) & _MASK)
+    h = _mix_int(h ^ (((int(index) & _MASK) * _M2_INT + _G_INT) & _MASK))
+    return ((h >> 11) + 0.5) * _TWO_M53
+
+
+def exponential_one(seed: int, patient: int, purpose: str, index: int = 0) -> float:
+    """One draw of :func:`exponential` (numpy's log, so the bits match the arrays')."""
+    return float(-np.log(np.float64(uniform_one(seed, patient, purpose, index))))
 
 
 def normal(seed: int, patients: object, purpose: str, index: object = 0) -> np.ndarray:

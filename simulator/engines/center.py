@@ -289,6 +289,16 @@ def _grams_due(plan: Plan, prm: Params, st: Any) -> tuple[float, float]:
     return dose, dose * st.drug_active * prm.weight_kg
 
 
+def _other_event_first(plan: Plan, prm: Params, st: Any, day: float) -> bool:
+    """Whether the patient has another event before the infusion retried on ``day``
+    (patient clock): one earlier, or one that day that comes first in the fixed order."""
+    due = st.ivig_next
+    st.ivig_next = math.inf
+    t, kind = handlers.next_event(SCALAR, plan, prm, st)
+    st.ivig_next = due
+    return bool(t < day or (t == day and kind < Event.INFUSION))
+
+
 def _patient(
     env: simpy.Environment,
     sim: CenterSim,
@@ -335,14 +345,36 @@ def _patient(
         else:
             cls = 0
         key = _queue_key(cls, arrival + int(first_due), seq)
-        req = yield from sim.request_day(key, day, hours)
-        fraction, got = 0.0, 0.0
-        if req is not None:
-            got = yield from sim.take_grams(need, cls == 0 and pol.priority != "fifo")
-            fraction = 1.0 if need <= 0 else got / need
-            if fraction <= 0.0:
-                sim.give_back(req)
-        late = t > first_due
+        while True:
+            req = yield from sim.request_day(key, day, hours)
+            fraction, got = 0.0, 0.0
+            if req is not None:
+                got = yield from sim.take_grams(need, cls == 0 and pol.priority != "fifo")
+                fraction = 1.0 if need <= 0 else got / need
+                if fraction <= 0.0:
+                    sim.give_back(req)
+            late = t > first_due
+            if fraction > 0.0:
+                break
+            # not given today: the policy decides
+            skip = pol.when_short == "skip" or (
+                pol.max_delay_days is not None and t - first_due >= pol.max_delay_days
+            )
+            if skip:
+                break
+            # try again on the next opening day; the rest of the patient's course goes on
+            if not late:
+                sim.pending += 1
+            nxt = sim.next_open_day(day + 1)
+            if _other_event_first(plan, prm, st, nxt - arrival):
+                handlers.postpone_infusion(st, nxt - arrival)
+                break
+            # nothing else happens to the patient before then: wait for that day here,
+            # without stepping the kernel through the days in between
+            yield env.timeout(nxt - env.now)
+            day, t = nxt, float(nxt - arrival)
+        if st.t < t:
+            handlers.advance(xp, plan, prm, st, t)  # the day it is given (or skipped)
         if fraction > 0.0:
             sim.hold(req, min(day, sim.days - 1), chair_hours(cfg, dose * fraction))
             flags, _, grams = handlers.handle(xp, plan, prm, st, kind, fraction)
@@ -364,19 +396,14 @@ def _patient(
             first_due = math.inf
             record(res, log, i, prm.patient, st, kind, flags + extra, None, grams, before)
             continue
-        # not given today: the policy decides
-        overdue = t - first_due
-        skip = pol.when_short == "skip" or (
-            pol.max_delay_days is not None and overdue >= pol.max_delay_days
-        )
         if not skip:
-            # try again on the next opening day (the rest of the patient's course goes on)
-            nxt = sim.next_open_day(day + 1) - arrival
-            handlers.postpone_infusion(st, nxt)
-            if not late:
-                sim.pending += 1
-            continue
+            continue  # postponed through the kernel
         whole = handlers.skip_infusion(plan, st)
+        if st.ivig_next <= st.t:
+            # the rest of a cycle stretched past the next one's due day was skipped: the
+            # next cycle starts tomorrow at the earliest (the patient's clock never goes
+            # back, and cycles never overlap)
+            handlers.postpone_infusion(st, st.t + 1.0)
         sim.counts["cycles_skipped" if whole else "days_skipped"] += 1
         if late:
             sim.pending -= 1

@@ -48,6 +48,8 @@ __all__ = [
     "enzyme_level",
     "measured",
     "rate_node_values",
+    "step",
+    "step_one",
 ]
 
 Y, Q, W, XS, XL, XD, Z, F, L, FE, LE, V, E, J, S, C = range(16)
@@ -255,6 +257,45 @@ def step(xp: Ops, coef: tuple[Any, ...], x: dict[int, Any], g: Any) -> dict[int,
     out[S] = x[S]
     out[C] = x[C]
     return out
+
+
+# The state names of the scalar step's arguments and results, in index order.
+_NAMES = ("y", "q", "w", "xs", "xl", "xd", "z", "f", "l", "fe", "le", "v", "e", "j", "s", "c")
+STEPPED = (Y, Q, W, XS, XL, XD, Z, F, L, FE, LE, V, E, J)
+
+
+def _scalar_step_source() -> str:
+    """Source of :func:`step` for one patient, unrolled: the same operations in the same
+    order on Python floats (so the same bits as the array path, which numpy evaluates
+    operation by operation without fused multiply-adds), without the dicts and loops
+    that cost more than the arithmetic for one patient."""
+    args = ", ".join(_NAMES)
+    lines = [f"def step_one(coef, {args}, g):"]
+    acc = {r: (f"{_NAMES[r]} * 0.0" if r != J else "j * 1.0") for r in _DOWNSTREAM}
+    for r in _DOWNSTREAM:
+        lines.append(f"    o_{_NAMES[r]} = {acc[r]}")
+    for k, (r, c) in enumerate(PATTERN):
+        term = f"coef[{k}] * {_NAMES[c]}"
+        term = f"g * ({term})" if c in _G_SCALED else term
+        lines.append(f"    o_{_NAMES[r]} = o_{_NAMES[r]} + {term}")
+    n = len(PATTERN)
+    lines += [
+        f"    return (o_y, o_q, o_w, o_xs, o_xl, o_xd, coef[{n}] * z, coef[{n + 1}] * f,",
+        f"            coef[{n + 2}] * l, coef[{n + 3}] * fe, coef[{n + 4}] * le,",
+        f"            coef[{n + 5}] * fe + coef[{n + 6}] * le + coef[{n + 7}] * v,",
+        f"            coef[{n + 8}] * e + (1.0 - coef[{n + 8}]) * c, o_j)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _compile_scalar_step() -> Any:
+    namespace: dict[str, Any] = {}
+    exec(compile(_scalar_step_source(), "<disease.step_one>", "exec"), namespace)
+    return namespace["step_one"]
+
+
+#: ``step_one(coef, y, q, ..., s, c, g)`` -> the stepped states in ``STEPPED`` order.
+step_one = _compile_scalar_step()
 
 
 def damage_step(

@@ -243,6 +243,48 @@ def advance(xp: Ops, plan: Plan, prm: Params, st: State, t: Any) -> None:
     """Move the state from st.t to t in closed form (no event in between)."""
     tau = t - st.t
     coef = plan.propagator(xp, prm.node, tau)
+    if not xp.vector:
+        (
+            st.y,
+            st.q,
+            st.w,
+            st.xs,
+            st.xl,
+            st.xd,
+            st.z,
+            st.f,
+            st.l,
+            st.fe,
+            st.le,
+            st.v,
+            st.e,
+            st.j,
+        ) = disease.step_one(
+            coef,
+            st.y,
+            st.q,
+            st.w,
+            st.xs,
+            st.xl,
+            st.xd,
+            st.z,
+            st.f,
+            st.l,
+            st.fe,
+            st.le,
+            st.v,
+            st.e,
+            st.j,
+            prm.drive,
+            st.c,
+            prm.ivig_gain,
+        )
+    else:
+        _advance_vector(xp, coef, prm, st)
+    _advance_clocks(xp, plan, prm, st, t, tau)
+
+
+def _advance_vector(xp: Ops, coef: tuple[Any, ...], prm: Params, st: State) -> None:
     x = {
         Y: st.y,
         Q: st.q,
@@ -273,6 +315,9 @@ def advance(xp: Ops, plan: Plan, prm: Params, st: State, t: Any) -> None:
         new[E],
         new[J],
     )
+
+
+def _advance_clocks(xp: Ops, plan: Plan, prm: Params, st: State, t: Any, tau: Any) -> None:
     st.cum_pred = st.cum_pred + st.pred * tau
     d = plan.discount_per_day
     if d > 0:
