@@ -1,4 +1,5 @@
-"""Golden summaries: every shipped scenario, a comparison and a sweep at small size.
+"""Golden summaries: every shipped scenario, a comparison and a sweep at small size
+(a scenario with an infusion center: one replication of one year of arrivals).
 
 ``tests/test_golden.py`` checks that these give the same bytes as the files in
 ``tests/golden/``; ``python scripts/refresh_golden.py`` rewrites the files, and only a
@@ -29,7 +30,13 @@ def _run(path: Path) -> dict[str, Any]:
     from simulator.runner import run
     from simulator.scenario import load_scenario
 
-    res = run(load_scenario(path), patients=PATIENTS, seed=SEED, engine="cohort", progress=False)
+    scn = load_scenario(path)
+    if scn.center is not None:
+        # an infusion center (SimPy engine): one replication of one year of arrivals
+        scn = load_scenario(path, ["center.arrivals.years=1"])
+        res = run(scn, patients=1, seed=SEED, progress=False)
+    else:
+        res = run(scn, patients=PATIENTS, seed=SEED, engine="cohort", progress=False)
     data = res.summary_json()
     for key in ("simulator_version", "resolved_scenario"):
         data.pop(key)
