@@ -15,6 +15,8 @@ engines compared), so a loaded machine moves them less than wall time:
   * the SimPy engine against the bare-SimPy floor at the same number of events per patient,
     and a naive daily-step SimPy model (what a user would write first);
   * a PSA through the whole ``simulate sweep`` command (wall time, 2 workers);
+  * an infusion center (3 years, 60 new patients a year) and a sweep of 100 center
+    replications over its chairs (whole command, 2 workers);
   * the per-point overhead of a sweep (overrides, validation, plan compilation);
   * scaling to 10^6 patients in flat memory (``--huge``: 10^7), 1 vs 2 workers, and the
     number of native (BLAS) threads a worker process runs.
@@ -264,6 +266,59 @@ def psa_command(draws: int, patients: int, workers: int, folder: Path) -> float:
     return time.perf_counter() - t
 
 
+CENTER = ROOT / "scenarios" / "center_capacity.yaml"
+
+
+def center_run_seconds(reps: int) -> dict:
+    """Wall seconds of one 3-year center (60 new patients a year, 2 chairs, first-line
+    IVIG) through ``run``: median over ``reps`` replications, after one warm-up."""
+    scn = load_scenario(CENTER)
+    run(scn, patients=1, seed=999, progress=False)  # warm: plan, caches
+    out = []
+    for r in range(reps):
+        t = time.perf_counter()
+        res = run(scn, patients=1, seed=1000 + r, progress=False)
+        out.append((time.perf_counter() - t, res.summary.n))
+    return {
+        "median_s": statistics.median(s for s, _ in out),
+        "max_s": max(s for s, _ in out),
+        "patients_mean": statistics.mean(n for _, n in out),
+        "replications": reps,
+    }
+
+
+def center_sweep_command(reps: int, chairs: list[int], workers: int, folder: Path) -> float:
+    """Wall seconds of `simulate sweep` over the center's chairs (first-line IVIG,
+    ``reps`` center replications per point), in a fresh process."""
+    import yaml
+
+    spec = {
+        "name": "center_chairs",
+        "base": str(CENTER),
+        "patients": reps,
+        "outcomes": ["center_wait_mean_days", "center_chair_utilisation"],
+        "design": {"type": "grid", "parameters": {"center.chairs": chairs}},
+    }
+    path = folder / "center_chairs.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    cmd = [
+        sys.executable,
+        "-m",
+        "simulator",
+        "sweep",
+        str(path),
+        "--workers",
+        str(workers),
+        "--out",
+        str(folder / "center_sweep"),
+        "--quiet",
+        "--fresh",
+    ]
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True)
+    return time.perf_counter() - t
+
+
 def sweep_point_overhead(points: int = 20) -> float:
     """Median seconds per point spent outside simulation: applying the point's overrides
     (with validation), fingerprinting and compiling the plan, for PSA draws."""
@@ -329,6 +384,8 @@ SIZES = {
         "workers": 2_000,
         "psa": (2, 50),
         "points": 3,
+        "center_reps": 1,
+        "center_sweep_reps": 1,
     },
     "quick": {
         "des": 300,
@@ -339,6 +396,8 @@ SIZES = {
         "workers": 50_000,
         "psa": (20, 1000),
         "points": 20,
+        "center_reps": 3,
+        "center_sweep_reps": 20,
     },
     "full": {
         "des": 2000,
@@ -349,6 +408,8 @@ SIZES = {
         "workers": 200_000,
         "psa": (100, 1000),
         "points": 20,
+        "center_reps": 5,
+        "center_sweep_reps": 100,
     },
 }
 
@@ -447,6 +508,26 @@ def main() -> None:
         f" per arm, 2 workers): {cal_s:.2f} s; the shipped fit (13 parameters, up to 227"
         f" evaluations) about {227 * cal_s / 60:.1f} min"
     )
+    center = center_run_seconds(z["center_reps"])
+    fig["center_run"] = center
+    print(
+        f"infusion center: one 3-year center, 60 new patients/year (mean"
+        f" {center['patients_mean']:.0f} patients), 2 chairs: median {center['median_s']:.2f} s"
+        f" (max {center['max_s']:.2f} s over {center['replications']} replications)"
+    )
+    c_reps = z["center_sweep_reps"]
+    with tempfile.TemporaryDirectory() as tmp:
+        c_sweep = center_sweep_command(c_reps, [2, 4], 2, Path(tmp))
+    fig["center_sweep"] = {
+        "replications": c_reps,
+        "chairs": [2, 4],
+        "workers": 2,
+        "seconds": c_sweep,
+    }
+    print(
+        f"center sweep over chairs (2, 4) x {c_reps} replications, 2 workers, whole command:"
+        f" {c_sweep:.1f} s"
+    )
     threads = worker_threads()
     fig["native_threads_per_worker"] = threads
     print(f"native (BLAS) threads in a worker process: {threads}")
@@ -484,6 +565,9 @@ def main() -> None:
     ]
     if full_psa:
         targets.append(("PSA 100 x 1,000 x 2 < 10 s (2 cores)", psa_s, 10.0, "<"))
+    targets.append(("one 3-year center (60/year) < 2 s", center["median_s"], 2.0, "<"))
+    if c_reps == 100:
+        targets.append(("center sweep, 100 replications x chairs < 120 s", c_sweep, 120.0, "<"))
     if cal_patients == 1000:
         targets.append(
             ("shipped calibration (227 evaluations) < 15 min", 227 * cal_s / 60, 15.0, "<")

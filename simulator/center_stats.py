@@ -223,6 +223,8 @@ def paired_center_differences(a: CenterRecord, b: CenterRecord) -> dict[str, dic
         d = pb[name] - pa[name]
         d = d[np.isfinite(d)]
         mean, ci, n = _mean_ci(d)
+        if CENTER_METRICS[name][1] == "proportion" and ci[0] is not None and ci[1] is not None:
+            ci = [max(-1.0, ci[0]), min(1.0, ci[1])]  # a difference of two shares
 
         def pct(mask: np.ndarray, n: int = n) -> float | None:
             return 100.0 * float(mask.sum()) / n if n else None

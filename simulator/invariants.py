@@ -8,7 +8,9 @@ user input, so it raises :class:`InvariantError` with the patient, day and event
   or a rescue pulse);
 * IVIG: at most one infusion day per day, at most ``days_per_cycle`` days per cycle, and
   the first day of a cycle comes at least ``interval_days`` after the previous cycle's
-  first day (no overlapping cycles); never more than ``cycles`` cycles.
+  first day (no overlapping cycles); never more than ``cycles`` cycles. Under an infusion
+  center (``engines/center.py``) cycle days may be apart and a cycle may be cut short,
+  so the cycle checks follow the center's flags instead (``_check_center_infusions``).
 """
 
 from __future__ import annotations

@@ -34,6 +34,8 @@ def test_benchmark_runs_at_toy_size_and_writes_every_figure(tmp_path):
     assert fig["native_threads_per_worker"] == 1
     assert fig["psa"]["seconds"] > 0 and fig["sweep_point_overhead_s"] > 0
     assert fig["calibration_evaluation_s"]["seconds"] > 0
+    assert fig["center_run"]["median_s"] > 0 and fig["center_run"]["patients_mean"] > 0
+    assert fig["center_sweep"]["seconds"] > 0 and fig["center_sweep"]["chairs"] == [2, 4]
     assert {t["target"] for t in fig["targets"]} >= {
         "cohort engine >= 100,000 patients/s",
         "compare >= 50,000 pairs/s",

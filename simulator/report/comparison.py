@@ -9,14 +9,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..center_stats import CENTER_METRICS
 from ..comparison import ComparisonResult
 from ..outcomes import HEADLINE
-from . import figures
+from . import center_report, figures
 from .atomic import json_roundtrip, png_figure, write_json
 from .tables import format_estimate as _fmt
 from .tables import format_value
 
-__all__ = ["COMPARISON_FILES", "write_comparison"]
+__all__ = ["CENTER_COMPARISON_FILES", "COMPARISON_FILES", "write_comparison"]
 
 COMPARISON_FILES = (
     "comparison.json",
@@ -29,6 +30,9 @@ COMPARISON_FILES = (
     "cpk_by_arm.png",
     "prednisone_by_arm.png",
 )
+CENTER_COMPARISON_FILES = center_report.CENTER_COMPARISON_FILES
+"""The figures a comparison of scenarios with an infusion center writes besides
+COMPARISON_FILES."""
 
 
 def _csv_rows(data: dict[str, Any]) -> list[list[str]]:
@@ -263,7 +267,14 @@ def _fmt_diff(x: Any, unit: str) -> str:
     return f"{x:+,.0f}" if abs(x) >= 1000 else f"{x:+.3g}"
 
 
-def _html(result: ComparisonResult, data: dict[str, Any], folder: Path) -> str:
+def _html(
+    result: ComparisonResult,
+    data: dict[str, Any],
+    folder: Path,
+    center: dict[str, dict[str, Any]] | None = None,
+) -> str:
+    """The report; ``center`` (each arm's ``center_summary``, by name) adds the section
+    "Infusion center" for comparisons of scenarios with a center."""
     names = data["arms"]
     ref = data["reference_arm"]
     out = io.StringIO()
@@ -279,9 +290,15 @@ def _html(result: ComparisonResult, data: dict[str, Any], folder: Path) -> str:
         "small{color:#555}</style></head><body>"
     )
     w(f"<h1>{html.escape(' vs '.join(names))}</h1>")
+    who = f"{data['patients']:,} virtual patients"
+    if center is not None:
+        reps = center[ref]["replications"]
+        who = f"{reps:,} simulated infusion center{'' if reps == 1 else 's'}"
+        if data["same_patients"]:
+            who += f" ({center[ref]['patients_simulated']:,} new patients in all)"
     if data["same_patients"]:
         w(
-            f"<p>{data['patients']:,} virtual patients, seed {data['seed']}, the same patients "
+            f"<p>{who}, seed {data['seed']}, the same patients "
             f"in every arm (common random numbers). Differences are paired, patient by patient, "
             f"against <b>{html.escape(ref)}</b>. Simulator "
             f"{html.escape(data['simulator_version'])}.</p>"
@@ -296,7 +313,7 @@ def _html(result: ComparisonResult, data: dict[str, Any], folder: Path) -> str:
         for line in data["arm_differences"]:
             w(f"<li><code>{html.escape(line)}</code></li>")
         w(
-            f"</ul><p>{data['patients']:,} virtual patients per arm, seed {data['seed']}; "
+            f"</ul><p>{who} per arm, seed {data['seed']}; "
             f"differences against <b>{html.escape(ref)}</b>. Simulator "
             f"{html.escape(data['simulator_version'])}.</p>"
         )
@@ -326,8 +343,15 @@ def _html(result: ComparisonResult, data: dict[str, Any], folder: Path) -> str:
             f"{nmb['ci95'][1]:+,.0f})</td><td>{html.escape(e['verdict'])}</td></tr>"
         )
     w("</table>")
+    if center is not None:
+        w(
+            center_report.compare_section(
+                data["outcomes"], names, result.scenarios, center, folder, data["same_patients"]
+            )
+        )
     w(
-        "<h2>Outcomes</h2><p><small>Estimates with 95% confidence intervals (Monte Carlo "
+        ("<h2>Outcomes</h2>" if center is None else "<h2>Patient outcomes</h2>")
+        + "<p><small>Estimates with 95% confidence intervals (Monte Carlo "
         "error). For each arm after the first: the paired difference from "
         f"{html.escape(ref)} with its 95% CI, and the percent of patients better off / worse "
         "off / unchanged (for resource use: higher / lower / unchanged). Times to an event: the "
@@ -346,6 +370,8 @@ def _html(result: ComparisonResult, data: dict[str, Any], folder: Path) -> str:
         k for k in data["outcomes"] if k not in HEADLINE
     ]
     for key in order:
+        if center is not None and key in CENTER_METRICS:
+            continue  # in the section "Infusion center"
         o = data["outcomes"][key]
         unit = o["unit"]
         w(f"<tr><td>{html.escape(row_label(o))} <small>({html.escape(unit)})</small></td>")
@@ -378,7 +404,8 @@ def _html(result: ComparisonResult, data: dict[str, Any], folder: Path) -> str:
             else:
                 w(f"<td>{up:.1f}% / {down:.1f}% / {d['same_pct']:.1f}%</td>")
         w("</tr>")
-    w("</table><h2>Figures</h2>")
+    w("</table>")
+    w("<h2>Figures</h2>" if center is None else "<h2>Patient figures</h2>")
     for fname, alt in (
         ("km_cpk_normal.png", "time to CPK normalisation"),
         ("km_prednisone_5mg.png", "time to prednisone 5 mg/day"),
@@ -411,7 +438,17 @@ def write_comparison(result: ComparisonResult, folder: str | os.PathLike[str]) -
             incremental_rows(data["economics"]["incremental_analysis"])
         )
     _figures(result, data, folder)
+    records = [(n, s.center) for n, s in zip(result.names, result.summaries, strict=True)]
+    center = None
+    if all(rec is not None for _, rec in records) and result.scenarios[0].center is not None:
+        center = json_roundtrip(
+            center_report.write_compare_figures(
+                [(n, rec) for n, rec in records if rec is not None],
+                result.scenarios[0].center,
+                folder,
+            )
+        )
     (folder / "report.html").write_text(
-        _html(result, json_roundtrip(data), folder), encoding="utf-8"
+        _html(result, json_roundtrip(data), folder, center), encoding="utf-8"
     )
     return data

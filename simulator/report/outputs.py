@@ -8,11 +8,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..center_stats import CENTER_METRICS
 from ..runner import RunResult
-from . import figures
+from . import center_report, figures
 from .atomic import write_json
 
-__all__ = ["OUTPUT_FILES", "write_outputs"]
+__all__ = ["CENTER_FILES", "OUTPUT_FILES", "write_outputs"]
 
 OUTPUT_FILES = (
     "summary.json",
@@ -23,6 +24,8 @@ OUTPUT_FILES = (
     "myoglobin.png",
     "prednisone.png",
 )
+CENTER_FILES = center_report.CENTER_FILES
+"""The figures a run with an infusion center (``center:``) writes besides OUTPUT_FILES."""
 
 
 def write_outputs(result: RunResult, folder: str | os.PathLike[str]) -> None:
@@ -56,6 +59,10 @@ def write_outputs(result: RunResult, folder: str | os.PathLike[str]) -> None:
     figures.prednisone_lines(
         [(name, data["prednisone_by_month"])], folder / "prednisone.png", f"Prednisone dose: {name}"
     )
+    if result.center is not None and result.scenario.center is not None:
+        center_report.write_run_figures(
+            result.center, data["center"], result.scenario.center, folder, name
+        )
     (folder / "report.html").write_text(_html(result, data, folder), encoding="utf-8")
 
 
@@ -68,6 +75,7 @@ def _html(result: RunResult, data: dict[str, Any], folder: Path) -> str:
 
     scn = result.scenario
     econ = scn.economics
+    center = data.get("center") if scn.center is not None else None
     out = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{html.escape(scn.name)}</title>",
@@ -79,17 +87,31 @@ def _html(result: RunResult, data: dict[str, Any], folder: Path) -> str:
         "img{max-width:100%}small{color:#555}</style></head><body>",
         f"<h1>{html.escape(scn.name)}</h1>",
         f"<p>{html.escape(scn.description or '')}</p>",
-        f"<p>{data['patients']:,} virtual patients, seed {data['seed']}, followed "
-        f"{scn.horizon_days:,} days from diagnosis. Simulator "
+        (
+            f"<p>{data['patients']:,} virtual patients, seed {data['seed']}, followed "
+            f"{scn.horizon_days:,} days from diagnosis. Simulator "
+            if center is None
+            else f"<p>{center['replications']:,} simulated infusion center"
+            f"{'' if center['replications'] == 1 else 's'} "
+            f"({center['patients_simulated']:,} new patients in all), seed {data['seed']}; "
+            f"each patient is followed {scn.horizon_days:,} days from diagnosis. Simulator "
+        ),
         f"{html.escape(data['simulator_version'])}. Costs and QALYs are discounted at "
         f"{100 * econ.discount_rate_per_year:g}% a year ({html.escape(econ.currency)}, "
         f"prices of {econ.price_year}, {html.escape(econ.perspective)}); the lifetime "
         "rows carry each surviving patient's last state forward to death "
         "(docs/model.md, section 5).</p>",
-        "<h2>Outcomes</h2><table><tr><th>outcome</th><th>unit</th><th>estimate</th>"
-        "<th>95% CI</th><th>estimator</th></tr>",
     ]
-    for m in data["metrics"].values():
+    if center is not None:
+        out.append(center_report.run_section(data["metrics"], center, scn.center, folder))
+    out.append(
+        ("<h2>Outcomes</h2>" if center is None else "<h2>Patient outcomes</h2>")
+        + "<table><tr><th>outcome</th><th>unit</th><th>estimate</th>"
+        "<th>95% CI</th><th>estimator</th></tr>"
+    )
+    for key, m in data["metrics"].items():
+        if center is not None and key in CENTER_METRICS:
+            continue  # in the section "Infusion center"
         lo, hi = m["ci95"]
         unit = m["unit"]
         est = m.get("estimator", "")
@@ -101,7 +123,8 @@ def _html(result: RunResult, data: dict[str, Any], folder: Path) -> str:
             f"<td>{format_estimate(lo, unit)} to {format_estimate(hi, unit)}</td>"
             f"<td>{html.escape(est)}</td></tr>"
         )
-    out.append("</table><h2>Figures</h2>")
+    out.append("</table>")
+    out.append("<h2>Figures</h2>" if center is None else "<h2>Patient figures</h2>")
     for fname, alt in (
         ("cpk.png", "CPK by month"),
         ("myoglobin.png", "myoglobin by month"),
