@@ -394,6 +394,18 @@ def _check_out(out: Path, args: argparse.Namespace, inputs: Sequence[str]) -> No
     check_output(out, force=args.force, inputs=_with_params(args, inputs), label="--out")
 
 
+def _check_engine(scns: Sequence[Any], paths: Sequence[str], engine: str) -> None:
+    """Refuse an engine that cannot simulate a scenario (the cohort engine and a
+    scenario with an infusion center) as bad input, before any work is done."""
+    from .runner import choose_engine
+
+    for scn, path in zip(scns, paths, strict=True):
+        try:
+            choose_engine(scn, engine)
+        except ValueError as err:
+            raise InputError(f"--engine {engine}: {err}", file=str(path)) from None
+
+
 def _out_kwargs(args: argparse.Namespace, inputs: Sequence[str]) -> dict[str, Any]:
     return {"force": args.force, "inputs": _with_params(args, inputs), "label": "--out"}
 
@@ -438,6 +450,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .scenario import load_scenario
 
     scn = load_scenario(args.scenario, _overrides_of(args))
+    _check_engine([scn], [args.scenario], args.engine)
     out = Path(args.out) if args.out else _default_out(args.scenario)
     _check_out(out, args, [args.scenario])
     from .jobs import run_to_folder  # heavy imports only once the input is good
@@ -474,6 +487,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if len(args.scenarios) < 2:
         raise InputError("simulate compare: give at least two scenario files")
     scns = [load_scenario(path, _overrides_of(args)) for path in args.scenarios]
+    _check_engine(scns, args.scenarios, args.engine)
     stems = [Path(p).stem for p in args.scenarios]
     if args.out:
         out = Path(args.out)

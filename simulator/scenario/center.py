@@ -14,9 +14,9 @@ given as ``chair_hours``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .schema import Frozen, P, Probability
 
@@ -43,7 +43,14 @@ class Arrivals(Frozen):
     @model_validator(mode="after")
     def _one_process(self) -> Arrivals:
         if (self.per_year is None) == (self.cohort is None):
-            raise ValueError("give either per_year (Poisson arrivals) or cohort (all at day 0)")
+            got = (
+                "neither"
+                if self.per_year is None
+                else f"per_year: {self.per_year:g} and cohort: {self.cohort}"
+            )
+            raise ValueError(
+                f"give either per_year (Poisson arrivals) or cohort (all at day 0), got {got}"
+            )
         return self
 
 
@@ -63,10 +70,25 @@ class Delivery(Frozen):
     lead_time_days: int = P(7, "days", "assumption: one week from order to delivery", ge=0)
     first_order_day: int = Field(0, ge=0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _lot_replaces_default(cls, data: Any) -> Any:
+        # a fixed lot given alone replaces the default order-up-to rule
+        if isinstance(data, dict) and data.get("lot_g") is not None and "order_up_to_g" not in data:
+            return {**data, "order_up_to_g": None}
+        return data
+
     @model_validator(mode="after")
     def _one_rule(self) -> Delivery:
         if (self.lot_g is None) == (self.order_up_to_g is None):
-            raise ValueError("give either lot_g (a fixed lot) or order_up_to_g (not both)")
+            got = (
+                "neither"
+                if self.lot_g is None
+                else f"lot_g: {self.lot_g:g} and order_up_to_g: {self.order_up_to_g:g}"
+            )
+            raise ValueError(
+                f"give either lot_g (a fixed lot) or order_up_to_g (not both), got {got}"
+            )
         return self
 
 
@@ -118,8 +140,9 @@ class Policy(Frozen):
     def _reserve_needs_priority(self) -> Policy:
         if self.reserve_g > 0 and self.priority == "fifo":
             raise ValueError(
-                "reserve_g keeps stock for prioritised patients: choose priority"
-                " rescue_first or new_first (or set reserve_g: 0)"
+                f"reserve_g ({self.reserve_g:g}) keeps stock for prioritised patients, but"
+                " priority is fifo: choose priority rescue_first or new_first (or set"
+                " reserve_g: 0)"
             )
         return self
 
@@ -150,13 +173,19 @@ class Center(Frozen):
     arrivals: Arrivals = Arrivals(per_year=60.0)
     policy: Policy = Policy()
 
+    @field_validator("open_hours")
+    @classmethod
+    def _open_hours(cls, hours: tuple[float, float]) -> tuple[float, float]:
+        start, end = hours
+        if not (0.0 <= start < end <= 24.0):
+            raise ValueError(
+                f"must be [start, end] within 0-24 with start < end, got [{start:g}, {end:g}]"
+            )
+        return hours
+
     @model_validator(mode="after")
     def _hours(self) -> Center:
         start, end = self.open_hours
-        if not (0.0 <= start < end <= 24.0):
-            raise ValueError(
-                f"open_hours must be [start, end] within 0-24 with start < end, got {[start, end]}"
-            )
         if not self.rate_ramp_mg_per_kg_min or any(r <= 0 for r in self.rate_ramp_mg_per_kg_min):
             raise ValueError("rate_ramp_mg_per_kg_min must list positive rates")
         if self.chair_hours is not None and self.chair_hours > end - start:
