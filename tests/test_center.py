@@ -452,11 +452,10 @@ def test_new_first_shortens_the_waits_of_first_cycles_in_a_congested_center():
 
 @pytest.mark.parametrize("name", ["center_capacity.yaml", "center_capacity_rescue.yaml"])
 def test_rescue_first_orders_the_queue_as_fifo_when_every_patient_is_of_one_kind(name):
-    """rescue_first serves patients on rescue IVIG before the others; but in a scenario
-    every IVIG patient is of one kind (IVIG has either start_day, first-line, or
-    start_when, rescue), so the queue order, and every result, is that of fifo. For
-    rescue patients to wait less than others, a center would have to serve both
-    regimens, which a scenario cannot describe: a limit of the model, not checked here."""
+    """rescue_first serves patients on rescue IVIG before the others; in a scenario where
+    every IVIG patient is of one kind (all first-line, or all rescue) the queue order,
+    and every result, is that of fifo. A center serving both is
+    ``regimen.ivig.first_line_share`` (the next test)."""
     sets = ("center.arrivals={per_year: 60, years: 1}", "horizon_days=182")
     out = {}
     for priority in ("fifo", "rescue_first"):
@@ -467,6 +466,73 @@ def test_rescue_first_orders_the_queue_as_fifo_when_every_patient_is_of_one_kind
     assert a.center.waits.size > 0
     for key in a.outcomes:
         np.testing.assert_array_equal(a.outcomes[key], b.outcomes[key], key)
+
+
+def _rescue_waits(c: OneCenter) -> tuple[float, float]:
+    """Mean wait of the infusion days of rescue patients, and of first-line patients."""
+    rescue_day = c.res.outcomes["rescue_day"]
+    ids = c.res.baseline.patient
+    on_rescue = {int(p) for p, r in zip(ids, rescue_day, strict=True) if np.isfinite(r)}
+    rescue, first_line = [], []
+    for patient, _, _, wait in c.log.given:
+        (rescue if patient in on_rescue else first_line).append(wait)
+    assert rescue and first_line
+    return float(np.mean(rescue)), float(np.mean(first_line))
+
+
+def test_rescue_first_shortens_the_waits_of_rescue_patients_in_a_mixed_center():
+    """Half the new patients first-line, the others on IVIG from week 12 by a rule
+    (first_line_share 0.5 on rescue.yaml), 2 chairs, 60 a year: rescue_first serves the
+    patients started by the rule first.
+    Paired over the same replications, the log ratio of their mean wait under fifo to
+    that under rescue_first is above zero by more than the one-sided 99% t limit of the
+    replications' spread, and first-line patients then wait longer than rescue ones."""
+    sets = ("center.arrivals={per_year: 60, years: 1}", "horizon_days=182")
+    sets += ("center.stock.initial_g=null", "regimen.ivig.start_day=7")
+    # the rule fires for every patient not first-line at week 12: many rescue patients
+    # within the short follow-up
+    sets += ("regimen.ivig.first_line_share=0.5", "regimen.ivig.start_when={day_at_least: 84}")
+    waits = {}
+    for priority in ("fifo", "rescue_first"):
+        scn = scenario("center_capacity_rescue.yaml", *sets, f"center.policy.priority={priority}")
+        waits[priority] = np.array([_rescue_waits(one_center(scn, 6, r)) for r in range(8)])
+    gain = np.log(waits["fifo"][:, 0] / waits["rescue_first"][:, 0])
+    se = gain.std(ddof=1) / math.sqrt(gain.size)
+    assert gain.mean() > stats.t.ppf(0.99, gain.size - 1) * se, waits
+    assert waits["rescue_first"][:, 1].mean() > waits["rescue_first"][:, 0].mean()
+
+
+def test_first_line_share_starts_that_share_on_start_day_and_the_rest_by_the_rule():
+    """first_line_share 0.3 on rescue.yaml with start_day 7: about 30% of patients start
+    IVIG on day 7 (binomial 99.9% limits), none of them by the rescue rule; the others
+    start only when the rule fired (start = rescue day + delay) or never; both engines
+    agree patient by patient."""
+    scn = scenario("rescue.yaml", "regimen.ivig.start_day=7", "regimen.ivig.first_line_share=0.3")
+    plan = make_plan(scn)
+    n = 2000
+    a = cohort_run(scn, plan, n)
+    start, rescue = a.outcomes["ivig_start_day"], a.outcomes["rescue_day"]
+    first = start == 7.0
+    k = int(first.sum())
+    lo, hi = stats.binom.ppf([0.0005, 0.9995], n, 0.3)
+    assert lo <= k <= hi, k
+    assert not np.isfinite(rescue[first]).any()
+    others = ~first
+    fired = np.isfinite(rescue[others])
+    assert fired.any() and (~fired).any()
+    np.testing.assert_array_equal(
+        start[others][fired], rescue[others][fired] + scn.regimen.ivig.start_delay_days
+    )
+    assert not np.isfinite(start[others][~fired]).any()
+    b = des.run_chunk(scn, plan, scn.seed, np.arange(200))
+    for key, col in b.outcomes.items():
+        np.testing.assert_array_equal(col, a.outcomes[key][:200], key)
+
+
+def cohort_run(scn: Scenario, plan: Any, n: int) -> ChunkResult:
+    from simulator.engines import cohort
+
+    return cohort.run_chunk(scn, plan, scn.seed, np.arange(n))
 
 
 # --------------------------------------------------------------------------------------

@@ -120,8 +120,8 @@ def init_state(xp: Ops, plan: Plan, prm: Params) -> State:
     st.steroid_stopped = full(math.inf)
     st.floor_since = xp.where(prm.induction_mg <= plan.floor_mg, 0.0, math.inf) * 1.0
     st.taper_next = full(math.inf)
-    st.ivig_start = full(plan.ivig_start_day)
-    st.ivig_next = full(plan.ivig_start_day if plan.ivig_on else math.inf)
+    st.ivig_start = prm.ivig_start * 1.0  # inf: IVIG only if a rescue rule fires
+    st.ivig_next = st.ivig_start * 1.0 if plan.ivig_on else full(math.inf)
     st.ivig_given = np.zeros(len(prm.patient), dtype=np.int64) if vec else 0
     st.ivig_day_in_cycle = st.ivig_given * 1
     st.ivig_cycles = st.ivig_given * 1

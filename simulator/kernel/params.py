@@ -68,6 +68,7 @@ class Params:
     pulse_end: Any
     agent: Any
     agent_start: Any
+    ivig_start: Any  # first-line IVIG start day, inf for patients who may get rescue only
     noise_cpk: Any
     noise_myoglobin: Any
     noise_mmt8: Any
@@ -140,6 +141,10 @@ def make_params(
         induction = np.zeros(n)
         pulse = np.zeros(n, dtype=bool)
     pulse_end = np.where(pulse, plan.pulse_days, np.inf)
+    ivig_start = np.full(n, plan.ivig_start_day)
+    if reg.ivig is not None and reg.ivig.first_line_share is not None:
+        first_line = u("regimen.ivig_first_line") < reg.ivig.first_line_share
+        ivig_start = np.where(first_line, plan.ivig_start_day, np.inf)
 
     agent = np.full(n, -1, dtype=np.int64)
     agent_start = np.full(n, np.inf)
@@ -220,6 +225,7 @@ def make_params(
         pulse_end=pulse_end,
         agent=agent,
         agent_start=agent_start,
+        ivig_start=ivig_start,
         noise_cpk=noise["cpk"],
         noise_myoglobin=noise["myoglobin"],
         noise_mmt8=noise["mmt8"],

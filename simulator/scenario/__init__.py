@@ -176,12 +176,21 @@ def scenario_from_dict(data: dict[str, Any], overrides: Iterable[str] = ()) -> S
     return scn
 
 
+# Optional keys added to the schema after scenarios were hashed (checkpoints, recorded
+# calibration inputs): left out of the data while unset, so old hashes stay valid.
+LATER_OPTIONAL = (("center",), ("regimen", "ivig", "first_line_share"))
+
+
 def scenario_data(scn: Scenario) -> dict[str, Any]:
-    """The resolved scenario as JSON data, without the optional blocks it does not use
-    (``center``), so that adding such a block to the schema changes no existing hash."""
+    """The resolved scenario as JSON data, without the optional keys added later that it
+    does not use (``LATER_OPTIONAL``), so that adding them changed no existing hash."""
     data = scn.model_dump(mode="json", by_alias=True)
-    if data.get("center") is None:
-        data.pop("center", None)
+    for path in LATER_OPTIONAL:
+        parent: Any = data
+        for key in path[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and parent.get(path[-1], 0) is None:
+            del parent[path[-1]]
     return data
 
 

@@ -312,6 +312,16 @@ class IVIG(Frozen):
         "assumption: time to arrange infusions once a rescue rule fires",
         ge=0,
     )
+    first_line_share: float | None = P(
+        None,
+        "proportion",
+        "none by default (every patient first-line with start_day, or rescue with"
+        " start_when): this share of patients, drawn at random, starts IVIG on start_day"
+        " and the others only when start_when fires (a clinic's mix of first-line and"
+        " rescue IVIG, e.g. at an infusion center)",
+        ge=0.0,
+        le=1.0,
+    )
     stop_when: Rule | None = Field(
         None,
         json_schema_extra={
@@ -374,8 +384,17 @@ class IVIG(Frozen):
                 f"days_per_cycle ({self.days_per_cycle}) exceeds interval_days"
                 f" ({self.interval_days}): cycles would overlap"
             )
-        if (self.start_day is None) == (self.start_when is None):
-            raise ValueError("give either start_day (first-line) or start_when (rescue), not both")
+        if self.first_line_share is not None:
+            if self.start_day is None:
+                raise ValueError(
+                    f"first_line_share ({self.first_line_share:g}) needs start_day: the day"
+                    " the first-line share starts IVIG"
+                )
+        elif (self.start_day is None) == (self.start_when is None):
+            raise ValueError(
+                "give either start_day (first-line) or start_when (rescue), not both (or"
+                " both with first_line_share: a share first-line, the rest by the rule)"
+            )
         if self.extend_when is not None and self.cycles > self.max_cycles:
             raise ValueError(f"cycles ({self.cycles}) exceeds max_cycles ({self.max_cycles})")
         return self
