@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from conftest import SCENARIOS
 
-from simulator.outcomes import BETTER, ESTIMATORS, HEADLINE, metric_specs
+from simulator.center_stats import CENTER_METRICS
+from simulator.outcomes import BETTER, ESTIMATORS, HEADLINE, better_of, metric_specs
 from simulator.runner import _plan_for
 from simulator.scenario import load_scenario
 
@@ -26,8 +27,14 @@ def test_every_metric_has_a_label_unit_estimator_and_direction():
         assert m.better in ("higher", "lower", None), m
     # the registry names no outcome that does not exist (a renamed metric would leave
     # its direction or headline behind)
+    # an infusion center's metrics are per center, not per patient: their own registry
+    # (center_stats.CENTER_METRICS: label, unit, better), read by better_of
+    for name, (label, unit, better) in CENTER_METRICS.items():
+        assert label and unit and better in ("higher", "lower", None), name
+        assert better_of(name) == better and name not in specs
+    known = set(specs) | set(CENTER_METRICS)
     assert set(BETTER) <= set(specs), sorted(set(BETTER) - set(specs))
-    assert set(HEADLINE) <= set(specs), sorted(set(HEADLINE) - set(specs))
+    assert set(HEADLINE) <= known, sorted(set(HEADLINE) - known)
     assert specs["qaly"].better == "higher" and specs["cost_total"].better == "lower"
     assert specs["ivig_g"].better is None and specs["relapse"].headline
 
