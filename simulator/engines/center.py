@@ -117,6 +117,7 @@ class CenterSim:
             simpy.Container(env, init=stock.initial_g) if stock.initial_g is not None else None
         )
         self.delivered = 0.0
+        self._hours: dict[float, float] = {}
         self.on_order = 0.0
         self.chair_hours = np.zeros(days)
         self.grams = np.zeros(days)
@@ -135,6 +136,13 @@ class CenterSim:
         if self.stock is not None and stock.deliveries is not None:
             env.process(self._deliveries())
         env.process(self._monitor())
+
+    def hours(self, dose_g_per_kg: float) -> float:
+        """Chair hours of an infusion day of this dose (``chair_hours``, remembered)."""
+        h = self._hours.get(dose_g_per_kg)
+        if h is None:
+            h = self._hours[dose_g_per_kg] = chair_hours(self.cfg, dose_g_per_kg)
+        return h
 
     # -- calendar ------------------------------------------------------------------
 
@@ -336,7 +344,7 @@ def _patient(
         if first_due == math.inf:
             first_due = t
         dose, need = _grams_due(plan, prm, st)
-        hours = chair_hours(cfg, dose)
+        hours = sim.hours(dose)
         new_cycle = st.ivig_day_in_cycle == 0
         if pol.priority == "rescue_first":
             cls = 0 if st.rescue < math.inf else 1
@@ -376,7 +384,7 @@ def _patient(
         if st.t < t:
             handlers.advance(xp, plan, prm, st, t)  # the day it is given (or skipped)
         if fraction > 0.0:
-            sim.hold(req, min(day, sim.days - 1), chair_hours(cfg, dose * fraction))
+            sim.hold(req, min(day, sim.days - 1), sim.hours(dose * fraction))
             flags, _, grams = handlers.handle(xp, plan, prm, st, kind, fraction)
             if st.ivig_next <= st.t:
                 # delays stretched the cycle past the next one's due day: it starts

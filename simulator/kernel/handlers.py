@@ -318,6 +318,9 @@ def _advance_vector(xp: Ops, coef: tuple[Any, ...], prm: Params, st: State) -> N
 
 
 def _advance_clocks(xp: Ops, plan: Plan, prm: Params, st: State, t: Any, tau: Any) -> None:
+    if not xp.vector:
+        _advance_clocks_one(xp, plan, prm, st, t, tau)
+        return
     st.cum_pred = st.cum_pred + st.pred * tau
     d = plan.discount_per_day
     if d > 0:
@@ -333,6 +336,28 @@ def _advance_clocks(xp: Ops, plan: Plan, prm: Params, st: State, t: Any, tau: An
         hit = xp.logical_and(h0 < thr, h1 >= thr)
         st.ae_time[j] = xp.where(hit, _crossing(xp, st.t, h0, thr, rate), st.ae_time[j])
         st.ae_hazard[j] = h1
+    st.mort_h = st.mort_h + st.mort_rate * tau
+    st.t = t * 1.0
+
+
+def _advance_clocks_one(xp: Ops, plan: Plan, prm: Params, st: State, t: Any, tau: Any) -> None:
+    """:func:`_advance_clocks` for one patient: the same expressions in the same order on
+    floats, without the array namespace's calls (the SimPy engine's hottest path)."""
+    pred, t0 = st.pred, st.t
+    st.cum_pred = st.cum_pred + pred * tau
+    d = plan.discount_per_day
+    if d > 0:
+        st.disc_pred = st.disc_pred + pred * (xp.exp(-d * t0) - xp.exp(-d * t)) / d
+    else:
+        st.disc_pred = st.disc_pred + pred * tau
+    hazards, times, thresholds = st.ae_hazard, st.ae_time, prm.steroid_ae_threshold
+    for j, rate in enumerate(plan.steroid_ae_rates(xp, pred)):
+        h0 = hazards[j]
+        h1 = h0 + rate * tau
+        thr = thresholds[j]
+        if h0 < thr and h1 >= thr:
+            times[j] = t0 + (thr - h0) / max(rate, 1e-300)  # _crossing
+        hazards[j] = h1
     st.mort_h = st.mort_h + st.mort_rate * tau
     st.t = t * 1.0
 
