@@ -260,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--patients",
         type=_patients,
         metavar="N",
-        help="virtual patients per point and strategy (default: the sweep file's `patients`)",
+        help="virtual patients (or center replications, for a scenario with a center:) per"
+        " point and strategy (default: the sweep file's `patients`)",
     )
     sw_p.add_argument(
         "--draws",

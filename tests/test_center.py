@@ -767,3 +767,33 @@ def test_bad_center_input_is_exit_2_with_one_message_and_nothing_written(
     for fragment in expect:
         assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_center_metrics_are_sweep_outcomes_equal_to_the_runs_of_each_point(tmp_path):
+    """A grid over center.chairs: every point's center outcomes are those of a plain run
+    of the scenario with that point's value (same seed, same centers), and the sweep
+    report counts centers, not patients."""
+    from simulator.jobs import sweep_to_folder
+    from simulator.sweeps import plan_sweep
+
+    spec = tmp_path / "chairs.yaml"
+    spec.write_text(
+        f"name: chairs\nbase: {SCENARIOS / 'center_capacity.yaml'}\npatients: 2\n"
+        "outcomes: [center_wait_mean_days, center_chair_utilisation, relapse]\n"
+        "design: {type: grid, parameters: {center.chairs: [2, 4]}}\n"
+    )
+    sets = ["center.arrivals={per_year: 30, years: 1}", "horizon_days=182"]
+    plan = plan_sweep(spec, sets=sets)
+    res = sweep_to_folder(plan, tmp_path / "out", progress=False)
+    for point, out in zip(plan.points, res.outputs, strict=True):
+        chairs = point["center.chairs"]
+        direct = run(
+            scenario("center_capacity.yaml", *sets, f"center.chairs={chairs}"),
+            patients=2,
+            seed=plan.seed,
+            progress=False,
+        ).metrics
+        for name in ("center_wait_mean_days", "center_chair_utilisation", "relapse"):
+            assert out[name] == direct[name]["mean"], (chairs, name)
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "2 simulated infusion centers per point" in html

@@ -88,9 +88,15 @@ def _html(result: SweepResult, data: dict[str, Any], folder: Path, figs: list[st
     )
     w(f"<h1>Sensitivity sweep: {html.escape(plan.spec.name)}</h1>")
     w(f"<p>{html.escape(plan.spec.description)}</p>")
+    units = (
+        f"{plan.spec.patients:,} simulated infusion centers per point (each with its own"
+        " arrivals), the same centers and patients at every point"
+        if plan.scenarios[0].center is not None
+        else f"{plan.spec.patients:,} virtual patients per point, the same patients at every point"
+    )
     w(
         f"<p>Design <b>{html.escape(plan.spec.design.type)}</b>, {len(plan.points)} points, "
-        f"{plan.spec.patients:,} virtual patients per point, the same patients at every point "
+        f"{units} "
         f"(seed {plan.seed}), strategies: {html.escape(', '.join(plan.arms))}. Monte Carlo "
         "standard errors (the <code>mc_se</code> column of sweep.csv, error bars in the "
         "figures, &plusmn; 95% intervals in the table of points) tell a real effect from "
