@@ -174,6 +174,42 @@ def test_the_helper_runs_a_center_as_run_chunk_does():
         np.testing.assert_array_equal(getattr(mine.log, name), getattr(ref.events, name), name)
 
 
+@pytest.mark.parametrize("stock", ["null", "2000"])
+def test_sparing_requests_that_cannot_be_served_changes_no_bit(stock, monkeypatch):
+    """run_chunk tells the center that every infusion day takes the same chair hours, so
+    it makes no request when the queue ahead fills every slot of the day and the stock
+    covers them (CenterSim.request_day); one_center runs the same center without that
+    knowledge. In a congested center (2 chairs, 60 new first-line patients a year), with
+    unlimited and with finite stock, the shortcut fires many times and every output is
+    the same bits."""
+    scn = scenario(
+        "center_capacity.yaml",
+        "center.arrivals={per_year: 60, years: 1}",
+        "horizon_days=364",
+        f"center.stock.initial_g={stock}",
+    )
+    spared = []
+    real = center.CenterSim.__init__
+
+    def keep(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        spared.append(self)
+
+    monkeypatch.setattr(center.CenterSim, "__init__", keep)
+    ref = center.run_chunk(scn, make_plan(scn), 5, np.array([1]), events=True)
+    assert spared[0].per_chair_day == 3 and spared[0].requests_spared > 1000
+    monkeypatch.undo()
+    mine = one_center(scn, 5, 1)
+    assert mine.sim.per_chair_day is None
+    for name in CenterRecord.TOTALS:
+        np.testing.assert_array_equal(mine.record.totals[name], ref.center.totals[name], name)
+    np.testing.assert_array_equal(mine.record.waits, ref.center.waits)
+    for name in EventLog.FIELDS:
+        np.testing.assert_array_equal(getattr(mine.log, name), getattr(ref.events, name), name)
+    for key, col in mine.res.outcomes.items():
+        np.testing.assert_array_equal(col, ref.outcomes[key], key)
+
+
 # --------------------------------------------------------------------------------------
 # 1. A center that never runs short is the SimPy engine
 # --------------------------------------------------------------------------------------
