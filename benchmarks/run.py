@@ -244,23 +244,14 @@ def psa_command(draws: int, patients: int, workers: int, folder: Path) -> float:
     }
     path = folder / "psa_two_strategies.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    cmd = [
-        sys.executable,
-        "-m",
-        "simulator",
-        "sweep",
-        str(path),
-        "--draws",
-        str(draws),
-        "--patients",
-        str(patients),
-        "--workers",
-        str(workers),
-        "--out",
-        str(folder / "psa"),
-        "--quiet",
-        "--fresh",
-    ]
+    extra = ["--draws", str(draws), "--patients", str(patients)]
+    return sweep_wall_seconds(path, folder / "psa", workers, extra)
+
+
+def sweep_wall_seconds(path: Path, out: Path, workers: int, extra: list[str]) -> float:
+    """Wall seconds of `simulate sweep PATH` in a fresh process."""
+    cmd = [sys.executable, "-m", "simulator", "sweep", str(path), *extra]
+    cmd += ["--workers", str(workers), "--out", str(out), "--quiet", "--fresh"]
     t = time.perf_counter()
     subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True)
     return time.perf_counter() - t
@@ -301,22 +292,7 @@ def center_sweep_command(reps: int, chairs: list[int], workers: int, folder: Pat
     }
     path = folder / "center_chairs.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    cmd = [
-        sys.executable,
-        "-m",
-        "simulator",
-        "sweep",
-        str(path),
-        "--workers",
-        str(workers),
-        "--out",
-        str(folder / "center_sweep"),
-        "--quiet",
-        "--fresh",
-    ]
-    t = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True)
-    return time.perf_counter() - t
+    return sweep_wall_seconds(path, folder / "center_sweep", workers, [])
 
 
 def sweep_point_overhead(points: int = 20) -> float:

@@ -20,6 +20,7 @@ import numpy as np
 from scipy import stats as sstats
 
 __all__ = [
+    "CENTER_HEADLINE",
     "CENTER_METRICS",
     "MONTH_DAYS",
     "CenterRecord",
@@ -107,6 +108,18 @@ CENTER_METRICS: dict[str, tuple[str, str, str | None]] = {
     "center_stock_out_days": ("days IVIG was short for a due infusion", "days", "lower"),
     "center_nurse_hours_per_month": ("nurse hours per 4-week month", "h", None),
 }
+
+
+#: The center metrics shown first (terminal tables, headline rows), in this order.
+CENTER_HEADLINE = (
+    "center_chair_utilisation",
+    "center_wait_mean_days",
+    "center_wait_p95_days",
+    "center_cycles_delayed",
+    "center_cycles_skipped",
+    "center_stock_out_days",
+    "center_ivig_g_per_month",
+)
 
 
 def _per_center(rec: CenterRecord) -> dict[str, np.ndarray]:

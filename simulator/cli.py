@@ -720,23 +720,14 @@ COMPARE_TABLE = (
 )
 
 
-CENTER_COMPARE_TABLE = (
-    "center_chair_utilisation",
-    "center_wait_mean_days",
-    "center_wait_p95_days",
-    "center_cycles_delayed",
-    "center_cycles_skipped",
-    "center_stock_out_days",
-    "center_ivig_g_per_month",
-)
-
-
 def format_comparison(outcomes: dict[str, dict[str, Any]], names: list[str]) -> str:
     from .report.comparison import row_label
 
     header = ["outcome", *names] + [f"{n} - {names[0]} (95% CI)" for n in names[1:]]
     rows = [header]
-    center = [k for k in CENTER_COMPARE_TABLE if k in outcomes]  # a scenario with a center
+    from .center_stats import CENTER_HEADLINE
+
+    center = [k for k in CENTER_HEADLINE if k in outcomes]  # a scenario with a center
     for key in (*COMPARE_TABLE, *center):
         o = outcomes[key]
         unit = o["unit"]

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .center_stats import CENTER_METRICS, CenterRecord, center_metrics
+from .center_stats import CENTER_HEADLINE, CENTER_METRICS, CenterRecord, center_metrics
 from .kernel import measures
 from .kernel.mortality import CAUSE_BACKGROUND, CAUSE_DISEASE, MAX_AGE
 from .kernel.plan import MONTH_DAYS, Plan
@@ -177,14 +177,7 @@ HEADLINE = (
     "life_years_lifetime",
     "cost_lifetime",
     "qaly_lifetime",
-    # an infusion center (scenarios with a center:)
-    "center_chair_utilisation",
-    "center_wait_mean_days",
-    "center_wait_p95_days",
-    "center_cycles_delayed",
-    "center_cycles_skipped",
-    "center_stock_out_days",
-    "center_ivig_g_per_month",
+    *CENTER_HEADLINE,  # an infusion center (scenarios with a center:)
 )
 
 

@@ -8,6 +8,7 @@ The order of same-day events is fixed by ``events.Event`` (see its docstring).
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 import numpy as np
@@ -239,6 +240,12 @@ def next_event(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, Any]:
     return best_t, best_k
 
 
+# The states one closed-form step moves, in disease.STEPPED order (one patient).
+_STEPPED_OF = operator.attrgetter(
+    "y", "q", "w", "xs", "xl", "xd", "z", "f", "l", "fe", "le", "v", "e", "j"
+)
+
+
 def advance(xp: Ops, plan: Plan, prm: Params, st: State, t: Any) -> None:
     """Move the state from st.t to t in closed form (no event in between)."""
     tau = t - st.t
@@ -259,26 +266,7 @@ def advance(xp: Ops, plan: Plan, prm: Params, st: State, t: Any) -> None:
             st.v,
             st.e,
             st.j,
-        ) = disease.step_one(
-            coef,
-            st.y,
-            st.q,
-            st.w,
-            st.xs,
-            st.xl,
-            st.xd,
-            st.z,
-            st.f,
-            st.l,
-            st.fe,
-            st.le,
-            st.v,
-            st.e,
-            st.j,
-            prm.drive,
-            st.c,
-            prm.ivig_gain,
-        )
+        ) = disease.step_one(coef, *_STEPPED_OF(st), prm.drive, st.c, prm.ivig_gain)
     else:
         _advance_vector(xp, coef, prm, st)
     _advance_clocks(xp, plan, prm, st, t, tau)

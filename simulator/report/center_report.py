@@ -16,7 +16,7 @@ from ..center_stats import CENTER_METRICS, CenterRecord, center_summary
 from . import center_figures
 from .atomic import png_figure
 from .center_figures import CenterMarks
-from .tables import format_estimate
+from .tables import format_difference, format_estimate
 
 __all__ = [
     "CENTER_COMPARISON_FILES",
@@ -303,14 +303,6 @@ def write_compare_figures(
     return sections
 
 
-def _fmt_diff(x: Any, unit: str) -> str:
-    if x is None:
-        return "n/a"
-    if unit == "proportion":
-        return f"{100 * x:+.1f} pts"
-    return f"{x:+,.0f}" if abs(x) >= 1000 else f"{x:+.3g}"
-
-
 def compare_section(
     outcomes: dict[str, dict[str, Any]],
     names: Sequence[str],
@@ -371,8 +363,8 @@ def compare_section(
                 bad = hi < 0 if o["better"] == "higher" else lo > 0
                 cls = " class='better'" if good else (" class='worse'" if bad else "")
             out.append(
-                f"<td{cls}>{_fmt_diff(d['mean_difference'], unit)}<br><small>"
-                f"{_fmt_diff(lo, unit)} to {_fmt_diff(hi, unit)}</small></td>"
+                f"<td{cls}>{format_difference(d['mean_difference'], unit)}<br><small>"
+                f"{format_difference(lo, unit)} to {format_difference(hi, unit)}</small></td>"
             )
         out.append("</tr>")
     paired = (

@@ -14,8 +14,8 @@ from ..comparison import ComparisonResult
 from ..outcomes import HEADLINE
 from . import center_report, figures
 from .atomic import json_roundtrip, png_figure, write_json
+from .tables import format_difference, format_value
 from .tables import format_estimate as _fmt
-from .tables import format_value
 
 __all__ = ["CENTER_COMPARISON_FILES", "COMPARISON_FILES", "write_comparison"]
 
@@ -259,14 +259,6 @@ def incremental_html(ia: dict[str, Any]) -> str:
     return "".join(out)
 
 
-def _fmt_diff(x: Any, unit: str) -> str:
-    if x is None:
-        return "n/a"
-    if unit == "proportion":
-        return f"{100 * x:+.1f} pts"
-    return f"{x:+,.0f}" if abs(x) >= 1000 else f"{x:+.3g}"
-
-
 def _html(
     result: ComparisonResult,
     data: dict[str, Any],
@@ -394,8 +386,9 @@ def _html(
                 bad = hi < 0 if o["better"] == "higher" else lo > 0
                 cls = " class='better'" if good else (" class='worse'" if bad else "")
             w(
-                f"<td{cls}>{_fmt_diff(d['mean_difference'], unit)}<br><small>"
-                f"{_fmt_diff(d['ci95'][0], unit)} to {_fmt_diff(d['ci95'][1], unit)}</small></td>"
+                f"<td{cls}>{format_difference(d['mean_difference'], unit)}<br><small>"
+                f"{format_difference(d['ci95'][0], unit)} to"
+                f" {format_difference(d['ci95'][1], unit)}</small></td>"
             )
             up = d.get("better_pct", d.get("higher_pct"))
             down = d.get("worse_pct", d.get("lower_pct"))

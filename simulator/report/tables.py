@@ -27,6 +27,15 @@ def format_estimate(x: Any, unit: str) -> str:
     return f"{x:.3g}" if abs(x) < 1000 else f"{x:,.0f}"
 
 
+def format_difference(x: Any, unit: str) -> str:
+    """A signed difference for a table: proportions in percentage points."""
+    if x is None:
+        return "n/a"
+    if unit == "proportion":
+        return f"{100 * x:+.1f} pts"
+    return f"{x:+,.0f}" if abs(x) >= 1000 else f"{x:+.3g}"
+
+
 def format_value(value: Any) -> str:
     """Shortest round-trip text for floats, plain integers, empty for missing."""
     if isinstance(value, bool | np.bool_):
