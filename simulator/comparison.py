@@ -104,10 +104,12 @@ def check_same_patients(
     patients are its arrivals; the others are a fixed cohort), allowed or not."""
     with_center = [n for n, s in zip(names, scns, strict=True) if s.center is not None]
     if with_center and len(with_center) < len(scns):
+        without = [n for n in names if n not in with_center]
         raise InputError(
-            "some strategies have an infusion center (center:) and some do not: "
-            f"{', '.join(with_center)} do. A center's patients are its arrivals, so give"
-            " every strategy the same center block (its chairs and stock may differ)"
+            "some strategies have an infusion center (center:) and some do not (with:"
+            f" {', '.join(with_center)}; without: {', '.join(without)}). A center's"
+            " patients are its arrivals, so give every strategy the same center block (its"
+            " chairs and stock may differ)"
         )
     diffs = arm_differences(scns, names, seed_given)
     if diffs and not allow_different:
