@@ -437,6 +437,10 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
         "haq_baseline": vis["haq"][:, 0],
         "extramuscular_baseline_cm": vis["extramuscular"][:, 0],
     }
+    if chunk.center_patients is not None:
+        # an infusion center: the patient's replication, arrival day and what the center
+        # did to them (days delayed and reduced, cycles and days skipped, days waited)
+        cols.update(chunk.center_patients)
     cpk3 = _at_month(plan, vis["cpk"], 3)
     cols["cpk_month_3_u_per_l"] = cpk3
     cols["cpk_ratio_month_3"] = cpk3 / cpk0

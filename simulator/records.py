@@ -182,6 +182,8 @@ class ChunkResult:
     visit_flags: np.ndarray
     events: EventLog | None = None
     center: Any = None  # engines.center.CenterRecord when the patients shared a center
+    # and then each patient's replication, arrival day, delays, reductions, skips, waits
+    center_patients: dict[str, np.ndarray] | None = None
 
     @property
     def visit_cpk(self) -> np.ndarray:

@@ -833,3 +833,36 @@ def test_center_metrics_are_sweep_outcomes_equal_to_the_runs_of_each_point(tmp_p
             assert out[name] == direct[name]["mean"], (chairs, name)
     html = (tmp_path / "out" / "report.html").read_text()
     assert "2 simulated infusion centers per point" in html
+
+
+@pytest.mark.parametrize(
+    "policy", ["{when_short: reduce, max_delay_days: 10}", "{when_short: skip}"]
+)
+def test_the_patient_table_says_what_the_center_did_to_each_patient(policy):
+    """patients.csv's center columns: each patient's replication and arrival day (those
+    of arrival_days), and delays, reductions, skips and waits that add up, over the
+    patients of each replication, to that center's totals."""
+    from simulator.outcomes import patient_table
+
+    scn = short_stock(policy, "1")
+    plan = make_plan(scn)
+    res = center.run_chunk(scn, plan, 4, np.array([0, 3]))
+    table = patient_table(res, plan, scn)
+    reps = table["center_replication"]
+    assert sorted(set(reps.tolist())) == [0, 3]
+    t = res.center.totals
+    pairs = {
+        "center_infusion_days_delayed": "days_delayed",
+        "center_infusion_days_reduced": "days_reduced",
+        "center_ivig_cycles_skipped": "cycles_skipped",
+        "center_ivig_days_skipped": "days_skipped",
+        "center_wait_days_total": "wait_days_total",
+    }
+    for k, r in enumerate((0, 3)):
+        rows = reps == r
+        np.testing.assert_array_equal(
+            table["center_arrival_day"][rows], center.arrival_days(scn.center, 4, r)
+        )
+        for column, total in pairs.items():
+            assert table[column][rows].sum() == pytest.approx(t[total][k], rel=1e-12), column
+    assert sum(t[name].sum() for name in ("days_delayed", "days_reduced", "cycles_skipped")) > 0

@@ -50,11 +50,22 @@ from .des import record
 
 __all__ = [
     "PATIENTS_PER_CENTER",
+    "PATIENT_COUNTS",
     "CenterSim",
     "arrival_days",
     "mmc_waits",
     "run_chunk",
 ]
+
+#: Per-patient columns the center adds to the patient table (patients.csv), besides
+#: ``center_replication`` and ``center_arrival_day``: what the center did to the patient.
+PATIENT_COUNTS = (
+    "center_infusion_days_delayed",
+    "center_infusion_days_reduced",
+    "center_ivig_cycles_skipped",
+    "center_ivig_days_skipped",
+    "center_wait_days_total",
+)
 
 #: Patient ids of replication r are r * PATIENTS_PER_CENTER + j (j = arrival order).
 PATIENTS_PER_CENTER = 1_000_000
@@ -361,6 +372,8 @@ def _patient(
     xp = SCALAR
     cfg = sim.cfg
     pol = cfg.policy
+    mine = res.center_patients  # this chunk's per-patient center columns (row i)
+    assert mine is not None
     if arrival > env.now:
         yield env.timeout(arrival - env.now)
     st = handlers.init_state(xp, plan, prm)
@@ -435,12 +448,16 @@ def _patient(
                 extra |= int(Flag.CENTER_DELAYED)
                 sim.counts["days_delayed"] += 1
                 sim.counts["cycles_delayed"] += int(new_cycle)
+                mine["center_infusion_days_delayed"][i] += 1
                 sim.pending -= 1
             if fraction < 1.0:
                 extra |= int(Flag.CENTER_REDUCED)
                 sim.counts["days_reduced"] += 1
+                mine["center_infusion_days_reduced"][i] += 1
             sim.grams[min(day, sim.days - 1)] += grams
-            sim.waits.append(env.now - sim.opening(arrival + int(first_due)))
+            wait = env.now - sim.opening(arrival + int(first_due))
+            sim.waits.append(wait)
+            mine["center_wait_days_total"][i] += wait
             first_due = math.inf
             record(res, log, i, prm.patient, st, kind, flags + extra, None, grams, before)
             continue
@@ -453,6 +470,7 @@ def _patient(
             # back, and cycles never overlap)
             handlers.postpone_infusion(st, st.t + 1.0)
         sim.counts["cycles_skipped" if whole else "days_skipped"] += 1
+        mine["center_ivig_cycles_skipped" if whole else "center_ivig_days_skipped"][i] += 1
         if late:
             sim.pending -= 1
         first_due = math.inf
@@ -505,6 +523,7 @@ def run_chunk(
     )
     prm, base = make_params(scn, plan, seed, ids)
     res = ChunkResult.empty(plan, prm, base, events)
+    res.center_patients = {name: np.zeros(ids.size) for name in PATIENT_COUNTS}
     parts: list[CenterRecord] = []
     offset = 0
     for arr in arrivals:
@@ -524,6 +543,13 @@ def run_chunk(
     if res.events is not None:
         res.events.finish()
     res.center = CenterRecord.merge_all(parts)
+    assert res.center_patients is not None
+    res.center_patients["center_replication"] = np.repeat(
+        np.asarray(reps, dtype=np.int64), [a.size for a in arrivals]
+    )
+    res.center_patients["center_arrival_day"] = np.concatenate(
+        [*arrivals, np.zeros(0, dtype=np.int64)]
+    )
     return res
 
 
