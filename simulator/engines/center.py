@@ -372,8 +372,9 @@ def _patient(
     xp = SCALAR
     cfg = sim.cfg
     pol = cfg.policy
+    if res.center_patients is None:
+        res.center_patients = {name: np.zeros(res.n) for name in PATIENT_COUNTS}
     mine = res.center_patients  # this chunk's per-patient center columns (row i)
-    assert mine is not None
     if arrival > env.now:
         yield env.timeout(arrival - env.now)
     st = handlers.init_state(xp, plan, prm)
