@@ -137,7 +137,9 @@ def one_center(scn: Scenario, seed: int, replication: int) -> OneCenter:
         env.process(center._patient(env, sim, plan, prm.row(j), j, j, int(a), res, log))
     env.run(until=days)
     res.events = log.finish()
-    return OneCenter(sim, res, log, center._record(sim, scn.center, arr.size, days), arr)
+    assert res.center_patients is not None
+    record = center._record(sim, scn.center, res.center_patients, days)
+    return OneCenter(sim, res, log, record, arr)
 
 
 def infusions(log: EventLog, patient: int) -> list[tuple[float, int, float]]:

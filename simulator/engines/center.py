@@ -61,6 +61,7 @@ __all__ = [
 #: ``center_replication`` and ``center_arrival_day``: what the center did to the patient.
 PATIENT_COUNTS = (
     "center_infusion_days_delayed",
+    "center_ivig_cycles_delayed",
     "center_infusion_days_reduced",
     "center_ivig_cycles_skipped",
     "center_ivig_days_skipped",
@@ -160,10 +161,6 @@ class CenterSim:
         self.short_day = np.zeros(days, dtype=bool)
         self.pending = 0  # infusion days overdue (delayed, not yet given or skipped)
         self.waits: list[float] = []
-        self.counts = dict.fromkeys(
-            ("days_delayed", "cycles_delayed", "days_reduced", "cycles_skipped", "days_skipped"),
-            0,
-        )
         if self.chairs is not None and not self.always_open:
             env.process(self._closing())
         if self.stock is not None and stock.deliveries is not None:
@@ -447,13 +444,11 @@ def _patient(
             extra = int(Flag.CENTER_CYCLE_START) if new_cycle else 0
             if late:
                 extra |= int(Flag.CENTER_DELAYED)
-                sim.counts["days_delayed"] += 1
-                sim.counts["cycles_delayed"] += int(new_cycle)
                 mine["center_infusion_days_delayed"][i] += 1
+                mine["center_ivig_cycles_delayed"][i] += int(new_cycle)
                 sim.pending -= 1
             if fraction < 1.0:
                 extra |= int(Flag.CENTER_REDUCED)
-                sim.counts["days_reduced"] += 1
                 mine["center_infusion_days_reduced"][i] += 1
             sim.grams[min(day, sim.days - 1)] += grams
             wait = env.now - sim.opening(arrival + int(first_due))
@@ -470,7 +465,6 @@ def _patient(
             # next cycle starts tomorrow at the earliest (the patient's clock never goes
             # back, and cycles never overlap)
             handlers.postpone_infusion(st, st.t + 1.0)
-        sim.counts["cycles_skipped" if whole else "days_skipped"] += 1
         mine["center_ivig_cycles_skipped" if whole else "center_ivig_days_skipped"][i] += 1
         if late:
             sim.pending -= 1
@@ -506,10 +500,10 @@ def run_chunk(
     seed: int,
     replications: np.ndarray,
     events: bool = False,
-    params: tuple[Params, Any] | None = None,
 ) -> ChunkResult:
     """Simulate the given center replications; returns every patient of them (in
-    replication, then arrival order) with the centers' record in ``.center``."""
+    replication, then arrival order) with the centers' record in ``.center``. Unlike
+    the other engines it takes no precomputed params: a center draws its own patients."""
     center = scn.center
     if center is None:
         raise ValueError("the center engine needs a scenario with a center: block")
@@ -539,7 +533,8 @@ def run_chunk(
             i = offset + j
             env.process(_patient(env, sim, plan, prm.row(i), i, j, int(a), res, res.events))
         env.run(until=days)
-        parts.append(_record(sim, center, arr.size, days))
+        mine = {k: v[offset : offset + arr.size] for k, v in res.center_patients.items()}
+        parts.append(_record(sim, center, mine, days))
         offset += arr.size
     if res.events is not None:
         res.events.finish()
@@ -571,7 +566,20 @@ def _open_hours_by_day(sim: CenterSim, days: int) -> np.ndarray:
     return np.array([per_day if sim.is_open(d) else 0.0 for d in range(days)])
 
 
-def _record(sim: CenterSim, center: Center, patients: int, days: int) -> CenterRecord:
+# center total <- the per-patient column it sums
+_TOTAL_OF = {
+    "days_delayed": "center_infusion_days_delayed",
+    "cycles_delayed": "center_ivig_cycles_delayed",
+    "days_reduced": "center_infusion_days_reduced",
+    "cycles_skipped": "center_ivig_cycles_skipped",
+    "days_skipped": "center_ivig_days_skipped",
+}
+
+
+def _record(
+    sim: CenterSim, center: Center, patients: dict[str, np.ndarray], days: int
+) -> CenterRecord:
+    """One replication's record from its center and its patients' columns."""
     months = -(-days // MONTH_DAYS)
     window = round(center.arrivals.years * 365) if center.arrivals.cohort is None else days
     window = min(window, days)
@@ -581,9 +589,9 @@ def _record(sim: CenterSim, center: Center, patients: int, days: int) -> CenterR
     given = float(sim.grams.sum())
     waits = np.asarray(sim.waits, dtype=np.float64)
     totals = {
-        "patients": patients,
+        "patients": len(patients[_TOTAL_OF["days_delayed"]]),
         "infusion_days": float(sim.infusion_days.sum()),
-        **{k: float(v) for k, v in sim.counts.items()},
+        **{total: float(patients[column].sum()) for total, column in _TOTAL_OF.items()},
         "grams_given": given,
         "grams_window": float(sim.grams[:window].sum()),
         "grams_delivered": initial + sim.delivered,
