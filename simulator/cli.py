@@ -22,10 +22,13 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .errors import InputError
+
+if TYPE_CHECKING:  # the scenario package is imported only once a command runs
+    from .scenario import Scenario
 
 __all__ = ["main"]
 
@@ -73,10 +76,10 @@ def _patients(text: str) -> int:
         raise argparse.ArgumentTypeError(err.message) from None
 
 
-def _units(scn: Any, n: int, simulated: int | None = None) -> str:
+def _units(scn: Scenario, n: int, simulated: int | None = None) -> str:
     """ "1,000 patients", or for a scenario with an infusion center "20 center
     replications (3,612 patients)": ``patients`` then counts centers."""
-    if getattr(scn, "center", None) is None:
+    if scn.center is None:
         return f"{n} patients"
     more = f" ({simulated:,} patients)" if simulated is not None else ""
     return f"{n} center replication{'s' if n != 1 else ''}{more}"

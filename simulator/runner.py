@@ -51,18 +51,23 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ENGINES = {"simpy": des.run_chunk, "cohort": cohort.run_chunk}
-DEFAULT_CHUNK = {"simpy": 500, "cohort": 10_000}
+# Units of work per task, by kind of unit: patients for each engine, or center
+# replications (one center is one unit; a few per task). MIN_SPLIT: the smallest task
+# when the units are split between workers.
+DEFAULT_CHUNK = {"simpy": 500, "cohort": 10_000, "center": 4}
+MIN_SPLIT = {"simpy": 100, "cohort": 100, "center": 1}
 
 
-def chunk_size_for(engine: str, n: int, workers: int, chunk_size: int | None) -> int:
-    """Patients per task: the engine's default; with several workers smaller, so that
-    every worker gets work (in one process, larger chunks only save per-step overhead)."""
+def chunk_size_for(kind: str, n: int, workers: int, chunk_size: int | None) -> int:
+    """Units per task (``kind``: an engine's patients, or ``"center"``): the default;
+    with several workers smaller, so that every worker gets work (in one process, larger
+    chunks only save per-step overhead)."""
     if chunk_size:
         return int(chunk_size)
     if workers <= 1:
-        return max(1, min(DEFAULT_CHUNK[engine], n))
+        return max(1, min(DEFAULT_CHUNK[kind], n))
     per_worker = -(-n // max(1, 4 * workers))
-    return max(1, min(DEFAULT_CHUNK[engine], max(100, per_worker)))
+    return max(1, min(DEFAULT_CHUNK[kind], max(MIN_SPLIT[kind], per_worker)))
 
 
 ChunkSink = Callable[[dict[str, np.ndarray], EventLog | None], None]
@@ -83,7 +88,7 @@ def choose_engine(scn: Scenario, engine: str = "auto") -> str:
         if engine == "cohort":
             raise ValueError(
                 "the cohort engine cannot simulate an infusion center (its patients share"
-                " chairs and IVIG stock): use --engine simpy or auto"
+                " chairs and IVIG stock): use the simpy engine, or auto"
             )
         return "simpy"
     return "cohort" if engine == "auto" else engine
@@ -307,13 +312,9 @@ def run_arms(
     n = first.patients if patients is None else check_patients(patients, "patients")
     seed = first.seed if seed is None else check_seed(seed, "seed")
     name = choose_engine(first, engine)
-    if any(s.center is not None for s in scns):
-        # one center replication is one unit of work: a few per task
-        size = int(chunk_size) if chunk_size else max(1, min(4, -(-n // max(1, 4 * workers))))
-        unit = "center"
-    else:
-        size = chunk_size_for(name, n, workers, chunk_size)
-        unit = "patient"
+    centers = any(s.center is not None for s in scns)
+    size = chunk_size_for("center" if centers else name, n, workers, chunk_size)
+    unit = "center" if centers else "patient"
     arms = list(scns)
     for s in arms:
         _plan_for(s)  # compile here: an invalid plan fails before any worker starts

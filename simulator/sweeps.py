@@ -254,13 +254,14 @@ def plan_sweep(
         from .center_stats import CENTER_METRICS
 
         known += list(CENTER_METRICS)
-        if spec.engine == "cohort":
+        from .runner import choose_engine
+
+        try:
+            choose_engine(scns[0], spec.engine)
+        except ValueError as err:
             raise InputError(
-                "engine: cohort cannot simulate an infusion center (its patients share"
-                " chairs and IVIG stock): use simpy or auto",
-                file=str(path),
-                line=linemap.line_for(("engine",)),
-            )
+                f"engine: {err}", file=str(path), line=linemap.line_for(("engine",))
+            ) from None
     for i, name in enumerate(spec.outcomes):
         if name not in known:
             import difflib
