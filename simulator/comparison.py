@@ -25,7 +25,7 @@ from .center_stats import paired_center_differences
 from .economics import calculate_icers, optimal_strategy
 from .errors import InputError
 from .outcomes import BETTER, CohortSummary, Metric, better_of, cea_columns
-from .runner import ArmsChunk, Reducer, Summaries, Tables, run_arms
+from .runner import ArmsChunk, ArmsJob, Reducer, Summaries, Tables, arms_job, execute
 from .scenario import Scenario, scenario_sha256
 from .stats import Z95, PairedDifference
 
@@ -458,6 +458,64 @@ def arm_names(scns: Sequence[Scenario], files: Sequence[str] | None = None) -> l
     return names
 
 
+def compare_job(
+    scns: Sequence[Scenario],
+    *,
+    names: Sequence[str] | None = None,
+    patients: int | None = None,
+    seed: int | None = None,
+    engine: str = "auto",
+    workers: int = 1,
+    chunk_size: int | None = None,
+    sink: Callable[[list[dict[str, np.ndarray]]], None] | None = None,
+    check_invariants: bool = True,
+    allow_different_populations: bool = False,
+    reducers: Sequence[Reducer] = (),
+) -> tuple[ArmsJob, Callable[[], ComparisonResult]]:
+    """:func:`compare` as a job and the function that gives its result once every
+    chunk is merged (input errors are raised here, before anything runs)."""
+    if len(scns) < 2:
+        raise ValueError("compare needs at least two scenarios")
+    first = scns[0]
+    names = list(names) if names is not None else arm_names(scns)
+    diffs = check_same_patients(scns, names, seed is not None, allow_different_populations)
+    scns = list(scns)
+    wtp = first.economics.willingness_to_pay_per_qaly
+    summaries = Summaries(scns)
+    paired = PairedVsFirst(len(scns))
+    nmb = NetBenefitPairs(wtp, cea_columns(first))
+    every: list[Reducer] = [summaries, paired, nmb, *reducers]
+    if sink is not None:
+        every.append(Tables(lambda tables, _logs: sink(tables)))
+    job = arms_job(
+        scns,
+        every,
+        patients=patients,
+        seed=seed,
+        engine=engine,
+        workers=workers,
+        chunk_size=chunk_size,
+        check_invariants=check_invariants,
+        desc="compare",
+    )
+
+    def result() -> ComparisonResult:
+        return ComparisonResult(
+            list(names),
+            scns,
+            job.seed,
+            job.n,
+            job.engine,
+            summaries.summaries,
+            paired.paired,
+            nmb.nmb,
+            wtp,
+            diffs,
+        )
+
+    return job, result
+
+
 def compare(
     scns: Sequence[Scenario],
     *,
@@ -481,41 +539,18 @@ def compare(
     utilities) raise InputError naming the differing paths, unless
     ``allow_different_populations``; the result then lists them in ``arm_differences`` and
     ``same_patients`` is False. Extra ``reducers`` see every chunk of every arm too."""
-    if len(scns) < 2:
-        raise ValueError("compare needs at least two scenarios")
-    first = scns[0]
-    names = list(names) if names is not None else arm_names(scns)
-    diffs = check_same_patients(scns, names, seed is not None, allow_different_populations)
-    scns = list(scns)
-    wtp = first.economics.willingness_to_pay_per_qaly
-    summaries = Summaries(scns)
-    paired = PairedVsFirst(len(scns))
-    nmb = NetBenefitPairs(wtp, cea_columns(first))
-    every: list[Reducer] = [summaries, paired, nmb, *reducers]
-    if sink is not None:
-        every.append(Tables(lambda tables, _logs: sink(tables)))
-    n, seed, engine_name = run_arms(
+    job, result = compare_job(
         scns,
-        every,
+        names=names,
         patients=patients,
         seed=seed,
         engine=engine,
         workers=workers,
         chunk_size=chunk_size,
-        progress=progress,
+        sink=sink,
         check_invariants=check_invariants,
-        dask=dask,
-        desc="compare",
+        allow_different_populations=allow_different_populations,
+        reducers=reducers,
     )
-    return ComparisonResult(
-        names,
-        scns,
-        seed,
-        n,
-        engine_name,
-        summaries.summaries,
-        paired.paired,
-        nmb.nmb,
-        wtp,
-        diffs,
-    )
+    execute(job, workers, progress, dask)
+    return result()

@@ -1,13 +1,15 @@
 """One runner under every experiment: patient ids in chunks -> engine -> reducers.
 
-:func:`run_arms` is the only place that simulates: it splits the patient ids 0..N-1 into
-chunks, and for each chunk runs every arm (scenario) on the same ids with the engine
-chosen here, serially, in a process pool or on Dask. Where the chunk ran, each
-:class:`Reducer` turns the arms' patient tables into a small mergeable part (summaries,
-paired differences, per-patient values); in this process the parts are merged in patient
-order. A single run is one arm with the :class:`Summaries` (and :class:`Tables`)
-reducers; a comparison adds paired differences (``comparison.py``); sweep points, PSA
-draws and calibration evaluations call :func:`run_arms` or one of these two.
+:func:`arms_task` is the only place that simulates. :func:`arms_job` splits the patient
+ids 0..N-1 into chunks; each chunk runs every arm (scenario) on the same ids with the
+engine chosen here. Where the chunk ran, each :class:`Reducer` turns the arms' patient
+tables into a small mergeable part (summaries, paired differences, per-patient values);
+in this process the parts are merged in patient order. :func:`execute` runs a job's
+chunks serially, in a process pool or on Dask. A single
+run is one arm with the :class:`Summaries` (and :class:`Tables`) reducers; a comparison
+adds paired differences (``comparison.py``); sweep points, PSA draws and calibration
+evaluations are these jobs, and a sweep spreads the chunks of its points over its
+workers.
 
 Every random number is a function of the seed and the patient id, and the statistics
 are exact sums, so the result does not depend on the number of workers or the chunk size.
@@ -39,13 +41,17 @@ from .scenario import Scenario, scenario_data, scenario_sha256
 __all__ = [
     "ENGINES",
     "ArmsChunk",
+    "ArmsJob",
     "Reducer",
     "RunResult",
     "Summaries",
     "Tables",
+    "arms_job",
+    "arms_task",
     "choose_engine",
+    "execute",
     "run",
-    "run_arms",
+    "run_job",
 ]
 
 log = logging.getLogger(__name__)
@@ -271,9 +277,12 @@ class Tables(Reducer):
         self.sink(*part)
 
 
-def _arms_task(
-    args: tuple[list[Scenario], int, int, int, str, bool, bool, list[Reducer]],
-) -> tuple[int, list[Any]]:
+ArmsTask = tuple[list[Scenario], int, int, int, str, bool, bool, list[Reducer]]
+
+
+def arms_task(args: ArmsTask) -> tuple[int, list[Any]]:
+    """Run one chunk of an :class:`ArmsJob` (``job.tasks[k]``) in every arm: returns the
+    number of units and each reducer's part. Runs in a worker process or here."""
     scns, seed, start, stop, engine, events, check, reducers = args
     tables, summaries, logs = [], [], []
     for scn in scns:
@@ -287,7 +296,28 @@ def _arms_task(
     return stop - start, [r.part(arms) for r in reducers]
 
 
-def run_arms(
+@dataclass
+class ArmsJob:
+    """Every arm on the same patient ids, cut into chunks: ``tasks[k]`` is the k-th
+    chunk's argument to :func:`arms_task`, run anywhere; :meth:`merge` folds each chunk's
+    parts into ``reducers`` here, in task (patient) order. :func:`execute` does both; a
+    sweep spreads the chunks of several jobs over its workers and merges them itself."""
+
+    scenarios: list[Scenario]
+    n: int
+    seed: int
+    engine: str
+    unit: str
+    desc: str
+    tasks: list[ArmsTask]
+    reducers: list[Reducer]
+
+    def merge(self, parts: list[Any]) -> None:
+        for r, part in zip(self.reducers, parts, strict=True):
+            r.merge(part)
+
+
+def arms_job(
     scns: Sequence[Scenario],
     reducers: Sequence[Reducer],
     *,
@@ -297,61 +327,108 @@ def run_arms(
     workers: int = 1,
     chunk_size: int | None = None,
     events: bool = False,
-    progress: bool | None = None,
     check_invariants: bool = True,
-    dask: str | None = None,
     desc: str | None = None,
-) -> tuple[int, int, str]:
-    """Run every arm on the same patient ids, chunk by chunk, and fold each chunk into
-    the reducers. Patients and seed default to the first arm's. Returns (patients, seed,
-    engine). ``events`` keeps each chunk's event log for the reducers; each log is checked
-    against the invariants of ``invariants.py`` unless ``check_invariants`` is false
-    (benchmarks). ``progress`` shows a tqdm bar on stderr (default: only when stderr is
-    a terminal)."""
+) -> ArmsJob:
+    """Every arm on the same patient ids 0..patients-1, in chunks sized for ``workers``
+    (nothing runs yet). Patients and seed default to the first arm's. ``events`` keeps
+    each chunk's event log for the reducers; each log is checked against the invariants
+    of ``invariants.py`` unless ``check_invariants`` is false (benchmarks)."""
     first = scns[0]
     n = first.patients if patients is None else check_patients(patients, "patients")
     seed = first.seed if seed is None else check_seed(seed, "seed")
     name = choose_engine(first, engine)
     centers = any(s.center is not None for s in scns)
     size = chunk_size_for("center" if centers else name, n, workers, chunk_size)
-    unit = "center" if centers else "patient"
     arms = list(scns)
     for s in arms:
         _plan_for(s)  # compile here: an invalid plan fails before any worker starts
-    tasks = [
+    tasks: list[ArmsTask] = [
         (arms, seed, a, b, name, events, check_invariants, list(reducers))
         for a, b in _chunks(n, size)
     ]
+    unit = "center" if centers else "patient"
+    return ArmsJob(arms, n, seed, name, unit, desc or first.name, tasks, list(reducers))
+
+
+def execute(
+    job: ArmsJob, workers: int = 1, progress: bool | None = None, dask: str | None = None
+) -> None:
+    """Run a job's chunks (serially, in a process pool or on Dask) and merge them in
+    order. ``progress`` shows a tqdm bar on stderr (default: only when stderr is a
+    terminal)."""
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(
-        total=n,
-        unit=unit,
+        total=job.n,
+        unit=job.unit,
         disable=not show,
         file=sys.stderr,
-        desc=(desc or first.name)[:30],
+        desc=job.desc[:30],
         leave=False,
     )
     log.info(
         "running %d %ss x %d arm(s) with the %s engine, %d worker(s)",
-        n,
-        unit,
-        len(arms),
-        name,
+        job.n,
+        job.unit,
+        len(job.scenarios),
+        job.engine,
         workers,
     )
     try:
-        for count, parts in ordered_map(_arms_task, tasks, workers, dask):
-            for r, part in zip(reducers, parts, strict=True):
-                r.merge(part)
+        for count, parts in ordered_map(arms_task, job.tasks, workers, dask):
+            job.merge(parts)
             bar.update(count)
     finally:
         bar.close()
-    return n, seed, name
 
 
 def _chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
     for start in range(0, n, size):
         yield start, min(n, start + size)
+
+
+def run_job(
+    scn: Scenario,
+    *,
+    patients: int | None = None,
+    seed: int | None = None,
+    engine: str = "auto",
+    workers: int = 1,
+    chunk_size: int | None = None,
+    events: bool = False,
+    sink: ChunkSink | None = None,
+    check_invariants: bool = True,
+    reducers: Sequence[Reducer] = (),
+) -> tuple[ArmsJob, Callable[[], RunResult]]:
+    """:func:`run` as a job and the function that gives its result once every chunk
+    is merged."""
+    summaries = Summaries([scn])
+    every: list[Reducer] = [summaries, *reducers]
+    if sink is not None:
+        every.append(Tables(lambda tables, logs: sink(tables[0], logs[0])))
+    job = arms_job(
+        [scn],
+        every,
+        patients=patients,
+        seed=seed,
+        engine=engine,
+        workers=workers,
+        chunk_size=chunk_size,
+        events=events,
+        check_invariants=check_invariants,
+    )
+
+    def result() -> RunResult:
+        return RunResult(
+            scenario=scn,
+            seed=job.seed,
+            patients=job.n,
+            engine=job.engine,
+            plan=_plan_for(scn),
+            summary=summaries.summaries[0],
+        )
+
+    return job, result
 
 
 def run(
@@ -377,28 +454,17 @@ def run(
     event log is checked against the invariants of ``invariants.py`` unless
     ``check_invariants`` is false (benchmarks). Extra ``reducers`` see every chunk too.
     """
-    summaries = Summaries([scn])
-    every: list[Reducer] = [summaries, *reducers]
-    if sink is not None:
-        every.append(Tables(lambda tables, logs: sink(tables[0], logs[0])))
-    n, seed, name = run_arms(
-        [scn],
-        every,
+    job, result = run_job(
+        scn,
         patients=patients,
         seed=seed,
         engine=engine,
         workers=workers,
         chunk_size=chunk_size,
         events=events,
-        progress=progress,
+        sink=sink,
         check_invariants=check_invariants,
-        dask=dask,
+        reducers=reducers,
     )
-    return RunResult(
-        scenario=scn,
-        seed=seed,
-        patients=n,
-        engine=name,
-        plan=_plan_for(scn),
-        summary=summaries.summaries[0],
-    )
+    execute(job, workers, progress, dask)
+    return result()

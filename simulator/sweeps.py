@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import os
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -562,65 +563,108 @@ class PatientValues(Reducer):
         ]
 
 
-def _evaluate(
-    plan_args: tuple[Any, ...], paired: bool
-) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+PointArgs = tuple[Any, ...]
+PointResult = tuple[dict[str, float], dict[str, np.ndarray]]
+
+
+def _point_job(plan_args: PointArgs, paired: bool) -> tuple[Any, Callable[[], PointResult]]:
+    """One point as a runner job (its chunks sized as for one process, so a point gives
+    the same bytes run whole or spread over workers) and the function that turns the
+    merged job into the point's outputs (and per-patient values when ``paired``)."""
     scns, arms, point, patients, seed, engine, strategies, outcomes, applies = plan_args
     scns = [
         with_overrides(s, {k: v for k, v in point.items() if i in applies[k]})
         for i, s in enumerate(scns)
     ]
-    out: dict[str, float] = {}
     values = PatientValues(outcomes)
     extra = [values] if paired else []
     if not strategies:
-        from .runner import run
+        from .runner import run_job
 
-        res = run(
-            scns[0], patients=patients, seed=seed, engine=engine, progress=False, reducers=extra
+        job, run_result = run_job(
+            scns[0], patients=patients, seed=seed, engine=engine, reducers=extra
         )
-        metrics = res.metrics
-        for o in outcomes:
-            out[o], out[o + "_se"] = _mean_se(metrics[o])
     else:
-        from .comparison import compare
+        from .comparison import compare_job
 
-        cres = compare(
-            scns,
-            names=arms,
-            patients=patients,
-            seed=seed,
-            engine=engine,
-            progress=False,
-            reducers=extra,
+        job, cmp_result = compare_job(
+            scns, names=arms, patients=patients, seed=seed, engine=engine, reducers=extra
         )
-        res = cres.outcomes()
-        for o in outcomes:
-            for a in arms:
-                out[f"{a}:{o}"], out[f"{a}:{o}_se"] = _mean_se(res[o]["arms"][a])
-            for a in arms[1:]:
-                d = res[o]["differences"][a]
-                out[f"{a}-{arms[0]}:{o}"], out[f"{a}-{arms[0]}:{o}_se"] = _mean_se(
-                    {"mean": d["mean_difference"], "ci95": d["ci95"]}
-                )
-    if not paired:
-        return out, {}
-    per_arm = values.values
-    if not strategies:
-        return out, dict(per_arm[0])
-    vectors: dict[str, np.ndarray] = {}
-    for o in per_arm[0]:
-        for a, v in zip(arms, per_arm, strict=True):
-            vectors[f"{a}:{o}"] = v[o]
-        for a, v in zip(arms[1:], per_arm[1:], strict=True):
-            vectors[f"{a}-{arms[0]}:{o}"] = v[o] - per_arm[0][o]
-    return out, vectors
+
+    def result() -> PointResult:
+        out: dict[str, float] = {}
+        if not strategies:
+            metrics = run_result().metrics
+            for o in outcomes:
+                out[o], out[o + "_se"] = _mean_se(metrics[o])
+        else:
+            res = cmp_result().outcomes()
+            for o in outcomes:
+                for a in arms:
+                    out[f"{a}:{o}"], out[f"{a}:{o}_se"] = _mean_se(res[o]["arms"][a])
+                for a in arms[1:]:
+                    d = res[o]["differences"][a]
+                    out[f"{a}-{arms[0]}:{o}"], out[f"{a}-{arms[0]}:{o}_se"] = _mean_se(
+                        {"mean": d["mean_difference"], "ci95": d["ci95"]}
+                    )
+        if not paired:
+            return out, {}
+        per_arm = values.values
+        if not strategies:
+            return out, dict(per_arm[0])
+        vectors: dict[str, np.ndarray] = {}
+        for o in per_arm[0]:
+            for a, v in zip(arms, per_arm, strict=True):
+                vectors[f"{a}:{o}"] = v[o]
+            for a, v in zip(arms[1:], per_arm[1:], strict=True):
+                vectors[f"{a}-{arms[0]}:{o}"] = v[o] - per_arm[0][o]
+        return out, vectors
+
+    return job, result
 
 
-def _evaluate_unpaired(
-    plan_args: tuple[Any, ...],
-) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    return _evaluate(plan_args, paired=False)
+def _evaluate(plan_args: PointArgs, paired: bool) -> PointResult:
+    """A point, whole, in this process."""
+    from .runner import execute
+
+    job, result = _point_job(plan_args, paired)
+    execute(job, progress=False)
+    return result()
+
+
+def point_chunks(plan: SweepPlan) -> int:
+    """How many chunks each point of the sweep runs in (the runner's chunks for one
+    process: a few center replications, 500 SimPy or 10,000 cohort patients)."""
+    from .runner import choose_engine, chunk_size_for
+
+    first = plan.scenarios[0]
+    centers = any(s.center is not None for s in plan.scenarios)
+    kind = "center" if centers else choose_engine(first, plan.spec.engine)
+    n = plan.spec.patients
+    return -(-n // chunk_size_for(kind, n, 1, None))
+
+
+# One worker's last few point jobs, so that the chunks of a point it runs one after
+# another apply the point's overrides and compile its plans once.
+_JOBS: OrderedDict[tuple[str, int], Any] = OrderedDict()
+_JOBS_KEPT = 4
+
+
+def _sweep_task(args: tuple[tuple[str, int], PointArgs, bool, int | None]) -> Any:
+    """A whole point (``chunk`` None): its outputs and per-patient values; or one chunk
+    of a point: the reducers' parts, merged where the sweep runs (:func:`run_sweep`)."""
+    key, plan_args, paired, chunk = args
+    if chunk is None:
+        return _evaluate(plan_args, paired)
+    from .runner import arms_task
+
+    job = _JOBS.get(key)
+    if job is None:
+        job, _ = _point_job(plan_args, paired)
+        _JOBS[key] = job
+        while len(_JOBS) > _JOBS_KEPT:
+            _JOBS.popitem(last=False)
+    return arms_task(job.tasks[chunk])[1]
 
 
 def _paired_vs_base(store: PointStore, n: int) -> list[dict[str, Any]]:
@@ -776,6 +820,17 @@ def run_sweep(
             plan.applies,
         )
 
+    # With several workers, a point of several chunks is spread over them chunk by chunk
+    # (its parts merged here in chunk order, as in one process), so that a few large
+    # points, or one slow point among fast ones, keep every worker busy.
+    chunks = point_chunks(plan) if (workers > 1 or dask) else 1
+    parts: dict[int, dict[int, Any]] = {}
+    key = plan.fingerprint()
+    tasks = [
+        ((i, k), ((key, i), task(i), paired, None if chunks == 1 else k))
+        for i in todo
+        for k in range(chunks)
+    ]
     try:
         if evaluator is not None:
             for i in todo:
@@ -783,15 +838,21 @@ def run_sweep(
                 store.save(i, done[i])
                 bar.update(1)
         else:
-            for i, (outputs, vectors) in completed_map(
-                evaluate_point_paired if paired else _evaluate_unpaired,
-                [(i, task(i)) for i in todo],
-                workers,
-                dask,
-            ):
+            for (i, k), res in completed_map(_sweep_task, tasks, workers, dask):
+                if chunks > 1:
+                    parts.setdefault(i, {})[k] = res
+                    if len(parts[i]) < chunks:
+                        bar.update(1 / chunks)
+                        continue
+                    job, result = _point_job(task(i), paired)
+                    for kk in range(chunks):
+                        job.merge(parts[i].pop(kk))
+                    del parts[i]
+                    res = result()
+                outputs, vectors = res
                 done[i] = canonical(outputs)
                 store.save(i, done[i], vectors if paired else None)
-                bar.update(1)
+                bar.update(1 / chunks if chunks > 1 else 1)
     except BaseException:
         store.discard_if_unused()  # nothing to resume: leave nothing
         raise

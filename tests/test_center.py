@@ -868,3 +868,39 @@ def test_the_patient_table_says_what_the_center_did_to_each_patient(policy):
         for column, total in pairs.items():
             assert table[column][rows].sum() == pytest.approx(t[total][k], rel=1e-12), column
     assert sum(t[name].sum() for name in ("days_delayed", "days_reduced", "cycles_skipped")) > 0
+
+
+@pytest.mark.parametrize("design", ["grid", "one_way"])
+def test_a_sweep_spreads_each_points_centers_over_workers_with_the_same_bytes(tmp_path, design):
+    """With 2 workers a sweep's points of several chunks (9 centers: chunks of 4, 4, 1)
+    are split chunk by chunk between the workers and merged in order: sweep.json and the
+    per-patient values kept for paired differences (one-way) are the bytes of 1 worker."""
+    from simulator.jobs import sweep_to_folder
+    from simulator.sweeps import plan_sweep, point_chunks
+
+    body = (
+        "{type: grid, parameters: {center.chairs: [2, 3]}}"
+        if design == "grid"
+        else "{type: one_way, parameters: {center.chairs: {low: 1, high: 3}}}"
+    )
+    spec = tmp_path / "chairs.yaml"
+    spec.write_text(
+        "name: chairs\n"
+        f"strategies: {{first_line: {SCENARIOS / 'center_capacity.yaml'},"
+        f" rescue: {SCENARIOS / 'center_capacity_rescue.yaml'}}}\n"
+        "patients: 9\n"
+        "outcomes: [center_wait_mean_days, center_cycles_skipped, relapse, cost_total]\n"
+        f"design: {body}\n"
+    )
+    sets = ["center.arrivals={per_year: 20, years: 1}", "horizon_days=120"]
+    plan = plan_sweep(spec, sets=sets)
+    assert point_chunks(plan) == 3
+    one = sweep_to_folder(plan, tmp_path / "one", progress=False, workers=1)
+    two = sweep_to_folder(plan, tmp_path / "two", progress=False, workers=2)
+    assert one.outputs == two.outputs
+    for name in ("sweep.json", "sweep.csv"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    if design == "one_way":
+        paired = one.analysis["paired_vs_base"]
+        assert paired == two.analysis["paired_vs_base"]
+        assert any(paired[1:])  # the paired comparison with the base point was made
