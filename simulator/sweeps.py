@@ -797,10 +797,18 @@ def run_sweep(
     if done:
         log.info("resuming: %d of %d points already done", len(done), len(plan.points))
     show = sys.stderr.isatty() if progress is None else progress
+    # With several workers, a point of several chunks is spread over them chunk by chunk
+    # (its parts merged here in chunk order, as in one process), so that a few large
+    # points, or one slow point among fast ones, keep every worker busy.
+    chunks = point_chunks(plan) if (workers > 1 or dask) else 1
     bar = tqdm(
         total=len(plan.points),
         initial=len(done),
         unit="point",
+        # a split point advances the bar chunk by chunk: fractions of a point
+        bar_format=None
+        if chunks == 1
+        else "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total} points [{elapsed}<{remaining}]",
         disable=not show,
         file=sys.stderr,
         desc=plan.spec.name[:30],
@@ -820,10 +828,6 @@ def run_sweep(
             plan.applies,
         )
 
-    # With several workers, a point of several chunks is spread over them chunk by chunk
-    # (its parts merged here in chunk order, as in one process), so that a few large
-    # points, or one slow point among fast ones, keep every worker busy.
-    chunks = point_chunks(plan) if (workers > 1 or dask) else 1
     parts: dict[int, dict[int, Any]] = {}
     key = plan.fingerprint()
     tasks = [
