@@ -161,6 +161,16 @@ class CenterSim:
         self.short_day = np.zeros(days, dtype=bool)
         self.pending = 0  # infusion days overdue (delayed, not yet given or skipped)
         self.waits: list[float] = []
+        # Patients ask for an infusion day at midnight. When the center opens later and
+        # chairs are counted, they queue through the night and the opening serves them in
+        # queue order (the policy's). When a chair is granted at once (unlimited chairs
+        # with a counted stock, or a center that opens at midnight), nothing but the order
+        # in which SimPy resumes them would decide who gets a chair or the grams first:
+        # they wait at a gate instead, opened in queue order (``_gate``).
+        self.gated = (self.chairs is None and self.stock is not None) or (
+            self.chairs is not None and self.open_h == 0
+        )
+        self._gates: dict[int, list[tuple[int, simpy.Event]]] = {}
         if self.chairs is not None and not self.always_open:
             env.process(self._closing())
         if self.stock is not None and stock.deliveries is not None:
@@ -245,6 +255,22 @@ class CenterSim:
                 self.stock_g[day] = self.stock.level
             self.backlog[day] = self.pending
 
+    def _gate(self, day: int, key: int) -> simpy.Event:
+        """An event that fires at the opening of ``day`` (now, if that has passed): every
+        request waiting for the same opening is let through in queue order (``key``)."""
+        waiting = self._gates.get(day)
+        if waiting is None:
+            waiting = self._gates[day] = []
+            self.env.process(self._open_gate(day))
+        ev = self.env.event()
+        waiting.append((key, ev))
+        return ev
+
+    def _open_gate(self, day: int) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(max(0.0, self.opening(day) - self.env.now))
+        for _, ev in sorted(self._gates.pop(day), key=lambda w: w[0]):
+            ev.succeed()
+
     def _release(self, req: Any, hours: float) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(hours / 24.0)
         assert self.chairs is not None
@@ -281,6 +307,8 @@ class CenterSim:
         start that lets the infusion end by closing time."""
         if not self.is_open(day):
             return None
+        if self.gated:
+            yield self._gate(day, priority)
         if self.per_chair_day is not None and self.capacity is not None:
             # Requests queued ahead (smaller keys) fill every infusion slot of the day,
             # and the stock covers the grams of every slot (so nobody ahead hands a chair
