@@ -98,28 +98,31 @@ def run_chunk(
     n = len(prm.patient)
     res = ChunkResult.empty(plan, prm, base, events)
     st = handlers.init_state(xp, plan, prm)
-    active = np.arange(n)
-    while active.size:
-        everyone = active.size == n
-        sub = st if everyone else st.take(active)
-        sub_prm = prm if everyone else _ParamsView(prm, active)
-        # the views stand in for Params and State (the fields a handler reads)
-        t, kind = handlers.next_event(xp, plan, cast(Params, sub_prm), sub)
-        handlers.advance(xp, plan, cast(Params, sub_prm), sub, t)
-        if not everyone:
-            st.put(active, sub)
+    # The working arrays: state and parameters of the patients still running (the whole
+    # chunk until the first patient ends, then compacted copies) and their rows in the
+    # chunk. Each step works on them in place, gathering and scattering nothing. A patient
+    # who ends is written back to ``st`` at once and stays in the working arrays until a
+    # quarter of them have ended: each later step finds it at its end again (END is the
+    # last kind, and its time is the patient's own clock), and nothing it does there is
+    # kept. Compacting only then keeps deaths scattered over many steps from copying the
+    # whole chunk each time.
+    work, wprm, rows = st, prm, np.arange(n)
+    running = np.ones(n, dtype=bool)  # over the working rows
+    while running.any():
+        t, kind = handlers.next_event(xp, plan, wprm, work)
+        handlers.advance(xp, plan, wprm, work, t)
         for k in np.flatnonzero(np.bincount(kind, minlength=len(Event))):  # kinds present
-            sel = np.flatnonzero(kind == k)
-            idx = active[sel]
             if k == Event.END:
                 continue
-            part = _StateView(st, idx)
+            sel = np.flatnonzero(kind == k)
+            idx = rows[sel]
+            part = _StateView(work, sel)
             visit_k = part.visit_k
             before = part.pred
             flags, values, grams = handlers.handle(
                 xp,
                 plan,
-                cast(Params, _ParamsView(prm, idx)),
+                cast(Params, _ParamsView(wprm, sel)),
                 cast(State, part),
                 int(k),
             )
@@ -145,7 +148,18 @@ def run_chunk(
                     part.pred,
                     before,
                 )
-        active = active[kind != Event.END]
+        ended = np.logical_and(kind == Event.END, running)
+        if ended.any():
+            if work is st:  # from now on st holds the ended patients as they ended
+                work = st.take(rows)
+            else:
+                gone = np.flatnonzero(ended)
+                st.put(rows[gone], work.take(gone))
+            running[ended] = False
+            alive = np.flatnonzero(running)
+            if alive.size and alive.size <= 0.75 * running.size:
+                rows, running = rows[alive], running[alive]
+                work, wprm = work.take(alive), wprm.take(alive)
     for name, value in state_outcomes(plan, st).items():
         res.outcomes[name][:] = value
     if res.events is not None:

@@ -88,6 +88,11 @@ class Params:
     death_cause_u: Any
     steroid_ae_fatal: Any
 
+    def take(self, idx: np.ndarray) -> Params:
+        """Rows ``idx`` of every per-patient field (tables whole rows), as a new Params."""
+        out = {name: value if name == "seed" else value[idx] for name, value in vars(self).items()}
+        return Params(**out)
+
     def row(self, i: int) -> Params:
         out: dict[str, Any] = {}
         for name, value in vars(self).items():
