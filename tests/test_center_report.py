@@ -254,3 +254,30 @@ def test_the_center_is_described_from_its_scenario_block(center_scenarios) -> No
     assert "IVIG stock starts at 2,000 g" in text
     assert "deliveries on days 448-531 bring 50% of the order" in text
     assert "skipped if not given within 28 days" in text
+
+
+def test_a_grid_over_chairs_reads_in_whole_chairs_and_the_metrics_own_words(monkeypatch):
+    """The grid figure of the shipped center sweep: ticks at 2, 3 and 4 chairs (not
+    2.25, 2.5, ...), axes and legend in the registry's words with units (center metrics
+    included), and a line at zero for a difference between arms."""
+    from simulator.report import sweep_figures
+    from simulator.sweeps import SweepResult, plan_sweep
+
+    plan = plan_sweep(SCENARIOS / "sweeps" / "center_capacity.yaml")
+    outputs = [
+        {k: float(i) for key in plan.output_keys for k in (key, key + "_se")}
+        for i in range(len(plan.points))
+    ]
+    result = SweepResult(plan, outputs, {})
+    saved = {}
+    monkeypatch.setattr(sweep_figures, "_save", lambda fig, path: saved.update({path: fig}))
+    for key in ("first_line:center_wait_mean_days", "rescue-first_line:center_wait_mean_days"):
+        sweep_figures._grid_figure(result, key, Path(key))
+        ax = saved[Path(key)].axes[0]
+        assert list(ax.get_xticks()) == [2, 3, 4]
+        assert ax.get_xlabel() == "center chairs"
+        assert ax.get_ylabel().startswith("wait per infusion day, mean [days]")
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert legend == [f"arrivals per year = {n}" for n in (40, 60, 80)]
+        zero = [ln for ln in ax.get_lines() if list(ln.get_ydata()) == [0.0, 0.0]]
+        assert bool(zero) == key.startswith("rescue-"), key

@@ -22,15 +22,20 @@ def _slug(text: str) -> str:
 
 
 def _labels(plan: SweepPlan) -> dict[str, tuple[str, str]]:
-    """Outcome name -> (label, unit) from the metric registry."""
+    """Outcome name -> (label, unit) from the metric registry (and the center's
+    metrics when the sweep's scenarios have a center)."""
+    from ..center_stats import CENTER_METRICS
     from ..outcomes import metric_specs
     from ..runner import _plan_for
 
     cur = plan.scenarios[0].economics.currency
-    return {
+    labels = {
         m.name: (m.label, cur if m.unit == "currency" else m.unit)
         for m in metric_specs(_plan_for(plan.scenarios[0]))
     }
+    if any(s.center is not None for s in plan.scenarios):
+        labels.update({name: (text, unit) for name, (text, unit, _) in CENTER_METRICS.items()})
+    return labels
 
 
 def _key_label(key: str, labels: dict[str, tuple[str, str]]) -> str:
@@ -170,14 +175,16 @@ def _grid_figure(result: SweepResult, key: str, path: Path) -> None:
             (pt[first], out.get(key, math.nan), out.get(key + "_se", math.nan))
         )
     fig, ax = subplots(figsize=(7.5, 4.5))
+    xs: list[Any] = []
     for (combo, rows), color in zip(groups.items(), COLORS * 10, strict=False):
         rows.sort(key=lambda r: r[0])
-        xs = (
-            list(range(len(rows)))
-            if not all(isinstance(r[0], int | float) for r in rows)
-            else [r[0] for r in rows]
+        numeric = all(isinstance(r[0], int | float) for r in rows)
+        xs = [r[0] for r in rows] if numeric else list(range(len(rows)))
+        if not numeric:
+            ax.set_xticks(xs, [format_value(r[0]) for r in rows])
+        text = ", ".join(
+            f"{param_label(o)} = {format_value(v)}" for o, v in zip(others, combo, strict=True)
         )
-        text = ", ".join(f"{o}={format_value(v)}" for o, v in zip(others, combo, strict=True))
         ax.errorbar(
             xs,
             [r[1] for r in rows],
@@ -187,9 +194,15 @@ def _grid_figure(result: SweepResult, key: str, path: Path) -> None:
             capsize=3,
             label=label(text or key),
         )
-    ax.set_xlabel(first)
-    ax.set_ylabel(key)
-    ax.set_title(f"Grid: {key} (error bars: 95% Monte Carlo error)")
+    if xs and all(isinstance(x, int) and not isinstance(x, bool) for x in xs):
+        ax.set_xticks(sorted(set(xs)))  # a count (chairs, cycles): its own values only
+    arm = key.rpartition(":")[0]
+    if arm and arm not in plan.arms:  # a difference between two arms: mark no difference
+        ax.axhline(0.0, color="black", linewidth=0.8, linestyle=":")
+    ylabel = _key_label(key, _labels(plan))
+    ax.set_xlabel(param_label(first))
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_title(f"{ylabel}\n(error bars: 95% Monte Carlo error)", fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     _save(fig, path)
