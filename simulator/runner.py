@@ -76,6 +76,14 @@ def chunk_size_for(kind: str, n: int, workers: int, chunk_size: int | None) -> i
     return max(1, min(DEFAULT_CHUNK[kind], max(MIN_SPLIT[kind], per_worker)))
 
 
+def unit_kind(scns: Sequence[Scenario], engine: str = "auto") -> str:
+    """What one unit of a run of these arms is, for :func:`chunk_size_for`: a center
+    replication (``"center"``) or a patient of the engine chosen."""
+    if any(s.center is not None for s in scns):
+        return "center"
+    return choose_engine(scns[0], engine)
+
+
 ChunkSink = Callable[[dict[str, np.ndarray], EventLog | None], None]
 
 
@@ -338,8 +346,8 @@ def arms_job(
     n = first.patients if patients is None else check_patients(patients, "patients")
     seed = first.seed if seed is None else check_seed(seed, "seed")
     name = choose_engine(first, engine)
-    centers = any(s.center is not None for s in scns)
-    size = chunk_size_for("center" if centers else name, n, workers, chunk_size)
+    kind = unit_kind(scns, engine)
+    size = chunk_size_for(kind, n, workers, chunk_size)
     arms = list(scns)
     for s in arms:
         _plan_for(s)  # compile here: an invalid plan fails before any worker starts
@@ -347,7 +355,7 @@ def arms_job(
         (arms, seed, a, b, name, events, check_invariants, list(reducers))
         for a, b in _chunks(n, size)
     ]
-    unit = "center" if centers else "patient"
+    unit = "center" if kind == "center" else "patient"
     return ArmsJob(arms, n, seed, name, unit, desc or first.name, tasks, list(reducers))
 
 

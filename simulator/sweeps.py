@@ -635,13 +635,10 @@ def _evaluate(plan_args: PointArgs, paired: bool) -> PointResult:
 def point_chunks(plan: SweepPlan) -> int:
     """How many chunks each point of the sweep runs in (the runner's chunks for one
     process: a few center replications, 500 SimPy or 10,000 cohort patients)."""
-    from .runner import choose_engine, chunk_size_for
+    from .runner import chunk_size_for, unit_kind
 
-    first = plan.scenarios[0]
-    centers = any(s.center is not None for s in plan.scenarios)
-    kind = "center" if centers else choose_engine(first, plan.spec.engine)
     n = plan.spec.patients
-    return -(-n // chunk_size_for(kind, n, 1, None))
+    return -(-n // chunk_size_for(unit_kind(plan.scenarios, plan.spec.engine), n, 1, None))
 
 
 # One worker's last few point jobs, so that the chunks of a point it runs one after
