@@ -144,8 +144,13 @@ class EventLog:
         """Concatenate and sort by patient, day and the fixed event order."""
         parts: list[list[np.ndarray]] = [[] for _ in self.FIELDS]
         if self._rows:
-            for j, col in enumerate(zip(*self._rows, strict=True)):
-                parts[j].append(np.asarray(col))
+            # one float64 table: every field is a float or an integer below 2**53 (patient
+            # ids, event kinds, flag bits up to 43), so each converts back exactly
+            table = np.array(self._rows, dtype=np.float64)
+            if np.abs(table[:, [0, 2, 3]]).max() >= 2.0**53:
+                raise ValueError("an event log's integer field does not fit a float64")
+            for j in range(len(self.FIELDS)):
+                parts[j].append(table[:, j])
         for block in self._blocks:
             for j, col in enumerate(block):
                 parts[j].append(col)

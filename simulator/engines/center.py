@@ -161,15 +161,13 @@ class CenterSim:
         self.short_day = np.zeros(days, dtype=bool)
         self.pending = 0  # infusion days overdue (delayed, not yet given or skipped)
         self.waits: list[float] = []
-        # Patients ask for an infusion day at midnight. When the center opens later and
-        # chairs are counted, they queue through the night and the opening serves them in
-        # queue order (the policy's). When a chair is granted at once (unlimited chairs
-        # with a counted stock, or a center that opens at midnight), nothing but the order
-        # in which SimPy resumes them would decide who gets a chair or the grams first:
-        # they wait at a gate instead, opened in queue order (``_gate``).
-        self.gated = (self.chairs is None and self.stock is not None) or (
-            self.chairs is not None and self.open_h == 0
-        )
+        # Patients ask for an infusion day at midnight, in the order SimPy resumes them.
+        # Whenever something is shared (counted chairs or stock) they wait at a gate that
+        # opens at the day's opening and lets them through in queue order (``_gate``), so
+        # chairs and grams go in the policy's order whatever the hours (a chair granted
+        # at once, unlimited chairs with a counted stock), and a request sees every
+        # request ahead of it already queued (which makes request_day's shortcut exact).
+        self.gated = self.chairs is not None or self.stock is not None
         self._gates: dict[int, list[tuple[int, simpy.Event]]] = {}
         if self.chairs is not None and not self.always_open:
             env.process(self._closing())
