@@ -162,12 +162,11 @@ class CenterSim:
         self.pending = 0  # infusion days overdue (delayed, not yet given or skipped)
         self.waits: list[float] = []
         # Patients ask for an infusion day at midnight, in the order SimPy resumes them.
-        # Whenever something is shared (counted chairs or stock) they wait at a gate that
-        # opens at the day's opening and lets them through in queue order (``_gate``), so
-        # chairs and grams go in the policy's order whatever the hours (a chair granted
-        # at once, unlimited chairs with a counted stock), and a request sees every
-        # request ahead of it already queued (which makes request_day's shortcut exact).
-        self.gated = self.chairs is not None or self.stock is not None
+        # They wait at a gate that opens at the day's opening and lets them through in
+        # queue order (``_gate``), so chairs and grams go in the policy's order whatever
+        # the hours (a chair granted at once, unlimited chairs with a counted stock), and
+        # a request sees every request ahead of it already queued (which makes
+        # request_day's shortcut exact).
         self._gates: dict[int, list[tuple[int, simpy.Event]]] = {}
         if self.chairs is not None and not self.always_open:
             env.process(self._closing())
@@ -300,13 +299,12 @@ class CenterSim:
     def request_day(
         self, priority: int, day: int, hours: float
     ) -> Generator[simpy.Event, Any, Any]:
-        """A chair for ``hours`` on ``day`` (the caller is at or before its opening): the
-        request, or None if the day is closed or no chair came free before the latest
+        """A chair for ``hours`` on ``day`` from its opening (the caller is at or before
+        it): the request, or None if the day is closed or no chair came free before the latest
         start that lets the infusion end by closing time."""
         if not self.is_open(day):
             return None
-        if self.gated:
-            yield self._gate(day, priority)
+        yield self._gate(day, priority)  # now at the opening, in queue order
         if self.per_chair_day is not None and self.capacity is not None:
             # Requests queued ahead (smaller keys) fill every infusion slot of the day,
             # and the stock covers the grams of every slot (so nobody ahead hands a chair
@@ -325,11 +323,7 @@ class CenterSim:
             if ahead >= slots and stock_ok:
                 self.requests_spared += 1
                 return None
-        req = yield from self.request_chair(priority, day + (self.close_h - hours) / 24.0)
-        if req is not None and self.env.now < self.opening(day):
-            # unlimited chairs (or a center open from midnight): start at the opening
-            yield self.env.timeout(self.opening(day) - self.env.now)
-        return req
+        return (yield from self.request_chair(priority, day + (self.close_h - hours) / 24.0))
 
     def hold(self, req: Any, day: int, hours: float) -> None:
         """The chair is in use for ``hours`` from now (then released)."""
