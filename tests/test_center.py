@@ -470,6 +470,27 @@ def _first_cycle_waits(c: OneCenter) -> tuple[float, float]:
     return float(np.mean(first)), float(np.mean(later))
 
 
+def _waits_by_priority(
+    name: str, sets: tuple[str, ...], priority: str, measure: Any
+) -> dict[str, np.ndarray]:
+    """``measure`` (two mean waits) of 8 replications of the same centers under fifo and
+    under ``priority``: rows are replications."""
+    waits = {}
+    for p in ("fifo", priority):
+        scn = scenario(name, *sets, f"center.policy.priority={p}")
+        waits[p] = np.array([measure(one_center(scn, 6, r)) for r in range(8)])
+    return waits
+
+
+def assert_shorter_under(waits: dict[str, np.ndarray], priority: str) -> None:
+    """The prioritised class's mean wait (column 0) is shorter under ``priority`` than
+    under fifo: paired over the replications, the mean log ratio is above zero by more
+    than the one-sided 99% t limit of their spread."""
+    gain = np.log(waits["fifo"][:, 0] / waits[priority][:, 0])
+    se = gain.std(ddof=1) / math.sqrt(gain.size)
+    assert gain.mean() > stats.t.ppf(0.99, gain.size - 1) * se, waits
+
+
 def test_new_first_shortens_the_waits_of_first_cycles_in_a_congested_center():
     """2 chairs, 60 new first-line patients in a year, IVIG unlimited: the queue is the
     chairs. new_first serves patients in their first cycle first; paired over the same
@@ -478,13 +499,8 @@ def test_new_first_shortens_the_waits_of_first_cycles_in_a_congested_center():
     later cycles wait longer."""
     sets = ("center.arrivals={per_year: 60, years: 1}", "horizon_days=182")
     sets += ("center.stock.initial_g=null",)
-    waits = {}
-    for priority in ("fifo", "new_first"):
-        scn = scenario("center_capacity.yaml", *sets, f"center.policy.priority={priority}")
-        waits[priority] = np.array([_first_cycle_waits(one_center(scn, 6, r)) for r in range(8)])
-    gain = np.log(waits["fifo"][:, 0] / waits["new_first"][:, 0])
-    se = gain.std(ddof=1) / math.sqrt(gain.size)
-    assert gain.mean() > stats.t.ppf(0.99, gain.size - 1) * se, waits
+    waits = _waits_by_priority("center_capacity.yaml", sets, "new_first", _first_cycle_waits)
+    assert_shorter_under(waits, "new_first")
     assert waits["new_first"][:, 1].mean() > waits["fifo"][:, 1].mean()
 
 
@@ -530,13 +546,8 @@ def test_rescue_first_shortens_the_waits_of_rescue_patients_in_a_mixed_center():
     # the rule fires for every patient not first-line at week 12: many rescue patients
     # within the short follow-up
     sets += ("regimen.ivig.first_line_share=0.5", "regimen.ivig.start_when={day_at_least: 84}")
-    waits = {}
-    for priority in ("fifo", "rescue_first"):
-        scn = scenario("center_capacity_rescue.yaml", *sets, f"center.policy.priority={priority}")
-        waits[priority] = np.array([_rescue_waits(one_center(scn, 6, r)) for r in range(8)])
-    gain = np.log(waits["fifo"][:, 0] / waits["rescue_first"][:, 0])
-    se = gain.std(ddof=1) / math.sqrt(gain.size)
-    assert gain.mean() > stats.t.ppf(0.99, gain.size - 1) * se, waits
+    waits = _waits_by_priority("center_capacity_rescue.yaml", sets, "rescue_first", _rescue_waits)
+    assert_shorter_under(waits, "rescue_first")
     assert waits["rescue_first"][:, 1].mean() > waits["rescue_first"][:, 0].mean()
 
 
