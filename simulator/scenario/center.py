@@ -25,6 +25,14 @@ __all__ = ["Arrivals", "Center", "Delivery", "Policy", "Shortage", "Stock", "cha
 LABEL = "Octagam 10% US label / SmPC (docs/sources/parameters.md section 7)"
 
 
+def _exactly_one(a: str, a_value: Any, b: str, b_value: Any, either: str) -> None:
+    """Raise unless exactly one of the two fields is set; ``either`` says what each one
+    means ("give either <either>, got ...")."""
+    if (a_value is None) == (b_value is None):
+        got = "neither" if a_value is None else f"{a}: {a_value:g} and {b}: {b_value:g}"
+        raise ValueError(f"give either {either}, got {got}")
+
+
 class Arrivals(Frozen):
     """New patients: a Poisson process of ``per_year`` over ``years`` (each arrives on a
     whole day), or a ``cohort`` of patients all at day 0."""
@@ -42,15 +50,13 @@ class Arrivals(Frozen):
 
     @model_validator(mode="after")
     def _one_process(self) -> Arrivals:
-        if (self.per_year is None) == (self.cohort is None):
-            got = (
-                "neither"
-                if self.per_year is None
-                else f"per_year: {self.per_year:g} and cohort: {self.cohort}"
-            )
-            raise ValueError(
-                f"give either per_year (Poisson arrivals) or cohort (all at day 0), got {got}"
-            )
+        _exactly_one(
+            "per_year",
+            self.per_year,
+            "cohort",
+            self.cohort,
+            "per_year (Poisson arrivals) or cohort (all at day 0)",
+        )
         return self
 
 
@@ -80,15 +86,13 @@ class Delivery(Frozen):
 
     @model_validator(mode="after")
     def _one_rule(self) -> Delivery:
-        if (self.lot_g is None) == (self.order_up_to_g is None):
-            got = (
-                "neither"
-                if self.lot_g is None
-                else f"lot_g: {self.lot_g:g} and order_up_to_g: {self.order_up_to_g:g}"
-            )
-            raise ValueError(
-                f"give either lot_g (a fixed lot) or order_up_to_g (not both), got {got}"
-            )
+        _exactly_one(
+            "lot_g",
+            self.lot_g,
+            "order_up_to_g",
+            self.order_up_to_g,
+            "lot_g (a fixed lot) or order_up_to_g (not both)",
+        )
         return self
 
 
