@@ -365,14 +365,13 @@ def _grams_due(plan: Plan, prm: Params, st: Any) -> tuple[float, float]:
     return dose, dose * st.drug_active * prm.weight_kg
 
 
-def _other_event_first(plan: Plan, prm: Params, st: Any, day: float) -> bool:
-    """Whether the patient has another event before the infusion retried on ``day``
-    (patient clock): one earlier, or one that day that comes first in the fixed order."""
+def _next_other_event(plan: Plan, prm: Params, st: Any) -> tuple[float, int]:
+    """(time, kind) of the patient's next event other than the infusion (patient clock)."""
     due = st.ivig_next
     st.ivig_next = math.inf
     t, kind = handlers.next_event(SCALAR, plan, prm, st)
     st.ivig_next = due
-    return bool(t < day or (t == day and kind < Event.INFUSION))
+    return t, kind
 
 
 def _patient(
@@ -424,6 +423,7 @@ def _patient(
         else:
             cls = 0
         key = _queue_key(cls, arrival + int(first_due), seq)
+        other = None  # the next other event: the state does not change while retrying
         while True:
             req = yield from sim.request_day(key, day, hours)
             fraction, got = 0.0, 0.0
@@ -445,7 +445,10 @@ def _patient(
             if not late:
                 sim.pending += 1
             nxt = sim.next_open_day(day + 1)
-            if _other_event_first(plan, prm, st, nxt - arrival):
+            if other is None:
+                other = _next_other_event(plan, prm, st)
+            # another event before the retry day, or that day and first in the fixed order
+            if other < (nxt - arrival, Event.INFUSION):
                 handlers.postpone_infusion(st, nxt - arrival)
                 break
             # nothing else happens to the patient before then: wait for that day here,
