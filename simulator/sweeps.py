@@ -515,14 +515,6 @@ def evaluate_point(plan_args: tuple[Any, ...]) -> dict[str, float]:
     return _evaluate(plan_args, paired=False)[0]
 
 
-def evaluate_point_paired(
-    plan_args: tuple[Any, ...],
-) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """:func:`evaluate_point`, plus each output's per-patient values (``PAIRABLE``
-    estimators only), so that two points can be compared patient by patient."""
-    return _evaluate(plan_args, paired=True)
-
-
 #: Estimators whose per-patient values average to the point's estimate, so that two
 #: points on the same patients have a paired difference (a Kaplan-Meier median and a
 #: ratio of sums have none).
