@@ -75,8 +75,8 @@ def uniform(seed: int, patients: object, purpose: str, index: object = 0) -> np.
     the result has their broadcast shape (at least one dimension). Values are in the
     open interval (0, 1): never exactly 0 or 1, so inverse-CDF transforms are safe.
     """
-    key = _mix(np.array([int(seed) & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64) + _GOLDEN)
-    key = _mix(key ^ np.uint64(purpose_id(purpose)))
+    # the (seed, purpose) key: the same two mixes on Python integers, cached
+    key = np.uint64(_purpose_key(int(seed), purpose))
     with np.errstate(over="ignore"):
         h = _mix(key + _as_u64(patients) * _GOLDEN)
         h = _mix(h ^ (_as_u64(index) * _M2 + _GOLDEN))
