@@ -27,6 +27,8 @@ from ..kernel.xp import ARRAY, Rows
 from ..records import ChunkResult, state_outcomes
 from ..scenario.schema import Scenario
 
+_END = int(Event.END)  # a plain int: numpy compares it without probing the enum class
+
 __all__ = ["run_chunk"]
 
 
@@ -112,7 +114,7 @@ def run_chunk(
         t, kind = handlers.next_event(xp, plan, wprm, work)
         handlers.advance(xp, plan, wprm, work, t)
         for k in np.flatnonzero(np.bincount(kind, minlength=len(Event))):  # kinds present
-            if k == Event.END:
+            if k == _END:
                 continue
             sel = np.flatnonzero(kind == k)
             idx = rows[sel]
@@ -148,7 +150,7 @@ def run_chunk(
                     part.pred,
                     before,
                 )
-        ended = np.logical_and(kind == Event.END, running)
+        ended = np.logical_and(kind == _END, running)
         if ended.any():
             if work is st:  # from now on st holds the ended patients as they ended
                 work = st.take(rows)
