@@ -11,6 +11,7 @@ every measurement noise set to 0, so each decision can be read off the event log
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -463,3 +464,36 @@ def test_steroid_null_gives_no_prednisone_throughout(engine):
     assert np.all(res.outcomes["cumulative_prednisone_mg"] == 0.0)
     assert np.all(res.outcomes["final_prednisone_mg_per_day"] == 0.0)
     assert np.any(res.events.kind == Event.INFUSION)  # the rest of the regimen runs
+
+
+@pytest.mark.parametrize(
+    "thresholds, rr",
+    [
+        ((0.001, 7.5, 20.0), (1.0, 1.5, 3.0)),  # ascending: looked up by band
+        ((0.001, 2.5, 7.5), (1.55, 2.59, 5.18)),
+        ((), ()),  # no band: the baseline rate at every dose
+        ((20.0, 7.5), (3.0, 1.5)),  # not ascending: computed threshold by threshold
+    ],
+)
+def test_steroid_adverse_event_rates_over_a_cohort_have_the_bits_of_the_formula(thresholds, rr):
+    """The cohort path looks each rate up by the number of thresholds the dose reaches;
+    it must give the bits of ``SteroidAE.rate`` (and of the scalar path) on every
+    threshold, one ulp either side, at zero and NaN, and fall back to the formula when the
+    thresholds do not ascend."""
+    from dataclasses import replace
+
+    from simulator.kernel.safety import SteroidAE
+    from simulator.kernel.xp import ARRAY, SCALAR
+
+    ae = SteroidAE("x", 3.7e-5, thresholds, rr)
+    assert (ae.band_rates is None) == any(b <= a for a, b in itertools.pairwise(thresholds))
+    th = np.array(thresholds, dtype=np.float64)
+    dose = np.concatenate(
+        [th, np.nextafter(th, -np.inf), np.nextafter(th, np.inf), [0.0, 5.0, 12.5, 80.0, 1250.0]]
+    )
+    plan = replace(make_plan(load_scenario(SCENARIOS / "first_line.yaml")), steroid_aes=(ae,))
+    (got,) = plan.steroid_ae_rates(ARRAY, dose)
+    want = np.array([ae.rate(SCALAR, float(d)) for d in dose])
+    np.testing.assert_array_equal(np.broadcast_to(got, dose.shape), want)
+    (nan_rate,) = plan.steroid_ae_rates(ARRAY, np.array([np.nan, 10.0]))
+    assert np.broadcast_to(nan_rate, (2,))[0] == ae.rate(SCALAR, math.nan)

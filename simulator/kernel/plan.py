@@ -132,7 +132,23 @@ class Plan:
         """Hazard per day of each steroid adverse event at a dose (cached for one patient:
         a patient takes only a handful of distinct doses)."""
         if xp.vector:
-            return tuple(ae.rate(xp, dose) for ae in self.steroid_aes)
+            # Over a cohort: each event's rate from its table by the number of thresholds
+            # the dose reaches, counted once per set of thresholds (the same bits).
+            out = []
+            reached: dict[tuple[float, ...], np.ndarray] = {}
+            for ae in self.steroid_aes:
+                table = ae.band_rates
+                if table is None:
+                    out.append(ae.rate(xp, dose))
+                    continue
+                m = reached.get(ae.thresholds_mg)
+                if m is None:
+                    m = reached[ae.thresholds_mg] = np.searchsorted(
+                        np.asarray(ae.thresholds_mg), dose, side="right"
+                    )
+                    m[dose != dose] = 0  # NaN reaches no threshold
+                out.append(table[m])
+            return tuple(out)
         cache = self._ae_rate_cache
         hit = cache.get(dose)
         if hit is None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from .xp import Ops
 
@@ -30,6 +34,25 @@ class SteroidAE:
             rr = rr + (dose_mg_per_day >= th) * (r - prev)
             prev = r
         return self.baseline_per_day * rr
+
+    @functools.cached_property
+    def band_rates(self) -> np.ndarray | None:
+        """``rate`` with the first m thresholds reached, m = 0..len: the same float
+        operations in the same order (a threshold not reached adds 0.0, which changes
+        nothing), so ``band_rates[m]`` has the bits of ``rate``. None unless the
+        thresholds ascend (then the thresholds reached are always the first m)."""
+        th = self.thresholds_mg
+        if any(b <= a for a, b in itertools.pairwise(th)):
+            return None
+        out = []
+        for m in range(len(th) + 1):
+            rr = 1.0
+            prev = 1.0
+            for j, r in enumerate(self.relative_risk):
+                rr = rr + (1.0 if j < m else 0.0) * (r - prev)
+                prev = r
+            out.append(self.baseline_per_day * rr)
+        return np.array(out, dtype=np.float64)
 
 
 @dataclass(frozen=True)
