@@ -414,3 +414,25 @@ def test_tis_stays_in_range(b, n):
     tis = m.total_improvement_score(SCALAR, m.CoreSet(*b), m.CoreSet(*n))
     assert 0.0 <= tis <= 100.0
     assert m.response_category(SCALAR, tis) in (0, 1, 2, 3)
+
+
+def test_array_points_match_the_scalar_bands_on_and_around_every_edge():
+    """The cohort path finds the band by one search over the cuts (edge + tolerance); the
+    scalar path walks the edges. Both give the same points exactly on an edge, on a cut,
+    one ulp either side of it, at +-inf and for NaN."""
+    cuts = np.array(sorted({e for b in m.TIS_TABLE.values() for e in b.edges_pct}))
+    cuts = cuts + m._EDGE_TOLERANCE_PCT
+    pct = np.concatenate(
+        [
+            cuts - m._EDGE_TOLERANCE_PCT,
+            cuts,
+            np.nextafter(cuts, -np.inf),
+            np.nextafter(cuts, np.inf),
+            _rng().uniform(-100.0, 150.0, 200),
+            [np.nan, np.inf, -np.inf, 0.0, -0.0],
+        ]
+    )
+    for name in m.TIS_TABLE:
+        got = m.points(ARRAY, name, pct)
+        want = np.array([m.points(SCALAR, name, float(p)) for p in pct])
+        np.testing.assert_array_equal(got, want)
