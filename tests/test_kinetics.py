@@ -356,3 +356,22 @@ def test_the_vector_coefficient_cache_gives_the_scalar_coefficients_when_it_over
         for i in range(12):
             want = plain(SCALAR, int(node[i]), float(tau[i]))
             assert [float(c[i]) for c in got] == list(want)
+
+
+def test_batched_matrix_exponentials_have_the_bits_of_one_at_a_time():
+    """The cohort engine computes a step's new transition matrices in one batch; each must
+    equal ``expm`` of that matrix alone, whatever else is in the batch (different norms,
+    so different numbers of squarings, and a zero step)."""
+    plan = make_plan(load_scenario(SCENARIOS / "first_line.yaml"))
+    prop = plan.propagator
+    mats = np.stack(
+        [
+            prop.matrix(node) * tau
+            for node in (0, 3, 6)
+            for tau in (0.0, 0.5, 1.0, 7.0, 90.0, 3650.0)
+        ]
+    )
+    alone = np.stack([disease.expm(a) for a in mats])
+    np.testing.assert_array_equal(disease.expm_many(mats), alone)
+    for sub in ([4], [17, 2, 9], list(range(0, 18, 2))):
+        np.testing.assert_array_equal(disease.expm_many(mats[sub]), alone[sub])

@@ -86,8 +86,7 @@ def expm(a: np.ndarray) -> np.ndarray:
     below double precision; tests/test_kinetics.py checks it against solve_ivp. Written
     here rather than scipy.linalg.expm so that the result does not depend on BLAS threads.
     """
-    norm = float(np.abs(a).sum(axis=1).max())
-    squarings = max(0, math.ceil(math.log2(norm / 0.25))) if norm > 0 else 0
+    squarings = _squarings(a)
     b = a / 2.0**squarings
     n = a.shape[0]
     result = np.eye(n)
@@ -100,12 +99,43 @@ def expm(a: np.ndarray) -> np.ndarray:
     return result
 
 
+def _squarings(a: np.ndarray) -> int:
+    """How many times ``expm`` halves ``a`` to bring its norm to at most 1/4."""
+    norm = float(np.abs(a).sum(axis=1).max())
+    return max(0, math.ceil(math.log2(norm / 0.25))) if norm > 0 else 0
+
+
+def expm_many(mats: np.ndarray) -> np.ndarray:
+    """``expm`` of each matrix of a stack (m, n, n), batched: every matrix goes through the
+    same operations as in ``expm`` (its own scaling and squarings; numpy's einsum loop
+    computes each matrix of a batch as it computes it alone), so each result has the bits
+    of ``expm``, whatever else is in the batch (tests/test_kinetics.py)."""
+    squarings = np.array([_squarings(a) for a in mats], dtype=np.int64)
+    b = mats / (2.0**squarings)[:, None, None]
+    result = np.broadcast_to(np.eye(mats.shape[1]), mats.shape).copy()
+    term = result.copy()
+    for k in range(1, 25):
+        term = np.einsum("mij,mjk->mik", term, b) / k
+        result = result + term
+    for r in range(int(squarings.max(initial=0))):
+        sel = np.flatnonzero(squarings > r)
+        result[sel] = np.einsum("mij,mjk->mik", result[sel], result[sel])
+    return result
+
+
 def rate_node_values(median_per_day: float, cv: float) -> np.ndarray:
     """The reversion rate at each of ``RATE_NODES`` equiprobable quantile nodes of a
     lognormal with this median and CV (the node mid-quantiles (i + 0.5) / K)."""
     sigma = math.sqrt(math.log1p(cv * cv))
     z = special.ndtri((np.arange(RATE_NODES) + 0.5) / RATE_NODES)
     return cast(np.ndarray, median_per_day * np.exp(sigma * z))
+
+
+# The entries of the transition matrix a step needs: PATTERN, then the diagonal and
+# IVIG-effect entries (z, f, l, fe, le, v<-fe, v<-le, v<-v, e<-e), as index arrays.
+_ENTRIES = (*PATTERN, (Z, Z), (F, F), (L, L), (FE, FE), (LE, LE), (V, FE), (V, LE), (V, V), (E, E))
+_ROWS = np.array([r for r, _ in _ENTRIES])
+_COLS = np.array([c for _, c in _ENTRIES])
 
 
 class Propagator:
@@ -157,20 +187,12 @@ class Propagator:
 
     def _compute(self, node: int, tau: float) -> tuple[float, ...]:
         phi = expm(self._mats[node] * tau)
-        return tuple(float(phi[r, c]) for r, c in PATTERN) + tuple(
-            float(x)
-            for x in (
-                phi[Z, Z],
-                phi[F, F],
-                phi[L, L],
-                phi[FE, FE],
-                phi[LE, LE],
-                phi[V, FE],
-                phi[V, LE],
-                phi[V, V],
-                phi[E, E],
-            )
-        )
+        return tuple(float(x) for x in phi[_ROWS, _COLS])
+
+    def _compute_many(self, pairs: list[tuple[int, float]]) -> np.ndarray:
+        """``_compute`` for several (node, tau) pairs at once, as rows (the same bits)."""
+        mats = np.stack([self._mats[node] * tau for node, tau in pairs])
+        return expm_many(mats)[:, _ROWS, _COLS]
 
     def coefficients(self, node: int, tau: float) -> tuple[float, ...]:
         """(pattern entries..., z, f, l, fe, le, v<-fe, v<-le, v<-v, e<-e) for one step."""
@@ -184,7 +206,7 @@ class Propagator:
             self._cache.popitem(last=False)
         return out
 
-    def _append(self, rows: list[tuple[float, ...]]) -> int:
+    def _append(self, rows: np.ndarray) -> int:
         """Add rows to the table; returns the index of the first."""
         need = self._rows + len(rows)
         if need > self._table.shape[0]:
@@ -224,8 +246,9 @@ class Propagator:
             new_frac = sorted(set(frac))
         if new.size or new_frac:
             first = self._append(
-                [self._compute(int(k % RATE_NODES), float(k // RATE_NODES)) for k in new]
-                + [self._compute(*k) for k in new_frac]
+                self._compute_many(
+                    [(int(k % RATE_NODES), float(k // RATE_NODES)) for k in new] + new_frac
+                )
             )
             self._dense[new] = np.arange(first, first + new.size)
             for j, k in enumerate(new_frac, start=first + new.size):
