@@ -471,9 +471,11 @@ def compare_job(
     check_invariants: bool = True,
     allow_different_populations: bool = False,
     reducers: Sequence[Reducer] = (),
+    metrics: frozenset[str] | None = None,
 ) -> tuple[ArmsJob, Callable[[], ComparisonResult]]:
     """:func:`compare` as a job and the function that gives its result once every
-    chunk is merged (input errors are raised here, before anything runs)."""
+    chunk is merged (input errors are raised here, before anything runs). ``metrics``:
+    summarise and pair only these outcomes (a sweep's)."""
     if len(scns) < 2:
         raise ValueError("compare needs at least two scenarios")
     first = scns[0]
@@ -481,7 +483,7 @@ def compare_job(
     diffs = check_same_patients(scns, names, seed is not None, allow_different_populations)
     scns = list(scns)
     wtp = first.economics.willingness_to_pay_per_qaly
-    summaries = Summaries(scns)
+    summaries = Summaries(scns, metrics)
     paired = PairedVsFirst(len(scns))
     nmb = NetBenefitPairs(wtp, cea_columns(first))
     every: list[Reducer] = [summaries, paired, nmb, *reducers]
@@ -497,6 +499,7 @@ def compare_job(
         chunk_size=chunk_size,
         check_invariants=check_invariants,
         desc="compare",
+        metrics=metrics,
     )
 
     def result() -> ComparisonResult:

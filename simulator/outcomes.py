@@ -902,9 +902,15 @@ class RatioEstimate:
 class CohortSummary:
     """Streaming aggregation of patient tables into cohort metrics."""
 
-    def __init__(self, plan: Plan, currency: str = "") -> None:
+    def __init__(
+        self, plan: Plan, currency: str = "", metrics: frozenset[str] | None = None
+    ) -> None:
+        """``metrics``: only these metrics, and no monthly tables (a sweep keeps a few
+        outcomes of every point); each is computed exactly as in a full summary."""
         # Plain data only: summaries travel between processes (plans hold compiled rules).
         self.specs = metric_specs(plan)
+        if metrics is not None:
+            self.specs = [m for m in self.specs if m.name in metrics]
         self.currency = currency
         self.acc: dict[str, Any] = {}
         horizon = int(plan.horizon_days)
@@ -920,7 +926,7 @@ class CohortSummary:
         self.months = [
             m
             for m in range(int(plan.horizon_days) // MONTH_DAYS + 1)
-            if _visit_index(plan, m * MONTH_DAYS) is not None
+            if metrics is None and _visit_index(plan, m * MONTH_DAYS) is not None
         ]
         self.month_index = [_visit_index(plan, m * MONTH_DAYS) for m in self.months]
         self.cpk_months = [LogHistogram() for _ in self.months]

@@ -209,14 +209,22 @@ def simulate_chunk(
 
 
 def summarise_chunk(
-    scn: Scenario, seed: int, start: int, stop: int, engine: str, events: bool, check: bool
+    scn: Scenario,
+    seed: int,
+    start: int,
+    stop: int,
+    engine: str,
+    events: bool,
+    check: bool,
+    metrics: frozenset[str] | None = None,
 ) -> tuple[ChunkResult, dict[str, np.ndarray], CohortSummary]:
-    """Simulate a chunk, check its event log's invariants, and tabulate and summarise it."""
+    """Simulate a chunk, check its event log's invariants, and tabulate and summarise it
+    (only ``metrics``, when given)."""
     chunk, plan = simulate_chunk(scn, seed, start, stop, engine, events or check)
     if check and chunk.events is not None:
         check_events(chunk.events, plan, center=scn.center is not None)
     table = patient_table(chunk, plan, scn)
-    summary = CohortSummary(plan, scn.economics.currency)
+    summary = CohortSummary(plan, scn.economics.currency, metrics)
     summary.add(table, chunk)
     return chunk, table, summary
 
@@ -256,10 +264,11 @@ class Reducer:
 
 
 class Summaries(Reducer):
-    """Every arm's cohort summary (``self.summaries``, one per arm)."""
+    """Every arm's cohort summary (``self.summaries``, one per arm; only ``metrics``, when
+    given, as the job's chunks summarise)."""
 
-    def __init__(self, scns: Sequence[Scenario]) -> None:
-        self.summaries = [CohortSummary(_plan_for(s), s.economics.currency) for s in scns]
+    def __init__(self, scns: Sequence[Scenario], metrics: frozenset[str] | None = None) -> None:
+        self.summaries = [CohortSummary(_plan_for(s), s.economics.currency, metrics) for s in scns]
 
     def part(self, chunk: ArmsChunk) -> list[CohortSummary]:
         return chunk.summaries
@@ -285,16 +294,20 @@ class Tables(Reducer):
         self.sink(*part)
 
 
-ArmsTask = tuple[list[Scenario], int, int, int, str, bool, bool, list[Reducer]]
+ArmsTask = tuple[
+    list[Scenario], int, int, int, str, bool, bool, frozenset[str] | None, list[Reducer]
+]
 
 
 def arms_task(args: ArmsTask) -> tuple[int, list[Any]]:
     """Run one chunk of an :class:`ArmsJob` (``job.tasks[k]``) in every arm: returns the
     number of units and each reducer's part. Runs in a worker process or here."""
-    scns, seed, start, stop, engine, events, check, reducers = args
+    scns, seed, start, stop, engine, events, check, metrics, reducers = args
     tables, summaries, logs = [], [], []
     for scn in scns:
-        chunk, table, summary = summarise_chunk(scn, seed, start, stop, engine, events, check)
+        chunk, table, summary = summarise_chunk(
+            scn, seed, start, stop, engine, events, check, metrics
+        )
         tables.append(table)
         summaries.append(summary)
         logs.append(chunk.events if events else None)
@@ -337,11 +350,13 @@ def arms_job(
     events: bool = False,
     check_invariants: bool = True,
     desc: str | None = None,
+    metrics: frozenset[str] | None = None,
 ) -> ArmsJob:
     """Every arm on the same patient ids 0..patients-1, in chunks sized for ``workers``
     (nothing runs yet). Patients and seed default to the first arm's. ``events`` keeps
     each chunk's event log for the reducers; each log is checked against the invariants
-    of ``invariants.py`` unless ``check_invariants`` is false (benchmarks)."""
+    of ``invariants.py`` unless ``check_invariants`` is false (benchmarks). ``metrics``
+    limits each chunk's summaries to these metrics (give the Summaries reducer the same)."""
     first = scns[0]
     n = first.patients if patients is None else check_patients(patients, "patients")
     seed = first.seed if seed is None else check_seed(seed, "seed")
@@ -352,7 +367,7 @@ def arms_job(
     for s in arms:
         _plan_for(s)  # compile here: an invalid plan fails before any worker starts
     tasks: list[ArmsTask] = [
-        (arms, seed, a, b, name, events, check_invariants, list(reducers))
+        (arms, seed, a, b, name, events, check_invariants, metrics, list(reducers))
         for a, b in _chunks(n, size)
     ]
     unit = "center" if kind == "center" else "patient"
@@ -407,10 +422,11 @@ def run_job(
     sink: ChunkSink | None = None,
     check_invariants: bool = True,
     reducers: Sequence[Reducer] = (),
+    metrics: frozenset[str] | None = None,
 ) -> tuple[ArmsJob, Callable[[], RunResult]]:
     """:func:`run` as a job and the function that gives its result once every chunk
-    is merged."""
-    summaries = Summaries([scn])
+    is merged (its summary holding only ``metrics``, when given)."""
+    summaries = Summaries([scn], metrics)
     every: list[Reducer] = [summaries, *reducers]
     if sink is not None:
         every.append(Tables(lambda tables, logs: sink(tables[0], logs[0])))
@@ -424,6 +440,7 @@ def run_job(
         chunk_size=chunk_size,
         events=events,
         check_invariants=check_invariants,
+        metrics=metrics,
     )
 
     def result() -> RunResult:

@@ -574,13 +574,24 @@ def _point_job(plan_args: PointArgs, paired: bool) -> tuple[Any, Callable[[], Po
         from .runner import run_job
 
         job, run_result = run_job(
-            scns[0], patients=patients, seed=seed, engine=engine, reducers=extra
+            scns[0],
+            patients=patients,
+            seed=seed,
+            engine=engine,
+            reducers=extra,
+            metrics=frozenset(outcomes),
         )
     else:
         from .comparison import compare_job
 
         job, cmp_result = compare_job(
-            scns, names=arms, patients=patients, seed=seed, engine=engine, reducers=extra
+            scns,
+            names=arms,
+            patients=patients,
+            seed=seed,
+            engine=engine,
+            reducers=extra,
+            metrics=frozenset(outcomes),
         )
 
     def result() -> PointResult:

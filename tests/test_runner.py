@@ -54,3 +54,37 @@ def test_summary_json_is_plain_json(first_line):
     data = json.loads(json_text(result.summary_json()))
     assert data["patients"] == 30 and data["seed"] == 1
     assert set(data["metrics"]["cpk_ratio_month_3"]) >= {"mean", "ci95"}
+
+
+def test_a_summary_of_a_few_metrics_has_their_bits_of_the_full_summary(first_line):
+    """A sweep summarises and pairs only its outcomes; each must be exactly what the full
+    run and comparison report for it (the same estimate, interval and n), and nothing
+    else is computed."""
+    from conftest import SCENARIOS
+
+    from simulator.comparison import compare_job
+    from simulator.runner import execute, run_job
+    from simulator.scenario import load_scenario
+
+    rescue = load_scenario(SCENARIOS / "rescue.yaml")
+
+    few = frozenset({"cost_total", "qaly", "tis_week_24", "time_to_cpk_normal_days"})
+    kw = {"patients": 300, "seed": 11}
+    job, full = run_job(first_line, **kw)
+    execute(job)
+    job, part = run_job(first_line, metrics=few, **kw)
+    execute(job)
+    got = part().summary
+    assert set(got.metrics()) == few
+    assert not got.months and not got.cpk_months
+    want = full().metrics
+    for name, value in got.metrics().items():
+        assert json_text(value) == json_text(want[name])
+    job, cfull = compare_job([first_line, rescue], **kw)
+    execute(job)
+    job, cpart = compare_job([first_line, rescue], metrics=few, **kw)
+    execute(job)
+    got_c, want_c = cpart().outcomes(), cfull().outcomes()
+    assert set(got_c) == few
+    for name in few:
+        assert json_text(got_c[name]) == json_text(want_c[name])
