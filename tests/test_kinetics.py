@@ -375,3 +375,18 @@ def test_batched_matrix_exponentials_have_the_bits_of_one_at_a_time():
     np.testing.assert_array_equal(disease.expm_many(mats), alone)
     for sub in ([4], [17, 2, 9], list(range(0, 18, 2))):
         np.testing.assert_array_equal(disease.expm_many(mats[sub]), alone[sub])
+
+
+def test_plans_with_the_same_rates_share_one_propagator():
+    """The arms of a comparison (same disease, different regimens) share one propagator,
+    so its matrix exponentials are computed once; a plan with another rate gets its own."""
+    from simulator.sweeps import with_overrides
+
+    first = load_scenario(SCENARIOS / "first_line.yaml")
+    a = make_plan(first)
+    b = make_plan(load_scenario(SCENARIOS / "rescue.yaml"))
+    c = make_plan(with_overrides(first, {"disease.ivig.effect_half_life_days": 12.0}))
+    d = make_plan(with_overrides(first, {"economics.prices.ivig_per_g": 40.0}))
+    assert a.propagator is b.propagator is d.propagator
+    assert c.propagator is not a.propagator
+    assert not np.array_equal(c.propagator.matrix(0), a.propagator.matrix(0))

@@ -260,6 +260,28 @@ class Propagator:
         return tuple(table[:, j] for j in range(table.shape[1]))
 
 
+# The propagators of the last few distinct sets of rate matrices in this process.
+_SHARED: OrderedDict[bytes, Propagator] = OrderedDict()
+_SHARED_KEPT = 4
+
+
+def shared_propagator(new: Propagator) -> Propagator:
+    """The propagator already made in this process with the same rate matrices (the same
+    bits) as ``new``, else ``new``: every plan with these rates (the arms of a comparison,
+    the points of a sweep that vary no rate) shares one, so their matrix exponentials are
+    computed once. A coefficient depends only on the matrix, the node and the step, so
+    sharing changes no result."""
+    key = b"".join(m.tobytes() for m in new._mats) + repr(new._max).encode()
+    old = _SHARED.get(key)
+    if old is not None:
+        _SHARED.move_to_end(key)
+        return old
+    _SHARED[key] = new
+    while len(_SHARED) > _SHARED_KEPT:
+        _SHARED.popitem(last=False)
+    return new
+
+
 def step(xp: Ops, coef: tuple[Any, ...], x: dict[int, Any], g: Any) -> dict[int, Any]:
     """Apply one step's coefficients to the state ``x`` (state index -> value)."""
     out: dict[int, Any] = {}

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..scenario.schema import Scenario
 from . import mortality
-from .disease import Propagator, rate_node_values
+from .disease import Propagator, rate_node_values, shared_propagator
 from .rules import RuleFn, compile_rule
 from .safety import IvigAE, SteroidAE
 from .xp import Ops
@@ -195,6 +195,7 @@ def make_plan(scn: Scenario) -> Plan:
         rho_x=tuple(d.ivig_relative_effect for d in domains),  # type: ignore[arg-type]
         sigma_x=tuple(d.steroid_relative_effect for d in domains),  # type: ignore[arg-type]
     )
+    propagator = shared_propagator(propagator)  # the arms of a comparison share one
     agents = tuple(dis.sparing_agents)
     ivig = reg.ivig
     st = reg.steroid
