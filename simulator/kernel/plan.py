@@ -37,6 +37,11 @@ class TaperBand:
     every_days: float
 
 
+# Up to this many patients, steroid adverse-event rates are looked up by dose band
+# (measured: 3x faster at 200 patients, 2.6x slower at 10,000).
+_LOOKUP_MAX = 4096
+
+
 @dataclass(frozen=True)
 class Plan:
     """Scenario-level constants, compiled once: the same for every patient."""
@@ -131,9 +136,11 @@ class Plan:
     def steroid_ae_rates(self, xp: Ops, dose: Any) -> tuple[Any, ...]:
         """Hazard per day of each steroid adverse event at a dose (cached for one patient:
         a patient takes only a handful of distinct doses)."""
-        if xp.vector:
-            # Over a cohort: each event's rate from its table by the number of thresholds
-            # the dose reaches, counted once per set of thresholds (the same bits).
+        if xp.vector and np.size(dose) <= _LOOKUP_MAX:
+            # Over a small cohort: each event's rate from its table by the number of
+            # thresholds the dose reaches, counted once per set of thresholds (the same
+            # bits). Over a large one the formula's few array operations are cheaper
+            # than the search and the gather.
             out = []
             reached: dict[tuple[float, ...], np.ndarray] = {}
             for ae in self.steroid_aes:
@@ -149,6 +156,8 @@ class Plan:
                     m[dose != dose] = 0  # NaN reaches no threshold
                 out.append(table[m])
             return tuple(out)
+        if xp.vector:
+            return tuple(ae.rate(xp, dose) for ae in self.steroid_aes)
         cache = self._ae_rate_cache
         hit = cache.get(dose)
         if hit is None:
