@@ -417,9 +417,8 @@ def test_tis_stays_in_range(b, n):
 
 
 def test_array_points_match_the_scalar_bands_on_and_around_every_edge():
-    """The cohort path finds the band by one search over the cuts (edge + tolerance); the
-    scalar path walks the edges. Both give the same points exactly on an edge, on a cut,
-    one ulp either side of it, at +-inf and for NaN."""
+    """The cohort and the single-patient paths give the same points exactly on an edge,
+    on a cut (edge + tolerance), one ulp either side of it, at +-inf and for NaN."""
     cuts = np.array(sorted({e for b in m.TIS_TABLE.values() for e in b.edges_pct}))
     cuts = cuts + m._EDGE_TOLERANCE_PCT
     pct = np.concatenate(

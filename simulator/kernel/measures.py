@@ -44,8 +44,6 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-import numpy as np
-
 from .xp import Ops
 
 __all__ = [
@@ -124,15 +122,6 @@ MMT8_MAX_DEFAULT = 150.0
 # 1e-9 percentage points is far below any measurable change.
 _EDGE_TOLERANCE_PCT = 1e-9
 
-# Per measure: the band cuts (edge + tolerance, ascending) and the points of each band.
-_BAND_TABLES = {
-    name: (
-        np.array([e + _EDGE_TOLERANCE_PCT for e in b.edges_pct]),
-        np.array(b.points, dtype=np.float64),
-    )
-    for name, b in TIS_TABLE.items()
-}
-
 
 def percent_improvement(xp: Ops, baseline: Any, followup: Any, range_: Any) -> Any:
     """Change as a percentage of the scale's range, positive when the score fell.
@@ -156,12 +145,6 @@ def points(xp: Ops, measure_name: str, pct: Any) -> Any:
 
     Worsening (pct < 0) scores as the first band (0 points); NaN gives NaN.
     """
-    if xp.vector:
-        # over a cohort: the band is the number of cuts strictly below pct (the cuts
-        # ascend), one search instead of a where per edge; the same values
-        cuts, table = _BAND_TABLES[measure_name]
-        band = table[np.searchsorted(cuts, pct, side="left")]
-        return xp.where(pct != pct, pct, band)
     bands = TIS_TABLE[measure_name]
     result: Any = bands.points[0]
     for edge, band_points in zip(bands.edges_pct, bands.points[1:], strict=True):
