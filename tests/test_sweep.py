@@ -139,6 +139,38 @@ def test_psa_frontier_dominated_strategy_and_population_scaling():
     assert r2["theta"][1] > 0.99 and r2["noise"][1] < 0.1  # B's NMB is linear in theta
 
 
+def test_psa_value_of_information_is_exactly_zero_when_one_arm_wins_every_draw():
+    """B beats A by at least 100 in every draw: the decision never changes, so EVPI and
+    every EVPPI are 0 exactly (E[max] and max E are then the same mean summed two ways;
+    rounding once showed ~1e-11 as a partial EVPI bar), with standard errors of 0."""
+    design = PSA.model_validate(
+        {
+            "type": "psa",
+            "draws": 300,
+            "parameters": {
+                "theta": {"dist": "uniform", "low": 100.0, "high": 5000.0},
+                "noise": {"dist": "uniform", "low": 0, "high": 1},
+            },
+            "willingness_to_pay": [0.0],
+        }
+    )
+    pts = points_of(design, seed=4, base_values={})
+    outs = [
+        {
+            "A:cost_total": 0.1 * p["noise"],
+            "A:qaly": 0.0,
+            "B:cost_total": -p["theta"] / 3,
+            "B:qaly": 0.0,
+        }
+        for p in pts
+    ]
+    res = psa_analysis(design, pts, outs, ["A", "B"], reference_wtp=0.0)
+    assert res["evpi_at_reference"] == 0.0 and res["evpi_at_reference_se"] == 0.0
+    assert set(res["evppi_per_patient_at_reference"].values()) == {0.0}
+    assert set(res["evppi_se"].values()) == {0.0}
+    assert res["ceac"]["B"] == [1.0]
+
+
 def test_psa_draws_follow_their_distributions_and_correlation():
     design = PSA.model_validate(
         {

@@ -60,7 +60,12 @@ def decision_analysis(plan: Any, outputs: list[dict[str, float]]) -> dict[str, A
 
 def _evpi(nmb: np.ndarray) -> float:
     """E[max NMB] - max E[NMB] over draws; never negative (Jensen), so a negative value
-    is rounding and is clipped to 0."""
+    is rounding and is clipped to 0. Exactly 0 when one strategy is the best in every
+    draw (then E[max] is that strategy's mean, the largest: the two sums differ only by
+    rounding, which would show as an EVPI of ~1e-11)."""
+    best = nmb.argmax(axis=1)
+    if nmb.shape[0] and bool(np.all(best == best[0])):
+        return 0.0
     return max(0.0, float(np.mean(nmb.max(axis=1)) - nmb.mean(axis=0).max()))
 
 

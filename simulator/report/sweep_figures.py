@@ -345,6 +345,18 @@ def _psa_figures(result: SweepResult, folder: Path) -> list[str]:
         [label(g, 30) for g in groups], list(groups.values()), xerr=errs, capsize=3, color=COLORS[2]
     )
     axes[1].set_xlim(left=0)
+    if psa.get("evpi_at_reference") == 0.0:
+        axes[1].set_xlim(0, 1)
+        axes[1].text(
+            0.5,
+            0.5,
+            "EVPI is 0 at this willingness to pay:\nthe same strategy is best in every draw",
+            transform=axes[1].transAxes,
+            ha="center",
+            va="center",
+            fontsize=9,
+            bbox={"facecolor": "white", "edgecolor": "0.7"},
+        )
     axes[1].set_xlabel(
         f"EVPPI per patient ({cur}) at {psa['reference_willingness_to_pay']:,.0f}"
         "/QALY (bars: +/- 1 SE)"
