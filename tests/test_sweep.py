@@ -589,3 +589,15 @@ def test_a_bad_posterior_is_an_input_error(tmp_path, csv_text, fragment):
     with pytest.raises(InputError) as err:
         plan_sweep(_posterior_sweep(tmp_path, csv_text))
     assert fragment in str(err.value) and "from_posterior" in str(err.value)
+
+
+def test_the_points_table_shows_numbers_as_people_read_them():
+    """Report table of points: drawn inputs and estimates to 4 significant digits, from
+    1,000 up as whole numbers with separators (sweep.csv keeps every digit)."""
+    from simulator.report.sweep_report import _num, _short
+
+    assert _short(0.004969634360294248) == "0.00497"
+    assert _short(2.0) == "2" and _short("base") == "base"
+    assert _num(20895.4, 4) == "20,895" and _num(1479.6, 3) == "1,480"
+    assert _num(0.92581, 4) == "0.9258" and _num(-0.017912, 3, "+") == "-0.0179"
+    assert _num(1234.5, 3, "+") == "+1,234" and _num(0.015, 3, "+") == "+0.015"

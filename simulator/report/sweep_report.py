@@ -180,6 +180,22 @@ def _html(result: SweepResult, data: dict[str, Any], folder: Path, figs: list[st
     return out.getvalue()
 
 
+def _num(v: float, digits: int, sign: str = "") -> str:
+    """``digits`` significant digits, but whole numbers with thousands separators from
+    1,000 up (20,890 rather than 2.089e+04)."""
+    if abs(v) >= 1000:
+        return f"{v:{sign},.0f}"
+    return f"{v:{sign}.{digits}g}"
+
+
+def _short(value: Any) -> str:
+    """A drawn input as people read it (4 significant digits, as the outputs beside it);
+    sweep.csv and sweep.json keep every digit."""
+    if isinstance(value, float) and math.isfinite(value) and not value.is_integer():
+        return f"{value:.4g}"
+    return format_value(value)
+
+
 def _points_table(result: SweepResult, limit: int = 60) -> str:
     """The points as a table: parameters, then each output with its 95% Monte Carlo
     interval and, in one-way sweeps, its paired difference from the base case with a 95%
@@ -195,25 +211,23 @@ def _points_table(result: SweepResult, limit: int = 60) -> str:
     out.append("</tr>")
     for i, (pt, o) in enumerate(zip(plan.points[:limit], result.outputs[:limit], strict=False)):
         cells = [f"<td>{i}</td>"]
-        cells += [
-            f"<td>{html.escape(format_value(pt[n]) if n in pt else 'base')}</td>" for n in names
-        ]
+        cells += [f"<td>{html.escape(_short(pt[n]) if n in pt else 'base')}</td>" for n in names]
         for k in keys:
             v, se = o.get(k), o.get(k + "_se")
             if v is None or v != v:
                 cells.append("<td></td>")
                 continue
-            half = "" if se is None or se != se else f" &plusmn; {1.96 * se:.3g}"
+            half = "" if se is None or se != se else f" &plusmn; {_num(1.96 * se, 3)}"
             d = paired[i].get(k) if paired is not None else None
             diff = (
                 ""
                 if d is None or None in d["ci95"]
                 else (
-                    f"<br><small>&Delta; {d['mean_difference']:+.3g} ({d['ci95'][0]:+.3g} to "
-                    f"{d['ci95'][1]:+.3g})</small>"
+                    f"<br><small>&Delta; {_num(d['mean_difference'], 3, '+')} "
+                    f"({_num(d['ci95'][0], 3, '+')} to {_num(d['ci95'][1], 3, '+')})</small>"
                 )
             )
-            cells.append(f"<td>{v:.4g}{half}{diff}</td>")
+            cells.append(f"<td>{_num(v, 4)}{half}{diff}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</table></div>")
     if len(plan.points) > limit:
