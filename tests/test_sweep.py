@@ -63,26 +63,32 @@ def test_morris_ranks_a_linear_function_by_its_slopes():
     np.testing.assert_allclose(res["sigma"], [0.0, 0.0, 0.0], atol=1e-9)
 
 
-def test_psa_value_of_information_on_a_known_decision():
-    """Two arms whose net benefit differs by theta ~ N(0, 1000): EVPI = 1000/sqrt(2 pi);
-    EVPPI for theta's group equals it, for an irrelevant parameter it is about 0."""
+def _two_arm_psa(draws, theta, seed, cost_a, cost_b):
+    """A PSA of arms A and B at a willingness to pay of 0 (net benefit = -cost), over
+    ``theta`` (a distribution) and an irrelevant ``noise`` ~ U(0, 1); costs are functions
+    of a draw. Returns (draws, analysis)."""
     design = PSA.model_validate(
         {
             "type": "psa",
-            "draws": 4000,
-            "parameters": {
-                "theta": {"dist": "normal", "mean": 0, "sd": 1000},
-                "noise": {"dist": "uniform", "low": 0, "high": 1},
-            },
+            "draws": draws,
+            "parameters": {"theta": theta, "noise": {"dist": "uniform", "low": 0, "high": 1}},
             "willingness_to_pay": [0.0],
         }
     )
-    pts = points_of(design, seed=5, base_values={})
+    pts = points_of(design, seed=seed, base_values={})
     outs = [
-        {"A:cost_total": 0.0, "A:qaly": 0.0, "B:cost_total": -p["theta"], "B:qaly": 0.0}
+        {"A:cost_total": cost_a(p), "A:qaly": 0.0, "B:cost_total": cost_b(p), "B:qaly": 0.0}
         for p in pts
     ]
-    res = psa_analysis(design, pts, outs, ["A", "B"], reference_wtp=0.0)
+    return pts, psa_analysis(design, pts, outs, ["A", "B"], reference_wtp=0.0)
+
+
+def test_psa_value_of_information_on_a_known_decision():
+    """Two arms whose net benefit differs by theta ~ N(0, 1000): EVPI = 1000/sqrt(2 pi);
+    EVPPI for theta's group equals it, for an irrelevant parameter it is about 0."""
+    pts, res = _two_arm_psa(
+        4000, {"dist": "normal", "mean": 0, "sd": 1000}, 5, lambda p: 0.0, lambda p: -p["theta"]
+    )
     theta = np.array([p["theta"] for p in pts])
     exact = np.mean(np.maximum(theta, 0)) - max(0.0, theta.mean())
     assert res["evpi_at_reference"] == pytest.approx(exact, rel=1e-12)
@@ -143,28 +149,13 @@ def test_psa_value_of_information_is_exactly_zero_when_one_arm_wins_every_draw()
     """B beats A by at least 100 in every draw: the decision never changes, so EVPI and
     every EVPPI are 0 exactly (E[max] and max E are then the same mean summed two ways;
     rounding once showed ~1e-11 as a partial EVPI bar), with standard errors of 0."""
-    design = PSA.model_validate(
-        {
-            "type": "psa",
-            "draws": 300,
-            "parameters": {
-                "theta": {"dist": "uniform", "low": 100.0, "high": 5000.0},
-                "noise": {"dist": "uniform", "low": 0, "high": 1},
-            },
-            "willingness_to_pay": [0.0],
-        }
+    _, res = _two_arm_psa(
+        300,
+        {"dist": "uniform", "low": 100.0, "high": 5000.0},
+        4,
+        lambda p: 0.1 * p["noise"],
+        lambda p: -p["theta"] / 3,
     )
-    pts = points_of(design, seed=4, base_values={})
-    outs = [
-        {
-            "A:cost_total": 0.1 * p["noise"],
-            "A:qaly": 0.0,
-            "B:cost_total": -p["theta"] / 3,
-            "B:qaly": 0.0,
-        }
-        for p in pts
-    ]
-    res = psa_analysis(design, pts, outs, ["A", "B"], reference_wtp=0.0)
     assert res["evpi_at_reference"] == 0.0 and res["evpi_at_reference_se"] == 0.0
     assert set(res["evppi_per_patient_at_reference"].values()) == {0.0}
     assert set(res["evppi_se"].values()) == {0.0}
