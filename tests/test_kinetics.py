@@ -390,3 +390,46 @@ def test_plans_with_the_same_rates_share_one_propagator():
     assert a.propagator is b.propagator is d.propagator
     assert c.propagator is not a.propagator
     assert not np.array_equal(c.propagator.matrix(0), a.propagator.matrix(0))
+
+
+def test_a_shared_propagator_gives_the_scalar_coefficients_to_concurrent_threads():
+    """Plans share propagators, so a Dask worker running several threads may call one
+    from each: every call still returns exactly the scalar path's coefficients, while
+    the threads grow, fill and empty the shared table (cache of 40 rows)."""
+    import threading
+
+    plain = make_plan(load_scenario(SCENARIOS / "first_line.yaml")).propagator
+    shared = Propagator(
+        plain.rates,
+        0.46,
+        0.023,
+        (0.03, 0.01, 0.03),
+        0.008,
+        0.2,
+        0.033,
+        0.069,
+        0.05,
+        0.5,
+        (1.5, 1.5, 2.0),
+        (0.6, 0.8, 1.0),
+        cache_size=40,
+    )
+    wrong: list[tuple[int, float]] = []
+
+    def work(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        for _ in range(25):
+            node = rng.integers(0, RATE_NODES, 16)
+            tau = rng.integers(0, 60, 16).astype(float)
+            got = shared(ARRAY, node, tau)
+            for i in range(16):
+                want = shared.coefficients(int(node[i]), float(tau[i]))
+                if [float(c[i]) for c in got] != list(want):
+                    wrong.append((int(node[i]), float(tau[i])))
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not wrong

@@ -32,6 +32,7 @@ month-day visits), so no other event changes it.
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from typing import Any, cast
 
@@ -181,6 +182,7 @@ class Propagator:
         self._rows = 0
         self._dense = np.full(0, -1, dtype=np.int64)
         self._frac: dict[tuple[int, float], int] = {}
+        self._lock = threading.Lock()
 
     def matrix(self, node: int) -> np.ndarray:
         return self._mats[node]
@@ -221,6 +223,12 @@ class Propagator:
     def __call__(self, xp: Ops, node: Any, tau: Any) -> tuple[Any, ...]:
         if not xp.vector:
             return self.coefficients(node, tau)
+        # The table is shared by every plan with these rates (shared_propagator); a Dask
+        # worker running several threads must not see it half-grown.
+        with self._lock:
+            return self._vector(node, tau)
+
+    def _vector(self, node: Any, tau: Any) -> tuple[Any, ...]:
         node = np.asarray(node, dtype=np.int64)
         tau = np.asarray(tau, dtype=np.float64)
         whole = tau == np.floor(tau)
