@@ -326,28 +326,28 @@ def test_each_extramuscular_domain_follows_only_its_own_parameters():
         assert a[disease.XL] != b[disease.XL]
 
 
+# Propagator arguments for tests of its caches: 7 rate nodes and made-up other rates.
+TOY_RATES = (
+    np.array([0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.9]),
+    0.2,
+    0.03,
+    (0.05, 0.01, 0.02),
+    0.1,
+    0.3,
+    0.03,
+    0.2,
+    0.15,
+    0.1,
+    (0.5, 0.3, 0.2),
+    (1.0, 0.5, 0.8),
+)
+
+
 def test_the_vector_coefficient_cache_gives_the_scalar_coefficients_when_it_overflows():
     """The cohort engine's table of transition coefficients, emptied whenever it would
     outgrow its size, returns exactly what the scalar path computes, for whole and
     fractional steps alike."""
-    from simulator.kernel.disease import Propagator
-    from simulator.kernel.xp import ARRAY, SCALAR
-
-    args = (
-        np.array([0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.9]),
-        0.2,
-        0.03,
-        (0.05, 0.01, 0.02),
-        0.1,
-        0.3,
-        0.03,
-        0.2,
-        0.15,
-        0.1,
-        (0.5, 0.3, 0.2),
-        (1.0, 0.5, 0.8),
-    )
-    small, plain = Propagator(*args, cache_size=5), Propagator(*args)
+    small, plain = Propagator(*TOY_RATES, cache_size=5), Propagator(*TOY_RATES)
     rng = np.random.default_rng(3)
     for _ in range(6):
         node = rng.integers(0, 7, 12)
@@ -398,22 +398,7 @@ def test_a_shared_propagator_gives_the_scalar_coefficients_to_concurrent_threads
     the threads grow, fill and empty the shared table (cache of 40 rows)."""
     import threading
 
-    plain = make_plan(load_scenario(SCENARIOS / "first_line.yaml")).propagator
-    shared = Propagator(
-        plain.rates,
-        0.46,
-        0.023,
-        (0.03, 0.01, 0.03),
-        0.008,
-        0.2,
-        0.033,
-        0.069,
-        0.05,
-        0.5,
-        (1.5, 1.5, 2.0),
-        (0.6, 0.8, 1.0),
-        cache_size=40,
-    )
+    shared = Propagator(*TOY_RATES, cache_size=40)
     wrong: list[tuple[int, float]] = []
 
     def work(seed: int) -> None:
