@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -181,21 +182,23 @@ class RunResult:
 
 _PLANS: OrderedDict[str, Plan] = OrderedDict()
 _PLANS_KEPT = 16  # every arm of a comparison stays compiled while chunks alternate arms
+_PLANS_LOCK = threading.RLock()
 
 
 def _plan_for(scn: Scenario) -> Plan:
     """Compiled plan, cached per process (plans hold compiled rules: not picklable); the
     most recently used few are kept."""
     key = scenario_sha256(scn)
-    plan = _PLANS.get(key)
-    if plan is None:
-        plan = make_plan(scn)
-        _PLANS[key] = plan
-        while len(_PLANS) > _PLANS_KEPT:
-            _PLANS.popitem(last=False)
-    else:
-        _PLANS.move_to_end(key)
-    return plan
+    with _PLANS_LOCK:  # a Dask worker may run chunks in several threads
+        plan = _PLANS.get(key)
+        if plan is None:
+            plan = make_plan(scn)
+            _PLANS[key] = plan
+            while len(_PLANS) > _PLANS_KEPT:
+                _PLANS.popitem(last=False)
+        else:
+            _PLANS.move_to_end(key)
+        return plan
 
 
 def simulate_chunk(

@@ -88,3 +88,34 @@ def test_a_summary_of_a_few_metrics_has_their_bits_of_the_full_summary(first_lin
     assert set(got_c) == few
     for name in few:
         assert json_text(got_c[name]) == json_text(want_c[name])
+
+
+def test_chunks_run_in_threads_give_the_bytes_of_one_thread(first_line):
+    """A Dask worker started with several threads runs chunks concurrently in one
+    process, sharing its compiled plans and their propagators: a comparison whose chunks
+    run on 4 threads merges to the same summaries as the chunks run one after another."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import SCENARIOS
+
+    from simulator import runner
+    from simulator.comparison import compare_job
+    from simulator.runner import arms_task, execute
+    from simulator.scenario import load_scenario
+    from simulator.sweeps import with_overrides
+
+    arms = [
+        first_line,
+        load_scenario(SCENARIOS / "rescue.yaml"),
+        with_overrides(first_line, {"disease.ivig.effect_half_life_days": 12.0}),
+    ]
+    kw = {"patients": 120, "seed": 5, "chunk_size": 15}
+    job, serial = compare_job(arms, allow_different_populations=True, **kw)
+    execute(job)
+    want = json_text(serial().outcomes())
+    runner._PLANS.clear()  # compile the plans in the threads, concurrently
+    job, threaded = compare_job(arms, allow_different_populations=True, **kw)
+    with ThreadPoolExecutor(4) as pool:
+        for _count, parts in pool.map(arms_task, job.tasks):
+            job.merge(parts)
+    assert json_text(threaded().outcomes()) == want
