@@ -74,10 +74,12 @@ PATTERN: tuple[tuple[int, int], ...] = tuple(
 
 
 def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Matrix products of two stacks (m, n, n), matrix by matrix."""
     # einsum without optimisation runs numpy's own loop, never BLAS: the same bits whatever
     # the BLAS build or its number of threads (a Dask worker runs BLAS single-threaded,
     # and BLAS blocking changes the last bits of a matrix product with the thread count).
-    return cast(np.ndarray, np.einsum("ij,jk->ik", a, b))
+    # Its loop computes each matrix of a stack as it computes that matrix alone.
+    return cast(np.ndarray, np.einsum("mij,mjk->mik", a, b))
 
 
 def expm(a: np.ndarray) -> np.ndarray:
@@ -87,40 +89,26 @@ def expm(a: np.ndarray) -> np.ndarray:
     below double precision; tests/test_kinetics.py checks it against solve_ivp. Written
     here rather than scipy.linalg.expm so that the result does not depend on BLAS threads.
     """
-    squarings = _squarings(a)
-    b = a / 2.0**squarings
-    n = a.shape[0]
-    result = np.eye(n)
-    term = np.eye(n)
-    for k in range(1, 25):
-        term = _matmul(term, b) / k
-        result = result + term
-    for _ in range(squarings):
-        result = _matmul(result, result)
-    return result
-
-
-def _squarings(a: np.ndarray) -> int:
-    """How many times ``expm`` halves ``a`` to bring its norm to at most 1/4."""
-    norm = float(np.abs(a).sum(axis=1).max())
-    return max(0, math.ceil(math.log2(norm / 0.25))) if norm > 0 else 0
+    return cast(np.ndarray, expm_many(a[None])[0])
 
 
 def expm_many(mats: np.ndarray) -> np.ndarray:
-    """``expm`` of each matrix of a stack (m, n, n), batched: every matrix goes through the
-    same operations as in ``expm`` (its own scaling and squarings; numpy's einsum loop
-    computes each matrix of a batch as it computes it alone), so each result has the bits
-    of ``expm``, whatever else is in the batch (tests/test_kinetics.py)."""
-    squarings = np.array([_squarings(a) for a in mats], dtype=np.int64)
+    """``expm`` of each matrix of a stack (m, n, n), batched: each matrix has its own
+    scaling and squarings, and each result has the bits of that matrix alone, whatever
+    else is in the batch (tests/test_kinetics.py)."""
+    norms = [float(np.abs(a).sum(axis=1).max()) for a in mats]
+    squarings = np.array(
+        [max(0, math.ceil(math.log2(x / 0.25))) if x > 0 else 0 for x in norms], dtype=np.int64
+    )
     b = mats / (2.0**squarings)[:, None, None]
     result = np.broadcast_to(np.eye(mats.shape[1]), mats.shape).copy()
     term = result.copy()
     for k in range(1, 25):
-        term = np.einsum("mij,mjk->mik", term, b) / k
+        term = _matmul(term, b) / k
         result = result + term
     for r in range(int(squarings.max(initial=0))):
         sel = np.flatnonzero(squarings > r)
-        result[sel] = np.einsum("mij,mjk->mik", result[sel], result[sel])
+        result[sel] = _matmul(result[sel], result[sel])
     return result
 
 
@@ -188,8 +176,7 @@ class Propagator:
         return self._mats[node]
 
     def _compute(self, node: int, tau: float) -> tuple[float, ...]:
-        phi = expm(self._mats[node] * tau)
-        return tuple(float(x) for x in phi[_ROWS, _COLS])
+        return tuple(float(x) for x in self._compute_many([(node, tau)])[0])
 
     def _compute_many(self, pairs: list[tuple[int, float]]) -> np.ndarray:
         """``_compute`` for several (node, tau) pairs at once, as rows (the same bits)."""
