@@ -483,7 +483,7 @@ def compare_job(
     diffs = check_same_patients(scns, names, seed is not None, allow_different_populations)
     scns = list(scns)
     wtp = first.economics.willingness_to_pay_per_qaly
-    summaries = Summaries(scns, metrics)
+    summaries = Summaries()
     paired = PairedVsFirst(len(scns))
     nmb = NetBenefitPairs(wtp, cea_columns(first))
     every: list[Reducer] = [summaries, paired, nmb, *reducers]

@@ -267,16 +267,20 @@ class Reducer:
 
 
 class Summaries(Reducer):
-    """Every arm's cohort summary (``self.summaries``, one per arm; only ``metrics``, when
-    given, as the job's chunks summarise)."""
+    """Every arm's cohort summary (``self.summaries``, one per arm): the first chunk's
+    summaries, with every later chunk's merged in (so they hold what the job's chunks
+    summarise: every metric, or the few a sweep asked for)."""
 
-    def __init__(self, scns: Sequence[Scenario], metrics: frozenset[str] | None = None) -> None:
-        self.summaries = [CohortSummary(_plan_for(s), s.economics.currency, metrics) for s in scns]
+    def __init__(self) -> None:
+        self.summaries: list[CohortSummary] = []
 
     def part(self, chunk: ArmsChunk) -> list[CohortSummary]:
         return chunk.summaries
 
     def merge(self, part: list[CohortSummary]) -> None:
+        if not self.summaries:
+            self.summaries = list(part)
+            return
         for total, p in zip(self.summaries, part, strict=True):
             total.merge(p)
 
@@ -359,7 +363,7 @@ def arms_job(
     (nothing runs yet). Patients and seed default to the first arm's. ``events`` keeps
     each chunk's event log for the reducers; each log is checked against the invariants
     of ``invariants.py`` unless ``check_invariants`` is false (benchmarks). ``metrics``
-    limits each chunk's summaries to these metrics (give the Summaries reducer the same)."""
+    limits each chunk's summaries to these metrics."""
     first = scns[0]
     n = first.patients if patients is None else check_patients(patients, "patients")
     seed = first.seed if seed is None else check_seed(seed, "seed")
@@ -429,7 +433,7 @@ def run_job(
 ) -> tuple[ArmsJob, Callable[[], RunResult]]:
     """:func:`run` as a job and the function that gives its result once every chunk
     is merged (its summary holding only ``metrics``, when given)."""
-    summaries = Summaries([scn], metrics)
+    summaries = Summaries()
     every: list[Reducer] = [summaries, *reducers]
     if sink is not None:
         every.append(Tables(lambda tables, logs: sink(tables[0], logs[0])))
