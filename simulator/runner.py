@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +34,7 @@ from .kernel.plan import Plan, make_plan
 from .limits import check_patients, check_seed
 from .outcomes import CohortSummary, patient_table
 from .parallel import ordered_map
+from .recent import Recent
 from .records import ChunkResult, EventLog
 from .scenario import Scenario, scenario_data, scenario_sha256
 
@@ -180,25 +179,13 @@ class RunResult:
         }
 
 
-_PLANS: OrderedDict[str, Plan] = OrderedDict()
-_PLANS_KEPT = 16  # every arm of a comparison stays compiled while chunks alternate arms
-_PLANS_LOCK = threading.RLock()
+_PLANS: Recent[str, Plan] = Recent(16)  # every arm of a comparison stays compiled
 
 
 def _plan_for(scn: Scenario) -> Plan:
     """Compiled plan, cached per process (plans hold compiled rules: not picklable); the
     most recently used few are kept."""
-    key = scenario_sha256(scn)
-    with _PLANS_LOCK:  # a Dask worker may run chunks in several threads
-        plan = _PLANS.get(key)
-        if plan is None:
-            plan = make_plan(scn)
-            _PLANS[key] = plan
-            while len(_PLANS) > _PLANS_KEPT:
-                _PLANS.popitem(last=False)
-        else:
-            _PLANS.move_to_end(key)
-        return plan
+    return _PLANS.get(scenario_sha256(scn), lambda: make_plan(scn))
 
 
 def simulate_chunk(

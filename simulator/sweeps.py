@@ -23,7 +23,6 @@ import json
 import logging
 import math
 import os
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from ._version import __version__
 from .designs import DESIGNS, Point, analyse, module_for, points_of, psa_analysis, salib_problem
 from .errors import InputError
 from .kernel.population import ppf
+from .recent import Recent
 from .runner import Reducer
 from .scenario import Scenario, scenario_sha256
 from .scenario.load import LineMap, apply_overrides, validate
@@ -646,8 +646,7 @@ def point_chunks(plan: SweepPlan) -> int:
 
 # One worker's last few point jobs, so that the chunks of a point it runs one after
 # another apply the point's overrides and compile its plans once.
-_JOBS: OrderedDict[tuple[str, int], Any] = OrderedDict()
-_JOBS_KEPT = 4
+_JOBS: Recent[tuple[str, int], Any] = Recent(4)
 
 
 def _sweep_task(args: tuple[tuple[str, int], PointArgs, bool, int | None]) -> Any:
@@ -658,12 +657,7 @@ def _sweep_task(args: tuple[tuple[str, int], PointArgs, bool, int | None]) -> An
         return _evaluate(plan_args, paired)
     from .runner import arms_task
 
-    job = _JOBS.get(key)
-    if job is None:
-        job, _ = _point_job(plan_args, paired)
-        _JOBS[key] = job
-        while len(_JOBS) > _JOBS_KEPT:
-            _JOBS.popitem(last=False)
+    job = _JOBS.get(key, lambda: _point_job(plan_args, paired)[0])
     return arms_task(job.tasks[chunk])[1]
 
 

@@ -119,3 +119,22 @@ def test_chunks_run_in_threads_give_the_bytes_of_one_thread(first_line):
         for _count, parts in pool.map(arms_task, job.tasks):
             job.merge(parts)
     assert json_text(threaded().outcomes()) == want
+
+
+def test_recent_keeps_the_most_recently_used_values_and_makes_each_once():
+    from simulator.recent import Recent
+
+    made: list[str] = []
+
+    def make(k: str):
+        return lambda: made.append(k) or k.upper()
+
+    cache: Recent[str, str] = Recent(2)
+    assert cache.get("a", make("a")) == "A"
+    assert cache.get("b", make("b")) == "B"
+    assert cache.get("a", make("a")) == "A"  # kept: not made again, now the most recent
+    assert cache.get("c", make("c")) == "C"  # evicts b, the least recently used
+    assert len(cache) == 2
+    assert cache.get("a", make("a")) == "A"
+    assert cache.get("b", make("b")) == "B"
+    assert made == ["a", "b", "c", "b"]

@@ -39,6 +39,7 @@ from typing import Any, cast
 import numpy as np
 from scipy import special
 
+from ..recent import Recent
 from .xp import Ops
 
 __all__ = [
@@ -256,9 +257,7 @@ class Propagator:
 
 
 # The propagators of the last few distinct sets of rate matrices in this process.
-_SHARED: OrderedDict[bytes, Propagator] = OrderedDict()
-_SHARED_KEPT = 4
-_SHARED_LOCK = threading.Lock()
+_SHARED: Recent[bytes, Propagator] = Recent(4)
 
 
 def shared_propagator(new: Propagator) -> Propagator:
@@ -268,15 +267,7 @@ def shared_propagator(new: Propagator) -> Propagator:
     computed once. A coefficient depends only on the matrix, the node and the step, so
     sharing changes no result."""
     key = b"".join(m.tobytes() for m in new._mats) + repr(new._max).encode()
-    with _SHARED_LOCK:  # plans may be compiled in several threads of a Dask worker
-        old = _SHARED.get(key)
-        if old is not None:
-            _SHARED.move_to_end(key)
-            return old
-        _SHARED[key] = new
-        while len(_SHARED) > _SHARED_KEPT:
-            _SHARED.popitem(last=False)
-        return new
+    return _SHARED.get(key, lambda: new)
 
 
 def step(xp: Ops, coef: tuple[Any, ...], x: dict[int, Any], g: Any) -> dict[int, Any]:
