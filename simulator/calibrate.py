@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from . import fmath
 from ._version import __version__
 from .errors import InputError
 from .scenario import scenario_data, scenario_sha256
@@ -270,11 +271,11 @@ def loss(results: Sequence[TargetResult]) -> float:
 def to_unit(plan: CalibrationPlan, x: np.ndarray) -> np.ndarray:
     """Parameters -> logit of their position between the bounds."""
     p = np.clip((x - plan.low) / (plan.high - plan.low), 1e-12, 1 - 1e-12)
-    return np.log(p / (1 - p))
+    return fmath.log_array(p / (1 - p))
 
 
 def from_unit(plan: CalibrationPlan, u: np.ndarray) -> np.ndarray:
-    return plan.low + (plan.high - plan.low) / (1.0 + np.exp(-u))
+    return plan.low + (plan.high - plan.low) / (1.0 + fmath.exp_array(-u))
 
 
 @dataclass

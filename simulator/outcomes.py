@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from . import fmath
 from .center_stats import CENTER_HEADLINE, CENTER_METRICS, CenterRecord, center_metrics
 from .kernel import measures
 from .kernel.mortality import CAUSE_BACKGROUND, CAUSE_DISEASE, MAX_AGE
@@ -242,7 +243,8 @@ def _discounted_years(delta: float, t0: np.ndarray | float, t1: np.ndarray | flo
     """Integral of exp(-delta t) over [t0, t1] days, in years."""
     if delta == 0:
         return (np.asarray(t1) - np.asarray(t0)) / 365.25
-    return (np.exp(-delta * np.asarray(t0)) - np.exp(-delta * np.asarray(t1))) / delta / 365.25
+    e0 = fmath.exp_array(-delta * np.asarray(t0))
+    return (e0 - fmath.exp_array(-delta * np.asarray(t1))) / delta / 365.25
 
 
 def _longest_run_days(ok: np.ndarray, days: np.ndarray) -> np.ndarray:
@@ -273,7 +275,7 @@ def _economics(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan, scn:
     pulse_days = (
         scn.regimen.steroid.pulse.days if (scn.regimen.steroid and scn.regimen.steroid.pulse) else 0
     )
-    pulse_disc = float(sum(math.exp(-d * k) for k in range(pulse_days)))
+    pulse_disc = float(sum(fmath.exp(-d * k) for k in range(pulse_days)))
     cols["cost_methylprednisolone_pulse"] = (
         (np.asarray(chunk.pulse, dtype=np.float64) + o["rescue_pulses"])
         * price.methylprednisolone_pulse_day
@@ -286,7 +288,7 @@ def _economics(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan, scn:
     start = np.where(started, np.minimum(start, end), end)
     years = _discounted_years(d, start, end)
     cols["cost_sparing_agents"] = per_day[agent] * years * 365.25
-    cols["cost_visits"] = price.visit * (attended * np.exp(-d * days)[None, :]).sum(axis=1)
+    cols["cost_visits"] = price.visit * (attended * fmath.exp_array(-d * days)[None, :]).sum(axis=1)
     ae_cost = np.zeros(chunk.n)
     ae_loss = np.zeros(chunk.n)
     for ae in plan.ivig_aes:
@@ -295,7 +297,8 @@ def _economics(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan, scn:
         ae_loss += econ.adverse_event_qaly_loss.get(ae.name, 0.0) * k
     for ae in plan.steroid_aes:
         t = o[f"ae_{ae.name}_day"]
-        k = np.where(t <= plan.horizon_days, np.exp(-d * np.minimum(t, plan.horizon_days)), 0.0)
+        at = fmath.exp_array(-d * np.minimum(t, plan.horizon_days))
+        k = np.where(t <= plan.horizon_days, at, 0.0)
         ae_cost += econ.adverse_event_cost.get(ae.name, 0.0) * k
         ae_loss += econ.adverse_event_qaly_loss.get(ae.name, 0.0) * k
     cols["cost_adverse_events"] = ae_cost
@@ -367,7 +370,7 @@ def _lifetime(
     disc_ly = np.zeros(chunk.n)  # discounted years lived after the horizon
     ly = np.zeros(chunk.n)
     surv = np.where(alive, 1.0, 0.0)
-    disc = np.full(chunk.n, float(np.exp(-plan.discount_per_day * h_days)))
+    disc = np.full(chunk.n, fmath.exp(-plan.discount_per_day * float(h_days)))
     a = age.copy()
     while True:
         live = (a < MAX_AGE + 1) & (surv > 0)
@@ -376,15 +379,15 @@ def _lifetime(
         whole = np.floor(a)
         length = np.where(live, np.minimum(whole + 1.0, MAX_AGE + 1) - a, 0.0)
         row = np.clip(whole, 0, MAX_AGE).astype(np.int64)
-        hz = bg_table[female, row] + excess * 365.25 * np.exp(slope * (a - age))
+        hz = bg_table[female, row] + excess * 365.25 * fmath.exp_array(slope * (a - age))
         rate = hz + delta
         with np.errstate(divide="ignore", invalid="ignore"):
-            part = np.where(rate > 0, -np.expm1(-rate * length) / rate, length)
-            part_ly = np.where(hz > 0, -np.expm1(-hz * length) / hz, length)
+            part = np.where(rate > 0, -fmath.expm1_array(-rate * length) / rate, length)
+            part_ly = np.where(hz > 0, -fmath.expm1_array(-hz * length) / hz, length)
         disc_ly += np.where(live, surv * disc * part, 0.0)
         ly += np.where(live, surv * part_ly, 0.0)
-        surv = np.where(live, surv * np.exp(-hz * length), surv)
-        disc = np.where(live, disc * np.exp(-delta * length), disc)
+        surv = np.where(live, surv * fmath.exp_array(-hz * length), surv)
+        disc = np.where(live, disc * fmath.exp_array(-delta * length), disc)
         a = np.where(live, a + length, a)
     econ = scn.economics
     price = econ.prices

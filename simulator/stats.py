@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from . import fmath
+
 __all__ = [
     "Z95",
     "KaplanMeier",
@@ -292,7 +294,9 @@ def _log_edges(lo: float, bins_per_decade: int, n_bins: int) -> np.ndarray:
     """Bin edges of a LogHistogram (shared, read-only: every histogram of a run has the
     same grid, and a cohort summary holds hundreds of them)."""
     i = np.arange(n_bins + 1, dtype=np.float64)
-    edges = np.power(10.0, math.log10(lo) + i / bins_per_decade)
+    # fmath, not np.power: numpy's power has CPU-specific SIMD code, and the edges set the
+    # quantiles' bits.
+    edges = fmath.exp_array(fmath.log(lo) + i * (fmath.log(10.0) / bins_per_decade))
     edges[0] = lo
     edges.flags.writeable = False
     return edges
@@ -372,7 +376,7 @@ class LogHistogram:
         raw = np.floor((np.log10(x) - math.log10(self.lo)) * self.bins_per_decade)
         idx = np.clip(raw, 0, last).astype(np.intp)
         edges = self._edges
-        idx -= x < edges[idx]  # correct a rounding error in log10 near an edge
+        idx -= x < edges[idx]  # correct a rounding error in log10 near an edge (any CPU's)
         idx += x >= edges[idx + 1]
         return np.clip(idx, 0, last)
 
@@ -521,12 +525,12 @@ class KaplanMeier:
         s = np.cumprod((n - d) / n)
         with np.errstate(divide="ignore", invalid="ignore"):
             greenwood = np.cumsum(d / (n * (n - d)))
-            log_s = np.log(s)
+            log_s = fmath.log_array(s)
             se = np.sqrt(1.0 / log_s**2 * greenwood)
-            lnl = np.log(-log_s)
+            lnl = fmath.log_array(-log_s)
             z_se = Z95 * se
-            lo = np.exp(-np.exp(lnl + z_se))
-            hi = np.exp(-np.exp(lnl - z_se))
+            lo = fmath.exp_array(-fmath.exp_array(lnl + z_se))
+            hi = fmath.exp_array(-fmath.exp_array(lnl - z_se))
         lo = np.clip(lo, 0.0, 1.0)
         hi = np.clip(hi, 0.0, 1.0)
         return days, s, lo, hi

@@ -31,6 +31,8 @@ import zlib
 import numpy as np
 from scipy import special
 
+from . import fmath
+
 __all__ = [
     "exponential",
     "exponential_one",
@@ -109,8 +111,8 @@ def uniform_one(seed: int, patient: int, purpose: str, index: int = 0) -> float:
 
 
 def exponential_one(seed: int, patient: int, purpose: str, index: int = 0) -> float:
-    """One draw of :func:`exponential` (numpy's log, so the bits match the arrays')."""
-    return float(-np.log(np.float64(uniform_one(seed, patient, purpose, index))))
+    """One draw of :func:`exponential`, with the bits of the array form."""
+    return -fmath.log(uniform_one(seed, patient, purpose, index))
 
 
 def normal(seed: int, patients: object, purpose: str, index: object = 0) -> np.ndarray:
@@ -120,4 +122,4 @@ def normal(seed: int, patients: object, purpose: str, index: object = 0) -> np.n
 
 def exponential(seed: int, patients: object, purpose: str, index: object = 0) -> np.ndarray:
     """Unit-rate exponential draws by inverse CDF of :func:`uniform`."""
-    return -np.log(uniform(seed, patients, purpose, index))
+    return -fmath.log_array(uniform(seed, patients, purpose, index))

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
+from .. import fmath
 from ..kernel.population import ppf
 from ..scenario.sweep_schema import PSA
 from .common import Point, uniform_rows
@@ -24,8 +25,8 @@ def points(design: PSA, seed: int, base_values: dict[str, Any]) -> list[Point]:
     names = list(design.parameters)
     u = uniform_rows(seed, design.draws, len(names), "sweep.psa")
     if design.correlation is not None:
-        chol = np.linalg.cholesky(np.asarray(design.correlation, dtype=float))
-        u = special.ndtr(special.ndtri(u) @ chol.T)
+        chol = fmath.cholesky(np.asarray(design.correlation, dtype=float))
+        u = special.ndtr(fmath.correlate(special.ndtri(u), chol))
     cols = [ppf(design.parameters[n], u[:, j]) for j, n in enumerate(names)]
     return [{n: float(cols[j][i]) for j, n in enumerate(names)} for i in range(design.draws)]
 

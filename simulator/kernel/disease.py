@@ -39,6 +39,7 @@ from typing import Any, cast
 import numpy as np
 from scipy import special
 
+from .. import fmath
 from ..recent import Recent
 from .xp import Ops
 
@@ -116,9 +117,9 @@ def expm_many(mats: np.ndarray) -> np.ndarray:
 def rate_node_values(median_per_day: float, cv: float) -> np.ndarray:
     """The reversion rate at each of ``RATE_NODES`` equiprobable quantile nodes of a
     lognormal with this median and CV (the node mid-quantiles (i + 0.5) / K)."""
-    sigma = math.sqrt(math.log1p(cv * cv))
+    sigma = math.sqrt(fmath.log1p(cv * cv))
     z = special.ndtri((np.arange(RATE_NODES) + 0.5) / RATE_NODES)
-    return cast(np.ndarray, median_per_day * np.exp(sigma * z))
+    return cast(np.ndarray, median_per_day * fmath.exp_array(sigma * z))
 
 
 # The entries of the transition matrix a step needs: PATTERN, then the diagonal and

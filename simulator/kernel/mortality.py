@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import fmath
 from .xp import Ops
 
 __all__ = [
@@ -90,4 +91,4 @@ def background_rate(xp: Ops, table: np.ndarray, female: Any, age_years: Any) -> 
 
 def excess_log_age_factor(hr_per_decade: float) -> float:
     """log(HR per decade) / 10: the age term's slope per year."""
-    return math.log(hr_per_decade) / 10.0
+    return fmath.log(hr_per_decade) / 10.0

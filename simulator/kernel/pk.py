@@ -8,14 +8,15 @@ is a bolus at the start of the day. Sources and the fit are in docs/model.md.
 
 from __future__ import annotations
 
-import math
 from typing import Any
+
+from .. import fmath
 
 __all__ = ["bolus", "rate_from_half_life"]
 
 
 def rate_from_half_life(half_life_days: float) -> float:
-    return math.log(2.0) / half_life_days
+    return fmath.log(2.0) / half_life_days
 
 
 def bolus(dose_g_per_kg: Any, rise_g_per_l_per_g_per_kg: Any, fast_fraction: float) -> Any:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import fmath
 from ..scenario.schema import Scenario
 from . import mortality
 from .disease import Propagator, rate_node_values, shared_propagator
@@ -27,7 +28,12 @@ THRESHOLDS_MG = (7.5, 5.0)  # time to prednisone at or below these is tracked
 
 
 def _ln2_over(half_life_days: float) -> float:
-    return math.log(2.0) / half_life_days
+    return fmath.log(2.0) / half_life_days
+
+
+def _sigma_log(cv: float) -> float:
+    """SD of log X for a lognormal X with this coefficient of variation."""
+    return math.sqrt(fmath.log1p(cv * cv))
 
 
 @dataclass(frozen=True)
@@ -217,8 +223,8 @@ def make_plan(scn: Scenario) -> Plan:
         rate_per_day=rates,
         cpk_uln=dis.enzymes.cpk_uln_u_per_l,
         myoglobin_uln=dis.enzymes.myoglobin_uln_ng_per_ml,
-        cpk_sigma_log=math.sqrt(math.log1p(dis.enzymes.cpk_assay_cv**2)),
-        myoglobin_sigma_log=math.sqrt(math.log1p(dis.enzymes.myoglobin_assay_cv**2)),
+        cpk_sigma_log=_sigma_log(dis.enzymes.cpk_assay_cv),
+        myoglobin_sigma_log=_sigma_log(dis.enzymes.myoglobin_assay_cv),
         core=dis.core_set,
         mmt8_sd=dis.function.mmt8_sd_points,
         damage_threshold_log=dis.function.damage_threshold_log,
@@ -238,7 +244,7 @@ def make_plan(scn: Scenario) -> Plan:
         flare_shortfall_cap=act.flare_shortfall_cap_log,
         flare_max_rate_per_day=act.flare_rate_per_year
         / 365.25
-        * math.exp(act.flare_shortfall_factor * act.flare_shortfall_cap_log),
+        * fmath.exp(act.flare_shortfall_factor * act.flare_shortfall_cap_log),
         flare_dist=act.flare_setpoint_log,
         control_log=act.control_log_activity,
         emax=dis.steroid.emax_per_day,
@@ -304,7 +310,7 @@ def make_plan(scn: Scenario) -> Plan:
         ivig_aes=tuple(
             IvigAE(
                 name,
-                hazard_per_g_per_kg=-math.log1p(-min(ae.p_per_cycle, 1 - 1e-15))
+                hazard_per_g_per_kg=-fmath.log1p(-min(ae.p_per_cycle, 1 - 1e-15))
                 / ae.reference_dose_g_per_kg,
                 daily_dose_exponent=ae.daily_dose_exponent,
                 reference_daily_dose_g_per_kg=ae.reference_daily_dose_g_per_kg,
@@ -315,7 +321,7 @@ def make_plan(scn: Scenario) -> Plan:
             for name, ae in scn.safety.ivig.items()
         ),
         sparing_rule=_rule(reg.sparing_start_when),
-        discount_per_day=math.log1p(scn.economics.discount_rate_per_year) / 365.25,
+        discount_per_day=fmath.log1p(scn.economics.discount_rate_per_year) / 365.25,
         complete_response_days=float(out.complete_response_days),
         course_type_days=float(out.course_type_days),
         **_mortality(scn),

@@ -14,7 +14,7 @@ from typing import cast
 import numpy as np
 from scipy import special
 
-from .. import streams
+from .. import fmath, streams
 from ..scenario.schema import Dist, Scenario, lognormal_params
 
 __all__ = ["Baseline", "ppf", "sample_baseline"]
@@ -30,7 +30,7 @@ def ppf(d: Dist, u: np.ndarray) -> np.ndarray:
     if d.dist == "lognormal":
         mu, sigma = lognormal_params(d)
         lo, hi = d.standard_bounds()
-        return np.exp(mu + sigma * _truncated_std_normal(u, lo, hi))
+        return fmath.exp_array(mu + sigma * _truncated_std_normal(u, lo, hi))
     mean, sd = float(d.mean), float(d.sd)  # type: ignore[arg-type]
     lo, hi = d.standard_bounds()
     return mean + sd * _truncated_std_normal(u, lo, hi)
@@ -79,8 +79,8 @@ def _lognormal_unit_mean(z: np.ndarray, cv: float) -> np.ndarray:
     """Multiplicative variability with mean 1 and the given CV."""
     if cv == 0:
         return np.ones_like(z)
-    s = math.sqrt(math.log1p(cv * cv))
-    return np.exp(s * z - 0.5 * s * s)
+    s = math.sqrt(fmath.log1p(cv * cv))
+    return fmath.exp_array(s * z - 0.5 * s * s)
 
 
 def correlated_normals(
@@ -90,8 +90,7 @@ def correlated_normals(
     Cholesky factor of ``correlation`` (a Gaussian copula). Column j depends only on the
     patient's own streams ``population.<names[i]>`` for i <= j."""
     raw = np.stack([streams.normal(seed, ids, "population." + n) for n in names], axis=1)
-    chol = np.linalg.cholesky(np.asarray(correlation, dtype=np.float64))
-    return raw @ chol.T
+    return fmath.correlate(raw, fmath.cholesky(np.asarray(correlation, dtype=np.float64)))
 
 
 HETEROGENEITY = ("lasting_drive", "steroid_sensitivity", "ivig_sensitivity", "reversion_rate")

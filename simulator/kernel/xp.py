@@ -3,7 +3,9 @@
 Every kernel function takes ``xp`` as its first argument and uses only arithmetic
 operators and the functions below, so one copy of the physics runs on plain floats
 (the SimPy engine, one patient at a time, where numpy's per-call overhead would dominate)
-and on numpy arrays (the cohort engine, whole cohorts at once).
+and on numpy arrays (the cohort engine, whole cohorts at once). ``exp``, ``expm1`` and
+``log`` are ``simulator.fmath``'s, which give the same bits for a float and for an array
+and on every CPU (numpy's and the C library's do not).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import math
 from typing import Any, cast
 
 import numpy as np
+
+from .. import fmath
 
 __all__ = ["ARRAY", "SCALAR", "Ops", "Rows"]
 
@@ -34,23 +38,6 @@ class Ops:
     column: Any
     inf: float = math.inf
     vector: bool
-
-
-def _np_scalar(fn: Any) -> Any:
-    """A numpy ufunc on one float, returned as a float.
-
-    numpy's float64 ``exp``, ``log`` and ``expm1`` use their own SIMD implementations on
-    CPUs with AVX-512 (and libm elsewhere), which can differ from ``math.exp`` in the last
-    bit. Both engines must compute the same bits, so the scalar namespace calls the same
-    ufunc as the array namespace (one element at a time gives the same bits as a whole
-    array, whatever the CPU).
-    """
-
-    def one(x: float) -> float:
-        return float(fn(x))
-
-    one.__name__ = fn.__name__
-    return one
 
 
 def _where(cond: bool, a: Any, b: Any) -> Any:
@@ -104,9 +91,9 @@ def _pick_array(table: Any, k: np.ndarray) -> np.ndarray:
 
 
 class _Scalar(Ops):
-    exp = staticmethod(_np_scalar(np.exp))
-    expm1 = staticmethod(_np_scalar(np.expm1))
-    log = staticmethod(_np_scalar(np.log))
+    exp = staticmethod(fmath.exp)
+    expm1 = staticmethod(fmath.expm1)
+    log = staticmethod(fmath.log)
     sqrt = staticmethod(math.sqrt)  # correctly rounded everywhere (IEEE 754)
     minimum = staticmethod(min)
     maximum = staticmethod(max)
@@ -121,9 +108,9 @@ class _Scalar(Ops):
 
 
 class _Array(Ops):
-    exp = staticmethod(np.exp)
-    expm1 = staticmethod(np.expm1)
-    log = staticmethod(np.log)
+    exp = staticmethod(fmath.exp_array)
+    expm1 = staticmethod(fmath.expm1_array)
+    log = staticmethod(fmath.log_array)
     sqrt = staticmethod(np.sqrt)
     minimum = staticmethod(np.minimum)
     maximum = staticmethod(np.maximum)

@@ -9,11 +9,11 @@ with their bounds, in ``FITTED`` so that a calibration can find them in one plac
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
+from .. import fmath
 from .schema import FAGGIOLI, AnyDist, Frozen, P, PositiveDist, lognormal, normal
 
 __all__ = ["FITTED", "LIFE_TABLES", "Disease", "LifeTable", "Mortality"]
@@ -123,7 +123,7 @@ class Activity(Frozen):
         le=4,
     )
     control_log_activity: float = P(
-        math.log(0.04),
+        fmath.log(0.04),
         "log activity",
         "assumption: activity at which CPK is about at the ULN (4% of diagnosis: CPK 2980"
         " -> ~200 U/L, founding abstract); the level treatment must hold the drive below",
@@ -232,7 +232,7 @@ class Function(Frozen):
         gt=0,
     )
     damage_threshold_log: float = P(
-        math.log(0.25),
+        fmath.log(0.25),
         "log activity",
         "assumption: inflammation above a quarter of its level at diagnosis damages muscle",
     )

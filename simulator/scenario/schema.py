@@ -27,6 +27,7 @@ from pydantic import (
 )
 from scipy import special
 
+from .. import fmath
 from ..limits import MAX_PATIENTS, MIN_TRUNCATED_MASS, SEED_BOUND
 
 __all__ = [
@@ -204,8 +205,8 @@ class Dist(Frozen):
         (log scale for a lognormal); (-inf, inf) when not truncated."""
         if self.dist == "lognormal":
             mu, sigma = lognormal_params(self)
-            lo = -math.inf if not self.low else (math.log(self.low) - mu) / sigma
-            hi = math.inf if self.high is None else (math.log(self.high) - mu) / sigma
+            lo = -math.inf if not self.low else (fmath.log(self.low) - mu) / sigma
+            hi = math.inf if self.high is None else (fmath.log(self.high) - mu) / sigma
             return lo, hi
         if self.dist in ("normal", "truncnormal"):
             mean, sd = float(self.mean), float(self.sd)  # type: ignore[arg-type]
@@ -297,17 +298,18 @@ def log_normal_mass(lo: float, hi: float) -> float:
 def lognormal_params(d: Dist) -> tuple[float, float]:
     """(mu, sigma) of log X for a lognormal Dist, from whichever form it was given in."""
     if d.mean is not None and d.sd is not None:
-        s2 = math.log1p((d.sd / d.mean) ** 2)
-        return math.log(d.mean) - 0.5 * s2, math.sqrt(s2)
+        ratio = d.sd / d.mean
+        s2 = fmath.log1p(ratio * ratio)
+        return fmath.log(d.mean) - 0.5 * s2, math.sqrt(s2)
     if d.median is None:
         raise ValueError("lognormal needs mean and sd, median and cv, or median and range")
     if d.cv is not None:
-        return math.log(d.median), math.sqrt(math.log1p(d.cv**2))
+        return fmath.log(d.median), math.sqrt(fmath.log1p(d.cv * d.cv))
     if d.range is None:
         raise ValueError("lognormal needs mean and sd, median and cv, or median and range")
     coverage = d.range_coverage if d.range_coverage is not None else 0.95
     z = float(special.ndtri(0.5 + coverage / 2.0))
-    return math.log(d.median), math.log(d.range[1] / d.range[0]) / (2.0 * z)
+    return fmath.log(d.median), fmath.log(d.range[1] / d.range[0]) / (2.0 * z)
 
 
 def _positive(d: Dist) -> Dist:
