@@ -42,6 +42,7 @@ import simpy
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from simulator import fmath  # noqa: E402
 from simulator.engines import des  # noqa: E402
 from simulator.kernel import handlers  # noqa: E402
 from simulator.kernel.events import Event  # noqa: E402
@@ -410,6 +411,7 @@ def main() -> None:
         "load_average_before": load(),
         "python": sys.version.split()[0],
         "platform": sys.platform,
+        "compiled_exp_log": fmath.jit_enabled(),
     }
     scn = load_scenario(SCENARIO)
     rescue = load_scenario(ROOT / "scenarios" / "rescue.yaml")
@@ -417,7 +419,7 @@ def main() -> None:
     print(
         f"machine: {sys.platform}, python {fig['python']}, load average "
         f"{fig['load_average_before']}; scenario first_line (horizon {scn.horizon_days} days);"
-        f" size {size}"
+        f" size {size}; compiled exp/log (numba): {'on' if fig['compiled_exp_log'] else 'off'}"
     )
     ev = events_per_patient(scn, plan)
     fig["events_per_patient"] = ev

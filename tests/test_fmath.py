@@ -169,43 +169,65 @@ def test_cholesky_and_correlate_match_lapack_and_blas_to_rounding():
         fmath.cholesky(np.array([[1.0, 2.0], [2.0, 1.0]]))
 
 
-_SCRIPT = """
-import sys, hashlib, numpy as np
-from simulator.cli import main
-rng = np.random.default_rng(1)
-x = rng.uniform(-30, 30, 100000)
-sys.stdout.write(hashlib.sha256(np.exp(x).tobytes() + np.log(np.abs(x)).tobytes()).hexdigest())
-sys.stdout.flush()
-code = main(sys.argv[1:])
-sys.exit(code or 0)
-"""
-
-
-def test_results_do_not_depend_on_the_cpus_simd_or_blas_kernels(tmp_path):
+def test_results_do_not_depend_on_the_cpus_simd_or_blas_kernels_or_on_numba(tmp_path):
     """The same run with numpy's CPU-specific SIMD code switched off (as on a CPU without
-    AVX2 or AVX-512) and OpenBLAS on its generic pre-AVX kernels gives the same bytes."""
+    AVX2 or AVX-512), OpenBLAS on its generic pre-AVX kernels and numba's compiled loops
+    off (SIMULATOR_JIT=0) gives the same bytes as a run with all of them."""
     from numpy._core._multiarray_umath import __cpu_dispatch__
 
-    args = ["run", str(ROOT / "scenarios" / "first_line.yaml"), "--patients", "400", "-q"]
-    args += ["--events", "--seed", "11"]
+    args = ["-m", "simulator", "run", str(ROOT / "scenarios" / "first_line.yaml")]
+    args += ["--patients", "400", "-q", "--events", "--seed", "11"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NPY_", "OPENBLAS_"))}
-    generic_cpu = {"NPY_DISABLE_CPU_FEATURES": " ".join(__cpu_dispatch__)}
-    generic_cpu["OPENBLAS_CORETYPE"] = "Nehalem"
-    plain, generic = (
+    env.pop("SIMULATOR_JIT", None)
+    generic = {"NPY_DISABLE_CPU_FEATURES": " ".join(__cpu_dispatch__), "SIMULATOR_JIT": "0"}
+    generic["OPENBLAS_CORETYPE"] = "Nehalem"
+    for out, extra in (("a", {}), ("b", generic)):
         subprocess.run(
-            [sys.executable, "-c", _SCRIPT, *args, "--out", str(tmp_path / out)],
+            [sys.executable, *args, "--out", str(tmp_path / out)],
             env={**env, **extra},
             capture_output=True,
-            text=True,
             check=True,
         )
-        for out, extra in (("a", {}), ("b", generic_cpu))
-    )
-    if plain.stdout == generic.stdout:  # numpy has no SIMD exp/log for this CPU
-        pytest.skip("numpy's exp and log are the same with and without its SIMD code here")
     files = sorted(p.name for p in (tmp_path / "a").iterdir())
     assert "patients.csv" in files and "events.csv" in files
     for name in files:
         a = (tmp_path / "a" / name).read_bytes()
         b = (tmp_path / "b" / name).read_bytes()
         assert a == b, name
+
+
+@pytest.mark.skipif(not fmath.jit_enabled(), reason="numba is not installed")
+def test_the_compiled_loops_give_the_bits_of_numpy(monkeypatch):
+    # special values first, so that every size below includes them
+    x = np.concatenate(
+        [SPECIAL, [-2.0, 1e-310], np.random.default_rng(9).uniform(-750.0, 750.0, 5000)]
+    )
+    with_jit = {n: (fmath.exp_array(x[:n]), fmath.log_array(np.abs(x[:n]))) for n in SIZES}
+    monkeypatch.setattr(fmath, "_compiled", lambda: None)
+    assert not fmath.jit_enabled()
+    for n in SIZES:
+        e, lg = with_jit[n]
+        assert e.tobytes() == fmath.exp_array(x[:n]).tobytes(), n
+        assert lg.tobytes() == fmath.log_array(np.abs(x[:n])).tobytes(), n
+
+
+SIZES = (1, 3, 5, 23, 100, 2048)
+
+
+def test_without_numba_the_numpy_path_runs(monkeypatch):
+    """A missing (or disabled) numba falls back to numpy with the same bits."""
+    x = np.random.default_rng(4).uniform(-20.0, 20.0, 300)
+    want = np.array([fmath.exp(v) for v in x])
+    fmath._compiled.cache_clear()
+    monkeypatch.setitem(sys.modules, "simulator._fmath_jit", None)  # import fails
+    monkeypatch.delattr(sys.modules["simulator"], "_fmath_jit", raising=False)
+    try:
+        assert not fmath.jit_enabled()
+        assert fmath.exp_array(x).tobytes() == want.tobytes()
+        monkeypatch.undo()
+        fmath._compiled.cache_clear()
+        monkeypatch.setenv("SIMULATOR_JIT", "0")
+        assert not fmath.jit_enabled()
+        assert fmath.exp_array(x).tobytes() == want.tobytes()
+    finally:
+        fmath._compiled.cache_clear()
