@@ -107,10 +107,12 @@ def _small(x: np.ndarray, fn: Callable[[float], float], loop: str) -> np.ndarray
         return cast(np.ndarray, np.float64(fn(float(x))))
     jit = _compiled()
     if jit is not None:
-        flat = np.ascontiguousarray(x).reshape(-1)
-        out = np.empty(flat.size, dtype=np.float64)
-        getattr(jit, loop)(flat, out)
-        return out.reshape(x.shape)
+        out = np.empty(x.shape, dtype=np.float64)
+        if x.ndim == 1 and x.flags.c_contiguous:  # the usual case, without copies
+            getattr(jit, loop)(x, out)
+        else:
+            getattr(jit, loop)(np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
+        return out
     if x.size <= _FEW:
         return np.array([fn(v) for v in x.ravel().tolist()], dtype=np.float64).reshape(x.shape)
     return None
