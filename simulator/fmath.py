@@ -25,7 +25,6 @@ values and the array and float versions against each other bit for bit.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import os
@@ -74,17 +73,46 @@ _SQRT2_CUT = 1.0 + 0x6A09C / 2.0**20
 _MIN = np.minimum.reduce
 _MAX = np.maximum.reduce
 _FEW = 4  # up to this many values, one float at a time is faster than ~25 numpy calls
-# Up to this many values the compiled loop (7.5 ns a value, 1 us a call) beats numpy's ~25
-# calls (10 us, then 3 ns a value); above, numpy's SIMD arithmetic wins.
-_JIT_MAX = 2048
 
 
-@functools.cache
-def _compiled() -> Any:
-    """The compiled loops (``simulator._fmath_jit``), or None without numba or with
-    ``SIMULATOR_JIT=0``. Compiled on first use, then cached by numba on disk."""
-    if os.environ.get("SIMULATOR_JIT", "1").strip() == "0":
-        return None
+def _jit_mode() -> str:
+    """``SIMULATOR_JIT``: "0" never compiles, "1" compiles at the first array, anything
+    else (the default) switches once this process has made enough array calls."""
+    value = os.environ.get("SIMULATOR_JIT", "").strip()
+    return value if value in ("0", "1") else "auto"
+
+
+# Loading numba and the cached loops costs ~0.4 s a process (1.6 s the first time, when
+# they compile), and each array call made by numpy instead costs ~10 us more: after this
+# many calls the process has lost what loading would have cost, and loads (a
+# 1,000-patient cohort makes ~5,000 calls, so short runs never pay for numba).
+SWITCH_AFTER_CALLS = 50_000
+
+
+class _Dispatch:
+    """Which path this process uses: numpy, until it has made ``SWITCH_AFTER_CALLS``
+    array calls, then numba's loops if numba loads. Both give the same bits, so when it
+    switches, within a run, changes no result (threads may race on the count: harmless)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.loops: Any = None
+        self.settled = False
+
+    def compiled(self) -> Any:
+        if self.settled:
+            return self.loops
+        mode = _jit_mode()
+        if mode == "0":
+            return None
+        self.calls += 1
+        if mode == "auto" and self.calls < SWITCH_AFTER_CALLS:
+            return None
+        self.loops, self.settled = _load_loops(), True
+        return self.loops
+
+
+def _load_loops() -> Any:
     try:
         from . import _fmath_jit
     except ImportError:
@@ -95,14 +123,26 @@ def _compiled() -> Any:
     return _fmath_jit
 
 
-def jit_enabled() -> bool:
-    """Whether exp and log of small arrays run compiled (same bits either way)."""
-    return _compiled() is not None
+_DISPATCH = _Dispatch()
 
 
-def _small(x: np.ndarray, fn: Callable[[float], float], loop: str) -> np.ndarray | None:
-    """``fn`` of a small array by the compiled loop, or one float at a time for a few
-    values; None when neither applies (no numba and more than a few values)."""
+def _compiled() -> Any:
+    """The compiled loops (``simulator._fmath_jit``: about 1 ns a value and 1 us a call,
+    against ~3 ns and ~10 us for the numpy path), or None (not yet, never, or no numba)."""
+    return _DISPATCH.compiled()
+
+
+def jit_available() -> bool:
+    """Whether this process can run exp and log compiled (numba loads and
+    ``SIMULATOR_JIT`` is not 0); loads the loops if so."""
+    if _jit_mode() == "0":
+        return False
+    return _load_loops() is not None
+
+
+def _fast(x: np.ndarray, fn: Callable[[float], float], loop: str) -> np.ndarray | None:
+    """``fn`` of an array by the compiled loop, or one float at a time for a 0-d array or
+    a few values; None when neither applies (no numba and more than a few values)."""
     if x.ndim == 0:
         return cast(np.ndarray, np.float64(fn(float(x))))
     jit = _compiled()
@@ -143,10 +183,9 @@ def exp_array(x: np.ndarray) -> np.ndarray:
     numpy's cost per call dominates): in-place operations, and the clipping and
     special-value fix-ups only when some argument is outside [-745.13, 709.78] or NaN."""
     x = np.asarray(x, dtype=np.float64)
-    if x.size <= _JIT_MAX:
-        done = _small(x, exp, "exp_into")
-        if done is not None:
-            return done
+    done = _fast(x, exp, "exp_into")
+    if done is not None:
+        return done
     if _MIN(x, axis=None) >= _U_THRESHOLD and _MAX(x, axis=None) <= _O_THRESHOLD:
         return _exp_core(x)
     with np.errstate(invalid="ignore"):
@@ -210,10 +249,9 @@ def log_array(x: np.ndarray) -> np.ndarray:
     """Natural logarithm elementwise (float64); special values fixed up only when some
     argument is not a positive finite number."""
     x = np.asarray(x, dtype=np.float64)
-    if x.size <= _JIT_MAX:
-        done = _small(x, log, "log_into")
-        if done is not None:
-            return done
+    done = _fast(x, log, "log_into")
+    if done is not None:
+        return done
     if _MIN(x, axis=None) > 0.0 and _MAX(x, axis=None) < math.inf:
         return _log_core(x)
     with np.errstate(all="ignore"):

@@ -90,8 +90,26 @@ def _ulp_error(got: float, x: float, exact: object) -> float:
     return float(abs(mpmath.mpf(got) - ref) / mpmath.mpf(math.ulp(nearest)))
 
 
+PATHS = ("numpy", "compiled")
+
+
+@pytest.fixture
+def use_path(monkeypatch):
+    """Run array calls on numpy's path or on numba's loops (skipped without numba)."""
+
+    def use(path: str) -> None:
+        monkeypatch.setenv("SIMULATOR_JIT", "1" if path == "compiled" else "0")
+        monkeypatch.setattr(fmath, "_DISPATCH", fmath._Dispatch())
+        if path == "compiled" and fmath._compiled() is None:
+            pytest.skip("numba is not installed")
+
+    return use
+
+
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("name", list(CASES))
-def test_accuracy_against_fifty_digit_values(name):
+def test_accuracy_against_fifty_digit_values(name, path, use_path):
+    use_path(path)
     _one, many, exact, bound, ranges = CASES[name]
     x = _samples(np.random.default_rng(20261126), *ranges)
     got = many(x)
@@ -99,8 +117,10 @@ def test_accuracy_against_fifty_digit_values(name):
     assert worst <= bound, f"{name}: {worst:.3f} ulp"
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("name", list(CASES))
-def test_floats_and_arrays_give_the_same_bits(name):
+def test_floats_and_arrays_give_the_same_bits(name, path, use_path):
+    use_path(path)
     one, many, _, _, ranges = CASES[name]
     x = np.concatenate([_samples(np.random.default_rng(7), *ranges), SPECIAL])
     arr = many(x)
@@ -178,7 +198,7 @@ def test_results_do_not_depend_on_the_cpus_simd_or_blas_kernels_or_on_numba(tmp_
     args = ["-m", "simulator", "run", str(ROOT / "scenarios" / "first_line.yaml")]
     args += ["--patients", "400", "-q", "--events", "--seed", "11"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NPY_", "OPENBLAS_"))}
-    env.pop("SIMULATOR_JIT", None)
+    env["SIMULATOR_JIT"] = "1"  # numba's loops from the first call (when installed)
     generic = {"NPY_DISABLE_CPU_FEATURES": " ".join(__cpu_dispatch__), "SIMULATOR_JIT": "0"}
     generic["OPENBLAS_CORETYPE"] = "Nehalem"
     for out, extra in (("a", {}), ("b", generic)):
@@ -196,38 +216,58 @@ def test_results_do_not_depend_on_the_cpus_simd_or_blas_kernels_or_on_numba(tmp_
         assert a == b, name
 
 
-@pytest.mark.skipif(not fmath.jit_enabled(), reason="numba is not installed")
-def test_the_compiled_loops_give_the_bits_of_numpy(monkeypatch):
-    # special values first, so that every size below includes them
+def test_the_compiled_loops_give_the_bits_of_numpy(use_path):
+    # special values first, so that every size below includes them; then the whole range,
+    # subnormal results and arguments included
+    rng = np.random.default_rng(9)
     x = np.concatenate(
-        [SPECIAL, [-2.0, 1e-310], np.random.default_rng(9).uniform(-750.0, 750.0, 5000)]
+        [
+            SPECIAL,
+            [-2.0, 1e-310],
+            rng.uniform(-750.0, 750.0, 100_000),
+            rng.uniform(-746.0, -707.0, 50_000),
+            np.exp(rng.uniform(-744.0, -700.0, 50_000)),
+        ]
     )
+    use_path("compiled")
     with_jit = {n: (fmath.exp_array(x[:n]), fmath.log_array(np.abs(x[:n]))) for n in SIZES}
-    monkeypatch.setattr(fmath, "_compiled", lambda: None)
-    assert not fmath.jit_enabled()
+    use_path("numpy")
     for n in SIZES:
         e, lg = with_jit[n]
         assert e.tobytes() == fmath.exp_array(x[:n]).tobytes(), n
         assert lg.tobytes() == fmath.log_array(np.abs(x[:n])).tobytes(), n
 
 
-SIZES = (1, 3, 5, 23, 100, 2048)
+SIZES = (0, 1, 3, 5, 23, 100, 5000, 200_000)
+
+
+def test_a_process_switches_to_the_compiled_loops_after_many_calls(monkeypatch):
+    """By default numpy serves the first calls (short runs never load numba), and the
+    loops take over after ``SWITCH_AFTER_CALLS``, with the same bits."""
+    monkeypatch.delenv("SIMULATOR_JIT", raising=False)
+    monkeypatch.setattr(fmath, "_DISPATCH", fmath._Dispatch())
+    monkeypatch.setattr(fmath, "SWITCH_AFTER_CALLS", 5)
+    x = np.random.default_rng(5).uniform(-30.0, 30.0, 50)
+    got = [fmath.exp_array(x).tobytes() for _ in range(8)]
+    assert len(set(got)) == 1
+    assert fmath._DISPATCH.settled
+    assert (fmath._DISPATCH.loops is not None) == fmath.jit_available()
 
 
 def test_without_numba_the_numpy_path_runs(monkeypatch):
     """A missing (or disabled) numba falls back to numpy with the same bits."""
     x = np.random.default_rng(4).uniform(-20.0, 20.0, 300)
     want = np.array([fmath.exp(v) for v in x])
-    fmath._compiled.cache_clear()
+    monkeypatch.setenv("SIMULATOR_JIT", "1")
+    monkeypatch.setattr(fmath, "_DISPATCH", fmath._Dispatch())
     monkeypatch.setitem(sys.modules, "simulator._fmath_jit", None)  # import fails
     monkeypatch.delattr(sys.modules["simulator"], "_fmath_jit", raising=False)
-    try:
-        assert not fmath.jit_enabled()
-        assert fmath.exp_array(x).tobytes() == want.tobytes()
-        monkeypatch.undo()
-        fmath._compiled.cache_clear()
-        monkeypatch.setenv("SIMULATOR_JIT", "0")
-        assert not fmath.jit_enabled()
-        assert fmath.exp_array(x).tobytes() == want.tobytes()
-    finally:
-        fmath._compiled.cache_clear()
+    assert not fmath.jit_available()
+    assert fmath.exp_array(x).tobytes() == want.tobytes()
+    assert fmath._DISPATCH.settled and fmath._DISPATCH.loops is None
+    monkeypatch.undo()
+    monkeypatch.setenv("SIMULATOR_JIT", "0")
+    monkeypatch.setattr(fmath, "_DISPATCH", fmath._Dispatch())
+    assert not fmath.jit_available()
+    assert fmath.exp_array(x).tobytes() == want.tobytes()
+    assert fmath._DISPATCH.loops is None
