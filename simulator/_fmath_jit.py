@@ -28,7 +28,6 @@ import numpy as np
 
 from . import fmath
 from .fmath import (
-    _INV_LN2,
     _LG1,
     _LG2,
     _LG3,
@@ -39,11 +38,6 @@ from .fmath import (
     _LN2_HI,
     _LN2_LO,
     _O_THRESHOLD,
-    _P1,
-    _P2,
-    _P3,
-    _P4,
-    _P5,
     _SQRT2_CUT,
     _U_THRESHOLD,
 )
@@ -55,6 +49,7 @@ _HALF_EXPONENT = np.int64(1022) << 52  # a mantissa with this exponent lies in [
 _SMALLEST_NORMAL = 2.2250738585072014e-308
 
 _log_one = numba.njit(**_JIT)(fmath.log)
+_exp_reduced = numba.njit(inline="always", **_JIT)(fmath.exp_reduced)
 
 
 @numba.njit(**_JIT)
@@ -63,14 +58,7 @@ def _exp_reduce(x, y, b1, b2):  # type: ignore[no-untyped-def]
         v = x[i]
         xc = v if v > _U_THRESHOLD else _U_THRESHOLD  # NaN -> the lower bound
         xc = xc if xc < _O_THRESHOLD else _O_THRESHOLD
-        k = np.floor(xc * _INV_LN2 + 0.5)
-        hi = xc - k * _LN2_HI
-        lo = k * _LN2_LO
-        r = hi - lo
-        t = r * r
-        c = r - t * (_P1 + t * (_P2 + t * (_P3 + t * (_P4 + t * _P5))))
-        y[i] = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
-        ki = np.int64(k)
+        y[i], ki = _exp_reduced(xc)
         k1 = ki >> 1
         b1[i] = (k1 << 52) + _EXPONENT_BITS  # the bits of 2**k1
         b2[i] = ((ki - k1) << 52) + _EXPONENT_BITS

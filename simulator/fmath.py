@@ -166,14 +166,21 @@ def exp(x: float) -> float:
         return math.inf
     if x < _U_THRESHOLD:
         return 0.0
+    y, k = exp_reduced(x)
+    return math.ldexp(y, k)
+
+
+def exp_reduced(x: float) -> tuple[float, int]:
+    """(y, k) with e**x = y * 2**k, for x within the thresholds: fdlibm's argument
+    reduction and rational approximation (numba compiles this same function into the
+    array loops of ``_fmath_jit``)."""
     k = math.floor(x * _INV_LN2 + 0.5)
     hi = x - k * _LN2_HI
     lo = k * _LN2_LO
     r = hi - lo
     t = r * r
     c = r - t * (_P1 + t * (_P2 + t * (_P3 + t * (_P4 + t * _P5))))
-    y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
-    return math.ldexp(y, k)
+    return 1.0 - ((lo - (r * c) / (2.0 - c)) - hi), k
 
 
 def exp_array(x: np.ndarray) -> np.ndarray:
