@@ -141,7 +141,10 @@ class EventLog:
         self._blocks.append(tuple(np.asarray(c) for c in cols))
 
     def finish(self) -> EventLog:
-        """Concatenate and sort by patient, day and the fixed event order."""
+        """Concatenate and group by patient, each patient's events in the order the
+        engine logged them: the order it simulated them in, which ``invariants.py`` then
+        checks is by day and the fixed event order within a day (a sort by day would hide
+        an engine that ran a patient's events out of order)."""
         parts: list[list[np.ndarray]] = [[] for _ in self.FIELDS]
         if self._rows:
             # one float64 table: every field is a float or an integer below 2**53 (patient
@@ -158,7 +161,7 @@ class EventLog:
             name: (np.concatenate(p).astype(dt) if p else np.zeros(0, dtype=dt))
             for name, p, dt in zip(self.FIELDS, parts, self.DTYPES, strict=True)
         }
-        order = np.lexsort((cols["kind"], cols["day"], cols["patient"]))
+        order = _group_by_patient(cols["patient"])
         self.columns = {k: v[order] for k, v in cols.items()}
         self._rows, self._blocks = [], []
         return self
@@ -226,3 +229,15 @@ class ChunkResult:
 
 def empty_outcomes(plan: Plan, n: int) -> dict[str, np.ndarray]:
     return {name: np.full(n, math.nan) for name in outcome_columns(plan)}
+
+
+def _group_by_patient(patient: np.ndarray) -> np.ndarray:
+    """Stable order that groups rows by patient id, ascending: a radix sort of 16-bit
+    offsets for a chunk's contiguous ids (0.6 ms for 75,000 events, against 11 ms for a
+    sort by patient, day and kind)."""
+    if patient.size == 0:
+        return np.zeros(0, dtype=np.intp)
+    low = int(patient.min())
+    if int(patient.max()) - low < 1 << 16:
+        return np.argsort((patient - low).astype(np.uint16), kind="stable")
+    return np.argsort(patient, kind="stable")

@@ -214,6 +214,33 @@ def test_invariant_checks_catch_a_corrupted_log(corrupt, message):
         check_events(res.events, plan)
 
 
+def test_an_engine_that_logs_a_patients_events_out_of_order_is_caught():
+    """The finished log keeps each patient's events in the order they were logged (it
+    only groups patients), so the order check sees what the engine did."""
+    from simulator.records import EventLog
+
+    s = scn("first_line")
+    plan = make_plan(s)
+    res = cohort.run_chunk(s, plan, 4, np.arange(3), events=True)
+    cols = res.events.columns
+    rows = list(zip(*(cols[f].tolist() for f in EventLog.FIELDS), strict=True))
+    check_events(_relogged(rows), plan)  # logged again as they were: fine
+    mine = [i for i, r in enumerate(rows) if r[0] == 1]
+    a, b = mine[3], mine[4]  # two events of patient 1, with their doses
+    rows[a], rows[b] = rows[b], rows[a]
+    with pytest.raises(InvariantError, match="out of order: patient 1"):
+        check_events(_relogged(rows), plan)
+
+
+def _relogged(rows):
+    from simulator.records import EventLog
+
+    log = EventLog()
+    for r in rows:
+        log.append(*r)
+    return log.finish()
+
+
 def test_overlapping_ivig_cycles_are_caught():
     s = scn("first_line")
     plan = make_plan(s)
