@@ -42,7 +42,7 @@ import simpy
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from simulator import fmath  # noqa: E402
+from simulator import jit  # noqa: E402
 from simulator.engines import des  # noqa: E402
 from simulator.kernel import handlers  # noqa: E402
 from simulator.kernel.events import Event  # noqa: E402
@@ -411,7 +411,7 @@ def main() -> None:
         "load_average_before": load(),
         "python": sys.version.split()[0],
         "platform": sys.platform,
-        "compiled_exp_log": fmath.jit_available(),
+        "compiled_loops": jit.available(),
     }
     scn = load_scenario(SCENARIO)
     rescue = load_scenario(ROOT / "scenarios" / "rescue.yaml")
@@ -419,8 +419,8 @@ def main() -> None:
     print(
         f"machine: {sys.platform}, python {fig['python']}, load average "
         f"{fig['load_average_before']}; scenario first_line (horizon {scn.horizon_days} days);"
-        f" size {size}; numba for exp/log: "
-        + ("after 50,000 array calls" if fig["compiled_exp_log"] else "not used")
+        f" size {size}; numba loops: "
+        + ("after 50,000 array calls" if fig["compiled_loops"] else "not used")
     )
     ev = events_per_patient(scn, plan)
     fig["events_per_patient"] = ev

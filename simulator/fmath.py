@@ -25,13 +25,13 @@ values and the array and float versions against each other bit for bit.
 
 from __future__ import annotations
 
-import logging
 import math
-import os
 from collections.abc import Callable
 from typing import Any, cast
 
 import numpy as np
+
+from . import jit
 
 __all__ = [
     "cholesky",
@@ -69,75 +69,17 @@ _LG7 = 1.479819860511658591e-01
 # A mantissa 1.f at or above this (fdlibm's high-word test 0x6a09c, exact as a double)
 # is halved, so that f lies in [sqrt(2)/2 - 1, sqrt(2) - 1).
 _SQRT2_CUT = 1.0 + 0x6A09C / 2.0**20
+_SMALLEST_NORMAL = 2.2250738585072014e-308
 
 _MIN = np.minimum.reduce
 _MAX = np.maximum.reduce
 _FEW = 4  # up to this many values, one float at a time is faster than ~25 numpy calls
 
 
-def _jit_mode() -> str:
-    """``SIMULATOR_JIT``: "0" never compiles, "1" compiles at the first array, anything
-    else (the default) switches once this process has made enough array calls."""
-    value = os.environ.get("SIMULATOR_JIT", "").strip()
-    return value if value in ("0", "1") else "auto"
-
-
-# Loading numba and the cached loops costs ~0.4 s a process (1.6 s the first time, when
-# they compile), and each array call made by numpy instead costs ~10 us more: after this
-# many calls the process has lost what loading would have cost, and loads (a
-# 1,000-patient cohort makes ~5,000 calls, so short runs never pay for numba).
-SWITCH_AFTER_CALLS = 50_000
-
-
-class _Dispatch:
-    """Which path this process uses: numpy, until it has made ``SWITCH_AFTER_CALLS``
-    array calls, then numba's loops if numba loads. Both give the same bits, so when it
-    switches, within a run, changes no result (threads may race on the count: harmless)."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.loops: Any = None
-        self.settled = False
-
-    def compiled(self) -> Any:
-        if self.settled:
-            return self.loops
-        mode = _jit_mode()
-        if mode == "0":
-            return None
-        self.calls += 1
-        if mode == "auto" and self.calls < SWITCH_AFTER_CALLS:
-            return None
-        self.loops, self.settled = _load_loops(), True
-        return self.loops
-
-
-def _load_loops() -> Any:
-    try:
-        from . import _fmath_jit
-    except ImportError:
-        return None
-    except Exception as exc:  # a broken numba/llvmlite install: numpy is as exact
-        logging.getLogger(__name__).warning("numba unusable (%s); using numpy", exc)
-        return None
-    return _fmath_jit
-
-
-_DISPATCH = _Dispatch()
-
-
 def _compiled() -> Any:
-    """The compiled loops (``simulator._fmath_jit``: about 1 ns a value and 1 us a call,
-    against ~3 ns and ~10 us for the numpy path), or None (not yet, never, or no numba)."""
-    return _DISPATCH.compiled()
-
-
-def jit_available() -> bool:
-    """Whether this process can run exp and log compiled (numba loads and
-    ``SIMULATOR_JIT`` is not 0); loads the loops if so."""
-    if _jit_mode() == "0":
-        return False
-    return _load_loops() is not None
+    """numba's loops (``simulator._loops``: about 1 ns a value and 1 us a call, against
+    ~3 ns and ~10 us for the numpy path), or None (not yet, never, or no numba)."""
+    return jit.loops()
 
 
 def _fast(x: np.ndarray, fn: Callable[[float], float], loop: str) -> np.ndarray | None:
@@ -173,7 +115,7 @@ def exp(x: float) -> float:
 def exp_reduced(x: float) -> tuple[float, int]:
     """(y, k) with e**x = y * 2**k, for x within the thresholds: fdlibm's argument
     reduction and rational approximation (numba compiles this same function into the
-    array loops of ``_fmath_jit``)."""
+    array loops of ``_loops``)."""
     k = math.floor(x * _INV_LN2 + 0.5)
     hi = x - k * _LN2_HI
     lo = k * _LN2_LO
@@ -239,16 +181,22 @@ def log(x: float) -> float:
     if x < 0.0:
         return math.nan
     m, e = math.frexp(x)  # x = m * 2**e, m in [0.5, 1)
+    return log_reduced(m, float(e))
+
+
+def log_reduced(m: float, dk: float) -> float:
+    """log(m * 2**dk) for m in [0.5, 1) and a whole dk: fdlibm's reduction to
+    [sqrt(2)/2, sqrt(2)) and its polynomial (numba compiles this same function into the
+    array loops of ``_loops``)."""
     if 2.0 * m < _SQRT2_CUT:
         m *= 2.0
-        e -= 1
+        dk -= 1.0
     f = m - 1.0
     s = f / (2.0 + f)
     z = s * s
     w = z * z
     r = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7))) + w * (_LG2 + w * (_LG4 + w * _LG6))
     hfsq = f * f * 0.5
-    dk = float(e)
     return dk * _LN2_HI - ((hfsq - (s * (hfsq + r) + dk * _LN2_LO)) - f)
 
 

@@ -31,7 +31,7 @@ import zlib
 import numpy as np
 from scipy import special
 
-from . import fmath
+from . import fmath, jit
 
 __all__ = [
     "exponential",
@@ -79,10 +79,37 @@ def uniform(seed: int, patients: object, purpose: str, index: object = 0) -> np.
     """
     # the (seed, purpose) key: the same two mixes on Python integers, cached
     key = np.uint64(_purpose_key(int(seed), purpose))
+    done = _compiled_uniform(key, patients, index)
+    if done is not None:
+        return done
     with np.errstate(over="ignore"):
         h = _mix(key + _as_u64(patients) * _GOLDEN)
         h = _mix(h ^ (_as_u64(index) * _M2 + _GOLDEN))
     return ((h >> _S11).astype(np.float64) + 0.5) * _TWO_M53
+
+
+def _compiled_uniform(key: np.uint64, patients: object, index: object) -> np.ndarray | None:
+    """:func:`uniform` by numba's loop (``simulator._loops``, the same bits) for the
+    kernel's calls: one id array, contiguous int64, with one index or one per id. None
+    when the loops are off or the arguments take numpy's broadcasting."""
+    loops = jit.loops()
+    if loops is None or type(patients) is not np.ndarray or patients.dtype != np.int64:
+        return None
+    if patients.ndim != 1 or not patients.flags.c_contiguous:
+        return None
+    out = np.empty(patients.size, dtype=np.float64)
+    if isinstance(index, int | np.integer):
+        loops.uniform_one_index_into(key, patients, int(index), out)
+        return out
+    if (
+        type(index) is np.ndarray
+        and index.dtype == np.int64
+        and index.shape == patients.shape
+        and index.flags.c_contiguous
+    ):
+        loops.uniform_into(key, patients, index, out)
+        return out
+    return None
 
 
 _MASK = (1 << 64) - 1

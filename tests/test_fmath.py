@@ -16,7 +16,7 @@ import mpmath
 import numpy as np
 import pytest
 
-from simulator import fmath
+from simulator import fmath, jit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,7 +99,7 @@ def use_path(monkeypatch):
 
     def use(path: str) -> None:
         monkeypatch.setenv("SIMULATOR_JIT", "1" if path == "compiled" else "0")
-        monkeypatch.setattr(fmath, "_DISPATCH", fmath._Dispatch())
+        monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
         if path == "compiled" and fmath._compiled() is None:
             pytest.skip("numba is not installed")
 
@@ -245,13 +245,13 @@ def test_a_process_switches_to_the_compiled_loops_after_many_calls(monkeypatch):
     """By default numpy serves the first calls (short runs never load numba), and the
     loops take over after ``SWITCH_AFTER_CALLS``, with the same bits."""
     monkeypatch.delenv("SIMULATOR_JIT", raising=False)
-    monkeypatch.setattr(fmath, "_DISPATCH", fmath._Dispatch())
-    monkeypatch.setattr(fmath, "SWITCH_AFTER_CALLS", 5)
+    monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
+    monkeypatch.setattr(jit, "SWITCH_AFTER_CALLS", 5)
     x = np.random.default_rng(5).uniform(-30.0, 30.0, 50)
     got = [fmath.exp_array(x).tobytes() for _ in range(8)]
     assert len(set(got)) == 1
-    assert fmath._DISPATCH.settled
-    assert (fmath._DISPATCH.loops is not None) == fmath.jit_available()
+    assert jit._DISPATCH.settled
+    assert (jit._DISPATCH.loops is not None) == jit.available()
 
 
 def test_without_numba_the_numpy_path_runs(monkeypatch):
@@ -259,15 +259,27 @@ def test_without_numba_the_numpy_path_runs(monkeypatch):
     x = np.random.default_rng(4).uniform(-20.0, 20.0, 300)
     want = np.array([fmath.exp(v) for v in x])
     monkeypatch.setenv("SIMULATOR_JIT", "1")
-    monkeypatch.setattr(fmath, "_DISPATCH", fmath._Dispatch())
-    monkeypatch.setitem(sys.modules, "simulator._fmath_jit", None)  # import fails
-    monkeypatch.delattr(sys.modules["simulator"], "_fmath_jit", raising=False)
-    assert not fmath.jit_available()
+    monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
+    monkeypatch.setitem(sys.modules, "simulator._loops", None)  # import fails
+    monkeypatch.delattr(sys.modules["simulator"], "_loops", raising=False)
+    assert not jit.available()
     assert fmath.exp_array(x).tobytes() == want.tobytes()
-    assert fmath._DISPATCH.settled and fmath._DISPATCH.loops is None
+    assert jit._DISPATCH.settled and jit._DISPATCH.loops is None
     monkeypatch.undo()
     monkeypatch.setenv("SIMULATOR_JIT", "0")
-    monkeypatch.setattr(fmath, "_DISPATCH", fmath._Dispatch())
-    assert not fmath.jit_available()
+    monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
+    assert not jit.available()
     assert fmath.exp_array(x).tobytes() == want.tobytes()
-    assert fmath._DISPATCH.loops is None
+    assert jit._DISPATCH.loops is None
+
+
+def test_the_loops_load_wherever_numba_is_installed():
+    """A loop numba cannot compile would otherwise only show as a logged warning and a
+    slower run, with every compiled-path test skipped."""
+    import importlib.util
+
+    if importlib.util.find_spec("numba") is None:
+        pytest.skip("numba is not installed")
+    from simulator import _loops  # raises if a loop does not compile
+
+    assert _loops.exp_into is not None

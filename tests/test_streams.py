@@ -66,3 +66,34 @@ def test_streams_are_stable_across_versions():
     """Golden values: a change here changes every published result, so it must be deliberate."""
     assert streams.purpose_id("lab.cpk") == 0x0E036D6F
     assert streams.uniform(1, 0, "lab.cpk", 0)[0] == GOLDEN_FIRST_DRAW
+
+
+def test_numbas_loops_draw_the_bits_of_numpy(monkeypatch):
+    """The compiled uniform (simulator._loops) against numpy's: one index for all ids,
+    one index per id, ids and indices up to 2**62, and the derived exponential draws."""
+    import pytest
+
+    from simulator import jit
+
+    rng = np.random.default_rng(3)
+    ids = np.concatenate([np.arange(5000), rng.integers(0, 2**62, 5000)]).astype(np.int64)
+    per_id = rng.integers(0, 2**62, ids.size).astype(np.int64)
+
+    def draws():
+        return [
+            streams.uniform(12345, ids, "disease.flare_level", 7),
+            streams.uniform(12345, ids, "disease.flare_level", np.int64(2**40)),
+            streams.uniform(2**62, ids, "lab.cpk", per_id),
+            streams.exponential(99, ids, "death.threshold"),
+            streams.uniform(5, ids[::2], "lab.cpk", 3),  # not contiguous: numpy's path
+        ]
+
+    monkeypatch.setenv("SIMULATOR_JIT", "1")
+    monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
+    if jit.loops() is None:
+        pytest.skip("numba is not installed")
+    compiled = draws()
+    monkeypatch.setenv("SIMULATOR_JIT", "0")
+    monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
+    for a, b in zip(compiled, draws(), strict=True):
+        assert a.tobytes() == b.tobytes()

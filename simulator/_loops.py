@@ -1,7 +1,12 @@
-"""Compiled exp and log over arrays (numba, when installed), with ``simulator.fmath``'s bits.
+"""numba's compiled loops, with the bits of the numpy and float code they stand in for.
 
-The loops perform ``fmath``'s operations in the same order, written so that LLVM
-vectorizes them (about 1.3 ns a value, as fast as numpy's own SIMD ``exp``):
+Loaded by ``simulator.jit`` when numba is installed and the process has made enough
+calls to pay for it; tests/test_fmath.py and tests/test_streams.py compare every loop
+with the numpy path bit for bit.
+
+**exp and log** (``simulator.fmath``) run ``fmath.exp_reduced`` and ``fmath.log_reduced``,
+inlined, in loops that LLVM vectorizes (about 1 ns a value, as fast as numpy's own SIMD
+``exp``):
 
 * arguments outside the finite range are clamped, computed, and replaced afterwards by
   selects instead of early returns;
@@ -11,12 +16,14 @@ vectorizes them (about 1.3 ns a value, as fast as numpy's own SIMD ``exp``):
   rounded ``y * 2**k``, which is what ``ldexp`` returns, subnormal results included;
 * ``frexp`` reads the exponent and mantissa bits of a positive normal number; zero,
   subnormal, negative, infinite and NaN arguments (none in a simulation) are redone by
-  the compiled float function afterwards.
+  a second loop afterwards, as ``fmath.log`` does;
+* no buffer is both read and written by one loop (aliasing stops LLVM vectorizing).
 
 numba contracts ``a * b + c`` into a fused multiply-add only under ``fastmath``, which is
-never used here. tests/test_fmath.py compares these loops with the numpy and float paths
-bit for bit, on every special value and across the subnormal range. Imported only by
-``fmath._compiled``, which falls back to numpy when numba is missing or fails.
+never used here.
+
+**Uniform draws** (``simulator.streams``): the same 64-bit mixing as the numpy code, in
+unsigned integers that wrap as numpy's do.
 """
 
 from __future__ import annotations
@@ -26,30 +33,16 @@ import math
 import numba
 import numpy as np
 
-from . import fmath
-from .fmath import (
-    _LG1,
-    _LG2,
-    _LG3,
-    _LG4,
-    _LG5,
-    _LG6,
-    _LG7,
-    _LN2_HI,
-    _LN2_LO,
-    _O_THRESHOLD,
-    _SQRT2_CUT,
-    _U_THRESHOLD,
-)
+from . import fmath, streams
+from .fmath import _O_THRESHOLD, _SMALLEST_NORMAL, _U_THRESHOLD
 
 _JIT = {"nogil": True, "cache": True, "error_model": "numpy"}
 _EXPONENT_BITS = np.int64(1023) << 52
 _MANTISSA = np.int64((1 << 52) - 1)
 _HALF_EXPONENT = np.int64(1022) << 52  # a mantissa with this exponent lies in [0.5, 1)
-_SMALLEST_NORMAL = 2.2250738585072014e-308
 
-_log_one = numba.njit(**_JIT)(fmath.log)
 _exp_reduced = numba.njit(inline="always", **_JIT)(fmath.exp_reduced)
+_log_reduced = numba.njit(inline="always", **_JIT)(fmath.log_reduced)
 
 
 @numba.njit(**_JIT)
@@ -93,28 +86,26 @@ def _log_split(bits, mant, dk):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(**_JIT)
-def _log_poly(x, m_in, dk_in, out):  # type: ignore[no-untyped-def]
-    for i in range(x.size):
-        m = m_in[i]
-        dk = dk_in[i]
-        low = 2.0 * m < _SQRT2_CUT
-        m = m * 2.0 if low else m
-        dk = dk - 1.0 if low else dk
-        f = m - 1.0
-        s = f / (2.0 + f)
-        z = s * s
-        w = z * z
-        r = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7))) + w * (_LG2 + w * (_LG4 + w * _LG6))
-        hfsq = f * f * 0.5
-        out[i] = dk * _LN2_HI - ((hfsq - (s * (hfsq + r) + dk * _LN2_LO)) - f)
+def _log_poly(m_in, dk_in, out):  # type: ignore[no-untyped-def]
+    for i in range(out.size):
+        out[i] = _log_reduced(m_in[i], dk_in[i])
 
 
 @numba.njit(**_JIT)
 def _log_specials(x, out):  # type: ignore[no-untyped-def]
+    """What ``fmath.log`` returns for arguments that are not positive normal numbers."""
     for i in range(x.size):
         v = x[i]
         if not (_SMALLEST_NORMAL <= v < math.inf):  # NaN fails both tests
-            out[i] = _log_one(v)
+            if v != v or v == math.inf:
+                out[i] = v
+            elif v == 0.0:
+                out[i] = -math.inf
+            elif v < 0.0:
+                out[i] = math.nan
+            else:  # subnormal: frexp normalises it
+                m, e = math.frexp(v)
+                out[i] = _log_reduced(m, np.float64(e))
 
 
 @numba.njit("void(float64[::1], float64[::1])", **_JIT)
@@ -123,5 +114,35 @@ def log_into(x, out):  # type: ignore[no-untyped-def]
     mant = np.empty(x.size, dtype=np.int64)
     dk = np.empty(x.size, dtype=np.float64)  # not ``out``: aliased arrays stop vectorizing
     _log_split(x.view(np.int64), mant, dk)
-    _log_poly(x, mant.view(np.float64), dk, out)
+    _log_poly(mant.view(np.float64), dk, out)
     _log_specials(x, out)
+
+
+_G, _M1, _M2 = streams._GOLDEN, streams._M1, streams._M2
+_S30, _S27, _S31, _S11 = streams._S30, streams._S27, streams._S31, streams._S11
+_TWO_M53 = streams._TWO_M53
+
+
+@numba.njit(inline="always", **_JIT)
+def _mix(x):  # type: ignore[no-untyped-def]
+    x = (x ^ (x >> _S30)) * _M1
+    x = (x ^ (x >> _S27)) * _M2
+    return x ^ (x >> _S31)
+
+
+@numba.njit("void(uint64, int64[::1], int64[::1], float64[::1])", **_JIT)
+def uniform_into(key, patients, index, out):  # type: ignore[no-untyped-def]
+    """``out[i]`` = ``streams.uniform``'s draw for (patients[i], index[i])."""
+    for i in range(out.size):
+        h = _mix(key + np.uint64(patients[i]) * _G)
+        h = _mix(h ^ (np.uint64(index[i]) * _M2 + _G))
+        out[i] = (np.float64(h >> _S11) + 0.5) * _TWO_M53
+
+
+@numba.njit("void(uint64, int64[::1], int64, float64[::1])", **_JIT)
+def uniform_one_index_into(key, patients, index, out):  # type: ignore[no-untyped-def]
+    """``out[i]`` = ``streams.uniform``'s draw for (patients[i], index)."""
+    salt = np.uint64(index) * _M2 + _G
+    for i in range(out.size):
+        h = _mix(key + np.uint64(patients[i]) * _G)
+        out[i] = (np.float64(_mix(h ^ salt) >> _S11) + 0.5) * _TWO_M53
