@@ -24,6 +24,11 @@ never used here.
 
 **Uniform draws** (``simulator.streams``): the same 64-bit mixing as the numpy code, in
 unsigned integers that wrap as numpy's do.
+
+**The closed-form step** (``kernel/step_generated.py``): ``step_rows`` is the SimPy
+engine's unrolled one-patient step (generated from the coefficient pattern of
+``kernel.disease``, and checked against the array step bit for bit by the engines'
+agreement) in a loop over patients.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import numpy as np
 
 from . import fmath, streams
 from .fmath import _O_THRESHOLD, _SMALLEST_NORMAL, _U_THRESHOLD
+from .kernel import step_generated
 
 _JIT = {"nogil": True, "cache": True, "error_model": "numpy"}
 _EXPONENT_BITS = np.int64(1023) << 52
@@ -146,3 +152,8 @@ def uniform_one_index_into(key, patients, index, out):  # type: ignore[no-untype
     for i in range(out.size):
         h = _mix(key + np.uint64(patients[i]) * _G)
         out[i] = (np.float64(_mix(h ^ salt) >> _S11) + 0.5) * _TWO_M53
+
+
+#: ``step_rows(table, rows, y, ..., j, s, c, g)``: see ``kernel/step_generated.py``; bounds
+#: checked, so that a wrong row index raises instead of reading past the table.
+step_rows = numba.njit(boundscheck=True, **_JIT)(step_generated.step_rows)

@@ -116,3 +116,30 @@ def test_engines_agree_when_most_of_a_cohort_dies_at_scattered_times():
     assert_same_events(a.events, b.events)
     half = cohort.run_chunk(scn, plan, 7, ids[::2])
     assert_same(half, b, ids[::2])
+
+
+@pytest.mark.parametrize("path", scenario_files(), ids=lambda p: p.stem)
+def test_numbas_loops_give_the_numpy_paths_bits(path, monkeypatch):
+    """The cohort engine on numba's compiled loops (exp, log, draws, the closed-form step;
+    simulator/_loops.py) against numpy alone: every per-patient array, byte for byte."""
+    from simulator import jit
+
+    scn = load_scenario(path)
+    if scn.center is not None:
+        pytest.skip("an infusion center runs on the SimPy engine")
+    ids = np.arange(300)
+
+    def run(mode):
+        monkeypatch.setenv("SIMULATOR_JIT", mode)
+        monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
+        if mode == "1" and jit.loops() is None:
+            pytest.skip("numba is not installed")
+        return cohort.run_chunk(scn, make_plan(scn), 11, ids, events=True)
+
+    a, b = run("1"), run("0")
+    for part in ("outcomes", "visits"):
+        for name, value in getattr(a, part).items():
+            assert value.tobytes() == getattr(b, part)[name].tobytes(), (part, name)
+    assert a.visit_prednisone.tobytes() == b.visit_prednisone.tobytes()
+    for name in EventLog.FIELDS:
+        assert getattr(a.events, name).tobytes() == getattr(b.events, name).tobytes(), name

@@ -418,3 +418,16 @@ def test_a_shared_propagator_gives_the_scalar_coefficients_to_concurrent_threads
     for t in threads:
         t.join()
     assert not wrong
+
+
+def test_the_generated_step_is_up_to_date():
+    """kernel/step_generated.py is what scripts/generate_step.py writes from the current
+    coefficient pattern (the SimPy engine's step and numba's step loop run it)."""
+    from pathlib import Path
+
+    from simulator.kernel import disease
+
+    path = Path(disease.__file__).with_name("step_generated.py")
+    assert path.read_text() == disease.generated_step_module(), (
+        "kernel/step_generated.py is stale: run python scripts/generate_step.py"
+    )

@@ -34,14 +34,18 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from scipy import special
 
 from .. import fmath
 from ..recent import Recent
+from . import step_generated
 from .xp import Ops
+
+T = TypeVar("T")
 
 __all__ = [
     "DOMAINS",
@@ -218,6 +222,20 @@ class Propagator:
             return self._vector(node, tau)
 
     def _vector(self, node: Any, tau: Any) -> tuple[Any, ...]:
+        rows = self._row_index(node, tau)  # first: it may grow (replace) the table
+        table = self._table[rows]
+        return tuple(table[:, j] for j in range(table.shape[1]))
+
+    def with_rows(self, node: Any, tau: Any, fn: Callable[[np.ndarray, np.ndarray], T]) -> T:
+        """``fn(table, rows)``: row ``rows[i]`` of ``table`` holds patient i's
+        coefficients (as :meth:`__call__` returns them), under the table's lock, which a
+        full table's refill would otherwise overwrite."""
+        with self._lock:
+            rows = self._row_index(node, tau)  # first: it may grow (replace) the table
+            return fn(self._table, rows)
+
+    def _row_index(self, node: Any, tau: Any) -> np.ndarray:
+        """Each patient's row of the table, computing the pairs not in it yet."""
         node = np.asarray(node, dtype=np.int64)
         tau = np.asarray(tau, dtype=np.float64)
         whole = tau == np.floor(tau)
@@ -253,8 +271,7 @@ class Propagator:
         rows = np.empty(tau.shape[0], dtype=np.int64)
         rows[whole] = self._dense[keys]
         rows[part] = [self._frac[k] for k in frac]
-        table = self._table[rows]
-        return tuple(table[:, j] for j in range(table.shape[1]))
+        return rows
 
 
 # The propagators of the last few distinct sets of rate matrices in this process.
@@ -298,38 +315,72 @@ _NAMES = ("y", "q", "w", "xs", "xl", "xd", "z", "f", "l", "fe", "le", "v", "e", 
 STEPPED = (Y, Q, W, XS, XL, XD, Z, F, L, FE, LE, V, E, J)
 
 
-def _scalar_step_source() -> str:
-    """Source of :func:`step` for one patient, unrolled: the same operations in the same
-    order on Python floats (so the same bits as the array path, which numpy evaluates
-    operation by operation without fused multiply-adds), without the dicts and loops
-    that cost more than the arithmetic for one patient."""
-    args = ", ".join(_NAMES)
-    lines = [f"def step_one(coef, {args}, g):"]
-    acc = {r: (f"{_NAMES[r]} * 0.0" if r != J else "j * 1.0") for r in _DOWNSTREAM}
-    for r in _DOWNSTREAM:
-        lines.append(f"    o_{_NAMES[r]} = {acc[r]}")
+def _step_body(pad: str) -> tuple[list[str], str]:
+    """Lines of :func:`step` for one patient, unrolled (the same operations in the same
+    order on floats: the same bits as the array path, which numpy evaluates operation by
+    operation without fused multiply-adds), and the expression of its result in
+    ``STEPPED`` order. Inputs are named as in ``_NAMES``, coefficients ``coef[k]``."""
+    lines = [
+        f"{pad}o_{_NAMES[r]} = " + (f"{_NAMES[r]} * 0.0" if r != J else "j * 1.0")
+        for r in _DOWNSTREAM
+    ]
     for k, (r, c) in enumerate(PATTERN):
         term = f"coef[{k}] * {_NAMES[c]}"
         term = f"g * ({term})" if c in _G_SCALED else term
-        lines.append(f"    o_{_NAMES[r]} = o_{_NAMES[r]} + {term}")
+        lines.append(f"{pad}o_{_NAMES[r]} = o_{_NAMES[r]} + {term}")
     n = len(PATTERN)
-    lines += [
-        f"    return (o_y, o_q, o_w, o_xs, o_xl, o_xd, coef[{n}] * z, coef[{n + 1}] * f,",
-        f"            coef[{n + 2}] * l, coef[{n + 3}] * fe, coef[{n + 4}] * le,",
-        f"            coef[{n + 5}] * fe + coef[{n + 6}] * le + coef[{n + 7}] * v,",
-        f"            coef[{n + 8}] * e + (1.0 - coef[{n + 8}]) * c, o_j)",
+    result = (
+        f"(o_y, o_q, o_w, o_xs, o_xl, o_xd, coef[{n}] * z, coef[{n + 1}] * f, "
+        f"coef[{n + 2}] * l, coef[{n + 3}] * fe, coef[{n + 4}] * le, "
+        f"coef[{n + 5}] * fe + coef[{n + 6}] * le + coef[{n + 7}] * v, "
+        f"coef[{n + 8}] * e + (1.0 - coef[{n + 8}]) * c, o_j)"
+    )
+    return lines, result
+
+
+def generated_step_module() -> str:
+    """The text of ``kernel/step_generated.py`` (written by scripts/generate_step.py;
+    tests/test_kinetics.py checks that the file is up to date): the step unrolled for
+    one patient (``step_one``, the SimPy engine's) and as a loop over patients
+    (``step_rows``, which ``simulator._loops`` compiles with numba and caches on disk)."""
+    typed = ", ".join(f"{a}: Any" for a in _NAMES)
+    arrays = ", ".join(f"a_{a}: Any" for a in (*_NAMES, "g"))
+    body, result = _step_body("    ")
+    out = [
+        '"""The closed-form step, unrolled: generated from kernel/disease.py\'s coefficient',
+        "pattern by scripts/generate_step.py. Do not edit; regenerate.",
+        '"""',
+        "",
+        "from typing import Any",
+        "",
+        "import numpy as np",
+        "",
+        "",
+        f"def step_one(coef: Any, {typed}, g: Any) -> tuple[Any, ...]:",
+        '    """One patient: the stepped states in ``disease.STEPPED`` order."""',
+        *body,
+        f"    return {result}",
+        "",
+        "",
+        f"def step_rows(table: Any, rows: Any, {arrays}) -> tuple[np.ndarray, ...]:",
+        '    """Patient i steps with coefficients ``table[rows[i]]``: arrays in ``STEPPED``',
+        '    order (compiled by numba in ``simulator._loops``)."""',
+        "    n = rows.size",
     ]
-    return "\n".join(lines) + "\n"
-
-
-def _compile_scalar_step() -> Any:
-    namespace: dict[str, Any] = {}
-    exec(compile(_scalar_step_source(), "<disease.step_one>", "exec"), namespace)
-    return namespace["step_one"]
+    outs = [f"r_{_NAMES[r]}" for r in STEPPED]
+    out += [f"    {o} = np.empty(n)" for o in outs]
+    out += ["    for i in range(n):", "        coef = table[rows[i]]"]
+    out += [f"        {a} = a_{a}[i]" for a in (*_NAMES, "g")]
+    loop_body, _ = _step_body("        ")
+    out += loop_body
+    out.append(f"        res = {result}")
+    out += [f"        {o}[i] = res[{k}]" for k, o in enumerate(outs)]
+    out.append(f"    return ({', '.join(outs)})")
+    return "\n".join(out) + "\n"
 
 
 #: ``step_one(coef, y, q, ..., s, c, g)`` -> the stepped states in ``STEPPED`` order.
-step_one = _compile_scalar_step()
+step_one: Callable[..., tuple[Any, ...]] = step_generated.step_one
 
 
 def damage_step(

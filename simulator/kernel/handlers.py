@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import jit
 from . import disease, effects, measures, mortality, pk
 from .disease import FE, LE, XD, XL, XS, C, E, F, J, L, Q, S, V, W, Y, Z
 from .events import IVIG_AE_SHIFT, Event, Flag
@@ -255,8 +256,8 @@ _STEPPED_OF = operator.attrgetter(
 def advance(xp: Ops, plan: Plan, prm: Params, st: State, t: Any) -> None:
     """Move the state from st.t to t in closed form (no event in between)."""
     tau = t - st.t
-    coef = plan.propagator(xp, prm.node, tau)
     if not xp.vector:
+        coef = plan.propagator(xp, prm.node, tau)
         (
             st.y,
             st.q,
@@ -274,11 +275,46 @@ def advance(xp: Ops, plan: Plan, prm: Params, st: State, t: Any) -> None:
             st.j,
         ) = disease.step_one(coef, *_STEPPED_OF(st), prm.drive, st.c, prm.ivig_gain)
     else:
-        _advance_vector(xp, coef, prm, st)
+        _advance_vector(xp, plan, prm, st, tau)
     _advance_clocks(xp, plan, prm, st, t, tau)
 
 
-def _advance_vector(xp: Ops, coef: tuple[Any, ...], prm: Params, st: State) -> None:
+def _flat(a: Any, n: int) -> bool:
+    """A contiguous float64 array of n values, as numba's step loop takes."""
+    return (
+        type(a) is np.ndarray
+        and a.dtype == np.float64
+        and a.shape == (n,)
+        and bool(a.flags.c_contiguous)
+    )
+
+
+def _advance_vector(xp: Ops, plan: Plan, prm: Params, st: State, tau: Any) -> None:
+    loops = jit.loops()
+    if loops is not None:
+        args = (*_STEPPED_OF(st), prm.drive, st.c, prm.ivig_gain)
+        n = len(tau)
+        if all(_flat(a, n) for a in args):  # numba's loop over the same scalar step
+            (
+                st.y,
+                st.q,
+                st.w,
+                st.xs,
+                st.xl,
+                st.xd,
+                st.z,
+                st.f,
+                st.l,
+                st.fe,
+                st.le,
+                st.v,
+                st.e,
+                st.j,
+            ) = plan.propagator.with_rows(
+                prm.node, tau, lambda table, rows: loops.step_rows(table, rows, *args)
+            )
+            return
+    coef = plan.propagator(xp, prm.node, tau)
     x = {
         Y: st.y,
         Q: st.q,
