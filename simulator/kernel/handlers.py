@@ -247,10 +247,14 @@ def next_event(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, Any]:
 # (Python 3.11), about 1.5 us an operation; the values are the same.
 _BIT = SimpleNamespace(**{name: int(f) for name, f in Flag.__members__.items()})
 
-# The states one closed-form step moves, in disease.STEPPED order (one patient).
-_STEPPED_OF = operator.attrgetter(
-    "y", "q", "w", "xs", "xl", "xd", "z", "f", "l", "fe", "le", "v", "e", "j"
-)
+# The states one closed-form step moves, in disease.STEPPED order.
+_STEPPED_NAMES = ("y", "q", "w", "xs", "xl", "xd", "z", "f", "l", "fe", "le", "v", "e", "j")
+_STEPPED_OF = operator.attrgetter(*_STEPPED_NAMES)
+
+
+def _set_stepped(st: State, values: tuple[Any, ...]) -> None:
+    for name, value in zip(_STEPPED_NAMES, values, strict=True):
+        setattr(st, name, value)
 
 
 def advance(xp: Ops, plan: Plan, prm: Params, st: State, t: Any) -> None:
@@ -258,22 +262,7 @@ def advance(xp: Ops, plan: Plan, prm: Params, st: State, t: Any) -> None:
     tau = t - st.t
     if not xp.vector:
         coef = plan.propagator(xp, prm.node, tau)
-        (
-            st.y,
-            st.q,
-            st.w,
-            st.xs,
-            st.xl,
-            st.xd,
-            st.z,
-            st.f,
-            st.l,
-            st.fe,
-            st.le,
-            st.v,
-            st.e,
-            st.j,
-        ) = disease.step_one(coef, *_STEPPED_OF(st), prm.drive, st.c, prm.ivig_gain)
+        _set_stepped(st, disease.step_one(coef, *_STEPPED_OF(st), prm.drive, st.c, prm.ivig_gain))
     else:
         _advance_vector(xp, plan, prm, st, tau)
     _advance_clocks(xp, plan, prm, st, t, tau)
@@ -295,24 +284,10 @@ def _advance_vector(xp: Ops, plan: Plan, prm: Params, st: State, tau: Any) -> No
         args = (*_STEPPED_OF(st), prm.drive, st.c, prm.ivig_gain)
         n = len(tau)
         if all(_flat(a, n) for a in args):  # numba's loop over the same scalar step
-            (
-                st.y,
-                st.q,
-                st.w,
-                st.xs,
-                st.xl,
-                st.xd,
-                st.z,
-                st.f,
-                st.l,
-                st.fe,
-                st.le,
-                st.v,
-                st.e,
-                st.j,
-            ) = plan.propagator.with_rows(
+            stepped = plan.propagator.with_rows(
                 prm.node, tau, lambda table, rows: loops.step_rows(table, rows, *args)
             )
+            _set_stepped(st, stepped)
             return
     coef = plan.propagator(xp, prm.node, tau)
     x = {
