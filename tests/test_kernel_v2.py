@@ -230,3 +230,26 @@ def test_a_population_without_extramuscular_disease_scores_zero_throughout():
     res = cohort.run_chunk(scn, plan, 4, np.arange(40))
     assert not np.any(res.baseline.dermatomyositis)
     assert np.all(res.visits["extramuscular"][_alive(plan, res)] == 0.0)
+
+
+@pytest.mark.parametrize("exponent", [1.0, 0.5, 1.7])
+def test_ivig_adverse_event_risk_per_infusion_day(exponent):
+    """p = 1 - exp(-h d (d / d_ref)^(exponent - 1) m), with the same bits for one patient
+    and for arrays, 0 on a day without IVIG, and at exponent 1 exactly 1 - exp(-h d m)."""
+    import math
+
+    from simulator import fmath
+    from simulator.kernel.safety import IvigAE
+    from simulator.kernel.xp import ARRAY, SCALAR
+
+    ae = IvigAE("thrombosis", 0.01, exponent, 0.4, 3.0, False)
+    doses = [0.0, 0.2, 0.4, 0.5, 1.0, 2.0]
+    risk = [0.0, 1.0, 0.0, 1.0, 0.0, 1.0]
+    many = ae.probability(ARRAY, np.array(doses), np.array(risk))
+    for d, r, p in zip(doses, risk, many, strict=True):
+        assert np.float64(ae.probability(SCALAR, d, r)).tobytes() == p.tobytes()
+        m = 1.0 + r * 2.0
+        want = 0.0 if d == 0 else 1.0 - math.exp(-0.01 * d * (d / 0.4) ** (exponent - 1) * m)
+        assert p == pytest.approx(want, rel=1e-13, abs=1e-300)
+        if exponent == 1.0 and d > 0:
+            assert p == 1.0 - fmath.exp(-0.01 * d * m)

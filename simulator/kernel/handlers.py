@@ -84,6 +84,7 @@ def init_state(xp: Ops, plan: Plan, prm: Params) -> State:
         return zero + value
 
     st.t = full(0.0)
+    st.disc_at_t = full(1.0)  # exp(-d * 0)
     for name in (
         "y",
         "q",
@@ -248,13 +249,30 @@ def next_event(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, Any]:
 _BIT = SimpleNamespace(**{name: int(f) for name, f in Flag.__members__.items()})
 
 # The states one closed-form step moves, in disease.STEPPED order.
-_STEPPED_NAMES = ("y", "q", "w", "xs", "xl", "xd", "z", "f", "l", "fe", "le", "v", "e", "j")
-_STEPPED_OF = operator.attrgetter(*_STEPPED_NAMES)
+_STEPPED_OF = operator.attrgetter(
+    "y", "q", "w", "xs", "xl", "xd", "z", "f", "l", "fe", "le", "v", "e", "j"
+)
 
 
 def _set_stepped(st: State, values: tuple[Any, ...]) -> None:
-    for name, value in zip(_STEPPED_NAMES, values, strict=True):
-        setattr(st, name, value)
+    # one tuple assignment, not a setattr loop: 0.07 against 0.6 us, once per event of
+    # the SimPy engine
+    (
+        st.y,
+        st.q,
+        st.w,
+        st.xs,
+        st.xl,
+        st.xd,
+        st.z,
+        st.f,
+        st.l,
+        st.fe,
+        st.le,
+        st.v,
+        st.e,
+        st.j,
+    ) = values
 
 
 def advance(xp: Ops, plan: Plan, prm: Params, st: State, t: Any) -> None:
@@ -329,7 +347,9 @@ def _advance_clocks(xp: Ops, plan: Plan, prm: Params, st: State, t: Any, tau: An
     st.cum_pred = st.cum_pred + st.pred * tau
     d = plan.discount_per_day
     if d > 0:
-        st.disc_pred = st.disc_pred + st.pred * (xp.exp(-d * st.t) - xp.exp(-d * t)) / d
+        disc_t = xp.exp(-d * t)  # exp(-d * st.t) is st.disc_at_t, from the last step
+        st.disc_pred = st.disc_pred + st.pred * (st.disc_at_t - disc_t) / d
+        st.disc_at_t = disc_t
     else:
         st.disc_pred = st.disc_pred + st.pred * tau
     rates = plan.steroid_ae_rates(xp, st.pred)
@@ -352,7 +372,9 @@ def _advance_clocks_one(xp: Ops, plan: Plan, prm: Params, st: State, t: Any, tau
     st.cum_pred = st.cum_pred + pred * tau
     d = plan.discount_per_day
     if d > 0:
-        st.disc_pred = st.disc_pred + pred * (xp.exp(-d * t0) - xp.exp(-d * t)) / d
+        disc_t = xp.exp(-d * t)
+        st.disc_pred = st.disc_pred + pred * (st.disc_at_t - disc_t) / d
+        st.disc_at_t = disc_t
     else:
         st.disc_pred = st.disc_pred + pred * tau
     hazards, times, thresholds = st.ae_hazard, st.ae_time, prm.steroid_ae_threshold
@@ -905,7 +927,7 @@ def infusion(xp: Ops, plan: Plan, prm: Params, st: State, fraction: Any = 1.0) -
     cycle_dose = _lookup(xp, plan.cycle_doses, cycle)
     # 0 while on placebo; x * 1.0 is exact, so a full dose keeps its bits
     d = cycle_dose / plan.ivig_days_per_cycle * st.drug_active * fraction
-    disc = xp.exp(-plan.discount_per_day * st.t)
+    disc = st.disc_at_t  # exp(-discount_per_day * st.t)
     flags = st.t * 0.0
     stop = st.t < 0.0
     for j, ae in enumerate(plan.ivig_aes):

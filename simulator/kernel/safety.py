@@ -71,7 +71,10 @@ class IvigAE:
         """Probability on one infusion day of ``day_dose_g_per_kg``."""
         d = xp.maximum(day_dose_g_per_kg, 1e-300)
         ratio = d / self.reference_daily_dose_g_per_kg
-        shape = xp.exp((self.daily_dose_exponent - 1.0) * xp.log(ratio))
+        if self.daily_dose_exponent == 1.0:  # the default: exp(0 * log(ratio)) is exactly 1
+            shape: Any = 1.0
+        else:
+            shape = xp.exp((self.daily_dose_exponent - 1.0) * xp.log(ratio))
         mult = 1.0 + risk_factor * (self.risk_factor_multiplier - 1.0)
         p = 1.0 - xp.exp(-self.hazard_per_g_per_kg * d * shape * mult)
         return xp.where(day_dose_g_per_kg > 0, p, 0.0)

@@ -55,6 +55,7 @@ class State:
     death_due_cause: Value
     death_next: Value
     death_next_cause: Value
+    disc_at_t: Value  # exp(-discount_per_day * t), kept so that a step computes one exp
     disc_infusions: Value
     disc_ivig_g: Value
     disc_pred: Value
@@ -159,6 +160,7 @@ class State:
         "death_due_cause",
         "death_next",
         "death_next_cause",
+        "disc_at_t",
         "disc_infusions",
         "disc_ivig_g",
         "disc_pred",
