@@ -76,10 +76,10 @@ _MAX = np.maximum.reduce
 _FEW = 4  # up to this many values, one float at a time is faster than ~25 numpy calls
 
 
-def _compiled() -> Any:
+def _compiled(size: int) -> Any:
     """numba's loops (``simulator._loops``: about 1 ns a value and 1 us a call, against
     ~3 ns and ~10 us for the numpy path), or None (not yet, never, or no numba)."""
-    return jit.loops()
+    return jit.loops(size)
 
 
 def _fast(x: np.ndarray, fn: Callable[[float], float], loop: str) -> np.ndarray | None:
@@ -87,13 +87,13 @@ def _fast(x: np.ndarray, fn: Callable[[float], float], loop: str) -> np.ndarray 
     a few values; None when neither applies (no numba and more than a few values)."""
     if x.ndim == 0:
         return cast(np.ndarray, np.float64(fn(float(x))))
-    jit = _compiled()
-    if jit is not None:
+    loops = _compiled(x.size)
+    if loops is not None:
         out = np.empty(x.shape, dtype=np.float64)
         if x.ndim == 1 and x.flags.c_contiguous:  # the usual case, without copies
-            getattr(jit, loop)(x, out)
+            getattr(loops, loop)(x, out)
         else:
-            getattr(jit, loop)(np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
+            getattr(loops, loop)(np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
         return out
     if x.size <= _FEW:
         return np.array([fn(v) for v in x.ravel().tolist()], dtype=np.float64).reshape(x.shape)

@@ -1,14 +1,16 @@
 """When a process runs numba's compiled loops (``simulator._loops``) instead of numpy.
 
-Both paths give the same bits (tests/test_fmath.py, tests/test_streams.py), so the choice
-is only about speed. Loading numba and the cached loops costs ~0.4 s a process (1.6 s the
-first time, when they compile), and an array call made by numpy instead costs ~10 us
-more: by default a process starts on numpy and loads the loops once it has made
-``SWITCH_AFTER_CALLS`` calls, by which time numpy has cost what loading would have (a
-1,000-patient cohort makes ~5,000 calls, so short runs never pay for numba; PSA sweeps
-and calibrations switch after their first cohorts). ``SIMULATOR_JIT=1`` loads them at
-the first call, ``SIMULATOR_JIT=0`` never; without numba (the ``fast`` extra) numpy
-does the work.
+Both paths give the same bits (tests/test_fmath.py, tests/test_streams.py,
+tests/test_engines.py), so the choice is only about speed. Loading numba and the cached
+loops costs ~0.4 s a process (1.6 s more the first time, when they compile), and each
+array call made by numpy instead costs about 8 us plus 2.5 ns a value more (measured for
+exp: ~25 numpy operations against one compiled loop). By default a process starts on
+numpy, adds up that estimated loss call by call, and loads the loops once it reaches
+``SWITCH_AFTER_SECONDS`` (the rent-or-buy rule: it never pays more than twice the best
+choice in hindsight). A short run never loads numba; a PSA worker loads it during its
+first 1,000-patient cohorts, a large run during its first 10,000-patient chunks.
+``SIMULATOR_JIT=1`` loads the loops at the first call, ``SIMULATOR_JIT=0`` never; without
+numba (the ``fast`` extra) numpy does the work.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import logging
 import os
 from typing import Any
 
-__all__ = ["SWITCH_AFTER_CALLS", "available", "loops", "mode"]
+__all__ = ["SWITCH_AFTER_SECONDS", "available", "loops", "mode"]
 
-SWITCH_AFTER_CALLS = 50_000
+SWITCH_AFTER_SECONDS = 0.4
+_PER_CALL_S = 8e-6  # what a numpy call costs more than a compiled one
+_PER_VALUE_S = 2.5e-9
 
 
 def mode() -> str:
@@ -30,23 +34,23 @@ def mode() -> str:
 
 
 class Dispatch:
-    """This process's choice: numpy until ``SWITCH_AFTER_CALLS`` calls, then numba's
-    loops if numba loads. Switching within a run changes no result (same bits), and
-    threads racing on the count only move the moment it happens."""
+    """This process's choice: numpy until the time it has lost to numpy reaches
+    ``SWITCH_AFTER_SECONDS``, then numba's loops if numba loads. Switching within a run
+    changes no result (same bits), and threads racing on the sum only move the moment."""
 
     def __init__(self) -> None:
-        self.calls = 0
+        self.lost_s = 0.0
         self.loops: Any = None
         self.settled = False
 
-    def compiled(self) -> Any:
+    def compiled(self, size: int) -> Any:
         if self.settled:
             return self.loops
         how = mode()
         if how == "0":
             return None
-        self.calls += 1
-        if how == "auto" and self.calls < SWITCH_AFTER_CALLS:
+        self.lost_s += _PER_CALL_S + _PER_VALUE_S * size
+        if how == "auto" and self.lost_s < SWITCH_AFTER_SECONDS:
             return None
         self.loops, self.settled = _load(), True
         return self.loops
@@ -66,9 +70,10 @@ def _load() -> Any:
 _DISPATCH = Dispatch()
 
 
-def loops() -> Any:
-    """The compiled loops' module when this process uses them now, else None."""
-    return _DISPATCH.compiled()
+def loops(size: int) -> Any:
+    """The compiled loops' module when this process uses them now (for a call over
+    ``size`` values), else None."""
+    return _DISPATCH.compiled(size)
 
 
 def available() -> bool:

@@ -92,8 +92,10 @@ def _compiled_uniform(key: np.uint64, patients: object, index: object) -> np.nda
     """:func:`uniform` by numba's loop (``simulator._loops``, the same bits) for the
     kernel's calls: one id array, contiguous int64, with one index or one per id. None
     when the loops are off or the arguments take numpy's broadcasting."""
-    loops = jit.loops()
-    if loops is None or type(patients) is not np.ndarray or patients.dtype != np.int64:
+    if type(patients) is not np.ndarray or patients.dtype != np.int64:
+        return None
+    loops = jit.loops(patients.size)
+    if loops is None:
         return None
     if patients.ndim != 1 or not patients.flags.c_contiguous:
         return None

@@ -100,7 +100,7 @@ def use_path(monkeypatch):
     def use(path: str) -> None:
         monkeypatch.setenv("SIMULATOR_JIT", "1" if path == "compiled" else "0")
         monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
-        if path == "compiled" and fmath._compiled() is None:
+        if path == "compiled" and fmath._compiled(1) is None:
             pytest.skip("numba is not installed")
 
     return use
@@ -243,10 +243,10 @@ SIZES = (0, 1, 3, 5, 23, 100, 5000, 200_000)
 
 def test_a_process_switches_to_the_compiled_loops_after_many_calls(monkeypatch):
     """By default numpy serves the first calls (short runs never load numba), and the
-    loops take over after ``SWITCH_AFTER_CALLS``, with the same bits."""
+    loops take over after ``SWITCH_AFTER_SECONDS`` of estimated loss, with the same bits."""
     monkeypatch.delenv("SIMULATOR_JIT", raising=False)
     monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
-    monkeypatch.setattr(jit, "SWITCH_AFTER_CALLS", 5)
+    monkeypatch.setattr(jit, "SWITCH_AFTER_SECONDS", 5e-5)
     x = np.random.default_rng(5).uniform(-30.0, 30.0, 50)
     got = [fmath.exp_array(x).tobytes() for _ in range(8)]
     assert len(set(got)) == 1

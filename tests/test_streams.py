@@ -90,7 +90,7 @@ def test_numbas_loops_draw_the_bits_of_numpy(monkeypatch):
 
     monkeypatch.setenv("SIMULATOR_JIT", "1")
     monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
-    if jit.loops() is None:
+    if jit.loops(1) is None:
         pytest.skip("numba is not installed")
     compiled = draws()
     monkeypatch.setenv("SIMULATOR_JIT", "0")

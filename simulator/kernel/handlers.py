@@ -297,7 +297,7 @@ def _flat(a: Any, n: int) -> bool:
 
 
 def _advance_vector(xp: Ops, plan: Plan, prm: Params, st: State, tau: Any) -> None:
-    loops = jit.loops()
+    loops = jit.loops(len(tau))
     if loops is not None:
         args = (*_STEPPED_OF(st), prm.drive, st.c, prm.ivig_gain)
         n = len(tau)
