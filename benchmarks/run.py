@@ -420,7 +420,7 @@ def main() -> None:
         f"machine: {sys.platform}, python {fig['python']}, load average "
         f"{fig['load_average_before']}; scenario first_line (horizon {scn.horizon_days} days);"
         f" size {size}; numba loops: "
-        + ("after 50,000 array calls" if fig["compiled_loops"] else "not used")
+        + ("once a process has lost 0.4 s to numpy" if fig["compiled_loops"] else "not used")
     )
     ev = events_per_patient(scn, plan)
     fig["events_per_patient"] = ev
