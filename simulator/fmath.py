@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 
@@ -42,7 +42,6 @@ __all__ = [
     "expm1_array",
     "log",
     "log1p",
-    "log1p_array",
     "log_array",
 ]
 
@@ -76,18 +75,12 @@ _MAX = np.maximum.reduce
 _FEW = 4  # up to this many values, one float at a time is faster than ~25 numpy calls
 
 
-def _compiled(size: int) -> Any:
-    """numba's loops (``simulator._loops``: about 1 ns a value and 1 us a call, against
-    ~3 ns and ~10 us for the numpy path), or None (not yet, never, or no numba)."""
-    return jit.loops(size)
-
-
 def _fast(x: np.ndarray, fn: Callable[[float], float], loop: str) -> np.ndarray | None:
     """``fn`` of an array by the compiled loop, or one float at a time for a 0-d array or
     a few values; None when neither applies (no numba and more than a few values)."""
     if x.ndim == 0:
         return cast(np.ndarray, np.float64(fn(float(x))))
-    loops = _compiled(x.size)
+    loops = jit.loops(x.size)  # numba's (1 ns a value, 1 us a call; numpy: 3 ns, 10 us)
     if loops is not None:
         out = np.empty(x.shape, dtype=np.float64)
         if x.ndim == 1 and x.flags.c_contiguous:  # the usual case, without copies
@@ -143,6 +136,17 @@ def exp_array(x: np.ndarray) -> np.ndarray:
     return cast(np.ndarray, np.where(x == x, out, x))
 
 
+def _horner(t: np.ndarray, coefs: tuple[float, ...]) -> np.ndarray:
+    """A new array c0 + t * (c1 + t * (... + t * cn)), built in place in the order of
+    the float functions' nested expressions (so with their bits)."""
+    p = t * coefs[-1]
+    for c in coefs[-2:0:-1]:
+        p += c
+        p *= t
+    p += coefs[0]
+    return p
+
+
 def _exp_core(x: np.ndarray) -> np.ndarray:
     """exp of arguments within the thresholds, in the operation order of :func:`exp`."""
     k = x * _INV_LN2
@@ -153,14 +157,7 @@ def _exp_core(x: np.ndarray) -> np.ndarray:
     lo = k * _LN2_LO
     r = hi - lo
     t = r * r
-    p = t * _P5
-    p += _P4
-    p *= t
-    p += _P3
-    p *= t
-    p += _P2
-    p *= t
-    p += _P1
+    p = _horner(t, (_P1, _P2, _P3, _P4, _P5))
     p *= t
     np.subtract(r, p, out=p)  # c
     r *= p  # r * c
@@ -229,17 +226,9 @@ def _log_core(x: np.ndarray) -> np.ndarray:
     np.divide(f, s, out=s)
     z = s * s
     w = z * z
-    r = w * _LG7
-    r += _LG5
-    r *= w
-    r += _LG3
-    r *= w
-    r += _LG1
+    r = _horner(w, (_LG1, _LG3, _LG5, _LG7))
     r *= z
-    q = w * _LG6
-    q += _LG4
-    q *= w
-    q += _LG2
+    q = _horner(w, (_LG2, _LG4, _LG6))
     q *= w
     r += q
     hfsq = f * f
@@ -290,17 +279,6 @@ def log1p(x: float) -> float:
     if u < 0.0:
         return math.nan
     return log(u) * x / (u - 1.0)
-
-
-def log1p_array(x: np.ndarray) -> np.ndarray:
-    """log(1 + x) elementwise, accurate near 0."""
-    x = np.asarray(x, dtype=np.float64)
-    u = 1.0 + x
-    with np.errstate(all="ignore"):
-        out = log_array(u) * x / (u - 1.0)
-    out = np.where(u == 0.0, -math.inf, out)
-    out = np.where(u < 0.0, math.nan, out)
-    return cast(np.ndarray, np.where((u == 1.0) | (x != x) | (x == math.inf), x, out))
 
 
 def cholesky(a: np.ndarray) -> np.ndarray:

@@ -71,9 +71,9 @@ CASES = {
         3.0,
         ((-50.0, 50.0), (-1e-3, 1e-3), (-1e-12, 1e-12)),
     ),
-    "log1p": (
+    "log1p": (  # floats only: the simulator has no array log1p
         fmath.log1p,
-        fmath.log1p_array,
+        None,
         mpmath.log1p,
         3.0,
         ((-0.999, 10.0), (-1e-3, 1e-3), (-1e-12, 1e-12), (10.0, 1e12)),
@@ -100,7 +100,7 @@ def use_path(monkeypatch):
     def use(path: str) -> None:
         monkeypatch.setenv("SIMULATOR_JIT", "1" if path == "compiled" else "0")
         monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
-        if path == "compiled" and fmath._compiled(1) is None:
+        if path == "compiled" and jit.loops(1) is None:
             pytest.skip("numba is not installed")
 
     return use
@@ -110,15 +110,15 @@ def use_path(monkeypatch):
 @pytest.mark.parametrize("name", list(CASES))
 def test_accuracy_against_fifty_digit_values(name, path, use_path):
     use_path(path)
-    _one, many, exact, bound, ranges = CASES[name]
+    one, many, exact, bound, ranges = CASES[name]
     x = _samples(np.random.default_rng(20261126), *ranges)
-    got = many(x)
+    got = many(x) if many is not None else [one(float(v)) for v in x]
     worst = max(_ulp_error(float(g), float(v), exact) for g, v in zip(got, x, strict=True))
     assert worst <= bound, f"{name}: {worst:.3f} ulp"
 
 
 @pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", [n for n, case in CASES.items() if case[1] is not None])
 def test_floats_and_arrays_give_the_same_bits(name, path, use_path):
     use_path(path)
     one, many, _, _, ranges = CASES[name]
@@ -165,7 +165,7 @@ def test_special_values_follow_the_c_library(one, ref):
 def test_array_special_values_do_not_warn():
     x = np.array([*SPECIAL, -2.0])
     with np.errstate(divide="raise", over="raise", invalid="raise"):
-        for many in (fmath.exp_array, fmath.log_array, fmath.expm1_array, fmath.log1p_array):
+        for many in (fmath.exp_array, fmath.log_array, fmath.expm1_array):
             many(x)
             many(np.array([], dtype=np.float64))
 
