@@ -42,6 +42,7 @@ from scipy import special
 
 from .. import fmath
 from ..recent import Recent
+from ..scenario.schema import lognormal_sigma
 from . import step_generated
 from .xp import Ops
 
@@ -121,7 +122,7 @@ def expm_many(mats: np.ndarray) -> np.ndarray:
 def rate_node_values(median_per_day: float, cv: float) -> np.ndarray:
     """The reversion rate at each of ``RATE_NODES`` equiprobable quantile nodes of a
     lognormal with this median and CV (the node mid-quantiles (i + 0.5) / K)."""
-    sigma = math.sqrt(fmath.log1p(cv * cv))
+    sigma = lognormal_sigma(cv)
     z = special.ndtri((np.arange(RATE_NODES) + 0.5) / RATE_NODES)
     return cast(np.ndarray, median_per_day * fmath.exp_array(sigma * z))
 

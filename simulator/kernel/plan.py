@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .. import fmath
-from ..scenario.schema import Scenario
+from ..scenario.schema import Scenario, lognormal_sigma
 from . import mortality
 from .disease import Propagator, rate_node_values, shared_propagator
 from .rules import RuleFn, compile_rule
@@ -29,11 +29,6 @@ THRESHOLDS_MG = (7.5, 5.0)  # time to prednisone at or below these is tracked
 
 def _ln2_over(half_life_days: float) -> float:
     return fmath.log(2.0) / half_life_days
-
-
-def _sigma_log(cv: float) -> float:
-    """SD of log X for a lognormal X with this coefficient of variation."""
-    return math.sqrt(fmath.log1p(cv * cv))
 
 
 @dataclass(frozen=True)
@@ -223,8 +218,8 @@ def make_plan(scn: Scenario) -> Plan:
         rate_per_day=rates,
         cpk_uln=dis.enzymes.cpk_uln_u_per_l,
         myoglobin_uln=dis.enzymes.myoglobin_uln_ng_per_ml,
-        cpk_sigma_log=_sigma_log(dis.enzymes.cpk_assay_cv),
-        myoglobin_sigma_log=_sigma_log(dis.enzymes.myoglobin_assay_cv),
+        cpk_sigma_log=lognormal_sigma(dis.enzymes.cpk_assay_cv),
+        myoglobin_sigma_log=lognormal_sigma(dis.enzymes.myoglobin_assay_cv),
         core=dis.core_set,
         mmt8_sd=dis.function.mmt8_sd_points,
         damage_threshold_log=dis.function.damage_threshold_log,

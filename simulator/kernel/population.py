@@ -15,7 +15,7 @@ import numpy as np
 from scipy import special
 
 from .. import fmath, streams
-from ..scenario.schema import Dist, Scenario, lognormal_params
+from ..scenario.schema import Dist, Scenario, lognormal_params, lognormal_sigma
 
 __all__ = ["Baseline", "ppf", "sample_baseline"]
 
@@ -79,7 +79,7 @@ def _lognormal_unit_mean(z: np.ndarray, cv: float) -> np.ndarray:
     """Multiplicative variability with mean 1 and the given CV."""
     if cv == 0:
         return np.ones_like(z)
-    s = math.sqrt(fmath.log1p(cv * cv))
+    s = lognormal_sigma(cv)
     return fmath.exp_array(s * z - 0.5 * s * s)
 
 

@@ -295,6 +295,11 @@ def log_normal_mass(lo: float, hi: float) -> float:
     return lb + math.log1p(-math.exp(diff)) if diff > -700 else lb
 
 
+def lognormal_sigma(cv: float) -> float:
+    """SD of log X for a lognormal X with coefficient of variation ``cv``."""
+    return math.sqrt(fmath.log1p(cv * cv))
+
+
 def lognormal_params(d: Dist) -> tuple[float, float]:
     """(mu, sigma) of log X for a lognormal Dist, from whichever form it was given in."""
     if d.mean is not None and d.sd is not None:
@@ -304,7 +309,7 @@ def lognormal_params(d: Dist) -> tuple[float, float]:
     if d.median is None:
         raise ValueError("lognormal needs mean and sd, median and cv, or median and range")
     if d.cv is not None:
-        return fmath.log(d.median), math.sqrt(fmath.log1p(d.cv * d.cv))
+        return fmath.log(d.median), lognormal_sigma(d.cv)
     if d.range is None:
         raise ValueError("lognormal needs mean and sd, median and cv, or median and range")
     coverage = d.range_coverage if d.range_coverage is not None else 0.95
