@@ -297,10 +297,10 @@ def _flat(a: Any, n: int) -> bool:
 
 
 def _advance_vector(xp: Ops, plan: Plan, prm: Params, st: State, tau: Any) -> None:
-    loops = jit.loops(len(tau))
+    n = len(tau)
+    loops = jit.loops(n)
     if loops is not None:
         args = (*_STEPPED_OF(st), prm.drive, st.c, prm.ivig_gain)
-        n = len(tau)
         if all(_flat(a, n) for a in args):  # numba's loop over the same scalar step
             stepped = plan.propagator.with_rows(
                 prm.node, tau, lambda table, rows: loops.step_rows(table, rows, *args)
