@@ -124,6 +124,60 @@ def log_into(x, out):  # type: ignore[no-untyped-def]
     _log_specials(x, out)
 
 
+@numba.njit(**_JIT)
+def exp_one(v):  # type: ignore[no-untyped-def]
+    """``fmath.exp`` of one float, for the fused handlers (``engines/fused.py``): the
+    steps of ``exp_into`` for one value (``ldexp(1, k)`` is the exact power of two that
+    ``_exp_reduce`` builds from bits)."""
+    xc = v if v > _U_THRESHOLD else _U_THRESHOLD
+    xc = xc if xc < _O_THRESHOLD else _O_THRESHOLD
+    y, ki = _exp_reduced(xc)
+    k1 = ki >> 1
+    o = y * math.ldexp(1.0, k1) * math.ldexp(1.0, ki - k1)
+    o = math.inf if v > _O_THRESHOLD else o
+    o = 0.0 if v < _U_THRESHOLD else o
+    return v if v != v else o
+
+
+@numba.njit(**_JIT)
+def log_one(v):  # type: ignore[no-untyped-def]
+    """``fmath.log`` of one float: ``log_into``'s steps for one value."""
+    if _SMALLEST_NORMAL <= v < math.inf:
+        m, e = math.frexp(v)
+        return _log_reduced(m, np.float64(e))
+    if v != v or v == math.inf:
+        return v
+    if v == 0.0:
+        return -math.inf
+    if v < 0.0:
+        return math.nan
+    m, e = math.frexp(v)  # subnormal
+    return _log_reduced(m, np.float64(e))
+
+
+@numba.njit(**_JIT)
+def fmin(a, b):  # type: ignore[no-untyped-def]
+    """``np.minimum`` of two floats: NaN from either side, and of two equal values
+    (+0 and -0) the second, as numpy returns them."""
+    return a if (a < b or a != a) else b
+
+
+@numba.njit(**_JIT)
+def fmax(a, b):  # type: ignore[no-untyped-def]
+    """``np.maximum`` of two floats (see ``fmin``)."""
+    return a if (a > b or a != a) else b
+
+
+@numba.njit(**_JIT)
+def imin(a, b):  # type: ignore[no-untyped-def]
+    return a if a < b else b
+
+
+@numba.njit(**_JIT)
+def imax(a, b):  # type: ignore[no-untyped-def]
+    return a if a > b else b
+
+
 _G, _M1, _M2 = streams._GOLDEN, streams._M1, streams._M2
 _S30, _S27, _S31, _S11 = streams._S30, streams._S27, streams._S31, streams._S11
 _TWO_M53 = streams._TWO_M53

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from .. import jit
 from ..kernel import handlers
 from ..kernel.events import Event
 from ..kernel.handlers import VISIT_VALUES
@@ -26,6 +27,7 @@ from ..kernel.state import State
 from ..kernel.xp import ARRAY, Rows
 from ..records import ChunkResult, state_outcomes
 from ..scenario.schema import Scenario
+from . import fused
 
 _END = int(Event.END)  # a plain int: numpy compares it without probing the enum class
 
@@ -110,6 +112,7 @@ def run_chunk(
     # whole chunk each time.
     work, wprm, rows = st, prm, np.arange(n)
     running = np.ones(n, dtype=bool)  # over the working rows
+    fused_handlers: fused.FusedHandlers | None = None
     while running.any():
         t, kind = handlers.next_event(xp, plan, wprm, work)
         handlers.advance(xp, plan, wprm, work, t)
@@ -118,21 +121,30 @@ def run_chunk(
                 continue
             sel = np.flatnonzero(kind == k)
             idx = rows[sel]
-            part = _StateView(work, sel)
-            visit_k = part.visit_k
-            before = part.pred
-            flags, values, grams = handlers.handle(
-                xp,
-                plan,
-                cast(Params, _ParamsView(wprm, sel)),
-                cast(State, part),
-                int(k),
-            )
-            part.write_back()
+            visit_k = work.visit_k[sel]
+            before = work.pred[sel]
+            done = None
+            if jit.loops(sel.size) is not None:  # the event as one compiled loop, same bits
+                if fused_handlers is None:
+                    fused_handlers = fused.for_plan(plan)
+                done = fused_handlers.run(plan, int(k), work, wprm, sel)
+            if done is not None:
+                flags, values, grams = done
+            else:
+                part = _StateView(work, sel)
+                flags, values, grams = handlers.handle(
+                    xp,
+                    plan,
+                    cast(Params, _ParamsView(wprm, sel)),
+                    cast(State, part),
+                    int(k),
+                )
+                part.write_back()
+            after = work.pred[sel]
             if values is not None:
                 for name, value in zip(VISIT_VALUES, values, strict=True):
                     res.visits[name][idx, visit_k] = value
-                res.visit_prednisone[idx, visit_k] = part.pred
+                res.visit_prednisone[idx, visit_k] = after
                 res.visit_flags[idx, visit_k] = flags
             if res.events is not None:
                 nan = np.full(idx.size, np.nan)
@@ -147,7 +159,7 @@ def run_chunk(
                     cpk,
                     myo,
                     third,
-                    part.pred,
+                    after,
                     before,
                 )
         ended = np.logical_and(kind == _END, running)

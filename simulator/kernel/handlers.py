@@ -20,7 +20,6 @@ from .disease import FE, LE, XD, XL, XS, C, E, F, J, L, Q, S, V, W, Y, Z
 from .events import IVIG_AE_SHIFT, Event, Flag
 from .params import Params, flare_draw
 from .plan import MONTH_DAYS, THRESHOLDS_MG, Plan
-from .population import ppf
 from .rules import Seen
 from .state import State
 from .xp import Ops
@@ -52,12 +51,6 @@ VISIT_VALUES = (
     "lung_activity",
     "dysphagia_activity",
 )
-
-
-def _lookup(xp: Ops, table: tuple[float, ...], idx: Any) -> Any:
-    if xp.vector:
-        return np.asarray(table, dtype=np.float64)[np.asarray(idx, dtype=np.int64)]
-    return table[int(idx)]
 
 
 def _full(xp: Ops, like: Any, value: float) -> Any:
@@ -113,8 +106,8 @@ def init_state(xp: Ops, plan: Plan, prm: Params) -> State:
     st.spar_start = prm.agent_start * 1.0
     onsets = (*plan.agent_onset_days, 0.0)
     effects_ = (*plan.agent_effect, 0.0)
-    st.spar_onset = st.spar_start + _lookup(xp, onsets, st.agent)
-    st.agent_effect = _lookup(xp, effects_, st.agent) * 1.0
+    st.spar_onset = st.spar_start + xp.take(onsets, st.agent)
+    st.agent_effect = xp.take(effects_, st.agent) * 1.0
     st.spar_on = full(0.0)
     st.c = _drug_input(plan, prm, st.pred, st.spar_on, st.agent_effect)
     st.taper_hold = full(0.0)
@@ -530,8 +523,8 @@ def _start_sparing(xp: Ops, plan: Plan, st: State, when: Any) -> Any:
     can = xp.logical_and(when, none_yet)
     agent = xp.where(st.agent >= 0, st.agent, plan.on_relapse_agent)
     can = xp.logical_and(can, agent >= 0)
-    onset = _lookup(xp, (*plan.agent_onset_days, 0.0), agent)
-    eff = _lookup(xp, (*plan.agent_effect, 0.0), agent)
+    onset = xp.take((*plan.agent_onset_days, 0.0), agent)
+    eff = xp.take((*plan.agent_effect, 0.0), agent)
     st.agent = xp.where(can, agent, st.agent)
     st.spar_start = xp.where(can, st.t, st.spar_start)
     st.spar_onset = xp.where(can, st.t + onset, st.spar_onset)
@@ -904,7 +897,7 @@ def flare(xp: Ops, plan: Plan, prm: Params, st: State) -> Any:
         xp, plan, prm, st
     )
     u = st.flare_level_u
-    level = ppf(plan.flare_dist, u) if xp.vector else float(ppf(plan.flare_dist, np.array([u]))[0])
+    level = xp.ppf(plan.flare_dist, u)
     st.z = xp.where(accept, xp.maximum(st.z, level - prm.drive), st.z)
     st.flares = st.flares + accept
     st.flare_k = st.flare_k + 1
@@ -924,7 +917,7 @@ def infusion(xp: Ops, plan: Plan, prm: Params, st: State, fraction: Any = 1.0) -
     st.ivig_cycles = st.ivig_cycles + first_day
     st.cycle_start = xp.where(first_day, st.t, st.cycle_start)
     cycle = st.ivig_cycles - 1
-    cycle_dose = _lookup(xp, plan.cycle_doses, cycle)
+    cycle_dose = xp.take(plan.cycle_doses, cycle)
     # 0 while on placebo; x * 1.0 is exact, so a full dose keeps its bits
     d = cycle_dose / plan.ivig_days_per_cycle * st.drug_active * fraction
     disc = st.disc_at_t  # exp(-discount_per_day * st.t)

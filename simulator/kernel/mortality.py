@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -82,11 +81,8 @@ def background_table(
 
 def background_rate(xp: Ops, table: np.ndarray, female: Any, age_years: Any) -> Any:
     """Background hazard per day at an age (whole years, capped at MAX_AGE)."""
-    if xp.vector:
-        a = np.clip(np.floor(age_years), 0, MAX_AGE).astype(np.int64)
-        return table[np.asarray(female, dtype=np.int64), a]
-    a = min(max(math.floor(age_years), 0), MAX_AGE)
-    return float(table[int(female), a])
+    a = xp.minimum(xp.maximum(xp.floor(age_years), 0), MAX_AGE)
+    return xp.take2(table, female, a)
 
 
 def excess_log_age_factor(hr_per_decade: float) -> float:

@@ -112,17 +112,11 @@ def flare_draw(xp: Ops, prm: Params, k: Any) -> tuple[Any, Any, Any]:
     """(Exp(1) gap to the candidate, uniform for its level, uniform for its acceptance) of
     each patient's flare candidate number k, drawn on demand from the patient's own
     streams (the same bits for both engines)."""
-    if not xp.vector:
-        seed, pid, i = prm.seed, int(prm.patient), int(k)
-        return (
-            streams.exponential_one(seed, pid, "disease.flare_gap", i),
-            streams.uniform_one(seed, pid, "disease.flare_level", i),
-            streams.uniform_one(seed, pid, "disease.flare_accept", i),
-        )
-    gap = streams.exponential(prm.seed, prm.patient, "disease.flare_gap", k)
-    level = streams.uniform(prm.seed, prm.patient, "disease.flare_level", k)
-    accept = streams.uniform(prm.seed, prm.patient, "disease.flare_accept", k)
-    return gap, level, accept
+    return (
+        xp.stream("exponential", prm.seed, prm.patient, "disease.flare_gap", k),
+        xp.stream("uniform", prm.seed, prm.patient, "disease.flare_level", k),
+        xp.stream("uniform", prm.seed, prm.patient, "disease.flare_accept", k),
+    )
 
 
 def make_params(

@@ -137,7 +137,7 @@ class Plan:
     def steroid_ae_rates(self, xp: Ops, dose: Any) -> tuple[Any, ...]:
         """Hazard per day of each steroid adverse event at a dose (cached for one patient:
         a patient takes only a handful of distinct doses)."""
-        if xp.vector and np.size(dose) <= _LOOKUP_MAX:
+        if xp.vector and not xp.traced and np.size(dose) <= _LOOKUP_MAX:
             # Over a small cohort: each event's rate from its table by the number of
             # thresholds the dose reaches, counted once per set of thresholds (the same
             # bits). Over a large one the formula's few array operations are cheaper

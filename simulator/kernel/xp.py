@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from .. import fmath
+from .. import fmath, streams
 
 __all__ = ["ARRAY", "SCALAR", "Ops", "Rows"]
 
@@ -36,8 +36,13 @@ class Ops:
     floor: Any
     pick: Any
     column: Any
+    take: Any
+    take2: Any
+    ppf: Any
+    stream: Any
     inf: float = math.inf
     vector: bool
+    traced: bool = False  # kernel.trace's namespace: values are symbols, not numbers
 
 
 def _where(cond: bool, a: Any, b: Any) -> Any:
@@ -90,6 +95,48 @@ def _pick_array(table: Any, k: np.ndarray) -> np.ndarray:
     return cast(np.ndarray, table[np.arange(table.shape[0]), k])
 
 
+def _take_scalar(values: Any, idx: Any) -> Any:
+    return values[int(idx)]
+
+
+def _take_array(values: Any, idx: Any) -> np.ndarray:
+    """Entry idx[i] of a constant list (as float64) for each patient."""
+    return cast(np.ndarray, np.asarray(values, dtype=np.float64)[np.asarray(idx, dtype=np.int64)])
+
+
+def _take2_scalar(table: np.ndarray, i: Any, j: Any) -> float:
+    return float(table[int(i), int(j)])
+
+
+def _take2_array(table: np.ndarray, i: Any, j: Any) -> np.ndarray:
+    """Entry (i[k], j[k]) of a constant 2-d table for each patient (indices truncated to
+    integers)."""
+    return table[np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)]
+
+
+def _ppf_scalar(dist: Any, u: float) -> float:
+    from .population import ppf
+
+    return float(ppf(dist, np.array([u]))[0])
+
+
+def _ppf_array(dist: Any, u: np.ndarray) -> np.ndarray:
+    from .population import ppf
+
+    return ppf(dist, u)
+
+
+def _stream_scalar(kind: str, seed: int, patient: Any, purpose: str, index: Any) -> float:
+    """Draw ``index`` of a patient's stream: ``kind`` "uniform" or "exponential"."""
+    fn = streams.uniform_one if kind == "uniform" else streams.exponential_one
+    return fn(seed, int(patient), purpose, int(index))
+
+
+def _stream_array(kind: str, seed: int, patient: Any, purpose: str, index: Any) -> np.ndarray:
+    fn = streams.uniform if kind == "uniform" else streams.exponential
+    return fn(seed, patient, purpose, index)
+
+
 class _Scalar(Ops):
     exp = staticmethod(fmath.exp)
     expm1 = staticmethod(fmath.expm1)
@@ -104,6 +151,10 @@ class _Scalar(Ops):
     floor = staticmethod(math.floor)
     pick = staticmethod(_pick_scalar)
     column = staticmethod(_column_scalar)
+    take = staticmethod(_take_scalar)
+    take2 = staticmethod(_take2_scalar)
+    ppf = staticmethod(_ppf_scalar)
+    stream = staticmethod(_stream_scalar)
     vector = False
 
 
@@ -121,6 +172,10 @@ class _Array(Ops):
     floor = staticmethod(np.floor)
     pick = staticmethod(_pick_array)
     column = staticmethod(_column_array)
+    take = staticmethod(_take_array)
+    take2 = staticmethod(_take2_array)
+    ppf = staticmethod(_ppf_array)
+    stream = staticmethod(_stream_array)
     vector = True
 
 

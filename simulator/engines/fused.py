@@ -1,0 +1,410 @@
+"""The cohort engine's handlers as compiled loops, generated from their traces.
+
+For each event kind, ``kernel.trace`` records what ``handlers.handle`` does for one
+patient under a plan; this module writes that record out as the body of a numba loop
+over the patients whose event it is (``sel``, rows of the working arrays): read each
+input at the patient's row, compute every value in the traced order with the type numpy
+gives it, write the changed state fields back. One call replaces the hundreds of numpy
+calls, gathers and scatters that the same event costs on arrays (``_StateView``).
+
+The loop gives the numpy path's bytes: the same IEEE operations in the same order
+(numba contracts nothing without ``fastmath``), ``exp`` and ``log`` from
+``simulator._loops`` (``fmath``'s algorithms), ``minimum``/``maximum`` with numpy's NaN
+and signed-zero rules, and explicit conversions wherever numpy converts (int to float in
+mixed arithmetic, bool to number, float to int on assignment to an int field). Stream
+draws and inverse CDFs are computed before the loop with numpy (``trace.Graph.hoisted``).
+``tests/test_engines.py`` runs every shipped scenario with and without the loops and
+compares every output file byte for byte.
+
+Numbers of the plan are passed in arrays, so the generated source depends only on the
+plan's structure (its rules, adverse events, switches): plans that differ only in
+numbers share one compiled loop. Sources are written once to a cache directory (by the
+hash of the source and of ``_loops.py``) and compiled with numba's cache, so a process
+loads a loop compiled by an earlier one in milliseconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import sys
+import tempfile
+import threading
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..kernel.events import Event
+from ..kernel.trace import BOOL, FLOAT, INT, Node, Traced, TraceError, evaluate, trace_handle
+
+__all__ = ["FusedHandlers", "for_plan"]
+
+log = logging.getLogger(__name__)
+
+_GENERATOR_VERSION = "1"
+_DT = {FLOAT: np.float64, INT: np.int64, BOOL: np.bool_}
+_SYM = {
+    "add": "+",
+    "sub": "-",
+    "mul": "*",
+    "truediv": "/",
+    "lt": "<",
+    "le": "<=",
+    "gt": ">",
+    "ge": ">=",
+    "eq": "==",
+    "ne": "!=",
+}
+_COMPARE = ("lt", "le", "gt", "ge", "eq", "ne")
+_HELPERS = {"exp": "_exp", "log": "_log"}
+
+
+def _cv(expr: str, have: str, want: str) -> str:
+    """``expr`` of type ``have`` as numpy converts it to ``want``."""
+    if have == want:
+        return expr
+    if want == FLOAT:
+        return f"np.float64({expr})" if have == INT else f"(1.0 if {expr} else 0.0)"
+    if want == INT:
+        return f"(1 if {expr} else 0)" if have == BOOL else f"np.int64({expr})"
+    return f"({expr} != 0)"  # to bool: nonzero (NaN is True, as in numpy)
+
+
+def _common(a: str, b: str) -> str:
+    return FLOAT if FLOAT in (a, b) else INT if INT in (a, b) else BOOL
+
+
+class _Source:
+    """The generated loop's source and the arguments it takes, in order."""
+
+    def __init__(self, tr: Traced, st_dtypes: dict[tuple[Any, ...], str]) -> None:
+        self.tr = tr
+        self.args: list[tuple[Any, ...]] = []  # ("st", name) ... in the call's order
+        self._arg_names: dict[tuple[Any, ...], str] = {}
+        self.st_dtypes = st_dtypes
+        self.lines: list[str] = []
+        self.text = self._generate()
+
+    def _arg(self, key: tuple[Any, ...]) -> str:
+        name = self._arg_names.get(key)
+        if name is None:
+            kind = key[0]
+            if kind == "st":
+                name = f"s_{key[1]}"
+            elif kind == "stl":
+                name = f"sl_{key[1]}_{key[2]}"
+            elif kind in ("prm", "table"):
+                name = f"p_{key[1]}"
+            elif kind == "const_table":
+                name = f"T{key[1]}"
+            elif kind == "hoisted":
+                name = f"H{key[1]}"
+            else:  # ("out", name)
+                name = f"o_{key[1]}"
+            self._arg_names[key] = name
+            self.args.append(key)
+        return name
+
+    def _expr(self, n: Node, v: Callable[[Node], str]) -> str:
+        op, a = n.op, n.args
+        if op == "in":
+            kind, name = a[0], a[1]
+            if kind == "st":
+                return f"{self._arg(('st', name))}[r]"
+            if kind == "stl":
+                return f"{self._arg(('stl', name, a[2]))}[r]"
+            if kind == "prm":
+                return f"{self._arg(('prm', name))}[r]"
+            cols = ", ".join(str(j) for j in a[2:])
+            return f"{self._arg(('table', name))}[r, {cols}]"
+        if op == "kfloat":
+            return f"KF[{a[0]}]"
+        if op == "kint":
+            return f"KI[{a[0]}]"
+        if op == "bool":
+            return "True" if a[0] else "False"
+        if op in ("add", "sub", "mul") and n.dtype == BOOL:
+            if op == "sub":
+                raise TraceError("boolean subtraction")
+            x, y = _cv(v(a[0]), a[0].dtype, BOOL), _cv(v(a[1]), a[1].dtype, BOOL)
+            return f"({x} or {y})" if op == "add" else f"({x} and {y})"
+        if op in ("add", "sub", "mul", "truediv"):
+            want = FLOAT if op == "truediv" else n.dtype
+            x, y = _cv(v(a[0]), a[0].dtype, want), _cv(v(a[1]), a[1].dtype, want)
+            return f"({x} {_SYM[op]} {y})"
+        if op in _COMPARE:
+            c = _common(a[0].dtype, a[1].dtype)
+            x, y = _cv(v(a[0]), a[0].dtype, c), _cv(v(a[1]), a[1].dtype, c)
+            return f"({x} {_SYM[op]} {y})"
+        if op == "neg":
+            if n.dtype == BOOL:
+                raise TraceError("boolean negation")
+            return f"(-{_cv(v(a[0]), a[0].dtype, n.dtype)})"
+        if op in _HELPERS:
+            return f"{_HELPERS[op]}({_cv(v(a[0]), a[0].dtype, FLOAT)})"
+        if op in ("minimum", "maximum"):
+            if n.dtype == BOOL:
+                raise TraceError("minimum of booleans")
+            fn = ("_f" if n.dtype == FLOAT else "_i") + op[:3]
+            x, y = _cv(v(a[0]), a[0].dtype, n.dtype), _cv(v(a[1]), a[1].dtype, n.dtype)
+            return f"{fn}({x}, {y})"
+        if op == "where":
+            c = _cv(v(a[0]), a[0].dtype, BOOL)
+            x, y = _cv(v(a[1]), a[1].dtype, n.dtype), _cv(v(a[2]), a[2].dtype, n.dtype)
+            return f"({x} if {c} else {y})"
+        if op in ("logical_and", "logical_or"):
+            x, y = _cv(v(a[0]), a[0].dtype, BOOL), _cv(v(a[1]), a[1].dtype, BOOL)
+            return f"({x} {'and' if op == 'logical_and' else 'or'} {y})"
+        if op == "logical_not":
+            return f"(not {_cv(v(a[0]), a[0].dtype, BOOL)})"
+        if op == "floor":
+            if a[0].dtype == BOOL:
+                raise TraceError("floor of a boolean")
+            return f"np.floor({_cv(v(a[0]), a[0].dtype, FLOAT)})"
+        if op == "pick":
+            table, k = a
+            cols = "".join(f"{j}, " for j in table.fixed)
+            return f"{self._arg(('table', table.name))}[r, {cols}{_cv(v(k), k.dtype, INT)}]"
+        if op == "take":
+            return f"{self._arg(('const_table', a[0]))}[{_cv(v(a[1]), a[1].dtype, INT)}]"
+        if op == "take2":
+            i, j = _cv(v(a[1]), a[1].dtype, INT), _cv(v(a[2]), a[2].dtype, INT)
+            return f"{self._arg(('const_table', a[0]))}[{i}, {j}]"
+        if op == "hoist":
+            k = next(i for i, h in enumerate(self.tr.graph.hoisted) if h is n)
+            return f"{self._arg(('hoisted', k))}[ii]"
+        raise TraceError(f"no loop code for {op}")
+
+    def _generate(self) -> str:
+        tr = self.tr
+        roots = [n for _, n in tr.outputs] + [n for _, n in tr.writes]
+        live: set[int] = set()
+        stack = list(roots)
+        while stack:
+            x = stack.pop()
+            if x.id in live:
+                continue
+            live.add(x.id)
+            if x.op != "hoist":  # a hoisted draw's arguments are computed before the loop
+                stack.extend(a for a in x.args if isinstance(a, Node))
+        body: list[str] = []
+
+        def v(n: Node) -> str:
+            return f"v{n.id}"
+
+        for n in tr.graph.nodes:
+            if n.id in live:
+                body.append(f"v{n.id} = {self._expr(n, v)}")
+        for key, n in tr.writes:
+            target = self._arg(key)
+            body.append(f"{target}[r] = {_cv(v(n), n.dtype, self.st_dtypes[key])}")
+        for name, n in tr.outputs:
+            body.append(f"{self._arg(('out', name))}[ii] = {v(n)}")
+        params = ", ".join(["sel", "KF", "KI", *(self._arg_names[k] for k in self.args)])
+        lines = [
+            "# generated by simulator/engines/fused.py from a trace of kernel/handlers.py",
+            "import math",
+            "import numba",
+            "import numpy as np",
+            "from simulator._loops import exp_one as _exp, log_one as _log",
+            "from simulator._loops import fmin as _fmin, fmax as _fmax",
+            "from simulator._loops import imin as _imin, imax as _imax",
+            "",
+            "",
+            '@numba.njit(cache=True, nogil=True, error_model="numpy")',
+            f"def fused({params}):",
+            "    for ii in range(sel.shape[0]):",
+            "        r = sel[ii]",
+            *("        " + line for line in body),
+            "",
+        ]
+        return "\n".join(lines)
+
+
+_COMPILED: dict[str, Any] = {}
+_LOCK = threading.Lock()
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("SIMULATOR_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "simulator",
+    )
+    return Path(base) / f"fused-{_GENERATOR_VERSION}"
+
+
+def _loops_digest() -> str:
+    from .. import _loops, fmath
+
+    h = hashlib.sha256()
+    for mod in (_loops, fmath):
+        h.update(Path(str(mod.__file__)).read_bytes())
+    return h.hexdigest()[:16]
+
+
+_DIGEST: list[str] = []
+
+
+def _compile(text: str) -> Any:
+    """The compiled ``fused`` of a generated source (written once to the cache
+    directory; numba's cache keeps the machine code next to it)."""
+    if not _DIGEST:
+        _DIGEST.append(_loops_digest())
+    key = hashlib.sha256((_DIGEST[0] + text).encode()).hexdigest()[:24]
+    with _LOCK:
+        fn = _COMPILED.get(key)
+        if fn is not None:
+            return fn
+        name = f"k_{key}"
+        try:
+            folder = _cache_dir()
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            folder = Path(tempfile.mkdtemp(prefix="simulator-fused-"))
+        path = folder / f"{name}.py"
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            tmp = folder / f".{name}.{os.getpid()}.tmp"
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)
+        spec = importlib.util.spec_from_file_location(f"simulator_fused_{name}", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # numba's cache finds the module's globals there
+        spec.loader.exec_module(module)
+        fn = _COMPILED[key] = module.fused
+        return fn
+
+
+class _Kernel:
+    """One event kind's compiled loop for one plan, and how to call it."""
+
+    def __init__(self, tr: Traced, src: _Source) -> None:
+        self.tr = tr
+        self.args = src.args
+        self.fn = _compile(src.text)
+        self.kf = np.array(tr.graph.float_consts, dtype=np.float64)
+        self.ki = np.array(tr.graph.int_consts, dtype=np.int64)
+        self.out_dtypes = {name: _DT[n.dtype] for name, n in tr.outputs}
+        self.ready = False  # called once without error (numba compiled it)
+
+    def __call__(
+        self, st: Any, prm: Any, sel: np.ndarray
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None, np.ndarray]:
+        graph = self.tr.graph
+        n = sel.size
+        outs: dict[str, np.ndarray] = {}
+        hoisted: list[np.ndarray] = []
+        if graph.hoisted:
+            cache: dict[int, Any] = {}
+
+            def read(key: tuple[Any, ...]) -> Any:
+                kind, name = key[0], key[1]
+                if kind == "st":
+                    return getattr(st, name)[sel]
+                if kind == "stl":
+                    return getattr(st, name)[key[2]][sel]
+                full = getattr(prm, name)
+                return full[sel] if kind == "prm" else full[(sel, *key[2:])]
+
+            for h in graph.hoisted:
+                spec = h.args[0]
+                vals = [evaluate(a, read, cache) for a in h.args[1:]]
+                if spec[0] == "ppf":
+                    from ..kernel.xp import ARRAY
+
+                    out = ARRAY.ppf(spec[1], vals[0])
+                else:
+                    from ..kernel.xp import ARRAY
+
+                    out = ARRAY.stream(spec[1], spec[2], vals[0], spec[3], vals[1])
+                hoisted.append(np.ascontiguousarray(out, dtype=np.float64))
+        call: list[Any] = [sel, self.kf, self.ki]
+        for key in self.args:
+            kind = key[0]
+            if kind == "st":
+                call.append(getattr(st, key[1]))
+            elif kind == "stl":
+                call.append(getattr(st, key[1])[key[2]])
+            elif kind in ("prm", "table"):
+                call.append(getattr(prm, key[1]))
+            elif kind == "const_table":
+                call.append(graph.tables[key[1]])
+            elif kind == "hoisted":
+                call.append(hoisted[key[1]])
+            else:
+                out = outs[key[1]] = np.empty(n, dtype=self.out_dtypes[key[1]])
+                call.append(out)
+        self.fn(*call)
+        values = None
+        if self.tr.n_values:
+            values = tuple(outs[f"value{i}"] for i in range(self.tr.n_values))
+        return outs["flags"], values, outs["grams"]
+
+
+class FusedHandlers:
+    """The compiled loops of one plan, traced and compiled on first use of each kind;
+    None for a kind the trace cannot express (the numpy path runs it). Holds no
+    reference to the plan (``for_plan`` keeps one per living plan)."""
+
+    def __init__(self) -> None:
+        self.kernels: dict[int, _Kernel | None] = {}
+
+    def run(
+        self, plan: Any, kind: int, st: Any, prm: Any, sel: np.ndarray
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None, np.ndarray] | None:
+        """Run event ``kind`` for rows ``sel`` of the working arrays; None when the numpy
+        path must run it (the trace cannot express it, or numba failed to compile the
+        loop: numba compiles at the first call, before the loop changes anything)."""
+        kernel = self.get(plan, kind, st, prm)
+        if kernel is None:
+            return None
+        if kernel.ready:
+            return kernel(st, prm, sel)
+        try:
+            out = kernel(st, prm, sel)
+        except Exception as exc:  # a compiler error: numpy gives the same bits
+            log.warning("event %s runs on numpy: numba failed (%s)", Event(kind).name, exc)
+            self.kernels[kind] = None
+            return None
+        kernel.ready = True
+        return out
+
+    def get(self, plan: Any, kind: int, st: Any, prm: Any) -> _Kernel | None:
+        if kind in self.kernels:
+            return self.kernels[kind]
+        kernel: _Kernel | None = None
+        try:
+            tr = trace_handle(plan, prm, st, kind)
+            dtypes = {key: _dtype_of(st, key) for key, _ in tr.writes}
+            kernel = _Kernel(tr, _Source(tr, dtypes))
+        except TraceError as exc:
+            log.debug("event %s runs on numpy: %s", Event(kind).name, exc)
+        self.kernels[kind] = kernel
+        return kernel
+
+
+def _dtype_of(st: Any, key: tuple[Any, ...]) -> str:
+    full = getattr(st, key[1])
+    arr = full[key[2]] if key[0] == "stl" else full
+    return {"f": FLOAT, "i": INT, "b": BOOL}[arr.dtype.kind]
+
+
+_BY_PLAN: dict[int, tuple[weakref.ref[Any], FusedHandlers]] = {}
+
+
+def for_plan(plan: Any) -> FusedHandlers:
+    """The plan's compiled handlers, kept while the plan lives."""
+    key = id(plan)
+    with _LOCK:
+        got = _BY_PLAN.get(key)
+        if got is not None and got[0]() is plan:
+            return got[1]
+        handlers = FusedHandlers()
+        _BY_PLAN[key] = (weakref.ref(plan), handlers)
+        weakref.finalize(plan, _BY_PLAN.pop, key, None)
+        return handlers

@@ -1,0 +1,448 @@
+"""The kernel's handlers as data: run one with symbols instead of numbers, and record
+every operation it makes.
+
+The handlers are written once, against ``xp`` (``kernel.xp``), and run on floats (the
+SimPy engine) and on numpy arrays (the cohort engine). This module gives them a third
+namespace, ``TRACE``, whose values are :class:`Node` objects: running
+``handlers.handle(TRACE, plan, params, state, kind)`` on a symbolic state and parameters
+returns, instead of numbers, the graph of every operation the numpy path would make for
+one patient, in the order it makes them, with the result type numpy gives each one
+(float64, int64 or bool, found by asking numpy on one-element arrays). Everything the
+plan decides in Python (which rules exist, how many adverse events, whether deaths are
+on) is resolved while tracing; a branch on a traced value raises :class:`TraceError`.
+
+``simulator.fused`` turns a graph into one compiled loop over the patients whose event it
+is. Numbers of the plan (doses, rates, thresholds) become entries of constant arrays,
+not literals, so plans that differ only in their numbers (the draws of a PSA, the points
+of a sweep) share one compiled loop. Two operations cannot be expressed in the loop and
+are computed before it, with numpy on the patients' rows: draws from a patient's stream
+and the inverse CDF of a scenario distribution (``Graph.hoisted``); their arguments must
+depend on the inputs only.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+
+from .xp import ARRAY, Ops
+
+if TYPE_CHECKING:
+    from .params import Params
+    from .state import State
+
+__all__ = ["TRACE", "Graph", "Node", "TableRef", "TraceError", "trace_handle"]
+
+FLOAT, INT, BOOL = "f", "i", "b"
+_KIND_OF = {"f": FLOAT, "i": INT, "u": INT, "b": BOOL}
+_SAMPLE = {
+    FLOAT: np.ones(1, dtype=np.float64),
+    INT: np.ones(1, dtype=np.int64),
+    BOOL: np.ones(1, dtype=np.bool_),
+}
+
+
+class TraceError(Exception):
+    """The handler did something a compiled loop cannot reproduce exactly."""
+
+
+def _dtype_code(dtype: np.dtype[Any]) -> str:
+    if dtype.kind == "u" or (dtype.kind in "fi" and dtype.itemsize != 8):
+        raise TraceError(f"unsupported dtype {dtype}")
+    try:
+        return _KIND_OF[dtype.kind]
+    except KeyError:
+        raise TraceError(f"unsupported dtype {dtype}") from None
+
+
+@dataclass(eq=False)
+class Graph:
+    """Nodes in the order the handler made them (so in dependency order)."""
+
+    nodes: list[Node] = field(default_factory=list)
+    # inputs, by key: ("st", name), ("stl", name, j), ("prm", name), ("prmcol", name, j)
+    inputs: dict[tuple[Any, ...], Node] = field(default_factory=dict)
+    float_consts: list[float] = field(default_factory=list)
+    int_consts: list[int] = field(default_factory=list)
+    tables: list[np.ndarray] = field(default_factory=list)  # constant lookup tables
+    hoisted: list[Node] = field(default_factory=list)
+    _dtype_cache: dict[tuple[Any, ...], str] = field(default_factory=dict)
+
+    def node(self, op: str, args: tuple[Any, ...], dtype: str) -> Node:
+        n = Node(self, len(self.nodes), op, args, dtype)
+        self.nodes.append(n)
+        return n
+
+    def const(self, value: Any) -> Node:
+        """A number of the plan: an entry of the float or int constant array."""
+        if isinstance(value, (bool, np.bool_)):
+            return self.node("bool", (bool(value),), BOOL)
+        if isinstance(value, (int, np.integer)):
+            self.int_consts.append(int(value))
+            return self.node("kint", (len(self.int_consts) - 1,), INT)
+        if isinstance(value, (float, np.floating)):
+            self.float_consts.append(float(value))
+            return self.node("kfloat", (len(self.float_consts) - 1,), FLOAT)
+        raise TraceError(f"unsupported constant {value!r}")
+
+    def input(self, key: tuple[Any, ...], dtype: np.dtype[Any]) -> Node:
+        found = self.inputs.get(key)
+        if found is None:
+            found = self.inputs[key] = self.node("in", key, _dtype_code(dtype))
+        return found
+
+    def result_dtype(self, fn: Callable[..., Any], name: str, args: tuple[Any, ...]) -> str:
+        """The type numpy gives ``fn(*args)`` with these operand types (Python numbers
+        stay Python numbers: numpy 2 treats them as weak)."""
+        key = (name, *(a.dtype if isinstance(a, Node) else type(a) for a in args))
+        code = self._dtype_cache.get(key)
+        if code is None:
+            sample = tuple(_SAMPLE[a.dtype] if isinstance(a, Node) else a for a in args)
+            try:
+                with np.errstate(all="ignore"):
+                    out = np.asarray(fn(*sample))
+            except TypeError as exc:
+                raise TraceError(f"{name} on {key[1:]}: {exc}") from None
+            code = self._dtype_cache[key] = _dtype_code(out.dtype)
+        return code
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float, bool, np.integer, np.floating, np.bool_))
+
+
+class Node:
+    """One value of the traced handler, for one patient."""
+
+    __slots__ = ("args", "dtype", "graph", "id", "op")
+
+    def __init__(self, graph: Graph, id_: int, op: str, args: tuple[Any, ...], dtype: str):
+        self.graph = graph
+        self.id = id_
+        self.op = op
+        self.args = args
+        self.dtype = dtype
+
+    def __repr__(self) -> str:
+        return f"Node({self.id}, {self.op}, {self.dtype})"
+
+    def _binary(self, name: str, other: Any, reverse: bool = False) -> Node:
+        fn = getattr(operator, name)
+        if not (isinstance(other, Node) or _is_number(other)):
+            return NotImplemented  # type: ignore[no-any-return]
+        a, b = (other, self) if reverse else (self, other)
+        dtype = self.graph.result_dtype(fn, name, (a, b))
+        return self.graph.node(name, (_operand(self.graph, a), _operand(self.graph, b)), dtype)
+
+    def __add__(self, o: Any) -> Node:
+        return self._binary("add", o)
+
+    def __radd__(self, o: Any) -> Node:
+        return self._binary("add", o, True)
+
+    def __sub__(self, o: Any) -> Node:
+        return self._binary("sub", o)
+
+    def __rsub__(self, o: Any) -> Node:
+        return self._binary("sub", o, True)
+
+    def __mul__(self, o: Any) -> Node:
+        return self._binary("mul", o)
+
+    def __rmul__(self, o: Any) -> Node:
+        return self._binary("mul", o, True)
+
+    def __truediv__(self, o: Any) -> Node:
+        return self._binary("truediv", o)
+
+    def __rtruediv__(self, o: Any) -> Node:
+        return self._binary("truediv", o, True)
+
+    def __lt__(self, o: Any) -> Node:
+        return self._binary("lt", o)
+
+    def __le__(self, o: Any) -> Node:
+        return self._binary("le", o)
+
+    def __gt__(self, o: Any) -> Node:
+        return self._binary("gt", o)
+
+    def __ge__(self, o: Any) -> Node:
+        return self._binary("ge", o)
+
+    def __eq__(self, o: Any) -> Node:  # type: ignore[override]
+        return self._binary("eq", o)
+
+    def __ne__(self, o: Any) -> Node:  # type: ignore[override]
+        return self._binary("ne", o)
+
+    def __neg__(self) -> Node:
+        dtype = self.graph.result_dtype(operator.neg, "neg", (self,))
+        return self.graph.node("neg", (self,), dtype)
+
+    __hash__ = object.__hash__
+
+    def __bool__(self) -> bool:
+        raise TraceError("a branch on a traced value")
+
+    def __index__(self) -> int:
+        raise TraceError("a traced value used as a Python integer")
+
+    def __float__(self) -> float:
+        raise TraceError("a traced value used as a Python float")
+
+
+def _operand(graph: Graph, x: Any) -> Node:
+    return x if isinstance(x, Node) else graph.const(x)
+
+
+def _graph_of(*args: Any) -> Graph | None:
+    for a in args:
+        if isinstance(a, Node):
+            return a.graph
+        if isinstance(a, TableRef):
+            return a.graph
+    return None
+
+
+@dataclass(frozen=True, eq=False)
+class TableRef:
+    """A per-patient table of the parameters (patients x draws, or patients x types x
+    draws), read only through ``xp.pick`` and ``xp.column``."""
+
+    graph: Graph
+    name: str
+    ndim: int
+    dtype: str
+    fixed: tuple[int, ...] = ()  # columns chosen by xp.column
+
+
+def _function(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A traced ``xp`` function: a node when any argument is traced, else what the
+    array namespace gives for plain numbers."""
+
+    def traced(*args: Any) -> Any:
+        graph = _graph_of(*args)
+        if graph is None:
+            return fn(*args)
+        dtype = graph.result_dtype(fn, name, args)
+        return graph.node(name, tuple(_operand(graph, a) for a in args), dtype)
+
+    traced.__name__ = name
+    return traced
+
+
+def _pick(table: Any, k: Any) -> Node:
+    if not isinstance(table, TableRef) or len(table.fixed) != table.ndim - 2:
+        raise TraceError("xp.pick on something other than a per-patient table")
+    graph = table.graph
+    return graph.node("pick", (table, _operand(graph, k)), table.dtype)
+
+
+def _column(table: Any, j: int) -> Any:
+    if not isinstance(table, TableRef):
+        raise TraceError("xp.column on something other than a per-patient table")
+    if table.ndim - len(table.fixed) == 2:  # (patients, types): type j is an input
+        key = ("prmcol", table.name, *table.fixed, j)
+        dt = {FLOAT: np.dtype(np.float64), INT: np.dtype(np.int64), BOOL: np.dtype(np.bool_)}
+        return table.graph.input(key, dt[table.dtype])
+    return TableRef(table.graph, table.name, table.ndim, table.dtype, (*table.fixed, int(j)))
+
+
+def _take(values: Any, idx: Any) -> Any:
+    if not isinstance(idx, Node):
+        return ARRAY.take(values, idx)
+    graph = idx.graph
+    graph.tables.append(np.ascontiguousarray(np.asarray(values, dtype=np.float64)))
+    return graph.node("take", (len(graph.tables) - 1, idx), FLOAT)
+
+
+def _take2(table: np.ndarray, i: Any, j: Any) -> Any:
+    graph = _graph_of(i, j)
+    if graph is None:
+        return ARRAY.take2(table, i, j)
+    graph.tables.append(np.ascontiguousarray(np.asarray(table, dtype=np.float64)))
+    k = len(graph.tables) - 1
+    return graph.node("take2", (k, _operand(graph, i), _operand(graph, j)), FLOAT)
+
+
+def _hoist(graph: Graph, spec: tuple[Any, ...], args: tuple[Node, ...]) -> Node:
+    n = graph.node("hoist", (spec, *args), FLOAT)
+    graph.hoisted.append(n)
+    return n
+
+
+def _ppf(dist: Any, u: Any) -> Any:
+    if not isinstance(u, Node):
+        return ARRAY.ppf(dist, u)
+    return _hoist(u.graph, ("ppf", dist), (u,))
+
+
+def _stream(kind: str, seed: int, patient: Any, purpose: str, index: Any) -> Any:
+    graph = _graph_of(patient, index)
+    if graph is None:
+        return ARRAY.stream(kind, seed, patient, purpose, index)
+    args = (_operand(graph, patient), _operand(graph, index))
+    return _hoist(graph, ("stream", kind, seed, purpose), args)
+
+
+class _Trace(Ops):
+    exp = staticmethod(_function("exp", ARRAY.exp))
+    expm1 = staticmethod(_function("expm1", ARRAY.expm1))
+    log = staticmethod(_function("log", ARRAY.log))
+    sqrt = staticmethod(_function("sqrt", ARRAY.sqrt))
+    minimum = staticmethod(_function("minimum", ARRAY.minimum))
+    maximum = staticmethod(_function("maximum", ARRAY.maximum))
+    where = staticmethod(_function("where", ARRAY.where))
+    logical_and = staticmethod(_function("logical_and", ARRAY.logical_and))
+    logical_or = staticmethod(_function("logical_or", ARRAY.logical_or))
+    logical_not = staticmethod(_function("logical_not", ARRAY.logical_not))
+    floor = staticmethod(_function("floor", ARRAY.floor))
+    pick = staticmethod(_pick)
+    column = staticmethod(_column)
+    take = staticmethod(_take)
+    take2 = staticmethod(_take2)
+    ppf = staticmethod(_ppf)
+    stream = staticmethod(_stream)
+    vector = True
+    traced = True
+
+
+TRACE: Ops = _Trace()
+
+
+class _StateSymbols:
+    """A state whose fields are input nodes (created when first read, typed like the
+    real arrays); assignments replace them, as on a ``_StateView``."""
+
+    def __init__(self, graph: Graph, real: Any) -> None:
+        object.__setattr__(self, "_graph", graph)
+        object.__setattr__(self, "_real", real)
+        object.__setattr__(self, "_initial", {})
+
+    def __getattr__(self, name: str) -> Any:
+        full = getattr(self._real, name)
+        value: Any
+        if isinstance(full, list):
+            value = [self._graph.input(("stl", name, j), a.dtype) for j, a in enumerate(full)]
+            self._initial[name] = list(value)
+        else:
+            value = self._graph.input(("st", name), full.dtype)
+            self._initial[name] = value
+        object.__setattr__(self, name, value)
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in self.__dict__:
+            getattr(self, name)  # the field's type and its input node
+        object.__setattr__(self, name, value)
+
+    def writes(self) -> list[tuple[tuple[Any, ...], Any]]:
+        """((``"st"``, name) or (``"stl"``, name, j), value) of every field changed."""
+        out: list[tuple[tuple[Any, ...], Any]] = []
+        for name, before in self._initial.items():
+            now = self.__dict__[name]
+            if isinstance(before, list):
+                if not isinstance(now, list) or len(now) != len(before):
+                    raise TraceError(f"state list {name} replaced")
+                pairs = enumerate(zip(before, now, strict=True))
+                out.extend((("stl", name, j), v) for j, (b, v) in pairs if v is not b)
+            elif now is not before:
+                out.append((("st", name), now))
+        return out
+
+
+class _ParamsSymbols:
+    def __init__(self, graph: Graph, real: Any) -> None:
+        self._graph = graph
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        full = getattr(self._real, name)
+        if not isinstance(full, np.ndarray):  # the seed
+            return full
+        if full.ndim == 1:
+            value: Any = self._graph.input(("prm", name), full.dtype)
+        else:
+            value = TableRef(self._graph, name, full.ndim, _dtype_code(full.dtype))
+        setattr(self, name, value)
+        return value
+
+
+@dataclass
+class Traced:
+    """A handler traced for one plan and event kind."""
+
+    graph: Graph
+    outputs: list[tuple[str, Node]]  # ("flags" | "grams" | "value{i}", node)
+    writes: list[tuple[tuple[Any, ...], Node]]
+    n_values: int
+
+
+def trace_handle(plan: Any, prm: Any, st: Any, kind: int) -> Traced:
+    """Trace ``handlers.handle`` for event ``kind`` under ``plan``; ``prm`` and ``st``
+    are the real working arrays (for the fields' types and the state lists' lengths)."""
+    from . import handlers
+
+    graph = Graph()
+    sst = _StateSymbols(graph, st)
+    # the symbols stand in for a Params and a State (the cohort engine's views do too)
+    flags, values, grams = handlers.handle(
+        TRACE, plan, cast("Params", _ParamsSymbols(graph, prm)), cast("State", sst), kind
+    )
+    outputs = [("flags", _operand(graph, flags)), ("grams", _operand(graph, grams))]
+    n_values = 0
+    if values is not None:
+        n_values = len(values)
+        outputs += [(f"value{i}", _operand(graph, v)) for i, v in enumerate(values)]
+    writes = [(key, _operand(graph, v)) for key, v in sst.writes()]
+    for spec in graph.hoisted:
+        for a in spec.args[1:]:
+            if _depends_on_hoisted(a):
+                raise TraceError("a draw whose argument depends on another draw")
+    return Traced(graph, outputs, writes, n_values)
+
+
+def _depends_on_hoisted(n: Node) -> bool:
+    stack, seen = [n], set()
+    while stack:
+        x = stack.pop()
+        if x.id in seen:
+            continue
+        seen.add(x.id)
+        if x.op == "hoist":
+            return True
+        stack.extend(a for a in x.args if isinstance(a, Node))
+    return False
+
+
+def evaluate(n: Node, read: Callable[[tuple[Any, ...]], Any], cache: dict[int, Any]) -> Any:
+    """A node's value computed with numpy on the patients' rows (``read`` gives an input's
+    rows): the operations of the array namespace in the traced order, so the same bits.
+    Used for the arguments of hoisted draws."""
+    got = cache.get(n.id)
+    if got is not None:
+        return got
+    g = n.graph
+    args = [evaluate(a, read, cache) if isinstance(a, Node) else a for a in n.args]
+    op = n.op
+    if op == "in":
+        out = read(n.args)
+    elif op == "kfloat":
+        out = g.float_consts[n.args[0]]
+    elif op == "kint":
+        out = g.int_consts[n.args[0]]
+    elif op == "bool":
+        out = n.args[0]
+    elif hasattr(operator, op) and op not in ("floor",):
+        out = getattr(operator, op)(*args)
+    elif hasattr(ARRAY, op):
+        out = getattr(ARRAY, op)(*args)
+    else:
+        raise TraceError(f"cannot evaluate {op} before the loop")
+    cache[n.id] = out
+    return out

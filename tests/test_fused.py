@@ -1,0 +1,228 @@
+"""The cohort engine's compiled handlers (simulator/engines/fused.py, kernel/trace.py).
+
+A handler is traced into a graph of numpy operations and written out as one numba loop.
+tests/test_engines.py compares whole runs with and without the loops on every shipped
+scenario; the tests here check the pieces: each operation and conversion against numpy
+on awkward values (NaN, signed zeros, infinities, mixed int/float/bool), that every
+event kind of every shipped scenario compiles instead of silently falling back, and that
+the fallback to numpy works when tracing or compiling fails.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from conftest import SCENARIOS, scenario_files
+
+from simulator import jit
+from simulator.engines import cohort, fused
+from simulator.kernel import trace
+from simulator.kernel.plan import make_plan
+from simulator.kernel.xp import ARRAY
+from simulator.scenario import load_scenario
+
+numba = pytest.importorskip("numba")
+
+NAN, INF = math.nan, math.inf
+F = np.array([0.0, -0.0, 1.5, -2.25, NAN, INF, -INF, 1e-310, 3.0, 2.0, -0.0, 0.0])
+G = np.array([-0.0, 0.0, 1.5, 3.0, 1.0, INF, 5.0, -1e-310, NAN, 2.0, 0.0, -0.0])
+I_ = np.array([0, -3, 7, 2, 1, 0, 5, -1, 4, 2, 9, 1], dtype=np.int64)
+B = np.array([True, False, True, True, False, True, False, False, True, False, True, False])
+
+
+def _expressions(xp, s):
+    """Every operation and mix of types the handlers use, on the state fields f, g (float),
+    i (int) and b (bool). Returns the outputs in a fixed order."""
+    return [
+        xp.minimum(s.f, s.g),
+        xp.maximum(s.f, s.g),
+        xp.minimum(s.g, s.f),
+        xp.maximum(s.i, 2),
+        xp.minimum(s.i, s.f),
+        xp.where(s.b, s.f, s.i),
+        xp.where(s.f, 1, 0.5),  # a float condition: nonzero (NaN too) is true
+        xp.where(s.b, 0, s.i),
+        s.b + s.b,  # numpy: logical or
+        s.b * s.b,  # numpy: logical and
+        s.b * 3,
+        s.b * 2.5,
+        s.i + s.b,
+        s.i * 1.0,
+        s.i / 2,
+        s.i / s.i,  # 0 / 0 is NaN, not an error
+        s.f / s.g,  # 1 / 0 is inf
+        1.0 / s.f,
+        -s.f,
+        -s.i,
+        s.f - s.i,
+        2 - s.i,
+        s.f > s.i,
+        s.i >= 2.5,
+        s.i == 2,
+        s.f != s.f,  # NaN test
+        s.b == 0.0,
+        xp.logical_and(s.b, s.f),
+        xp.logical_or(s.b, s.f > 1),
+        xp.logical_not(s.f),
+        xp.floor(s.f),
+        xp.floor(s.i),
+        xp.exp(s.f),
+        xp.exp(s.i * 0.5),
+        xp.log(xp.maximum(s.f, 0.0)),
+        xp.log(s.f),  # negative: NaN
+        xp.take((1.5, -2.0, 7.25, 0.0), xp.minimum(xp.maximum(s.i, 0), 3)),
+        (s.i < 3) * 4 + s.b * (1 << 5),
+    ]
+
+
+def _run_both():
+    real = SimpleNamespace(f=F.copy(), g=G.copy(), i=I_.copy(), b=B.copy())
+    graph = trace.Graph()
+    sym = SimpleNamespace(
+        **{
+            name: graph.input(("st", name), getattr(real, name).dtype)
+            for name in ("f", "g", "i", "b")
+        }
+    )
+    outs = _expressions(trace.TRACE, sym)
+    outputs = [("flags", outs[0]), ("grams", outs[1])]
+    outputs += [(f"value{k}", trace._operand(graph, o)) for k, o in enumerate(outs)]
+    # also write back: a float into the int field, a bool into the float field
+    writes = [(("st", "i"), trace._operand(graph, sym.i * 0.5 + 0.75)), (("st", "g"), sym.b)]
+    tr = trace.Traced(graph, outputs, writes, len(outs))
+    src = fused._Source(tr, {("st", "i"): trace.INT, ("st", "g"): trace.FLOAT})
+    kernel = fused._Kernel(tr, src)
+    sel = np.arange(len(F), dtype=np.int64)
+    _, values, _ = kernel(real, SimpleNamespace(), sel)
+    with np.errstate(all="ignore"):
+        expected = _expressions(ARRAY, SimpleNamespace(f=F, g=G, i=I_, b=B))
+    return real, values, expected
+
+
+def test_every_operation_gives_numpys_bits_and_type():
+    real, values, expected = _run_both()
+    for k, (got, want) in enumerate(zip(values, expected, strict=True)):
+        want = np.asarray(want)
+        assert got.dtype == want.dtype, (k, got.dtype, want.dtype)
+        assert got.tobytes() == want.tobytes(), (k, got, want)
+    # the writes convert as numpy's assignment does
+    want_i = I_.copy()
+    want_i[:] = I_ * 0.5 + 0.75  # truncated towards zero
+    assert real.i.tobytes() == want_i.tobytes()
+    assert real.g.tobytes() == B.astype(np.float64).tobytes()
+
+
+def test_a_branch_on_a_traced_value_is_refused():
+    graph = trace.Graph()
+    x = graph.input(("st", "x"), np.dtype(np.float64))
+    with pytest.raises(trace.TraceError):
+        if x > 0:  # the handlers must use xp.where
+            pass
+    with pytest.raises(trace.TraceError):
+        int(x)
+
+
+def _kinds_run(scn, plan, monkeypatch):
+    monkeypatch.setenv("SIMULATOR_JIT", "1")
+    monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
+    cohort.run_chunk(scn, plan, 3, np.arange(200))
+    return fused.for_plan(plan).kernels
+
+
+@pytest.mark.parametrize("path", scenario_files(), ids=lambda p: p.stem)
+def test_every_event_of_every_shipped_scenario_runs_compiled(path, monkeypatch):
+    scn = load_scenario(path)
+    if scn.center is not None:
+        pytest.skip("an infusion center runs on the SimPy engine")
+    plan = make_plan(scn)
+    kernels = _kinds_run(scn, plan, monkeypatch)
+    assert kernels, "no event ran compiled"
+    assert all(k is not None for k in kernels.values()), {
+        kind: k for kind, k in kernels.items() if k is None
+    }
+
+
+def test_a_handler_that_cannot_be_traced_runs_on_numpy_with_the_same_bits(monkeypatch):
+    scn = load_scenario(SCENARIOS / "first_line.yaml")
+    plan = make_plan(scn)
+    monkeypatch.setenv("SIMULATOR_JIT", "0")
+    monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
+    want = cohort.run_chunk(scn, plan, 3, np.arange(200))
+
+    def refuse(*args, **kwargs):
+        raise trace.TraceError("refused for the test")
+
+    plan2 = make_plan(scn)
+    monkeypatch.setattr(fused, "trace_handle", refuse)
+    kernels = _kinds_run(scn, plan2, monkeypatch)
+    assert kernels and all(k is None for k in kernels.values())
+    got = cohort.run_chunk(scn, plan2, 3, np.arange(200))
+    for name, value in want.outcomes.items():
+        assert value.tobytes() == got.outcomes[name].tobytes(), name
+
+
+def test_a_loop_numba_cannot_compile_falls_back_to_numpy(monkeypatch, caplog):
+    scn = load_scenario(SCENARIOS / "steroid_only.yaml")
+    monkeypatch.setenv("SIMULATOR_JIT", "0")
+    monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
+    want = cohort.run_chunk(scn, make_plan(scn), 3, np.arange(100))
+
+    def broken(text):
+        def fn(*args):
+            raise numba.core.errors.TypingError("broken for the test")
+
+        return fn
+
+    monkeypatch.setattr(fused, "_compile", broken)
+    plan = make_plan(scn)
+    kernels = _kinds_run(scn, plan, monkeypatch)
+    assert kernels and all(k is None for k in kernels.values())
+    assert "numba failed" in caplog.text
+    got = cohort.run_chunk(scn, plan, 3, np.arange(100))
+    for name, value in want.outcomes.items():
+        assert value.tobytes() == got.outcomes[name].tobytes(), name
+
+
+def test_plans_that_differ_only_in_numbers_share_one_compiled_loop(monkeypatch):
+    """The numbers of a plan are arguments of the loop, not part of its source: a PSA's
+    draws compile nothing new."""
+    a = load_scenario(SCENARIOS / "first_line.yaml")
+    b = load_scenario(
+        SCENARIOS / "first_line.yaml",
+        ["disease.steroid.emax_per_day=0.1", "disease.activity.flare_rate_per_year=2.5"],
+    )
+    ka = _kinds_run(a, make_plan(a), monkeypatch)
+    kb = _kinds_run(b, make_plan(b), monkeypatch)
+    assert ka.keys() == kb.keys()
+    for kind in ka:
+        assert ka[kind].fn is kb[kind].fn
+        assert ka[kind].kf.tobytes() != kb[kind].kf.tobytes() or kind != 3  # visit differs
+
+
+def test_a_compiled_loop_is_written_once_and_reused(tmp_path, monkeypatch):
+    monkeypatch.setenv("SIMULATOR_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(fused, "_COMPILED", {})
+    text = fused._Source(*_tiny_trace()).text
+    f1 = fused._compile(text)
+    files = sorted(tmp_path.rglob("k_*.py"))
+    assert len(files) == 1 and files[0].read_text(encoding="utf-8") == text
+    stamp = files[0].stat().st_mtime_ns
+    monkeypatch.setattr(fused, "_COMPILED", {})
+    f2 = fused._compile(text)  # a new process: the file is there, not rewritten
+    assert files[0].stat().st_mtime_ns == stamp
+    x = np.array([1.0, 2.0])
+    o1, o2 = np.empty(2), np.empty(2)
+    f1(np.arange(2), np.array([3.0]), np.zeros(0, dtype=np.int64), x, o1, o1.copy())
+    f2(np.arange(2), np.array([3.0]), np.zeros(0, dtype=np.int64), x, o2, o2.copy())
+    assert o1.tolist() == o2.tolist() == [3.0, 6.0]
+
+
+def _tiny_trace():
+    graph = trace.Graph()
+    x = graph.input(("st", "x"), np.dtype(np.float64))
+    y = x * 3.0
+    tr = trace.Traced(graph, [("flags", y), ("grams", y)], [], 0)
+    return tr, {}
