@@ -145,6 +145,25 @@ def test_every_event_of_every_shipped_scenario_runs_compiled(path, monkeypatch):
     }
 
 
+def test_one_plan_serves_runs_of_any_seed_and_chunk(monkeypatch):
+    """A plan's loops are compiled once and reused by every later chunk of the process
+    (plans are cached, ``recent.py``): nothing of the first chunk (its seed, its
+    patients) may be baked into them."""
+    scn = load_scenario(SCENARIOS / "first_line.yaml")
+    plan = make_plan(scn)
+    runs = [(3, np.arange(150)), (99, np.arange(150)), (99, np.arange(1000, 1200))]
+    monkeypatch.setenv("SIMULATOR_JIT", "1")
+    monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
+    got = [cohort.run_chunk(scn, plan, seed, ids, events=True) for seed, ids in runs]
+    monkeypatch.setenv("SIMULATOR_JIT", "0")
+    monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
+    for (seed, ids), g in zip(runs, got, strict=True):
+        want = cohort.run_chunk(scn, make_plan(scn), seed, ids, events=True)
+        for name, value in want.outcomes.items():
+            assert value.tobytes() == g.outcomes[name].tobytes(), (seed, name)
+        assert want.events.day.tobytes() == g.events.day.tobytes(), seed
+
+
 def test_a_handler_that_cannot_be_traced_runs_on_numpy_with_the_same_bits(monkeypatch):
     scn = load_scenario(SCENARIOS / "first_line.yaml")
     plan = make_plan(scn)

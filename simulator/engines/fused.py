@@ -318,10 +318,11 @@ class _Kernel:
                     from ..kernel.xp import ARRAY
 
                     out = ARRAY.ppf(spec[1], vals[0])
-                else:
+                else:  # the seed from this chunk's parameters
                     from ..kernel.xp import ARRAY
 
-                    out = ARRAY.stream(spec[1], spec[2], vals[0], spec[3], vals[1])
+                    seed = getattr(prm, spec[2].name)
+                    out = ARRAY.stream(spec[1], seed, vals[0], spec[3], vals[1])
                 hoisted.append(np.ascontiguousarray(out, dtype=np.float64))
         call: list[Any] = [sel, self.kf, self.ki]
         for key in self.args:
@@ -384,6 +385,8 @@ class FusedHandlers:
             kernel = _Kernel(tr, _Source(tr, dtypes))
         except TraceError as exc:
             log.debug("event %s runs on numpy: %s", Event(kind).name, exc)
+        except Exception as exc:  # a handler the tracer does not know: numpy runs it
+            log.warning("event %s runs on numpy: tracing failed (%r)", Event(kind).name, exc)
         self.kernels[kind] = kernel
         return kernel
 

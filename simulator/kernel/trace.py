@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .params import Params
     from .state import State
 
-__all__ = ["TRACE", "Graph", "Node", "TableRef", "TraceError", "trace_handle"]
+__all__ = ["TRACE", "Graph", "Node", "ParamScalar", "TableRef", "TraceError", "trace_handle"]
 
 FLOAT, INT, BOOL = "f", "i", "b"
 _KIND_OF = {"f": FLOAT, "i": INT, "u": INT, "b": BOOL}
@@ -44,6 +44,10 @@ _SAMPLE = {
     INT: np.ones(1, dtype=np.int64),
     BOOL: np.ones(1, dtype=np.bool_),
 }
+
+
+# numpy's result type by (operation, operand types): the same in every trace
+_DTYPES: dict[tuple[Any, ...], str] = {}
 
 
 class TraceError(Exception):
@@ -70,7 +74,6 @@ class Graph:
     int_consts: list[int] = field(default_factory=list)
     tables: list[np.ndarray] = field(default_factory=list)  # constant lookup tables
     hoisted: list[Node] = field(default_factory=list)
-    _dtype_cache: dict[tuple[Any, ...], str] = field(default_factory=dict)
 
     def node(self, op: str, args: tuple[Any, ...], dtype: str) -> Node:
         n = Node(self, len(self.nodes), op, args, dtype)
@@ -99,7 +102,7 @@ class Graph:
         """The type numpy gives ``fn(*args)`` with these operand types (Python numbers
         stay Python numbers: numpy 2 treats them as weak)."""
         key = (name, *(a.dtype if isinstance(a, Node) else type(a) for a in args))
-        code = self._dtype_cache.get(key)
+        code = _DTYPES.get(key)
         if code is None:
             sample = tuple(_SAMPLE[a.dtype] if isinstance(a, Node) else a for a in args)
             try:
@@ -107,7 +110,7 @@ class Graph:
                     out = np.asarray(fn(*sample))
             except TypeError as exc:
                 raise TraceError(f"{name} on {key[1:]}: {exc}") from None
-            code = self._dtype_cache[key] = _dtype_code(out.dtype)
+            code = _DTYPES[key] = _dtype_code(out.dtype)
         return code
 
 
@@ -209,6 +212,15 @@ def _graph_of(*args: Any) -> Graph | None:
     return None
 
 
+@dataclass(frozen=True)
+class ParamScalar:
+    """A parameter that is one number for the whole chunk (the seed): it may only be
+    passed to a draw computed before the loop, which reads it from the chunk's
+    parameters at each call (a chunk of another run may have another seed)."""
+
+    name: str
+
+
 @dataclass(frozen=True, eq=False)
 class TableRef:
     """A per-patient table of the parameters (patients x draws, or patients x types x
@@ -282,10 +294,10 @@ def _ppf(dist: Any, u: Any) -> Any:
     return _hoist(u.graph, ("ppf", dist), (u,))
 
 
-def _stream(kind: str, seed: int, patient: Any, purpose: str, index: Any) -> Any:
+def _stream(kind: str, seed: Any, patient: Any, purpose: str, index: Any) -> Any:
     graph = _graph_of(patient, index)
-    if graph is None:
-        return ARRAY.stream(kind, seed, patient, purpose, index)
+    if graph is None or not isinstance(seed, ParamScalar):
+        raise TraceError("a draw outside a patient's stream")
     args = (_operand(graph, patient), _operand(graph, index))
     return _hoist(graph, ("stream", kind, seed, purpose), args)
 
@@ -363,8 +375,8 @@ class _ParamsSymbols:
 
     def __getattr__(self, name: str) -> Any:
         full = getattr(self._real, name)
-        if not isinstance(full, np.ndarray):  # the seed
-            return full
+        if not isinstance(full, np.ndarray):  # the seed: read at each call, never baked in
+            return ParamScalar(name)
         if full.ndim == 1:
             value: Any = self._graph.input(("prm", name), full.dtype)
         else:
