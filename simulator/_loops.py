@@ -37,6 +37,8 @@ import math
 
 import numba
 import numpy as np
+from numba.core import types
+from numba.extending import intrinsic
 
 from . import fmath, streams
 from .fmath import _O_THRESHOLD, _SMALLEST_NORMAL, _U_THRESHOLD
@@ -124,16 +126,37 @@ def log_into(x, out):  # type: ignore[no-untyped-def]
     _log_specials(x, out)
 
 
+@intrinsic
+def _as_float(typingctx, bits):  # type: ignore[no-untyped-def]
+    """The float64 whose bits are the int64 ``bits`` (an LLVM bitcast, no call)."""
+    sig = types.float64(types.int64)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.bitcast(args[0], context.get_value_type(types.float64))
+
+    return sig, codegen
+
+
+@intrinsic
+def _as_bits(typingctx, x):  # type: ignore[no-untyped-def]
+    """The int64 bits of the float64 ``x``."""
+    sig = types.int64(types.float64)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.bitcast(args[0], context.get_value_type(types.int64))
+
+    return sig, codegen
+
+
 @numba.njit(**_JIT)
 def exp_one(v):  # type: ignore[no-untyped-def]
     """``fmath.exp`` of one float, for the fused handlers (``engines/fused.py``): the
-    steps of ``exp_into`` for one value (``ldexp(1, k)`` is the exact power of two that
-    ``_exp_reduce`` builds from bits)."""
+    steps of ``exp_into`` for one value, the powers of two built from their bits."""
     xc = v if v > _U_THRESHOLD else _U_THRESHOLD
     xc = xc if xc < _O_THRESHOLD else _O_THRESHOLD
     y, ki = _exp_reduced(xc)
     k1 = ki >> 1
-    o = y * math.ldexp(1.0, k1) * math.ldexp(1.0, ki - k1)
+    o = y * _as_float((k1 << 52) + _EXPONENT_BITS) * _as_float(((ki - k1) << 52) + _EXPONENT_BITS)
     o = math.inf if v > _O_THRESHOLD else o
     o = 0.0 if v < _U_THRESHOLD else o
     return v if v != v else o
@@ -143,8 +166,9 @@ def exp_one(v):  # type: ignore[no-untyped-def]
 def log_one(v):  # type: ignore[no-untyped-def]
     """``fmath.log`` of one float: ``log_into``'s steps for one value."""
     if _SMALLEST_NORMAL <= v < math.inf:
-        m, e = math.frexp(v)
-        return _log_reduced(m, np.float64(e))
+        b = _as_bits(v)
+        mant = _as_float((b & _MANTISSA) | _HALF_EXPONENT)
+        return _log_reduced(mant, np.float64(((b >> 52) & 0x7FF) - 1022))
     if v != v or v == math.inf:
         return v
     if v == 0.0:
