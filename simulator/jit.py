@@ -43,13 +43,13 @@ class Dispatch:
         self.loops: Any = None
         self.settled = False
 
-    def compiled(self, size: int) -> Any:
+    def compiled(self, size: int, calls: int = 1) -> Any:
         if self.settled:
             return self.loops
         how = mode()
         if how == "0":
             return None
-        self.lost_s += _PER_CALL_S + _PER_VALUE_S * size
+        self.lost_s += calls * (_PER_CALL_S + _PER_VALUE_S * size)
         if how == "auto" and self.lost_s < SWITCH_AFTER_SECONDS:
             return None
         self.loops, self.settled = _load(), True
@@ -70,10 +70,10 @@ def _load() -> Any:
 _DISPATCH = Dispatch()
 
 
-def loops(size: int) -> Any:
-    """The compiled loops' module when this process uses them now (for a call over
-    ``size`` values), else None."""
-    return _DISPATCH.compiled(size)
+def loops(size: int, calls: int = 1) -> Any:
+    """The compiled loops' module when this process uses them now (for work that numpy
+    does in ``calls`` array calls over ``size`` values), else None."""
+    return _DISPATCH.compiled(size, calls)
 
 
 def available() -> bool:

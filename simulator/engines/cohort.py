@@ -124,7 +124,9 @@ def run_chunk(
             visit_k = work.visit_k[sel]
             before = work.pred[sel]
             done = None
-            if jit.loops(sel.size) is not None:  # the event as one compiled loop, same bits
+            # an event on numpy costs ~25 array calls more than its compiled loop (a
+            # 1,000-patient first_line chunk: 280 against 80 us an event)
+            if jit.loops(sel.size, calls=25) is not None:  # one compiled loop, same bits
                 if fused_handlers is None:
                     fused_handlers = fused.for_plan(plan)
                 done = fused_handlers.run(plan, int(k), work, wprm, sel)
