@@ -143,6 +143,7 @@ def test_every_event_of_every_shipped_scenario_runs_compiled(path, monkeypatch):
     assert all(k is not None for k in kernels.values()), {
         kind: k for kind, k in kernels.items() if k is None
     }
+    assert fused.for_plan(plan)._clocks is not None  # and the clocks of each step
 
 
 def test_one_plan_serves_runs_of_any_seed_and_chunk(monkeypatch):
@@ -199,6 +200,7 @@ def test_a_loop_numba_cannot_compile_falls_back_to_numpy(monkeypatch, caplog):
     plan = make_plan(scn)
     kernels = _kinds_run(scn, plan, monkeypatch)
     assert kernels and all(k is None for k in kernels.values())
+    assert fused.for_plan(plan)._clocks is None
     assert "numba failed" in caplog.text
     got = cohort.run_chunk(scn, plan, 3, np.arange(100))
     for name, value in want.outcomes.items():

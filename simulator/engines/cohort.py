@@ -115,7 +115,15 @@ def run_chunk(
     fused_handlers: fused.FusedHandlers | None = None
     while running.any():
         t, kind = handlers.next_event(xp, plan, wprm, work)
-        handlers.advance(xp, plan, wprm, work, t)
+        clocks = None
+        if jit.loops(t.size, calls=20) is not None:  # the clocks: ~20 array calls on numpy
+            if fused_handlers is None:
+                fused_handlers = fused.for_plan(plan)
+            clocks = fused_handlers.clocks(plan, work, wprm)
+        try:
+            handlers.advance(xp, plan, wprm, work, t, clocks)
+        except fused.Retry:  # numba failed to compile them, before they changed anything
+            handlers.advance_clocks(xp, plan, wprm, work, t, t - work.t)
         for k in np.flatnonzero(np.bincount(kind, minlength=len(Event))):  # kinds present
             if k == _END:
                 continue

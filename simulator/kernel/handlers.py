@@ -268,15 +268,20 @@ def _set_stepped(st: State, values: tuple[Any, ...]) -> None:
     ) = values
 
 
-def advance(xp: Ops, plan: Plan, prm: Params, st: State, t: Any) -> None:
-    """Move the state from st.t to t in closed form (no event in between)."""
+def advance(xp: Ops, plan: Plan, prm: Params, st: State, t: Any, clocks: Any = None) -> None:
+    """Move the state from st.t to t in closed form (no event in between). ``clocks``,
+    if given, is the cohort engine's compiled form of :func:`advance_clocks` for these
+    rows (``engines/fused.py``), called with ``t``."""
     tau = t - st.t
     if not xp.vector:
         coef = plan.propagator(xp, prm.node, tau)
         _set_stepped(st, disease.step_one(coef, *_STEPPED_OF(st), prm.drive, st.c, prm.ivig_gain))
     else:
         _advance_vector(xp, plan, prm, st, tau)
-    _advance_clocks(xp, plan, prm, st, t, tau)
+    if clocks is not None:
+        clocks(t)
+    else:
+        advance_clocks(xp, plan, prm, st, t, tau)
 
 
 def _flat(a: Any, n: int) -> bool:
@@ -333,7 +338,9 @@ def _advance_vector(xp: Ops, plan: Plan, prm: Params, st: State, tau: Any) -> No
     )
 
 
-def _advance_clocks(xp: Ops, plan: Plan, prm: Params, st: State, t: Any, tau: Any) -> None:
+def advance_clocks(xp: Ops, plan: Plan, prm: Params, st: State, t: Any, tau: Any) -> None:
+    """The clocks of a step to ``t``: cumulative and discounted prednisone, the steroid
+    adverse events' hazards (and when each crosses its threshold), the death hazard."""
     if not xp.vector:
         _advance_clocks_one(xp, plan, prm, st, t, tau)
         return
@@ -359,7 +366,7 @@ def _advance_clocks(xp: Ops, plan: Plan, prm: Params, st: State, t: Any, tau: An
 
 
 def _advance_clocks_one(xp: Ops, plan: Plan, prm: Params, st: State, t: Any, tau: Any) -> None:
-    """:func:`_advance_clocks` for one patient: the same expressions in the same order on
+    """:func:`advance_clocks` for one patient: the same expressions in the same order on
     floats, without the array namespace's calls (the SimPy engine's hottest path)."""
     pred, t0 = st.pred, st.t
     st.cum_pred = st.cum_pred + pred * tau

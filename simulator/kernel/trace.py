@@ -35,7 +35,16 @@ if TYPE_CHECKING:
     from .params import Params
     from .state import State
 
-__all__ = ["TRACE", "Graph", "Node", "ParamScalar", "TableRef", "TraceError", "trace_handle"]
+__all__ = [
+    "TRACE",
+    "Graph",
+    "Node",
+    "ParamScalar",
+    "TableRef",
+    "TraceError",
+    "trace_clocks",
+    "trace_handle",
+]
 
 FLOAT, INT, BOOL = "f", "i", "b"
 _KIND_OF = {"f": FLOAT, "i": INT, "u": INT, "b": BOOL}
@@ -417,6 +426,22 @@ def trace_handle(plan: Any, prm: Any, st: Any, kind: int) -> Traced:
             if _depends_on_hoisted(a):
                 raise TraceError("a draw whose argument depends on another draw")
     return Traced(graph, outputs, writes, n_values)
+
+
+def trace_clocks(plan: Any, prm: Any, st: Any) -> Traced:
+    """Trace ``handlers.advance_clocks`` to the times of an input array ``t`` (one per
+    row, read at the row's position in the call)."""
+    from . import handlers
+
+    graph = Graph()
+    sst = _StateSymbols(graph, st)
+    t = graph.input(("arg", "t"), np.dtype(np.float64))
+    psym = cast("Params", _ParamsSymbols(graph, prm))
+    handlers.advance_clocks(TRACE, plan, psym, cast("State", sst), t, t - sst.t)
+    writes = [(key, _operand(graph, v)) for key, v in sst.writes()]
+    if graph.hoisted:
+        raise TraceError("a draw in the clocks")
+    return Traced(graph, [], writes, 0)
 
 
 def _depends_on_hoisted(n: Node) -> bool:
