@@ -178,7 +178,7 @@ def run_chunk(
                 work = st.take(rows)
             else:
                 gone = np.flatnonzero(ended)
-                st.put(rows[gone], work.take(gone))
+                st.put_rows(rows[gone], work, gone)
             running[ended] = False
             alive = np.flatnonzero(running)
             if alive.size and alive.size <= 0.75 * running.size:

@@ -244,6 +244,16 @@ class State:
             setattr(out, name, [a[idx] for a in v] if isinstance(v, list) else v[idx])
         return out
 
+    def put_rows(self, idx: np.ndarray, src: State, rows: np.ndarray) -> None:
+        """``put(idx, src.take(rows))`` without the intermediate copy."""
+        for name in State.__slots__:
+            v, s = getattr(self, name), getattr(src, name)
+            if isinstance(v, list):
+                for a, b in zip(v, s, strict=True):
+                    a[idx] = b[rows]
+            else:
+                v[idx] = s[rows]
+
     def put(self, idx: np.ndarray, sub: State) -> None:
         for name in State.__slots__:
             v, s = getattr(self, name), getattr(sub, name)
