@@ -241,6 +241,18 @@ def test_a_compiled_loop_is_written_once_and_reused(tmp_path, monkeypatch):
     assert o1.tolist() == o2.tolist() == [3.0, 6.0]
 
 
+def test_an_unwritable_cache_folder_falls_back_to_a_temporary_one(tmp_path, monkeypatch):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the cache folder should be", encoding="utf-8")
+    monkeypatch.setenv("SIMULATOR_CACHE_DIR", str(blocker))
+    monkeypatch.setattr(fused, "_COMPILED", {})
+    fn = fused._compile(fused._Source(*_tiny_trace()).text)
+    out, out2 = np.empty(1), np.empty(1)
+    fn(np.arange(1), np.array([2.0]), np.zeros(0, dtype=np.int64), np.array([4.0]), out, out2)
+    assert out.tolist() == [8.0]
+    assert blocker.read_text(encoding="utf-8").startswith("a file")  # not touched
+
+
 def _tiny_trace():
     graph = trace.Graph()
     x = graph.input(("st", "x"), np.dtype(np.float64))

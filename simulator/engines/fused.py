@@ -25,10 +25,12 @@ loads a loop compiled by an earlier one in milliseconds.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib.util
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -266,6 +268,7 @@ def _loops_digest() -> str:
 
 
 _DIGEST: list[str] = []
+_FALLBACK: list[Path] = []
 
 
 def _compile(text: str) -> Any:
@@ -282,8 +285,11 @@ def _compile(text: str) -> Any:
         try:
             folder = _cache_dir()
             folder.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            folder = Path(tempfile.mkdtemp(prefix="simulator-fused-"))
+        except OSError:  # not writable: this process's own folder, removed at exit
+            if not _FALLBACK:
+                _FALLBACK.append(Path(tempfile.mkdtemp(prefix="simulator-fused-")))
+                atexit.register(shutil.rmtree, _FALLBACK[0], True)
+            folder = _FALLBACK[0]
         path = folder / f"{name}.py"
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             tmp = folder / f".{name}.{os.getpid()}.tmp"
