@@ -115,6 +115,19 @@ def test_every_operation_gives_numpys_bits_and_type():
     assert real.g.tobytes() == B.astype(np.float64).tobytes()
 
 
+def test_numpy_scalars_of_the_plan_combine_with_traced_values_as_python_numbers_do():
+    graph = trace.Graph()
+    x = graph.input(("st", "x"), np.dtype(np.int64))
+    for made in (np.float64(2.5) * x, x * np.float64(2.5), np.int64(3) + x, np.bool_(True) * x):
+        assert isinstance(made, trace.Node)
+    assert (np.float64(2.5) * x).dtype == trace.FLOAT
+    assert (np.int64(3) + x).dtype == trace.INT
+    # an array of the plan in a handler's arithmetic is refused, not turned into an
+    # object array holding a node (the loop has no per-patient arrays of the plan)
+    with pytest.raises(TypeError):
+        np.array([2.0, 3.0]) * x
+
+
 def test_a_branch_on_a_traced_value_is_refused():
     graph = trace.Graph()
     x = graph.input(("st", "x"), np.dtype(np.float64))

@@ -131,6 +131,9 @@ class Node:
     """One value of the traced handler, for one patient."""
 
     __slots__ = ("args", "dtype", "graph", "id", "op")
+    # numpy scalars and arrays defer to the node's reflected operators (np.float64(2) *
+    # node is node.__rmul__, not a 0-d object array holding a node)
+    __array_ufunc__ = None
 
     def __init__(self, graph: Graph, id_: int, op: str, args: tuple[Any, ...], dtype: str):
         self.graph = graph
