@@ -232,6 +232,15 @@ def uniform_one_index_into(key, patients, index, out):  # type: ignore[no-untype
         out[i] = (np.float64(_mix(h ^ salt) >> _S11) + 0.5) * _TWO_M53
 
 
+@numba.njit(**_JIT)
+def uniform_draw(key, patient, index):  # type: ignore[no-untyped-def]
+    """``streams.uniform``'s draw for one (patient, index) pair (``uniform_into``'s
+    steps), for the fused handlers."""
+    h = _mix(key + np.uint64(patient) * _G)
+    h = _mix(h ^ (np.uint64(index) * _M2 + _G))
+    return (np.float64(h >> _S11) + 0.5) * _TWO_M53
+
+
 #: ``step_rows(table, rows, y, ..., j, s, c, g)``: see ``kernel/step_generated.py``; bounds
 #: checked, so that a wrong row index raises instead of reading past the table.
 step_rows = numba.njit(boundscheck=True, **_JIT)(step_generated.step_rows)

@@ -38,6 +38,7 @@ __all__ = [
     "exponential_one",
     "normal",
     "purpose_id",
+    "stream_key",
     "uniform",
     "uniform_one",
 ]
@@ -128,6 +129,12 @@ def _mix_int(x: int) -> int:
 def _purpose_key(seed: int, purpose: str) -> int:
     key = _mix_int(((int(seed) & _MASK) + _G_INT) & _MASK)
     return _mix_int(key ^ purpose_id(purpose))
+
+
+def stream_key(seed: int, purpose: str) -> int:
+    """The 64-bit key of a (seed, purpose) stream, which :func:`uniform` mixes with each
+    patient id and index (compiled loops take it as an argument)."""
+    return _purpose_key(int(seed), purpose)
 
 
 def uniform_one(seed: int, patient: int, purpose: str, index: int = 0) -> float:

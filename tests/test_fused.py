@@ -27,6 +27,7 @@ from simulator.scenario import load_scenario
 numba = pytest.importorskip("numba")
 
 NAN, INF = math.nan, math.inf
+NO_KEYS = np.zeros(0, dtype=np.uint64)  # the loop's stream keys (none here)
 F = np.array([0.0, -0.0, 1.5, -2.25, NAN, INF, -INF, 1e-310, 3.0, 2.0, -0.0, 0.0])
 G = np.array([-0.0, 0.0, 1.5, 3.0, 1.0, INF, 5.0, -1e-310, NAN, 2.0, 0.0, -0.0])
 I_ = np.array([0, -3, 7, 2, 1, 0, 5, -1, 4, 2, 9, 1], dtype=np.int64)
@@ -249,8 +250,8 @@ def test_a_compiled_loop_is_written_once_and_reused(tmp_path, monkeypatch):
     assert files[0].stat().st_mtime_ns == stamp
     x = np.array([1.0, 2.0])
     o1, o2 = np.empty(2), np.empty(2)
-    f1(np.arange(2), np.array([3.0]), np.zeros(0, dtype=np.int64), x, o1, o1.copy())
-    f2(np.arange(2), np.array([3.0]), np.zeros(0, dtype=np.int64), x, o2, o2.copy())
+    f1(np.arange(2), np.array([3.0]), np.zeros(0, dtype=np.int64), NO_KEYS, x, o1, o1.copy())
+    f2(np.arange(2), np.array([3.0]), np.zeros(0, dtype=np.int64), NO_KEYS, x, o2, o2.copy())
     assert o1.tolist() == o2.tolist() == [3.0, 6.0]
 
 
@@ -261,7 +262,8 @@ def test_an_unwritable_cache_folder_falls_back_to_a_temporary_one(tmp_path, monk
     monkeypatch.setattr(fused, "_COMPILED", {})
     fn = fused._compile(fused._Source(*_tiny_trace()).text)
     out, out2 = np.empty(1), np.empty(1)
-    fn(np.arange(1), np.array([2.0]), np.zeros(0, dtype=np.int64), np.array([4.0]), out, out2)
+    no_ints = np.zeros(0, dtype=np.int64)
+    fn(np.arange(1), np.array([2.0]), no_ints, NO_KEYS, np.array([4.0]), out, out2)
     assert out.tolist() == [8.0]
     assert blocker.read_text(encoding="utf-8").startswith("a file")  # not touched
 

@@ -11,13 +11,14 @@ one patient, in the order it makes them, with the result type numpy gives each o
 plan decides in Python (which rules exist, how many adverse events, whether deaths are
 on) is resolved while tracing; a branch on a traced value raises :class:`TraceError`.
 
-``simulator.fused`` turns a graph into one compiled loop over the patients whose event it
-is. Numbers of the plan (doses, rates, thresholds) become entries of constant arrays,
-not literals, so plans that differ only in their numbers (the draws of a PSA, the points
-of a sweep) share one compiled loop. Two operations cannot be expressed in the loop and
-are computed before it, with numpy on the patients' rows: draws from a patient's stream
-and the inverse CDF of a scenario distribution (``Graph.hoisted``); their arguments must
-depend on the inputs only.
+``simulator.engines.fused`` turns a graph into one compiled loop over the patients whose
+event it is. Numbers of the plan (doses, rates, thresholds) become entries of constant
+arrays, not literals, so plans that differ only in their numbers (the draws of a PSA, the
+points of a sweep) share one compiled loop. Draws from a patient's stream are computed in
+the loop, the stream's key (which depends on the chunk's seed) passed with each call. One
+operation cannot be expressed in the loop and is computed before it, with numpy on the
+patients' rows: the inverse CDF of a scenario distribution (``Graph.hoisted``), whose
+argument must depend on the inputs only.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ _SAMPLE = {
 }
 
 
+STREAM_KINDS = ("uniform", "exponential")
+
 # numpy's result type by (operation, operand types): the same in every trace
 _DTYPES: dict[tuple[Any, ...], str] = {}
 
@@ -83,6 +86,7 @@ class Graph:
     int_consts: list[int] = field(default_factory=list)
     tables: list[np.ndarray] = field(default_factory=list)  # constant lookup tables
     hoisted: list[Node] = field(default_factory=list)
+    streams: list[tuple[str, str]] = field(default_factory=list)  # (seed field, purpose)
 
     def node(self, op: str, args: tuple[Any, ...], dtype: str) -> Node:
         n = Node(self, len(self.nodes), op, args, dtype)
@@ -307,11 +311,16 @@ def _ppf(dist: Any, u: Any) -> Any:
 
 
 def _stream(kind: str, seed: Any, patient: Any, purpose: str, index: Any) -> Any:
+    """Draw ``index`` of each patient's stream ``purpose``, computed in the loop: the
+    stream's key (from the chunk's seed) is an argument of each call."""
     graph = _graph_of(patient, index)
-    if graph is None or not isinstance(seed, ParamScalar):
+    if graph is None or not isinstance(seed, ParamScalar) or kind not in STREAM_KINDS:
         raise TraceError("a draw outside a patient's stream")
     args = (_operand(graph, patient), _operand(graph, index))
-    return _hoist(graph, ("stream", kind, seed, purpose), args)
+    if any(a.dtype != INT for a in args):
+        raise TraceError("a stream draw needs integer patient ids and indices")
+    graph.streams.append((seed.name, purpose))
+    return graph.node(kind, (len(graph.streams) - 1, *args), FLOAT)
 
 
 class _Trace(Ops):
