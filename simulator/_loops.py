@@ -148,6 +148,21 @@ def _as_bits(typingctx, x):  # type: ignore[no-untyped-def]
     return sig, codegen
 
 
+@intrinsic
+def select(typingctx, cond, a, b):  # type: ignore[no-untyped-def]
+    """``a if cond else b`` as one LLVM ``select`` (both already computed): no branch, so
+    no extra blocks in numba's IR, whose SSA pass is slow on the fused loops' hundreds
+    of conditional expressions."""
+    if a != b or not isinstance(cond, types.Boolean):
+        return None
+    sig = a(types.boolean, a, b)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.select(args[0], args[1], args[2])
+
+    return sig, codegen
+
+
 @numba.njit(**_JIT)
 def exp_one(v):  # type: ignore[no-untyped-def]
     """``fmath.exp`` of one float, for the fused handlers (``engines/fused.py``): the

@@ -83,10 +83,10 @@ def _cv(expr: str, have: str, want: str) -> str:
     """``expr`` of type ``have`` as numpy converts it to ``want``."""
     if have == want:
         return expr
-    if want == FLOAT:
-        return f"np.float64({expr})" if have == INT else f"(1.0 if {expr} else 0.0)"
-    if want == INT:
-        return f"(1 if {expr} else 0)" if have == BOOL else f"np.int64({expr})"
+    if want == FLOAT:  # from int, or from bool (True is 1.0)
+        return f"np.float64({expr})"
+    if want == INT:  # from bool, or from float (truncated, as numpy assigns)
+        return f"np.int64({expr})"
     return f"({expr} != 0)"  # to bool: nonzero (NaN is True, as in numpy)
 
 
@@ -151,7 +151,7 @@ class _Source:
             if op == "sub":
                 raise TraceError("boolean subtraction")
             x, y = _cv(v(a[0]), a[0].dtype, BOOL), _cv(v(a[1]), a[1].dtype, BOOL)
-            return f"({x} or {y})" if op == "add" else f"({x} and {y})"
+            return f"({x} | {y})" if op == "add" else f"({x} & {y})"
         if op in ("add", "sub", "mul", "truediv"):
             want = FLOAT if op == "truediv" else n.dtype
             x, y = _cv(v(a[0]), a[0].dtype, want), _cv(v(a[1]), a[1].dtype, want)
@@ -175,10 +175,10 @@ class _Source:
         if op == "where":
             c = _cv(v(a[0]), a[0].dtype, BOOL)
             x, y = _cv(v(a[1]), a[1].dtype, n.dtype), _cv(v(a[2]), a[2].dtype, n.dtype)
-            return f"({x} if {c} else {y})"
+            return f"_select({c}, {x}, {y})"
         if op in ("logical_and", "logical_or"):
             x, y = _cv(v(a[0]), a[0].dtype, BOOL), _cv(v(a[1]), a[1].dtype, BOOL)
-            return f"({x} {'and' if op == 'logical_and' else 'or'} {y})"
+            return f"({x} {'&' if op == 'logical_and' else '|'} {y})"
         if op == "logical_not":
             return f"(not {_cv(v(a[0]), a[0].dtype, BOOL)})"
         if op == "floor":
@@ -217,11 +217,19 @@ class _Source:
                 stack.extend(a for a in x.args if isinstance(a, Node))
         body: list[str] = []
 
+        # constants are written into the expressions that use them, not given statements
+        # of their own (numba's compile time grows with the number of statements)
+        inline = {
+            n.id: self._expr(n, lambda x: f"v{x.id}")
+            for n in tr.graph.nodes
+            if n.id in live and n.op in ("kfloat", "kint", "bool")
+        }
+
         def v(n: Node) -> str:
-            return f"v{n.id}"
+            return inline.get(n.id) or f"v{n.id}"
 
         for n in tr.graph.nodes:
-            if n.id in live:
+            if n.id in live and n.id not in inline:
                 body.append(f"v{n.id} = {self._expr(n, v)}")
         for key, n in tr.writes:
             target = self._arg(key)
@@ -240,7 +248,7 @@ class _Source:
             "from simulator._loops import exp_one as _exp, log_one as _log",
             "from simulator._loops import fmin as _fmin, fmax as _fmax",
             "from simulator._loops import imin as _imin, imax as _imax",
-            "from simulator._loops import uniform_draw as _uniform",
+            "from simulator._loops import uniform_draw as _uniform, select as _select",
             "",
             "",
             '@numba.njit(cache=True, nogil=True, error_model="numpy")',
