@@ -5,30 +5,32 @@ calls to pay for it; tests/test_fmath.py and tests/test_streams.py compare every
 with the numpy path bit for bit.
 
 **exp and log** (``simulator.fmath``) run ``fmath.exp_reduced`` and ``fmath.log_reduced``,
-inlined, in loops that LLVM vectorizes (about 1 ns a value, as fast as numpy's own SIMD
-``exp``):
+inlined, one value at a time (``exp_one``, ``log_one``, which the fused handlers of
+``engines/fused.py`` call too) in loops that LLVM vectorizes (about 1 ns a value, as fast
+as numpy's own SIMD ``exp``):
 
 * arguments outside the finite range are clamped, computed, and replaced afterwards by
   selects instead of early returns;
 * ``ldexp(y, k)`` is two multiplications by exact powers of two, ``2**(k // 2)`` and
-  ``2**(k - k // 2)``, built from their bits. The first product is exact (it stays far
-  inside the normal range) and the second rounds once, so the result is the correctly
-  rounded ``y * 2**k``, which is what ``ldexp`` returns, subnormal results included;
+  ``2**(k - k // 2)``, built from their bits by an LLVM bitcast (a call to ``ldexp``
+  would stop vectorization). The first product is exact (it stays far inside the normal
+  range) and the second rounds once, so the result is the correctly rounded ``y * 2**k``,
+  which is what ``ldexp`` returns, subnormal results included;
 * ``frexp`` reads the exponent and mantissa bits of a positive normal number; zero,
   subnormal, negative, infinite and NaN arguments (none in a simulation) are redone by
-  a second loop afterwards, as ``fmath.log`` does;
-* no buffer is both read and written by one loop (aliasing stops LLVM vectorizing).
+  a second loop afterwards, as ``fmath.log`` does.
 
 numba contracts ``a * b + c`` into a fused multiply-add only under ``fastmath``, which is
 never used here.
 
 **Uniform draws** (``simulator.streams``): the same 64-bit mixing as the numpy code, in
-unsigned integers that wrap as numpy's do.
+unsigned integers that wrap as numpy's do (``uniform_draw``, one pair at a time).
 
-**The closed-form step** (``kernel/step_generated.py``): ``step_rows`` is the SimPy
-engine's unrolled one-patient step (generated from the coefficient pattern of
-``kernel.disease``, and checked against the array step bit for bit by the engines'
-agreement) in a loop over patients.
+**The closed-form step** (``kernel/step_generated.py``): ``step_rows`` calls the SimPy
+engine's unrolled one-patient step ``step_one`` (generated from the coefficient pattern
+of ``kernel.disease``, and checked against the array step bit for bit by the engines'
+agreement) in a loop over patients; ``register_jitable`` lets numba compile the plain
+function where the loop calls it.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import math
 import numba
 import numpy as np
 from numba.core import types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, register_jitable
 
 from . import fmath, streams
 from .fmath import _O_THRESHOLD, _SMALLEST_NORMAL, _U_THRESHOLD
@@ -53,99 +55,22 @@ _exp_reduced = numba.njit(inline="always", **_JIT)(fmath.exp_reduced)
 _log_reduced = numba.njit(inline="always", **_JIT)(fmath.log_reduced)
 
 
-@numba.njit(**_JIT)
-def _exp_reduce(x, y, b1, b2):  # type: ignore[no-untyped-def]
-    for i in range(x.size):
-        v = x[i]
-        xc = v if v > _U_THRESHOLD else _U_THRESHOLD  # NaN -> the lower bound
-        xc = xc if xc < _O_THRESHOLD else _O_THRESHOLD
-        y[i], ki = _exp_reduced(xc)
-        k1 = ki >> 1
-        b1[i] = (k1 << 52) + _EXPONENT_BITS  # the bits of 2**k1
-        b2[i] = ((ki - k1) << 52) + _EXPONENT_BITS
+def _bitcast(src, dst):  # type: ignore[no-untyped-def]
+    """An intrinsic reading the bits of a ``src`` value as a ``dst`` (an LLVM bitcast,
+    no call: loops that use it still vectorize)."""
+
+    @intrinsic
+    def cast(typingctx, x):  # type: ignore[no-untyped-def]
+        def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+            return builder.bitcast(args[0], context.get_value_type(dst))
+
+        return dst(src), codegen
+
+    return cast
 
 
-@numba.njit(**_JIT)
-def _exp_scale(x, y, s1, s2, out):  # type: ignore[no-untyped-def]
-    for i in range(x.size):
-        v = x[i]
-        o = y[i] * s1[i] * s2[i]
-        o = math.inf if v > _O_THRESHOLD else o
-        o = 0.0 if v < _U_THRESHOLD else o
-        out[i] = v if v != v else o
-
-
-@numba.njit("void(float64[::1], float64[::1])", **_JIT)
-def exp_into(x, out):  # type: ignore[no-untyped-def]
-    """``out[:] = fmath.exp(x)`` for contiguous 1-d float64 arrays."""
-    y = np.empty(x.size, dtype=np.float64)  # not ``out``: aliased arrays stop vectorizing
-    b1 = np.empty(x.size, dtype=np.int64)
-    b2 = np.empty(x.size, dtype=np.int64)
-    _exp_reduce(x, y, b1, b2)
-    _exp_scale(x, y, b1.view(np.float64), b2.view(np.float64), out)
-
-
-@numba.njit(**_JIT)
-def _log_split(bits, mant, dk):  # type: ignore[no-untyped-def]
-    for i in range(bits.size):
-        b = bits[i]
-        mant[i] = (b & _MANTISSA) | _HALF_EXPONENT
-        dk[i] = np.float64(((b >> 52) & 0x7FF) - 1022)
-
-
-@numba.njit(**_JIT)
-def _log_poly(m_in, dk_in, out):  # type: ignore[no-untyped-def]
-    for i in range(out.size):
-        out[i] = _log_reduced(m_in[i], dk_in[i])
-
-
-@numba.njit(**_JIT)
-def _log_specials(x, out):  # type: ignore[no-untyped-def]
-    """What ``fmath.log`` returns for arguments that are not positive normal numbers."""
-    for i in range(x.size):
-        v = x[i]
-        if not (_SMALLEST_NORMAL <= v < math.inf):  # NaN fails both tests
-            if v != v or v == math.inf:
-                out[i] = v
-            elif v == 0.0:
-                out[i] = -math.inf
-            elif v < 0.0:
-                out[i] = math.nan
-            else:  # subnormal: frexp normalises it
-                m, e = math.frexp(v)
-                out[i] = _log_reduced(m, np.float64(e))
-
-
-@numba.njit("void(float64[::1], float64[::1])", **_JIT)
-def log_into(x, out):  # type: ignore[no-untyped-def]
-    """``out[:] = fmath.log(x)`` for contiguous 1-d float64 arrays."""
-    mant = np.empty(x.size, dtype=np.int64)
-    dk = np.empty(x.size, dtype=np.float64)  # not ``out``: aliased arrays stop vectorizing
-    _log_split(x.view(np.int64), mant, dk)
-    _log_poly(mant.view(np.float64), dk, out)
-    _log_specials(x, out)
-
-
-@intrinsic
-def _as_float(typingctx, bits):  # type: ignore[no-untyped-def]
-    """The float64 whose bits are the int64 ``bits`` (an LLVM bitcast, no call)."""
-    sig = types.float64(types.int64)
-
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
-
-    return sig, codegen
-
-
-@intrinsic
-def _as_bits(typingctx, x):  # type: ignore[no-untyped-def]
-    """The int64 bits of the float64 ``x``."""
-    sig = types.int64(types.float64)
-
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        return builder.bitcast(args[0], context.get_value_type(types.int64))
-
-    return sig, codegen
+_as_float = _bitcast(types.int64, types.float64)  # the float64 with these int64 bits
+_as_bits = _bitcast(types.float64, types.int64)
 
 
 @intrinsic
@@ -177,13 +102,27 @@ def exp_one(v):  # type: ignore[no-untyped-def]
     return v if v != v else o
 
 
+@numba.njit("void(float64[::1], float64[::1])", **_JIT)
+def exp_into(x, out):  # type: ignore[no-untyped-def]
+    """``out[:] = fmath.exp(x)`` for contiguous 1-d float64 arrays (LLVM vectorizes the
+    loop: about 1 ns a value)."""
+    for i in range(x.size):
+        out[i] = exp_one(x[i])
+
+
+@numba.njit(inline="always", **_JIT)
+def _log_normal(v):  # type: ignore[no-untyped-def]
+    """``fmath.log`` of a positive normal float: ``frexp`` read from the bits."""
+    b = _as_bits(v)
+    mant = _as_float((b & _MANTISSA) | _HALF_EXPONENT)
+    return _log_reduced(mant, np.float64(((b >> 52) & 0x7FF) - 1022))
+
+
 @numba.njit(**_JIT)
 def log_one(v):  # type: ignore[no-untyped-def]
-    """``fmath.log`` of one float: ``log_into``'s steps for one value."""
+    """``fmath.log`` of one float, any value."""
     if _SMALLEST_NORMAL <= v < math.inf:
-        b = _as_bits(v)
-        mant = _as_float((b & _MANTISSA) | _HALF_EXPONENT)
-        return _log_reduced(mant, np.float64(((b >> 52) & 0x7FF) - 1022))
+        return _log_normal(v)
     if v != v or v == math.inf:
         return v
     if v == 0.0:
@@ -192,6 +131,19 @@ def log_one(v):  # type: ignore[no-untyped-def]
         return math.nan
     m, e = math.frexp(v)  # subnormal
     return _log_reduced(m, np.float64(e))
+
+
+@numba.njit("void(float64[::1], float64[::1])", **_JIT)
+def log_into(x, out):  # type: ignore[no-untyped-def]
+    """``out[:] = fmath.log(x)`` for contiguous 1-d float64 arrays: every value as a
+    positive normal one in a loop LLVM vectorizes, then the others (none in a
+    simulation) redone."""
+    for i in range(x.size):
+        out[i] = _log_normal(x[i])
+    for i in range(x.size):
+        v = x[i]
+        if not (_SMALLEST_NORMAL <= v < math.inf):  # NaN fails both tests
+            out[i] = log_one(v)
 
 
 @numba.njit(**_JIT)
@@ -229,32 +181,31 @@ def _mix(x):  # type: ignore[no-untyped-def]
     return x ^ (x >> _S31)
 
 
+@numba.njit(**_JIT)
+def uniform_draw(key, patient, index):  # type: ignore[no-untyped-def]
+    """``streams.uniform``'s draw for one (patient, index) pair: the same 64-bit mixing
+    in unsigned integers that wrap as numpy's do."""
+    h = _mix(key + np.uint64(patient) * _G)
+    h = _mix(h ^ (np.uint64(index) * _M2 + _G))
+    return (np.float64(h >> _S11) + 0.5) * _TWO_M53
+
+
 @numba.njit("void(uint64, int64[::1], int64[::1], float64[::1])", **_JIT)
 def uniform_into(key, patients, index, out):  # type: ignore[no-untyped-def]
     """``out[i]`` = ``streams.uniform``'s draw for (patients[i], index[i])."""
     for i in range(out.size):
-        h = _mix(key + np.uint64(patients[i]) * _G)
-        h = _mix(h ^ (np.uint64(index[i]) * _M2 + _G))
-        out[i] = (np.float64(h >> _S11) + 0.5) * _TWO_M53
+        out[i] = uniform_draw(key, patients[i], index[i])
 
 
 @numba.njit("void(uint64, int64[::1], int64, float64[::1])", **_JIT)
 def uniform_one_index_into(key, patients, index, out):  # type: ignore[no-untyped-def]
     """``out[i]`` = ``streams.uniform``'s draw for (patients[i], index)."""
-    salt = np.uint64(index) * _M2 + _G
     for i in range(out.size):
-        h = _mix(key + np.uint64(patients[i]) * _G)
-        out[i] = (np.float64(_mix(h ^ salt) >> _S11) + 0.5) * _TWO_M53
+        out[i] = uniform_draw(key, patients[i], index)
 
 
-@numba.njit(**_JIT)
-def uniform_draw(key, patient, index):  # type: ignore[no-untyped-def]
-    """``streams.uniform``'s draw for one (patient, index) pair (``uniform_into``'s
-    steps), for the fused handlers."""
-    h = _mix(key + np.uint64(patient) * _G)
-    h = _mix(h ^ (np.uint64(index) * _M2 + _G))
-    return (np.float64(h >> _S11) + 0.5) * _TWO_M53
-
+# ``step_one`` (a plain function, the SimPy engine's) compiled wherever numba code calls it
+register_jitable(inline="always", **_JIT)(step_generated.step_one)
 
 #: ``step_rows(table, rows, y, ..., j, s, c, g)``: see ``kernel/step_generated.py``; bounds
 #: checked, so that a wrong row index raises instead of reading past the table.

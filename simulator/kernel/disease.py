@@ -342,11 +342,13 @@ def _step_body(pad: str) -> tuple[list[str], str]:
 def generated_step_module() -> str:
     """The text of ``kernel/step_generated.py`` (written by scripts/generate_step.py;
     tests/test_kinetics.py checks that the file is up to date): the step unrolled for
-    one patient (``step_one``, the SimPy engine's) and as a loop over patients
+    one patient (``step_one``, the SimPy engine's) and a loop of it over patients
     (``step_rows``, which ``simulator._loops`` compiles with numba and caches on disk)."""
     typed = ", ".join(f"{a}: Any" for a in _NAMES)
     arrays = ", ".join(f"a_{a}: Any" for a in (*_NAMES, "g"))
     body, result = _step_body("    ")
+    outs = [f"r_{_NAMES[r]}" for r in STEPPED]
+    row = ", ".join(f"a_{a}[i]" for a in (*_NAMES, "g"))
     out = [
         '"""The closed-form step, unrolled: generated from kernel/disease.py\'s coefficient',
         "pattern by scripts/generate_step.py. Do not edit; regenerate.",
@@ -365,18 +367,15 @@ def generated_step_module() -> str:
         "",
         f"def step_rows(table: Any, rows: Any, {arrays}) -> tuple[np.ndarray, ...]:",
         '    """Patient i steps with coefficients ``table[rows[i]]``: arrays in ``STEPPED``',
-        '    order (compiled by numba in ``simulator._loops``)."""',
+        "    order (compiled by numba in ``simulator._loops``, which makes ``step_one``",
+        '    callable from it)."""',
         "    n = rows.size",
+        *(f"    {o} = np.empty(n)" for o in outs),
+        "    for i in range(n):",
+        f"        res = step_one(table[rows[i]], {row})",
+        *(f"        {o}[i] = res[{k}]" for k, o in enumerate(outs)),
+        f"    return ({', '.join(outs)})",
     ]
-    outs = [f"r_{_NAMES[r]}" for r in STEPPED]
-    out += [f"    {o} = np.empty(n)" for o in outs]
-    out += ["    for i in range(n):", "        coef = table[rows[i]]"]
-    out += [f"        {a} = a_{a}[i]" for a in (*_NAMES, "g")]
-    loop_body, _ = _step_body("        ")
-    out += loop_body
-    out.append(f"        res = {result}")
-    out += [f"        {o}[i] = res[{k}]" for k, o in enumerate(outs)]
-    out.append(f"    return ({', '.join(outs)})")
     return "\n".join(out) + "\n"
 
 
