@@ -94,10 +94,10 @@ def _run_both():
     # also write back: a float into the int field, a bool into the float field
     writes = [(("st", "i"), trace._operand(graph, sym.i * 0.5 + 0.75)), (("st", "g"), sym.b)]
     tr = trace.Traced(graph, outputs, writes, len(outs))
-    src = fused._Source(tr, {("st", "i"): trace.INT, ("st", "g"): trace.FLOAT})
-    kernel = fused._Kernel(tr, src)
+    kernel = fused._Kernel(tr, real)
     sel = np.arange(len(F), dtype=np.int64)
-    _, values, _ = kernel(real, SimpleNamespace(), sel)
+    out = kernel(real, SimpleNamespace(), sel)
+    values = [out[f"value{k}"] for k in range(len(outs))]
     with np.errstate(all="ignore"):
         expected = _expressions(ARRAY, SimpleNamespace(f=F, g=G, i=I_, b=B))
     return real, values, expected

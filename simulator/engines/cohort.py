@@ -90,6 +90,12 @@ class _StateView:
                 full[idx] = value
 
 
+def _compiled(plan: Plan, size: int, calls: int) -> fused.FusedHandlers | None:
+    """The plan's compiled loops when this process uses numba's loops now (for work
+    that numpy does in ``calls`` array calls over ``size`` values)."""
+    return fused.for_plan(plan) if jit.loops(size, calls) is not None else None
+
+
 def run_chunk(
     scn: Scenario,
     plan: Plan,
@@ -114,18 +120,11 @@ def run_chunk(
     # whole chunk each time.
     work, wprm, rows = st, prm, np.arange(n)
     running = np.ones(n, dtype=bool)  # over the working rows
-    fused_handlers: fused.FusedHandlers | None = None
     while running.any():
         t, kind = handlers.next_event(xp, plan, wprm, work)
-        clocks = None
-        if jit.loops(t.size, calls=20) is not None:  # the clocks: ~20 array calls on numpy
-            if fused_handlers is None:
-                fused_handlers = fused.for_plan(plan)
-            clocks = fused_handlers.clocks(plan, work, wprm)
-        try:
-            handlers.advance(xp, plan, wprm, work, t, clocks)
-        except fused.Retry:  # numba failed to compile them, before they changed anything
-            handlers.advance_clocks(xp, plan, wprm, work, t, t - work.t)
+        compiled = _compiled(plan, t.size, 20)  # the clocks: ~20 array calls on numpy
+        clocks = compiled.clocks(plan, work, wprm) if compiled is not None else None
+        handlers.advance(xp, plan, wprm, work, t, clocks)
         for k in np.flatnonzero(np.bincount(kind, minlength=len(Event))):  # kinds present
             if k == _END:
                 continue
@@ -133,14 +132,11 @@ def run_chunk(
             idx = rows[sel]
             visit_k = work.visit_k[sel]
             before = work.pred[sel]
-            done = None
             # an event on numpy costs ~25 array calls more than its compiled loop (a
             # 1,000-patient first_line chunk: 280 against 80 us an event)
-            if jit.loops(sel.size, calls=25) is not None:  # one compiled loop, same bits
-                if fused_handlers is None:
-                    fused_handlers = fused.for_plan(plan)
-                done = fused_handlers.run(plan, int(k), work, wprm, sel)
-            if done is not None:
+            compiled = _compiled(plan, sel.size, 25)
+            done = compiled.run(plan, int(k), work, wprm, sel) if compiled is not None else None
+            if done is not None:  # the event as one compiled loop, same bits
                 flags, values, grams = done
             else:
                 part = _StateView(work, sel)

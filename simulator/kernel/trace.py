@@ -17,8 +17,8 @@ arrays, not literals, so plans that differ only in their numbers (the draws of a
 points of a sweep) share one compiled loop. Draws from a patient's stream are computed in
 the loop, the stream's key (which depends on the chunk's seed) passed with each call. One
 operation cannot be expressed in the loop and is computed before it, with numpy on the
-patients' rows: the inverse CDF of a scenario distribution (``Graph.hoisted``), whose
-argument must depend on the inputs only.
+patients' rows: the inverse CDF of a scenario distribution (``Graph.hoisted``), of an
+input of the event.
 """
 
 from __future__ import annotations
@@ -43,17 +43,16 @@ __all__ = [
     "ParamScalar",
     "TableRef",
     "TraceError",
+    "dtype_code",
     "trace_clocks",
     "trace_handle",
 ]
 
 FLOAT, INT, BOOL = "f", "i", "b"
-_KIND_OF = {"f": FLOAT, "i": INT, "u": INT, "b": BOOL}
-_SAMPLE = {
-    FLOAT: np.ones(1, dtype=np.float64),
-    INT: np.ones(1, dtype=np.int64),
-    BOOL: np.ones(1, dtype=np.bool_),
-}
+#: the numpy type of each code
+DTYPES = {FLOAT: np.dtype(np.float64), INT: np.dtype(np.int64), BOOL: np.dtype(np.bool_)}
+_KIND_OF = {d.kind: code for code, d in DTYPES.items()}
+_SAMPLE = {code: np.ones(1, dtype=d) for code, d in DTYPES.items()}
 
 
 STREAM_KINDS = ("uniform", "exponential")
@@ -66,13 +65,12 @@ class TraceError(Exception):
     """The handler did something a compiled loop cannot reproduce exactly."""
 
 
-def _dtype_code(dtype: np.dtype[Any]) -> str:
-    if dtype.kind == "u" or (dtype.kind in "fi" and dtype.itemsize != 8):
+def dtype_code(dtype: np.dtype[Any]) -> str:
+    """FLOAT, INT or BOOL for float64, int64 or bool; TraceError for any other type."""
+    code = _KIND_OF.get(dtype.kind)
+    if code is None or dtype != DTYPES[code]:
         raise TraceError(f"unsupported dtype {dtype}")
-    try:
-        return _KIND_OF[dtype.kind]
-    except KeyError:
-        raise TraceError(f"unsupported dtype {dtype}") from None
+    return code
 
 
 @dataclass(eq=False)
@@ -80,7 +78,8 @@ class Graph:
     """Nodes in the order the handler made them (so in dependency order)."""
 
     nodes: list[Node] = field(default_factory=list)
-    # inputs, by key: ("st", name), ("stl", name, j), ("prm", name), ("prmcol", name, j)
+    # inputs, by key: ("st", name), ("stl", name, j), ("prm", name), ("prmcol", name, j),
+    # ("arg", name)
     inputs: dict[tuple[Any, ...], Node] = field(default_factory=dict)
     float_consts: list[float] = field(default_factory=list)
     int_consts: list[int] = field(default_factory=list)
@@ -108,7 +107,7 @@ class Graph:
     def input(self, key: tuple[Any, ...], dtype: np.dtype[Any]) -> Node:
         found = self.inputs.get(key)
         if found is None:
-            found = self.inputs[key] = self.node("in", key, _dtype_code(dtype))
+            found = self.inputs[key] = self.node("in", key, dtype_code(dtype))
         return found
 
     def result_dtype(self, fn: Callable[..., Any], name: str, args: tuple[Any, ...]) -> str:
@@ -123,7 +122,7 @@ class Graph:
                     out = np.asarray(fn(*sample))
             except TypeError as exc:
                 raise TraceError(f"{name} on {key[1:]}: {exc}") from None
-            code = _DTYPES[key] = _dtype_code(out.dtype)
+            code = _DTYPES[key] = dtype_code(out.dtype)
         return code
 
 
@@ -231,8 +230,8 @@ def _graph_of(*args: Any) -> Graph | None:
 @dataclass(frozen=True)
 class ParamScalar:
     """A parameter that is one number for the whole chunk (the seed): it may only be
-    passed to a draw computed before the loop, which reads it from the chunk's
-    parameters at each call (a chunk of another run may have another seed)."""
+    passed to a stream draw, whose key the loop is given with each call, from that
+    chunk's parameters (a chunk of another run may have another seed)."""
 
     name: str
 
@@ -276,8 +275,7 @@ def _column(table: Any, j: int) -> Any:
         raise TraceError("xp.column on something other than a per-patient table")
     if table.ndim - len(table.fixed) == 2:  # (patients, types): type j is an input
         key = ("prmcol", table.name, *table.fixed, j)
-        dt = {FLOAT: np.dtype(np.float64), INT: np.dtype(np.int64), BOOL: np.dtype(np.bool_)}
-        return table.graph.input(key, dt[table.dtype])
+        return table.graph.input(key, DTYPES[table.dtype])
     return TableRef(table.graph, table.name, table.ndim, table.dtype, (*table.fixed, int(j)))
 
 
@@ -298,16 +296,17 @@ def _take2(table: np.ndarray, i: Any, j: Any) -> Any:
     return graph.node("take2", (k, _operand(graph, i), _operand(graph, j)), FLOAT)
 
 
-def _hoist(graph: Graph, spec: tuple[Any, ...], args: tuple[Node, ...]) -> Node:
-    n = graph.node("hoist", (spec, *args), FLOAT)
-    graph.hoisted.append(n)
-    return n
-
-
 def _ppf(dist: Any, u: Any) -> Any:
+    """The inverse CDF (scipy's ``ndtri``, not expressible in the loop) of an input of the
+    event: computed with numpy on the event's rows just before the loop."""
     if not isinstance(u, Node):
         return ARRAY.ppf(dist, u)
-    return _hoist(u.graph, ("ppf", dist), (u,))
+    if u.op != "in":
+        raise TraceError("an inverse CDF of a value computed in the event")
+    graph = u.graph
+    n = graph.node("ppf", (len(graph.hoisted), dist, u), FLOAT)
+    graph.hoisted.append(n)
+    return n
 
 
 def _stream(kind: str, seed: Any, patient: Any, purpose: str, index: Any) -> Any:
@@ -401,7 +400,7 @@ class _ParamsSymbols:
         if full.ndim == 1:
             value: Any = self._graph.input(("prm", name), full.dtype)
         else:
-            value = TableRef(self._graph, name, full.ndim, _dtype_code(full.dtype))
+            value = TableRef(self._graph, name, full.ndim, dtype_code(full.dtype))
         setattr(self, name, value)
         return value
 
@@ -433,10 +432,6 @@ def trace_handle(plan: Any, prm: Any, st: Any, kind: int) -> Traced:
         n_values = len(values)
         outputs += [(f"value{i}", _operand(graph, v)) for i, v in enumerate(values)]
     writes = [(key, _operand(graph, v)) for key, v in sst.writes()]
-    for spec in graph.hoisted:
-        for a in spec.args[1:]:
-            if _depends_on_hoisted(a):
-                raise TraceError("a draw whose argument depends on another draw")
     return Traced(graph, outputs, writes, n_values)
 
 
@@ -451,47 +446,4 @@ def trace_clocks(plan: Any, prm: Any, st: Any) -> Traced:
     psym = cast("Params", _ParamsSymbols(graph, prm))
     handlers.advance_clocks(TRACE, plan, psym, cast("State", sst), t, t - sst.t)
     writes = [(key, _operand(graph, v)) for key, v in sst.writes()]
-    if graph.hoisted:
-        raise TraceError("a draw in the clocks")
     return Traced(graph, [], writes, 0)
-
-
-def _depends_on_hoisted(n: Node) -> bool:
-    stack, seen = [n], set()
-    while stack:
-        x = stack.pop()
-        if x.id in seen:
-            continue
-        seen.add(x.id)
-        if x.op == "hoist":
-            return True
-        stack.extend(a for a in x.args if isinstance(a, Node))
-    return False
-
-
-def evaluate(n: Node, read: Callable[[tuple[Any, ...]], Any], cache: dict[int, Any]) -> Any:
-    """A node's value computed with numpy on the patients' rows (``read`` gives an input's
-    rows): the operations of the array namespace in the traced order, so the same bits.
-    Used for the arguments of hoisted draws."""
-    got = cache.get(n.id)
-    if got is not None:
-        return got
-    g = n.graph
-    args = [evaluate(a, read, cache) if isinstance(a, Node) else a for a in n.args]
-    op = n.op
-    if op == "in":
-        out = read(n.args)
-    elif op == "kfloat":
-        out = g.float_consts[n.args[0]]
-    elif op == "kint":
-        out = g.int_consts[n.args[0]]
-    elif op == "bool":
-        out = n.args[0]
-    elif hasattr(operator, op) and op not in ("floor",):
-        out = getattr(operator, op)(*args)
-    elif hasattr(ARRAY, op):
-        out = getattr(ARRAY, op)(*args)
-    else:
-        raise TraceError(f"cannot evaluate {op} before the loop")
-    cache[n.id] = out
-    return out
