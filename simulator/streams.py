@@ -79,7 +79,7 @@ def uniform(seed: int, patients: object, purpose: str, index: object = 0) -> np.
     open interval (0, 1): never exactly 0 or 1, so inverse-CDF transforms are safe.
     """
     # the (seed, purpose) key: the same two mixes on Python integers, cached
-    key = np.uint64(_purpose_key(int(seed), purpose))
+    key = np.uint64(stream_key(int(seed), purpose))
     done = _compiled_uniform(key, patients, index)
     if done is not None:
         return done
@@ -126,22 +126,18 @@ def _mix_int(x: int) -> int:
 
 
 @functools.lru_cache(maxsize=1024)
-def _purpose_key(seed: int, purpose: str) -> int:
-    key = _mix_int(((int(seed) & _MASK) + _G_INT) & _MASK)
-    return _mix_int(key ^ purpose_id(purpose))
-
-
 def stream_key(seed: int, purpose: str) -> int:
     """The 64-bit key of a (seed, purpose) stream, which :func:`uniform` mixes with each
     patient id and index (compiled loops take it as an argument)."""
-    return _purpose_key(int(seed), purpose)
+    key = _mix_int(((int(seed) & _MASK) + _G_INT) & _MASK)
+    return _mix_int(key ^ purpose_id(purpose))
 
 
 def uniform_one(seed: int, patient: int, purpose: str, index: int = 0) -> float:
     """One draw of :func:`uniform` for one patient and index, as a Python float: the same
     bits, computed with Python integers (the SimPy engine draws one number at a time,
     where numpy's per-call overhead would dominate)."""
-    h = _mix_int((_purpose_key(seed, purpose) + (int(patient) & _MASK) * _G_INT) & _MASK)
+    h = _mix_int((stream_key(seed, purpose) + (int(patient) & _MASK) * _G_INT) & _MASK)
     h = _mix_int(h ^ (((int(index) & _MASK) * _M2_INT + _G_INT) & _MASK))
     return ((h >> 11) + 0.5) * _TWO_M53
 
