@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import jit
 from . import disease, effects, measures, mortality, pk
-from .disease import FE, LE, XD, XL, XS, C, E, F, J, L, Q, S, V, W, Y, Z
+from .disease import C, S
 from .events import IVIG_AE_SHIFT, Event, Flag
 from .params import Params, flare_draw
 from .plan import MONTH_DAYS, THRESHOLDS_MG, Plan
@@ -306,36 +306,9 @@ def _advance_vector(xp: Ops, plan: Plan, prm: Params, st: State, tau: Any) -> No
             _set_stepped(st, stepped)
             return
     coef = plan.propagator(xp, prm.node, tau)
-    x = {
-        Y: st.y,
-        Q: st.q,
-        W: st.w,
-        XS: st.xs,
-        XL: st.xl,
-        XD: st.xd,
-        Z: st.z,
-        F: st.f,
-        L: st.l,
-        FE: st.fe,
-        LE: st.le,
-        V: st.v,
-        E: st.e,
-        J: st.j,
-        S: prm.drive,
-        C: st.c,
-    }
+    x = {**dict(zip(disease.STEPPED, _STEPPED_OF(st), strict=True)), S: prm.drive, C: st.c}
     new = disease.step(xp, coef, x, prm.ivig_gain)
-    st.y, st.q, st.w, st.z = new[Y], new[Q], new[W], new[Z]
-    st.xs, st.xl, st.xd = new[XS], new[XL], new[XD]
-    st.f, st.l, st.fe, st.le, st.v, st.e, st.j = (
-        new[F],
-        new[L],
-        new[FE],
-        new[LE],
-        new[V],
-        new[E],
-        new[J],
-    )
+    _set_stepped(st, tuple(new[k] for k in disease.STEPPED))
 
 
 def advance_clocks(xp: Ops, plan: Plan, prm: Params, st: State, t: Any, tau: Any) -> None:
