@@ -37,10 +37,12 @@ from __future__ import annotations
 
 import math
 
+import llvmlite.binding as llvm
 import numba
 import numpy as np
-from numba.core import types
-from numba.extending import intrinsic, register_jitable
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import get_cython_function_address, intrinsic, register_jitable
 
 from . import fmath, streams
 from .fmath import _O_THRESHOLD, _SMALLEST_NORMAL, _U_THRESHOLD
@@ -86,6 +88,28 @@ def select(typingctx, cond, a, b):  # type: ignore[no-untyped-def]
         return builder.select(args[0], args[1], args[2])
 
     return sig, codegen
+
+
+# scipy's own ndtri (scipy.special.cython_special, the C function behind the ufunc
+# ``scipy.special.ndtri``): registered under a name of ours, so that compiled code that
+# calls it by that name is cached on disk and relinked in a later process.
+_NDTRI_SYMBOL = "simulator_scipy_special_ndtri"
+llvm.add_symbol(_NDTRI_SYMBOL, get_cython_function_address("scipy.special.cython_special", "ndtri"))
+
+
+@intrinsic
+def ndtri(typingctx, x):  # type: ignore[no-untyped-def]
+    """``scipy.special.ndtri`` of one float: a call to scipy's function, so the same
+    bits (``population.ppf``'s inverse normal CDF, in the compiled loops)."""
+    if x != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        fnty = ir.FunctionType(ir.DoubleType(), [ir.DoubleType()])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, _NDTRI_SYMBOL)
+        return builder.call(fn, args)
+
+    return types.float64(types.float64), codegen
 
 
 @numba.njit(**_JIT)

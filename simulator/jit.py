@@ -19,7 +19,7 @@ import logging
 import os
 from typing import Any
 
-__all__ = ["SWITCH_AFTER_SECONDS", "available", "loops", "mode"]
+__all__ = ["SWITCH_AFTER_SECONDS", "available", "loops", "loops_for", "mode"]
 
 SWITCH_AFTER_SECONDS = 0.4
 _PER_CALL_S = 8e-6  # what a numpy call costs more than a compiled one
@@ -43,13 +43,13 @@ class Dispatch:
         self.loops: Any = None
         self.settled = False
 
-    def compiled(self, size: int, calls: int = 1) -> Any:
+    def compiled(self, size: int, calls: int = 1, seconds: float | None = None) -> Any:
         if self.settled:
             return self.loops
         how = mode()
         if how == "0":
             return None
-        self.lost_s += calls * (_PER_CALL_S + _PER_VALUE_S * size)
+        self.lost_s += calls * (_PER_CALL_S + _PER_VALUE_S * size) if seconds is None else seconds
         if how == "auto" and self.lost_s < SWITCH_AFTER_SECONDS:
             return None
         self.loops, self.settled = _load(), True
@@ -74,6 +74,11 @@ def loops(size: int, calls: int = 1) -> Any:
     """The compiled loops' module when this process uses them now (for work that numpy
     does in ``calls`` array calls over ``size`` values), else None."""
     return _DISPATCH.compiled(size, calls)
+
+
+def loops_for(seconds: float) -> Any:
+    """:func:`loops`, for work that numpy does in about ``seconds`` more than the loops."""
+    return _DISPATCH.compiled(0, 0, seconds)
 
 
 def available() -> bool:

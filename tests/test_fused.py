@@ -10,7 +10,10 @@ the fallback to numpy works when tracing or compiling fails.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
+import threading
 from types import SimpleNamespace
 
 import numpy as np
@@ -22,7 +25,9 @@ from simulator.engines import cohort, fused
 from simulator.kernel import trace
 from simulator.kernel.plan import make_plan
 from simulator.kernel.xp import ARRAY
+from simulator.records import EventLog
 from simulator.scenario import load_scenario
+from simulator.scenario.schema import Dist, fixed, lognormal, normal
 
 numba = pytest.importorskip("numba")
 
@@ -76,7 +81,29 @@ def _expressions(xp, s):
         xp.log(s.f),  # negative: NaN
         xp.take((1.5, -2.0, 7.25, 0.0), xp.minimum(xp.maximum(s.i, 0), 3)),
         (s.i < 3) * 4 + s.b * (1 << 5),
+        # inverse CDFs of every form of scenario distribution (scipy's own ndtri)
+        *(xp.ppf(d, _unit(xp, s)) for d in _DISTS),
+        *(xp.ppf(d, xp.exp(-xp.maximum(_unit(xp, s), 0.0) - 0.25)) for d in _DISTS),
     ]
+
+
+_DISTS = (
+    normal(-0.5, 0.7, None, 1.0),  # truncated above (the flare level)
+    normal(1.0, 2.0),
+    normal(0.0, 1.0, 0.5, None),  # truncated below in the upper tail
+    normal(2.0, 0.5, 1.0, 3.0),
+    lognormal(median=2.0, cv=0.5),
+    lognormal(median=2.0, cv=0.5, high=5.0),
+    Dist(dist="uniform", low=1, high=4.5),
+    fixed(2.5),
+)
+
+
+def _unit(xp, s):
+    """Values in [0, 1], both ends and a denormal included, and no NaN: a probability is a
+    stream draw in (0, 1), and through ``ndtri`` of a NaN the compiled path and numpy's
+    may set the NaN's sign bit differently (the only difference known)."""
+    return xp.where(s.f != s.f, 0.5, xp.minimum(xp.maximum(s.f, 0.0), 1.0))
 
 
 def _run_both():
@@ -139,70 +166,134 @@ def test_a_branch_on_a_traced_value_is_refused():
         int(x)
 
 
-def _kinds_run(scn, plan, monkeypatch):
+def _loop_of(scn, plan, monkeypatch):
+    """The chunk loop a run of ``plan`` used (None: the numpy path ran)."""
     monkeypatch.setenv("SIMULATOR_JIT", "1")
     monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
     cohort.run_chunk(scn, plan, 3, np.arange(200))
-    return fused.for_plan(plan).kernels
+    loop = fused.for_plan(plan)._chunk
+    return None if loop is None or loop.failed else loop
+
+
+def _numpy_run(scn, seed, ids, monkeypatch, events=True):
+    monkeypatch.setenv("SIMULATOR_JIT", "0")
+    monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
+    return cohort.run_chunk(scn, make_plan(scn), seed, ids, events=events)
+
+
+def _assert_same_bytes(want, got):
+    for part in ("outcomes", "visits"):
+        for name, value in getattr(want, part).items():
+            assert value.tobytes() == getattr(got, part)[name].tobytes(), (part, name)
+    assert want.visit_prednisone.tobytes() == got.visit_prednisone.tobytes()
+    assert want.visit_flags.tobytes() == got.visit_flags.tobytes()
+    if want.events is not None:
+        for name in EventLog.FIELDS:
+            a, b = getattr(want.events, name), getattr(got.events, name)
+            assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), name
 
 
 @pytest.mark.parametrize("path", scenario_files(), ids=lambda p: p.stem)
-def test_every_event_of_every_shipped_scenario_runs_compiled(path, monkeypatch):
+def test_every_shipped_scenario_runs_as_one_compiled_loop(path, monkeypatch):
     scn = load_scenario(path)
     if scn.center is not None:
         pytest.skip("an infusion center runs on the SimPy engine")
-    plan = make_plan(scn)
-    kernels = _kinds_run(scn, plan, monkeypatch)
-    assert kernels, "no event ran compiled"
-    assert all(k is not None for k in kernels.values()), {
-        kind: k for kind, k in kernels.items() if k is None
-    }
-    assert fused.for_plan(plan)._clocks is not None  # and the clocks of each step
+    loop = _loop_of(scn, make_plan(scn), monkeypatch)
+    assert loop is not None and loop.ready, "the chunk ran on numpy"
 
 
 def test_one_plan_serves_runs_of_any_seed_and_chunk(monkeypatch):
-    """A plan's loops are compiled once and reused by every later chunk of the process
+    """A plan's loop is compiled once and reused by every later chunk of the process
     (plans are cached, ``recent.py``): nothing of the first chunk (its seed, its
-    patients) may be baked into them."""
+    patients) may be baked into it."""
     scn = load_scenario(SCENARIOS / "first_line.yaml")
     plan = make_plan(scn)
     runs = [(3, np.arange(150)), (99, np.arange(150)), (99, np.arange(1000, 1200))]
     monkeypatch.setenv("SIMULATOR_JIT", "1")
     monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
     got = [cohort.run_chunk(scn, plan, seed, ids, events=True) for seed, ids in runs]
-    monkeypatch.setenv("SIMULATOR_JIT", "0")
-    monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
     for (seed, ids), g in zip(runs, got, strict=True):
-        want = cohort.run_chunk(scn, make_plan(scn), seed, ids, events=True)
-        for name, value in want.outcomes.items():
-            assert value.tobytes() == g.outcomes[name].tobytes(), (seed, name)
-        assert want.events.day.tobytes() == g.events.day.tobytes(), seed
+        _assert_same_bytes(_numpy_run(scn, seed, ids, monkeypatch), g)
 
 
-def test_a_handler_that_cannot_be_traced_runs_on_numpy_with_the_same_bits(monkeypatch):
-    scn = load_scenario(SCENARIOS / "first_line.yaml")
+def test_patients_set_aside_for_new_propagator_rows_or_a_full_event_log_resume_exactly(
+    monkeypatch,
+):
+    """The loop stops a patient whose step needs a matrix exponential not computed yet
+    (every patient at first, on a fresh table; a death between whole days each time) and
+    stops the pass when the event-log buffer is full; both resume where they stood. A
+    propagator table that fills up (16 rows here) is replaced while patients are set
+    aside. The bytes are the numpy path's."""
+    from simulator.engines import chunk_loop
+
+    scn = load_scenario(
+        SCENARIOS / "first_line.yaml", ["disease.mortality.excess_per_year=2", "horizon_days=400"]
+    )
+    ids = np.arange(400)
+    want = _numpy_run(scn, 5, ids, monkeypatch)
+    assert np.isfinite(want.outcomes["death_day"]).sum() > 100  # many fractional steps
     plan = make_plan(scn)
-    monkeypatch.setenv("SIMULATOR_JIT", "0")
+    plan = dataclasses.replace(plan, propagator=_fresh_propagator(plan.propagator, 16))
+    passes = []  # (patients set aside, where the pass stopped, patients it was given)
+    real_compile = chunk_loop._compile
+
+    def counting(text):
+        fn = real_compile(text)
+
+        def run(*args):
+            npend, stop, nev = fn(*args)
+            passes.append((npend, stop, args[0].size))
+            return npend, stop, nev
+
+        return run
+
+    monkeypatch.setattr(chunk_loop, "_compile", counting)
+    monkeypatch.setattr(chunk_loop, "_EVENTS_PER_PATIENT", 1)  # the buffer fills often
+    monkeypatch.setattr(chunk_loop, "_EVENTS_MIN", 0)
+    monkeypatch.setenv("SIMULATOR_JIT", "1")
     monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
-    want = cohort.run_chunk(scn, plan, 3, np.arange(200))
+    got = cohort.run_chunk(scn, plan, 5, ids, events=True)
+    assert fused.for_plan(plan)._chunk is not None
+    assert passes[0][0] == ids.size  # a fresh table: every patient set aside at once
+    assert sum(p[1] < p[2] for p in passes) >= 3  # the buffer was full several times
+    assert plan.propagator._rows <= 16 and len(passes) > 20
+    _assert_same_bytes(want, got)
+
+
+def _fresh_propagator(prop, rows):
+    """The same matrices with an empty table of at most ``rows`` rows (a copy: the
+    process shares ``prop`` between plans)."""
+    fresh = copy.copy(prop)
+    fresh._table = np.empty((0, prop._table.shape[1]))
+    fresh._rows = 0
+    fresh._dense = np.full(0, -1, dtype=np.int64)
+    fresh._frac = {}
+    fresh._max = rows
+    fresh._lock = threading.Lock()
+    return fresh
+
+
+def test_a_plan_that_cannot_be_traced_runs_on_numpy_with_the_same_bits(monkeypatch):
+    from simulator.engines import chunk_loop
+
+    scn = load_scenario(SCENARIOS / "first_line.yaml")
+    want = _numpy_run(scn, 3, np.arange(200), monkeypatch)
 
     def refuse(*args, **kwargs):
         raise trace.TraceError("refused for the test")
 
-    plan2 = make_plan(scn)
-    monkeypatch.setattr(fused, "trace_handle", refuse)
-    kernels = _kinds_run(scn, plan2, monkeypatch)
-    assert kernels and all(k is None for k in kernels.values())
-    got = cohort.run_chunk(scn, plan2, 3, np.arange(200))
-    for name, value in want.outcomes.items():
-        assert value.tobytes() == got.outcomes[name].tobytes(), name
+    plan = make_plan(scn)
+    monkeypatch.setattr(chunk_loop, "trace_handle", refuse)
+    assert _loop_of(scn, plan, monkeypatch) is None
+    got = cohort.run_chunk(scn, plan, 3, np.arange(200), events=True)
+    _assert_same_bytes(want, got)
 
 
 def test_a_loop_numba_cannot_compile_falls_back_to_numpy(monkeypatch, caplog):
+    from simulator.engines import chunk_loop
+
     scn = load_scenario(SCENARIOS / "steroid_only.yaml")
-    monkeypatch.setenv("SIMULATOR_JIT", "0")
-    monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
-    want = cohort.run_chunk(scn, make_plan(scn), 3, np.arange(100))
+    want = _numpy_run(scn, 3, np.arange(100), monkeypatch)
 
     def broken(text):
         def fn(*args):
@@ -210,15 +301,12 @@ def test_a_loop_numba_cannot_compile_falls_back_to_numpy(monkeypatch, caplog):
 
         return fn
 
-    monkeypatch.setattr(fused, "_compile", broken)
+    monkeypatch.setattr(chunk_loop, "_compile", broken)
     plan = make_plan(scn)
-    kernels = _kinds_run(scn, plan, monkeypatch)
-    assert kernels and all(k is None for k in kernels.values())
-    assert fused.for_plan(plan)._clocks is None
+    assert _loop_of(scn, plan, monkeypatch) is None  # failed at its first call
     assert "numba failed" in caplog.text
-    got = cohort.run_chunk(scn, plan, 3, np.arange(100))
-    for name, value in want.outcomes.items():
-        assert value.tobytes() == got.outcomes[name].tobytes(), name
+    got = cohort.run_chunk(scn, plan, 3, np.arange(100), events=True)
+    _assert_same_bytes(want, got)
 
 
 def test_plans_that_differ_only_in_numbers_share_one_compiled_loop(monkeypatch):
@@ -229,12 +317,10 @@ def test_plans_that_differ_only_in_numbers_share_one_compiled_loop(monkeypatch):
         SCENARIOS / "first_line.yaml",
         ["disease.steroid.emax_per_day=0.1", "disease.activity.flare_rate_per_year=2.5"],
     )
-    ka = _kinds_run(a, make_plan(a), monkeypatch)
-    kb = _kinds_run(b, make_plan(b), monkeypatch)
-    assert ka.keys() == kb.keys()
-    for kind in ka:
-        assert ka[kind].fn is kb[kind].fn
-        assert ka[kind].kf.tobytes() != kb[kind].kf.tobytes() or kind != 3  # visit differs
+    la = _loop_of(a, make_plan(a), monkeypatch)
+    lb = _loop_of(b, make_plan(b), monkeypatch)
+    assert la.fn is lb.fn
+    assert la.kf["3"].tobytes() != lb.kf["3"].tobytes()  # the visit's numbers differ
 
 
 def test_a_compiled_loop_is_written_once_and_reused(tmp_path, monkeypatch):
@@ -274,3 +360,29 @@ def _tiny_trace():
     y = x * 3.0
     tr = trace.Traced(graph, [("flags", y), ("grams", y)], [], 0)
     return tr, {}
+
+
+def test_a_new_loop_is_compiled_once_numpy_has_lost_what_compiling_costs(tmp_path, monkeypatch):
+    """Rent or buy: in the default mode a loop that is not compiled yet (not in this
+    process, not in numba's cache) waits until the plans with its source have lost, on
+    numpy, what compiling it costs; the results are the same bytes either way."""
+    from simulator.engines import chunk_loop
+
+    monkeypatch.setenv("SIMULATOR_CACHE_DIR", str(tmp_path))  # nothing compiled on disk
+    monkeypatch.setattr(fused, "_COMPILED", {})
+    monkeypatch.setattr(chunk_loop, "_OWED", {})
+    loss = 200 * cohort._NUMPY_LOSS_PER_PATIENT_S
+    monkeypatch.setattr(chunk_loop, "COMPILE_SECONDS", 2.5 * loss)
+    scn = load_scenario(SCENARIOS / "steroid_only.yaml")
+    want = [_numpy_run(scn, seed, np.arange(200), monkeypatch) for seed in (1, 2, 3)]
+    monkeypatch.delenv("SIMULATOR_JIT", raising=False)  # the default: auto
+    dispatch = jit.Dispatch()
+    dispatch.lost_s = jit.SWITCH_AFTER_SECONDS  # numba itself is loaded
+    monkeypatch.setattr(jit, "_DISPATCH", dispatch)
+    plan = make_plan(scn)
+    ready = []
+    for seed, w in zip((1, 2, 3), want, strict=True):
+        got = cohort.run_chunk(scn, plan, seed, np.arange(200), events=True)
+        ready.append(fused.for_plan(plan)._chunk.ready)
+        _assert_same_bytes(w, got)
+    assert ready == [False, False, True]

@@ -90,10 +90,7 @@ class _StateView:
                 full[idx] = value
 
 
-def _compiled(plan: Plan, size: int, calls: int) -> fused.FusedHandlers | None:
-    """The plan's compiled loops when this process uses numba's loops now (for work
-    that numpy does in ``calls`` array calls over ``size`` values)."""
-    return fused.for_plan(plan) if jit.loops(size, calls) is not None else None
+_NUMPY_LOSS_PER_PATIENT_S = 1e-4
 
 
 def run_chunk(
@@ -110,6 +107,13 @@ def run_chunk(
     n = len(prm.patient)
     res = ChunkResult.empty(plan, prm, base, events)
     st = handlers.init_state(xp, plan, prm)
+    # Patients do not interact: with numba, the whole chunk is one compiled loop over
+    # them (``chunk_loop``). Numpy takes ~150-200 us a patient more on first_line
+    # (2,000-10,000 patients, events logged); counted as 100 us lost.
+    loss = n * _NUMPY_LOSS_PER_PATIENT_S
+    loop = fused.for_plan(plan).chunk_loop(plan, st, prm) if jit.loops_for(loss) else None
+    if loop is not None and loop.worth_it(loss) and loop.run(plan, st, prm, res):
+        return _finish(plan, st, res)
     # The working arrays: state and parameters of the patients still running (the whole
     # chunk until the first patient ends, then compacted copies) and their rows in the
     # chunk. Each step works on them in place, gathering and scattering nothing. A patient
@@ -122,9 +126,7 @@ def run_chunk(
     running = np.ones(n, dtype=bool)  # over the working rows
     while running.any():
         t, kind = handlers.next_event(xp, plan, wprm, work)
-        compiled = _compiled(plan, t.size, 20)  # the clocks: ~20 array calls on numpy
-        clocks = compiled.clocks(plan, work, wprm) if compiled is not None else None
-        handlers.advance(xp, plan, wprm, work, t, clocks)
+        handlers.advance(xp, plan, wprm, work, t)
         for k in np.flatnonzero(np.bincount(kind, minlength=len(Event))):  # kinds present
             if k == _END:
                 continue
@@ -132,22 +134,11 @@ def run_chunk(
             idx = rows[sel]
             visit_k = work.visit_k[sel]
             before = work.pred[sel]
-            # an event on numpy costs ~25 array calls more than its compiled loop (a
-            # 1,000-patient first_line chunk: 280 against 80 us an event)
-            compiled = _compiled(plan, sel.size, 25)
-            done = compiled.run(plan, int(k), work, wprm, sel) if compiled is not None else None
-            if done is not None:  # the event as one compiled loop, same bits
-                flags, values, grams = done
-            else:
-                part = _StateView(work, sel)
-                flags, values, grams = handlers.handle(
-                    xp,
-                    plan,
-                    cast(Params, _ParamsView(wprm, sel)),
-                    cast(State, part),
-                    int(k),
-                )
-                part.write_back()
+            part = _StateView(work, sel)
+            flags, values, grams = handlers.handle(
+                xp, plan, cast(Params, _ParamsView(wprm, sel)), cast(State, part), int(k)
+            )
+            part.write_back()
             after = work.pred[sel]
             if values is not None:
                 for name, value in zip(VISIT_VALUES, values, strict=True):
@@ -182,6 +173,10 @@ def run_chunk(
             if alive.size and alive.size <= 0.75 * running.size:
                 rows, running = rows[alive], running[alive]
                 work, wprm = work.take(alive), wprm.take(alive)
+    return _finish(plan, st, res)
+
+
+def _finish(plan: Plan, st: State, res: ChunkResult) -> ChunkResult:
     for name, value in state_outcomes(plan, st).items():
         res.outcomes[name][:] = value
     if res.events is not None:

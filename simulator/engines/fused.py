@@ -1,20 +1,21 @@
-"""The cohort engine's handlers as compiled loops, generated from their traces.
+"""Traces of the handlers written out as numba code.
 
-For each event kind, ``kernel.trace`` records what ``handlers.handle`` does for one
-patient under a plan; this module writes that record out as the body of a numba loop
-over the patients whose event it is (``sel``, rows of the working arrays): read each
-input at the patient's row, compute every value in the traced order with the type numpy
-gives it, write the changed state fields back. One call replaces the hundreds of numpy
-calls, gathers and scatters that the same event costs on arrays (``_StateView``).
+``kernel.trace`` records what ``handlers.handle`` (or ``handlers.advance_clocks``) does
+for one patient under a plan; :class:`_Source` writes that record out as statements for
+one row ``r`` of the chunk's arrays: read each input at the row, compute every value in
+the traced order with the type numpy gives it, write the changed state fields back.
+``chunk_loop`` puts the statements of every event kind into one loop over a chunk's
+patients; :class:`_Kernel` runs one trace as a loop over given rows (the form the tests
+check single operations with).
 
-The loop gives the numpy path's bytes: the same IEEE operations in the same order
-(numba contracts nothing without ``fastmath``), ``exp`` and ``log`` from
-``simulator._loops`` (``fmath``'s algorithms), ``minimum``/``maximum`` with numpy's NaN
-and signed-zero rules, and explicit conversions wherever numpy converts (int to float in
-mixed arithmetic, bool to number, float to int on assignment to an int field). Stream
-draws and inverse CDFs are computed before the loop with numpy (``trace.Graph.hoisted``).
-``tests/test_engines.py`` runs every shipped scenario with and without the loops and
-compares every output file byte for byte.
+The code gives the numpy path's bytes: the same IEEE operations in the same order (numba
+contracts nothing without ``fastmath``), ``exp`` and ``log`` from ``simulator._loops``
+(``fmath``'s algorithms), scipy's own ``ndtri`` for inverse CDFs, ``minimum``/``maximum``
+with numpy's NaN and signed-zero rules, and explicit conversions wherever numpy converts
+(int to float in mixed arithmetic, bool to number, float to int on assignment to an int
+field). Stream draws are made in the loop, from the stream keys of the chunk's seed.
+``tests/test_engines.py`` runs every shipped scenario with and without numba and
+compares every output byte for byte.
 
 Numbers of the plan are passed in arrays, so the generated source depends only on the
 plan's structure (its rules, adverse events, switches): plans that differ only in
@@ -40,9 +41,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import special
 
-from ..kernel import handlers
-from ..kernel.events import Event
 from ..kernel.trace import (
     BOOL,
     DTYPES,
@@ -52,10 +52,8 @@ from ..kernel.trace import (
     Traced,
     TraceError,
     dtype_code,
-    trace_clocks,
-    trace_handle,
 )
-from ..kernel.xp import ARRAY
+from ..scenario.schema import lognormal_params
 from ..streams import stream_key
 
 __all__ = ["FusedHandlers", "for_plan"]
@@ -77,7 +75,7 @@ _SYM = {
 }
 _COMPARE = ("lt", "le", "gt", "ge", "eq", "ne")
 _HELPERS = {"exp": "_exp", "log": "_log"}
-_ARG_ORDER = ("st", "stl", "prm", "table", "const_table", "hoisted", "arg", "out")
+_ARG_ORDER = ("st", "stl", "prm", "table", "const_table", "arg", "out")
 _NO_KEYS = np.zeros(0, dtype=np.uint64)
 
 
@@ -97,14 +95,28 @@ def _common(a: str, b: str) -> str:
 
 
 class _Source:
-    """The generated loop's source and the arguments it takes, in order."""
+    """The generated code of a trace and the arguments it takes, in order: the loop over
+    ``sel`` (``text``), or, with a ``prefix``, only the statements for row ``r`` (``body``,
+    for ``chunk_loop``; the trace's outputs become locals ``o{prefix}_{name}`` and its
+    argument ``t`` the local ``t``)."""
 
-    def __init__(self, tr: Traced, st_dtypes: dict[tuple[Any, ...], str]) -> None:
+    def __init__(
+        self, tr: Traced, st_dtypes: dict[tuple[Any, ...], str], prefix: str | None = None
+    ) -> None:
         self.tr = tr
+        self.prefix = prefix
+        p = prefix or ""
+        self.kf, self.ki, self.ku, self.v = f"KF{p}", f"KI{p}", f"KU{p}", f"v{p}_"
         self.args: list[tuple[Any, ...]] = []  # ("st", name) ... in the call's order
         self._arg_names: dict[tuple[Any, ...], str] = {}
         self.st_dtypes = st_dtypes
-        self.text = self._generate()
+        self.ppf_consts: list[float] = []  # after the graph's own float constants in KF
+        self.body = self._body()
+        self.text = "" if prefix is not None else self._loop()
+
+    def float_consts(self) -> np.ndarray:
+        """The values of KF: the graph's constants, then those of the inverse CDFs."""
+        return np.array([*self.tr.graph.float_consts, *self.ppf_consts], dtype=np.float64)
 
     def _arg(self, key: tuple[Any, ...]) -> str:
         name = self._arg_names.get(key)
@@ -117,9 +129,7 @@ class _Source:
             elif kind in ("prm", "table"):
                 name = f"p_{key[1]}"
             elif kind == "const_table":
-                name = f"T{key[1]}"
-            elif kind == "hoisted":
-                name = f"H{key[1]}"
+                name = f"T{self.prefix or ''}_{key[1]}"
             elif kind == "arg":
                 name = f"a_{key[1]}"
             else:  # ("out", name)
@@ -139,13 +149,13 @@ class _Source:
             if kind == "prm":
                 return f"{self._arg(('prm', name))}[r]"
             if kind == "arg":  # an array of the call, one value per row of sel
-                return f"{self._arg(('arg', name))}[ii]"
+                return name if self.prefix is not None else f"{self._arg(('arg', name))}[ii]"
             cols = ", ".join(str(j) for j in a[2:])
             return f"{self._arg(('table', name))}[r, {cols}]"
         if op == "kfloat":
-            return f"KF[{a[0]}]"
+            return f"{self.kf}[{a[0]}]"
         if op == "kint":
-            return f"KI[{a[0]}]"
+            return f"{self.ki}[{a[0]}]"
         if op == "bool":
             return "True" if a[0] else "False"
         if op in ("add", "sub", "mul") and n.dtype == BOOL:
@@ -197,13 +207,41 @@ class _Source:
             return f"{self._arg(('const_table', a[0]))}[{i}, {j}]"
         if op in ("uniform", "exponential"):  # draw ``index`` of a patient's stream
             pid, idx = v(a[1]), v(a[2])
-            u = f"_uniform(KU[{a[0]}], {pid}, {idx})"
+            u = f"_uniform({self.ku}[{a[0]}], {pid}, {idx})"
             return u if op == "uniform" else f"(-_log({u}))"
-        if op == "ppf":  # computed before the loop (``_Kernel._hoisted``)
-            return f"{self._arg(('hoisted', a[0]))}[ii]"
+        if op == "ppf":
+            return self._ppf(a[0], _cv(v(a[1]), a[1].dtype, FLOAT))
         raise TraceError(f"no loop code for {op}")
 
-    def _generate(self) -> str:
+    def _ppf(self, dist: Any, u: str) -> str:
+        """``population.ppf(dist, u)`` for one value: the same operations in the same
+        order, scipy's own ``ndtri``; the distribution's numbers are constants in KF."""
+
+        def k(x: Any) -> str:
+            self.ppf_consts.append(float(x))
+            return f"{self.kf}[{len(self.tr.graph.float_consts) + len(self.ppf_consts) - 1}]"
+
+        if dist.dist == "fixed":
+            return k(dist.value)
+        if dist.dist == "uniform":
+            return f"({k(dist.low)} + {k(dist.high - dist.low)} * {u})"
+        lo, hi = dist.standard_bounds()
+        if lo == -np.inf and hi == np.inf:
+            z = f"_ndtri({u})"
+        elif lo > 0:  # population._truncated_std_normal
+            a, b = special.ndtr(-lo), special.ndtr(-hi)
+            z = f"(-_ndtri({k(a)} - {u} * {k(a - b)}))"
+        else:
+            a, b = special.ndtr(lo), special.ndtr(hi)
+            z = f"_ndtri({k(a)} + {u} * {k(b - a)})"
+        if dist.dist == "lognormal":
+            mu, sigma = lognormal_params(dist)
+            return f"_exp({k(mu)} + {k(sigma)} * {z})"
+        return f"({k(float(dist.mean))} + {k(float(dist.sd))} * {z})"
+
+    def _body(self) -> list[str]:
+        """The statements for row ``r``: the live values in the traced order, then the
+        state writes and the outputs."""
         tr = self.tr
         roots = [n for _, n in tr.outputs] + [n for _, n in tr.writes]
         live: set[int] = set()
@@ -213,51 +251,62 @@ class _Source:
             if x.id in live:
                 continue
             live.add(x.id)
-            if x.op != "ppf":  # its argument is read before the loop
-                stack.extend(a for a in x.args if isinstance(a, Node))
+            stack.extend(a for a in x.args if isinstance(a, Node))
         body: list[str] = []
+        name = self.v
 
         # constants are written into the expressions that use them, not given statements
         # of their own (numba's compile time grows with the number of statements)
         inline = {
-            n.id: self._expr(n, lambda x: f"v{x.id}")
+            n.id: self._expr(n, lambda x: f"{name}{x.id}")
             for n in tr.graph.nodes
             if n.id in live and n.op in ("kfloat", "kint", "bool")
         }
 
         def v(n: Node) -> str:
-            return inline.get(n.id) or f"v{n.id}"
+            return inline.get(n.id) or f"{name}{n.id}"
 
         for n in tr.graph.nodes:
             if n.id in live and n.id not in inline:
-                body.append(f"v{n.id} = {self._expr(n, v)}")
+                body.append(f"{name}{n.id} = {self._expr(n, v)}")
         for key, n in tr.writes:
             target = self._arg(key)
             body.append(f"{target}[r] = {_cv(v(n), n.dtype, self.st_dtypes[key])}")
-        for name, n in tr.outputs:
-            body.append(f"{self._arg(('out', name))}[ii] = {v(n)}")
+        for out, n in tr.outputs:
+            if self.prefix is not None:
+                body.append(f"o{self.prefix}_{out} = {v(n)}")
+            else:
+                body.append(f"{self._arg(('out', out))}[ii] = {v(n)}")
         # arguments grouped by where they come from, so a call gathers them in a few
         # steps (``_Kernel.__call__``)
         self.args.sort(key=lambda k: _ARG_ORDER.index(k[0]))
+        return body
+
+    def _loop(self) -> str:
         params = ", ".join(["sel", "KF", "KI", "KU", *(self._arg_names[k] for k in self.args)])
         lines = [
-            "# generated by simulator/engines/fused.py from a trace of kernel/handlers.py",
-            "import numba",
-            "import numpy as np",
-            "from simulator._loops import exp_one as _exp, log_one as _log",
-            "from simulator._loops import fmin as _fmin, fmax as _fmax",
-            "from simulator._loops import imin as _imin, imax as _imax",
-            "from simulator._loops import uniform_draw as _uniform, select as _select",
-            "",
-            "",
+            *_PREAMBLE,
             '@numba.njit(cache=True, nogil=True, error_model="numpy")',
             f"def fused({params}):",
             "    for ii in range(sel.shape[0]):",
             "        r = sel[ii]",
-            *("        " + line for line in body),
+            *("        " + line for line in self.body),
             "",
         ]
         return "\n".join(lines)
+
+
+_PREAMBLE = (
+    "# generated by simulator/engines/fused.py from a trace of kernel/handlers.py",
+    "import numba",
+    "import numpy as np",
+    "from simulator._loops import exp_one as _exp, log_one as _log, ndtri as _ndtri",
+    "from simulator._loops import fmin as _fmin, fmax as _fmax",
+    "from simulator._loops import imin as _imin, imax as _imax",
+    "from simulator._loops import uniform_draw as _uniform, select as _select",
+    "",
+    "",
+)
 
 
 _COMPILED: dict[str, Any] = {}
@@ -326,12 +375,11 @@ class _Kernel:
         src = _Source(tr, dtypes)
         self.tr = tr
         self.fn = _compile(src.text)
-        self.kf = np.array(tr.graph.float_consts, dtype=np.float64)
+        self.kf = src.float_consts()
         self.ki = np.array(tr.graph.int_consts, dtype=np.int64)
         self.ready = False  # called once without error (numba compiled it)
         # the arguments after (sel, KF, KI, KU), in the source's order: state fields,
-        # state list entries, parameters, constant tables, hoisted values, call arrays,
-        # outputs
+        # state list entries, parameters, constant tables, call arrays, outputs
         keys = src.args
         self._st = [k[1] for k in keys if k[0] == "st"]
         self._stl = [(k[1], k[2]) for k in keys if k[0] == "stl"]
@@ -348,27 +396,11 @@ class _Kernel:
         call += [getattr(st, name)[j] for name, j in self._stl]
         call += [getattr(prm, name) for name in self._prm]
         call += self._tables
-        call += [self._hoisted(st, prm, sel, n) for n in self.tr.graph.hoisted]
         call += [arrays[name] for name in self._call_args]
         outs: list[np.ndarray] = [np.empty(sel.size, dtype=dt) for dt in self._out_dtypes]
         call += outs
         self.fn(*call)
         return dict(zip(self._outs, outs, strict=True))
-
-    def first_call(
-        self, label: str, st: Any, prm: Any, sel: np.ndarray, **arrays: np.ndarray
-    ) -> dict[str, Any] | None:
-        """A call; the first one returns None, with a log line, if numba fails to compile
-        the loop (it compiles at the first call, before the loop changes anything)."""
-        if self.ready:
-            return self(st, prm, sel, **arrays)
-        try:
-            out = self(st, prm, sel, **arrays)
-        except Exception as exc:  # a compiler error: numpy gives the same bits
-            log.warning("%s runs on numpy: numba failed (%s)", label, exc)
-            return None
-        self.ready = True
-        return out
 
     def _stream_keys(self, prm: Any) -> np.ndarray:
         """The key of each stream the loop draws from, for this chunk's seed."""
@@ -378,78 +410,26 @@ class _Kernel:
         keys = [stream_key(int(getattr(prm, field)), purpose) for field, purpose in streams]
         return np.array(keys, dtype=np.uint64)
 
-    @staticmethod
-    def _hoisted(st: Any, prm: Any, sel: np.ndarray, n: Node) -> np.ndarray:
-        """An inverse CDF of the loop, computed with numpy on the input's rows ``sel``."""
-        _, dist, u = n.args
-        kind, name = u.args[0], u.args[1]
-        full = getattr(st if kind in ("st", "stl") else prm, name)
-        if kind == "stl":
-            full = full[u.args[2]]
-        rows = full[(sel, *u.args[2:])] if kind == "prmcol" else full[sel]
-        return np.ascontiguousarray(ARRAY.ppf(dist, rows), dtype=np.float64)
-
 
 class FusedHandlers:
-    """The compiled loops of one plan, traced and compiled on first use of each kind;
-    None for a kind the trace cannot express (the numpy path runs it). Holds no
+    """The compiled loop of one plan (``chunk_loop.ChunkLoop``), traced and compiled on
+    first use; None when the plan cannot be traced (the numpy path runs it). Holds no
     reference to the plan (``for_plan`` keeps one per living plan)."""
 
     def __init__(self) -> None:
-        self.kernels: dict[int, _Kernel | None] = {}
-        self._clocks: _Kernel | None = None
-        self._clocks_traced = False
-        self._rows: dict[int, np.ndarray] = {}
+        self._chunk: Any = None
+        self._chunk_built = False
 
-    def run(
-        self, plan: Any, kind: int, st: Any, prm: Any, sel: np.ndarray
-    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None, np.ndarray] | None:
-        """Run event ``kind`` for rows ``sel`` of the working arrays (what
-        ``handlers.handle`` returns); None when the numpy path must run it."""
-        if kind not in self.kernels:
-            self.kernels[kind] = _build(
-                f"event {Event(kind).name}", lambda: trace_handle(plan, prm, st, kind), st
-            )
-        kernel = self.kernels[kind]
-        if kernel is None:
-            return None
-        out = kernel.first_call(f"event {Event(kind).name}", st, prm, sel)
-        if out is None:
-            self.kernels[kind] = None
-            return None
-        values = tuple(out[f"value{i}"] for i in range(kernel.tr.n_values)) or None
-        return out["flags"], values, out["grams"]
+    def chunk_loop(self, plan: Any, st: Any, prm: Any) -> Any:
+        """The plan's whole-chunk loop, or None (the numpy path runs the chunk)."""
+        if not self._chunk_built:
+            from .chunk_loop import build
 
-    def clocks(self, plan: Any, st: Any, prm: Any) -> Callable[[np.ndarray], None] | None:
-        """``handlers.advance_clocks`` for every working row as a function of ``t``, or
-        None (numpy runs it)."""
-        if not self._clocks_traced:
-            self._clocks_traced = True
-            self._clocks = _build("the clocks", lambda: trace_clocks(plan, prm, st), st)
-        kernel = self._clocks
-        if kernel is None:
-            return None
-
-        def run(t: np.ndarray) -> None:
-            rows = self._rows.get(t.size)
-            if rows is None:
-                rows = self._rows[t.size] = np.arange(t.size)
-            if kernel.first_call("the clocks", st, prm, rows, t=t) is None:
-                self._clocks = None  # numba failed before anything changed: numpy
-                handlers.advance_clocks(ARRAY, plan, prm, st, t, t - st.t)
-
-        return run
-
-
-def _build(label: str, make_trace: Callable[[], Traced], st: Any) -> _Kernel | None:
-    """The compiled loop of a trace, or None (logged) when the trace cannot be made."""
-    try:
-        return _Kernel(make_trace(), st)
-    except TraceError as exc:
-        log.debug("%s runs on numpy: %s", label, exc)
-    except Exception as exc:  # a handler the tracer does not know: numpy runs it
-        log.warning("%s runs on numpy: tracing failed (%r)", label, exc)
-    return None
+            self._chunk_built = True
+            self._chunk = build(plan, st, prm)
+        if self._chunk is not None and self._chunk.failed:
+            self._chunk = None
+        return self._chunk
 
 
 def _field(st: Any, key: tuple[Any, ...]) -> np.ndarray:

@@ -235,6 +235,27 @@ class Propagator:
             rows = self._row_index(node, tau)  # first: it may grow (replace) the table
             return fn(self._table, rows)
 
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(table, dense index, fractional steps' nodes, steps and rows) as they stand,
+        for a compiled loop that looks rows up itself (``engines/chunk_loop.py``). The
+        arrays stay valid while the table grows: rows are only ever appended (a dense
+        entry may then point past the snapshot's table: the loop treats it as missing),
+        and a full table is replaced, never overwritten."""
+        with self._lock:
+            frac = list(self._frac.items())
+            return (
+                self._table,
+                self._dense,
+                np.array([k[0] for k, _ in frac], dtype=np.int64),
+                np.array([k[1] for k, _ in frac], dtype=np.float64),
+                np.array([row for _, row in frac], dtype=np.int64),
+            )
+
+    def add_rows(self, node: np.ndarray, tau: np.ndarray) -> None:
+        """Compute the coefficients of these (node, step) pairs, if not in the table."""
+        with self._lock:
+            self._row_index(node, tau)
+
     def _row_index(self, node: Any, tau: Any) -> np.ndarray:
         """Each patient's row of the table, computing the pairs not in it yet."""
         node = np.asarray(node, dtype=np.int64)
@@ -254,10 +275,12 @@ class Propagator:
         new = np.unique(keys[self._dense[keys] < 0])
         new_frac = sorted({k for k in frac if k not in self._frac})
         if self._rows + new.size + len(new_frac) > self._max:
-            # full: empty the table, and compute this step's pairs afresh
+            # full: start a new table (new arrays: a compiled chunk loop may still read
+            # the old ones, ``snapshot``), and compute this step's pairs afresh
+            self._table = np.empty_like(self._table)
             self._rows = 0
-            self._dense[:] = -1
-            self._frac.clear()
+            self._dense = np.full(self._dense.size, -1, dtype=np.int64)
+            self._frac = {}
             new = np.unique(keys)
             new_frac = sorted(set(frac))
         if new.size or new_frac:

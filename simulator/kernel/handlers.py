@@ -242,9 +242,8 @@ def next_event(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, Any]:
 _BIT = SimpleNamespace(**{name: int(f) for name, f in Flag.__members__.items()})
 
 # The states one closed-form step moves, in disease.STEPPED order.
-_STEPPED_OF = operator.attrgetter(
-    "y", "q", "w", "xs", "xl", "xd", "z", "f", "l", "fe", "le", "v", "e", "j"
-)
+STEPPED_FIELDS = ("y", "q", "w", "xs", "xl", "xd", "z", "f", "l", "fe", "le", "v", "e", "j")
+_STEPPED_OF = operator.attrgetter(*STEPPED_FIELDS)
 
 
 def _set_stepped(st: State, values: tuple[Any, ...]) -> None:
@@ -268,20 +267,15 @@ def _set_stepped(st: State, values: tuple[Any, ...]) -> None:
     ) = values
 
 
-def advance(xp: Ops, plan: Plan, prm: Params, st: State, t: Any, clocks: Any = None) -> None:
-    """Move the state from st.t to t in closed form (no event in between). ``clocks``,
-    if given, is the cohort engine's compiled form of :func:`advance_clocks` for these
-    rows (``engines/fused.py``), called with ``t``."""
+def advance(xp: Ops, plan: Plan, prm: Params, st: State, t: Any) -> None:
+    """Move the state from st.t to t in closed form (no event in between)."""
     tau = t - st.t
     if not xp.vector:
         coef = plan.propagator(xp, prm.node, tau)
         _set_stepped(st, disease.step_one(coef, *_STEPPED_OF(st), prm.drive, st.c, prm.ivig_gain))
     else:
         _advance_vector(xp, plan, prm, st, tau)
-    if clocks is not None:
-        clocks(t)
-    else:
-        advance_clocks(xp, plan, prm, st, t, tau)
+    advance_clocks(xp, plan, prm, st, t, tau)
 
 
 def _flat(a: Any, n: int) -> bool:

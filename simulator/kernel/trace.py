@@ -11,14 +11,13 @@ one patient, in the order it makes them, with the result type numpy gives each o
 plan decides in Python (which rules exist, how many adverse events, whether deaths are
 on) is resolved while tracing; a branch on a traced value raises :class:`TraceError`.
 
-``simulator.engines.fused`` turns a graph into one compiled loop over the patients whose
-event it is. Numbers of the plan (doses, rates, thresholds) become entries of constant
-arrays, not literals, so plans that differ only in their numbers (the draws of a PSA, the
-points of a sweep) share one compiled loop. Draws from a patient's stream are computed in
-the loop, the stream's key (which depends on the chunk's seed) passed with each call. One
-operation cannot be expressed in the loop and is computed before it, with numpy on the
-patients' rows: the inverse CDF of a scenario distribution (``Graph.hoisted``), of an
-input of the event.
+``simulator.engines.fused`` writes a graph out as numba code for one patient's row, and
+``simulator.engines.chunk_loop`` puts the code of every event kind into one loop over a
+chunk's patients. Numbers of the plan (doses, rates, thresholds) become entries of
+constant arrays, not literals, so plans that differ only in their numbers (the draws of
+a PSA, the points of a sweep) share one compiled loop. Draws from a patient's stream are
+computed in the loop, the stream's key (which depends on the chunk's seed) passed with
+each call; inverse CDFs call scipy's own ``ndtri``.
 """
 
 from __future__ import annotations
@@ -84,7 +83,6 @@ class Graph:
     float_consts: list[float] = field(default_factory=list)
     int_consts: list[int] = field(default_factory=list)
     tables: list[np.ndarray] = field(default_factory=list)  # constant lookup tables
-    hoisted: list[Node] = field(default_factory=list)
     streams: list[tuple[str, str]] = field(default_factory=list)  # (seed field, purpose)
 
     def node(self, op: str, args: tuple[Any, ...], dtype: str) -> Node:
@@ -297,16 +295,13 @@ def _take2(table: np.ndarray, i: Any, j: Any) -> Any:
 
 
 def _ppf(dist: Any, u: Any) -> Any:
-    """The inverse CDF (scipy's ``ndtri``, not expressible in the loop) of an input of the
-    event: computed with numpy on the event's rows just before the loop."""
+    """The inverse CDF of a scenario distribution (``population.ppf``; the loop calls
+    scipy's own ``ndtri``)."""
     if not isinstance(u, Node):
         return ARRAY.ppf(dist, u)
-    if u.op != "in":
-        raise TraceError("an inverse CDF of a value computed in the event")
-    graph = u.graph
-    n = graph.node("ppf", (len(graph.hoisted), dist, u), FLOAT)
-    graph.hoisted.append(n)
-    return n
+    if u.dtype != FLOAT:
+        raise TraceError("an inverse CDF of a non-float value")
+    return u.graph.node("ppf", (dist, u), FLOAT)
 
 
 def _stream(kind: str, seed: Any, patient: Any, purpose: str, index: Any) -> Any:

@@ -1,0 +1,383 @@
+"""A whole chunk of the cohort engine as one compiled loop over its patients.
+
+The step-wise cohort engine (``cohort.run_chunk``) moves every patient of a chunk to its
+next event, then runs each event kind for the patients whose event it is, as numpy calls
+or as one compiled loop per kind (``fused``): about 135 steps a chunk, each paying for
+the scheduler, the closed-form step, the clocks and the dispatch in Python and numpy,
+over arrays much larger than the cache at 10,000 patients.
+
+Patients do not interact in the cohort engine, so running each patient from start to
+end, one after the other, gives the same bits for every patient. This module writes that
+loop out: for each patient, until its end, the scheduler of ``handlers.next_event`` (the
+earliest time, ties to the lower kind, a NaN as ``argmin`` treats it), the closed-form
+step (``step_generated.step_one`` on the propagator's table row, as
+``handlers._advance_vector``), the clocks and the event's handler (their traces, as
+``fused`` generates them, one branch per kind), the visit values and the event log. The
+state lives in the chunk's arrays, so a patient's fields stay in the cache while it runs.
+
+Two things the loop cannot do itself stop one patient, not the run:
+
+* a (rate node, step) pair the propagator's table does not hold yet (its matrix
+  exponential is computed with scipy): the patient is set aside before the step, the
+  pairs are computed after the pass, and the patients set aside run on from where they
+  stood;
+* a full event-log buffer: the pass stops; the records are handed to the chunk's
+  ``EventLog`` (which keeps each patient's events in the order they were logged) and
+  the pass goes on from that patient.
+
+``tests/test_engines.py`` compares every shipped scenario run this way with the numpy
+engine, byte for byte, and ``tests/test_fused.py`` the loop's stops and fallbacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+import numpy as np
+
+from .. import jit
+from ..kernel import disease, handlers
+from ..kernel.events import Event
+from ..kernel.handlers import VISIT_VALUES
+from ..kernel.trace import FLOAT, INT, TraceError, dtype_code, trace_clocks, trace_handle
+from ..records import EventLog
+from ..streams import stream_key
+from .fused import _PREAMBLE, _compile, _cv, _field, _Source
+
+__all__ = ["ChunkLoop", "build"]
+
+log = logging.getLogger(__name__)
+
+# The scheduler's candidates in ``handlers.next_event``'s order (its kind is the index).
+_TIMES = ("pulse_end", "spar_onset", "flare_next", None, "taper_next", "ivig_next", "death_next")
+_STEPPED = handlers.STEPPED_FIELDS
+# state fields and parameters the loop reads besides those of the traces
+_ST_FLOAT = ("t", "pred", "death_day", "c", *_STEPPED, *(n for n in _TIMES if n))
+_ST_INT = ("visit_k",)
+_PRM = {"drive": FLOAT, "ivig_gain": FLOAT, "node": INT, "patient": INT}
+_KINDS = tuple(int(k) for k in Event if k != Event.END)
+_LOG_FIELDS = ("patient", "day", "kind", "flags", "cpk", "myoglobin", "value", "pred", "before")
+_LOG_DTYPES = tuple(np.dtype(d) for d in EventLog.DTYPES)
+# the event-log buffer of a pass (first_line logs ~135 events a patient: ~4 passes)
+_EVENTS_PER_PATIENT, _EVENTS_MIN = 32, 4096
+#: what compiling a new loop costs (first_line: ~10 s on this project's 2-core machines)
+COMPILE_SECONDS = 10.0
+_OWED: dict[str, float] = {}  # numpy's loss so far, by loop source
+_LOCK = threading.Lock()
+
+
+class ChunkLoop:
+    """The compiled loop of one plan (traced from the chunk's arrays)."""
+
+    def __init__(self, plan: Any, st: Any, prm: Any) -> None:
+        for name in _ST_FLOAT:
+            if dtype_code(getattr(st, name).dtype) != FLOAT:
+                raise TraceError(f"state field {name} is not float64")
+        if dtype_code(st.visit_k.dtype) != INT:
+            raise TraceError("visit_k is not int64")
+        for name, code in _PRM.items():
+            if dtype_code(getattr(prm, name).dtype) != code:
+                raise TraceError(f"parameter {name} has the wrong type")
+        traces = {str(k): trace_handle(plan, prm, st, k) for k in _KINDS}
+        traces["clocks"] = trace_clocks(plan, prm, st)
+        n_values = traces[str(int(Event.VISIT))].n_values
+        if n_values != len(VISIT_VALUES):
+            raise TraceError("the visit returns another number of values")
+        # One function, each kind's statements in a branch of it (its values named
+        # with the kind as prefix): numba inlines nothing across compiled functions
+        # without relinking and reoptimising them, and a call through a pointer costs
+        # ~0.7 us with this many arrays (4x slower than the inlined loop, measured).
+        self.sources: dict[str, _Source] = {}
+        for label, tr in traces.items():
+            dtypes = {key: dtype_code(_field(st, key).dtype) for key, _ in tr.writes}
+            self.sources[label] = _Source(tr, dtypes, prefix=label)
+        self.n_values = n_values
+        self.text, self.keys = self._generate()
+        self.fn = _compile(self.text)
+        self.kf = {label: src.float_consts() for label, src in self.sources.items()}
+        self.ki = {
+            label: np.array(src.tr.graph.int_consts, dtype=np.int64)
+            for label, src in self.sources.items()
+        }
+        self.ready = False  # called once without error (numba compiled it)
+        self.failed = False  # numba failed to compile it
+
+    def worth_it(self, numpy_loss_s: float) -> bool:
+        """Whether to run the loop for work that numpy does ``numpy_loss_s`` slower:
+        yes once it is compiled (in this process or in numba's cache on disk) or
+        ``SIMULATOR_JIT=1``; otherwise once the loss on numpy of every plan with this
+        loop's source, in this process, reaches what compiling it costs (rent or buy:
+        a short run of a new structure never waits for the compiler, a long one pays at
+        most twice the best choice in hindsight)."""
+        if self.ready or jit.mode() == "1" or _on_disk(self.fn):
+            return True
+        with _LOCK:
+            owed = _OWED[self.text] = _OWED.get(self.text, 0.0) + numpy_loss_s
+        return owed >= COMPILE_SECONDS
+
+    # -- source ------------------------------------------------------------------------
+
+    def _generate(self) -> tuple[str, list[tuple[Any, ...]]]:
+        keys: list[tuple[Any, ...]] = []  # the arrays after the fixed arguments
+        names: dict[str, tuple[Any, ...]] = {}
+
+        def need(name: str, key: tuple[Any, ...]) -> str:
+            if name not in names:
+                names[name] = key
+                keys.append(key)
+            return name
+
+        for name in (*_ST_FLOAT, *_ST_INT):
+            need(f"s_{name}", ("st", name))
+        for name in _PRM:
+            need(f"p_{name}", ("prm", name))
+        for label, src in self.sources.items():
+            for key in src.args:
+                if key[0] == "const_table":
+                    need(src._arg_names[key], ("const_table", label, key[1]))
+                else:
+                    need(src._arg_names[key], key)
+        consts = [f"K{x}{label}" for label in self.sources for x in "FIU"]
+        stepped = ", ".join(f"s_{n}[r]" for n in _STEPPED)
+        times = "\n".join(
+            f"""            x = {"VDAYS[vk]" if name is None else f"s_{name}[r]"}
+            if best == best and (x != x or x < best):
+                best = x
+                kind = {j}"""
+            for j, name in enumerate(_TIMES)
+            if j > 0
+        )
+        visit = int(Event.VISIT)
+        branches: list[str] = []
+        for k in _KINDS:
+            label = str(k)
+            src = self.sources[label]
+            got = _returns(label, src.tr, f"o{label}_")
+            lines = [*src.body, f"fl = {got[0]}"]
+            if k == visit:
+                lines += [f"V{i}[r, vk] = {e}" for i, e in enumerate(got[1:])]
+                lines += ["VP[r, vk] = s_pred[r]", "VF[r, vk] = fl"]
+                lines += [f"c{i} = V{i}[r, vk]" for i in range(3)]
+            else:
+                lines += ["c0 = math.nan", "c1 = math.nan", f"c2 = {got[1]}"]
+            branches.append(f"            {'if' if not branches else 'elif'} kind == {k}:")
+            branches += ["                " + line for line in lines]
+        clocks = "\n".join("            " + line for line in self.sources["clocks"].body)
+        params = ", ".join(
+            [
+                "todo",
+                "LOG",
+                "VDAYS",
+                "HORIZON",
+                "TABLE",
+                "DENSE",
+                "FNODE",
+                "FTAU",
+                "FROW",
+                "PEND",
+                "NEED_NODE",
+                "NEED_TAU",
+                *(f"E_{f}" for f in _LOG_FIELDS),
+                *(f"V{i}" for i in range(self.n_values)),
+                "VP",
+                "VF",
+                *consts,
+                *names,
+            ]
+        )
+        text = f"""{chr(10).join(_PREAMBLE)}
+import math
+from simulator.kernel.step_generated import step_one as _step_one
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def fused({params}):
+    npend = 0
+    nev = 0
+    nrows = TABLE.shape[0]
+    for ii in range(todo.shape[0]):
+        r = todo[ii]
+        while True:
+            vk = s_visit_k[r]
+            best = s_pulse_end[r]
+            kind = 0
+{times}
+            end = _fmin(s_death_day[r], HORIZON)
+            if best == best and (end != end or end < best):
+                best = end
+                kind = {int(Event.END)}
+            t = best
+            tau = t - s_t[r]
+            row = -1
+            if tau == np.floor(tau):
+                key = np.int64(tau) * {disease.RATE_NODES} + p_node[r]
+                if key >= 0 and key < DENSE.shape[0]:
+                    row = DENSE[key]
+            else:
+                for q in range(FNODE.shape[0]):
+                    if FNODE[q] == p_node[r] and FTAU[q] == tau:
+                        row = FROW[q]
+                        break
+            if row < 0 or row >= nrows:
+                PEND[npend] = r
+                NEED_NODE[npend] = p_node[r]
+                NEED_TAU[npend] = tau
+                npend += 1
+                break
+            if LOG and kind != {int(Event.END)} and nev >= E_day.shape[0]:
+                return npend, ii, nev
+            res = _step_one(TABLE[row], {stepped}, p_drive[r], s_c[r], p_ivig_gain[r])
+{chr(10).join(f"            s_{n}[r] = res[{i}]" for i, n in enumerate(_STEPPED))}
+{clocks}
+            if kind == {int(Event.END)}:
+                break
+            before = s_pred[r]
+{chr(10).join(branches)}
+            else:
+                fl = np.int64(0)
+                c0 = math.nan
+                c1 = math.nan
+                c2 = math.nan
+            if LOG:
+                E_patient[nev] = p_patient[r]
+                E_day[nev] = t
+                E_kind[nev] = kind
+                E_flags[nev] = fl
+                E_cpk[nev] = c0
+                E_myoglobin[nev] = c1
+                E_value[nev] = c2
+                E_pred[nev] = s_pred[r]
+                E_before[nev] = before
+                nev += 1
+    return npend, todo.shape[0], nev
+"""
+        return text, keys
+
+    # -- running -----------------------------------------------------------------------
+
+    def _arrays(self, st: Any, prm: Any) -> list[Any]:
+        out: list[Any] = []
+        for key in self.keys:
+            kind = key[0]
+            if kind == "st":
+                out.append(getattr(st, key[1]))
+            elif kind == "stl":
+                out.append(getattr(st, key[1])[key[2]])
+            elif kind in ("prm", "table"):
+                out.append(getattr(prm, key[1]))
+            else:  # ("const_table", label, index)
+                out.append(self.sources[key[1]].tr.graph.tables[key[2]])
+        return out
+
+    def _consts(self, prm: Any) -> list[Any]:
+        out: list[Any] = []
+        for label, src in self.sources.items():
+            kf, ki = self.kf[label], self.ki[label]
+            streams = src.tr.graph.streams
+            ku = np.array(
+                [stream_key(int(getattr(prm, f)), p) for f, p in streams], dtype=np.uint64
+            )
+            out += [kf, ki, ku]
+        return out
+
+    def run(self, plan: Any, st: Any, prm: Any, res: Any) -> bool:
+        """Run every patient of the chunk to its end, writing the state ``st``, the visit
+        values and the event log of ``res``. False (nothing changed) if numba fails to
+        compile the loop."""
+        n = st.t.shape[0]
+        _own_arrays(st)
+        logging_on = res.events is not None
+        cap = _EVENTS_PER_PATIENT * n + _EVENTS_MIN if logging_on else 0
+        ev = [np.empty(cap, dtype=d) for d in _LOG_DTYPES]
+        fixed_tail = [
+            *(res.visits[name] for name in VISIT_VALUES),
+            res.visit_prednisone,
+            res.visit_flags,
+            *self._consts(prm),
+            *self._arrays(st, prm),
+        ]
+        vdays = np.append(plan.visit_days, np.inf).astype(np.float64)
+        horizon = float(plan.horizon_days)
+        prop = plan.propagator
+        todo = np.arange(n, dtype=np.int64)
+        pend = np.empty(n, dtype=np.int64)
+        need_node = np.empty(n, dtype=np.int64)
+        need_tau = np.empty(n, dtype=np.float64)
+        while todo.size:
+            table, dense, fnode, ftau, frow = prop.snapshot()
+            call = [todo, logging_on, vdays, horizon, table, dense, fnode, ftau, frow]
+            call += [pend, need_node, need_tau, *ev, *fixed_tail]
+            if self.ready:
+                npend, stop, nev = self.fn(*call)
+            else:
+                try:
+                    npend, stop, nev = self.fn(*call)
+                except Exception as exc:  # a compiler error, before anything ran
+                    log.warning("the chunk loop runs on numpy: numba failed (%s)", exc)
+                    self.failed = True
+                    return False
+                self.ready = True
+            if nev:
+                res.events.extend_arrays(*(a[:nev].copy() for a in ev))
+            if npend:
+                prop.add_rows(need_node[:npend], need_tau[:npend])
+            todo = np.concatenate([pend[:npend], todo[stop:]])
+        return True
+
+
+def _returns(label: str, tr: Any, o: str) -> list[str]:
+    """A kind's results as the loop keeps them: its flags as int64 (the visit flags' and
+    the event log's type), then the visit values (float64), or the grams of IVIG."""
+    out = dict(tr.outputs)
+    got = [_cv(f"{o}flags", out["flags"].dtype, INT)]
+    if tr.n_values:
+        got += [_cv(f"{o}value{i}", out[f"value{i}"].dtype, FLOAT) for i in range(tr.n_values)]
+    else:
+        got.append(_cv(f"{o}grams", out["grams"].dtype, FLOAT))
+    return got
+
+
+def _on_disk(fn: Any) -> bool:
+    """Whether numba's cache holds the compiled loop (its index file exists)."""
+    try:
+        return os.path.exists(fn._cache._cache_file._index_path)
+    except AttributeError:  # another numba: treat it as not compiled yet
+        return False
+
+
+def _own_arrays(st: Any) -> None:
+    """Give every state field its own writable contiguous array (the loop writes them in
+    place; the numpy path only ever replaces them)."""
+    seen: set[int] = set()
+    for name in type(st).__slots__:
+        value = getattr(st, name)
+        parts = value if isinstance(value, list) else [value]
+        for j, a in enumerate(parts):
+            fresh = a
+            if (
+                id(a) in seen
+                or not a.flags.c_contiguous
+                or not a.flags.writeable
+                or a.base is not None
+            ):
+                fresh = np.array(a, copy=True)
+            seen.add(id(fresh))
+            if fresh is not a:
+                if isinstance(value, list):
+                    value[j] = fresh
+                else:
+                    setattr(st, name, fresh)
+
+
+def build(plan: Any, st: Any, prm: Any) -> ChunkLoop | None:
+    """The plan's chunk loop, or None (logged) when some part cannot be traced."""
+    try:
+        return ChunkLoop(plan, st, prm)
+    except TraceError as exc:
+        log.debug("the chunk loop is not used: %s", exc)
+    except Exception as exc:  # a handler the tracer does not know
+        log.warning("the chunk loop is not used: tracing failed (%r)", exc)
+    return None
