@@ -368,8 +368,7 @@ def test_a_new_loop_is_compiled_once_numpy_has_lost_what_compiling_costs(tmp_pat
     numpy, what compiling it costs; the results are the same bytes either way."""
     from simulator.engines import chunk_loop
 
-    monkeypatch.setenv("SIMULATOR_CACHE_DIR", str(tmp_path))  # nothing compiled on disk
-    monkeypatch.setattr(fused, "_COMPILED", {})
+    monkeypatch.setattr(chunk_loop, "_on_disk", lambda fn: False)  # as if never compiled
     monkeypatch.setattr(chunk_loop, "_OWED", {})
     loss = 200 * cohort._NUMPY_LOSS_PER_PATIENT_S
     monkeypatch.setattr(chunk_loop, "COMPILE_SECONDS", 2.5 * loss)
