@@ -234,3 +234,24 @@ register_jitable(inline="always", **_JIT)(step_generated.step_one)
 #: ``step_rows(table, rows, y, ..., j, s, c, g)``: see ``kernel/step_generated.py``; bounds
 #: checked, so that a wrong row index raises instead of reading past the table.
 step_rows = numba.njit(boundscheck=True, **_JIT)(step_generated.step_rows)
+
+
+@numba.njit("void(float64[::1], int64[::1], int64[::1])", **_JIT)
+def exact_bins(x, hi, lo):  # type: ignore[no-untyped-def]
+    """``stats._exact_sum_units``'s partial sums, per binary exponent: value ``x[i]`` is
+    ``M * 2**(k - 1074)`` with the integer ``M`` signed, ``|M| < 2**53`` and ``k`` the
+    bin; ``hi[k]`` and ``lo[k]`` add up ``M >> 27`` and ``M & (2**27 - 1)`` (exact in
+    int64 for fewer than 2**35 values). Finite values only."""
+    for i in range(x.size):
+        b = _as_bits(x[i])
+        biased = (b >> 52) & 0x7FF
+        m = b & _MANTISSA
+        if biased == 0:
+            k = 0  # zero or subnormal: M * 2**-1074
+        else:
+            m = m | (np.int64(1) << 52)
+            k = biased - 1
+        if b < 0:
+            m = -m
+        hi[k] += m >> 27
+        lo[k] += m & ((np.int64(1) << 27) - 1)

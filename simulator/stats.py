@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from . import fmath
+from . import fmath, jit
 
 __all__ = [
     "Z95",
@@ -79,6 +79,16 @@ _VELTKAMP = 134217729.0  # 2**27 + 1
 
 def _exact_sum_units(x: np.ndarray) -> int:
     """Return the exact sum of the finite float64 values ``x`` in units of 2**-1126."""
+    loops = jit.loops(x.size, 12)
+    if loops is not None and x.size < 1 << 35:  # numba's loop: the same integer
+        hi = np.zeros(2047, dtype=np.int64)
+        lo = np.zeros(2047, dtype=np.int64)
+        loops.exact_bins(np.ascontiguousarray(x, dtype=np.float64), hi, lo)
+        total = 0
+        for k in np.flatnonzero((hi != 0) | (lo != 0)).tolist():
+            # value M * 2**(k - 1074) is M << (k + 52) units of 2**-1126
+            total += ((int(hi[k]) << _SPLIT_BITS) + int(lo[k])) << (k + 52)
+        return total
     total = 0
     for start in range(0, x.size, _BLOCK):
         block = x[start : start + _BLOCK]
