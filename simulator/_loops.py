@@ -255,3 +255,49 @@ def exact_bins(x, hi, lo):  # type: ignore[no-untyped-def]
             m = -m
         hi[k] += m >> 27
         lo[k] += m & ((np.int64(1) << 27) - 1)
+
+
+@numba.njit(inline="always", **_JIT)
+def _matmul_into(a, b, out, divisor):  # type: ignore[no-untyped-def]
+    """``out = (a @ b) / divisor``, each entry summed over j in order from 0, as
+    ``np.einsum`` without optimisation sums it (``disease._matmul``)."""
+    n = a.shape[0]
+    for i in range(n):  # row i of the product, its n sums advanced together (SIMD)
+        for c in range(n):
+            out[i, c] = 0.0
+        for j in range(n):
+            aij = a[i, j]
+            for c in range(n):
+                out[i, c] += aij * b[j, c]
+        for c in range(n):
+            out[i, c] = out[i, c] / divisor
+
+
+@numba.njit("void(float64[:, :, ::1], int64[::1], float64[:, :, ::1])", **_JIT)
+def expm_taylor(b, squarings, out):  # type: ignore[no-untyped-def]
+    """The series and squarings of ``disease.expm_many`` for each scaled matrix ``b[s]``:
+    the same operations in the same order, so the same bits."""
+    m, n, _ = b.shape
+    term = np.empty((n, n))
+    tmp = np.empty((n, n))
+    res = np.empty((n, n))
+    for s in range(m):
+        for i in range(n):
+            for c in range(n):
+                one = 1.0 if i == c else 0.0
+                term[i, c] = one
+                res[i, c] = one
+        for k in range(1, 25):
+            _matmul_into(term, b[s], tmp, np.float64(k))
+            for i in range(n):
+                for c in range(n):
+                    term[i, c] = tmp[i, c]
+                    res[i, c] = res[i, c] + tmp[i, c]
+        for _ in range(squarings[s]):
+            _matmul_into(res, res, tmp, 1.0)
+            for i in range(n):
+                for c in range(n):
+                    res[i, c] = tmp[i, c]
+        for i in range(n):
+            for c in range(n):
+                out[s, i, c] = res[i, c]

@@ -377,6 +377,28 @@ def test_batched_matrix_exponentials_have_the_bits_of_one_at_a_time():
         np.testing.assert_array_equal(disease.expm_many(mats[sub]), alone[sub])
 
 
+def test_numbas_matrix_exponentials_have_numpys_bits(monkeypatch):
+    """``_loops.expm_taylor`` (numba) against the einsum series (numpy): the model's
+    matrices over many steps, and random matrices with zeros and mixed magnitudes."""
+    from simulator import jit
+
+    rng = np.random.default_rng(5)
+    prop = make_plan(load_scenario(SCENARIOS / "first_line.yaml")).propagator
+    taus = np.concatenate([np.arange(0.0, 120.0), rng.uniform(0.0, 2000.0, 60)])
+    mats = np.stack([prop.matrix(i % disease.RATE_NODES) * t for i, t in enumerate(taus)])
+    rand = rng.standard_normal((100, 16, 16)) * 10.0 ** rng.uniform(-3, 2, (100, 1, 1))
+    rand[rng.random(rand.shape) < 0.3] = 0.0
+    got = {}
+    for mode in ("0", "1"):
+        monkeypatch.setenv("SIMULATOR_JIT", mode)
+        monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
+        if mode == "1" and jit.loops(1) is None:
+            pytest.skip("numba is not installed")
+        got[mode] = (disease.expm_many(mats), disease.expm_many(rand))
+    for a, b in zip(got["0"], got["1"], strict=True):
+        assert a.tobytes() == b.tobytes()
+
+
 def test_plans_with_the_same_rates_share_one_propagator():
     """The arms of a comparison (same disease, different regimens) share one propagator,
     so its matrix exponentials are computed once; a plan with another rate gets its own."""

@@ -40,7 +40,7 @@ from typing import Any, TypeVar, cast
 import numpy as np
 from scipy import special
 
-from .. import fmath
+from .. import fmath, jit
 from ..recent import Recent
 from ..scenario.schema import lognormal_sigma
 from . import step_generated
@@ -108,6 +108,11 @@ def expm_many(mats: np.ndarray) -> np.ndarray:
         [max(0, math.ceil(math.log2(x / 0.25))) if x > 0 else 0 for x in norms], dtype=np.int64
     )
     b = mats / (2.0**squarings)[:, None, None]
+    loops = jit.loops(len(mats), 24 * 2 + 2 * int(squarings.max(initial=0)))
+    if loops is not None:  # numba's loop: the same operations in the same order
+        out = np.empty(mats.shape, dtype=np.float64)
+        loops.expm_taylor(np.ascontiguousarray(b, dtype=np.float64), squarings, out)
+        return out
     result = np.broadcast_to(np.eye(mats.shape[1]), mats.shape).copy()
     term = result.copy()
     for k in range(1, 25):
