@@ -236,25 +236,66 @@ register_jitable(inline="always", **_JIT)(step_generated.step_one)
 step_rows = numba.njit(boundscheck=True, **_JIT)(step_generated.step_rows)
 
 
-@numba.njit("void(float64[::1], int64[::1], int64[::1])", **_JIT)
+@numba.njit(inline="always", **_JIT)
+def _bin_one(v, hi, lo, first, last):  # type: ignore[no-untyped-def]
+    b = _as_bits(v)
+    if (b << 1) == 0:  # +0 or -0: adds nothing (and would widen the span to bin 0)
+        return first, last
+    biased = (b >> 52) & 0x7FF
+    m = b & _MANTISSA
+    if biased == 0:
+        k = 0  # zero or subnormal: M * 2**-1074
+    else:
+        m = m | (np.int64(1) << 52)
+        k = biased - 1
+    if b < 0:
+        m = -m
+    hi[k] += m >> 27
+    lo[k] += m & ((np.int64(1) << 27) - 1)
+    return min(first, k), max(last, k)
+
+
+@numba.njit("int64(float64[::1], int64[:, ::1], int64[:, ::1], int64[:, ::1])", **_JIT)
+def moment_bins(x, hi, lo, span):  # type: ignore[no-untyped-def]
+    """``stats.Moments.add`` in one pass: the bins (``exact_bins``) of the values (row 0)
+    and of Dekker's exact square ``x*x = p + err`` (rows 1 and 2, ``stats._two_square``'s
+    operations), NaNs skipped; ``span[r]`` the first and last bin of row r. Returns the
+    number of NaNs, or -1 if a value is not below 2**500 in magnitude (the bins used so
+    far are in ``span`` either way)."""
+    n_nan = 0
+    f0, l0, f1, l1, f2, l2 = hi.shape[1], -1, hi.shape[1], -1, hi.shape[1], -1
+    for i in range(x.size):
+        v = x[i]
+        if v != v:
+            n_nan += 1
+            continue
+        if not abs(v) < 2.0**500:
+            n_nan = -1
+            break
+        p = v * v
+        c = 134217729.0 * v
+        vh = c - (c - v)
+        vl = v - vh
+        err = ((vh * vh - p) + 2.0 * (vh * vl)) + vl * vl
+        f0, l0 = _bin_one(v, hi[0], lo[0], f0, l0)
+        f1, l1 = _bin_one(p, hi[1], lo[1], f1, l1)
+        f2, l2 = _bin_one(err, hi[2], lo[2], f2, l2)
+    span[0, 0], span[0, 1], span[1, 0], span[1, 1] = f0, l0, f1, l1
+    span[2, 0], span[2, 1] = f2, l2
+    return n_nan
+
+
+@numba.njit("UniTuple(int64, 2)(float64[::1], int64[::1], int64[::1])", **_JIT)
 def exact_bins(x, hi, lo):  # type: ignore[no-untyped-def]
     """``stats._exact_sum_units``'s partial sums, per binary exponent: value ``x[i]`` is
     ``M * 2**(k - 1074)`` with the integer ``M`` signed, ``|M| < 2**53`` and ``k`` the
     bin; ``hi[k]`` and ``lo[k]`` add up ``M >> 27`` and ``M & (2**27 - 1)`` (exact in
-    int64 for fewer than 2**35 values). Finite values only."""
+    int64 for fewer than 2**35 values). Finite values only. Returns the first and last
+    bin used (first > last when ``x`` is empty)."""
+    first, last = np.int64(hi.size), np.int64(-1)
     for i in range(x.size):
-        b = _as_bits(x[i])
-        biased = (b >> 52) & 0x7FF
-        m = b & _MANTISSA
-        if biased == 0:
-            k = 0  # zero or subnormal: M * 2**-1074
-        else:
-            m = m | (np.int64(1) << 52)
-            k = biased - 1
-        if b < 0:
-            m = -m
-        hi[k] += m >> 27
-        lo[k] += m & ((np.int64(1) << 27) - 1)
+        first, last = _bin_one(x[i], hi, lo, first, last)
+    return first, last
 
 
 @numba.njit(inline="always", **_JIT)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import math
 import threading
 from types import SimpleNamespace
@@ -385,3 +386,29 @@ def test_a_new_loop_is_compiled_once_numpy_has_lost_what_compiling_costs(tmp_pat
         ready.append(fused.for_plan(plan)._chunk.ready)
         _assert_same_bytes(w, got)
     assert ready == [False, False, True]
+
+
+def test_state_fields_sharing_memory_or_read_only_get_their_own_before_the_loop():
+    """The loop writes state fields in place; the numpy path may leave fields that
+    share a buffer or are read-only broadcasts. Those (and only those) are copied."""
+    from simulator.engines.chunk_loop import _own_arrays
+
+    class S:
+        __slots__ = ("a", "b", "c", "lst", "own")
+
+    buf = np.arange(100.0)
+    s = S()
+    s.a, s.b, s.c = buf[:100], buf[10:20], buf[30:40]  # a covers b and c
+    s.lst = [np.zeros(3), np.broadcast_to(np.ones(1), (3,))]
+    s.own = np.zeros(4)
+    own, first = s.own, s.lst[0]
+    _own_arrays(s)
+    arrays = [s.a, s.b, s.c, *s.lst, s.own]
+    spans = sorted(
+        (a.__array_interface__["data"][0], a.__array_interface__["data"][0] + a.nbytes)
+        for a in arrays
+    )
+    assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans))
+    assert all(a.flags.writeable and a.flags.c_contiguous for a in arrays)
+    assert s.own is own and s.lst[0] is first  # nothing shared: not copied
+    assert s.b.tolist() == list(range(10, 20)) and s.lst[1].tolist() == [1.0] * 3

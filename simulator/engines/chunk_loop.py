@@ -349,27 +349,39 @@ def _on_disk(fn: Any) -> bool:
 
 
 def _own_arrays(st: Any) -> None:
-    """Give every state field its own writable contiguous array (the loop writes them in
-    place; the numpy path only ever replaces them)."""
-    seen: set[int] = set()
+    """Give every state field memory of its own, writable and contiguous (the loop
+    writes the fields in place; the numpy path only ever replaces them, so it may leave
+    two fields on one buffer, or a read-only broadcast)."""
+    fields: list[tuple[str, int | None, np.ndarray]] = []
     for name in type(st).__slots__:
         value = getattr(st, name)
-        parts = value if isinstance(value, list) else [value]
-        for j, a in enumerate(parts):
-            fresh = a
-            if (
-                id(a) in seen
-                or not a.flags.c_contiguous
-                or not a.flags.writeable
-                or a.base is not None
-            ):
-                fresh = np.array(a, copy=True)
-            seen.add(id(fresh))
-            if fresh is not a:
-                if isinstance(value, list):
-                    value[j] = fresh
-                else:
-                    setattr(st, name, fresh)
+        if isinstance(value, list):
+            fields += [(name, j, a) for j, a in enumerate(value)]
+        else:
+            fields.append((name, None, value))
+    spans = []
+    for k, (_, _, a) in enumerate(fields):
+        start = a.__array_interface__["data"][0]
+        spans.append((start, start + max(a.nbytes, 1), k))
+    spans.sort()
+    bad = {k for _, _, k in spans if not _writable(fields[k][2])}
+    reach, owner = -1, -1  # the furthest end so far, and its field
+    for start, end, k in spans:
+        if start < reach:  # overlaps an earlier field: copy both (then none overlap)
+            bad.update((k, owner))
+        if end > reach:
+            reach, owner = end, k
+    for k in bad:
+        name, j, a = fields[k]
+        fresh = np.array(a, copy=True)
+        if j is None:
+            setattr(st, name, fresh)
+        else:
+            getattr(st, name)[j] = fresh
+
+
+def _writable(a: np.ndarray) -> bool:
+    return bool(a.flags.c_contiguous and a.flags.writeable) and a.strides[0] == a.itemsize
 
 
 def build(plan: Any, st: Any, prm: Any) -> ChunkLoop | None:

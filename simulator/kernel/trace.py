@@ -111,7 +111,7 @@ class Graph:
     def result_dtype(self, fn: Callable[..., Any], name: str, args: tuple[Any, ...]) -> str:
         """The type numpy gives ``fn(*args)`` with these operand types (Python numbers
         stay Python numbers: numpy 2 treats them as weak)."""
-        key = (name, *(a.dtype if isinstance(a, Node) else type(a) for a in args))
+        key = (name, *[a.dtype if type(a) is Node else type(a) for a in args])
         code = _DTYPES.get(key)
         if code is None:
             sample = tuple(_SAMPLE[a.dtype] if isinstance(a, Node) else a for a in args)
