@@ -269,6 +269,7 @@ def _fresh_propagator(prop, rows):
     fresh._rows = 0
     fresh._dense = np.full(0, -1, dtype=np.int64)
     fresh._frac = {}
+    fresh._frac_version, fresh._frac_arrays = 0, (-1,)
     fresh._max = rows
     fresh._lock = threading.Lock()
     return fresh

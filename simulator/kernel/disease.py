@@ -182,6 +182,8 @@ class Propagator:
         self._rows = 0
         self._dense = np.full(0, -1, dtype=np.int64)
         self._frac: dict[tuple[int, float], int] = {}
+        self._frac_version = 0  # counts changes of _frac (snapshot's cache key)
+        self._frac_arrays: tuple[Any, ...] = (-1,)
         self._lock = threading.Lock()
 
     def matrix(self, node: int) -> np.ndarray:
@@ -247,14 +249,17 @@ class Propagator:
         entry may then point past the snapshot's table: the loop treats it as missing),
         and a full table is replaced, never overwritten."""
         with self._lock:
-            frac = list(self._frac.items())
-            return (
-                self._table,
-                self._dense,
-                np.array([k[0] for k, _ in frac], dtype=np.int64),
-                np.array([k[1] for k, _ in frac], dtype=np.float64),
-                np.array([row for _, row in frac], dtype=np.int64),
-            )
+            # the fractional steps' arrays, rebuilt only when they changed
+            key = self._frac_version
+            if self._frac_arrays[0] != key:
+                frac = list(self._frac.items())
+                self._frac_arrays = (
+                    key,
+                    np.array([k[0] for k, _ in frac], dtype=np.int64),
+                    np.array([k[1] for k, _ in frac], dtype=np.float64),
+                    np.array([row for _, row in frac], dtype=np.int64),
+                )
+            return (self._table, self._dense, *self._frac_arrays[1:])
 
     def add_rows(self, node: np.ndarray, tau: np.ndarray) -> None:
         """Compute the coefficients of these (node, step) pairs, if not in the table."""
@@ -286,6 +291,7 @@ class Propagator:
             self._rows = 0
             self._dense = np.full(self._dense.size, -1, dtype=np.int64)
             self._frac = {}
+            self._frac_version += 1
             new = np.unique(keys)
             new_frac = sorted(set(frac))
         if new.size or new_frac:
@@ -297,6 +303,7 @@ class Propagator:
             self._dense[new] = np.arange(first, first + new.size)
             for j, k in enumerate(new_frac, start=first + new.size):
                 self._frac[k] = j
+            self._frac_version += 1
         rows = np.empty(tau.shape[0], dtype=np.int64)
         rows[whole] = self._dense[keys]
         rows[part] = [self._frac[k] for k in frac]
