@@ -18,9 +18,9 @@ state lives in the chunk's arrays, so a patient's fields stay in the cache while
 Two things the loop cannot do itself stop one patient, not the run:
 
 * a (rate node, step) pair the propagator's table does not hold yet (its matrix
-  exponential is computed with scipy): the patient is set aside before the step, the
-  pairs are computed after the pass, and the patients set aside run on from where they
-  stood;
+  exponential is not computed in the loop): the patient is set aside before the step,
+  the missing pairs are computed after the pass in one batch (``disease.expm_many``),
+  and the patients set aside run on from where they stood;
 * a full event-log buffer: the pass stops; the records are handed to the chunk's
   ``EventLog`` (which keeps each patient's events in the order they were logged) and
   the pass goes on from that patient.
