@@ -413,3 +413,29 @@ def test_state_fields_sharing_memory_or_read_only_get_their_own_before_the_loop(
     assert all(a.flags.writeable and a.flags.c_contiguous for a in arrays)
     assert s.own is own and s.lst[0] is first  # nothing shared: not copied
     assert s.b.tolist() == list(range(10, 20)) and s.lst[1].tolist() == [1.0] * 3
+
+
+def test_threads_sharing_a_plan_and_its_propagator_give_the_serial_bytes(monkeypatch):
+    """Dask runs chunks in threads of one process: the loop runs without the GIL, and
+    the threads share the plan's propagator, whose table they grow (and replace when
+    full: 64 rows here) while others read their snapshots."""
+    scn = load_scenario(SCENARIOS / "rescue.yaml")
+    chunks = [np.arange(k * 150, (k + 1) * 150) for k in range(6)]
+    want = [_numpy_run(scn, 9, ids, monkeypatch) for ids in chunks]
+    plan = make_plan(scn)
+    plan = dataclasses.replace(plan, propagator=_fresh_propagator(plan.propagator, 64))
+    monkeypatch.setenv("SIMULATOR_JIT", "1")
+    monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
+    cohort.run_chunk(scn, plan, 9, np.arange(2))  # compile before the threads start
+    got: dict[int, object] = {}
+
+    def work(k):
+        got[k] = cohort.run_chunk(scn, plan, 9, chunks[k], events=True)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(len(chunks))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k, w in enumerate(want):
+        _assert_same_bytes(w, got[k])
