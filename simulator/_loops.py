@@ -44,7 +44,7 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import get_cython_function_address, intrinsic, register_jitable
 
-from . import fmath, streams
+from . import fmath, stats, streams
 from .fmath import _O_THRESHOLD, _SMALLEST_NORMAL, _U_THRESHOLD
 from .kernel import step_generated
 
@@ -55,6 +55,7 @@ _HALF_EXPONENT = np.int64(1022) << 52  # a mantissa with this exponent lies in [
 
 _exp_reduced = numba.njit(inline="always", **_JIT)(fmath.exp_reduced)
 _log_reduced = numba.njit(inline="always", **_JIT)(fmath.log_reduced)
+_two_square = numba.njit(inline="always", **_JIT)(stats._two_square)
 
 
 def _bitcast(src, dst):  # type: ignore[no-untyped-def]
@@ -257,11 +258,14 @@ def _bin_one(v, hi, lo, first, last):  # type: ignore[no-untyped-def]
 
 @numba.njit("int64(float64[::1], int64[:, ::1], int64[:, ::1], int64[:, ::1])", **_JIT)
 def moment_bins(x, hi, lo, span):  # type: ignore[no-untyped-def]
-    """``stats.Moments.add`` in one pass: the bins (``exact_bins``) of the values (row 0)
-    and of Dekker's exact square ``x*x = p + err`` (rows 1 and 2, ``stats._two_square``'s
-    operations), NaNs skipped; ``span[r]`` the first and last bin of row r. Returns the
-    number of NaNs, or -1 if a value is not below 2**500 in magnitude (the bins used so
-    far are in ``span`` either way)."""
+    """``stats.Moments.add`` in one pass: the exact sums, per binary exponent, of the
+    values (row 0) and of Dekker's exact square ``x*x = p + err`` (rows 1 and 2,
+    ``stats._two_square`` compiled), NaNs skipped. Value ``v`` is ``M * 2**(k - 1074)``
+    with the integer ``M`` signed, ``|M| < 2**53`` and ``k`` its bin; ``hi[r, k]`` and
+    ``lo[r, k]`` add up ``M >> 27`` and ``M & (2**27 - 1)`` (exact in int64 for fewer
+    than 2**35 values); ``span[r]`` is the first and last bin of row r used. Returns the
+    number of NaNs, or -1 if a value is not below ``stats._MAX_ABS`` in magnitude (the
+    bins used so far are in ``span`` either way)."""
     n_nan = 0
     f0, l0, f1, l1, f2, l2 = hi.shape[1], -1, hi.shape[1], -1, hi.shape[1], -1
     for i in range(x.size):
@@ -269,33 +273,16 @@ def moment_bins(x, hi, lo, span):  # type: ignore[no-untyped-def]
         if v != v:
             n_nan += 1
             continue
-        if not abs(v) < 2.0**500:
+        if not abs(v) < stats._MAX_ABS:
             n_nan = -1
             break
-        p = v * v
-        c = 134217729.0 * v
-        vh = c - (c - v)
-        vl = v - vh
-        err = ((vh * vh - p) + 2.0 * (vh * vl)) + vl * vl
+        p, err = _two_square(v)
         f0, l0 = _bin_one(v, hi[0], lo[0], f0, l0)
         f1, l1 = _bin_one(p, hi[1], lo[1], f1, l1)
         f2, l2 = _bin_one(err, hi[2], lo[2], f2, l2)
     span[0, 0], span[0, 1], span[1, 0], span[1, 1] = f0, l0, f1, l1
     span[2, 0], span[2, 1] = f2, l2
     return n_nan
-
-
-@numba.njit("UniTuple(int64, 2)(float64[::1], int64[::1], int64[::1])", **_JIT)
-def exact_bins(x, hi, lo):  # type: ignore[no-untyped-def]
-    """``stats._exact_sum_units``'s partial sums, per binary exponent: value ``x[i]`` is
-    ``M * 2**(k - 1074)`` with the integer ``M`` signed, ``|M| < 2**53`` and ``k`` the
-    bin; ``hi[k]`` and ``lo[k]`` add up ``M >> 27`` and ``M & (2**27 - 1)`` (exact in
-    int64 for fewer than 2**35 values). Finite values only. Returns the first and last
-    bin used (first > last when ``x`` is empty)."""
-    first, last = np.int64(hi.size), np.int64(-1)
-    for i in range(x.size):
-        first, last = _bin_one(x[i], hi, lo, first, last)
-    return first, last
 
 
 @numba.njit(inline="always", **_JIT)

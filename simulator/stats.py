@@ -80,12 +80,6 @@ _VELTKAMP = 134217729.0  # 2**27 + 1
 
 def _exact_sum_units(x: np.ndarray) -> int:
     """Return the exact sum of the finite float64 values ``x`` in units of 2**-1126."""
-    loops = jit.loops(x.size, 12)
-    if loops is not None and x.size < 1 << 35:  # numba's loop: the same integer
-        hi = np.zeros(2047, dtype=np.int64)
-        lo = np.zeros(2047, dtype=np.int64)
-        first, last = loops.exact_bins(np.ascontiguousarray(x, dtype=np.float64), hi, lo)
-        return _bins_total(hi, lo, first, last)
     total = 0
     for start in range(0, x.size, _BLOCK):
         block = x[start : start + _BLOCK]
@@ -118,7 +112,8 @@ def _scratch() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _bins_total(hi: np.ndarray, lo: np.ndarray, first: int, last: int) -> int:
-    """The sum, in units of 2**-1126, of ``_loops.exact_bins``' bins ``first..last``."""
+    """The sum, in units of 2**-1126, of one row of ``_loops.moment_bins``' bins,
+    ``first..last``."""
     total = 0
     bins = zip(hi[first : last + 1].tolist(), lo[first : last + 1].tolist(), strict=True)
     for k, (h, low) in enumerate(bins, start=first):
