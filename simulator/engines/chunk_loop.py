@@ -44,8 +44,7 @@ from ..kernel.events import Event
 from ..kernel.handlers import VISIT_VALUES
 from ..kernel.trace import FLOAT, INT, TraceError, dtype_code, trace_clocks, trace_handle
 from ..records import EventLog
-from ..streams import stream_key
-from .fused import _PREAMBLE, _compile, _cv, _field, _Source
+from .fused import _PREAMBLE, _compile, _cv, _field, _Source, stream_keys
 
 __all__ = ["ChunkLoop", "build"]
 
@@ -275,12 +274,7 @@ def fused({params}):
     def _consts(self, prm: Any) -> list[Any]:
         out: list[Any] = []
         for label, src in self.sources.items():
-            kf, ki = self.kf[label], self.ki[label]
-            streams = src.tr.graph.streams
-            ku = np.array(
-                [stream_key(int(getattr(prm, f)), p) for f, p in streams], dtype=np.uint64
-            )
-            out += [kf, ki, ku]
+            out += [self.kf[label], self.ki[label], stream_keys(src.tr, prm)]
         return out
 
     def run(self, plan: Any, st: Any, prm: Any, res: Any) -> bool:

@@ -6,10 +6,10 @@ patient to its own event time in closed form, and runs each event kind on the pa
 whose next event is of that kind, with the same kernel functions the SimPy engine calls
 one patient at a time. Random numbers come from the same per-patient streams, so both
 engines give the same per-patient results; ``tests/test_engines.py`` checks that on every
-scenario. Once a process uses numba's loops (``simulator.jit``), each event kind and the
-clocks of each step run as one compiled loop generated from a trace of the same kernel
-functions (``engines/fused.py``), with the same bits. It cannot model patients competing
-for shared resources (infusion chairs): those scenarios run on the SimPy engine.
+scenario. Once a process uses numba's loops (``simulator.jit``), a whole chunk runs
+instead as one compiled loop over its patients, generated from a trace of the same kernel
+functions (``engines/chunk_loop.py``), with the same bits. It cannot model patients
+competing for shared resources (infusion chairs): those scenarios run on the SimPy engine.
 """
 
 from __future__ import annotations

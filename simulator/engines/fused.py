@@ -391,7 +391,7 @@ class _Kernel:
 
     def __call__(self, st: Any, prm: Any, sel: np.ndarray, **arrays: np.ndarray) -> dict[str, Any]:
         """Run the loop on rows ``sel``; its outputs by name."""
-        call: list[Any] = [sel, self.kf, self.ki, self._stream_keys(prm)]
+        call: list[Any] = [sel, self.kf, self.ki, stream_keys(self.tr, prm)]
         call += [getattr(st, name) for name in self._st]
         call += [getattr(st, name)[j] for name, j in self._stl]
         call += [getattr(prm, name) for name in self._prm]
@@ -401,14 +401,6 @@ class _Kernel:
         call += outs
         self.fn(*call)
         return dict(zip(self._outs, outs, strict=True))
-
-    def _stream_keys(self, prm: Any) -> np.ndarray:
-        """The key of each stream the loop draws from, for this chunk's seed."""
-        streams = self.tr.graph.streams
-        if not streams:
-            return _NO_KEYS
-        keys = [stream_key(int(getattr(prm, field)), purpose) for field, purpose in streams]
-        return np.array(keys, dtype=np.uint64)
 
 
 class FusedHandlers:
@@ -430,6 +422,15 @@ class FusedHandlers:
         if self._chunk is not None and self._chunk.failed:
             self._chunk = None
         return self._chunk
+
+
+def stream_keys(tr: Traced, prm: Any) -> np.ndarray:
+    """The key of each stream a trace draws from (``KU``), for this chunk's seed."""
+    streams = tr.graph.streams
+    if not streams:
+        return _NO_KEYS
+    keys = [stream_key(int(getattr(prm, field)), purpose) for field, purpose in streams]
+    return np.array(keys, dtype=np.uint64)
 
 
 def _field(st: Any, key: tuple[Any, ...]) -> np.ndarray:
