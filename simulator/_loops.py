@@ -329,3 +329,89 @@ def expm_taylor(b, squarings, out):  # type: ignore[no-untyped-def]
         for i in range(n):
             for c in range(n):
                 out[s, i, c] = res[i, c]
+
+
+@numba.njit(**_JIT)
+def expm1_one(v):  # type: ignore[no-untyped-def]
+    """``fmath.expm1`` of one float (Kahan's correction on ``exp_one`` and ``log_one``)."""
+    u = exp_one(v)
+    if u == 1.0 or v != v:
+        return v
+    um1 = u - 1.0
+    if um1 == -1.0:
+        return -1.0
+    if u == math.inf:
+        return math.inf
+    return um1 * (v / log_one(u))
+
+
+@numba.njit(inline="always", **_JIT)
+def _expm1_from(x, u):  # type: ignore[no-untyped-def]
+    """``fmath.expm1(x)`` given ``u = exp_one(x)``, without branches (the cases as
+    selects, so loops that call it still vectorize): a non-normal ``u`` is one of them
+    (0 or subnormal: ``u - 1`` is -1; inf; NaN from a NaN ``x``), so ``_log_normal``
+    serves for the rest."""
+    um1 = u - 1.0
+    r = um1 * (x / _log_normal(u))
+    r = select(um1 == -1.0, -1.0, r)
+    r = select(u == math.inf, math.inf, r)
+    return select((u == 1.0) | (x != x), x, r)
+
+
+@numba.njit(
+    "void(boolean[::1], float64[::1], int64[::1], float64[::1], float64[:, ::1], float64,"
+    " float64, float64, int64, float64[::1], float64[::1])",
+    **_JIT,
+)
+def lifetime_into(
+    alive, age, female, excess, bg_per_year, slope, delta, disc0, max_age, disc_ly, ly
+):  # type: ignore[no-untyped-def]  # noqa: E501
+    """``outcomes._lifetime_years``: for each year of age, the life table's hazard plus
+    the excess one (its age term following age), the discounted and undiscounted years
+    lived in it in closed form, until age ``max_age + 1`` or survival 0. The numpy
+    loop's operations in its order, every patient a year at a time (one who is done
+    adds ``0.0`` and keeps its values), with selects for its ``where``s so that LLVM
+    vectorizes the loop over patients: the same bits."""
+    n = age.size
+    top = np.float64(max_age + 1)
+    a = age.copy()
+    surv = np.empty(n)
+    disc = np.empty(n)
+    bg = np.empty(n)
+    for i in range(n):
+        surv[i] = 1.0 if alive[i] else 0.0
+        disc[i] = disc0
+        disc_ly[i] = 0.0
+        ly[i] = 0.0
+    while True:
+        # the life table's rates first: a gather, which would keep LLVM from
+        # vectorizing the loop below
+        n_live = 0
+        for i in range(n):
+            ai = a[i]
+            if ai < top and surv[i] > 0:
+                n_live += 1
+                row = fmin(fmax(math.floor(ai), 0.0), np.float64(max_age))
+                bg[i] = bg_per_year[female[i], np.int64(row)]
+            else:
+                bg[i] = 0.0
+        if n_live == 0:
+            break
+        for i in range(n):
+            ai = a[i]
+            s = surv[i]
+            live = (ai < top) & (s > 0)
+            length = select(live, fmin(math.floor(ai) + 1.0, top) - ai, 0.0)
+            hz = bg[i] + excess[i] * 365.25 * exp_one(slope * (ai - age[i]))
+            rate = hz + delta
+            xr = -rate * length
+            xh = -hz * length
+            uh = exp_one(xh)
+            part = select(rate > 0, -_expm1_from(xr, exp_one(xr)) / rate, length)
+            part_ly = select(hz > 0, -_expm1_from(xh, uh) / hz, length)
+            d = disc[i]
+            disc_ly[i] = disc_ly[i] + select(live, s * d * part, 0.0)
+            ly[i] = ly[i] + select(live, s * part_ly, 0.0)
+            surv[i] = select(live, s * uh, s)
+            disc[i] = select(live, d * exp_one(-delta * length), d)
+            a[i] = select(live, ai + length, ai)

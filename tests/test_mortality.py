@@ -282,3 +282,34 @@ def test_lifetime_adds_to_the_horizon_and_nothing_after_death():
         np.testing.assert_array_equal(t[col][dead], t[short][dead])
         if col != "qaly_lifetime":  # (a utility may be negative: EQ-5D goes below 0)
             assert np.all(t[col][~dead] > t[short][~dead]), col
+
+
+@pytest.mark.parametrize("delta", [0.035, 0.0])
+def test_lifetime_years_compiled_give_numpys_bits(delta):
+    """``_loops.lifetime_into`` (one patient at a time) gives the bits of the numpy loop
+    over years of age: patients dead at the horizon, no hazard at all (hz = 0, and with
+    no discounting rate = 0), ages past the table's end, fractional ages and a steep
+    age term."""
+    from simulator import jit
+    from simulator.outcomes import _lifetime_years
+
+    loops = jit._load()
+    if loops is None:
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(11)
+    n = 600
+    alive = rng.random(n) < 0.9
+    age = rng.uniform(-0.5, mortality.MAX_AGE + 3, n)
+    age[:5] = [20.0, 50.25, mortality.MAX_AGE, mortality.MAX_AGE + 1, 0.0]
+    female = rng.integers(0, 2, n).astype(np.int64)
+    excess = np.where(rng.random(n) < 0.3, 0.0, rng.exponential(1e-4, n))
+    bg = rng.exponential(0.01, (2, mortality.MAX_AGE + 1)) * np.arange(mortality.MAX_AGE + 1)
+    bg[:, :3] = 0.0  # no background hazard in the first years: hz = 0 there
+    disc0 = math.exp(-delta * 2)
+    want = (np.zeros(n), np.zeros(n))
+    _lifetime_years(alive, age, female, excess, bg, 0.08, delta, disc0, *want)
+    got = (np.zeros(n), np.zeros(n))
+    loops.lifetime_into(alive, age, female, excess, bg, 0.08, delta, disc0, mortality.MAX_AGE, *got)
+    for w, g in zip(want, got, strict=True):
+        assert w.tobytes() == g.tobytes()
+    assert (got[1][~alive] == 0).all() and (got[1][alive & (age < 100)] > 0).all()
