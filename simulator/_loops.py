@@ -301,6 +301,29 @@ def _matmul_into(a, b, out, divisor):  # type: ignore[no-untyped-def]
             out[i, c] = out[i, c] / divisor
 
 
+@numba.njit(inline="always", **_JIT)
+def _taylor_into(b, squarings, term, tmp, res):  # type: ignore[no-untyped-def]
+    """``res`` = the 24-term series of the scaled matrix ``b``, squared ``squarings``
+    times (``term`` and ``tmp`` are scratch)."""
+    n = b.shape[0]
+    for i in range(n):
+        for c in range(n):
+            one = 1.0 if i == c else 0.0
+            term[i, c] = one
+            res[i, c] = one
+    for k in range(1, 25):
+        _matmul_into(term, b, tmp, np.float64(k))
+        for i in range(n):
+            for c in range(n):
+                term[i, c] = tmp[i, c]
+                res[i, c] = res[i, c] + tmp[i, c]
+    for _ in range(squarings):
+        _matmul_into(res, res, tmp, 1.0)
+        for i in range(n):
+            for c in range(n):
+                res[i, c] = tmp[i, c]
+
+
 @numba.njit("void(float64[:, :, ::1], int64[::1], float64[:, :, ::1])", **_JIT)
 def expm_taylor(b, squarings, out):  # type: ignore[no-untyped-def]
     """The series and squarings of ``disease.expm_many`` for each scaled matrix ``b[s]``:
@@ -308,27 +331,41 @@ def expm_taylor(b, squarings, out):  # type: ignore[no-untyped-def]
     m, n, _ = b.shape
     term = np.empty((n, n))
     tmp = np.empty((n, n))
-    res = np.empty((n, n))
     for s in range(m):
-        for i in range(n):
-            for c in range(n):
-                one = 1.0 if i == c else 0.0
-                term[i, c] = one
-                res[i, c] = one
-        for k in range(1, 25):
-            _matmul_into(term, b[s], tmp, np.float64(k))
-            for i in range(n):
-                for c in range(n):
-                    term[i, c] = tmp[i, c]
-                    res[i, c] = res[i, c] + tmp[i, c]
-        for _ in range(squarings[s]):
-            _matmul_into(res, res, tmp, 1.0)
-            for i in range(n):
-                for c in range(n):
-                    res[i, c] = tmp[i, c]
-        for i in range(n):
-            for c in range(n):
-                out[s, i, c] = res[i, c]
+        _taylor_into(b[s], squarings[s], term, tmp, out[s])
+
+
+@numba.njit(**_JIT)
+def expm_entries(a, tau, rows, cols, out):  # type: ignore[no-untyped-def]
+    """``out[k]`` = entry (rows[k], cols[k]) of the matrix exponential of ``a * tau``, as
+    ``disease.Propagator`` computes it (``disease.expm_many``: the infinity norm summed
+    in ``norms_inf``'s order, the squarings of ``squarings_for``, the scaling, then
+    ``expm_taylor``'s operations): the same bits, one matrix at a time, for the chunk
+    loop's steps that its table does not hold."""
+    n = a.shape[0]
+    b = np.empty((n, n))
+    norm = 0.0
+    for i in range(n):
+        acc = 0.0
+        for j in range(n):
+            v = a[i, j] * tau
+            b[i, j] = v
+            acc = abs(v) if j == 0 else acc + abs(v)
+        norm = acc if (i == 0 or acc > norm) else norm
+    squarings = 0
+    if norm > 0.25:
+        m, e = math.frexp(norm * 4.0)
+        squarings = e - 1 if m == 0.5 else e
+    scale = 2.0**squarings
+    for i in range(n):
+        for j in range(n):
+            b[i, j] = b[i, j] / scale
+    term = np.empty((n, n))
+    tmp = np.empty((n, n))
+    res = np.empty((n, n))
+    _taylor_into(b, squarings, term, tmp, res)
+    for k in range(rows.size):
+        out[k] = res[rows[k], cols[k]]
 
 
 @numba.njit(**_JIT)
@@ -365,7 +402,7 @@ def _expm1_from(x, u):  # type: ignore[no-untyped-def]
 )
 def lifetime_into(
     alive, age, female, excess, bg_per_year, slope, delta, disc0, max_age, disc_ly, ly
-):  # type: ignore[no-untyped-def]  # noqa: E501
+):  # type: ignore[no-untyped-def]
     """``outcomes._lifetime_years``: for each year of age, the life table's hazard plus
     the excess one (its age term following age), the discounted and undiscounted years
     lived in it in closed form, until age ``max_age + 1`` or survival 0. The numpy

@@ -157,12 +157,13 @@ class EventLog:
         for block in self._blocks:
             for j, col in enumerate(block):
                 parts[j].append(col)
-        cols = {
-            name: (np.concatenate(p).astype(dt) if p else np.zeros(0, dtype=dt))
-            for name, p, dt in zip(self.FIELDS, parts, self.DTYPES, strict=True)
-        }
-        order = _group_by_patient(cols["patient"])
-        self.columns = {k: v[order] for k, v in cols.items()}
+        fields = zip(self.FIELDS, parts, self.DTYPES, strict=True)
+        cols = {name: _joined(p, dt) for name, p, dt in fields}
+        patient = cols["patient"]
+        if patient.size > 1 and not (patient[1:] >= patient[:-1]).all():
+            order = _group_by_patient(patient)
+            cols = {k: v[order] for k, v in cols.items()}
+        self.columns = cols
         self._rows, self._blocks = [], []
         return self
 
@@ -229,6 +230,16 @@ class ChunkResult:
 
 def empty_outcomes(plan: Plan, n: int) -> dict[str, np.ndarray]:
     return {name: np.full(n, math.nan) for name in outcome_columns(plan)}
+
+
+def _joined(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+    """The parts one after the other, as ``dtype`` (a part already of that type is not
+    copied once more)."""
+    if not parts:
+        return np.zeros(0, dtype=dtype)
+    if len(parts) == 1:
+        return np.ascontiguousarray(parts[0], dtype=dtype)
+    return np.concatenate(parts).astype(dtype, copy=False)
 
 
 def _group_by_patient(patient: np.ndarray) -> np.ndarray:

@@ -217,14 +217,13 @@ def test_one_plan_serves_runs_of_any_seed_and_chunk(monkeypatch):
         _assert_same_bytes(_numpy_run(scn, seed, ids, monkeypatch), g)
 
 
-def test_patients_set_aside_for_new_propagator_rows_or_a_full_event_log_resume_exactly(
-    monkeypatch,
-):
-    """The loop stops a patient whose step needs a matrix exponential not computed yet
-    (every patient at first, on a fresh table; a death between whole days each time) and
-    stops the pass when the event-log buffer is full; both resume where they stood. A
-    propagator table that fills up (16 rows here) is replaced while patients are set
-    aside. The bytes are the numpy path's."""
+def test_missing_matrix_exponentials_and_a_full_event_log_give_numpys_bytes(monkeypatch):
+    """The loop computes the matrix exponentials its propagator's table lacks (every step
+    at first, on a fresh table; a death between whole days each time) into a table of
+    its own, which it hands to the propagator when full (2 rows here) and at the end; a
+    propagator table that fills up (16 rows here) is replaced meanwhile; a full
+    event-log buffer stops the pass and the next goes on from that patient. The bytes
+    are the numpy path's."""
     from simulator.engines import chunk_loop
 
     scn = load_scenario(
@@ -234,30 +233,40 @@ def test_patients_set_aside_for_new_propagator_rows_or_a_full_event_log_resume_e
     want = _numpy_run(scn, 5, ids, monkeypatch)
     assert np.isfinite(want.outcomes["death_day"]).sum() > 100  # many fractional steps
     plan = make_plan(scn)
-    plan = dataclasses.replace(plan, propagator=_fresh_propagator(plan.propagator, 16))
-    passes = []  # (patients set aside, where the pass stopped, patients it was given)
+    prop = _fresh_propagator(plan.propagator, 16)
+    plan = dataclasses.replace(plan, propagator=prop)
+    passes = []  # (rows in the loop's own table, where the pass stopped, patients given)
+    added = []  # rows handed to the propagator, each time
     real_compile = chunk_loop._compile
+    real_add = type(prop).add_computed
 
     def counting(text):
         fn = real_compile(text)
 
         def run(*args):
-            npend, stop, nev = fn(*args)
-            passes.append((npend, stop, args[0].size))
-            return npend, stop, nev
+            nl, stop, nev = fn(*args)
+            passes.append((nl, stop, args[0].size))
+            return nl, stop, nev
 
         return run
 
+    def adding(self, keys, rows):
+        added.append(keys.size)
+        real_add(self, keys, rows)
+
     monkeypatch.setattr(chunk_loop, "_compile", counting)
+    monkeypatch.setattr(type(prop), "add_computed", adding)
+    monkeypatch.setattr(chunk_loop, "_LOCAL_ROWS", 2)
     monkeypatch.setattr(chunk_loop, "_EVENTS_PER_PATIENT", 1)  # the buffer fills often
     monkeypatch.setattr(chunk_loop, "_EVENTS_MIN", 0)
     monkeypatch.setenv("SIMULATOR_JIT", "1")
     monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
     got = cohort.run_chunk(scn, plan, 5, ids, events=True)
     assert fused.for_plan(plan)._chunk is not None
-    assert passes[0][0] == ids.size  # a fresh table: every patient set aside at once
-    assert sum(p[1] < p[2] for p in passes) >= 3  # the buffer was full several times
-    assert plan.propagator._rows <= 16 and len(passes) > 20
+    assert passes[0][0] == 2 and passes[0][1] == 0  # the loop's table was full at once
+    assert any(p[0] < 2 and p[1] < p[2] for p in passes)  # the buffer was full
+    assert len(added) > 20 and max(added) == 2
+    assert prop._rows <= 16
     _assert_same_bytes(want, got)
 
 
@@ -269,7 +278,6 @@ def _fresh_propagator(prop, rows):
     fresh._rows = 0
     fresh._dense = np.full(0, -1, dtype=np.int64)
     fresh._frac = {}
-    fresh._frac_version, fresh._frac_arrays = 0, (-1,)
     fresh._max = rows
     fresh._lock = threading.Lock()
     return fresh

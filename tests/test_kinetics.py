@@ -399,6 +399,41 @@ def test_numbas_matrix_exponentials_have_numpys_bits(monkeypatch):
         assert a.tobytes() == b.tobytes()
 
 
+def test_the_chunk_loops_matrix_exponentials_have_the_propagators_bits():
+    """``_loops.expm_entries`` (one matrix, in the compiled chunk loop) gives the
+    propagator's coefficients: whole and fractional steps, tiny ones (no squaring), and
+    steps whose norm sits exactly on a power of two (where the squarings change)."""
+    from simulator import jit
+
+    loops = jit._load()
+    if loops is None:
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(8)
+    prop = make_plan(load_scenario(SCENARIOS / "first_line.yaml")).propagator
+    cases = [(int(rng.integers(RATE_NODES)), float(t)) for t in range(0, 400, 3)]
+    cases += [(int(rng.integers(RATE_NODES)), float(t)) for t in rng.uniform(0, 900, 80)]
+    cases += [(2, 1e-9), (5, 0.0)]
+    for node in range(RATE_NODES):  # tau with a norm of exactly 0.25 * 2**k
+        unit = float(disease.norms_inf(prop.matrix(node)[None])[0])
+        cases += [(node, 0.25 * 2.0**k / unit) for k in (0, 3)]
+    out = np.empty(prop.n_coefficients)
+    for node, tau in cases:
+        want = prop._compute_many([(node, tau)])[0]
+        loops.expm_entries(prop.matrix(node), tau, disease.ENTRY_ROWS, disease.ENTRY_COLS, out)
+        assert out.tobytes() == want.tobytes(), (node, tau)
+
+
+def test_squarings_are_the_exact_ceiling_of_log2():
+    """``squarings_for``: the fewest halvings that bring a norm to 1/4 or less, exactly
+    (at and one ulp either side of every power of two, where ``log2`` may round)."""
+    for k in range(-3, 40):
+        edge = 0.25 * 2.0**k
+        for x in (math.nextafter(edge, 0.0), edge, math.nextafter(edge, math.inf)):
+            s = disease.squarings_for(x)
+            assert x / 2.0**s <= 0.25 and (s == 0 or x / 2.0 ** (s - 1) > 0.25), x
+    assert disease.squarings_for(0.0) == 0 and disease.squarings_for(0.1) == 0
+
+
 def test_plans_with_the_same_rates_share_one_propagator():
     """The arms of a comparison (same disease, different regimens) share one propagator,
     so its matrix exponentials are computed once; a plan with another rate gets its own."""

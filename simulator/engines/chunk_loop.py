@@ -15,15 +15,14 @@ step (``step_generated.step_one`` on the propagator's table row, as
 ``fused`` generates them, one branch per kind), the visit values and the event log. The
 state lives in the chunk's arrays, so a patient's fields stay in the cache while it runs.
 
-Two things the loop cannot do itself stop one patient, not the run:
-
-* a (rate node, step) pair the propagator's table does not hold yet (its matrix
-  exponential is not computed in the loop): the patient is set aside before the step,
-  the missing pairs are computed after the pass in one batch (``disease.expm_many``),
-  and the patients set aside run on from where they stood;
-* a full event-log buffer: the pass stops; the records are handed to the chunk's
-  ``EventLog`` (which keeps each patient's events in the order they were logged) and
-  the pass goes on from that patient.
+A step whose matrix exponential the propagator's table does not hold yet (every step at
+first, on a fresh table; a death between whole days) is computed in the loop
+(``_loops.expm_entries``: ``disease.expm_many``'s operations, so the propagator's bits).
+Whole-day steps go to a table of the loop's own, which is handed to the propagator when
+it fills and at the end of the chunk (the shared table is only ever written under its
+lock); a step between whole days is computed for that step alone. A full event-log
+buffer stops the pass: the records go to the chunk's ``EventLog`` and the next pass goes
+on from the patient that stood, so the log comes out grouped by patient, in order.
 
 ``tests/test_engines.py`` compares every shipped scenario run this way with the numpy
 engine, byte for byte, and ``tests/test_fused.py`` the loop's stops and fallbacks.
@@ -60,8 +59,12 @@ _PRM = {"drive": FLOAT, "ivig_gain": FLOAT, "node": INT, "patient": INT}
 _KINDS = tuple(int(k) for k in Event if k != Event.END)
 _LOG_FIELDS = ("patient", "day", "kind", "flags", "cpk", "myoglobin", "value", "pred", "before")
 _LOG_DTYPES = tuple(np.dtype(d) for d in EventLog.DTYPES)
-# the event-log buffer of a pass (first_line logs ~135 events a patient: ~4 passes)
+# the event-log buffer of a loop's first pass, per patient, and its floor (first_line
+# logs ~135 events a patient); a loop's later chunks size it by what earlier ones logged,
+# and a pass that fills it sizes the next by the events a patient logged in it
 _EVENTS_PER_PATIENT, _EVENTS_MIN = 32, 4096
+# the loop's own table of matrix exponentials (steps the propagator's table lacks)
+_LOCAL_ROWS = 512
 #: what compiling a new loop costs (first_line: ~10 s on this project's 2-core machines)
 COMPILE_SECONDS = 10.0
 _OWED: dict[str, float] = {}  # numpy's loss so far, by loop source
@@ -101,6 +104,8 @@ class ChunkLoop:
             label: np.array(src.tr.graph.int_consts, dtype=np.int64)
             for label, src in self.sources.items()
         }
+        # the first pass's event-log buffer per patient: then what chunks logged, +25%
+        self.events_per_patient = float(_EVENTS_PER_PATIENT)
         self.ready = False  # called once without error (numba compiled it)
         self.failed = False  # numba failed to compile it
 
@@ -173,12 +178,14 @@ class ChunkLoop:
                 "HORIZON",
                 "TABLE",
                 "DENSE",
-                "FNODE",
-                "FTAU",
-                "FROW",
-                "PEND",
-                "NEED_NODE",
-                "NEED_TAU",
+                "MATS",
+                "EROWS",
+                "ECOLS",
+                "NL",
+                "LDENSE",
+                "LTABLE",
+                "LKEY",
+                "SCRATCH",
                 *(f"E_{f}" for f in _LOG_FIELDS),
                 *(f"V{i}" for i in range(self.n_values)),
                 "VP",
@@ -189,14 +196,16 @@ class ChunkLoop:
         )
         text = f"""{chr(10).join(_PREAMBLE)}
 import math
+from simulator._loops import expm_entries as _expm_entries
 from simulator.kernel.step_generated import step_one as _step_one
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def fused({params}):
-    npend = 0
     nev = 0
+    nl = NL
     nrows = TABLE.shape[0]
+    nlocal = LDENSE.shape[0]
     for ii in range(todo.shape[0]):
         r = todo[ii]
         while True:
@@ -208,27 +217,33 @@ def fused({params}):
             if best == best and (end != end or end < best):
                 best = end
                 kind = {int(Event.END)}
+            if LOG and kind != {int(Event.END)} and nev >= E_day.shape[0]:
+                return nl, ii, nev
             t = best
             tau = t - s_t[r]
+            node = p_node[r]
             row = -1
-            if tau == np.floor(tau):
-                key = np.int64(tau) * {disease.RATE_NODES} + p_node[r]
-                if key >= 0 and key < DENSE.shape[0]:
+            key = np.int64(-1)
+            if tau == np.floor(tau) and tau <= HORIZON:  # a whole day: its key fits LDENSE
+                key = np.int64(tau) * {disease.RATE_NODES} + node
+                if key < DENSE.shape[0]:
                     row = DENSE[key]
-            else:
-                for q in range(FNODE.shape[0]):
-                    if FNODE[q] == p_node[r] and FTAU[q] == tau:
-                        row = FROW[q]
-                        break
-            if row < 0 or row >= nrows:
-                PEND[npend] = r
-                NEED_NODE[npend] = p_node[r]
-                NEED_TAU[npend] = tau
-                npend += 1
-                break
-            if LOG and kind != {int(Event.END)} and nev >= E_day.shape[0]:
-                return npend, ii, nev
-            res = _step_one(TABLE[row], {stepped}, p_drive[r], s_c[r], p_ivig_gain[r])
+            if row >= 0 and row < nrows:
+                coef = TABLE[row]
+            elif key >= 0 and key < nlocal and LDENSE[key] >= 0:
+                coef = LTABLE[LDENSE[key]]
+            elif key >= 0 and key < nlocal:
+                if nl == LTABLE.shape[0]:  # full: the caller moves it to the propagator
+                    return nl, ii, nev
+                _expm_entries(MATS[node], tau, EROWS, ECOLS, LTABLE[nl])
+                LDENSE[key] = nl
+                LKEY[nl] = key
+                coef = LTABLE[nl]
+                nl += 1
+            else:  # between whole days (a death): computed for this step alone
+                _expm_entries(MATS[node], tau, EROWS, ECOLS, SCRATCH)
+                coef = SCRATCH
+            res = _step_one(coef, {stepped}, p_drive[r], s_c[r], p_ivig_gain[r])
 {chr(10).join(f"            s_{n}[r] = res[{i}]" for i, n in enumerate(_STEPPED))}
 {clocks}
             if kind == {int(Event.END)}:
@@ -251,7 +266,7 @@ def fused({params}):
                 E_pred[nev] = s_pred[r]
                 E_before[nev] = before
                 nev += 1
-    return npend, todo.shape[0], nev
+    return nl, todo.shape[0], nev
 """
         return text, keys
 
@@ -284,7 +299,7 @@ def fused({params}):
         n = st.t.shape[0]
         _own_arrays(st)
         logging_on = res.events is not None
-        cap = _EVENTS_PER_PATIENT * n + _EVENTS_MIN if logging_on else 0
+        cap = int(self.events_per_patient * n) + _EVENTS_MIN if logging_on else 0
         ev = [np.empty(cap, dtype=d) for d in _LOG_DTYPES]
         fixed_tail = [
             *(res.visits[name] for name in VISIT_VALUES),
@@ -296,29 +311,49 @@ def fused({params}):
         vdays = np.append(plan.visit_days, np.inf).astype(np.float64)
         horizon = float(plan.horizon_days)
         prop = plan.propagator
+        # the matrix exponentials the propagator's table lacks, computed in the loop
+        # (``_loops.expm_entries``, the propagator's bits) into a table of this run,
+        # which is handed to the propagator when it fills and at the end
+        local = [
+            np.full((int(horizon) + 2) * disease.RATE_NODES, -1, dtype=np.int64),
+            np.empty((_LOCAL_ROWS, prop.n_coefficients)),
+            np.empty(_LOCAL_ROWS, dtype=np.int64),
+            np.empty(prop.n_coefficients),
+        ]
+        const = [prop.mats_stack, disease.ENTRY_ROWS, disease.ENTRY_COLS]
+        nl = 0
+        logged = 0
         todo = np.arange(n, dtype=np.int64)
-        pend = np.empty(n, dtype=np.int64)
-        need_node = np.empty(n, dtype=np.int64)
-        need_tau = np.empty(n, dtype=np.float64)
         while todo.size:
-            table, dense, fnode, ftau, frow = prop.snapshot()
-            call = [todo, logging_on, vdays, horizon, table, dense, fnode, ftau, frow]
-            call += [pend, need_node, need_tau, *ev, *fixed_tail]
+            table, dense = prop.snapshot()
+            call = [todo, logging_on, vdays, horizon, table, dense, *const, nl, *local]
+            call += [*ev, *fixed_tail]
             if self.ready:
-                npend, stop, nev = self.fn(*call)
+                nl, stop, nev = self.fn(*call)
             else:
                 try:
-                    npend, stop, nev = self.fn(*call)
+                    nl, stop, nev = self.fn(*call)
                 except Exception as exc:  # a compiler error, before anything ran
                     log.warning("the chunk loop runs on numpy: numba failed (%s)", exc)
                     self.failed = True
                     return False
                 self.ready = True
             if nev:
-                res.events.extend_arrays(*(a[:nev].copy() for a in ev))
-            if npend:
-                prop.add_rows(need_node[:npend], need_tau[:npend])
-            todo = np.concatenate([pend[:npend], todo[stop:]])
+                # the log keeps these rows: the next pass writes a new buffer, sized by
+                # the events a patient logged in this one
+                res.events.extend_arrays(*(a[:nev] for a in ev))
+                logged += nev
+                if stop < todo.size:
+                    cap = int(nev / max(stop, 1) * (todo.size - stop) * 1.25) + _EVENTS_MIN
+                    cap = max(cap, 16)  # room for a patient's next event at least
+                    ev = [np.empty(cap, dtype=d) for d in _LOG_DTYPES]
+            if nl == _LOCAL_ROWS or not todo.size - stop:
+                prop.add_computed(local[2][:nl], local[1][:nl])
+                local[0].fill(-1)
+                nl = 0
+            todo = todo[stop:]
+        if logging_on and n:
+            self.events_per_patient = 1.25 * logged / n
         return True
 
 

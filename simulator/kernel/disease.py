@@ -99,14 +99,32 @@ def expm(a: np.ndarray) -> np.ndarray:
     return cast(np.ndarray, expm_many(a[None])[0])
 
 
+def norms_inf(mats: np.ndarray) -> np.ndarray:
+    """The infinity norm (largest row sum of absolute values) of each matrix of a stack,
+    each row summed from its first column on (the order ``_loops.expm_entries`` sums in,
+    so the compiled chunk loop scales a matrix as this does)."""
+    a = np.abs(mats)
+    acc = a[:, :, 0].copy()
+    for j in range(1, a.shape[2]):
+        acc += a[:, :, j]
+    return cast(np.ndarray, acc.max(axis=1))
+
+
+def squarings_for(norm: float) -> int:
+    """The squarings that bring a matrix of this norm to 1/4 or less: ``ceil(log2(norm /
+    0.25))``, at least 0, computed exactly from the binary exponent (``frexp``, no
+    ``log2``: the same on every C library and in numba)."""
+    if not norm > 0.25:  # (and 0, NaN)
+        return 0
+    m, e = math.frexp(norm * 4.0)  # norm * 4 = m * 2**e, m in [0.5, 1): exact
+    return e - 1 if m == 0.5 else e
+
+
 def expm_many(mats: np.ndarray) -> np.ndarray:
     """``expm`` of each matrix of a stack (m, n, n), batched: each matrix has its own
     scaling and squarings, and each result has the bits of that matrix alone, whatever
     else is in the batch (tests/test_kinetics.py)."""
-    norms = [float(np.abs(a).sum(axis=1).max()) for a in mats]
-    squarings = np.array(
-        [max(0, math.ceil(math.log2(x / 0.25))) if x > 0 else 0 for x in norms], dtype=np.int64
-    )
+    squarings = np.array([squarings_for(x) for x in norms_inf(mats).tolist()], dtype=np.int64)
     b = mats / (2.0**squarings)[:, None, None]
     loops = jit.loops(len(mats), 24 * 2 + 2 * int(squarings.max(initial=0)))
     if loops is not None:  # numba's loop: the same operations in the same order
@@ -135,8 +153,9 @@ def rate_node_values(median_per_day: float, cv: float) -> np.ndarray:
 # The entries of the transition matrix a step needs: PATTERN, then the diagonal and
 # IVIG-effect entries (z, f, l, fe, le, v<-fe, v<-le, v<-v, e<-e), as index arrays.
 _ENTRIES = (*PATTERN, (Z, Z), (F, F), (L, L), (FE, FE), (LE, LE), (V, FE), (V, LE), (V, V), (E, E))
-_ROWS = np.array([r for r, _ in _ENTRIES])
-_COLS = np.array([c for _, c in _ENTRIES])
+ENTRY_ROWS = np.array([r for r, _ in _ENTRIES], dtype=np.int64)
+ENTRY_COLS = np.array([c for _, c in _ENTRIES], dtype=np.int64)
+_ROWS, _COLS = ENTRY_ROWS, ENTRY_COLS
 
 
 class Propagator:
@@ -182,8 +201,8 @@ class Propagator:
         self._rows = 0
         self._dense = np.full(0, -1, dtype=np.int64)
         self._frac: dict[tuple[int, float], int] = {}
-        self._frac_version = 0  # counts changes of _frac (snapshot's cache key)
-        self._frac_arrays: tuple[Any, ...] = (-1,)
+        self.n_coefficients = len(_ENTRIES)
+        self.mats_stack = np.ascontiguousarray(np.stack(self._mats))  # (node, row, col)
         self._lock = threading.Lock()
 
     def matrix(self, node: int) -> np.ndarray:
@@ -242,29 +261,43 @@ class Propagator:
             rows = self._row_index(node, tau)  # first: it may grow (replace) the table
             return fn(self._table, rows)
 
-    def snapshot(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(table, dense index, fractional steps' nodes, steps and rows) as they stand,
-        for a compiled loop that looks rows up itself (``engines/chunk_loop.py``). The
-        arrays stay valid while the table grows: rows are only ever appended (a dense
-        entry may then point past the snapshot's table: the loop treats it as missing),
-        and a full table is replaced, never overwritten."""
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
+        """(table, dense index) as they stand, for a compiled loop that looks rows up
+        itself (``engines/chunk_loop.py``). The arrays stay valid while the table grows:
+        rows are only ever appended (a dense entry may then point past the snapshot's
+        table: the loop treats it as missing), and a full table is replaced, never
+        overwritten."""
         with self._lock:
-            # the fractional steps' arrays, rebuilt only when they changed
-            key = self._frac_version
-            if self._frac_arrays[0] != key:
-                frac = list(self._frac.items())
-                self._frac_arrays = (
-                    key,
-                    np.array([k[0] for k, _ in frac], dtype=np.int64),
-                    np.array([k[1] for k, _ in frac], dtype=np.float64),
-                    np.array([row for _, row in frac], dtype=np.int64),
-                )
-            return (self._table, self._dense, *self._frac_arrays[1:])
+            return self._table, self._dense
 
-    def add_rows(self, node: np.ndarray, tau: np.ndarray) -> None:
-        """Compute the coefficients of these (node, step) pairs, if not in the table."""
+    def add_computed(self, keys: np.ndarray, rows: np.ndarray) -> None:
+        """Add rows computed elsewhere with this propagator's bits (the chunk loop's,
+        ``_loops.expm_entries``) for whole-day keys ``tau * RATE_NODES + node``; keys
+        already in the table are skipped."""
+        keys = np.asarray(keys, dtype=np.int64)
+        if not keys.size:
+            return
         with self._lock:
-            self._row_index(node, tau)
+            top = int(keys.max()) + 1
+            if top > self._dense.size:
+                dense = np.full(max(top, 2 * self._dense.size), -1, dtype=np.int64)
+                dense[: self._dense.size] = self._dense
+                self._dense = dense
+            new = np.flatnonzero(self._dense[keys] < 0)
+            if not new.size:
+                return
+            if self._rows + new.size > self._max:
+                self._start_afresh()
+            first = self._append(rows[new])
+            self._dense[keys[new]] = np.arange(first, first + new.size)
+
+    def _start_afresh(self) -> None:
+        """A new, empty table (new arrays: a compiled chunk loop may still read the old
+        ones, ``snapshot``)."""
+        self._table = np.empty_like(self._table)
+        self._rows = 0
+        self._dense = np.full(self._dense.size, -1, dtype=np.int64)
+        self._frac = {}
 
     def _row_index(self, node: Any, tau: Any) -> np.ndarray:
         """Each patient's row of the table, computing the pairs not in it yet."""
@@ -285,13 +318,8 @@ class Propagator:
         new = np.unique(keys[self._dense[keys] < 0])
         new_frac = sorted({k for k in frac if k not in self._frac})
         if self._rows + new.size + len(new_frac) > self._max:
-            # full: start a new table (new arrays: a compiled chunk loop may still read
-            # the old ones, ``snapshot``), and compute this step's pairs afresh
-            self._table = np.empty_like(self._table)
-            self._rows = 0
-            self._dense = np.full(self._dense.size, -1, dtype=np.int64)
-            self._frac = {}
-            self._frac_version += 1
+            # full: start a new table and compute this step's pairs afresh
+            self._start_afresh()
             new = np.unique(keys)
             new_frac = sorted(set(frac))
         if new.size or new_frac:
@@ -303,7 +331,6 @@ class Propagator:
             self._dense[new] = np.arange(first, first + new.size)
             for j, k in enumerate(new_frac, start=first + new.size):
                 self._frac[k] = j
-            self._frac_version += 1
         rows = np.empty(tau.shape[0], dtype=np.int64)
         rows[whole] = self._dense[keys]
         rows[part] = [self._frac[k] for k in frac]
