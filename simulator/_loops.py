@@ -229,6 +229,15 @@ def uniform_one_index_into(key, patients, index, out):  # type: ignore[no-untype
         out[i] = uniform_draw(key, patients[i], index)
 
 
+@numba.njit("void(uint64, int64[::1], int64[::1], float64[:, ::1])", **_JIT)
+def normal_grid_into(key, patients, index, out):  # type: ignore[no-untyped-def]
+    """``out[i, j]`` = ``streams.normal``'s draw for (patients[i], index[j]): scipy's
+    ``ndtri`` of the uniform draw."""
+    for i in range(patients.size):
+        for j in range(index.size):
+            out[i, j] = ndtri(uniform_draw(key, patients[i], index[j]))
+
+
 # ``step_one`` (a plain function, the SimPy engine's) compiled wherever numba code calls it
 register_jitable(inline="always", **_JIT)(step_generated.step_one)
 

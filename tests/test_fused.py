@@ -257,8 +257,9 @@ def test_missing_matrix_exponentials_and_a_full_event_log_give_numpys_bytes(monk
     monkeypatch.setattr(chunk_loop, "_compile", counting)
     monkeypatch.setattr(type(prop), "add_computed", adding)
     monkeypatch.setattr(chunk_loop, "_LOCAL_ROWS", 2)
-    monkeypatch.setattr(chunk_loop, "_EVENTS_PER_PATIENT", 1)  # the buffer fills often
+    monkeypatch.setattr(chunk_loop, "_EVENTS_PER_PATIENT", 1)  # the buffer fills
     monkeypatch.setattr(chunk_loop, "_EVENTS_MIN", 0)
+    monkeypatch.setattr(chunk_loop, "_EVENT_RATE", {})  # (no earlier chunk's size)
     monkeypatch.setenv("SIMULATOR_JIT", "1")
     monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
     got = cohort.run_chunk(scn, plan, 5, ids, events=True)

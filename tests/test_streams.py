@@ -86,6 +86,8 @@ def test_numbas_loops_draw_the_bits_of_numpy(monkeypatch):
             streams.uniform(2**62, ids, "lab.cpk", per_id),
             streams.exponential(99, ids, "death.threshold"),
             streams.uniform(5, ids[::2], "lab.cpk", 3),  # not contiguous: numpy's path
+            # every (id, day) pair of a grid: ndtri of the uniform, tails included
+            streams.normal_grid(8, ids[::7], "lab.cpk", np.array([0, 14, 28, 2**40])),
         ]
 
     monkeypatch.setenv("SIMULATOR_JIT", "1")
@@ -97,3 +99,11 @@ def test_numbas_loops_draw_the_bits_of_numpy(monkeypatch):
     monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
     for a, b in zip(compiled, draws(), strict=True):
         assert a.tobytes() == b.tobytes()
+
+
+def test_a_grid_of_normal_draws_is_the_broadcast_of_ids_by_indices():
+    ids = np.arange(40, dtype=np.int64)
+    days = np.array([0, 7, 84, 730], dtype=np.int64)
+    grid = streams.normal_grid(3, ids, "lab.myoglobin", days)
+    want = streams.normal(3, ids[:, None], "lab.myoglobin", days[None, :])
+    assert grid.shape == (40, 4) and grid.tobytes() == want.tobytes()

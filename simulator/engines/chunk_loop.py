@@ -68,6 +68,7 @@ _LOCAL_ROWS = 512
 #: what compiling a new loop costs (first_line: ~10 s on this project's 2-core machines)
 COMPILE_SECONDS = 10.0
 _OWED: dict[str, float] = {}  # numpy's loss so far, by loop source
+_EVENT_RATE: dict[str, float] = {}  # the last chunk's events a patient (+25%), by source
 _LOCK = threading.Lock()
 
 
@@ -104,8 +105,6 @@ class ChunkLoop:
             label: np.array(src.tr.graph.int_consts, dtype=np.int64)
             for label, src in self.sources.items()
         }
-        # the first pass's event-log buffer per patient: then what chunks logged, +25%
-        self.events_per_patient = float(_EVENTS_PER_PATIENT)
         self.ready = False  # called once without error (numba compiled it)
         self.failed = False  # numba failed to compile it
 
@@ -299,7 +298,8 @@ def fused({params}):
         n = st.t.shape[0]
         _own_arrays(st)
         logging_on = res.events is not None
-        cap = int(self.events_per_patient * n) + _EVENTS_MIN if logging_on else 0
+        per_patient = _EVENT_RATE.get(self.text, _EVENTS_PER_PATIENT)
+        cap = int(per_patient * n) + _EVENTS_MIN if logging_on else 0
         ev = [np.empty(cap, dtype=d) for d in _LOG_DTYPES]
         fixed_tail = [
             *(res.visits[name] for name in VISIT_VALUES),
@@ -353,7 +353,7 @@ def fused({params}):
                 nl = 0
             todo = todo[stop:]
         if logging_on and n:
-            self.events_per_patient = 1.25 * logged / n
+            _EVENT_RATE[self.text] = 1.25 * logged / n
         return True
 
 

@@ -156,9 +156,9 @@ def make_params(
             agent_start = np.where(hit, p.start_day, agent_start)
             edge += p.share
 
-    days = plan.visit_days.astype(np.int64)[None, :]
+    days = plan.visit_days.astype(np.int64)
     col = ids[:, None]
-    noise = {name: streams.normal(seed, col, "lab." + name, days) for name in NOISE}
+    noise = {name: streams.normal_grid(seed, ids, "lab." + name, days) for name in NOISE}
     n_inf = max(plan.max_infusions, 1)
     ivig_ae_u = (
         np.stack(
