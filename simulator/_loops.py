@@ -46,7 +46,7 @@ from numba.extending import get_cython_function_address, intrinsic, register_jit
 
 from . import fmath, stats, streams
 from .fmath import _O_THRESHOLD, _SMALLEST_NORMAL, _U_THRESHOLD
-from .kernel import step_generated
+from .kernel import disease, step_generated
 
 _JIT = {"nogil": True, "cache": True, "error_model": "numpy"}
 _EXPONENT_BITS = np.int64(1023) << 52
@@ -56,6 +56,7 @@ _HALF_EXPONENT = np.int64(1022) << 52  # a mantissa with this exponent lies in [
 _exp_reduced = numba.njit(inline="always", **_JIT)(fmath.exp_reduced)
 _log_reduced = numba.njit(inline="always", **_JIT)(fmath.log_reduced)
 _two_square = numba.njit(inline="always", **_JIT)(stats._two_square)
+_squarings_for = numba.njit(inline="always", **_JIT)(disease.squarings_for)
 
 
 def _bitcast(src, dst):  # type: ignore[no-untyped-def]
@@ -361,10 +362,7 @@ def expm_entries(a, tau, rows, cols, out):  # type: ignore[no-untyped-def]
             b[i, j] = v
             acc = abs(v) if j == 0 else acc + abs(v)
         norm = acc if (i == 0 or acc > norm) else norm
-    squarings = 0
-    if norm > 0.25:
-        m, e = math.frexp(norm * 4.0)
-        squarings = e - 1 if m == 0.5 else e
+    squarings = _squarings_for(norm)
     scale = 2.0**squarings
     for i in range(n):
         for j in range(n):
@@ -375,20 +373,6 @@ def expm_entries(a, tau, rows, cols, out):  # type: ignore[no-untyped-def]
     _taylor_into(b, squarings, term, tmp, res)
     for k in range(rows.size):
         out[k] = res[rows[k], cols[k]]
-
-
-@numba.njit(**_JIT)
-def expm1_one(v):  # type: ignore[no-untyped-def]
-    """``fmath.expm1`` of one float (Kahan's correction on ``exp_one`` and ``log_one``)."""
-    u = exp_one(v)
-    if u == 1.0 or v != v:
-        return v
-    um1 = u - 1.0
-    if um1 == -1.0:
-        return -1.0
-    if u == math.inf:
-        return math.inf
-    return um1 * (v / log_one(u))
 
 
 @numba.njit(inline="always", **_JIT)

@@ -404,7 +404,7 @@ def _lifetime_years(
     ly: np.ndarray,
 ) -> None:
     """The years of :func:`_lifetime` on numpy, every patient a year of age at a time
-    (``_loops.lifetime_into`` does the same one patient at a time)."""
+    (``_loops.lifetime_into`` is the same loop compiled, vectorized over patients)."""
     surv = np.where(alive, 1.0, 0.0)
     disc = np.full(age.shape[0], disc0)
     a = age.copy()

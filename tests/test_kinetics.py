@@ -416,7 +416,7 @@ def test_the_chunk_loops_matrix_exponentials_have_the_propagators_bits():
     for node in range(RATE_NODES):  # tau with a norm of exactly 0.25 * 2**k
         unit = float(disease.norms_inf(prop.matrix(node)[None])[0])
         cases += [(node, 0.25 * 2.0**k / unit) for k in (0, 3)]
-    out = np.empty(prop.n_coefficients)
+    out = np.empty(disease.ENTRY_ROWS.size)
     for node, tau in cases:
         want = prop._compute_many([(node, tau)])[0]
         loops.expm_entries(prop.matrix(node), tau, disease.ENTRY_ROWS, disease.ENTRY_COLS, out)

@@ -229,16 +229,17 @@ def fused({params}):
                     row = DENSE[key]
             if row >= 0 and row < nrows:
                 coef = TABLE[row]
-            elif key >= 0 and key < nlocal and LDENSE[key] >= 0:
-                coef = LTABLE[LDENSE[key]]
             elif key >= 0 and key < nlocal:
-                if nl == LTABLE.shape[0]:  # full: the caller moves it to the propagator
-                    return nl, ii, nev
-                _expm_entries(MATS[node], tau, EROWS, ECOLS, LTABLE[nl])
-                LDENSE[key] = nl
-                LKEY[nl] = key
-                coef = LTABLE[nl]
-                nl += 1
+                lrow = LDENSE[key]
+                if lrow < 0:
+                    if nl == LTABLE.shape[0]:  # full: the caller hands it to the propagator
+                        return nl, ii, nev
+                    _expm_entries(MATS[node], tau, EROWS, ECOLS, LTABLE[nl])
+                    LDENSE[key] = nl
+                    LKEY[nl] = key
+                    lrow = nl
+                    nl += 1
+                coef = LTABLE[lrow]
             else:  # between whole days (a death): computed for this step alone
                 _expm_entries(MATS[node], tau, EROWS, ECOLS, SCRATCH)
                 coef = SCRATCH
@@ -316,11 +317,11 @@ def fused({params}):
         # which is handed to the propagator when it fills and at the end
         local = [
             np.full((int(horizon) + 2) * disease.RATE_NODES, -1, dtype=np.int64),
-            np.empty((_LOCAL_ROWS, prop.n_coefficients)),
+            np.empty((_LOCAL_ROWS, disease.ENTRY_ROWS.size)),
             np.empty(_LOCAL_ROWS, dtype=np.int64),
-            np.empty(prop.n_coefficients),
+            np.empty(disease.ENTRY_ROWS.size),
         ]
-        const = [prop.mats_stack, disease.ENTRY_ROWS, disease.ENTRY_COLS]
+        const = [prop.matrices, disease.ENTRY_ROWS, disease.ENTRY_COLS]
         nl = 0
         logged = 0
         todo = np.arange(n, dtype=np.int64)
@@ -347,7 +348,7 @@ def fused({params}):
                     cap = int(nev / max(stop, 1) * (todo.size - stop) * 1.25) + _EVENTS_MIN
                     cap = max(cap, 16)  # room for a patient's next event at least
                     ev = [np.empty(cap, dtype=d) for d in _LOG_DTYPES]
-            if nl == _LOCAL_ROWS or not todo.size - stop:
+            if nl == _LOCAL_ROWS or stop == todo.size:
                 prop.add_computed(local[2][:nl], local[1][:nl])
                 local[0].fill(-1)
                 nl = 0

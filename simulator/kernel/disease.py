@@ -155,7 +155,6 @@ def rate_node_values(median_per_day: float, cv: float) -> np.ndarray:
 _ENTRIES = (*PATTERN, (Z, Z), (F, F), (L, L), (FE, FE), (LE, LE), (V, FE), (V, LE), (V, V), (E, E))
 ENTRY_ROWS = np.array([r for r, _ in _ENTRIES], dtype=np.int64)
 ENTRY_COLS = np.array([c for _, c in _ENTRIES], dtype=np.int64)
-_ROWS, _COLS = ENTRY_ROWS, ENTRY_COLS
 
 
 class Propagator:
@@ -178,7 +177,7 @@ class Propagator:
         cache_size: int = 16384,
     ) -> None:
         self.rates = np.asarray(rates_per_day, dtype=np.float64)
-        self._mats = []
+        mats = []
         for k in self.rates:
             a = np.zeros((N_STATES, N_STATES))
             a[Y, Y], a[Y, S], a[Y, Z], a[Y, E], a[Y, V] = -k, k, k, -1.0, -1.0
@@ -192,7 +191,9 @@ class Propagator:
             a[V, FE], a[V, LE], a[V, V] = k_e, k_e, -k_e
             a[E, E], a[E, C] = -k_c, k_c
             a[J, Y] = 1.0
-            self._mats.append(a)
+            mats.append(a)
+        #: the rate matrix of each node, (node, row, col), contiguous (the chunk loop's)
+        self.matrices = np.stack(mats)
         self._cache: OrderedDict[tuple[int, float], tuple[float, ...]] = OrderedDict()
         self._max = cache_size
         # The vector path's cache: one row of coefficients per (node, tau) pair in a
@@ -201,20 +202,18 @@ class Propagator:
         self._rows = 0
         self._dense = np.full(0, -1, dtype=np.int64)
         self._frac: dict[tuple[int, float], int] = {}
-        self.n_coefficients = len(_ENTRIES)
-        self.mats_stack = np.ascontiguousarray(np.stack(self._mats))  # (node, row, col)
         self._lock = threading.Lock()
 
     def matrix(self, node: int) -> np.ndarray:
-        return self._mats[node]
+        return cast(np.ndarray, self.matrices[node])
 
     def _compute(self, node: int, tau: float) -> tuple[float, ...]:
         return tuple(float(x) for x in self._compute_many([(node, tau)])[0])
 
     def _compute_many(self, pairs: list[tuple[int, float]]) -> np.ndarray:
         """``_compute`` for several (node, tau) pairs at once, as rows (the same bits)."""
-        mats = np.stack([self._mats[node] * tau for node, tau in pairs])
-        return expm_many(mats)[:, _ROWS, _COLS]
+        mats = np.stack([self.matrices[node] * tau for node, tau in pairs])
+        return expm_many(mats)[:, ENTRY_ROWS, ENTRY_COLS]
 
     def coefficients(self, node: int, tau: float) -> tuple[float, ...]:
         """(pattern entries..., z, f, l, fe, le, v<-fe, v<-le, v<-v, e<-e) for one step."""
@@ -278,11 +277,7 @@ class Propagator:
         if not keys.size:
             return
         with self._lock:
-            top = int(keys.max()) + 1
-            if top > self._dense.size:
-                dense = np.full(max(top, 2 * self._dense.size), -1, dtype=np.int64)
-                dense[: self._dense.size] = self._dense
-                self._dense = dense
+            self._grow_dense(int(keys.max()) + 1)
             new = np.flatnonzero(self._dense[keys] < 0)
             if not new.size:
                 return
@@ -290,6 +285,14 @@ class Propagator:
                 self._start_afresh()
             first = self._append(rows[new])
             self._dense[keys[new]] = np.arange(first, first + new.size)
+
+    def _grow_dense(self, top: int) -> None:
+        """Make the dense index hold keys below ``top`` (a new array, doubling at least:
+        a compiled chunk loop may still read the old one)."""
+        if top > self._dense.size:
+            dense = np.full(max(top, 2 * self._dense.size), -1, dtype=np.int64)
+            dense[: self._dense.size] = self._dense
+            self._dense = dense
 
     def _start_afresh(self) -> None:
         """A new, empty table (new arrays: a compiled chunk loop may still read the old
@@ -310,11 +313,7 @@ class Propagator:
         keys = tau[whole].astype(np.int64) * RATE_NODES + node[whole]
         part = np.flatnonzero(~whole)
         frac = [(int(node[i]), float(tau[i])) for i in part]
-        top = int(keys.max()) + 1 if keys.size else 0
-        if top > self._dense.size:
-            dense = np.full(max(top, 2 * self._dense.size), -1, dtype=np.int64)
-            dense[: self._dense.size] = self._dense
-            self._dense = dense
+        self._grow_dense(int(keys.max()) + 1 if keys.size else 0)
         new = np.unique(keys[self._dense[keys] < 0])
         new_frac = sorted({k for k in frac if k not in self._frac})
         if self._rows + new.size + len(new_frac) > self._max:
@@ -347,7 +346,7 @@ def shared_propagator(new: Propagator) -> Propagator:
     the points of a sweep that vary no rate) shares one, so their matrix exponentials are
     computed once. A coefficient depends only on the matrix, the node and the step, so
     sharing changes no result."""
-    key = b"".join(m.tobytes() for m in new._mats) + repr(new._max).encode()
+    key = b"".join(m.tobytes() for m in new.matrices) + repr(new._max).encode()
     return _SHARED.get(key, lambda: new)
 
 
