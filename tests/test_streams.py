@@ -107,3 +107,23 @@ def test_a_grid_of_normal_draws_is_the_broadcast_of_ids_by_indices():
     grid = streams.normal_grid(3, ids, "lab.myoglobin", days)
     want = streams.normal(3, ids[:, None], "lab.myoglobin", days[None, :])
     assert grid.shape == (40, 4) and grid.tobytes() == want.tobytes()
+
+
+def test_the_visit_noise_of_a_chunk_run_again_is_the_same_and_not_shared():
+    """make_params remembers the noise grids of recent chunks: a second chunk of the same
+    patients gets equal arrays that it may write without touching the first's."""
+    from simulator.kernel import params as P
+
+    ids = np.arange(40, 90, dtype=np.int64)
+    days = np.array([0, 14, 28, 84], dtype=np.int64)
+    P._MEMO.clear()
+    first = P._noise_grids(5, ids, days)
+    again = P._noise_grids(5, ids, days)
+    other = P._noise_grids(6, ids, days)
+    for name in P.NOISE:
+        fresh = streams.normal_grid(5, ids, "lab." + name, days)
+        assert first[name].tobytes() == fresh.tobytes() == again[name].tobytes()
+        assert not np.shares_memory(first[name], again[name])
+        assert other[name].tobytes() != fresh.tobytes()
+    again["cpk"][:] = 0.0
+    assert P._noise_grids(5, ids, days)["cpk"].tobytes() == first["cpk"].tobytes()

@@ -10,6 +10,8 @@ how many patients run or on the engine.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,6 +121,36 @@ def flare_draw(xp: Ops, prm: Params, k: Any) -> tuple[Any, Any, Any]:
     )
 
 
+# The visit noise of the last chunks, by (seed, patient ids, visit days): a calibration
+# or a sweep runs the same patients at many parameter values, and their noise does not
+# depend on the parameters (~1 ms a measure for 1,000 patients over 2 years, against
+# ~0.03 ms for a copy). Only small chunks are kept, within _MEMO_BYTES in all.
+_MEMO: OrderedDict[tuple[Any, ...], dict[str, np.ndarray]] = OrderedDict()
+_MEMO_LOCK = threading.Lock()
+_MEMO_BYTES = 64 << 20
+_MEMO_ENTRY_BYTES = 4 << 20
+
+
+def _noise_grids(seed: int, ids: np.ndarray, days: np.ndarray) -> dict[str, np.ndarray]:
+    """Each measure's normal draws by (patient, visit day), fresh arrays (the caller may
+    write them), remembered for the next chunk of the same patients."""
+    size = ids.size * days.size * 8 * len(NOISE)
+    key = (int(seed), ids.tobytes(), days.tobytes()) if size <= _MEMO_ENTRY_BYTES else None
+    if key is not None:
+        with _MEMO_LOCK:
+            got = _MEMO.get(key)
+            if got is not None:
+                _MEMO.move_to_end(key)
+                return {name: a.copy() for name, a in got.items()}
+    grids = {name: streams.normal_grid(seed, ids, "lab." + name, days) for name in NOISE}
+    if key is not None:
+        with _MEMO_LOCK:
+            _MEMO[key] = {name: a.copy() for name, a in grids.items()}
+            while sum(sum(a.nbytes for a in g.values()) for g in _MEMO.values()) > _MEMO_BYTES:
+                _MEMO.popitem(last=False)
+    return grids
+
+
 def make_params(
     scn: Scenario, plan: Plan, seed: int, patients: np.ndarray, baseline: Baseline | None = None
 ) -> tuple[Params, Baseline]:
@@ -158,7 +190,7 @@ def make_params(
 
     days = plan.visit_days.astype(np.int64)
     col = ids[:, None]
-    noise = {name: streams.normal_grid(seed, ids, "lab." + name, days) for name in NOISE}
+    noise = _noise_grids(seed, ids, days)
     n_inf = max(plan.max_infusions, 1)
     ivig_ae_u = (
         np.stack(
