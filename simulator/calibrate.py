@@ -210,7 +210,7 @@ def load_calibration(
 
 
 def _arm_task(args: tuple[Any, ...]) -> dict[str, dict[str, Any]]:
-    scns, names, patients, seed = args
+    scns, names, patients, seed, metrics = args
     return simulate_arms(
         scns,
         names,
@@ -219,20 +219,19 @@ def _arm_task(args: tuple[Any, ...]) -> dict[str, dict[str, Any]]:
         engine="cohort",
         progress=False,
         check_invariants=False,
+        metrics=frozenset(metrics),
     )
 
 
-def evaluate(
-    plan: CalibrationPlan, theta: np.ndarray, *, workers: int = 1, dask: str | None = None
-) -> list[TargetResult]:
-    """Every calibration target at parameters ``theta`` (one value per plan.names): each
-    arm (or pair of arms) runs once, however many targets read it."""
-    from .parallel import ordered_map
-
+def _tasks(plan: CalibrationPlan, theta: np.ndarray) -> tuple[list[tuple[Any, ...]], list[int]]:
+    """The simulations of one evaluation (each arm, or pair of arms, once however many
+    targets read it, summarising only the metrics they read) and the task of each
+    target."""
     point = {n: float(v) for n, v in zip(plan.names, theta, strict=True)}
     keys: dict[tuple[str, ...], int] = {}
     tasks: list[tuple[Any, ...]] = []
     where = []
+    needed: list[set[str]] = []
     for ft in plan.targets:
         arms = target_arms(ft.study, ft.spec)
         key = tuple(str(ft.study.arm_files[ft.study.arms.index(a)]) for a in arms)
@@ -242,8 +241,32 @@ def evaluate(
                 for a in arms
             ]
             keys[key] = len(tasks)
-            tasks.append((scns, list(arms), plan.patients, plan.seed))
+            needed.append(set())
+            tasks.append((scns, list(arms), plan.patients, plan.seed, needed[-1]))
+        needed[keys[key]].add(ft.spec.metric)
         where.append(keys[key])
+    return tasks, where
+
+
+def task_of_target(plan: CalibrationPlan) -> list[int]:
+    """For each target of the plan, the index of the simulation task that gives it."""
+    keys: dict[tuple[str, ...], int] = {}
+    out = []
+    for ft in plan.targets:
+        arms = target_arms(ft.study, ft.spec)
+        key = tuple(str(ft.study.arm_files[ft.study.arms.index(a)]) for a in arms)
+        out.append(keys.setdefault(key, len(keys)))
+    return out
+
+
+def evaluate(
+    plan: CalibrationPlan, theta: np.ndarray, *, workers: int = 1, dask: str | None = None
+) -> list[TargetResult]:
+    """Every calibration target at parameters ``theta`` (one value per plan.names): each
+    arm (or pair of arms) runs once, however many targets read it."""
+    from .parallel import ordered_map
+
+    tasks, where = _tasks(plan, theta)
     metrics = list(ordered_map(_arm_task, tasks, workers, dask))
     return [
         target_result(ft.study, ft.spec, metrics[k].get(ft.spec.metric, {}), plan.patients)
@@ -251,15 +274,43 @@ def evaluate(
     ]
 
 
+def evaluate_until(
+    plan: CalibrationPlan, theta: np.ndarray, limit: float, order: Sequence[int]
+) -> tuple[list[TargetResult | None], float, bool]:
+    """:func:`evaluate` one simulation task at a time in ``order``, stopping as soon as
+    the loss of the targets done so far exceeds ``limit`` (every term is >= 0, so the
+    whole loss would too). Returns the target results (None for targets not simulated),
+    the loss so far and whether every task ran (then it is :func:`loss` exactly)."""
+    tasks, where = _tasks(plan, theta)
+    results: list[TargetResult | None] = [None] * len(plan.targets)
+    partial = 0.0
+    for done, k in enumerate(order, start=1):
+        m = _arm_task(tasks[k])
+        for i, (ft, kt) in enumerate(zip(plan.targets, where, strict=True)):
+            if kt == k:
+                results[i] = r = target_result(
+                    ft.study, ft.spec, m.get(ft.spec.metric, {}), plan.patients
+                )
+                partial += target_loss(r)
+        if done < len(tasks) and partial > limit:
+            return results, partial, False
+    total = loss([r for r in results if r is not None])  # in the targets' own order
+    return results, total, True
+
+
+def target_loss(r: TargetResult) -> float:
+    """One target's term of :func:`loss`: ((simulated - published) / half-width)^2."""
+    half = (r.published_high - r.published_low) / 2
+    if r.simulated is None:
+        return MISSING_PENALTY
+    return ((r.simulated - r.published) / half) ** 2 if half > 0 else 0.0
+
+
 def loss(results: Sequence[TargetResult]) -> float:
     """Sum over targets of ((simulated - published) / half-width)^2."""
     total = 0.0
     for r in results:
-        half = (r.published_high - r.published_low) / 2
-        if r.simulated is None:
-            total += MISSING_PENALTY
-        elif half > 0:
-            total += ((r.simulated - r.published) / half) ** 2
+        total += target_loss(r)
     return total
 
 
@@ -353,6 +404,7 @@ class _Evaluations:
         self.plan, self.store, self.done = plan, store, done
         self.workers, self.dask, self.bar = workers, dask, bar
         self.log: list[dict[str, Any]] = []
+        self.entries: list[dict[str, Any]] = []
 
     def _replayed(self, i: int, theta: list[float]) -> dict[str, Any] | None:
         """Evaluation ``i`` from the checkpoint, if it was made at these parameters."""
@@ -360,14 +412,24 @@ class _Evaluations:
         return old if old is not None and old["theta"] == theta else None
 
     def _keep(
-        self, i: int, theta: list[float], purpose: str, results: list[TargetResult]
+        self,
+        i: int,
+        theta: list[float],
+        purpose: str,
+        results: Sequence[TargetResult | None],
+        value: float | None = None,
     ) -> dict[str, Any]:
+        """Save evaluation ``i``; ``value``: the loss of an evaluation stopped early (at
+        least this), whose targets not simulated are None."""
+        complete = value is None
         entry = {
             "theta": theta,
             "purpose": purpose,
-            "loss": loss(results),
-            "targets": [_plain(r) for r in results],
+            "loss": loss([r for r in results if r is not None]) if complete else value,
+            "targets": [None if r is None else _plain(r) for r in results],
         }
+        if not complete:
+            entry["complete"] = False
         self.store.save(i, entry)
         return entry
 
@@ -385,33 +447,67 @@ class _Evaluations:
         self.bar.set_postfix_str(f"loss {entry['loss']:.3g}")
         return float(entry["loss"]), results
 
-    def batch(self, xs: Sequence[np.ndarray], purpose: str) -> list[float]:
+    def batch(
+        self,
+        xs: Sequence[np.ndarray],
+        purpose: str,
+        limits: np.ndarray | None = None,
+        order: Sequence[int] | None = None,
+    ) -> list[float]:
         """Losses of several parameter vectors (the particles of a generation), evaluated
-        in parallel over the workers (one evaluation per task), each saved as it finishes."""
+        in parallel over the workers (one evaluation per task), each saved as it finishes.
+        With ``limits``, evaluation j runs its simulations in ``order`` and stops once
+        its loss is sure to exceed ``limits[j]``: its loss is then inf (the caller
+        rejects it whatever the rest would give). ``self.entries`` keeps the batch's
+        saved entries."""
         from .parallel import completed_map
 
         first = len(self.log)
         thetas = [[float(v) for v in x] for x in xs]
-        losses: dict[int, float] = {}
+        entries: dict[int, dict[str, Any]] = {}
         todo = []
         for j, theta in enumerate(thetas):
             entry = self._replayed(first + j, theta)
             if entry is not None:
-                losses[j] = float(entry["loss"])
+                entries[j] = entry
             else:
-                todo.append((j, (self.plan, np.array(theta))))
-        for j, results in completed_map(_evaluate_task, todo, self.workers, self.dask):
-            losses[j] = float(self._keep(first + j, thetas[j], purpose, results)["loss"])
+                limit = math.inf if limits is None else float(limits[j])
+                todo.append((j, (self.plan, np.array(theta), limit, order)))
+        for j, (results, value, complete) in completed_map(
+            _evaluate_task, todo, self.workers, self.dask
+        ):
+            entries[j] = self._keep(
+                first + j, thetas[j], purpose, results, None if complete else value
+            )
             self.bar.update(1)
         self.bar.update(len(thetas) - len(todo))
-        for j, theta in enumerate(thetas):
-            self.log.append({"theta": theta, "purpose": purpose, "loss": losses[j]})
-        return [losses[j] for j in range(len(thetas))]
+        self.entries = [entries[j] for j in range(len(thetas))]
+        where = task_of_target(self.plan)
+        losses = []
+        for theta, entry in zip(thetas, self.entries, strict=True):
+            complete = entry.get("complete", True)
+            ran = {k for k, r in zip(where, entry["targets"], strict=True) if r is not None}
+            self.log.append(
+                {
+                    "theta": theta,
+                    "purpose": purpose,
+                    "loss": entry["loss"],
+                    "complete": complete,
+                    "simulations": len(ran),
+                }
+            )
+            losses.append(float(entry["loss"]) if complete else math.inf)
+        return losses
 
 
-def _evaluate_task(args: tuple[CalibrationPlan, np.ndarray]) -> list[TargetResult]:
-    plan, x = args
-    return evaluate(plan, x, workers=1)
+def _evaluate_task(
+    args: tuple[CalibrationPlan, np.ndarray, float, Sequence[int] | None],
+) -> tuple[list[TargetResult | None], float, bool]:
+    plan, x, limit, order = args
+    if order is None or math.isinf(limit):
+        results = evaluate(plan, x, workers=1)
+        return list(results), loss(results), True
+    return evaluate_until(plan, x, limit, order)
 
 
 def _plain(r: TargetResult) -> dict[str, Any]:
@@ -583,6 +679,19 @@ def _tempered(logw: np.ndarray, losses: np.ndarray, last: float, e: float) -> np
     return np.exp(lw - lw.max())
 
 
+def _early_order(plan: CalibrationPlan, entries: Sequence[dict[str, Any]]) -> list[int]:
+    """The order in which an early-rejecting evaluation runs its simulation tasks: by
+    their mean share of the loss over ``entries`` (the prior's particles), largest first,
+    so that a poor proposal passes its limit after as few simulations as possible."""
+    where = task_of_target(plan)
+    share = np.zeros(max(where) + 1)
+    for e in entries:
+        for k, r in zip(where, e["targets"], strict=True):
+            if r is not None:
+                share[k] += min(target_loss(TargetResult(**r)), 1e12)
+    return [int(k) for k in np.argsort(-share, kind="stable")]
+
+
 def _abc(
     plan: CalibrationPlan,
     store: Any,
@@ -626,6 +735,7 @@ def _abc(
         )
         u = np.log(u0 / (1 - u0))  # uniform between the bounds, on the logit scale
         losses = np.array(ev.batch([from_unit(plan, r) for r in u], "prior"))
+        order = _early_order(plan, ev.entries)
         logw = np.zeros(n)
         eps = math.inf
         for g in range(1, a.max_generations + 1):
@@ -666,6 +776,7 @@ def _abc(
             cov = np.atleast_2d(np.cov((u - mean).T, aweights=w)) + 1e-9 * np.eye(k)
             chol = np.linalg.cholesky((2.38**2 / k) * cov)
             accepted = []
+            first = len(ev.log)
             for m in range(a.moves):
                 draw = (g * 1000 + m) * n + np.arange(n)
                 z = ndtri(
@@ -674,15 +785,25 @@ def _abc(
                     )
                 )
                 prop = u + z @ chol.T
-                new_losses = np.array(
-                    ev.batch([from_unit(plan, r) for r in prop], f"generation {g}")
-                )
-                log_ratio = (
-                    _log_prior_u(plan, prop)
-                    - _log_prior_u(plan, u)
-                    - (new_losses - losses) / (2 * eps**2)
-                )
                 acc_u = streams.uniform(plan.seed, draw, "calibrate.abc.accept")
+                prior_ratio = _log_prior_u(plan, prop) - _log_prior_u(plan, u)
+                # Early rejection (Picchini & Forman 2016): the move is accepted iff
+                # new loss < limit, so a proposal whose loss so far passes the limit (with
+                # a margin far above rounding) is rejected before its other simulations
+                # run. The accepted moves, hence the particles, are those of full
+                # evaluations.
+                limit = losses + 2 * eps**2 * (prior_ratio - np.log(acc_u))
+                limit = limit + 1e-9 * np.maximum(1.0, np.abs(limit))
+                new_losses = np.array(
+                    ev.batch(
+                        [from_unit(plan, r) for r in prop],
+                        f"generation {g}",
+                        limits=limit if a.early_rejection else None,
+                        order=order,
+                    )
+                )
+                with np.errstate(invalid="ignore"):
+                    log_ratio = prior_ratio - (new_losses - losses) / (2 * eps**2)
                 accept = np.log(acc_u) < log_ratio
                 u = np.where(accept[:, None], prop, u)
                 losses = np.where(accept, new_losses, losses)
@@ -694,6 +815,8 @@ def _abc(
                     "ess": ess,
                     "resampled": bool(resampled),
                     "acceptance": float(np.mean(accepted)),
+                    # moves rejected before all their simulations ran (early rejection)
+                    "stopped_early": float(np.mean([not e["complete"] for e in ev.log[first:]])),
                 }
             )
             if eps <= a.final_tolerance:

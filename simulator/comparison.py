@@ -534,6 +534,7 @@ def compare(
     dask: str | None = None,
     allow_different_populations: bool = False,
     reducers: Sequence[Reducer] = (),
+    metrics: frozenset[str] | None = None,
 ) -> ComparisonResult:
     """Run every scenario on the same patients and compare them with the first.
 
@@ -541,7 +542,8 @@ def compare(
     population, disease, horizon, visits, outcome definitions, currency, discounting,
     utilities) raise InputError naming the differing paths, unless
     ``allow_different_populations``; the result then lists them in ``arm_differences`` and
-    ``same_patients`` is False. Extra ``reducers`` see every chunk of every arm too."""
+    ``same_patients`` is False. Extra ``reducers`` see every chunk of every arm too.
+    ``metrics``: summarise and pair only these outcomes."""
     job, result = compare_job(
         scns,
         names=names,
@@ -554,6 +556,7 @@ def compare(
         check_invariants=check_invariants,
         allow_different_populations=allow_different_populations,
         reducers=reducers,
+        metrics=metrics,
     )
     execute(job, workers, progress, dask)
     return result()

@@ -464,6 +464,7 @@ def run(
     check_invariants: bool = True,
     dask: str | None = None,
     reducers: Sequence[Reducer] = (),
+    metrics: frozenset[str] | None = None,
 ) -> RunResult:
     """Simulate ``patients`` virtual patients (default: the scenario's) and aggregate.
 
@@ -472,6 +473,8 @@ def run(
     shows a tqdm bar on stderr (default: only when stderr is a terminal). Each chunk's
     event log is checked against the invariants of ``invariants.py`` unless
     ``check_invariants`` is false (benchmarks). Extra ``reducers`` see every chunk too.
+    ``metrics``: summarise only these outcomes, each as in a full summary (a
+    calibration's targets), and no monthly tables.
     """
     job, result = run_job(
         scn,
@@ -484,6 +487,7 @@ def run(
         sink=sink,
         check_invariants=check_invariants,
         reducers=reducers,
+        metrics=metrics,
     )
     execute(job, workers, progress, dask)
     return result()

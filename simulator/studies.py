@@ -268,6 +268,9 @@ def evaluate(
     n = patients if patients is not None else study.spec.patients
     seed = seed if seed is not None else study.spec.seed
     simulated: dict[tuple[str, ...], dict[str, dict[str, Any]]] = {}
+    read: dict[tuple[str, ...], set[str]] = {}  # the metrics the targets of each arm set read
+    for t in study.spec.targets:
+        read.setdefault(target_arms(study, t), set()).add(t.metric)
     for t in study.spec.targets:
         arms = target_arms(study, t)
         if arms not in simulated:
@@ -280,6 +283,7 @@ def evaluate(
                 engine=engine,
                 progress=progress,
                 dask=dask,
+                metrics=frozenset(read[arms]),
             )
     return [
         target_result(study, t, simulated[target_arms(study, t)].get(t.metric, {}), n)

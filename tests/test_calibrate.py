@@ -232,3 +232,36 @@ def test_a_calibration_on_dask_gives_the_same_fit(tmp_path):
     local = calibrate(plan, tmp_path / "a", progress=False, workers=1)
     dask = calibrate(plan, tmp_path / "b", progress=False, workers=2, dask="local")
     assert json.dumps(local.to_json(), sort_keys=True) == json.dumps(dask.to_json(), sort_keys=True)
+
+
+def test_abc_early_rejection_gives_the_particles_of_full_evaluations(tmp_path):
+    """A move whose loss so far already exceeds its acceptance limit is cut short: the
+    particles, weights and generations are those of full evaluations, and some moves
+    were in fact cut (a second arm gives the evaluation two simulations to stop
+    between)."""
+    from simulator.calibrate import calibrate, load_calibration
+
+    cal = _targets(tmp_path)
+    study = tmp_path / "study.yaml"
+    text = study.read_text().replace("arms:\n", f"arms:\n  b: {SCEN / 'first_line.yaml'}\n")
+    for metric, arm in (("cpk_normal_month_3", "b"), ("tis_week_24", "a")):
+        text = text.replace(f"  - metric: {metric}\n", f"  - metric: {metric}\n    arm: {arm}\n")
+    study.write_text(text)
+    base = cal.read_text() + "method: abc\n"
+    runs = {}
+    for early in (True, False):
+        abc = f"particles: 24, max_generations: 3, moves: 1, early_rejection: {early}"
+        cal.write_text(base + f"abc: {{{abc}}}\n")
+        plan = load_calibration(cal, patients=150)
+        res = calibrate(plan, tmp_path / f"out{early}", progress=False, workers=2)
+        runs[early] = res
+    cut, full = runs[True], runs[False]
+    assert cut.posterior.tobytes() == full.posterior.tobytes()
+    assert cut.weights.tobytes() == full.weights.tobytes()
+    assert [{**g, "stopped_early": 0} for g in cut.generations] == full.generations
+    stopped = [e for e in cut.evaluations if not e.get("complete", True)]
+    assert stopped, "no evaluation was cut short: the test checks nothing"
+    assert all(e.get("complete", True) for e in full.evaluations)
+    # a cut evaluation's loss so far is at most its full loss
+    full_loss = {tuple(e["theta"]): e["loss"] for e in full.evaluations}
+    assert all(e["loss"] <= full_loss[tuple(e["theta"])] for e in stopped)

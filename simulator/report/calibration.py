@@ -56,9 +56,14 @@ def _posterior_csv(result: CalibrationResult, path: Path) -> None:
 def _convergence(result: CalibrationResult, path: Path) -> None:
     fig, ax = subplots(figsize=(8, 3.8))
     losses = [e["loss"] for e in result.evaluations]
-    # every curvature evaluation is one series ("curvature"), each start its own
+    # every curvature evaluation is one series ("curvature"), each start its own; ABC
+    # moves rejected early are one series too (their loss is only a lower bound)
     starts = [
-        "curvature (intervals)" if e["purpose"].startswith("curvature") else e["purpose"]
+        "stopped early (loss at least)"
+        if not e.get("complete", True)
+        else "curvature (intervals)"
+        if e["purpose"].startswith("curvature")
+        else e["purpose"]
         for e in result.evaluations
     ]
     names = list(dict.fromkeys(starts))
@@ -174,13 +179,16 @@ def _html(data: dict[str, Any], folder: Path) -> str:
     if data.get("generations"):
         out.append(
             "<h2>Generations</h2><table><tr><th>generation</th><th>tolerance</th>"
-            "<th>ESS</th><th>resampled</th><th>move acceptance</th></tr>"
+            "<th>ESS</th><th>resampled</th><th>move acceptance</th>"
+            "<th>moves rejected early</th></tr>"
         )
         for g in data["generations"]:
+            early = g.get("stopped_early")
             out.append(
                 f"<tr><td>{g['generation']}</td><td>{g['tolerance']:.3g}</td>"
                 f"<td>{g['ess']:.1f}</td><td>{'yes' if g['resampled'] else 'no'}</td>"
-                f"<td>{g['acceptance']:.2f}</td></tr>"
+                f"<td>{g['acceptance']:.2f}</td>"
+                f"<td>{'' if early is None else f'{early:.2f}'}</td></tr>"
             )
         out.append("</table>")
     out.append(

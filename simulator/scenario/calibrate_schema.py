@@ -56,6 +56,9 @@ class ABCSettings(Frozen):
     ess_fraction: float = Field(0.5, gt=0, lt=1)  # each tolerance keeps this share of ESS
     final_tolerance: float = Field(1.0, gt=0)  # 1: the published intervals' own width
     moves: int = Field(2, ge=1, le=50)  # Metropolis-Hastings moves per generation
+    # stop a move's evaluation once its loss so far already means rejection (same
+    # particles either way; only the evaluations that would be rejected are cut short)
+    early_rejection: bool = True
 
 
 class CalibrationFile(Frozen):
