@@ -28,12 +28,13 @@ optimizer is deterministic) and continues, giving the same bytes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ import numpy as np
 from . import fmath
 from ._version import __version__
 from .errors import InputError
+from .outcomes import last_day_read
 from .scenario import scenario_data, scenario_sha256
 from .scenario.calibrate_schema import CalibrationFile
 from .studies import Study, TargetResult, load_study, simulate_arms, target_arms, target_result
@@ -52,6 +54,7 @@ __all__ = ["CalibrationPlan", "CalibrationResult", "calibrate", "load_calibratio
 
 log = logging.getLogger(__name__)
 Z95 = 1.959963984540054
+MIN_HORIZON_DAYS = 28  # the scenario schema's least horizon
 MISSING_PENALTY = 100.0  # per target the simulation cannot estimate (e.g. a median)
 
 
@@ -223,29 +226,44 @@ def _arm_task(args: tuple[Any, ...]) -> dict[str, dict[str, Any]]:
     )
 
 
-def _tasks(plan: CalibrationPlan, theta: np.ndarray) -> tuple[list[tuple[Any, ...]], list[int]]:
+def _tasks(
+    plan: CalibrationPlan, theta: np.ndarray
+) -> tuple[list[Callable[[], tuple[Any, ...]]], list[int]]:
     """The simulations of one evaluation (each arm, or pair of arms, once however many
-    targets read it, summarising only the metrics they read) and the task of each
-    target."""
+    targets read it, summarising only the metrics they read), each as a function that
+    makes its task (scenarios are set up only for the simulations that run), and the
+    task of each target."""
     point = {n: float(v) for n, v in zip(plan.names, theta, strict=True)}
     keys: dict[tuple[str, ...], int] = {}
-    tasks: list[tuple[Any, ...]] = []
+    specs: list[tuple[Study, tuple[str, ...], set[str]]] = []
     where = []
-    needed: list[set[str]] = []
     for ft in plan.targets:
         arms = target_arms(ft.study, ft.spec)
         key = tuple(str(ft.study.arm_files[ft.study.arms.index(a)]) for a in arms)
         if key not in keys:
-            scns = [
-                with_overrides(ft.study.scenarios[ft.study.arms.index(a)], point, f"{plan.path}")
-                for a in arms
-            ]
-            keys[key] = len(tasks)
-            needed.append(set())
-            tasks.append((scns, list(arms), plan.patients, plan.seed, needed[-1]))
-        needed[keys[key]].add(ft.spec.metric)
+            keys[key] = len(specs)
+            specs.append((ft.study, arms, set()))
+        specs[keys[key]][2].add(ft.spec.metric)
         where.append(keys[key])
-    return tasks, where
+
+    def task(study: Study, arms: tuple[str, ...], metrics: set[str]) -> tuple[Any, ...]:
+        base = [study.scenarios[study.arms.index(a)] for a in arms]
+        # A task whose metrics are all read by one fixed day runs to that day only: the
+        # patients, their streams and so those metrics are the same as over the arm's
+        # whole horizon (outcomes.last_day_read).
+        days = [last_day_read(m) for m in metrics]
+        until = None if None in days else max(d for d in days if d is not None) + 1
+        over: dict[str, Any] = dict(point)
+        if (
+            until is not None
+            and all(s.entry is None for s in base)
+            and until < min(s.horizon_days for s in base)
+        ):
+            over["horizon_days"] = max(until, MIN_HORIZON_DAYS)
+        scns = [with_overrides(s, over, f"{plan.path}") for s in base]
+        return (scns, list(arms), plan.patients, plan.seed, frozenset(metrics))
+
+    return [functools.partial(task, *spec) for spec in specs], where
 
 
 def task_of_target(plan: CalibrationPlan) -> list[int]:
@@ -266,8 +284,8 @@ def evaluate(
     arm (or pair of arms) runs once, however many targets read it."""
     from .parallel import ordered_map
 
-    tasks, where = _tasks(plan, theta)
-    metrics = list(ordered_map(_arm_task, tasks, workers, dask))
+    makers, where = _tasks(plan, theta)
+    metrics = list(ordered_map(_arm_task, [make() for make in makers], workers, dask))
     return [
         target_result(ft.study, ft.spec, metrics[k].get(ft.spec.metric, {}), plan.patients)
         for ft, k in zip(plan.targets, where, strict=True)
@@ -281,18 +299,18 @@ def evaluate_until(
     the loss of the targets done so far exceeds ``limit`` (every term is >= 0, so the
     whole loss would too). Returns the target results (None for targets not simulated),
     the loss so far and whether every task ran (then it is :func:`loss` exactly)."""
-    tasks, where = _tasks(plan, theta)
+    makers, where = _tasks(plan, theta)
     results: list[TargetResult | None] = [None] * len(plan.targets)
     partial = 0.0
     for done, k in enumerate(order, start=1):
-        m = _arm_task(tasks[k])
+        m = _arm_task(makers[k]())
         for i, (ft, kt) in enumerate(zip(plan.targets, where, strict=True)):
             if kt == k:
                 results[i] = r = target_result(
                     ft.study, ft.spec, m.get(ft.spec.metric, {}), plan.patients
                 )
                 partial += target_loss(r)
-        if done < len(tasks) and partial > limit:
+        if done < len(makers) and partial > limit:
             return results, partial, False
     total = loss([r for r in results if r is not None])  # in the targets' own order
     return results, total, True
@@ -528,12 +546,13 @@ def calibrate(
 ) -> CalibrationResult:
     """Fit the plan's parameters (resuming from ``<out>.partial`` if it exists)."""
 
-    from .parallel import dask_session
+    from .parallel import dask_session, pool_session
     from .store import PointStore
 
     store = PointStore(out, plan.fingerprint(), 0, str(plan.path), kind="calibration")
     done = store.open(fresh, force)
-    with dask_session(dask, workers) as address:  # one cluster for every evaluation
+    # one cluster, or one process pool, for every evaluation
+    with dask_session(dask, workers) as address, pool_session(1 if address else workers):
         if plan.spec.method == "abc":
             return _abc(plan, store, done, workers, address, progress)
         return _optimize(plan, store, done, workers, address, progress)
@@ -681,15 +700,18 @@ def _tempered(logw: np.ndarray, losses: np.ndarray, last: float, e: float) -> np
 
 def _early_order(plan: CalibrationPlan, entries: Sequence[dict[str, Any]]) -> list[int]:
     """The order in which an early-rejecting evaluation runs its simulation tasks: by
-    their mean share of the loss over ``entries`` (the prior's particles), largest first,
-    so that a poor proposal passes its limit after as few simulations as possible."""
+    their mean share of the loss over ``entries`` (the prior's particles) per unit of
+    work (arms x horizon days), largest first, so that a poor proposal passes its limit
+    at as little cost as possible."""
     where = task_of_target(plan)
     share = np.zeros(max(where) + 1)
     for e in entries:
         for k, r in zip(where, e["targets"], strict=True):
             if r is not None:
                 share[k] += min(target_loss(TargetResult(**r)), 1e12)
-    return [int(k) for k in np.argsort(-share, kind="stable")]
+    makers, _ = _tasks(plan, plan.start)
+    work = np.array([sum(float(s.horizon_days) for s in make()[0]) for make in makers])
+    return [int(k) for k in np.argsort(-share / work, kind="stable")]
 
 
 def _abc(

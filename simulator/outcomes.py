@@ -15,6 +15,7 @@ visit; "inactive" and a clinical relapse are as in the scenario's ``outcomes`` b
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,15 @@ from .records import ChunkResult
 from .scenario.schema import Scenario
 from .stats import Z95, KaplanMeier, LogHistogram, Moments, Proportion
 
-__all__ = ["METRICS", "CohortSummary", "Metric", "cea_columns", "metric_specs", "patient_table"]
+__all__ = [
+    "METRICS",
+    "CohortSummary",
+    "Metric",
+    "cea_columns",
+    "last_day_read",
+    "metric_specs",
+    "patient_table",
+]
 
 TIS_WEEKS = (16, 24, 52)
 ENTRY_WEEKS = (12, 16, 24, 52)  # from entry: 12 is where Hara 2003 reports
@@ -638,6 +647,34 @@ def survival_years(plan: Plan) -> list[int]:
     """The whole years k at which survival is reported (day round(365.25 k) within the
     horizon)."""
     return [k for k in SURVIVAL_YEARS if _year_day(k) <= plan.horizon_days]
+
+
+# Metrics read at one fixed visit day (or survival at one whole year): their value is the
+# same whatever the horizon from that day on (``last_day_read``). Anything read at the
+# last visit, over the whole follow-up or from a patient's own entry day is not here.
+_AT_DAY: tuple[tuple[re.Pattern[str], int], ...] = (
+    (re.compile(r"(?:cpk|myoglobin)_(?:ratio|normal)_month_(\d+)"), MONTH_DAYS),
+    (
+        re.compile(r"(?:mmt8|inactive|skin_inactive|lung_inactive|dysphagia_inactive)_month_(\d+)"),
+        MONTH_DAYS,
+    ),
+    (re.compile(r"prednisone_5mg_by_month_(\d+)"), MONTH_DAYS),
+    (re.compile(r"(?:tis|tis20|tis40|tis60|treatment_failure)_week_(\d+)"), 7),
+)
+
+
+def last_day_read(name: str) -> int | None:
+    """The last day of the course that metric ``name`` reads, when that is one fixed
+    visit day or year: a horizon from that day on gives it the same value (same patients,
+    same streams; tests/test_calibrate.py checks it). None for every other metric."""
+    m = re.fullmatch(r"alive_year_(\d+)", name)
+    if m:
+        return _year_day(int(m.group(1)))
+    for pattern, unit in _AT_DAY:
+        m = pattern.fullmatch(name)
+        if m:
+            return int(m.group(1)) * unit
+    return None
 
 
 def _year_day(k: int) -> int:

@@ -45,6 +45,7 @@ __all__ = [
     "dask_session",
     "default_workers",
     "ordered_map",
+    "pool_session",
 ]
 
 log = logging.getLogger(__name__)
@@ -230,6 +231,39 @@ def dask_session(dask: str | None, workers: int) -> Iterator[str | None]:
         yield str(client.scheduler.address)
 
 
+# The pool of the innermost ``pool_session`` of this process: (pool, workers, pid).
+_SESSION: list[tuple[ProcessPoolExecutor, int, int]] = []
+
+
+@contextlib.contextmanager
+def pool_session(workers: int) -> Iterator[None]:
+    """For a job that maps many times (a calibration: one map per evaluation or per
+    generation): one process pool of ``workers`` for every map of the block that asks for
+    that many workers, so that each worker loads the compiled loops and fills its caches
+    once, not once a map. Leaving the block (normally, by an exception or Ctrl-C) stops
+    the pool as ``_process_pool`` does."""
+    if workers <= 1:
+        yield
+        return
+    with _process_pool(workers) as pool:
+        _SESSION.append((pool, workers, os.getpid()))
+        try:
+            yield
+        finally:
+            _SESSION.pop()
+
+
+@contextlib.contextmanager
+def _pool_for(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """The session's pool when it has ``workers`` workers (and this process made it),
+    else a pool for this map alone."""
+    if _SESSION and _SESSION[-1][1] == workers and _SESSION[-1][2] == os.getpid():
+        yield _SESSION[-1][0]
+        return
+    with _process_pool(workers) as pool:
+        yield pool
+
+
 def ordered_map(
     fn: Callable[[T], R], tasks: list[T], workers: int = 1, dask: str | None = None
 ) -> Iterator[R]:
@@ -250,17 +284,22 @@ def ordered_map(
         with one_native_thread():
             yield from map(fn, tasks)
         return
-    with _process_pool(min(workers, len(tasks))) as pool:
+    with _pool_for(min(workers, len(tasks))) as pool:
         # submit a bounded window ahead so results stream without holding them all
         window = 2 * workers
         futures = [pool.submit(fn, t) for t in tasks[:window]]
         nxt = len(futures)
-        for i in range(len(tasks)):
-            yield futures[i].result()
-            futures[i] = None  # type: ignore[call-overload]
-            if nxt < len(tasks):
-                futures.append(pool.submit(fn, tasks[nxt]))
-                nxt += 1
+        try:
+            for i in range(len(tasks)):
+                yield futures[i].result()
+                futures[i] = None  # type: ignore[call-overload]
+                if nxt < len(tasks):
+                    futures.append(pool.submit(fn, tasks[nxt]))
+                    nxt += 1
+        finally:  # left early: what is queued does not run (a session's pool lives on)
+            for f in futures:
+                if f is not None:
+                    f.cancel()
 
 
 def completed_map(
@@ -286,7 +325,11 @@ def completed_map(
             for k, t in tasks:
                 yield k, fn(t)
         return
-    with _process_pool(min(workers, len(tasks))) as pool:
+    with _pool_for(min(workers, len(tasks))) as pool:
         futs = {pool.submit(fn, t): k for k, t in tasks}
-        for fut in as_completed(futs):
-            yield futs[fut], fut.result()
+        try:
+            for fut in as_completed(futs):
+                yield futs[fut], fut.result()
+        finally:  # left early: what is queued does not run (a session's pool lives on)
+            for fut in futs:
+                fut.cancel()

@@ -265,3 +265,54 @@ def test_abc_early_rejection_gives_the_particles_of_full_evaluations(tmp_path):
     # a cut evaluation's loss so far is at most its full loss
     full_loss = {tuple(e["theta"]): e["loss"] for e in full.evaluations}
     assert all(e["loss"] <= full_loss[tuple(e["theta"])] for e in stopped)
+
+
+def test_a_metric_read_at_one_day_is_the_same_for_any_horizon_from_that_day():
+    """Calibration runs a task whose metrics are all read by one fixed day only to that
+    day (outcomes.last_day_read): each such metric, in the first-line and the 10-year
+    scenario, must come out bit for bit as over the whole horizon."""
+    from simulator.outcomes import last_day_read, metric_specs
+    from simulator.runner import _plan_for, run
+    from simulator.scenario import load_scenario
+    from simulator.sweeps import with_overrides
+
+    checked = set()
+    for path in (SCEN / "first_line.yaml", SCEN / "studies" / "danko_2004.yaml"):
+        scn = load_scenario(path)
+        full = run(scn, patients=300, seed=4, progress=False).metrics
+        by_day: dict[int, list[str]] = {}
+        for m in metric_specs(_plan_for(scn)):
+            day = last_day_read(m.name)
+            if day is not None and day + 1 < scn.horizon_days:
+                by_day.setdefault(day + 1, []).append(m.name)
+        for until, names in sorted(by_day.items()):
+            short = with_overrides(scn, {"horizon_days": max(until, 28)}, "test")
+            got = run(short, patients=300, seed=4, progress=False).metrics
+            for name in names:
+                assert got[name]["mean"] == full[name]["mean"], (path.name, name, until)
+                assert got[name]["ci95"] == full[name]["ci95"], (path.name, name, until)
+                checked.add(name)
+    # every kind of fixed-day metric was compared at a shorter horizon at least once
+    for name in (
+        "cpk_ratio_month_3",
+        "cpk_normal_month_5",
+        "mmt8_month_12",
+        "inactive_month_12",
+        "tis60_week_16",
+        "treatment_failure_week_24",
+        "prednisone_5mg_by_month_6",
+        "alive_year_5",
+    ):
+        assert name in checked, name
+
+
+def test_calibration_tasks_run_to_the_last_day_their_targets_read():
+    from simulator.calibrate import _tasks, load_calibration
+
+    plan = load_calibration(ROOT / "calibration" / "default.yaml", patients=100)
+    makers, _ = _tasks(plan, plan.start)
+    horizon = {t[1][0]: t[0][0].horizon_days for t in (make() for make in makers)}
+    assert horizon["first_line"] == 141  # cpk_normal_month_5 (day 140) and month 3
+    assert horizon["danko"] == 1827  # alive_year_5 (day 1826), not the study's 10 years
+    assert horizon["usual_care"] == 1820  # last-visit metrics: the whole horizon
+    assert horizon["ivig"] == 1092  # counted from each patient's entry: the whole horizon

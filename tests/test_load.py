@@ -868,3 +868,33 @@ def test_any_text_loads_or_input_error(fuzz_dir: Path, text: str) -> None:
         load(p, Scenario)
     except InputError as err:
         assert str(err)
+
+
+def test_plain_numbers_in_an_override_read_as_yaml_reads_them():
+    """--set and sweep values that are plain decimals skip the YAML parser: same value,
+    same type; anything else (octal-looking, exponent, underscores) still goes to YAML."""
+    from simulator.errors import InputError as Err
+    from simulator.scenario.load import OVERRIDE_SOURCE, _parse_override_value, _parse_text
+
+    def fail(msg):
+        return Err(msg)
+
+    for text in (
+        "0",
+        "7",
+        "-12",
+        "0.05",
+        "-3.25",
+        "10.0",
+        "0.30000000000000004",
+        "012",
+        "1e-05",
+        "1.5e3",
+        "1_000",
+        "+4",
+        ".5",
+        "5.",
+    ):
+        got = _parse_override_value(text, fail)
+        want, _, _ = _parse_text(text, OVERRIDE_SOURCE)
+        assert type(got) is type(want) and got == want, (text, got, want)

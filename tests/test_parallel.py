@@ -97,3 +97,27 @@ def test_a_comparison_is_the_same_in_one_process_a_pool_or_dask(first_line, wher
     if where == "dask":
         other["dask"] = "local"
     assert result(workers=1, chunk_size=80) == result(**other)
+
+
+def _pid(_: object) -> int:
+    import os
+    import time
+
+    time.sleep(0.05)  # long enough that both workers take tasks
+    return os.getpid()
+
+
+def test_a_pool_session_serves_every_map_of_the_block_with_the_same_workers():
+    import os
+
+    from simulator.parallel import completed_map, ordered_map, pool_session
+
+    tasks = list(range(6))
+    with pool_session(2):
+        first = set(ordered_map(_pid, tasks, 2))
+        second = {pid for _, pid in completed_map(_pid, list(enumerate(tasks)), 2)}
+        assert first == second and os.getpid() not in first and len(first) <= 2
+    # outside a session each map starts its own workers
+    a = set(ordered_map(_pid, tasks, 2))
+    b = set(ordered_map(_pid, tasks, 2))
+    assert not a & b

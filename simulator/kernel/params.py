@@ -124,11 +124,12 @@ def flare_draw(xp: Ops, prm: Params, k: Any) -> tuple[Any, Any, Any]:
 # The visit noise of the last chunks, by (seed, patient ids, visit days): a calibration
 # or a sweep runs the same patients at many parameter values, and their noise does not
 # depend on the parameters (~1 ms a measure for 1,000 patients over 2 years, against
-# ~0.03 ms for a copy). Only small chunks are kept, within _MEMO_BYTES in all.
+# ~0.03 ms for a copy). Only chunks up to 16 MB of noise (200,000 patient-visits)
+# are kept, within _MEMO_BYTES in all.
 _MEMO: OrderedDict[tuple[Any, ...], dict[str, np.ndarray]] = OrderedDict()
 _MEMO_LOCK = threading.Lock()
-_MEMO_BYTES = 64 << 20
-_MEMO_ENTRY_BYTES = 4 << 20
+_MEMO_BYTES = 96 << 20
+_MEMO_ENTRY_BYTES = 16 << 20
 
 
 def _noise_grids(seed: int, ids: np.ndarray, days: np.ndarray) -> dict[str, np.ndarray]:

@@ -895,10 +895,19 @@ def _parse_override_path(
             raise fail(f"empty key in the path {path!r}")
 
 
+# Plain decimals (what a sweep or a calibration writes): read directly, as YAML reads them.
+_PLAIN_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_PLAIN_FLOAT = re.compile(r"-?[0-9]+\.[0-9]+")
+
+
 def _parse_override_value(text: str, fail: typing.Callable[[str], InputError]) -> Any:
     s = text.strip()
     if not s:
         raise fail("no value after '='; write null for None, or '' for an empty string")
+    if _PLAIN_FLOAT.fullmatch(s):
+        return float(s)
+    if _PLAIN_INT.fullmatch(s):
+        return int(s)
     flow = s[0] in "[{"
     try:
         value, _, _ = _parse_text(s, OVERRIDE_SOURCE)
