@@ -56,19 +56,16 @@ def _posterior_csv(result: CalibrationResult, path: Path) -> None:
 def _convergence(result: CalibrationResult, path: Path) -> None:
     fig, ax = subplots(figsize=(8, 3.8))
     losses = [e["loss"] for e in result.evaluations]
-    # every curvature evaluation is one series ("curvature"), each start its own; ABC
-    # moves rejected early are one series too (their loss is only a lower bound)
+    # every curvature evaluation is one series ("curvature"), each start (or ABC
+    # generation) its own
     starts = [
-        "stopped early (loss at least)"
-        if not e.get("complete", True)
-        else "curvature (intervals)"
-        if e["purpose"].startswith("curvature")
-        else e["purpose"]
+        "curvature (intervals)" if e["purpose"].startswith("curvature") else e["purpose"]
         for e in result.evaluations
     ]
-    names = list(dict.fromkeys(starts))
+    complete = [e.get("complete", True) for e in result.evaluations]
+    names = list(dict.fromkeys(s for s, c in zip(starts, complete, strict=True) if c))
     for k, name in enumerate(names):
-        xs = [i for i, s in enumerate(starts) if s == name]
+        xs = [i for i, s in enumerate(starts) if s == name and complete[i]]
         ax.plot(
             xs,
             [losses[i] for i in xs],
@@ -77,6 +74,23 @@ def _convergence(result: CalibrationResult, path: Path) -> None:
             color=COLORS[k % len(COLORS)],
             label=name if k < 6 else None,
         )
+    # ABC moves rejected early: their loss is only a lower bound (hollow, grey)
+    cut = [i for i, c in enumerate(complete) if not c]
+    if cut:
+        ax.plot(
+            cut,
+            [losses[i] for i in cut],
+            "o",
+            markersize=3,
+            markerfacecolor="none",
+            markeredgewidth=0.6,
+            color="0.6",
+            label="rejected early (loss at least this)",
+            zorder=0,
+        )
+        full = [x for x, c in zip(losses, complete, strict=True) if c and x > 0]
+        if full:  # a lower bound far below every full loss says nothing: off the axis
+            ax.set_ylim(bottom=min(full) / 3)
     ax.set_yscale("log")
     ax.set_xlabel("evaluation")
     ax.set_ylabel("loss (sum of squared standardised misses)")
