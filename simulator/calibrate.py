@@ -226,6 +226,17 @@ def _arm_task(args: tuple[Any, ...]) -> dict[str, dict[str, Any]]:
     )
 
 
+def task_of_target(plan: CalibrationPlan) -> list[int]:
+    """For each target of the plan, the index of the simulation task that gives it."""
+    keys: dict[tuple[str, ...], int] = {}
+    out = []
+    for ft in plan.targets:
+        arms = target_arms(ft.study, ft.spec)
+        key = tuple(str(ft.study.arm_files[ft.study.arms.index(a)]) for a in arms)
+        out.append(keys.setdefault(key, len(keys)))
+    return out
+
+
 def _tasks(
     plan: CalibrationPlan, theta: np.ndarray
 ) -> tuple[list[Callable[[], tuple[Any, ...]]], list[int]]:
@@ -234,17 +245,12 @@ def _tasks(
     makes its task (scenarios are set up only for the simulations that run), and the
     task of each target."""
     point = {n: float(v) for n, v in zip(plan.names, theta, strict=True)}
-    keys: dict[tuple[str, ...], int] = {}
-    specs: list[tuple[Study, tuple[str, ...], set[str]]] = []
-    where = []
-    for ft in plan.targets:
-        arms = target_arms(ft.study, ft.spec)
-        key = tuple(str(ft.study.arm_files[ft.study.arms.index(a)]) for a in arms)
-        if key not in keys:
-            keys[key] = len(specs)
-            specs.append((ft.study, arms, set()))
-        specs[keys[key]][2].add(ft.spec.metric)
-        where.append(keys[key])
+    where = task_of_target(plan)
+    specs: dict[int, tuple[Study, tuple[str, ...], set[str]]] = {}
+    for ft, k in zip(plan.targets, where, strict=True):
+        specs.setdefault(k, (ft.study, target_arms(ft.study, ft.spec), set()))[2].add(
+            ft.spec.metric
+        )
 
     def task(study: Study, arms: tuple[str, ...], metrics: set[str]) -> tuple[Any, ...]:
         base = [study.scenarios[study.arms.index(a)] for a in arms]
@@ -263,18 +269,7 @@ def _tasks(
         scns = [with_overrides(s, over, f"{plan.path}") for s in base]
         return (scns, list(arms), plan.patients, plan.seed, frozenset(metrics))
 
-    return [functools.partial(task, *spec) for spec in specs], where
-
-
-def task_of_target(plan: CalibrationPlan) -> list[int]:
-    """For each target of the plan, the index of the simulation task that gives it."""
-    keys: dict[tuple[str, ...], int] = {}
-    out = []
-    for ft in plan.targets:
-        arms = target_arms(ft.study, ft.spec)
-        key = tuple(str(ft.study.arm_files[ft.study.arms.index(a)]) for a in arms)
-        out.append(keys.setdefault(key, len(keys)))
-    return out
+    return [functools.partial(task, *specs[k]) for k in range(len(specs))], where
 
 
 def evaluate(
