@@ -250,9 +250,9 @@ def test_abc_early_rejection_gives_the_particles_of_full_evaluations(tmp_path):
     base = cal.read_text() + "method: abc\n"
     runs = {}
     for early in (True, False):
-        abc = f"particles: 24, max_generations: 3, moves: 1, early_rejection: {early}"
+        abc = f"particles: 16, max_generations: 2, moves: 1, early_rejection: {early}"
         cal.write_text(base + f"abc: {{{abc}}}\n")
-        plan = load_calibration(cal, patients=150)
+        plan = load_calibration(cal, patients=100)
         res = calibrate(plan, tmp_path / f"out{early}", progress=False, workers=2)
         runs[early] = res
     cut, full = runs[True], runs[False]
