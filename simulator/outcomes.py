@@ -655,7 +655,11 @@ def survival_years(plan: Plan) -> list[int]:
 _AT_DAY: tuple[tuple[re.Pattern[str], int], ...] = (
     (re.compile(r"(?:cpk|myoglobin)_(?:ratio|normal)_month_(\d+)"), MONTH_DAYS),
     (
-        re.compile(r"(?:mmt8|inactive|skin_inactive|lung_inactive|dysphagia_inactive)_month_(\d+)"),
+        re.compile(
+            "(?:"
+            + "|".join(["mmt8", "inactive", *(f"{d}_inactive" for d in DOMAIN_LABELS)])
+            + r")_month_(\d+)"
+        ),
         MONTH_DAYS,
     ),
     (re.compile(r"prednisone_5mg_by_month_(\d+)"), MONTH_DAYS),
