@@ -78,6 +78,26 @@ _as_bits = _bitcast(types.float64, types.int64)
 
 
 @intrinsic
+def borrowed(typingctx, arr):  # type: ignore[no-untyped-def]
+    """The array ``arr`` with no reference count (its meminfo and parent null), so that
+    numba counts no references when it is read from a struct (an atomic count up and
+    down each time otherwise). The caller keeps ``arr`` alive while the copy is used
+    (the SimPy engine's compiled path, ``engines/des_loop.py``)."""
+    if not isinstance(arr, types.Array):
+        return None
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        from numba.np.arrayobj import make_array
+
+        ary = make_array(signature.return_type)(context, builder, value=args[0])
+        ary.meminfo = cgutils.get_null_value(ary.meminfo.type)
+        ary.parent = cgutils.get_null_value(ary.parent.type)
+        return ary._getvalue()
+
+    return arr(arr), codegen
+
+
+@intrinsic
 def select(typingctx, cond, a, b):  # type: ignore[no-untyped-def]
     """``a if cond else b`` as one LLVM ``select`` (both already computed): no branch, so
     no extra blocks in numba's IR, whose SSA pass is slow on the fused loops' hundreds

@@ -9,9 +9,12 @@ to NaN (an outcome that never happened, a visit that was not reached).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import SCENARIOS, scenario_files
+from test_fused import _fresh_propagator
 
 from simulator.engines import cohort, des
 from simulator.kernel.plan import make_plan
@@ -143,3 +146,65 @@ def test_numbas_loops_give_the_numpy_paths_bits(path, monkeypatch):
     assert a.visit_prednisone.tobytes() == b.visit_prednisone.tobytes()
     for name in EventLog.FIELDS:
         assert getattr(a.events, name).tobytes() == getattr(b.events, name).tobytes(), name
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["disease.mortality.excess_per_year=5", "horizon_days=364"],  # deaths between days
+    ],
+    ids=["first_line", "deaths"],
+)
+def test_the_simpy_engines_compiled_events_give_its_python_paths_bytes(overrides, monkeypatch):
+    """The SimPy engine with each event run by one compiled call (engines/des_loop.py,
+    built from the chunk loop's traced statements) against its Python path: every
+    outcome, visit value and event-log field, byte for byte. The buffers are made small
+    (the event log's 32 rows a patient + 512, the loop's own table of matrix
+    exponentials 16 rows), so both fill mid-run, more than once."""
+    from simulator import jit
+    from simulator.engines import des_loop
+
+    scn = load_scenario(SCENARIOS / "first_line.yaml", overrides)
+    ids = np.arange(150)
+    monkeypatch.setenv("SIMULATOR_JIT", "1")
+    monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
+    if jit.loops(1) is None:
+        pytest.skip("numba is not installed")
+    codes = []
+    service = des_loop.Stepper.service
+
+    def counted(self, code):
+        codes.append(code)
+        return service(self, code)
+
+    monkeypatch.setattr(des_loop.Stepper, "service", counted)
+    monkeypatch.setattr(des_loop, "_EVENTS_MIN", 512)
+    monkeypatch.setattr(des_loop, "_LOCAL_ROWS", 16)
+    runs = []
+    monkeypatch.setattr(des_loop, "patient", _counting(des_loop.patient, runs))
+    plan = make_plan(scn)  # with an empty table of matrix exponentials (shared otherwise)
+    plan = dataclasses.replace(plan, propagator=_fresh_propagator(plan.propagator, 10**6))
+    a = des.run_chunk(scn, plan, 11, ids, events=True)
+    b = des.run_chunk(scn, make_plan(scn), 11, ids, events=True, compiled=False)
+    assert len(runs) == ids.size  # the compiled path ran every patient
+    assert des_loop._LOG_FULL in codes
+    assert codes.count(des_loop._TABLE_FULL) > 1
+    if overrides:
+        dead = np.isfinite(a.outcomes["death_day"])
+        assert (a.outcomes["death_day"][dead] % 1 != 0).any()  # some between whole days
+    for part in ("outcomes", "visits"):
+        for name, value in getattr(a, part).items():
+            assert value.tobytes() == getattr(b, part)[name].tobytes(), (part, name)
+    assert a.visit_prednisone.tobytes() == b.visit_prednisone.tobytes()
+    assert a.visit_flags.tobytes() == b.visit_flags.tobytes()
+    for name in EventLog.FIELDS:
+        assert getattr(a.events, name).tobytes() == getattr(b.events, name).tobytes(), name
+
+
+def _counting(fn, calls):
+    def wrapped(env, stepper, r):
+        calls.append(r)
+        return fn(env, stepper, r)
+
+    return wrapped

@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -70,6 +71,20 @@ COMPILE_SECONDS = 10.0
 _OWED: dict[str, float] = {}  # numpy's loss so far, by loop source
 _EVENT_RATE: dict[str, float] = {}  # the last chunk's events a patient (+25%), by source
 _LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class _Pieces:
+    """The statements of one event of patient ``r`` (12 spaces deep, as in the loop):
+    ``schedule`` picks the next event (``best``, ``kind``); ``step`` moves the state to
+    it in closed form and runs the clocks (``{table_full}`` marks what to do when the
+    loop's own table of matrix exponentials is full); ``handle`` runs the event's handler,
+    writes the visit values and logs the event. ``des_loop`` builds the SimPy engine's
+    one-event function from the same statements."""
+
+    schedule: str
+    step: str
+    handle: str
 
 
 class ChunkLoop:
@@ -169,56 +184,39 @@ class ChunkLoop:
             branches.append(f"            {'if' if not branches else 'elif'} kind == {k}:")
             branches += ["                " + line for line in lines]
         clocks = "\n".join("            " + line for line in self.sources["clocks"].body)
-        params = ", ".join(
-            [
-                "todo",
-                "LOG",
-                "VDAYS",
-                "HORIZON",
-                "TABLE",
-                "DENSE",
-                "MATS",
-                "EROWS",
-                "ECOLS",
-                "NL",
-                "LDENSE",
-                "LTABLE",
-                "LKEY",
-                "SCRATCH",
-                *(f"E_{f}" for f in _LOG_FIELDS),
-                *(f"V{i}" for i in range(self.n_values)),
-                "VP",
-                "VF",
-                *consts,
-                *names,
-            ]
-        )
-        text = f"""{chr(10).join(_PREAMBLE)}
-import math
-from simulator._loops import expm_entries as _expm_entries
-from simulator.kernel.step_generated import step_one as _step_one
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def fused({params}):
-    nev = 0
-    nl = NL
-    nrows = TABLE.shape[0]
-    nlocal = LDENSE.shape[0]
-    for ii in range(todo.shape[0]):
-        r = todo[ii]
-        while True:
-            vk = s_visit_k[r]
+        params = [
+            "todo",
+            "LOG",
+            "VDAYS",
+            "HORIZON",
+            "TABLE",
+            "DENSE",
+            "MATS",
+            "EROWS",
+            "ECOLS",
+            "NL",
+            "LDENSE",
+            "LTABLE",
+            "LKEY",
+            "SCRATCH",
+            *(f"E_{f}" for f in _LOG_FIELDS),
+            *(f"V{i}" for i in range(self.n_values)),
+            "VP",
+            "VF",
+            *consts,
+            *names,
+        ]
+        self.params = params
+        self.pieces = _Pieces(
+            schedule=f"""            vk = s_visit_k[r]
             best = s_pulse_end[r]
             kind = 0
 {times}
             end = _fmin(s_death_day[r], HORIZON)
             if best == best and (end != end or end < best):
                 best = end
-                kind = {int(Event.END)}
-            if LOG and kind != {int(Event.END)} and nev >= E_day.shape[0]:
-                return nl, ii, nev
-            t = best
+                kind = {int(Event.END)}""",
+            step=f"""            t = best
             tau = t - s_t[r]
             node = p_node[r]
             row = -1
@@ -233,7 +231,7 @@ def fused({params}):
                 lrow = LDENSE[key]
                 if lrow < 0:
                     if nl == LTABLE.shape[0]:  # full: the caller hands it to the propagator
-                        return nl, ii, nev
+                        {{table_full}}
                     _expm_entries(MATS[node], tau, EROWS, ECOLS, LTABLE[nl])
                     LDENSE[key] = nl
                     LKEY[nl] = key
@@ -245,10 +243,8 @@ def fused({params}):
                 coef = SCRATCH
             res = _step_one(coef, {stepped}, p_drive[r], s_c[r], p_ivig_gain[r])
 {chr(10).join(f"            s_{n}[r] = res[{i}]" for i, n in enumerate(_STEPPED))}
-{clocks}
-            if kind == {int(Event.END)}:
-                break
-            before = s_pred[r]
+{clocks}""",
+            handle=f"""            before = s_pred[r]
 {chr(10).join(branches)}
             else:
                 fl = np.int64(0)
@@ -265,7 +261,33 @@ def fused({params}):
                 E_value[nev] = c2
                 E_pred[nev] = s_pred[r]
                 E_before[nev] = before
-                nev += 1
+                nev += 1""",
+        )
+        pc = self.pieces
+        signature = ", ".join(params)
+        step = pc.step.replace("{table_full}", "return nl, ii, nev")
+        text = f"""{chr(10).join(_PREAMBLE)}
+import math
+from simulator._loops import expm_entries as _expm_entries
+from simulator.kernel.step_generated import step_one as _step_one
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def fused({signature}):
+    nev = 0
+    nl = NL
+    nrows = TABLE.shape[0]
+    nlocal = LDENSE.shape[0]
+    for ii in range(todo.shape[0]):
+        r = todo[ii]
+        while True:
+{pc.schedule}
+            if LOG and kind != {int(Event.END)} and nev >= E_day.shape[0]:
+                return nl, ii, nev
+{step}
+            if kind == {int(Event.END)}:
+                break
+{pc.handle}
     return nl, todo.shape[0], nev
 """
         return text, keys

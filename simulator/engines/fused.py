@@ -337,13 +337,19 @@ _FALLBACK: list[Path] = []
 def _compile(text: str) -> Any:
     """The compiled ``fused`` of a generated source (written once to the cache
     directory; numba's cache keeps the machine code next to it)."""
+    return _compile_module(text).fused
+
+
+def _compile_module(text: str) -> Any:
+    """The module of a generated source, its functions compiled by numba on first call
+    (and kept in numba's cache next to the source)."""
     if not _DIGEST:
         _DIGEST.append(_loops_digest())
     key = hashlib.sha256((_DIGEST[0] + text).encode()).hexdigest()[:24]
     with _LOCK:
-        fn = _COMPILED.get(key)
-        if fn is not None:
-            return fn
+        got = _COMPILED.get(key)
+        if got is not None:
+            return got
         name = f"k_{key}"
         try:
             folder = _cache_dir()
@@ -363,8 +369,8 @@ def _compile(text: str) -> Any:
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module  # numba's cache finds the module's globals there
         spec.loader.exec_module(module)
-        fn = _COMPILED[key] = module.fused
-        return fn
+        _COMPILED[key] = module
+        return module
 
 
 class _Kernel:

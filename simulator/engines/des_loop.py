@@ -1,0 +1,374 @@
+"""The SimPy engine's compiled path: one compiled call per patient and instant.
+
+The SimPy engine (``des``) runs every patient as a SimPy process that waits for its next
+event, moves its state there and handles the event. On the Python path each event costs
+~25 us of kernel calls on Python floats. Here the process calls one compiled function
+instead, built from the very statements of the cohort engine's compiled loop
+(``chunk_loop._Pieces``: the scheduler, the closed-form step, the clocks, each event
+kind's traced handler, the visit values and the event log), so there is no second copy of
+the physics: the function runs patient ``r``'s events of the present instant (``RUN``;
+the Python path runs them without waiting either), then returns the time of the next
+one, which the process waits for with ``env.timeout``. SimPy still owns time and the
+interleaving of patients; the state lives in the chunk's arrays, as in the cohort
+engine, and the results are the Python path's bytes (``tests/test_engines.py``).
+
+Calling a numba function costs ~70 ns per argument to unbox, and the chunk loop takes
+some 200 arrays: ~15-20 us a call, as slow as the Python path. So the arrays go into one
+numba ``StructRef`` made once per chunk (and again after a full buffer), and the call
+unboxes only that, the row and the flag. ``one`` reads from it only the arrays the
+event at hand uses: each array read from a struct costs an atomic reference count up
+and down (~3 us a call when all ~200 were read at the start).
+
+Like the chunk loop, this path compiles once per plan structure (~15-20 s; kept in
+numba's cache on disk) and is taken when it is on disk, with ``SIMULATOR_JIT=1``, or
+once the Python path has lost that long in this process (rent or buy, ``worth_it``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+
+from ..kernel import disease
+from ..kernel.events import Event
+from ..kernel.handlers import VISIT_VALUES
+from .chunk_loop import _EVENTS_MIN, _EVENTS_PER_PATIENT, _LOCAL_ROWS, _LOG_DTYPES, _on_disk
+from .fused import _PREAMBLE, _compile_module
+
+__all__ = ["COMPILE_SECONDS", "Stepper", "patient", "stepper"]
+
+log = logging.getLogger(__name__)
+
+#: what compiling a plan's one-event function costs (first_line: ~15 s on 2 cores)
+COMPILE_SECONDS = 15.0
+_OWED: dict[str, float] = {}  # the Python path's loss so far, by source
+_LOCK = threading.Lock()
+_END = int(Event.END)
+# what ``one`` returns when it did not run the event: the event log's buffer or the
+# table of matrix exponentials is full (the caller empties it and calls again), or the
+# patient's end was handled
+_LOG_FULL, _TABLE_FULL, _DONE = -2.0, -3.0, -1.0
+
+
+_SOURCES: dict[tuple[str, tuple[Any, ...]], str] = {}  # by chunk loop and argument kinds
+
+
+def _kind(value: Any) -> Any:
+    """What the numba type of an argument depends on (``source`` is the same for equal
+    kinds)."""
+    if isinstance(value, np.ndarray):
+        f = value.flags
+        return (value.dtype.str, value.ndim, f.c_contiguous, f.f_contiguous, f.writeable, f.aligned)
+    return type(value)
+
+
+def _numba_type(value: Any) -> str:
+    """Source text of the numba type of one argument of the chunk loop."""
+    import numba
+
+    if isinstance(value, bool | np.bool_):
+        return "types.boolean"
+    if isinstance(value, float):
+        return "types.float64"
+    if isinstance(value, int | np.integer):
+        return "types.int64"
+    ty = numba.typeof(value)  # type: ignore[no-untyped-call]
+    dtype = "boolean" if str(ty.dtype) == "bool" else str(ty.dtype)
+    return (
+        f'types.Array(types.{dtype}, {ty.ndim}, "{ty.layout}",'
+        f" readonly={not value.flags.writeable})"
+    )
+
+
+def _store(name: str, value: Any) -> str:
+    """What ``build`` stores for an argument: arrays without a reference count (the
+    ``Stepper`` holds them), so that reading them in ``one`` counts nothing."""
+    return f"_borrowed({name})" if isinstance(value, np.ndarray) else name
+
+
+def _indent(block: str) -> str:
+    return "\n".join("    " + line if line else line for line in block.split("\n"))
+
+
+def _dedent(block: str) -> str:
+    """A piece of the chunk loop (12 spaces deep) at the depth of ``one``'s body (4)."""
+    return "\n".join(line[8:] if line.startswith(" " * 8) else line for line in block.split("\n"))
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _with_loads(text: str, loads: dict[str, str], loaded: set[str]) -> str:
+    """``text`` (statements 4 spaces deep) with each field it reads loaded from the
+    context first: the fields of its top-level statements before it (added to
+    ``loaded``), those of an ``if``/``elif``/``else`` block's body at the start of that
+    block: an event reads only some of the ~200."""
+    fields = set(loads)
+    lines = text.split("\n")
+    out: list[str] = []
+    top: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        code = line.split("#")[0].rstrip()  # a comment may follow the colon
+        is_block = (
+            line.startswith("    ")
+            and not line.startswith("     ")
+            and code.endswith(":")
+            and code.split()[0] in ("if", "elif", "else:")
+        )
+        if not is_block:
+            top.append(line)
+            out.append(line)
+            i += 1
+            continue
+        top.append(line)  # its condition is read before the block
+        body = []
+        j = i + 1
+        while j < len(lines) and lines[j].startswith("     "):
+            body.append(lines[j])
+            j += 1
+        used = sorted({w for b in body for w in _NAME.findall(b)} & fields - loaded)
+        out.append(line)
+        out += [f"        {loads[n]}" for n in used]
+        out += body
+        i = j
+    first = sorted({w for b in top for w in _NAME.findall(b)} & fields - loaded)
+    loaded.update(first)
+    return "\n".join([*(f"    {loads[n]}" for n in first), *out])
+
+
+def source(loop: Any, values: list[Any]) -> str:
+    """The module of a plan's one-event function: a ``StructRef`` type holding the chunk
+    loop's arguments (``COUNT`` holding the loop's ``NL`` and its event count), ``build``
+    making one from them, and ``one(ctx_, r, RUN)``."""
+    names = [("COUNT" if p == "NL" else p) for p in loop.params if p != "todo"]
+    fields = ",\n".join(
+        f'        ("{n}", {_numba_type(v)})' for n, v in zip(names, values, strict=True)
+    )
+    loads = {n: f"{n} = ctx_.{n}" for n in names}
+    pc = loop.pieces
+    loaded: set[str] = set()
+    head = _with_loads(
+        "    nl = COUNT[0]\n    nev = COUNT[1]\n    nrows = TABLE.shape[0]\n"
+        "    nlocal = LDENSE.shape[0]",
+        loads,
+        loaded,
+    )
+    schedule = _with_loads(_dedent(pc.schedule), loads, loaded)
+    step = _with_loads(
+        f"    if LOG and kind != {_END} and nev >= E_day.shape[0]:\n"
+        f"        return {_LOG_FULL}\n"
+        + _dedent(pc.step).replace("{table_full}", f"return {_TABLE_FULL}"),
+        loads,
+        loaded,
+    )
+    handle = _with_loads(_dedent(pc.handle), loads, loaded)
+    again = _dedent(pc.schedule)  # its fields are loaded
+    return f"""{chr(10).join(_PREAMBLE)}
+import math
+from numba.core import types
+from numba.experimental import structref
+from simulator._loops import borrowed as _borrowed, expm_entries as _expm_entries
+from simulator.kernel.step_generated import step_one as _step_one
+
+
+@structref.register
+class ContextType(types.StructRef):
+    def preprocess_fields(self, fields):
+        return tuple((name, types.unliteral(t)) for name, t in fields)
+
+
+class Context(structref.StructRefProxy):
+    pass
+
+
+structref.define_boxing(ContextType, Context)
+CONTEXT = ContextType(
+    fields=[
+{fields},
+    ]
+)
+
+
+@numba.njit(cache=True)
+def build({", ".join(names)}):
+    ctx_ = structref.new(CONTEXT)
+{chr(10).join(f"    ctx_.{n} = {_store(n, v)}" for n, v in zip(names, values, strict=True))}
+    return ctx_
+
+
+@numba.njit(cache=True, error_model="numpy")  # holding the GIL: called per event
+def one(ctx_, r, RUN):
+{head}
+{schedule}
+    if not RUN:
+        return best
+    while True:  # the events of this instant, then the time of the next one
+{_indent(step)}
+        COUNT[0] = nl
+        if kind == {_END}:
+            return {_DONE}
+{_indent(handle)}
+        COUNT[1] = nev
+{_indent(again)}
+        if best > t:
+            return best
+"""
+
+
+class Stepper:
+    """A chunk's one-event function and the buffers it writes (the chunk loop's arrays:
+    state, parameters, visit values; the event log; the matrix exponentials the
+    propagator's table lacks)."""
+
+    def __init__(self, loop: Any, plan: Any, st: Any, prm: Any, res: Any) -> None:
+        n = st.t.shape[0]
+        self.res = res
+        self.prop = plan.propagator
+        self.logging = res.events is not None
+        per_patient = _EVENTS_PER_PATIENT
+        self.cap = int(per_patient * n) + _EVENTS_MIN if self.logging else 0
+        self.ev = [np.empty(self.cap, dtype=d) for d in _LOG_DTYPES]
+        self.count = np.zeros(2, dtype=np.int64)  # local table rows, events logged
+        horizon = float(plan.horizon_days)
+        self.local = [
+            np.full((int(horizon) + 2) * disease.RATE_NODES, -1, dtype=np.int64),
+            np.empty((_LOCAL_ROWS, disease.ENTRY_ROWS.size)),
+            np.empty(_LOCAL_ROWS, dtype=np.int64),
+            np.empty(disease.ENTRY_ROWS.size),
+        ]
+        self.head = [
+            np.append(plan.visit_days, np.inf).astype(np.float64),
+            horizon,
+        ]
+        self.const = [self.prop.matrices, disease.ENTRY_ROWS, disease.ENTRY_COLS]
+        self.tail = [
+            *(res.visits[name] for name in VISIT_VALUES),
+            res.visit_prednisone,
+            res.visit_flags,
+            *loop._consts(prm),
+            *loop._arrays(st, prm),
+        ]
+        values = self._values()
+        key = (loop.text, tuple(_kind(v) for v in values))
+        text = _SOURCES.get(key)
+        if text is None:
+            text = _SOURCES[key] = source(loop, values)
+        self.text = text
+        self.module = _compile_module(self.text)
+        self.one = self.module.one
+        self.ctx: Any = None  # the struct of the arrays
+        self._held: list[Any] = []  # the arrays the struct points at
+
+    def _fast_entry(self) -> None:
+        """Call the compiled ``one`` without numba's dispatcher, which types every
+        argument again on each call; the dispatcher stays in place if this numba keeps
+        its entry point elsewhere."""
+        overloads = getattr(self.one, "overloads", {})
+        if len(overloads) == 1:
+            entry = getattr(next(iter(overloads.values())), "entry_point", None)
+            if callable(entry):
+                self.one = entry
+
+    def _values(self) -> list[Any]:
+        table, dense = self.prop.snapshot()
+        return [
+            self.logging,
+            *self.head,
+            table,
+            dense,
+            *self.const,
+            self.count,
+            *self.local,
+            *self.ev,
+            *self.tail,
+        ]
+
+    def start(self) -> None:
+        """Make the struct of the arrays (compiling ``build`` on first use); the struct
+        counts no references to them, so this object holds them while it is used."""
+        values = self._values()
+        self.ctx = self.module.build(*values)
+        self._held = values
+
+    def service(self, code: float) -> None:
+        """Empty the full buffer ``code`` names and make the struct again."""
+        if code == _LOG_FULL:
+            self._flush_log(grow=True)
+        else:
+            self._flush_table()
+        self.start()
+
+    def _flush_log(self, grow: bool) -> None:
+        nev = int(self.count[1])
+        if nev:
+            # the log keeps these rows: later events go to new buffers
+            self.res.events.extend_arrays(*(a[:nev] for a in self.ev))
+            self.count[1] = 0
+            if grow:
+                self.ev = [np.empty(self.cap, dtype=d) for d in _LOG_DTYPES]
+
+    def _flush_table(self) -> None:
+        nl = int(self.count[0])
+        if nl:
+            self.prop.add_computed(self.local[2][:nl], self.local[1][:nl])
+            self.local[0].fill(-1)
+            self.count[0] = 0
+
+    def finish(self) -> None:
+        """Hand the log rows and the computed matrix exponentials over."""
+        self._flush_log(grow=False)
+        self._flush_table()
+
+
+def worth_it(text: str, python_loss_s: float) -> bool:
+    """Whether to compile (or load) the one-event function of ``text`` for work the
+    Python path does ``python_loss_s`` slower (the chunk loop's rule)."""
+    with _LOCK:
+        owed = _OWED[text] = _OWED.get(text, 0.0) + python_loss_s
+    return owed >= COMPILE_SECONDS
+
+
+def stepper(loop: Any, plan: Any, st: Any, prm: Any, res: Any, loss_s: float) -> Stepper | None:
+    """The chunk's compiled one-event function, or None: not worth compiling yet, or
+    numba failed (then the Python path runs, with the same bytes)."""
+    from .. import jit
+
+    try:
+        s = Stepper(loop, plan, st, prm, res)
+    except Exception as exc:  # an argument numba has no type for
+        log.warning("the SimPy engine runs on Python: %s", exc)
+        return None
+    if not (jit.mode() == "1" or _on_disk(s.one) or worth_it(s.text, loss_s)):
+        return None
+    try:
+        s.start()
+        if st.t.shape[0]:
+            s.one(s.ctx, 0, False)  # compiles ``one``: the next event, nothing changed
+            s._fast_entry()
+    except Exception as exc:  # a compiler error, before anything ran
+        log.warning("the SimPy engine runs on Python: numba failed (%s)", exc)
+        return None
+    return s
+
+
+def patient(env: Any, s: Stepper, r: int) -> Generator[Any, Any, None]:
+    """Patient ``r``'s SimPy process: wait for each event, then run it compiled."""
+    one, timeout = s.one, env.timeout
+    t = one(s.ctx, r, False)
+    while True:
+        wait = t - env.now
+        if wait > 0:
+            yield timeout(wait)
+        t = one(s.ctx, r, True)
+        while t < _DONE:  # a full buffer: nothing ran
+            s.service(t)
+            t = one(s.ctx, r, True)
+        if t < 0:  # the patient's end
+            return
