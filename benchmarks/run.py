@@ -12,8 +12,9 @@ engines compared), so a loaded machine moves them less than wall time:
 
   * the cohort engine (first_line, summary only) and first_line/rescue pairs through
     ``compare``;
-  * the SimPy engine against the bare-SimPy floor at the same number of events per patient,
-    and a naive daily-step SimPy model (what a user would write first);
+  * the SimPy engine (each event run compiled, and on its Python path) against the
+    bare-SimPy floor at the same number of events per patient, and a naive daily-step
+    SimPy model (what a user would write first);
   * a PSA through the whole ``simulate sweep`` command (wall time, 2 workers);
   * an infusion center (3 years, 60 new patients a year) and a sweep of 100 center
     replications over its chairs (whole command, 2 workers);
@@ -27,6 +28,7 @@ Targets are those of the project's performance issue; each row says met or NOT m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -53,6 +55,33 @@ from simulator.runner import run  # noqa: E402
 from simulator.scenario import load_scenario  # noqa: E402
 
 SCENARIO = ROOT / "scenarios" / "first_line.yaml"
+
+
+@contextlib.contextmanager
+def _jit_env(mode):
+    """``SIMULATOR_JIT`` set to ``mode`` (None: left as it is) for the block."""
+    old = os.environ.get("SIMULATOR_JIT")
+    if mode is not None:
+        os.environ["SIMULATOR_JIT"] = mode
+    try:
+        yield
+    finally:
+        if mode is not None:
+            if old is None:
+                os.environ.pop("SIMULATOR_JIT")
+            else:
+                os.environ["SIMULATOR_JIT"] = old
+
+
+def _python_path(fn, *args, **kw):
+    """``fn`` with the SimPy engine on its Python path (each event run by the kernel's
+    Python functions; ``des.run_chunk(compiled=False)``)."""
+    keep = des._run_compiled
+    des._run_compiled = lambda *a: False
+    try:
+        return fn(*args, **kw)
+    finally:
+        des._run_compiled = keep
 
 
 def timed(fn, *args, **kw):
@@ -429,7 +458,10 @@ def main() -> None:
     fig["events_per_patient"] = ev
     print(f"events per patient (mean): {ev:.1f}")
 
-    run(scn, patients=200, engine="simpy", workers=1, progress=False)  # warm caches
+    # warm caches; the SimPy engine's compiled events are compiled here (or loaded),
+    # except at toy size (the suite runs it; compiling costs ~20 s)
+    with _jit_env("1" if size != "toy" else None):
+        run(scn, patients=200, engine="simpy", workers=1, progress=False)
     run(scn, patients=2000, engine="cohort", workers=1, progress=False)
     compare([scn, rescue], patients=200, engine="cohort", progress=False)
     n_c, n_p, n_d = z["cohort"], z["pairs"], z["des"]
@@ -452,9 +484,25 @@ def main() -> None:
             "simpy": lambda: run(
                 scn, patients=n_d, seed=1, engine="simpy", progress=False, check_invariants=False
             ),
+            "simpy_python": lambda: _python_path(
+                run,
+                scn,
+                patients=n_d,
+                seed=1,
+                engine="simpy",
+                progress=False,
+                check_invariants=False,
+            ),
             "floor": lambda: engine_floor(n_d, round(ev)),
         },
-        {"cohort": n_c, "cohort_checked": n_c, "compare_pairs": n_p, "simpy": n_d, "floor": n_d},
+        {
+            "cohort": n_c,
+            "cohort_checked": n_c,
+            "compare_pairs": n_p,
+            "simpy": n_d,
+            "simpy_python": n_d,
+            "floor": n_d,
+        },
     )
     naive_rate, naive_ratio = naive_daily(scn, plan, z["naive"])
     res = des.run_chunk(scn, plan, 1, np.arange(z["naive"]))
@@ -466,6 +514,7 @@ def main() -> None:
     print(f"  cohort engine, invariants checked          {rates['cohort_checked']:10,.0f}")
     print(f"  compare first_line/rescue, pairs/s         {rates['compare_pairs']:10,.0f}")
     print(f"  SimPy engine, patients/s                   {rates['simpy']:10,.0f}")
+    print(f"  SimPy engine, Python path (compiled=False) {rates['simpy_python']:10,.0f}")
     print(f"  bare-SimPy floor ({round(ev)} events), patients/s   {rates['floor']:10,.0f}")
     print(f"  naive daily-step SimPy (Euler 1 h)         {naive_rate:10,.1f}")
     diff = float(np.nanmax(np.abs(naive_ratio - exact_ratio)))

@@ -27,6 +27,7 @@ def test_benchmark_runs_at_toy_size_and_writes_every_figure(tmp_path):
         "cohort_checked",
         "compare_pairs",
         "simpy",
+        "simpy_python",
         "floor",
         "naive_daily",
     }
