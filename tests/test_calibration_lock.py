@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import ROOT
 
 from simulator.calibrate import load_calibration
@@ -45,3 +46,46 @@ def test_the_calibration_inputs_are_those_the_defaults_were_fitted_on():
         "`simulate calibrate calibration/default.yaml --out results/calibration`, then "
         "`python scripts/adopt_calibration.py results/calibration/fitted.json`"
     )
+
+
+def test_the_target_conflict_check_weights_exactly_one_target(tmp_path):
+    """scripts/target_conflicts.py (docs/model.md section 6) refits with one missed
+    target's published interval narrowed by sqrt(weight) around the same value; every
+    other target, the studies' arms and the calibration's settings are the shipped ones,
+    so the file loads as a calibration with the same parameters and targets."""
+    import importlib.util
+
+    import yaml
+
+    spec = importlib.util.spec_from_file_location(
+        "target_conflicts", ROOT / "scripts" / "target_conflicts.py"
+    )
+    assert spec is not None and spec.loader is not None
+    tc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tc)
+    key = ("nonresponse_review", "treatment_failure_week_24", "steroid_only")
+    assert key in tc.MISSED
+    path = tc.write_weighted(tmp_path, key, 25.0)
+    changed = 0
+    for rel in yaml.safe_load(SHIPPED.read_text())["studies"]:
+        src = (SHIPPED.parent / rel).resolve()
+        old, new = (
+            yaml.safe_load(src.read_text()),
+            yaml.safe_load((tmp_path / src.name).read_text()),
+        )
+        for a, b in zip(old["targets"], new["targets"], strict=True):
+            if (src.stem, a["metric"], tc._arm(old, a)) != key:
+                assert a == b
+                continue
+            value, lo, hi = tc._published_interval(old, a)
+            assert b["published"]["value"] == value
+            want = [value - (value - lo) / 5, value + (hi - value) / 5]
+            assert b["published"]["ci95"] == pytest.approx(want, rel=1e-12)
+            changed += 1
+        for arm, rel_arm in old["arms"].items():
+            assert new["arms"][arm] == str((src.parent / rel_arm).resolve())
+    assert changed == 1
+    weighted, shipped = load_calibration(path), load_calibration(SHIPPED)
+    assert weighted.names == shipped.names
+    assert (weighted.low == shipped.low).all() and (weighted.start == shipped.start).all()
+    assert [t.spec.metric for t in weighted.targets] == [t.spec.metric for t in shipped.targets]
