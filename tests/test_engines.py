@@ -208,3 +208,28 @@ def _counting(fn, calls):
         return fn(env, stepper, r)
 
     return wrapped
+
+
+def test_the_simpy_engine_falls_back_to_python_when_numba_fails(monkeypatch, caplog):
+    """A compiler error (here: making the struct of arrays fails) leaves nothing written
+    and the Python path runs the chunk, with the same bytes and one warning."""
+    from simulator import jit
+    from simulator.engines import des_loop
+
+    monkeypatch.setenv("SIMULATOR_JIT", "1")
+    monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
+    if jit.loops(1) is None:
+        pytest.skip("numba is not installed")
+
+    def broken(self):
+        raise RuntimeError("numba failed here")
+
+    monkeypatch.setattr(des_loop.Stepper, "start", broken)
+    scn = load_scenario(SCENARIOS / "first_line.yaml")
+    ids = np.arange(40)
+    with caplog.at_level("WARNING", logger="simulator.engines.des_loop"):
+        a = des.run_chunk(scn, make_plan(scn), 11, ids, events=True)
+    assert any("numba failed here" in r.getMessage() for r in caplog.records)
+    b = des.run_chunk(scn, make_plan(scn), 11, ids, events=True, compiled=False)
+    assert_same(a, b)
+    assert_same_events(a.events, b.events)
