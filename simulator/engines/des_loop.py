@@ -367,8 +367,9 @@ def patient(env: Any, s: Stepper, r: int) -> Generator[Any, Any, None]:
         if wait > 0:
             yield timeout(wait)
         t = one(s.ctx, r, True)
-        while t < _DONE:  # a full buffer: nothing ran
-            s.service(t)
-            t = one(s.ctx, r, True)
-        if t < 0:  # the patient's end
-            return
+        if t < 0:
+            while t < _DONE:  # a full buffer: nothing ran
+                s.service(t)
+                t = one(s.ctx, r, True)
+            if t < 0:  # the patient's end
+                return
