@@ -233,3 +233,30 @@ def test_the_simpy_engine_falls_back_to_python_when_numba_fails(monkeypatch, cap
     b = des.run_chunk(scn, make_plan(scn), 11, ids, events=True, compiled=False)
     assert_same(a, b)
     assert_same_events(a.events, b.events)
+
+
+def test_the_simpy_engines_generated_sources_are_kept_within_a_bound(monkeypatch):
+    """des_loop remembers the source of each plan structure it made, the oldest dropped
+    beyond ``_SOURCES_KEPT``; a dropped one is made again, the same text."""
+    from simulator.engines import chunk_loop, des_loop
+    from simulator.kernel import handlers
+    from simulator.kernel.params import make_params
+    from simulator.kernel.xp import ARRAY
+    from simulator.records import ChunkResult
+
+    pytest.importorskip("numba")
+    monkeypatch.setattr(des_loop, "_SOURCES", {})
+    monkeypatch.setattr(des_loop, "_SOURCES_KEPT", 1)
+
+    def text(name):
+        scn = load_scenario(SCENARIOS / name)
+        plan = make_plan(scn)
+        prm, base = make_params(scn, plan, 1, np.arange(5))
+        st = handlers.init_state(ARRAY, plan, prm)
+        loop = chunk_loop.build(plan, st, prm)
+        return des_loop.Stepper(loop, plan, st, prm, ChunkResult.empty(plan, prm, base, False)).text
+
+    first = text("first_line.yaml")
+    other = text("steroid_only.yaml")
+    assert other != first and len(des_loop._SOURCES) == 1
+    assert text("first_line.yaml") == first and len(des_loop._SOURCES) == 1

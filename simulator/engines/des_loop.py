@@ -56,6 +56,7 @@ _LOG_FULL, _TABLE_FULL, _DONE = -2.0, -3.0, -1.0
 
 
 _SOURCES: dict[tuple[str, tuple[Any, ...]], str] = {}  # by chunk loop and argument kinds
+_SOURCES_KEPT = 32  # ~170 KB each (the loop's source in the key, and this one)
 
 
 def _kind(value: Any) -> Any:
@@ -257,9 +258,14 @@ class Stepper:
         ]
         values = self._values()
         key = (loop.text, tuple(_kind(v) for v in values))
-        text = _SOURCES.get(key)
+        with _LOCK:
+            text = _SOURCES.get(key)
         if text is None:
-            text = _SOURCES[key] = source(loop, values)
+            text = source(loop, values)
+            with _LOCK:
+                if len(_SOURCES) >= _SOURCES_KEPT:  # the oldest first
+                    _SOURCES.pop(next(iter(_SOURCES)))
+                _SOURCES[key] = text
         self.text = text
         self.module = _compile_module(self.text)
         self.one = self.module.one
