@@ -55,14 +55,12 @@ def _simulate() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "simulator"]
 
 
-def _published_interval(study: dict, target: dict) -> tuple[float, float, float]:
-    from simulator.stats import wilson_ci
+def _published_interval(target: dict) -> tuple[float, float, float]:
+    """(value, low, high) of a target's published figure, as the simulator reads it."""
+    from simulator.scenario.study_schema import Published
+    from simulator.studies import published_interval
 
-    pub = target["published"]
-    if "events" in pub:
-        lo, hi = wilson_ci(pub["events"], pub["n"])
-        return pub["events"] / pub["n"], float(lo), float(hi)
-    return float(pub["value"]), float(pub["ci95"][0]), float(pub["ci95"][1])
+    return published_interval(Published.model_validate(target["published"]))
 
 
 def _arm(study: dict, target: dict) -> str:
@@ -82,7 +80,7 @@ def write_weighted(tmp: Path, emphasised: tuple[str, str, str] | None, weight: f
         for target in study["targets"]:
             key = (src.stem, target["metric"], _arm(study, target))
             if key == emphasised:
-                value, lo, hi = _published_interval(study, target)
+                value, lo, hi = _published_interval(target)
                 shrink = 1.0 / math.sqrt(weight)
                 target["published"] = {
                     "value": value,
@@ -161,13 +159,25 @@ def main() -> None:
 
 
 def _loss(rows: list) -> float:
-    total = 0.0
-    for r in rows:
-        pub, lo, hi, sim = (
-            float(r[k]) for k in ("published", "published_low", "published_high", "simulated")
-        )
-        total += ((sim - pub) / ((hi - lo) / 2)) ** 2
-    return total
+    """The calibration's loss (``calibrate.loss``) of validation.csv rows."""
+    from dataclasses import fields
+
+    from simulator.calibrate import loss
+    from simulator.studies import TargetResult
+
+    def value(name: str, text: str) -> object:
+        if name in ("published", "published_low", "published_high"):
+            return float(text)
+        if name in ("simulated", "simulated_low", "simulated_high"):
+            return float(text) if text else None
+        return int(text) if name == "patients" else text
+
+    return loss(
+        [
+            TargetResult(**{f.name: value(f.name, r[f.name]) for f in fields(TargetResult)})
+            for r in rows
+        ]
+    )
 
 
 def _report(runs: dict[str, list], args: argparse.Namespace) -> None:

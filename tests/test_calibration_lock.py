@@ -77,7 +77,7 @@ def test_the_target_conflict_check_weights_exactly_one_target(tmp_path):
             if (src.stem, a["metric"], tc._arm(old, a)) != key:
                 assert a == b
                 continue
-            value, lo, hi = tc._published_interval(old, a)
+            value, lo, hi = tc._published_interval(a)
             assert b["published"]["value"] == value
             want = [value - (value - lo) / 5, value + (hi - value) / 5]
             assert b["published"]["ci95"] == pytest.approx(want, rel=1e-12)
