@@ -163,7 +163,7 @@ def test_the_simpy_engines_compiled_events_give_its_python_paths_bytes(overrides
     (the event log's 32 rows a patient + 512, the loop's own table of matrix
     exponentials 16 rows), so both fill mid-run, more than once."""
     from simulator import jit
-    from simulator.engines import des_loop
+    from simulator.engines import chunk_loop, des_loop
 
     scn = load_scenario(SCENARIOS / "first_line.yaml", overrides)
     ids = np.arange(150)
@@ -180,7 +180,7 @@ def test_the_simpy_engines_compiled_events_give_its_python_paths_bytes(overrides
 
     monkeypatch.setattr(des_loop.Stepper, "service", counted)
     monkeypatch.setattr(des_loop, "_EVENTS_MIN", 512)
-    monkeypatch.setattr(des_loop, "_LOCAL_ROWS", 16)
+    monkeypatch.setattr(chunk_loop, "_LOCAL_ROWS", 16)
     runs = []
     monkeypatch.setattr(des_loop, "patient", _counting(des_loop.patient, runs))
     plan = make_plan(scn)  # with an empty table of matrix exponentials (shared otherwise)

@@ -130,11 +130,7 @@ class ChunkLoop:
         loop's source, in this process, reaches what compiling it costs (rent or buy:
         a short run of a new structure never waits for the compiler, a long one pays at
         most twice the best choice in hindsight)."""
-        if self.ready or jit.mode() == "1" or _on_disk(self.fn):
-            return True
-        with _LOCK:
-            owed = _OWED[self.text] = _OWED.get(self.text, 0.0) + numpy_loss_s
-        return owed >= COMPILE_SECONDS
+        return self.ready or pays(self.fn, self.text, numpy_loss_s, _OWED, COMPILE_SECONDS)
 
     # -- source ------------------------------------------------------------------------
 
@@ -314,43 +310,41 @@ def fused({signature}):
             out += [self.kf[label], self.ki[label], stream_keys(src.tr, prm)]
         return out
 
-    def run(self, plan: Any, st: Any, prm: Any, res: Any) -> bool:
-        """Run every patient of the chunk to its end, writing the state ``st``, the visit
-        values and the event log of ``res``. False (nothing changed) if numba fails to
-        compile the loop."""
-        n = st.t.shape[0]
+    def parts(self, plan: Any, st: Any, prm: Any, res: Any) -> tuple[list[Any], list[Any]]:
+        """The loop's arguments that do not change while a chunk runs: those before the
+        propagator's table (visit days, horizon) and those after the event log's
+        buffers (visit values, constants, state and parameters). Makes the state's
+        fields writable in place."""
         _own_arrays(st)
-        logging_on = res.events is not None
-        per_patient = _EVENT_RATE.get(self.text, _EVENTS_PER_PATIENT)
-        cap = int(per_patient * n) + _EVENTS_MIN if logging_on else 0
-        ev = [np.empty(cap, dtype=d) for d in _LOG_DTYPES]
-        fixed_tail = [
+        head = [np.append(plan.visit_days, np.inf).astype(np.float64), float(plan.horizon_days)]
+        tail = [
             *(res.visits[name] for name in VISIT_VALUES),
             res.visit_prednisone,
             res.visit_flags,
             *self._consts(prm),
             *self._arrays(st, prm),
         ]
-        vdays = np.append(plan.visit_days, np.inf).astype(np.float64)
-        horizon = float(plan.horizon_days)
+        return head, tail
+
+    def run(self, plan: Any, st: Any, prm: Any, res: Any) -> bool:
+        """Run every patient of the chunk to its end, writing the state ``st``, the visit
+        values and the event log of ``res``. False (nothing changed) if numba fails to
+        compile the loop."""
+        n = st.t.shape[0]
+        head, tail = self.parts(plan, st, prm, res)
+        logging_on = res.events is not None
+        per_patient = _EVENT_RATE.get(self.text, _EVENTS_PER_PATIENT)
+        cap = int(per_patient * n) + _EVENTS_MIN if logging_on else 0
+        ev = [np.empty(cap, dtype=d) for d in _LOG_DTYPES]
         prop = plan.propagator
-        # the matrix exponentials the propagator's table lacks, computed in the loop
-        # (``_loops.expm_entries``, the propagator's bits) into a table of this run,
-        # which is handed to the propagator when it fills and at the end
-        local = [
-            np.full((int(horizon) + 2) * disease.RATE_NODES, -1, dtype=np.int64),
-            np.empty((_LOCAL_ROWS, disease.ENTRY_ROWS.size)),
-            np.empty(_LOCAL_ROWS, dtype=np.int64),
-            np.empty(disease.ENTRY_ROWS.size),
-        ]
+        local = local_table(plan)
         const = [prop.matrices, disease.ENTRY_ROWS, disease.ENTRY_COLS]
         nl = 0
         logged = 0
         todo = np.arange(n, dtype=np.int64)
         while todo.size:
             table, dense = prop.snapshot()
-            call = [todo, logging_on, vdays, horizon, table, dense, *const, nl, *local]
-            call += [*ev, *fixed_tail]
+            call = [todo, logging_on, *head, table, dense, *const, nl, *local, *ev, *tail]
             if self.ready:
                 nl, stop, nev = self.fn(*call)
             else:
@@ -371,13 +365,45 @@ def fused({signature}):
                     cap = max(cap, 16)  # room for a patient's next event at least
                     ev = [np.empty(cap, dtype=d) for d in _LOG_DTYPES]
             if nl == _LOCAL_ROWS or stop == todo.size:
-                prop.add_computed(local[2][:nl], local[1][:nl])
-                local[0].fill(-1)
+                hand_over(prop, local, nl)
                 nl = 0
             todo = todo[stop:]
         if logging_on and n:
             _EVENT_RATE[self.text] = 1.25 * logged / n
         return True
+
+
+def pays(fn: Any, text: str, loss_s: float, owed: dict[str, float], compile_s: float) -> bool:
+    """Rent or buy: whether to run the compiled ``fn`` (of source ``text``) for work the
+    slower path does ``loss_s`` slower: yes when it is in numba's cache on disk or
+    ``SIMULATOR_JIT=1``; otherwise once the loss of every call with this source, in this
+    process (kept in ``owed``), reaches what compiling costs (``compile_s``): a short
+    run of a new structure never waits for the compiler, a long one pays at most twice
+    the best choice in hindsight."""
+    if jit.mode() == "1" or _on_disk(fn):
+        return True
+    with _LOCK:
+        total = owed[text] = owed.get(text, 0.0) + loss_s
+    return total >= compile_s
+
+
+def local_table(plan: Any) -> list[np.ndarray]:
+    """A run's own table of the matrix exponentials the propagator's table lacks,
+    computed in the loop (``_loops.expm_entries``, the propagator's bits) and handed to
+    the propagator when it fills and at the end: the index by whole-day step and rate
+    node, ``_LOCAL_ROWS`` rows, their keys, and a row for a step between whole days."""
+    return [
+        np.full((int(plan.horizon_days) + 2) * disease.RATE_NODES, -1, dtype=np.int64),
+        np.empty((_LOCAL_ROWS, disease.ENTRY_ROWS.size)),
+        np.empty(_LOCAL_ROWS, dtype=np.int64),
+        np.empty(disease.ENTRY_ROWS.size),
+    ]
+
+
+def hand_over(prop: Any, local: list[np.ndarray], rows: int) -> None:
+    """Give the propagator the first ``rows`` rows of a ``local_table`` and empty it."""
+    prop.add_computed(local[2][:rows], local[1][:rows])
+    local[0].fill(-1)
 
 
 def _returns(label: str, tr: Any, o: str) -> list[str]:

@@ -113,7 +113,7 @@ def run_chunk(
     loss = n * _NUMPY_LOSS_PER_PATIENT_S
     loop = fused.for_plan(plan).chunk_loop(plan, st, prm) if jit.loops_for(loss) else None
     if loop is not None and loop.worth_it(loss) and loop.run(plan, st, prm, res):
-        return _finish(plan, st, res)
+        return finish_chunk(plan, st, res)
     # The working arrays: state and parameters of the patients still running (the whole
     # chunk until the first patient ends, then compacted copies) and their rows in the
     # chunk. Each step works on them in place, gathering and scattering nothing. A patient
@@ -173,10 +173,12 @@ def run_chunk(
             if alive.size and alive.size <= 0.75 * running.size:
                 rows, running = rows[alive], running[alive]
                 work, wprm = work.take(alive), wprm.take(alive)
-    return _finish(plan, st, res)
+    return finish_chunk(plan, st, res)
 
 
-def _finish(plan: Plan, st: State, res: ChunkResult) -> ChunkResult:
+def finish_chunk(plan: Plan, st: State, res: ChunkResult) -> ChunkResult:
+    """Write the outcomes of a chunk whose final state is in arrays (``st``) and put its
+    event log in order (the cohort engine, and the SimPy engine's compiled path)."""
     for name, value in state_outcomes(plan, st).items():
         res.outcomes[name][:] = value
     if res.events is not None:

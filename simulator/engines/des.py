@@ -34,8 +34,7 @@ from ..kernel.state import State
 from ..kernel.xp import ARRAY, SCALAR
 from ..records import ChunkResult, EventLog, state_outcomes
 from ..scenario.schema import Scenario
-from . import des_loop, fused
-from .chunk_loop import _own_arrays
+from . import cohort, des_loop, fused
 
 __all__ = ["record", "run_chunk"]
 
@@ -131,7 +130,6 @@ def _run_compiled(plan: Plan, prm: Params, res: ChunkResult) -> bool:
     loop = fused.for_plan(plan).chunk_loop(plan, st, prm)
     if loop is None:
         return False
-    _own_arrays(st)
     stepper = des_loop.stepper(loop, plan, st, prm, res, loss)
     if stepper is None:
         return False
@@ -140,8 +138,5 @@ def _run_compiled(plan: Plan, prm: Params, res: ChunkResult) -> bool:
         env.process(des_loop.patient(env, stepper, r))
     env.run()
     stepper.finish()
-    for name, value in state_outcomes(plan, st).items():
-        res.outcomes[name][:] = value
-    if res.events is not None:
-        res.events.finish()
+    cohort.finish_chunk(plan, st, res)
     return True

@@ -21,7 +21,8 @@ and down (~3 us a call when all ~200 were read at the start).
 
 Like the chunk loop, this path compiles once per plan structure (~15-20 s; kept in
 numba's cache on disk) and is taken when it is on disk, with ``SIMULATOR_JIT=1``, or
-once the Python path has lost that long in this process (rent or buy, ``worth_it``).
+once the Python path has lost that long in this process (rent or buy,
+``chunk_loop.pays``).
 """
 
 from __future__ import annotations
@@ -36,8 +37,14 @@ import numpy as np
 
 from ..kernel import disease
 from ..kernel.events import Event
-from ..kernel.handlers import VISIT_VALUES
-from .chunk_loop import _EVENTS_MIN, _EVENTS_PER_PATIENT, _LOCAL_ROWS, _LOG_DTYPES, _on_disk
+from .chunk_loop import (
+    _EVENTS_MIN,
+    _EVENTS_PER_PATIENT,
+    _LOG_DTYPES,
+    hand_over,
+    local_table,
+    pays,
+)
 from .fused import _PREAMBLE, _compile_module
 
 __all__ = ["COMPILE_SECONDS", "Stepper", "patient", "stepper"]
@@ -233,29 +240,12 @@ class Stepper:
         self.res = res
         self.prop = plan.propagator
         self.logging = res.events is not None
-        per_patient = _EVENTS_PER_PATIENT
-        self.cap = int(per_patient * n) + _EVENTS_MIN if self.logging else 0
+        self.cap = int(_EVENTS_PER_PATIENT * n) + _EVENTS_MIN if self.logging else 0
         self.ev = [np.empty(self.cap, dtype=d) for d in _LOG_DTYPES]
         self.count = np.zeros(2, dtype=np.int64)  # local table rows, events logged
-        horizon = float(plan.horizon_days)
-        self.local = [
-            np.full((int(horizon) + 2) * disease.RATE_NODES, -1, dtype=np.int64),
-            np.empty((_LOCAL_ROWS, disease.ENTRY_ROWS.size)),
-            np.empty(_LOCAL_ROWS, dtype=np.int64),
-            np.empty(disease.ENTRY_ROWS.size),
-        ]
-        self.head = [
-            np.append(plan.visit_days, np.inf).astype(np.float64),
-            horizon,
-        ]
+        self.local = local_table(plan)
+        self.head, self.tail = loop.parts(plan, st, prm, res)
         self.const = [self.prop.matrices, disease.ENTRY_ROWS, disease.ENTRY_COLS]
-        self.tail = [
-            *(res.visits[name] for name in VISIT_VALUES),
-            res.visit_prednisone,
-            res.visit_flags,
-            *loop._consts(prm),
-            *loop._arrays(st, prm),
-        ]
         values = self._values()
         key = (loop.text, tuple(_kind(v) for v in values))
         with _LOCK:
@@ -323,8 +313,7 @@ class Stepper:
     def _flush_table(self) -> None:
         nl = int(self.count[0])
         if nl:
-            self.prop.add_computed(self.local[2][:nl], self.local[1][:nl])
-            self.local[0].fill(-1)
+            hand_over(self.prop, self.local, nl)
             self.count[0] = 0
 
     def finish(self) -> None:
@@ -333,25 +322,16 @@ class Stepper:
         self._flush_table()
 
 
-def worth_it(text: str, python_loss_s: float) -> bool:
-    """Whether to compile (or load) the one-event function of ``text`` for work the
-    Python path does ``python_loss_s`` slower (the chunk loop's rule)."""
-    with _LOCK:
-        owed = _OWED[text] = _OWED.get(text, 0.0) + python_loss_s
-    return owed >= COMPILE_SECONDS
-
-
 def stepper(loop: Any, plan: Any, st: Any, prm: Any, res: Any, loss_s: float) -> Stepper | None:
-    """The chunk's compiled one-event function, or None: not worth compiling yet, or
-    numba failed (then the Python path runs, with the same bytes)."""
-    from .. import jit
-
+    """The chunk's compiled one-event function, or None: not worth compiling yet (the
+    chunk loop's rule, ``chunk_loop.pays``), or numba failed (then the Python path runs,
+    with the same bytes)."""
     try:
         s = Stepper(loop, plan, st, prm, res)
     except Exception as exc:  # an argument numba has no type for
         log.warning("the SimPy engine runs on Python: %s", exc)
         return None
-    if not (jit.mode() == "1" or _on_disk(s.one) or worth_it(s.text, loss_s)):
+    if not pays(s.one, s.text, loss_s, _OWED, COMPILE_SECONDS):
         return None
     try:
         s.start()
