@@ -8,7 +8,7 @@ exp: ~25 numpy operations against one compiled loop). By default a process start
 numpy, adds up that estimated loss call by call, and loads the loops once it reaches
 ``SWITCH_AFTER_SECONDS`` (the rent-or-buy rule: it never pays more than twice the best
 choice in hindsight). A short run never loads numba; a PSA worker loads it during its
-first 1,000-patient cohorts, a large run during its first 10,000-patient chunks.
+first 1,000-patient cohort, a large run at its first 10,000-patient chunk.
 ``SIMULATOR_JIT=1`` loads the loops at the first call, ``SIMULATOR_JIT=0`` never; without
 numba (the ``fast`` extra) numpy does the work.
 """

@@ -90,7 +90,19 @@ class _StateView:
                 full[idx] = value
 
 
-_NUMPY_LOSS_PER_PATIENT_S = 1e-4
+# What numpy takes more than the compiled chunk loop (CPU, events logged, first_line and
+# rescue, 2026-11-27): ~0.3 s a chunk (its ~135 steps of Python and numpy calls) plus
+# ~0.11 ms a patient: 0.36 s at 250 patients, 0.46 s at 1,000, 0.75 s at 4,000, 1.4 s at
+# 10,000. (Counting 0.1 ms a patient alone, as before, made a PSA worker run its first
+# two 1,000-patient cohorts on numpy, ~0.9 s lost a worker.)
+_NUMPY_LOSS_PER_CHUNK_S = 0.3
+_NUMPY_LOSS_PER_PATIENT_S = 1.1e-4
+
+
+def numpy_loss_s(n: int) -> float:
+    """Seconds numpy takes more than the compiled chunk loop for a chunk of ``n``
+    patients (the estimate the rent-or-buy rules of ``jit`` and ``chunk_loop`` add up)."""
+    return _NUMPY_LOSS_PER_CHUNK_S + n * _NUMPY_LOSS_PER_PATIENT_S if n else 0.0
 
 
 def run_chunk(
@@ -108,9 +120,8 @@ def run_chunk(
     res = ChunkResult.empty(plan, prm, base, events)
     st = handlers.init_state(xp, plan, prm)
     # Patients do not interact: with numba, the whole chunk is one compiled loop over
-    # them (``chunk_loop``). Numpy takes ~150-200 us a patient more on first_line
-    # (2,000-10,000 patients, events logged); counted as 100 us lost.
-    loss = n * _NUMPY_LOSS_PER_PATIENT_S
+    # them (``chunk_loop``); numpy's loss against it decides when to load numba.
+    loss = numpy_loss_s(n)
     loop = fused.for_plan(plan).chunk_loop(plan, st, prm) if jit.loops_for(loss) else None
     if loop is not None and loop.worth_it(loss) and loop.run(plan, st, prm, res):
         return finish_chunk(plan, st, res)
