@@ -213,6 +213,9 @@ def test_one_plan_serves_runs_of_any_seed_and_chunk(monkeypatch):
     monkeypatch.setenv("SIMULATOR_JIT", "1")
     monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
     got = [cohort.run_chunk(scn, plan, seed, ids, events=True) for seed, ids in runs]
+    # the later chunks ran on the loop after its traces gave up their nodes
+    loop = fused.for_plan(plan)._chunk
+    assert loop.ready and all(not s.tr.graph.nodes for s in loop.sources.values())
     for (seed, ids), g in zip(runs, got, strict=True):
         _assert_same_bytes(_numpy_run(scn, seed, ids, monkeypatch), g)
 

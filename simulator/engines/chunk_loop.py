@@ -120,6 +120,8 @@ class ChunkLoop:
             label: np.array(src.tr.graph.int_consts, dtype=np.int64)
             for label, src in self.sources.items()
         }
+        for src in self.sources.values():
+            src.tr.release()  # the code is written: only constants, tables, streams
         self.ready = False  # called once without error (numba compiled it)
         self.failed = False  # numba failed to compile it
 

@@ -243,15 +243,17 @@ class _Source:
         """The statements for row ``r``: the live values in the traced order, then the
         state writes and the outputs."""
         tr = self.tr
-        roots = [n for _, n in tr.outputs] + [n for _, n in tr.writes]
-        live: set[int] = set()
-        stack = list(roots)
-        while stack:
-            x = stack.pop()
-            if x.id in live:
-                continue
-            live.add(x.id)
-            stack.extend(a for a in x.args if isinstance(a, Node))
+        nodes = tr.graph.nodes
+        # the nodes the outputs and writes need: one sweep from the last node back (a
+        # node's operands come before it)
+        live = bytearray(len(nodes))
+        for _, n in (*tr.outputs, *tr.writes):
+            live[n.id] = 1
+        for n in reversed(nodes):
+            if live[n.id]:
+                for a in n.args:
+                    if type(a) is Node:
+                        live[a.id] = 1
         body: list[str] = []
         name = self.v
 
@@ -259,15 +261,15 @@ class _Source:
         # of their own (numba's compile time grows with the number of statements)
         inline = {
             n.id: self._expr(n, lambda x: f"{name}{x.id}")
-            for n in tr.graph.nodes
-            if n.id in live and n.op in ("kfloat", "kint", "bool")
+            for n in nodes
+            if live[n.id] and n.op in ("kfloat", "kint", "bool")
         }
 
         def v(n: Node) -> str:
             return inline.get(n.id) or f"{name}{n.id}"
 
-        for n in tr.graph.nodes:
-            if n.id in live and n.id not in inline:
+        for n in nodes:
+            if live[n.id] and n.id not in inline:
                 body.append(f"{name}{n.id} = {self._expr(n, v)}")
         for key, n in tr.writes:
             target = self._arg(key)
