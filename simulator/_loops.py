@@ -286,16 +286,33 @@ def _bin_one(v, hi, lo, first, last):  # type: ignore[no-untyped-def]
     return min(first, k), max(last, k)
 
 
-@numba.njit("int64(float64[::1], int64[:, ::1], int64[:, ::1], int64[:, ::1])", **_JIT)
-def moment_bins(x, hi, lo, span):  # type: ignore[no-untyped-def]
+@numba.njit(inline="always", **_JIT)
+def _drain(hi, lo, first, last, out, used, r):  # type: ignore[no-untyped-def]
+    """Bins ``first..last`` that are not zero into ``out`` as (k, hi, lo); zero them."""
+    c = 0
+    for k in range(first, last + 1):
+        h, low = hi[k], lo[k]
+        if h != 0 or low != 0:
+            out[c, 0], out[c, 1], out[c, 2] = k, h, low
+            c += 1
+            hi[k] = 0
+            lo[k] = 0
+    used[r] = c
+
+
+@numba.njit(
+    "int64(float64[::1], int64[:, ::1], int64[:, ::1], int64[::1], int64[:, :, ::1])", **_JIT
+)
+def moment_bins(x, hi, lo, used, out):  # type: ignore[no-untyped-def]
     """``stats.Moments.add`` in one pass: the exact sums, per binary exponent, of the
     values (row 0) and of Dekker's exact square ``x*x = p + err`` (rows 1 and 2,
     ``stats._two_square`` compiled), NaNs skipped. Value ``v`` is ``M * 2**(k - 1074)``
     with the integer ``M`` signed, ``|M| < 2**53`` and ``k`` its bin; ``hi[r, k]`` and
     ``lo[r, k]`` add up ``M >> 27`` and ``M & (2**27 - 1)`` (exact in int64 for fewer
-    than 2**35 values); ``span[r]`` is the first and last bin of row r used. Returns the
-    number of NaNs, or -1 if a value is not below ``stats._MAX_ABS`` in magnitude (the
-    bins used so far are in ``span`` either way)."""
+    than 2**35 values). Row r's bins that are not zero go to ``out[r, :used[r]]`` as
+    (k, hi, lo), in increasing k, and every bin is zero again on return (``hi`` and
+    ``lo`` are scratch, zero on entry). Returns the number of NaNs, or -1 if a value
+    is not below ``stats._MAX_ABS`` in magnitude."""
     n_nan = 0
     f0, l0, f1, l1, f2, l2 = hi.shape[1], -1, hi.shape[1], -1, hi.shape[1], -1
     for i in range(x.size):
@@ -310,8 +327,9 @@ def moment_bins(x, hi, lo, span):  # type: ignore[no-untyped-def]
         f0, l0 = _bin_one(v, hi[0], lo[0], f0, l0)
         f1, l1 = _bin_one(p, hi[1], lo[1], f1, l1)
         f2, l2 = _bin_one(err, hi[2], lo[2], f2, l2)
-    span[0, 0], span[0, 1], span[1, 0], span[1, 1] = f0, l0, f1, l1
-    span[2, 0], span[2, 1] = f2, l2
+    _drain(hi[0], lo[0], f0, l0, out[0], used, 0)
+    _drain(hi[1], lo[1], f1, l1, out[1], used, 1)
+    _drain(hi[2], lo[2], f2, l2, out[2], used, 2)
     return n_nan
 
 

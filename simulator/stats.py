@@ -98,27 +98,28 @@ def _exact_sum_units(x: np.ndarray) -> int:
 _SCRATCH = threading.local()
 
 
-def _scratch() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """This thread's zeroed bins for ``_loops.moment_bins`` (zeroed again after use:
-    allocating and zeroing 2 x 49 KB a call cost more than the sums of 250 values)."""
+def _scratch() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """This thread's zeroed bins for ``_loops.moment_bins`` (which zeroes them again:
+    allocating and zeroing 2 x 49 KB a call cost more than the sums of 250 values) and
+    the arrays it reports the bins in use through."""
     got = getattr(_SCRATCH, "bins", None)
     if got is None:
         got = _SCRATCH.bins = (
             np.zeros((3, 2047), dtype=np.int64),
             np.zeros((3, 2047), dtype=np.int64),
-            np.empty((3, 2), dtype=np.int64),
+            np.zeros(3, dtype=np.int64),
+            np.zeros((3, 2047, 3), dtype=np.int64),
         )
     return got  # type: ignore[no-any-return]
 
 
-def _bins_total(hi: np.ndarray, lo: np.ndarray, first: int, last: int) -> int:
-    """The sum, in units of 2**-1126, of one row of ``_loops.moment_bins``' bins,
-    ``first..last``."""
+def _bins_total(used: list[list[int]]) -> int:
+    """The sum, in units of 2**-1126, of bins reported by ``_loops.moment_bins`` as
+    (k, hi, lo): the value ``M * 2**(k - 1074)`` is ``M << (k + 52)`` units, with
+    ``M = hi * 2**27 + lo``."""
     total = 0
-    bins = zip(hi[first : last + 1].tolist(), lo[first : last + 1].tolist(), strict=True)
-    for k, (h, low) in enumerate(bins, start=first):
-        if h or low:  # value M * 2**(k - 1074) is M << (k + 52) units of 2**-1126
-            total += ((h << _SPLIT_BITS) + low) << (k + 52)
+    for k, h, low in used:
+        total += ((h << _SPLIT_BITS) + low) << (k + 52)
     return total
 
 
@@ -199,13 +200,9 @@ class Moments:
         x = _as_float_array(values)
         loops = jit.loops(x.size, 20)
         if loops is not None and x.size < 1 << 35:  # one compiled pass, the same sums
-            hi, lo, span = _scratch()
-            n_nan = loops.moment_bins(np.ascontiguousarray(x), hi, lo, span)
-            sums = []
-            for r, (first, last) in enumerate(span.tolist()):
-                sums.append(_bins_total(hi[r], lo[r], first, last))
-                hi[r, first : last + 1] = 0  # zero again for the next call
-                lo[r, first : last + 1] = 0
+            hi, lo, used, bins = _scratch()
+            n_nan = loops.moment_bins(np.ascontiguousarray(x), hi, lo, used, bins)
+            sums = [_bins_total(bins[r, :c].tolist()) for r, c in enumerate(used.tolist())]
             if n_nan < 0:
                 raise ValueError("Moments needs finite values with |x| < 2**500 (NaN allowed)")
             self.n_missing += n_nan
