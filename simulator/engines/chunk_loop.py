@@ -80,11 +80,16 @@ class _Pieces:
     it in closed form and runs the clocks (``{table_full}`` marks what to do when the
     loop's own table of matrix exponentials is full); ``handle`` runs the event's handler,
     writes the visit values and logs the event. ``des_loop`` builds the SimPy engine's
-    one-event function from the same statements."""
+    one-event function from the same statements, and the infusion center's functions
+    from ``infusion`` (the infusion's handler for the fraction ``fraction`` of the day's
+    dose, setting ``fl`` and ``c0``-``c2``; ``handle`` gives it ``fraction = 1.0``) and
+    ``log`` (the event's record, from ``fl``, ``c0``-``c2`` and ``before``)."""
 
     schedule: str
     step: str
     handle: str
+    infusion: str
+    log: str
 
 
 class ChunkLoop:
@@ -99,7 +104,10 @@ class ChunkLoop:
         for name, code in _PRM.items():
             if dtype_code(getattr(prm, name).dtype) != code:
                 raise TraceError(f"parameter {name} has the wrong type")
-        traces = {str(k): trace_handle(plan, prm, st, k) for k in _KINDS}
+        # an infusion center gives part of a day's dose when short of IVIG: the
+        # infusion's fraction is an input (1.0 here, the center's in ``des_loop``)
+        infusion = int(Event.INFUSION)
+        traces = {str(k): trace_handle(plan, prm, st, k, k == infusion) for k in _KINDS}
         traces["clocks"] = trace_clocks(plan, prm, st)
         n_values = traces[str(int(Event.VISIT))].n_values
         if n_values != len(VISIT_VALUES):
@@ -166,8 +174,9 @@ class ChunkLoop:
             for j, name in enumerate(_TIMES)
             if j > 0
         )
-        visit = int(Event.VISIT)
+        visit, infusion = int(Event.VISIT), int(Event.INFUSION)
         branches: list[str] = []
+        infusion_lines: list[str] = []
         for k in _KINDS:
             label = str(k)
             src = self.sources[label]
@@ -179,6 +188,9 @@ class ChunkLoop:
                 lines += [f"c{i} = V{i}[r, vk]" for i in range(3)]
             else:
                 lines += ["c0 = math.nan", "c1 = math.nan", f"c2 = {got[1]}"]
+            if k == infusion:
+                infusion_lines = lines
+                lines = ["fraction = 1.0", *lines]  # a whole day's dose
             branches.append(f"            {'if' if not branches else 'elif'} kind == {k}:")
             branches += ["                " + line for line in lines]
         clocks = "\n".join("            " + line for line in self.sources["clocks"].body)
@@ -205,6 +217,17 @@ class ChunkLoop:
             *names,
         ]
         self.params = params
+        log = """            if LOG:
+                E_patient[nev] = p_patient[r]
+                E_day[nev] = t
+                E_kind[nev] = kind
+                E_flags[nev] = fl
+                E_cpk[nev] = c0
+                E_myoglobin[nev] = c1
+                E_value[nev] = c2
+                E_pred[nev] = s_pred[r]
+                E_before[nev] = before
+                nev += 1"""
         self.pieces = _Pieces(
             schedule=f"""            vk = s_visit_k[r]
             best = s_pulse_end[r]
@@ -249,17 +272,9 @@ class ChunkLoop:
                 c0 = math.nan
                 c1 = math.nan
                 c2 = math.nan
-            if LOG:
-                E_patient[nev] = p_patient[r]
-                E_day[nev] = t
-                E_kind[nev] = kind
-                E_flags[nev] = fl
-                E_cpk[nev] = c0
-                E_myoglobin[nev] = c1
-                E_value[nev] = c2
-                E_pred[nev] = s_pred[r]
-                E_before[nev] = before
-                nev += 1""",
+{log}""",
+            infusion="\n".join("            " + line for line in infusion_lines),
+            log=log,
         )
         pc = self.pieces
         signature = ", ".join(params)

@@ -437,16 +437,19 @@ class Traced:
         self.writes = []
 
 
-def trace_handle(plan: Any, prm: Any, st: Any, kind: int) -> Traced:
+def trace_handle(plan: Any, prm: Any, st: Any, kind: int, fraction: bool = False) -> Traced:
     """Trace ``handlers.handle`` for event ``kind`` under ``plan``; ``prm`` and ``st``
-    are the real working arrays (for the fields' types and the state lists' lengths)."""
+    are the real working arrays (for the fields' types and the state lists' lengths).
+    With ``fraction``, the fraction of an infusion day's dose given is an input
+    (``("arg", "fraction")``, float64), not the constant 1."""
     from . import handlers
 
     graph = Graph()
     sst = _StateSymbols(graph, st)
+    given: Any = graph.input(("arg", "fraction"), np.dtype(np.float64)) if fraction else 1.0
     # the symbols stand in for a Params and a State (the cohort engine's views do too)
     flags, values, grams = handlers.handle(
-        TRACE, plan, cast("Params", _ParamsSymbols(graph, prm)), cast("State", sst), kind
+        TRACE, plan, cast("Params", _ParamsSymbols(graph, prm)), cast("State", sst), kind, given
     )
     outputs = [("flags", _operand(graph, flags)), ("grams", _operand(graph, grams))]
     n_values = 0
