@@ -25,6 +25,7 @@ and limits from the replications' spread that hold for almost any seed.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ import pytest
 import simpy
 from conftest import NO_DEATHS, SCENARIOS
 from scipy import stats
+from test_engines import small_buffers
+from test_fused import _fresh_propagator
 
 from simulator import cli
 from simulator.center_stats import CenterRecord
@@ -134,7 +137,8 @@ def one_center(scn: Scenario, seed: int, replication: int) -> OneCenter:
     sim = center.CenterSim(env, scn.center, days)
     log = RecordingLog(sim)
     for j, a in enumerate(arr):
-        env.process(center._patient(env, sim, plan, prm.row(j), j, j, int(a), res, log))
+        k = center._OnPython(plan, prm.row(j), j, res, log)
+        env.process(center._patient(env, sim, plan, prm.row(j), j, j, int(a), res, k))
     env.run(until=days)
     res.events = log.finish()
     assert res.center_patients is not None
@@ -631,6 +635,71 @@ def test_a_skip_in_a_stretched_cycle_does_not_send_the_patient_back_in_time():
     assert c.record.totals["days_skipped"][0] > 0
     assert_each_patient_in_time_order(c.log)
     check_events(c.log, make_plan(scn), center=True)
+
+
+STRETCHED = (
+    "center={chairs: null, open_weekdays: 7, open_hours: [0, 24], arrivals: {cohort: 3},"
+    " stock: {initial_g: 60, deliveries: {every_days: 40, lot_g: 35, lead_time_days: 0,"
+    " first_order_day: 35}}, policy: {when_short: delay, max_delay_days: 28}}"
+)
+COMPILED_CASES = {
+    **{name: (CONGESTED[name], "1") for name in CONGESTED},
+    "rescue_first": ("{when_short: delay, priority: rescue_first, max_delay_days: 7}", "1"),
+    "stretched": None,
+    "shipped": None,
+}
+
+
+@pytest.mark.parametrize("case", list(COMPILED_CASES))
+def test_the_compiled_center_gives_the_python_paths_bytes(case, monkeypatch):
+    """The center engine with the kernel's events compiled (des_loop's center functions)
+    against its Python path: every outcome, visit value, event-log field, per-patient
+    center column and center total, series and wait, byte for byte, under every policy,
+    with delays, reductions and skips happening. The event log's buffer and the loop's
+    own table of matrix exponentials are made small, so both fill mid-run."""
+    from simulator import jit
+    from simulator.engines import des_loop
+
+    monkeypatch.setenv("SIMULATOR_JIT", "1")
+    monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
+    if jit.loops(1) is None:
+        pytest.skip("numba is not installed")
+    if case == "stretched":
+        scn = scenario("first_line.yaml", *NO_DEATHS, "horizon_days=364", STRETCHED)
+    elif case == "shipped":
+        scn = scenario("center_capacity.yaml", "horizon_days=364")
+    else:
+        policy, chairs = COMPILED_CASES[case]
+        scn = short_stock(policy, chairs)
+    codes = small_buffers(monkeypatch, 64)
+    plan = make_plan(scn)  # with an empty table of matrix exponentials (shared otherwise)
+    plan = dataclasses.replace(plan, propagator=_fresh_propagator(plan.propagator, 10**6))
+    reps = np.array([0, 2])
+    a = center.run_chunk(scn, plan, 9, reps, events=True)
+    assert des_loop._LOG_FULL in codes and des_loop._TABLE_FULL in codes  # compiled ran
+    b = center.run_chunk(scn, make_plan(scn), 9, reps, events=True, compiled_events=False)
+    assert a.events is not None and b.events is not None
+    flags = b.events.flags
+    if case == "shipped":
+        assert np.any(flags & DELAYED)
+    elif case == "stretched":
+        assert b.center.totals["days_skipped"].sum() > 0
+    else:
+        assert np.any(flags & (DELAYED | REDUCED | SKIPPED))
+    parts = ("outcomes", "visits", "center_patients")
+    for part in parts:
+        for name, value in getattr(b, part).items():
+            assert value.tobytes() == getattr(a, part)[name].tobytes(), (part, name)
+    assert a.visit_prednisone.tobytes() == b.visit_prednisone.tobytes()
+    assert a.visit_flags.tobytes() == b.visit_flags.tobytes()
+    for name in EventLog.FIELDS:
+        x, y = getattr(a.events, name), getattr(b.events, name)
+        assert x.dtype == y.dtype and x.tobytes() == y.tobytes(), name
+    for part in ("totals", "series"):
+        for name, value in getattr(b.center, part).items():
+            assert value.tobytes() == getattr(a.center, part)[name].tobytes(), (part, name)
+    assert a.center.waits.tobytes() == b.center.waits.tobytes()
+    check_events(a.events, plan, center=True)
 
 
 def _log(*rows: tuple[float, int]) -> EventLog:

@@ -163,7 +163,7 @@ def test_the_simpy_engines_compiled_events_give_its_python_paths_bytes(overrides
     (the event log's 32 rows a patient + 512, the loop's own table of matrix
     exponentials 16 rows), so both fill mid-run, more than once."""
     from simulator import jit
-    from simulator.engines import chunk_loop, des_loop
+    from simulator.engines import des_loop
 
     scn = load_scenario(SCENARIOS / "first_line.yaml", overrides)
     ids = np.arange(150)
@@ -171,16 +171,7 @@ def test_the_simpy_engines_compiled_events_give_its_python_paths_bytes(overrides
     monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
     if jit.loops(1) is None:
         pytest.skip("numba is not installed")
-    codes = []
-    service = des_loop.Stepper.service
-
-    def counted(self, code):
-        codes.append(code)
-        return service(self, code)
-
-    monkeypatch.setattr(des_loop.Stepper, "service", counted)
-    monkeypatch.setattr(des_loop, "_EVENTS_MIN", 512)
-    monkeypatch.setattr(chunk_loop, "_LOCAL_ROWS", 16)
+    codes = small_buffers(monkeypatch, 512)
     runs = []
     monkeypatch.setattr(des_loop, "patient", _counting(des_loop.patient, runs))
     plan = make_plan(scn)  # with an empty table of matrix exponentials (shared otherwise)
@@ -200,6 +191,26 @@ def test_the_simpy_engines_compiled_events_give_its_python_paths_bytes(overrides
     assert a.visit_flags.tobytes() == b.visit_flags.tobytes()
     for name in EventLog.FIELDS:
         assert getattr(a.events, name).tobytes() == getattr(b.events, name).tobytes(), name
+
+
+def small_buffers(monkeypatch, log_rows):
+    """The compiled SimPy paths' buffers made small, so that they fill mid-run: the event
+    log's (32 rows a patient + ``log_rows``) and the loop's own table of matrix
+    exponentials (16 rows). Returns the list of the codes the steppers were serviced
+    for (``des_loop._LOG_FULL``, ``_TABLE_FULL``)."""
+    from simulator.engines import chunk_loop, des_loop
+
+    codes = []
+    service = des_loop.Stepper.service
+
+    def counted(self, code):
+        codes.append(code)
+        return service(self, code)
+
+    monkeypatch.setattr(des_loop.Stepper, "service", counted)
+    monkeypatch.setattr(des_loop, "_EVENTS_MIN", log_rows)
+    monkeypatch.setattr(chunk_loop, "_LOCAL_ROWS", 16)
+    return codes
 
 
 def _counting(fn, calls):

@@ -46,7 +46,8 @@ from ..kernel.xp import SCALAR
 from ..records import ChunkResult, EventLog, state_outcomes
 from ..scenario.center import Center, chair_hours
 from ..scenario.schema import Scenario
-from .des import record
+from . import cohort, des_loop
+from .des import compiled_events, record
 
 __all__ = [
     "PATIENTS_PER_CENTER",
@@ -67,6 +68,12 @@ PATIENT_COUNTS = (
     "center_ivig_days_skipped",
     "center_wait_days_total",
 )
+
+_END, _INFUSION = int(Event.END), int(Event.INFUSION)
+_LOG_FULL, _TABLE_FULL = des_loop._LOG_FULL, des_loop._TABLE_FULL
+# what the Python path costs a patient more than the compiled one (center_capacity:
+# ~10 ms against ~3 ms, the center's own work included in both)
+_PYTHON_LOSS_PER_PATIENT_S = 6e-3
 
 #: Patient ids of replication r are r * PATIENTS_PER_CENTER + j (j = arrival order).
 PATIENTS_PER_CENTER = 1_000_000
@@ -365,13 +372,155 @@ def _grams_due(plan: Plan, prm: Params, st: Any) -> tuple[float, float]:
     return dose, dose * st.drug_active * prm.weight_kg
 
 
-def _next_other_event(plan: Plan, prm: Params, st: Any) -> tuple[float, int]:
-    """(time, kind) of the patient's next event other than the infusion (patient clock)."""
-    due = st.ivig_next
-    st.ivig_next = math.inf
-    t, kind = handlers.next_event(SCALAR, plan, prm, st)
-    st.ivig_next = due
-    return t, kind
+def _not_before_tomorrow(st: Any) -> None:
+    """After an infusion day given or skipped: when delays stretched the cycle past the
+    next one's due day, the next infusion is tomorrow at the earliest (the patient's
+    clock never goes back, and cycles never overlap)."""
+    if st.ivig_next <= st.t:
+        handlers.postpone_infusion(st, st.t + 1.0)
+
+
+class _OnPython:
+    """A center patient's kernel on the Python path: its own state in Python numbers,
+    the kernel's functions called one event at a time."""
+
+    def __init__(
+        self, plan: Plan, prm: Params, i: int, res: ChunkResult, log: EventLog | None
+    ) -> None:
+        self.plan, self.prm, self.i, self.res, self.log = plan, prm, i, res, log
+        self.st: Any = None
+
+    def begin(self) -> None:
+        self.st = handlers.init_state(SCALAR, self.plan, self.prm)
+
+    def next_event(self) -> tuple[float, int]:
+        t, kind = handlers.next_event(SCALAR, self.plan, self.prm, self.st)
+        return t, int(kind)
+
+    def step(self, t: float, kind: int) -> None:
+        """Move to the next event (at ``t``, of ``kind``) and run it, unless it is an
+        infusion (the center decides) or the end."""
+        st = self.st
+        handlers.advance(SCALAR, self.plan, self.prm, st, t)
+        if kind in (_END, _INFUSION):
+            return
+        before = st.pred
+        flags, values, grams = handlers.handle(SCALAR, self.plan, self.prm, st, kind)
+        record(self.res, self.log, self.i, self.prm.patient, st, kind, flags, values, grams, before)
+
+    def next_other_event(self) -> tuple[float, int]:
+        """(time, kind) of the next event other than the infusion (patient clock)."""
+        st = self.st
+        due = st.ivig_next
+        st.ivig_next = math.inf
+        t, kind = self.next_event()
+        st.ivig_next = due
+        return t, kind
+
+    def advance_to(self, t: float) -> None:
+        """Move to ``t`` (the day an infusion is given or skipped), if later."""
+        if self.st.t < t:
+            handlers.advance(SCALAR, self.plan, self.prm, self.st, t)
+
+    def infuse(self, fraction: float, extra: int, before: float) -> float:
+        """The infusion now, ``fraction`` of the day's dose; its record flagged
+        ``extra``. Returns the grams given."""
+        st = self.st
+        flags, _, grams = handlers.handle(SCALAR, self.plan, self.prm, st, Event.INFUSION, fraction)
+        _not_before_tomorrow(st)
+        self._log_infusion(flags + extra, grams, before)
+        return float(grams)
+
+    def skip(self) -> bool:
+        """The infusion due now is skipped (with the rest of its cycle); whether a whole
+        cycle was."""
+        st = self.st
+        whole = handlers.skip_infusion(self.plan, st)
+        _not_before_tomorrow(st)
+        return whole
+
+    def log_skip(self, extra: int, before: float) -> None:
+        """Record the infusion day skipped, flagged ``extra``."""
+        self._log_infusion(float(extra), 0.0, before)
+
+    def _log_infusion(self, flags: Any, grams: Any, before: float) -> None:
+        record(
+            self.res,
+            self.log,
+            self.i,
+            self.prm.patient,
+            self.st,
+            _INFUSION,
+            flags,
+            None,
+            grams,
+            before,
+        )
+
+    def end(self) -> None:
+        for name, value in state_outcomes(self.plan, self.st).items():
+            self.res.outcomes[name][self.i] = value
+
+
+class _Row:
+    """Row ``r`` of a chunk's state arrays, read and written as one patient's state."""
+
+    __slots__ = ("_r", "_st")
+
+    def __init__(self, st: Any, r: int) -> None:
+        object.__setattr__(self, "_st", st)
+        object.__setattr__(self, "_r", r)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._st, name)[self._r]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        getattr(self._st, name)[self._r] = value
+
+
+class _Compiled(_OnPython):
+    """A center patient's kernel compiled (``des_loop``'s center functions, on the
+    chunk's state arrays; the same bytes as :class:`_OnPython`). The chunk's outcomes
+    are written once every patient has ended (``cohort.finish_chunk``)."""
+
+    def __init__(self, s: Any, plan: Plan, prm: Params, st: Any, i: int) -> None:
+        self.s, self.m, self.plan, self.prm, self.i = s, s.module, plan, prm, i
+        self.st = _Row(st, i)
+
+    def _call(self, fn: Any, *args: Any) -> float:
+        s = self.s
+        while True:
+            got = fn(s.ctx, self.i, *args)
+            if got not in (_LOG_FULL, _TABLE_FULL):
+                return float(got)
+            s.service(got)  # a full buffer: nothing ran
+
+    def begin(self) -> None:
+        pass  # the chunk's state arrays start as init_state makes them
+
+    def next_event(self) -> tuple[float, int]:
+        t = self.m.peek(self.s.ctx, self.i)
+        return float(t), int(self.s.count[2])
+
+    def step(self, t: float, kind: int) -> None:
+        self._call(self.m.next_one)
+
+    def advance_to(self, t: float) -> None:
+        self._call(self.m.advance_to, float(t))
+
+    def infuse(self, fraction: float, extra: int, before: float) -> float:
+        grams = self._call(self.m.infuse, float(fraction), int(extra), float(before))
+        _not_before_tomorrow(self.st)  # not in the record: after it is the same
+        return grams
+
+    def log_skip(self, extra: int, before: float) -> None:
+        st = self.st
+        self.s.log_row(
+            self.prm.patient, st.t, _INFUSION, extra, math.nan, math.nan, 0.0, st.pred, before
+        )
+
+    def end(self) -> None:
+        pass
 
 
 def _patient(
@@ -383,9 +532,8 @@ def _patient(
     seq: int,
     arrival: int,
     res: ChunkResult,
-    log: EventLog | None,
+    k: _OnPython,
 ) -> Generator[simpy.Event, Any, None]:
-    xp = SCALAR
     cfg = sim.cfg
     pol = cfg.policy
     if res.center_patients is None:
@@ -393,23 +541,22 @@ def _patient(
     mine = res.center_patients  # this chunk's per-patient center columns (row i)
     if arrival > env.now:
         yield env.timeout(arrival - env.now)
-    st = handlers.init_state(xp, plan, prm)
+    k.begin()
+    st = k.st
     first_due = math.inf  # day (patient clock) the pending infusion day was first due
     while True:
-        t, kind = handlers.next_event(xp, plan, prm, st)
+        t, kind = k.next_event()
         if arrival + t > env.now:
             yield env.timeout(arrival + t - env.now)
-        handlers.advance(xp, plan, prm, st, t)
-        if kind == Event.END:
+        k.step(t, kind)
+        if kind == _END:
             break
-        before = st.pred
-        if kind != Event.INFUSION:
-            flags, values, grams = handlers.handle(xp, plan, prm, st, kind)
-            record(res, log, i, prm.patient, st, kind, flags, values, grams, before)
+        if kind != _INFUSION:
             if st.ivig_next == math.inf and first_due < math.inf:
                 sim.pending -= 1  # a rule or death cancelled the overdue day
                 first_due = math.inf
             continue
+        before = st.pred
         day = arrival + int(t)
         if first_due == math.inf:
             first_due = t
@@ -446,58 +593,49 @@ def _patient(
                 sim.pending += 1
             nxt = sim.next_open_day(day + 1)
             if other is None:
-                other = _next_other_event(plan, prm, st)
+                other = k.next_other_event()
             # another event before the retry day, or that day and first in the fixed order
-            if other < (nxt - arrival, Event.INFUSION):
+            if other < (nxt - arrival, _INFUSION):
                 handlers.postpone_infusion(st, nxt - arrival)
                 break
             # nothing else happens to the patient before then: wait for that day here,
             # without stepping the kernel through the days in between
             yield env.timeout(nxt - env.now)
             day, t = nxt, float(nxt - arrival)
-        if st.t < t:
-            handlers.advance(xp, plan, prm, st, t)  # the day it is given (or skipped)
+        k.advance_to(t)  # the day it is given (or skipped)
         if fraction > 0.0:
             sim.hold(req, min(day, sim.days - 1), sim.hours(dose * fraction))
-            flags, _, grams = handlers.handle(xp, plan, prm, st, kind, fraction)
-            if st.ivig_next <= st.t:
-                # delays stretched the cycle past the next one's due day: it starts
-                # tomorrow at the earliest (cycles never overlap)
-                handlers.postpone_infusion(st, st.t + 1.0)
             extra = int(Flag.CENTER_CYCLE_START) if new_cycle else 0
             if late:
                 extra |= int(Flag.CENTER_DELAYED)
+            if fraction < 1.0:
+                extra |= int(Flag.CENTER_REDUCED)
+            if late:
                 mine["center_infusion_days_delayed"][i] += 1
                 mine["center_ivig_cycles_delayed"][i] += int(new_cycle)
                 sim.pending -= 1
             if fraction < 1.0:
-                extra |= int(Flag.CENTER_REDUCED)
                 mine["center_infusion_days_reduced"][i] += 1
-            sim.grams[min(day, sim.days - 1)] += grams
             wait = env.now - sim.opening(arrival + int(first_due))
             sim.waits.append(wait)
             mine["center_wait_days_total"][i] += wait
+            # the kernel's infusion, its record last (as before the center's functions
+            # were compiled: what a recording log sees is unchanged)
+            sim.grams[min(day, sim.days - 1)] += k.infuse(fraction, extra, before)
             first_due = math.inf
-            record(res, log, i, prm.patient, st, kind, flags + extra, None, grams, before)
             continue
         if not skip:
             continue  # postponed through the kernel
-        whole = handlers.skip_infusion(plan, st)
-        if st.ivig_next <= st.t:
-            # the rest of a cycle stretched past the next one's due day was skipped: the
-            # next cycle starts tomorrow at the earliest (the patient's clock never goes
-            # back, and cycles never overlap)
-            handlers.postpone_infusion(st, st.t + 1.0)
+        whole = k.skip()
         mine["center_ivig_cycles_skipped" if whole else "center_ivig_days_skipped"][i] += 1
         if late:
             sim.pending -= 1
         first_due = math.inf
         extra = int(Flag.CENTER_SKIPPED) + (int(Flag.CENTER_CYCLE_START) if whole else 0)
-        record(res, log, i, prm.patient, st, kind, float(extra), None, 0.0, before)
+        k.log_skip(extra, before)
     if first_due < math.inf:
         sim.pending -= 1
-    for name, value in state_outcomes(plan, st).items():
-        res.outcomes[name][i] = value
+    k.end()
 
 
 def _uniform_hours(scn: Scenario, plan: Plan) -> float | None:
@@ -523,10 +661,14 @@ def run_chunk(
     seed: int,
     replications: np.ndarray,
     events: bool = False,
+    compiled_events: bool = True,
 ) -> ChunkResult:
     """Simulate the given center replications; returns every patient of them (in
     replication, then arrival order) with the centers' record in ``.center``. Unlike
-    the other engines it takes no precomputed params: a center draws its own patients."""
+    the other engines it takes no precomputed params: a center draws its own patients.
+    With ``compiled_events`` (the default) the kernel's events run compiled when that
+    pays (``des_loop``'s center functions); ``compiled_events=False`` keeps the Python
+    path, the reference the tests compare it with."""
     center = scn.center
     if center is None:
         raise ValueError("the center engine needs a scenario with a center: block")
@@ -542,6 +684,7 @@ def run_chunk(
     prm, base = make_params(scn, plan, seed, ids)
     res = ChunkResult.empty(plan, prm, base, events)
     res.center_patients = {name: np.zeros(ids.size) for name in PATIENT_COUNTS}
+    compiled = _compiled(plan, prm, res) if compiled_events else None
     parts: list[CenterRecord] = []
     offset = 0
     for arr in arrivals:
@@ -554,12 +697,21 @@ def run_chunk(
         )
         for j, a in enumerate(arr):
             i = offset + j
-            env.process(_patient(env, sim, plan, prm.row(i), i, j, int(a), res, res.events))
+            row = prm.row(i)
+            k = (
+                _OnPython(plan, row, i, res, res.events)
+                if compiled is None
+                else _Compiled(compiled[0], plan, row, compiled[1], i)
+            )
+            env.process(_patient(env, sim, plan, row, i, j, int(a), res, k))
         env.run(until=days)
         mine = {k: v[offset : offset + arr.size] for k, v in res.center_patients.items()}
         parts.append(_record(sim, center, mine, days))
         offset += arr.size
-    if res.events is not None:
+    if compiled is not None:
+        compiled[0].finish()
+        cohort.finish_chunk(plan, compiled[1], res)  # the outcomes, the log in order
+    elif res.events is not None:
         res.events.finish()
     res.center = CenterRecord.merge_all(parts)
     assert res.center_patients is not None
@@ -570,6 +722,13 @@ def run_chunk(
         [*arrivals, np.zeros(0, dtype=np.int64)]
     )
     return res
+
+
+def _compiled(plan: Plan, prm: Params, res: ChunkResult) -> tuple[Any, Any] | None:
+    """The chunk's compiled center functions and the state arrays they run on, or None
+    (the Python path runs)."""
+    loss = len(prm.patient) * _PYTHON_LOSS_PER_PATIENT_S
+    return compiled_events(plan, prm, res, loss, center=True)
 
 
 def _monthly(values: np.ndarray, months: int, how: str = "sum") -> np.ndarray:

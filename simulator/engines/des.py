@@ -119,20 +119,31 @@ def run_chunk(
 _PYTHON_LOSS_PER_PATIENT_S = 3e-3
 
 
+def compiled_events(
+    plan: Plan, prm: Params, res: ChunkResult, loss_s: float, center: bool = False
+) -> tuple[des_loop.Stepper, State] | None:
+    """The chunk's compiled event functions (``des_loop``; ``center``: an infusion
+    center's) and the state arrays they run on, made by ``init_state``; None when the
+    Python path runs (numba not worth loading or compiling yet for work it does
+    ``loss_s`` slower, or failed)."""
+    if not len(prm.patient) or jit.loops_for(loss_s) is None:
+        return None
+    st = handlers.init_state(ARRAY, plan, prm)
+    loop = fused.for_plan(plan).chunk_loop(plan, st, prm)
+    if loop is None:
+        return None
+    s = des_loop.stepper(loop, plan, st, prm, res, loss_s, center)
+    return None if s is None else (s, st)
+
+
 def _run_compiled(plan: Plan, prm: Params, res: ChunkResult) -> bool:
     """Run the chunk's patients as SimPy processes whose events run compiled
     (``des_loop``); False (nothing written) when that path is not taken."""
     n = len(prm.patient)
-    loss = n * _PYTHON_LOSS_PER_PATIENT_S
-    if not n or jit.loops_for(loss) is None:
+    got = compiled_events(plan, prm, res, n * _PYTHON_LOSS_PER_PATIENT_S)
+    if got is None:
         return False
-    st = handlers.init_state(ARRAY, plan, prm)
-    loop = fused.for_plan(plan).chunk_loop(plan, st, prm)
-    if loop is None:
-        return False
-    stepper = des_loop.stepper(loop, plan, st, prm, res, loss)
-    if stepper is None:
-        return False
+    stepper, st = got
     env = simpy.Environment()
     for r in range(n):
         env.process(des_loop.patient(env, stepper, r))

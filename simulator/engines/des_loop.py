@@ -62,7 +62,7 @@ _END = int(Event.END)
 _LOG_FULL, _TABLE_FULL, _DONE = -2.0, -3.0, -1.0
 
 
-_SOURCES: dict[tuple[str, tuple[Any, ...]], str] = {}  # by chunk loop and argument kinds
+_SOURCES: dict[tuple[str, bool, tuple[Any, ...]], str] = {}  # by loop, center, argument kinds
 _SOURCES_KEPT = 32  # ~170 KB each (the loop's source in the key, and this one)
 
 
@@ -151,10 +151,11 @@ def _with_loads(text: str, loads: dict[str, str], loaded: set[str]) -> str:
     return "\n".join([*(f"    {loads[n]}" for n in first), *out])
 
 
-def source(loop: Any, values: list[Any]) -> str:
+def source(loop: Any, values: list[Any], center: bool = False) -> str:
     """The module of a plan's one-event function: a ``StructRef`` type holding the chunk
-    loop's arguments (``COUNT`` holding the loop's ``NL`` and its event count), ``build``
-    making one from them, and ``one(ctx_, r, RUN)``."""
+    loop's arguments (``COUNT`` holding the loop's ``NL``, its event count and a code),
+    ``build`` making one from them, and ``one(ctx_, r, RUN)``; with ``center``, the
+    functions of an infusion center's patients too (:func:`_center_source`)."""
     names = [("COUNT" if p == "NL" else p) for p in loop.params if p != "todo"]
     fields = ",\n".join(
         f'        ("{n}", {_numba_type(v)})' for n, v in zip(names, values, strict=True)
@@ -227,6 +228,89 @@ def one(ctx_, r, RUN):
 {_indent(again)}
         if best > t:
             return best
+""" + (_center_source(loop, loads) if center else "")
+
+
+def _center_source(loop: Any, loads: dict[str, str]) -> str:
+    """An infusion center's patient (``engines/center.py``) runs on four functions, so
+    that the center decides each infusion day between the kernel's steps, as on the
+    Python path: ``peek(ctx_, r)`` (the next event's time; its kind in ``COUNT[2]``),
+    ``next_one(ctx_, r)`` (move to the next event and run it, unless it is an infusion:
+    then ``COUNT[2]`` is 1 and the state waits at its time; returns the next event's
+    time), ``advance_to(ctx_, r, day)`` (move the state to a later day, an infusion
+    postponed) and ``infuse(ctx_, r, fraction, extra, before)`` (the infusion now, the
+    fraction of the day's dose given, its record flagged ``extra``; returns its grams).
+    Each returns ``_LOG_FULL`` or ``_TABLE_FULL`` having changed nothing when a buffer is
+    full."""
+    pc = loop.pieces
+    infusion = int(Event.INFUSION)
+    head = (
+        "    nl = COUNT[0]\n    nev = COUNT[1]\n    nrows = TABLE.shape[0]\n"
+        "    nlocal = LDENSE.shape[0]"
+    )
+    log_full = f"    if LOG and nev >= E_day.shape[0]:\n        return {_LOG_FULL}\n"
+    step = _dedent(pc.step).replace("{table_full}", f"return {_TABLE_FULL}")
+
+    def body(text: str) -> str:
+        return _with_loads(text, loads, set())
+
+    peek = body(f"{_dedent(pc.schedule)}\n    COUNT[2] = kind\n    return best")
+    next_one = body(
+        f"""{head}
+    COUNT[2] = 0
+{_dedent(pc.schedule)}
+    if kind != {_END}:
+{_indent(log_full)}
+{step}
+    COUNT[0] = nl
+    if kind == {_END}:
+        return {_DONE}
+    if kind == {infusion}:
+        COUNT[2] = 1
+        return t
+{_dedent(pc.handle)}
+    COUNT[1] = nev
+{_dedent(pc.schedule)}
+    return best"""
+    )
+    advance_to = body(
+        f"""{head}
+    best = day
+    if s_t[r] < best:
+{_indent(step)}
+    COUNT[0] = nl
+    return best"""
+    )
+    infuse = body(
+        f"""{head}
+{log_full}    t = s_t[r]
+    kind = {infusion}
+{_dedent(pc.infusion)}
+    fl = fl + extra
+{_dedent(pc.log)}
+    COUNT[1] = nev
+    return c2"""
+    )
+    return f"""
+
+@numba.njit(cache=True, error_model="numpy")
+def peek(ctx_, r):
+{peek}
+
+
+@numba.njit(cache=True, error_model="numpy")
+def next_one(ctx_, r):
+{next_one}
+
+
+@numba.njit(cache=True, error_model="numpy")
+def advance_to(ctx_, r, day):
+{advance_to}
+
+
+@numba.njit(cache=True, error_model="numpy")
+def infuse(ctx_, r, fraction, extra, before):
+{infuse}
 """
 
 
@@ -235,23 +319,26 @@ class Stepper:
     state, parameters, visit values; the event log; the matrix exponentials the
     propagator's table lacks)."""
 
-    def __init__(self, loop: Any, plan: Any, st: Any, prm: Any, res: Any) -> None:
+    def __init__(
+        self, loop: Any, plan: Any, st: Any, prm: Any, res: Any, center: bool = False
+    ) -> None:
         n = st.t.shape[0]
         self.res = res
         self.prop = plan.propagator
         self.logging = res.events is not None
         self.cap = int(_EVENTS_PER_PATIENT * n) + _EVENTS_MIN if self.logging else 0
         self.ev = [np.empty(self.cap, dtype=d) for d in _LOG_DTYPES]
-        self.count = np.zeros(2, dtype=np.int64)  # local table rows, events logged
+        # local table rows, events logged, a code (the center's functions)
+        self.count = np.zeros(3, dtype=np.int64)
         self.local = local_table(plan)
         self.head, self.tail = loop.parts(plan, st, prm, res)
         self.const = [self.prop.matrices, disease.ENTRY_ROWS, disease.ENTRY_COLS]
         values = self._values()
-        key = (loop.text, tuple(_kind(v) for v in values))
+        key = (loop.text, center, tuple(_kind(v) for v in values))
         with _LOCK:
             text = _SOURCES.get(key)
         if text is None:
-            text = source(loop, values)
+            text = source(loop, values, center)
             with _LOCK:
                 if len(_SOURCES) >= _SOURCES_KEPT:  # the oldest first
                     _SOURCES.pop(next(iter(_SOURCES)))
@@ -316,32 +403,63 @@ class Stepper:
             hand_over(self.prop, self.local, nl)
             self.count[0] = 0
 
+    def log_row(self, *fields: Any) -> None:
+        """Log one event from Python (``_LOG_FIELDS``' order), after those logged so far."""
+        if not self.logging:
+            return
+        if self.count[1] >= self.ev[0].shape[0]:
+            self.service(_LOG_FULL)
+        k = int(self.count[1])
+        for a, v in zip(self.ev, fields, strict=True):
+            a[k] = v
+        self.count[1] = k + 1
+
     def finish(self) -> None:
         """Hand the log rows and the computed matrix exponentials over."""
         self._flush_log(grow=False)
         self._flush_table()
 
 
-def stepper(loop: Any, plan: Any, st: Any, prm: Any, res: Any, loss_s: float) -> Stepper | None:
-    """The chunk's compiled one-event function, or None: not worth compiling yet (the
-    chunk loop's rule, ``chunk_loop.pays``), or numba failed (then the Python path runs,
-    with the same bytes)."""
+def stepper(
+    loop: Any, plan: Any, st: Any, prm: Any, res: Any, loss_s: float, center: bool = False
+) -> Stepper | None:
+    """The chunk's compiled one-event function (``center``: an infusion center's
+    functions), or None: not worth compiling yet (the chunk loop's rule,
+    ``chunk_loop.pays``), or numba failed (then the Python path runs, with the same
+    bytes)."""
     try:
-        s = Stepper(loop, plan, st, prm, res)
+        s = Stepper(loop, plan, st, prm, res, center)
     except Exception as exc:  # an argument numba has no type for
         log.warning("the SimPy engine runs on Python: %s", exc)
         return None
-    if not pays(s.one, s.text, loss_s, _OWED, COMPILE_SECONDS):
+    first = s.module.next_one if center else s.one
+    if not pays(first, s.text, loss_s, _OWED, COMPILE_SECONDS):
         return None
     try:
         s.start()
         if st.t.shape[0]:
-            s.one(s.ctx, 0, False)  # compiles ``one``: the next event, nothing changed
-            s._fast_entry()
+            # compiles them: reads the next event, changes nothing
+            if center:
+                _compile_center(s)
+            else:
+                s.one(s.ctx, 0, False)
+                s._fast_entry()
     except Exception as exc:  # a compiler error, before anything ran
         log.warning("the SimPy engine runs on Python: numba failed (%s)", exc)
         return None
     return s
+
+
+def _compile_center(s: Stepper) -> None:
+    """Compile an infusion center's functions for this chunk's struct (reading the next
+    event of row 0; nothing changes)."""
+    from numba import typeof, types
+
+    m, ctx = s.module, typeof(s.ctx)  # type: ignore[no-untyped-call]
+    m.peek(s.ctx, 0)
+    m.next_one.compile((ctx, types.int64))
+    m.advance_to.compile((ctx, types.int64, types.float64))
+    m.infuse.compile((ctx, types.int64, types.float64, types.int64, types.float64))
 
 
 def patient(env: Any, s: Stepper, r: int) -> Generator[Any, Any, None]:
