@@ -290,19 +290,33 @@ def sweep_wall_seconds(path: Path, out: Path, workers: int, extra: list[str]) ->
 CENTER = ROOT / "scenarios" / "center_capacity.yaml"
 
 
-def center_run_seconds(reps: int) -> dict:
+def center_run_seconds(reps: int, compile_events: bool) -> dict:
     """Wall seconds of one 3-year center (60 new patients a year, 2 chairs, first-line
-    IVIG) through ``run``: median over ``reps`` replications, after one warm-up."""
+    IVIG) through ``run``: median over ``reps`` replications, after one warm-up (which
+    compiles the center's events with ``compile_events``, or loads them), and the same
+    replications with the kernel's events on the Python path, interleaved."""
+    from simulator.engines import center
+
     scn = load_scenario(CENTER)
-    run(scn, patients=1, seed=999, progress=False)  # warm: plan, caches
-    out = []
+    with _jit_env("1" if compile_events else None):
+        run(scn, patients=1, seed=999, progress=False)  # warm: plan, caches
+    keep = center._compiled
+    out, python = [], []
     for r in range(reps):
         t = time.perf_counter()
         res = run(scn, patients=1, seed=1000 + r, progress=False)
         out.append((time.perf_counter() - t, res.summary.n))
+        center._compiled = lambda *a: None  # the Python path
+        try:
+            t = time.perf_counter()
+            run(scn, patients=1, seed=1000 + r, progress=False)
+            python.append(time.perf_counter() - t)
+        finally:
+            center._compiled = keep
     return {
         "median_s": statistics.median(s for s, _ in out),
         "max_s": max(s for s, _ in out),
+        "python_path_median_s": statistics.median(python),
         "patients_mean": statistics.mean(n for _, n in out),
         "replications": reps,
     }
@@ -539,12 +553,13 @@ def main() -> None:
         f" per arm, 2 workers): {cal_s:.2f} s; the shipped fit (13 parameters, up to 227"
         f" evaluations) about {227 * cal_s / 60:.1f} min"
     )
-    center = center_run_seconds(z["center_reps"])
+    center = center_run_seconds(z["center_reps"], size != "toy")
     fig["center_run"] = center
     print(
         f"infusion center: one 3-year center, 60 new patients/year (mean"
         f" {center['patients_mean']:.0f} patients), 2 chairs: median {center['median_s']:.2f} s"
-        f" (max {center['max_s']:.2f} s over {center['replications']} replications)"
+        f" (max {center['max_s']:.2f} s over {center['replications']} replications);"
+        f" kernel events on the Python path: median {center['python_path_median_s']:.2f} s"
     )
     c_reps = z["center_sweep_reps"]
     with tempfile.TemporaryDirectory() as tmp:

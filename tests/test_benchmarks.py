@@ -36,6 +36,7 @@ def test_benchmark_runs_at_toy_size_and_writes_every_figure(tmp_path):
     assert fig["psa"]["seconds"] > 0 and fig["sweep_point_overhead_s"] > 0
     assert fig["calibration_evaluation_s"]["seconds"] > 0
     assert fig["center_run"]["median_s"] > 0 and fig["center_run"]["patients_mean"] > 0
+    assert fig["center_run"]["python_path_median_s"] > 0
     assert fig["center_sweep"]["seconds"] > 0 and fig["center_sweep"]["chairs"] == [2, 4]
     assert {t["target"] for t in fig["targets"]} >= {
         "cohort engine >= 100,000 patients/s",
