@@ -55,20 +55,38 @@ def _leaves(tp: Any) -> list[Any]:
     return [] if tp is type(None) else [tp]
 
 
-def _strict(value: Any, tp: Any, where: str = "") -> Any:
-    """Reject what pydantic's lax mode would quietly convert: booleans (``true`` is not 1)
-    and text where a number is expected, non-finite numbers, fractional whole numbers.
-    Containers are checked item by item; ``where`` names the item in the message."""
-    if value is None:
-        return value
+_CHECKS: dict[int, tuple[Any, str | None, bool, list[tuple[Any, Any]]]] = {}
+
+
+def _check_of(tp: Any) -> tuple[str | None, bool, list[tuple[Any, Any]]]:
+    """What ``_strict`` checks for annotation ``tp``, worked out once per annotation (a
+    scenario's validation calls it for every field): the kind of number it must be
+    (None: not a number), whether whole, and its containers' (origin, args)."""
+    got = _CHECKS.get(id(tp))
+    if got is not None and got[0] is tp:
+        return got[1], got[2], got[3]
     leaves = _leaves(tp)
     numeric = {leaf for leaf in leaves if leaf in (int, float)}
+    kind = None
     if (
         numeric
         and not any(leaf in (bool, str) or leaf is Any for leaf in leaves)
         and not any(typing.get_origin(leaf) is Literal for leaf in leaves)
     ):
         kind = "a whole number" if numeric == {int} else "a number"
+    containers = [(typing.get_origin(leaf), typing.get_args(leaf)) for leaf in leaves]
+    _CHECKS[id(tp)] = (tp, kind, numeric == {int}, containers)  # keeps tp: its id stays
+    return kind, numeric == {int}, containers
+
+
+def _strict(value: Any, tp: Any, where: str = "") -> Any:
+    """Reject what pydantic's lax mode would quietly convert: booleans (``true`` is not 1)
+    and text where a number is expected, non-finite numbers, fractional whole numbers.
+    Containers are checked item by item; ``where`` names the item in the message."""
+    if value is None:
+        return value
+    kind, whole, containers = _check_of(tp)
+    if kind is not None:
         if isinstance(value, bool):
             raise ValueError(f"{where}must be {kind}, not a boolean")
         if isinstance(value, str | bytes):
@@ -76,11 +94,10 @@ def _strict(value: Any, tp: Any, where: str = "") -> Any:
         if isinstance(value, float):
             if not math.isfinite(value):
                 raise ValueError(f"{where}must be a finite number, got {value}")
-            if numeric == {int} and not value.is_integer():
+            if whole and not value.is_integer():
                 raise ValueError(f"{where}must be a whole number, got {value}")
         return value
-    for leaf in leaves:
-        origin, args = typing.get_origin(leaf), typing.get_args(leaf)
+    for origin, args in containers:
         if origin in (list, tuple) and isinstance(value, list | tuple):
             for i, item in enumerate(value):
                 item_tp = (
