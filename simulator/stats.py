@@ -117,10 +117,13 @@ def _bins_total(used: list[list[int]]) -> int:
     """The sum, in units of 2**-1126, of bins reported by ``_loops.moment_bins`` as
     (k, hi, lo): the value ``M * 2**(k - 1074)`` is ``M << (k + 52)`` units, with
     ``M = hi * 2**27 + lo``."""
+    if not used:
+        return 0
+    first = used[0][0]  # the lowest bin: shift by the distance from it, then once
     total = 0
     for k, h, low in used:
-        total += ((h << _SPLIT_BITS) + low) << (k + 52)
-    return total
+        total += ((h << _SPLIT_BITS) + low) << (k - first)
+    return total << (first + 52)
 
 
 def _two_square(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
