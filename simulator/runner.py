@@ -183,16 +183,15 @@ _PLANS: Recent[str, Plan] = Recent(16)  # every arm of a comparison stays compil
 
 
 # the hash of the last few scenario objects (a scenario is frozen; hashing one costs
-# ~0.5 ms and a chunk looks its plan up three times)
+# ~0.5 ms and a chunk looks its plan up three times); an entry keeps its scenario alive,
+# so no other object can have its id while the entry is kept
 _HASHES: Recent[int, tuple[Scenario, str]] = Recent(16)
 
 
 def _plan_for(scn: Scenario) -> Plan:
     """Compiled plan, cached per process (plans hold compiled rules: not picklable); the
     most recently used few are kept."""
-    kept, sha = _HASHES.get(id(scn), lambda: (scn, scenario_sha256(scn)))
-    if kept is not scn:  # cannot happen while the entry keeps ``kept`` alive; be sure
-        sha = scenario_sha256(scn)
+    _, sha = _HASHES.get(id(scn), lambda: (scn, scenario_sha256(scn)))
     return _PLANS.get(sha, lambda: make_plan(scn))
 
 

@@ -608,13 +608,11 @@ def _patient(
             extra = int(Flag.CENTER_CYCLE_START) if new_cycle else 0
             if late:
                 extra |= int(Flag.CENTER_DELAYED)
-            if fraction < 1.0:
-                extra |= int(Flag.CENTER_REDUCED)
-            if late:
                 mine["center_infusion_days_delayed"][i] += 1
                 mine["center_ivig_cycles_delayed"][i] += int(new_cycle)
                 sim.pending -= 1
             if fraction < 1.0:
+                extra |= int(Flag.CENTER_REDUCED)
                 mine["center_infusion_days_reduced"][i] += 1
             wait = env.now - sim.opening(arrival + int(first_due))
             sim.waits.append(wait)

@@ -269,8 +269,7 @@ def _function(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         graph = _graph_of(*args)
         if graph is None:
             return fn(*args)
-        key = (name, *[a.dtype if type(a) is Node else type(a) for a in args])
-        dtype = _DTYPES.get(key) or Graph._result_dtype(fn, key, args)
+        dtype = graph.result_dtype(fn, name, args)
         return graph.node(name, tuple([_operand(graph, a) for a in args]), dtype)
 
     traced.__name__ = name

@@ -67,16 +67,17 @@ def _check_of(tp: Any) -> tuple[str | None, bool, list[tuple[Any, Any]]]:
         return got[1], got[2], got[3]
     leaves = _leaves(tp)
     numeric = {leaf for leaf in leaves if leaf in (int, float)}
+    whole = numeric == {int}
     kind = None
     if (
         numeric
         and not any(leaf in (bool, str) or leaf is Any for leaf in leaves)
         and not any(typing.get_origin(leaf) is Literal for leaf in leaves)
     ):
-        kind = "a whole number" if numeric == {int} else "a number"
+        kind = "a whole number" if whole else "a number"
     containers = [(typing.get_origin(leaf), typing.get_args(leaf)) for leaf in leaves]
-    _CHECKS[id(tp)] = (tp, kind, numeric == {int}, containers)  # keeps tp: its id stays
-    return kind, numeric == {int}, containers
+    _CHECKS[id(tp)] = (tp, kind, whole, containers)  # keeps tp: its id stays unique
+    return kind, whole, containers
 
 
 def _strict(value: Any, tp: Any, where: str = "") -> Any:
