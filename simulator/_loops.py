@@ -36,13 +36,21 @@ function where the loop calls it.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import llvmlite.binding as llvm
 import numba
 import numpy as np
 from llvmlite import ir
 from numba.core import cgutils, types
-from numba.extending import get_cython_function_address, intrinsic, register_jitable
+from numba.core.datamodel.models import ArrayModel
+from numba.extending import (
+    get_cython_function_address,
+    intrinsic,
+    lower_cast,
+    register_jitable,
+    register_model,
+)
 
 from . import fmath, stats, streams
 from .fmath import _O_THRESHOLD, _SMALLEST_NORMAL, _U_THRESHOLD
@@ -77,24 +85,66 @@ _as_float = _bitcast(types.int64, types.float64)  # the float64 with these int64
 _as_bits = _bitcast(types.float64, types.int64)
 
 
+class BorrowedArray(types.Array):
+    """An array numba counts no references of: the arrays of the SimPy engine's struct
+    (``engines/des_loop.py``), whose owner, the ``Stepper``, keeps them alive while the
+    struct is used. Reading an ordinary array from a struct costs a call to ``NRT_incref``
+    and one to ``NRT_decref`` on its meminfo (null here: the call only tests it), some
+    100 calls per event; with this type numba emits none. The layout of the value is
+    an ordinary array's, so everything numba does with arrays works on it; a view of it
+    (``copy``) is an ordinary array with a null meminfo."""
+
+    def __init__(
+        self, dtype: Any, ndim: int, layout: str, readonly: bool = False, aligned: bool = True
+    ) -> None:
+        ro = ", readonly" if readonly else ""
+        super().__init__(
+            dtype,
+            ndim,
+            layout,
+            readonly=readonly,
+            aligned=aligned,
+            name=f"borrowed(array({dtype}, {ndim}d, {layout}{ro}))",
+        )
+
+
+@register_model(BorrowedArray)
+class _BorrowedArrayModel(ArrayModel):  # type: ignore[misc]
+    """An array's data model that counts no references (no meminfo to traverse)."""
+
+    def has_nrt_meminfo(self) -> bool:
+        return False
+
+    def traverse(self, builder: Any) -> list[Any]:
+        return []
+
+
+@lower_cast(BorrowedArray, types.Array)
+def _borrowed_to_array(context, builder, fromty, toty, val):  # type: ignore[no-untyped-def]
+    """A borrowed array where an ordinary one is expected (one variable holding a view
+    or a borrowed array): the same value, its meminfo null."""
+    return val
+
+
 @intrinsic
 def borrowed(typingctx, arr):  # type: ignore[no-untyped-def]
-    """The array ``arr`` with no reference count (its meminfo and parent null), so that
-    numba counts no references when it is read from a struct (an atomic count up and
-    down each time otherwise). The caller keeps ``arr`` alive while the copy is used
-    (the SimPy engine's compiled path, ``engines/des_loop.py``)."""
+    """The array ``arr`` as a :class:`BorrowedArray` (its meminfo and parent null), so
+    that numba counts no references when it is read from a struct. The caller keeps
+    ``arr`` alive while the copy is used (the SimPy engine's compiled path,
+    ``engines/des_loop.py``)."""
     if not isinstance(arr, types.Array):
         return None
+    out = BorrowedArray(arr.dtype, arr.ndim, arr.layout, readonly=not arr.mutable)
 
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
         from numba.np.arrayobj import make_array
 
-        ary = make_array(signature.return_type)(context, builder, value=args[0])
+        ary = make_array(signature.args[0])(context, builder, value=args[0])
         ary.meminfo = cgutils.get_null_value(ary.meminfo.type)
         ary.parent = cgutils.get_null_value(ary.parent.type)
         return ary._getvalue()
 
-    return arr(arr), codegen
+    return out(arr), codegen
 
 
 @intrinsic
