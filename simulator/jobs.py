@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .comparison import ComparisonResult, compare
+from .parallel import pool_session
 from .report.atomic import output_folder
 from .report.comparison import write_comparison
 from .report.outputs import write_outputs
@@ -127,7 +128,12 @@ def sweep_to_folder(
             )
         ],
     ]
-    with output_folder(out, kind="sweep", force=force, inputs=inputs, label=label) as folder:
+    # one pool of workers for the points, the analysis and the figures
+    workers = 1 if kwargs.get("dask") or kwargs.get("evaluator") else kwargs.get("workers", 1)
+    with (
+        output_folder(out, kind="sweep", force=force, inputs=inputs, label=label) as folder,
+        pool_session(workers),
+    ):
         result = run_sweep(plan, out, force=force, **kwargs)
         with folder.writing() as tmp:
             write_sweep(result, tmp)

@@ -46,6 +46,7 @@ __all__ = [
     "default_workers",
     "ordered_map",
     "pool_session",
+    "session_map",
 ]
 
 log = logging.getLogger(__name__)
@@ -241,8 +242,11 @@ def pool_session(workers: int) -> Iterator[None]:
     generation): one process pool of ``workers`` for every map of the block that asks for
     that many workers, so that each worker loads the compiled loops and fills its caches
     once, not once a map. Leaving the block (normally, by an exception or Ctrl-C) stops
-    the pool as ``_process_pool`` does."""
-    if workers <= 1:
+    the pool as ``_process_pool`` does. Inside a session of as many workers, a nested
+    one makes no pool of its own."""
+    if workers <= 1 or (
+        _SESSION and _SESSION[-1][1] == workers and _SESSION[-1][2] == os.getpid()
+    ):  # nothing to share, or an enclosing session's pool serves this block
         yield
         return
     with _process_pool(workers) as pool:
@@ -262,6 +266,14 @@ def _pool_for(workers: int) -> Iterator[ProcessPoolExecutor]:
         return
     with _process_pool(workers) as pool:
         yield pool
+
+
+def session_map(fn: Callable[[T], R], tasks: list[T]) -> list[R]:
+    """Results of fn over tasks, in task order: on the workers of this process's
+    innermost ``pool_session`` (a sweep's analysis and figures, on the pool that ran its
+    points), else here with one native thread, as a single-worker run does."""
+    here = _SESSION and _SESSION[-1][2] == os.getpid()
+    return list(ordered_map(fn, tasks, _SESSION[-1][1] if here else 1))
 
 
 def ordered_map(

@@ -772,7 +772,7 @@ def run_sweep(
 
     from tqdm import tqdm
 
-    from .parallel import completed_map
+    from .parallel import completed_map, pool_session
 
     out = Path(out)
     paired = evaluator is None and keeps_vectors(plan.spec.design)
@@ -822,52 +822,54 @@ def run_sweep(
             plan.applies,
         )
 
-    parts: dict[int, dict[int, Any]] = {}
-    key = plan.fingerprint()
-    tasks = [
-        ((i, k), ((key, i), task(i), paired, None if chunks == 1 else k))
-        for i in todo
-        for k in range(chunks)
-    ]
-    try:
-        if evaluator is not None:
-            for i in todo:
-                done[i] = canonical(evaluator(plan.points[i]))
-                store.save(i, done[i])
-                bar.update(1)
-        else:
-            for (i, k), res in completed_map(_sweep_task, tasks, workers, dask):
-                if chunks > 1:
-                    parts.setdefault(i, {})[k] = res
-                    if len(parts[i]) < chunks:
-                        bar.update(1 / chunks)
-                        continue
-                    job, result = _point_job(task(i), paired)
-                    for kk in range(chunks):
-                        job.merge(parts[i].pop(kk))
-                    del parts[i]
-                    res = result()
-                outputs, vectors = res
-                done[i] = canonical(outputs)
-                store.save(i, done[i], vectors if paired else None)
-                bar.update(1 / chunks if chunks > 1 else 1)
-    except BaseException:
-        store.discard_if_unused()  # nothing to resume: leave nothing
-        raise
-    finally:
-        bar.close()
-    outputs = [done[i] for i in range(len(plan.points))]
-    analysis = analyse(
-        plan.spec.design, plan.points, outputs, plan.seed, plan.base_values, plan.output_keys
-    )
-    if paired:
-        analysis["paired_vs_base"] = _paired_vs_base(store, len(plan.points))
-        for key, bars in analysis["tornado"].items():
-            for bar in bars[1:]:
-                bar["difference_vs_base"] = [
-                    analysis["paired_vs_base"][j].get(key) for j in bar["points"]
-                ]
-    decision = getattr(module_for(plan.spec.design), "decision_analysis", None)
-    if decision is not None:
-        analysis["psa"] = decision(plan, outputs)
+    # one pool for the points and the analysis (the PSA's metamodels: session_map)
+    with pool_session(1 if dask or evaluator is not None else workers):
+        parts: dict[int, dict[int, Any]] = {}
+        key = plan.fingerprint()
+        tasks = [
+            ((i, k), ((key, i), task(i), paired, None if chunks == 1 else k))
+            for i in todo
+            for k in range(chunks)
+        ]
+        try:
+            if evaluator is not None:
+                for i in todo:
+                    done[i] = canonical(evaluator(plan.points[i]))
+                    store.save(i, done[i])
+                    bar.update(1)
+            else:
+                for (i, k), res in completed_map(_sweep_task, tasks, workers, dask):
+                    if chunks > 1:
+                        parts.setdefault(i, {})[k] = res
+                        if len(parts[i]) < chunks:
+                            bar.update(1 / chunks)
+                            continue
+                        job, result = _point_job(task(i), paired)
+                        for kk in range(chunks):
+                            job.merge(parts[i].pop(kk))
+                        del parts[i]
+                        res = result()
+                    outputs, vectors = res
+                    done[i] = canonical(outputs)
+                    store.save(i, done[i], vectors if paired else None)
+                    bar.update(1 / chunks if chunks > 1 else 1)
+        except BaseException:
+            store.discard_if_unused()  # nothing to resume: leave nothing
+            raise
+        finally:
+            bar.close()
+        outputs = [done[i] for i in range(len(plan.points))]
+        analysis = analyse(
+            plan.spec.design, plan.points, outputs, plan.seed, plan.base_values, plan.output_keys
+        )
+        if paired:
+            analysis["paired_vs_base"] = _paired_vs_base(store, len(plan.points))
+            for key, bars in analysis["tornado"].items():
+                for bar in bars[1:]:
+                    bar["difference_vs_base"] = [
+                        analysis["paired_vs_base"][j].get(key) for j in bar["points"]
+                    ]
+        decision = getattr(module_for(plan.spec.design), "decision_analysis", None)
+        if decision is not None:
+            analysis["psa"] = decision(plan, outputs)
     return SweepResult(plan, outputs, analysis)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from simulator.jobs import run_to_folder
-from simulator.parallel import completed_map, ordered_map
+from simulator.parallel import completed_map, ordered_map, pool_session, session_map
 from simulator.report.atomic import json_text
 
 
@@ -20,6 +22,22 @@ def test_ordered_map_keeps_task_order_in_a_pool():
 def test_completed_map_returns_every_key_once():
     got = dict(completed_map(square, [(k, k) for k in range(17)], workers=2))
     assert got == {k: k * k for k in range(17)}
+
+
+def pid_and_square(x: int) -> tuple[int, int]:
+    return os.getpid(), x * x
+
+
+def test_session_map_runs_on_the_sessions_workers_and_here_without_one():
+    tasks = list(range(9))
+    here = session_map(pid_and_square, tasks)
+    assert here == [(os.getpid(), x * x) for x in tasks]
+    with pool_session(2), pool_session(2):  # the inner session shares the outer pool
+        got = session_map(pid_and_square, tasks)
+        again = session_map(pid_and_square, tasks)
+    assert [v for _, v in got] == [x * x for x in tasks]
+    pids = {p for p, _ in got + again}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2  # the same two workers
 
 
 def _files(folder):

@@ -501,6 +501,30 @@ def test_sweep_command_takes_patients_draws_and_set(tmp_path):
     assert not (tmp_path / "t").exists()
 
 
+def test_a_psa_on_two_workers_writes_the_bytes_of_one_worker(tmp_path):
+    """Two workers draw the points, fit the EVPPI metamodels and draw the figures
+    (parallel.session_map); the folder is byte for byte that of one worker. 24 draws:
+    from 20 on the metamodels are fitted (below, the mean)."""
+    psa = SCENARIOS / "sweeps" / "psa_first_line_vs_rescue.yaml"
+    outs = {}
+    for workers in (1, 2):
+        outs[workers] = out = tmp_path / f"w{workers}"
+        args = ("--patients", 12, "--draws", 24, "--workers", workers, "--quiet")
+        proc = subprocess.run(
+            sweep_cmd(psa, *args, "--out", out), capture_output=True, text=True, timeout=600
+        )
+        assert proc.returncode == 0, proc.stderr
+    psa_out = json.loads((outs[1] / "sweep.json").read_text())["analysis"]["psa"]
+    r2 = [v for per_arm in psa_out["evppi_metamodel_r_squared"].values() for v in per_arm]
+    # 6 groups x 3 arms, fitted (the fallback, the mean, has R^2 = 0)
+    assert len(r2) == 18 and max(r2) > 0.1
+    names = sorted(p.name for p in outs[1].iterdir())
+    assert {"psa_scatter.png", "ceac.png", "evppi.png", "sweep.json"} <= set(names)
+    assert sorted(p.name for p in outs[2].iterdir()) == names
+    for name in names:
+        assert (outs[1] / name).read_bytes() == (outs[2] / name).read_bytes(), name
+
+
 def test_a_parameter_only_one_arm_has_leaves_the_other_arms_figures_out():
     from simulator.report.sweep_figures import _key_label, _labels, _touches, param_label
 

@@ -15,6 +15,7 @@ from scipy import special
 
 from .. import fmath
 from ..kernel.population import ppf
+from ..parallel import session_map
 from ..scenario.sweep_schema import PSA
 from .common import Point, uniform_rows
 
@@ -118,9 +119,15 @@ def psa_analysis(
     evppi: dict[str, float] = {}
     evppi_se: dict[str, float | None] = {}
     r2: dict[str, list[float]] = {}
-    for g, members in groups.items():
-        cols = [names.index(m) for m in members]
-        fitted = np.column_stack([_metamodel(x_all[:, cols], nmb[:, j]) for j in range(len(arms))])
+    # the metamodels, one a group and strategy, on a sweep's workers (parallel.session_map)
+    tasks = [
+        (x_all[:, [names.index(m) for m in members]], nmb[:, j])
+        for members in groups.values()
+        for j in range(len(arms))
+    ]
+    fits = iter(session_map(_fit, tasks))
+    for g in groups:
+        fitted = np.column_stack([next(fits) for _ in arms])
         evppi[g] = _evpi(fitted)
         evppi_se[g] = _bootstrap_se(lambda i, f=fitted: _evpi(f[i]), rows, 2) if rows > 1 else None
         r2[g] = [_r_squared(nmb[:, j], fitted[:, j]) for j in range(len(arms))]
@@ -163,6 +170,11 @@ def _r_squared(y: np.ndarray, fitted: np.ndarray) -> float:
 def _nanmean(a: np.ndarray) -> float | None:
     finite = a[np.isfinite(a)]
     return float(finite.mean()) if finite.size else None
+
+
+def _fit(task: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``_metamodel`` of one (x, y) pair (a task of ``parallel.session_map``)."""
+    return _metamodel(*task)
 
 
 def _metamodel(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -472,12 +472,16 @@ def _compile_center(s: Stepper) -> None:
 def patient(env: Any, s: Stepper, r: int) -> Generator[Any, Any, None]:
     """Patient ``r``'s SimPy process: wait for each event, then run it compiled."""
     one, timeout = s.one, env.timeout
+    # SimPy's clock, kept here: a timeout of ``wait`` resumes the process at
+    # ``now + wait`` computed as SimPy computes it (``Environment.schedule``)
+    now = env.now
     t = one(s.ctx, r, False)
     while True:
-        wait = t - env.now
+        wait = t - now
         if wait > 0:
             yield timeout(wait)
-        t = one(s.ctx, r, True)
+            now = now + wait
+        t = one(s.ctx, r, True)  # the struct: another process may have made it again
         if t < 0:
             while t < _DONE:  # a full buffer: nothing ran
                 s.service(t)
