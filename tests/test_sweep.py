@@ -505,15 +505,13 @@ def test_a_psa_on_two_workers_writes_the_bytes_of_one_worker(tmp_path):
     """Two workers draw the points, fit the EVPPI metamodels and draw the figures
     (parallel.session_map); the folder is byte for byte that of one worker. 24 draws:
     from 20 on the metamodels are fitted (below, the mean)."""
+    from simulator.jobs import sweep_to_folder
+
     psa = SCENARIOS / "sweeps" / "psa_first_line_vs_rescue.yaml"
-    outs = {}
-    for workers in (1, 2):
-        outs[workers] = out = tmp_path / f"w{workers}"
-        args = ("--patients", 12, "--draws", 24, "--workers", workers, "--quiet")
-        proc = subprocess.run(
-            sweep_cmd(psa, *args, "--out", out), capture_output=True, text=True, timeout=600
-        )
-        assert proc.returncode == 0, proc.stderr
+    plan = plan_sweep(psa, patients=12, draws=24)
+    outs = {w: tmp_path / f"w{w}" for w in (1, 2)}
+    for workers, out in outs.items():
+        sweep_to_folder(plan, out, workers=workers, progress=False)
     psa_out = json.loads((outs[1] / "sweep.json").read_text())["analysis"]["psa"]
     r2 = [v for per_arm in psa_out["evppi_metamodel_r_squared"].values() for v in per_arm]
     # 6 groups x 3 arms, fitted (the fallback, the mean, has R^2 = 0)
