@@ -236,18 +236,25 @@ def dask_session(dask: str | None, workers: int) -> Iterator[str | None]:
 _SESSION: list[tuple[ProcessPoolExecutor, int, int]] = []
 
 
+def _own_session() -> tuple[ProcessPoolExecutor, int] | None:
+    """The innermost ``pool_session`` of this process (pool, workers), if any (a forked
+    worker inherits its parent's list, not its pool)."""
+    if _SESSION and _SESSION[-1][2] == os.getpid():
+        return _SESSION[-1][0], _SESSION[-1][1]
+    return None
+
+
 @contextlib.contextmanager
 def pool_session(workers: int) -> Iterator[None]:
     """For a job that maps many times (a calibration: one map per evaluation or per
     generation): one process pool of ``workers`` for every map of the block that asks for
-    that many workers, so that each worker loads the compiled loops and fills its caches
-    once, not once a map. Leaving the block (normally, by an exception or Ctrl-C) stops
-    the pool as ``_process_pool`` does. Inside a session of as many workers, a nested
-    one makes no pool of its own."""
-    if workers <= 1 or (
-        _SESSION and _SESSION[-1][1] == workers and _SESSION[-1][2] == os.getpid()
-    ):  # nothing to share, or an enclosing session's pool serves this block
-        yield
+    that many workers or fewer, so that each worker loads the compiled loops and fills
+    its caches once, not once a map. Leaving the block (normally, by an exception or
+    Ctrl-C) stops the pool as ``_process_pool`` does. Inside a session of as many
+    workers, a nested one makes no pool of its own."""
+    own = _own_session()
+    if workers <= 1 or (own is not None and own[1] == workers):
+        yield  # nothing to share, or an enclosing session's pool serves this block
         return
     with _process_pool(workers) as pool:
         _SESSION.append((pool, workers, os.getpid()))
@@ -259,10 +266,11 @@ def pool_session(workers: int) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _pool_for(workers: int) -> Iterator[ProcessPoolExecutor]:
-    """The session's pool when it has ``workers`` workers (and this process made it),
-    else a pool for this map alone."""
-    if _SESSION and _SESSION[-1][1] == workers and _SESSION[-1][2] == os.getpid():
-        yield _SESSION[-1][0]
+    """The session's pool when it has at least ``workers`` workers (a map of fewer tasks
+    than the session's workers asks for fewer), else a pool for this map alone."""
+    own = _own_session()
+    if own is not None and own[1] >= workers:
+        yield own[0]
         return
     with _process_pool(workers) as pool:
         yield pool
@@ -272,8 +280,8 @@ def session_map(fn: Callable[[T], R], tasks: list[T]) -> list[R]:
     """Results of fn over tasks, in task order: on the workers of this process's
     innermost ``pool_session`` (a sweep's analysis and figures, on the pool that ran its
     points), else here with one native thread, as a single-worker run does."""
-    here = _SESSION and _SESSION[-1][2] == os.getpid()
-    return list(ordered_map(fn, tasks, _SESSION[-1][1] if here else 1))
+    own = _own_session()
+    return list(ordered_map(fn, tasks, 1 if own is None else own[1]))
 
 
 def ordered_map(

@@ -40,6 +40,25 @@ def test_session_map_runs_on_the_sessions_workers_and_here_without_one():
     assert os.getpid() not in pids and 1 <= len(pids) <= 2  # the same two workers
 
 
+def test_a_map_of_fewer_tasks_than_the_sessions_workers_uses_its_pool(monkeypatch):
+    from simulator import parallel
+
+    made = []
+    real = parallel._process_pool
+
+    def counting(workers):
+        made.append(workers)
+        return real(workers)
+
+    monkeypatch.setattr(parallel, "_process_pool", counting)
+    with pool_session(3):
+        got = session_map(pid_and_square, [1, 2])  # asks the pool for 2 workers
+        whole = list(ordered_map(square, list(range(7)), workers=3))
+    assert made == [3]  # the session's pool, and no other
+    assert [v for _, v in got] == [1, 4] and whole == [x * x for x in range(7)]
+    assert os.getpid() not in {p for p, _ in got}
+
+
 def _files(folder):
     return {f: (folder / f).read_bytes() for f in ("summary.json", "patients.csv")}
 
