@@ -25,7 +25,7 @@ from .report.tables import EventCSV, PatientCSV
 from .runner import RunResult, run
 from .scenario import Scenario
 from .store import partial_dir
-from .sweeps import SweepPlan, SweepResult, run_sweep
+from .sweeps import SweepPlan, SweepResult, run_sweep, session_workers
 
 __all__ = [
     "calibrate_to_folder",
@@ -129,7 +129,7 @@ def sweep_to_folder(
         ],
     ]
     # one pool of workers for the points, the analysis and the figures
-    workers = 1 if kwargs.get("dask") or kwargs.get("evaluator") else kwargs.get("workers", 1)
+    workers = session_workers(kwargs.get("workers", 1), kwargs.get("dask"), kwargs.get("evaluator"))
     with (
         output_folder(out, kind="sweep", force=force, inputs=inputs, label=label) as folder,
         pool_session(workers),

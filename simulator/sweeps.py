@@ -751,6 +751,12 @@ def checkpoint(plan: SweepPlan, out: str | os.PathLike[str], paired: bool) -> Po
     )
 
 
+def session_workers(workers: int, dask: str | None, evaluator: Evaluator | None) -> int:
+    """The workers of the process pool a sweep's points, analysis and figures share: none
+    (1) when Dask or an evaluator runs the points."""
+    return 1 if dask or evaluator is not None else workers
+
+
 def run_sweep(
     plan: SweepPlan,
     out: str | os.PathLike[str],
@@ -823,7 +829,7 @@ def run_sweep(
         )
 
     # one pool for the points and the analysis (the PSA's metamodels: session_map)
-    with pool_session(1 if dask or evaluator is not None else workers):
+    with pool_session(session_workers(workers, dask, evaluator)):
         parts: dict[int, dict[int, Any]] = {}
         key = plan.fingerprint()
         tasks = [

@@ -279,13 +279,13 @@ def _psa_figures(result: SweepResult, folder: Path) -> list[str]:
     (``parallel.session_map``): ~0.3 s each."""
     from ..parallel import session_map
 
-    return session_map(_psa_figure, [(k, result, folder) for k in range(3)])
+    draw = (_psa_scatter, _psa_ceac, _psa_evppi)
+    return session_map(_psa_figure, [(fn, result, folder) for fn in draw])
 
 
-def _psa_figure(task: tuple[int, SweepResult, Path]) -> str:
+def _psa_figure(task: tuple[Any, SweepResult, Path]) -> str:
     """Draw one of the PSA's figures (a task of ``session_map``); its file name."""
-    k, result, folder = task
-    draw = (_psa_scatter, _psa_ceac, _psa_evppi)[k]
+    draw, result, folder = task
     return draw(result, folder)  # type: ignore[no-any-return]
 
 
