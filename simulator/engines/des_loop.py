@@ -154,6 +154,20 @@ def _with_loads(text: str, loads: dict[str, str], loaded: set[str]) -> str:
     return "\n".join([*(f"    {loads[n]}" for n in first), *out])
 
 
+# the counts every compiled function starts from (``COUNT``: the loop's own table rows,
+# events logged) and the sizes of the tables it writes
+_HEAD = (
+    "    nl = COUNT[0]\n    nev = COUNT[1]\n    nrows = TABLE.shape[0]\n"
+    "    nlocal = LDENSE.shape[0]"
+)
+
+
+def _step(pc: Any) -> str:
+    """The chunk loop's step (move to the event, the clocks) at the depth of a function's
+    body, returning ``_TABLE_FULL`` when the loop's own table is full."""
+    return _dedent(pc.step).replace("{table_full}", f"return {_TABLE_FULL}")
+
+
 def source(loop: Any, values: list[Any], center: bool = False) -> str:
     """The module of a plan's one-event function: a ``StructRef`` type holding the chunk
     loop's arguments (``COUNT`` holding the loop's ``NL``, its event count and a code),
@@ -166,17 +180,11 @@ def source(loop: Any, values: list[Any], center: bool = False) -> str:
     loads = {n: f"{n} = ctx_.{n}" for n in names}
     pc = loop.pieces
     loaded: set[str] = set()
-    head = _with_loads(
-        "    nl = COUNT[0]\n    nev = COUNT[1]\n    nrows = TABLE.shape[0]\n"
-        "    nlocal = LDENSE.shape[0]",
-        loads,
-        loaded,
-    )
+    head = _with_loads(_HEAD, loads, loaded)
     schedule = _with_loads(_dedent(pc.schedule), loads, loaded)
     step = _with_loads(
         f"    if LOG and kind != {_END} and nev >= E_day.shape[0]:\n"
-        f"        return {_LOG_FULL}\n"
-        + _dedent(pc.step).replace("{table_full}", f"return {_TABLE_FULL}"),
+        f"        return {_LOG_FULL}\n" + _step(pc),
         loads,
         loaded,
     )
@@ -251,12 +259,9 @@ def _center_source(loop: Any, loads: dict[str, str]) -> str:
     full."""
     pc = loop.pieces
     infusion = int(Event.INFUSION)
-    head = (
-        "    nl = COUNT[0]\n    nev = COUNT[1]\n    nrows = TABLE.shape[0]\n"
-        "    nlocal = LDENSE.shape[0]"
-    )
+    head = _HEAD
     log_full = f"    if LOG and nev >= E_day.shape[0]:\n        return {_LOG_FULL}\n"
-    step = _dedent(pc.step).replace("{table_full}", f"return {_TABLE_FULL}")
+    step = _step(pc)
 
     def body(text: str) -> str:
         return _with_loads(text, loads, set())
