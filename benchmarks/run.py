@@ -601,19 +601,14 @@ def main() -> None:
     # each pair (one pair alone moved by +-0.15 between runs here)
     reps = 1 if size == "toy" else 3
     pairs = [(child(n_w, 1, "cohort"), child(n_w, 2, "cohort")) for _ in range(reps)]
-    ratios = [one["seconds"] / two["seconds"] for one, two in pairs]
+    ratios = [o["seconds"] / t["seconds"] for o, t in pairs]
     speedup = statistics.median(ratios)
-    one = {"seconds": statistics.median(o["seconds"] for o, _ in pairs)}
-    two = {"seconds": statistics.median(t["seconds"] for _, t in pairs)}
-    fig["workers"] = {
-        "patients": n_w,
-        "one_s": one["seconds"],
-        "two_s": two["seconds"],
-        "speedups": ratios,
-    }
+    one_s = statistics.median(o["seconds"] for o, _ in pairs)
+    two_s = statistics.median(t["seconds"] for _, t in pairs)
+    fig["workers"] = {"patients": n_w, "one_s": one_s, "two_s": two_s, "speedups": ratios}
     print(
         f"\nworkers ({n_w:,} patients, cohort, median of {reps} interleaved pairs): 1 worker "
-        f"{one['seconds']:.1f} s, 2 workers {two['seconds']:.1f} s: speed-up {speedup:.2f}x"
+        f"{one_s:.1f} s, 2 workers {two_s:.1f} s: speed-up {speedup:.2f}x"
         f" ({', '.join(f'{r:.2f}' for r in ratios)})"
     )
     for o, t in pairs:
