@@ -78,6 +78,11 @@ def calculate_icers(
     names = [str(s) for s in strategies]
     if len(set(names)) != len(names):
         raise ValueError("strategy names must be unique")
+    # dampack stops on NA too: a NaN compares false both ways, so it would pass both
+    # dominance steps and be reported on the frontier
+    for n, c, e in zip(names, cost, effect, strict=True):
+        if math.isnan(float(c)) or math.isnan(float(e)):
+            raise ValueError(f"strategy {n!r}: cost {c} and effect {e} must be numbers, not NaN")
     if len(names) == 1:
         return [IcerRow(names[0], float(cost[0]), float(effect[0]), None, None, None, "")]
     # Python's sort is stable, as R's order() is for ties in both keys.
@@ -128,5 +133,8 @@ def calculate_icers(
 def optimal_strategy(rows: Sequence[IcerRow], wtp: float) -> str:
     """The strategy with the highest net monetary benefit ``wtp x effect - cost`` (ties:
     the cheaper one); it lies on the efficiency frontier."""
+    for r in rows:
+        if math.isnan(r.cost) or math.isnan(r.effect):
+            raise ValueError(f"strategy {r.strategy!r}: cost and effect must not be NaN")
     best = max(rows, key=lambda r: (wtp * r.effect - r.cost, -r.cost))
     return best.strategy

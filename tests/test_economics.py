@@ -6,6 +6,7 @@ brute-force construction."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -66,6 +67,18 @@ def test_bad_input():
         calculate_icers([1, 2], [1], ["a", "b"])
     with pytest.raises(ValueError, match="unique"):
         calculate_icers([1, 2], [1, 2], ["a", "a"])
+    # a NaN passed both dominance tests (every comparison with it is false) and was
+    # reported on the frontier; dampack stops on NA
+    nan = math.nan
+    with pytest.raises(ValueError, match=r"'b'.*NaN"):
+        calculate_icers([1, nan, 3], [1, 2, 3], ["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"'a'.*NaN"):
+        calculate_icers([1, 2], [nan, 2], ["a", "b"])
+    rows = calculate_icers([1, 3], [1, 3], ["a", "b"])
+    assert optimal_strategy(rows, 20_000) == "b"
+    rows[0] = dataclasses.replace(rows[0], cost=nan)
+    with pytest.raises(ValueError, match=r"'a'.*NaN"):
+        optimal_strategy(rows, 20_000)
 
 
 def _frontier(points):
