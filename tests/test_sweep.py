@@ -162,6 +162,37 @@ def test_psa_value_of_information_is_exactly_zero_when_one_arm_wins_every_draw()
     assert res["ceac"]["B"] == [1.0]
 
 
+def test_psa_with_too_few_draws_for_a_metamodel_reports_evppi_as_not_computed(tmp_path, caplog):
+    """Below 20 draws no GAM is fitted: EVPPI is null with a reason (it was reported as
+    0 with an SE of 0, a value the decision cannot tell from 'no value of information');
+    EVPI is still computed. The folder's report and figure say so."""
+    _, res = _two_arm_psa(
+        12, {"dist": "normal", "mean": 0, "sd": 1000}, 5, lambda p: 0.0, lambda p: -p["theta"]
+    )
+    assert res["evpi_at_reference"] > 0
+    assert res["evppi_per_patient_at_reference"] == {"theta": None, "noise": None}
+    assert res["evppi_se"] == {"theta": None, "noise": None}
+    assert "at least 20 draws (this PSA has 12)" in res["evppi_unavailable"]
+    assert "EVPPI not computed" in caplog.text
+    # and at 20 draws it is computed
+    _, res20 = _two_arm_psa(
+        20, {"dist": "normal", "mean": 0, "sd": 1000}, 5, lambda p: 0.0, lambda p: -p["theta"]
+    )
+    assert "evppi_unavailable" not in res20
+    assert res20["evppi_per_patient_at_reference"]["theta"] > 0
+
+    from simulator.jobs import sweep_to_folder
+
+    plan = plan_sweep(SCENARIOS / "sweeps" / "psa_first_line_vs_rescue.yaml", patients=6, draws=8)
+    sweep_to_folder(plan, tmp_path / "s", workers=1, progress=False)
+    psa = json.loads((tmp_path / "s" / "sweep.json").read_text())["analysis"]["psa"]
+    assert set(psa["evppi_per_patient_at_reference"].values()) == {None}
+    assert set(psa["evppi_population_at_reference"].values()) == {None}
+    report = (tmp_path / "s" / "report.html").read_text()
+    assert "EVPPI not computed" in report and "<td>n/a</td>" in report
+    assert (tmp_path / "s" / "evppi.png").stat().st_size > 0
+
+
 def test_psa_draws_follow_their_distributions_and_correlation():
     design = PSA.model_validate(
         {
@@ -504,7 +535,7 @@ def test_sweep_command_takes_patients_draws_and_set(tmp_path):
 def test_a_psa_on_two_workers_writes_the_bytes_of_one_worker(tmp_path):
     """Two workers draw the points, fit the EVPPI metamodels and draw the figures
     (parallel.session_map); the folder is byte for byte that of one worker. 24 draws:
-    from 20 on the metamodels are fitted (below, the mean)."""
+    from 20 on the metamodels are fitted (below, EVPPI is not computed)."""
     from simulator.jobs import sweep_to_folder
 
     psa = SCENARIOS / "sweeps" / "psa_first_line_vs_rescue.yaml"
@@ -614,3 +645,28 @@ def test_the_points_table_shows_numbers_as_people_read_them():
     assert _num(20895.4, 4) == "20,895" and _num(1479.6, 3) == "1,480"
     assert _num(0.92581, 4) == "0.9258" and _num(-0.017912, 3, "+") == "-0.0179"
     assert _num(1234.5, 3, "+") == "+1,234" and _num(0.015, 3, "+") == "+0.015"
+
+
+def test_the_shipped_psa_is_centred_on_the_current_defaults():
+    """A refit moves the calibrated defaults; the PSA's centres (lognormal medians,
+    normal means) must follow them (to the 4 digits written in the file), or the PSA
+    analyses another base case than `simulate run` and `compare`."""
+    import yaml
+
+    from simulator.scenario import load_scenario
+
+    psa = SCENARIOS / "sweeps" / "psa_first_line_vs_rescue.yaml"
+    spec = yaml.safe_load(psa.read_text())
+    scn = load_scenario(SCENARIOS / "first_line.yaml")
+    centred = 0
+    for path, dist in spec["design"]["parameters"].items():
+        centre = dist.get("median", dist.get("mean"))
+        if centre is None:  # a range (the price, a case fatality), not a centre
+            continue
+        value: object = scn
+        for part in path.split("."):
+            value = value[part] if isinstance(value, dict) else getattr(value, part)
+        assert isinstance(value, float), path
+        assert centre == pytest.approx(value, rel=5e-4), path
+        centred += 1
+    assert centred == 7

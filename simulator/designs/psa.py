@@ -5,6 +5,7 @@ generalised additive metamodel (Strong, Oakley & Brennan 2014)."""
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,10 @@ from ..scenario.sweep_schema import PSA
 from .common import Point, uniform_rows
 
 KEEPS_PATIENT_VALUES = False
+#: the fewest draws a GAM metamodel of EVPPI is fitted to; below, EVPPI is not computed
+MIN_DRAWS_EVPPI = 20
+
+log = logging.getLogger(__name__)
 
 
 def points(design: PSA, seed: int, base_values: dict[str, Any]) -> list[Point]:
@@ -116,21 +121,33 @@ def psa_analysis(
     names = list(points[0]) if points else list(design.parameters)
     groups = design.groups or {n: [n] for n in names}
     x_all = np.array([[p[n] for n in names] for p in points])
-    evppi: dict[str, float] = {}
+    evppi: dict[str, float | None] = {}
     evppi_se: dict[str, float | None] = {}
     r2: dict[str, list[float]] = {}
-    # the metamodels, one a group and strategy, on a sweep's workers (parallel.session_map)
-    tasks = [
-        (x_all[:, [names.index(m) for m in members]], nmb[:, j])
-        for members in groups.values()
-        for j in range(len(arms))
-    ]
-    fits = iter(session_map(_fit, tasks))
-    for g in groups:
-        fitted = np.column_stack([next(fits) for _ in arms])
-        evppi[g] = _evpi(fitted)
-        evppi_se[g] = _bootstrap_se(lambda i, f=fitted: _evpi(f[i]), rows, 2) if rows > 1 else None
-        r2[g] = [_r_squared(nmb[:, j], fitted[:, j]) for j in range(len(arms))]
+    unavailable = None
+    if rows < MIN_DRAWS_EVPPI:
+        # too few draws to fit a metamodel: not computed (null), never shown as 0
+        unavailable = (
+            f"EVPPI not computed: its metamodel needs at least {MIN_DRAWS_EVPPI} draws"
+            f" (this PSA has {rows})"
+        )
+        log.warning("%s", unavailable)
+        evppi = dict.fromkeys(groups)
+        evppi_se = dict.fromkeys(groups)
+        r2 = {g: [] for g in groups}
+    else:
+        # the metamodels, one a group and strategy, on a sweep's workers (session_map)
+        tasks = [
+            (x_all[:, [names.index(m) for m in members]], nmb[:, j])
+            for members in groups.values()
+            for j in range(len(arms))
+        ]
+        fits = iter(session_map(_fit, tasks))
+        for g in groups:
+            fitted = np.column_stack([next(fits) for _ in arms])
+            evppi[g] = _evpi(fitted)
+            evppi_se[g] = _bootstrap_se(lambda i, f=fitted: _evpi(f[i]), rows, 2)
+            r2[g] = [_r_squared(nmb[:, j], fitted[:, j]) for j in range(len(arms))]
     se_cost = np.array([[o.get(f"{a}:{cost_col}_se", math.nan) for a in arms] for o in outputs])
     se_qaly = np.array([[o.get(f"{a}:{qaly_col}_se", math.nan) for a in arms] for o in outputs])
     out = {
@@ -155,10 +172,14 @@ def psa_analysis(
         " per strategy reported); standard errors by resampling draws"
         " (for EVPPI, the fitted values, without refitting).",
     }
+    if unavailable is not None:
+        out["evppi_unavailable"] = unavailable
     if population is not None:
         out["population"] = population
         out["evpi_population_at_reference"] = evpi_ref * population
-        out["evppi_population_at_reference"] = {g: v * population for g, v in evppi.items()}
+        out["evppi_population_at_reference"] = {
+            g: None if v is None else v * population for g, v in evppi.items()
+        }
     return out
 
 
@@ -181,14 +202,17 @@ def _metamodel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Fitted values of a generalised additive model of y on x (Strong, Oakley & Brennan
     2014): a penalised spline of one parameter, a tensor-product spline of two, an
     additive spline per parameter beyond that (pyGAM, smoothing chosen by generalised
-    cross-validation). Falls back to the mean when the draws are too few to fit."""
+    cross-validation). The mean when the parameters or y do not vary (then the fitted
+    values are that mean exactly). Needs at least ``MIN_DRAWS_EVPPI`` rows."""
     import warnings
 
     import pygam
 
     n, k = x.shape
+    if n < MIN_DRAWS_EVPPI:
+        raise ValueError(f"a metamodel needs at least {MIN_DRAWS_EVPPI} draws, got {n}")
     spread = x.std(axis=0)
-    if n < 20 or not np.any(spread > 0) or np.ptp(y) == 0:
+    if not np.any(spread > 0) or np.ptp(y) == 0:
         return np.full(n, y.mean())
     x = (x - x.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
     splines = max(4, min(10, n // (4 * k)))

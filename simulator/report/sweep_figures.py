@@ -372,17 +372,30 @@ def _psa_evppi(result: SweepResult, folder: Path) -> str:
     axes[0].set_title("Expected value of perfect information")
     axes[0].grid(True, alpha=0.3)
     groups = psa["evppi_per_patient_at_reference"]
-    errs = [psa.get("evppi_se", {}).get(g) or 0.0 for g in groups]
-    axes[1].barh(
-        [label(g, 30) for g in groups], list(groups.values()), xerr=errs, capsize=3, color=COLORS[2]
-    )
-    axes[1].set_xlim(left=0)
-    if psa.get("evpi_at_reference") == 0.0:
+    unavailable = psa.get("evppi_unavailable")
+    note = None
+    if unavailable is not None:
+        axes[1].set_xticks([])
+        axes[1].set_yticks([])
+        note = unavailable.replace(": ", ":\n", 1)
+    else:
+        errs = [psa.get("evppi_se", {}).get(g) or 0.0 for g in groups]
+        axes[1].barh(
+            [label(g, 30) for g in groups],
+            list(groups.values()),
+            xerr=errs,
+            capsize=3,
+            color=COLORS[2],
+        )
+        axes[1].set_xlim(left=0)
+        if psa.get("evpi_at_reference") == 0.0:
+            note = "EVPI is 0 at this willingness to pay:\nthe same strategy is best in every draw"
+    if note is not None:
         axes[1].set_xlim(0, 1)
         axes[1].text(
             0.5,
             0.5,
-            "EVPI is 0 at this willingness to pay:\nthe same strategy is best in every draw",
+            note,
             transform=axes[1].transAxes,
             ha="center",
             va="center",

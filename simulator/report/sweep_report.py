@@ -142,11 +142,15 @@ def _html(result: SweepResult, data: dict[str, Any], folder: Path, figs: list[st
             popv = psa.get("evppi_population_at_reference", {}).get(g)
             r2 = ", ".join(f"{x:.2f}" for x in psa.get("evppi_metamodel_r_squared", {}).get(g, []))
             w(
-                f"<tr><td style='text-align:left'>{html.escape(g)}</td><td>{_money(v)}</td>"
+                f"<tr><td style='text-align:left'>{html.escape(g)}</td>"
+                f"<td>{'n/a' if v is None else _money(v)}</td>"
                 f"<td>{'' if gse is None else _money(gse)}</td>"
                 f"<td>{'' if popv is None else _money(popv)}</td><td>{r2}</td></tr>"
             )
-        w("</table><p><small>" + html.escape(psa["note"]) + "</small></p>")
+        w("</table>")
+        if psa.get("evppi_unavailable"):
+            w(f"<p><b>{html.escape(psa['evppi_unavailable'])}.</b></p>")
+        w("<p><small>" + html.escape(psa["note"]) + "</small></p>")
     if "indices" in analysis:
         w("<h2>Global sensitivity indices</h2>")
         labels = _labels(plan)
