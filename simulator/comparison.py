@@ -24,10 +24,20 @@ from ._version import __version__
 from .center_stats import paired_center_differences
 from .economics import calculate_icers, optimal_strategy
 from .errors import InputError
-from .outcomes import BETTER, CohortSummary, Metric, better_of, cea_columns
+from .outcomes import (
+    BETTER,
+    CohortSummary,
+    Metric,
+    PairedRatioDifference,
+    better_of,
+    cea_columns,
+)
 from .runner import ArmsChunk, ArmsJob, Reducer, Summaries, Tables, arms_job, execute
 from .scenario import Scenario, scenario_sha256
 from .stats import Z95, PairedDifference
+
+#: a per-outcome paired accumulator: a difference of means, or of rates
+Paired = PairedDifference | PairedRatioDifference
 
 __all__ = ["BETTER", "SHARED_PATHS", "ComparisonResult", "arm_differences", "compare"]
 
@@ -138,7 +148,7 @@ def _nmb(table: dict[str, np.ndarray], wtp: float, cols: tuple[str, str]) -> np.
     return wtp * table[qaly] - table[cost]
 
 
-def _merge_into(total: dict[Any, PairedDifference], part: dict[Any, PairedDifference]) -> None:
+def _merge_into(total: dict[Any, Any], part: dict[Any, Any]) -> None:
     for key, pd in part.items():
         if key in total:
             total[key].merge(pd)
@@ -151,27 +161,36 @@ class PairedVsFirst(Reducer):
     the first arm (``self.paired``, one dict per arm)."""
 
     def __init__(self, arms: int) -> None:
-        self.paired: list[dict[str, PairedDifference]] = [{} for _ in range(arms - 1)]
+        self.paired: list[dict[str, Paired]] = [{} for _ in range(arms - 1)]
 
-    def part(self, chunk: ArmsChunk) -> list[dict[str, PairedDifference]]:
+    def part(self, chunk: ArmsChunk) -> list[dict[str, Paired]]:
         tables = chunk.tables
         out = []
         for table in tables[1:]:
             acc = {}
             for m in _compared(chunk.summaries[0].specs):
-                # A rate (sum over sum) has no per-patient difference on its own scale:
-                # the arms' rates are reported, not a paired difference of its numerator.
-                if m.kind != "rate" and m.column in table and m.column in tables[0]:
-                    pd = PairedDifference(tol=1e-9)
-                    pd.add(
-                        np.asarray(tables[0][m.column], dtype=np.float64),
-                        np.asarray(table[m.column], dtype=np.float64),
+                if m.column not in table or m.column not in tables[0]:
+                    continue
+                a, b = (np.asarray(t[m.column], dtype=np.float64) for t in (tables[0], table))
+                if m.kind == "rate":
+                    # a rate (sum over sum) has no per-patient difference: the difference
+                    # of the two rates, with a delta-method interval that uses the pairing
+                    rd = PairedRatioDifference()
+                    rd.add(
+                        a,
+                        np.asarray(tables[0][m.denominator], dtype=np.float64),
+                        b,
+                        np.asarray(table[m.denominator], dtype=np.float64),
                     )
-                    acc[m.name] = pd
+                    acc[m.name] = rd
+                    continue
+                pd = PairedDifference(tol=1e-9)
+                pd.add(a, b)
+                acc[m.name] = pd
             out.append(acc)
         return out
 
-    def merge(self, part: list[dict[str, PairedDifference]]) -> None:
+    def merge(self, part: list[dict[str, Paired]]) -> None:
         for total, p in zip(self.paired, part, strict=True):
             _merge_into(total, p)
 
@@ -210,7 +229,7 @@ class ComparisonResult:
     patients: int
     engine: str
     summaries: list[CohortSummary]
-    paired: list[dict[str, PairedDifference]]
+    paired: list[dict[str, Paired]]
     nmb: dict[tuple[int, int], PairedDifference]
     willingness_to_pay: float
     arm_differences: list[str] = field(default_factory=list)

@@ -38,6 +38,7 @@ from __future__ import annotations
 import functools
 import math
 import threading
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -669,19 +670,35 @@ class KaplanMeier:
 
 
 class PairedDifference:
-    """Per-patient differences ``b - a`` between two arms on the same patients.
+    """The difference ``mean(b) - mean(a)`` between two arms run on the same patients.
 
-    Keeps a ``Moments`` of the differences and counts of ``b - a > tol`` ("higher"),
-    ``b - a < -tol`` ("lower") and ``|b - a| <= tol`` ("same"). Pairs with a NaN are
-    skipped. With common random numbers the paired interval is much narrower than the
-    difference of two independent means.
+    Each arm's mean is over its own patients with a value (a NaN is a value missing in
+    that arm: a visit after the patient's death). When every patient has a value in both
+    arms or in neither, this is the mean of the per-patient differences ``b - a`` over
+    the pairs, with the paired interval (much narrower, under common random numbers, than
+    that of two independent means). When some patients have a value in one arm only
+    (they died in one arm before the visit), it is still the difference of the two arms'
+    own means, the values shown beside it, not the mean over the patients alive in both;
+    its variance is the linearised (delta-method) variance of a difference of two means
+    over partially overlapping samples: ``SS_a / (n_a (n_a - 1)) + SS_b / (n_b (n_b - 1))
+    - 2 C n_p / ((n_p - 1) n_a n_b)``, ``SS`` the sums of squared deviations from each
+    arm's mean, ``C`` the co-deviation over the ``n_p`` pairs; with ``n_a = n_b = n_p``
+    it is the paired variance. Every sum is exact, so the result does not depend on the
+    chunking.
+
+    Counts of ``b - a > tol`` ("higher"), ``b - a < -tol`` ("lower") and ``|b - a| <=
+    tol`` ("same") are over the pairs.
     """
 
     def __init__(self, tol: float = 0.0) -> None:
         if not tol >= 0.0:
             raise ValueError("tol must be >= 0")
         self.tol = float(tol)
-        self.diff = Moments()
+        self.diff = Moments()  # b - a over the pairs
+        self.a_pair = Moments()  # a over the pairs
+        self.b_pair = Moments()
+        self.a_only = Moments()  # a where b is missing
+        self.b_only = Moments()
         self.higher = 0
         self.lower = 0
         self.same = 0
@@ -693,7 +710,17 @@ class PairedDifference:
             raise ValueError("a and b must have the same length")
         d = xb - xa
         self.diff.add(d)  # NaN pairs give NaN differences and are skipped
-        d = d[~np.isnan(d)]
+        na, nb = np.isnan(xa), np.isnan(xb)
+        if not (na.any() or nb.any()):
+            self.a_pair.add(xa)
+            self.b_pair.add(xb)
+        else:
+            pair = ~(na | nb)
+            self.a_pair.add(xa[pair])
+            self.b_pair.add(xb[pair])
+            self.a_only.add(xa[nb & ~na])
+            self.b_only.add(xb[na & ~nb])
+            d = d[pair]
         self.higher += int(np.count_nonzero(d > self.tol))
         self.lower += int(np.count_nonzero(d < -self.tol))
         self.same += int(np.count_nonzero(np.abs(d) <= self.tol))
@@ -703,24 +730,74 @@ class PairedDifference:
             raise TypeError(f"cannot merge {type(other).__name__} into PairedDifference")
         if other.tol != self.tol:
             raise ValueError("cannot merge PairedDifference objects with different tol")
-        self.diff.merge(other.diff)
+        for mine, theirs in zip(self._parts(), other._parts(), strict=True):
+            mine.merge(theirs)
         self.higher += other.higher
         self.lower += other.lower
         self.same += other.same
 
+    def _parts(self) -> tuple[Moments, ...]:
+        return (self.diff, self.a_pair, self.b_pair, self.a_only, self.b_only)
+
     @property
     def n(self) -> int:
+        """Patients with a value in both arms."""
         return self.diff.count
+
+    @property
+    def n_a(self) -> int:
+        return self.a_pair.count + self.a_only.count
+
+    @property
+    def n_b(self) -> int:
+        return self.b_pair.count + self.b_only.count
+
+    @property
+    def partial(self) -> bool:
+        """Some patients have a value in one arm only."""
+        return bool(self.a_only.count or self.b_only.count)
+
+    def estimate(self) -> tuple[float, float]:
+        """The difference of the arms' means and its standard error (NaN if undefined)."""
+        if not self.partial:
+            return self.diff.mean, self.diff.se
+        na, nb, npair = self.n_a, self.n_b, self.n
+        if na == 0 or nb == 0:
+            return math.nan, math.nan
+        unit = 1 << _UNIT_SHIFT
+        sa = Fraction(self.a_pair._sum + self.a_only._sum, unit)
+        sb = Fraction(self.b_pair._sum + self.b_only._sum, unit)
+        ma, mb = sa / na, sb / nb
+        mean = _units_to_float((mb - ma).numerator, (mb - ma).denominator)
+        if na < 2 or nb < 2:
+            return mean, math.nan
+        ss_a = Fraction(self.a_pair._sumsq + self.a_only._sumsq, unit) - sa * ma
+        ss_b = Fraction(self.b_pair._sumsq + self.b_only._sumsq, unit) - sb * mb
+        var = ss_a / (na * (na - 1)) + ss_b / (nb * (nb - 1))
+        if npair >= 2:
+            # the co-deviation over the pairs from the arms' means, from the exact sums
+            # of a, b and b - a over the pairs: 2 C = SS'_a + SS'_b - SS'_(b-a)
+            def dev2(m: Moments, centre: Fraction) -> Fraction:
+                s, q = Fraction(m._sum, unit), Fraction(m._sumsq, unit)
+                return q - 2 * centre * s + npair * centre * centre
+
+            two_c = dev2(self.a_pair, ma) + dev2(self.b_pair, mb) - dev2(self.diff, mb - ma)
+            var -= two_c * npair / ((npair - 1) * na * nb)
+        v = _units_to_float(var.numerator, var.denominator)
+        return mean, math.sqrt(max(0.0, v))
 
     def _pct(self, k: int) -> float | None:
         return 100.0 * k / self.n if self.n else None
 
     def to_dict(self) -> dict[str, Any]:
-        lo, hi = self.diff.ci95
+        mean, se = self.estimate()
+        lo, hi = normal_ci(mean, se)
         return {
-            "mean_difference": _json_float(self.diff.mean),
+            "mean_difference": _json_float(mean),
             "ci95": [_json_float(lo), _json_float(hi)],
             "n": self.n,
+            "n_a": self.n_a,
+            "n_b": self.n_b,
             "higher_pct": self._pct(self.higher),
             "lower_pct": self._pct(self.lower),
             "same_pct": self._pct(self.same),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 import subprocess
 import sys
 
@@ -40,11 +41,11 @@ def test_a_scenario_compared_with_itself_differs_by_exactly_zero():
     result = compare([a, a], patients=150, seed=5, engine="cohort")
     arm = result.names[1]
     for name, o in result.outcomes().items():
-        if name == "relapse_rate_per_100_patient_years":  # a rate: no paired difference
-            assert arm not in o["differences"]
-            continue
         d = o["differences"][arm]
         assert d["mean_difference"] == 0.0, name
+        if o["estimator"] == "ratio_of_sums":  # a rate: no per-patient shares
+            assert d["ci95"] == [0.0, 0.0] and d["same_pct"] is None, name
+            continue
         if o["estimator"] == "km_median":
             # restricted means from two identical curves: the interval ignores the pairing
             # (it is the unpaired one, wider than a paired one), centred on 0
@@ -506,3 +507,43 @@ def test_net_monetary_benefit_is_an_outcome_on_the_cea_columns():
     ia = result.economics()["arms"]["rescue"]["incremental_net_monetary_benefit"]
     assert d["mean_difference"] == pytest.approx(ia["mean_difference"])
     assert outs["net_monetary_benefit"]["better"] == "higher"
+
+
+def test_the_paired_difference_of_two_rates_has_a_calibrated_interval():
+    """Relapse-like counts in two arms sharing each patient's frailty (gamma, mean 1,
+    variance 2) and time at risk: the difference of the ratio-of-sums rates, over 600
+    replicates, has a reported SE matching the spread of the estimates (relative MC error
+    of an SD of 600: 2.9%; tolerance 4 of those), 95% coverage of the truth within 4
+    binomial SEs, and an interval narrower than that of the two rates taken as
+    independent."""
+    from simulator.outcomes import PairedRatioDifference, RatioEstimate
+
+    rng = np.random.default_rng(31)
+    reps, n, lam_a, lam_b = 600, 500, 0.30, 0.22
+    est, se, covered, unpaired = [], [], 0, []
+    for _ in range(reps):
+        t = rng.uniform(0.5, 2.0, n)
+        frailty = rng.gamma(0.5, 2.0, n)
+        xa = rng.poisson(lam_a * frailty * t).astype(float)
+        xb = rng.poisson(lam_b * frailty * t).astype(float)
+        rd = PairedRatioDifference(scale=1.0)
+        # two chunks, merged: the sums do not depend on the chunking
+        rd.add(xa[:200], t[:200], xb[:200], t[:200])
+        rest = PairedRatioDifference(scale=1.0)
+        rest.add(xa[200:], t[200:], xb[200:], t[200:])
+        rd.merge(rest)
+        d = rd.to_dict()
+        assert d["mean_difference"] == pytest.approx(xb.sum() / t.sum() - xa.sum() / t.sum())
+        lo, hi = d["ci95"]
+        est.append(d["mean_difference"])
+        se.append((hi - lo) / (2 * 1.959963984540054))
+        covered += lo <= lam_b - lam_a <= hi
+        ra, rb = RatioEstimate(1.0), RatioEstimate(1.0)
+        ra.add(xa, t)
+        rb.add(xb, t)
+        half = [(r.to_dict()["ci95"][1] - r.to_dict()["ci95"][0]) / 2 for r in (ra, rb)]
+        unpaired.append(math.hypot(*half) / 1.959963984540054)
+    spread = float(np.std(est, ddof=1))
+    assert float(np.sqrt(np.mean(np.square(se)))) == pytest.approx(spread, rel=4 * 0.029)
+    assert abs(covered / reps - 0.95) < 4 * math.sqrt(0.95 * 0.05 / reps)
+    assert np.mean(se) < 0.8 * np.mean(unpaired)
