@@ -392,6 +392,7 @@ def test_sweep_outputs_and_report(tmp_path):
         "disease.steroid.emax_per_day",
         "arm",
         "outcome",
+        "estimator",
         "value",
         "mc_se",
         "difference_vs_base",
@@ -670,3 +671,48 @@ def test_the_shipped_psa_is_centred_on_the_current_defaults():
         assert centre == pytest.approx(value, rel=5e-4), path
         centred += 1
     assert centred == 7
+
+
+def test_a_sweep_of_strategies_reports_the_difference_of_a_rate_and_of_a_time(tmp_path):
+    """A rate outcome with strategies stopped the sweep with an internal error (compare
+    gave rates no difference); its B-A row is now the difference of the two arms' rates.
+    A time to an event's B-A row is a difference of restricted means, not of medians."""
+    from simulator.jobs import sweep_to_folder
+
+    spec = tmp_path / "rate.yaml"
+    spec.write_text(
+        "name: rate\ndescription: a rate and a time across strategies\n"
+        f"strategies:\n  rescue: {SCENARIOS / 'rescue.yaml'}\n"
+        f"  first_line: {SCENARIOS / 'first_line.yaml'}\n"
+        "patients: 40\n"
+        "outcomes: [relapse_rate_per_100_patient_years, time_to_cpk_normal_days]\n"
+        "design:\n  type: one_way\n  parameters:\n"
+        "    regimen.ivig.cycles: {values: [4, 6]}\n"
+    )
+    plan = plan_sweep(spec)
+    sweep_to_folder(plan, tmp_path / "out", workers=1, progress=False)
+    rows = (tmp_path / "out" / "sweep.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    table = [dict(zip(header, r.split(","), strict=True)) for r in rows[1:]]
+
+    def value(arm, outcome):
+        (row,) = [
+            r for r in table if r["point"] == "0" and r["arm"] == arm and r["outcome"] == outcome
+        ]
+        return float(row["value"])
+
+    rate = "relapse_rate_per_100_patient_years"
+    assert value("first_line-rescue", rate) == pytest.approx(
+        value("first_line", rate) - value("rescue", rate), abs=1e-9
+    )
+    rmst = {
+        r["arm"]: r
+        for r in table
+        if r["point"] == "0" and r["outcome"] == "time_to_cpk_normal_days"
+    }
+    assert rmst["first_line-rescue"]["estimator"].startswith("rmst_difference_to_day_")
+    assert rmst["first_line"]["estimator"] == "km_median"
+    assert {r["estimator"] for r in table if r["outcome"] == rate} == {
+        "ratio_of_sums",
+        "paired_ratio_of_sums_difference",
+    }

@@ -24,13 +24,15 @@ def _csv(result: SweepResult, path: Path) -> None:
     """sweep.csv, long and tidy: one row per point, arm and outcome; every parameter a
     numeric column (a point that does not set a parameter has its base value), the arm
     (empty for a single-scenario sweep, ``B-A`` for a difference between arms), the
-    outcome, its value and its Monte Carlo standard error. One-way sweeps add the paired
+    outcome, the estimator its value is (``_estimators``), its value and its Monte Carlo
+    standard error. One-way sweeps add the paired
     difference from the base case (point 0) on the same patients with its 95% interval
     (empty for the base point and for medians and rates, which have no per-patient
     difference)."""
     plan = result.plan
     names = plan.parameter_names
     paired = result.analysis.get("paired_vs_base")
+    estimator = _estimators(plan)
     extra = ["difference_vs_base", "difference_ci95_low", "difference_ci95_high"]
     with path.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
@@ -40,6 +42,7 @@ def _csv(result: SweepResult, path: Path) -> None:
                 *names,
                 "arm",
                 "outcome",
+                "estimator",
                 "value",
                 "mc_se",
                 *(extra if paired is not None else []),
@@ -51,7 +54,15 @@ def _csv(result: SweepResult, path: Path) -> None:
             ]
             for k in plan.output_keys:
                 arm, _, outcome = k.rpartition(":")
-                row = [str(i), *values, arm, outcome, _f(out.get(k)), _f(out.get(k + "_se"))]
+                row = [
+                    str(i),
+                    *values,
+                    arm,
+                    outcome,
+                    estimator(pt, arm, outcome),
+                    _f(out.get(k)),
+                    _f(out.get(k + "_se")),
+                ]
                 if paired is not None:
                     d = paired[i].get(k)
                     row += (
@@ -60,6 +71,32 @@ def _csv(result: SweepResult, path: Path) -> None:
                         else [_f(d["mean_difference"]), _f(d["ci95"][0]), _f(d["ci95"][1])]
                     )
                 w.writerow(row)
+
+
+def _estimators(plan: Any) -> Any:
+    """(point, arm, outcome) -> what the value is: the summary's estimator for an arm
+    (``mean``, ``proportion``, ``ratio_of_sums``, ``km_median``), the comparison's for a
+    difference between arms (``paired_<estimator>_difference``, or
+    ``rmst_difference_to_day_N`` for a time to an event: a difference of restricted mean
+    times, not of medians); empty for a center's metrics."""
+    from ..outcomes import ESTIMATORS, metric_specs
+    from ..runner import _plan_for
+
+    kinds = {m.name: m.kind for m in metric_specs(_plan_for(plan.scenarios[0]))}
+    arms = set(plan.arms)
+
+    def estimator(point: dict[str, Any], arm: str, outcome: str) -> str:
+        kind = kinds.get(outcome)
+        if kind is None:
+            return ""
+        if not arm or arm in arms:
+            return ESTIMATORS[kind]
+        if kind == "time":
+            horizon = point.get("horizon_days", plan.scenarios[0].horizon_days)
+            return f"rmst_difference_to_day_{int(horizon)}"
+        return f"paired_{ESTIMATORS[kind]}_difference"
+
+    return estimator
 
 
 def _f(x: Any) -> str:
