@@ -420,6 +420,7 @@ class ComparisonResult:
             ia["currency"],
             ia["optimal_strategy"],
             "Cost-effectiveness plane",
+            self.scenarios[0].economics.cea_horizon,
         )
         return fig
 

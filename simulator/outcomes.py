@@ -850,14 +850,16 @@ def metric_specs(plan: Plan) -> list[Metric]:
         _m("steroid_stopped", P, P, "prednisone stopped"),
         _m("ivig_g", Mn, "g", "IVIG per patient"),
         _m("ivig_cycles", Mn, "cycles", "IVIG cycles per patient"),
-        _m("rescue_started", P, P, "rescue IVIG started"),
+        # the rule is rescue in a rescue arm, entry in a trial arm, where a placebo arm's
+        # "IVIG" is placebo infusions
+        _m("rescue_started", P, P, "IVIG (or placebo) started by its start rule"),
         _m("rescue_pulse", P, P, "rescue methylprednisolone pulse"),
         _m("sparing_agent_used", P, P, "steroid-sparing agent started"),
         _m(
             "time_to_rescue_days",
             T,
             "days",
-            "time to rescue IVIG (KM median)",
+            "time to IVIG started by its start rule (KM median)",
             event_column="rescue_started",
         ),
         _m("died", P, P, "died during follow-up"),

@@ -62,3 +62,15 @@ def test_a_single_run_writes_a_self_contained_report(tmp_path):
     assert "http://" not in page and "https://" not in page and "<script" not in page
     assert "Kaplan-Meier median (restricted mean" in page
     assert "total cost over a lifetime (discounted)" in page
+
+
+def test_a_proportion_that_rounds_to_zero_keeps_its_sign_and_size():
+    """A CI bound of -0.0002 was printed '-0.0 pts' (a negative zero that reads as 0)."""
+    from simulator.report.tables import format_difference, format_estimate
+
+    assert format_difference(-0.00019, "proportion") == "-0.02 pts"
+    assert format_difference(0.0, "proportion") == "+0.0 pts"
+    assert format_difference(-0.016, "proportion") == "-1.6 pts"
+    assert format_estimate(-0.0001, "proportion") == "-0.01%"
+    assert format_estimate(0.0, "proportion") == "0.0%"
+    assert format_estimate(0.1234, "proportion") == "12.3%"

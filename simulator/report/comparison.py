@@ -142,6 +142,7 @@ def _figures(result: ComparisonResult, data: dict[str, Any], folder: Path) -> No
         ia["optimal_strategy"],
         folder / "ce_plane.png",
         "Cost-effectiveness plane",
+        data["economics"]["horizon"],
     )
 
 

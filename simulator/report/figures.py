@@ -239,7 +239,9 @@ def prednisone_lines(
     ax.set_yticks([t for t in ticks if t <= top * 1.5])
     ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_ylim(0, top * 1.5)
-    ax.set_xlabel("month (4 weeks); day 0 includes methylprednisolone pulses as prednisone")
+    ax.set_xlabel(
+        "month (4 weeks); a methylprednisolone pulse (day 0, rescue) counts as prednisone"
+    )
     ax.set_ylabel("mean prednisone (mg/day, log above 10)")
     ax.set_title(label(title))
     ax.grid(True, alpha=0.3)
@@ -255,18 +257,26 @@ def ce_plane(
     optimal: str,
     path: str | os.PathLike[str],
     title: str,
+    horizon: str = "lifetime",
 ) -> None:
     """Cost-effectiveness plane of an incremental analysis: every strategy (mean QALYs,
     mean cost), the efficiency frontier through the non-dominated ones, dominated and
     extendedly dominated ones marked, and the willingness-to-pay line through the optimal
-    strategy (every point on it has the same net monetary benefit)."""
+    strategy (every point on it has the same net monetary benefit). ``horizon`` is the
+    analysis's (``economics.cea_horizon``), named on the axes."""
     fig, ax = subplots(figsize=(7.5, 5.0))
-    draw_ce_plane(ax, rows, wtp, currency, optimal, title)
+    draw_ce_plane(ax, rows, wtp, currency, optimal, title, horizon)
     _save(fig, path)
 
 
 def draw_ce_plane(
-    ax: Any, rows: Sequence[dict[str, Any]], wtp: float, currency: str, optimal: str, title: str
+    ax: Any,
+    rows: Sequence[dict[str, Any]],
+    wtp: float,
+    currency: str,
+    optimal: str,
+    title: str,
+    horizon: str = "lifetime",
 ) -> None:
     """The cost-effectiveness plane (see ``ce_plane``) on a given matplotlib Axes;
     ``optimal`` is the analysis's optimal strategy (``economics.optimal_strategy``)."""
@@ -288,6 +298,8 @@ def draw_ce_plane(
             label="efficiency frontier",
         )
     seen: set[str] = set()
+    xs = [r["effect"] for r in rows]
+    middle = (max(xs) + min(xs)) / 2
     for r in rows:
         marker, color, kind = markers[r["status"]]
         ax.scatter(
@@ -302,15 +314,24 @@ def draw_ce_plane(
             label=None if kind in seen else kind,
         )
         seen.add(kind)
+        # away from the frontier, which rises to the right, and inside the axes: a
+        # point off the frontier lies above it, so its label goes above (to the side
+        # facing the middle); a frontier point's label goes above-left in the right
+        # half and below-right in the left half
+        right = r["effect"] > middle
+        above = right or r["status"] != "ND"
         ax.annotate(
             label(r["strategy"], 24),
             (r["effect"], r["cost"]),
             textcoords="offset points",
-            xytext=(6, 6),
+            xytext=((-6 if right else 6), (7 if above else -7)),
+            ha="right" if right else "left",
+            va="bottom" if above else "top",
             fontsize=8,
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1},
+            zorder=4,
         )
     best = next(r for r in rows if r["strategy"] == optimal)
-    xs = [r["effect"] for r in rows]
     span = (max(xs) - min(xs)) or max(abs(max(xs)), 1e-3) * 0.1
     x0, x1 = min(xs) - 0.15 * span, max(xs) + 0.15 * span
     ax.plot(
@@ -325,8 +346,9 @@ def draw_ce_plane(
     yspan = (max(ys) - min(ys)) or max(abs(max(ys)), 1.0) * 0.1
     ax.set_ylim(min(ys) - 0.15 * yspan, max(ys) + 0.2 * yspan)
     ax.set_xlim(x0, x1)
-    ax.set_xlabel("QALYs per patient (discounted)")
-    ax.set_ylabel(f"cost per patient ({label(currency, 8)}, discounted)")
+    over = "lifetime" if horizon == "lifetime" else "simulated horizon"
+    ax.set_xlabel(f"QALYs per patient ({over}, discounted)")
+    ax.set_ylabel(f"cost per patient ({label(currency, 8)}, {over}, discounted)")
     ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.set_title(label(title))
     ax.grid(True, alpha=0.3)

@@ -21,7 +21,10 @@ def format_estimate(x: Any, unit: str) -> str:
     if x is None:
         return "n/a"
     if unit == "proportion":
-        return f"{100 * x:.1f}%"
+        pct = 100 * x
+        if pct != 0 and abs(pct) < 0.05:  # not "0.0%" or "-0.0%": sign and size kept
+            return f"{pct:.1g}%"
+        return f"{pct:.1f}%"
     if isinstance(x, int):
         return str(x)
     return f"{x:.3g}" if abs(x) < 1000 else f"{x:,.0f}"
@@ -32,7 +35,12 @@ def format_difference(x: Any, unit: str) -> str:
     if x is None:
         return "n/a"
     if unit == "proportion":
-        return f"{100 * x:+.1f} pts"
+        pts = 100 * x
+        # a difference that rounds to 0.0 keeps its sign and size (a CI bound of
+        # -0.0002 printed as "-0.0" reads as zero, or as a negative zero)
+        if pts != 0 and abs(pts) < 0.05:
+            return f"{pts:+.1g} pts"
+        return f"{pts:+.1f} pts"
     return f"{x:+,.0f}" if abs(x) >= 1000 else f"{x:+.3g}"
 
 
