@@ -85,11 +85,13 @@ class CalibrationPlan:
         """Checksum of what the fit depends on besides the fitted values themselves: the
         calibration file, the study files, and every arm's resolved scenario with the
         fitted parameters blanked (so the defaults being fitted do not enter it, but any
-        other default does)."""
+        other default does). The files enter as their YAML data without their prose (a
+        study's title, citation and description, a target's label; comments): a
+        corrected citation is not a new calibration input."""
         h = hashlib.sha256()
-        h.update(self.path.read_bytes())
+        h.update(_content(self.path).encode())
         for s in self.studies:
-            h.update(s.path.read_bytes())
+            h.update(_content(s.path).encode())
             for scn in s.scenarios:
                 data = scenario_data(scn)
                 for n in self.names:
@@ -400,6 +402,26 @@ class CalibrationResult:
                 "2013)"
             ),
         }
+
+
+#: prose in a study or calibration file: not an input of the fit
+_PROSE = ("study", "citation", "description", "label", "note")
+
+
+def _content(path: Path) -> str:
+    """A study or calibration file's YAML data without its prose (``_PROSE`` keys at any
+    depth), as canonical JSON."""
+    import yaml
+
+    def strip(x: Any) -> Any:
+        if isinstance(x, dict):
+            return {str(k): strip(v) for k, v in x.items() if k not in _PROSE}
+        if isinstance(x, list):
+            return [strip(v) for v in x]
+        return x
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return json.dumps(strip(data), sort_keys=True, default=str)
 
 
 class _Evaluations:

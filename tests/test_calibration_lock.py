@@ -89,3 +89,25 @@ def test_the_target_conflict_check_weights_exactly_one_target(tmp_path):
     assert weighted.names == shipped.names
     assert (weighted.low == shipped.low).all() and (weighted.start == shipped.start).all()
     assert [t.spec.metric for t in weighted.targets] == [t.spec.metric for t in shipped.targets]
+
+
+def test_the_calibration_checksum_ignores_prose_but_not_a_target(tmp_path):
+    """A corrected citation or description is not a new calibration input (the
+    checksum reads the files' YAML data without their prose); a changed published count
+    is."""
+    import shutil
+
+    for folder in ("calibration", "studies", "scenarios"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    study = tmp_path / "studies" / "dalakas_1993.yaml"
+    base = load_calibration(tmp_path / "calibration" / "default.yaml").inputs_sha256()
+    assert base == RECORD["inputs_sha256"]
+    text = study.read_text()
+    study.write_text(
+        text.replace("citation: ", "citation: Corrected. ", 1).replace(
+            "description: >-", "description: >-\n  A new sentence.", 1
+        )
+    )
+    assert load_calibration(tmp_path / "calibration" / "default.yaml").inputs_sha256() == base
+    study.write_text(text.replace("{events: 9, n: 12}", "{events: 8, n: 12}", 1))
+    assert load_calibration(tmp_path / "calibration" / "default.yaml").inputs_sha256() != base
