@@ -355,3 +355,51 @@ def test_two_runs_into_one_folder_one_wins_the_other_is_refused(tmp_path: Path) 
     assert slow.returncode == 0, err
     assert sorted(os.listdir(tmp_path)) == ["out"]
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["patients"] == 12000
+
+
+def test_force_never_replaces_the_folder_of_a_file_the_inputs_name(tmp_path):
+    """--force replaced a folder holding a scenario's `extends:` base (the base was
+    deleted): every file an input names (extends chains, a sweep's strategies and their
+    bases) is an input file too."""
+    base_dir = tmp_path / "basedir"
+    base_dir.mkdir()
+    (base_dir / "base.yaml").write_bytes((ROOT / "scenarios" / "base.yaml").read_bytes())
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    (deep / "child.yaml").write_text("extends: ../basedir/base.yaml\n")
+    before = state(base_dir)
+    proc = simulate(
+        "run", deep / "child.yaml", "--patients", "5", "--out", base_dir, "--force", cwd=tmp_path
+    )
+    refused(proc, "holds the input file", "base.yaml")
+    assert state(base_dir) == before
+
+    # a sweep whose strategy extends a base in another folder
+    sweep = deep / "sweep.yaml"
+    sweep.write_text(
+        "name: s\ndescription: d\nstrategies:\n  a: child.yaml\n  b: child.yaml\n"
+        "patients: 5\noutcomes: [qaly]\ndesign:\n  type: one_way\n  parameters:\n"
+        "    regimen.ivig.cycles: {values: [4, 6]}\n"
+    )
+    proc = simulate("sweep", sweep, "--out", base_dir, "--force", cwd=tmp_path)
+    refused(proc, "holds the input file", "base.yaml")
+    assert state(base_dir) == before
+
+
+def test_a_lock_file_the_simulator_did_not_write_is_left_alone(tmp_path):
+    """A user's file named like the lock (.NAME.lock) was locked and then deleted."""
+    user = tmp_path / ".out.lock"
+    user.write_text("my notes\n")
+    before = user.stat().st_mtime_ns
+    proc = simulate("run", FIRST_LINE, "--patients", "5", "--out", tmp_path / "out", cwd=tmp_path)
+    refused(proc, ".out.lock is in the way", "did not write")
+    assert user.read_text() == "my notes\n" and user.stat().st_mtime_ns == before
+    assert not (tmp_path / "out").exists()
+    # a lock left by a killed run (ours, unlocked) is taken over and removed
+    user.write_bytes(atomic.LOCK_MARK)
+    proc = simulate(
+        "run", FIRST_LINE, "--patients", "5", "--out", tmp_path / "out", "-q", cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert not user.exists() and (tmp_path / "out" / "summary.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

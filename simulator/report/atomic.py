@@ -104,6 +104,62 @@ def _foreign_entries(folder: Path) -> list[str]:
     return [n for n in names if n not in ours]
 
 
+_MAX_REFERENCING_BYTES = 1 << 20
+
+
+def _referenced_files(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """The input files and every file they name, recursively: a YAML input's string
+    values that are the path of an existing regular file (relative to the input's folder,
+    or absolute) are inputs too, so a scenario's ``extends`` chain, a sweep's strategy
+    files and their bases, a study's arms are all protected. Reads YAML as a node graph
+    (aliases not expanded); a file that cannot be read or parsed names nothing more."""
+    import yaml
+
+    out: list[Path] = []
+    seen: set[Path] = set()
+    stack = [Path(f) for f in inputs]
+    while stack:
+        path = stack.pop()
+        try:
+            key = path.resolve()
+        except (OSError, RuntimeError):
+            continue
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(path)
+        try:
+            if path.suffix.lower() not in (".yaml", ".yml") or not path.is_file():
+                continue
+            if path.stat().st_size > _MAX_REFERENCING_BYTES:
+                continue
+            root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        nodes, visited = [root], set()
+        while nodes:
+            node = nodes.pop()
+            if node is None or id(node) in visited:
+                continue
+            visited.add(id(node))
+            if isinstance(node, yaml.ScalarNode):
+                text = str(node.value)
+                if not text or len(text) > 4096 or "\n" in text or "\0" in text:
+                    continue
+                candidate = Path(text).expanduser()
+                if not candidate.is_absolute():
+                    candidate = path.parent / candidate
+                with contextlib.suppress(OSError, ValueError):
+                    if candidate.is_file():
+                        stack.append(candidate)
+            elif isinstance(node, yaml.SequenceNode):
+                nodes.extend(node.value)
+            elif isinstance(node, yaml.MappingNode):
+                for k, v in node.value:
+                    nodes.extend((k, v))
+    return out
+
+
 def _protected(real: Path, inputs: Iterable[str | os.PathLike[str]]) -> str | None:
     """Why ``real`` (resolved) may never be replaced, or None."""
     cwd = Path.cwd().resolve()
@@ -116,8 +172,8 @@ def _protected(real: Path, inputs: Iterable[str | os.PathLike[str]]) -> str | No
     with contextlib.suppress(RuntimeError, KeyError):
         if real == Path.home().resolve():
             return "is the home directory"
-    for f in inputs:
-        rf = Path(f).resolve()
+    for f in _referenced_files(inputs):
+        rf = f.resolve()
         if rf.is_relative_to(real):
             return f"holds the input file {f}"
     return None
@@ -176,22 +232,70 @@ def check_output(
 # --------------------------------------------------------------------------------------
 
 
+#: the first bytes of every lock file the simulator creates
+LOCK_MARK = b"myositis-ivig-sim output lock\n"
+
+
+def _create_lock(path: Path) -> int | None:
+    """Create ``path`` holding :data:`LOCK_MARK` and locked by us, atomically (a file
+    linked into place only once written and locked); the open descriptor, or None if
+    ``path`` exists."""
+    import fcntl
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}-")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, LOCK_MARK)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            os.close(fd)
+            return None
+        except OSError:  # a filesystem without hard links: create it in place
+            os.close(fd)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                return None
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, LOCK_MARK)
+        return fd
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
 @contextlib.contextmanager
 def _lock(target: Path, label: str) -> Iterator[None]:
-    """An exclusive, non-blocking lock on ``.NAME.lock`` next to ``target``."""
+    """An exclusive, non-blocking lock on ``.NAME.lock`` next to ``target``. A file of
+    that name the simulator did not write (it does not start with :data:`LOCK_MARK`) is
+    never locked, written or removed: the run is refused."""
     import fcntl
 
     path = target.parent / f".{target.name}.lock"
+    where = f"{label} {_display(target)}"
     for _ in range(5):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise InputError(
-                f"{label} {_display(target)}: another simulate run is writing"
-                " this folder; wait for it to finish or choose another folder"
-            ) from None
+        fd = _create_lock(path)
+        if fd is None:  # it exists: another run's, a crashed run's, or not ours
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise InputError(
+                    f"{where}: another simulate run is writing this folder; wait for it"
+                    " to finish or choose another folder"
+                ) from None
+            if os.pread(fd, len(LOCK_MARK), 0) != LOCK_MARK:
+                os.close(fd)
+                raise InputError(
+                    f"{where}: {path} is in the way: the simulator keeps its lock under"
+                    " that name and did not write this file; move it or choose another"
+                    " folder"
+                )
         try:
             same = os.stat(path).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
@@ -200,13 +304,23 @@ def _lock(target: Path, label: str) -> Iterator[None]:
             break
         os.close(fd)  # the holder removed the file while we waited: lock the new one
     else:  # pragma: no cover - five races in a row
-        raise InputError(f"{label} {_display(target)}: another simulate run is writing this folder")
+        raise InputError(f"{where}: another simulate run is writing this folder")
     try:
         yield
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)
         os.close(fd)
+
+
+def _our_lock_draft(path: Path) -> bool:
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with path.open("rb") as fh:
+            return fh.read(len(LOCK_MARK) + 1) == LOCK_MARK
+    except OSError:
+        return False
 
 
 def _ours_or_empty(folder: Path) -> bool:
@@ -229,6 +343,10 @@ def recover_leftovers(target: Path) -> None:
                 olds.append(path)
             elif rest.startswith("tmp-") and _ours_or_empty(path):
                 tmps.append(path)
+            elif rest.startswith("lock-") and _our_lock_draft(path):
+                # a lock file being created when its run was killed
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
     if not os.path.lexists(target):
         for old in olds:
             manifest = _read_manifest(old)
