@@ -149,7 +149,33 @@ def _process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
     pool.shutdown(wait=True)
 
 
+def _quiet_cancelled_futures_in_manager_threads() -> None:
+    """Python < 3.12: once its workers are killed, a pool's manager thread marks every
+    pending future as broken, and one already cancelled raises InvalidStateError there,
+    printed as a traceback after the one-line "interrupted" message (CPython fixed it in
+    3.12 by ignoring that error in ``terminate_broken``). The same is done here, by a
+    thread exception hook that ignores exactly that error in exactly those threads and
+    passes every other one on; installed once, when a pool is first killed."""
+    if sys.version_info >= (3, 12) or getattr(threading.excepthook, "_simulator", False):
+        return
+    from concurrent.futures import InvalidStateError
+    from concurrent.futures.process import _ExecutorManagerThread
+
+    previous = threading.excepthook
+
+    def hook(args: Any) -> None:
+        if isinstance(args.thread, _ExecutorManagerThread) and isinstance(
+            args.exc_value, InvalidStateError
+        ):
+            return
+        previous(args)
+
+    hook._simulator = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
+
+
 def _kill_pool(pool: ProcessPoolExecutor) -> None:
+    _quiet_cancelled_futures_in_manager_threads()
     processes = list((getattr(pool, "_processes", None) or {}).values())
     results = getattr(pool, "_result_queue", None)  # shutdown() forgets it
     pool.shutdown(wait=False, cancel_futures=True)
