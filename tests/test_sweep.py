@@ -141,8 +141,12 @@ def test_psa_frontier_dominated_strategy_and_population_scaling():
     assert min(res["evppi_per_patient_at_reference"].values()) >= 0.0
     assert res["evpi_at_reference_se"] > 0
     assert res["evpi_population_at_reference"] == pytest.approx(1234.5 * res["evpi_at_reference"])
+    # the metamodels fit the incremental NMB of B and of C against A: B - A is linear in
+    # theta, C - A a constant (fitted exactly)
+    assert res["evppi_metamodel_strategies"] == ["B - A", "C - A"]
     r2 = res["evppi_metamodel_r_squared"]
-    assert r2["theta"][1] > 0.99 and r2["noise"][1] < 0.1  # B's NMB is linear in theta
+    assert r2["theta"][0] > 0.99 and r2["noise"][0] < 0.1
+    assert r2["theta"][1] == r2["noise"][1] == 1.0
 
 
 def test_psa_value_of_information_is_exactly_zero_when_one_arm_wins_every_draw():
@@ -546,8 +550,8 @@ def test_a_psa_on_two_workers_writes_the_bytes_of_one_worker(tmp_path):
         sweep_to_folder(plan, out, workers=workers, progress=False)
     psa_out = json.loads((outs[1] / "sweep.json").read_text())["analysis"]["psa"]
     r2 = [v for per_arm in psa_out["evppi_metamodel_r_squared"].values() for v in per_arm]
-    # 6 groups x 3 arms, fitted (the fallback, the mean, has R^2 = 0)
-    assert len(r2) == 18 and max(r2) > 0.1
+    # 6 groups x 2 strategies after the first, fitted
+    assert len(r2) == 12 and max(r2) > 0.1
     names = sorted(p.name for p in outs[1].iterdir())
     assert {"psa_scatter.png", "ceac.png", "evppi.png", "sweep.json"} <= set(names)
     assert sorted(p.name for p in outs[2].iterdir()) == names

@@ -136,18 +136,22 @@ def psa_analysis(
         evppi_se = dict.fromkeys(groups)
         r2 = {g: [] for g in groups}
     else:
-        # the metamodels, one a group and strategy, on a sweep's workers (session_map)
+        # The metamodels, one a group and strategy after the first, on a sweep's workers
+        # (session_map): each strategy's incremental NMB against the first (Strong,
+        # Oakley & Brennan 2014). Regressing each strategy's own NMB would fit the noise
+        # the strategies share separately in each, and it would not cancel in the max.
+        inb = nmb[:, 1:] - nmb[:, :1]
         tasks = [
-            (x_all[:, [names.index(m) for m in members]], nmb[:, j])
+            (x_all[:, [names.index(m) for m in members]], inb[:, j])
             for members in groups.values()
-            for j in range(len(arms))
+            for j in range(len(arms) - 1)
         ]
         fits = iter(session_map(_fit, tasks))
         for g in groups:
-            fitted = np.column_stack([next(fits) for _ in arms])
+            fitted = np.column_stack([np.zeros(rows), *(next(fits) for _ in arms[1:])])
             evppi[g] = _evpi(fitted)
             evppi_se[g] = _bootstrap_se(lambda i, f=fitted: _evpi(f[i]), rows, 2)
-            r2[g] = [_r_squared(nmb[:, j], fitted[:, j]) for j in range(len(arms))]
+            r2[g] = [_r_squared(inb[:, j], fitted[:, j + 1]) for j in range(len(arms) - 1)]
     se_cost = np.array([[o.get(f"{a}:{cost_col}_se", math.nan) for a in arms] for o in outputs])
     se_qaly = np.array([[o.get(f"{a}:{qaly_col}_se", math.nan) for a in arms] for o in outputs])
     out = {
@@ -162,14 +166,16 @@ def psa_analysis(
         "evppi_per_patient_at_reference": evppi,
         "evppi_se": evppi_se,
         "evppi_metamodel_r_squared": r2,
+        "evppi_metamodel_strategies": [f"{a} - {arms[0]}" for a in arms[1:]],
         "cost": cost_col,
         "effect": qaly_col,
         "mean_inner_mc_se": {cost_col: _nanmean(se_cost), qaly_col: _nanmean(se_qaly)},
         "note": "EVPI/EVPPI are per patient (and per population when the scenario gives"
         " one); the inner-loop Monte Carlo error of each draw inflates them slightly"
         " (see mean_inner_mc_se); EVPPI from a generalised additive model of each"
-        " strategy's NMB on the group's parameters (Strong et al. 2014; R-squared"
-        " per strategy reported); standard errors by resampling draws"
+        f" strategy's incremental NMB against {arms[0]} on the group's parameters"
+        " (Strong et al. 2014; R-squared per strategy after the first reported);"
+        " standard errors by resampling draws"
         " (for EVPPI, the fitted values, without refitting).",
     }
     if unavailable is not None:

@@ -171,8 +171,10 @@ def _html(result: SweepResult, data: dict[str, Any], folder: Path, figs: list[st
                 else ""
             )
             + f".</p><table><tr><th>parameter group</th><th>EVPPI per patient ({cur})</th>"
-            f"<th>SE</th><th>population EVPPI ({cur})</th><th>metamodel R&sup2; by strategy"
-            f"</th></tr>"
+            f"<th>SE</th><th>population EVPPI ({cur})</th><th>metamodel R&sup2; of the"
+            " incremental net benefit ("
+            + html.escape(", ".join(psa.get("evppi_metamodel_strategies", [])))
+            + ")</th></tr>"
         )
         for g, v in psa["evppi_per_patient_at_reference"].items():
             gse = psa.get("evppi_se", {}).get(g)
