@@ -87,7 +87,9 @@ class CalibrationPlan:
         fitted parameters blanked (so the defaults being fitted do not enter it, but any
         other default does). The files enter as their YAML data without their prose (a
         study's title, citation and description, a target's label; comments): a
-        corrected citation is not a new calibration input."""
+        corrected citation is not a new calibration input. For the same reason the
+        scenarios' ``source`` strings (an adverse event's citation) and their ``name`` and
+        ``description`` are left out."""
         h = hashlib.sha256()
         h.update(_content(self.path).encode())
         for s in self.studies:
@@ -96,7 +98,7 @@ class CalibrationPlan:
                 data = scenario_data(scn)
                 for n in self.names:
                     _blank(data, n)
-                h.update(json.dumps(data, sort_keys=True).encode())
+                h.update(json.dumps(_without_prose(data), sort_keys=True).encode())
         h.update(json.dumps([self.patients, self.seed]).encode())
         return h.hexdigest()
 
@@ -134,7 +136,7 @@ def load_calibration(
     from .scenario.load import read_scenario, validate
 
     path = Path(path)
-    data, linemap = read_scenario(path)
+    data, linemap = read_scenario(path, what="calibration file")
     if patients is not None:
         data["patients"] = patients
     if method is not None:
@@ -170,15 +172,25 @@ def load_calibration(
     for n in names:
         p = spec.parameters[n]
         where = linemap.line_for(("parameters", n))
+        current = _value_in(first, n)
+        for s in studies:  # the fit moves every parameter continuously between its bounds
+            for scn in s.scenarios:
+                v = _value_in(scn, n)
+                if isinstance(v, int) and not isinstance(v, bool):
+                    raise InputError(
+                        f"parameters.{n}: a whole-number parameter (it is {v} in {scn.name})"
+                        " cannot be fitted: the fit tries fractional values",
+                        file=str(path),
+                        line=where,
+                    )
         if p.start is not None:
             value = p.start
         else:
-            try:
-                value = _get(first.model_dump(mode="python", by_alias=True), n)
-            except (KeyError, IndexError, TypeError, ValueError):
+            if current is None:
                 raise InputError(
                     f"parameters.{n}: no such parameter in {first.name}", file=str(path), line=where
-                ) from None
+                )
+            value = current
             if not isinstance(value, int | float) or isinstance(value, bool):
                 raise InputError(
                     f"parameters.{n}: not a number in {first.name} ({value!r});"
@@ -194,6 +206,7 @@ def load_calibration(
                     line=where,
                 )
         start.append(float(value))
+        _check_bounds(n, spec.parameters[n], studies, path, linemap)
         for s in studies:  # the path must exist, and the start be valid, in every arm
             for arm, scn in zip(s.arms, s.scenarios, strict=True):
                 try:
@@ -207,6 +220,46 @@ def load_calibration(
     return CalibrationPlan(
         path, spec, studies, targets, names, low, high, np.array(start), spec.patients, spec.seed
     )
+
+
+def _value_in(scn: Any, name: str) -> Any:
+    """The value at dotted path ``name`` in a scenario, None where it has none."""
+    try:
+        return _get(scn.model_dump(mode="python", by_alias=True), name)
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
+def _check_bounds(name: str, p: Any, studies: list[Study], path: Path, linemap: Any) -> None:
+    """Refuse a bound outside the values the parameter may take (``low: -5`` for a rate
+    that must be > 0), naming the file, the line and the bound, before anything runs:
+    otherwise the fit fails at the first evaluation that comes near it. The optimizer and
+    the ABC prior only try values strictly between the bounds, so a bound that is itself
+    excluded but has valid values right next to it (``low: 0`` for a value that must be
+    > 0) is fine."""
+    for key, bound, other in (("low", p.low, p.high), ("high", p.high, p.low)):
+        inside = math.nextafter(bound, other)
+        for s in studies:
+            for arm, scn in zip(s.arms, s.scenarios, strict=True):
+                try:
+                    with_overrides(scn, {name: float(bound)}, str(path))
+                    continue
+                except InputError as err:
+                    first = err
+                try:
+                    with_overrides(scn, {name: float(inside)}, str(path))
+                except InputError:
+                    why = first.message
+                    if why.startswith(f"{name}: "):
+                        why = why[len(name) + 2 :]
+                    raise InputError(
+                        f"parameters.{name}.{key}: {bound:g} is outside the values {name} may"
+                        f" take, in {s.name} arm {arm}: {why}. The fit tries values up to its"
+                        " bounds: bring the bound inside",
+                        path=f"parameters.{name}.{key}",
+                        file=str(path),
+                        line=linemap.line_for(("parameters", name, key)),
+                    ) from None
 
 
 # --------------------------------------------------------------------------------------
@@ -406,6 +459,20 @@ class CalibrationResult:
 
 #: prose in a study or calibration file: not an input of the fit
 _PROSE = ("study", "citation", "description", "label", "note")
+
+
+def _without_prose(data: Any) -> Any:
+    """A resolved scenario's data without the text that only documents it: each
+    ``source`` (at any depth), and the top-level ``name`` and ``description``."""
+
+    def strip(x: Any) -> Any:
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items() if k != "source"}
+        if isinstance(x, list):
+            return [strip(v) for v in x]
+        return x
+
+    return {k: strip(v) for k, v in data.items() if k not in ("name", "description")}
 
 
 def _content(path: Path) -> str:

@@ -144,25 +144,12 @@ def _overrides_of(args: argparse.Namespace) -> list[str]:
 
 
 def read_params(path: str) -> list[str]:
-    """A parameter overlay file: a flat mapping of dotted path -> value."""
-    import json
+    """A parameter overlay file: a flat mapping of dotted path -> value, as overrides
+    that keep their file and line (so messages name them, not --set). Read as scenario
+    files are: size and alias limits, duplicate keys, UTF-8, no FIFO (InputError)."""
+    from .scenario.load import read_params as read
 
-    import yaml
-
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as err:
-        raise InputError(f"--params {path}: cannot read it ({err.strerror or err})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise InputError(f"--params {path}: not valid YAML ({err})") from None
-    if not isinstance(data, dict) or not data:
-        raise InputError(f"--params {path}: expected a mapping of dotted path: value")
-    for key in data:
-        if not isinstance(key, str):
-            raise InputError(f"--params {path}: key {key!r} is not a dotted path")
-    return [f"{k}={json.dumps(v)}" for k, v in data.items()]
+    return list(read(path))
 
 
 def _force(p: argparse.ArgumentParser) -> None:
@@ -304,8 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulate published studies and compare with their published values",
         description="Run study files (studies/*.yaml: the scenarios emulating a published "
         "study, the outcomes it reports and the published values) and write a validation "
-        "table and figure: each target's published value and 95%% CI, the simulated value "
-        "and its Monte Carlo 95%% CI, whether they overlap, and the share of targets that "
+        "table and figure: each target's published value and 95% CI, the simulated value "
+        "and its Monte Carlo 95% CI, whether they overlap, and the share of targets that "
         "do, by role (calibration: fitted to; validation: not fitted to).",
     )
     va_p.add_argument("studies", nargs="+", metavar="STUDY.yaml")
@@ -420,6 +407,19 @@ def _with_params(args: argparse.Namespace, inputs: Sequence[str]) -> list[str]:
     return [*inputs, params] if params else list(inputs)
 
 
+def _out_of(args: argparse.Namespace, default: Path) -> Path:
+    """The --out folder, or ``default`` when --out is not given; an empty --out (``--out
+    ''``, e.g. an unset shell variable) is refused rather than read as the default."""
+    if args.out is None:
+        return default
+    if not args.out.strip():
+        raise InputError(
+            "--out: empty folder name; give a folder (e.g. --out results/my_run), or leave"
+            " out --out for the default folder"
+        )
+    return Path(args.out)
+
+
 def _default_out(scenario_path: str) -> Path:
     from .report.atomic import safe_name
 
@@ -455,7 +455,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     scn = load_scenario(args.scenario, _overrides_of(args))
     _check_engine([scn], [args.scenario], args.engine)
-    out = Path(args.out) if args.out else _default_out(args.scenario)
+    out = _out_of(args, _default_out(args.scenario))
     _check_out(out, args, [args.scenario])
     from .jobs import run_to_folder  # heavy imports only once the input is good
 
@@ -493,12 +493,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     scns = [load_scenario(path, _overrides_of(args)) for path in args.scenarios]
     _check_engine(scns, args.scenarios, args.engine)
     stems = [Path(p).stem for p in args.scenarios]
-    if args.out:
-        out = Path(args.out)
-    else:
-        from .report.atomic import safe_name
+    from .report.atomic import safe_name
 
-        out = Path("results") / safe_name("compare_" + "_vs_".join(safe_name(s) for s in stems))
+    out = _out_of(
+        args, Path("results") / safe_name("compare_" + "_vs_".join(safe_name(s) for s in stems))
+    )
     _check_out(out, args, args.scenarios)
     from .comparison import arm_names, check_same_patients
     from .jobs import compare_to_folder
@@ -550,7 +549,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         draws=args.draws,
         sets=_overrides_of(args),
     )
-    out = Path(args.out) if args.out else _default_out(args.sweep)
+    out = _out_of(args, _default_out(args.sweep))
     _check_out(out, args, [args.sweep])
     from .jobs import sweep_to_folder
 
@@ -598,7 +597,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from .studies import load_study
 
     studies = [load_study(p, tuple(_overrides_of(args))) for p in args.studies]
-    out = Path(args.out) if args.out else Path("results") / "validation"
+    out = _out_of(args, Path("results") / "validation")
     inputs = [*args.studies, *[str(f) for s in studies for f in s.arm_files]]
     _check_out(out, args, inputs)
     from .jobs import validate_to_folder
@@ -627,7 +626,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     plan = load_calibration(
         args.calibration, patients=args.patients, sets=args.overrides, method=args.method
     )
-    out = Path(args.out) if args.out else _default_out(args.calibration)
+    out = _out_of(args, _default_out(args.calibration))
     inputs = [args.calibration, *[str(s.path) for s in plan.studies]]
     _check_out(out, args, inputs)
     from .jobs import calibrate_to_folder
@@ -813,7 +812,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     restore = _stop_on_signals()
     try:
         parser = build_parser()
-        args = parser.parse_args(_normalise_argv(argv))
+        args, extra = parser.parse_known_args(_normalise_argv(argv))
+        if extra:
+            # argparse reports them from the top-level parser ("see `simulate --help`");
+            # they belong to the command's options
+            command = getattr(args, "command", None)
+            prog = f"{parser.prog} {command}" if command else parser.prog
+            raise InputError(
+                f"{prog}: unrecognized arguments: {' '.join(extra)} (see `{prog} --help`)"
+            )
         # --quiet: no warnings either (set on every call: main() may run more than once)
         logging.getLogger().setLevel(
             logging.ERROR if getattr(args, "quiet", False) else logging.WARNING

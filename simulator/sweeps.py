@@ -85,12 +85,14 @@ def _split(path: str) -> list[str | int]:
 
 
 def with_overrides(scn: Scenario, point: Point, where: str = "sweep") -> Scenario:
-    """The scenario with the point's values set (same checks and messages as --set)."""
+    """The scenario with the point's values set (the same checks as --set). A problem is
+    reported against ``where`` (the sweep, calibration or posterior file), not as coming
+    from --set, which the user did not give."""
     if not point:
         return scn
     sets = [f"{path}={json.dumps(value)}" for path, value in point.items()]
-    lm = LineMap()
-    data = apply_overrides(scn.model_dump(mode="python", by_alias=True), sets, Scenario, lm)
+    lm = LineMap()  # stays empty: the values are the point's, not from a file or --set
+    data = apply_overrides(scn.model_dump(mode="python", by_alias=True), sets, Scenario)
     from .scenario import check_scenario
 
     new = validate(data, Scenario, lm, where)
@@ -198,7 +200,7 @@ def plan_sweep(
     from .scenario.load import read_scenario, warn_if_outside
 
     path = Path(path)
-    data, linemap = read_scenario(path)
+    data, linemap = read_scenario(path, what="sweep file")
     if patients is not None:
         data["patients"] = patients
     if draws is not None:
@@ -243,8 +245,10 @@ def plan_sweep(
         try:
             check_same_patients(scns, arms, spec.seed is not None, False)
         except InputError as err:
+            from .studies import without_allow_advice
+
             raise InputError(
-                f"strategies: {err.message}",
+                f"strategies: {without_allow_advice(err.message, 'sweep')}",
                 file=str(path),
                 line=linemap.line_for(("strategies",)),
                 problems=err.problems,
@@ -457,6 +461,17 @@ def _check_parameters(
             )
         value = base_values[name]
         numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        if numeric and isinstance(value, int) and isinstance(design, Sobol | Morris | PSA):
+            # These designs draw values anywhere between the bounds (or from a
+            # distribution); a whole-number parameter would fail at the first fractional
+            # point, after the sweep had started. No design rounds: refuse it here.
+            raise InputError(
+                f"{where}: a whole-number parameter (it is {value} in the scenario) cannot be"
+                f" swept by a {design.type} design, which draws fractional values; sweep it"
+                " with a grid or one_way design of whole values, or leave it out",
+                file=str(path),
+                line=line,
+            )
         lo_hi = _extremes(design, pspec)
         if lo_hi is not None:
             if not numeric:

@@ -348,7 +348,8 @@ EQ5D_CARRENO2011_INTERCEPT = 0.9567
 EQ5D_CARRENO2011_SLOPE_PER_HAQ = -0.309
 EQ5D_CARRENO2011_FEMALE = 0.0
 
-# UK EQ-5D-3L tariff (Dolan 1997): worst state -0.594, full health 1.
+# UK EQ-5D-3L tariff (Dolan 1997; docs/sources/other_sources.md section 2): worst state
+# -0.594, full health 1.
 EQ5D_UK_3L_MIN = -0.594
 EQ5D_UK_3L_MAX = 1.0
 

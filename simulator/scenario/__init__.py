@@ -10,6 +10,7 @@ path, the value and, where known, the file and line.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -18,15 +19,18 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..errors import InputError
-from .load import LineMap, apply_overrides, read_scenario, validate
-from .schema import Scenario
+from .load import (
+    OVERRIDE_SOURCE,
+    LineMap,
+    Override,
+    apply_overrides,
+    deep_merge,
+    read_scenario,
+    validate,
+)
+from .schema import MERGED_DEFAULTS, Scenario
 
 __all__ = ["Scenario", "load_scenario", "scenario_data", "scenario_from_dict", "scenario_sha256"]
-
-
-def _locate(linemap: LineMap, path: tuple[str | int, ...]) -> tuple[str | None, int | None]:
-    where = linemap.locate(path)
-    return where if where is not None else (None, None)
 
 
 def check_scenario(scn: Scenario, linemap: LineMap | None = None, source: str = "") -> None:
@@ -34,10 +38,16 @@ def check_scenario(scn: Scenario, linemap: LineMap | None = None, source: str = 
     lm = linemap or LineMap()
 
     def fail(path: tuple[str | int, ...], message: str) -> None:
-        file, line = _locate(lm, path)
+        where = lm.blame(path)
+        file, line = where if where is not None else (None, None)
         dotted = ".".join(f"[{p}]" if isinstance(p, int) else p for p in path).replace(".[", "[")
-        if lm.is_override(path):
+        if file == OVERRIDE_SOURCE:
             raise InputError(f"{dotted}: {message} [from --set]", path=dotted, file=source or None)
+        if file is not None and lm.blamed_on_override(path) and file != source:
+            # an entry of a --params file
+            raise InputError(
+                f"{dotted}: {message} [applied to {source}]", path=dotted, file=file, line=line
+            )
         raise InputError(
             f"{dotted}: {message}", path=dotted, file=file or source or None, line=line
         )
@@ -140,11 +150,42 @@ def smallest_induction_dose(scn: Scenario) -> tuple[float, str]:
     )
 
 
+_DEFAULT_DATA: dict[str, Any] = {}
+
+
+def merge_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with each block at a path of ``MERGED_DEFAULTS`` merged over the default
+    there (mappings key by key, as ``extends:`` merges; anything else replaces), so that
+    a partial block keeps the default entries and values it does not name. ``data`` is
+    not changed; a block that is not a mapping is left for validation to report."""
+    if not _DEFAULT_DATA:
+        _DEFAULT_DATA.update(Scenario().model_dump(mode="python", by_alias=True))
+    out = dict(data)
+    for path in MERGED_DEFAULTS:
+        parents: list[dict[str, Any]] = [out]
+        for key in path[:-1]:
+            child = parents[-1].get(key)
+            if not isinstance(child, dict):
+                break
+            parents.append(dict(child))
+        else:
+            given = parents[-1].get(path[-1])
+            if not isinstance(given, dict):
+                continue
+            default: Any = _DEFAULT_DATA
+            for key in path:
+                default = default[key]
+            parents[-1][path[-1]] = deep_merge(copy.deepcopy(default), given)
+            for i in range(len(path) - 1, 0, -1):  # copies back up to the top
+                parents[i - 1][path[i - 1]] = parents[i]
+    return out
+
+
 def load_scenario(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Scenario:
     """Read, validate and check a scenario file; apply ``--set`` overrides."""
     source = os.fspath(path)
     data, linemap = read_scenario(path)
-    scn = validate(data, Scenario, linemap, source)
+    scn = validate(merge_defaults(data), Scenario, linemap, source)
     overrides = list(overrides)
     if overrides:
         full = scn.model_dump(mode="python", by_alias=True)
@@ -152,6 +193,14 @@ def load_scenario(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -
             full = apply_overrides(full, overrides, Scenario, linemap)
         except InputError as err:
             if err.file is not None:
+                if any(isinstance(o, Override) and o.file == err.file for o in overrides):
+                    # an entry of a --params file: name the scenario it was applied to
+                    raise InputError(
+                        f"{err.message} [applied to {source}]",
+                        path=err.path,
+                        file=err.file,
+                        line=err.line,
+                    ) from None
                 raise
             # name the scenario: with several files (compare) it says which one
             raise InputError(
@@ -165,7 +214,9 @@ def load_scenario(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -
 def scenario_from_dict(data: dict[str, Any], overrides: Iterable[str] = ()) -> Scenario:
     """The same as :func:`load_scenario` for a mapping built in Python."""
     linemap = LineMap()
-    scn = validate(data, Scenario, linemap, "<dict>")
+    scn = validate(
+        merge_defaults(data) if isinstance(data, dict) else data, Scenario, linemap, "<dict>"
+    )
     overrides = list(overrides)
     if overrides:
         full = apply_overrides(

@@ -15,7 +15,7 @@ optimize: {starts: 2, max_evaluations: 150}
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -62,6 +62,8 @@ class ABCSettings(Frozen):
 
 
 class CalibrationFile(Frozen):
+    input_kind: ClassVar[str] = "calibration file"  # what messages call the file
+
     name: str = "calibration"
     description: str = ""
     studies: list[str] = Field(min_length=1)

@@ -10,11 +10,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
 from .. import fmath
-from .schema import FAGGIOLI, AnyDist, Frozen, P, PositiveDist, lognormal, normal
+from .schema import (
+    FAGGIOLI,
+    MAX_ENZYME,
+    AnyDist,
+    Frozen,
+    P,
+    PositiveDist,
+    _at_most,
+    lognormal,
+    normal,
+)
 
 __all__ = ["FITTED", "LIFE_TABLES", "Disease", "LifeTable", "Mortality"]
 
@@ -186,7 +197,7 @@ class Enzymes(Frozen):
         " inflammation with this lag (on the log scale)",
         gt=0,
     )
-    cpk_background_u_per_l: PositiveDist = P(
+    cpk_background_u_per_l: Annotated[PositiveDist, _at_most(MAX_ENZYME, "U/L")] = P(
         lognormal(median=90.0, cv=0.3),
         "U/L",
         "assumption: a patient's CPK with inactive disease, inside the 20-200 U/L reference"
@@ -200,7 +211,7 @@ class Enzymes(Frozen):
         le=1,
     )
     myoglobin_uln_ng_per_ml: float = P(120.0, "ng/mL", f"{FAGGIOLI}: normal value <120 ng/mL", gt=0)
-    myoglobin_background_ng_per_ml: PositiveDist = P(
+    myoglobin_background_ng_per_ml: Annotated[PositiveDist, _at_most(MAX_ENZYME, "ng/mL")] = P(
         lognormal(median=45.0, cv=0.3),
         "ng/mL",
         "assumption: inside the reference range",
@@ -393,7 +404,8 @@ class SteroidResponse(Frozen):
     methylprednisolone_to_prednisone: float = P(
         1.25,
         "mg prednisone per mg",
-        "standard glucocorticoid equivalence (4 mg MP = 5 mg prednisone)",
+        "standard glucocorticoid equivalence (4 mg MP = 5 mg prednisone; BNF,"
+        " other_sources.md section 4)",
         gt=0,
     )
 
@@ -577,24 +589,26 @@ class Mortality(Frozen):
     hazard_ratio_lung: float = P(
         2.0,
         "HR",
-        "assumption: interstitial lung disease as a poor prognostic factor ("
-        + DANKO_2004
-        + "; Marie 2001; lung complications a leading cause of death, parameters.md section"
+        "assumption: pulmonary involvement is one of the 'poor prognostic factors common"
+        " to several studies' (review PMC2563757, other_sources.md section 5); lung"
+        " complications are a leading cause of death (Marie 2001, parameters.md section"
         " 9); its size is NOT FOUND in the shipped sources",
         ge=0,
     )
     hazard_ratio_dysphagia: float = P(
         2.0,
         "HR",
-        "assumption: dysphagia as a poor prognostic factor (" + DANKO_2004 + "); size NOT"
-        " FOUND in the shipped sources",
+        "assumption: bulbar involvement (dysphagia) is one of the 'poor prognostic factors"
+        " common to several studies' (review PMC2563757, other_sources.md section 5); its"
+        " size is NOT FOUND in the shipped sources",
         ge=0,
     )
     hazard_ratio_per_decade: float = P(
         1.5,
         "HR per 10 years",
-        "assumption: older age at onset as a poor prognostic factor (" + DANKO_2004 + ");"
-        " applies to the disease-related excess only (the life table carries age itself)",
+        "assumption: old age is one of the 'poor prognostic factors common to several"
+        " studies' (review PMC2563757, other_sources.md section 5); size NOT FOUND; applies"
+        " to the disease-related excess only (the life table carries age itself)",
         gt=0,
     )
     reference_age_years: float = P(50.0, "years", "the age at which the age HR is 1", ge=0, le=120)

@@ -18,8 +18,11 @@ type annotations (nested models, ``X | None``, ``list[Model]``, ``dict[str, X]``
 from __future__ import annotations
 
 import collections.abc as cabc
+import copy
 import dataclasses
+import datetime
 import difflib
+import json
 import logging
 import os
 import re
@@ -38,12 +41,15 @@ from simulator.limits import MAX_INPUT_BYTES, MAX_LISTED_PROBLEMS
 
 __all__ = [
     "OVERRIDE_SOURCE",
+    "PARAMS_FILE",
     "LineMap",
     "Loc",
+    "Override",
     "apply_overrides",
     "deep_merge",
     "load",
     "load_dict",
+    "read_params",
     "read_scenario",
     "read_yaml",
     "validate",
@@ -88,10 +94,17 @@ class LineMap:
     are recorded with file :data:`OVERRIDE_SOURCE` (``"--set"``) and line ``None``.
     """
 
-    __slots__ = ("_entries",)
+    __slots__ = ("_entries", "_overrides")
 
-    def __init__(self, entries: Mapping[Loc, tuple[str, int | None]] | None = None) -> None:
+    def __init__(
+        self,
+        entries: Mapping[Loc, tuple[str, int | None]] | None = None,
+        overrides: Iterable[Loc] = (),
+    ) -> None:
         self._entries: dict[Loc, tuple[str, int | None]] = dict(entries or {})
+        # locations set by an override (--set, or an entry of a --params file), in the
+        # order they were set: a problem found above them is blamed on the override
+        self._overrides: dict[Loc, None] = dict.fromkeys(overrides)
 
     def record(self, loc: Iterable[str | int], file: str, line: int | None) -> None:
         """Record that the value at ``loc`` came from ``file`` at ``line``."""
@@ -124,24 +137,55 @@ class LineMap:
         """True when the value at ``loc`` (or an enclosing value) was set by ``--set``."""
         return self.file_for(loc) == OVERRIDE_SOURCE
 
+    def blame(self, loc: Iterable[str | int]) -> tuple[str, int | None] | None:
+        """Where a problem with the value at ``loc`` comes from: like :meth:`locate`, but
+        when ``loc`` itself is from a file and a value inside it was set by an override
+        (``--set``, a ``--params`` entry), the (last) override: a problem found at a block
+        (``population.age_years``) after ``--set population.age_years.sd=-1`` is the
+        override's, not the file's."""
+        return self._blame(tuple(loc))[0]
+
+    def blamed_on_override(self, loc: Iterable[str | int]) -> bool:
+        """True when :meth:`blame` names an override (``--set`` or a ``--params`` entry)."""
+        return self._blame(tuple(loc))[1]
+
+    def _blame(self, key: Loc) -> tuple[tuple[str, int | None] | None, bool]:
+        found = self.locate(key)
+        if any(key[:n] in self._overrides for n in range(len(key) + 1)):
+            return found, True  # the value (or a block holding it) is itself an override
+        n = len(key)
+        below = [k for k in self._overrides if len(k) > n and k[:n] == key]
+        if below and below[-1] in self._entries:
+            return self._entries[below[-1]], True
+        return found, False
+
     def drop(self, loc: Iterable[str | int]) -> None:
         """Forget ``loc`` and everything below it."""
         key = tuple(loc)
         n = len(key)
         for k in [k for k in self._entries if k[:n] == key]:
             del self._entries[k]
+        for k in [k for k in self._overrides if k[:n] == key]:
+            del self._overrides[k]
 
-    def mark_override(self, loc: Iterable[str | int]) -> None:
-        """Record that the value at ``loc`` (and everything below it) came from ``--set``."""
+    def mark_override(
+        self, loc: Iterable[str | int], file: str = OVERRIDE_SOURCE, line: int | None = None
+    ) -> None:
+        """Record that the value at ``loc`` (and everything below it) was set by an
+        override: ``--set`` by default, or an entry at ``line`` of a ``--params`` ``file``."""
         key = tuple(loc)
         self.drop(key)
-        self._entries[key] = (OVERRIDE_SOURCE, None)
+        self._entries[key] = (file, line)
+        self._overrides[key] = None
 
     def update(self, other: LineMap) -> None:
         self._entries.update(other._entries)
+        for k in other._overrides:
+            self._overrides.pop(k, None)
+            self._overrides[k] = None
 
     def copy(self) -> LineMap:
-        return LineMap(self._entries)
+        return LineMap(self._entries, self._overrides)
 
     def items(self) -> Iterator[tuple[Loc, tuple[str, int | None]]]:
         return iter(self._entries.items())
@@ -436,7 +480,7 @@ def _read_bytes(path: Path, display: str, what: str) -> bytes:
         if st.st_size > limit:
             raise InputError(
                 f"{what} {display} is {st.st_size:,} bytes, above the limit of {limit:,} bytes"
-                f" ({limit // 1024 // 1024} MiB) for scenario and sweep files"
+                f" ({limit // 1024 // 1024} MiB) for input files"
             )
         flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
         fd = os.open(path, flags)
@@ -456,7 +500,7 @@ def _read_bytes(path: Path, display: str, what: str) -> bytes:
     if len(raw) > limit:
         raise InputError(
             f"{what} {display} is larger than the limit of {limit:,} bytes"
-            f" ({limit // 1024 // 1024} MiB) for scenario and sweep files"
+            f" ({limit // 1024 // 1024} MiB) for input files"
         )
     return raw
 
@@ -479,29 +523,37 @@ def _read_text(path: Path, display: str, *, what: str = "scenario file") -> str:
         ) from None
 
 
-def read_yaml(path: str | os.PathLike[str]) -> tuple[dict[str, Any], LineMap]:
+def read_yaml(
+    path: str | os.PathLike[str], *, what: str = "scenario file"
+) -> tuple[dict[str, Any], LineMap]:
     """Read one YAML file (no ``extends`` processing) into a dict and its :class:`LineMap`.
 
     Raises InputError for: a missing file, a directory, an unreadable file, text that is
     not UTF-8, a YAML syntax error, an empty file, a top level that is not a mapping,
     duplicate keys (at any depth), keys that are not strings and unsupported YAML tags.
+    ``what`` names the kind of file in the messages ("sweep file", "study file", ...).
     """
     display = os.fspath(path)
-    text = _read_text(Path(display).expanduser(), display)
-    return _parse_top(text, display)
+    text = _read_text(Path(display).expanduser(), display, what=what)
+    return _parse_top(text, display, what)
 
 
-def _parse_top(text: str, file: str) -> tuple[dict[str, Any], LineMap]:
+def _noun(what: str) -> str:
+    """ "scenario file" -> "scenario" (the word the messages have always used)."""
+    return "scenario" if what == "scenario file" else what
+
+
+def _parse_top(text: str, file: str, what: str = "scenario file") -> tuple[dict[str, Any], LineMap]:
     data, linemap, root = _parse_text(text, file)
     if root is None:
-        raise InputError("the scenario file is empty", file=file)
+        raise InputError(f"the {what} is empty", file=file)
     if not isinstance(data, dict):
         # The text is not echoed: a file given by mistake (extends: /etc/passwd) reads as
         # one long YAML string, and its content is none of the message's business.
         line = root.start_mark.line + 1
         raise InputError(
-            "not a scenario (a mapping of keys): the top level must be a mapping of keys to"
-            f" values, but this file is {_kind_only(data)}",
+            f"not a {_noun(what)} (a mapping of keys): the top level must be a mapping of keys"
+            f" to values, but this file is {_kind_only(data)}",
             file=file,
             line=line,
         )
@@ -548,22 +600,25 @@ def _merge(
     return merged, linemap
 
 
-def read_scenario(path: str | os.PathLike[str]) -> tuple[dict[str, Any], LineMap]:
+def read_scenario(
+    path: str | os.PathLike[str], *, what: str = "scenario file"
+) -> tuple[dict[str, Any], LineMap]:
     """:func:`read_yaml` plus ``extends``.
 
     If the top level has ``extends: base.yaml`` (a path relative to the file, or a list of
     such paths applied in order), the base files are read first (recursively) and the
     file's own values are deep-merged on top (see :func:`deep_merge`). The ``extends`` key
     is removed. The LineMap gives, for each path, the file and line of its final value.
+    ``what`` names the kind of file in the messages ("sweep file", "study file", ...).
     """
     display = os.fspath(path)
-    return _read_with_extends(Path(display).expanduser(), display, ())
+    return _read_with_extends(Path(display).expanduser(), display, (), what)
 
 
 def _read_with_extends(
-    path: Path, display: str, chain: tuple[tuple[Path, str], ...]
+    path: Path, display: str, chain: tuple[tuple[Path, str], ...], what: str = "scenario file"
 ) -> tuple[dict[str, Any], LineMap]:
-    data, linemap = _read_yaml_at(path, display)
+    data, linemap = _read_yaml_at(path, display, what)
     if "extends" not in data:
         return data, linemap
     data = dict(data)
@@ -638,7 +693,7 @@ def _read_with_extends(
             )
         warn_if_outside(base_path, path, f"{display}: {format_path(loc)}")
         logger.debug("%s extends %s", display, base_display)
-        base, base_lm = _read_with_extends(base_path, base_display, (*chain, me))
+        base, base_lm = _read_with_extends(base_path, base_display, (*chain, me), what)
         merged, merged_lm = _merge(merged, merged_lm, base, base_lm)
     return _merge(merged, merged_lm, data, own_lm)
 
@@ -663,9 +718,11 @@ def warn_if_outside(target: Path, referrer: Path, where: str) -> None:
         )
 
 
-def _read_yaml_at(path: Path, display: str) -> tuple[dict[str, Any], LineMap]:
+def _read_yaml_at(
+    path: Path, display: str, what: str = "scenario file"
+) -> tuple[dict[str, Any], LineMap]:
     """Like :func:`read_yaml`, but with a separate display name for messages."""
-    return _parse_top(_read_text(path, display), display)
+    return _parse_top(_read_text(path, display, what=what), display, what)
 
 
 def _identity(path: Path) -> Path:
@@ -920,6 +977,86 @@ def _parse_override_value(text: str, fail: typing.Callable[[str], InputError]) -
     return value
 
 
+class Override(str):
+    """One entry of a parameter file (``--params``) used as an override.
+
+    ``str()`` is the ``PATH=VALUE`` text ``--set`` would take (so lists of overrides stay
+    lists of strings: sweeps hash them, ``json.dumps`` writes them); the entry also keeps
+    the value as read from the file, the file and the line, so :func:`apply_overrides`
+    sets that value (not a re-read of the text) and every message names the file and line
+    instead of ``--set``.
+    """
+
+    path: str
+    value: Any
+    file: str
+    line: int | None
+
+    def __new__(cls, path: str, value: Any, file: str, line: int | None) -> Override:
+        self = super().__new__(cls, f"{path}={json.dumps(value)}")
+        self.path, self.value, self.file, self.line = path, value, file, line
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Override, (self.path, self.value, self.file, self.line))
+
+
+PARAMS_FILE = "parameter file"
+"""What messages call a ``--params`` file."""
+
+
+def _plain_value(value: Any, loc: Loc, file: str, linemap: LineMap) -> None:
+    """Refuse a value that is not plain data (a number, true/false, text, null, or a list
+    or mapping of them): a date, binary data, a set."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _plain_value(item, (*loc, i), file, linemap)
+        return
+    if isinstance(value, dict):
+        for k, item in value.items():
+            _plain_value(item, (*loc, k), file, linemap)
+        return
+    if isinstance(value, datetime.date):
+        kind = f"a date ({value.isoformat()})"
+        hint = "; put it in quotes if it is meant as text"
+    elif isinstance(value, bytes):
+        kind, hint = "binary data (!!binary)", ""
+    else:
+        kind, hint = f"a {type(value).__name__}", ""
+    # the entry's key is a dotted path itself: shown as written, not quoted
+    shown = str(loc[0]) + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc[1:])
+    raise InputError(
+        f"{shown}: {kind} is not a parameter value: give a number, true or false,"
+        f" text or null{hint}",
+        path=shown,
+        file=file,
+        line=linemap.line_for(loc),
+    )
+
+
+def read_params(path: str | os.PathLike[str]) -> list[Override]:
+    """A parameter file (``--params``, e.g. the calibrated.yaml of ``simulate calibrate``):
+    a mapping of dotted path -> value, one :class:`Override` per entry in file order.
+
+    The file is read as a scenario file is (size and alias limits, duplicate keys, UTF-8,
+    no FIFO or device, line numbers); InputError names the file and line."""
+    display = os.fspath(path)
+    data, linemap = read_yaml(display, what=PARAMS_FILE)
+    if not data:
+        raise InputError(
+            "no parameters: give one `dotted.path: value` per line, e.g."
+            " `disease.steroid.emax_per_day: 0.12`",
+            file=display,
+        )
+    out = []
+    for key, value in data.items():
+        _plain_value(value, (key,), display, linemap)
+        out.append(Override(key, value, display, linemap.line_for((key,))))
+    return out
+
+
 def apply_overrides(
     data: Mapping[str, Any],
     overrides: Iterable[str],
@@ -941,7 +1078,9 @@ def apply_overrides(
         overrides = [overrides]
     result: dict[str, Any] = dict(data)
     for override in overrides:
-        result = _apply_one(result, str(override), model, linemap)
+        result = _apply_one(
+            result, override if isinstance(override, Override) else str(override), model, linemap
+        )
     return result
 
 
@@ -949,17 +1088,38 @@ def _apply_one(
     data: dict[str, Any], override: str, model: type[BaseModel], linemap: LineMap | None
 ) -> dict[str, Any]:
     text = override.strip()
+    entry = override if isinstance(override, Override) else None
+    fail: typing.Callable[..., InputError]
 
-    def fail(msg: str, path: str | None = None) -> InputError:
-        return InputError(f"{OVERRIDE_SOURCE} {text}: {msg}", path=path)
+    if entry is not None:
+        # an entry of a --params file: its file and line, its path and the value it gives
+        shown = _short_repr(entry.value)
 
-    if "=" not in text:
-        raise fail("expected KEY=VALUE, e.g. regimen.ivig.dose_g_per_kg=0.4")
-    raw_path, raw_value = text.split("=", 1)
-    if not raw_path.strip():
-        raise fail("missing the key path before '='")
-    segs = _parse_override_path(raw_path.strip(), fail)
-    value = _parse_override_value(raw_value, fail)
+        def fail(msg: str, path: str | None = None) -> InputError:
+            return InputError(
+                f"{entry.path}: {msg} (got {shown})",
+                path=path or entry.path,
+                file=entry.file,
+                line=entry.line,
+            )
+
+        if not entry.path.strip():
+            raise fail("empty key: give a dotted path, e.g. disease.steroid.emax_per_day")
+        segs = _parse_override_path(entry.path.strip(), fail)
+        value = copy.deepcopy(entry.value)  # the entry is applied to every scenario
+        raw_value = _flow_text(value)
+    else:
+
+        def fail(msg: str, path: str | None = None) -> InputError:
+            return InputError(f"{OVERRIDE_SOURCE} {text}: {msg}", path=path)
+
+        if "=" not in text:
+            raise fail("expected KEY=VALUE, e.g. regimen.ivig.dose_g_per_kg=0.4")
+        raw_path, raw_value = text.split("=", 1)
+        if not raw_path.strip():
+            raise fail("missing the key path before '='")
+        segs = _parse_override_path(raw_path.strip(), fail)
+        value = _parse_override_value(raw_value, fail)
 
     # 1. Check the path against the model (and pick int/str for "name.0" segments).
     loc: list[str | int] = []
@@ -1005,13 +1165,24 @@ def _apply_one(
 
     # 2. Set the value, copying the containers along the path (the input is not mutated).
     created: list[Loc] = []
-    result = _set_path(data, tuple(loc), value, created, fail, raw_value.strip())
+    result = _set_path(
+        data, tuple(loc), value, created, fail, raw_value.strip(), as_entry=entry is not None
+    )
     if linemap is not None:
+        file, line = (entry.file, entry.line) if entry is not None else (OVERRIDE_SOURCE, None)
         for c in created:
-            linemap.mark_override(c)
-        linemap.mark_override(tuple(loc))
+            linemap.mark_override(c, file, line)
+        linemap.mark_override(tuple(loc), file, line)
     logger.debug("override %s -> %r", format_path(loc), value)
     return result
+
+
+def _flow_text(value: Any) -> str:
+    """A value as YAML flow text (for the examples in messages)."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def _flow_example(rest: Loc, raw_value: str) -> str:
@@ -1037,6 +1208,8 @@ def _set_path(
     created: list[Loc],
     fail: typing.Callable[..., InputError],
     raw_value: str = "VALUE",
+    *,
+    as_entry: bool = False,
 ) -> dict[str, Any]:
     root: dict[str, Any] = dict(data)
     parent: Any = root
@@ -1069,9 +1242,10 @@ def _set_path(
             # it must not quietly build the whole block from defaults.
             block = format_path(loc[: i + 1])
             inner = _flow_example(loc[i + 1 :], raw_value)
+            example = f"{block}: {inner}" if as_entry else f"--set '{block}={inner}'"
             raise fail(
                 f"{block} is null (off) in this scenario; to switch it on set the whole "
-                f"block, e.g. --set '{block}={inner}'",
+                f"block, e.g. {example}",
                 block,
             )
         if child is None:
@@ -1143,6 +1317,8 @@ def _problem(err: Mapping[str, Any], data: Any, model: type[BaseModel]) -> tuple
         return loc, "required key missing", _MISSING
     if etype == "finite_number":
         return loc, f"must be a finite number, got {value}", value
+    if etype == "int_parsing_size":
+        return loc, "too large for a whole number", value
     if etype == "extra_forbidden":
         key = str(loc[-1]) if loc else "?"
         types_ = _types_at(model, loc[:-1])
@@ -1186,6 +1362,13 @@ def validate(
         raise _convert(exc, data, model, linemap or LineMap(), source) from exc
 
 
+def _input_noun(model: type[BaseModel]) -> str:
+    """What the messages call a file of this model: its ``input_kind`` class variable
+    ("sweep file", "study file", ...), else "scenario"."""
+    kind = getattr(model, "input_kind", None)
+    return kind if isinstance(kind, str) else "scenario"
+
+
 def _convert(
     exc: ValidationError,
     data: Mapping[str, Any],
@@ -1193,7 +1376,7 @@ def _convert(
     linemap: LineMap,
     source: str,
 ) -> InputError:
-    found: list[tuple[str, str, tuple[str, int | None] | None]] = []
+    found: list[tuple[str, str, tuple[str, int | None] | None, bool]] = []
     seen: set[tuple[str, str]] = set()
     # Only the first MAX_LISTED_PROBLEMS problems are worded (suggestions, line numbers);
     # the rest are only counted, so a file with a million unknown keys is answered fast.
@@ -1205,31 +1388,36 @@ def _convert(
         loc, text, value = _problem(err, data, model)
         path = format_path(loc) or "<top level>"
         body = f"{path}: {text}"
-        where = linemap.locate(loc)
+        # a problem found at a block whose value an override changed is the override's
+        where = linemap.blame(loc)
+        by_override = linemap.blamed_on_override(loc)
         if (
             err.get("type") == "extra_forbidden"
             and where
             and where[0] not in (source, OVERRIDE_SOURCE)
+            and not by_override
         ):
             value = _MISSING  # an unknown key in a base file: its value is not ours to show
-        if value is not _MISSING and not text.endswith(f"got {value}"):
+        if value is not _MISSING and not text.endswith(f"got {value}") and "(got " not in text:
             body += f" (got {_short_repr(value)})"
         if (path, body) in seen:
             continue
         seen.add((path, body))
-        found.append((path, body, linemap.locate(loc)))
+        found.append((path, body, where, by_override))
 
     if len(found) == 1 and not more:
-        path, body, where = found[0]
+        path, body, where, by_override = found[0]
         if where is None:
             return InputError(body, path=path, file=source)
         file, line = where
         if file == OVERRIDE_SOURCE:
             return InputError(f"{body} [from {OVERRIDE_SOURCE}]", path=path, file=source)
+        if by_override and file != source:  # an entry of a --params file
+            return InputError(f"{body} [applied to {source}]", path=path, file=file, line=line)
         return InputError(body, path=path, file=file, line=line)
 
     problems: list[str] = []
-    for _path, body, where in found:
+    for _path, body, where, _ in found:
         if where is None:
             problems.append(body)
         elif where[0] == OVERRIDE_SOURCE:
@@ -1240,13 +1428,14 @@ def _convert(
             problems.append(f"{body} [line {where[1]}]")
         else:
             problems.append(f"{body} [{where[0]} line {where[1]}]")
+    noun = _input_noun(model)
     if not more:
         return InputError(
-            f"{len(problems)} problems in the scenario:", file=source, problems=problems
+            f"{len(problems)} problems in the {noun}:", file=source, problems=problems
         )
     problems.append(f"and {len(more):,} more problems")
     return InputError(
-        f"{len(found) + len(more):,} problems in the scenario (the first {len(found)} are listed):",
+        f"{len(found) + len(more):,} problems in the {noun} (the first {len(found)} are listed):",
         file=source,
         problems=problems,
     )

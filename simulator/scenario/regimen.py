@@ -397,6 +397,22 @@ class IVIG(Frozen):
             )
         if self.extend_when is not None and self.cycles > self.max_cycles:
             raise ValueError(f"cycles ({self.cycles}) exceeds max_cycles ({self.max_cycles})")
+        doses = self.dose_g_per_kg
+        if isinstance(doses, list) and len(doses) > self.possible_cycles():
+            # The doses are taken in turn, one per cycle given (the last repeats); a patient
+            # gets at most `cycles` cycles, or up to max_cycles while extend_when adds them.
+            most = self.possible_cycles()
+            why = (
+                f"max_cycles: {self.max_cycles}, the most extend_when can reach"
+                if self.extend_when is not None
+                else f"cycles: {self.cycles}, and no extend_when adds any"
+            )
+            raise ValueError(
+                f"dose_g_per_kg lists {len(doses)} doses, but a patient gets at most {most}"
+                f" cycle{'s' if most != 1 else ''} ({why}), so doses after the {_nth(most)}"
+                " would never be given: shorten the list or raise"
+                f" {'max_cycles' if self.extend_when is not None else 'cycles'}"
+            )
         return self
 
     def cycle_doses(self) -> tuple[float, ...]:
@@ -440,3 +456,9 @@ class Visits(Frozen):
     every_days: int = P(14, "days", "assumption: fortnightly labs in the first months", ge=1)
     until_day: int = P(84, "day", "assumption", ge=0)
     then_every_days: int = P(28, "days", "assumption: monthly labs afterwards", ge=1)
+
+
+def _nth(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 21st, ..."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

@@ -10,21 +10,27 @@ this file.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import types
 import typing
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     ValidationInfo,
+    WrapValidator,
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from scipy import special
 
 from .. import fmath
@@ -32,6 +38,7 @@ from ..limits import MAX_PATIENTS, MIN_TRUNCATED_MASS, SEED_BOUND
 
 __all__ = [
     "IVIG",
+    "MERGED_DEFAULTS",
     "AdverseEventIVIG",
     "AdverseEventSteroid",
     "Disease",
@@ -55,16 +62,73 @@ def _leaves(tp: Any) -> list[Any]:
     return [] if tp is type(None) else [tp]
 
 
-_CHECKS: dict[int, tuple[Any, str | None, bool, list[tuple[Any, Any]]]] = {}
+def _converted(tp: Any) -> bool:
+    """True when a validator of ``tp`` (at any level of its unions) may turn one kind of
+    value into another before pydantic checks it (a number into a distribution)."""
+    while typing.get_origin(tp) is Annotated:
+        args = typing.get_args(tp)
+        if any(isinstance(m, BeforeValidator | PlainValidator | WrapValidator) for m in args[1:]):
+            return True
+        tp = args[0]
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        return any(_converted(arg) for arg in typing.get_args(tp))
+    return False
 
 
-def _check_of(tp: Any) -> tuple[str | None, bool, list[tuple[Any, Any]]]:
+_LIST_ORIGINS = (list, tuple, set, frozenset)
+_SCALAR_NAMES = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
+_PLURAL_NAMES = {int: "whole numbers", float: "numbers", bool: "true/false values", str: "texts"}
+
+
+def _expected(leaves: list[Any]) -> tuple[str, bool, bool] | None:
+    """What ``leaves`` accept, as (text for messages, accepts a list, accepts a mapping);
+    None when some leaf is not a plain type, a list, a mapping or a model."""
+    names: list[str] = []
+    accepts_list = accepts_map = False
+    for leaf in leaves:
+        origin = typing.get_origin(leaf)
+        if leaf in _SCALAR_NAMES:
+            name = _SCALAR_NAMES[leaf]
+        elif origin is Literal:
+            name = "one of " + ", ".join(repr(a) for a in typing.get_args(leaf))
+        elif origin in _LIST_ORIGINS:
+            accepts_list = True
+            args = [a for a in typing.get_args(leaf) if a is not Ellipsis]
+            items = {_PLURAL_NAMES.get(a) for a in args}
+            name = f"a list of {items.pop()}" if len(items) == 1 and None not in items else "a list"
+        elif origin is dict or (isinstance(leaf, type) and issubclass(leaf, BaseModel)):
+            accepts_map = True
+            name = "a mapping"
+        else:
+            return None
+        if name not in names:
+            names.append(name)
+    if "a number" in names and "a whole number" in names:
+        names.remove("a whole number")
+    return " or ".join(names), accepts_list, accepts_map
+
+
+@dataclasses.dataclass(frozen=True)
+class _Check:
+    """What :func:`_strict` checks for one annotation."""
+
+    kind: str | None  # "a number" / "a whole number" when only numbers are allowed
+    whole: bool
+    boolean: bool  # the only plain value allowed is true or false
+    containers: list[tuple[Any, Any]]  # (origin, args) of each leaf
+    shape: tuple[str, bool, bool] | None  # see _expected; None: not checked
+
+
+_CHECKS: dict[int, tuple[Any, _Check]] = {}
+
+
+def _check_of(tp: Any) -> _Check:
     """What ``_strict`` checks for annotation ``tp``, worked out once per annotation (a
-    scenario's validation calls it for every field): the kind of number it must be
-    (None: not a number), whether whole, and its containers' (origin, args)."""
+    scenario's validation calls it for every field)."""
     got = _CHECKS.get(id(tp))
     if got is not None and got[0] is tp:
-        return got[1], got[2], got[3]
+        return got[1]
     leaves = _leaves(tp)
     numeric = {leaf for leaf in leaves if leaf in (int, float)}
     whole = numeric == {int}
@@ -75,42 +139,103 @@ def _check_of(tp: Any) -> tuple[str | None, bool, list[tuple[Any, Any]]]:
         and not any(typing.get_origin(leaf) is Literal for leaf in leaves)
     ):
         kind = "a whole number" if whole else "a number"
+    boolean = bool(leaves) and all(leaf is bool for leaf in leaves)
     containers = [(typing.get_origin(leaf), typing.get_args(leaf)) for leaf in leaves]
-    _CHECKS[id(tp)] = (tp, kind, whole, containers)  # keeps tp: its id stays unique
-    return kind, whole, containers
+    shape = None if _converted(tp) else _expected(leaves)
+    check = _Check(kind, whole, boolean, containers, shape)
+    _CHECKS[id(tp)] = (tp, check)  # keeps tp: its id stays unique
+    return check
 
 
-def _strict(value: Any, tp: Any, where: str = "") -> Any:
-    """Reject what pydantic's lax mode would quietly convert: booleans (``true`` is not 1)
-    and text where a number is expected, non-finite numbers, fractional whole numbers.
-    Containers are checked item by item; ``where`` names the item in the message."""
+def _range_text(field: FieldInfo | None) -> str:
+    """ " in [28, 36525]": the bounds of a field's constraints, for messages."""
+    lo = hi = ""
+    for m in field.metadata if field is not None else ():
+        for attr, text in (("ge", "[{}"), ("gt", "({}")):
+            if getattr(m, attr, None) is not None:
+                lo = text.format(_number_text(getattr(m, attr)))
+        for attr, text in (("le", "{}]"), ("lt", "{})")):
+            if getattr(m, attr, None) is not None:
+                hi = text.format(_number_text(getattr(m, attr)))
+    if lo and hi:
+        return f" in {lo}, {hi}"
+    if lo:
+        return f" {'>=' if lo[0] == '[' else '>'} {lo[1:]}"
+    if hi:
+        return f" {'<=' if hi[-1] == ']' else '<'} {hi[:-1]}"
+    return ""
+
+
+def _number_text(x: Any) -> str:
+    if isinstance(x, int) and not isinstance(x, bool):
+        return f"{x:,}" if abs(x) >= 10**5 else str(x)
+    return f"{x:g}"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_BIGGEST_WHOLE = 2**63  # pydantic's integers are 64-bit: a float beyond is "too large"
+
+
+def _strict(value: Any, tp: Any, where: str = "", field: FieldInfo | None = None) -> Any:
+    """Reject what pydantic's lax mode would quietly convert or word badly: booleans where
+    a number is expected (``true`` is not 1) and anything but true/false where a boolean
+    is (``1``, ``"yes"``), text where a number is expected, non-finite numbers,
+    fractional or too large whole numbers, and a list or mapping where the field takes
+    none (one problem naming the value, not one per member of a union such as ``a number
+    or a list of numbers``). Containers are checked item by item; ``where`` names the
+    item in the message, which then shows its value."""
     if value is None:
         return value
-    kind, whole, containers = _check_of(tp)
-    if kind is not None:
+    check = _check_of(tp)
+    shown = f" (got {_short(value)})" if where else ""
+    if isinstance(value, Mapping | list | tuple):
+        is_map = isinstance(value, Mapping)
+        if check.shape is not None and not check.shape[2 if is_map else 1]:
+            # a mapping's value is not shown by the caller (its path points at it)
+            got = f" (got {_short(_plain(value))})" if is_map or where else ""
+            raise ValueError(
+                f"{where}must be {check.shape[0]}, not {'a mapping' if is_map else 'a list'}{got}"
+            )
+        for origin, args in check.containers:
+            if origin in _LIST_ORIGINS and isinstance(value, list | tuple):
+                for i, item in enumerate(value):
+                    item_tp = (
+                        args[0]
+                        if origin is not tuple or args[-1:] == (Ellipsis,)
+                        else (args[i] if i < len(args) else Any)
+                    )
+                    _strict(item, item_tp, f"{where}item {i}: ")
+            elif origin is dict and len(args) == 2 and isinstance(value, dict):
+                for key, item in value.items():
+                    _strict(item, args[1], f"{where}{key}: ")
+        return value
+    if check.boolean and not isinstance(value, bool | np.bool_):
+        what = "text" if isinstance(value, str | bytes) else "a number"
+        raise ValueError(f"{where}must be true or false, not {what}{shown}")
+    if check.kind is not None:
         if isinstance(value, bool):
-            raise ValueError(f"{where}must be {kind}, not a boolean")
+            raise ValueError(f"{where}must be {check.kind}, not a boolean{shown}")
         if isinstance(value, str | bytes):
-            raise ValueError(f"{where}must be {kind}, not text")
+            raise ValueError(f"{where}must be {check.kind}, not text{shown}")
         if isinstance(value, float):
             if not math.isfinite(value):
                 raise ValueError(f"{where}must be a finite number, got {value}")
-            if whole and not value.is_integer():
-                raise ValueError(f"{where}must be a whole number, got {value}")
-        return value
-    for origin, args in containers:
-        if origin in (list, tuple) and isinstance(value, list | tuple):
-            for i, item in enumerate(value):
-                item_tp = (
-                    args[0]
-                    if origin is list or args[-1:] == (Ellipsis,)
-                    else (args[i] if i < len(args) else Any)
+            if check.whole and abs(value) >= _BIGGEST_WHOLE:
+                raise ValueError(
+                    f"{where}too large: must be a whole number{_range_text(field)}{shown}"
                 )
-                _strict(item, item_tp, f"{where}item {i}: ")
-        elif origin is dict and len(args) == 2 and isinstance(value, dict):
-            for key, item in value.items():
-                _strict(item, args[1], f"{where}{key}: ")
+            if check.whole and not value.is_integer():
+                raise ValueError(f"{where}must be a whole number, got {value}")
     return value
+
+
+def _plain(value: Any) -> Any:
+    """A mapping as a plain dict (for its repr in messages)."""
+    return dict(value) if isinstance(value, Mapping) and not isinstance(value, dict) else value
 
 
 class Frozen(BaseModel):
@@ -120,7 +245,7 @@ class Frozen(BaseModel):
     @classmethod
     def _strict_values(cls, value: Any, info: ValidationInfo) -> Any:
         field = cls.model_fields.get(info.field_name or "")
-        return value if field is None else _strict(value, field.annotation)
+        return value if field is None else _strict(value, field.annotation, field=field)
 
 
 def P(default: Any, unit: str, source: str, **constraints: Any) -> Any:
@@ -129,6 +254,26 @@ def P(default: Any, unit: str, source: str, **constraints: Any) -> Any:
 
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+MAX_MONEY = 1e9
+"""Upper bound of every amount of money per unit (a price per gram, day, mg, visit or
+pulse day, a cost per adverse event, the willingness to pay per QALY), in any currency.
+About 1000 times the largest plausible value in any current currency (IVIG at ~350 USD/g
+is ~9 million VND or IDR per gram; a willingness to pay of three times GDP per head is
+~3e8 VND), and small enough that a patient's totals (at most ~1e5 g of IVIG, 36,525
+days, a few thousand visits or events) stay below ~1e15 and their sums and squares far
+from overflow (the statistics need |x| < 2**500): a value like 1e308 was accepted and
+crashed the run after it started."""
+
+MAX_QALY_LOSS = 100.0
+"""Upper bound of a one-off QALY loss per adverse event: no event costs more than a
+lifetime of full health (same overflow reason as MAX_MONEY)."""
+
+MAX_NEW_PATIENTS_PER_YEAR = 1e9
+"""Upper bound of ``economics.new_patients_per_year`` (population EVPI): more than the
+world's births per year, and it keeps the population EVPI (x up to 100 years) finite."""
+
+Money = Annotated[float, Field(ge=0, le=MAX_MONEY)]
 
 # --------------------------------------------------------------------------------------
 # Distributions as users write them
@@ -278,6 +423,13 @@ class Dist(Frozen):
             raise ValueError(f"range_coverage must be in (0, 1), got {self.range_coverage}")
         if self.low is not None and self.low < 0:
             raise ValueError(f"a lognormal is positive: low must be >= 0, got {self.low}")
+        mu, sigma = lognormal_params(self)
+        if not (math.isfinite(mu) and math.isfinite(sigma)):
+            # e.g. sd 1e200 for mean 70: the log-scale sd overflows, every draw is NaN
+            raise ValueError(
+                "this lognormal's spread is too large to draw from (its log-scale mean and"
+                f" sd are {mu:g} and {sigma:g}); give a smaller sd or cv"
+            )
 
     def min_value(self) -> float:
         """Smallest value the distribution can take."""
@@ -353,8 +505,47 @@ def _fraction(d: Dist) -> Dist:
     return d
 
 
+def top_value(d: Dist, share: float = 1e-12) -> float:
+    """The largest value the distribution takes, or for an unbounded one the value that
+    only ``share`` of draws exceed."""
+    top = d.max_value()
+    if math.isfinite(top) or d.dist in ("fixed", "uniform"):
+        return top
+    lo, hi = d.standard_bounds()
+    # the upper quantile of the (truncated) standard normal, in the tail that keeps digits
+    a, b = float(special.ndtr(-max(lo, -40.0))), float(special.ndtr(-min(hi, 40.0)))
+    z = -float(special.ndtri(b + share * (a - b)))
+    if d.dist == "lognormal":
+        mu, sigma = lognormal_params(d)
+        return math.exp(min(mu + sigma * z, 709.0))
+    return float(d.mean) + float(d.sd) * z  # type: ignore[arg-type]
+
+
+def _at_most(limit: float, unit: str) -> AfterValidator:
+    """A cap on a patient characteristic that multiplies into doses, costs or sums (a
+    weight of 1e300 kg crashed the run after it started): the distribution must stay
+    below ``limit`` (all but 1e-12 of its draws, when it is unbounded)."""
+
+    def check(d: Dist) -> Dist:
+        top = top_value(d)
+        if d.dist == "fixed" and not top <= limit:
+            raise ValueError(f"{top:g} {unit} is above the limit of {limit:g} {unit}")
+        if not top <= limit:
+            raise ValueError(
+                f"values up to {top:.3g} {unit} are possible, above the limit of {limit:g}"
+                f" {unit}; give a distribution within it (e.g. high: {limit:g})"
+            )
+        return d
+
+    return AfterValidator(check)
+
+
+MAX_WEIGHT_KG = 1000.0  # the heaviest people recorded weighed about 600 kg
+MAX_ENZYME = 1e7  # U/L of CPK, ng/mL of myoglobin: ~10x the highest in rhabdomyolysis
+
 AnyDist = Annotated[Dist, BeforeValidator(_number_to_fixed)]
 PositiveDist = Annotated[Dist, BeforeValidator(_number_to_fixed), AfterValidator(_positive)]
+WeightDist = Annotated[PositiveDist, _at_most(MAX_WEIGHT_KG, "kg")]
 FractionDist = Annotated[Dist, BeforeValidator(_number_to_fixed), AfterValidator(_fraction)]
 
 
@@ -389,12 +580,12 @@ class Population(Frozen):
         "proportion",
         f"{FAGGIOLI}: 11 of 15 (73%); 69-79% in larger cohorts (parameters.md section 9)",
     )
-    weight_kg_female: PositiveDist = P(
+    weight_kg_female: WeightDist = P(
         lognormal(mean=68.0, sd=13.0),
         "kg",
         "assumption: adult women, no weight reported in the abstract",
     )
-    weight_kg_male: PositiveDist = P(
+    weight_kg_male: WeightDist = P(
         lognormal(mean=82.0, sd=14.0),
         "kg",
         "assumption: adult men, no weight reported in the abstract",
@@ -417,13 +608,13 @@ class Population(Frozen):
         "assumption: share with a prior thromboembolism or equivalent risk factor, which"
         " multiplies the IVIG thromboembolism risk (see safety)",
     )
-    cpk_u_per_l: PositiveDist = P(
+    cpk_u_per_l: Annotated[PositiveDist, _at_most(MAX_ENZYME, "U/L")] = P(
         lognormal(mean=2980.0, sd=1300.0),
         "U/L",
         f"{FAGGIOLI}: mean 2980 U/L (range 2430-9100). The sd (CV 0.44) is an assumption:"
         " the reported range is right-skewed",
     )
-    myoglobin_ng_per_ml: PositiveDist = P(
+    myoglobin_ng_per_ml: Annotated[PositiveDist, _at_most(MAX_ENZYME, "ng/mL")] = P(
         lognormal(mean=420.0, sd=190.0),
         "ng/mL",
         f"{FAGGIOLI}: mean 420 ng/mL; sd (CV 0.45) assumption, as for CPK",
@@ -517,9 +708,10 @@ def _default_ivig_aes() -> dict[str, AdverseEventIVIG]:
         "aseptic_meningitis": AdverseEventIVIG(
             p_per_cycle=0.0031,
             stops_ivig=True,
-            source="derived: 5 of 1637 infusion courses (0.31%), 4 of 194 patients (2%) in"
-            " a 4-year registry (Pediatr Asthma Allergy Immunol 2000;14:287); 8.4 courses"
-            " per patient, so an 'infusion' is read as one course (cycle)",
+            source="derived: 5 of 1637 infusions (0.31%), 4 of 194 patients (2%) in a"
+            " 4-year registry (Pediatr Asthma Allergy Immunol 2000;14:287, parameters.md"
+            " section 6a); 8.4 infusions per patient, so an 'infusion' is read as one course"
+            " (cycle): an assumption (per infusion day the risk per cycle would be higher)",
         ),
         "thromboembolism": AdverseEventIVIG(
             p_per_cycle=0.012,
@@ -533,8 +725,8 @@ def _default_ivig_aes() -> dict[str, AdverseEventIVIG]:
         "acute_kidney_injury": AdverseEventIVIG(
             p_per_cycle=0.0012,
             stops_ivig=True,
-            source="derived: 2 of 1637 infusion courses (0.12%), both adults on 2 g/kg (same"
-            " registry; a course read as one cycle)",
+            source="derived: 2 of 1637 infusions (0.12%), both adults on 2 g/kg (same"
+            " registry; an infusion read as one course (cycle), an assumption)",
         ),
     }
 
@@ -598,6 +790,7 @@ class Prices(Frozen):
         "UK NHS average price GBP 34/g (National Immunoglobulin Database Annual Report"
         " 2018/19); UK list prices GBP 46-59/g (BNF 2018); US USD 73-350/g [low-quality]",
         ge=0,
+        le=MAX_MONEY,
     )
     infusion_day: float = P(
         250.0,
@@ -605,26 +798,30 @@ class Prices(Frozen):
         "assumption: day-unit chair, nursing and consumables; chair time NOT FOUND"
         " (parameters.md section 7); about 2.3 h at label rates for 0.4 g/kg/day",
         ge=0,
+        le=MAX_MONEY,
     )
     prednisone_per_mg: float = P(
         0.002,
         "per mg",
         "assumption: generic oral prednisolone, a few pence per 5 mg",
         ge=0,
+        le=MAX_MONEY,
     )
     methylprednisolone_pulse_day: float = P(
         400.0,
         "per pulse day",
         "assumption: day-case admission for 1 g IV methylprednisolone",
         ge=0,
+        le=MAX_MONEY,
     )
     visit: float = P(
         150.0,
         "per visit",
         "assumption: specialist outpatient visit with CPK and myoglobin",
         ge=0,
+        le=MAX_MONEY,
     )
-    sparing_agent_per_day: dict[str, float] = Field(
+    sparing_agent_per_day: dict[str, Money] = Field(
         default_factory=_default_sparing_prices,
         json_schema_extra={
             "unit": "per day",
@@ -641,9 +838,10 @@ class Utilities(Frozen):
     haq_intercept: float = P(
         0.9567,
         "utility",
-        "Carreno A et al., Value Health 2011;14:192-200 (doi:10.1016/j.jval.2010.11.001):"
-        " EQ-5D (TTO) = 0.9567 - 0.309 HAQ-DI, in rheumatoid arthritis; its use in myositis"
-        " is an assumption (disability drives utility the same way)",
+        "Carreno A et al., Value Health 2011;14:192-200 (doi:10.1016/j.jval.2010.11.001;"
+        " other_sources.md section 1): EQ-5D (TTO) = 0.9567 - 0.309 HAQ-DI, in rheumatoid"
+        " arthritis; its use in myositis is an assumption (disability drives utility the"
+        " same way)",
         ge=-0.6,
         le=1,
     )
@@ -710,7 +908,8 @@ class Economics(Frozen):
     discount_rate_per_year: float = P(
         0.035,
         "per year",
-        "assumption: 3.5%/year for costs and QALYs, as in the UK NICE reference case",
+        "assumption: 3.5%/year for costs and QALYs, as in the UK NICE reference case"
+        " (other_sources.md section 3)",
         ge=0,
         le=0.2,
     )
@@ -718,20 +917,24 @@ class Economics(Frozen):
         20000.0,
         "per QALY",
         "assumption: the lower end of the UK NICE GBP 20,000-30,000/QALY"
-        " range; used for net monetary benefit and acceptability curves",
+        " range (other_sources.md section 3); used for net monetary benefit and"
+        " acceptability curves",
         ge=0,
+        le=MAX_MONEY,
     )
     cea_horizon: Literal["lifetime", "clinical"] = P(
         "lifetime",
         "-",
-        "NICE reference case: a lifetime horizon for a chronic disease. 'lifetime' extends"
+        "NICE reference case (other_sources.md section 3): a lifetime horizon for a"
+        " chronic disease. 'lifetime' extends"
         " costs, QALYs and survival beyond the clinical horizon (docs/model.md §5,"
         " Lifetime); 'clinical' uses the simulated horizon only",
     )
     perspective: str = P(
         "UK NHS and personal social services",
         "-",
-        "assumption: the NICE reference-case perspective of the default prices",
+        "assumption: the NICE reference-case perspective of the default prices"
+        " (other_sources.md section 3)",
     )
     price_year: int = P(
         2019,
@@ -750,6 +953,7 @@ class Economics(Frozen):
         " more, and not all are candidates for IVIG (an assumption either way). Scales EVPI"
         " to a population",
         ge=0,
+        le=MAX_NEW_PATIENTS_PER_YEAR,
     )
     decision_horizon_years: int = P(
         10,
@@ -760,29 +964,20 @@ class Economics(Frozen):
     )
     prices: Prices = Prices()
     utilities: Utilities = Utilities()
-    adverse_event_cost: dict[str, float] = Field(
+    adverse_event_cost: dict[str, Money] = Field(
         default_factory=_default_ae_costs,
         json_schema_extra={
             "unit": "per event",
             "source": "assumption: typical UK episode costs; none in parameters.md",
         },
     )
-    adverse_event_qaly_loss: dict[str, float] = Field(
+    adverse_event_qaly_loss: dict[str, Annotated[float, Field(ge=0, le=MAX_QALY_LOSS)]] = Field(
         default_factory=_default_ae_qaly_loss,
         json_schema_extra={
             "unit": "QALY per event",
             "source": "assumption: one-off losses; none in parameters.md",
         },
     )
-
-    @field_validator("adverse_event_cost", "adverse_event_qaly_loss", "prices", mode="after")
-    @classmethod
-    def _non_negative(cls, value: Any) -> Any:
-        items = value.items() if isinstance(value, dict) else []
-        for k, v in items:
-            if v < 0:
-                raise ValueError(f"{k} must be >= 0, got {v}")
-        return value
 
 
 class Inactive(Frozen):
@@ -878,6 +1073,27 @@ class Entry(Frozen):
         if self.until_day < self.from_day:
             raise ValueError(f"until_day ({self.until_day}) is before from_day ({self.from_day})")
         return self
+
+
+# Defaults that a scenario's block merges over instead of replacing (``merge_defaults``):
+# mappings of named entries (adverse events, their costs, the sparing agents and their
+# prices) and blocks whose default is built with other values than the block's own
+# (the extramuscular domains). A block there changes only the keys it gives, as ``--set``
+# and ``extends:`` do: ``safety: {ivig: {thromboembolism: {case_fatality: 0.1}}}`` keeps
+# the other IVIG adverse events and thromboembolism's other values; an entry not in the
+# defaults needs all its required keys. (``--set safety.ivig={}`` still sets the whole
+# mapping: an override sets exactly the value it names.)
+MERGED_DEFAULTS: tuple[tuple[str, ...], ...] = (
+    ("safety", "ivig"),
+    ("safety", "steroid"),
+    ("economics", "adverse_event_cost"),
+    ("economics", "adverse_event_qaly_loss"),
+    ("economics", "prices", "sparing_agent_per_day"),
+    ("disease", "sparing_agents"),
+    ("disease", "extramuscular", "skin"),
+    ("disease", "extramuscular", "lung"),
+    ("disease", "extramuscular", "dysphagia"),
+)
 
 
 class Scenario(Frozen):

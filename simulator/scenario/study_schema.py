@@ -20,7 +20,7 @@ reports as simulator metrics, and the published values with their uncertainty.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -84,6 +84,8 @@ class StudyTarget(Frozen):
 
 
 class StudyFile(Frozen):
+    input_kind: ClassVar[str] = "study file"  # what messages call the file
+
     study: str
     citation: str
     role: Literal["calibration", "validation"]

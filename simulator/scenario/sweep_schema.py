@@ -19,7 +19,7 @@ Parameter names are the dotted paths of ``--set``.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import (
@@ -33,7 +33,7 @@ from pydantic import (
 )
 
 from ..limits import MAX_PATIENTS, SEED_BOUND
-from .schema import Dist, Frozen, _number_to_fixed, _strict
+from .schema import MAX_MONEY, Dist, Frozen, _number_to_fixed, _strict
 
 __all__ = ["Bounds", "SweepFile"]
 
@@ -94,7 +94,7 @@ class _Design(BaseModel):
     @classmethod
     def _strict_values(cls, value: Any, info: Any) -> Any:
         field = cls.model_fields.get(info.field_name or "")
-        return value if field is None else _strict(value, field.annotation)
+        return value if field is None else _strict(value, field.annotation, field=field)
 
 
 class OneWay(_Design):
@@ -161,8 +161,12 @@ class PSA(_Design):
                     raise ValueError(
                         f"group {g!r} names parameters not in the PSA: {unknown or 'none'}"
                     )
-        if any(w < 0 for w in self.willingness_to_pay):
-            raise ValueError("willingness_to_pay values must be >= 0")
+        bad = [w for w in self.willingness_to_pay if not 0 <= w <= MAX_MONEY]
+        if bad:
+            raise ValueError(
+                f"willingness_to_pay values must be in [0, {MAX_MONEY:g}] (per QALY),"
+                f" got {bad[0]:g}"
+            )
         return self
 
 
@@ -236,6 +240,8 @@ Design = Annotated[OneWay | Grid | PSA | Sobol | Morris, Field(discriminator="ty
 
 
 class SweepFile(Frozen):
+    input_kind: ClassVar[str] = "sweep file"  # what messages call the file
+
     name: str = "sweep"
     description: str = ""
     base: str | None = None
