@@ -51,7 +51,7 @@ def _from_studies() -> tuple[tuple[Target, ...], tuple[Target, ...], dict[str, P
     check: list[Target] = []
     scenarios: dict[str, Path] = {}
     for path in sorted(STUDIES.glob("*.yaml")):
-        data, linemap = read_scenario(path)
+        data, linemap = read_scenario(path, what="study file")
         spec = validate(data, StudyFile, linemap, str(path))
         for t in spec.targets:
             if t.difference is not None:

@@ -403,3 +403,25 @@ def test_a_lock_file_the_simulator_did_not_write_is_left_alone(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert not user.exists() and (tmp_path / "out" / "summary.json").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_run_that_fails_midway_removes_the_parent_folders_it_created(
+    tmp_path, monkeypatch, scenario
+):
+    """--out a/b/c with a and b new: a failure after the folders were made (here the run
+    itself raises) removed nothing; now the created, still empty parents go too. A parent
+    that existed before stays."""
+    from simulator import jobs
+
+    def boom(*_args, **_kwargs):
+        raise RuntimeError("failed mid-run")
+
+    monkeypatch.setattr(jobs, "run", boom)
+    out = tmp_path / "a" / "b" / "c"
+    with pytest.raises(RuntimeError, match="mid-run"):
+        jobs.run_to_folder(scenario, out, patients=3, workers=1, progress=False)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "a").mkdir()
+    with pytest.raises(RuntimeError, match="mid-run"):
+        jobs.run_to_folder(scenario, out, patients=3, workers=1, progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["a"] and not any((tmp_path / "a").iterdir())

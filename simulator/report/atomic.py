@@ -479,11 +479,22 @@ def output_folder(
     """Check, lock and tidy ``target`` for writing (see the module docstring)."""
     target = Path(target)
     check_output(target, force=force, inputs=inputs, label=label)
+    # the parent folders this run creates, deepest first: removed again, if still empty,
+    # when the run fails or is interrupted
+    created = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(target, label):
-        recover_leftovers(target)
-        check_output(target, force=force, inputs=inputs, label=label)  # after recovery
-        yield OutputFolder(target, kind, label)
+    try:
+        with _lock(target, label):
+            recover_leftovers(target)
+            check_output(target, force=force, inputs=inputs, label=label)  # after recovery
+            yield OutputFolder(target, kind, label)
+    except BaseException:
+        for folder in created:
+            try:
+                folder.rmdir()  # only an empty folder: a kept .partial stays
+            except OSError:
+                break
+        raise
 
 
 @contextlib.contextmanager

@@ -345,9 +345,11 @@ def _html(
     w(
         ("<h2>Outcomes</h2>" if center is None else "<h2>Patient outcomes</h2>")
         + "<p><small>Estimates with 95% confidence intervals (Monte Carlo "
-        "error). For each arm after the first: the paired difference from "
-        f"{html.escape(ref)} with its 95% CI, and the percent of patients better off / worse "
-        "off / unchanged (for resource use: higher / lower / unchanged). Times to an event: the "
+        "error). For each arm after the first: its difference from "
+        f"{html.escape(ref)} (the difference of the two values shown; its 95% CI uses the "
+        "pairing of the same patients in both arms), and the percent of the patients with a "
+        "value in both arms who are better off / worse off / unchanged (for resource use: "
+        "higher / lower / unchanged; none for a rate). Times to an event: the "
         "arm columns are Kaplan-Meier medians, the differences are differences in restricted "
         "mean time (the area under each arm's Kaplan-Meier curve up to the day named in the "
         "row), with an interval from the two curves; the percentages better / worse compare "
