@@ -425,3 +425,12 @@ def test_a_run_that_fails_midway_removes_the_parent_folders_it_created(
     with pytest.raises(RuntimeError, match="mid-run"):
         jobs.run_to_folder(scenario, out, patients=3, workers=1, progress=False)
     assert [p.name for p in tmp_path.iterdir()] == ["a"] and not any((tmp_path / "a").iterdir())
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux /proc")
+def test_an_unwritable_out_is_named_as_out(tmp_path):
+    """The message named the lock's temporary file (/sys/.foo.lock-xxxx) or the parent
+    folder, not --out."""
+    proc = simulate("run", FIRST_LINE, "--patients", "5", "--out", "/proc/nosuch/out", cwd=tmp_path)
+    refused(proc, "--out /proc/nosuch/out: cannot create its folder /proc/nosuch")
+    assert not list(tmp_path.iterdir())

@@ -275,7 +275,12 @@ def _lock(target: Path, label: str) -> Iterator[None]:
     path = target.parent / f".{target.name}.lock"
     where = f"{label} {_display(target)}"
     for _ in range(5):
-        fd = _create_lock(path)
+        try:
+            fd = _create_lock(path)
+        except OSError as err:
+            raise InputError(
+                f"{where}: cannot write in {target.parent} ({err.strerror or err})"
+            ) from None
         if fd is None:  # it exists: another run's, a crashed run's, or not ours
             try:
                 fd = os.open(path, os.O_RDONLY)
@@ -482,7 +487,13 @@ def output_folder(
     # the parent folders this run creates, deepest first: removed again, if still empty,
     # when the run fails or is interrupted
     created = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(
+            f"{label} {_display(target)}: cannot create its folder {err.filename or ''}"
+            f" ({err.strerror or err})"
+        ) from None
     try:
         with _lock(target, label):
             recover_leftovers(target)
