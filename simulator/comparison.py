@@ -105,10 +105,16 @@ def arm_differences(
 
 
 def check_same_patients(
-    scns: Sequence[Scenario], names: Sequence[str], seed_given: bool, allow_different: bool
+    scns: Sequence[Scenario],
+    names: Sequence[str],
+    seed_given: bool,
+    allow_different: bool,
+    command: str = "compare",
 ) -> list[str]:
     """Raise InputError when arms differ in what they must share, unless allowed; return
-    the differences (empty when the arms see the same patients).
+    the differences (empty when the arms see the same patients). ``command`` is the
+    ``simulate`` command asking: only ``compare`` has --allow-different-populations, so
+    the others advise running it instead.
 
     Arms with and without an infusion center cannot be compared at all (a center's
     patients are its arrivals; the others are a fixed cohort), allowed or not."""
@@ -126,12 +132,19 @@ def check_same_patients(
         shown = diffs[:_MAX_LISTED]
         if len(diffs) > _MAX_LISTED:
             shown.append(f"and {len(diffs) - _MAX_LISTED} more")
+        advice = (
+            ", or pass --allow-different-populations to compare anyway (the report then says"
+            " the arms are not the same patients):"
+            if command == "compare"
+            else f" (`simulate {command}` compares them only on the same patients; to compare"
+            " arms that differ anyway, run `simulate compare --allow-different-populations`"
+            " on their scenario files):"
+        )
         raise InputError(
             "the strategies differ in what a comparison must keep the same (the patients, "
             "their follow-up, or how outcomes are valued), so differences between arms would "
             "not be treatment effects. Make these the same in every scenario (e.g. through "
-            "`extends: base.yaml`), or pass --allow-different-populations to compare anyway "
-            "(the report then says the arms are not the same patients):",
+            "`extends: base.yaml`)" + advice,
             problems=shown,
         )
     return diffs

@@ -111,26 +111,6 @@ class TargetResult:
         }
 
 
-_ALLOW_ADVICE = (
-    ", or pass --allow-different-populations to compare anyway (the report then says the"
-    " arms are not the same patients):"
-)
-
-
-def without_allow_advice(message: str, command: str) -> str:
-    """A message of ``comparison.check_same_patients`` for a command that has no
-    ``--allow-different-populations`` (only ``simulate compare`` has it): its advice to
-    pass that option is replaced by what the command needs."""
-    if _ALLOW_ADVICE not in message:
-        return message
-    return message.replace(
-        _ALLOW_ADVICE,
-        f" (`simulate {command}` compares them only on the same patients; to compare arms"
-        " that differ anyway, run `simulate compare --allow-different-populations`"
-        " on their scenario files):",
-    )
-
-
 def load_study(path: str | os.PathLike[str], sets: tuple[str, ...] = ()) -> Study:
     """Read and check a study file: every problem is an InputError naming the file, the
     line and the value, before anything runs. ``sets`` (``--set PATH=VALUE``) apply to
@@ -179,11 +159,11 @@ def load_study(path: str | os.PathLike[str], sets: tuple[str, ...] = ()) -> Stud
         from .comparison import check_same_patients
 
         try:
-            check_same_patients(scns, arms, spec.seed is not None, False)
+            check_same_patients(scns, arms, spec.seed is not None, False, "validate")
         except InputError as err:
             raise InputError(
                 "arms: a difference between arms needs the arms to be the same patients; "
-                + without_allow_advice(err.message, "validate"),
+                + err.message,
                 file=str(path),
                 line=linemap.line_for(("arms",)),
                 problems=err.problems,

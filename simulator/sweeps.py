@@ -243,12 +243,10 @@ def plan_sweep(
         from .comparison import check_same_patients
 
         try:
-            check_same_patients(scns, arms, spec.seed is not None, False)
+            check_same_patients(scns, arms, spec.seed is not None, False, "sweep")
         except InputError as err:
-            from .studies import without_allow_advice
-
             raise InputError(
-                f"strategies: {without_allow_advice(err.message, 'sweep')}",
+                f"strategies: {err.message}",
                 file=str(path),
                 line=linemap.line_for(("strategies",)),
                 problems=err.problems,
