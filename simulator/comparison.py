@@ -31,6 +31,7 @@ from .outcomes import (
     PairedRatioDifference,
     better_of,
     cea_columns,
+    difference_estimator,
 )
 from .runner import ArmsChunk, ArmsJob, Reducer, Summaries, Tables, arms_job, execute
 from .scenario import Scenario, scenario_sha256
@@ -285,14 +286,13 @@ class ComparisonResult:
                 # A difference of medians has no simple interval; the difference is of
                 # restricted mean times (areas under the Kaplan-Meier curves), which the
                 # row states, next to each arm's own restricted mean.
-                tau = m0["rmst_to_day"]
-                entry["difference_estimator"] = f"rmst_difference_to_day_{tau}"
                 for arm, am in zip(self.names, arms_metrics, strict=True):
                     entry["arms"][arm].update(
                         rmst=am[name]["rmst"], rmst_ci95=am[name]["rmst_ci95"]
                     )
-            else:
-                entry["difference_estimator"] = "paired_" + m0["estimator"] + "_difference"
+            entry["difference_estimator"] = difference_estimator(
+                m0["estimator"], m0.get("rmst_to_day", 0)
+            )
             for j, (arm, acc) in enumerate(zip(self.names[1:], self.paired, strict=True), start=1):
                 if name in center_diffs[j - 1]:
                     diff = _difference(center_diffs[j - 1][name], better, f"{arm} - {first}")

@@ -50,6 +50,18 @@ ESTIMATORS = {
     "rate": "ratio_of_sums",
     "time": "km_median",
 }
+
+
+def difference_estimator(estimator: str, rmst_to_day: int) -> str:
+    """What a comparison's difference between two arms of a metric with this
+    ``estimator`` is: for a Kaplan-Meier median, a difference of restricted mean times to
+    ``rmst_to_day`` (a difference of medians has no simple interval); otherwise the
+    difference of the arms' own estimates, paired over the same patients."""
+    if estimator == ESTIMATORS["time"]:
+        return f"rmst_difference_to_day_{rmst_to_day}"
+    return f"paired_{estimator}_difference"
+
+
 CORE_SET_MONTHLY = (
     "mmt8",
     "physician_global",

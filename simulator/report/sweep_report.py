@@ -76,10 +76,9 @@ def _csv(result: SweepResult, path: Path) -> None:
 def _estimators(plan: Any) -> Any:
     """(point, arm, outcome) -> what the value is: the summary's estimator for an arm
     (``mean``, ``proportion``, ``ratio_of_sums``, ``km_median``), the comparison's for a
-    difference between arms (``paired_<estimator>_difference``, or
-    ``rmst_difference_to_day_N`` for a time to an event: a difference of restricted mean
-    times, not of medians); empty for a center's metrics."""
-    from ..outcomes import ESTIMATORS, metric_specs
+    difference between arms (``outcomes.difference_estimator``, as compare names it);
+    empty for a center's metrics."""
+    from ..outcomes import ESTIMATORS, difference_estimator, metric_specs
     from ..runner import _plan_for
 
     kinds = {m.name: m.kind for m in metric_specs(_plan_for(plan.scenarios[0]))}
@@ -91,10 +90,8 @@ def _estimators(plan: Any) -> Any:
             return ""
         if not arm or arm in arms:
             return ESTIMATORS[kind]
-        if kind == "time":
-            horizon = point.get("horizon_days", plan.scenarios[0].horizon_days)
-            return f"rmst_difference_to_day_{int(horizon)}"
-        return f"paired_{ESTIMATORS[kind]}_difference"
+        horizon = point.get("horizon_days", plan.scenarios[0].horizon_days)
+        return difference_estimator(ESTIMATORS[kind], int(horizon))
 
     return estimator
 
