@@ -784,17 +784,16 @@ def test_linemap_blames_an_override_below_a_block_from_a_file() -> None:
 
     lm = LineMap()
     lm.record(("population", "age_years"), "base.yaml", 17)
-    assert lm.blame(("population", "age_years")) == ("base.yaml", 17)
+    assert lm.blame(("population", "age_years")) == (("base.yaml", 17), False)
     lm.mark_override(("population", "age_years", "sd"))
-    assert lm.blame(("population", "age_years")) == (OVERRIDE_SOURCE, None)
-    assert lm.blamed_on_override(("population", "age_years"))
+    assert lm.blame(("population", "age_years")) == ((OVERRIDE_SOURCE, None), True)
     assert lm.locate(("population", "age_years")) == ("base.yaml", 17)  # unchanged
     lm.mark_override(("population", "female"), "p.yaml", 3)
-    assert lm.blame(("population",)) == ("p.yaml", 3)  # the last override
+    assert lm.blame(("population",)) == (("p.yaml", 3), True)  # the last override
     copy = lm.copy()
     copy.drop(("population",))
-    assert not copy.blamed_on_override(("population",))
-    assert lm.blamed_on_override(("population",))
+    assert not copy.blame(("population",))[1]
+    assert lm.blame(("population",))[1]
 
 
 @pytest.mark.parametrize(

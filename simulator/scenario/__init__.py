@@ -20,11 +20,11 @@ from typing import Any
 
 from ..errors import InputError
 from .load import (
-    OVERRIDE_SOURCE,
     LineMap,
     Override,
     apply_overrides,
     deep_merge,
+    error_at,
     read_scenario,
     validate,
 )
@@ -38,19 +38,9 @@ def check_scenario(scn: Scenario, linemap: LineMap | None = None, source: str = 
     lm = linemap or LineMap()
 
     def fail(path: tuple[str | int, ...], message: str) -> None:
-        where = lm.blame(path)
-        file, line = where if where is not None else (None, None)
+        where, by_override = lm.blame(path)
         dotted = ".".join(f"[{p}]" if isinstance(p, int) else p for p in path).replace(".[", "[")
-        if file == OVERRIDE_SOURCE:
-            raise InputError(f"{dotted}: {message} [from --set]", path=dotted, file=source or None)
-        if file is not None and lm.blamed_on_override(path) and file != source:
-            # an entry of a --params file
-            raise InputError(
-                f"{dotted}: {message} [applied to {source}]", path=dotted, file=file, line=line
-            )
-        raise InputError(
-            f"{dotted}: {message}", path=dotted, file=file or source or None, line=line
-        )
+        raise error_at(f"{dotted}: {message}", dotted, where, by_override, source, source or None)
 
     agents = scn.disease.sparing_agents
     known = ", ".join(sorted(agents))

@@ -47,6 +47,7 @@ __all__ = [
     "Override",
     "apply_overrides",
     "deep_merge",
+    "error_at",
     "load",
     "load_dict",
     "read_params",
@@ -137,19 +138,13 @@ class LineMap:
         """True when the value at ``loc`` (or an enclosing value) was set by ``--set``."""
         return self.file_for(loc) == OVERRIDE_SOURCE
 
-    def blame(self, loc: Iterable[str | int]) -> tuple[str, int | None] | None:
-        """Where a problem with the value at ``loc`` comes from: like :meth:`locate`, but
-        when ``loc`` itself is from a file and a value inside it was set by an override
-        (``--set``, a ``--params`` entry), the (last) override: a problem found at a block
-        (``population.age_years``) after ``--set population.age_years.sd=-1`` is the
-        override's, not the file's."""
-        return self._blame(tuple(loc))[0]
-
-    def blamed_on_override(self, loc: Iterable[str | int]) -> bool:
-        """True when :meth:`blame` names an override (``--set`` or a ``--params`` entry)."""
-        return self._blame(tuple(loc))[1]
-
-    def _blame(self, key: Loc) -> tuple[tuple[str, int | None] | None, bool]:
+    def blame(self, loc: Iterable[str | int]) -> tuple[tuple[str, int | None] | None, bool]:
+        """Where a problem with the value at ``loc`` comes from, and whether that is an
+        override (``--set``, a ``--params`` entry): like :meth:`locate`, but when ``loc``
+        itself is from a file and a value inside it was set by an override, the (last)
+        override: a problem found at a block (``population.age_years``) after ``--set
+        population.age_years.sd=-1`` is the override's, not the file's."""
+        key = tuple(loc)
         found = self.locate(key)
         if any(key[:n] in self._overrides for n in range(len(key) + 1)):
             return found, True  # the value (or a block holding it) is itself an override
@@ -1362,6 +1357,27 @@ def validate(
         raise _convert(exc, data, model, linemap or LineMap(), source) from exc
 
 
+def error_at(
+    body: str,
+    path: str,
+    where: tuple[str, int | None] | None,
+    by_override: bool,
+    source: str,
+    fallback: str | None,
+) -> InputError:
+    """One problem of ``source`` as an InputError naming where its value came from
+    (:meth:`LineMap.blame`): its file and line; ``[from --set]``; a ``--params`` entry's
+    file and line with ``[applied to source]``; or, with no location, ``fallback``."""
+    if where is None:
+        return InputError(body, path=path, file=fallback)
+    file, line = where
+    if file == OVERRIDE_SOURCE:
+        return InputError(f"{body} [from {OVERRIDE_SOURCE}]", path=path, file=fallback)
+    if by_override and file != source:  # an entry of a --params file
+        return InputError(f"{body} [applied to {source}]", path=path, file=file, line=line)
+    return InputError(body, path=path, file=file, line=line)
+
+
 def _input_noun(model: type[BaseModel]) -> str:
     """What the messages call a file of this model: its ``input_kind`` class variable
     ("sweep file", "study file", ...), else "scenario"."""
@@ -1389,8 +1405,7 @@ def _convert(
         path = format_path(loc) or "<top level>"
         body = f"{path}: {text}"
         # a problem found at a block whose value an override changed is the override's
-        where = linemap.blame(loc)
-        by_override = linemap.blamed_on_override(loc)
+        where, by_override = linemap.blame(loc)
         if (
             err.get("type") == "extra_forbidden"
             and where
@@ -1407,14 +1422,7 @@ def _convert(
 
     if len(found) == 1 and not more:
         path, body, where, by_override = found[0]
-        if where is None:
-            return InputError(body, path=path, file=source)
-        file, line = where
-        if file == OVERRIDE_SOURCE:
-            return InputError(f"{body} [from {OVERRIDE_SOURCE}]", path=path, file=source)
-        if by_override and file != source:  # an entry of a --params file
-            return InputError(f"{body} [applied to {source}]", path=path, file=file, line=line)
-        return InputError(body, path=path, file=file, line=line)
+        return error_at(body, path, where, by_override, source, source)
 
     problems: list[str] = []
     for _path, body, where, _ in found:
