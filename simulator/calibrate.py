@@ -168,21 +168,24 @@ def load_calibration(
     low = np.array([spec.parameters[n].low for n in names])
     high = np.array([spec.parameters[n].high for n in names])
     first = studies[0].scenarios[0]
+    # every arm's data, dumped once for all the parameters
+    arm_data = [
+        (scn, scn.model_dump(mode="python", by_alias=True)) for s in studies for scn in s.scenarios
+    ]
     start = []
     for n in names:
         p = spec.parameters[n]
         where = linemap.line_for(("parameters", n))
-        current = _value_in(first, n)
-        for s in studies:  # the fit moves every parameter continuously between its bounds
-            for scn in s.scenarios:
-                v = _value_in(scn, n)
-                if isinstance(v, int) and not isinstance(v, bool):
-                    raise InputError(
-                        f"parameters.{n}: a whole-number parameter (it is {v} in {scn.name})"
-                        " cannot be fitted: the fit tries fractional values",
-                        file=str(path),
-                        line=where,
-                    )
+        current = _value_in(arm_data[0][1], n)
+        for scn, data in arm_data:  # the fit moves every parameter continuously
+            v = _value_in(data, n)
+            if isinstance(v, int) and not isinstance(v, bool):
+                raise InputError(
+                    f"parameters.{n}: a whole-number parameter (it is {v} in {scn.name})"
+                    " cannot be fitted: the fit tries fractional values",
+                    file=str(path),
+                    line=where,
+                )
         if p.start is not None:
             value = p.start
         else:
@@ -222,10 +225,10 @@ def load_calibration(
     )
 
 
-def _value_in(scn: Any, name: str) -> Any:
-    """The value at dotted path ``name`` in a scenario, None where it has none."""
+def _value_in(data: dict[str, Any], name: str) -> Any:
+    """The value at dotted path ``name`` in a scenario's data, None where it has none."""
     try:
-        return _get(scn.model_dump(mode="python", by_alias=True), name)
+        return _get(data, name)
     except (KeyError, IndexError, TypeError, ValueError):
         return None
 
@@ -461,18 +464,20 @@ class CalibrationResult:
 _PROSE = ("study", "citation", "description", "label", "note")
 
 
-def _without_prose(data: Any) -> Any:
+def _drop_keys(x: Any, keys: tuple[str, ...]) -> Any:
+    """``x`` without the mapping entries named ``keys``, at any depth."""
+    if isinstance(x, dict):
+        return {str(k): _drop_keys(v, keys) for k, v in x.items() if k not in keys}
+    if isinstance(x, list):
+        return [_drop_keys(v, keys) for v in x]
+    return x
+
+
+def _without_prose(data: dict[str, Any]) -> Any:
     """A resolved scenario's data without the text that only documents it: each
     ``source`` (at any depth), and the top-level ``name`` and ``description``."""
-
-    def strip(x: Any) -> Any:
-        if isinstance(x, dict):
-            return {k: strip(v) for k, v in x.items() if k != "source"}
-        if isinstance(x, list):
-            return [strip(v) for v in x]
-        return x
-
-    return {k: strip(v) for k, v in data.items() if k not in ("name", "description")}
+    top = {k: v for k, v in data.items() if k not in ("name", "description")}
+    return _drop_keys(top, ("source",))
 
 
 def _content(path: Path) -> str:
@@ -480,15 +485,8 @@ def _content(path: Path) -> str:
     depth), as canonical JSON."""
     import yaml
 
-    def strip(x: Any) -> Any:
-        if isinstance(x, dict):
-            return {str(k): strip(v) for k, v in x.items() if k not in _PROSE}
-        if isinstance(x, list):
-            return [strip(v) for v in x]
-        return x
-
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return json.dumps(strip(data), sort_keys=True, default=str)
+    return json.dumps(_drop_keys(data, _PROSE), sort_keys=True, default=str)
 
 
 class _Evaluations:
