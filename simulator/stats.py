@@ -38,6 +38,7 @@ from __future__ import annotations
 import functools
 import math
 import threading
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -52,6 +53,7 @@ __all__ = [
     "Moments",
     "PairedDifference",
     "Proportion",
+    "combination_of_means",
     "normal_ci",
     "wilson_ci",
 ]
@@ -802,3 +804,49 @@ class PairedDifference:
             "lower_pct": self._pct(self.lower),
             "same_pct": self._pct(self.same),
         }
+
+
+def combination_of_means(
+    samples: Sequence[Any], coefs: Sequence[float]
+) -> tuple[float, float, int]:
+    """``sum_j c_j mean(x_j)`` over samples of the same patients, each mean over its own
+    patients with a value (NaN: missing in that sample), its standard error and the
+    number of patients with a value in every sample.
+
+    The variance is the linearised (delta-method) variance of a linear combination of
+    means over partially overlapping samples, ``sum_jk c_j c_k C_jk n_jk / ((n_jk - 1)
+    n_j n_k)``, ``C_jk`` the co-deviation from the two samples' means over the ``n_jk``
+    patients in both (``C_jj`` the sum of squared deviations), a pair with ``n_jk < 2``
+    adding nothing. With two samples and coefficients (-1, 1) it is
+    :class:`PairedDifference`'s; when every patient has a value in all samples or in
+    none, the paired variance of the per-patient combination. Sums are correctly rounded
+    (``math.fsum``), so the result depends on the values only, not on how they were
+    computed or chunked.
+    """
+    xs = [_as_float_array(x) for x in samples]
+    if len(xs) != len(coefs) or not xs:
+        raise ValueError("one coefficient per sample")
+    if any(x.shape != xs[0].shape for x in xs):
+        raise ValueError("the samples must have the same length")
+    has = [~np.isnan(x) for x in xs]
+    n = [int(np.count_nonzero(h)) for h in has]
+    complete = int(np.count_nonzero(np.logical_and.reduce(has)))
+    if any(k == 0 for k in n):
+        return math.nan, math.nan, complete
+    means = [math.fsum(x[h]) / k for x, h, k in zip(xs, has, n, strict=True)]
+    mean = math.fsum(c * m for c, m in zip(coefs, means, strict=True))
+    if any(k < 2 for k in n):
+        return mean, math.nan, complete
+    dev = [np.where(h, x - m, 0.0) for x, h, m in zip(xs, has, means, strict=True)]
+    terms = []
+    for j in range(len(xs)):
+        for k in range(j, len(xs)):
+            both = has[j] & has[k]
+            n_jk = int(np.count_nonzero(both))
+            if n_jk < 2 or coefs[j] == 0 or coefs[k] == 0:
+                continue
+            c_jk = math.fsum((dev[j][both] * dev[k][both]).tolist())
+            w = (1 if j == k else 2) * coefs[j] * coefs[k]
+            terms.append(w * c_jk * n_jk / ((n_jk - 1) * n[j] * n[k]))
+    var = math.fsum(terms)
+    return mean, math.sqrt(max(0.0, var)), complete

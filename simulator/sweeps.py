@@ -628,12 +628,12 @@ def _point_job(plan_args: PointArgs, paired: bool) -> tuple[Any, Callable[[], Po
         per_arm = values.values
         if not strategies:
             return out, dict(per_arm[0])
+        # each arm's values; a between-arm row's change is worked out from them
+        # (:func:`_paired_vs_base`)
         vectors: dict[str, np.ndarray] = {}
         for o in per_arm[0]:
             for a, v in zip(arms, per_arm, strict=True):
                 vectors[f"{a}:{o}"] = v[o]
-            for a, v in zip(arms[1:], per_arm[1:], strict=True):
-                vectors[f"{a}-{arms[0]}:{o}"] = v[o] - per_arm[0][o]
         return out, vectors
 
     return job, result
@@ -674,27 +674,59 @@ def _sweep_task(args: tuple[tuple[str, int], PointArgs, bool, int | None]) -> An
     return arms_task(job.tasks[chunk])[1]
 
 
-def _paired_vs_base(store: PointStore, n: int) -> list[dict[str, Any]]:
+def _paired_vs_base(store: PointStore, n: int, arms: list[str]) -> list[dict[str, Any]]:
     """Every point against the base case (point 0), patient by patient; the base point's
     own entry is empty. Points are read one at a time to bound memory."""
     base = store.arrays(0)
-    return [{}] + [paired_differences(base, store.arrays(i)) for i in range(1, n)]
+    return [{}] + [paired_differences(base, store.arrays(i), arms) for i in range(1, n)]
 
 
 def paired_differences(
-    base: dict[str, np.ndarray], point: dict[str, np.ndarray]
+    base: dict[str, np.ndarray], point: dict[str, np.ndarray], arms: list[str] | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Per output: the mean per-patient difference ``point - base`` on the same patients,
-    its 95% interval and the number of pairs (patients with both values)."""
-    from .stats import PairedDifference
+    """Per output: the change ``point - base`` of the value the sweep shows, on the same
+    patients, its 95% interval and the number of pairs (patients with a value in every
+    sample it compares).
 
-    res = {}
+    An arm's row (``arm:outcome``, or a bare outcome without strategies) is the
+    difference of the two points' means, each over its own patients with a value
+    (:class:`stats.PairedDifference`). A between-arm row ``B-A:outcome`` (``arms``: the
+    sweep's strategies, the first the reference) is ``(B - A at the point) - (B - A at
+    the base)``, each arm's mean again over its own patients, so that it is the
+    difference of the B - A values shown beside it even where a patient alive at a
+    visit in one arm or point died before it in another; its variance is that of a
+    combination of four partially overlapping means (:func:`stats.combination_of_means`).
+    When no value is missing it is the paired mean of the per-patient differences, as
+    before."""
+    from .stats import PairedDifference, _json_float, combination_of_means, normal_ci
+
+    res: dict[str, dict[str, Any]] = {}
     for key in sorted(set(base) & set(point)):
         pd_ = PairedDifference(tol=1e-9)
         pd_.add(base[key], point[key])
         d = pd_.to_dict()
         res[key] = {"mean_difference": d["mean_difference"], "ci95": d["ci95"], "n": d["n"]}
-    return res
+    for b_arm in (arms or [])[1:]:
+        a_arm = arms[0]  # type: ignore[index]
+        for key in sorted(set(base) & set(point)):
+            if not key.startswith(f"{b_arm}:"):
+                continue
+            o = key[len(b_arm) + 1 :]
+            a_key = f"{a_arm}:{o}"
+            if a_key not in base or a_key not in point:
+                continue
+            four = (base[a_key], base[key], point[a_key], point[key])
+            if not any(np.isnan(np.asarray(x, dtype=float)).any() for x in four):
+                pd_ = PairedDifference(tol=1e-9)
+                pd_.add(four[1] - four[0], four[3] - four[2])
+                d = pd_.to_dict()
+                mean, ci, n = d["mean_difference"], d["ci95"], d["n"]
+            else:
+                m, se, n = combination_of_means(four, (1.0, -1.0, -1.0, 1.0))
+                lo, hi = normal_ci(m, se)
+                mean, ci = _json_float(m), [_json_float(lo), _json_float(hi)]
+            res[f"{b_arm}-{a_arm}:{o}"] = {"mean_difference": mean, "ci95": ci, "n": n}
+    return dict(sorted(res.items()))
 
 
 def _mean_se(m: dict[str, Any]) -> tuple[float, float]:
@@ -882,7 +914,7 @@ def run_sweep(
             plan.spec.design, plan.points, outputs, plan.seed, plan.base_values, plan.output_keys
         )
         if paired:
-            analysis["paired_vs_base"] = _paired_vs_base(store, len(plan.points))
+            analysis["paired_vs_base"] = _paired_vs_base(store, len(plan.points), plan.arms)
             for key, bars in analysis["tornado"].items():
                 for bar in bars[1:]:
                     bar["difference_vs_base"] = [

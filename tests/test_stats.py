@@ -26,6 +26,7 @@ from simulator.stats import (
     Proportion,
     _exact_sum_units,
     _two_square,
+    combination_of_means,
     normal_ci,
     wilson_ci,
 )
@@ -546,6 +547,52 @@ def test_paired_with_values_missing_in_one_arm_has_a_calibrated_standard_error()
     assert float(np.sqrt(np.mean(np.square(se)))) == pytest.approx(spread, rel=4 * 0.029)
     assert abs(covered / reps - 0.95) < 4 * math.sqrt(0.95 * 0.05 / reps)
     assert np.mean(se) < 0.6 * np.mean(unpaired)
+
+
+def test_combination_of_means_reduces_to_the_paired_difference() -> None:
+    rng = np.random.default_rng(26)
+    a = rng.normal(0, 1, 3000)
+    b = a + 0.4 + rng.normal(0, 0.5, a.size)
+    a[rng.random(a.size) < 0.1] = np.nan
+    b[rng.random(b.size) < 0.2] = np.nan
+    pd = PairedDifference()
+    pd.add(a, b)
+    mean, se = pd.estimate()
+    m2, se2, n = combination_of_means([a, b], (-1.0, 1.0))
+    assert m2 == pytest.approx(mean, rel=1e-13)
+    assert se2 == pytest.approx(se, rel=1e-12)
+    assert n == pd.n
+
+
+def test_combination_of_four_partially_overlapping_means_is_calibrated() -> None:
+    """(B - A at a point) - (B - A at the base), four correlated samples of the same
+    patients, each missing 10% of its values independently (deaths before a visit): over
+    600 replicates the reported SE matches the spread of the estimates (relative MC error
+    of an SD from 600 estimates 2.9%; tolerance 4 of those) and the 95% interval covers
+    the truth at the nominal rate (tolerance 4 binomial SEs); the estimate is exactly the
+    combination of the four samples' own means."""
+    rng = np.random.default_rng(27)
+    reps, n, truth = 600, 400, 0.3
+    est, se, covered = [], [], 0
+    for _ in range(reps):
+        u = rng.normal(0, 1, n)
+        a0 = u + rng.normal(0, 0.3, n)
+        b0 = u + 1.0 + rng.normal(0, 0.3, n)
+        a1 = u + 0.2 + rng.normal(0, 0.3, n)
+        b1 = u + 1.2 + truth + rng.normal(0, 0.3, n)
+        four = [a0, b0, a1, b1]
+        for x in four:
+            x[rng.random(n) < 0.1] = np.nan
+        m, s, _ = combination_of_means(four, (1.0, -1.0, -1.0, 1.0))
+        means = [np.nanmean(x) for x in four]
+        assert m == pytest.approx(means[0] - means[1] - means[2] + means[3], abs=1e-12)
+        est.append(m)
+        se.append(s)
+        lo, hi = normal_ci(m, s)
+        covered += lo <= truth <= hi
+    spread = float(np.std(est, ddof=1))
+    assert float(np.sqrt(np.mean(np.square(se)))) == pytest.approx(spread, rel=4 * 0.029)
+    assert abs(covered / reps - 0.95) < 4 * math.sqrt(0.95 * 0.05 / reps)
 
 
 def test_paired_without_any_pair_is_the_unpaired_difference() -> None:
