@@ -11,15 +11,25 @@ of the parameters:
     loss = sum over targets of ((simulated - published) / half-width of the published
            95% interval)^2
 
-which is -2 log-likelihood (up to a constant) if each published value is normal with the
-standard deviation its interval implies. ``optimize``: Nelder-Mead on the logit scale of
-each parameter's bounds (scipy.optimize), from the given start and from ``starts - 1``
-further starts drawn from the seed; the best end point is the estimate. Its intervals are
-a Laplace approximation from the curvature of the loss along each parameter at the
-optimum (central differences under CRN): conditional on the other parameters at their
-estimates, so narrower than marginal intervals when parameters are correlated; a
-parameter with no curvature is reported as not identified. ``posterior.csv`` holds draws
-from that approximation, usable as the parameter distribution of a PSA sweep.
+a sum of squared distances, each standardised by its published interval's half-width
+h = (high - low) / 2 (also for an asymmetric interval, e.g. a Wilson one). It is not
+-2 log-likelihood: only for a published value normal with the standard error its
+symmetric interval implies (SE = h / Z95) is -2 log L = Z95^2 x loss + a constant, i.e.
+loss = (-2 log L) / Z95^2 up to a constant; an asymmetric interval enters through its
+half-width alone (as if it were normal with SE = h / Z95).
+``optimize``: Nelder-Mead on the logit scale of each parameter's bounds (scipy.optimize),
+from the given start and from ``starts - 1`` further starts drawn from the seed; the best
+end point is the estimate. Its intervals are a Laplace approximation of that normal
+likelihood (flat prior on the logit scale) from the curvature c of the loss along each
+parameter at the optimum (central differences under CRN): sd = sqrt(2 / c) / Z95 on the
+logit scale, the interval the estimate +- Z95 sd there (+- sqrt(2 / c)), mapped back to
+the parameter's scale. They are conditional on the other parameters at their estimates,
+so narrower than marginal intervals when parameters are correlated. A parameter is
+reported as not identified when the loss has no positive curvature along it or its
+interval reaches both bounds (within ``BOUND_TOLERANCE`` of the range): the targets do not
+constrain it. ``posterior.csv`` holds draws from that approximation (uniform between the
+bounds for a parameter not identified), usable as the parameter distribution of a PSA
+sweep.
 
 Every evaluation is kept in the checkpoint store (``store.py``) as it finishes: after an
 interruption (even kill -9) the same command replays the finished evaluations (the
@@ -46,16 +56,92 @@ from ._version import __version__
 from .errors import InputError
 from .outcomes import last_day_read
 from .scenario import scenario_data, scenario_sha256
-from .scenario.calibrate_schema import CalibrationFile
+from .scenario.calibrate_schema import ABCSettings, CalibrationFile
+from .stats import Z95
 from .studies import Study, TargetResult, load_study, simulate_arms, target_arms, target_result
 from .sweeps import _get, with_overrides
 
 __all__ = ["CalibrationPlan", "CalibrationResult", "calibrate", "load_calibration"]
 
 log = logging.getLogger(__name__)
-Z95 = 1.959963984540054
 MIN_HORIZON_DAYS = 28  # the scenario schema's least horizon
 MISSING_PENALTY = 100.0  # per target the simulation cannot estimate (e.g. a median)
+#: a Laplace interval within this share of the parameter's range from both of its bounds
+#: says nothing the bounds do not: the parameter is reported as not identified
+BOUND_TOLERANCE = 1e-3
+#: the least loss curvature (logit scale) taken as positive
+MIN_CURVATURE = 1e-9
+#: the ABC final tolerance whose Gaussian kernel has sd = the standard error each
+#: published interval implies (half-width / Z95): the posterior of a normal likelihood
+#: with those standard errors (``final_tolerance: se``)
+SE_TOLERANCE = 1.0 / Z95
+
+
+def laplace_sd(curvature: float) -> float | None:
+    """The Laplace sd on the logit scale from the loss's curvature there: the loss is
+    (-2 log L) / Z95^2 for a normal likelihood with the published intervals' standard
+    errors, so -2 log L has curvature Z95^2 c and sd = sqrt(2 / c) / Z95; None when the
+    curvature is not positive."""
+    if not curvature > MIN_CURVATURE:  # also NaN
+        return None
+    return math.sqrt(2.0 / curvature) / Z95
+
+
+def spans_bounds(interval: tuple[float, float], low: float, high: float) -> bool:
+    """Whether an interval reaches both bounds (within ``BOUND_TOLERANCE`` of the range)."""
+    tol = BOUND_TOLERANCE * (high - low)
+    return interval[0] - low <= tol and high - interval[1] <= tol
+
+
+def laplace_interval(
+    low: float, high: float, u: float, curvature: float
+) -> tuple[tuple[float, float] | None, str | None]:
+    """The Laplace 95% interval of a parameter with bounds (low, high), estimate ``u`` on
+    the logit scale of its bounds and loss curvature ``curvature`` there: u +- Z95 sd
+    mapped back. Returns (interval, None), or (None, why the parameter is not
+    identified)."""
+    sd = laplace_sd(curvature)
+    if sd is None:
+        return None, f"the loss has no positive curvature along it ({curvature:.3g})"
+    lo_hi = np.array([low, low])
+    span = np.array([high - low, high - low])
+    ends = lo_hi + span / (1.0 + fmath.exp_array(-np.array([u - Z95 * sd, u + Z95 * sd])))
+    ci = (float(ends[0]), float(ends[1]))
+    if spans_bounds(ci, low, high):
+        return None, (
+            f"its Laplace interval ({ci[0]:.6g} to {ci[1]:.6g}) reaches both bounds: the"
+            f" loss is almost flat along it (curvature {curvature:.3g})"
+        )
+    return ci, None
+
+
+def final_tolerance(a: ABCSettings) -> float:
+    """The ABC final tolerance as a number (``se``: 1 / Z95)."""
+    return SE_TOLERANCE if a.final_tolerance == "se" else float(a.final_tolerance)
+
+
+def abc_target(eps: float) -> str:
+    """What ABC particles at tolerance ``eps`` sample: the kernel exp(-loss / (2 eps^2))
+    is a normal density of each published value around the simulated one with sd
+    eps x the half-width of its published interval, = eps Z95 x the standard error the
+    interval implies."""
+    if math.isclose(eps, SE_TOLERANCE, rel_tol=1e-9):
+        return (
+            f"tolerance {eps:.4g} = 1/{Z95:.2f} (final_tolerance: se): the kernel's sd is"
+            " each published interval's standard error (half-width / 1.96), so the"
+            " particles sample the posterior of a normal likelihood with those standard"
+            " errors (Wilkinson 2013)"
+        )
+    power = 1.0 / (Z95 * eps) ** 2
+    return (
+        f"tolerance {eps:.4g}: the kernel's sd is {eps:.4g} x each published interval's"
+        f" half-width = {eps * Z95:.3g} x the standard error it implies, so the particles"
+        f" sample the posterior of a normal likelihood with that sd (Wilkinson 2013), that"
+        f" is, the likelihood with the published standard errors raised to the power"
+        f" {power:.3g}; {'wider' if eps > SE_TOLERANCE else 'narrower'} than the posterior"
+        f" with those standard errors, which final_tolerance: se (1/{Z95:.2f} ="
+        f" {SE_TOLERANCE:.3f}) targets"
+    )
 
 
 @dataclass(frozen=True)
@@ -404,7 +490,7 @@ def from_unit(plan: CalibrationPlan, u: np.ndarray) -> np.ndarray:
 class CalibrationResult:
     plan: CalibrationPlan
     estimate: np.ndarray
-    loss: float
+    loss: float  # at the estimate (optimize: the best end point; abc: the posterior median)
     targets: list[TargetResult]
     starts: list[dict[str, Any]]
     intervals: list[tuple[float, float] | None]
@@ -413,25 +499,75 @@ class CalibrationResult:
     posterior: np.ndarray
     weights: np.ndarray | None = None  # of the posterior rows (ABC); None: equal
     generations: list[dict[str, Any]] | None = None  # ABC-SMC tolerances and ESS
+    # per parameter, why it is not identified (None: identified); optimize only
+    unidentified: list[str | None] | None = None
+    particle_losses: np.ndarray | None = None  # of the final ABC particles
+
+    def lowest_loss(self) -> float:
+        """The least loss of any complete evaluation of the run (the estimate's included)."""
+        full = [float(e["loss"]) for e in self.evaluations if e.get("complete", True)]
+        return min(full, default=self.loss)
+
+    def abc_tolerance(self) -> dict[str, Any] | None:
+        """ABC: the final tolerance asked for, the one reached and what the particles
+        sample there (:func:`abc_target`); None for optimize."""
+        if self.generations is None:
+            return None
+        a = self.plan.spec.abc
+        final = final_tolerance(a)
+        reached = float(self.generations[-1]["tolerance"]) if self.generations else math.inf
+        return {
+            "final_tolerance": a.final_tolerance,
+            "final_tolerance_value": final,
+            "tolerance_reached": reached,
+            "reached": reached <= final,
+            "max_generations": a.max_generations,
+            "targets": abc_target(reached),
+        }
 
     def to_json(self) -> dict[str, Any]:
         p = self.plan
         params = []
         for j, n in enumerate(p.names):
             ci = self.intervals[j]
+            why = None if self.unidentified is None else self.unidentified[j]
             params.append(
                 {
                     "parameter": n,
                     "estimate": float(self.estimate[j]),
                     "ci95": None if ci is None else [float(ci[0]), float(ci[1])],
                     "identified": ci is not None,
+                    "not_identified_because": why,
                     "start": float(p.start[j]),
                     "low": float(p.low[j]),
                     "high": float(p.high[j]),
                     "curvature_logit": self.curvature[j],
                 }
             )
-        return {
+        tol = self.abc_tolerance()
+        if tol is None:
+            note = (
+                "Laplace approximation from the curvature c of the loss along each parameter"
+                " at the optimum (logit scale, central differences under common random"
+                " numbers): the loss is (-2 log-likelihood) / 1.96^2 for a normal likelihood"
+                " with the standard errors the published intervals imply (half-width / 1.96;"
+                " exact for symmetric intervals), so sd = sqrt(2/c) / 1.96 on the logit"
+                " scale and the interval is the estimate +- sqrt(2/c) there; conditional on"
+                " the other"
+                " parameters at their estimates; not identified when the loss has no"
+                " positive curvature there or the interval reaches both bounds"
+            )
+        else:
+            note = (
+                "posterior median and 2.5-97.5% weighted quantiles of the ABC-SMC particles"
+                " (Gaussian ABC kernel, uniform priors between the bounds), at " + tol["targets"]
+            )
+            if not tol["reached"]:
+                note += (
+                    f". WARNING: the run stopped at max_generations ({tol['max_generations']})"
+                    f" before reaching the final tolerance {tol['final_tolerance_value']:.4g}"
+                )
+        out: dict[str, Any] = {
             "name": p.spec.name,
             "calibration_file": str(p.path),
             "method": p.spec.method,
@@ -441,23 +577,23 @@ class CalibrationResult:
             "patients": p.patients,
             "seed": p.seed,
             "loss": self.loss,
+            "loss_at": (
+                "the estimate (the best end point of the starts)"
+                if tol is None
+                else "the componentwise posterior median (not the least loss of the run)"
+            ),
+            "lowest_loss": self.lowest_loss(),
             "evaluations": len(self.evaluations),
             "parameters": params,
             "starts": self.starts,
             "targets": [r.to_json() for r in self.targets],
             "generations": self.generations,
-            "interval_note": (
-                "Laplace approximation from the curvature of the loss along "
-                "each parameter at the optimum (logit scale, central differences under common "
-                "random numbers), conditional on the other parameters at their estimates; "
-                "not identified when the loss has no curvature there"
-                if self.generations is None
-                else "posterior median and 2.5-97.5% weighted quantiles of the ABC-SMC "
-                "particles (Gaussian ABC kernel, final tolerance = the published intervals: "
-                "the posterior of a normal likelihood with their standard errors, Wilkinson "
-                "2013)"
-            ),
+            "abc_tolerance": tol,
+            "interval_note": note,
         }
+        if self.particle_losses is not None:
+            out["lowest_particle_loss"] = float(np.min(self.particle_losses))
+        return out
 
 
 #: prose in a study or calibration file: not an input of the fit
@@ -716,30 +852,29 @@ def _optimize(
         assert best_u is not None
         f0, targets = ev(from_unit(plan, best_u), "estimate")
         h = 0.1
-        curv, intervals = [], []
+        curv: list[float] = []
+        intervals: list[tuple[float, float] | None] = []
+        unidentified: list[str | None] = []
         for i in range(k):
             e = np.eye(k)[i] * h
             fp = ev(from_unit(plan, best_u + e), f"curvature {plan.names[i]} +")[0]
             fm = ev(from_unit(plan, best_u - e), f"curvature {plan.names[i]} -")[0]
             c = (fp - 2 * f0 + fm) / (h * h)
             curv.append(float(c))
-            if c > 1e-9:
-                sd = math.sqrt(2.0 / c)
-                lo, hi = (
-                    from_unit(plan, best_u - Z95 * sd)[i],
-                    from_unit(plan, best_u + Z95 * sd)[i],
-                )
-                intervals.append((float(lo), float(hi)))
-            else:
-                intervals.append(None)
+            ci, why = laplace_interval(
+                float(plan.low[i]), float(plan.high[i]), float(best_u[i]), float(c)
+            )
+            intervals.append(ci)
+            unidentified.append(why)
     except BaseException:
         store.discard_if_unused()
         raise
     finally:
         bar.close()
-    # Draws from the approximation; a parameter that is not identified is drawn uniformly
-    # between its bounds (what the targets say about it: nothing).
-    sd_u = np.array([math.sqrt(2.0 / c) if c > 1e-9 else 0.0 for c in curv])
+    # Draws from the approximation (sd on the logit scale: laplace_sd); a parameter that
+    # is not identified is drawn uniformly between its bounds (what the targets say about
+    # it: nothing).
+    sd_u = np.array([laplace_sd(c) or 0.0 for c in curv])
     uni = streams.uniform(
         plan.seed, np.arange(1000)[:, None], "calibrate.posterior", np.arange(k)[None, :]
     )
@@ -748,7 +883,16 @@ def _optimize(
         if ci is None:
             posterior[:, i] = plan.low[i] + (plan.high[i] - plan.low[i]) * uni[:, i]
     return CalibrationResult(
-        plan, from_unit(plan, best_u), f0, targets, starts, intervals, curv, ev.log, posterior
+        plan,
+        from_unit(plan, best_u),
+        f0,
+        targets,
+        starts,
+        intervals,
+        curv,
+        ev.log,
+        posterior,
+        unidentified=unidentified,
     )
 
 
@@ -809,10 +953,15 @@ def _abc(
     prior x exp(-loss_i / (2 e^2)). Each new tolerance keeps ``ess_fraction`` of the
     effective sample size; particles are resampled (systematic) when the ESS falls below
     half, then moved by ``moves`` Metropolis-Hastings steps (Gaussian random walk on the logit
-    scale, covariance 2.38^2/k of the particles'). The run ends at ``final_tolerance``
-    (1: the published intervals themselves, so the particles sample the posterior of a
-    normal likelihood with the standard errors those intervals imply; Wilkinson 2013) or
-    after ``max_generations``. Every random number comes from the seed."""
+    scale, covariance 2.38^2/k of the particles'). The run ends at ``final_tolerance`` or
+    after ``max_generations`` (then with a warning, and the tolerance reached in the
+    result). At tolerance e the kernel is a normal density of each published value with sd
+    e x its interval's half-width, = e Z95 x the standard error the interval implies, so
+    the particles sample the posterior of a normal likelihood with that sd (Wilkinson
+    2013; :func:`abc_target`): at the default 1, sd = the half-width, 1.96 x the standard
+    error (the standard-error likelihood to the power 1/1.96^2 = 0.26, a wider posterior);
+    at ``final_tolerance: se`` (1/Z95 = 0.51) the posterior of a normal likelihood with the
+    published intervals' standard errors. Every random number comes from the seed."""
     import sys
 
     from scipy.special import ndtri
@@ -833,6 +982,7 @@ def _abc(
     )
     ev = _Evaluations(plan, store, done, workers, dask, bar)
     gens: list[dict[str, Any]] = []
+    final = final_tolerance(a)
     try:
         u0 = streams.uniform(
             plan.seed, np.arange(n)[:, None], "calibrate.abc.prior", np.arange(k)[None, :]
@@ -851,14 +1001,14 @@ def _abc(
             ) -> np.ndarray:
                 return _tempered(lw0, d, last, e)
 
-            if _ess(weights(a.final_tolerance)) >= target:
-                new_eps = a.final_tolerance
+            if _ess(weights(final)) >= target:
+                new_eps = final
             else:  # bisection on log tolerance between the final one and the last
-                lo = math.log(a.final_tolerance)
+                lo = math.log(final)
                 hi = (
                     math.log(eps)
                     if math.isfinite(eps)
-                    else math.log(max(float(np.sqrt(losses.max())), a.final_tolerance) * 10)
+                    else math.log(max(float(np.sqrt(losses.max())), final) * 10)
                 )
                 for _ in range(60):
                     mid = (lo + hi) / 2
@@ -923,21 +1073,46 @@ def _abc(
                     "stopped_early": float(np.mean([not e["complete"] for e in ev.log[first:]])),
                 }
             )
-            if eps <= a.final_tolerance:
+            if eps <= final:
                 break
     except BaseException:
         store.discard_if_unused()
         raise
     finally:
         bar.close()
+    if eps > final:
+        log.warning(
+            "%s: ABC-SMC stopped at max_generations = %d with tolerance %.4g, above the final"
+            " tolerance %.4g: the kernel's sd is %.3g x the published standard errors (%.3g"
+            " asked for), so the particles sample a wider posterior than the one asked for;"
+            " raise abc.max_generations",
+            plan.spec.name,
+            a.max_generations,
+            eps,
+            final,
+            eps * Z95,
+            final * Z95,
+        )
     w = np.exp(logw - logw.max())
     x = np.array([from_unit(plan, r) for r in u])
     est = np.array([_wquantile(x[:, j], w, 0.5) for j in range(k)])
     intervals: list[tuple[float, float] | None] = [
         (_wquantile(x[:, j], w, 0.025), _wquantile(x[:, j], w, 0.975)) for j in range(k)
     ]
-    # the targets at the posterior median (one more evaluation)
+    # the targets at the componentwise posterior median (one more evaluation); its loss
+    # is not the least loss of the run (particle_losses, evaluations)
     f0, targets = ev(est, "estimate")
     return CalibrationResult(
-        plan, est, f0, targets, [], intervals, [math.nan] * k, ev.log, x, w / w.sum(), gens
+        plan,
+        est,
+        f0,
+        targets,
+        [],
+        intervals,
+        [math.nan] * k,
+        ev.log,
+        x,
+        w / w.sum(),
+        gens,
+        particle_losses=np.array(losses, dtype=float),
     )

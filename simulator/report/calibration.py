@@ -94,7 +94,7 @@ def _convergence(result: CalibrationResult, path: Path) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("evaluation")
     ax.set_ylabel("loss (sum of squared standardised misses)")
-    ax.set_title(f"Convergence: best loss {result.loss:.3g}")
+    ax.set_title(f"Convergence: lowest loss {result.lowest_loss():.3g}")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     _save(fig, path)
@@ -137,6 +137,44 @@ def _pairs(result: CalibrationResult, path: Path) -> None:
     _save(fig, path)
 
 
+def _losses(data: dict[str, Any]) -> str:
+    """The loss at the estimate, named for what it is, and the least loss of the run."""
+    if data["method"] == "optimize":
+        text = f"Best loss <b>{data['loss']:.4g}</b> (at the estimate, the best end point)"
+        if data["lowest_loss"] < data["loss"]:
+            text += f"; lowest loss of any evaluation {data['lowest_loss']:.4g}"
+        return text
+    text = (
+        f"Loss at the componentwise posterior median <b>{data['loss']:.4g}</b> (the"
+        " estimate; not the least loss of the run)"
+    )
+    if "lowest_particle_loss" in data:
+        text += f"; lowest loss of the final particles {data['lowest_particle_loss']:.4g}"
+    return text + f"; lowest loss of any evaluation {data['lowest_loss']:.4g}"
+
+
+def _tolerance(data: dict[str, Any]) -> str:
+    """ABC: the tolerance the run reached and what the particles sample there."""
+    tol = data.get("abc_tolerance")
+    if not tol:
+        return ""
+    asked = f"{tol['final_tolerance_value']:.4g}"
+    if tol["final_tolerance"] == "se":
+        asked = f"se ({asked})"
+    text = (
+        f"<p>Final tolerance asked for: <b>{asked}</b>; reached: "
+        f"<b>{tol['tolerance_reached']:.4g}</b>, {html.escape(tol['targets'])}.</p>"
+    )
+    if not tol["reached"]:
+        text += (
+            f"<p class='no'>Warning: the run stopped at max_generations "
+            f"({tol['max_generations']}) before reaching the final tolerance: the particles"
+            " sample a wider posterior than the one asked for. Raise abc.max_generations."
+            "</p>"
+        )
+    return text
+
+
 def _html(data: dict[str, Any], folder: Path) -> str:
     out = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
@@ -156,14 +194,17 @@ def _html(data: dict[str, Any], folder: Path) -> str:
         )
         + f"), {data['evaluations']} evaluations of {data['patients']:,} "
         f"virtual patients per arm, the same patients at every evaluation (seed "
-        f"{data['seed']}). Best loss <b>{data['loss']:.4g}</b> (sum over targets of the "
-        "squared miss in half-widths of the published 95% interval).</p>",
+        f"{data['seed']}). {_losses(data)} (the loss: sum over targets of the squared miss "
+        "in half-widths of the published 95% interval).</p>",
+        _tolerance(data),
         "<h2>Fitted parameters</h2><table><tr><th>parameter</th><th>estimate</th>"
         "<th>95% interval</th><th>start</th><th>bounds</th></tr>",
     ]
     for p in data["parameters"]:
+        why = p.get("not_identified_because")
         ci = (
             "<span class='no'>not identified</span>"
+            + ("" if not why else f"<br><small>{html.escape(why)}</small>")
             if p["ci95"] is None
             else f"{p['ci95'][0]:.4g} to {p['ci95'][1]:.4g}"
         )
