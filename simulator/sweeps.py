@@ -286,6 +286,7 @@ def plan_sweep(
         )
     base_values, applies = _check_parameters(spec, scns, arms, path, linemap)
     pts = points_of(design, seed, base_values)
+    _check_draws(spec, scns, arms, path, linemap, pts, applies)
     posterior_sha = b""
     if isinstance(design, PSA) and design.from_posterior is not None:
         posterior_sha = _add_posterior(design, path, linemap, scns, seed, pts, base_values, applies)
@@ -503,7 +504,15 @@ def _check_parameters(
     return base_values, applies
 
 
-def _extremes(design: Any, pspec: Any) -> tuple[float, float] | None:
+def _extremes(
+    design: Any, pspec: Any, drawn: Sequence[float] | None = None
+) -> tuple[float, float] | None:
+    """The two ends of a parameter's values to check before anything runs: a range's
+    bounds, listed numbers' min and max; a PSA's 1e-4 and 1 - 1e-4 quantiles, or, once
+    its points exist (``drawn``: the parameter's values over the points), the lowest
+    and highest draw, which a normal or lognormal can put beyond those quantiles."""
+    if drawn is not None:
+        return float(np.min(drawn)), float(np.max(drawn))
     if isinstance(design, Sobol | Morris):
         return pspec.low, pspec.high
     if isinstance(design, OneWay) and pspec.values is None:
@@ -515,6 +524,40 @@ def _extremes(design: Any, pspec: Any) -> tuple[float, float] | None:
         q = ppf(pspec, np.array([1e-4, 1 - 1e-4]))
         return float(q[0]), float(q[1])
     return None
+
+
+def _check_draws(
+    spec: SweepFile,
+    scns: list[Scenario],
+    arms: list[str],
+    path: Path,
+    linemap: LineMap,
+    pts: list[Point],
+    applies: dict[str, list[int]],
+) -> None:
+    """A PSA's points, drawn: every parameter at its lowest and highest draw (two values
+    a parameter, whatever the number of draws) must be valid in each strategy that has
+    it, so that no draw stops the sweep after it has started (``_extremes``)."""
+    design = spec.design
+    if not isinstance(design, PSA) or not pts:
+        return
+    for name in design.parameters:
+        drawn = np.fromiter((p[name] for p in pts), dtype=float, count=len(pts))
+        lo_hi = _extremes(design, design.parameters[name], drawn)
+        assert lo_hi is not None
+        for end, v in zip(("lowest", "highest"), lo_hi, strict=True):
+            for k in applies[name]:
+                try:
+                    with_overrides(scns[k], {name: v}, f"{path} design.parameters.{name}")
+                except InputError as err:
+                    raise InputError(
+                        f"design.parameters.{name}: the {end} of its {len(pts):,} draws,"
+                        f" {v!r}, is not valid for scenario '{arms[k]}': {err.message};"
+                        " narrow or truncate the distribution (low/high), or change the"
+                        " seed or the number of draws",
+                        file=str(path),
+                        line=linemap.line_for(("design", "parameters", name)),
+                    ) from None
 
 
 # --------------------------------------------------------------------------------------

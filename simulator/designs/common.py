@@ -78,6 +78,12 @@ def global_indices(
                 "ST": [float(v) for v in si["ST"]],
                 "ST_ci95_halfwidth": [float(v) for v in si["ST_conf"]],
             }
+            if design.second_order:
+                # the second-order indices the n(2k+2) runs pay for: a k x k matrix, S2[i][j]
+                # the interaction of parameters i < j, None on and below the diagonal (as
+                # SALib gives them, NaN there)
+                out[key]["S2"] = _matrix(si["S2"])
+                out[key]["S2_ci95_halfwidth"] = _matrix(si["S2_conf"])
         else:
             from SALib.analyze import morris as morris_analyze
 
@@ -92,6 +98,11 @@ def global_indices(
                 "sigma": [float(v) for v in mi["sigma"]],
             }
     return out
+
+
+def _matrix(m: Any) -> list[list[float | None]]:
+    """A matrix of SALib's as lists, NaN (no index) as None."""
+    return [[float(v) if math.isfinite(v) else None for v in row] for row in np.asarray(m)]
 
 
 def global_analyse(

@@ -53,22 +53,35 @@ def _tornado(
             i += len(vals)
             ys = [o.get(key, math.nan) for o in outs]
             ses = [o.get(key + "_se", math.nan) for o in outs]
-            bars.append(
-                {
-                    "parameter": name,
-                    "base_value": base_values.get(name),
-                    "points": list(range(i - len(vals), i)),
-                    "values": vals,
-                    "outcomes": ys,
-                    "mc_se": ses,
-                    "low": min(ys),
-                    "high": max(ys),
-                    "swing": max(ys) - min(ys),
-                }
-            )
-        bars.sort(key=lambda b: -abs(b["swing"]) if math.isfinite(b["swing"]) else 0)
+            # low and high over the values with an outcome (min/max with a NaN would
+            # depend on the order); an outcome undefined at a value (a median never
+            # reached) leaves the bar without a swing, marked and sorted last
+            finite = [y for y in ys if _finite(y)]
+            undefined = [v for v, y in zip(vals, ys, strict=True) if not _finite(y)]
+            low = min(finite) if finite else math.nan
+            high = max(finite) if finite else math.nan
+            bar = {
+                "parameter": name,
+                "base_value": base_values.get(name),
+                "points": list(range(i - len(vals), i)),
+                "values": vals,
+                "outcomes": ys,
+                "mc_se": ses,
+                "low": low,
+                "high": high,
+                "swing": math.nan if undefined else high - low,
+            }
+            if undefined:
+                bar["undefined_at"] = undefined
+            bars.append(bar)
+        # largest swing first; a swing that is undefined (an end without a value) last
+        bars.sort(key=lambda b: (0, -abs(b["swing"])) if _finite(b["swing"]) else (1, 0.0))
         res[key] = [{"base_outcome": base.get(key), "base_mc_se": base.get(key + "_se")}, *bars]
     return res
+
+
+def _finite(y: Any) -> bool:
+    return isinstance(y, int | float) and math.isfinite(y)
 
 
 def figures(result: Any, folder: Path) -> list[str]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,29 +23,96 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
 
 
-def _labels(plan: SweepPlan) -> dict[str, tuple[str, str]]:
+@dataclass(frozen=True)
+class KeyLabels:
+    """What the labels of a sweep's output keys are made of: each outcome's (label,
+    unit), the sweep's strategies (the first the reference of every difference) and, for
+    an outcome whose difference between arms is not the difference of the arms' own
+    values (a time to an event: restricted mean times, not medians), what that difference
+    is, in words."""
+
+    outcomes: dict[str, tuple[str, str]]
+    arms: tuple[str, ...] = ()
+    differences: dict[str, str] = field(default_factory=dict)
+
+    def get(self, outcome: str, default: tuple[str, str]) -> tuple[str, str]:
+        return self.outcomes.get(outcome, default)
+
+
+def _labels(plan: SweepPlan) -> KeyLabels:
     """Outcome name -> (label, unit) from the metric registry (and the center's
-    metrics when the sweep's scenarios have a center)."""
+    metrics when the sweep's scenarios have a center), with the sweep's strategies and
+    what each difference between them is (``_difference_texts``)."""
     from ..center_stats import CENTER_METRICS
     from ..outcomes import metric_specs
     from ..runner import _plan_for
 
     cur = plan.scenarios[0].economics.currency
-    labels = {
-        m.name: (m.label, cur if m.unit == "currency" else m.unit)
-        for m in metric_specs(_plan_for(plan.scenarios[0]))
-    }
+    specs = metric_specs(_plan_for(plan.scenarios[0]))
+    labels = {m.name: (m.label, cur if m.unit == "currency" else m.unit) for m in specs}
     if any(s.center is not None for s in plan.scenarios):
         labels.update({name: (text, unit) for name, (text, unit, _) in CENTER_METRICS.items()})
-    return labels
+    return KeyLabels(labels, tuple(plan.arms), _difference_texts(plan, specs))
 
 
-def _key_label(key: str, labels: dict[str, tuple[str, str]]) -> str:
-    """'first_line-rescue:qaly' -> 'QALYs (discounted) [QALY], first_line - rescue'."""
+def _difference_texts(plan: SweepPlan, specs: list[Any]) -> dict[str, str]:
+    """Outcome -> what its difference between two arms is, for the outcomes whose
+    comparison (``outcomes.difference_estimator``, the ``estimator`` column of sweep.csv)
+    is a difference of restricted mean times to the horizon rather than of the arms' own
+    estimates (Kaplan-Meier medians): 'difference in restricted mean time to CPK normal,
+    to day 728'. Each point's horizon is its own (a swept ``horizon_days``)."""
+    from ..outcomes import ESTIMATORS, difference_estimator
+
+    base = plan.scenarios[0].horizon_days
+    horizons = sorted({int(p.get("horizon_days", base)) for p in plan.points} or {int(base)})
+    out: dict[str, str] = {}
+    for m in specs:
+        names = {difference_estimator(ESTIMATORS[m.kind], h) for h in horizons}
+        if not all(n.startswith("rmst_difference_to_day_") for n in names):
+            continue
+        what = re.sub(r"\s*\(KM median\)", "", m.label)
+        to = (
+            f"to day {horizons[0]}"
+            if len(horizons) == 1
+            else f"to each point's horizon (day {horizons[0]} to {horizons[-1]})"
+        )
+        out[m.name] = f"difference in restricted mean {what}, {to}"
+    return out
+
+
+def split_key(key: str, arms: Sequence[str]) -> tuple[list[str], str] | None:
+    """An output key's strategies and outcome, read against the sweep's strategies (a
+    strategy's name may contain '-'): 'qaly' -> ([], 'qaly'), 'rescue:qaly' ->
+    (['rescue'], 'qaly'), 'first-line-iv-rescue:qaly' with strategies ['iv-rescue',
+    'first-line'] -> (['first-line', 'iv-rescue'], 'qaly') (B - A, A the first
+    strategy). None for a key of no known strategy."""
+    arm, _, outcome = key.rpartition(":")
+    if not arm:
+        return [], outcome
+    if arm in arms:
+        return [arm], outcome
+    for b in arms[1:]:
+        if arm == f"{b}-{arms[0]}":
+            return [b, arms[0]], outcome
+    return None
+
+
+def _key_label(key: str, labels: KeyLabels) -> str:
+    """'first_line-rescue:qaly' -> 'QALYs (discounted) [QALY], first_line - rescue';
+    a difference of a time to an event says what it is: 'first_line-rescue:
+    time_to_cpk_normal_days' -> 'difference in restricted mean time to CPK normal, to
+    day 728 [days], first_line - rescue'."""
     arm, _, outcome = key.rpartition(":")
     text, unit = labels.get(outcome, (outcome, ""))
+    parts = split_key(key, labels.arms)
+    if parts is None:  # not a key of the sweep's strategies: as it is spelled
+        arm = arm.replace("-", " - ")
+    else:
+        if len(parts[0]) == 2:
+            text = labels.differences.get(outcome, text)
+        arm = " - ".join(parts[0])
     text = f"{text} [{unit}]" if unit and unit != "proportion" else text
-    return f"{text}, {arm.replace('-', ' - ')}" if arm else text
+    return f"{text}, {arm}" if arm else text
 
 
 def param_label(path: str) -> str:
@@ -54,12 +123,14 @@ def param_label(path: str) -> str:
 
 def _touches(plan: SweepPlan, name: str, key: str) -> bool:
     """Whether parameter ``name`` can move output ``key`` (its arm, or either arm of a
-    difference, has the parameter)."""
-    arm, _, _ = key.rpartition(":")
-    if not arm:
+    difference, has the parameter); the key is read against the plan's strategies."""
+    parts = split_key(key, plan.arms)
+    if parts is None:
+        return True  # not a key of the plan's strategies: keep it rather than drop it
+    arms, _ = parts
+    if not arms:
         return True
-    idx = [plan.arms.index(a) for a in arm.split("-") if a in plan.arms]
-    return any(i in plan.applies.get(name, []) for i in idx)
+    return any(plan.arms.index(a) in plan.applies.get(name, []) for a in arms)
 
 
 PAIRED_NOTE = "95% interval of the difference from the base case, paired on the same patients"
@@ -81,18 +152,62 @@ def _bars(
     return [half, half], False
 
 
+def _finite(y: Any) -> bool:
+    return isinstance(y, int | float) and math.isfinite(y)
+
+
+def _ranks(values: Sequence[Any]) -> list[int]:
+    """Each value's rank among ``values`` (0 the lowest), so that a bar's ends are told
+    apart by value, not by the order they were listed in; values that cannot be ordered
+    keep their listed order."""
+    try:
+        order = sorted(range(len(values)), key=lambda j: values[j])
+    except TypeError:
+        order = list(range(len(values)))
+    ranks = [0] * len(values)
+    for r, j in enumerate(order):
+        ranks[j] = r
+    return ranks
+
+
+UNDEFINED_END = "undefined at one end"
+
+
 def _tornado_figure(bars: list[dict[str, Any]], title: str, path: Path) -> None:
-    """Low/high bars: the two ends in two colours, each with its 95% Monte Carlo error."""
+    """Low/high bars: the two ends in two colours (by value: the lower value is the "low
+    value"), each with its 95% Monte Carlo error. A bar with no outcome at an end (e.g. a
+    median never reached; ``undefined_at`` in sweep.json) has no range: its defined end
+    is drawn alone and the bar is labelled as undefined at one end (sorted last)."""
     base = bars[0]["base_outcome"]
     items = bars[1:]
     fig, ax = subplots(figsize=(8, 0.6 * len(items) + 2.0))
     kinds = set()
+    labelled: set[str] = set()
+    names = ("low value", "high value")
     for row, b in enumerate(reversed(items)):
-        ax.barh(row, b["high"] - b["low"], left=b["low"], color="#dddddd")
+        defined = [_finite(y) for y in b["outcomes"]]
+        if all(defined):
+            ax.barh(row, b["high"] - b["low"], left=b["low"], color="#dddddd")
         err, paired = _bars(b["outcomes"], b["mc_se"], b.get("difference_vs_base"), base)
         kinds.add(paired)
-        for j, (v, y) in enumerate(zip(b["values"], b["outcomes"], strict=True)):
-            color = COLORS[0] if j == 0 else COLORS[1]
+        ranks = _ranks(b["values"])
+        for j in sorted(range(len(ranks)), key=lambda j: ranks[j]):
+            v, y = b["values"][j], b["outcomes"][j]
+            high = ranks[j] > 0
+            color = COLORS[1] if high else COLORS[0]
+            if not defined[j]:
+                ax.annotate(
+                    f"undefined at {format_value(v)}",
+                    (base if _finite(base) else 0.0, row),
+                    textcoords="offset points",
+                    xytext=(0, -13 if high else 9),
+                    ha="center",
+                    fontsize=7,
+                    color=color,
+                    style="italic",
+                )
+                continue
+            name = names[1] if high else names[0]
             ax.errorbar(
                 y,
                 row,
@@ -101,13 +216,14 @@ def _tornado_figure(bars: list[dict[str, Any]], title: str, path: Path) -> None:
                 color=color,
                 markersize=5,
                 capsize=3,
-                label=(("low value" if j == 0 else "high value") if row == 0 else None),
+                label=name if name not in labelled else None,
             )
+            labelled.add(name)
             ax.annotate(
                 format_value(v),
                 (y, row),
                 textcoords="offset points",
-                xytext=(0, 9 if j == 0 else -13),
+                xytext=(0, -13 if high else 9),
                 ha="center",
                 fontsize=7,
                 color=color,
@@ -115,7 +231,12 @@ def _tornado_figure(bars: list[dict[str, Any]], title: str, path: Path) -> None:
     ax.axvline(base, color="black", linestyle="--", linewidth=1, label="base case")
     ax.set_yticks(range(len(items)))
     ax.set_yticklabels(
-        [label(param_label(b["parameter"]), 40) for b in reversed(items)], fontsize=8
+        [
+            label(param_label(b["parameter"]), 40)
+            + ("" if all(_finite(y) for y in b["outcomes"]) else f"\n({UNDEFINED_END})")
+            for b in reversed(items)
+        ],
+        fontsize=8,
     )
     ax.set_ylim(-0.7, len(items) - 0.3)
     note = " or ".join(PAIRED_NOTE if k else MC_NOTE for k in sorted(kinds, reverse=True))
@@ -123,7 +244,10 @@ def _tornado_figure(bars: list[dict[str, Any]], title: str, path: Path) -> None:
         label(title, 130) + f"\n(bars: range over the two values; error bars: {note})", fontsize=8
     )
     ax.set_title("One-way sensitivity", fontsize=10)
-    ax.legend(fontsize=7, loc="best")
+    handles, texts = ax.get_legend_handles_labels()
+    by_text = dict(zip(texts, handles, strict=True))
+    order = [n for n in ("base case", *names) if n in by_text]  # low before high
+    ax.legend([by_text[n] for n in order], order, fontsize=7, loc="best")
     ax.grid(True, axis="x", alpha=0.3)
     _save(fig, path)
 
@@ -262,14 +386,14 @@ def _global_figure(
 
 
 def _money(x: float) -> str:
-    """A value of information, rounded to what it can tell (3 significant digits, no
-    negative zero)."""
+    """A value of information, rounded to what it can tell: 3 significant digits (also
+    above the units: 14,683,772 -> 14,700,000), thousands separated, no negative zero."""
     if x is None:
         return ""
     if abs(x) < 0.5:
         return "0"
-    digits = max(0, 2 - math.floor(math.log10(abs(x))))
-    v = round(x, digits)
+    v = float(f"{x:.3g}")  # 3 significant digits, whatever the magnitude
+    digits = max(0, 2 - math.floor(math.log10(abs(v))))
     return f"{v:,.{digits}f}"
 
 

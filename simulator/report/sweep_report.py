@@ -14,7 +14,7 @@ from ..designs import figures as design_figures
 from ..sweeps import SweepResult
 from .atomic import json_roundtrip, png_figure, write_json
 from .figures import _quiet
-from .sweep_figures import _key_label, _labels, _money, param_label
+from .sweep_figures import _key_label, _labels, _money, _touches, param_label
 from .tables import format_value
 
 __all__ = ["write_sweep"]
@@ -195,7 +195,7 @@ def _html(result: SweepResult, data: dict[str, Any], folder: Path, figs: list[st
             if "error" in info:
                 w(f"<p>{html.escape(info['error'])}</p>")
                 continue
-            cols = [c for c in info if c != "parameters"]
+            cols = [c for c in info if c != "parameters" and not c.startswith("S2")]
             w(
                 "<table><tr><th>parameter</th>"
                 + "".join(f"<th>{html.escape(c)}</th>" for c in cols)
@@ -209,6 +209,10 @@ def _html(result: SweepResult, data: dict[str, Any], folder: Path, figs: list[st
                     + "</tr>"
                 )
             w("</table>")
+            if "S2" in info:
+                w(_second_order_table(info))
+    if "tornado" in analysis:
+        w(_undefined_ends(result, analysis["tornado"]))
     w("<h2>Figures</h2>")
     for f in figs:
         w(png_figure(folder / f, f))
@@ -218,6 +222,60 @@ def _html(result: SweepResult, data: dict[str, Any], folder: Path, figs: list[st
         "outcome) and sweep.json.</small></p></body></html>\n"
     )
     return out.getvalue()
+
+
+def _second_order_table(info: dict[str, Any]) -> str:
+    """Sobol' second-order indices (``second_order: true``): S2 of each pair of
+    parameters, row before column, with its 95% bootstrap half-width; empty on and below
+    the diagonal."""
+    names = info["parameters"]
+    out = [
+        "<p>Second-order indices S2 (the share of the variance due to the interaction of two"
+        " parameters alone; &plusmn; 95% bootstrap half-width):</p><table><tr><th>S2</th>"
+    ]
+    out += [f"<th title='{html.escape(n)}'>{html.escape(param_label(n))}</th>" for n in names]
+    out.append("</tr>")
+    for i, name in enumerate(names):
+        cells = []
+        for v, h in zip(info["S2"][i], info["S2_ci95_halfwidth"][i], strict=True):
+            text = "" if v is None else f"{v:.3f}" + ("" if h is None else f" &plusmn; {h:.3f}")
+            cells.append(f"<td>{text}</td>")
+        out.append(
+            f"<tr><th style='text-align:left' title='{html.escape(name)}'>"
+            f"{html.escape(param_label(name))}</th>" + "".join(cells) + "</tr>"
+        )
+    out.append("</table>")
+    return "".join(out)
+
+
+def _undefined_ends(result: SweepResult, tornado: dict[str, list[dict[str, Any]]]) -> str:
+    """The one-way bars whose outcome is undefined at one of the parameter's values (a
+    median never reached): they have no low-to-high swing (null in sweep.json, which
+    lists the values in ``undefined_at``) and are drawn last, labelled, in the tornado;
+    the bars the tornado figures show (a parameter's two ends, where it can move the
+    output)."""
+    plan = result.plan
+    labels = _labels(plan)
+    ends = {n for n, sp in plan.spec.design.parameters.items() if len(sp.points()) <= 2}
+    rows = [
+        (key, b)
+        for key, bars in tornado.items()
+        for b in bars[1:]
+        if b.get("undefined_at") and b["parameter"] in ends and _touches(plan, b["parameter"], key)
+    ]
+    if not rows:
+        return ""
+    out = [
+        "<p>Undefined at one end (the outcome has no value at a parameter's value, e.g. a"
+        " median never reached, so the bar has no swing; drawn last in the tornado):</p><ul>"
+    ]
+    out += [
+        f"<li>{html.escape(_key_label(key, labels))}: {html.escape(param_label(b['parameter']))}"
+        f" at {html.escape(', '.join(format_value(v) for v in b['undefined_at']))}</li>"
+        for key, b in rows
+    ]
+    out.append("</ul>")
+    return "".join(out)
 
 
 def _num(v: float, digits: int, sign: str = "") -> str:
