@@ -9,8 +9,8 @@ chunk (memory stays flat). ``report/`` itself only renders results it is given.
 
 from __future__ import annotations
 
+import logging
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,10 @@ from .report.sweep_report import write_sweep
 from .report.tables import EventCSV, PatientCSV
 from .runner import RunResult, run
 from .scenario import Scenario
-from .store import partial_dir
+from .store import partial_dir, remove_partial
 from .sweeps import SweepPlan, SweepResult, run_sweep, session_workers
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "calibrate_to_folder",
@@ -103,6 +105,18 @@ def compare_to_folder(
     return result
 
 
+def _remove_checkpoint(out: Path) -> None:
+    """Once the outputs are in place, the checkpoint of the job is no longer needed;
+    what the simulator did not write in it is left, with a warning."""
+    left = remove_partial(partial_dir(out))
+    if left:
+        log.warning(
+            "%s: left in place, the simulator did not write %s",
+            partial_dir(out),
+            ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else ""),
+        )
+
+
 def sweep_to_folder(
     plan: SweepPlan,
     out: str | os.PathLike[str],
@@ -137,7 +151,7 @@ def sweep_to_folder(
         result = run_sweep(plan, out, force=force, **kwargs)
         with folder.writing() as tmp:
             write_sweep(result, tmp)
-        shutil.rmtree(partial_dir(out), ignore_errors=True)
+        _remove_checkpoint(out)
     return result
 
 
@@ -197,5 +211,5 @@ def calibrate_to_folder(
         result = calibrate(plan, out, force=force, **kwargs)
         with folder.writing() as tmp:
             write_calibration(result, tmp)
-        shutil.rmtree(partial_dir(out), ignore_errors=True)
+        _remove_checkpoint(out)
     return result

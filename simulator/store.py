@@ -13,9 +13,10 @@ different job.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import shutil
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,11 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["PointStore", "partial_dir", "saved_units"]
+__all__ = ["PointStore", "foreign_entries", "partial_dir", "remove_partial", "saved_units"]
+
+#: the files a store writes in ``points/``: a unit's outputs and arrays, and the
+#: temporary files of their atomic writes (``.<name>.<random>``)
+_UNIT_FILE = re.compile(r"\d{7}\.(json|npz)|\.\d{7}\.(json|npz)\..+")
 
 
 def partial_dir(out: Path) -> Path:
@@ -36,6 +41,47 @@ def saved_units(out: str | os.PathLike[str]) -> int:
     """How many finished units the checkpoint of the job writing ``out`` holds."""
     points = partial_dir(Path(out)) / "points"
     return len(list(points.glob("[!.]*.json"))) if points.is_dir() else 0
+
+
+def _own_and_foreign(folder: Path) -> tuple[list[Path], list[str]]:
+    """The files in a checkpoint folder that a store writes, and the names of everything
+    else (which the simulator never deletes)."""
+    own: list[Path] = []
+    foreign: list[str] = []
+    if not folder.is_dir() or folder.is_symlink():
+        return own, foreign
+    for entry in sorted(folder.iterdir()):
+        if entry.name == "manifest.json" and entry.is_file() and not entry.is_symlink():
+            own.append(entry)
+        elif entry.name.startswith(".manifest.json.") and entry.is_file():
+            own.append(entry)  # a temporary file of the manifest's atomic write
+        elif entry.name == "points" and entry.is_dir() and not entry.is_symlink():
+            for f in sorted(entry.iterdir()):
+                if _UNIT_FILE.fullmatch(f.name) and f.is_file() and not f.is_symlink():
+                    own.append(f)
+                else:
+                    foreign.append(f"points/{f.name}")
+        else:
+            foreign.append(entry.name)
+    return own, foreign
+
+
+def foreign_entries(folder: Path) -> list[str]:
+    """Names of the entries of a checkpoint folder that no store wrote."""
+    return _own_and_foreign(folder)[1]
+
+
+def remove_partial(folder: Path) -> list[str]:
+    """Delete what a store wrote in ``folder`` (its manifest and units), then the folder
+    if nothing else is left. Returns the names of the entries left because the simulator
+    did not write them (never deleted)."""
+    own, foreign = _own_and_foreign(folder)
+    for f in own:
+        f.unlink(missing_ok=True)
+    for d in (folder / "points", folder):
+        with contextlib.suppress(OSError):  # not empty (foreign files) or already gone
+            d.rmdir()
+    return foreign
 
 
 def canonical(outputs: dict[str, Any]) -> dict[str, Any]:
@@ -107,7 +153,20 @@ class PointStore:
                     )
                 fresh = True
         if folder.exists() and fresh:
-            shutil.rmtree(folder)
+            # only what a store wrote is deleted, even with --force: a file put here by
+            # hand (a copy of the input, notes) is never touched
+            foreign = foreign_entries(folder)
+            if foreign:
+                shown = ", ".join(foreign[:5]) + (
+                    f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+                )
+                raise InputError(
+                    f"{folder}: holds files the simulator did not write ({shown}); it is"
+                    f" where an interrupted {self.kind} saves its points and is replaced"
+                    " when a run starts afresh: move them away (the simulator never deletes"
+                    " a file it did not write, even with --force)"
+                )
+            remove_partial(folder)
         if folder.exists():
             assert old is not None
             if old.get("fingerprint") != self.fingerprint:
@@ -168,7 +227,9 @@ class PointStore:
         """After a failure: leave nothing behind if this run created the folder and
         finished no unit (there is nothing to resume)."""
         if self.created and self._saved == 0:
-            shutil.rmtree(self.folder, ignore_errors=True)
+            remove_partial(self.folder)
 
-    def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+    def remove(self) -> list[str]:
+        """Delete the checkpoint (what the store wrote); returns what was left because
+        the simulator did not write it."""
+        return remove_partial(self.folder)

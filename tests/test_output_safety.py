@@ -434,3 +434,49 @@ def test_an_unwritable_out_is_named_as_out(tmp_path):
     proc = simulate("run", FIRST_LINE, "--patients", "5", "--out", "/proc/nosuch/out", cwd=tmp_path)
     refused(proc, "--out /proc/nosuch/out: cannot create its folder /proc/nosuch")
     assert not list(tmp_path.iterdir())
+
+
+def test_force_never_deletes_a_file_the_simulator_did_not_write_in_a_checkpoint(tmp_path):
+    """`<out>.partial` is where an interrupted sweep or calibration keeps its finished
+    points. With --force a checkpoint folder without a manifest was deleted whole, with
+    the sweep file kept in it and a user's notes (audit): now nothing in it that the
+    simulator did not write is ever deleted, and the run is refused with their names."""
+    fixture = ROOT / "tests" / "fixtures" / "sweeps" / "one_way_small.yaml"
+    partial = tmp_path / "s.partial"
+    partial.mkdir()
+    sweep = partial / "sweep.yaml"
+    text = fixture.read_text().replace("../../../scenarios/", f"{ROOT / 'scenarios'}/")
+    sweep.write_text(text)
+    (partial / "thesis.txt").write_text("mine\n")
+    before = state(partial)
+    for extra in ((), ("--force",)):
+        proc = simulate("sweep", sweep, "--out", "s", "--quiet", *extra, cwd=tmp_path)
+        refused(proc, "s.partial", "did not write")
+        assert state(partial) == before
+        assert sorted(os.listdir(tmp_path)) == ["s.partial"]
+
+
+def test_a_finished_sweep_removes_only_its_own_checkpoint_files(tmp_path, caplog):
+    """After a sweep's outputs are written its checkpoint goes, but a file someone put
+    in it stays (with a warning), and so does the folder holding it."""
+    import logging
+
+    from simulator.jobs import sweep_to_folder
+    from simulator.store import PointStore
+    from simulator.sweeps import checkpoint, plan_sweep
+
+    plan = plan_sweep(ROOT / "tests" / "fixtures" / "sweeps" / "one_way_small.yaml")
+    out = tmp_path / "s"
+    store: PointStore = checkpoint(plan, out, paired=True)
+    store.open()  # an interrupted run's checkpoint, before any point finished
+    (store.folder / "notes.txt").write_text("mine\n")
+    with caplog.at_level(logging.WARNING, logger="simulator.jobs"):
+        sweep_to_folder(plan, out, progress=False)
+    assert (store.folder / "notes.txt").read_text() == "mine\n"
+    assert sorted(p.name for p in store.folder.iterdir()) == ["notes.txt"]
+    assert "notes.txt" in caplog.text
+    # without a foreign file the checkpoint is gone whole
+    (store.folder / "notes.txt").unlink()
+    store.folder.rmdir()
+    sweep_to_folder(plan, tmp_path / "t", progress=False)
+    assert not (tmp_path / "t.partial").exists()
