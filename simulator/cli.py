@@ -21,6 +21,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Sequence
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -475,6 +476,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         patient_rows=not args.summary_only,
         **_out_kwargs(args, [args.scenario]),
     )
+    args.written = out  # the results are in place (see main)
     if not args.quiet:
         print(
             f"{scn.name}: {_units(scn, result.patients, result.summary.n)}, seed {result.seed},"
@@ -518,6 +520,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         allow_different_populations=args.allow_different_populations,
         **_out_kwargs(args, args.scenarios),
     )
+    args.written = out  # the results are in place (see main)
     if not args.quiet:
         if result.same_patients:
             print(
@@ -571,6 +574,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         )
     except KeyboardInterrupt as stop:
         return _interrupted_job(stop, out, f"of {len(plan.points)} points", "points")
+    args.written = out  # the results are in place (see main)
     if not args.quiet:
         a = result.analysis
         if "psa" in a:
@@ -614,6 +618,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         dask=_dask_of(args),
         progress=None if not args.quiet else False,
     )
+    args.written = out  # the results are in place (see main)
     if not args.quiet:
         print(format_validation(results))
         print(f"\nresults written to {out}{os.sep} (open report.html)")
@@ -649,6 +654,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         )
     except KeyboardInterrupt as stop:
         return _interrupted_job(stop, out, "evaluations", "evaluations")
+    args.written = out  # the results are in place (see main)
     if not args.quiet:
         rows = [["parameter", "estimate", "95% interval", "start"]]
         for j, n in enumerate(plan.names):
@@ -810,6 +816,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     restore = _stop_on_signals()
+    args: argparse.Namespace | None = None
     try:
         parser = build_parser()
         args, extra = parser.parse_known_args(_normalise_argv(argv))
@@ -843,10 +850,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:
-        print(f"interrupted{_signal_name(stop)}: no results were written", file=sys.stderr)
+        written = getattr(args, "written", None)
+        if written is not None:  # stopped while the table was printed (e.g. in a pager)
+            print(
+                f"interrupted{_signal_name(stop)}: the results had been written to"
+                f" {written}{os.sep}; only the table on the terminal was cut short",
+                file=sys.stderr,
+            )
+        else:
+            print(f"interrupted{_signal_name(stop)}: no results were written", file=sys.stderr)
         return _interrupted_status(stop)
     except BrokenPipeError:
         return 0
+    except BrokenProcessPool:
+        # a worker process died: killed by a signal (the out-of-memory killer, or by
+        # hand); the output folder was left as it was (report.atomic)
+        print(
+            f"error: a worker process died while {args.command if args else 'the command'}"
+            " ran (killed, e.g. by the system's out-of-memory killer): no results were"
+            " written; run again, with fewer --workers or a smaller --chunk-size if memory"
+            " ran out",
+            file=sys.stderr,
+        )
+        return 1
     except MemoryError:
         print(
             "error: out of memory while reading, checking or running the input; give a "
@@ -916,8 +942,11 @@ def _interrupted_job(stop: KeyboardInterrupt, out: Path, counted: str, unit: str
     from .store import partial_dir, saved_units
 
     done = saved_units(out)
+    if done == 1 and counted == unit:  # "1 evaluation is", not "1 evaluations are"
+        counted = unit.removesuffix("s")
     where = (
-        f"{done} {counted} are saved in {partial_dir(out)}; run the same command again to continue"
+        f"{done} {counted} {'is' if done == 1 else 'are'} saved in {partial_dir(out)}; run the"
+        " same command again to continue"
         if done
         else f"no {unit} were saved"
     )
