@@ -59,6 +59,13 @@ SHARED_PATHS: tuple[tuple[str, ...], ...] = (
     ("economics", "utilities"),
     ("center", "arrivals"),  # the same new patients on the same days
 )
+# How the decision is valued: the incremental analysis values every strategy with one
+# willingness to pay and one cost-effectiveness horizon (the first arm's), so arms must
+# share them whatever else they are allowed to differ in.
+DECISION_PATHS: tuple[tuple[str, ...], ...] = (
+    ("economics", "willingness_to_pay_per_qaly"),
+    ("economics", "cea_horizon"),
+)
 _MAX_LISTED = 12
 
 
@@ -77,14 +84,17 @@ def _leaves(value: Any, prefix: str) -> dict[str, Any]:
 
 
 def arm_differences(
-    scns: Sequence[Scenario], names: Sequence[str], seed_given: bool = False
+    scns: Sequence[Scenario],
+    names: Sequence[str],
+    seed_given: bool = False,
+    paths: Sequence[tuple[str, ...]] = SHARED_PATHS,
 ) -> list[str]:
-    """Where arms differ in what they must share (``SHARED_PATHS``), one line per path:
-    ``"population.female: first_line 0.7333, other 0.5"``. The seed is not compared when
-    it is given for the whole comparison (``seed_given``)."""
+    """Where arms differ in what they must share (``paths``, by default ``SHARED_PATHS``),
+    one line per path: ``"population.female: first_line 0.7333, other 0.5"``. The seed is
+    not compared when it is given for the whole comparison (``seed_given``)."""
     dumps = [s.model_dump(mode="json", by_alias=True) for s in scns]
     lines: list[str] = []
-    for path in SHARED_PATHS:
+    for path in paths:
         if path == ("seed",) and seed_given:
             continue
         flat = []
@@ -127,6 +137,16 @@ def check_same_patients(
             f" {', '.join(with_center)}; without: {', '.join(without)}). A center's"
             " patients are its arrivals, so give every strategy the same center block (its"
             " chairs and stock may differ)"
+        )
+    valued = arm_differences(scns, names, paths=DECISION_PATHS)
+    if valued:
+        raise InputError(
+            "the strategies differ in how the decision is valued: the incremental analysis"
+            " and the net monetary benefit value every strategy with one willingness to pay"
+            " and one cost-effectiveness horizon. Give every scenario the same"
+            " economics.willingness_to_pay_per_qaly and economics.cea_horizon (a sweep can"
+            " vary them for all strategies at once)",
+            problems=valued,
         )
     diffs = arm_differences(scns, names, seed_given)
     if diffs and not allow_different:

@@ -547,3 +547,20 @@ def test_the_paired_difference_of_two_rates_has_a_calibrated_interval():
     assert float(np.sqrt(np.mean(np.square(se)))) == pytest.approx(spread, rel=4 * 0.029)
     assert abs(covered / reps - 0.95) < 4 * math.sqrt(0.95 * 0.05 / reps)
     assert np.mean(se) < 0.8 * np.mean(unpaired)
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["economics.cea_horizon=clinical", "economics.willingness_to_pay_per_qaly=30000"],
+)
+def test_arms_valued_differently_are_refused_even_when_populations_may_differ(override):
+    """The incremental analysis values every arm with the first arm's willingness to pay
+    and horizon, while each arm's net monetary benefit row used its own: compare gave
+    -165,080 in the NMB row against -2,567 in the economics section (audit). Such arms
+    are refused, with --allow-different-populations too, before anything runs."""
+    a = load_scenario(SCENARIOS / "first_line.yaml")
+    b = load_scenario(SCENARIOS / "rescue.yaml", [override])
+    for allow in (False, True):
+        with pytest.raises(InputError, match="how the decision is valued") as err:
+            compare([a, b], patients=10, allow_different_populations=allow, progress=False)
+        assert override.split("=")[0] in str(err.value)
