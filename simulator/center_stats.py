@@ -141,16 +141,19 @@ def _per_center(rec: CenterRecord) -> dict[str, np.ndarray]:
         }
 
 
-def _mean_ci(x: np.ndarray) -> tuple[float | None, list[float | None], int]:
+def _mean_ci(x: np.ndarray) -> tuple[float | None, list[float | None], int, float | None]:
+    """Mean over the centers, its Student-t 95% interval, the number of centers and the
+    standard error of the mean."""
     x = x[np.isfinite(x)]
     n = int(x.size)
     if n == 0:
-        return None, [None, None], 0
+        return None, [None, None], 0, None
     mean = float(x.mean())
     if n < 2:
-        return mean, [None, None], n
-    half = float(sstats.t.ppf(0.975, n - 1) * x.std(ddof=1) / math.sqrt(n))
-    return mean, [mean - half, mean + half], n
+        return mean, [None, None], n, None
+    se = float(x.std(ddof=1) / math.sqrt(n))
+    half = float(sstats.t.ppf(0.975, n - 1) * se)
+    return mean, [mean - half, mean + half], n, se
 
 
 def center_metrics(rec: CenterRecord) -> dict[str, dict[str, Any]]:
@@ -158,12 +161,15 @@ def center_metrics(rec: CenterRecord) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for name, values in _per_center(rec).items():
         label, unit, _ = CENTER_METRICS[name]
-        mean, ci, n = _mean_ci(values)
+        mean, ci, n, se = _mean_ci(values)
         if mean is not None and ci[0] is not None and ci[1] is not None:
             ci = [max(0.0, ci[0]), min(1.0, ci[1]) if unit == "proportion" else ci[1]]
         out[name] = {
             "mean": mean,
             "ci95": ci,
+            # the interval is Student-t over few centers and cut at the scale's ends: its
+            # width is not 2 x 1.96 standard errors (a sweep reads this instead)
+            "se": se,
             "n": n,
             "unit": unit,
             "label": label,
@@ -235,7 +241,7 @@ def paired_center_differences(a: CenterRecord, b: CenterRecord) -> dict[str, dic
     for name in CENTER_METRICS:
         d = pb[name] - pa[name]
         d = d[np.isfinite(d)]
-        mean, ci, n = _mean_ci(d)
+        mean, ci, n, se = _mean_ci(d)
         if CENTER_METRICS[name][1] == "proportion" and ci[0] is not None and ci[1] is not None:
             ci = [max(-1.0, ci[0]), min(1.0, ci[1])]  # a difference of two shares
 
@@ -245,6 +251,7 @@ def paired_center_differences(a: CenterRecord, b: CenterRecord) -> dict[str, dic
         out[name] = {
             "mean_difference": mean,
             "ci95": ci,
+            "se": se,
             "n": n,
             "higher_pct": pct(d > 1e-9),
             "lower_pct": pct(d < -1e-9),

@@ -663,8 +663,9 @@ def _point_job(plan_args: PointArgs, paired: bool) -> tuple[Any, Callable[[], Po
                     out[f"{a}:{o}"], out[f"{a}:{o}_se"] = _mean_se(res[o]["arms"][a])
                 for a in arms[1:]:
                     d = res[o]["differences"][a]
+                    given = {"se": d["se"]} if "se" in d else {}
                     out[f"{a}-{arms[0]}:{o}"], out[f"{a}-{arms[0]}:{o}_se"] = _mean_se(
-                        {"mean": d["mean_difference"], "ci95": d["ci95"]}
+                        {"mean": d["mean_difference"], "ci95": d["ci95"], **given}
                     )
         if not paired:
             return out, {}
@@ -773,9 +774,14 @@ def paired_differences(
 
 
 def _mean_se(m: dict[str, Any]) -> tuple[float, float]:
+    """An estimate and its standard error: the one given (a center metric's, whose
+    Student-t interval over few centers, cut at the scale's ends, is not 2 x 1.96 of
+    them), else from the width of its normal 95% interval."""
     mean = m["mean"]
-    lo, hi = m["ci95"]
     mean = math.nan if mean is None else float(mean)
+    if "se" in m:
+        return mean, math.nan if m["se"] is None else float(m["se"])
+    lo, hi = m["ci95"]
     if lo is None or hi is None:
         return mean, math.nan
     return mean, (float(hi) - float(lo)) / (2 * 1.959963984540054)

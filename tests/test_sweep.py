@@ -757,3 +757,23 @@ def test_a_one_way_change_of_a_between_arm_row_is_that_of_the_values_shown(tmp_p
         assert paired[2][k]["mean_difference"] == pytest.approx(
             res.outputs[2][k] - res.outputs[0][k], abs=1e-9
         )
+
+
+def test_a_center_metric_keeps_its_own_standard_error_in_a_sweep():
+    """Center metrics have a Student-t interval over few centers, cut at the scale's
+    ends; a sweep took their SE as the interval's width / (2 x 1.96): 15% too large at 10
+    centers, and 5x too large for a utilisation whose interval was cut at 1 (audit)."""
+    from scipy import stats as sps
+
+    from simulator.center_stats import _mean_ci
+    from simulator.sweeps import _mean_se
+
+    x = np.array([0.70, 0.74, 0.81, 0.77, 0.72, 0.79, 0.75, 0.73, 0.78, 0.77])
+    mean, ci, n, se = _mean_ci(x)
+    assert n == 10 and se == pytest.approx(x.std(ddof=1) / math.sqrt(10), rel=1e-12)
+    assert (ci[1] - mean) / se == pytest.approx(sps.t.ppf(0.975, 9), rel=1e-12)
+    assert _mean_se({"mean": mean, "ci95": ci, "se": se}) == (mean, se)
+    # cut at 1: the interval no longer says anything about the SE
+    assert _mean_se({"mean": 0.756, "ci95": [0.366, 1.0], "se": 0.0307}) == (0.756, 0.0307)
+    # cohort metrics (normal intervals, no "se") as before
+    assert _mean_se({"mean": 1.0, "ci95": [0.0, 2.0]})[1] == pytest.approx(1 / 1.959963984540054)
