@@ -425,14 +425,15 @@ def _overdue(log: EventLog, patient: int, start_day: float = 7.0) -> list[tuple[
     """(days overdue, skipped) of each infusion event of a first-line patient (2 g/kg over
     5 days every 28 days), from the rules of the engine: the next day of a cycle is due
     the day after the last one given; the next cycle ``interval_days`` after the first
-    day of this one (given or skipped), and never before the day after the last one."""
+    day of this one (the day it was given, or for a cycle skipped whole the day it was
+    due: its slot passes), and never before the day after the last one."""
     due, out = start_day, []
     cycle_start, days_given = start_day, 0
     for day, flags, _ in infusions(log, patient):
         skipped = bool(flags & SKIPPED)
         out.append((day - due, skipped))
         if flags & CYCLE_START:
-            cycle_start, days_given = day, 0
+            cycle_start, days_given = (due if skipped else day), 0
         if not skipped:
             days_given += 1
         done = skipped or days_given == 5

@@ -431,11 +431,11 @@ class _OnPython:
         self._log_infusion(flags + extra, grams, before)
         return float(grams)
 
-    def skip(self) -> bool:
-        """The infusion due now is skipped (with the rest of its cycle); whether a whole
-        cycle was."""
+    def skip(self, due_day: float) -> bool:
+        """The infusion due now (first due on ``due_day``) is skipped, with the rest of
+        its cycle; whether a whole cycle was."""
         st = self.st
-        whole = handlers.skip_infusion(self.plan, st)
+        whole = handlers.skip_infusion(self.plan, st, due_day)
         _not_before_tomorrow(st)
         return whole
 
@@ -624,7 +624,7 @@ def _patient(
             continue
         if not skip:
             continue  # postponed through the kernel
-        whole = k.skip()
+        whole = k.skip(first_due)
         mine["center_ivig_cycles_skipped" if whole else "center_ivig_days_skipped"][i] += 1
         if late:
             sim.pending -= 1

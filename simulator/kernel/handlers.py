@@ -947,15 +947,17 @@ def postpone_infusion(st: State, day: float) -> None:
     st.ivig_next = float(day)
 
 
-def skip_infusion(plan: Plan, st: State) -> bool:
-    """The infusion due now is not given, nor the rest of its cycle (an infusion center
-    short of chairs or IVIG, policy ``skip``). A cycle not yet begun counts as one of the
-    planned cycles (its slot passes) and the next falls ``interval_days`` later; a cycle
-    under way ends here. Returns whether a whole cycle was skipped. One patient."""
+def skip_infusion(plan: Plan, st: State, due_day: float) -> bool:
+    """The infusion due now (first due on ``due_day``, patient clock) is not given, nor
+    the rest of its cycle (an infusion center short of chairs or IVIG, policy ``skip``).
+    A cycle not yet begun counts as one of the planned cycles (its slot passes) and the
+    next falls ``interval_days`` after the slot, not after the day it was given up (which
+    would stretch the schedule by the delay tried first); a cycle under way ends here.
+    Returns whether a whole cycle was skipped. One patient."""
     whole = st.ivig_day_in_cycle == 0
     if whole:
         st.ivig_cycles = st.ivig_cycles + 1
-        st.cycle_start = st.t * 1.0
+        st.cycle_start = float(min(due_day, st.t))
     st.ivig_day_in_cycle = 0
     more = st.ivig_cycles < st.ivig_planned and st.ivig_stopped == 0
     st.ivig_next = st.cycle_start + plan.ivig_interval_days if more else math.inf
