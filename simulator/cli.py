@@ -815,6 +815,7 @@ def format_incremental(ia: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    root_level = logging.getLogger().level  # --quiet changes it for this call only
     restore = _stop_on_signals()
     args: argparse.Namespace | None = None
     try:
@@ -894,6 +895,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         restore()
+        logging.getLogger().setLevel(root_level)
 
 
 class Stopped(KeyboardInterrupt):
