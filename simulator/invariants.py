@@ -99,9 +99,10 @@ def check_events(log: EventLog, plan: Plan, center: bool = False) -> None:
 
 
 def _check_center_infusions(log: EventLog, plan: Plan) -> None:
-    """IVIG under an infusion center: at most one infusion day per day; cycles start at
-    least ``interval_days`` apart; at most ``days_per_cycle`` days in a cycle, none after
-    a skip in that cycle; at most the maximum number of cycles."""
+    """IVIG under an infusion center: at most one infusion day per day; cycles given start
+    at least ``interval_days`` apart (a cycle skipped whole occupies no day); at most
+    ``days_per_cycle`` days in a cycle, none after a skip in that cycle; at most the
+    maximum number of cycles."""
     pat, day, kind, flags = log.patient, log.day, log.kind, log.flags
     ev = np.flatnonzero(kind == Event.INFUSION)
     if ev.size == 0:
@@ -125,7 +126,12 @@ def _check_center_infusions(log: EventLog, plan: Plan) -> None:
         if start[k]:
             if iday[k] - last_start < plan.ivig_interval_days:
                 _fail("IVIG cycles overlap", log, int(ev[k]))
-            last_start = iday[k]
+            if not skipped[k]:
+                # a cycle skipped whole gives up its slot and occupies no day: the next
+                # one is due interval_days after the slot, which may be sooner after the
+                # day it was given up (never before the day after it: the log is in time
+                # order and one infusion day a day)
+                last_start = iday[k]
             cycles += 1
             days_in_cycle = 0
             closed = False
