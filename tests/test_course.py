@@ -246,7 +246,8 @@ def test_rescue_pulse_at_a_relapse_then_back_to_the_escalated_dose():
 
 def test_initial_pulse_then_the_induction_dose():
     """A patient drawn for the diagnosis pulse (share 1): 1 g/day methylprednisolone
-    (1250 mg prednisone) for 3 days, then the oral induction dose; no taper during it."""
+    (1250 mg prednisone) for 3 days, then the oral induction dose for its whole
+    induction_days (docs/model.md section 3); no taper during either."""
     scn = quiet([*NO_IVIG, "regimen.steroid.pulse.share=1.0"])
     plan = make_plan(scn)
     res = des.run_chunk(scn, plan, 1, np.arange(5), events=True)
@@ -260,7 +261,7 @@ def test_initial_pulse_then_the_induction_dose():
         assert ev.day[end].tolist() == [3.0]
         assert ev.prednisone[end[0]] == res.induction_mg[p]
         assert np.all(ev.prednisone[mine & (ev.day < 3)] == 1250.0)
-        assert ev.day[mine & (ev.kind == Event.TAPER)][0] == plan.induction_days
+        assert ev.day[mine & (ev.kind == Event.TAPER)][0] == 3.0 + plan.induction_days
 
 
 def test_no_rescue_pulse_when_its_rule_is_off():

@@ -474,7 +474,10 @@ def test_a_partial_safety_block_overrides_only_what_it_gives(tmp_path: Path) -> 
     assert scn.safety.steroid == default.steroid
     scn = load_ok(tmp_path, "safety: {ivig: {thromboembolism: {case_fatality: 0.1}}}\n")
     assert scn.safety.ivig["thromboembolism"].case_fatality == 0.1
-    assert scn.safety.ivig["thromboembolism"].p_per_cycle == 0.012
+    assert (
+        scn.safety.ivig["thromboembolism"].p_per_cycle
+        == default.ivig["thromboembolism"].p_per_cycle
+    )
     # the same as --set
     by_set = load_scenario(FIRST_LINE, ["safety.ivig.thromboembolism.case_fatality=0.1"])
     assert by_set.safety == scn.safety

@@ -253,3 +253,65 @@ def test_ivig_adverse_event_risk_per_infusion_day(exponent):
         assert p == pytest.approx(want, rel=1e-13, abs=1e-300)
         if exponent == 1.0 and d > 0:
             assert p == 1.0 - fmath.exp(-0.01 * d * m)
+
+
+def test_a_steroid_adverse_event_band_is_reached_at_or_only_above_its_threshold():
+    """van Staa's fracture bands include their lower edge ('>= 7.5 mg'); 'insulin
+    resistance above 10 mg/day' and 'infection risk above 20-25 mg/day' do not, and 10
+    and 20 mg/day are common taper doses: at exactly those doses the shipped diabetes and
+    infection risks were those of the band above (audit). Scalar, array and the cached
+    band lookup give the same bits."""
+    from simulator.kernel.xp import ARRAY, SCALAR
+
+    plan = make_plan(load_scenario(SCENARIOS / "first_line.yaml"))
+    aes = {ae.name: (i, ae) for i, ae in enumerate(plan.steroid_aes)}
+    doses = np.array([0.0, 7.5, 10.0, 12.5, 20.0, 22.5, 30.0, 35.0])
+    lookup = plan.steroid_ae_rates(ARRAY, doses)
+    for name, rr in {
+        "steroid_diabetes": [1.0, 1.0, 1.0, 4.0, 4.0, 4.0, 4.0, 8.0],
+        "serious_infection": [1.0, 1.0, 1.5, 1.5, 1.5, 3.0, 3.0, 3.0],
+        "vertebral_fracture": [1.0, 5.18, 5.18, 5.18, 5.18, 5.18, 5.18, 5.18],
+    }.items():
+        i, ae = aes[name]
+        want = ae.baseline_per_day * np.array(rr)
+        got = ae.rate(ARRAY, doses)
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+        assert lookup[i].tobytes() == got.tobytes()
+        for d, g in zip(doses, got, strict=True):
+            assert np.float64(ae.rate(SCALAR, float(d))).tobytes() == g.tobytes()
+
+
+def test_a_pulse_comes_before_the_whole_oral_induction():
+    """docs/model.md section 3: the pulse (3 days) comes first, then 28 days of oral
+    induction; the induction was counted from day 0, so pulse patients had 25 (audit)."""
+    scn = load_scenario(SCENARIOS / "first_line.yaml")
+    plan = make_plan(scn)
+    from simulator.kernel.params import make_params
+
+    ids = np.arange(400)
+    res = cohort.run_chunk(scn, plan, 3, ids, events=True)
+    log = res.events
+    prm, _ = make_params(scn, plan, 3, ids)
+    pulsed = {int(p) for p in ids[np.asarray(prm.pulse, dtype=bool)]}
+    assert len(pulsed) > 20
+    first_step: dict[int, float] = {}
+    for p, day, flags in zip(log.patient, log.day, log.flags, strict=True):
+        if flags & Flag.TAPER_STEP and int(p) not in first_step:
+            first_step[int(p)] = float(day)
+    steps = {p: d for p, d in first_step.items() if p in pulsed}
+    assert steps and min(steps.values()) >= plan.pulse_days + plan.induction_days
+    others = [d for p, d in first_step.items() if p not in pulsed]
+    assert min(others) >= plan.induction_days
+    assert min(others) < plan.pulse_days + plan.induction_days  # not vacuous
+
+
+def test_the_thromboembolism_risk_averages_to_the_published_rate_per_cycle():
+    """8 events in 664 ProDERM cycles is the average over patients with and without a
+    prior thromboembolism; applied to those without one and multiplied by 3.69 for the
+    5% with one, the average was 0.0137 per cycle (audit). It is now 8/664."""
+    scn = load_scenario(SCENARIOS / "first_line.yaml")
+    te = scn.safety.ivig["thromboembolism"]
+    share = scn.population.thrombosis_risk_factor
+    p = te.p_per_cycle
+    mean = (1 - share) * p + share * (1 - (1 - p) ** te.risk_factor_multiplier)
+    assert mean == pytest.approx(8 / 664, rel=1e-3)

@@ -158,7 +158,7 @@ def test_validate_command_writes_the_table_figure_and_report(tmp_path):
         "alive_year_5",
         "alive_year_1",
         "alive_year_10",
-        "tis20_week_16_from_entry",
+        "tis20_week_12_from_entry",
     ]
     s = data["summary"]
     assert s["validation"]["targets"] == 2 and s["calibration"]["targets"] == 2

@@ -145,7 +145,7 @@ def test_sobol_second_order_indices_are_in_sweep_json_and_the_report(tmp_path):
         f"name: sobol2\nbase: {SCENARIOS / 'first_line.yaml'}\npatients: 20\n"
         "outcomes: [cpk_normal_month_6]\ndesign:\n  type: sobol\n  n: 16\n"
         "  second_order: true\n  parameters:\n"
-        "    disease.ivig.effect_per_g_per_l_per_day: {low: 0.002, high: 0.007}\n"
+        "    disease.ivig.effect_per_g_per_l_per_day: {low: 0.003, high: 0.01}\n"
         "    disease.ivig.effect_half_life_days: {low: 5, high: 30}\n"
         "    disease.steroid.emax_per_day: {low: 0.10, high: 0.19}\n"
     )

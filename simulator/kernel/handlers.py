@@ -112,7 +112,10 @@ def init_state(xp: Ops, plan: Plan, prm: Params) -> State:
     st.c = _drug_input(plan, prm, st.pred, st.spar_on, st.agent_effect)
     st.taper_hold = full(0.0)
     st.taper_fast = full(0.0)
-    st.taper_not_before = full(plan.induction_days)
+    # oral induction lasts induction_days after the pulse (docs/model.md section 3)
+    st.taper_not_before = (
+        xp.where(prm.pulse, plan.induction_days + plan.pulse_days, plan.induction_days) * 1.0
+    )
     st.last_step = full(0.0)
     st.steroid_stopped = full(math.inf)
     st.floor_since = xp.where(prm.induction_mg <= plan.floor_mg, 0.0, math.inf) * 1.0

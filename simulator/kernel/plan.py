@@ -143,16 +143,19 @@ class Plan:
             # bits). Over a large one the formula's few array operations are cheaper
             # than the search and the gather.
             out = []
-            reached: dict[tuple[float, ...], np.ndarray] = {}
+            reached: dict[tuple[tuple[float, ...], bool], np.ndarray] = {}
             for ae in self.steroid_aes:
                 table = ae.band_rates
                 if table is None:
                     out.append(ae.rate(xp, dose))
                     continue
-                m = reached.get(ae.thresholds_mg)
+                key = (ae.thresholds_mg, ae.inclusive)
+                m = reached.get(key)
                 if m is None:
-                    m = reached[ae.thresholds_mg] = np.searchsorted(
-                        np.asarray(ae.thresholds_mg), dose, side="right"
+                    m = reached[key] = np.searchsorted(
+                        np.asarray(ae.thresholds_mg),
+                        dose,
+                        side="right" if ae.inclusive else "left",
                     )
                     m[dose != dose] = 0  # NaN reaches no threshold
                 out.append(table[m])
@@ -299,6 +302,7 @@ def make_plan(scn: Scenario) -> Plan:
                 tuple(ae.dose_thresholds_mg_per_day),
                 tuple(ae.relative_risk),
                 ae.case_fatality,
+                ae.thresholds_inclusive,
             )
             for name, ae in scn.safety.steroid.items()
         ),

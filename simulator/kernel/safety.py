@@ -25,13 +25,15 @@ class SteroidAE:
     thresholds_mg: tuple[float, ...]
     relative_risk: tuple[float, ...]
     case_fatality: float = 0.0
+    inclusive: bool = True  # a dose at a threshold reaches it (>=), else only above (>)
 
     def rate(self, xp: Ops, dose_mg_per_day: Any) -> Any:
         """Hazard per day at a daily dose: baseline times the relative risk of its band."""
         rr = 1.0
         prev = 1.0
         for th, r in zip(self.thresholds_mg, self.relative_risk, strict=True):
-            rr = rr + (dose_mg_per_day >= th) * (r - prev)
+            reached = dose_mg_per_day >= th if self.inclusive else dose_mg_per_day > th
+            rr = rr + reached * (r - prev)
             prev = r
         return self.baseline_per_day * rr
 

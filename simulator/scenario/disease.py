@@ -91,8 +91,9 @@ class Activity(Frozen):
         normal(0.6, 0.3, None, 1.2),
         "log activity",
         "assumption (set by hand): untreated, the acute disease at presentation climbs"
-        " towards this level (above its activity at diagnosis), capped at 1.2 (3.3x) so"
-        " untreated CPK stays within the ~50x ULN seen in active PM (parameters.md section 3)",
+        " towards this level (mostly above its activity at diagnosis: 2.3% draw a level"
+        " below it), capped at 1.2 (3.3x) so untreated CPK stays within the ~50x ULN seen in"
+        " active PM (parameters.md section 3)",
     )
     burnout_half_life_days: float = P(
         _fit("disease.activity.burnout_half_life_days"),
@@ -512,9 +513,10 @@ class SparingAgent(Frozen):
     effect_per_day: float = P(
         0.02,
         "1/day",
-        "assumption: about the effect of 20 mg/day prednisone in a typical patient;"
-        " an immunosuppressant during the initial taper halves relapse (HR 0.50,"
-        " parameters.md section 5 [low-quality])",
+        "assumption: about the effect of 4 mg/day prednisone at the mean steroid"
+        " sensitivity, 6.5 mg/day at the median (with the calibrated steroid Emax and ED50"
+        " 20 mg/day); an immunosuppressant during the initial taper halves relapse (HR"
+        " 0.50, parameters.md section 5 [low-quality])",
         ge=0,
     )
 

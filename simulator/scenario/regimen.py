@@ -233,16 +233,17 @@ class Taper(Frozen):
             "unit": "rule",
             "source": "assumption: hold while the disease is active and not improving: CPK"
             " above the ULN and not down by 10% since the last visit, or physician global"
-            " 2 cm above its best (model brief: taper when CPK is falling or normal, hold"
-            " when it rises)",
+            " 2 cm above its best (the model brief asks to taper when CPK is falling or"
+            " normal and hold when it rises; holding also while CPK falls by less than"
+            " 10% is an assumption)",
         },
     )
     fast_when: Rule | None = Field(
         default_factory=lambda: rule({"inactive": True}),
         json_schema_extra={
             "unit": "rule",
-            "source": "assumption: taper faster while the disease is inactive (model brief;"
-            " published protocols shorten the taper in remission)",
+            "source": "assumption: taper faster while the disease is inactive (no shipped"
+            " source gives a faster taper in remission)",
         },
     )
     fast_factor: float = P(

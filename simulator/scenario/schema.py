@@ -681,6 +681,9 @@ class AdverseEventSteroid(Frozen):
     dose_thresholds_mg_per_day: list[float] = Field(min_length=1)
     relative_risk: list[float] = Field(min_length=1)
     case_fatality: float = Field(0.0, ge=0, le=1)
+    # True: a dose equal to a threshold is in the band above it (">= 7.5 mg/day", as van
+    # Staa's bands); False: only a dose above it ("above 10 mg/day")
+    thresholds_inclusive: bool = True
     source: str = ""
 
     @model_validator(mode="after")
@@ -701,9 +704,10 @@ class AdverseEventSteroid(Frozen):
 def _default_ivig_aes() -> dict[str, AdverseEventIVIG]:
     return {
         "headache": AdverseEventIVIG(
-            p_per_cycle=0.053,
-            source="derived: headache in 42% of ProDERM patients over ~10 cycles"
-            " (rheumapedia summary [secondary]): 1-0.58^(1/10) per cycle",
+            p_per_cycle=0.075,
+            source="derived: headache in 42% of ProDERM patients (rheumapedia summary"
+            " [secondary]) over 664 IVIG cycles in 95 patients, 7.0 each (safety paper,"
+            " parameters.md section 2): 1-0.58^(1/7) per cycle",
         ),
         "aseptic_meningitis": AdverseEventIVIG(
             p_per_cycle=0.0031,
@@ -714,13 +718,16 @@ def _default_ivig_aes() -> dict[str, AdverseEventIVIG]:
             " (cycle): an assumption (per infusion day the risk per cycle would be higher)",
         ),
         "thromboembolism": AdverseEventIVIG(
-            p_per_cycle=0.012,
+            p_per_cycle=0.01064,
             risk_factor_multiplier=3.69,
             stops_ivig=True,
             case_fatality=0.2,
-            source="derived: 8 events in 664 ProDERM cycles (safety paper, doi:10.1186/"
-            "s13075-023-03232-2); OR 3.69 with prior thromboembolism (Neurology Open 2022);"
-            " case fatality 20% (IVIG thrombosis review, PMID 15970713)",
+            source="derived: 8 events in 664 ProDERM cycles (1.2%; safety paper,"
+            " doi:10.1186/s13075-023-03232-2) is the average over patients with and without"
+            " a risk factor, so the risk without one solves 0.95 p + 0.05 (1 - (1 - p)^3.69)"
+            " = 8/664 with the 5% share of population.thrombosis_risk_factor: p = 0.01064;"
+            " OR 3.69 with prior thromboembolism (Neurology Open 2022); case fatality 20%"
+            " (IVIG thrombosis review, PMID 15970713)",
         ),
         "acute_kidney_injury": AdverseEventIVIG(
             p_per_cycle=0.0012,
@@ -752,6 +759,7 @@ def _default_steroid_aes() -> dict[str, AdverseEventSteroid]:
             dose_thresholds_mg_per_day=[0.001, 7.5, 20.0],
             relative_risk=[1.0, 1.5, 3.0],
             case_fatality=0.1,
+            thresholds_inclusive=False,
             source="assumption: infection risk rises above 20-25 mg/day (seekhealthz.com"
             " [low-quality]); baseline 2%/year and relative risks are assumptions; case"
             " fatality 10% is an assumption (infection caused 34/49 deaths in a cohort of"
@@ -761,6 +769,7 @@ def _default_steroid_aes() -> dict[str, AdverseEventSteroid]:
             baseline_per_year=0.005,
             dose_thresholds_mg_per_day=[0.001, 10.0, 30.0],
             relative_risk=[1.0, 4.0, 8.0],
+            thresholds_inclusive=False,
             source="assumption: insulin resistance above 10 mg/day (seekhealthz.com"
             " [low-quality]); incidence vs dose NOT FOUND",
         ),
