@@ -85,8 +85,8 @@ def test_adding_an_immunosuppressant_never_raises_relapse():
             marks=pytest.mark.xfail(
                 strict=True,
                 reason=(
-                    "not met: 1 -> 2 g/kg raises clinical relapse by 1.1 points (SE 0.33,"
-                    " 1500 pts): more IVIG brings more patients to a normal CPK, which a"
+                    "not met: 1 -> 2 g/kg raises clinical relapse by 1.1 points (SE 0.23,"
+                    " 4000 pts): more IVIG brings more patients to a normal CPK, which a"
                     " relapse requires, and to a faster taper, and the IVIG effect wears off"
                     " after the sixth cycle"
                 ),
