@@ -491,17 +491,34 @@ def _check_parameters(
         else:
             tests = list(pspec) if isinstance(design, Grid) else pspec.points()
         for v in tests:
-            for k in applies[name]:
-                try:
-                    with_overrides(scns[k], {name: v}, f"{path} design.parameters.{name}")
-                except InputError as err:
-                    raise InputError(
-                        f"{where}: the value {v!r} is not valid for scenario"
-                        f" '{arms[k]}': {err.message}",
-                        file=str(path),
-                        line=line,
-                    ) from None
+            _check_value(scns, arms, applies[name], name, v, path, line, f"the value {v!r}")
     return base_values, applies
+
+
+def _check_value(
+    scns: list[Scenario],
+    arms: list[str],
+    which: list[int],
+    name: str,
+    value: Any,
+    path: Path,
+    line: int | None,
+    what: str,
+    advice: str = "",
+) -> None:
+    """``name`` at ``value`` must be valid in each strategy that has it (``which``), or
+    the sweep is refused before anything runs: ``what`` names the value, ``advice`` says
+    what to do."""
+    for k in which:
+        try:
+            with_overrides(scns[k], {name: value}, f"{path} design.parameters.{name}")
+        except InputError as err:
+            raise InputError(
+                f"design.parameters.{name}: {what} is not valid for scenario"
+                f" '{arms[k]}': {err.message}{advice}",
+                file=str(path),
+                line=line,
+            ) from None
 
 
 def _extremes(
@@ -546,18 +563,18 @@ def _check_draws(
         lo_hi = _extremes(design, design.parameters[name], drawn)
         assert lo_hi is not None
         for end, v in zip(("lowest", "highest"), lo_hi, strict=True):
-            for k in applies[name]:
-                try:
-                    with_overrides(scns[k], {name: v}, f"{path} design.parameters.{name}")
-                except InputError as err:
-                    raise InputError(
-                        f"design.parameters.{name}: the {end} of its {len(pts):,} draws,"
-                        f" {v!r}, is not valid for scenario '{arms[k]}': {err.message};"
-                        " narrow or truncate the distribution (low/high), or change the"
-                        " seed or the number of draws",
-                        file=str(path),
-                        line=linemap.line_for(("design", "parameters", name)),
-                    ) from None
+            _check_value(
+                scns,
+                arms,
+                applies[name],
+                name,
+                v,
+                path,
+                linemap.line_for(("design", "parameters", name)),
+                f"the {end} of its {len(pts):,} draws, {v!r},",
+                "; narrow or truncate the distribution (low/high), or change the seed or the"
+                " number of draws",
+            )
 
 
 # --------------------------------------------------------------------------------------

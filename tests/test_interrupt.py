@@ -242,6 +242,16 @@ def test_sweep_kill_9_leaves_no_worker_behind(tmp_path: Path) -> None:
     assert_gone(workers)
 
 
+def _main_in_process(tmp_path, capsys):
+    """`simulate first_line.yaml --patients 20 --out <tmp>/o` in this process: (out,
+    exit status, stderr)."""
+    from simulator import cli
+
+    out = tmp_path / "o"
+    code = cli.main([str(FIRST_LINE), "--patients", "20", "--out", str(out)])
+    return out, code, capsys.readouterr().err
+
+
 def test_an_interrupt_after_the_results_are_written_says_so(tmp_path, monkeypatch, capsys):
     """Ctrl-C while the closing table is printed (a pager, a full pipe) came after the
     results had replaced --out, yet the message said none were written (audit)."""
@@ -251,11 +261,7 @@ def test_an_interrupt_after_the_results_are_written_says_so(tmp_path, monkeypatc
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli, "format_table", stop)
-    out = tmp_path / "o"
-    code = cli.main(
-        [str(ROOT / "scenarios" / "first_line.yaml"), "--patients", "20", "--out", str(out)]
-    )
-    err = capsys.readouterr().err
+    out, code, err = _main_in_process(tmp_path, capsys)
     assert code == 130
     assert "had been written to" in err and str(out) in err
     assert "no results were written" not in err
@@ -267,17 +273,13 @@ def test_a_worker_that_dies_is_reported_without_a_traceback(tmp_path, monkeypatc
     as a traceback and 'internal error: this is a bug' (audit)."""
     from concurrent.futures.process import BrokenProcessPool
 
-    from simulator import cli, jobs
+    from simulator import jobs
 
     def die(*_a, **_k):
         raise BrokenProcessPool("A process in the process pool was terminated abruptly")
 
     monkeypatch.setattr(jobs, "run_to_folder", die)
-    out = tmp_path / "o"
-    code = cli.main(
-        [str(ROOT / "scenarios" / "first_line.yaml"), "--patients", "20", "--out", str(out)]
-    )
-    err = capsys.readouterr().err
+    out, code, err = _main_in_process(tmp_path, capsys)
     assert code == 1
     assert "Traceback" not in err and "bug" not in err
     assert err.startswith("error: a worker process died") and len(err.splitlines()) == 1

@@ -51,6 +51,17 @@ def _synthetic(plan, value) -> list[dict[str, float]]:
     return out
 
 
+def _analysed(plan, outputs) -> SweepResult:
+    """A sweep's result from synthetic outputs, analysed as the design does."""
+    return SweepResult(
+        plan,
+        outputs,
+        analyse(
+            plan.spec.design, plan.points, outputs, plan.seed, plan.base_values, plan.output_keys
+        ),
+    )
+
+
 ONE_WAY = """patients: 20
 seed: 5
 outcomes: [qaly, time_to_cpk_normal_days]
@@ -158,13 +169,7 @@ def test_sobol_second_order_indices_are_in_sweep_json_and_the_report(tmp_path):
         return a * 100 + (c - 0.145) * (a - 0.0045) * 4e3
 
     outputs = _synthetic(plan, value)
-    result = SweepResult(
-        plan,
-        outputs,
-        analyse(
-            plan.spec.design, plan.points, outputs, plan.seed, plan.base_values, plan.output_keys
-        ),
-    )
+    result = _analysed(plan, outputs)
     folder = tmp_path / "out"
     folder.mkdir()
     write_sweep(result, folder)
@@ -334,13 +339,7 @@ def test_a_tornado_bar_with_an_undefined_end_is_listed_in_the_report(tmp_path):
         return 50.0 + 100 * pt.get(emax, 0.145)
 
     outputs = _synthetic(plan, value)
-    result = SweepResult(
-        plan,
-        outputs,
-        analyse(
-            plan.spec.design, plan.points, outputs, plan.seed, plan.base_values, plan.output_keys
-        ),
-    )
+    result = _analysed(plan, outputs)
     folder = tmp_path / "out"
     folder.mkdir()
     write_sweep(result, folder)
@@ -388,13 +387,7 @@ def test_strategy_names_with_a_dash_keep_their_figures_and_labels(tmp_path):
         == "QALYs (discounted) [QALY], first-line"
     )
     outputs = _synthetic(plan, lambda pt, k: 1.0 + sum(float(v) for v in pt.values()) / 100)
-    result = SweepResult(
-        plan,
-        outputs,
-        analyse(
-            plan.spec.design, plan.points, outputs, plan.seed, plan.base_values, plan.output_keys
-        ),
-    )
+    result = _analysed(plan, outputs)
     files = one_way.figures(result, tmp_path)
     assert files == [
         "tornado.png",
