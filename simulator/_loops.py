@@ -268,6 +268,7 @@ def imax(a, b):  # type: ignore[no-untyped-def]
 _G, _M1, _M2 = streams._GOLDEN, streams._M1, streams._M2
 _S30, _S27, _S31, _S11 = streams._S30, streams._S27, streams._S31, streams._S11
 _TWO_M53 = streams._TWO_M53
+_BELOW_ONE = streams._BELOW_ONE
 
 
 @numba.njit(inline="always", **_JIT)
@@ -283,7 +284,8 @@ def uniform_draw(key, patient, index):  # type: ignore[no-untyped-def]
     in unsigned integers that wrap as numpy's do."""
     h = _mix(key + np.uint64(patient) * _G)
     h = _mix(h ^ (np.uint64(index) * _M2 + _G))
-    return (np.float64(h >> _S11) + 0.5) * _TWO_M53
+    u = (np.float64(h >> _S11) + 0.5) * _TWO_M53
+    return u if u < _BELOW_ONE else _BELOW_ONE  # streams._BELOW_ONE: never exactly 1
 
 
 @numba.njit("void(uint64, int64[::1], int64[::1], float64[::1])", **_JIT)

@@ -52,6 +52,10 @@ _S27 = np.uint64(27)
 _S31 = np.uint64(31)
 _S11 = np.uint64(11)
 _TWO_M53 = 2.0**-53
+# The largest double below 1. (k + 0.5) 2^-53 rounds to exactly 1.0 for the one 53-bit
+# k = 2^53 - 1 (k + 0.5 needs 54 bits), so every draw is capped here: it changes that
+# draw alone, which would otherwise break the open interval (0, 1).
+_BELOW_ONE = 1.0 - 2.0**-53
 
 
 def purpose_id(name: str) -> int:
@@ -87,7 +91,7 @@ def uniform(seed: int, patients: object, purpose: str, index: object = 0) -> np.
     with np.errstate(over="ignore"):
         h = _mix(key + _as_u64(patients) * _GOLDEN)
         h = _mix(h ^ (_as_u64(index) * _M2 + _GOLDEN))
-    return ((h >> _S11).astype(np.float64) + 0.5) * _TWO_M53
+    return np.minimum(((h >> _S11).astype(np.float64) + 0.5) * _TWO_M53, _BELOW_ONE)
 
 
 def _compiled_uniform(key: np.uint64, patients: object, index: object) -> np.ndarray | None:
@@ -140,7 +144,7 @@ def uniform_one(seed: int, patient: int, purpose: str, index: int = 0) -> float:
     where numpy's per-call overhead would dominate)."""
     h = _mix_int((stream_key(seed, purpose) + (int(patient) & _MASK) * _G_INT) & _MASK)
     h = _mix_int(h ^ (((int(index) & _MASK) * _M2_INT + _G_INT) & _MASK))
-    return ((h >> 11) + 0.5) * _TWO_M53
+    return min(((h >> 11) + 0.5) * _TWO_M53, _BELOW_ONE)
 
 
 def exponential_one(seed: int, patient: int, purpose: str, index: int = 0) -> float:

@@ -127,3 +127,35 @@ def test_the_visit_noise_of_a_chunk_run_again_is_the_same_and_not_shared():
         assert other[name].tobytes() != fresh.tobytes()
     again["cpk"][:] = 0.0
     assert P._noise_grids(5, ids, days)["cpk"].tobytes() == first["cpk"].tobytes()
+
+
+def test_the_one_draw_that_rounded_to_one_stays_below_one(monkeypatch):
+    """(k + 0.5) 2^-53 rounds to exactly 1.0 for k = 2^53 - 1, which a patient id built by
+    inverting the mixing reaches (audit): uniform gave 1.0 and normal +inf. It is now the
+    largest double below 1 in every path (numpy, Python integers, numba), and every other
+    draw keeps its bits (the golden draw above; a draw >= 0.5 is a multiple of 2^-53)."""
+    import pytest
+
+    from simulator import jit
+
+    seed, patient, purpose = 1, 1587672040120395746, "lab.cpk"
+    below_one = np.nextafter(1.0, 0.0)
+
+    def draws():
+        ids = np.array([patient, 0], dtype=np.int64)
+        return (
+            streams.uniform(seed, ids, purpose, 0),
+            streams.normal_grid(seed, ids, purpose, np.array([0, 1])),
+        )
+
+    monkeypatch.setenv("SIMULATOR_JIT", "0")
+    monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
+    u, z = draws()
+    assert u[0] == below_one and np.isfinite(z).all() and z[0, 0] > 8
+    assert streams.uniform_one(seed, patient, purpose, 0) == below_one
+    monkeypatch.setenv("SIMULATOR_JIT", "1")
+    monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
+    if jit.loops(1) is None:
+        pytest.skip("numba is not installed")
+    u2, z2 = draws()
+    assert u2.tobytes() == u.tobytes() and z2.tobytes() == z.tobytes()
