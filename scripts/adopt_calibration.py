@@ -20,15 +20,16 @@ intervals 1.96 times too wide on the logit scale) is adopted with the right inte
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from simulator.calibrate import laplace_interval, load_calibration  # noqa: E402
+from simulator.calibrate import laplace_interval, load_calibration, logit_between  # noqa: E402
 from simulator.scenario.disease import CALIBRATED_DEFAULTS  # noqa: E402
 
 SHIPPED = ROOT / "calibration" / "default.yaml"
@@ -38,8 +39,8 @@ def ci95_of(p: dict[str, Any]) -> list[float] | None:
     """A fitted parameter's Laplace 95% interval from its loss curvature (logit scale),
     or None (not identified)."""
     low, high = float(p["low"]), float(p["high"])
-    share = min(max((float(p["estimate"]) - low) / (high - low), 1e-12), 1 - 1e-12)
-    ci, _ = laplace_interval(low, high, math.log(share / (1 - share)), p["curvature_logit"])
+    u = float(logit_between(np.array([float(p["estimate"])]), low, high)[0])
+    ci, _ = laplace_interval(low, high, u, p["curvature_logit"])
     return None if ci is None else [ci[0], ci[1]]
 
 

@@ -103,9 +103,7 @@ def laplace_interval(
     sd = laplace_sd(curvature)
     if sd is None:
         return None, f"the loss has no positive curvature along it ({curvature:.3g})"
-    lo_hi = np.array([low, low])
-    span = np.array([high - low, high - low])
-    ends = lo_hi + span / (1.0 + fmath.exp_array(-np.array([u - Z95 * sd, u + Z95 * sd])))
+    ends = logistic_between(np.array([u - Z95 * sd, u + Z95 * sd]), low, high)
     ci = (float(ends[0]), float(ends[1]))
     if spans_bounds(ci, low, high):
         return None, (
@@ -476,14 +474,24 @@ def loss(results: Sequence[TargetResult]) -> float:
 # --------------------------------------------------------------------------------------
 
 
-def to_unit(plan: CalibrationPlan, x: np.ndarray) -> np.ndarray:
-    """Parameters -> logit of their position between the bounds."""
-    p = np.clip((x - plan.low) / (plan.high - plan.low), 1e-12, 1 - 1e-12)
+def logit_between(x: Any, low: Any, high: Any) -> np.ndarray:
+    """Values -> logit of their position between the bounds (the search scale)."""
+    p = np.clip((x - low) / (high - low), 1e-12, 1 - 1e-12)
     return fmath.log_array(p / (1 - p))
 
 
+def logistic_between(u: Any, low: Any, high: Any) -> np.ndarray:
+    """The inverse of :func:`logit_between`: the search scale -> values."""
+    return low + (high - low) / (1.0 + fmath.exp_array(-u))
+
+
+def to_unit(plan: CalibrationPlan, x: np.ndarray) -> np.ndarray:
+    """Parameters -> logit of their position between the bounds."""
+    return logit_between(x, plan.low, plan.high)
+
+
 def from_unit(plan: CalibrationPlan, u: np.ndarray) -> np.ndarray:
-    return plan.low + (plan.high - plan.low) / (1.0 + fmath.exp_array(-u))
+    return logistic_between(u, plan.low, plan.high)
 
 
 @dataclass
