@@ -409,6 +409,29 @@ def _add_posterior(
     return hashlib.sha256(file.read_bytes()).hexdigest().encode()
 
 
+def difference_arm(b: str, a: str) -> str:
+    """The strategy part of an output key of strategy ``b`` against the reference ``a``:
+    ``f"{difference_arm(b, a)}:{outcome}"`` (``split_key`` reads it back)."""
+    return f"{b}-{a}"
+
+
+def split_key(key: str, arms: Sequence[str]) -> tuple[list[str], str] | None:
+    """An output key's strategies and outcome, read against the sweep's strategies (a
+    strategy's name may contain '-'): 'qaly' -> ([], 'qaly'), 'rescue:qaly' ->
+    (['rescue'], 'qaly'), 'first-line-iv-rescue:qaly' with strategies ['iv-rescue',
+    'first-line'] -> (['first-line', 'iv-rescue'], 'qaly') (B - A, A the first
+    strategy). None for a key of no known strategy."""
+    arm, _, outcome = key.rpartition(":")
+    if not arm:
+        return [], outcome
+    if arm in arms:
+        return [arm], outcome
+    for b in arms[1:]:
+        if arm == difference_arm(b, arms[0]):
+            return [b, arms[0]], outcome
+    return None
+
+
 def _output_keys(spec: SweepFile, arms: list[str]) -> list[str]:
     outs = list(spec.outcomes)
     if isinstance(spec.design, PSA):
@@ -424,7 +447,7 @@ def _output_keys(spec: SweepFile, arms: list[str]) -> list[str]:
     if spec.strategies is None:
         return outs
     keys = [f"{a}:{o}" for a in arms for o in outs]
-    keys += [f"{a}-{arms[0]}:{o}" for a in arms[1:] for o in outs]
+    keys += [f"{difference_arm(a, arms[0])}:{o}" for a in arms[1:] for o in outs]
     return keys
 
 
@@ -686,7 +709,8 @@ def _point_job(plan_args: PointArgs, paired: bool) -> tuple[Any, Callable[[], Po
                 for a in arms[1:]:
                     d = res[o]["differences"][a]
                     given = {"se": d["se"]} if "se" in d else {}
-                    out[f"{a}-{arms[0]}:{o}"], out[f"{a}-{arms[0]}:{o}_se"] = _mean_se(
+                    key = f"{difference_arm(a, arms[0])}:{o}"
+                    out[key], out[key + "_se"] = _mean_se(
                         {"mean": d["mean_difference"], "ci95": d["ci95"], **given}
                     )
         if not paired:
@@ -791,7 +815,11 @@ def paired_differences(
                 m, se, n = combination_of_means(four, (1.0, -1.0, -1.0, 1.0))
                 lo, hi = normal_ci(m, se)
                 mean, ci = _json_float(m), [_json_float(lo), _json_float(hi)]
-            res[f"{b_arm}-{a_arm}:{o}"] = {"mean_difference": mean, "ci95": ci, "n": n}
+            res[f"{difference_arm(b_arm, a_arm)}:{o}"] = {
+                "mean_difference": mean,
+                "ci95": ci,
+                "n": n,
+            }
     return dict(sorted(res.items()))
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..sweeps import SweepPlan, SweepResult
+from ..sweeps import SweepPlan, SweepResult, difference_arm, split_key
 from .figures import COLORS, _quiet, _save, label, subplots
 from .tables import format_value
 
@@ -78,23 +78,6 @@ def _difference_texts(plan: SweepPlan, specs: list[Any]) -> dict[str, str]:
         )
         out[m.name] = f"difference in restricted mean {what}, {to}"
     return out
-
-
-def split_key(key: str, arms: Sequence[str]) -> tuple[list[str], str] | None:
-    """An output key's strategies and outcome, read against the sweep's strategies (a
-    strategy's name may contain '-'): 'qaly' -> ([], 'qaly'), 'rescue:qaly' ->
-    (['rescue'], 'qaly'), 'first-line-iv-rescue:qaly' with strategies ['iv-rescue',
-    'first-line'] -> (['first-line', 'iv-rescue'], 'qaly') (B - A, A the first
-    strategy). None for a key of no known strategy."""
-    arm, _, outcome = key.rpartition(":")
-    if not arm:
-        return [], outcome
-    if arm in arms:
-        return [arm], outcome
-    for b in arms[1:]:
-        if arm == f"{b}-{arms[0]}":
-            return [b, arms[0]], outcome
-    return None
 
 
 def _key_label(key: str, labels: KeyLabels) -> str:
@@ -421,9 +404,10 @@ def _psa_scatter(result: SweepResult, folder: Path) -> str:
     psa = result.analysis["psa"]
     fig, axes = subplots(1, 2, figsize=(12, 4.8))
     for arm, color in zip(arms[1:], COLORS[1:], strict=False):
-        dp = [o[f"{arm}-{ref}:cumulative_prednisone_g"] for o in result.outputs]
-        dc = [o[f"{arm}-{ref}:{psa.get('cost', 'cost_total')}"] for o in result.outputs]
-        dq = [o[f"{arm}-{ref}:{psa.get('effect', 'qaly')}"] for o in result.outputs]
+        diff = difference_arm(arm, ref)
+        dp = [o[f"{diff}:cumulative_prednisone_g"] for o in result.outputs]
+        dc = [o[f"{diff}:{psa.get('cost', 'cost_total')}"] for o in result.outputs]
+        dq = [o[f"{diff}:{psa.get('effect', 'qaly')}"] for o in result.outputs]
         axes[0].scatter(dp, dc, s=8, alpha=0.5, color=color, label=label(f"{arm} - {ref}"))
         axes[1].scatter(dq, dc, s=8, alpha=0.5, color=color, label=label(f"{arm} - {ref}"))
     for ax in axes:
