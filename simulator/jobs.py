@@ -17,7 +17,7 @@ from typing import Any
 
 from .comparison import ComparisonResult, compare
 from .parallel import pool_session
-from .report.atomic import output_folder
+from .report.atomic import listed, output_folder
 from .report.comparison import write_comparison
 from .report.outputs import write_outputs
 from .report.sweep_report import write_sweep
@@ -113,7 +113,7 @@ def _remove_checkpoint(out: Path) -> None:
         log.warning(
             "%s: left in place, the simulator did not write %s",
             partial_dir(out),
-            ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else ""),
+            listed(left),
         )
 
 

@@ -95,8 +95,8 @@ class PointStore:
 
     ``open`` returns the units already done (creating the folder if needed); ``save``
     keeps one more; ``arrays`` reads a unit's arrays back; ``discard_if_unused`` removes a
-    folder this run created and saved nothing into; ``remove`` deletes the checkpoint
-    once the job's outputs are written. ``needs_arrays``: a unit without its arrays is
+    folder this run created and saved nothing into (once the job's outputs are written,
+    :func:`remove_partial` deletes the checkpoint). ``needs_arrays``: a unit without its arrays is
     not done (it is evaluated again)."""
 
     def __init__(
@@ -157,11 +157,10 @@ class PointStore:
             # hand (a copy of the input, notes) is never touched
             foreign = foreign_entries(folder)
             if foreign:
-                shown = ", ".join(foreign[:5]) + (
-                    f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
-                )
+                from .report.atomic import listed
+
                 raise InputError(
-                    f"{folder}: holds files the simulator did not write ({shown}); it is"
+                    f"{folder}: holds files the simulator did not write ({listed(foreign)}); it is"
                     f" where an interrupted {self.kind} saves its points and is replaced"
                     " when a run starts afresh: move them away (the simulator never deletes"
                     " a file it did not write, even with --force)"
@@ -228,8 +227,3 @@ class PointStore:
         finished no unit (there is nothing to resume)."""
         if self.created and self._saved == 0:
             remove_partial(self.folder)
-
-    def remove(self) -> list[str]:
-        """Delete the checkpoint (what the store wrote); returns what was left because
-        the simulator did not write it."""
-        return remove_partial(self.folder)

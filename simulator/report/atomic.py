@@ -29,7 +29,7 @@ import re
 import shutil
 import tempfile
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,12 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
     if not isinstance(data, dict) or data.get("simulator") != TOOL:
         return None
     return data
+
+
+def listed(names: Sequence[str], at_most: int = 5) -> str:
+    """Names for a message: the first ``at_most``, then how many more."""
+    more = len(names) - at_most
+    return ", ".join(names[:at_most]) + (f" and {more} more" if more > 0 else "")
 
 
 def _foreign_entries(folder: Path) -> list[str]:
@@ -218,12 +224,9 @@ def check_output(
         raise InputError(f"{where}: exists and is not a folder")
     foreign = _foreign_entries(target)
     if foreign and not force:
-        shown = ", ".join(foreign[:5]) + (
-            f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
-        )
         raise InputError(
             f"{where}: the folder holds files the simulator did not write"
-            f" ({shown}); choose another folder, or use --force to replace it"
+            f" ({listed(foreign)}); choose another folder, or use --force to replace it"
         )
 
 
