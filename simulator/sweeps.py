@@ -772,7 +772,7 @@ def _paired_vs_base(store: PointStore, n: int, arms: list[str]) -> list[dict[str
 
 
 def paired_differences(
-    base: dict[str, np.ndarray], point: dict[str, np.ndarray], arms: list[str] | None = None
+    base: dict[str, np.ndarray], point: dict[str, np.ndarray], arms: Sequence[str] = ()
 ) -> dict[str, dict[str, Any]]:
     """Per output: the change ``point - base`` of the value the sweep shows, on the same
     patients, its 95% interval and the number of pairs (patients with a value in every
@@ -790,36 +790,34 @@ def paired_differences(
     before."""
     from .stats import PairedDifference, _json_float, combination_of_means, normal_ci
 
-    res: dict[str, dict[str, Any]] = {}
-    for key in sorted(set(base) & set(point)):
+    def paired(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         pd_ = PairedDifference(tol=1e-9)
-        pd_.add(base[key], point[key])
+        pd_.add(x, y)
         d = pd_.to_dict()
-        res[key] = {"mean_difference": d["mean_difference"], "ci95": d["ci95"], "n": d["n"]}
-    for b_arm in (arms or [])[1:]:
-        a_arm = arms[0]  # type: ignore[index]
-        for key in sorted(set(base) & set(point)):
-            if not key.startswith(f"{b_arm}:"):
-                continue
-            o = key[len(b_arm) + 1 :]
-            a_key = f"{a_arm}:{o}"
-            if a_key not in base or a_key not in point:
-                continue
-            four = (base[a_key], base[key], point[a_key], point[key])
-            if not any(np.isnan(np.asarray(x, dtype=float)).any() for x in four):
-                pd_ = PairedDifference(tol=1e-9)
-                pd_.add(four[1] - four[0], four[3] - four[2])
-                d = pd_.to_dict()
-                mean, ci, n = d["mean_difference"], d["ci95"], d["n"]
-            else:
-                m, se, n = combination_of_means(four, (1.0, -1.0, -1.0, 1.0))
-                lo, hi = normal_ci(m, se)
-                mean, ci = _json_float(m), [_json_float(lo), _json_float(hi)]
-            res[f"{difference_arm(b_arm, a_arm)}:{o}"] = {
-                "mean_difference": mean,
-                "ci95": ci,
+        return {"mean_difference": d["mean_difference"], "ci95": d["ci95"], "n": d["n"]}
+
+    common = sorted(set(base) & set(point))
+    res = {key: paired(base[key], point[key]) for key in common}
+    for key in common if len(arms) > 1 else ():
+        parts = split_key(key, arms)
+        if parts is None or len(parts[0]) != 1 or parts[0][0] == arms[0]:
+            continue  # only a strategy's own row against the reference's
+        (b_arm,), o = parts
+        a_arm, a_key = arms[0], f"{arms[0]}:{o}"
+        if a_key not in base or a_key not in point:
+            continue
+        four = (base[a_key], base[key], point[a_key], point[key])
+        if not any(np.isnan(np.asarray(x, dtype=float)).any() for x in four):
+            row = paired(four[1] - four[0], four[3] - four[2])
+        else:
+            m, se, n = combination_of_means(four, (1.0, -1.0, -1.0, 1.0))
+            lo, hi = normal_ci(m, se)
+            row = {
+                "mean_difference": _json_float(m),
+                "ci95": [_json_float(lo), _json_float(hi)],
                 "n": n,
             }
+        res[f"{difference_arm(b_arm, a_arm)}:{o}"] = row
     return dict(sorted(res.items()))
 
 
