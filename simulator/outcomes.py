@@ -293,14 +293,10 @@ def _economics(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan, scn:
     cols["cost_ivig"] = price.ivig_per_g * o["discounted_ivig_g"]
     cols["cost_infusion_days"] = price.infusion_day * o["discounted_infusion_days"]
     cols["cost_prednisone"] = price.prednisone_per_mg * o["discounted_prednisone_mg"]
-    pulse_days = (
-        scn.regimen.steroid.pulse.days if (scn.regimen.steroid and scn.regimen.steroid.pulse) else 0
-    )
-    pulse_disc = float(sum(fmath.exp(-d * k) for k in range(pulse_days)))
+    # Pulse days (initial and rescue) at their days, cut by death and the horizon; their
+    # methylprednisolone is in the pulse-day price, not in cost_prednisone.
     cols["cost_methylprednisolone_pulse"] = (
-        (np.asarray(chunk.pulse, dtype=np.float64) + o["rescue_pulses"])
-        * price.methylprednisolone_pulse_day
-        * pulse_disc
+        price.methylprednisolone_pulse_day * o["discounted_pulse_days"]
     )
     start = o["sparing_start_day"]
     started = np.isfinite(start) & (start <= plan.horizon_days)

@@ -54,6 +54,7 @@ STATE_OUTCOMES = (
     ("flares", "flares"),
     ("damage_points", "damage_points"),
     ("disc_pred", "discounted_prednisone_mg"),
+    ("disc_pulse_days", "discounted_pulse_days"),
     ("disc_ivig_g", "discounted_ivig_g"),
     ("disc_infusions", "discounted_infusion_days"),
     ("death_day", "death_day"),

@@ -177,6 +177,7 @@ def init_state(xp: Ops, plan: Plan, prm: Params) -> State:
         "bio_relapses",
         "cum_pred",
         "disc_pred",
+        "disc_pulse_days",
         "disc_ivig_g",
         "disc_infusions",
     ):
@@ -315,13 +316,19 @@ def advance_clocks(xp: Ops, plan: Plan, prm: Params, st: State, t: Any, tau: Any
         _advance_clocks_one(xp, plan, prm, st, t, tau)
         return
     st.cum_pred = st.cum_pred + st.pred * tau
+    # Discounted days of the step; a step never crosses the end of a pulse (an event), so
+    # it is all on a pulse or all off one. Pulse days are costed as pulse days, not as
+    # prednisone (docs/model.md section 5).
     d = plan.discount_per_day
     if d > 0:
         disc_t = xp.exp(-d * t)  # exp(-d * st.t) is st.disc_at_t, from the last step
-        st.disc_pred = st.disc_pred + st.pred * (st.disc_at_t - disc_t) / d
+        days = (st.disc_at_t - disc_t) / d
         st.disc_at_t = disc_t
     else:
-        st.disc_pred = st.disc_pred + st.pred * tau
+        days = tau
+    pulsing = st.pulse_end < math.inf
+    st.disc_pred = st.disc_pred + xp.where(pulsing, 0.0, st.pred) * days
+    st.disc_pulse_days = st.disc_pulse_days + xp.where(pulsing, days, 0.0)
     rates = plan.steroid_ae_rates(xp, st.pred)
     for j in range(len(rates)):
         rate = rates[j]
@@ -343,10 +350,13 @@ def _advance_clocks_one(xp: Ops, plan: Plan, prm: Params, st: State, t: Any, tau
     d = plan.discount_per_day
     if d > 0:
         disc_t = xp.exp(-d * t)
-        st.disc_pred = st.disc_pred + pred * (st.disc_at_t - disc_t) / d
+        days = (st.disc_at_t - disc_t) / d
         st.disc_at_t = disc_t
     else:
-        st.disc_pred = st.disc_pred + pred * tau
+        days = tau
+    pulsing = st.pulse_end < math.inf
+    st.disc_pred = st.disc_pred + (0.0 if pulsing else pred) * days
+    st.disc_pulse_days = st.disc_pulse_days + (days if pulsing else 0.0)
     hazards, times, thresholds = st.ae_hazard, st.ae_time, prm.steroid_ae_threshold
     for j, rate in enumerate(plan.steroid_ae_rates(xp, pred)):
         h0 = hazards[j]

@@ -58,7 +58,8 @@ class State:
     disc_at_t: Value  # exp(-discount_per_day * t), kept so that a step computes one exp
     disc_infusions: Value
     disc_ivig_g: Value
-    disc_pred: Value
+    disc_pred: Value  # oral prednisone mg, discounted (pulse days excluded)
+    disc_pulse_days: Value  # days on a methylprednisolone pulse, discounted
     drug_active: Value
     e: Value
     entry_day: Value
@@ -164,6 +165,7 @@ class State:
         "disc_infusions",
         "disc_ivig_g",
         "disc_pred",
+        "disc_pulse_days",
         "drug_active",
         "e",
         "entry_day",
