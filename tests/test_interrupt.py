@@ -284,3 +284,44 @@ def test_a_worker_that_dies_is_reported_without_a_traceback(tmp_path, monkeypatc
     assert "Traceback" not in err and "bug" not in err
     assert err.startswith("error: a worker process died") and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_ctrl_c_while_the_command_is_still_importing_prints_no_traceback() -> None:
+    """The entry point's handler is in place as soon as it is imported, before
+    ``simulator.cli`` and its imports: a SIGINT then ends the process with 130 and one
+    line. (Sent by the process itself, right after importing the entry point, so the
+    moment is exact.)"""
+    code = (
+        "import os, signal, time\n"
+        "import simulator._entry\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n"
+        "time.sleep(5)\n"
+        "import simulator.cli\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130, done
+    assert done.stderr == "interrupted: no results were written\n"
+
+
+def test_a_sigint_the_parent_ignores_stays_ignored() -> None:
+    code = (
+        "import os, signal\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "import simulator._entry\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n"
+        "print('still here')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (0, "still here\n"), done
+
+
+def test_the_console_script_and_python_m_go_through_the_entry_point() -> None:
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["simulate"] == "simulator._entry:main"
+    assert "from ._entry import main" in (ROOT / "simulator" / "__main__.py").read_text()
+    done = subprocess.run(
+        [sys.executable, "-m", "simulator", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and done.stdout.strip(), done
