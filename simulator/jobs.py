@@ -149,7 +149,7 @@ def sweep_to_folder(
         pool_session(workers),
     ):
         result = run_sweep(plan, out, force=force, **kwargs)
-        with folder.writing() as tmp:
+        with folder.writing(checkpoint=plan.fingerprint()) as tmp:
             write_sweep(result, tmp)
         _remove_checkpoint(out)
     return result
@@ -209,7 +209,7 @@ def calibrate_to_folder(
     ]
     with output_folder(out, kind="calibrate", force=force, inputs=inputs, label=label) as folder:
         result = calibrate(plan, out, force=force, **kwargs)
-        with folder.writing() as tmp:
+        with folder.writing(checkpoint=plan.fingerprint()) as tmp:
             write_calibration(result, tmp)
         _remove_checkpoint(out)
     return result

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import tempfile
@@ -29,6 +30,8 @@ __all__ = ["PointStore", "foreign_entries", "partial_dir", "remove_partial", "sa
 
 #: the files a store writes in ``points/``: a unit's outputs and arrays, and the
 #: temporary files of their atomic writes (``.<name>.<random>``)
+log = logging.getLogger(__name__)
+
 _UNIT_FILE = re.compile(r"\d{7}\.(json|npz)|\.\d{7}\.(json|npz)\..+")
 
 
@@ -109,7 +112,8 @@ class PointStore:
         kind: str = "sweep",
         needs_arrays: bool = False,
     ) -> None:
-        self.folder = partial_dir(Path(out))
+        self.out = Path(out)
+        self.folder = partial_dir(self.out)
         self.fingerprint = fingerprint
         self.units = units
         self.source = source
@@ -125,7 +129,7 @@ class PointStore:
         return self.folder / "points" / f"{i:07d}.npz"
 
     def open(self, fresh: bool = False, force: bool = False) -> dict[int, dict[str, Any]]:
-        from .report.atomic import atomic_write_text
+        from .report.atomic import atomic_write_text, finished_checkpoint
 
         folder = self.folder
         manifest = {
@@ -152,6 +156,15 @@ class PointStore:
                         " --force to replace it"
                     )
                 fresh = True
+        if (
+            isinstance(old, dict)
+            and old.get("fingerprint") != self.fingerprint
+            and old.get("fingerprint") == finished_checkpoint(self.out)
+        ):
+            # the checkpoint of a job that finished (its results are in the output folder)
+            # but was killed before removing it: nothing in it is needed
+            log.info("removing the checkpoint of a finished %s: %s", self.kind, folder)
+            fresh = True
         if folder.exists() and fresh:
             # only what a store wrote is deleted, even with --force: a file put here by
             # hand (a copy of the input, notes) is never touched

@@ -308,6 +308,38 @@ def test_a_changed_sweep_file_is_refused_for_resuming(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_the_checkpoint_of_a_finished_sweep_killed_before_removing_it_is_not_in_the_way(
+    tmp_path, monkeypatch
+):
+    """A kill after the results are swapped in but before the checkpoint is removed leaves
+    ``out.partial``; the output folder's manifest records whose checkpoint it was, so the
+    next run into the folder (of another sweep) removes it instead of refusing it as an
+    interrupted run of a different sweep."""
+    from simulator import jobs
+
+    text = (
+        (FIXTURES / "one_way_small.yaml")
+        .read_text()
+        .replace("../../../scenarios", str(ROOT / "scenarios"))
+    )
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(text)
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        m.setattr(jobs, "_remove_checkpoint", lambda out: None)  # killed right there
+        jobs.sweep_to_folder(plan_sweep(sweep), out, progress=False)
+    assert (tmp_path / "out.partial" / "manifest.json").is_file() and out.is_dir()
+    manifest = json.loads((out / ".simulate-manifest.json").read_text())
+    assert manifest["checkpoint_fingerprint"] == plan_sweep(sweep).fingerprint()
+    sweep.write_text(text.replace("patients: 60", "patients: 61"))
+    proc = subprocess.run(
+        sweep_cmd(sweep, "--out", out, "--quiet"), capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "out.partial").exists()
+    assert json.loads((out / "sweep.json").read_text())["patients_per_point"] == 61
+
+
 BAD = {
     "unknown_path": (
         "design:\n  type: one_way\n  parameters:\n"

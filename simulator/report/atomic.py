@@ -82,6 +82,16 @@ def _display(path: Path) -> str:
 # --------------------------------------------------------------------------------------
 
 
+def finished_checkpoint(folder: Path) -> str | None:
+    """The fingerprint of the resumable job whose finished results ``folder`` holds (see
+    ``OutputFolder.writing``), if any."""
+    data = _read_manifest(folder)
+    if data is None or not isinstance(data.get("files"), list):
+        return None
+    value = data.get("checkpoint_fingerprint")
+    return value if isinstance(value, str) else None
+
+
 def _read_manifest(folder: Path) -> dict[str, Any] | None:
     try:
         data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
@@ -427,12 +437,16 @@ def _files_of(folder: Path) -> list[str]:
     )
 
 
-def _write_manifest(folder: Path, kind: str, files: list[str] | None) -> None:
+def _write_manifest(
+    folder: Path, kind: str, files: list[str] | None, checkpoint: str | None = None
+) -> None:
     data: dict[str, Any] = {"simulator": TOOL, "simulator_version": __version__, "kind": kind}
     if files is None:
         data["writing"] = True
     else:
         data["files"] = files
+    if checkpoint is not None:
+        data["checkpoint_fingerprint"] = checkpoint
     (folder / MANIFEST).write_text(json_text(data), encoding="utf-8")
 
 
@@ -446,7 +460,10 @@ class OutputFolder:
         self.label = label
 
     @contextlib.contextmanager
-    def writing(self) -> Iterator[Path]:
+    def writing(self, checkpoint: str | None = None) -> Iterator[Path]:
+        """``checkpoint``: the fingerprint of the resumable job (``store.PointStore``)
+        whose results these are, kept in the manifest so that a checkpoint left by a kill
+        between the swap and its removal is known for what it is."""
         target = self.target
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
@@ -458,7 +475,7 @@ class OutputFolder:
                 yield tmp
             except OSError as err:
                 raise _renamed(err, tmp, target) from None
-            _write_manifest(tmp, self.kind, _files_of(tmp))
+            _write_manifest(tmp, self.kind, _files_of(tmp), checkpoint)
             _swap_in(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
