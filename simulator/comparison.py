@@ -34,7 +34,7 @@ from .outcomes import (
     difference_estimator,
 )
 from .runner import ArmsChunk, ArmsJob, Reducer, Summaries, Tables, arms_job, execute
-from .scenario import Scenario, scenario_sha256
+from .scenario import Scenario, scenario_data, scenario_sha256
 from .stats import Z95, PairedDifference
 
 #: a per-outcome paired accumulator: a difference of means, or of rates
@@ -218,8 +218,16 @@ class PairedVsFirst(Reducer):
                     )
                     acc[m.name] = rd
                     continue
-                pd = PairedDifference(tol=1e-9)
-                pd.add(a, b)
+                if m.kind == "time" and m.event_column:
+                    # times to the event or to censoring: ordered only where the earlier
+                    # of the two is an event
+                    pd = PairedDifference(tol=1e-9, censored=True)
+                    seen_a = np.asarray(tables[0][m.event_column], dtype=bool)
+                    seen_b = np.asarray(table[m.event_column], dtype=bool)
+                    pd.add(a, b, observed=(seen_a, seen_b))
+                else:
+                    pd = PairedDifference(tol=1e-9)
+                    pd.add(a, b)
                 acc[m.name] = pd
             out.append(acc)
         return out
@@ -469,6 +477,14 @@ class ComparisonResult:
             "scenario_sha256": {
                 n: scenario_sha256(s) for n, s in zip(self.names, self.scenarios, strict=True)
             },
+            "horizon_days": {
+                n: s.horizon_days for n, s in zip(self.names, self.scenarios, strict=True)
+            },
+            # every arm's scenario as run (defaults and --set applied), as summary.json
+            # gives a run's: enough to run the comparison again
+            "resolved_scenarios": {
+                n: scenario_data(s) for n, s in zip(self.names, self.scenarios, strict=True)
+            },
             "outcomes": self.outcomes(),
             "economics": self.economics(),
             "cpk_by_month": {
@@ -496,6 +512,8 @@ def _difference(d: dict[str, Any], better: str | None, contrast: str) -> dict[st
         out.update(better_pct=d["lower_pct"], worse_pct=d["higher_pct"], same_pct=d["same_pct"])
     else:
         out.update(higher_pct=d["higher_pct"], lower_pct=d["lower_pct"], same_pct=d["same_pct"])
+    if "undetermined_pct" in d:
+        out["undetermined_pct"] = d["undetermined_pct"]
     return out
 
 

@@ -689,13 +689,20 @@ class PairedDifference:
     chunking.
 
     Counts of ``b - a > tol`` ("higher"), ``b - a < -tol`` ("lower") and ``|b - a| <=
-    tol`` ("same") are over the pairs.
+    tol`` ("same") are over the pairs. For times to an event (``censored``: each value is
+    the time to the event or to censoring, ``add`` given whether the event was seen), a
+    pair is ordered only when the earlier time is an event: "lower" if b's event comes
+    before a's time, "higher" if a's before b's, "same" if both are events at the same
+    time or both censored at the same time; any other pair (the earlier time is a
+    censoring: a death, the end of follow-up) cannot be ordered ("undetermined").
     """
 
-    def __init__(self, tol: float = 0.0) -> None:
+    def __init__(self, tol: float = 0.0, censored: bool = False) -> None:
         if not tol >= 0.0:
             raise ValueError("tol must be >= 0")
         self.tol = float(tol)
+        self.censored = bool(censored)
+        self.undetermined = 0
         self.diff = Moments()  # b - a over the pairs
         self.a_pair = Moments()  # a over the pairs
         self.b_pair = Moments()
@@ -705,11 +712,15 @@ class PairedDifference:
         self.lower = 0
         self.same = 0
 
-    def add(self, a: Any, b: Any) -> None:
+    def add(self, a: Any, b: Any, observed: tuple[Any, Any] | None = None) -> None:
+        """``observed``: for times to an event (``censored``), whether each patient's
+        event was seen in a and in b."""
         xa = _as_float_array(a)
         xb = _as_float_array(b)
         if xa.shape != xb.shape:
             raise ValueError("a and b must have the same length")
+        if self.censored != (observed is not None):
+            raise ValueError("give observed for times to an event (censored=True), only then")
         d = xb - xa
         self.diff.add(d)  # NaN pairs give NaN differences and are skipped
         na, nb = np.isnan(xa), np.isnan(xb)
@@ -723,20 +734,34 @@ class PairedDifference:
             self.a_only.add(xa[nb & ~na])
             self.b_only.add(xb[na & ~nb])
             d = d[pair]
-        self.higher += int(np.count_nonzero(d > self.tol))
-        self.lower += int(np.count_nonzero(d < -self.tol))
-        self.same += int(np.count_nonzero(np.abs(d) <= self.tol))
+            if observed is not None:
+                observed = (np.asarray(observed[0])[pair], np.asarray(observed[1])[pair])
+        if observed is None:
+            self.higher += int(np.count_nonzero(d > self.tol))
+            self.lower += int(np.count_nonzero(d < -self.tol))
+            self.same += int(np.count_nonzero(np.abs(d) <= self.tol))
+            return
+        oa = np.asarray(observed[0], dtype=bool)
+        ob = np.asarray(observed[1], dtype=bool)
+        higher = np.count_nonzero((d > self.tol) & oa)
+        lower = np.count_nonzero((d < -self.tol) & ob)
+        same = np.count_nonzero((np.abs(d) <= self.tol) & (oa == ob))
+        self.higher += int(higher)
+        self.lower += int(lower)
+        self.same += int(same)
+        self.undetermined += int(d.size - higher - lower - same)
 
     def merge(self, other: PairedDifference) -> None:
         if not isinstance(other, PairedDifference):
             raise TypeError(f"cannot merge {type(other).__name__} into PairedDifference")
-        if other.tol != self.tol:
+        if other.tol != self.tol or other.censored != self.censored:
             raise ValueError("cannot merge PairedDifference objects with different tol")
         for mine, theirs in zip(self._parts(), other._parts(), strict=True):
             mine.merge(theirs)
         self.higher += other.higher
         self.lower += other.lower
         self.same += other.same
+        self.undetermined += other.undetermined
 
     def _parts(self) -> tuple[Moments, ...]:
         return (self.diff, self.a_pair, self.b_pair, self.a_only, self.b_only)
@@ -803,6 +828,7 @@ class PairedDifference:
             "higher_pct": self._pct(self.higher),
             "lower_pct": self._pct(self.lower),
             "same_pct": self._pct(self.same),
+            **({"undetermined_pct": self._pct(self.undetermined)} if self.censored else {}),
         }
 
 

@@ -57,6 +57,23 @@ def test_a_scenario_compared_with_itself_differs_by_exactly_zero():
     assert e["incremental_cost"] == 0.0 and e["incremental_qaly"] == 0.0
 
 
+def test_a_time_to_an_event_neither_arm_has_orders_no_patient():
+    """No arm starts IVIG by a rule (first_line gives it from the start, steroid_only
+    never): every patient's time to rescue is a censoring in both arms, so nobody is
+    earlier or later; those who die at different times in the two arms cannot be told
+    apart (before, they counted as earlier or later)."""
+    result = compare(
+        [scn("first_line"), scn("steroid_only")],
+        patients=400,
+        seed=5,
+        engine="cohort",
+    )
+    d = result.outcomes()["time_to_rescue_days"]["differences"]["steroid_only"]
+    assert d["higher_pct"] == 0.0 and d["lower_pct"] == 0.0
+    assert d["undetermined_pct"] > 0  # deaths at different days
+    assert d["same_pct"] + d["undetermined_pct"] == pytest.approx(100.0)
+
+
 def test_every_arm_sees_the_same_patients():
     baseline = [
         "age_years",
@@ -564,3 +581,17 @@ def test_arms_valued_differently_are_refused_even_when_populations_may_differ(ov
         with pytest.raises(InputError, match="how the decision is valued") as err:
             compare([a, b], patients=10, allow_different_populations=allow, progress=False)
         assert override.split("=")[0] in str(err.value)
+
+
+def test_comparison_json_holds_every_arm_as_run_enough_to_run_it_again():
+    from simulator.scenario import scenario_from_dict, scenario_sha256
+
+    arms = [scn("first_line", "regimen.ivig.cycles=3"), scn("rescue")]
+    result = compare(arms, patients=60, seed=4, engine="cohort")
+    data = json.loads(json.dumps(result.to_json()))
+    assert data["horizon_days"] == {"first_line": 728, "rescue": 728}
+    again = [scenario_from_dict(data["resolved_scenarios"][n]) for n in result.names]
+    for s, a in zip(arms, again, strict=True):
+        assert scenario_sha256(a) == scenario_sha256(s) == data["scenario_sha256"][s.name]
+    rerun = compare(again, patients=60, seed=4, engine="cohort")
+    assert rerun.outcomes() == result.outcomes()

@@ -506,6 +506,48 @@ def test_paired_counts_tol_and_nan() -> None:
         pd.merge(tol)
 
 
+def test_paired_times_are_ordered_only_where_the_earlier_time_is_an_event() -> None:
+    """Hand-worked pairs of (time, event seen) in arm a and arm b."""
+    pairs = [
+        # a        b
+        ((10, 1), (20, 1)),  # a's event first: b later ("higher")
+        ((30, 1), (20, 1)),  # b's event first ("lower")
+        ((30, 0), (20, 1)),  # b's event before a was censored ("lower")
+        ((10, 0), (20, 1)),  # a censored (died) first: cannot tell
+        ((20, 1), (10, 0)),  # b censored first: cannot tell
+        ((15, 1), (15, 1)),  # both events the same day ("same")
+        ((728, 0), (728, 0)),  # neither by the end of follow-up ("same")
+        ((40, 0), (50, 0)),  # both censored at different times: cannot tell
+        ((15, 1), (15, 0)),  # event in a, censored in b, the same day: cannot tell
+        ((5, 1), (np.nan, 0)),  # b missing (not a pair)
+    ]
+    ta = np.array([p[0][0] for p in pairs], dtype=float)
+    ea = np.array([p[0][1] for p in pairs], dtype=bool)
+    tb = np.array([p[1][0] for p in pairs], dtype=float)
+    eb = np.array([p[1][1] for p in pairs], dtype=bool)
+    pd = PairedDifference(tol=1e-9, censored=True)
+    pd.add(ta, tb, observed=(ea, eb))
+    assert (pd.n, pd.higher, pd.lower, pd.same, pd.undetermined) == (9, 1, 2, 2, 4)
+    d = pd.to_dict()
+    assert d["undetermined_pct"] == pytest.approx(100 * 4 / 9)
+    assert d["higher_pct"] + d["lower_pct"] + d["same_pct"] + d["undetermined_pct"] == (
+        pytest.approx(100.0)
+    )
+    # chunked the same
+    left, right = PairedDifference(tol=1e-9, censored=True), PairedDifference(1e-9, True)
+    left.add(ta[:4], tb[:4], observed=(ea[:4], eb[:4]))
+    right.add(ta[4:], tb[4:], observed=(ea[4:], eb[4:]))
+    left.merge(right)
+    assert left.to_dict() == d
+    with pytest.raises(ValueError):
+        pd.add(ta, tb)  # a censored difference needs the events
+    with pytest.raises(ValueError):
+        PairedDifference().add(ta, tb, observed=(ea, eb))
+    with pytest.raises(ValueError):
+        pd.merge(PairedDifference(tol=1e-9))
+    assert "undetermined_pct" not in PairedDifference().to_dict()
+
+
 def test_paired_without_missing_values_is_the_mean_of_the_differences() -> None:
     rng = np.random.default_rng(23)
     a = rng.normal(10, 2, 5000)

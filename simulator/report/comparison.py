@@ -54,6 +54,7 @@ def _csv_rows(data: dict[str, Any]) -> list[list[str]]:
             "pct_better_or_higher",
             "pct_worse_or_lower",
             "pct_unchanged",
+            "pct_cannot_tell_censored",
         ]
     ]
     for name, o in data["outcomes"].items():
@@ -73,7 +74,7 @@ def _csv_rows(data: dict[str, Any]) -> list[list[str]]:
                 o["difference_estimator"] if d is not None else "",
             ]
             if d is None:
-                row += ["", "", "", "", "", ""]
+                row += ["", "", "", "", "", "", ""]
             else:
                 up = d.get("better_pct", d.get("higher_pct"))
                 down = d.get("worse_pct", d.get("lower_pct"))
@@ -84,6 +85,7 @@ def _csv_rows(data: dict[str, Any]) -> list[list[str]]:
                     _f(up),
                     _f(down),
                     _f(d["same_pct"]),
+                    _f(d.get("undetermined_pct")),
                 ]
             rows.append(row)
     return rows
@@ -292,9 +294,12 @@ def _html(
     if data["same_patients"]:
         w(
             f"<p>{who}, seed {data['seed']}, the same patients "
-            f"in every arm (common random numbers). Differences are paired, patient by patient, "
-            f"against <b>{html.escape(ref)}</b>. Simulator "
-            f"{html.escape(data['simulator_version'])}.</p>"
+            f"in every arm (common random numbers), each followed "
+            f"{data['horizon_days'][ref]:,} days from diagnosis. Differences are against "
+            f"<b>{html.escape(ref)}</b>, with intervals that use the pairing of the patients "
+            "(except times to an event: see Outcomes). Simulator "
+            f"{html.escape(data['simulator_version'])}; every arm's scenario as run is in "
+            "comparison.json (resolved_scenarios).</p>"
         )
     else:
         w(
@@ -352,8 +357,10 @@ def _html(
         "higher / lower / unchanged; none for a rate). Times to an event: the "
         "arm columns are Kaplan-Meier medians, the differences are differences in restricted "
         "mean time (the area under each arm's Kaplan-Meier curve up to the day named in the "
-        "row), with an interval from the two curves; the percentages better / worse compare "
-        "each patient's own time to the event or to censoring.</small></p>"
+        "row), with an interval from the two curves; a patient is better or worse off only "
+        'when the earlier of the two times is the event itself ("cannot tell": the earlier '
+        "one is a censoring, a death or the end of follow-up, before which the event had not "
+        "happened).</small></p>"
     )
     w("<table><tr><th>outcome</th>")
     for n in names:
@@ -398,7 +405,9 @@ def _html(
             if up is None or down is None or d["same_pct"] is None:
                 w("<td>n/a</td>")
             else:
-                w(f"<td>{up:.1f}% / {down:.1f}% / {d['same_pct']:.1f}%</td>")
+                cannot = d.get("undetermined_pct")
+                tail = "" if cannot is None else f"<br><small>{cannot:.1f}% cannot tell</small>"
+                w(f"<td>{up:.1f}% / {down:.1f}% / {d['same_pct']:.1f}%{tail}</td>")
         w("</tr>")
     w("</table>")
     w("<h2>Figures</h2>" if center is None else "<h2>Patient figures</h2>")
