@@ -677,6 +677,15 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shortened(text: str, width: int) -> str:
+    """``text`` cut at a word boundary to at most ``width`` characters, with an ellipsis
+    when cut (the whole label is in validation.csv and report.html)."""
+    if len(text) <= width:
+        return text
+    cut = text[: width - 3].rsplit(" ", 1)[0].rstrip(" ,;(")
+    return cut + "..."
+
+
 def format_validation(results: list[Any]) -> str:
     """The validation table for the terminal, and the share of targets met by role."""
     rows = [["study", "outcome", "arm", "published (95% CI)", "simulated (95% MC CI)", "met"]]
@@ -689,7 +698,7 @@ def format_validation(results: list[Any]) -> str:
         rows.append(
             [
                 r.study + (" [validation]" if r.role == "validation" else ""),
-                r.label[:48],
+                _shortened(r.label, 60),
                 r.arm,
                 f"{r.published:.3g} ({r.published_low:.3g} to {r.published_high:.3g})",
                 sim,
@@ -730,6 +739,7 @@ COMPARE_TABLE = (
 
 def format_comparison(outcomes: dict[str, dict[str, Any]], names: list[str]) -> str:
     from .report.comparison import row_label
+    from .report.tables import format_difference
 
     header = ["outcome", *names] + [f"{n} - {names[0]} (95% CI)" for n in names[1:]]
     rows = [header]
@@ -743,7 +753,13 @@ def format_comparison(outcomes: dict[str, dict[str, Any]], names: list[str]) -> 
         for n in names[1:]:
             d = o["differences"][n]
             lo, hi = d["ci95"]
-            row.append(f"{_fmt(d['mean_difference'], unit)} ({_fmt(lo, unit)} to {_fmt(hi, unit)})")
+            if unit == "proportion":  # percentage points, as in report.html
+                lo_s, hi_s = (format_difference(v, unit).removesuffix(" pts") for v in (lo, hi))
+                row.append(f"{format_difference(d['mean_difference'], unit)} ({lo_s} to {hi_s})")
+            else:
+                row.append(
+                    f"{_fmt(d['mean_difference'], unit)} ({_fmt(lo, unit)} to {_fmt(hi, unit)})"
+                )
         rows.append(row)
     return "\n".join(_render(rows))
 

@@ -116,7 +116,9 @@ BETTER: dict[str, str | None] = {
     "biochemical_relapse": "lower",
     "biochemical_relapses_2_or_more": "lower",
     "course_monophasic": "higher",
-    "course_polycyclic": "lower",
+    # a polycyclic course is better than a chronic one and worse than a monophasic one:
+    # no direction of its own
+    "course_polycyclic": None,
     "course_chronic": "lower",
     "last_visit_remission": "higher",
     "last_visit_improved": None,
@@ -133,6 +135,7 @@ BETTER: dict[str, str | None] = {
     "sparing_agent_used": None,
     "time_to_rescue_days": None,
     "qaly": "higher",
+    "qaly_lifetime": "higher",
     "net_monetary_benefit": "higher",
 }
 
@@ -142,7 +145,9 @@ def better_of(name: str) -> str | None:
         return BETTER[name]
     if name in CENTER_METRICS:
         return CENTER_METRICS[name][2]
-    if name.startswith("tis"):
+    if name.startswith("tis") or name.endswith(
+        ("_inactive_month_6", "_inactive_month_12")  # an extramuscular domain inactive
+    ):
         return "higher"
     if name.startswith(("cost_", "adverse_event_", "death_")) or name == "died":
         return "lower"
@@ -806,7 +811,12 @@ def metric_specs(plan: Plan) -> list[Metric]:
             "time to TIS >= 40 (KM median)",
             event_column="tis40_reached",
         ),
-        _m("treatment_failure_week_24", P, P, "no minimal response (TIS < 20) at week 24"),
+        _m(
+            "treatment_failure_week_24",
+            P,
+            P,
+            "no minimal response (TIS < 20) at week 24, or died by then",
+        ),
         _m("inactive_month_6", P, P, "inactive at month 6"),
         _m("inactive_month_12", P, P, "inactive at month 12"),
         _m("inactive_month_24", P, P, "inactive at month 24"),

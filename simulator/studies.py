@@ -87,6 +87,10 @@ class TargetResult:
     simulated_low: float | None
     simulated_high: float | None
     patients: int
+    # the seed the arms ran with, and the patients the estimate is over (those with a
+    # value: for an outcome among entered patients, fewer than ``patients``)
+    seed: int | None = None
+    assessed: int | None = None
 
     @property
     def overlaps(self) -> bool:
@@ -197,7 +201,7 @@ def _check_published(t: StudyTarget, kind: str, file: str, line: int | None, i: 
 def simulate_arms(
     scns: Sequence[Scenario], names: Sequence[str], **kwargs: Any
 ) -> dict[str, dict[str, Any]]:
-    """Per metric ``{mean, ci95, estimator}``: of the one arm in ``scns``, or of the paired
+    """Per metric ``{mean, ci95, estimator, n}``: of the one arm in ``scns``, or of the paired
     difference ``names[1] - names[0]`` between two arms on the same patients. ``kwargs``
     go to ``run`` or ``compare`` (patients, seed, workers, engine, ...)."""
     if len(scns) == 1:
@@ -205,7 +209,7 @@ def simulate_arms(
 
         m = run(scns[0], **kwargs).metrics
         return {
-            k: {"mean": v["mean"], "ci95": v["ci95"], "estimator": v["estimator"]}
+            k: {"mean": v["mean"], "ci95": v["ci95"], "estimator": v["estimator"], "n": v.get("n")}
             for k, v in m.items()
         }
     from .comparison import compare
@@ -217,6 +221,7 @@ def simulate_arms(
             "mean": v["differences"][b]["mean_difference"],
             "ci95": v["differences"][b]["ci95"],
             "estimator": v.get("difference_estimator", ""),
+            "n": v["differences"][b].get("n"),
         }
         for k, v in res.items()
         if b in v["differences"]
@@ -228,7 +233,9 @@ def target_arms(study: Study, t: StudyTarget) -> tuple[str, ...]:
     return tuple(t.difference) if t.difference is not None else (t.arm or study.arms[0],)
 
 
-def target_result(study: Study, t: StudyTarget, m: dict[str, Any], patients: int) -> TargetResult:
+def target_result(
+    study: Study, t: StudyTarget, m: dict[str, Any], patients: int, seed: int | None = None
+) -> TargetResult:
     """A target's published value next to its simulated one (``m``: the metric's entry
     from :func:`simulate_arms`, empty when the simulation could not estimate it)."""
     value, low, high = published_interval(t.published)
@@ -250,6 +257,8 @@ def target_result(study: Study, t: StudyTarget, m: dict[str, Any], patients: int
         simulated_low=sim[1],
         simulated_high=sim[2],
         patients=patients,
+        seed=seed,
+        assessed=int(m["n"]) if isinstance(m.get("n"), int | float) else None,
     )
 
 
@@ -286,7 +295,17 @@ def evaluate(
                 metrics=frozenset(read[arms]),
             )
     return [
-        target_result(study, t, simulated[target_arms(study, t)].get(t.metric, {}), n)
+        target_result(
+            study,
+            t,
+            simulated[target_arms(study, t)].get(t.metric, {}),
+            n,
+            # the seed the target's arms ran with: the study's (or --seed), else the first
+            # arm's own (a difference's arms share it: load_study checks)
+            seed
+            if seed is not None
+            else study.scenarios[study.arms.index(target_arms(study, t)[0])].seed,
+        )
         for t in study.spec.targets
     ]
 

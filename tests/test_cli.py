@@ -732,3 +732,25 @@ def test_interrupted_cli_returns_130_and_says_no_results_were_written(
     assert captured.out == ""
     assert not out.exists()
     assert listing(tmp_path) == []
+
+
+def test_the_compare_table_gives_differences_of_proportions_in_percentage_points():
+    """A difference of two proportions is in points (as in report.html), not "%", which
+    reads as a relative change; other units are printed as numbers."""
+    from simulator.cli import COMPARE_TABLE, format_comparison
+
+    def outcome(unit, a, b, lo, hi):
+        return {
+            "label": "x",
+            "unit": unit,
+            "arms": {"A": {"mean": a}, "B": {"mean": b}},
+            "differences": {"B": {"mean_difference": b - a, "ci95": [lo, hi]}},
+        }
+
+    outcomes = {k: outcome("days", 10.0, 12.0, 1.0, 3.0) for k in COMPARE_TABLE}
+    outcomes["relapse"] = outcome("proportion", 0.483, 0.377, -0.146, -0.067)
+    outcomes["relapse"]["label"] = ">= 1 clinical relapse"
+    line = next(
+        ln for ln in format_comparison(outcomes, ["A", "B"]).splitlines() if "relapse" in ln
+    )
+    assert line.split()[-7:] == ["48.3%", "37.7%", "-10.6", "pts", "(-14.6", "to", "-6.7)"]

@@ -108,3 +108,23 @@ def test_pulse_cost_without_deaths_is_pulse_count_times_days_undiscounted():
         (price * plan.pulse_days * count)[whole],
         rtol=1e-12,
     )
+
+
+def test_the_run_report_states_the_willingness_to_pay_and_horizon_of_its_net_benefit(tmp_path):
+    from simulator import run_to_folder
+
+    for horizon, wtp, expect in (
+        ("lifetime", 20000, "at 20,000 GBP per QALY, on the lifetime costs and QALYs"),
+        ("clinical", 30000, "at 30,000 GBP per QALY, on the costs and QALYs of the simulated"),
+    ):
+        scn = load_scenario(
+            SCENARIOS / "first_line.yaml",
+            [
+                f"economics.cea_horizon={horizon}",
+                f"economics.willingness_to_pay_per_qaly={wtp}",
+            ],
+        )
+        out = tmp_path / horizon
+        run_to_folder(scn, out, patients=30, progress=False)
+        text = (out / "report.html").read_text()
+        assert f"Net monetary benefit is {expect}" in text

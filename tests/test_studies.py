@@ -168,3 +168,14 @@ def test_validate_command_writes_the_table_figure_and_report(tmp_path):
     assert "Simulated against published studies" in (out / "report.html").read_text()
     header = (out / "validation.csv").read_text().splitlines()[0]
     assert header.startswith("study,role,label,metric,arm,estimator,published")
+    # what a reader needs to reproduce each row: the seed the arms ran with (no --seed:
+    # each study's own), and the patients the estimate is over
+    for r in rows:
+        study = load_study(STUDIES / f"{r['study']}.yaml")
+        own = study.spec.seed if study.spec.seed is not None else study.scenarios[0].seed
+        assert r["seed"] == own, r
+    survival = [r for r in rows if r["metric"].startswith("alive_year")]
+    assert all(r["assessed"] == r["patients"] == 200 for r in survival)
+    entered = next(r for r in rows if r["metric"] == "tis20_week_12_from_entry")
+    assert 0 < entered["assessed"] < entered["patients"]  # among the entered patients
+    assert "Simulator " in (out / "report.html").read_text()

@@ -100,7 +100,14 @@ def _html(result: RunResult, data: dict[str, Any], folder: Path) -> str:
         f"{100 * econ.discount_rate_per_year:g}% a year ({html.escape(econ.currency)}, "
         f"prices of {econ.price_year}, {html.escape(econ.perspective)}); the lifetime "
         "rows carry each surviving patient's last state forward to death "
-        "(docs/model.md, section 5).</p>",
+        "(docs/model.md, section 5). Net monetary benefit is at "
+        f"{econ.willingness_to_pay_per_qaly:,.0f} {html.escape(econ.currency)} per QALY, on the "
+        + (
+            "lifetime costs and QALYs"
+            if econ.cea_horizon == "lifetime"
+            else f"costs and QALYs of the simulated {scn.horizon_days:,} days only"
+        )
+        + " (economics.cea_horizon).</p>",
     ]
     if center is not None:
         out.append(center_report.run_section(data["metrics"], center, scn.center, folder))

@@ -33,6 +33,8 @@ COLUMNS = (
     "overlaps",
     "published_inside_simulated",
     "patients",
+    "assessed",
+    "seed",
     "citation",
 )
 
@@ -123,9 +125,10 @@ def _forest_panel(ax: Any, rows: list[TargetResult], title: str) -> None:
     ax.plot([], [], "o", color=COLORS[0], label="simulated (95% MC interval): overlaps")
     ax.plot([], [], "o", color=COLORS[1], label="simulated: does not overlap")
     ax.set_yticks(range(len(rows)))
+    tag = {"validation": " [validation]"}  # kept whole when a long label is shortened
     ax.set_yticklabels(
         [
-            label(f"{r.study}: {r.label}" + (" [validation]" if r.role == "validation" else ""), 70)
+            label(f"{r.study}: {r.label}", 70 - len(tag.get(r.role, ""))) + tag.get(r.role, "")
             for r in rows
         ],
         fontsize=7,
@@ -187,16 +190,20 @@ def _html(data: dict[str, Any], folder: Path) -> str:
             return f"{k}: no targets"
         return f"{k}: <b>{v['overlapping']} of {v['targets']}</b> ({100 * v['share']:.0f}%)"
 
+    seeds = sorted({t["seed"] for t in data["targets"] if t.get("seed") is not None})
     out.append(
         f"<p>{html.escape(data['criterion'])}. {share('calibration')}; "
         f"{share('validation')} (targets the model was not fitted to); "
-        f"{share('all')}.</p>"
+        f"{share('all')}.</p><p><small>Simulator {html.escape(data['simulator_version'])}; "
+        + (f"seed {', '.join(map(str, seeds))}" if seeds else "seed: each study's own")
+        + " (in validation.csv for each target). Patients: simulated per arm; assessed:"
+        " those the estimate is over (for an outcome among entered patients, fewer).</small></p>"
     )
     out.append(png_figure(folder / "validation.png", "validation forest plot"))
     out.append(
         "<table><tr><th>study</th><th>role</th><th>outcome</th><th>arm</th>"
         "<th>published (95% CI)</th><th>simulated (95% MC CI)</th><th>overlap</th>"
-        "<th>patients</th></tr>"
+        "<th>patients (assessed)</th></tr>"
     )
     for t in data["targets"]:
         sim = (
@@ -212,7 +219,13 @@ def _html(data: dict[str, Any], folder: Path) -> str:
             f" ({html.escape(t['estimator'])})</small></td><td class='l'>"
             f"{html.escape(t['arm'])}</td><td>{t['published']:.3g} "
             f"({t['published_low']:.3g} to {t['published_high']:.3g})</td><td>{sim}</td>"
-            f"<td>{ok}</td><td>{t['patients']:,}</td></tr>"
+            f"<td>{ok}</td><td>{t['patients']:,}"
+            + (
+                f" ({t['assessed']:,})"
+                if t.get("assessed") is not None and t["assessed"] != t["patients"]
+                else ""
+            )
+            + "</td></tr>"
         )
     out.append(
         "</table><p><small>Published intervals from the counts are Wilson 95% "
