@@ -872,7 +872,35 @@ class SweepResult:
                 for i, (pt, out) in enumerate(zip(p.points, self.outputs, strict=True))
             ],
             "analysis": self.analysis,
+            "sweep_file": p.source.name,
+            "design_spec": design_spec(p.spec.design),
+            "economics": economics_json(p.scenarios[0]),
         }
+
+
+def design_spec(design: Any) -> dict[str, Any]:
+    """The design as the sweep file gives it (after ``--draws``): a PSA's distribution of
+    each parameter (its type and parameters), correlation and EVPPI groups, a one-way's
+    low and high or listed values, a global design's bounds; so that sweep.json and
+    report.html state what was drawn or varied."""
+    return dict(design.model_dump(mode="json", exclude_none=True, by_alias=True))
+
+
+def economics_json(scn: Scenario) -> dict[str, Any]:
+    """What the costs and QALYs of a sweep are (the resolved base scenario's economics,
+    ``--set`` applied): currency, willingness to pay, discount rate, cost-effectiveness
+    horizon, perspective and price year; keyed as the compare report's incremental
+    analysis (``report.comparison.economics_basis`` states them)."""
+    econ = scn.economics
+    return {
+        "currency": econ.currency,
+        "willingness_to_pay_per_qaly": econ.willingness_to_pay_per_qaly,
+        "discount_rate_per_year": econ.discount_rate_per_year,
+        "horizon": econ.cea_horizon,
+        "horizon_days": scn.horizon_days,
+        "perspective": econ.perspective,
+        "price_year": econ.price_year,
+    }
 
 
 def keeps_vectors(design: Any) -> bool:

@@ -275,9 +275,9 @@ def test_a_grid_over_chairs_reads_in_whole_chairs_and_the_metrics_own_words(monk
         sweep_figures._grid_figure(result, key, Path(key))
         ax = saved[Path(key)].axes[0]
         assert list(ax.get_xticks()) == [2, 3, 4]
-        assert ax.get_xlabel() == "center chairs"
+        assert ax.get_xlabel() == "chairs"
         assert ax.get_ylabel().startswith("wait per infusion day, mean [days]")
         legend = [t.get_text() for t in ax.get_legend().get_texts()]
-        assert legend == [f"arrivals per year = {n}" for n in (40, 60, 80)]
+        assert legend == [f"arrivals per year (new patients/year) = {n}" for n in (40, 60, 80)]
         zero = [ln for ln in ax.get_lines() if list(ln.get_ydata()) == [0.0, 0.0]]
         assert bool(zero) == key.startswith("rescue-"), key

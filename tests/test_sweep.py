@@ -444,7 +444,7 @@ def test_sweep_outputs_and_report(tmp_path):
         float(r["disease.steroid.emax_per_day"])
     page = (out / "report.html").read_text()
     assert "data:image/png;base64," in page and "http" not in page
-    assert "<h2>Points</h2>" in page and "steroid emax per day" in page
+    assert "<h2>Points</h2>" in page and "steroid Emax (1/day)" in page
     # low/high: a tornado; listed values: a line plot per outcome
     assert Path(out / "tornado.png").is_file()
     assert Path(out / "values_cpk_normal_month_6.png").is_file()

@@ -350,7 +350,7 @@ def test_a_tornado_bar_with_an_undefined_end_is_listed_in_the_report(tmp_path):
     assert bar["swing"] is None and bar["undefined_at"] == [0.10] and bar["low"] == bar["high"]
     page = (folder / "report.html").read_text()
     assert (
-        "<li>time to CPK normal (KM median) [days], first_line: steroid emax per day at 0.1</li>"
+        "<li>time to CPK normal (KM median) [days], first_line: steroid Emax (1/day) at 0.1</li>"
         in page
     )
     day = plan.scenarios[0].horizon_days

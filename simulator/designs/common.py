@@ -121,16 +121,17 @@ def global_analyse(
 def global_figures(result: Any, folder: Path) -> list[str]:
     """``figures`` of the SALib designs: one bar chart of indices per output that has
     them, named after the design (``sobol.png``, ``morris_<output>.png``, ...)."""
-    from ..report.sweep_figures import _global_figure, _key_label, _labels, _slug
+    from ..report.sweep_figures import _global_figure, _key_label, _labels, _slug, parameter_labels
 
     kind = result.plan.spec.design.type
     labels = _labels(result.plan)
+    names = parameter_labels(result.plan)
     files: list[str] = []
     for key in result.plan.output_keys:
         info = result.analysis["indices"][key]
         if "error" in info:
             continue
         name = f"{kind}.png" if not files else f"{kind}_{_slug(key)}.png"
-        _global_figure(info, key, kind, folder / name, _key_label(key, labels))
+        _global_figure(info, key, kind, folder / name, _key_label(key, labels), names)
         files.append(name)
     return files

@@ -94,11 +94,13 @@ def figures(result: Any, folder: Path) -> list[str]:
         _slug,
         _tornado_figure,
         _touches,
+        parameter_labels,
     )
 
     plan = result.plan
     files: list[str] = []
     labels = _labels(plan)
+    names = parameter_labels(plan)
     tornado = result.analysis["tornado"]
     specs = plan.spec.design.parameters
     listed = {n for n, sp in specs.items() if len(sp.points()) > 2}
@@ -109,7 +111,7 @@ def figures(result: Any, folder: Path) -> list[str]:
         title = _key_label(key, labels)
         if ends:
             name = "tornado.png" if not files else f"tornado_{_slug(key)}.png"
-            _tornado_figure([bars[0], *ends], title, folder / name)
+            _tornado_figure([bars[0], *ends], title, folder / name, names)
             files.append(name)
         lines = [b for b in kept if b["parameter"] in listed]
         if lines:
@@ -129,6 +131,6 @@ def figures(result: Any, folder: Path) -> list[str]:
                 for b in lines
             ]
             name = f"values_{_slug(key)}.png"
-            _line_figure(series, title, bars[0]["base_outcome"], folder / name)
+            _line_figure(series, title, bars[0]["base_outcome"], folder / name, names)
             files.append(name)
     return files

@@ -54,7 +54,7 @@ def decision_analysis(plan: Any, outputs: list[dict[str, float]]) -> dict[str, A
     from ..outcomes import cea_columns, decision_population
 
     scn = plan.scenarios[0]
-    return psa_analysis(
+    out = psa_analysis(
         plan.spec.design,
         plan.points,
         outputs,
@@ -63,6 +63,11 @@ def decision_analysis(plan: Any, outputs: list[dict[str, float]]) -> dict[str, A
         cea_columns(scn),
         decision_population(scn),
     )
+    # what the costs and QALYs are, for the labels of the figures and the report
+    out["cea_horizon"] = scn.economics.cea_horizon
+    out["horizon_days"] = scn.horizon_days
+    out["discount_rate_per_year"] = scn.economics.discount_rate_per_year
+    return out
 
 
 def _evpi(nmb: np.ndarray) -> float:
@@ -167,6 +172,7 @@ def psa_analysis(
         "evppi_se": evppi_se,
         "evppi_metamodel_r_squared": r2,
         "evppi_metamodel_strategies": [f"{a} - {arms[0]}" for a in arms[1:]],
+        "evppi_groups": {g: list(members) for g, members in groups.items()},
         "cost": cost_col,
         "effect": qaly_col,
         "mean_inner_mc_se": {cost_col: _nanmean(se_cost), qaly_col: _nanmean(se_qaly)},

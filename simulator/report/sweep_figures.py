@@ -104,6 +104,207 @@ def param_label(path: str) -> str:
     return " ".join(parts[-2:]).replace("_", " ")
 
 
+#: words of a path written as people read them
+_WORDS = {
+    "ivig": "IVIG",
+    "cpk": "CPK",
+    "igg": "IgG",
+    "haq": "HAQ",
+    "tis": "TIS",
+    "qaly": "QALY",
+    "mmt8": "MMT-8",
+    "emax": "Emax",
+    "ed50": "ED50",
+    "uln": "ULN",
+    "cv": "CV",
+    "sd": "SD",
+}
+#: words at the end of a field's name that only spell its unit (given apart)
+_UNIT_WORDS = {
+    "per",
+    "day",
+    "days",
+    "year",
+    "years",
+    "g",
+    "l",
+    "kg",
+    "mg",
+    "ml",
+    "ng",
+    "u",
+    "cm",
+    "qaly",
+    "log",
+    "h",
+    "min",
+    "hours",
+    "minutes",
+    "cycle",
+    "points",
+}
+#: sections whose name says nothing a field's own name does not ("activity flare rate")
+_PLAIN_SECTIONS = {
+    "population",
+    "disease",
+    "activity",
+    "heterogeneity",
+    "enzymes",
+    "function",
+    "extramuscular",
+    "core_set",
+    "regimen",
+    "safety",
+    "visits",
+    "economics",
+    "utilities",
+    "outcomes",
+    "center",
+}
+#: names for parameters whose path's words read poorly
+_NAMES = {"disease.mortality.excess_per_year": "excess mortality"}
+#: units of the fields of an adverse event (``safety``), which carry none in the schema
+_EVENT_UNITS = {
+    "case_fatality": "proportion",
+    "p_per_cycle": "probability per cycle",
+    "baseline_per_year": "1/year",
+    "risk_factor_multiplier": "x",
+}
+#: a distribution's parameters: what its part of the label says, and whether it keeps the
+#: unit of the value drawn (a CV has none)
+_DIST_PARTS = {
+    "value": ("", True),
+    "mean": ("mean", True),
+    "median": ("median", True),
+    "sd": ("SD", True),
+    "cv": ("CV", False),
+    "low": ("lower bound", True),
+    "high": ("upper bound", True),
+}
+#: paths whose unit is an amount of money ("per g": GBP per g)
+_MONEY = ("economics.prices.", "economics.adverse_event_cost.", "economics.willingness_to_pay")
+
+
+def _words(name: str, strip_unit: bool = True) -> str:
+    """A field's name in words, without the words that spell its unit (when some remain):
+    'effect_per_g_per_l_per_day' -> 'effect', 'half_life_days' -> 'half-life'."""
+    tokens = [t for t in name.split("_") if t]
+    if strip_unit:
+        kept = list(tokens)
+        while kept and kept[-1].lower() in _UNIT_WORDS:
+            kept.pop()
+        if kept and kept[-1] != "per":
+            tokens = kept
+    text = " ".join(_WORDS.get(t.lower(), t) for t in tokens)
+    return text.replace("half life", "half-life")
+
+
+def _unit_of(scenario: Any, parts: list[str | int]) -> tuple[str | None, int | None]:
+    """The unit the schema gives the field at ``parts`` of ``scenario`` (its
+    ``json_schema_extra``, as ``scenario.reference.parameter_table`` reads it), and the
+    index of the part that is a distribution's parameter (``.mean`` of a Dist), if any."""
+    from pydantic import BaseModel
+
+    from ..scenario.schema import Dist
+
+    node: Any = scenario
+    unit: str | None = None
+    dist_at: int | None = None
+    for i, part in enumerate(parts):
+        if isinstance(node, Dist) and isinstance(part, str) and part in _DIST_PARTS:
+            dist_at = i
+            if not _DIST_PARTS[part][1]:
+                unit = None
+            break
+        if isinstance(node, BaseModel) and isinstance(part, str):
+            fields = type(node).model_fields
+            name = next((n for n, f in fields.items() if part in (n, f.alias)), None)
+            if name is None:
+                return None, dist_at
+            extra = fields[name].json_schema_extra
+            unit = extra.get("unit") if isinstance(extra, dict) else None  # type: ignore[assignment]
+            if unit is None:
+                unit = _EVENT_UNITS.get(name)
+            node = getattr(node, name)
+        elif isinstance(node, dict) and part in node:
+            node = node[part]  # an entry of a dict keeps the dict's unit
+        elif isinstance(node, list | tuple) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return None, dist_at
+    return (None if unit in (None, "", "-", "rule") else str(unit)), dist_at
+
+
+def parameter_label(path: str, scenario: Any = None, currency: str = "") -> str:
+    """A swept parameter as people read it, with its unit from the scenario schema:
+    'economics.prices.ivig_per_g' -> 'IVIG price (GBP per g)',
+    'disease.ivig.effect_per_g_per_l_per_day' -> 'IVIG effect (1/day per g/L)',
+    'disease.activity.lasting_drive_log.mean' -> 'lasting drive, mean (log activity)';
+    a threshold inside a rule: 'IVIG start rule: below TIS'. Without a scenario (or for a
+    path the schema does not have) the parameter's own name (``param_label``)."""
+    from ..sweeps import _split
+
+    try:
+        parts = _split(path)
+    except ValueError:
+        return param_label(path)
+    words = [p for p in parts if isinstance(p, str)]
+    if scenario is None or not words:
+        return param_label(path)
+    rule = next(
+        (i for i, p in enumerate(parts) if isinstance(p, str) and p.endswith("_when")), None
+    )
+    if rule is not None:
+        field = str(parts[rule])
+        section = str(parts[rule - 1]) if rule > 0 else ""
+        head = " ".join(w for w in (_section(section), _words(field[: -len("_when")], False)) if w)
+        inside = [p for p in parts[rule + 1 :] if isinstance(p, str) and p not in ("any", "all")]
+        tail = " ".join(_words(p, False) for p in inside[-2:])
+        return f"{head} rule: {tail}" if tail else f"{head} rule"
+    unit, dist_at = _unit_of(scenario, parts)
+    end = dist_at if dist_at is not None else len(parts)
+    field_parts = parts[:end]
+    names = [p for p in field_parts if isinstance(p, str)]
+    if not names:
+        return param_label(path)
+    field = names[-1]
+    section = names[-2] if len(names) > 1 else ""
+    base = ".".join(str(p) for p in field_parts)
+    if base in _NAMES:
+        text = _NAMES[base]
+    elif section == "prices" or (len(names) > 2 and names[-3] == "prices"):
+        text = f"{_words(field)} price"
+    elif section in ("adverse_event_cost", "adverse_event_qaly_loss"):
+        text = f"{_words(field, False)} {_words(section, False)}"
+    else:
+        text = " ".join(w for w in (_section(section), _words(field)) if w)
+    if dist_at is not None:
+        part = _DIST_PARTS[str(parts[dist_at])][0]
+        text = f"{text}, {part}" if part else text
+    if unit and currency and path.startswith(_MONEY) and unit.startswith("per "):
+        unit = f"{currency} {unit}"
+    if unit and unit.lower() not in text.lower().split():
+        text = f"{text} ({unit})"
+    return text
+
+
+def _section(name: str) -> str:
+    """A section's name as the first words of its fields' labels ('' for a section that
+    says nothing more: 'activity', 'utilities')."""
+    return "" if name in _PLAIN_SECTIONS or not name else _words(name, False)
+
+
+def parameter_labels(plan: SweepPlan) -> dict[str, str]:
+    """Each swept parameter's label (``parameter_label``), its unit read from the first
+    strategy's scenario that has the parameter."""
+    cur = plan.scenarios[0].economics.currency
+    out = {}
+    for name in plan.parameter_names:
+        arms = plan.applies.get(name) or [0]
+        out[name] = parameter_label(name, plan.scenarios[arms[0]], cur)
+    return out
+
+
 def _touches(plan: SweepPlan, name: str, key: str) -> bool:
     """Whether parameter ``name`` can move output ``key`` (its arm, or either arm of a
     difference, has the parameter); the key is read against the plan's strategies."""
@@ -115,6 +316,10 @@ def _touches(plan: SweepPlan, name: str, key: str) -> bool:
         return True
     return any(plan.arms.index(a) in plan.applies.get(name, []) for a in arms)
 
+
+#: line styles and markers of the CEAC curves, in turn (curves that coincide stay apart)
+CEAC_STYLES = ("-", "--", ":", "-.")
+CEAC_MARKERS = ("o", "D", "^", "v", "P", "X")  # not "s": the CEAF's marker
 
 PAIRED_NOTE = "95% interval of the difference from the base case, paired on the same patients"
 MC_NOTE = "95% Monte Carlo error of each point"
@@ -154,19 +359,50 @@ def _ranks(values: Sequence[Any]) -> list[int]:
 
 
 UNDEFINED_END = "undefined at one end"
+AT_BASE_END = "one end at the base value"
 
 
-def _tornado_figure(bars: list[dict[str, Any]], title: str, path: Path) -> None:
+def at_base_value(bar: dict[str, Any]) -> list[Any]:
+    """The values of a one-way bar that equal the parameter's base value: that end is the
+    base case itself, so the bar shows only the other end's effect (one-sided), not the
+    effect of the whole range."""
+    base = bar.get("base_value")
+    if not _finite(base):
+        return []
+    return [v for v in bar["values"] if _finite(v) and v == base]
+
+
+def _end_alignment(ys: list[Any], j: int, base: float, high: bool) -> str:
+    """Which way the label of end ``j`` of a bar runs from its marker: away from the
+    base-case line (so the line never runs through it); an end on the line runs away
+    from the bar's other end."""
+    y = ys[j]
+    if _finite(base) and y != base:
+        return "left" if y > base else "right"
+    others = [o for k, o in enumerate(ys) if k != j and _finite(o) and o != y]
+    if others:
+        return "right" if others[0] > y else "left"
+    return "left" if high else "right"
+
+
+def _tornado_figure(
+    bars: list[dict[str, Any]], title: str, path: Path, names: dict[str, str] | None = None
+) -> None:
     """Low/high bars: the two ends in two colours (by value: the lower value is the "low
     value"), each with its 95% Monte Carlo error. A bar with no outcome at an end (e.g. a
     median never reached; ``undefined_at`` in sweep.json) has no range: its defined end
-    is drawn alone and the bar is labelled as undefined at one end (sorted last)."""
+    is drawn alone and the bar is labelled as undefined at one end (sorted last). A bar
+    with an end at the parameter's base value is labelled so (it is one-sided). Each
+    end's value is written beside its marker, above (low value) or below (high value)
+    and running away from the base-case line. ``names``: the parameters' labels (with
+    units), by dotted path."""
+    names = names or {}
     base = bars[0]["base_outcome"]
     items = bars[1:]
-    fig, ax = subplots(figsize=(8, 0.6 * len(items) + 2.0))
+    fig, ax = subplots(figsize=(8.5, 0.6 * len(items) + 2.0))
     kinds = set()
     labelled: set[str] = set()
-    names = ("low value", "high value")
+    ends = ("low value", "high value")
     for row, b in enumerate(reversed(items)):
         defined = [_finite(y) for y in b["outcomes"]]
         if all(defined):
@@ -183,14 +419,14 @@ def _tornado_figure(bars: list[dict[str, Any]], title: str, path: Path) -> None:
                     f"undefined at {format_value(v)}",
                     (base if _finite(base) else 0.0, row),
                     textcoords="offset points",
-                    xytext=(0, -13 if high else 9),
-                    ha="center",
+                    xytext=(4, -14 if high else 7),
+                    ha="left",  # beside the base-case line, not through it
                     fontsize=7,
                     color=color,
                     style="italic",
                 )
                 continue
-            name = names[1] if high else names[0]
+            name = ends[1] if high else ends[0]
             ax.errorbar(
                 y,
                 row,
@@ -202,12 +438,13 @@ def _tornado_figure(bars: list[dict[str, Any]], title: str, path: Path) -> None:
                 label=name if name not in labelled else None,
             )
             labelled.add(name)
+            ha = _end_alignment(b["outcomes"], j, base, high)
             ax.annotate(
                 format_value(v),
                 (y, row),
                 textcoords="offset points",
-                xytext=(0, -13 if high else 9),
-                ha="center",
+                xytext=(4 if ha == "left" else -4, -14 if high else 7),
+                ha=ha,
                 fontsize=7,
                 color=color,
             )
@@ -215,13 +452,15 @@ def _tornado_figure(bars: list[dict[str, Any]], title: str, path: Path) -> None:
     ax.set_yticks(range(len(items)))
     ax.set_yticklabels(
         [
-            label(param_label(b["parameter"]), 40)
+            label(names.get(b["parameter"]) or param_label(b["parameter"]), 48)
             + ("" if all(_finite(y) for y in b["outcomes"]) else f"\n({UNDEFINED_END})")
+            + (f"\n({AT_BASE_END})" if at_base_value(b) else "")
             for b in reversed(items)
         ],
         fontsize=8,
     )
     ax.set_ylim(-0.7, len(items) - 0.3)
+    ax.margins(x=0.08)  # room for the values written beside the outermost ends
     note = " or ".join(PAIRED_NOTE if k else MC_NOTE for k in sorted(kinds, reverse=True))
     ax.set_xlabel(
         label(title, 130) + f"\n(bars: range over the two values; error bars: {note})", fontsize=8
@@ -229,18 +468,24 @@ def _tornado_figure(bars: list[dict[str, Any]], title: str, path: Path) -> None:
     ax.set_title("One-way sensitivity", fontsize=10)
     handles, texts = ax.get_legend_handles_labels()
     by_text = dict(zip(texts, handles, strict=True))
-    order = [n for n in ("base case", *names) if n in by_text]  # low before high
+    order = [n for n in ("base case", *ends) if n in by_text]  # low before high
     ax.legend([by_text[n] for n in order], order, fontsize=7, loc="best")
     ax.grid(True, axis="x", alpha=0.3)
     _save(fig, path)
 
 
 def _line_figure(
-    series: list[tuple[str, list[tuple[Any, ...]]]], title: str, base: float, path: Path
+    series: list[tuple[str, list[tuple[Any, ...]]]],
+    title: str,
+    base: float,
+    path: Path,
+    names: dict[str, str] | None = None,
 ) -> None:
     """Parameters swept over listed values: the outcome against each value (one panel per
     parameter); error bars are the paired intervals of the difference from the base case
-    (or each point's Monte Carlo error where an estimator has no paired difference)."""
+    (or each point's Monte Carlo error where an estimator has no paired difference).
+    ``names``: the parameters' labels (with units), by dotted path."""
+    names = names or {}
     k = len(series)
     fig, axes = subplots(1, k, figsize=(4.2 * k + 1, 3.8), squeeze=False)
     kinds = set()
@@ -262,7 +507,7 @@ def _line_figure(
             capsize=3,
         )
         ax.axhline(base, color="black", linestyle="--", linewidth=1, label="base case")
-        ax.set_xlabel(label(param_label(name), 40), fontsize=8)
+        ax.set_xlabel(label(names.get(name) or param_label(name), 48), fontsize=8)
         ax.grid(True, alpha=0.3)
     axes[0][0].set_ylabel(label(title, 60), fontsize=8)
     axes[0][0].legend(fontsize=7)
@@ -276,6 +521,7 @@ def _grid_figure(result: SweepResult, key: str, path: Path) -> None:
     names = list(plan.spec.design.parameters)
     first = names[0]
     others = names[1:]
+    shown = parameter_labels(plan)  # with their units, as in the tables
     groups: dict[tuple[Any, ...], list[tuple[Any, float, float]]] = {}
     for pt, out in zip(plan.points, result.outputs, strict=True):
         groups.setdefault(tuple(pt[o] for o in others), []).append(
@@ -290,7 +536,8 @@ def _grid_figure(result: SweepResult, key: str, path: Path) -> None:
         if not numeric:
             ax.set_xticks(xs, [format_value(r[0]) for r in rows])
         text = ", ".join(
-            f"{param_label(o)} = {format_value(v)}" for o, v in zip(others, combo, strict=True)
+            f"{shown.get(o) or param_label(o)} = {format_value(v)}"
+            for o, v in zip(others, combo, strict=True)
         )
         ax.errorbar(
             xs,
@@ -307,7 +554,7 @@ def _grid_figure(result: SweepResult, key: str, path: Path) -> None:
     if arm and arm not in plan.arms:  # a difference between two arms: mark no difference
         ax.axhline(0.0, color="black", linewidth=0.8, linestyle=":")
     ylabel = _key_label(key, _labels(plan))
-    ax.set_xlabel(param_label(first))
+    ax.set_xlabel(shown.get(first) or param_label(first))
     ax.set_ylabel(ylabel, fontsize=8)
     ax.set_title(f"{ylabel}\n(error bars: 95% Monte Carlo error)", fontsize=9)
     ax.grid(True, alpha=0.3)
@@ -316,8 +563,16 @@ def _grid_figure(result: SweepResult, key: str, path: Path) -> None:
 
 
 def _global_figure(
-    info: dict[str, Any], key: str, design: str, path: Path, title: str | None = None
+    info: dict[str, Any],
+    key: str,
+    design: str,
+    path: Path,
+    title: str | None = None,
+    labels: dict[str, str] | None = None,
 ) -> None:
+    """Sobol' or Morris indices of one output; ``labels``: the parameters' labels (with
+    units), by dotted path."""
+    labels = labels or {}
     names = info["parameters"]
     x = np.arange(len(names))
     fig, ax = subplots(figsize=(max(6, 1.2 * len(names) + 2), 4.5))
@@ -356,7 +611,10 @@ def _global_figure(
         ax.set_ylabel(label(f"{title or key}: change over the range (95% CI)", 70), fontsize=8)
     ax.set_xticks(x)
     ax.set_xticklabels(
-        [label(param_label(n), 40) for n in names], rotation=20, ha="right", fontsize=8
+        [label(labels.get(n) or param_label(n), 48) for n in names],
+        rotation=20,
+        ha="right",
+        fontsize=8,
     )
     note = " (negative estimates shown as estimated)" if design == "sobol" else ""
     ax.set_title(
@@ -378,6 +636,22 @@ def _money(x: float) -> str:
     v = float(f"{x:.3g}")  # 3 significant digits, whatever the magnitude
     digits = max(0, 2 - math.floor(math.log10(abs(v))))
     return f"{v:,.{digits}f}"
+
+
+def cea_basis(psa: dict[str, Any]) -> str:
+    """What the PSA's costs and QALYs are, read from its analysis: 'lifetime, discounted
+    at 3.5%/year' (``cost_lifetime``/``qaly_lifetime``), or 'simulated horizon of 728 days,
+    discounted at 3.5%/year' (``economics.cea_horizon: clinical``)."""
+    horizon = psa.get("cea_horizon")
+    if horizon is None:  # an analysis without it: what its QALY column is
+        horizon = "lifetime" if str(psa.get("effect", "")).endswith("_lifetime") else "clinical"
+    if horizon == "lifetime":
+        text = "lifetime"
+    else:
+        days = psa.get("horizon_days")
+        text = "simulated horizon" + (f" of {days:,} days" if days is not None else "")
+    rate = psa.get("discount_rate_per_year")
+    return f"{text}, discounted" + ("" if rate is None else f" at {100 * rate:g}%/year")
 
 
 def _psa_figures(result: SweepResult, folder: Path) -> list[str]:
@@ -416,12 +690,13 @@ def _psa_scatter(result: SweepResult, folder: Path) -> str:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     cur = plan.scenarios[0].economics.currency
-    axes[0].set_xlabel("incremental cumulative prednisone (g)")
-    axes[0].set_ylabel(f"incremental cost ({cur})")
+    basis = cea_basis(psa)
+    axes[0].set_xlabel("incremental cumulative prednisone (g, simulated horizon)")
+    axes[0].set_ylabel(f"incremental cost ({cur}; {basis})")
     axes[0].set_title("PSA: steroid exposure vs cost, one point per draw")
-    axes[1].set_xlabel("incremental QALYs")
-    axes[1].set_ylabel(f"incremental cost ({cur})")
-    axes[1].set_title("Cost-effectiveness plane")
+    axes[1].set_xlabel(f"incremental QALYs ({basis})")
+    axes[1].set_ylabel(f"incremental cost ({cur}; {basis})")
+    axes[1].set_title("Cost-effectiveness plane, one point per draw")
     _save(fig, folder / "psa_scatter.png")
     return "psa_scatter.png"
 
@@ -435,15 +710,19 @@ def _psa_ceac(result: SweepResult, folder: Path) -> str:
     fig, ax = subplots(figsize=(7.5, 4.5))
     wtp = psa["willingness_to_pay"]
     for k, (arm, color) in enumerate(zip(arms, COLORS, strict=False)):
-        # markers and a small offset keep lines at 0 or 1 visible and apart
+        # the true probabilities; curves that coincide (at 0 or 1) stay apart by line
+        # style and marker, drawn in turn thinner and smaller so that each shows
         ax.plot(
             wtp,
-            [v + 0.006 * (k - (len(arms) - 1) / 2) for v in psa["ceac"][arm]],
+            psa["ceac"][arm],
             color=color,
-            marker="o",
-            markersize=3,
-            linewidth=1.5,
+            linestyle=CEAC_STYLES[k % len(CEAC_STYLES)],
+            marker=CEAC_MARKERS[k % len(CEAC_MARKERS)],
+            markersize=max(2.5, 7.0 - 1.5 * k),
+            markerfacecolor="none" if k % 2 else color,
+            linewidth=max(1.0, 2.6 - 0.5 * k),
             label=label(arm),
+            zorder=2 + k,
         )
     if "ceaf" in psa:
         ax.plot(
@@ -456,10 +735,14 @@ def _psa_ceac(result: SweepResult, folder: Path) -> str:
             markerfacecolor="none",
             label="frontier (CEAF): the strategy with the highest expected NMB",
         )
-    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel(f"willingness to pay ({cur} per QALY)")
     ax.set_ylabel("probability cost-effective")
-    ax.set_title("Cost-effectiveness acceptability curves and frontier")
+    ax.set_title(
+        "Cost-effectiveness acceptability curves and frontier\n"
+        f"(net monetary benefit on costs and QALYs: {cea_basis(psa)})",
+        fontsize=10,
+    )
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     _save(fig, folder / "ceac.png")
@@ -516,5 +799,9 @@ def _psa_evppi(result: SweepResult, folder: Path) -> str:
     )
     axes[1].set_title("Partial EVPI by parameter group (GAM metamodel)")
     axes[1].grid(True, axis="x", alpha=0.3)
+    fig.suptitle(
+        f"Value of information on net monetary benefit (costs and QALYs: {cea_basis(psa)})",
+        fontsize=10,
+    )
     _save(fig, folder / "evppi.png")
     return "evppi.png"

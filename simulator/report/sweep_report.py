@@ -13,8 +13,19 @@ from typing import Any
 from ..designs import figures as design_figures
 from ..sweeps import SweepResult
 from .atomic import json_roundtrip, png_figure, write_json
+from .comparison import economics_basis
 from .figures import _quiet
-from .sweep_figures import _key_label, _labels, _money, _touches, param_label
+from .sweep_figures import (
+    AT_BASE_END,
+    _key_label,
+    _labels,
+    _money,
+    _touches,
+    at_base_value,
+    cea_basis,
+    param_label,
+    parameter_labels,
+)
 from .tables import format_value
 
 __all__ = ["write_sweep"]
@@ -132,9 +143,8 @@ def _html(result: SweepResult, data: dict[str, Any], folder: Path, figs: list[st
         f"<p>Design <b>{html.escape(plan.spec.design.type)}</b>, {len(plan.points)} points, "
         f"{units} "
         f"(seed {plan.seed}), strategies: {html.escape(', '.join(plan.arms))}. Monte Carlo "
-        "standard errors (the <code>mc_se</code> column of sweep.csv, error bars in the "
-        "figures, &plusmn; 95% intervals in the table of points) tell a real effect from "
-        "noise.</p>"
+        "standard errors of each point (the <code>mc_se</code> column of sweep.csv, "
+        "&plusmn; 95% intervals in the table of points) tell a real effect from noise.</p>"
     )
     if "paired_vs_base" in data["analysis"]:
         w(
@@ -142,10 +152,11 @@ def _html(result: SweepResult, data: dict[str, Any], folder: Path, figs: list[st
             "much more precise than the two points' own intervals suggest. Each point is "
             "therefore also compared with the base case (point 0) patient by patient: "
             "&Delta; in the table of points, <code>difference_vs_base</code> with its 95% "
-            "interval in sweep.csv, and the error bars of the one-way figures. A median "
-            "(time to an event) or a rate has no per-patient difference; those keep their "
-            "Monte Carlo error.</p>"
+            "interval in sweep.csv. A median (time to an event) or a rate has no "
+            "per-patient difference; those keep their Monte Carlo error.</p>"
         )
+    w(f"<p>{error_bars_text(plan.spec.design.type)}</p>")
+    w(settings_html(result, data))
     analysis = data["analysis"]
     if "psa" in analysis:
         psa = analysis["psa"]
@@ -155,7 +166,15 @@ def _html(result: SweepResult, data: dict[str, Any], folder: Path, figs: list[st
         se = psa.get("evpi_at_reference_se")
         pop = psa.get("population")
         w(
-            f"<h2>Decision and value of information</h2><p>At {ref:,.0f} {cur}/QALY the "
+            "<h2>Decision and value of information</h2><p>The cost-effectiveness results "
+            "(the cost-effectiveness plane of psa_scatter.png, the CEAC and CEAF, EVPI and "
+            f"EVPPI) use <b>{html.escape(cea_basis(psa))}</b> costs and QALYs (the outcomes "
+            f"<code>{html.escape(psa['cost'])}</code> and "
+            f"<code>{html.escape(psa['effect'])}</code> of each draw; "
+            "<code>economics.cea_horizon</code>).</p>"
+        )
+        w(
+            f"<p>At {ref:,.0f} {cur}/QALY the "
             f"strategy with the highest expected net monetary benefit is "
             f"<b>{html.escape(psa['optimal_strategy'][k])}</b>, the best in "
             f"{100 * psa['ceaf'][k]:.0f}% of draws. EVPI per patient: "
@@ -167,18 +186,26 @@ def _html(result: SweepResult, data: dict[str, Any], folder: Path, figs: list[st
                 if pop
                 else ""
             )
-            + f".</p><table><tr><th>parameter group</th><th>EVPPI per patient ({cur})</th>"
+            + f".</p><table><tr><th>parameter group</th><th>parameters in the group</th>"
+            f"<th>EVPPI per patient ({cur})</th>"
             f"<th>SE</th><th>population EVPPI ({cur})</th><th>metamodel R&sup2; of the"
             " incremental net benefit ("
             + html.escape(", ".join(psa.get("evppi_metamodel_strategies", [])))
             + ")</th></tr>"
         )
+        groups = psa.get("evppi_groups") or data.get("design_spec", {}).get("groups") or {}
+        names = parameter_labels(plan)
         for g, v in psa["evppi_per_patient_at_reference"].items():
+            members = "; ".join(
+                f"<span title='{html.escape(m)}'>{html.escape(names.get(m, m))}</span>"
+                for m in groups.get(g, [])
+            )
             gse = psa.get("evppi_se", {}).get(g)
             popv = psa.get("evppi_population_at_reference", {}).get(g)
             r2 = ", ".join(f"{x:.2f}" for x in psa.get("evppi_metamodel_r_squared", {}).get(g, []))
             w(
                 f"<tr><td style='text-align:left'>{html.escape(g)}</td>"
+                f"<td style='text-align:left'>{members}</td>"
                 f"<td>{'n/a' if v is None else _money(v)}</td>"
                 f"<td>{'' if gse is None else _money(gse)}</td>"
                 f"<td>{'' if popv is None else _money(popv)}</td><td>{r2}</td></tr>"
@@ -190,6 +217,7 @@ def _html(result: SweepResult, data: dict[str, Any], folder: Path, figs: list[st
     if "indices" in analysis:
         w("<h2>Global sensitivity indices</h2>")
         labels = _labels(plan)
+        names = parameter_labels(plan)
         for key, info in analysis["indices"].items():
             w(f"<h3>{html.escape(_key_label(key, labels))}</h3>")
             if "error" in info:
@@ -204,15 +232,16 @@ def _html(result: SweepResult, data: dict[str, Any], folder: Path, figs: list[st
             for i, name in enumerate(info["parameters"]):
                 w(
                     f"<tr><td style='text-align:left' title='{html.escape(name)}'>"
-                    f"{html.escape(param_label(name))}</td>"
+                    f"{html.escape(names.get(name) or param_label(name))}</td>"
                     + "".join(f"<td>{info[c][i]:.3f}</td>" for c in cols)
                     + "</tr>"
                 )
             w("</table>")
             if "S2" in info:
-                w(_second_order_table(info))
+                w(_second_order_table(info, names))
     if "tornado" in analysis:
         w(_undefined_ends(result, analysis["tornado"]))
+        w(_ends_at_base(result, analysis["tornado"]))
     w("<h2>Figures</h2>")
     for f in figs:
         w(png_figure(folder / f, f))
@@ -224,16 +253,20 @@ def _html(result: SweepResult, data: dict[str, Any], folder: Path, figs: list[st
     return out.getvalue()
 
 
-def _second_order_table(info: dict[str, Any]) -> str:
+def _second_order_table(info: dict[str, Any], labels: dict[str, str] | None = None) -> str:
     """Sobol' second-order indices (``second_order: true``): S2 of each pair of
     parameters, row before column, with its 95% bootstrap half-width; empty on and below
-    the diagonal."""
+    the diagonal. ``labels``: the parameters' labels, by dotted path."""
+    labels = labels or {}
     names = info["parameters"]
     out = [
         "<p>Second-order indices S2 (the share of the variance due to the interaction of two"
         " parameters alone; &plusmn; 95% bootstrap half-width):</p><table><tr><th>S2</th>"
     ]
-    out += [f"<th title='{html.escape(n)}'>{html.escape(param_label(n))}</th>" for n in names]
+    out += [
+        f"<th title='{html.escape(n)}'>{html.escape(labels.get(n) or param_label(n))}</th>"
+        for n in names
+    ]
     out.append("</tr>")
     for i, name in enumerate(names):
         cells = []
@@ -242,7 +275,7 @@ def _second_order_table(info: dict[str, Any]) -> str:
             cells.append(f"<td>{text}</td>")
         out.append(
             f"<tr><th style='text-align:left' title='{html.escape(name)}'>"
-            f"{html.escape(param_label(name))}</th>" + "".join(cells) + "</tr>"
+            f"{html.escape(labels.get(name) or param_label(name))}</th>" + "".join(cells) + "</tr>"
         )
     out.append("</table>")
     return "".join(out)
@@ -269,12 +302,173 @@ def _undefined_ends(result: SweepResult, tornado: dict[str, list[dict[str, Any]]
         "<p>Undefined at one end (the outcome has no value at a parameter's value, e.g. a"
         " median never reached, so the bar has no swing; drawn last in the tornado):</p><ul>"
     ]
+    shown = parameter_labels(plan)  # the tornado's names
     out += [
-        f"<li>{html.escape(_key_label(key, labels))}: {html.escape(param_label(b['parameter']))}"
+        f"<li>{html.escape(_key_label(key, labels))}:"
+        f" {html.escape(shown.get(b['parameter']) or param_label(b['parameter']))}"
         f" at {html.escape(', '.join(format_value(v) for v in b['undefined_at']))}</li>"
         for key, b in rows
     ]
     out.append("</ul>")
+    return "".join(out)
+
+
+def _is_base(value: Any, base: Any) -> bool:
+    return at_base_value({"base_value": base, "values": [value]}) != []
+
+
+def _ends_at_base(result: SweepResult, tornado: dict[str, list[dict[str, Any]]]) -> str:
+    """The one-way bars with an end at the parameter's base value (one-sided: that end is
+    the base case, so the bar shows only the other end's effect, not a small effect of
+    the whole range); each parameter once, as the tornado figures label it."""
+    plan = result.plan
+    names = parameter_labels(plan)
+    ends = {n for n, sp in plan.spec.design.parameters.items() if len(sp.points()) <= 2}
+    seen: dict[str, dict[str, Any]] = {}
+    for key, bars in tornado.items():
+        for b in bars[1:]:
+            name = b["parameter"]
+            if name in ends and _touches(plan, name, key) and at_base_value(b):
+                seen.setdefault(name, b)
+    if not seen:
+        return ""
+    out = [
+        f"<p>One-sided bars ({AT_BASE_END}: that end is the base case itself, so the bar"
+        " shows only the effect of moving the parameter to its other end, not the effect"
+        " of its whole range):</p><ul>"
+    ]
+    for name, b in seen.items():
+        at = at_base_value(b)
+        other = ", ".join(format_value(v) for v in b["values"] if v not in at)
+        out.append(
+            f"<li>{html.escape(names.get(name) or param_label(name))}: "
+            f"{html.escape(', '.join(format_value(v) for v in at))} is the base value"
+            + (f"; its bar shows only the effect of {html.escape(other)}" if other else "")
+            + "</li>"
+        )
+    out.append("</ul>")
+    return "".join(out)
+
+
+def error_bars_text(design: str) -> str:
+    """What the error bars of a design's figures are (each figure's axis or title says
+    it too), as HTML."""
+    if design == "one_way":
+        return (
+            "Error bars of the tornado and line figures: the 95% interval of each point's"
+            " difference from the base case, paired on the same patients (drawn around the"
+            " point); an outcome without a per-patient difference (a median, a rate) shows"
+            " the point's own 95% Monte Carlo error instead, as each figure's axis says."
+            " A tornado's grey bar is the range of the outcome over the parameter's two"
+            " values, not an uncertainty."
+        )
+    if design == "grid":
+        return (
+            "Error bars of the grid figures: each point's 95% Monte Carlo error (1.96"
+            " standard errors)."
+        )
+    if design in ("sobol", "morris"):
+        return (
+            "Error bars of the index figures: 95% bootstrap confidence intervals of the"
+            " indices (SALib), not the Monte Carlo error of the points."
+        )
+    return (
+        "The PSA figures draw no Monte Carlo error bars: each point of psa_scatter.png is"
+        " one draw's mean over its patients (the draws' mean inner-loop Monte Carlo"
+        " standard errors are in sweep.json, analysis.psa.mean_inner_mc_se), the CEAC,"
+        " CEAF and EVPI are shares and means over the draws, and the only error bars, on"
+        " the EVPPI panel of evppi.png, are &plusmn; 1 standard error from resampling the"
+        " draws (without refitting the metamodels)."
+    )
+
+
+def _distribution(spec: dict[str, Any]) -> tuple[str, str]:
+    """A PSA parameter's distribution as the sweep file gives it: (type, its parameters)."""
+    kind = str(spec.get("dist", ""))
+    rest = []
+    for k, v in spec.items():
+        if k == "dist":
+            continue
+        text = "[" + ", ".join(format_value(x) for x in v) + "]" if isinstance(v, list) else None
+        rest.append(f"{k} {text if text is not None else format_value(v)}")
+    return kind, ", ".join(rest)
+
+
+def settings_html(result: SweepResult, data: dict[str, Any]) -> str:
+    """What an assessor needs to reproduce the sweep: the sweep file, the simulator's
+    version, seed and sizes; the base scenario's economics (willingness to pay, discount
+    rate, cost-effectiveness horizon, perspective, price year: the compare report's
+    ``economics_basis``); for a PSA each parameter's distribution (as the sweep file
+    gives it), the correlation and the parameters of each EVPPI group."""
+    plan = result.plan
+    econ = data["economics"]
+    cur = html.escape(econ["currency"])
+    spec = data.get("design_spec", {})
+    whose = (
+        "the base scenario"
+        if plan.spec.strategies is None
+        else f"the first strategy's scenario ({html.escape(plan.arms[0])})"
+    )
+    out = [
+        "<h2>Settings</h2><ul>",
+        f"<li>Sweep file <code>{html.escape(data['sweep_file'])}</code> (design "
+        f"<b>{html.escape(data['design'])}</b>, {len(plan.points):,} points, "
+        f"{data['patients_per_point']:,} per point and strategy, seed {data['seed']}); "
+        f"simulator version <b>{html.escape(data['simulator_version'])}</b>; fingerprint "
+        f"<code>{html.escape(data['fingerprint'][:16])}</code>.</li>",
+        f"<li>Economics of {whose}: willingness to pay "
+        f"<b>{econ['willingness_to_pay_per_qaly']:,.0f} {cur} per QALY</b>. "
+        f"{html.escape(economics_basis(econ))}</li>",
+        "</ul>",
+    ]
+    if spec.get("type") == "psa":
+        names = parameter_labels(plan)
+        groups = data["analysis"].get("psa", {}).get("evppi_groups") or spec.get("groups") or {}
+        group_of = {m: g for g, members in groups.items() for m in members}
+        out.append(
+            f"<p>PSA: {spec.get('draws', len(plan.points)):,} draws, each parameter drawn by"
+            " inverse CDF of its distribution"
+            + (
+                " (correlated through a Gaussian copula, correlation matrix below)"
+                if spec.get("correlation")
+                else " (independently)"
+            )
+            + ".</p><table><tr><th>parameter</th><th>path in the scenario</th>"
+            "<th>distribution</th><th>its parameters (as in the sweep file)</th>"
+            "<th>EVPPI group</th></tr>"
+        )
+        for name, dist in spec.get("parameters", {}).items():
+            kind, params = _distribution(dist)
+            out.append(
+                f"<tr><td style='text-align:left'>{html.escape(names.get(name, name))}</td>"
+                f"<td style='text-align:left'><code>{html.escape(name)}</code></td>"
+                f"<td style='text-align:left'>{html.escape(kind)}</td>"
+                f"<td style='text-align:left'>{html.escape(params)}</td>"
+                f"<td style='text-align:left'>{html.escape(group_of.get(name, ''))}</td></tr>"
+            )
+        out.append("</table>")
+        if spec.get("from_posterior"):
+            out.append(
+                "<p>Calibrated parameters: each draw takes one row of "
+                f"<code>{html.escape(str(spec['from_posterior']))}</code>, resampled by"
+                " weight.</p>"
+            )
+        if spec.get("correlation"):
+            cols = list(spec.get("parameters", {}))
+            out.append("<table><tr><th>correlation</th>")
+            out += [
+                f"<th title='{html.escape(c)}'>{html.escape(names.get(c, c))}</th>" for c in cols
+            ]
+            out.append("</tr>")
+            for c, row in zip(cols, spec["correlation"], strict=False):
+                out.append(
+                    f"<tr><th style='text-align:left'>{html.escape(names.get(c, c))}</th>"
+                    + "".join(f"<td>{format_value(x)}</td>" for x in row)
+                    + "</tr>"
+                )
+            out.append("</table>")
+        if not spec.get("groups"):
+            out.append("<p>No EVPPI groups given: each parameter is its own group.</p>")
     return "".join(out)
 
 
@@ -301,15 +495,26 @@ def _points_table(result: SweepResult, limit: int = 60) -> str:
     plan = result.plan
     paired = result.analysis.get("paired_vs_base")
     labels = _labels(plan)
+    readable = parameter_labels(plan)
     names = plan.parameter_names
     keys = plan.output_keys
+    one_way = plan.spec.design.type == "one_way"
     out = ["<h2>Points</h2><div style='overflow-x:auto'><table><tr><th>point</th>"]
-    out += [f"<th>{html.escape(param_label(n))}</th>" for n in names]
+    out += [f"<th title='{html.escape(n)}'>{html.escape(readable[n])}</th>" for n in names]
     out += [f"<th>{html.escape(_key_label(k, labels))}</th>" for k in keys]
     out.append("</tr>")
     for i, (pt, o) in enumerate(zip(plan.points[:limit], result.outputs[:limit], strict=False)):
         cells = [f"<td>{i}</td>"]
-        cells += [f"<td>{html.escape(_short(pt[n]) if n in pt else 'base')}</td>" for n in names]
+        cells += [
+            f"<td>{html.escape(_short(pt[n]) if n in pt else 'base')}"
+            + (
+                "<br><small>(the base value)</small>"
+                if one_way and n in pt and _is_base(pt[n], plan.base_values.get(n))
+                else ""
+            )
+            + "</td>"
+            for n in names
+        ]
         for k in keys:
             v, se = o.get(k), o.get(k + "_se")
             if v is None or v != v:
