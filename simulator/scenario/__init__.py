@@ -11,6 +11,7 @@ path, the value and, where known, the file and line.
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import json
 import math
@@ -80,9 +81,41 @@ def check_scenario(scn: Scenario, linemap: LineMap | None = None, source: str = 
             f"IVIG would start on day {ivig.start_day:g}, after the horizon"
             f" (horizon_days: {scn.horizon_days})",
         )
+    center = scn.center
+    if center is not None and center.policy.priority == "rescue_first":
+        mixed = (
+            ivig is not None
+            and ivig.first_line_share is not None
+            and 0.0 < ivig.first_line_share < 1.0
+            and ivig.start_when is not None
+        )
+        if not mixed:
+            fail(
+                ("center", "policy", "priority"),
+                "rescue_first serves patients on rescue IVIG before first-line ones, but"
+                " this scenario has only one kind, so it would change nothing: give"
+                " regimen.ivig.first_line_share (between 0 and 1) with start_day and"
+                " start_when for a mix, or use priority fifo or new_first",
+            )
+    # A scenario may add adverse events of its own under safety.ivig / safety.steroid; a
+    # new name one or two letters from a packaged one is a typo, which would otherwise
+    # add an event and leave the packaged one at its defaults.
+    defaults = Scenario().safety
+    for kind in ("ivig", "steroid"):
+        packaged = list(getattr(defaults, kind))
+        for name in getattr(scn.safety, kind):
+            if name in packaged:
+                continue
+            close = difflib.get_close_matches(name, packaged, n=1, cutoff=0.85)
+            if close:
+                fail(
+                    ("safety", kind, name),
+                    f"unknown adverse event '{name}': did you mean '{close[0]}'? (a new"
+                    f" event of your own needs a name unlike the packaged ones:"
+                    f" {', '.join(packaged)})",
+                )
     # Names of the packaged adverse events stay valid even where a scenario drops them
     # from safety (their prices then never apply); anything else is a typo.
-    defaults = Scenario().safety
     ae_names = (
         set(scn.safety.ivig) | set(scn.safety.steroid) | set(defaults.ivig) | set(defaults.steroid)
     )

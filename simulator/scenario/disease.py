@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from .. import fmath
 from .schema import (
@@ -552,6 +552,10 @@ class LifeTable(Frozen):
         return self
 
 
+def _life_table_kind(value: Any) -> str:
+    return "inline" if isinstance(value, dict | LifeTable) else "name"
+
+
 class Mortality(Frozen):
     """Deaths: background mortality from a life table by age and sex, plus a
     disease-related excess hazard, plus fatal adverse events (``case_fatality`` of each
@@ -564,7 +568,15 @@ class Mortality(Frozen):
     before (1 at diagnosis), so uncontrolled disease raises it and controlled disease
     leaves the lasting part (lung, cancer-associated and other disease-related deaths)."""
 
-    life_table: str | LifeTable | None = P(
+    # a mapping is an inline table, anything else a table's name: only the matching
+    # branch's errors are reported (not also "should be a valid string")
+    life_table: (
+        Annotated[
+            Annotated[str, Tag("name")] | Annotated[LifeTable, Tag("inline")],
+            Discriminator(_life_table_kind),
+        ]
+        | None
+    ) = P(
         "hmd_usa_2019",
         "-",
         "Human Mortality Database, United States 2019 period life table by sex (1x1), CC BY"
