@@ -44,6 +44,7 @@ from simulator import cli
 from simulator.center_stats import CenterRecord
 from simulator.engines import center, des
 from simulator.engines.center import PATIENTS_PER_CENTER
+from simulator.errors import InputError
 from simulator.invariants import InvariantError, check_events
 from simulator.kernel.events import Event, Flag
 from simulator.kernel.params import make_params
@@ -510,21 +511,14 @@ def test_new_first_shortens_the_waits_of_first_cycles_in_a_congested_center():
 
 
 @pytest.mark.parametrize("name", ["center_capacity.yaml", "center_capacity_rescue.yaml"])
-def test_rescue_first_orders_the_queue_as_fifo_when_every_patient_is_of_one_kind(name):
-    """rescue_first serves patients on rescue IVIG before the others; in a scenario where
-    every IVIG patient is of one kind (all first-line, or all rescue) the queue order,
-    and every result, is that of fifo. A center serving both is
-    ``regimen.ivig.first_line_share`` (the next test)."""
-    sets = ("center.arrivals={per_year: 60, years: 1}", "horizon_days=182")
-    out = {}
-    for priority in ("fifo", "rescue_first"):
-        scn = scenario(name, *sets, f"center.policy.priority={priority}")
-        out[priority] = center.run_chunk(scn, make_plan(scn), 3, np.arange(2))
-    a, b = out["fifo"], out["rescue_first"]
-    np.testing.assert_array_equal(a.center.waits, b.center.waits)
-    assert a.center.waits.size > 0
-    for key in a.outcomes:
-        np.testing.assert_array_equal(a.outcomes[key], b.outcomes[key], key)
+def test_rescue_first_is_refused_when_every_patient_is_of_one_kind(name):
+    """rescue_first serves patients on rescue IVIG before the others; where every IVIG
+    patient is of one kind (all first-line, or all rescue) it would change nothing (the
+    queue is fifo's), so it is refused, as reserve_g under fifo is. A center serving both
+    is ``regimen.ivig.first_line_share`` (the next test)."""
+    with pytest.raises(InputError, match=r"center\.policy\.priority: rescue_first"):
+        scenario(name, "center.policy.priority=rescue_first")
+    scenario(name, "center.policy.priority=new_first")  # meaningful with one kind
 
 
 def _rescue_waits(c: OneCenter) -> tuple[float, float]:
@@ -649,6 +643,13 @@ COMPILED_CASES = {
     "stretched": None,
     "shipped": None,
 }
+# rescue_first needs a mix of first-line and rescue patients (else it is refused)
+COMPILED_EXTRA_SETS = {
+    "rescue_first": (
+        "regimen.ivig.first_line_share=0.5",
+        "regimen.ivig.start_when={day_at_least: 84}",
+    )
+}
 
 
 @pytest.mark.parametrize("case", list(COMPILED_CASES))
@@ -671,7 +672,7 @@ def test_the_compiled_center_gives_the_python_paths_bytes(case, monkeypatch):
         scn = scenario("center_capacity.yaml", "horizon_days=364")
     else:
         policy, chairs = COMPILED_CASES[case]
-        scn = short_stock(policy, chairs)
+        scn = short_stock(policy, chairs, 5, "[8, 18]", *COMPILED_EXTRA_SETS.get(case, ()))
     codes = small_buffers(monkeypatch, 64)
     plan = make_plan(scn)  # with an empty table of matrix exponentials (shared otherwise)
     plan = dataclasses.replace(plan, propagator=_fresh_propagator(plan.propagator, 10**6))
