@@ -197,7 +197,7 @@ def plan_sweep(
     from .outcomes import metric_specs
     from .runner import _plan_for
     from .scenario import load_scenario
-    from .scenario.load import read_scenario, warn_if_outside
+    from .scenario.load import check_named_file, read_scenario, warn_if_outside
 
     path = Path(path)
     data, linemap = read_scenario(path, what="sweep file")
@@ -214,6 +214,7 @@ def plan_sweep(
             )
         design_data["draws"] = draws
     spec = validate(data, SweepFile, linemap, str(path))
+    check_strategy_names(spec, str(path), linemap, figures=False)
     check_size(spec, str(path), yes)
     text = path.read_bytes()
     here = path.parent
@@ -225,14 +226,15 @@ def plan_sweep(
     scns = []
     for arm, f in zip(arms, files, strict=True):
         target = here / Path(f).expanduser()
-        if not target.exists():
-            key = "base" if spec.base is not None else f"strategies.{arm}"
-            line = linemap.line_for((key,) if spec.base is not None else ("strategies", arm))
-            raise InputError(
-                f"{key}: scenario file not found: {f} (looked for {target})",
-                file=str(path),
-                line=line,
-            )
+        # missing, a directory, a FIFO, too large: the sweep file, line and YAML path
+        check_named_file(
+            target,
+            str(f),
+            what="scenario file",
+            referrer=path,
+            loc=("base",) if spec.base is not None else ("strategies", arm),
+            linemap=linemap,
+        )
         warn_if_outside(
             target, path, f"{path}: " + ("base" if spec.base is not None else f"strategies.{arm}")
         )
@@ -289,7 +291,10 @@ def plan_sweep(
     _check_draws(spec, scns, arms, path, linemap, pts, applies)
     posterior_sha = b""
     if isinstance(design, PSA) and design.from_posterior is not None:
-        posterior_sha = _add_posterior(design, path, linemap, scns, seed, pts, base_values, applies)
+        posterior_sha = _add_posterior(
+            design, path, linemap, scns, arms, seed, pts, base_values, applies
+        )
+    check_strategy_names(spec, str(path), linemap)
     keys = _output_keys(spec, arms)
     given = (
         json.dumps(
@@ -311,29 +316,161 @@ def plan_sweep(
     )
 
 
-def read_posterior(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """A posterior.csv: parameter columns (dotted paths) and a ``weight`` column."""
-    import csv
+#: The largest posterior.csv a PSA reads (``design.from_posterior``): `simulate calibrate`
+#: writes up to 100,000 rows (its most ABC particles), ~25 bytes a value, so 128 MiB holds
+#: ~50 parameters at that size; anything larger is not a calibration's posterior.
+MAX_POSTERIOR_BYTES = 128 * 1024 * 1024
 
-    with path.open(encoding="utf-8", newline="") as fh:
-        rows = list(csv.reader(fh))
-    if len(rows) < 2 or "weight" not in rows[0]:
-        raise ValueError("expected a header with the parameters and a weight column, then rows")
-    header = rows[0]
+
+class PosteriorError(ValueError):
+    """A problem in a posterior.csv, at ``line`` (1-based) when it is at one."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+def read_posterior_bytes(path: Path, limit: int = MAX_POSTERIOR_BYTES) -> bytes:
+    """The bytes of a posterior.csv: a regular file of at most ``limit`` bytes, checked
+    with os.stat before it is opened (a FIFO or device is never opened: it could block
+    forever or never end), opened non-blocking and checked again with fstat; at most
+    ``limit + 1`` bytes are read. PosteriorError for anything else, OSError when it
+    cannot be read."""
+    import stat
+
+    from .scenario.load import _not_regular
+
+    def check(st: os.stat_result) -> None:
+        if not stat.S_ISREG(st.st_mode):
+            kind = _not_regular(st.st_mode, "it", "it").message.split(", but it is ")[-1]
+            raise PosteriorError(f"must be a regular file (a CSV file), but it is {kind}")
+        if st.st_size > limit:
+            raise PosteriorError(
+                f"the file is {st.st_size:,} bytes, above the limit of {limit:,} bytes"
+                f" ({limit // 1024 // 1024} MiB) for a posterior"
+            )
+
+    check(os.stat(path))
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    with os.fdopen(os.open(path, flags), "rb") as fh:
+        check(os.fstat(fh.fileno()))
+        raw = fh.read(limit + 1)
+    if len(raw) > limit:
+        raise PosteriorError(
+            f"the file is larger than the limit of {limit:,} bytes"
+            f" ({limit // 1024 // 1024} MiB) for a posterior"
+        )
+    return raw
+
+
+def parse_posterior(raw: bytes) -> tuple[list[str], np.ndarray, np.ndarray, list[int]]:
+    """A posterior.csv's parameter columns (dotted paths), their values (one row per data
+    row), the ``weight`` column and the lines of the header and of each row in the file
+    (``[header, row 1, row 2, ...]``); PosteriorError (with its
+    line) for a file that is not one: text that is not UTF-8 or not CSV, a header without
+    a weight column or with an unnamed or repeated column, a row of another length than
+    the header, a value that is empty or not a finite number, weights that are negative
+    or all 0. Blank lines are skipped."""
+    import csv
+    import io
+
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PosteriorError(
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save it as UTF-8",
+            raw.count(b"\n", 0, exc.start) + 1,
+        ) from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        for row in reader:
+            if row:
+                rows.append((reader.line_num, row))
+    except csv.Error as exc:
+        raise PosteriorError(f"not a valid CSV file: {exc}", reader.line_num) from None
+    if not rows or "weight" not in [h.strip() for h in rows[0][1]]:
+        raise PosteriorError(
+            "expected a header with the parameters and a weight column, then rows",
+            rows[0][0] if rows else None,
+        )
+    head_line, header = rows[0][0], [h.strip() for h in rows[0][1]]
+    for i, h in enumerate(header):
+        if not h:
+            raise PosteriorError(f"column {i + 1} of the header has no name", head_line)
+        if h in header[:i]:
+            raise PosteriorError(
+                f"the column {h!r} appears twice in the header (columns"
+                f" {header.index(h) + 1} and {i + 1}); give each column once",
+                head_line,
+            )
     w = header.index("weight")
     names = [h for i, h in enumerate(header) if i != w]
     if not names:
-        raise ValueError("no parameter columns")
-    try:
-        table = np.array([[float(x) for x in r] for r in rows[1:]], dtype=float)
-    except ValueError as err:
-        raise ValueError(f"a value is not a number ({err})") from None
-    if table.shape[1] != len(header) or not np.all(np.isfinite(table)):
-        raise ValueError("every row needs a finite number in every column")
+        raise PosteriorError("no parameter columns (only weight)", head_line)
+    if len(rows) < 2:
+        raise PosteriorError("no rows after the header", head_line)
+    table = np.empty((len(rows) - 1, len(header)), dtype=float)
+    for r, (line, row) in enumerate(rows[1:]):
+        if len(row) != len(header):
+            raise PosteriorError(
+                f"this row has {len(row)} field{'s' if len(row) != 1 else ''}, the header"
+                f" has {len(header)}; every row needs one value per column",
+                line,
+            )
+        for j, cell in enumerate(row):
+            where = f"column {header[j]}"
+            if not cell.strip():
+                raise PosteriorError(f"{where}: the value is empty", line)
+            try:
+                value = float(cell)
+            except ValueError:
+                raise PosteriorError(f"{where}: {cell[:40]!r} is not a number", line) from None
+            if not math.isfinite(value):
+                raise PosteriorError(f"{where}: must be a finite number, got {cell.strip()}", line)
+            table[r, j] = value
     weights = table[:, w]
-    if np.any(weights < 0) or not weights.sum() > 0:
-        raise ValueError("weights must be >= 0 with a positive sum")
-    return names, np.delete(table, w, axis=1), weights
+    lines = [line for line, _ in rows]
+    negative = np.flatnonzero(weights < 0)
+    if negative.size:
+        raise PosteriorError(
+            f"weights must be >= 0 with a positive sum, got {weights[negative[0]]:g}",
+            lines[1 + negative[0]],
+        )
+    if not weights.sum() > 0:
+        raise PosteriorError("weights must be >= 0 with a positive sum; they are all 0")
+    return names, np.delete(table, w, axis=1), weights, lines
+
+
+def read_posterior(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """A posterior.csv: parameter columns (dotted paths), their values and the ``weight``
+    column (:func:`read_posterior_bytes`, :func:`parse_posterior`)."""
+    names, table, weights, _ = parse_posterior(read_posterior_bytes(path))
+    return names, table, weights
+
+
+def _strategies_with(scns: list[Scenario], name: str) -> tuple[list[int], Any, InputError | None]:
+    """The strategies (indices) that have the parameter ``name``, its value in the first
+    of them, and the first strategy's reason it is not a parameter (None when all have
+    it)."""
+    which: list[int] = []
+    first_value: Any = None
+    first_error: InputError | None = None
+    for k, scn in enumerate(scns):
+        dump = scn.model_dump(mode="python", by_alias=True)
+        try:
+            apply_overrides(dump, [f"{name}=0"], Scenario, LineMap())
+            value = _get(dump, name)
+        except InputError as err:
+            first_error = first_error or err
+            continue
+        except (KeyError, IndexError, TypeError):
+            continue
+        if not which:
+            first_value = value
+        which.append(k)
+    return which, first_value, first_error
 
 
 def _add_posterior(
@@ -341,30 +478,38 @@ def _add_posterior(
     path: Path,
     linemap: LineMap,
     scns: list[Scenario],
+    arms: list[str],
     seed: int,
     pts: list[Point],
     base_values: dict[str, Any],
     applies: dict[str, list[int]],
 ) -> bytes:
     """Give each PSA draw one row of the posterior (resampled by weight from the seed), after
-    checking that every column is a parameter of the strategies and every value is valid.
-    Returns the file's hash (part of the sweep's identity)."""
+    checking that every column is a parameter of the strategies and that its values are
+    valid in each strategy that has it (its lowest and highest value, and for a
+    whole-number parameter its first fractional one). Returns the file's hash (part of
+    the sweep's identity). Every problem names the sweep file and the line of
+    ``from_posterior``, then the CSV file, its line, the column and the value."""
     from . import streams
 
     assert design.from_posterior is not None
     line = linemap.line_for(("design", "from_posterior"))
     file = path.parent / Path(design.from_posterior).expanduser()
+
+    def refuse(text: str, at: int | None = None) -> InputError:
+        where = f"{file}:{at}" if at is not None else f"{file}"
+        return InputError(f"design.from_posterior: {where}: {text}", file=str(path), line=line)
+
     try:
-        names, table, weights = read_posterior(file)
+        raw = read_posterior_bytes(file)
+        names, table, weights, lines = parse_posterior(raw)
+    except PosteriorError as err:
+        raise refuse(err.message, err.line) from None
     except OSError as err:
         raise InputError(
             f"design.from_posterior: cannot read {file} ({err.strerror or err})",
             file=str(path),
             line=line,
-        ) from None
-    except ValueError as err:
-        raise InputError(
-            f"design.from_posterior: {file}: {err}", file=str(path), line=line
         ) from None
     clash = [n for n in names if n in design.parameters]
     if clash:
@@ -375,22 +520,33 @@ def _add_posterior(
             line=line,
         )
     for j, n in enumerate(names):
-        for value in (float(table[:, j].min()), float(table[:, j].max())):
-            ok = []
-            for k, scn in enumerate(scns):
+        which, value0, error = _strategies_with(scns, n)
+        if not which:
+            reason = (
+                error.message.split(": ", 1)[-1]
+                if error is not None
+                else "not a parameter of the scenario"
+            )
+            raise refuse(f"column {n} cannot be set in any strategy: {reason}", lines[0])
+        col = table[:, j]
+        rows = [int(np.argmin(col)), int(np.argmax(col))]
+        whole = isinstance(value0, int) and not isinstance(value0, bool)
+        fractional = np.flatnonzero(col != np.round(col)) if whole else np.array([], dtype=int)
+        if fractional.size:
+            rows.insert(0, int(fractional[0]))
+        for r in dict.fromkeys(rows):
+            value = float(col[r])
+            for k in which:
                 try:
-                    with_overrides(scn, {n: value}, f"{file}: {n}")
-                except InputError:
-                    continue
-                ok.append(k)
-            if not ok:
-                raise InputError(
-                    f"design.from_posterior: column {n} = {value:g} cannot be set in any strategy",
-                    file=str(path),
-                    line=line,
-                )
-            applies[n] = ok
-        base_values[n] = _get(scns[applies[n][0]].model_dump(mode="python", by_alias=True), n)
+                    with_overrides(scns[k], {n: value}, f"{file}: {n}")
+                except InputError as err:
+                    reason = err.message.removeprefix(f"{n}: ")
+                    raise refuse(
+                        f"column {n} = {value!r} cannot be set in strategy '{arms[k]}': {reason}",
+                        lines[1 + r],
+                    ) from None
+        applies[n] = which
+        base_values[n] = value0
     if design.groups is not None:
         known = set(design.parameters) | set(names)
         for g, members in design.groups.items():
@@ -403,10 +559,10 @@ def _add_posterior(
                 )
     cum = np.cumsum(weights) / weights.sum()
     u = streams.uniform(seed, np.arange(len(pts)), "sweep.psa.posterior")
-    rows = np.minimum(np.searchsorted(cum, u, side="right"), len(cum) - 1)
-    for p, r in zip(pts, rows, strict=True):
+    rows_drawn = np.minimum(np.searchsorted(cum, u, side="right"), len(cum) - 1)
+    for p, r in zip(pts, rows_drawn, strict=True):
         p.update({n: float(table[r, j]) for j, n in enumerate(names)})
-    return hashlib.sha256(file.read_bytes()).hexdigest().encode()
+    return hashlib.sha256(raw).hexdigest().encode()
 
 
 def difference_arm(b: str, a: str) -> str:
@@ -430,6 +586,73 @@ def split_key(key: str, arms: Sequence[str]) -> tuple[list[str], str] | None:
         if arm == difference_arm(b, arms[0]):
             return [b, arms[0]], outcome
     return None
+
+
+STRATEGY_NAMES = (
+    "a strategy name may be any text but: empty or blank; with ':' (it separates the"
+    " strategy from the outcome in sweep.csv and sweep.json); spelled as the difference"
+    " 'B-A' of two other strategies B and A (the rows of B - A have that name); or with"
+    " the letters and digits of another (ignoring case; figure files are named after them,"
+    " every other character becoming '_'). '-', spaces and other characters are fine"
+)
+
+
+def check_strategy_names(
+    spec: SweepFile, source: str, linemap: LineMap, *, figures: bool = True
+) -> None:
+    """Refuse, before anything runs, strategy names that would make an output key
+    (``arm:outcome``, ``B-A:outcome``) or a figure's file name ambiguous (see
+    ``STRATEGY_NAMES``): an empty name, a name with ':', a name equal to the difference
+    label of two other strategies, and (``figures``) names whose output keys give the
+    same figure file name (``report.sweep_figures._slug``, compared ignoring case, as
+    some file systems do). Names with '-' are fine otherwise ('first-line')."""
+    if spec.strategies is None:
+        return
+    arms = list(spec.strategies)
+
+    def refuse(name: str, why: str) -> InputError:
+        return InputError(
+            f"strategies: the strategy name {name!r} {why}; {STRATEGY_NAMES}",
+            file=source,
+            line=linemap.line_for(("strategies", name)),
+        )
+
+    for name in arms:
+        if not name.strip():
+            raise refuse(name, "is empty or blank")
+        if ":" in name:
+            raise refuse(name, "contains ':'")
+    for name in arms:
+        for b in arms:
+            a = name[len(b) + 1 :]
+            if b != name and a not in (b, name) and a in arms and name == difference_arm(b, a):
+                raise refuse(
+                    name,
+                    f"is spelled as the difference between the strategies {b!r} and {a!r}"
+                    f" ({b} - {a})",
+                )
+    if not figures:
+        return
+    # the figures' module loads matplotlib (~0.4 s): plan_sweep checks this last, so
+    # that other problems are reported without waiting for it
+    from .report.sweep_figures import _slug
+
+    seen: dict[str, str] = {}
+    for key in _output_keys(spec, arms):
+        slug = _slug(key)
+        other = seen.setdefault(slug.casefold(), key)
+        if other == key:
+            continue
+        # blame a strategy's own name rather than a difference's label
+        this, that = key.rpartition(":")[0], other.rpartition(":")[0]
+        if this not in arms:
+            this, that = that, this
+        what = "the strategy" if that in arms else "the difference"
+        raise refuse(
+            this,
+            f"gives the same figure file names as {what} {that!r} (the output keys"
+            f" {other!r} and {key!r} are both named '{slug}' in figure files)",
+        )
 
 
 def _output_keys(spec: SweepFile, arms: list[str]) -> list[str]:
@@ -461,27 +684,15 @@ def _check_parameters(
     for name, pspec in design.parameters.items():
         line = linemap.line_for(("design", "parameters", name))
         where = f"design.parameters.{name}"
-        first_error: InputError | None = None
-        for k, scn in enumerate(scns):
-            dump = scn.model_dump(mode="python", by_alias=True)
-            try:
-                apply_overrides(dump, [f"{name}=0"], Scenario, LineMap())
-                value = _get(dump, name)
-            except InputError as err:
-                first_error = first_error or err
-                continue
-            except (KeyError, IndexError, TypeError):
-                continue
-            applies.setdefault(name, []).append(k)
-            base_values.setdefault(name, value)
-        if name not in applies:
+        which, value, first_error = _strategies_with(scns, name)
+        if not which:
             text = first_error.message.split(": ", 1)[-1] if first_error else "not set"
             raise InputError(
                 f"{where}: {text}" + ("" if len(scns) == 1 else " (in every strategy)"),
                 file=str(path),
                 line=line,
             )
-        value = base_values[name]
+        applies[name], base_values[name] = which, value
         numeric = isinstance(value, int | float) and not isinstance(value, bool)
         if numeric and isinstance(value, int) and isinstance(design, Sobol | Morris | PSA):
             # These designs draw values anywhere between the bounds (or from a

@@ -23,6 +23,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -38,6 +39,30 @@ from .schema import MAX_MONEY, Dist, Frozen, _number_to_fixed, _strict
 __all__ = ["Bounds", "SweepFile"]
 
 AnyDist = Annotated[Dist, BeforeValidator(_number_to_fixed)]
+
+
+def _finite(value: Any) -> Any:
+    """A listed value of a grid or one-way design: any value --set takes, but a number in
+    it must be finite (``.nan`` or ``.inf`` would reach the scenario as text)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"must be a finite number, got {value}")
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            try:
+                _finite(item)
+            except ValueError as err:
+                raise ValueError(f"item {i}: {err}") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            try:
+                _finite(item)
+            except ValueError as err:
+                raise ValueError(f"{key}: {err}") from None
+    return value
+
+
+#: a value listed by a grid or one-way design
+Listed = Annotated[Any, AfterValidator(_finite)]
 
 
 class Bounds(Frozen):
@@ -56,7 +81,7 @@ class Bounds(Frozen):
 class OneWayValue(Frozen):
     low: float | None = None
     high: float | None = None
-    values: list[Any] | None = Field(None, min_length=1)
+    values: list[Listed] | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
     def _form(self) -> OneWayValue:
@@ -104,7 +129,7 @@ class OneWay(_Design):
 
 class Grid(_Design):
     type: Literal["grid"]
-    parameters: dict[str, list[Any]] = Field(min_length=1)
+    parameters: dict[str, list[Listed]] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _nonempty(self) -> Grid:
