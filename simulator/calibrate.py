@@ -217,7 +217,8 @@ def load_calibration(
     """Read and check a calibration file: every problem is an InputError before anything
     runs (a missing study, an unknown parameter path, a start outside the bounds, no
     calibration target)."""
-    from .scenario.load import read_scenario, validate
+    from .scenario.load import check_named_file, read_scenario, validate
+    from .studies import _resolved
 
     path = Path(path)
     data, linemap = read_scenario(path, what="calibration file")
@@ -226,16 +227,30 @@ def load_calibration(
     if method is not None:
         data["method"] = method
     spec = validate(data, CalibrationFile, linemap, str(path))
-    studies = []
-    for i, rel in enumerate(spec.studies):
+    files: list[Path] = []
+    seen: dict[Path, int] = {}
+    for i, rel in enumerate(spec.studies):  # check them all before reading any
         f = path.parent / Path(rel).expanduser()
-        if not f.exists():
+        # missing, a directory, a FIFO, too large: the message names this file, the line
+        # and studies[i]
+        check_named_file(
+            f, rel, what="study file", referrer=path, loc=("studies", i), linemap=linemap
+        )
+        key = _resolved(f)
+        if key in seen:
+            j = seen[key]
+            same = "" if spec.studies[j] == rel else f" ({spec.studies[j]})"
             raise InputError(
-                f"studies[{i}]: study file not found: {rel} (looked for {f})",
+                f"studies[{i}]: the study file {rel} is listed twice, also as studies[{j}]"
+                f"{same}; each of its calibration targets would count twice in the loss:"
+                " list each study file once",
+                path=f"studies[{i}]",
                 file=str(path),
                 line=linemap.line_for(("studies", i)),
             )
-        studies.append(load_study(f, tuple(sets)))
+        seen[key] = i
+        files.append(f)
+    studies = [load_study(f, tuple(sets)) for f in files]
     targets = [
         FitTarget(s, j)
         for s in studies

@@ -54,6 +54,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _workers(text: str) -> int:
+    """--workers: a whole number from 1 to parallel.MAX_WORKERS (also with --dask)."""
+    from .parallel import workers_problem
+
+    value = _positive_int(text)
+    problem = workers_problem(value)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return value
+
+
 def _seed(text: str) -> int:
     from .limits import check_seed
 
@@ -166,7 +177,7 @@ def _force(p: argparse.ArgumentParser) -> None:
 def _parallel(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workers",
-        type=_positive_int,
+        type=_workers,
         default=None,
         metavar="N",
         help="worker processes (default: all cores); results do not depend on it",
@@ -598,9 +609,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from .studies import load_study
+    from .studies import load_studies
 
-    studies = [load_study(p, tuple(_overrides_of(args))) for p in args.studies]
+    studies = load_studies(args.studies, tuple(_overrides_of(args)))
     out = _out_of(args, Path("results") / "validation")
     inputs = [*args.studies, *[str(f) for s in studies for f in s.arm_files]]
     _check_out(out, args, inputs)

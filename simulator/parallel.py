@@ -40,7 +40,9 @@ from typing import Any, TypeVar
 from .errors import InputError
 
 __all__ = [
+    "MAX_WORKERS",
     "check_dask_address",
+    "check_workers",
     "completed_map",
     "dask_session",
     "default_workers",
@@ -59,6 +61,34 @@ def default_workers() -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
+
+
+#: the most worker processes ``--workers`` may ask for: a fixed limit, the same on every
+#: machine (a script runs anywhere), far above any useful value (one process per core;
+#: a Dask cluster of more machines has its own workers) and far below what would exhaust
+#: memory by starting processes (``--dask local --workers 100000000``)
+MAX_WORKERS = 1024
+
+
+def workers_problem(workers: int) -> str | None:
+    """Why ``workers`` is not a valid number of worker processes, or None."""
+    if workers < 1:
+        return f"must be at least 1, got {workers}"
+    if workers > MAX_WORKERS:
+        return (
+            f"{workers} is above the limit of {MAX_WORKERS} worker processes (a fixed limit,"
+            f" whatever the number of cores; this machine has {default_workers()})"
+        )
+    return None
+
+
+def check_workers(workers: int) -> int:
+    """``workers`` if it is a valid number of worker processes (1 to
+    :data:`MAX_WORKERS`), else InputError naming ``--workers`` and the value."""
+    problem = workers_problem(workers)
+    if problem is not None:
+        raise InputError(f"--workers {workers}: {problem}")
+    return workers
 
 
 _PR_SET_PDEATHSIG = 1
@@ -134,6 +164,7 @@ def _die_with_parent(parent: int) -> None:
 def _process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
     """A process pool whose workers die with this process; leaving the block early (an
     exception, Ctrl-C, a closed generator) cancels queued tasks and kills the workers."""
+    check_workers(workers)  # never start millions of processes (the API has no argparse)
     context = multiprocessing.get_context("fork") if sys.platform.startswith("linux") else None
     pool = ProcessPoolExecutor(
         max_workers=workers,
@@ -218,6 +249,7 @@ def _dask_client(dask: str, workers: int) -> Iterator[Any]:
         logging.getLogger(name).setLevel(logging.CRITICAL)
     check_dask_address(dask)
     if dask == "local":
+        check_workers(workers)  # one process per worker
         with _ignoring_sigint():
             cluster = LocalCluster(
                 n_workers=workers,

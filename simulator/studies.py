@@ -34,6 +34,7 @@ __all__ = [
     "Study",
     "TargetResult",
     "evaluate",
+    "load_studies",
     "load_study",
     "published_interval",
     "simulate_arms",
@@ -122,7 +123,7 @@ def load_study(path: str | os.PathLike[str], sets: tuple[str, ...] = ()) -> Stud
     from .outcomes import metric_specs
     from .runner import _plan_for
     from .scenario import load_scenario
-    from .scenario.load import read_scenario, validate, warn_if_outside
+    from .scenario.load import check_named_file, read_scenario, validate, warn_if_outside
 
     path = Path(path)
     data, linemap = read_scenario(path, what="study file")
@@ -131,12 +132,16 @@ def load_study(path: str | os.PathLike[str], sets: tuple[str, ...] = ()) -> Stud
     files, scns = [], []
     for arm in arms:
         target = path.parent / Path(spec.arms[arm]).expanduser()
-        if not target.exists():
-            raise InputError(
-                f"arms.{arm}: scenario file not found: {spec.arms[arm]} (looked for {target})",
-                file=str(path),
-                line=linemap.line_for(("arms", arm)),
-            )
+        # missing, a directory, a FIFO, too large: the message names this file, the line
+        # and arms.<arm>
+        check_named_file(
+            target,
+            spec.arms[arm],
+            what="scenario file",
+            referrer=path,
+            loc=("arms", arm),
+            linemap=linemap,
+        )
         warn_if_outside(target, path, f"{path}: arms.{arm}")
         files.append(target)
         scns.append(load_scenario(target, list(sets)))
@@ -173,6 +178,36 @@ def load_study(path: str | os.PathLike[str], sets: tuple[str, ...] = ()) -> Stud
                 problems=err.problems,
             ) from None
     return Study(path, spec, arms, files, scns)
+
+
+def load_studies(
+    paths: Sequence[str | os.PathLike[str]], sets: tuple[str, ...] = ()
+) -> list[Study]:
+    """:func:`load_study` for each of ``paths`` (``simulate validate A.yaml B.yaml``),
+    refusing the same study file given twice (the same file once resolved, however it is
+    written) before any is read: each of its targets would count twice in the share of
+    targets met."""
+    seen: dict[Path, str] = {}
+    for p in paths:
+        name = os.fspath(p)
+        key = _resolved(Path(name))
+        if key in seen:
+            also = "" if seen[key] == name else f" (also given as {seen[key]})"
+            raise InputError(
+                f"the same study file is given twice{also}; each of its targets would count"
+                " twice in the share of targets met: give each study file once",
+                file=name,
+            )
+        seen[key] = name
+    return [load_study(p, sets) for p in paths]
+
+
+def _resolved(path: Path) -> Path:
+    """``path`` made absolute with links and ``..`` resolved: the identity of a file."""
+    try:
+        return path.expanduser().resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(path.expanduser()))
 
 
 def _check_published(t: StudyTarget, kind: str, file: str, line: int | None, i: int) -> None:

@@ -27,6 +27,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import tempfile
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
@@ -205,6 +206,11 @@ def check_output(
     """Refuse (InputError) an output folder the simulator may not write; writes nothing."""
     target = Path(target)
     where = f"{label} {_display(target)}"
+    if target.name == "" and target.anchor and target == Path(target.anchor):
+        raise InputError(  # "/" (its name is "", as is "."'s)
+            f"{where}: is the filesystem root; the results replace the whole folder, so it"
+            " is never used as an output folder (even with --force): name a folder to create"
+        )
     if target.name in ("", ".", ".."):
         raise InputError(
             f"{where}: name a folder to create, not '.' or '..' (the results"
@@ -296,9 +302,18 @@ def _lock(target: Path, label: str) -> Iterator[None]:
             ) from None
         if fd is None:  # it exists: another run's, a crashed run's, or not ours
             try:
-                fd = os.open(path, os.O_RDONLY)
+                # O_NONBLOCK: a FIFO in the way must not block the open
+                fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
             except FileNotFoundError:
                 continue
+            except OSError as err:
+                raise _lock_in_way(
+                    where, path, f"could not open it: {err.strerror or err}"
+                ) from None
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):  # a folder, a FIFO, ...: never ours
+                os.close(fd)
+                raise _lock_in_way(where, path, f"it is {_kind_of(mode)}")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -309,11 +324,7 @@ def _lock(target: Path, label: str) -> Iterator[None]:
                 ) from None
             if os.pread(fd, len(LOCK_MARK), 0) != LOCK_MARK:
                 os.close(fd)
-                raise InputError(
-                    f"{where}: {path} is in the way: the simulator keeps its lock under"
-                    " that name and did not write this file; move it or choose another"
-                    " folder"
-                )
+                raise _lock_in_way(where, path)
         try:
             same = os.stat(path).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
@@ -329,6 +340,29 @@ def _lock(target: Path, label: str) -> Iterator[None]:
         with contextlib.suppress(OSError):
             os.unlink(path)
         os.close(fd)
+
+
+def _kind_of(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _lock_in_way(where: str, path: Path, detail: str = "") -> InputError:
+    """The refusal for a lock file name held by something the simulator did not write
+    (a file without :data:`LOCK_MARK`, a folder, a FIFO, ...), naming the output folder
+    and the lock path."""
+    return InputError(
+        f"{where}: {path} is in the way{f'; {detail}' if detail else ''}: the simulator"
+        " keeps its lock under that name and did not write it; move it or choose another"
+        " folder"
+    )
 
 
 def _our_lock_draft(path: Path) -> bool:

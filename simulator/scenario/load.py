@@ -46,6 +46,7 @@ __all__ = [
     "Loc",
     "Override",
     "apply_overrides",
+    "check_named_file",
     "deep_merge",
     "error_at",
     "load",
@@ -459,6 +460,65 @@ def _not_regular(mode: int, what: str, display: str) -> InputError:
     return InputError(f"{what} must be a regular file, but {display} is {kind}")
 
 
+def _too_large(size: int, what: str, display: str) -> str:
+    limit = MAX_INPUT_BYTES
+    return (
+        f"{what} {display} is {size:,} bytes, above the limit of {limit:,} bytes"
+        f" ({limit // 1024 // 1024} MiB) for input files"
+    )
+
+
+def _named_file_problem(target: Path, name: str, what: str) -> str | None:
+    """What is wrong with ``target`` as an input file (missing, a directory, a FIFO or
+    other special file, unreadable, above MAX_INPUT_BYTES), or None. ``name`` is the path
+    as the user wrote it; the path looked for is added when it differs. Checked with
+    os.stat only: nothing is opened."""
+    looked = "" if os.fspath(target) == name else f" (looked for {target})"
+    try:
+        st = os.stat(target)
+    except (FileNotFoundError, NotADirectoryError):
+        return f"{what} not found: {name}{looked}"
+    except PermissionError:
+        return f"cannot read {what} {name}{looked}: permission denied"
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        return f"cannot read {what} {name}{looked}: {reason}"
+    if stat.S_ISDIR(st.st_mode):
+        return f"{what} is a directory, not a file: {name}{looked}"
+    if not stat.S_ISREG(st.st_mode):
+        return _not_regular(st.st_mode, what, f"{name}{looked}").message
+    if st.st_size > MAX_INPUT_BYTES:
+        return _too_large(st.st_size, what, f"{name}{looked}")
+    return None
+
+
+def check_named_file(
+    target: str | os.PathLike[str],
+    name: str,
+    *,
+    what: str,
+    referrer: str | os.PathLike[str],
+    loc: Loc,
+    linemap: LineMap | None = None,
+) -> None:
+    """InputError unless ``target`` -- the file that the value at ``loc`` of the YAML file
+    ``referrer`` names (``name``, as written there) -- is an existing regular file within
+    the size limit for input files. The message names the referring file, the line of
+    the value (from ``linemap``), its YAML path and the file named, whatever the problem
+    (missing, a directory, a FIFO, too large, unreadable), e.g. ``study.yaml:12:
+    arms.first_line: scenario file is a directory, not a file: scenarios``."""
+    problem = _named_file_problem(Path(target), name, what)
+    if problem is None:
+        return
+    where = format_path(loc)
+    raise InputError(
+        f"{where}: {problem}",
+        path=where,
+        file=os.fspath(referrer),
+        line=linemap.line_for(loc) if linemap is not None else None,
+    )
+
+
 def _read_bytes(path: Path, display: str, what: str) -> bytes:
     """The bytes of a regular file of at most MAX_INPUT_BYTES; InputError for anything else.
 
@@ -473,10 +533,7 @@ def _read_bytes(path: Path, display: str, what: str) -> bytes:
         if not stat.S_ISREG(st.st_mode):
             raise _not_regular(st.st_mode, what, display)
         if st.st_size > limit:
-            raise InputError(
-                f"{what} {display} is {st.st_size:,} bytes, above the limit of {limit:,} bytes"
-                f" ({limit // 1024 // 1024} MiB) for input files"
-            )
+            raise InputError(_too_large(st.st_size, what, display))
         flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
         fd = os.open(path, flags)
         with os.fdopen(fd, "rb") as f:
@@ -686,6 +743,9 @@ def _read_with_extends(
                 file=display,
                 line=line,
             )
+        check_named_file(
+            base_path, base_display, what="base file", referrer=display, loc=loc, linemap=linemap
+        )
         warn_if_outside(base_path, path, f"{display}: {format_path(loc)}")
         logger.debug("%s extends %s", display, base_display)
         base, base_lm = _read_with_extends(base_path, base_display, (*chain, me), what)
@@ -701,6 +761,8 @@ def warn_if_outside(target: Path, referrer: Path, where: str) -> None:
     anywhere (the shipped sweeps say ``base: ../first_line.yaml``), but the warning names
     the resolved path: a scenario from someone else cannot quietly read files elsewhere on
     this machine. The content of a file that is not a scenario is never echoed.
+
+    Callers check first that ``target`` is an input file at all (:func:`check_named_file`).
     """
     resolved = _identity(target)
     homes = (_identity(referrer).parent, _identity(Path.cwd()))
