@@ -595,3 +595,14 @@ def test_comparison_json_holds_every_arm_as_run_enough_to_run_it_again():
         assert scenario_sha256(a) == scenario_sha256(s) == data["scenario_sha256"][s.name]
     rerun = compare(again, patients=60, seed=4, engine="cohort")
     assert rerun.outcomes() == result.outcomes()
+
+
+def test_the_comparison_report_says_what_its_colours_mean(tmp_path):
+    from simulator.jobs import compare_to_folder
+
+    compare_to_folder(
+        [scn("first_line"), scn("rescue")], tmp_path / "c", patients=40, seed=2, engine="cohort"
+    )
+    page = (tmp_path / "c" / "report.html").read_text()
+    assert "<span class='better'>blue</span> has its whole 95% CI on the better side" in page
+    assert "class='better'" in page.split("<h2>Outcomes</h2>")[1].split("</table>")[0]

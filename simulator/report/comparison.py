@@ -360,7 +360,9 @@ def _html(
         "row), with an interval from the two curves; a patient is better or worse off only "
         'when the earlier of the two times is the event itself ("cannot tell": the earlier '
         "one is a censoring, a death or the end of follow-up, before which the event had not "
-        "happened).</small></p>"
+        "happened). A difference in <span class='better'>blue</span> has its whole 95% CI on "
+        "the better side, in <span class='worse'>orange</span> on the worse side (none for "
+        "outcomes without a better direction: resource use).</small></p>"
     )
     w("<table><tr><th>outcome</th>")
     for n in names:
