@@ -332,36 +332,22 @@ class PosteriorError(ValueError):
 
 
 def read_posterior_bytes(path: Path, limit: int = MAX_POSTERIOR_BYTES) -> bytes:
-    """The bytes of a posterior.csv: a regular file of at most ``limit`` bytes, checked
-    with os.stat before it is opened (a FIFO or device is never opened: it could block
-    forever or never end), opened non-blocking and checked again with fstat; at most
-    ``limit + 1`` bytes are read. PosteriorError for anything else, OSError when it
-    cannot be read."""
-    import stat
+    """The bytes of a posterior.csv: a regular file of at most ``limit`` bytes, never
+    opened when it is not one (``scenario.load.read_limited``). PosteriorError for
+    anything else, OSError when it cannot be read."""
+    from .scenario.load import FileRefused, file_kind, read_limited
 
-    from .scenario.load import _not_regular
-
-    def check(st: os.stat_result) -> None:
-        if not stat.S_ISREG(st.st_mode):
-            kind = _not_regular(st.st_mode, "it", "it").message.split(", but it is ")[-1]
-            raise PosteriorError(f"must be a regular file (a CSV file), but it is {kind}")
-        if st.st_size > limit:
+    try:
+        return read_limited(path, limit)
+    except FileRefused as refused:
+        if refused.mode is not None:
             raise PosteriorError(
-                f"the file is {st.st_size:,} bytes, above the limit of {limit:,} bytes"
-                f" ({limit // 1024 // 1024} MiB) for a posterior"
-            )
-
-    check(os.stat(path))
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    with os.fdopen(os.open(path, flags), "rb") as fh:
-        check(os.fstat(fh.fileno()))
-        raw = fh.read(limit + 1)
-    if len(raw) > limit:
-        raise PosteriorError(
-            f"the file is larger than the limit of {limit:,} bytes"
-            f" ({limit // 1024 // 1024} MiB) for a posterior"
-        )
-    return raw
+                f"must be a regular file (a CSV file), but it is {file_kind(refused.mode)}"
+            ) from None
+        bound = f"the limit of {limit:,} bytes ({limit // 1024 // 1024} MiB) for a posterior"
+        if refused.size is None:  # it grew past the limit while read
+            raise PosteriorError(f"the file is larger than {bound}") from None
+        raise PosteriorError(f"the file is {refused.size:,} bytes, above {bound}") from None
 
 
 def parse_posterior(raw: bytes) -> tuple[list[str], np.ndarray, np.ndarray, list[int]]:

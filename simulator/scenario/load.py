@@ -455,9 +455,47 @@ _FILE_KINDS = (
 )
 
 
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular one is ("a directory", "a named pipe (FIFO)")."""
+    return next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+
+
 def _not_regular(mode: int, what: str, display: str) -> InputError:
-    kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
-    return InputError(f"{what} must be a regular file, but {display} is {kind}")
+    return InputError(f"{what} must be a regular file, but {display} is {file_kind(mode)}")
+
+
+class FileRefused(Exception):
+    """:func:`read_limited` would not read the file: ``mode`` set when it is not a regular
+    file, else ``size`` (bytes, None when it grew past the limit while read)."""
+
+    def __init__(self, mode: int | None = None, size: int | None = None) -> None:
+        super().__init__(mode, size)
+        self.mode = mode
+        self.size = size
+
+
+def read_limited(path: Path, limit: int) -> bytes:
+    """The bytes of ``path``, a regular file of at most ``limit`` bytes: checked with
+    os.stat before it is opened (a FIFO, a device or a directory is never opened: it
+    could block for ever or never end), opened with O_NONBLOCK (a FIFO swapped in between
+    cannot block) and checked again with fstat; at most ``limit + 1`` bytes are read, so a
+    file that lies about its size (``/proc``) or grows cannot make us read more.
+    FileRefused for a file that is not one, OSError when it cannot be read."""
+
+    def check(st: os.stat_result) -> None:
+        if not stat.S_ISREG(st.st_mode):
+            raise FileRefused(mode=st.st_mode)
+        if st.st_size > limit:
+            raise FileRefused(size=st.st_size)
+
+    check(os.stat(path))
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    with os.fdopen(os.open(path, flags), "rb") as f:
+        check(os.fstat(f.fileno()))
+        raw = f.read(limit + 1)
+    if len(raw) > limit:
+        raise FileRefused()
+    return raw
 
 
 def _too_large(size: int, what: str, display: str) -> str:
@@ -520,27 +558,20 @@ def check_named_file(
 
 
 def _read_bytes(path: Path, display: str, what: str) -> bytes:
-    """The bytes of a regular file of at most MAX_INPUT_BYTES; InputError for anything else.
-
-    The file is checked with os.stat before it is opened (a FIFO, a device or a directory
-    is never opened), opened with O_NONBLOCK (a FIFO swapped in between cannot block) and
-    checked again with fstat; at most MAX_INPUT_BYTES + 1 bytes are read, so a file that
-    lies about its size (``/proc``) or grows cannot make us read more.
-    """
+    """The bytes of a regular file of at most MAX_INPUT_BYTES (:func:`read_limited`);
+    InputError for anything else."""
     limit = MAX_INPUT_BYTES
     try:
-        st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode):
-            raise _not_regular(st.st_mode, what, display)
-        if st.st_size > limit:
-            raise InputError(_too_large(st.st_size, what, display))
-        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-        fd = os.open(path, flags)
-        with os.fdopen(fd, "rb") as f:
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise _not_regular(st.st_mode, what, display)
-            raw = f.read(limit + 1)
+        return read_limited(path, limit)
+    except FileRefused as refused:
+        if refused.mode is not None:
+            raise _not_regular(refused.mode, what, display) from None
+        if refused.size is not None:
+            raise InputError(_too_large(refused.size, what, display)) from None
+        raise InputError(
+            f"{what} {display} is larger than the limit of {limit:,} bytes"
+            f" ({limit // 1024 // 1024} MiB) for input files"
+        ) from None
     except FileNotFoundError:
         raise InputError(f"{what} not found: {display}") from None
     except IsADirectoryError:
@@ -549,12 +580,6 @@ def _read_bytes(path: Path, display: str, what: str) -> bytes:
         raise InputError(f"cannot read {what} {display}: permission denied") from None
     except OSError as exc:
         raise InputError(f"cannot read {what} {display}: {exc.strerror or exc}") from None
-    if len(raw) > limit:
-        raise InputError(
-            f"{what} {display} is larger than the limit of {limit:,} bytes"
-            f" ({limit // 1024 // 1024} MiB) for input files"
-        )
-    return raw
 
 
 def _read_text(path: Path, display: str, *, what: str = "scenario file") -> str:
