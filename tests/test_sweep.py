@@ -284,14 +284,21 @@ def test_resume_after_kill_gives_the_same_results(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["cut", "whole"]
 
 
-def test_a_changed_sweep_file_is_refused_for_resuming(tmp_path):
+def _small_sweep_in(folder):
+    """The small one-way sweep fixture copied to ``folder/s.yaml`` (scenario paths made
+    absolute), and its text, for tests that edit it."""
     text = (
         (FIXTURES / "one_way_small.yaml")
         .read_text()
         .replace("../../../scenarios", str(ROOT / "scenarios"))
     )
-    sweep = tmp_path / "s.yaml"
+    sweep = folder / "s.yaml"
     sweep.write_text(text)
+    return sweep, text
+
+
+def test_a_changed_sweep_file_is_refused_for_resuming(tmp_path):
+    sweep, text = _small_sweep_in(tmp_path)
     out = tmp_path / "out"
     partial = tmp_path / "out.partial"
     plan = plan_sweep(sweep)
@@ -317,13 +324,7 @@ def test_the_checkpoint_of_a_finished_sweep_killed_before_removing_it_is_not_in_
     interrupted run of a different sweep."""
     from simulator import jobs
 
-    text = (
-        (FIXTURES / "one_way_small.yaml")
-        .read_text()
-        .replace("../../../scenarios", str(ROOT / "scenarios"))
-    )
-    sweep = tmp_path / "s.yaml"
-    sweep.write_text(text)
+    sweep, text = _small_sweep_in(tmp_path)
     out = tmp_path / "out"
     with monkeypatch.context() as m:
         m.setattr(jobs, "_remove_checkpoint", lambda out: None)  # killed right there
