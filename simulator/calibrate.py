@@ -782,7 +782,6 @@ def calibrate(
     workers: int = 1,
     dask: str | None = None,
     fresh: bool = False,
-    force: bool = False,
     progress: bool | None = None,
 ) -> CalibrationResult:
     """Fit the plan's parameters (resuming from ``<out>.partial`` if it exists)."""
@@ -791,7 +790,7 @@ def calibrate(
     from .store import PointStore
 
     store = PointStore(out, plan.fingerprint(), 0, str(plan.path), kind="calibration")
-    done = store.open(fresh, force)
+    done = store.open(fresh)
     # one cluster, or one process pool, for every evaluation
     with dask_session(dask, workers) as address, pool_session(1 if address else workers):
         if plan.spec.method == "abc":

@@ -165,13 +165,18 @@ def read_params(path: str) -> list[str]:
 
 
 def _force(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="replace --out even if it holds files the simulator did not write "
-        "(never the working directory, an ancestor of it, the home folder "
-        "or a folder holding an input file)",
-    )
+    # withdrawn: it replaced a folder holding files the simulator did not write, deleting
+    # them; still parsed so that a script using it gets the reason, not "unrecognized"
+    p.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
+
+
+FORCE_WITHDRAWN = (
+    "--force: no longer available: it replaced an output folder holding files the"
+    " simulator did not write, deleting them, and the simulator never deletes a file it"
+    " did not write. An output folder of the simulator's own is replaced without it;"
+    " otherwise choose another --out, or move the other files away (--fresh starts a"
+    " sweep or calibration again)"
+)
 
 
 def _parallel(p: argparse.ArgumentParser) -> None:
@@ -394,7 +399,7 @@ def _check_out(out: Path, args: argparse.Namespace, inputs: Sequence[str]) -> No
     from .report.atomic import check_output
 
     check_dask_address(args.dask_scheduler)
-    check_output(out, force=args.force, inputs=_with_params(args, inputs), label="--out")
+    check_output(out, inputs=_with_params(args, inputs), label="--out")
 
 
 def _check_engine(scns: Sequence[Any], paths: Sequence[str], engine: str) -> None:
@@ -410,7 +415,7 @@ def _check_engine(scns: Sequence[Any], paths: Sequence[str], engine: str) -> Non
 
 
 def _out_kwargs(args: argparse.Namespace, inputs: Sequence[str]) -> dict[str, Any]:
-    return {"force": args.force, "inputs": _with_params(args, inputs), "label": "--out"}
+    return {"inputs": _with_params(args, inputs), "label": "--out"}
 
 
 def _with_params(args: argparse.Namespace, inputs: Sequence[str]) -> list[str]:
@@ -580,7 +585,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             fresh=args.fresh,
             progress=None if not args.quiet else False,
             dask=_dask_of(args),
-            force=args.force,
             label="--out",
         )
     except KeyboardInterrupt as stop:
@@ -620,7 +624,6 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     results = validate_to_folder(
         studies,
         out,
-        force=args.force,
         inputs=inputs,
         label="--out",
         patients=args.patients,
@@ -656,7 +659,6 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         result = calibrate_to_folder(
             plan,
             out,
-            force=args.force,
             label="--out",
             workers=_workers_of(args),
             dask=_dask_of(args),
@@ -863,6 +865,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
+        if getattr(args, "force", False):
+            raise InputError(FORCE_WITHDRAWN)
         if args.command == "run":
             return _cmd_run(args)
         if args.command == "compare":

@@ -44,7 +44,6 @@ def run_to_folder(
     *,
     events: bool = False,
     patient_rows: bool = True,
-    force: bool = False,
     inputs: Sequence[str | os.PathLike[str]] = (),
     label: str = "output folder",
     **run_kwargs: Any,
@@ -53,14 +52,14 @@ def run_to_folder(
 
     ``patient_rows=False`` writes no patients.csv: only aggregates are kept, so memory
     stays flat however many patients run. ``out`` must be new, empty or an earlier
-    output of the simulator (else InputError), unless ``force``; ``inputs`` are files
-    whose folders are never replaced (see ``atomic.check_output``).
+    output of the simulator holding nothing else (else InputError); ``inputs`` are
+    files whose folders are never replaced (see ``atomic.check_output``).
     """
     from .runner import _plan_for
 
     plan = _plan_for(scn)
     with (
-        output_folder(out, kind="run", force=force, inputs=inputs, label=label) as folder,
+        output_folder(out, kind="run", inputs=inputs, label=label) as folder,
         folder.writing() as tmp,
     ):
         patients = PatientCSV(tmp / "patients.csv", plan) if patient_rows else None
@@ -89,7 +88,6 @@ def compare_to_folder(
     scns: list[Scenario],
     out: str | os.PathLike[str],
     *,
-    force: bool = False,
     inputs: Sequence[str | os.PathLike[str]] = (),
     label: str = "output folder",
     **kwargs: Any,
@@ -97,7 +95,7 @@ def compare_to_folder(
     """Compare and write every output file, atomically, into a folder the simulator
     owns (see ``atomic.output_folder``)."""
     with (
-        output_folder(out, kind="compare", force=force, inputs=inputs, label=label) as folder,
+        output_folder(out, kind="compare", inputs=inputs, label=label) as folder,
         folder.writing() as tmp,
     ):
         result = compare(scns, **kwargs)
@@ -121,7 +119,6 @@ def sweep_to_folder(
     plan: SweepPlan,
     out: str | os.PathLike[str],
     *,
-    force: bool = False,
     label: str = "output folder",
     **kwargs: Any,
 ) -> SweepResult:
@@ -145,10 +142,10 @@ def sweep_to_folder(
     # one pool of workers for the points, the analysis and the figures
     workers = session_workers(kwargs.get("workers", 1), kwargs.get("dask"), kwargs.get("evaluator"))
     with (
-        output_folder(out, kind="sweep", force=force, inputs=inputs, label=label) as folder,
+        output_folder(out, kind="sweep", inputs=inputs, label=label) as folder,
         pool_session(workers),
     ):
-        result = run_sweep(plan, out, force=force, **kwargs)
+        result = run_sweep(plan, out, **kwargs)
         with folder.writing(checkpoint=plan.fingerprint()) as tmp:
             write_sweep(result, tmp)
         _remove_checkpoint(out)
@@ -159,7 +156,6 @@ def validate_to_folder(
     studies: Sequence[Any],
     out: str | os.PathLike[str],
     *,
-    force: bool = False,
     inputs: Sequence[str | os.PathLike[str]] = (),
     label: str = "output folder",
     patients: int | None = None,
@@ -175,7 +171,7 @@ def validate_to_folder(
     from .studies import evaluate
 
     with (
-        output_folder(out, kind="validate", force=force, inputs=inputs, label=label) as folder,
+        output_folder(out, kind="validate", inputs=inputs, label=label) as folder,
         folder.writing() as tmp,
     ):
         results = []
@@ -192,7 +188,6 @@ def calibrate_to_folder(
     plan: Any,
     out: str | os.PathLike[str],
     *,
-    force: bool = False,
     label: str = "output folder",
     **kwargs: Any,
 ) -> Any:
@@ -207,8 +202,8 @@ def calibrate_to_folder(
         *[s.path for s in plan.studies],
         *[f for s in plan.studies for f in s.arm_files],
     ]
-    with output_folder(out, kind="calibrate", force=force, inputs=inputs, label=label) as folder:
-        result = calibrate(plan, out, force=force, **kwargs)
+    with output_folder(out, kind="calibrate", inputs=inputs, label=label) as folder:
+        result = calibrate(plan, out, **kwargs)
         with folder.writing(checkpoint=plan.fingerprint()) as tmp:
             write_calibration(result, tmp)
         _remove_checkpoint(out)

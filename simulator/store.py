@@ -128,7 +128,20 @@ class PointStore:
     def _npz(self, i: int) -> Path:
         return self.folder / "points" / f"{i:07d}.npz"
 
-    def open(self, fresh: bool = False, force: bool = False) -> dict[int, dict[str, Any]]:
+    def _refuse_foreign(self, folder: Path) -> None:
+        """InputError naming what in the checkpoint folder no store wrote, if anything."""
+        foreign = foreign_entries(folder)
+        if foreign:
+            from .report.atomic import listed
+
+            raise InputError(
+                f"{folder}: holds files the simulator did not write ({listed(foreign)}); it is"
+                f" where an interrupted {self.kind} saves its points and is replaced"
+                " when a run starts afresh: move them away (the simulator never deletes"
+                " a file it did not write)"
+            )
+
+    def open(self, fresh: bool = False) -> dict[int, dict[str, Any]]:
         from .report.atomic import atomic_write_text, finished_checkpoint
 
         folder = self.folder
@@ -148,14 +161,14 @@ class PointStore:
                 old = json.loads((folder / "manifest.json").read_text())
             except (OSError, ValueError):
                 old = None
-            if not isinstance(old, dict) or "fingerprint" not in old:
-                if not force:
-                    raise InputError(
-                        f"{folder}: holds files the simulator did not write (it is where an"
-                        f" interrupted {self.kind} saves its points); move it away, or use"
-                        " --force to replace it"
-                    )
-                fresh = True
+            if (not isinstance(old, dict) or "fingerprint" not in old) and not fresh:
+                self._refuse_foreign(folder)
+                raise InputError(
+                    f"{folder}: it is where an interrupted {self.kind} saves its points,"
+                    " but it has no readable checkpoint manifest; move it away, or use"
+                    " --fresh to start again (only the files a checkpoint holds are"
+                    " deleted)"
+                )
         if (
             isinstance(old, dict)
             and old.get("fingerprint") != self.fingerprint
@@ -166,18 +179,9 @@ class PointStore:
             log.info("removing the checkpoint of a finished %s: %s", self.kind, folder)
             fresh = True
         if folder.exists() and fresh:
-            # only what a store wrote is deleted, even with --force: a file put here by
-            # hand (a copy of the input, notes) is never touched
-            foreign = foreign_entries(folder)
-            if foreign:
-                from .report.atomic import listed
-
-                raise InputError(
-                    f"{folder}: holds files the simulator did not write ({listed(foreign)}); it is"
-                    f" where an interrupted {self.kind} saves its points and is replaced"
-                    " when a run starts afresh: move them away (the simulator never deletes"
-                    " a file it did not write, even with --force)"
-                )
+            # only what a store wrote is deleted: a file put here by hand (a copy of the
+            # input, notes) is never touched
+            self._refuse_foreign(folder)
             remove_partial(folder)
         if folder.exists():
             assert old is not None

@@ -1133,7 +1133,6 @@ def run_sweep(
     progress: bool | None = None,
     evaluator: Evaluator | None = None,
     dask: str | None = None,
-    force: bool = False,
 ) -> SweepResult:
     """Evaluate every point (resuming from a checkpoint), analyse, return the result.
 
@@ -1150,7 +1149,7 @@ def run_sweep(
     out = Path(out)
     paired = evaluator is None and keeps_vectors(plan.spec.design)
     store = checkpoint(plan, out, paired)
-    done = store.open(fresh, force)
+    done = store.open(fresh)
     strategies = plan.spec.strategies is not None
     outcomes = list(
         dict.fromkeys(

@@ -74,7 +74,7 @@ def test_out_holding_a_foreign_file_is_refused_and_untouched(tmp_path: Path) -> 
     os.utime(docs / "thesis.txt", ns=(1_000_000_000, 1_000_000_000))
     before = state(tmp_path)
     proc = simulate(FIRST_LINE, "--patients", "20", "--out", "docs", cwd=tmp_path)
-    refused(proc, "--out docs", "thesis.txt", "--force")
+    refused(proc, "--out docs", "thesis.txt", "move them away", "never deletes")
     assert state(tmp_path) == before
     assert sorted(os.listdir(tmp_path)) == ["docs"]
     assert sorted(os.listdir(docs)) == ["thesis.txt"]
@@ -119,15 +119,24 @@ def atomic_run(scenario, out: Path, **kwargs):
     return run_to_folder(scenario, out, patients=20, workers=1, progress=False, **kwargs)
 
 
-def test_force_replaces_and_a_simulator_folder_is_replaced_without_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["run", "compare", "sweep", "validate", "calibrate"])
+def test_force_is_withdrawn_and_deletes_nothing(tmp_path: Path, command: str) -> None:
+    """--force replaced a folder holding files the simulator did not write, deleting
+    them (`--out scenarios/studies --force` deleted 8 scenario files). It is refused now,
+    with the reason, for every command, before anything is read or written."""
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.md").write_text("mine\n")
-    proc = simulate(
-        FIRST_LINE, "--patients", "20", "--out", "out", "--force", "--quiet", cwd=tmp_path
-    )
+    before = state(tmp_path)
+    proc = simulate(command, "nosuch.yaml", "--out", "out", "--force", cwd=tmp_path)
+    refused(proc, "--force: no longer available", "never deletes a file it did not write")
+    assert state(tmp_path) == before
+
+
+def test_a_simulator_folder_is_replaced(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = simulate(FIRST_LINE, "--patients", "20", "--out", "out", "--quiet", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert not (out / "notes.md").exists()
     manifest = json.loads((out / MANIFEST).read_text())
     assert manifest["kind"] == "run" and "summary.json" in manifest["files"]
     assert sorted(manifest["files"]) == sorted(p.name for p in out.iterdir() if p.name != MANIFEST)
@@ -140,7 +149,7 @@ def test_force_replaces_and_a_simulator_folder_is_replaced_without_it(tmp_path: 
     assert sorted(os.listdir(tmp_path)) == ["out"]
 
 
-def test_never_the_cwd_an_ancestor_or_an_input_folder_even_with_force(tmp_path: Path) -> None:
+def test_never_the_cwd_an_ancestor_or_an_input_folder(tmp_path: Path) -> None:
     work = tmp_path / "work"
     (work / "in").mkdir(parents=True)
     scn = work / "in" / "s.yaml"
@@ -154,7 +163,7 @@ def test_never_the_cwd_an_ancestor_or_an_input_folder_even_with_force(tmp_path: 
     ):
         # --quiet: the scenario extends a file outside its folder, which is read with a
         # warning; the refusal must still be the one message on stderr.
-        proc = simulate(scn, "--patients", "20", "--out", out, "--force", "--quiet", cwd=work)
+        proc = simulate(scn, "--patients", "20", "--out", out, "--quiet", cwd=work)
         refused(proc, why)
     assert state(tmp_path) == before
     assert sorted(os.listdir(work)) == ["in"]
@@ -357,10 +366,10 @@ def test_two_runs_into_one_folder_one_wins_the_other_is_refused(tmp_path: Path) 
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["patients"] == 12000
 
 
-def test_force_never_replaces_the_folder_of_a_file_the_inputs_name(tmp_path):
+def test_never_the_folder_of_a_file_the_inputs_name(tmp_path):
     """--force replaced a folder holding a scenario's `extends:` base (the base was
     deleted): every file an input names (extends chains, a sweep's strategies and their
-    bases) is an input file too."""
+    bases) is an input file too, and the refusal says so."""
     base_dir = tmp_path / "basedir"
     base_dir.mkdir()
     (base_dir / "base.yaml").write_bytes((ROOT / "scenarios" / "base.yaml").read_bytes())
@@ -368,9 +377,7 @@ def test_force_never_replaces_the_folder_of_a_file_the_inputs_name(tmp_path):
     deep.mkdir()
     (deep / "child.yaml").write_text("extends: ../basedir/base.yaml\n")
     before = state(base_dir)
-    proc = simulate(
-        "run", deep / "child.yaml", "--patients", "5", "--out", base_dir, "--force", cwd=tmp_path
-    )
+    proc = simulate("run", deep / "child.yaml", "--patients", "5", "--out", base_dir, cwd=tmp_path)
     refused(proc, "holds the input file", "base.yaml")
     assert state(base_dir) == before
 
@@ -381,7 +388,7 @@ def test_force_never_replaces_the_folder_of_a_file_the_inputs_name(tmp_path):
         "patients: 5\noutcomes: [qaly]\ndesign:\n  type: one_way\n  parameters:\n"
         "    regimen.ivig.cycles: {values: [4, 6]}\n"
     )
-    proc = simulate("sweep", sweep, "--out", base_dir, "--force", cwd=tmp_path)
+    proc = simulate("sweep", sweep, "--out", base_dir, cwd=tmp_path)
     refused(proc, "holds the input file", "base.yaml")
     assert state(base_dir) == before
 
@@ -436,11 +443,12 @@ def test_an_unwritable_out_is_named_as_out(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_force_never_deletes_a_file_the_simulator_did_not_write_in_a_checkpoint(tmp_path):
+def test_never_deletes_a_file_the_simulator_did_not_write_in_a_checkpoint(tmp_path):
     """`<out>.partial` is where an interrupted sweep or calibration keeps its finished
     points. With --force a checkpoint folder without a manifest was deleted whole, with
     the sweep file kept in it and a user's notes (audit): now nothing in it that the
-    simulator did not write is ever deleted, and the run is refused with their names."""
+    simulator did not write is ever deleted, not even with --fresh, and the run is
+    refused with their names."""
     fixture = ROOT / "tests" / "fixtures" / "sweeps" / "one_way_small.yaml"
     partial = tmp_path / "s.partial"
     partial.mkdir()
@@ -449,11 +457,30 @@ def test_force_never_deletes_a_file_the_simulator_did_not_write_in_a_checkpoint(
     sweep.write_text(text)
     (partial / "thesis.txt").write_text("mine\n")
     before = state(partial)
-    for extra in ((), ("--force",)):
+    for extra in ((), ("--fresh",)):
         proc = simulate("sweep", sweep, "--out", "s", "--quiet", *extra, cwd=tmp_path)
         refused(proc, "s.partial", "did not write")
         assert state(partial) == before
         assert sorted(os.listdir(tmp_path)) == ["s.partial"]
+
+
+def test_a_checkpoint_with_an_unreadable_manifest_needs_fresh(tmp_path):
+    """A checkpoint whose manifest cannot be read (a truncated write) was replaced only
+    with --force; --fresh now starts again, deleting only the files a checkpoint holds."""
+    fixture = ROOT / "tests" / "fixtures" / "sweeps" / "one_way_small.yaml"
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(fixture.read_text().replace("../../../scenarios/", f"{ROOT / 'scenarios'}/"))
+    partial = tmp_path / "s.partial"
+    (partial / "points").mkdir(parents=True)
+    (partial / "manifest.json").write_text('{"fingerprint": ')
+    (partial / "points" / "0000000.json").write_text("{}")
+    before = state(partial)
+    proc = simulate("sweep", sweep, "--out", "s", "--quiet", cwd=tmp_path)
+    refused(proc, "s.partial", "no readable checkpoint manifest", "--fresh")
+    assert state(partial) == before
+    proc = simulate("sweep", sweep, "--out", "s", "--quiet", "--fresh", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["s", "s.yaml"]
 
 
 def test_a_finished_sweep_removes_only_its_own_checkpoint_files(tmp_path, caplog):

@@ -2,9 +2,10 @@
 
 The simulator writes into an output folder only if the folder does not exist, is empty,
 or carries the simulator's own manifest (:data:`MANIFEST`, listing the files it wrote)
-and holds nothing else; anything else is refused with an :class:`InputError` unless
-``force``. Even with ``force`` it never replaces the working directory or one of its
-ancestors, the filesystem root, the home directory, or a folder holding an input file.
+and holds nothing else; anything else is refused with an :class:`InputError` (the
+simulator never deletes or modifies a file it did not write). It never replaces the
+working directory or one of its ancestors, the filesystem root, the home directory, or a
+folder holding an input file.
 A symbolic link at the output path is refused, never followed or replaced.
 
 While a folder is being written, an exclusive lock file ``.NAME.lock`` next to it keeps a
@@ -199,7 +200,6 @@ def _protected(real: Path, inputs: Iterable[str | os.PathLike[str]]) -> str | No
 def check_output(
     target: str | os.PathLike[str],
     *,
-    force: bool = False,
     inputs: Iterable[str | os.PathLike[str]] = (),
     label: str = "--out",
 ) -> None:
@@ -209,7 +209,7 @@ def check_output(
     if target.name == "" and target.anchor and target == Path(target.anchor):
         raise InputError(  # "/" (its name is "", as is "."'s)
             f"{where}: is the filesystem root; the results replace the whole folder, so it"
-            " is never used as an output folder (even with --force): name a folder to create"
+            " is never used as an output folder: name a folder to create"
         )
     if target.name in ("", ".", ".."):
         raise InputError(
@@ -232,17 +232,18 @@ def check_output(
     if why is not None:
         raise InputError(
             f"{where}: {why}; the results replace the whole folder, so it is"
-            " never used as an output folder (even with --force)"
+            " never used as an output folder"
         )
     if not target.exists():
         return
     if not target.is_dir():
         raise InputError(f"{where}: exists and is not a folder")
     foreign = _foreign_entries(target)
-    if foreign and not force:
+    if foreign:
         raise InputError(
             f"{where}: the folder holds files the simulator did not write"
-            f" ({listed(foreign)}); choose another folder, or use --force to replace it"
+            f" ({listed(foreign)}); choose another folder, or move them away (the"
+            " simulator never deletes a file it did not write)"
         )
 
 
@@ -531,13 +532,12 @@ def output_folder(
     target: str | os.PathLike[str],
     *,
     kind: str,
-    force: bool = False,
     inputs: Iterable[str | os.PathLike[str]] = (),
     label: str = "output folder",
 ) -> Iterator[OutputFolder]:
     """Check, lock and tidy ``target`` for writing (see the module docstring)."""
     target = Path(target)
-    check_output(target, force=force, inputs=inputs, label=label)
+    check_output(target, inputs=inputs, label=label)
     # the parent folders this run creates, deepest first: removed again, if still empty,
     # when the run fails or is interrupted
     created = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
@@ -551,7 +551,7 @@ def output_folder(
     try:
         with _lock(target, label):
             recover_leftovers(target)
-            check_output(target, force=force, inputs=inputs, label=label)  # after recovery
+            check_output(target, inputs=inputs, label=label)  # after recovery
             yield OutputFolder(target, kind, label)
     except BaseException:
         for folder in created:
@@ -567,12 +567,11 @@ def atomic_dir(
     target: str | os.PathLike[str],
     *,
     kind: str = "run",
-    force: bool = False,
     inputs: Iterable[str | os.PathLike[str]] = (),
 ) -> Iterator[Path]:
     """Yield a temporary folder; on success it replaces ``target`` in one swap."""
     with (
-        output_folder(target, kind=kind, force=force, inputs=inputs) as folder,
+        output_folder(target, kind=kind, inputs=inputs) as folder,
         folder.writing() as tmp,
     ):
         yield tmp
