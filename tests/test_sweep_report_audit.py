@@ -305,6 +305,32 @@ def test_labels_of_other_parameters_read_their_unit_from_the_schema():
     assert label("a", scn, "GBP") == "a"
 
 
+def test_adverse_event_fields_carry_their_units_in_the_schema():
+    """The units of an adverse event's fields were kept in a side table of the sweep
+    figures; they are in the schema now, read by the labels and the docs' table alike."""
+    from simulator.scenario.reference import parameter_table
+    from simulator.scenario.schema import AdverseEventIVIG, AdverseEventSteroid
+
+    for model in (AdverseEventIVIG, AdverseEventSteroid):
+        for name, field in model.model_fields.items():
+            if field.annotation in (float, list[float]):
+                extra = field.json_schema_extra
+                assert isinstance(extra, dict) and extra.get("unit"), (model.__name__, name)
+    scn = plan_sweep(SCENARIOS / "sweeps" / "psa_first_line_vs_rescue.yaml").scenarios[0]
+    label = sweep_figures.parameter_label
+    assert label("safety.ivig.thromboembolism.case_fatality", scn, "GBP") == (
+        "thromboembolism case fatality (proportion)"
+    )
+    assert label("safety.steroid.serious_infection.baseline_per_year", scn, "GBP") == (
+        "serious infection baseline (1/year)"
+    )
+    assert label("safety.steroid.hip_fracture.dose_thresholds_mg_per_day[1]", scn, "GBP") == (
+        "hip fracture dose thresholds (mg/day)"
+    )
+    row = next(r for r in parameter_table().splitlines() if "`safety.ivig.headache`" in r)
+    assert "p_per_cycle: probability per cycle" in row and "case_fatality: proportion" in row
+
+
 def _overlaps(fig):
     """The value labels at the bars' ends (their window extents) and the base-case line's
     x in the same pixels."""

@@ -163,13 +163,6 @@ _PLAIN_SECTIONS = {
 }
 #: names for parameters whose path's words read poorly
 _NAMES = {"disease.mortality.excess_per_year": "excess mortality"}
-#: units of the fields of an adverse event (``safety``), which carry none in the schema
-_EVENT_UNITS = {
-    "case_fatality": "proportion",
-    "p_per_cycle": "probability per cycle",
-    "baseline_per_year": "1/year",
-    "risk_factor_multiplier": "x",
-}
 #: a distribution's parameters: what its part of the label says, and whether it keeps the
 #: unit of the value drawn (a CV has none)
 _DIST_PARTS = {
@@ -223,8 +216,6 @@ def _unit_of(scenario: Any, parts: list[str | int]) -> tuple[str | None, int | N
                 return None, dist_at
             extra = fields[name].json_schema_extra
             unit = extra.get("unit") if isinstance(extra, dict) else None  # type: ignore[assignment]
-            if unit is None:
-                unit = _EVENT_UNITS.get(name)
             node = getattr(node, name)
         elif isinstance(node, dict) and part in node:
             node = node[part]  # an entry of a dict keeps the dict's unit

@@ -56,6 +56,18 @@ def describe(value: Any) -> str:
     return str(value)
 
 
+def _field_units(model: BaseModel) -> str:
+    """'name: unit; ...' for the fields of a block whose fields share one source (an
+    adverse event), from their schema units; fields without a unit are left out."""
+    parts = []
+    for name, field in type(model).model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        unit = extra.get("unit")
+        if unit not in (None, "", "-"):
+            parts.append(f"{name}: {unit}")
+    return "; ".join(parts)
+
+
 def _rows(model: BaseModel, prefix: str) -> list[tuple[str, str, str, str]]:
     rows = []
     for name, field in type(model).model_fields.items():
@@ -81,7 +93,7 @@ def _rows(model: BaseModel, prefix: str) -> list[tuple[str, str, str, str]]:
                     (
                         f"{path}.{k}",
                         describe(v.model_copy(update={"source": ""})).replace(", source ", ""),
-                        "",
+                        _field_units(v),
                         v.source,
                     )
                 )

@@ -661,26 +661,31 @@ from .regimen import IVIG, Regimen, Rule, Visits  # noqa: E402
 # --------------------------------------------------------------------------------------
 
 
+def _unit(unit: str) -> dict[str, str]:
+    """The unit of a field whose source is its block's (an adverse event's ``source``)."""
+    return {"unit": unit}
+
+
 class AdverseEventIVIG(Frozen):
     """Risk per IVIG cycle at a reference dose, spread over infusion days by dose."""
 
-    p_per_cycle: float = Field(ge=0, le=1)
-    reference_dose_g_per_kg: float = Field(2.0, gt=0)
-    daily_dose_exponent: float = Field(1.0, ge=0)
-    reference_daily_dose_g_per_kg: float = Field(0.4, gt=0)
-    risk_factor_multiplier: float = Field(1.0, ge=0)
+    p_per_cycle: float = Field(ge=0, le=1, json_schema_extra=_unit("probability per cycle"))
+    reference_dose_g_per_kg: float = Field(2.0, gt=0, json_schema_extra=_unit("g/kg"))
+    daily_dose_exponent: float = Field(1.0, ge=0, json_schema_extra=_unit("-"))
+    reference_daily_dose_g_per_kg: float = Field(0.4, gt=0, json_schema_extra=_unit("g/kg"))
+    risk_factor_multiplier: float = Field(1.0, ge=0, json_schema_extra=_unit("x"))
     stops_ivig: bool = False
-    case_fatality: float = Field(0.0, ge=0, le=1)
+    case_fatality: float = Field(0.0, ge=0, le=1, json_schema_extra=_unit("proportion"))
     source: str = ""
 
 
 class AdverseEventSteroid(Frozen):
     """Hazard while on prednisone: a baseline rate times a relative risk by dose band."""
 
-    baseline_per_year: float = Field(ge=0)
-    dose_thresholds_mg_per_day: list[float] = Field(min_length=1)
-    relative_risk: list[float] = Field(min_length=1)
-    case_fatality: float = Field(0.0, ge=0, le=1)
+    baseline_per_year: float = Field(ge=0, json_schema_extra=_unit("1/year"))
+    dose_thresholds_mg_per_day: list[float] = Field(min_length=1, json_schema_extra=_unit("mg/day"))
+    relative_risk: list[float] = Field(min_length=1, json_schema_extra=_unit("x"))
+    case_fatality: float = Field(0.0, ge=0, le=1, json_schema_extra=_unit("proportion"))
     # True: a dose equal to a threshold is in the band above it (">= 7.5 mg/day", as van
     # Staa's bands); False: only a dose above it ("above 10 mg/day")
     thresholds_inclusive: bool = True
