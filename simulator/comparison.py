@@ -5,9 +5,10 @@ baseline and the same luck for the same purpose in every arm; differences betwee
 come from the strategy, not from sampling. For each outcome the comparison gives each
 arm's estimate with its 95% CI and, against the first arm, the mean paired difference
 across the same patients with its 95% CI and the percent of patients better off, worse
-off and unchanged. Time-to-event outcomes are paired on restricted times (a patient who
-never reaches the event counts the time to the last visit), so their paired difference
-is a difference in restricted mean time.
+off and unchanged. A time to an event is compared as the difference of the arms'
+Kaplan-Meier restricted mean times to the horizon, with a paired interval (from each
+patient's influence on both curves, ``stats.PairedDifference.rmst_difference``); its
+better/worse shares are per patient, ordered only where the earlier time is an event.
 """
 
 from __future__ import annotations
@@ -332,11 +333,24 @@ class ComparisonResult:
                 diff = _difference(acc[name].to_dict(), better, f"{arm} - {first}")
                 if time:
                     a, b = arms_metrics[0][name], arms_metrics[j][name]
-                    half = Z95 * math.sqrt(a["rmst_variance"] + b["rmst_variance"])
                     dm = b["rmst"] - a["rmst"]
+                    # paired: from each patient's influence on the two curves' areas,
+                    # when every patient has a time in both arms (as always here)
+                    pair = acc[name]
+                    got = (
+                        pair.rmst_difference(int(a["rmst_to_day"]))
+                        if isinstance(pair, PairedDifference) and pair.n == a["n"] == b["n"]
+                        else None
+                    )
+                    if got is not None:
+                        half = Z95 * got[1]
+                    else:  # not every patient in both arms: the two curves' own variances
+                        half = Z95 * math.sqrt(a["rmst_variance"] + b["rmst_variance"])
                     # the better/worse/same shares stay per patient (paired, on each
                     # patient's time to the event or to censoring)
-                    diff.update(mean_difference=dm, ci95=[dm - half, dm + half])
+                    diff.update(
+                        mean_difference=dm, ci95=[dm - half, dm + half], paired=got is not None
+                    )
                 diff["estimator"] = entry["difference_estimator"]
                 entry["differences"][arm] = diff
             out[name] = entry

@@ -641,6 +641,41 @@ class KaplanMeier:
         var = float(np.sum(terms[np.isfinite(terms)])) if terms.size else 0.0
         return area, var
 
+    def rmst_influence(self, tau: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Each subject's influence on :meth:`rmst` to ``tau``: ``(censored, event)``,
+        two arrays over days ``0..horizon``, the value for a subject censored (or with its
+        event) on that day. From the martingale representation of the Kaplan-Meier
+        estimator (Andersen et al. 1993, IV.3), ``RMST - rmst ~ -sum_i int_0^tau A(u) /
+        Y(u) dM_i(u)``, ``A(u)`` the area under the curve from ``u`` to ``tau``, ``Y`` the
+        number at risk; with tied days the exact derivative of the product-limit curve in
+        each day's hazard ``d_j / n_j`` replaces ``A_j`` by ``A_j n_j / (n_j - d_j)``, so a
+        subject with time ``T`` contributes ``sum_{t_j <= min(T, tau)} A_j d_j / (n_j (n_j
+        - d_j)) - [event at T <= tau] A(T) / (n(T) - d(T))``. The contributions sum to 0,
+        their squares' expectation is the Klein-Moeschberger variance of :meth:`rmst`, and
+        without censoring each is ``(min(T, tau) - mean) / n`` exactly. They make a paired
+        difference of two curves computable (:meth:`PairedDifference.rmst_difference`)."""
+        tau = self.horizon_days if tau is None else int(tau)
+        days, s, _, _ = self.survival()
+        keep = days <= tau
+        days, s = days[keep], s[keep]
+        total = self.events + self.censored
+        at_risk = int(total.sum()) - np.concatenate(([0], np.cumsum(total)[:-1]))
+        d = self.events[days].astype(np.float64)
+        n = at_risk[days].astype(np.float64)
+        edges = np.concatenate(([0], days, [tau])).astype(np.float64)
+        pieces = np.concatenate(([1.0], s)) * np.diff(edges)
+        tail = np.cumsum(pieces[::-1])[::-1][1:]  # A_j, as in rmst()
+        # the derivative of S(t) in the hazard d_j / n_j is -S(t) / (1 - d_j / n_j) for
+        # t >= t_j; where the curve drops to 0 (d_j = n_j) the area after is 0 too
+        with np.errstate(divide="ignore", invalid="ignore"):
+            weight = np.where(n > d, tail / (n - d), 0.0)
+        step = np.zeros(self.horizon_days + 1)
+        step[days] = weight * d / n
+        compensator = np.cumsum(step)
+        jump = np.zeros(self.horizon_days + 1)
+        jump[days] = weight
+        return compensator, compensator - jump
+
     def to_dict(self) -> dict[str, Any]:
         days, s, lo, hi = self.survival()
         med_lo, med_hi = self.median_ci()
@@ -695,6 +730,9 @@ class PairedDifference:
     before a's time, "higher" if a's before b's, "same" if both are events at the same
     time or both censored at the same time; any other pair (the earlier time is a
     censoring: a death, the end of follow-up) cannot be ordered ("undetermined").
+    Such a difference also keeps the joint counts of each pair's (time, event seen) in
+    a and in b, from which :meth:`rmst_difference` gives the difference of the two
+    Kaplan-Meier restricted means with its paired interval.
     """
 
     def __init__(self, tol: float = 0.0, censored: bool = False) -> None:
@@ -711,6 +749,11 @@ class PairedDifference:
         self.higher = 0
         self.lower = 0
         self.same = 0
+        # censored: the pairs' (time, seen) in a and b, packed in one int64 key
+        # ((t_a * 2 + seen_a) << 32 | t_b * 2 + seen_b), sorted, with their counts
+        self._joint_keys = np.empty(0, dtype=np.int64)
+        self._joint_counts = np.empty(0, dtype=np.int64)
+        self._joint_ok = True  # False once a time is not a whole day in [0, 2^30)
 
     def add(self, a: Any, b: Any, observed: tuple[Any, Any] | None = None) -> None:
         """``observed``: for times to an event (``censored``), whether each patient's
@@ -743,6 +786,8 @@ class PairedDifference:
             return
         oa = np.asarray(observed[0], dtype=bool)
         ob = np.asarray(observed[1], dtype=bool)
+        both = ~(na | nb)
+        self._add_joint(xa[both], oa, xb[both], ob)
         higher = np.count_nonzero((d > self.tol) & oa)
         lower = np.count_nonzero((d < -self.tol) & ob)
         same = np.count_nonzero((np.abs(d) <= self.tol) & (oa == ob))
@@ -751,6 +796,59 @@ class PairedDifference:
         self.same += int(same)
         self.undetermined += int(d.size - higher - lower - same)
 
+    def _add_joint(self, ta: np.ndarray, oa: np.ndarray, tb: np.ndarray, ob: np.ndarray) -> None:
+        if not self._joint_ok or ta.size == 0:
+            return
+        whole = (np.floor(ta) == ta) & (np.floor(tb) == tb)
+        if not bool(np.all(whole & (ta >= 0) & (tb >= 0) & (ta < 2**30) & (tb < 2**30))):
+            self._joint_ok = False
+            return
+        code_a = ta.astype(np.int64) * 2 + oa.astype(np.int64)
+        code_b = tb.astype(np.int64) * 2 + ob.astype(np.int64)
+        keys, counts = np.unique((code_a << 32) | code_b, return_counts=True)
+        self._merge_joint(keys, counts.astype(np.int64))
+
+    def _merge_joint(self, keys: np.ndarray, counts: np.ndarray) -> None:
+        if self._joint_keys.size:
+            keys = np.concatenate((self._joint_keys, keys))
+            counts = np.concatenate((self._joint_counts, counts))
+            keys, where = np.unique(keys, return_inverse=True)
+            counts = np.bincount(where, weights=counts, minlength=keys.size).astype(np.int64)
+        self._joint_keys, self._joint_counts = keys, counts
+
+    def rmst_difference(self, horizon_days: int) -> tuple[float, float] | None:
+        """For times to an event: the difference b - a of the Kaplan-Meier restricted
+        mean times to ``horizon_days`` (each curve from the pairs' own times, so equal to
+        each arm's curve when every patient has a time in both arms) and its standard
+        error from the pairs: ``sqrt(n / (n - 1) sum_i (phi_b,i - phi_a,i)^2)``, ``phi``
+        each patient's influence on his arm's restricted mean
+        (:meth:`KaplanMeier.rmst_influence`). Without censoring this is exactly the
+        paired interval of the mean of the min(T, horizon) differences. None when some
+        time was not a whole day in range, or with fewer than two pairs."""
+        if not self.censored or not self._joint_ok:
+            return None
+        n = int(self._joint_counts.sum())
+        if n < 2:
+            return None
+        code_a = self._joint_keys >> 32
+        code_b = self._joint_keys & 0xFFFFFFFF
+        if int(max(code_a.max(), code_b.max())) >> 1 > horizon_days:
+            return None
+        counts = self._joint_counts
+        size = horizon_days + 1
+        phi = []
+        rmst = []
+        for code in (code_a, code_b):
+            t, e = code >> 1, (code & 1).astype(bool)
+            km = KaplanMeier(horizon_days)
+            km.events = np.bincount(t[e], weights=counts[e], minlength=size).astype(np.int64)
+            km.censored = np.bincount(t[~e], weights=counts[~e], minlength=size).astype(np.int64)
+            rmst.append(km.rmst(horizon_days)[0])
+            if_censored, if_event = km.rmst_influence(horizon_days)
+            phi.append(np.where(e, if_event[t], if_censored[t]))
+        var = n / (n - 1) * float(np.sum(counts * (phi[1] - phi[0]) ** 2))
+        return rmst[1] - rmst[0], math.sqrt(var)
+
     def merge(self, other: PairedDifference) -> None:
         if not isinstance(other, PairedDifference):
             raise TypeError(f"cannot merge {type(other).__name__} into PairedDifference")
@@ -758,6 +856,9 @@ class PairedDifference:
             raise ValueError("cannot merge PairedDifference objects with different tol")
         for mine, theirs in zip(self._parts(), other._parts(), strict=True):
             mine.merge(theirs)
+        self._joint_ok = self._joint_ok and other._joint_ok
+        if other._joint_keys.size:
+            self._merge_joint(other._joint_keys, other._joint_counts)
         self.higher += other.higher
         self.lower += other.lower
         self.same += other.same

@@ -713,3 +713,106 @@ def test_rmst_with_censoring_is_the_area_under_the_km_curve():
     assert 0 < var < 200.0**2 / 100
     assert km.at_risk(0) == 500 and km.at_risk(201) == 0
     assert km.at_risk(100) == int(np.sum(time >= 100))
+
+
+def _censored_pairs(n: int, rng: np.random.Generator, horizon: int = 300):
+    """Times to an event in two arms of the same patients (b's about 15% sooner), both
+    censored by the same death day and the horizon."""
+    base = rng.exponential(120.0, n)
+    ta = np.floor(base * rng.uniform(0.9, 1.1, n))
+    tb = np.floor(base * 0.85 * rng.uniform(0.9, 1.1, n))
+    end = np.minimum(np.floor(rng.uniform(0, 400, n)), horizon)
+    return np.minimum(ta, end), ta <= end, np.minimum(tb, end), tb <= end
+
+
+def test_rmst_influence_sums_to_zero_and_gives_the_km_variance():
+    rng = np.random.default_rng(21)
+    t, seen, _, _ = _censored_pairs(3000, rng)
+    km = KaplanMeier(300)
+    km.add(t, seen)
+    censored, event = km.rmst_influence()
+    phi = np.where(seen, event[t.astype(int)], censored[t.astype(int)])
+    assert abs(phi.sum()) < 1e-9
+    # the Klein-Moeschberger variance, to first order (they differ by O(1/n))
+    assert (phi**2).sum() == pytest.approx(km.rmst()[1], rel=0.01)
+
+
+def test_rmst_influence_without_censoring_is_the_mean_s_own():
+    rng = np.random.default_rng(22)
+    t = rng.integers(0, 301, size=400).astype(float)
+    km = KaplanMeier(300)
+    km.add(t, np.ones(t.size, dtype=bool))
+    _, event = km.rmst_influence()
+    np.testing.assert_allclose(event[t.astype(int)], (t - t.mean()) / t.size, atol=1e-12)
+
+
+def test_paired_rmst_difference_without_censoring_is_the_paired_mean_difference():
+    rng = np.random.default_rng(23)
+    ta = rng.integers(0, 301, size=500).astype(float)
+    tb = np.clip(ta + rng.integers(-20, 10, size=500), 0, 300)
+    seen = np.ones(500, dtype=bool)
+    pd = PairedDifference(tol=1e-9, censored=True)
+    pd.add(ta, tb, observed=(seen, seen))
+    dm, se = pd.rmst_difference(300)
+    d = tb - ta
+    assert dm == pytest.approx(d.mean(), rel=1e-12)
+    assert se == pytest.approx(d.std(ddof=1) / math.sqrt(d.size), rel=1e-12)
+
+
+def test_paired_rmst_difference_is_the_same_in_any_chunking():
+    rng = np.random.default_rng(24)
+    ta, oa, tb, ob = _censored_pairs(1000, rng)
+    whole = PairedDifference(tol=1e-9, censored=True)
+    whole.add(ta, tb, observed=(oa, ob))
+    parts = [PairedDifference(tol=1e-9, censored=True) for _ in range(3)]
+    for p, idx in zip(parts, np.array_split(rng.permutation(1000), 3), strict=True):
+        p.add(ta[idx], tb[idx], observed=(oa[idx], ob[idx]))
+    parts[2].merge(parts[0])
+    parts[2].merge(parts[1])
+    assert parts[2].rmst_difference(300) == whole.rmst_difference(300)
+    # and the difference is that of the two arms' own curves
+    kms = [KaplanMeier(300), KaplanMeier(300)]
+    kms[0].add(ta, oa)
+    kms[1].add(tb, ob)
+    dm, _ = whole.rmst_difference(300)
+    assert dm == pytest.approx(kms[1].rmst()[0] - kms[0].rmst()[0], rel=1e-12)
+
+
+def test_paired_rmst_difference_standard_error_matches_the_spread_of_estimates():
+    """The interval of a difference of restricted means of the same patients added the
+    two curves' variances as if the arms were independent: 4-5 times too wide under
+    common random numbers (audit: time to CPK normal, -20.2 to +7.8 days against -8.6
+    to -3.9 from a paired bootstrap). The paired standard error should match the spread
+    of the estimate over replications: with R replications the spread's own relative
+    error is about 1 / sqrt(2 (R - 1)), 4.1% at R = 300, so 4 of them bound the check."""
+    rng = np.random.default_rng(25)
+    reps, n = 300, 1000
+    est, ses, unpaired = [], [], []
+    for _ in range(reps):
+        ta, oa, tb, ob = _censored_pairs(n, rng)
+        pd = PairedDifference(tol=1e-9, censored=True)
+        pd.add(ta, tb, observed=(oa, ob))
+        dm, se = pd.rmst_difference(300)
+        est.append(dm)
+        ses.append(se)
+        a, b = KaplanMeier(300), KaplanMeier(300)
+        a.add(ta, oa)
+        b.add(tb, ob)
+        unpaired.append(math.sqrt(a.rmst()[1] + b.rmst()[1]))
+    spread = float(np.std(est, ddof=1))
+    tol = 4 / math.sqrt(2 * (reps - 1))
+    assert float(np.mean(ses)) / spread == pytest.approx(1.0, abs=tol)
+    assert float(np.mean(unpaired)) / spread > 3  # what the unpaired interval was
+
+
+def test_paired_rmst_difference_refuses_what_it_cannot_pair():
+    pd = PairedDifference(tol=1e-9, censored=True)
+    assert pd.rmst_difference(10) is None  # no pairs
+    pd.add([1.5, 2.0], [2.0, 3.0], observed=(np.ones(2, bool), np.ones(2, bool)))
+    assert pd.rmst_difference(10) is None  # not whole days
+    plain = PairedDifference(tol=1e-9)
+    plain.add([1.0, 2.0], [2.0, 3.0])
+    assert plain.rmst_difference(10) is None  # not a time to an event
+    late = PairedDifference(tol=1e-9, censored=True)
+    late.add([1.0, 20.0], [2.0, 3.0], observed=(np.ones(2, bool), np.ones(2, bool)))
+    assert late.rmst_difference(10) is None  # a time beyond the horizon asked for
