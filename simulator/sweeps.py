@@ -902,7 +902,9 @@ def _point_job(plan_args: PointArgs, paired: bool) -> tuple[Any, Callable[[], Po
             res = cmp_result().outcomes()
             for o in outcomes:
                 for a in arms:
-                    out[f"{a}:{o}"], out[f"{a}:{o}_se"] = _mean_se(res[o]["arms"][a])
+                    out[f"{a}:{o}"], out[f"{a}:{o}_se"] = _mean_se(
+                        res[o]["arms"][a], res[o]["estimator"]
+                    )
                 for a in arms[1:]:
                     d = res[o]["differences"][a]
                     given = {"se": d["se"]} if "se" in d else {}
@@ -1018,18 +1020,28 @@ def paired_differences(
     return dict(sorted(res.items()))
 
 
-def _mean_se(m: dict[str, Any]) -> tuple[float, float]:
-    """An estimate and its standard error: the one given (a center metric's, whose
-    Student-t interval over few centers, cut at the scale's ends, is not 2 x 1.96 of
-    them), else from the width of its normal 95% interval."""
+def _mean_se(m: dict[str, Any], estimator: str | None = None) -> tuple[float, float]:
+    """An estimate and its standard error (``estimator``: the metric's, where ``m`` does
+    not say it). The one given (a center metric's, whose Student-t interval over few
+    centers, cut at the scale's ends, is not 2 x 1.96 of them); a proportion's binomial
+    ``sqrt(p (1 - p) / n)`` (its Wilson interval is asymmetric, and never of zero width);
+    none for a Kaplan-Meier median (its interval, on visit days, is asymmetric and
+    implies no standard error); else from the upper half of its normal 95% interval
+    (the lower limit of a nonnegative mean may be cut at 0)."""
     mean = m["mean"]
     mean = math.nan if mean is None else float(mean)
     if "se" in m:
         return mean, math.nan if m["se"] is None else float(m["se"])
-    lo, hi = m["ci95"]
-    if lo is None or hi is None:
+    kind = estimator if estimator is not None else m.get("estimator")
+    if kind == "km_median":
         return mean, math.nan
-    return mean, (float(hi) - float(lo)) / (2 * 1.959963984540054)
+    if kind == "proportion":
+        n = m.get("n") or 0
+        return mean, math.sqrt(mean * (1.0 - mean) / n) if n and mean == mean else math.nan
+    hi = m["ci95"][1]
+    if hi is None or mean != mean:
+        return mean, math.nan
+    return mean, (float(hi) - mean) / 1.959963984540054
 
 
 # --------------------------------------------------------------------------------------

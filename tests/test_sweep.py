@@ -810,3 +810,30 @@ def test_a_center_metric_keeps_its_own_standard_error_in_a_sweep():
     assert _mean_se({"mean": 0.756, "ci95": [0.366, 1.0], "se": 0.0307}) == (0.756, 0.0307)
     # cohort metrics (normal intervals, no "se") as before
     assert _mean_se({"mean": 1.0, "ci95": [0.0, 2.0]})[1] == pytest.approx(1 / 1.959963984540054)
+
+
+def test_the_standard_error_of_a_point_is_the_estimator_s_own():
+    """It was back-calculated from the 95% interval's width: a Wilson interval gave 0/40
+    a standard error of 0.022, a Kaplan-Meier median of 70 days with interval 56-70
+    days was shown as "70 +- 7", and a mean whose lower limit was cut at 0 got too
+    small an error (statistics audit)."""
+    import math
+
+    from simulator.stats import wilson_ci
+    from simulator.sweeps import _mean_se
+
+    lo, hi = wilson_ci(0, 40)
+    assert _mean_se({"mean": 0.0, "ci95": [lo, hi], "n": 40, "estimator": "proportion"}) == (
+        0.0,
+        0.0,
+    )
+    lo, hi = wilson_ci(20, 40)
+    _, se = _mean_se({"mean": 0.5, "ci95": [lo, hi], "n": 40}, "proportion")
+    assert se == math.sqrt(0.25 / 40)
+    _, se = _mean_se({"mean": 70.0, "ci95": [56, 70], "n": 500, "estimator": "km_median"})
+    assert math.isnan(se)
+    # a nonnegative mean 1.0 with standard error 0.8: its interval is cut to [0, 2.568]
+    _, se = _mean_se({"mean": 1.0, "ci95": [0.0, 1.0 + 1.959963984540054 * 0.8], "n": 9})
+    assert se == pytest.approx(0.8, rel=1e-12)
+    # a center metric's own standard error is kept
+    assert _mean_se({"mean": 3.0, "ci95": [1.0, 9.0], "se": 1.5}) == (3.0, 1.5)
