@@ -349,8 +349,18 @@ class ComparisonResult:
                     # the better/worse/same shares stay per patient (paired, on each
                     # patient's time to the event or to censoring)
                     diff.update(
-                        mean_difference=dm, ci95=[dm - half, dm + half], paired=got is not None
+                        mean_difference=dm,
+                        ci95=[dm - half, dm + half],
+                        interval="paired_influence" if got is not None else "two_curves_unpaired",
                     )
+                elif m0["estimator"] == "proportion" and isinstance(acc[name], PairedDifference):
+                    # every patient in both arms: Newcombe's paired score interval (the
+                    # Wald interval under-covers when few patients differ, and is [0, 0]
+                    # when none does); else the delta method of two overlapping samples
+                    ci = acc[name].paired_proportion_ci()
+                    if ci is not None:
+                        diff["ci95"] = [ci[0], ci[1]]
+                    diff["interval"] = "newcombe_paired_score" if ci is not None else "delta_method"
                 diff["estimator"] = entry["difference_estimator"]
                 entry["differences"][arm] = diff
             out[name] = entry

@@ -46,9 +46,16 @@ def test_a_scenario_compared_with_itself_differs_by_exactly_zero():
         if o["estimator"] == "ratio_of_sums":  # a rate: no per-patient shares
             assert d["ci95"] == [0.0, 0.0] and d["same_pct"] is None, name
             continue
-        # restricted means of a time to an event too: paired, so exactly [0, 0] (the
-        # interval from the two curves' own variances was +-28 days for time to CPK normal)
-        assert d["ci95"] == [0.0, 0.0], name
+        if o["estimator"] == "proportion":
+            # Newcombe's paired score interval: symmetric about 0 and never of zero width
+            # (the Wald interval claimed certainty, [0, 0], whenever no patient differed)
+            assert d["interval"] == "newcombe_paired_score", name
+            assert d["ci95"][0] == pytest.approx(-d["ci95"][1], abs=1e-12), name
+            assert d["ci95"][1] > 0, name
+        else:
+            # restricted means of a time to an event too: paired, so exactly [0, 0] (the
+            # interval from the two curves' variances was +-28 days for time to CPK normal)
+            assert d["ci95"] == [0.0, 0.0], name
         assert d["same_pct"] == 100.0, name
     e = result.economics()["arms"][arm]
     assert e["incremental_cost"] == 0.0 and e["incremental_qaly"] == 0.0

@@ -816,3 +816,61 @@ def test_paired_rmst_difference_refuses_what_it_cannot_pair():
     late = PairedDifference(tol=1e-9, censored=True)
     late.add([1.0, 20.0], [2.0, 3.0], observed=(np.ones(2, bool), np.ones(2, bool)))
     assert late.rmst_difference(10) is None  # a time beyond the horizon asked for
+
+
+def _paired_table(r: int, s: int, t: int, u: int) -> PairedDifference:
+    """Pairs with (b, a) = (1, 1) r times, (1, 0) s times, (0, 1) t times, (0, 0) u."""
+    a = np.array([1] * r + [0] * s + [1] * t + [0] * u, dtype=float)
+    b = np.array([1] * r + [1] * s + [0] * t + [0] * u, dtype=float)
+    pd = PairedDifference(tol=1e-9)
+    pd.add(a, b)
+    return pd
+
+
+@pytest.mark.parametrize(
+    ("table", "published"),
+    [
+        # Newcombe (Stat Med 1998;17:2635-50), Table II, method 10, to 4 decimals
+        ((36, 12, 2, 0), (0.0569, 0.3404)),
+        ((5, 5, 0, 40), (0.0053, 0.2077)),
+        ((0, 0, 0, 50), (-0.0713, 0.0713)),
+    ],
+)
+def test_paired_proportion_interval_reproduces_newcombe_1998(table, published):
+    lo, hi = _paired_table(*table).paired_proportion_ci()
+    assert (lo, hi) == pytest.approx(published, abs=5e-5)
+
+
+def test_paired_proportion_interval_covers_where_the_wald_interval_did_not():
+    """A rare outcome in 200 patients that few patients change between arms: the Wald
+    interval of the mean difference covered about 85% (statistics audit: 0.92 for a
+    difference in TIS >= 40 at 200 patients); Newcombe's at least the nominal 95%. With
+    1,000 replications a coverage has a Monte Carlo SE of at most 0.016 (3 of them bound
+    each check)."""
+    rng = np.random.default_rng(31)
+    reps, n = 1000, 200
+    truth = 0.1 * 0.02 - 0.9 * 0.01  # p_b - p_a: 2% of a's 0s become 1, 1% of 1s become 0
+    wald = newcombe = 0
+    for _ in range(reps):
+        a = (rng.random(n) < 0.9).astype(float)
+        u = rng.random(n)
+        b = np.where((a == 0) & (u < 0.02), 1.0, np.where((a == 1) & (u < 0.01), 0.0, a))
+        pd = PairedDifference(tol=1e-9)
+        pd.add(a, b)
+        lo, hi = pd.to_dict()["ci95"]
+        wald += lo <= truth <= hi
+        lo, hi = pd.paired_proportion_ci()
+        newcombe += lo <= truth <= hi
+    mcse = math.sqrt(0.95 * 0.05 / reps)
+    assert newcombe / reps >= 0.95 - 3 * mcse
+    assert wald / reps < 0.95 - 3 * mcse  # what it replaces
+
+
+def test_paired_proportion_interval_needs_zeros_and_ones_in_both_arms():
+    assert _paired_table(3, 2, 1, 10).paired_proportion_ci() is not None
+    pd = PairedDifference(tol=1e-9)
+    pd.add([0.0, 2.0, 1.0], [1.0, 1.0, 0.0])  # a value that is not 0 or 1
+    assert pd.paired_proportion_ci() is None
+    partial = PairedDifference(tol=1e-9)
+    partial.add([0.0, 1.0, math.nan], [1.0, 1.0, 0.0])  # one patient in b only
+    assert partial.paired_proportion_ci() is None
