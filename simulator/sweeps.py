@@ -993,7 +993,14 @@ def paired_differences(
         pd_ = PairedDifference(tol=1e-9)
         pd_.add(x, y)
         d = pd_.to_dict()
-        return {"mean_difference": d["mean_difference"], "ci95": d["ci95"], "n": d["n"]}
+        # a proportion (0/1 values for every patient at both points): Newcombe's paired
+        # score interval, as a comparison between arms has
+        ci = pd_.paired_proportion_ci()
+        return {
+            "mean_difference": d["mean_difference"],
+            "ci95": d["ci95"] if ci is None else [ci[0], ci[1]],
+            "n": d["n"],
+        }
 
     common = sorted(set(base) & set(point))
     res = {key: paired(base[key], point[key]) for key in common}

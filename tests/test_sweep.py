@@ -837,3 +837,23 @@ def test_the_standard_error_of_a_point_is_the_estimator_s_own():
     assert se == pytest.approx(0.8, rel=1e-12)
     # a center metric's own standard error is kept
     assert _mean_se({"mean": 3.0, "ci95": [1.0, 9.0], "se": 1.5}) == (3.0, 1.5)
+
+
+def test_a_proportion_s_change_from_the_base_has_newcombe_s_interval():
+    """The point-vs-base difference of a proportion had the Wald interval of the mean
+    of per-patient differences: [0, 0] when no patient changed, under 95% coverage when
+    few did. It has Newcombe's paired score interval now, as comparisons between arms."""
+    import numpy as np
+
+    from simulator.stats import PairedDifference
+    from simulator.sweeps import paired_differences
+
+    base = {"p": np.array([1.0, 0.0, 0.0, 1.0, 0.0] * 20), "m": np.arange(100.0)}
+    point = {"p": base["p"].copy(), "m": np.arange(100.0) + 1.0}
+    point["p"][1] = 1.0
+    got = paired_differences(base, point)
+    pd = PairedDifference(tol=1e-9)
+    pd.add(base["p"], point["p"])
+    assert got["p"]["ci95"] == list(pd.paired_proportion_ci())
+    assert got["p"]["ci95"][0] < 0 < got["p"]["ci95"][1]  # one change of 100: not certain
+    assert got["m"]["ci95"] == [1.0, 1.0]  # a mean: the paired interval, as before
