@@ -1,0 +1,48 @@
+"""The alternative calibrations shipped in calibration/alternatives/ (refits with one
+missed target weighted up, for reading the decision under each): each is a valid
+--params overlay of exactly the fitted parameters within their bounds, made from the
+current defaults (a refit of the defaults makes them stale, and this says so), and
+documented in the folder's README."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+import pytest
+from conftest import ROOT
+
+from simulator.scenario.disease import CALIBRATED_DEFAULTS, FITTED
+from simulator.scenario.load import read_params
+
+FOLDER = ROOT / "calibration" / "alternatives"
+OVERLAYS = sorted(FOLDER.glob("*.yaml"))
+
+
+def test_there_are_overlays_and_the_readme_lists_each():
+    assert len(OVERLAYS) >= 2
+    readme = (FOLDER / "README.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`([a-z0-9_]+__[a-z0-9_]+\.yaml)`", readme))
+    assert named == {p.name for p in OVERLAYS}
+
+
+@pytest.mark.parametrize("path", OVERLAYS, ids=[p.stem for p in OVERLAYS])
+def test_an_overlay_sets_the_fitted_parameters_within_their_bounds(path):
+    overrides = read_params(path)
+    values = {o.path: o.value for o in overrides}
+    assert list(values) == list(FITTED)
+    for name, value in values.items():
+        lo, hi = FITTED[name]
+        assert lo <= float(value) <= hi, name
+
+
+@pytest.mark.parametrize("path", OVERLAYS, ids=[p.stem for p in OVERLAYS])
+def test_an_overlay_was_refitted_from_the_current_defaults(path):
+    params = json.loads(CALIBRATED_DEFAULTS.read_text())["parameters"]
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+    assert f"parameters' digest is {digest}" in path.read_text(encoding="utf-8"), (
+        "the defaults were refitted since this overlay was made: run"
+        " `python scripts/target_conflicts.py --keep calibration/alternatives` and"
+        " `python scripts/calibration_alternatives.py`, and update the README's tables"
+    )
