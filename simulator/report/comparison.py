@@ -297,7 +297,7 @@ def _html(
             f"in every arm (common random numbers), each followed "
             f"{data['horizon_days'][ref]:,} days from diagnosis. Differences are against "
             f"<b>{html.escape(ref)}</b>, with intervals that use the pairing of the patients "
-            "(except times to an event: see Outcomes). Simulator "
+            "(see Outcomes). Simulator "
             f"{html.escape(data['simulator_version'])}; every arm's scenario as run is in "
             "comparison.json (resolved_scenarios).</p>"
         )
