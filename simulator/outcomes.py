@@ -1136,7 +1136,12 @@ class CohortSummary:
             elif m.kind == "rate":
                 acc.add(col, np.asarray(table[m.denominator], dtype=np.float64))
             else:
-                acc.add(col.astype(np.int64), np.asarray(table[m.event_column]) > 0)
+                seen = np.asarray(table[m.event_column]) > 0
+                # a death during follow-up before the event: a competing event (for the
+                # cumulative incidence; the Kaplan-Meier curve counts it as a censoring)
+                died = table.get("died")
+                competing = None if died is None else ~seen & (np.asarray(died) > 0)
+                acc.add(col.astype(np.int64), seen, competing)
         for k, i in enumerate(self.month_index):
             self.cpk_months[k].add(chunk.visit_cpk[:, i])
             self.myo_months[k].add(chunk.visit_myoglobin[:, i])

@@ -529,13 +529,25 @@ class KaplanMeier:
         self.horizon_days = int(horizon_days)
         self.events = np.zeros(self.horizon_days + 1, dtype=np.int64)
         self.censored = np.zeros(self.horizon_days + 1, dtype=np.int64)
+        # the censorings that are a competing event (a death): counted among ``censored``
+        # too, so the Kaplan-Meier curve is unchanged; they give the cumulative incidence
+        self.competing = np.zeros(self.horizon_days + 1, dtype=np.int64)
 
-    def add(self, times: Any, observed: Any) -> None:
-        """Add subjects: event (``observed`` True) or censoring (False) at day ``times``."""
+    def add(self, times: Any, observed: Any, competing: Any = None) -> None:
+        """Add subjects: event (``observed`` True) or censoring (False) at day ``times``;
+        ``competing`` marks the censorings that are a competing event (a death before
+        the event), for :meth:`cumulative_incidence`."""
         t = np.asarray(times).ravel()
         obs = np.asarray(observed, dtype=bool).ravel()
         if t.shape != obs.shape:
             raise ValueError("times and observed must have the same length")
+        comp = None
+        if competing is not None:
+            comp = np.asarray(competing, dtype=bool).ravel()
+            if comp.shape != obs.shape:
+                raise ValueError("competing must have the length of times")
+            if bool(np.any(comp & obs)):
+                raise ValueError("a subject with the event cannot also have a competing event")
         if t.size == 0:
             return
         if t.dtype.kind == "f":
@@ -549,6 +561,8 @@ class KaplanMeier:
         size = self.horizon_days + 1
         self.events += np.bincount(ti[obs], minlength=size)
         self.censored += np.bincount(ti[~obs], minlength=size)
+        if comp is not None:
+            self.competing += np.bincount(ti[comp], minlength=size)
 
     def merge(self, other: KaplanMeier) -> None:
         if not isinstance(other, KaplanMeier):
@@ -557,6 +571,7 @@ class KaplanMeier:
             raise ValueError("cannot merge KaplanMeier estimators with different horizons")
         self.events += other.events
         self.censored += other.censored
+        self.competing += other.competing
 
     @property
     def n(self) -> int:
@@ -581,6 +596,26 @@ class KaplanMeier:
         lo = np.clip(lo, 0.0, 1.0)
         hi = np.clip(hi, 0.0, 1.0)
         return days, s, lo, hi
+
+    def cumulative_incidence(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(days, F)``: the Aalen-Johansen cumulative incidence of the event with the
+        competing event (a death) as such, not as a censoring, at the event days:
+        ``F(t) = sum_{t_j <= t} S(t_j-) d_j / n_j`` with ``S`` the Kaplan-Meier curve of
+        either event (Aalen & Johansen 1978; Putter et al., Stat Med 2007;26:2389-430).
+        It is the share of patients who reach the event by day ``t``; ``1 - S_KM`` of
+        :meth:`survival` treats deaths as censorings and is the share who would have,
+        had nobody died, always at least ``F``. Without competing events the two are
+        equal."""
+        total = self.events + self.censored
+        at_risk = int(total.sum()) - np.concatenate(([0], np.cumsum(total)[:-1]))
+        days = np.flatnonzero(self.events | self.competing)
+        n = at_risk[days].astype(np.float64)
+        d = self.events[days].astype(np.float64)
+        c = self.competing[days].astype(np.float64)
+        before = np.concatenate(([1.0], np.cumprod(1.0 - (d + c) / n)[:-1]))
+        cif = np.cumsum(before * d / n)
+        keep = self.events[days] > 0
+        return days[keep], cif[keep]
 
     @staticmethod
     def _first_at_or_below(days: np.ndarray, curve: np.ndarray, level: float) -> int | None:
@@ -697,6 +732,10 @@ class KaplanMeier:
                 "survival": [_json_float(v) for v in s.tolist()],
                 "lo": [_json_float(v) for v in lo.tolist()],
                 "hi": [_json_float(v) for v in hi.tolist()],
+                # deaths as a competing event (Aalen-Johansen), at the same days
+                "cumulative_incidence": [
+                    _json_float(v) for v in self.cumulative_incidence()[1].tolist()
+                ],
                 # days on which someone was censored before the end (marks on figures)
                 "censored_day": [int(v) for v in np.flatnonzero(self.censored[:-1])],
                 # numbers at risk (time >= day) at every 28th day

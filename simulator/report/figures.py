@@ -157,7 +157,9 @@ def km_curves(
     ylabel: str,
     horizon_days: float,
 ) -> None:
-    """Cumulative proportion reaching an event (1 - Kaplan-Meier), with 95% bands."""
+    """Cumulative proportion reaching an event (1 - Kaplan-Meier, deaths censored), with
+    95% bands; dashed, the share who reached it alive (the Aalen-Johansen cumulative
+    incidence, deaths a competing event) where the curve carries it."""
     k = len(arms)
     fig, (ax, tab) = subplots(
         2,
@@ -171,6 +173,11 @@ def km_curves(
         surv = [1.0, *curve["survival"]]
         surv.append(surv[-1])
         ax.step(days, [1 - s for s in surv], where="post", color=color, label=label(name))
+        cif = curve.get("cumulative_incidence")
+        if cif:
+            level = [0.0, *cif]
+            level.append(level[-1])
+            ax.step(days, level, where="post", color=color, linestyle="--", linewidth=1.0)
         # censoring marks: on the curve, at the days someone was censored
         cens = curve.get("censored_day", [])
         if cens:
@@ -195,7 +202,14 @@ def km_curves(
     ax.set_ylabel(ylabel)
     ax.set_title(label(title))
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right", title="| censored", title_fontsize=7)
+    if any(curve.get("cumulative_incidence") for _, curve in arms):
+        ax.plot(
+            [], [], color="0.4", linestyle="--", linewidth=1.0, label="dashed: deaths competing"
+        )
+        title_note = "solid: had no one died (deaths censored)\n| censored"
+    else:
+        title_note = "| censored"
+    ax.legend(fontsize=8, loc="lower right", title=title_note, title_fontsize=7)
     # numbers at risk under the plot, at most 8 columns
     tab.set_ylim(-0.5, k - 0.5)
     tab.set_yticks(range(k))
