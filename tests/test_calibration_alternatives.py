@@ -46,3 +46,23 @@ def test_an_overlay_was_refitted_from_the_current_defaults(path):
         " `python scripts/target_conflicts.py --keep calibration/alternatives` and"
         " `python scripts/calibration_alternatives.py`, and update the README's tables"
     )
+
+
+def test_the_basin_calibration_is_the_shipped_one_started_from_the_dalakas_refit():
+    """calibration/dalakas_basin.yaml must differ from default.yaml only in its name,
+    description, budget and starting point (the Dalakas refit's end point): the same
+    studies, targets, parameters, bounds, patients and seed, so its loss is the defaults'
+    criterion and the two basins compare."""
+    import yaml
+
+    from simulator.calibrate import load_calibration
+
+    shipped = load_calibration(ROOT / "calibration" / "default.yaml")
+    basin = load_calibration(ROOT / "calibration" / "dalakas_basin.yaml")
+    assert basin.names == shipped.names
+    assert list(basin.low) == list(shipped.low) and list(basin.high) == list(shipped.high)
+    assert [s.path.name for s in basin.studies] == [s.path.name for s in shipped.studies]
+    assert basin.patients == shipped.patients and basin.spec.seed == shipped.spec.seed
+    start = yaml.safe_load((FOLDER / "dalakas_1993__tis60_week_12_from_entry.yaml").read_text())
+    raw = yaml.safe_load((ROOT / "calibration" / "dalakas_basin.yaml").read_text())
+    assert {k: v["start"] for k, v in raw["parameters"].items()} == start
