@@ -838,6 +838,8 @@ def format_incremental(ia: dict[str, Any]) -> str:
     from .report.comparison import economics_basis
 
     lines.append(economics_basis(ia))
+    if ia.get("disease_parameters"):
+        lines.append(ia["disease_parameters"])
     return "Incremental analysis\n" + "\n".join(lines)
 
 

@@ -36,6 +36,7 @@ from .outcomes import (
 )
 from .runner import ArmsChunk, ArmsJob, Reducer, Summaries, Tables, arms_job, execute
 from .scenario import Scenario, scenario_data, scenario_sha256
+from .scenario.disease import calibration_note
 from .stats import Z95, PairedDifference
 
 #: a per-outcome paired accumulator: a difference of means, or of rates
@@ -445,6 +446,8 @@ class ComparisonResult:
             "price_year": self.scenarios[0].economics.price_year,
             "optimal_strategy": best,
             "rows": table,
+            # which calibration the result rests on (the answer changes with it)
+            "disease_parameters": calibration_note(self.scenarios[0]),
         }
 
     def _nmb_difference(self, ref: int, arm: int) -> dict[str, Any]:

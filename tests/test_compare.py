@@ -610,3 +610,26 @@ def test_the_comparison_report_says_what_its_colours_mean(tmp_path):
     page = (tmp_path / "c" / "report.html").read_text()
     assert "<span class='better'>blue</span> has its whole 95% CI on the better side" in page
     assert "class='better'" in page.split("<h2>Outcomes</h2>")[1].split("</table>")[0]
+
+
+def test_the_incremental_analysis_says_which_calibration_it_rests_on():
+    """The answer to the founding question changes with the calibration (docs/model.md
+    section 6, "Two basins"); a comparison did not say which one it used. It does now,
+    in comparison.json, the terminal and the report, and names what an overlay or
+    --set changed."""
+    from simulator.cli import format_incremental
+
+    ia = compare(
+        [scn("first_line"), scn("steroid_only")], patients=60, seed=5, engine="cohort"
+    ).incremental_analysis()
+    assert ia["disease_parameters"].startswith("Disease parameters: the calibrated defaults")
+    assert "calibration/alternatives" in ia["disease_parameters"]
+    assert ia["disease_parameters"] in format_incremental(ia)
+    sets = ("disease.ivig.effect_per_g_per_l_per_day=0.01",)
+    ia = compare(
+        [scn("first_line", *sets), scn("steroid_only", *sets)], patients=60, seed=5
+    ).incremental_analysis()
+    assert ia["disease_parameters"] == (
+        "Disease parameters: 1 of the 13 fitted values differs from the calibrated defaults"
+        " (a --params overlay, --set or the scenario's own): ivig.effect_per_g_per_l_per_day."
+    )

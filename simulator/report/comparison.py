@@ -228,6 +228,11 @@ def incremental_html(ia: dict[str, Any]) -> str:
         f"{wtp:,.0f} {cur}/QALY the optimal strategy, with the highest net monetary "
         f"benefit, is <b>{html.escape(ia['optimal_strategy'])}</b>.</p>",
         f"<p>{html.escape(economics_basis(ia))}</p>",
+        *(
+            [f"<p>{html.escape(ia['disease_parameters'])}</p>"]
+            if ia.get("disease_parameters")
+            else []
+        ),
         f"<table><tr><th>strategy</th><th>cost ({cur})</th><th>QALYs</th>"
         f"<th>incremental cost</th><th>incremental QALYs</th><th>ICER ({cur}/QALY)</th>"
         f"<th>status</th><th>optimal for willingness to pay ({cur}/QALY)</th>"

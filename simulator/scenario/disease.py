@@ -27,7 +27,7 @@ from .schema import (
     normal,
 )
 
-__all__ = ["FITTED", "LIFE_TABLES", "Disease", "LifeTable", "Mortality"]
+__all__ = ["FITTED", "LIFE_TABLES", "Disease", "LifeTable", "Mortality", "calibration_note"]
 
 # The fitted parameters' defaults are the output of `simulate calibrate
 # calibration/default.yaml`, adopted by scripts/adopt_calibration.py into this file
@@ -677,3 +677,37 @@ FITTED: dict[str, tuple[float, float]] = {
     "disease.function.damage_rate_per_log_day": (0.0, 0.02),
     "disease.mortality.excess_per_year": (0.0, 5.0),
 }
+
+
+def fitted_changed(scenario: Any) -> list[str]:
+    """The fitted parameters (``FITTED``) whose value in ``scenario`` is not the
+    calibrated default (a ``--params`` overlay, ``--set`` or a scenario's own value)."""
+    data = scenario.model_dump(mode="python", by_alias=True)
+    changed = []
+    for path in FITTED:
+        node: Any = data
+        for part in path.split("."):
+            node = node[part]
+        if float(node) != _fit(path):
+            changed.append(path)
+    return changed
+
+
+def calibration_note(scenario: Any) -> str:
+    """One sentence on which calibration a result rests on, for every comparison: the
+    answer to the founding question changes with it (docs/model.md section 6)."""
+    changed = fitted_changed(scenario)
+    if not changed:
+        return (
+            "Disease parameters: the calibrated defaults (docs/model.md section 6), which"
+            " miss some of their calibration targets; calibrations that meet them change"
+            " first-line IVIG's QALY gain several-fold: see the same comparison with"
+            " --params calibration/alternatives/*.yaml."
+        )
+    verb = "differs" if len(changed) == 1 else "differ"
+    return (
+        f"Disease parameters: {len(changed)} of the {len(FITTED)} fitted values {verb} from"
+        " the calibrated defaults (a --params overlay, --set or the scenario's own): "
+        + ", ".join(p.removeprefix("disease.") for p in changed)
+        + "."
+    )
