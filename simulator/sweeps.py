@@ -214,6 +214,7 @@ def plan_sweep(
             )
         design_data["draws"] = draws
     spec = validate(data, SweepFile, linemap, str(path))
+    _refuse_overridden(spec, sets, path, linemap)
     check_strategy_names(spec, str(path), linemap, figures=False)
     check_size(spec, str(path), yes)
     text = path.read_bytes()
@@ -658,6 +659,38 @@ def _output_keys(spec: SweepFile, arms: list[str]) -> list[str]:
     keys = [f"{a}:{o}" for a in arms for o in outs]
     keys += [f"{difference_arm(a, arms[0])}:{o}" for a in arms[1:] for o in outs]
     return keys
+
+
+def _refuse_overridden(spec: SweepFile, sets: Sequence[str], path: Path, linemap: LineMap) -> None:
+    """A --set or --params value of a parameter the design varies would be replaced at
+    every point: a PSA under a --params overlay drew the overlaid parameters around the
+    sweep file's own centres (the defaults') with no word. Refused, naming both."""
+    varied: dict[tuple[str | int, ...], str] = {}
+    for name in spec.design.parameters:
+        try:
+            varied[tuple(_split(name))] = name
+        except ValueError:
+            continue
+    for s in sets:
+        given = getattr(s, "path", None) or str(s).split("=", 1)[0].strip()
+        try:
+            key = tuple(_split(given))
+        except ValueError:
+            continue
+        if key not in varied:
+            continue
+        name = varied[key]
+        file = getattr(s, "file", None)
+        line = getattr(s, "line", None)
+        source = f"--params {file}" + (f" line {line}" if line else "") if file else f"--set {s}"
+        raise InputError(
+            f"design.parameters.{name}: {source} sets this parameter, which the"
+            f" {spec.design.type} design varies, so its points would replace the value"
+            " (it would have no effect). Leave it out of --params/--set, or centre the"
+            " design on that value in the sweep file",
+            file=str(path),
+            line=linemap.line_for(("design", "parameters", name)),
+        )
 
 
 def _check_parameters(

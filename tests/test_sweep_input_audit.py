@@ -317,3 +317,38 @@ def test_a_posterior_above_the_size_limit_is_refused_before_it_is_read(tmp_path)
         read_posterior_bytes(csv, limit=10)
     with pytest.raises(PosteriorError, match="but it is a directory"):
         read_posterior_bytes(tmp_path)
+
+
+def test_a_set_or_params_value_the_design_varies_is_refused(tmp_path):
+    """`simulate sweep psa.yaml --params overlay.yaml` drew the overlay's parameters
+    around the sweep file's own centres (the defaults'), silently: the PSA was not run
+    under the overlay. Refused now, naming the sweep file's line, the overlay's file and
+    line, and what to do; nothing is written."""
+    import subprocess
+    import sys
+
+    psa = ROOT / "scenarios" / "sweeps" / "psa_first_line_vs_rescue.yaml"
+    overlay = tmp_path / "o.yaml"
+    overlay.write_text("disease.steroid.sensitivity_cv: 2.0\ndisease.steroid.emax_per_day: 0.1\n")
+    for extra, source in (
+        (["--params", str(overlay)], f"--params {overlay} line 2"),
+        (["--set", "economics.prices.ivig_per_g=40"], "--set economics.prices.ivig_per_g=40"),
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "simulator", "sweep", str(psa), "--draws", "2",
+             "--patients", "5", "--out", str(tmp_path / "out"), *extra],
+            capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        )  # fmt: skip
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.startswith("error: ") and len(proc.stderr.splitlines()) == 1
+        assert f"{psa}:" in proc.stderr and source in proc.stderr, proc.stderr
+        assert "which the psa design varies" in proc.stderr
+        assert not (tmp_path / "out").exists()
+    # a value the design does not vary is still applied (a PSA under another horizon)
+    proc = subprocess.run(
+        [sys.executable, "-m", "simulator", "sweep", str(psa), "--draws", "2", "--patients",
+         "5", "--out", str(tmp_path / "ok"), "--quiet", "--workers", "1", "--set",
+         "economics.cea_horizon=clinical"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
