@@ -650,12 +650,14 @@ class KaplanMeier:
         total = self.events + self.censored
         return int(total[int(day) :].sum())
 
-    def rmst(self, tau: int | None = None) -> tuple[float, float]:
-        """Restricted mean time to the event up to day ``tau`` (default: the horizon), the
-        area under the Kaplan-Meier curve, and its variance (Klein & Moeschberger 2003,
-        eq. 4.5.1, as survRM2): ``sum_j A_j^2 d_j / (n_j (n_j - d_j))`` with ``A_j`` the
-        area under the curve from event day ``t_j`` to ``tau``. Without censoring it is the
-        mean of min(T, tau) and the variance that of that mean (with divisor n)."""
+    def _areas(
+        self, tau: int | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(days, d, n, pieces, tail)`` up to ``tau`` (default: the horizon): the event
+        days, their events and numbers at risk, the area under the curve between
+        successive edges ``0, days..., tau`` (S is 1 before the first event day and
+        ``s_j`` from ``days[j]`` to the next), and ``A_j``, the area from ``days[j]`` to
+        ``tau`` (the pieces after the j-th edge)."""
         tau = self.horizon_days if tau is None else int(tau)
         days, s, _, _ = self.survival()
         keep = days <= tau
@@ -664,13 +666,19 @@ class KaplanMeier:
         at_risk = int(total.sum()) - np.concatenate(([0], np.cumsum(total)[:-1]))
         d = self.events[days].astype(np.float64)
         n = at_risk[days].astype(np.float64)
-        # S is 1 before the first event day and s[j] from days[j] to the next event day
         edges = np.concatenate(([0], days, [tau])).astype(np.float64)
-        levels = np.concatenate(([1.0], s))
-        pieces = levels * np.diff(edges)
-        area = float(pieces.sum())
-        # A_j: the area from days[j] to tau = the pieces after the j-th edge
+        pieces = np.concatenate(([1.0], s)) * np.diff(edges)
         tail = np.cumsum(pieces[::-1])[::-1][1:]
+        return days, d, n, pieces, tail
+
+    def rmst(self, tau: int | None = None) -> tuple[float, float]:
+        """Restricted mean time to the event up to day ``tau`` (default: the horizon), the
+        area under the Kaplan-Meier curve, and its variance (Klein & Moeschberger 2003,
+        eq. 4.5.1, as survRM2): ``sum_j A_j^2 d_j / (n_j (n_j - d_j))`` with ``A_j`` the
+        area under the curve from event day ``t_j`` to ``tau``. Without censoring it is the
+        mean of min(T, tau) and the variance that of that mean (with divisor n)."""
+        _, d, n, pieces, tail = self._areas(tau)
+        area = float(pieces.sum())
         with np.errstate(divide="ignore", invalid="ignore"):
             terms = tail**2 * d / (n * (n - d))
         var = float(np.sum(terms[np.isfinite(terms)])) if terms.size else 0.0
@@ -689,17 +697,7 @@ class KaplanMeier:
         their squares' expectation is the Klein-Moeschberger variance of :meth:`rmst`, and
         without censoring each is ``(min(T, tau) - mean) / n`` exactly. They make a paired
         difference of two curves computable (:meth:`PairedDifference.rmst_difference`)."""
-        tau = self.horizon_days if tau is None else int(tau)
-        days, s, _, _ = self.survival()
-        keep = days <= tau
-        days, s = days[keep], s[keep]
-        total = self.events + self.censored
-        at_risk = int(total.sum()) - np.concatenate(([0], np.cumsum(total)[:-1]))
-        d = self.events[days].astype(np.float64)
-        n = at_risk[days].astype(np.float64)
-        edges = np.concatenate(([0], days, [tau])).astype(np.float64)
-        pieces = np.concatenate(([1.0], s)) * np.diff(edges)
-        tail = np.cumsum(pieces[::-1])[::-1][1:]  # A_j, as in rmst()
+        days, d, n, _, tail = self._areas(tau)
         # the derivative of S(t) in the hazard d_j / n_j is -S(t) / (1 - d_j / n_j) for
         # t >= t_j; where the curve drops to 0 (d_j = n_j) the area after is 0 too
         with np.errstate(divide="ignore", invalid="ignore"):
