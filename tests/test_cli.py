@@ -48,19 +48,45 @@ TIMEOUT_S = 180
 # --------------------------------------------------------------------------------------
 
 
+def cap_memory() -> None:  # pragma: no cover - runs in the child
+    # a regression must fail by running out of (capped) memory, not take the machine down
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (4_000_000_000, 4_000_000_000))
+
+
 def simulate(
-    *args: str | Path, cwd: Path, script: bool = False
+    *args: str | Path,
+    cwd: Path,
+    script: bool = False,
+    timeout: float = TIMEOUT_S,
+    memory_cap: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the installed command: ``python -m simulator ARGS`` or the ``simulate`` script."""
+    """Run the installed command: ``python -m simulator ARGS`` or the ``simulate`` script;
+    ``memory_cap``: the child's address space limited to 4 GB."""
     command = [str(SIMULATE_SCRIPT)] if script else [sys.executable, "-m", "simulator"]
     return subprocess.run(
         [*command, *map(str, args)],
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=TIMEOUT_S,
+        timeout=timeout,
         check=False,
+        preexec_fn=cap_memory if memory_cap else None,
     )
+
+
+def refused(proc: subprocess.CompletedProcess[str] | tuple[int, str], *fragments: str) -> str:
+    """Exit 2, one ``error:`` line on stderr naming every fragment, no traceback (``proc``
+    a finished command, or ``(exit status, stderr)`` of an in-process run); the line."""
+    code, err = (proc.returncode, proc.stderr) if not isinstance(proc, tuple) else proc
+    assert code == 2, f"exit status {code}\nstderr:\n{err}"
+    assert "Traceback" not in err, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for f in fragments:
+        assert f in lines[0], lines[0]
+    return lines[0]
 
 
 def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:

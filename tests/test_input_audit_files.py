@@ -18,15 +18,15 @@ which is faster), and checks the message and that the directory is exactly as be
 
 from __future__ import annotations
 
+import functools
 import os
-import resource
 import shutil
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from test_cli import refused
+from test_cli import simulate as cli_simulate
 
 from simulator.cli import main
 from simulator.errors import InputError
@@ -51,21 +51,8 @@ def work(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _memory_cap() -> None:  # pragma: no cover - runs in the child
-    # a regression must fail by running out of (capped) memory, not take the machine down
-    resource.setrlimit(resource.RLIMIT_AS, (4_000_000_000, 4_000_000_000))
-
-
-def simulate(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "simulator", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        preexec_fn=_memory_cap,
-    )
+# a regression must fail by running out of (capped) memory, not take the machine down
+simulate = functools.partial(cli_simulate, timeout=120, memory_cap=True)
 
 
 def snapshot(folder: Path) -> dict[str, tuple[str, bytes | None, int]]:
@@ -80,18 +67,6 @@ def snapshot(folder: Path) -> dict[str, tuple[str, bytes | None, int]]:
             kind, data = stat.filemode(st.st_mode)[0], None
         out[p.relative_to(folder).as_posix()] = (kind, data, st.st_mtime_ns)
     return out
-
-
-def refused(proc: subprocess.CompletedProcess[str] | tuple[int, str], *fragments: str) -> str:
-    """Exit 2, one ``error:`` line on stderr naming every fragment, no traceback."""
-    code, err = (proc.returncode, proc.stderr) if not isinstance(proc, tuple) else proc
-    assert code == 2, f"exit status {code}\nstderr:\n{err}"
-    assert "Traceback" not in err, err
-    lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), err
-    for f in fragments:
-        assert f in lines[0], lines[0]
-    return lines[0]
 
 
 def in_process(
@@ -138,18 +113,6 @@ def test_a_sweep_strategy_that_is_a_directory_names_the_sweep_file_line_and_path
     assert snapshot(work) == before
 
 
-@pytest.mark.parametrize("kind", ["fifo", "large"])
-def test_a_sweep_base_that_is_a_fifo_or_too_large_names_the_sweep_file_line_and_path(
-    work: Path, kind: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    make(kind, work / "odd.yaml")
-    (work / "sb.yaml").write_text("patients: 20\nbase: odd.yaml\noutcomes: [cost_total]\n" + GRID)
-    before = snapshot(work)
-    result = in_process(capsys, monkeypatch, work, "sweep", "sb.yaml", "--out", "o7")
-    refused(result, "sb.yaml:2: base:", "odd.yaml", KIND_TEXT[kind])
-    assert snapshot(work) == before
-
-
 def test_a_study_arm_that_is_a_directory_names_the_study_file_line_and_path(work: Path) -> None:
     text = (work / "studies" / "faggioli_2015.yaml").read_text()
     bad = text.replace("first_line: ../scenarios/first_line.yaml", "first_line: ../scenarios")
@@ -167,21 +130,6 @@ def test_a_study_arm_that_is_a_directory_names_the_study_file_line_and_path(work
     assert snapshot(work) == before
 
 
-@pytest.mark.parametrize("kind", ["fifo", "large"])
-def test_a_study_arm_that_is_a_fifo_or_too_large_names_the_study_file_line_and_path(
-    work: Path, kind: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    make(kind, work / "odd.yaml")
-    (work / "st.yaml").write_text(
-        "study: odd\ncitation: none\nrole: validation\narms:\n  first_line: odd.yaml\n"
-        "targets:\n  - {metric: cost_total, published: {value: 1, se: 1}}\n"
-    )
-    before = snapshot(work)
-    result = in_process(capsys, monkeypatch, work, "validate", "st.yaml", "--out", "o8")
-    refused(result, "st.yaml:5: arms.first_line:", "odd.yaml", KIND_TEXT[kind])
-    assert snapshot(work) == before
-
-
 def test_a_calibration_study_that_is_a_directory_names_the_file_line_and_path(
     work: Path,
 ) -> None:
@@ -192,17 +140,46 @@ def test_a_calibration_study_that_is_a_directory_names_the_file_line_and_path(
     assert snapshot(work) == before
 
 
+#: a file naming ``odd.yaml`` (then made a FIFO or too large) where it expects a
+#: scenario or study file: (command, file, its text, the message's start)
+NAMES_ODD = {
+    "sweep base": (
+        "sweep",
+        "sb.yaml",
+        "patients: 20\nbase: odd.yaml\noutcomes: [cost_total]\n" + GRID,
+        "sb.yaml:2: base:",
+    ),
+    "study arm": (
+        "validate",
+        "st.yaml",
+        "study: odd\ncitation: none\nrole: validation\narms:\n  first_line: odd.yaml\n"
+        "targets:\n  - {metric: cost_total, published: {value: 1, se: 1}}\n",
+        "st.yaml:5: arms.first_line:",
+    ),
+    "calibration study": (
+        "calibrate",
+        "cal.yaml",
+        "patients: 20\nstudies: [studies/faggioli_2015.yaml,\n  odd.yaml]\n" + PARAMETERS,
+        "cal.yaml:3: studies[1]:",
+    ),
+}
+
+
 @pytest.mark.parametrize("kind", ["fifo", "large"])
-def test_a_calibration_study_that_is_a_fifo_or_too_large_names_the_file_line_and_path(
-    work: Path, kind: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("case", list(NAMES_ODD))
+def test_a_named_file_that_is_a_fifo_or_too_large_names_the_file_line_and_path(
+    work: Path,
+    case: str,
+    kind: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    command, name, text, where = NAMES_ODD[case]
     make(kind, work / "odd.yaml")
-    (work / "cal.yaml").write_text(
-        "patients: 20\nstudies: [studies/faggioli_2015.yaml,\n  odd.yaml]\n" + PARAMETERS
-    )
+    (work / name).write_text(text)
     before = snapshot(work)
-    result = in_process(capsys, monkeypatch, work, "calibrate", "cal.yaml", "--out", "o10")
-    refused(result, "cal.yaml:3: studies[1]:", "odd.yaml", KIND_TEXT[kind])
+    result = in_process(capsys, monkeypatch, work, command, name, "--out", "out")
+    refused(result, where, "odd.yaml", KIND_TEXT[kind])
     assert snapshot(work) == before
 
 

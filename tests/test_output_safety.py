@@ -19,23 +19,13 @@ import pytest
 from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_cli import refused, simulate
 
 from simulator.errors import InputError
 from simulator.report import atomic
 from simulator.report.atomic import MANIFEST
 
 FIRST_LINE = ROOT / "scenarios" / "first_line.yaml"
-
-
-def simulate(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "simulator", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
 
 
 def state(folder: Path) -> dict[str, tuple[bytes, int]]:
@@ -45,14 +35,6 @@ def state(folder: Path) -> dict[str, tuple[bytes, int]]:
         for p in sorted(folder.rglob("*"))
         if p.is_file() and not p.is_symlink()
     }
-
-
-def refused(proc: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert proc.stderr.startswith("error: ") and len(proc.stderr.splitlines()) == 1, proc.stderr
-    for f in fragments:
-        assert f in proc.stderr, proc.stderr
 
 
 @pytest.fixture(scope="module")

@@ -4,24 +4,18 @@ audit of bad input): each is one error naming the file, the YAML path and the va
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import SCENARIOS
+from test_cli import simulate
 
 
 def _simulate(tmp_path: Path, body: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "s.yaml").write_text(
         f"extends: {SCENARIOS / 'first_line.yaml'}\npatients: 20\n{body}"
     )
-    return subprocess.run(
-        [sys.executable, "-m", "simulator", "s.yaml", "--out", "out", "--quiet"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return simulate("s.yaml", "--out", "out", "--quiet", cwd=tmp_path, timeout=120)
 
 
 def _one_error(done: subprocess.CompletedProcess[str], tmp_path: Path) -> str:

@@ -9,6 +9,7 @@ nothing written. A few API checks run in-process.
 
 from __future__ import annotations
 
+import functools
 import os
 import string
 import subprocess
@@ -375,15 +376,7 @@ def test_strict_input_exits_2_naming_path_and_value_and_writes_nothing(
 # --------------------------------------------------------------------------------------
 
 
-def _quick(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "simulator", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=PROMPT_S,
-        check=False,
-    )
+_quick = functools.partial(simulate, timeout=PROMPT_S)
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")

@@ -18,7 +18,6 @@ prints."""
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, SCENARIOS
+from test_cli import cap_memory, refused, simulate
 
 from simulator.errors import InputError
 from simulator.sweeps import plan_sweep
@@ -88,11 +88,6 @@ class Run:
     after: set[str]
 
 
-def _limit_memory() -> None:
-    # reading /dev/zero must fail on this limit, not fill the machine's memory
-    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -113,7 +108,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            preexec_fn=_limit_memory if name == "device" else None,
+            # reading /dev/zero must fail on a memory limit, not fill the machine's memory
+            preexec_fn=cap_memory if name == "device" else None,
         )
         started[name] = (folder, before, proc)
     deadline = time.monotonic() + TIMEOUT
@@ -324,9 +320,6 @@ def test_a_set_or_params_value_the_design_varies_is_refused(tmp_path):
     around the sweep file's own centres (the defaults'), silently: the PSA was not run
     under the overlay. Refused now, naming the sweep file's line, the overlay's file and
     line, and what to do; nothing is written."""
-    import subprocess
-    import sys
-
     psa = ROOT / "scenarios" / "sweeps" / "psa_first_line_vs_rescue.yaml"
     overlay = tmp_path / "o.yaml"
     overlay.write_text("disease.steroid.sensitivity_cv: 2.0\ndisease.steroid.emax_per_day: 0.1\n")
@@ -334,21 +327,15 @@ def test_a_set_or_params_value_the_design_varies_is_refused(tmp_path):
         (["--params", str(overlay)], f"--params {overlay} line 2"),
         (["--set", "economics.prices.ivig_per_g=40"], "--set economics.prices.ivig_per_g=40"),
     ):
-        proc = subprocess.run(
-            [sys.executable, "-m", "simulator", "sweep", str(psa), "--draws", "2",
-             "--patients", "5", "--out", str(tmp_path / "out"), *extra],
-            capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        proc = simulate(
+            "sweep", psa, "--draws", "2", "--patients", "5", "--out", tmp_path / "out", *extra,
+            cwd=tmp_path, timeout=300,
         )  # fmt: skip
-        assert proc.returncode == 2, proc.stderr
-        assert proc.stderr.startswith("error: ") and len(proc.stderr.splitlines()) == 1
-        assert f"{psa}:" in proc.stderr and source in proc.stderr, proc.stderr
-        assert "which the psa design varies" in proc.stderr
+        refused(proc, f"{psa}:", source, "which the psa design varies")
         assert not (tmp_path / "out").exists()
     # a value the design does not vary is still applied (a PSA under another horizon)
-    proc = subprocess.run(
-        [sys.executable, "-m", "simulator", "sweep", str(psa), "--draws", "2", "--patients",
-         "5", "--out", str(tmp_path / "ok"), "--quiet", "--workers", "1", "--set",
-         "economics.cea_horizon=clinical"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    proc = simulate(
+        "sweep", psa, "--draws", "2", "--patients", "5", "--out", tmp_path / "ok", "--quiet",
+        "--workers", "1", "--set", "economics.cea_horizon=clinical", cwd=tmp_path, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
