@@ -288,8 +288,14 @@ def test_tornado_and_points_table_name_parameters_with_their_units(tmp_path, mon
     assert f"<th title='{EMAX}'>steroid Emax (1/day)</th>" in table
 
 
-def test_labels_of_other_parameters_read_their_unit_from_the_schema():
-    scn = plan_sweep(SCENARIOS / "sweeps" / "psa_first_line_vs_rescue.yaml").scenarios[0]
+@pytest.fixture(scope="module")
+def psa_scenario():
+    """The shipped PSA's first strategy, as the sweep resolves it (labels read its schema)."""
+    return plan_sweep(SCENARIOS / "sweeps" / "psa_first_line_vs_rescue.yaml").scenarios[0]
+
+
+def test_labels_of_other_parameters_read_their_unit_from_the_schema(psa_scenario):
+    scn = psa_scenario
     label = sweep_figures.parameter_label
     assert label("disease.ivig.effect_per_g_per_l_per_day", scn, "GBP") == (
         "IVIG effect (1/day per g/L)"
@@ -305,7 +311,7 @@ def test_labels_of_other_parameters_read_their_unit_from_the_schema():
     assert label("a", scn, "GBP") == "a"
 
 
-def test_adverse_event_fields_carry_their_units_in_the_schema():
+def test_adverse_event_fields_carry_their_units_in_the_schema(psa_scenario):
     """The units of an adverse event's fields were kept in a side table of the sweep
     figures; they are in the schema now, read by the labels and the docs' table alike."""
     from simulator.scenario.reference import parameter_table
@@ -316,7 +322,7 @@ def test_adverse_event_fields_carry_their_units_in_the_schema():
             if field.annotation in (float, list[float]):
                 extra = field.json_schema_extra
                 assert isinstance(extra, dict) and extra.get("unit"), (model.__name__, name)
-    scn = plan_sweep(SCENARIOS / "sweeps" / "psa_first_line_vs_rescue.yaml").scenarios[0]
+    scn = psa_scenario
     label = sweep_figures.parameter_label
     assert label("safety.ivig.thromboembolism.case_fatality", scn, "GBP") == (
         "thromboembolism case fatality (proportion)"
