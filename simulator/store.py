@@ -28,10 +28,10 @@ from .errors import InputError
 
 __all__ = ["PointStore", "foreign_entries", "partial_dir", "remove_partial", "saved_units"]
 
-#: the files a store writes in ``points/``: a unit's outputs and arrays, and the
-#: temporary files of their atomic writes (``.<name>.<random>``)
 log = logging.getLogger(__name__)
 
+#: the files a store writes in ``points/``: a unit's outputs and arrays, and the
+#: temporary files of their atomic writes (``.<name>.<random>``)
 _UNIT_FILE = re.compile(r"\d{7}\.(json|npz)|\.\d{7}\.(json|npz)\..+")
 
 

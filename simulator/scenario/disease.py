@@ -9,6 +9,7 @@ with their bounds, in ``FITTED`` so that a calibration can find them in one plac
 from __future__ import annotations
 
 import json
+import operator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -681,16 +682,9 @@ FITTED: dict[str, tuple[float, float]] = {
 
 def fitted_changed(scenario: Any) -> list[str]:
     """The fitted parameters (``FITTED``) whose value in ``scenario`` is not the
-    calibrated default (a ``--params`` overlay, ``--set`` or a scenario's own value)."""
-    data = scenario.model_dump(mode="python", by_alias=True)
-    changed = []
-    for path in FITTED:
-        node: Any = data
-        for part in path.split("."):
-            node = node[part]
-        if float(node) != _fit(path):
-            changed.append(path)
-    return changed
+    calibrated default (a ``--params`` overlay, ``--set`` or a scenario's own value). Each
+    path is also the scenario's attribute path (no aliases among them)."""
+    return [p for p in FITTED if float(operator.attrgetter(p)(scenario)) != _fit(p)]
 
 
 def calibration_note(scenario: Any) -> str:
