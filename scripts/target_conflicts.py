@@ -168,23 +168,13 @@ def main() -> None:
     _report(runs, args)
 
 
-def defaults_digest() -> str:
-    """A short digest of the defaults' fitted values (the ``parameters`` of
-    simulator/data/calibrated_defaults.json as sorted JSON): an overlay records the
-    defaults it was refitted from, so a test can tell when a refit made it stale."""
-    import hashlib
-
-    from simulator.scenario.disease import CALIBRATED_DEFAULTS
-
-    params = json.loads(CALIBRATED_DEFAULTS.read_text())["parameters"]
-    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def overlay(
     fitted: Path, key: tuple[str, str, str], runs: dict, name: str, args: argparse.Namespace
 ) -> str:
     """The refit's parameters as a --params file, with a header saying how it was made
     and how it validates."""
+    from simulator.scenario.disease import calibrated_defaults_digest
+
     rows = runs[name]
     target = next(r for r in rows if (r["study"], r["metric"], r["arm"]) == key)
     met = sum(r["overlaps"] == "yes" for r in rows)
@@ -202,7 +192,7 @@ def overlay(
         f" the published weights {_loss(rows):.2f}",
         f"(defaults {_loss(runs['defaults']):.2f}); {met} of {len(rows)} calibration targets"
         f" met (defaults {met0}).",
-        f"Refitted from the defaults whose parameters' digest is {defaults_digest()}",
+        f"Refitted from the defaults whose parameters' digest is {calibrated_defaults_digest()}",
         '(sha256 of simulator/data/calibrated_defaults.json\'s "parameters", sorted JSON).',
         "Use with: simulate SCENARIO.yaml --params this file."
         " See calibration/alternatives/README.md.",

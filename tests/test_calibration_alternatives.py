@@ -6,14 +6,12 @@ documented in the folder's README."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 
 import pytest
 from conftest import ROOT
 
-from simulator.scenario.disease import CALIBRATED_DEFAULTS, FITTED
+from simulator.scenario.disease import FITTED, calibrated_defaults_digest
 from simulator.scenario.load import read_params
 
 FOLDER = ROOT / "calibration" / "alternatives"
@@ -39,8 +37,7 @@ def test_an_overlay_sets_the_fitted_parameters_within_their_bounds(path):
 
 @pytest.mark.parametrize("path", OVERLAYS, ids=[p.stem for p in OVERLAYS])
 def test_an_overlay_was_refitted_from_the_current_defaults(path):
-    params = json.loads(CALIBRATED_DEFAULTS.read_text())["parameters"]
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+    digest = calibrated_defaults_digest()
     assert f"parameters' digest is {digest}" in path.read_text(encoding="utf-8"), (
         "the defaults were refitted since this overlay was made: run"
         " `python scripts/target_conflicts.py --keep calibration/alternatives` and"

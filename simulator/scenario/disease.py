@@ -39,6 +39,16 @@ _CALIBRATED: dict[str, float] = json.loads(CALIBRATED_DEFAULTS.read_text(encodin
 ]
 
 
+def calibrated_defaults_digest() -> str:
+    """A short digest of the fitted defaults (the ``parameters`` of
+    calibrated_defaults.json as sorted JSON): a calibration overlay made from them records
+    it (scripts/target_conflicts.py), so a test can tell when a refit made it stale."""
+    import hashlib
+
+    digest = hashlib.sha256(json.dumps(_CALIBRATED, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
 def _fit(path: str) -> float:
     """The calibrated default of a fitted parameter (``FITTED``)."""
     return float(_CALIBRATED[path])
