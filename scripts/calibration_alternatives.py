@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import operator
 import os
 import subprocess
 import sys
@@ -28,6 +29,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
+from target_conflicts import simulate_command
 
 ROOT = Path(__file__).resolve().parents[1]
 ALTERNATIVES = ROOT / "calibration" / "alternatives"
@@ -43,13 +45,8 @@ CLINICAL = (
 )
 
 
-def _simulate() -> list[str]:
-    exe = Path(sys.executable).with_name("simulate")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "simulator"]
-
-
 def compare(params: Path | None, out: Path, patients: int, seed: int, workers: int) -> dict:
-    cmd = [*_simulate(), "compare", *(str(ROOT / "scenarios" / f"{a}.yaml") for a in ARMS)]
+    cmd = [*simulate_command(), "compare", *(str(ROOT / "scenarios" / f"{a}.yaml") for a in ARMS)]
     cmd += ["--patients", str(patients), "--seed", str(seed), "--out", str(out), "--quiet"]
     cmd += ["--workers", str(workers)]
     if params is not None:
@@ -117,10 +114,7 @@ def report(runs: dict, params: dict, args: argparse.Namespace) -> None:
         lines.append("| " + " | ".join([label, *cells]) + " |")
 
     def param(path: str) -> float:
-        node = base.model_dump(by_alias=True)
-        for part in path.split("."):
-            node = node[part]
-        return float(node)
+        return float(operator.attrgetter(path)(base))
 
     for path in (
         "disease.ivig.effect_per_g_per_l_per_day",

@@ -45,7 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CALIBRATION = ROOT / "calibration" / "default.yaml"
 
 
-def _simulate() -> list[str]:
+def simulate_command() -> list[str]:
+    """The simulate command of this interpreter's environment (the console script, or
+    ``python -m simulator``)."""
     exe = Path(sys.executable).with_name("simulate")
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "simulator"]
 
@@ -95,7 +97,8 @@ def write_weighted(tmp: Path, emphasised: tuple[str, str, str] | None, weight: f
 
 def validate(params: Path | None, out: Path, patients: int, seed: int, workers: int) -> list:
     studies = [str((CALIBRATION.parent / rel).resolve()) for rel in _studies()]
-    cmd = [*_simulate(), "validate", *studies, "--patients", str(patients), "--seed", str(seed)]
+    cmd = [*simulate_command(), "validate", *studies, "--patients", str(patients)]
+    cmd += ["--seed", str(seed)]
     cmd += ["--out", str(out), "--quiet", "--workers", str(workers)]
     if params is not None:
         cmd += ["--params", str(params)]
@@ -148,7 +151,7 @@ def main() -> None:
             t0 = time.perf_counter()
             subprocess.run(
                 [
-                    *_simulate(),
+                    *simulate_command(),
                     *("calibrate", str(cal), "--out", str(work / "fit"), "--quiet"),
                     *("--workers", str(args.workers)),
                 ],
