@@ -194,11 +194,11 @@ def _words(name: str, strip_unit: bool = True) -> str:
 
 def _unit_of(scenario: Any, parts: list[str | int]) -> tuple[str | None, int | None]:
     """The unit the schema gives the field at ``parts`` of ``scenario`` (its
-    ``json_schema_extra``, as ``scenario.reference.parameter_table`` reads it), and the
+    ``schema.field_extra``, as ``scenario.reference.parameter_table`` reads it), and the
     index of the part that is a distribution's parameter (``.mean`` of a Dist), if any."""
     from pydantic import BaseModel
 
-    from ..scenario.schema import Dist
+    from ..scenario.schema import Dist, field_extra
 
     node: Any = scenario
     unit: str | None = None
@@ -214,8 +214,7 @@ def _unit_of(scenario: Any, parts: list[str | int]) -> tuple[str | None, int | N
             name = next((n for n, f in fields.items() if part in (n, f.alias)), None)
             if name is None:
                 return None, dist_at
-            extra = fields[name].json_schema_extra
-            unit = extra.get("unit") if isinstance(extra, dict) else None  # type: ignore[assignment]
+            unit = field_extra(fields[name]).get("unit")
             node = getattr(node, name)
         elif isinstance(node, dict) and part in node:
             node = node[part]  # an entry of a dict keeps the dict's unit

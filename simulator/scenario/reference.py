@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .center import Center
-from .schema import AdverseEventIVIG, AdverseEventSteroid, Dist, Rule, Scenario
+from .schema import AdverseEventIVIG, AdverseEventSteroid, Dist, Rule, Scenario, field_extra
 
 __all__ = ["parameter_table"]
 
@@ -61,8 +61,7 @@ def _field_units(model: BaseModel) -> str:
     adverse event), from their schema units; fields without a unit are left out."""
     parts = []
     for name, field in type(model).model_fields.items():
-        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
-        unit = extra.get("unit")
+        unit = field_extra(field).get("unit")
         if unit not in (None, "", "-"):
             parts.append(f"{name}: {unit}")
     return "; ".join(parts)
@@ -74,7 +73,7 @@ def _rows(model: BaseModel, prefix: str) -> list[tuple[str, str, str, str]]:
         key = field.alias or name
         value = getattr(model, name)
         path = f"{prefix}{key}"
-        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        extra = field_extra(field)
         if "source" in extra:
             rows.append((path, describe(value), str(extra.get("unit", "")), str(extra["source"])))
             if isinstance(value, dict):

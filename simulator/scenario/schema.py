@@ -248,6 +248,13 @@ class Frozen(BaseModel):
         return value if field is None else _strict(value, field.annotation, field=field)
 
 
+def field_extra(field: Any) -> dict[str, Any]:
+    """A field's documentation record (``json_schema_extra``: its ``unit`` and, for a
+    parameter, its ``source``; :func:`P`), or {} for a field without one."""
+    extra = field.json_schema_extra
+    return extra if isinstance(extra, dict) else {}
+
+
 def P(default: Any, unit: str, source: str, **constraints: Any) -> Any:
     """A parameter field: default, unit and source recorded for docs/model.md."""
     return Field(default, json_schema_extra={"unit": unit, "source": source}, **constraints)
