@@ -288,6 +288,22 @@ def uniform_draw(key, patient, index):  # type: ignore[no-untyped-def]
     return u if u < _BELOW_ONE else _BELOW_ONE  # streams._BELOW_ONE: never exactly 1
 
 
+@numba.njit(**_JIT)
+def thin(key_gap, key_accept, patient, k, time, day, rate, bound, last_day):  # type: ignore[no-untyped-def]
+    """``kernel.xp``'s ``thin`` for one patient, the same operations in the same order:
+    (the index kept, as a float; its time; its day)."""
+    while True:
+        time = time + (-log_one(uniform_draw(key_gap, patient, k))) / rate
+        due = fmin(time, 1e9)
+        day = fmax(np.floor(due) + 1.0, day + 1.0)
+        if uniform_draw(key_accept, patient, k) * rate < bound:
+            break
+        if day > last_day or due >= 1e9:
+            break
+        k += 1
+    return np.float64(k), time, day
+
+
 @numba.njit("void(uint64, int64[::1], int64[::1], float64[::1])", **_JIT)
 def uniform_into(key, patients, index, out):  # type: ignore[no-untyped-def]
     """``out[i]`` = ``streams.uniform``'s draw for (patients[i], index[i])."""

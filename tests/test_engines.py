@@ -160,7 +160,7 @@ def test_the_simpy_engines_compiled_events_give_its_python_paths_bytes(overrides
     """The SimPy engine with each event run by one compiled call (engines/des_loop.py,
     built from the chunk loop's traced statements) against its Python path: every
     outcome, visit value and event-log field, byte for byte. The buffers are made small
-    (the event log's 32 rows a patient + 512, the loop's own table of matrix
+    (the event log's 8 rows a patient + 512, the loop's own table of matrix
     exponentials 16 rows), so both fill mid-run, more than once."""
     from simulator import jit
     from simulator.engines import des_loop
@@ -195,7 +195,7 @@ def test_the_simpy_engines_compiled_events_give_its_python_paths_bytes(overrides
 
 def small_buffers(monkeypatch, log_rows):
     """The compiled SimPy paths' buffers made small, so that they fill mid-run: the event
-    log's (32 rows a patient + ``log_rows``) and the loop's own table of matrix
+    log's (8 rows a patient + ``log_rows``) and the loop's own table of matrix
     exponentials (16 rows). Returns the list of the codes the steppers were serviced
     for (``des_loop._LOG_FULL``, ``_TABLE_FULL``)."""
     from simulator.engines import chunk_loop, des_loop
@@ -208,6 +208,7 @@ def small_buffers(monkeypatch, log_rows):
         return service(self, code)
 
     monkeypatch.setattr(des_loop.Stepper, "service", counted)
+    monkeypatch.setattr(des_loop, "_EVENTS_PER_PATIENT", 8)
     monkeypatch.setattr(des_loop, "_EVENTS_MIN", log_rows)
     monkeypatch.setattr(chunk_loop, "_LOCAL_ROWS", 16)
     return codes

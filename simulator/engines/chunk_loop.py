@@ -61,7 +61,7 @@ _KINDS = tuple(int(k) for k in Event if k != Event.END)
 _LOG_FIELDS = ("patient", "day", "kind", "flags", "cpk", "myoglobin", "value", "pred", "before")
 _LOG_DTYPES = tuple(np.dtype(d) for d in EventLog.DTYPES)
 # the event-log buffer of a loop's first pass, per patient, and its floor (first_line
-# logs ~135 events a patient); a loop's later chunks size it by what earlier ones logged,
+# logs ~79 events a patient); a loop's later chunks size it by what earlier ones logged,
 # and a pass that fills it sizes the next by the events a patient logged in it
 _EVENTS_PER_PATIENT, _EVENTS_MIN = 32, 4096
 # the loop's own table of matrix exponentials (steps the propagator's table lacks)

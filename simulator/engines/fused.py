@@ -211,7 +211,18 @@ class _Source:
             return u if op == "uniform" else f"(-_log({u}))"
         if op == "ppf":
             return self._ppf(a[0], _cv(v(a[1]), a[1].dtype, FLOAT))
+        if op == "thin":  # one of xp.thin's results, from the call ``_body`` wrote
+            which = a[0]
+            got = f"{self.v}{n.id - which}_t[{which}]"
+            return f"np.int64({got})" if which == 0 else got
         raise TraceError(f"no loop code for {op}")
+
+    def _thin_call(self, n: Node, v: Callable[[Node], str]) -> str:
+        """The one call of ``_loops.thin`` that gives the three results of an ``xp.thin``
+        (the loop over passed-over candidates runs once)."""
+        sg, sa = n.args[1], n.args[2]
+        rest = ", ".join(v(x) for x in n.args[3:])
+        return f"_thin({self.ku}[{sg}], {self.ku}[{sa}], {rest})"
 
     def _ppf(self, dist: Any, u: str) -> str:
         """``population.ppf(dist, u)`` for one value: the same operations in the same
@@ -268,8 +279,14 @@ class _Source:
         def v(n: Node) -> str:
             return inline.get(n.id) or f"{name}{n.id}"
 
+        thin_calls: set[int] = set()
         for n in nodes:
             if live[n.id] and n.id not in inline:
+                if n.op == "thin":  # xp.thin's three results: its nodes n - which
+                    first = n.id - n.args[0]
+                    if first not in thin_calls:
+                        thin_calls.add(first)
+                        body.append(f"{name}{first}_t = {self._thin_call(n, v)}")
                 body.append(f"{name}{n.id} = {self._expr(n, v)}")
         for key, n in tr.writes:
             target = self._arg(key)
@@ -306,6 +323,7 @@ _PREAMBLE = (
     "from simulator._loops import fmin as _fmin, fmax as _fmax",
     "from simulator._loops import imin as _imin, imax as _imax",
     "from simulator._loops import uniform_draw as _uniform, select as _select",
+    "from simulator._loops import thin as _thin",
     "",
     "",
 )

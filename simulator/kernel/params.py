@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import streams
+from .. import fmath, streams
 from ..scenario.schema import Scenario
 from .plan import Plan
 from .population import Baseline, sample_baseline
 from .xp import Ops
 
-__all__ = ["NOISE", "Params", "flare_draw", "make_params"]
+__all__ = ["FLARE_ACCEPT", "FLARE_GAP", "NOISE", "Params", "flare_draw", "make_params"]
 
 # Measurement noise per visit: CPK, myoglobin and the core set measures.
 NOISE = (
@@ -89,6 +89,7 @@ class Params:
     death_threshold: Any
     death_cause_u: Any
     steroid_ae_fatal: Any
+    flare_bound_per_day: Any  # above the patient's flare hazard at any treatment
 
     def take(self, idx: np.ndarray) -> Params:
         """Rows ``idx`` of every per-patient field (tables whole rows), as a new Params."""
@@ -110,15 +111,17 @@ def _round_dose(x: np.ndarray, step: float) -> np.ndarray:
     return np.floor(x / step + 0.5) * step
 
 
-def flare_draw(xp: Ops, prm: Params, k: Any) -> tuple[Any, Any, Any]:
-    """(Exp(1) gap to the candidate, uniform for its level, uniform for its acceptance) of
-    each patient's flare candidate number k, drawn on demand from the patient's own
-    streams (the same bits for both engines)."""
+def flare_draw(xp: Ops, prm: Params, k: Any) -> tuple[Any, Any]:
+    """(uniform for its level, uniform for its acceptance) of each patient's flare
+    candidate number k, drawn on demand from the patient's own streams (the same bits for
+    both engines); the candidates' times come from ``FLARE_GAP`` (``xp.thin``)."""
     return (
-        xp.stream("exponential", prm.seed, prm.patient, "disease.flare_gap", k),
         xp.stream("uniform", prm.seed, prm.patient, "disease.flare_level", k),
-        xp.stream("uniform", prm.seed, prm.patient, "disease.flare_accept", k),
+        xp.stream("uniform", prm.seed, prm.patient, FLARE_ACCEPT, k),
     )
+
+
+FLARE_GAP, FLARE_ACCEPT = "disease.flare_gap", "disease.flare_accept"
 
 
 # The visit noise of the last chunks, by (seed, patient ids, visit days): a calibration
@@ -231,6 +234,16 @@ def make_params(
         if plan.steroid_aes
         else np.zeros((n, 0), dtype=bool)
     )
+    # The flare hazard is largest with no treatment (treatment only lowers the
+    # shortfall): candidates whose uniform puts them above it would be rejected whatever
+    # the treatment, and are passed over (``handlers._next_flare_candidate``). The bound
+    # is raised by 2^-20 of itself so that no rounding of the hazard can exceed it.
+    shortfall = np.minimum(
+        np.maximum(base.lasting_drive_log - plan.control_log, 0.0), plan.flare_shortfall_cap
+    )
+    flare_bound = (
+        plan.flare_rate_per_day * fmath.exp_array(plan.flare_factor * shortfall) * (1.0 + 2.0**-20)
+    )
     params = Params(
         seed=int(seed),
         patient=ids,
@@ -276,5 +289,6 @@ def make_params(
         death_threshold=streams.exponential(seed, ids, "death.threshold"),
         death_cause_u=u("death.cause"),
         steroid_ae_fatal=steroid_fatal,
+        flare_bound_per_day=flare_bound,
     )
     return params, base

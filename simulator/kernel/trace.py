@@ -332,6 +332,38 @@ def _stream(kind: str, seed: Any, patient: Any, purpose: str, index: Any) -> Any
     return graph.node(kind, (len(graph.streams) - 1, *args), FLOAT)
 
 
+def _thin(
+    seed: Any,
+    patient: Any,
+    gap_purpose: str,
+    accept_purpose: str,
+    k: Any,
+    time: Any,
+    day: Any,
+    rate: Any,
+    bound: Any,
+    last_day: Any,
+) -> tuple[Node, Node, Node]:
+    """``xp.thin`` (the loop over passed-over candidates runs in the compiled code): one
+    node for each of its three results, ``("thin", which, gap stream, accept stream,
+    patient, k, time, day, rate, bound, last_day)``, made one after the other (ids ``first +
+    which``: the generated code calls the loop once for the three)."""
+    graph = _graph_of(patient, k, time, day, bound)
+    if graph is None or not isinstance(seed, ParamScalar):
+        raise TraceError("a thinned process outside a patient's streams")
+    args = tuple(_operand(graph, x) for x in (patient, k, time, day, rate, bound, last_day))
+    if [a.dtype for a in args] != [INT, INT, FLOAT, FLOAT, FLOAT, FLOAT, FLOAT]:
+        raise TraceError("a thinned process needs integer ids and indices, float times")
+    graph.streams.append((seed.name, gap_purpose))
+    graph.streams.append((seed.name, accept_purpose))
+    sg = len(graph.streams) - 2
+    out = tuple(
+        graph.node("thin", (which, sg, sg + 1, *args), INT if which == 0 else FLOAT)
+        for which in range(3)
+    )
+    return out[0], out[1], out[2]
+
+
 class _Trace(Ops):
     exp = staticmethod(_function("exp", ARRAY.exp))
     expm1 = staticmethod(_function("expm1", ARRAY.expm1))
@@ -350,6 +382,7 @@ class _Trace(Ops):
     take2 = staticmethod(_take2)
     ppf = staticmethod(_ppf)
     stream = staticmethod(_stream)
+    thin = staticmethod(_thin)
     vector = True
     traced = True
 

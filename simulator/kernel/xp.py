@@ -40,6 +40,7 @@ class Ops:
     take2: Any
     ppf: Any
     stream: Any
+    thin: Any
     inf: float = math.inf
     vector: bool
     traced: bool = False  # kernel.trace's namespace: values are symbols, not numbers
@@ -137,6 +138,90 @@ def _stream_array(kind: str, seed: int, patient: Any, purpose: str, index: Any) 
     return fn(seed, patient, purpose, index)
 
 
+# A thinned Poisson process (``handlers._next_flare_candidate``): from candidate ``k`` on,
+# each candidate j comes ``gap_j / rate`` after the one before (``gap`` Exp(1) draws of
+# stream ``gap_purpose``) on the day ``max(floor(time_j) + 1, day_(j-1) + 1)``; candidates
+# whose draw of stream ``accept_purpose`` has ``u_j x rate >= bound`` are passed over
+# (they would be rejected whatever the state, the hazard being at most ``bound``). Returns
+# (j, time_j, day_j) of the first candidate kept, or of the first after ``last_day`` (the
+# horizon: it is never run) or at time >= 1e9. The days grow by at least one a candidate,
+# so the loop ends within ``last_day`` candidates.
+THIN_HORIZON = 1e9
+
+
+def _thin_scalar(
+    seed: int,
+    patient: Any,
+    gap_purpose: str,
+    accept_purpose: str,
+    k: Any,
+    time: Any,
+    day: Any,
+    rate: float,
+    bound: Any,
+    last_day: float,
+) -> tuple[int, float, float]:
+    k, patient = int(k), int(patient)
+    while True:
+        time = time + streams.exponential_one(seed, patient, gap_purpose, k) / rate
+        due = min(time, THIN_HORIZON)
+        day = max(math.floor(due) + 1.0, day + 1.0)
+        if streams.uniform_one(seed, patient, accept_purpose, k) * rate < bound:
+            return k, time, day
+        if day > last_day or due >= THIN_HORIZON:
+            return k, time, day
+        k += 1
+
+
+def _thin_array(
+    seed: int,
+    patient: Any,
+    gap_purpose: str,
+    accept_purpose: str,
+    k: Any,
+    time: Any,
+    day: Any,
+    rate: float,
+    bound: Any,
+    last_day: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``_thin_scalar`` for every patient, ``_THIN_BLOCK`` candidates at a time: the
+    times by ``np.add.accumulate`` (left to right, the scalar loop's additions), the
+    days as ``day_j = j + max(day + 1, max_(i <= j) (floor(due_i) + 1 - i))`` (the
+    recursion ``day_j = max(floor(due_j) + 1, day_(j-1) + 1)`` unrolled; whole numbers,
+    so exact)."""
+    patient = np.asarray(patient)
+    n = patient.shape[0]
+    k = np.array(np.broadcast_to(k, n), dtype=np.int64)
+    time = np.array(np.broadcast_to(time, n), dtype=np.float64)
+    day = np.array(np.broadcast_to(day, n), dtype=np.float64)
+    bound = np.broadcast_to(bound, n)
+    steps = np.arange(_THIN_BLOCK)
+    todo = np.arange(n)
+    while todo.size:
+        ids, idx = patient[todo, None], k[todo, None] + steps
+        parts = np.empty((todo.size, _THIN_BLOCK + 1))
+        parts[:, 0] = time[todo]
+        parts[:, 1:] = streams.exponential(seed, ids, gap_purpose, idx) / rate
+        t = np.add.accumulate(parts, axis=1)[:, 1:]
+        due = np.minimum(t, THIN_HORIZON)
+        lead = np.maximum.accumulate(np.floor(due) + 1.0 - steps, axis=1)
+        d = np.maximum(lead, (day[todo] + 1.0)[:, None]) + steps
+        kept = streams.uniform(seed, ids, accept_purpose, idx) * rate < bound[todo, None]
+        stop = kept | (d > last_day) | (due >= THIN_HORIZON)
+        first = np.where(stop.any(axis=1), stop.argmax(axis=1), _THIN_BLOCK - 1)
+        rows = np.arange(todo.size)
+        time[todo], day[todo] = t[rows, first], d[rows, first]
+        k[todo] += first
+        going = ~stop[rows, first]
+        todo = todo[going]
+        k[todo] += 1
+    return k, time, day
+
+
+_THIN_BLOCK = 32
+
+
 class _Scalar(Ops):
     exp = staticmethod(fmath.exp)
     expm1 = staticmethod(fmath.expm1)
@@ -155,6 +240,7 @@ class _Scalar(Ops):
     take2 = staticmethod(_take2_scalar)
     ppf = staticmethod(_ppf_scalar)
     stream = staticmethod(_stream_scalar)
+    thin = staticmethod(_thin_scalar)
     vector = False
 
 
@@ -176,6 +262,7 @@ class _Array(Ops):
     take2 = staticmethod(_take2_array)
     ppf = staticmethod(_ppf_array)
     stream = staticmethod(_stream_array)
+    thin = staticmethod(_thin_array)
     vector = True
 
 
