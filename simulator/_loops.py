@@ -304,6 +304,21 @@ def thin(key_gap, key_accept, patient, k, time, day, rate, bound, last_day):  # 
     return np.float64(k), time, day
 
 
+@numba.njit(
+    "void(uint64, uint64, int64[::1], int64[::1], float64[::1], float64[::1], float64,"
+    " float64[::1], float64)",
+    **_JIT,
+)
+def thin_into(key_gap, key_accept, patients, k, time, day, rate, bound, last_day):  # type: ignore[no-untyped-def]
+    """``thin`` for every row, in place: ``k``, ``time`` and ``day`` become the kept
+    candidate's."""
+    for i in range(patients.size):
+        kk, t, d = thin(
+            key_gap, key_accept, patients[i], k[i], time[i], day[i], rate, bound[i], last_day
+        )
+        k[i], time[i], day[i] = np.int64(kk), t, d
+
+
 @numba.njit("void(uint64, int64[::1], int64[::1], float64[::1])", **_JIT)
 def uniform_into(key, patients, index, out):  # type: ignore[no-untyped-def]
     """``out[i]`` = ``streams.uniform``'s draw for (patients[i], index[i])."""

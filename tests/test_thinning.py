@@ -56,7 +56,14 @@ def _cases():
     )
 
 
-def test_the_loop_gives_the_candidate_time_and_day_of_running_each_candidate():
+@pytest.mark.parametrize("compiled", ["0", "1"])
+def test_the_loop_gives_the_candidate_time_and_day_of_running_each_candidate(compiled, monkeypatch):
+    """Scalar and array forms (the array form on numpy, blockwise, or by the compiled
+    loop) against the reference."""
+    monkeypatch.setenv("SIMULATOR_JIT", compiled)
+    monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
+    if compiled == "1" and jit.loops(1) is None:
+        pytest.skip("numba is not installed")
     patients, ks, times, days, shares = _cases()
     rate = 0.09
     bound = rate * shares

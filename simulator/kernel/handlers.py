@@ -461,11 +461,12 @@ def _next_flare_candidate(xp: Ops, plan: Plan, prm: Params, st: State) -> None:
     """The next flare candidate after number ``flare_k - 1``: a Poisson process at the
     largest hazard ``flare_max_rate_per_day`` (thinning, Lewis & Shedler 1979), each
     candidate at the beginning of the day after its time and at most one a day (a second
-    on the same day moves to the next day; whole days keep the exact propagator cached).
-    Candidates that would be rejected whatever the patient's treatment (their uniform
-    above the patient's untreated hazard, ``prm.flare_bound_per_day``) are passed over
-    without an event (``xp.thin``): the same candidates, days and flares as running each
-    of them, with about a tenth of the events."""
+    on the same day moves to the next day, a shift that depends only on the candidate
+    times, not on treatment; whole days keep the exact propagator cached). Candidates
+    that would be rejected whatever the patient's treatment (their uniform above the
+    patient's untreated hazard, ``prm.flare_bound_per_day``) are passed over without an
+    event (``xp.thin``): the same candidates, days and flares as running each of them,
+    with about a ninth of the flare events in first_line."""
     if plan.flare_max_rate_per_day <= 0:
         st.flare_level_u = st.t * 0.0
         st.flare_accept_u = st.t * 0.0

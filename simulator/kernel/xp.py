@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from .. import fmath, streams
+from .. import fmath, jit, streams
 
 __all__ = ["ARRAY", "SCALAR", "Ops", "Rows"]
 
@@ -196,6 +196,20 @@ def _thin_array(
     time = np.array(np.broadcast_to(time, n), dtype=np.float64)
     day = np.array(np.broadcast_to(day, n), dtype=np.float64)
     bound = np.broadcast_to(bound, n)
+    loops = jit.loops(n * _THIN_BLOCK, calls=12)
+    if loops is not None and patient.dtype == np.int64:  # the same bits, one pass
+        loops.thin_into(
+            np.uint64(streams.stream_key(int(seed), gap_purpose)),
+            np.uint64(streams.stream_key(int(seed), accept_purpose)),
+            np.require(patient, np.int64, ["C", "W"]),
+            k,
+            time,
+            day,
+            float(rate),
+            np.require(bound, np.float64, ["C", "W"]),
+            float(last_day),
+        )
+        return k, time, day
     steps = np.arange(_THIN_BLOCK)
     todo = np.arange(n)
     while todo.size:
