@@ -63,3 +63,35 @@ def test_the_basin_calibration_is_the_shipped_one_started_from_the_dalakas_refit
     start = yaml.safe_load((FOLDER / "dalakas_1993__tis60_week_12_from_entry.yaml").read_text())
     raw = yaml.safe_load((ROOT / "calibration" / "dalakas_basin.yaml").read_text())
     assert {k: v["start"] for k, v in raw["parameters"].items()} == start
+
+
+def test_the_seed_check_changes_only_the_seed_of_the_shipped_calibration(tmp_path):
+    """scripts/calibration_seeds.py (docs/model.md section 6, "How settled the defaults
+    are") refits the shipped calibration on other patients: its copy loads with the same
+    parameters, bounds, targets and patients per arm, and only the seed (and, when asked,
+    the Nelder-Mead budget) differs."""
+    import importlib.util
+    import sys
+
+    from simulator.calibrate import load_calibration
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "calibration_seeds", ROOT / "scripts" / "calibration_seeds.py"
+        )
+        assert spec is not None and spec.loader is not None
+        seeds = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(seeds)
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    shipped = load_calibration(ROOT / "calibration" / "default.yaml")
+    copy = load_calibration(seeds.write_seeded(tmp_path, 3, evaluations=7))
+    assert (copy.seed, shipped.seed) == (3, 1)
+    assert copy.names == shipped.names
+    assert copy.low.tolist() == shipped.low.tolist()
+    assert copy.high.tolist() == shipped.high.tolist()
+    assert copy.patients == shipped.patients
+    assert [t.spec for t in copy.targets] == [t.spec for t in shipped.targets]
+    assert copy.spec.optimize.max_evaluations == 7
+    assert copy.inputs_sha256() != shipped.inputs_sha256()  # the seed is an input
