@@ -577,10 +577,14 @@ class KaplanMeier:
     def n(self) -> int:
         return int(self.events.sum() + self.censored.sum())
 
+    def _at_risk(self) -> np.ndarray:
+        """The number at risk (time >= day) on each day ``0..horizon``."""
+        total = self.events + self.censored
+        return int(total.sum()) - np.concatenate(([0], np.cumsum(total)[:-1]))
+
     def survival(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(days, S, lo, hi)`` at the distinct event days (empty arrays if no events)."""
-        total = self.events + self.censored
-        at_risk = int(total.sum()) - np.concatenate(([0], np.cumsum(total)[:-1]))
+        at_risk = self._at_risk()
         days = np.flatnonzero(self.events)
         d = self.events[days].astype(np.float64)
         n = at_risk[days].astype(np.float64)
@@ -606,8 +610,7 @@ class KaplanMeier:
         :meth:`survival` treats deaths as censorings and is the share who would have,
         had nobody died, always at least ``F``. Without competing events the two are
         equal."""
-        total = self.events + self.censored
-        at_risk = int(total.sum()) - np.concatenate(([0], np.cumsum(total)[:-1]))
+        at_risk = self._at_risk()
         days = np.flatnonzero(self.events | self.competing)
         n = at_risk[days].astype(np.float64)
         d = self.events[days].astype(np.float64)
@@ -662,8 +665,7 @@ class KaplanMeier:
         days, s, _, _ = self.survival()
         keep = days <= tau
         days, s = days[keep], s[keep]
-        total = self.events + self.censored
-        at_risk = int(total.sum()) - np.concatenate(([0], np.cumsum(total)[:-1]))
+        at_risk = self._at_risk()
         d = self.events[days].astype(np.float64)
         n = at_risk[days].astype(np.float64)
         edges = np.concatenate(([0], days, [tau])).astype(np.float64)
