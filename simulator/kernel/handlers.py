@@ -18,7 +18,7 @@ from .. import jit
 from . import disease, effects, measures, mortality, pk
 from .disease import C, S
 from .events import IVIG_AE_SHIFT, Event, Flag
-from .params import FLARE_ACCEPT, FLARE_GAP, Params, flare_draw
+from .params import FLARE_ACCEPT, FLARE_GAP, Params, flare_draw, flare_hazard
 from .plan import MONTH_DAYS, THRESHOLDS_MG, Plan
 from .rules import Seen
 from .state import State
@@ -493,10 +493,7 @@ def flare_hazard_per_day(xp: Ops, plan: Plan, prm: Params, st: State) -> Any:
     how far the current treatment (steroid and sparing input, IVIG effect) leaves the
     lasting drive above the control level, in log units, capped."""
     cover = (st.c + prm.ivig_gain * st.v) / prm.rate
-    shortfall = xp.minimum(
-        xp.maximum(prm.drive - cover - plan.control_log, 0.0), plan.flare_shortfall_cap
-    )
-    return plan.flare_rate_per_day * xp.exp(plan.flare_factor * shortfall)
+    return flare_hazard(xp, plan, prm.drive, cover)
 
 
 def _set_dose(xp: Ops, plan: Plan, prm: Params, st: State, dose: Any) -> None:

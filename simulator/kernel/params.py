@@ -17,13 +17,21 @@ from typing import Any
 
 import numpy as np
 
-from .. import fmath, streams
+from .. import streams
 from ..scenario.schema import Scenario
 from .plan import Plan
 from .population import Baseline, sample_baseline
-from .xp import Ops
+from .xp import ARRAY, Ops
 
-__all__ = ["FLARE_ACCEPT", "FLARE_GAP", "NOISE", "Params", "flare_draw", "make_params"]
+__all__ = [
+    "FLARE_ACCEPT",
+    "FLARE_GAP",
+    "NOISE",
+    "Params",
+    "flare_draw",
+    "flare_hazard",
+    "make_params",
+]
 
 # Measurement noise per visit: CPK, myoglobin and the core set measures.
 NOISE = (
@@ -122,6 +130,17 @@ def flare_draw(xp: Ops, prm: Params, k: Any) -> tuple[Any, Any]:
 
 
 FLARE_GAP, FLARE_ACCEPT = "disease.flare_gap", "disease.flare_accept"
+
+
+def flare_hazard(xp: Ops, plan: Plan, drive: Any, cover: Any) -> Any:
+    """Flare hazard per day: the base rate times exp(factor x shortfall), the shortfall
+    being how far a treatment ``cover`` (in log activity) leaves the lasting ``drive``
+    above the control level, capped. ``handlers.flare_hazard_per_day`` is it now; with
+    ``cover`` 0 it is the patient's largest, which the thinning draws at."""
+    shortfall = xp.minimum(
+        xp.maximum(drive - cover - plan.control_log, 0.0), plan.flare_shortfall_cap
+    )
+    return plan.flare_rate_per_day * xp.exp(plan.flare_factor * shortfall)
 
 
 # The visit noise of the last chunks, by (seed, patient ids, visit days): a calibration
@@ -238,12 +257,7 @@ def make_params(
     # shortfall): candidates whose uniform puts them above it would be rejected whatever
     # the treatment, and are passed over (``handlers._next_flare_candidate``). The bound
     # is raised by 2^-20 of itself so that no rounding of the hazard can exceed it.
-    shortfall = np.minimum(
-        np.maximum(base.lasting_drive_log - plan.control_log, 0.0), plan.flare_shortfall_cap
-    )
-    flare_bound = (
-        plan.flare_rate_per_day * fmath.exp_array(plan.flare_factor * shortfall) * (1.0 + 2.0**-20)
-    )
+    flare_bound = flare_hazard(ARRAY, plan, base.lasting_drive_log, 0.0) * (1.0 + 2.0**-20)
     params = Params(
         seed=int(seed),
         patient=ids,
