@@ -33,7 +33,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from target_conflicts import _loss, simulate_command, validate, write_weighted
+from target_conflicts import _loss, simulate_command, targets_met, validate, write_weighted
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,10 +49,6 @@ def write_seeded(tmp: Path, seed: int, evaluations: int | None = None) -> Path:
         spec["optimize"] = {**spec.get("optimize", {}), "max_evaluations": int(evaluations)}
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
-
-
-def _met(rows: list) -> int:
-    return sum(r["overlaps"] == "yes" for r in rows)
 
 
 def _fitted_values(overlay: Path | None) -> dict[str, float]:
@@ -126,7 +122,7 @@ def report(columns: dict[str, dict], args: argparse.Namespace) -> None:
         + " | ".join(f"{_loss(c['rows']):.2f}" for c in columns.values())
         + " |",
         f"| calibration targets met there (of {len(columns['defaults']['rows'])}) | "
-        + " | ".join(str(_met(c["rows"])) for c in columns.values())
+        + " | ".join(str(targets_met(c["rows"])) for c in columns.values())
         + " |",
     ]
     for p in moved:

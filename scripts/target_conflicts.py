@@ -180,8 +180,8 @@ def overlay(
 
     rows = runs[name]
     target = next(r for r in rows if (r["study"], r["metric"], r["arm"]) == key)
-    met = sum(r["overlaps"] == "yes" for r in rows)
-    met0 = sum(r["overlaps"] == "yes" for r in runs["defaults"])
+    met = targets_met(rows)
+    met0 = targets_met(runs["defaults"])
     body = [ln for ln in fitted.read_text().splitlines() if not ln.startswith("#")]
     head = [
         "An alternative calibration (not the defaults): the shipped calibration refitted",
@@ -201,6 +201,11 @@ def overlay(
         " See calibration/alternatives/README.md.",
     ]
     return "".join(f"# {h}\n" for h in head) + "\n".join(body) + "\n"
+
+
+def targets_met(rows: list) -> int:
+    """The validation.csv rows whose Monte Carlo interval overlaps the published one."""
+    return sum(r["overlaps"] == "yes" for r in rows)
 
 
 def _loss(rows: list) -> float:
@@ -236,9 +241,7 @@ def _report(runs: dict[str, list], args: argparse.Namespace) -> None:
         for i, label in enumerate(labels):
             w.writerow([label, base[i]["published"], *(runs[n][i]["simulated"] for n in names)])
         w.writerow(["loss (published weights)", "", *(f"{_loss(runs[n]):.2f}" for n in names)])
-        w.writerow(
-            ["targets met", "", *(sum(r["overlaps"] == "yes" for r in runs[n]) for n in names)]
-        )
+        w.writerow(["targets met", "", *(targets_met(runs[n]) for n in names)])
     out = sys.stdout
     out.write(
         f"\n{args.patients:,} patients per arm, seed {args.seed}; refits weight one target "
