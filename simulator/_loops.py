@@ -55,6 +55,7 @@ from numba.extending import (
 from . import fmath, stats, streams
 from .fmath import _O_THRESHOLD, _SMALLEST_NORMAL, _U_THRESHOLD
 from .kernel import disease, step_generated
+from .kernel.xp import THIN_HORIZON
 
 _JIT = {"nogil": True, "cache": True, "error_model": "numpy"}
 _EXPONENT_BITS = np.int64(1023) << 52
@@ -294,11 +295,11 @@ def thin(key_gap, key_accept, patient, k, time, day, rate, bound, last_day):  # 
     (the index kept, as a float; its time; its day)."""
     while True:
         time = time + (-log_one(uniform_draw(key_gap, patient, k))) / rate
-        due = fmin(time, 1e9)
+        due = fmin(time, THIN_HORIZON)
         day = fmax(np.floor(due) + 1.0, day + 1.0)
         if uniform_draw(key_accept, patient, k) * rate < bound:
             break
-        if day > last_day or due >= 1e9:
+        if day > last_day or due >= THIN_HORIZON:
             break
         k += 1
     return np.float64(k), time, day
