@@ -417,6 +417,25 @@ def moment_bins(x, hi, lo, used, out):  # type: ignore[no-untyped-def]
     return n_nan
 
 
+@numba.njit(
+    "int64(float64[:, ::1], int64[:, ::1], int64[:, ::1], int64[:, ::1], int64[:, :, :, ::1],"
+    " int64[::1])",
+    **_JIT,
+)
+def moment_bins_rows(x, hi, lo, used, out, nans):  # type: ignore[no-untyped-def]
+    """``moment_bins`` of each row ``x[j]`` in one call (``stats.Moments.add_many``):
+    its bins to ``out[j]`` and ``used[j]``, its NaNs to ``nans[j]``. Returns -1, or the
+    first row with a value not below ``stats._MAX_ABS`` in magnitude (the rows after it
+    are not done). ``out[j]`` holds ``min(x.shape[1], 2047)`` bins a row: a row has no
+    more bins in use than values."""
+    for j in range(x.shape[0]):
+        n_nan = moment_bins(x[j], hi, lo, used[j], out[j])
+        if n_nan < 0:
+            return j
+        nans[j] = n_nan
+    return -1
+
+
 @numba.njit(inline="always", **_JIT)
 def _matmul_into(a, b, out, divisor):  # type: ignore[no-untyped-def]
     """``out = (a @ b) / divisor``, each entry summed over j in order from 0, as

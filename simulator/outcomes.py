@@ -989,9 +989,12 @@ class RatioEstimate:
         self.x, self.y, self.xy = Moments(), Moments(), Moments()
 
     def add(self, x: np.ndarray, y: np.ndarray) -> None:
-        self.x.add(x)
-        self.y.add(y)
-        self.xy.add(x * y)
+        for acc, row in zip(*self.parts(x, y), strict=True):
+            acc.add(row)
+
+    def parts(self, x: np.ndarray, y: np.ndarray) -> tuple[list[Moments], list[np.ndarray]]:
+        """The sums ``add`` adds to, and what it adds to each (``Moments.add_many``)."""
+        return [self.x, self.y, self.xy], [x, y, x * y]
 
     def merge(self, other: RatioEstimate) -> None:
         self.x.merge(other.x)
@@ -1125,16 +1128,23 @@ class CohortSummary:
         self.n += int(table["patient"].shape[0])
         if chunk.center is not None:
             self.center = CenterRecord.merge_all([self.center, chunk.center])
+        # every mean, ratio and monthly mean is added in one Moments.add_many call (the
+        # same exact sums as one add each, hundreds of them a chunk)
+        moments: list[Moments] = []
+        rows: list[np.ndarray] = []
         for m in self.specs:
             acc = self.acc[m.name]
             col = np.asarray(table[m.column], dtype=np.float64)
             if m.kind == "mean":
-                acc.add(col)
+                moments.append(acc)
+                rows.append(col)
             elif m.kind == "proportion":
                 valid = ~np.isnan(col)
                 acc.add(col > 0.5, valid)
             elif m.kind == "rate":
-                acc.add(col, np.asarray(table[m.denominator], dtype=np.float64))
+                accs, values = acc.parts(col, np.asarray(table[m.denominator], dtype=np.float64))
+                moments += accs
+                rows += values
             else:
                 seen = np.asarray(table[m.event_column]) > 0
                 # a death during follow-up before the event: a competing event (for the
@@ -1142,12 +1152,23 @@ class CohortSummary:
                 died = table.get("died")
                 competing = None if died is None else ~seen & (np.asarray(died) > 0)
                 acc.add(col.astype(np.int64), seen, competing)
-        for k, i in enumerate(self.month_index):
-            self.cpk_months[k].add(chunk.visit_cpk[:, i])
-            self.myo_months[k].add(chunk.visit_myoglobin[:, i])
-            self.pred_months[k].add(chunk.visit_prednisone[:, i])
+        columns = self.month_index
+        cpk = chunk.visit_cpk[:, columns].T
+        myo = chunk.visit_myoglobin[:, columns].T
+        if columns:
+            moments += [h.moments for h in self.cpk_months]
+            moments += [h.moments for h in self.myo_months]
+            moments += self.pred_months
+            rows += [cpk, myo, chunk.visit_prednisone[:, columns].T]
             for name, accs in self.core_months.items():
-                accs[k].add(chunk.visits[name][:, i])
+                moments += accs
+                rows.append(chunk.visits[name][:, columns].T)
+        n = int(table["patient"].shape[0])
+        if moments and n:
+            Moments.add_many(moments, np.vstack([np.reshape(r, (-1, n)) for r in rows]))
+        for k in range(len(columns)):
+            self.cpk_months[k].add(cpk[k], moments=False)
+            self.myo_months[k].add(myo[k], moments=False)
 
     def merge(self, other: CohortSummary) -> None:
         self.n += other.n

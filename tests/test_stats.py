@@ -144,6 +144,46 @@ def test_moments_on_numbas_pass_hold_numpys_exact_state(monkeypatch: pytest.Monk
     assert state("0") == state("1")
 
 
+@pytest.mark.parametrize("mode", ["0", "1"])
+def test_moments_add_many_is_one_add_per_row(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    """``Moments.add_many`` (one compiled call per 32 rows) leaves every accumulator with
+    the exact integers of one ``add`` per row: 70 rows (three calls, the last short) of
+    wide values with NaNs, on numba's path and numpy's; a value too large raises the same
+    error with the rows before it added and none after."""
+    from simulator import jit
+
+    monkeypatch.setenv("SIMULATOR_JIT", mode)
+    monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
+    if mode == "1" and jit.loops(1) is None:
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(8)
+    rows = wide_floats(rng, 70 * 300).reshape(70, 300)
+    rows[np.abs(rows) >= 1e140] = 2.5
+    rows[rng.random(rows.shape) < 0.03] = np.nan
+    rows[5] = np.nan
+
+    def state(accs: list[Moments]) -> list[tuple[int, int, int, int]]:
+        return [(m.count, m.n_missing, m._sum, m._sumsq) for m in accs]
+
+    one = [Moments() for _ in range(70)]
+    many = [Moments() for _ in range(70)]
+    for m, r in zip(one, rows, strict=True):
+        m.add(r)
+    Moments.add_many(many, rows)
+    assert state(many) == state(one)
+    assert len({m._sum for m in many}) > 60  # the rows did not all land in one
+
+    bad = rows.copy()
+    bad[40, 7] = 1e200
+    got = [Moments() for _ in range(70)]
+    with pytest.raises(ValueError, match="finite values"):
+        Moments.add_many(got, bad)
+    assert state(got[:40]) == state(one[:40])
+    assert state(got[40:]) == state([Moments() for _ in range(30)])
+    with pytest.raises(ValueError, match="one row of values per accumulator"):
+        Moments.add_many(got[:3], rows)
+
+
 def test_two_square_is_exact() -> None:
     rng = np.random.default_rng(2)
     x = rng.standard_normal(500) * 10.0 ** rng.uniform(-100, 100, 500)
@@ -366,6 +406,36 @@ def test_loghistogram_bins_follow_edges() -> None:
     g = LogHistogram()
     g.add(below)
     assert np.array_equal(np.flatnonzero(g.counts), idx[1:] - 1)
+
+
+def test_loghistogram_counts_kept_as_indices_then_bins() -> None:
+    """A histogram keeps the bins of few values as indices and counts them into its
+    18,000 bins when read or when they pass ``n_bins``; merging such histograms, dense
+    ones, and pickled ones gives the counts and quantiles of one histogram of all."""
+    rng = np.random.default_rng(21)
+    x = rng.lognormal(6, 2, 50_000)
+    whole = LogHistogram()
+    whole.add(x)
+    parts = []
+    for piece in np.array_split(x, 200):  # 250 values each: pending until n_bins
+        h = LogHistogram()
+        h.add(piece)
+        parts.append(h)
+    assert parts[0]._counts is None and parts[0]._n_pending == 250
+    dense = parts[1]
+    assert dense.counts.sum() == 250 and dense._counts is not None and not dense._pending
+    merged = pickle.loads(pickle.dumps(parts[0]))
+    for h in parts[1:]:
+        merged.merge(h)
+        assert merged._n_pending <= merged.n_bins
+    assert merged._counts is not None  # passed n_bins: counted on the way
+    assert np.array_equal(merged.counts, whole.counts)
+    assert merged.to_dict() == whole.to_dict()
+    lazy = LogHistogram()
+    lazy.merge(parts[2])  # a merge into an empty one shares no bins array
+    lazy.merge(dense)
+    assert lazy._counts is not dense._counts
+    assert np.array_equal(lazy.counts, parts[2].counts + dense.counts)
 
 
 def test_loghistogram_order_and_chunking() -> None:
