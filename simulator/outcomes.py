@@ -1111,12 +1111,15 @@ class CohortSummary:
                 self.acc[m.name] = RatioEstimate()
             else:
                 self.acc[m.name] = KaplanMeier(horizon)
+        first: dict[float, int] = {}  # each visit day's first column (_visit_index)
+        for i, day in enumerate(plan.visit_days.tolist()):
+            first.setdefault(day, i)
         self.months = [
             m
             for m in range(int(plan.horizon_days) // MONTH_DAYS + 1)
-            if metrics is None and _visit_index(plan, m * MONTH_DAYS) is not None
+            if metrics is None and m * MONTH_DAYS in first
         ]
-        self.month_index = [_visit_index(plan, m * MONTH_DAYS) for m in self.months]
+        self.month_index = [first[m * MONTH_DAYS] for m in self.months]
         self.cpk_months = [LogHistogram() for _ in self.months]
         self.myo_months = [LogHistogram() for _ in self.months]
         self.pred_months = [Moments() for _ in self.months]
@@ -1132,6 +1135,8 @@ class CohortSummary:
         # same exact sums as one add each, hundreds of them a chunk)
         moments: list[Moments] = []
         rows: list[np.ndarray] = []
+        shares: list[Proportion] = []  # counted together: valid (not NaN), and > 0.5
+        flags: list[np.ndarray] = []
         for m in self.specs:
             acc = self.acc[m.name]
             col = np.asarray(table[m.column], dtype=np.float64)
@@ -1139,8 +1144,8 @@ class CohortSummary:
                 moments.append(acc)
                 rows.append(col)
             elif m.kind == "proportion":
-                valid = ~np.isnan(col)
-                acc.add(col > 0.5, valid)
+                shares.append(acc)
+                flags.append(col)
             elif m.kind == "rate":
                 accs, values = acc.parts(col, np.asarray(table[m.denominator], dtype=np.float64))
                 moments += accs
@@ -1165,7 +1170,20 @@ class CohortSummary:
                 rows.append(chunk.visits[name][:, columns].T)
         n = int(table["patient"].shape[0])
         if moments and n:
-            Moments.add_many(moments, np.vstack([np.reshape(r, (-1, n)) for r in rows]))
+            matrix = np.empty((len(moments), n))
+            at = 0
+            for r in rows:
+                block = np.reshape(r, (-1, n))
+                matrix[at : at + block.shape[0]] = block
+                at += block.shape[0]
+            Moments.add_many(moments, matrix)
+        if shares and n:
+            f = np.vstack(flags)
+            valid = ~np.isnan(f)
+            n_valid = np.count_nonzero(valid, axis=1).tolist()
+            n_yes = np.count_nonzero(valid & (f > 0.5), axis=1).tolist()
+            for acc, k, v in zip(shares, n_yes, n_valid, strict=True):
+                acc.add_counts(k, v)
         for k in range(len(columns)):
             self.cpk_months[k].add(cpk[k], moments=False)
             self.myo_months[k].add(myo[k], moments=False)

@@ -360,6 +360,14 @@ class Proportion:
         self.n += int(np.count_nonzero(ok))
         self.k += int(np.count_nonzero(ok & (f != 0)))
 
+    def add_counts(self, k: int, n: int) -> None:
+        """Add ``k`` successes among ``n`` valid trials counted elsewhere (a cohort
+        summary counts all its proportions in one pass)."""
+        if not 0 <= k <= n:
+            raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+        self.k += k
+        self.n += n
+
     def merge(self, other: Proportion) -> None:
         if not isinstance(other, Proportion):
             raise TypeError(f"cannot merge {type(other).__name__} into Proportion")
