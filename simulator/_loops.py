@@ -335,12 +335,13 @@ def uniform_one_index_into(key, patients, index, out):  # type: ignore[no-untype
 
 
 @numba.njit("void(uint64, int64[::1], int64[::1], float64[:, ::1])", **_JIT)
-def normal_grid_into(key, patients, index, out):  # type: ignore[no-untyped-def]
-    """``out[i, j]`` = ``streams.normal``'s draw for (patients[i], index[j]): scipy's
-    ``ndtri`` of the uniform draw."""
+def uniform_grid_into(key, patients, index, out):  # type: ignore[no-untyped-def]
+    """``out[i, j]`` = ``streams.uniform``'s draw for (patients[i], index[j]) (LLVM
+    vectorizes it: ``streams.normal_grid`` then applies scipy's ``ndtri`` ufunc in
+    place, faster than one call of it per value from here)."""
     for i in range(patients.size):
         for j in range(index.size):
-            out[i, j] = ndtri(uniform_draw(key, patients[i], index[j]))
+            out[i, j] = uniform_draw(key, patients[i], index[j])
 
 
 # ``step_one`` (a plain function, the SimPy engine's) compiled wherever numba code calls it

@@ -159,15 +159,16 @@ def normal(seed: int, patients: object, purpose: str, index: object = 0) -> np.n
 
 def normal_grid(seed: int, patients: np.ndarray, purpose: str, index: np.ndarray) -> np.ndarray:
     """:func:`normal` for every pair of a patient id and an index: ``out[i, j]`` is the
-    draw of (patients[i], index[j]) (one numba loop when loaded: the same bits)."""
+    draw of (patients[i], index[j]) (the uniforms in one numba loop when loaded: the same
+    bits)."""
     ids = np.ascontiguousarray(patients, dtype=np.int64).reshape(-1)
     idx = np.ascontiguousarray(index, dtype=np.int64).reshape(-1)
     loops = jit.loops(ids.size * idx.size, calls=20)
     if loops is None:
         return normal(seed, ids[:, None], purpose, idx[None, :])
     out = np.empty((ids.size, idx.size), dtype=np.float64)
-    loops.normal_grid_into(np.uint64(stream_key(int(seed), purpose)), ids, idx, out)
-    return out
+    loops.uniform_grid_into(np.uint64(stream_key(int(seed), purpose)), ids, idx, out)
+    return special.ndtri(out, out=out)  # type: ignore[no-any-return]
 
 
 def exponential(seed: int, patients: object, purpose: str, index: object = 0) -> np.ndarray:

@@ -338,6 +338,13 @@ def test_proportion_counts_mask_and_merge() -> None:
     q = Proportion()
     q.add(np.array([1.0, 0.0, np.nan, 1.0]))
     assert (q.k, q.n) == (2, 3)
+    counted = Proportion()  # counts made elsewhere (a cohort summary's single pass)
+    counted.add_counts(int((flags & valid).sum()), int(valid.sum()))
+    assert counted.to_dict() == d
+    for k, n in ((3, 2), (-1, 4)):
+        with pytest.raises(ValueError, match="0 <= k <= n"):
+            counted.add_counts(k, n)
+    assert counted.to_dict() == d
 
 
 # --------------------------------------------------------------------------- LogHistogram
