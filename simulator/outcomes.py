@@ -1158,25 +1158,20 @@ class CohortSummary:
                 competing = None if died is None else ~seen & (np.asarray(died) > 0)
                 acc.add(col.astype(np.int64), seen, competing)
         columns = self.month_index
-        cpk = chunk.visit_cpk[:, columns].T
-        myo = chunk.visit_myoglobin[:, columns].T
-        if columns:
-            moments += [h.moments for h in self.cpk_months]
-            moments += [h.moments for h in self.myo_months]
-            moments += self.pred_months
-            rows += [cpk, myo, chunk.visit_prednisone[:, columns].T]
-            for name, accs in self.core_months.items():
-                moments += accs
-                rows.append(chunk.visits[name][:, columns].T)
+        monthly = [
+            (self.cpk_months, chunk.visit_cpk),
+            (self.myo_months, chunk.visit_myoglobin),
+            (self.pred_months, chunk.visit_prednisone),
+            *((accs, chunk.visits[name]) for name, accs in self.core_months.items()),
+        ]
+        for month_accs, values in monthly:
+            for k, i in enumerate(columns):
+                acc = month_accs[k]
+                moments.append(acc.moments if isinstance(acc, LogHistogram) else acc)
+                rows.append(values[:, i])
         n = int(table["patient"].shape[0])
         if moments and n:
-            matrix = np.empty((len(moments), n))
-            at = 0
-            for r in rows:
-                block = np.reshape(r, (-1, n))
-                matrix[at : at + block.shape[0]] = block
-                at += block.shape[0]
-            Moments.add_many(moments, matrix)
+            Moments.add_many(moments, rows)
         if shares and n:
             f = np.vstack(flags)
             valid = ~np.isnan(f)
@@ -1184,9 +1179,9 @@ class CohortSummary:
             n_yes = np.count_nonzero(valid & (f > 0.5), axis=1).tolist()
             for acc, k, v in zip(shares, n_yes, n_valid, strict=True):
                 acc.add_counts(k, v)
-        for k in range(len(columns)):
-            self.cpk_months[k].add(cpk[k], moments=False)
-            self.myo_months[k].add(myo[k], moments=False)
+        for k, i in enumerate(columns):
+            self.cpk_months[k].add(chunk.visit_cpk[:, i], moments=False)
+            self.myo_months[k].add(chunk.visit_myoglobin[:, i], moments=False)
 
     def merge(self, other: CohortSummary) -> None:
         self.n += other.n

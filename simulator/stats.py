@@ -246,22 +246,28 @@ class Moments:
         self._sumsq += _exact_sum_units(p) + _exact_sum_units(err)
 
     @staticmethod
-    def add_many(accs: Sequence[Moments], rows: np.ndarray) -> None:
-        """``accs[j].add(rows[j])`` for every j, the same sums, in one compiled call per
-        32 rows instead of one each (a cohort summary adds hundreds of columns a chunk)."""
-        x = np.ascontiguousarray(rows, dtype=np.float64)
-        if x.ndim != 2 or x.shape[0] != len(accs):
+    def add_many(accs: Sequence[Moments], rows: Sequence[np.ndarray] | np.ndarray) -> None:
+        """``accs[j].add(rows[j])`` for every j (rows of one length), the same sums, in
+        one compiled call per 32 rows instead of one each (a cohort summary adds hundreds
+        of columns a chunk); the rows are copied 32 at a time into one buffer."""
+        if len(rows) != len(accs):
             raise ValueError("add_many needs one row of values per accumulator")
-        k, n = x.shape
-        loops = jit.loops(x.size, 20 * k)
+        if not len(rows):
+            return
+        n = int(np.shape(rows[0])[-1]) if np.ndim(rows[0]) else 1
+        k = len(rows)
+        loops = jit.loops(k * n, 20 * k)
         if loops is None or n >= 1 << 35:
-            for acc, row in zip(accs, x, strict=True):
+            for acc, row in zip(accs, rows, strict=True):
                 acc.add(row)
             return
         hi, lo, _, _ = _scratch()
         used, out, nans = _rows_scratch()
+        buffer = np.empty((min(k, _ROWS), n))
         for start in range(0, k, _ROWS):
-            block = x[start : start + _ROWS]
+            block = buffer[: min(_ROWS, k - start)]
+            for j in range(block.shape[0]):
+                block[j] = rows[start + j]  # one length: a row of another raises here
             bad = loops.moment_bins_rows(block, hi, lo, used, out, nans)
             done = block.shape[0] if bad < 0 else bad
             counts, missing = used[:done].tolist(), nans[:done].tolist()
