@@ -427,8 +427,7 @@ def moment_bins_rows(x, hi, lo, used, out, nans):  # type: ignore[no-untyped-def
     """``moment_bins`` of each row ``x[j]`` in one call (``stats.Moments.add_many``):
     its bins to ``out[j]`` and ``used[j]``, its NaNs to ``nans[j]``. Returns -1, or the
     first row with a value not below ``stats._MAX_ABS`` in magnitude (the rows after it
-    are not done). ``out[j]`` holds ``min(x.shape[1], 2047)`` bins a row: a row has no
-    more bins in use than values."""
+    are not done). ``out[j]`` has room for all 2047 bins of each of its 3 sums."""
     for j in range(x.shape[0]):
         n_nan = moment_bins(x[j], hi, lo, used[j], out[j])
         if n_nan < 0:
