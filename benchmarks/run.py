@@ -472,12 +472,15 @@ def main() -> None:
     fig["events_per_patient"] = ev
     print(f"events per patient (mean): {ev:.1f}")
 
-    # warm caches; the SimPy engine's compiled events are compiled here (or loaded),
-    # except at toy size (the suite runs it; compiling costs ~20 s)
+    # warm caches: every loop the rates below use is compiled here (or loaded), so that
+    # they measure the compiled engines whatever numba's cache holds (right after a
+    # change to the compiled code, rent-or-buy would otherwise switch a scenario's loop
+    # on in the middle of the timed runs); not at toy size (the suite runs it; compiling
+    # costs ~20 s a loop)
     with _jit_env("1" if size != "toy" else None):
         run(scn, patients=200, engine="simpy", workers=1, progress=False)
-    run(scn, patients=2000, engine="cohort", workers=1, progress=False)
-    compare([scn, rescue], patients=200, engine="cohort", progress=False)
+        run(scn, patients=2000, engine="cohort", workers=1, progress=False)
+        compare([scn, rescue], patients=200, engine="cohort", progress=False)
     n_c, n_p, n_d = z["cohort"], z["pairs"], z["des"]
     rates = interleaved(
         {
