@@ -17,6 +17,7 @@ are exact sums, so the result does not depend on the number of workers or the ch
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +31,7 @@ from ._version import __version__
 from .center_stats import CenterRecord, center_summary
 from .engines import center, cohort, des
 from .invariants import check_events
+from .kernel.params import shared_noise
 from .kernel.plan import Plan, make_plan
 from .limits import check_patients, check_seed
 from .outcomes import CohortSummary, patient_table
@@ -305,13 +307,15 @@ def arms_task(args: ArmsTask) -> tuple[int, list[Any]]:
     number of units and each reducer's part. Runs in a worker process or here."""
     scns, seed, start, stop, engine, events, check, metrics, reducers = args
     tables, summaries, logs = [], [], []
-    for scn in scns:
-        chunk, table, summary = summarise_chunk(
-            scn, seed, start, stop, engine, events, check, metrics
-        )
-        tables.append(table)
-        summaries.append(summary)
-        logs.append(chunk.events if events else None)
+    # the arms draw the same visit noise (the same patients): drawn once for the chunk
+    with shared_noise() if len(scns) > 1 else contextlib.nullcontext():
+        for scn in scns:
+            chunk, table, summary = summarise_chunk(
+                scn, seed, start, stop, engine, events, check, metrics
+            )
+            tables.append(table)
+            summaries.append(summary)
+            logs.append(chunk.events if events else None)
     arms = ArmsChunk(
         start, stop - start, scns, [_plan_for(s) for s in scns], tables, summaries, logs
     )

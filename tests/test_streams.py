@@ -159,3 +159,35 @@ def test_the_one_draw_that_rounded_to_one_stays_below_one(monkeypatch):
         pytest.skip("numba is not installed")
     u2, z2 = draws()
     assert u2.tobytes() == u.tobytes() and z2.tobytes() == z.tobytes()
+
+
+def test_the_arms_of_a_chunk_share_its_large_visit_noise_only_within_the_block(monkeypatch):
+    """Noise too large for the memo is drawn once for all arms of a chunk
+    (``shared_noise``, as runner.arms_task uses it): every arm gets equal arrays of its
+    own, and nothing is kept after the block."""
+    from simulator.kernel import params as P
+
+    monkeypatch.setattr(P, "_MEMO_ENTRY_BYTES", 0)  # every chunk is 'too large'
+    ids = np.arange(100, 160, dtype=np.int64)
+    days = np.array([0, 14, 28, 84], dtype=np.int64)
+    drawn = []
+    real = streams.normal_grid
+
+    def counting(*args):
+        drawn.append(args[2])
+        return real(*args)
+
+    monkeypatch.setattr(P.streams, "normal_grid", counting)
+    with P.shared_noise():
+        first = P._noise_grids(5, ids, days)
+        second = P._noise_grids(5, ids, days)
+        other = P._noise_grids(6, ids, days)
+    assert len(drawn) == 2 * len(P.NOISE)  # seed 5 once, seed 6 once
+    for name in P.NOISE:
+        assert first[name].tobytes() == second[name].tobytes()
+        assert first[name].tobytes() == real(5, ids, "lab." + name, days).tobytes()
+        assert not np.shares_memory(first[name], second[name])
+        assert other[name].tobytes() != first[name].tobytes()
+    assert P._SHARED.grids is None
+    P._noise_grids(5, ids, days)  # outside the block: drawn again
+    assert len(drawn) == 3 * len(P.NOISE)
