@@ -1128,7 +1128,8 @@ class CohortSummary:
         self.center: CenterRecord | None = None  # a scenario with an infusion center
 
     def add(self, table: dict[str, np.ndarray], chunk: ChunkResult) -> None:
-        self.n += int(table["patient"].shape[0])
+        n = int(table["patient"].shape[0])
+        self.n += n
         if chunk.center is not None:
             self.center = CenterRecord.merge_all([self.center, chunk.center])
         # every mean, ratio and monthly mean is added in one Moments.add_many call (the
@@ -1169,7 +1170,6 @@ class CohortSummary:
                 acc = month_accs[k]
                 moments.append(acc.moments if isinstance(acc, LogHistogram) else acc)
                 rows.append(values[:, i])
-        n = int(table["patient"].shape[0])
         if moments and n:
             Moments.add_many(moments, rows)
         if shares and n:

@@ -225,13 +225,9 @@ class Moments:
         if loops is not None and x.size < 1 << 35:  # one compiled pass, the same sums
             hi, lo, used, bins = _scratch()
             n_nan = loops.moment_bins(np.ascontiguousarray(x), hi, lo, used, bins)
-            sums = [_bins_total(bins[r, :c].tolist()) for r, c in enumerate(used.tolist())]
             if n_nan < 0:
                 raise ValueError("Moments needs finite values with |x| < 2**500 (NaN allowed)")
-            self.n_missing += n_nan
-            self.count += int(x.size) - n_nan
-            self._sum += sums[0]
-            self._sumsq += sums[1] + sums[2]
+            self._add_bins(int(x.size), n_nan, used.tolist(), bins)
             return
         nan = np.isnan(x)
         n_nan = int(np.count_nonzero(nan))
@@ -244,6 +240,17 @@ class Moments:
         self.count += int(x.size)
         self._sum += _exact_sum_units(x)
         self._sumsq += _exact_sum_units(p) + _exact_sum_units(err)
+
+    def _add_bins(self, size: int, n_nan: int, used: list[int], bins: np.ndarray) -> None:
+        """Add ``size`` values (``n_nan`` of them NaN) from their bins as
+        ``_loops.moment_bins`` reports them: ``bins[r, :used[r]]`` for the values (r 0)
+        and the two parts of their squares (r 1 and 2)."""
+        self.n_missing += n_nan
+        self.count += size - n_nan
+        self._sum += _bins_total(bins[0, : used[0]].tolist())
+        self._sumsq += _bins_total(bins[1, : used[1]].tolist()) + _bins_total(
+            bins[2, : used[2]].tolist()
+        )
 
     @staticmethod
     def add_many(accs: Sequence[Moments], rows: Sequence[np.ndarray] | np.ndarray) -> None:
@@ -272,13 +279,7 @@ class Moments:
             done = block.shape[0] if bad < 0 else bad
             counts, missing = used[:done].tolist(), nans[:done].tolist()
             for j in range(done):
-                acc, c, o = accs[start + j], counts[j], out[j]
-                acc.n_missing += missing[j]
-                acc.count += n - missing[j]
-                acc._sum += _bins_total(o[0, : c[0]].tolist())
-                acc._sumsq += _bins_total(o[1, : c[1]].tolist()) + _bins_total(
-                    o[2, : c[2]].tolist()
-                )
+                accs[start + j]._add_bins(n, missing[j], counts[j], out[j])
             if bad >= 0:
                 raise ValueError("Moments needs finite values with |x| < 2**500 (NaN allowed)")
 

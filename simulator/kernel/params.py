@@ -176,30 +176,31 @@ def shared_noise() -> Iterator[None]:
 
 def _noise_grids(seed: int, ids: np.ndarray, days: np.ndarray) -> dict[str, np.ndarray]:
     """Each measure's normal draws by (patient, visit day), fresh arrays (the caller may
-    write them), remembered for the next chunk of the same patients."""
-    size = ids.size * days.size * 8 * len(NOISE)
-    key = (int(seed), ids.tobytes(), days.tobytes()) if size <= _MEMO_ENTRY_BYTES else None
-    shared = getattr(_SHARED, "grids", None) if key is None else None
-    if shared is not None:
-        wide = (int(seed), ids.tobytes(), days.tobytes())
-        got = shared.get(wide)
+    write them), remembered for the next chunk of the same patients (in the memo), or
+    for the other arms of this chunk (``shared_noise``, when too large for the memo)."""
+
+    def draw() -> dict[str, np.ndarray]:
+        return {name: streams.normal_grid(seed, ids, "lab." + name, days) for name in NOISE}
+
+    key = (int(seed), ids.tobytes(), days.tobytes())
+    if ids.size * days.size * 8 * len(NOISE) > _MEMO_ENTRY_BYTES:
+        shared = getattr(_SHARED, "grids", None)
+        if shared is None:
+            return draw()
+        got = shared.get(key)
         if got is None:
-            got = shared[wide] = {
-                name: streams.normal_grid(seed, ids, "lab." + name, days) for name in NOISE
-            }
+            got = shared[key] = draw()
         return {name: a.copy() for name, a in got.items()}
-    if key is not None:
-        with _MEMO_LOCK:
-            got = _MEMO.get(key)
-            if got is not None:
-                _MEMO.move_to_end(key)
-                return {name: a.copy() for name, a in got.items()}
-    grids = {name: streams.normal_grid(seed, ids, "lab." + name, days) for name in NOISE}
-    if key is not None:
-        with _MEMO_LOCK:
-            _MEMO[key] = {name: a.copy() for name, a in grids.items()}
-            while sum(sum(a.nbytes for a in g.values()) for g in _MEMO.values()) > _MEMO_BYTES:
-                _MEMO.popitem(last=False)
+    with _MEMO_LOCK:
+        got = _MEMO.get(key)
+        if got is not None:
+            _MEMO.move_to_end(key)
+            return {name: a.copy() for name, a in got.items()}
+    grids = draw()
+    with _MEMO_LOCK:
+        _MEMO[key] = {name: a.copy() for name, a in grids.items()}
+        while sum(sum(a.nbytes for a in g.values()) for g in _MEMO.values()) > _MEMO_BYTES:
+            _MEMO.popitem(last=False)
     return grids
 
 
