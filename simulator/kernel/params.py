@@ -137,8 +137,8 @@ FLARE_GAP, FLARE_ACCEPT = "disease.flare_gap", "disease.flare_accept"
 def flare_hazard(xp: Ops, plan: Plan, drive: Any, cover: Any) -> Any:
     """Flare hazard per day: the base rate times exp(factor x shortfall), the shortfall
     being how far a treatment ``cover`` (in log activity) leaves the lasting ``drive``
-    above the control level, capped. ``handlers.flare_hazard_per_day`` is it now; with
-    ``cover`` 0 it is the patient's largest, which the thinning draws at."""
+    above the control level, capped. ``handlers.flare_hazard_per_day`` calls it with the
+    current cover; with ``cover`` 0 it is the patient's largest, the thinning's bound."""
     shortfall = xp.minimum(
         xp.maximum(drive - cover - plan.control_log, 0.0), plan.flare_shortfall_cap
     )
