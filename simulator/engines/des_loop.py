@@ -15,11 +15,13 @@ engine, and the results are the Python path's bytes (``tests/test_engines.py``).
 Calling a numba function costs ~70 ns per argument to unbox, and the chunk loop takes
 some 200 arrays: ~15-20 us a call, as slow as the Python path. So the arrays go into one
 numba ``StructRef`` made once per chunk (and again after a full buffer), and the call
-unboxes only that, the row and the flag. ``one`` reads from it only the arrays the
-event at hand uses, and the struct holds them as ``_loops.BorrowedArray``, which numba
-counts no references of: an ordinary array read from a struct costs a call to
-``NRT_incref`` and one to ``NRT_decref`` (~100 a call; first_line, one patient's events
-run one after the other: ~1.2 us a call with them, ~0.78 us without).
+takes the struct's address, the row and the flag (``one_at``: unboxing the struct's
+Python proxy instead costs ~0.15 us more a call, ~10 us a patient). ``one`` reads from
+it only the arrays the event at hand uses, and the struct holds them as
+``_loops.BorrowedArray``, which numba counts no references of: an ordinary array read
+from a struct costs a call to ``NRT_incref`` and one to ``NRT_decref`` (~100 a call;
+first_line, one patient's events run one after the other: ~1.2 us a call with them,
+~0.78 us without).
 
 Like the chunk loop, this path compiles once per plan structure (~15-20 s; kept in
 numba's cache on disk) and is taken when it is on disk, with ``SIMULATOR_JIT=1``, or
@@ -171,7 +173,8 @@ def _step(pc: Any) -> str:
 def source(loop: Any, values: list[Any], center: bool = False) -> str:
     """The module of a plan's one-event function: a ``StructRef`` type holding the chunk
     loop's arguments (``COUNT`` holding the loop's ``NL``, its event count and a code),
-    ``build`` making one from them, and ``one(ctx_, r, RUN)``; with ``center``, the
+    ``build`` making one from them, ``address`` of one, and ``one(ctx_, r, RUN)``, which
+    ``one_at(address, r, RUN)`` calls on the struct at that address; with ``center``, the
     functions of an infusion center's patients too (:func:`_center_source`)."""
     names = [("COUNT" if p == "NL" else p) for p in loop.params if p != "todo"]
     fields = ",\n".join(
@@ -198,6 +201,8 @@ from simulator._loops import (
     BorrowedArray as _BorrowedArray,
     borrowed as _borrowed,
     expm_entries as _expm_entries,
+    struct_address as _struct_address,
+    struct_at as _struct_at,
 )
 from simulator.kernel.step_generated import step_one as _step_one
 
@@ -227,7 +232,17 @@ def build({", ".join(names)}):
     return ctx_
 
 
+@numba.njit(cache=True)
+def address(ctx_):
+    return _struct_address(ctx_)
+
+
 @numba.njit(cache=True, error_model="numpy")  # holding the GIL: called per event
+def one_at(address, r, RUN):  # the struct at this address (the Stepper holds it)
+    return one(_struct_at(address, CONTEXT), r, RUN)
+
+
+@numba.njit(cache=True, error_model="numpy")
 def one(ctx_, r, RUN):
 {head}
 {schedule}
@@ -357,8 +372,9 @@ class Stepper:
                 _SOURCES[key] = text
         self.text = text
         self.module = _compile_module(self.text)
-        self.one = self.module.one
+        self.one = self.module.one_at
         self.ctx: Any = None  # the struct of the arrays
+        self.addr = 0  # its address, which ``one`` takes (``_loops.struct_at``)
         self._held: list[Any] = []  # the arrays the struct points at
 
     def _fast_entry(self) -> None:
@@ -390,6 +406,7 @@ class Stepper:
         counts no references to them, so this object holds them while it is used."""
         values = self._values()
         self.ctx = self.module.build(*values)
+        self.addr = self.module.address(self.ctx)
         self._held = values
 
     def service(self, code: float) -> None:
@@ -454,7 +471,7 @@ def stepper(
             if center:
                 _compile_center(s)
             else:
-                s.one(s.ctx, 0, False)
+                s.one(s.addr, 0, False)
                 s._fast_entry()
     except Exception as exc:  # a compiler error, before anything ran
         log.warning("the SimPy engine runs on Python: numba failed (%s)", exc)
@@ -480,16 +497,16 @@ def patient(env: Any, s: Stepper, r: int) -> Generator[Any, Any, None]:
     # SimPy's clock, kept here: a timeout of ``wait`` resumes the process at
     # ``now + wait`` computed as SimPy computes it (``Environment.schedule``)
     now = env.now
-    t = one(s.ctx, r, False)
+    t = one(s.addr, r, False)
     while True:
         wait = t - now
         if wait > 0:
             yield timeout(wait)
             now = now + wait
-        t = one(s.ctx, r, True)  # the struct: another process may have made it again
+        t = one(s.addr, r, True)  # the struct's: another process may have made it again
         if t < 0:
             while t < _DONE:  # a full buffer: nothing ran
                 s.service(t)
-                t = one(s.ctx, r, True)
+                t = one(s.addr, r, True)
             if t < 0:  # the patient's end
                 return
