@@ -7,7 +7,8 @@ time and the interleaving of patients; the kernel owns everything else, so the c
 engine, which calls the same functions on arrays, gives the same per-patient results.
 Same-time events of one patient run in the kernel's fixed order (``kernel.events``);
 across patients SimPy runs them in (time, insertion) order, which cannot matter here
-because patients share nothing.
+because patients share nothing. For the same reason a chunk's patients run in
+environments of ``ENV_PATIENTS``, one after the other (see there).
 
 With numba, a long run takes the compiled path (``des_loop``): the same process per
 patient, each event run by one compiled function built from the cohort engine's traced
@@ -17,7 +18,7 @@ statements, with the same bytes.
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,17 @@ from ..records import ChunkResult, EventLog, state_outcomes
 from ..scenario.schema import Scenario
 from . import cohort, des_loop, fused
 
-__all__ = ["record", "run_chunk"]
+__all__ = ["ENV_PATIENTS", "environments", "record", "run_chunk"]
+
+#: Patients per SimPy environment. A chunk's patients (500 by default, the unit of its
+#: parameters, arrays and summary) share nothing, so they run in environments of this
+#: many, one after the other, with the same results (``tests/test_engines.py``). With
+#: fewer processes alive at once, an event finds more of its patient's state still in
+#: the CPU's caches: first_line, 4,000 patients, compiled path, medians of 6 interleaved
+#: runs: 4,563 patients/s with one environment per 500-patient chunk, 5,561 with
+#: environments of 50 (bare SimPy, ``benchmarks/run.py``'s floor: 11,236 and 12,671, so
+#: the benchmark's floor uses the same size).
+ENV_PATIENTS = 50
 
 
 def record(
@@ -88,6 +99,12 @@ def _patient(
         res.outcomes[name][i] = value
 
 
+def environments(n: int, size: int = ENV_PATIENTS) -> Iterator[tuple[simpy.Environment, range]]:
+    """A fresh SimPy environment for each ``size`` rows of ``0..n-1``, and those rows."""
+    for start in range(0, n, size):
+        yield simpy.Environment(), range(start, min(n, start + size))
+
+
 def run_chunk(
     scn: Scenario,
     plan: Plan,
@@ -97,7 +114,7 @@ def run_chunk(
     params: tuple[Params, Baseline] | None = None,
     compiled: bool = True,
 ) -> ChunkResult:
-    """Simulate the given patient ids; one SimPy environment for the chunk. With
+    """Simulate the given patient ids, in SimPy environments of ``ENV_PATIENTS``. With
     ``compiled`` (the default) the events run compiled when that pays (``des_loop``);
     ``compiled=False`` keeps the Python path, the reference the tests compare it with."""
     prm, base = params if params is not None else make_params(scn, plan, seed, patients)
@@ -105,10 +122,10 @@ def run_chunk(
     res = ChunkResult.empty(plan, prm, base, events)
     if compiled and _run_compiled(plan, prm, res):
         return res
-    env = simpy.Environment()
-    for i in range(n):
-        env.process(_patient(env, plan, prm.row(i), i, res, res.events))
-    env.run()
+    for env, rows in environments(n):
+        for i in rows:
+            env.process(_patient(env, plan, prm.row(i), i, res, res.events))
+        env.run()
     if res.events is not None:
         res.events.finish()
     return res
@@ -144,10 +161,10 @@ def _run_compiled(plan: Plan, prm: Params, res: ChunkResult) -> bool:
     if got is None:
         return False
     stepper, st = got
-    env = simpy.Environment()
-    for r in range(n):
-        env.process(des_loop.patient(env, stepper, r))
-    env.run()
+    for env, rows in environments(n):
+        for r in rows:
+            env.process(des_loop.patient(env, stepper, r))
+        env.run()
     stepper.finish()
     cohort.finish_chunk(plan, st, res)
     return True
