@@ -39,8 +39,8 @@ from . import cohort, des_loop, fused
 
 __all__ = ["ENV_PATIENTS", "environments", "record", "run_chunk"]
 
-#: Patients per SimPy environment. A chunk's patients (500 by default, the unit of its
-#: parameters, arrays and summary) share nothing, so they run in environments of this
+#: Patients per SimPy environment. A chunk's patients (``runner.DEFAULT_CHUNK``, the unit
+#: of its parameters, arrays and summary) share nothing, so they run in environments of this
 #: many, one after the other, with the same results (``tests/test_engines.py``). With
 #: fewer processes alive at once, an event finds more of its patient's state still in
 #: the CPU's caches: first_line, 4,000 patients, compiled path, medians of 6 interleaved
