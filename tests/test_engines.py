@@ -272,3 +272,45 @@ def test_the_simpy_engines_generated_sources_are_kept_within_a_bound(monkeypatch
     other = text("steroid_only.yaml")
     assert other != first and len(des_loop._SOURCES) == 1
     assert text("first_line.yaml") == first and len(des_loop._SOURCES) == 1
+
+
+def test_environments_cut_the_rows_in_order():
+    got = [(type(env).__name__, list(rows)) for env, rows in des.environments(7, 3)]
+    assert got == [("Environment", [0, 1, 2]), ("Environment", [3, 4, 5]), ("Environment", [6])]
+    envs = [env for env, _ in des.environments(120)]
+    assert len(envs) == -(-120 // des.ENV_PATIENTS) and len({id(e) for e in envs}) == len(envs)
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["python", "compiled"])
+def test_simpy_results_do_not_depend_on_the_environments_size(compiled, monkeypatch):
+    """A chunk's patients run in SimPy environments of ``des.ENV_PATIENTS``, one after
+    the other: every outcome, visit value and event-log field is the same byte for byte
+    with one patient per environment, a size that does not divide the chunk, and one
+    environment for the whole chunk."""
+    from simulator import jit
+    from simulator.engines import des_loop
+
+    scn = load_scenario(SCENARIOS / "rescue.yaml")
+    ids = np.arange(500, 560)
+    compiled_runs: list[int] = []
+    if compiled:
+        monkeypatch.setenv("SIMULATOR_JIT", "1")
+        monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
+        if jit.loops(1) is None:
+            pytest.skip("numba is not installed")
+        monkeypatch.setattr(des_loop, "patient", _counting(des_loop.patient, compiled_runs))
+    cut = des.environments
+    runs = []
+    for size in (1, 7, 10_000):
+        monkeypatch.setattr(des, "environments", lambda n, size=size: cut(n, size))
+        runs.append(des.run_chunk(scn, make_plan(scn), 3, ids, events=True, compiled=compiled))
+    assert len(compiled_runs) == (3 * ids.size if compiled else 0)
+    first = runs[0]
+    for other in runs[1:]:
+        for part in ("outcomes", "visits"):
+            for name, value in getattr(first, part).items():
+                assert value.tobytes() == getattr(other, part)[name].tobytes(), (part, name)
+        assert first.visit_prednisone.tobytes() == other.visit_prednisone.tobytes()
+        assert first.visit_flags.tobytes() == other.visit_flags.tobytes()
+        for name in EventLog.FIELDS:
+            assert getattr(first.events, name).tobytes() == getattr(other.events, name).tobytes()
