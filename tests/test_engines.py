@@ -46,6 +46,18 @@ def assert_same_events(a, b):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
 
 
+def assert_same_bytes(a, b):
+    """Two ChunkResults of the same patients byte for byte: every outcome, visit value,
+    visit prednisone and flag, and every event-log field."""
+    for part in ("outcomes", "visits"):
+        for name, value in getattr(a, part).items():
+            assert value.tobytes() == getattr(b, part)[name].tobytes(), (part, name)
+    assert a.visit_prednisone.tobytes() == b.visit_prednisone.tobytes()
+    assert a.visit_flags.tobytes() == b.visit_flags.tobytes()
+    for name in EventLog.FIELDS:
+        assert getattr(a.events, name).tobytes() == getattr(b.events, name).tobytes(), name
+
+
 def run_both(scn, ids, seed=11):
     plan = make_plan(scn)
     a = des.run_chunk(scn, plan, seed, ids, events=True)
@@ -140,12 +152,7 @@ def test_numbas_loops_give_the_numpy_paths_bits(path, monkeypatch):
         return cohort.run_chunk(scn, make_plan(scn), 11, ids, events=True)
 
     a, b = run("1"), run("0")
-    for part in ("outcomes", "visits"):
-        for name, value in getattr(a, part).items():
-            assert value.tobytes() == getattr(b, part)[name].tobytes(), (part, name)
-    assert a.visit_prednisone.tobytes() == b.visit_prednisone.tobytes()
-    for name in EventLog.FIELDS:
-        assert getattr(a.events, name).tobytes() == getattr(b.events, name).tobytes(), name
+    assert_same_bytes(a, b)
 
 
 @pytest.mark.parametrize(
@@ -184,13 +191,7 @@ def test_the_simpy_engines_compiled_events_give_its_python_paths_bytes(overrides
     if overrides:
         dead = np.isfinite(a.outcomes["death_day"])
         assert (a.outcomes["death_day"][dead] % 1 != 0).any()  # some between whole days
-    for part in ("outcomes", "visits"):
-        for name, value in getattr(a, part).items():
-            assert value.tobytes() == getattr(b, part)[name].tobytes(), (part, name)
-    assert a.visit_prednisone.tobytes() == b.visit_prednisone.tobytes()
-    assert a.visit_flags.tobytes() == b.visit_flags.tobytes()
-    for name in EventLog.FIELDS:
-        assert getattr(a.events, name).tobytes() == getattr(b.events, name).tobytes(), name
+    assert_same_bytes(a, b)
 
 
 def small_buffers(monkeypatch, log_rows):
@@ -305,12 +306,5 @@ def test_simpy_results_do_not_depend_on_the_environments_size(compiled, monkeypa
         monkeypatch.setattr(des, "environments", lambda n, size=size: cut(n, size))
         runs.append(des.run_chunk(scn, make_plan(scn), 3, ids, events=True, compiled=compiled))
     assert len(compiled_runs) == (3 * ids.size if compiled else 0)
-    first = runs[0]
     for other in runs[1:]:
-        for part in ("outcomes", "visits"):
-            for name, value in getattr(first, part).items():
-                assert value.tobytes() == getattr(other, part)[name].tobytes(), (part, name)
-        assert first.visit_prednisone.tobytes() == other.visit_prednisone.tobytes()
-        assert first.visit_flags.tobytes() == other.visit_flags.tobytes()
-        for name in EventLog.FIELDS:
-            assert getattr(first.events, name).tobytes() == getattr(other.events, name).tobytes()
+        assert_same_bytes(runs[0], other)
