@@ -18,7 +18,7 @@ statements, with the same bytes.
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import numpy as np
@@ -37,7 +37,7 @@ from ..records import ChunkResult, EventLog, state_outcomes
 from ..scenario.schema import Scenario
 from . import cohort, des_loop, fused
 
-__all__ = ["ENV_PATIENTS", "environments", "record", "run_chunk"]
+__all__ = ["ENV_PATIENTS", "environments", "record", "run_chunk", "run_processes"]
 
 #: Patients per SimPy environment. A chunk's patients (``runner.DEFAULT_CHUNK``, the unit
 #: of its parameters, arrays and summary) share nothing, so they run in environments of this
@@ -105,6 +105,17 @@ def environments(n: int, size: int = ENV_PATIENTS) -> Iterator[tuple[simpy.Envir
         yield simpy.Environment(), range(start, min(n, start + size))
 
 
+def run_processes(
+    n: int, process: Callable[[simpy.Environment, int], Generator[Any, Any, None]]
+) -> None:
+    """Run the process ``process(env, r)`` of every row ``r`` of ``0..n-1`` to its end,
+    in the environments of :func:`environments`, one after the other."""
+    for env, rows in environments(n):
+        for r in rows:
+            env.process(process(env, r))
+        env.run()
+
+
 def run_chunk(
     scn: Scenario,
     plan: Plan,
@@ -122,10 +133,7 @@ def run_chunk(
     res = ChunkResult.empty(plan, prm, base, events)
     if compiled and _run_compiled(plan, prm, res):
         return res
-    for env, rows in environments(n):
-        for i in rows:
-            env.process(_patient(env, plan, prm.row(i), i, res, res.events))
-        env.run()
+    run_processes(n, lambda env, i: _patient(env, plan, prm.row(i), i, res, res.events))
     if res.events is not None:
         res.events.finish()
     return res
@@ -161,10 +169,7 @@ def _run_compiled(plan: Plan, prm: Params, res: ChunkResult) -> bool:
     if got is None:
         return False
     stepper, st = got
-    for env, rows in environments(n):
-        for r in rows:
-            env.process(des_loop.patient(env, stepper, r))
-        env.run()
+    run_processes(n, lambda env, r: des_loop.patient(env, stepper, r))
     stepper.finish()
     cohort.finish_chunk(plan, st, res)
     return True
