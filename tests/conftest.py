@@ -28,3 +28,16 @@ NO_DEATHS = [
 
 def scenario_files() -> list[Path]:
     return sorted(p for p in SCENARIOS.rglob("*.yaml") if "sweeps" not in p.parts)
+
+
+def leaves(data, types=(float,), path=""):
+    """(dotted path as ``--set`` takes it, value) of every value of exactly one of
+    ``types`` in a scenario's dump (dicts and lists walked)."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            yield from leaves(v, types, f"{path}.{k}" if path else k)
+    elif isinstance(data, list):
+        for j, v in enumerate(data):
+            yield from leaves(v, types, f"{path}[{j}]")
+    elif type(data) in types:
+        yield path, data

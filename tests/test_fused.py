@@ -30,6 +30,18 @@ from simulator.records import EventLog
 from simulator.scenario import load_scenario
 from simulator.scenario.schema import Dist, fixed, lognormal, normal
 
+
+@pytest.fixture(autouse=True)
+def _traced_afresh(monkeypatch):
+    """Every plan of these tests is traced and its loop built (not taken from an earlier
+    test's plan of the same structure, ``chunk_loop.build``): they patch the tracer,
+    the compiler or the loop's sizes."""
+    from simulator.engines import chunk_loop
+
+    monkeypatch.setattr(chunk_loop, "_REUSABLE", [])
+    monkeypatch.setattr(chunk_loop, "_NOT_REUSABLE", set())
+
+
 numba = pytest.importorskip("numba")
 
 NAN, INF = math.nan, math.inf

@@ -145,8 +145,13 @@ def test_shipped_scenarios_pass_check_events(stem):
 
 
 def test_each_patient_handled_in_time_order_by_both_engines(monkeypatch):
+    """On the Python paths, where each event goes through ``handlers.handle`` (the
+    compiled loops run the handlers' traces)."""
+    from simulator import jit
     from simulator.engines import des
 
+    monkeypatch.setenv("SIMULATOR_JIT", "0")
+    monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
     scn = load_scenario(SCENARIOS / "first_line.yaml")
     plan = make_plan(scn)
     for engine in (des, cohort):

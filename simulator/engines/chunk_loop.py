@@ -30,6 +30,7 @@ engine, byte for byte, and ``tests/test_fused.py`` the loop's stops and fallback
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import threading
@@ -42,7 +43,17 @@ from .. import jit
 from ..kernel import disease, handlers
 from ..kernel.events import Event
 from ..kernel.handlers import VISIT_VALUES
-from ..kernel.trace import FLOAT, INT, TraceError, dtype_code, trace_clocks, trace_handle
+from ..kernel.plan_symbols import Num, PlanProxy, Recording, evaluate
+from ..kernel.trace import (
+    FLOAT,
+    INT,
+    Traced,
+    TraceError,
+    dtype_code,
+    same_trace,
+    trace_clocks,
+    trace_handle,
+)
 from ..records import EventLog
 from .fused import _PREAMBLE, _compile, _cv, _field, _Source, stream_keys
 
@@ -93,9 +104,12 @@ class _Pieces:
 
 
 class ChunkLoop:
-    """The compiled loop of one plan (traced from the chunk's arrays)."""
+    """The compiled loop of one plan (traced from the chunk's arrays). With ``record``,
+    the plan is traced a second time through a ``PlanProxy``; when that trace is the same
+    as the plain one, ``recording`` keeps what it read and decided, and ``plan_consts``
+    each label's constants computed from the plan's numbers (else both are None)."""
 
-    def __init__(self, plan: Any, st: Any, prm: Any) -> None:
+    def __init__(self, plan: Any, st: Any, prm: Any, record: bool = False) -> None:
         for name in _ST_FLOAT:
             if dtype_code(getattr(st, name).dtype) != FLOAT:
                 raise TraceError(f"state field {name} is not float64")
@@ -106,9 +120,7 @@ class ChunkLoop:
                 raise TraceError(f"parameter {name} has the wrong type")
         # an infusion center gives part of a day's dose when short of IVIG: the
         # infusion's fraction is an input (1.0 here, the center's in ``des_loop``)
-        infusion = int(Event.INFUSION)
-        traces = {str(k): trace_handle(plan, prm, st, k, k == infusion) for k in _KINDS}
-        traces["clocks"] = trace_clocks(plan, prm, st)
+        traces = _traces(plan, st, prm)
         n_values = traces[str(int(Event.VISIT))].n_values
         if n_values != len(VISIT_VALUES):
             raise TraceError("the visit returns another number of values")
@@ -122,6 +134,10 @@ class ChunkLoop:
             self.sources[label] = _Source(tr, dtypes, prefix=label)
         self.n_values = n_values
         self.text, self.keys = self._generate()
+        self.recording: Recording | None = None
+        self.plan_consts: dict[str, list[tuple[int, Num]]] | None = None
+        if record and self.text not in _NOT_REUSABLE:
+            self._record(plan, st, prm, traces)
         self.fn = _compile(self.text)
         self.kf = {label: src.float_consts() for label, src in self.sources.items()}
         self.ki = {
@@ -132,6 +148,38 @@ class ChunkLoop:
             src.tr.release()  # the code is written: only constants, tables, streams
         self.ready = False  # called once without error (numba compiled it)
         self.failed = False  # numba failed to compile it
+
+    def _record(self, plan: Any, st: Any, prm: Any, traces: dict[str, Traced]) -> None:
+        rec = Recording()
+        try:
+            symbolic = _traces(PlanProxy(plan, rec), st, prm)
+        except Exception as exc:  # something a plan number cannot follow: not reused
+            log.debug("the plan's trace is not reusable: %r", exc)
+            _NOT_REUSABLE.add(self.text)
+            return
+        if list(symbolic) != list(traces) or not all(
+            same_trace(traces[label], tr) for label, tr in symbolic.items()
+        ):
+            log.debug("the plan's trace is not reusable: the symbolic trace differs")
+            _NOT_REUSABLE.add(self.text)
+            return
+        self.recording = rec
+        self.plan_consts = {label: tr.graph.plan_consts for label, tr in symbolic.items()}
+
+    def with_numbers(self, floats: list[Any]) -> ChunkLoop:
+        """This loop for another plan of the same structure, whose floats at the
+        recording's paths are ``floats``: the same code, its constants recomputed."""
+        assert self.plan_consts is not None
+        other = copy.copy(self)
+        memo: dict[int, Any] = {}
+        kf = {}
+        for label, consts in self.plan_consts.items():
+            values = self.kf[label].copy()
+            for slot, num in consts:
+                values[slot] = evaluate(num, floats, memo)
+            kf[label] = values
+        other.kf = kf
+        return other
 
     def worth_it(self, numpy_loss_s: float) -> bool:
         """Whether to run the loop for work that numpy does ``numpy_loss_s`` slower:
@@ -479,10 +527,65 @@ def _writable(a: np.ndarray) -> bool:
     return bool(a.flags.c_contiguous and a.flags.writeable) and a.strides[0] == a.itemsize
 
 
+def _traces(plan: Any, st: Any, prm: Any) -> dict[str, Traced]:
+    """Every event kind's handler and the clocks, traced under ``plan``. An infusion
+    center gives part of a day's dose when short of IVIG: the infusion's fraction is an
+    input (1.0 here, the center's in ``des_loop``)."""
+    infusion = int(Event.INFUSION)
+    traces = {str(k): trace_handle(plan, prm, st, k, k == infusion) for k in _KINDS}
+    traces["clocks"] = trace_clocks(plan, prm, st)
+    return traces
+
+
+# Loops whose plans were traced through a ``PlanProxy``, most recent first: a plan that
+# reads the same and decides the same takes one with its own constants, untraced.
+_REUSABLE: list[tuple[tuple[Any, ...], ChunkLoop]] = []
+_REUSABLE_MAX = 32
+_NOT_REUSABLE: set[str] = set()  # loop sources whose symbolic trace differed or failed
+
+
+def _layout(st: Any, prm: Any) -> tuple[Any, ...]:
+    """The types and shapes a trace reads from the chunk's arrays (not their values)."""
+    out: list[Any] = []
+    for obj in (st, prm):
+        names = getattr(type(obj), "__slots__", None) or sorted(vars(obj))
+        for name in names:
+            value = getattr(obj, name, None)
+            if isinstance(value, list):
+                out.append((name, tuple((a.dtype.str, a.ndim) for a in value)))
+            elif isinstance(value, np.ndarray):
+                out.append((name, value.dtype.str, value.ndim))
+            else:
+                out.append((name, type(value)))
+    return tuple(out)
+
+
 def build(plan: Any, st: Any, prm: Any) -> ChunkLoop | None:
-    """The plan's chunk loop, or None (logged) when some part cannot be traced."""
+    """The plan's chunk loop, or None (logged) when some part cannot be traced. A plan
+    that differs from an earlier one only in numbers its trace used as constants takes
+    that plan's loop with its own constants (``plan_symbols``), without a trace."""
     try:
-        return ChunkLoop(plan, st, prm)
+        layout = _layout(st, prm)
+        with _LOCK:
+            known = list(_REUSABLE)
+        for j, (shape, loop) in enumerate(known):
+            if shape != layout:
+                continue
+            assert loop.recording is not None
+            floats = loop.recording.inputs(plan)
+            if floats is not None:
+                if j:
+                    with _LOCK:
+                        if (shape, loop) in _REUSABLE:
+                            _REUSABLE.remove((shape, loop))
+                            _REUSABLE.insert(0, (shape, loop))
+                return loop.with_numbers(floats)
+        built = ChunkLoop(plan, st, prm, record=True)
+        if built.recording is not None:
+            with _LOCK:
+                _REUSABLE.insert(0, (layout, built))
+                del _REUSABLE[_REUSABLE_MAX:]
+        return built
     except TraceError as exc:
         log.debug("the chunk loop is not used: %s", exc)
     except Exception as exc:  # a handler the tracer does not know

@@ -185,7 +185,13 @@ def visit_days(scn: Scenario) -> np.ndarray:
 
 
 def _rule(r: Any) -> RuleFn | None:
-    return compile_rule(r) if r is not None else None
+    """The compiled rule, carrying the scenario's rule it was compiled from (two plans'
+    rules behave alike when those are equal: ``plan_symbols`` compares them)."""
+    if r is None:
+        return None
+    fn = compile_rule(r)
+    fn.rule = r  # type: ignore[attr-defined]
+    return fn
 
 
 def make_plan(scn: Scenario) -> Plan:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from .plan_symbols import Num, concrete, plain, same_bits
 from .xp import ARRAY, Ops
 
 if TYPE_CHECKING:
@@ -84,6 +85,9 @@ class Graph:
     int_consts: list[int] = field(default_factory=list)
     tables: list[np.ndarray] = field(default_factory=list)  # constant lookup tables
     streams: list[tuple[str, str]] = field(default_factory=list)  # (seed field, purpose)
+    # constants computed from the plan's numbers (traced under a ``PlanProxy``): (index
+    # in ``float_consts``, its ``Num``)
+    plan_consts: list[tuple[int, Num]] = field(default_factory=list)
 
     def node(self, op: str, args: tuple[Any, ...], dtype: str) -> Node:
         nodes = self.nodes
@@ -95,6 +99,10 @@ class Graph:
         """A number of the plan: an entry of the float or int constant array."""
         if type(value) is float:  # most constants (the checks below, in one step)
             self.float_consts.append(value)
+            return self.node("kfloat", (len(self.float_consts) - 1,), FLOAT)
+        if type(value) is Num:
+            self.plan_consts.append((len(self.float_consts), value))
+            self.float_consts.append(float(value.value))
             return self.node("kfloat", (len(self.float_consts) - 1,), FLOAT)
         if isinstance(value, (bool, np.bool_)):
             return self.node("bool", (bool(value),), BOOL)
@@ -115,14 +123,17 @@ class Graph:
     def result_dtype(self, fn: Callable[..., Any], name: str, args: tuple[Any, ...]) -> str:
         """The type numpy gives ``fn(*args)`` with these operand types (Python numbers
         stay Python numbers: numpy 2 treats them as weak)."""
-        key = (name, *[a.dtype if type(a) is Node else type(a) for a in args])
+        key = (name, *[a.dtype if type(a) is Node else _number_type(a) for a in args])
         return _DTYPES.get(key) or self._result_dtype(fn, key, args)
 
     @staticmethod
     def _result_dtype(fn: Callable[..., Any], key: tuple[Any, ...], args: tuple[Any, ...]) -> str:
         """:meth:`result_dtype` for an operation not seen yet (``key``: its name and
         operand types), asked of numpy and remembered."""
-        sample = tuple(_SAMPLE[a.dtype] if isinstance(a, Node) else a for a in args)
+        sample = tuple(
+            _SAMPLE[a.dtype] if isinstance(a, Node) else a.value if type(a) is Num else a
+            for a in args
+        )
         try:
             with np.errstate(all="ignore"):
                 out = np.asarray(fn(*sample))
@@ -133,7 +144,12 @@ class Graph:
 
 
 def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float, bool, np.integer, np.floating, np.bool_))
+    return isinstance(x, (int, float, bool, np.integer, np.floating, np.bool_, Num))
+
+
+def _number_type(x: Any) -> type:
+    """The type numpy's result depends on: a plan number's own (float or float64)."""
+    return x.kind if type(x) is Num else type(x)
 
 
 class Node:
@@ -161,6 +177,8 @@ class Node:
             key = (name, other.dtype, self.dtype) if reverse else (name, self.dtype, other.dtype)
             o = other
         elif _is_number(other):
+            if to is Num:
+                to = other.kind
             key = (name, to, self.dtype) if reverse else (name, self.dtype, to)
             o = graph.const(other)
         else:
@@ -268,7 +286,7 @@ def _function(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     def traced(*args: Any) -> Any:
         graph = _graph_of(*args)
         if graph is None:
-            return fn(*args)
+            return fn(*[plain(a) for a in args])
         dtype = graph.result_dtype(fn, name, args)
         return graph.node(name, tuple([_operand(graph, a) for a in args]), dtype)
 
@@ -312,6 +330,7 @@ def _take2(table: np.ndarray, i: Any, j: Any) -> Any:
 def _ppf(dist: Any, u: Any) -> Any:
     """The inverse CDF of a scenario distribution (``population.ppf``; the loop calls
     scipy's own ``ndtri``)."""
+    dist = concrete(dist)
     if not isinstance(u, Node):
         return ARRAY.ppf(dist, u)
     if u.dtype != FLOAT:
@@ -504,3 +523,42 @@ def trace_clocks(plan: Any, prm: Any, st: Any) -> Traced:
     handlers.advance_clocks(TRACE, plan, psym, cast("State", sst), t, t - sst.t)
     writes = [(key, _operand(graph, v)) for key, v in sst.writes()]
     return Traced(graph, [], writes, 0)
+
+
+def same_trace(a: Traced, b: Traced) -> bool:
+    """Whether two traces are the same graph with the same constants (bit for bit), the
+    same tables and streams, outputs and writes: the same generated code and arguments."""
+    ga, gb = a.graph, b.graph
+    if (
+        a.n_values != b.n_values
+        or len(ga.nodes) != len(gb.nodes)
+        or len(ga.float_consts) != len(gb.float_consts)
+        or ga.int_consts != gb.int_consts
+        or ga.streams != gb.streams
+        or len(ga.tables) != len(gb.tables)
+        or list(ga.inputs) != list(gb.inputs)
+    ):
+        return False
+    if not all(same_bits(x, y) for x, y in zip(ga.float_consts, gb.float_consts, strict=True)):
+        return False
+    for x, y in zip(ga.tables, gb.tables, strict=True):
+        if x.dtype != y.dtype or x.shape != y.shape or x.tobytes() != y.tobytes():
+            return False
+    for na, nb in zip(ga.nodes, gb.nodes, strict=True):
+        if na.op != nb.op or na.dtype != nb.dtype or not _same_arg(na.args, nb.args):
+            return False
+    return _same_arg(a.outputs, b.outputs) and _same_arg(a.writes, b.writes)
+
+
+def _same_arg(x: Any, y: Any) -> bool:
+    if type(x) is not type(y):
+        return False
+    if type(x) is Node:
+        return bool(x.id == y.id)
+    if isinstance(x, (tuple, list)):
+        return len(x) == len(y) and all(_same_arg(p, q) for p, q in zip(x, y, strict=True))
+    if type(x) is TableRef:
+        return (x.name, x.ndim, x.dtype, x.fixed) == (y.name, y.ndim, y.dtype, y.fixed)
+    if isinstance(x, float):
+        return same_bits(x, y)
+    return x is y or bool(x == y)
