@@ -340,8 +340,13 @@ def center_sweep_command(reps: int, chairs: list[int], workers: int, folder: Pat
 
 def sweep_point_overhead(points: int = 20) -> float:
     """Median seconds per point spent outside simulation: applying the point's overrides
-    (with validation), fingerprinting and compiling the plan, for PSA draws."""
+    (with validation), fingerprinting and compiling the plan, and getting its compiled
+    chunk loop (traced, or an earlier point's with the point's numbers), for PSA draws."""
+    from simulator.engines import fused
+    from simulator.kernel import handlers
+    from simulator.kernel.params import make_params
     from simulator.kernel.plan import make_plan as compile_plan
+    from simulator.kernel.xp import ARRAY
     from simulator.scenario import scenario_sha256
     from simulator.sweeps import plan_sweep, with_overrides
 
@@ -350,6 +355,12 @@ def sweep_point_overhead(points: int = 20) -> float:
         draws=points + 1,
         patients=10,
     )
+    arrays = []  # a chunk's arrays per strategy (the loop reads only their types)
+    for scn_arm in plan.scenarios:
+        plan_0 = compile_plan(scn_arm)
+        prm, _ = make_params(scn_arm, plan_0, 1, np.arange(10, dtype=np.int64))
+        arrays.append((handlers.init_state(ARRAY, plan_0, prm), prm))
+        fused.for_plan(plan_0).chunk_loop(plan_0, *arrays[-1])
     times = []
     for i in range(1, points + 1):
         t = time.perf_counter()
@@ -358,7 +369,8 @@ def sweep_point_overhead(points: int = 20) -> float:
                 scn_arm, {k: v for k, v in plan.points[i].items() if j in plan.applies[k]}
             )
             scenario_sha256(scn_i)
-            compile_plan(scn_i)
+            plan_i = compile_plan(scn_i)
+            fused.for_plan(plan_i).chunk_loop(plan_i, *arrays[j])
         times.append((time.perf_counter() - t) / len(plan.scenarios))
     return statistics.median(times)
 
@@ -371,17 +383,21 @@ def _threads(_):
 
 def calibration_evaluation(patients: int, reps: int = 3) -> float:
     """Median wall seconds of one evaluation of the shipped calibration (every study arm at
-    ``patients``, 2 workers)."""
+    ``patients``, 2 workers), each at a new point near the start (as a fit's are: new
+    scenarios and plans; the same point again would reuse the last one's plans)."""
     from simulator.calibrate import evaluate, load_calibration
     from simulator.parallel import pool_session
 
     plan = load_calibration(ROOT / "calibration" / "default.yaml", patients=patients)
+    rng = np.random.default_rng(1)
     times = []
     with pool_session(2):  # as `simulate calibrate` runs them: one pool for every evaluation
         evaluate(plan, plan.start, workers=2)  # the workers load the loops once
         for _ in range(reps):
+            point = plan.start * np.exp(rng.normal(0.0, 0.02, plan.start.size))
+            point = np.clip(point, plan.low, plan.high)
             t = time.perf_counter()
-            evaluate(plan, plan.start, workers=2)
+            evaluate(plan, point, workers=2)
             times.append(time.perf_counter() - t)
     return statistics.median(times)
 
@@ -538,7 +554,10 @@ def main() -> None:
 
     overhead = sweep_point_overhead(z["points"])
     fig["sweep_point_overhead_s"] = overhead
-    print(f"\nsweep overhead per point (overrides, validation, plan): {1000 * overhead:.1f} ms")
+    print(
+        "\nsweep overhead per point (overrides, validation, plan, chunk loop):"
+        f" {1000 * overhead:.1f} ms"
+    )
     draws, pts = z["psa"]
     psa_reps = 1 if size == "toy" else 3
     with tempfile.TemporaryDirectory() as tmp:
