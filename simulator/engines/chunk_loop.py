@@ -118,8 +118,6 @@ class ChunkLoop:
         for name, code in _PRM.items():
             if dtype_code(getattr(prm, name).dtype) != code:
                 raise TraceError(f"parameter {name} has the wrong type")
-        # an infusion center gives part of a day's dose when short of IVIG: the
-        # infusion's fraction is an input (1.0 here, the center's in ``des_loop``)
         traces = _traces(plan, st, prm)
         n_values = traces[str(int(Event.VISIT))].n_values
         if n_values != len(VISIT_VALUES):
