@@ -212,3 +212,25 @@ def test_everything_else_read_must_be_equal():
     assert rec.inputs(_Plan(5.0, 2.0, n=3, pair=(1, 2.5))) is None  # int for a float
     rec, num = _record(_Plan(1.0, 2.0), lambda p: p.scaled())  # a method runs on the proxy
     assert evaluate(num, rec.inputs(_Plan(3.0, 2.0)), {}) == 21.0
+
+
+def test_a_handler_a_symbol_cannot_follow_is_traced_for_every_plan(monkeypatch):
+    """A handler that does with a plan number what a Num cannot follow (here numpy's
+    sqrt of it) fails the symbolic trace: that structure's plans are traced every time,
+    each with its own constants, as before the reuse."""
+    real = handlers.handle
+
+    def numpy_on_a_plan_number(xp, plan, prm, st, kind, *rest):
+        np.sqrt(plan.emax)
+        return real(xp, plan, prm, st, kind, *rest)
+
+    monkeypatch.setattr(handlers, "handle", numpy_on_a_plan_number)
+    base = load_scenario(SCENARIOS / "steroid_only.yaml")
+    first, reused, _ = _build(base)
+    assert first is not None and first.recording is None and not reused
+    assert first.text in chunk_loop._NOT_REUSABLE and not chunk_loop._REUSABLE
+    other = with_overrides(base, {"disease.steroid.emax_per_day": 0.2})
+    got, reused, fresh = _build(other)
+    assert not reused and got.recording is None
+    _assert_same_loop(got, fresh)
+    assert _bits(got.kf["3"]) != _bits(first.kf["3"])  # its own numbers
