@@ -4,7 +4,7 @@
 writes the traces out as one compiled loop. The plan's numbers become entries of
 constant arrays, so plans that differ only in their numbers (the draws of a PSA, the
 points of a sweep, the evaluations of a calibration) share the compiled loop; but each
-plan was traced again for its constants (~10 ms an arm, 13% of a PSA's CPU).
+plan was traced again for its constants (6-10 ms an arm: 13% of a one-worker PSA's time).
 
 Traced through a :class:`PlanProxy`, every float of the plan is read as a :class:`Num`:
 a number that remembers how it was computed from the plan's floats (an expression) and
