@@ -1291,6 +1291,9 @@ def run_sweep(
             plan.applies,
         )
 
+    preload = getattr(module_for(plan.spec.design), "preload", None)
+    if preload is not None:
+        preload()
     # one pool for the points and the analysis (the PSA's metamodels: session_map)
     with pool_session(session_workers(workers, dask, evaluator)):
         parts: dict[int, dict[int, Any]] = {}

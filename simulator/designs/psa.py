@@ -27,6 +27,13 @@ MIN_DRAWS_EVPPI = 20
 log = logging.getLogger(__name__)
 
 
+def preload() -> None:
+    """Import the metamodels' library (pyGAM, which loads scipy.stats: ~0.5 s) in the
+    process that starts the workers, before they are forked, so that they share it
+    instead of each importing it when the analysis fits the metamodels."""
+    import pygam  # noqa: F401
+
+
 def points(design: PSA, seed: int, base_values: dict[str, Any]) -> list[Point]:
     names = list(design.parameters)
     u = uniform_rows(seed, design.draws, len(names), "sweep.psa")
