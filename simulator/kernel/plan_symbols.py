@@ -236,7 +236,6 @@ class Recording:
         self.kinds: list[type] = []  # their types
         self.values: list[tuple[tuple[Any, ...], str, Any]] = []  # (path, how, value)
         self.guards: list[tuple[Any, ...]] = []
-        self.failed = ""  # why this recording cannot be reused ("" if it can)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -278,21 +277,12 @@ class Recording:
         """The floats another plan has at this recording's paths, if everything else
         read from it is equal and every guard decides the same; else None."""
         for path, how, value in self.values:
-            try:
-                now = _resolve(plan, path)
-            except (AttributeError, IndexError, TypeError):
+            now = _resolve(plan, path)
+            if now is _ABSENT or not _matches(how, value, now):
                 return None
-            if not _matches(how, value, now):
-                return None
-        floats: list[Any] = []
-        for path, kind in zip(self.paths, self.kinds, strict=True):
-            try:
-                now = _resolve(plan, path)
-            except (AttributeError, IndexError, TypeError):
-                return None
-            if type(now) is not kind:
-                return None
-            floats.append(now)
+        floats = [_resolve(plan, path) for path in self.paths]
+        if any(type(f) is not kind for f, kind in zip(floats, self.kinds, strict=True)):
+            return None  # absent, or another type
         memo: dict[int, Any] = {}
         for guard in self.guards:
             if guard[0] == "pin":
@@ -359,9 +349,15 @@ class PlanProxy:
         raise AttributeError("a traced plan is read only")
 
 
+_ABSENT = object()  # what _resolve gives for a path another plan does not have
+
+
 def _resolve(obj: Any, path: tuple[Any, ...]) -> Any:
-    for how, key in path:
-        obj = getattr(obj, key) if how == "attr" else obj[key]
+    try:
+        for how, key in path:
+            obj = getattr(obj, key) if how == "attr" else obj[key]
+    except (AttributeError, IndexError, TypeError):
+        return _ABSENT
     return obj
 
 
