@@ -641,10 +641,19 @@ def _without_prose(data: dict[str, Any]) -> Any:
 
 def _content(path: Path) -> str:
     """A study or calibration file's YAML data without its prose (``_PROSE`` keys at any
-    depth), as canonical JSON."""
+    depth) and without a study's validation targets, as canonical JSON. A validation
+    target is never fitted to, so adding or correcting one is not a new calibration
+    input; turning one into a calibration target is."""
     import yaml
 
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if isinstance(data, dict) and isinstance(data.get("targets"), list):
+        role = data.get("role")
+        data["targets"] = [
+            t
+            for t in data["targets"]
+            if not (isinstance(t, dict) and (t.get("role") or role) == "validation")
+        ]
     return json.dumps(_drop_keys(data, _PROSE), sort_keys=True, default=str)
 
 

@@ -115,3 +115,31 @@ def test_the_calibration_checksum_ignores_prose_but_not_a_target(tmp_path):
     assert load_calibration(tmp_path / "calibration" / "default.yaml").inputs_sha256() == base
     study.write_text(text.replace("{events: 9, n: 12}", "{events: 8, n: 12}", 1))
     assert load_calibration(tmp_path / "calibration" / "default.yaml").inputs_sha256() != base
+
+
+def test_a_validation_target_is_not_a_calibration_input(tmp_path):
+    """A validation target is never fitted to: adding one to a calibration study, or
+    correcting its published value, leaves the checksum as it is; the same target tagged
+    calibration changes it."""
+    import shutil
+
+    for folder in ("calibration", "studies", "scenarios"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    cal = tmp_path / "calibration" / "default.yaml"
+    base = load_calibration(cal).inputs_sha256()
+    danko = tmp_path / "studies" / "danko_2004.yaml"
+    text = danko.read_text()
+    assert "role: validation" in text  # its 1- and 10-year survival
+    extra = (
+        "\n  - metric: alive_year_3\n    role: ROLE\n    label: 3-year survival\n"
+        "    published: {events: 150, n: 162}\n"
+    )
+    danko.write_text(text.rstrip("\n") + extra.replace("ROLE", "validation"))
+    assert load_calibration(cal).inputs_sha256() == base
+    danko.write_text(
+        text.replace("{events: 144, n: 162}", "{events: 140, n: 162}", 1).rstrip("\n")
+        + extra.replace("ROLE", "validation")
+    )
+    assert load_calibration(cal).inputs_sha256() == base
+    danko.write_text(text.rstrip("\n") + extra.replace("ROLE", "calibration"))
+    assert load_calibration(cal).inputs_sha256() != base
