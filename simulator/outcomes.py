@@ -123,6 +123,7 @@ BETTER: dict[str, str | None] = {
     "last_visit_remission": "higher",
     "last_visit_improved": None,
     "last_visit_worsened": "lower",
+    "last_visit_remission_off_therapy": "higher",
     "cumulative_prednisone_g": "lower",
     "prednisone_5mg_by_month_6": "higher",
     "time_to_prednisone_le_7_5mg_days": "lower",
@@ -595,6 +596,10 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
     cols["last_visit_remission"] = _flag(last_inactive, alive_last)
     cols["last_visit_worsened"] = _flag(~last_inactive & (last_tis < 20), alive_last)
     cols["last_visit_improved"] = _flag(~last_inactive & (last_tis >= 20), alive_last)
+    # In remission off all therapy at the last visit (Bronner 2006, at follow-up): inactive
+    # there, no prednisone, after the last infusion, and never a sparing agent (once
+    # started, one is never stopped), among the patients alive then.
+    cols["last_visit_remission_off_therapy"] = _flag(off[:, -1] & never_sparing, alive_last)
     if plan.entry_rule is not None:
         _from_entry(cols, chunk, plan)
     tis24 = _at_day(plan, vis["tis"], 168)
@@ -749,6 +754,23 @@ def _from_entry(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan) -> 
     cols["unblinded"] = np.where(
         entered, np.isfinite(o["unblind_day"]).astype(np.float64), math.nan
     )
+    # Switched by week wk (ProDERM's period 1 ends at week 16): among the entered patients
+    # whose week wk falls within the horizon; a death before it is not a switch.
+    for wk in ENTRY_WEEKS:
+        within = entered & (entry + 7 * wk <= plan.horizon_days)
+        cols[f"unblinded_week_{wk}_from_entry"] = _flag(o["unblind_day"] <= entry + 7 * wk, within)
+    # Physician global at entry, in ProDERM's categories of a whole-cm rating: mild 0-3,
+    # moderate 4-6, severe 7-10 (the measured cm rounded to the nearest whole cm).
+    pga = np.where(entered, chunk.visits["physician_global"][rows, at_entry], math.nan)
+    cols["physician_global_at_entry_cm"] = pga
+    seen = ~np.isnan(pga)
+    cols["physician_global_at_entry_mild"] = _flag(pga < 3.5, seen)
+    cols["physician_global_at_entry_moderate"] = _flag((pga >= 3.5) & (pga < 6.5), seen)
+    cols["physician_global_at_entry_severe"] = _flag(pga >= 6.5, seen)
+    # Treatment at entry (ProDERM: concomitant corticosteroids 88%, immunosuppressants 57%).
+    pred = np.where(entered, chunk.visit_prednisone[rows, at_entry], math.nan)
+    cols["prednisone_at_entry"] = _flag(pred > 0.0, entered)
+    cols["sparing_agent_at_entry"] = _flag(o["sparing_start_day"] <= entry, entered)
 
 
 def _m(name: str, kind: str, unit: str, label: str, column: str = "", **kw: Any) -> Metric:
@@ -849,6 +871,12 @@ def metric_specs(plan: Plan) -> list[Metric]:
         _m("last_visit_remission", P, P, "inactive at the last visit"),
         _m("last_visit_improved", P, P, "improved, not inactive, at the last visit"),
         _m("last_visit_worsened", P, P, "not improved (TIS < 20) at the last visit"),
+        _m(
+            "last_visit_remission_off_therapy",
+            P,
+            P,
+            "inactive and off all therapy at the last visit",
+        ),
         _m("cumulative_prednisone_g", Mn, "g", "cumulative prednisone-equivalent dose"),
         _m("prednisone_5mg_by_month_6", P, P, "prednisone <= 5 mg/day at month 6"),
         _m(
@@ -954,6 +982,29 @@ def metric_specs(plan: Plan) -> list[Metric]:
                 )
             )
         specs.append(_m("unblinded", P, P, "switched from placebo to open-label IVIG"))
+        for wk in ENTRY_WEEKS:
+            specs.append(
+                _m(
+                    f"unblinded_week_{wk}_from_entry",
+                    P,
+                    P,
+                    f"switched to open-label IVIG by week {wk} from entry",
+                )
+            )
+        specs.append(
+            _m("physician_global_at_entry_cm", Mn, "cm (0-10)", "physician global at entry")
+        )
+        for band, cm in (("mild", "0-3"), ("moderate", "4-6"), ("severe", "7-10")):
+            specs.append(
+                _m(
+                    f"physician_global_at_entry_{band}",
+                    P,
+                    P,
+                    f"physician global at entry {cm} cm (rounded), {band}",
+                )
+            )
+        specs.append(_m("prednisone_at_entry", P, P, "on prednisone at entry"))
+        specs.append(_m("sparing_agent_at_entry", P, P, "on a steroid-sparing agent at entry"))
     for ae in plan.steroid_aes + plan.ivig_aes:  # type: ignore[operator]
         specs.append(
             Metric(
