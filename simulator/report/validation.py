@@ -86,6 +86,17 @@ def _csv(results: list[TargetResult], path: Path) -> None:
             )
 
 
+def by_role(rows: list[Any]) -> list[Any]:
+    """The calibration targets, then the validation targets (each in their own order):
+    what the model was fitted to apart from what it predicts. Rows are TargetResults or
+    their JSON dicts."""
+
+    def role(r: Any) -> str:
+        return r["role"] if isinstance(r, dict) else r.role
+
+    return sorted(rows, key=lambda r: role(r) != "calibration")
+
+
 def _unit_scale(r: TargetResult) -> bool:
     vals = [r.published_low, r.published_high, r.simulated_low, r.simulated_high]
     return all(v is None or -1.0 <= v <= 1.5 for v in vals)
@@ -122,6 +133,9 @@ def _forest_panel(ax: Any, rows: list[TargetResult], title: str) -> None:
                 capsize=3,
                 markersize=5,
             )
+    for y in range(1, len(rows)):  # calibration targets above, validation targets below
+        if rows[y].role != rows[y - 1].role:
+            ax.axhline(y - 0.5, color="#777777", linewidth=0.8, linestyle="--")
     ax.plot([], [], "o", color=COLORS[0], label="simulated (95% MC interval): overlaps")
     ax.plot([], [], "o", color=COLORS[1], label="simulated: does not overlap")
     ax.set_yticks(range(len(rows)))
@@ -144,7 +158,10 @@ def _forest(results: list[TargetResult], path: Path) -> None:
     """One row per target: the published 95% interval (grey bar, the value as a tick) and
     the simulated value with its Monte Carlo 95% interval (a dot: blue when the intervals
     overlap, vermilion when not). Proportions, ratios and differences of proportions share
-    one panel; outcomes on other scales (MMT-8 points, days, costs) get a second one."""
+    one panel; outcomes on other scales (MMT-8 points, days, costs) get a second one. The
+    calibration targets come first and the validation targets after them, below a dashed
+    line."""
+    results = by_role(results)
     unit = list(reversed([r for r in results if _unit_scale(r)]))
     other = list(reversed([r for r in results if not _unit_scale(r)]))
     panels = [
@@ -205,7 +222,18 @@ def _html(data: dict[str, Any], folder: Path) -> str:
         "<th>published (95% CI)</th><th>simulated (95% MC CI)</th><th>overlap</th>"
         "<th>patients (assessed)</th></tr>"
     )
-    for t in data["targets"]:
+    heading = {
+        "calibration": "calibration targets: the default parameters were fitted to these",
+        "validation": "validation targets: not fitted to (external validation)",
+    }
+    shown = None
+    for t in by_role(data["targets"]):
+        if t["role"] != shown:
+            shown = t["role"]
+            out.append(
+                f"<tr><th colspan='8' style='text-align:left'>"
+                f"{html.escape(heading.get(shown, shown))}</th></tr>"
+            )
         sim = (
             ""
             if t["simulated"] is None
