@@ -44,6 +44,10 @@ VALUES = {
     "ivig_cycles": [0.0, 1.0, 2.0, 3.0, 6.0, 0.0],
     "days_on_floor": [0.0, 0.0, 0.0, 56.0, 180.0, 0.0],
     "days_since_entry": [-math.inf, -math.inf, 0.0, 28.0, 112.0, -math.inf],
+    "physician_global_above_baseline_cm": [0.0, -0.5, 2.0, -6.5, 1.99, 4.0],
+    "mmt8_below_baseline_pct": [0.0, -29.0, 20.0, 0.0, 19.5, 100.0],
+    "extramuscular_above_baseline_cm": [0.0, -4.0, 2.0, math.nan, 0.5, 6.0],
+    "core_set_worse_30pct": [0.0, 0.0, 3.0, 1.0, 2.0, 5.0],
     "relapse": [False, False, True, False, False, True],
     "ever_normal": [False, False, True, True, True, False],
     "inactive": [False, False, False, True, False, False],
@@ -104,16 +108,40 @@ def test_atom(atom, value, want):
 
 
 def test_every_named_atom_is_tested():
-    assert {a for a, _, _ in ATOMS} | {"above", "below"} == set(RULE_ATOMS)
+    assert {a for a, _, _ in ATOMS} | {"above", "below", "at_least", "at_most"} == set(RULE_ATOMS)
 
 
 @pytest.mark.parametrize("name", sorted(MEASURES))
-def test_above_and_below_on_every_measure(name):
+def test_above_below_at_least_and_at_most_on_every_measure(name):
     values = col(name)
     finite = values[np.isfinite(values)]
     for threshold in (float(np.median(finite)), float(finite.min()), float(finite.max())):
         np.testing.assert_array_equal(evaluate({"above": {name: threshold}}), values > threshold)
         np.testing.assert_array_equal(evaluate({"below": {name: threshold}}), values < threshold)
+        np.testing.assert_array_equal(
+            evaluate({"at_least": {name: threshold}}), values >= threshold
+        )
+        np.testing.assert_array_equal(evaluate({"at_most": {name: threshold}}), values <= threshold)
+
+
+def test_at_least_and_at_most_include_the_value_and_nan_compares_false():
+    # ProDERM's ">= 2 cm" and ">= 3 of 5": the value itself counts, NaN never does
+    np.testing.assert_array_equal(
+        evaluate({"at_least": {"physician_global_above_baseline_cm": 2}}),
+        [False, False, True, False, False, True],
+    )
+    np.testing.assert_array_equal(
+        evaluate({"at_least": {"core_set_worse_30pct": 3}}),
+        [False, False, True, False, False, True],
+    )
+    ext = "extramuscular_above_baseline_cm"
+    assert not evaluate({"at_least": {ext: -1e9}})[3]
+    assert not evaluate({"at_most": {ext: 1e9}})[3]
+    text = describe_rule(Rule.model_validate({"at_least": {"mmt8_below_baseline_pct": 20}}))
+    assert text == "mmt8 below baseline pct >= 20"
+    assert describe_rule(Rule.model_validate({"at_most": {"haq": 0.5}})) == "haq <= 0.5"
+    with pytest.raises(ValidationError, match="did you mean 'core_set_worse_30pct'"):
+        Rule.model_validate({"at_least": {"core_set_worse_30": 3}})
 
 
 def test_above_is_strict_and_nan_compares_false():

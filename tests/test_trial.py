@@ -147,3 +147,91 @@ def test_confirmed_relapses_need_the_criteria_at_two_visits_in_a_row():
     plain = load_scenario(SCENARIOS / "steroid_only.yaml")
     res0 = cohort.run_chunk(plain, make_plan(plain), 5, np.arange(N))
     assert rel.any(axis=1).mean() < ((res0.visit_flags & Flag.RELAPSE) > 0).any(axis=1).mean()
+
+
+def _first_firing_after_entry(res, plan, fires, confirmed):
+    """The day of the first visit after entry where ``fires`` (patients x visits) holds,
+    or holds at that visit and the one before it (confirmed); inf where never."""
+    days = plan.visit_days
+    out = np.full(fires.shape[0], np.inf)
+    entry = res.outcomes["entry_day"]
+    for i in np.flatnonzero(np.isfinite(entry)):
+        e = int(np.flatnonzero(days == entry[i])[0])
+        for j in range(e + 1, days.size):
+            if fires[i, j] and (not confirmed or (j - 1 > e and fires[i, j - 1])):
+                out[i] = days[j]
+                break
+    return out
+
+
+def _at_entry(res, plan, name):
+    days = plan.visit_days
+    base = np.full(res.n, np.nan)
+    entry = res.outcomes["entry_day"]
+    ok = np.isfinite(entry)
+    base[ok] = res.visits[name][ok, np.searchsorted(days, entry[ok])]
+    return base[:, None]
+
+
+WORSE = {
+    # each rule, and the same condition recomputed from the recorded visits against the
+    # entry visit
+    "physician_global_above_baseline_cm": lambda v, b: (
+        v["physician_global"] - b("physician_global") >= 2
+    ),
+    "mmt8_below_baseline_pct": lambda v, b: 100 * (b("mmt8") - v["mmt8"]) / b("mmt8") >= 20,
+    "extramuscular_above_baseline_cm": lambda v, b: v["extramuscular"] - b("extramuscular") >= 2,
+    "core_set_worse_30pct": lambda v, b: (
+        sum(
+            ((v[m] - b(m)) * sign >= 0.3 * b(m)) & ((v[m] - b(m)) * sign > 0)
+            for m, sign in (
+                ("physician_global", 1),
+                ("patient_global", 1),
+                ("extramuscular", 1),
+                ("haq", 1),
+                ("mmt8", -1),
+            )
+        )
+        >= 2
+    ),
+}
+
+
+@pytest.mark.parametrize("confirmed", [False, True])
+@pytest.mark.parametrize("measure", sorted(WORSE))
+def test_deterioration_measures_read_the_core_set_against_the_entry_visit(measure, confirmed):
+    """A switch rule on one of ProDERM's deterioration measures switches each placebo
+    patient at the first visit after entry where the condition, recomputed from the
+    recorded visits against the entry visit, holds (at two visits in a row if
+    confirmed)."""
+    threshold = 2 if measure != "mmt8_below_baseline_pct" else 20
+    scn = load_scenario(
+        PLACEBO,
+        [
+            f'regimen.ivig.unblind_when={{"at_least": {{"{measure}": {threshold}}}}}',
+            f"regimen.ivig.unblind_confirm_at_next_visit={str(confirmed).lower()}",
+        ],
+    )
+    plan = make_plan(scn)
+    res = cohort.run_chunk(scn, plan, 5, np.arange(N))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fires = WORSE[measure](res.visits, lambda name: _at_entry(res, plan, name))
+    want = _first_firing_after_entry(res, plan, np.asarray(fires, dtype=bool), confirmed)
+    np.testing.assert_array_equal(res.outcomes["unblind_day"], want)
+    assert np.isfinite(want).sum() >= 5  # the rule fires for some patients
+
+
+def test_a_confirmed_switch_is_made_at_the_second_of_two_visits_in_a_row():
+    scn = load_scenario(
+        PLACEBO,
+        [
+            'regimen.ivig.unblind_when={"above": {"days_since_entry": 0}}',
+            "regimen.ivig.unblind_confirm_at_next_visit=true",
+        ],
+    )
+    plan = make_plan(scn)
+    res = cohort.run_chunk(scn, plan, 3, np.arange(60))
+    switched = np.isfinite(res.outcomes["unblind_day"])
+    assert switched.sum() > 0
+    entry = res.outcomes["entry_day"][switched]
+    np.testing.assert_array_equal(res.outcomes["unblind_day"][switched], entry + 56)

@@ -129,10 +129,15 @@ def test_switched_by_week_counts_switches_up_to_that_week_from_entry(proderm):
 
 
 def test_a_switch_at_the_first_visit_after_entry_counts_from_week_12():
-    """An always-firing switch rule: every entered patient alive at the next 4-weekly
-    visit switches there, 4 weeks after entry."""
+    """An always-firing switch rule, not confirmed: every entered patient alive at the
+    next 4-weekly visit switches there, 4 weeks after entry."""
     _, res, t = table(
-        PRODERM, ['regimen.ivig.unblind_when={"above": {"days_since_entry": 0}}'], n=120
+        PRODERM,
+        [
+            'regimen.ivig.unblind_when={"above": {"days_since_entry": 0}}',
+            "regimen.ivig.unblind_confirm_at_next_visit=false",
+        ],
+        n=120,
     )
     entry = res.outcomes["entry_day"]
     switched = np.isfinite(res.outcomes["unblind_day"])

@@ -135,6 +135,7 @@ def init_state(xp: Ops, plan: Plan, prm: Params) -> State:
     st.entry_day = full(math.inf)
     st.relapse_pending = full(0.0)
     st.unblind_day = full(math.inf)
+    st.unblind_pending = full(0.0)
     st.drug_active = full(0.0 if plan.ivig_placebo else 1.0)
     st.flare_k = st.ivig_given * 0
     st.flare_time = full(0.0)
@@ -720,6 +721,7 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
         st.first_strength_normal,
     )
 
+    worse = _worsening(xp, st, phga, ptga, mmt8, haq, ext)
     seen = Seen(
         day=t,
         cpk_x_uln=cpkx,
@@ -744,6 +746,10 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
         ivig_cycles=st.ivig_cycles * 1.0,
         days_on_floor=xp.where(st.floor_since < math.inf, t - st.floor_since, 0.0),
         days_since_entry=t - st.entry_day,
+        physician_global_above_baseline_cm=worse[0],
+        mmt8_below_baseline_pct=worse[1],
+        extramuscular_above_baseline_cm=worse[2],
+        core_set_worse_30pct=worse[3],
         relapse=relapse,
         ever_normal=st.ever_normal > 0,
         inactive=inactive,
@@ -774,6 +780,13 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
         seen.entered = st.entry_day < math.inf
         seen.days_since_entry = t - st.entry_day
         seen.tis = tis
+        # against the entry visit from now on (at it, nothing is worse than itself)
+        (
+            seen.physician_global_above_baseline_cm,
+            seen.mmt8_below_baseline_pct,
+            seen.extramuscular_above_baseline_cm,
+            seen.core_set_worse_30pct,
+        ) = _worsening(xp, st, phga, ptga, mmt8, haq, ext)
         flags = flags + enter * _BIT.ENTRY
 
     # Relapse: escalate prednisone (a pulse first if the rescue rule fires), hold the
@@ -854,6 +867,12 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
     if plan.unblind_rule is not None:
         unblind = xp.logical_and(plan.unblind_rule(xp, seen), st.drug_active == 0)
         unblind = xp.logical_and(unblind, st.entry_day < math.inf)
+        if plan.unblind_confirm:
+            # confirmed at the next visit: the rule must fire at two visits in a row, and
+            # the switch is made at the second
+            seen_before = st.unblind_pending > 0
+            st.unblind_pending = xp.where(unblind, 1.0, 0.0)
+            unblind = xp.logical_and(unblind, seen_before)
         st.drug_active = xp.where(unblind, 1.0, st.drug_active)
         st.unblind_day = xp.where(unblind, t, st.unblind_day)
         flags = flags + unblind * _BIT.UNBLIND
@@ -861,6 +880,23 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
     st.visit_k = k + 1
     values = (cpk, myo, mmt8, phga, ptga, haq, ext, tis, inactive * 1.0, st.damage_points, *domains)
     return flags, values
+
+
+def _worsening(xp: Ops, st: State, phga: Any, ptga: Any, mmt8: Any, haq: Any, ext: Any) -> Any:
+    """The core set against its baseline (the day-0 visit, or entry), as ProDERM's
+    confirmed deterioration reads it (parameters.md section 8): physician global above
+    baseline (cm), MMT-8 below baseline (% of it), extramuscular global above baseline
+    (cm), and how many of the five measures other than the enzymes are worse by at least
+    30% of their baseline value (physician, patient and extramuscular global and HAQ up,
+    MMT-8 down; a measure at 0 at baseline is worse by any rise)."""
+    phga_up = phga - st.b_phga
+    mmt8_down = 100.0 * (st.b_mmt8 - mmt8) / xp.maximum(st.b_mmt8, 1.0)
+    ext_up = ext - st.b_ext
+    count = 0.0
+    for now, base in ((phga, st.b_phga), (ptga, st.b_ptga), (ext, st.b_ext), (haq, st.b_haq)):
+        count = count + xp.logical_and(now > base, now - base >= 0.3 * base)
+    count = count + xp.logical_and(mmt8 < st.b_mmt8, st.b_mmt8 - mmt8 >= 0.3 * st.b_mmt8)
+    return phga_up, mmt8_down, ext_up, count
 
 
 def taper(xp: Ops, plan: Plan, prm: Params, st: State) -> Any:

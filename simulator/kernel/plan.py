@@ -108,6 +108,7 @@ class Plan:
     rescue_delay_days: float
     ivig_stop_rule: RuleFn | None
     unblind_rule: RuleFn | None
+    unblind_confirm: bool
     entry_rule: RuleFn | None
     entry_from_day: float
     entry_until_day: float
@@ -291,6 +292,7 @@ def make_plan(scn: Scenario) -> Plan:
         rescue_delay_days=ivig.start_delay_days if ivig else 0.0,
         ivig_stop_rule=_rule(ivig.stop_when) if ivig else None,
         unblind_rule=_rule(ivig.unblind_when) if ivig and ivig.placebo else None,
+        unblind_confirm=bool(ivig and ivig.placebo and ivig.unblind_confirm_at_next_visit),
         entry_rule=_rule(scn.entry.when) if scn.entry else None,
         entry_from_day=float(scn.entry.from_day) if scn.entry else 0.0,
         entry_until_day=float(scn.entry.until_day) if scn.entry else -1.0,

@@ -48,6 +48,10 @@ class Seen:
     ivig_cycles: Any
     days_on_floor: Any
     days_since_entry: Any
+    physician_global_above_baseline_cm: Any
+    mmt8_below_baseline_pct: Any
+    extramuscular_above_baseline_cm: Any
+    core_set_worse_30pct: Any
     relapse: Any
     ever_normal: Any
     inactive: Any
@@ -60,15 +64,22 @@ if _missing:  # pragma: no cover - a programming error, caught at import
 
 RuleFn = Callable[[Ops, Seen], Any]
 
+# The comparisons of named measures with a value (NaN compares false in all four).
+_COMPARE = {"above": ">", "below": "<", "at_least": ">=", "at_most": "<="}
+
 
 def _all(parts: list[RuleFn]) -> RuleFn:
     return lambda xp, s: reduce(xp.logical_and, [f(xp, s) for f in parts])
 
 
-def _compare(name: str, value: float, above: bool) -> RuleFn:
-    if above:
+def _compare(name: str, value: float, key: str) -> RuleFn:
+    if key == "above":
         return lambda xp, s: getattr(s, name) > value
-    return lambda xp, s: getattr(s, name) < value
+    if key == "below":
+        return lambda xp, s: getattr(s, name) < value
+    if key == "at_least":
+        return lambda xp, s: getattr(s, name) >= value
+    return lambda xp, s: getattr(s, name) <= value
 
 
 def compile_rule(rule: Rule) -> RuleFn:
@@ -82,8 +93,8 @@ def compile_rule(rule: Rule) -> RuleFn:
         inner = compile_rule(rule.not_)  # type: ignore[arg-type]
         return lambda xp, s: xp.logical_not(inner(xp, s))
     v = getattr(rule, key)
-    if key in ("above", "below"):
-        parts = [_compare(name, value, key == "above") for name, value in sorted(v.items())]
+    if key in _COMPARE:
+        parts = [_compare(name, value, key) for name, value in sorted(v.items())]
         return parts[0] if len(parts) == 1 else _all(parts)
     atoms: dict[str, RuleFn] = {
         "cpk_above_x_uln": lambda xp, s: s.cpk_x_uln > v,
@@ -111,8 +122,8 @@ def describe_rule(rule: Rule) -> str:
     if key == "not":
         return "not " + describe_rule(rule.not_)  # type: ignore[arg-type]
     v = getattr(rule, key)
-    if key in ("above", "below"):
-        op = ">" if key == "above" else "<"
+    if key in _COMPARE:
+        op = _COMPARE[key]
         parts = [f"{n.replace('_', ' ')} {op} {x:g}" for n, x in sorted(v.items())]
         return parts[0] if len(parts) == 1 else "(" + " and ".join(parts) + ")"
     text = {

@@ -123,6 +123,7 @@ class State:
     taper_next: Value
     taper_not_before: Value
     unblind_day: Value
+    unblind_pending: Value
     v: Value
     visit_k: Value
     w: Value
@@ -229,6 +230,7 @@ class State:
         "taper_next",
         "taper_not_before",
         "unblind_day",
+        "unblind_pending",
         "v",
         "visit_k",
         "w",

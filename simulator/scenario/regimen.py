@@ -46,11 +46,32 @@ MEASURES: dict[str, tuple[str, str]] = {
     "ivig_cycles": ("cycles", "IVIG cycles started so far"),
     "days_on_floor": ("days", "days on the taper floor dose or below"),
     "days_since_entry": ("days", "days since study entry (-inf before entry)"),
+    "physician_global_above_baseline_cm": (
+        "cm",
+        "physician global above its baseline value (the day-0 visit, or entry)",
+    ),
+    "mmt8_below_baseline_pct": (
+        "%",
+        "MMT-8 below its baseline value (the day-0 visit, or entry), in percent of it",
+    ),
+    "extramuscular_above_baseline_cm": (
+        "cm",
+        "extramuscular global above its baseline value (the day-0 visit, or entry)",
+    ),
+    "core_set_worse_30pct": (
+        "count (0-5)",
+        "core set measures other than the enzymes worse than baseline (the day-0 visit, or"
+        " entry) by at least 30% of their baseline value: physician, patient and"
+        " extramuscular global and HAQ up, MMT-8 down (IMACS worsening; ProDERM's"
+        " confirmed deterioration, parameters.md section 8)",
+    ),
 }
 
 RULE_ATOMS = {
     "above": "every named measure above its value, e.g. {above: {cpk_x_uln: 1}}",
     "below": "every named measure below its value, e.g. {below: {mmt8: 142}}",
+    "at_least": "every named measure at or above its value, e.g. {at_least: {tis: 20}}",
+    "at_most": "every named measure at or below its value, e.g. {at_most: {haq: 0.5}}",
     "cpk_above_x_uln": "measured CPK above this multiple of the ULN",
     "cpk_above_pct_baseline": "measured CPK above this percentage of the day-0 measurement",
     "cpk_rise_pct": "measured CPK more than this percentage above the previous measurement",
@@ -73,6 +94,8 @@ class Rule(Frozen):
     not_: Rule | None = Field(None, alias="not")
     above: dict[str, float] | None = None
     below: dict[str, float] | None = None
+    at_least: dict[str, float] | None = None
+    at_most: dict[str, float] | None = None
     cpk_above_x_uln: float | None = Field(None, ge=0)
     cpk_above_pct_baseline: float | None = Field(None, ge=0)
     cpk_rise_pct: float | None = Field(None, ge=-100)
@@ -87,7 +110,7 @@ class Rule(Frozen):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    @field_validator("above", "below")
+    @field_validator("above", "below", "at_least", "at_most")
     @classmethod
     def _known_measures(cls, value: dict[str, float] | None) -> dict[str, float] | None:
         if value is None:
@@ -358,6 +381,13 @@ class IVIG(Frozen):
             " rule that switches a patient to open-label IVIG, e.g. confirmed"
             " deterioration (ProDERM, parameters.md section 8)",
         },
+    )
+    unblind_confirm_at_next_visit: bool = P(
+        False,
+        "-",
+        "false: the switch is made at the visit where unblind_when fires; true: the rule"
+        " must fire at two visits in a row and the switch is made at the second (ProDERM's"
+        " deterioration is confirmed at two consecutive visits, parameters.md section 8)",
     )
     placebo: bool = P(
         False,
