@@ -250,7 +250,10 @@ def _html(data: dict[str, Any], folder: Path) -> str:
         "<p><small>calibrated.yaml holds the estimates as a parameter "
         "overlay (<code>simulate SCENARIO.yaml --params calibrated.yaml</code>); "
         "posterior.csv the posterior draws with their weights (a PSA sweep takes "
-        "it as <code>from_posterior</code>).</small></p></body></html>\n"
+        "it as <code>from_posterior</code>). What the fit predicts that it was not "
+        "fitted to: <code>simulate validate studies/*.yaml --params calibrated.yaml"
+        "</code> (the targets tagged <code>validation</code>; docs/model.md section 6)."
+        "</small></p></body></html>\n"
     )
     return "".join(out)
 
