@@ -700,9 +700,12 @@ def _shortened(text: str, width: int) -> str:
 
 
 def format_validation(results: list[Any]) -> str:
-    """The validation table for the terminal, and the share of targets met by role."""
+    """The validation table for the terminal (the calibration targets, then the
+    validation targets, as in the report), and the share of targets met by role."""
+    from .report.validation import by_role
+
     rows = [["study", "outcome", "arm", "published (95% CI)", "simulated (95% MC CI)", "met"]]
-    for r in results:
+    for r in by_role(results):
         sim = (
             "n/a"
             if r.simulated is None

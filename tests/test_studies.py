@@ -152,6 +152,8 @@ def test_validate_command_writes_the_table_figure_and_report(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "validation: " in proc.stdout and "calibration: " in proc.stdout
+    # the terminal table too lists the calibration targets (Hara among them) first
+    assert proc.stdout.index("hara_2003") < proc.stdout.index("[validation]")
     data = json.loads((out / "validation.json").read_text())
     rows = data["targets"]
     assert [r["metric"] for r in rows] == [
