@@ -737,8 +737,12 @@ def _from_entry(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan) -> 
     days = plan.visit_days
     rows = np.arange(chunk.n)
     at_entry = np.clip(np.searchsorted(days, np.where(entered, entry, -1.0)), 0, days.size - 1)
-    mmt_entry = np.where(entered, chunk.visits["mmt8"][rows, at_entry], math.nan)
-    cpk_entry = np.where(entered, chunk.visits["cpk"][rows, at_entry], math.nan)
+
+    def at_entry_visit(values: np.ndarray) -> np.ndarray:
+        return np.where(entered, values[rows, at_entry], math.nan)
+
+    mmt_entry = at_entry_visit(chunk.visits["mmt8"])
+    cpk_entry = at_entry_visit(chunk.visits["cpk"])
     for wk in ENTRY_WEEKS:
         target = np.where(entered, entry + 7 * wk, -1.0)
         j = np.clip(np.searchsorted(days, target), 0, days.size - 1)
@@ -761,14 +765,14 @@ def _from_entry(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan) -> 
         cols[f"unblinded_week_{wk}_from_entry"] = _flag(o["unblind_day"] <= entry + 7 * wk, within)
     # Physician global at entry, in ProDERM's categories of a whole-cm rating: mild 0-3,
     # moderate 4-6, severe 7-10 (the measured cm rounded to the nearest whole cm).
-    pga = np.where(entered, chunk.visits["physician_global"][rows, at_entry], math.nan)
+    pga = at_entry_visit(chunk.visits["physician_global"])
     cols["physician_global_at_entry_cm"] = pga
     seen = ~np.isnan(pga)
     cols["physician_global_at_entry_mild"] = _flag(pga < 3.5, seen)
     cols["physician_global_at_entry_moderate"] = _flag((pga >= 3.5) & (pga < 6.5), seen)
     cols["physician_global_at_entry_severe"] = _flag(pga >= 6.5, seen)
     # Treatment at entry (ProDERM: concomitant corticosteroids 88%, immunosuppressants 57%).
-    pred = np.where(entered, chunk.visit_prednisone[rows, at_entry], math.nan)
+    pred = at_entry_visit(chunk.visit_prednisone)
     cols["prednisone_at_entry"] = _flag(pred > 0.0, entered)
     cols["sparing_agent_at_entry"] = _flag(o["sparing_start_day"] <= entry, entered)
 

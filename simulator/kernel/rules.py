@@ -8,6 +8,7 @@ same compiled rule drives both engines.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import reduce
@@ -64,8 +65,14 @@ if _missing:  # pragma: no cover - a programming error, caught at import
 
 RuleFn = Callable[[Ops, Seen], Any]
 
-# The comparisons of named measures with a value (NaN compares false in all four).
-_COMPARE = {"above": ">", "below": "<", "at_least": ">=", "at_most": "<="}
+# The comparisons of named measures with a value: the symbol and the operator (NaN
+# compares false in all four).
+_COMPARE = {
+    "above": (">", operator.gt),
+    "below": ("<", operator.lt),
+    "at_least": (">=", operator.ge),
+    "at_most": ("<=", operator.le),
+}
 
 
 def _all(parts: list[RuleFn]) -> RuleFn:
@@ -73,13 +80,8 @@ def _all(parts: list[RuleFn]) -> RuleFn:
 
 
 def _compare(name: str, value: float, key: str) -> RuleFn:
-    if key == "above":
-        return lambda xp, s: getattr(s, name) > value
-    if key == "below":
-        return lambda xp, s: getattr(s, name) < value
-    if key == "at_least":
-        return lambda xp, s: getattr(s, name) >= value
-    return lambda xp, s: getattr(s, name) <= value
+    op = _COMPARE[key][1]
+    return lambda xp, s: op(getattr(s, name), value)
 
 
 def compile_rule(rule: Rule) -> RuleFn:
@@ -123,7 +125,7 @@ def describe_rule(rule: Rule) -> str:
         return "not " + describe_rule(rule.not_)  # type: ignore[arg-type]
     v = getattr(rule, key)
     if key in _COMPARE:
-        op = _COMPARE[key]
+        op = _COMPARE[key][0]
         parts = [f"{n.replace('_', ' ')} {op} {x:g}" for n, x in sorted(v.items())]
         return parts[0] if len(parts) == 1 else "(" + " and ".join(parts) + ")"
     text = {
