@@ -26,6 +26,23 @@ NO_DEATHS = [
 ]
 
 
+def load_script(name: str):
+    """scripts/<name>.py as a module (the scripts are not a package), with scripts/ on the
+    import path while it loads, for the scripts that import each other."""
+    import importlib.util
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    return module
+
+
 def scenario_files() -> list[Path]:
     return sorted(p for p in SCENARIOS.rglob("*.yaml") if "sweeps" not in p.parts)
 

@@ -12,7 +12,6 @@ under the flat prior is N(0.5, 0.051^2) (truncation at 0 and 1 is ~10 SE away)."
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import logging
 import math
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, load_script
 
 import simulator.calibrate as C
 from simulator.errors import InputError
@@ -135,21 +134,11 @@ def test_a_laplace_interval_is_the_estimate_plus_minus_sqrt_2_over_c_on_the_logi
     assert hi == pytest.approx(2 + 4 / (1 + math.exp(-(0.3 + half))), rel=1e-14)
 
 
-def _adopt() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "adopt_calibration", ROOT / "scripts" / "adopt_calibration.py"
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_adopting_a_fit_records_the_intervals_of_its_curvature():
     """scripts/adopt_calibration.py computes the recorded intervals again from each
     parameter's curvature, so a fitted.json with the old, too wide intervals is adopted
     with the right ones."""
-    adopt = _adopt()
+    adopt = load_script("adopt_calibration")
     est, low, high, c = 0.12, 0.04, 0.3, 100.0
     u = math.log((est - low) / (high - est))
     wide = [low + (high - low) / (1 + math.exp(-(u + s * Z95 * math.sqrt(2 / c)))) for s in (-1, 1)]

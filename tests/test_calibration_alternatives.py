@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, load_script
 
 from simulator.scenario.disease import FITTED, calibrated_defaults_digest
 from simulator.scenario.load import read_params
@@ -70,21 +70,9 @@ def test_the_seed_check_changes_only_the_seed_of_the_shipped_calibration(tmp_pat
     are") refits the shipped calibration on other patients: its copy loads with the same
     parameters, bounds, targets and patients per arm, and only the seed (and, when asked,
     the Nelder-Mead budget) differs."""
-    import importlib.util
-    import sys
-
     from simulator.calibrate import load_calibration
 
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "calibration_seeds", ROOT / "scripts" / "calibration_seeds.py"
-        )
-        assert spec is not None and spec.loader is not None
-        seeds = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(seeds)
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
+    seeds = load_script("calibration_seeds")
     shipped = load_calibration(ROOT / "calibration" / "default.yaml")
     copy = load_calibration(seeds.write_seeded(tmp_path, 3, evaluations=7))
     assert (copy.seed, shipped.seed) == (3, 1)

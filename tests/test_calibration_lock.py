@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, load_script
 
 from simulator.calibrate import load_calibration
 from simulator.scenario import load_scenario
@@ -53,16 +53,9 @@ def test_the_target_conflict_check_weights_exactly_one_target(tmp_path):
     target's published interval narrowed by sqrt(weight) around the same value; every
     other target, the studies' arms and the calibration's settings are the shipped ones,
     so the file loads as a calibration with the same parameters and targets."""
-    import importlib.util
-
     import yaml
 
-    spec = importlib.util.spec_from_file_location(
-        "target_conflicts", ROOT / "scripts" / "target_conflicts.py"
-    )
-    assert spec is not None and spec.loader is not None
-    tc = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tc)
+    tc = load_script("target_conflicts")
     key = ("nonresponse_review", "treatment_failure_week_24", "steroid_only")
     path = tc.write_weighted(tmp_path, key, 25.0)
     # a target that is not in the shipped studies is refused (the script's own list of
