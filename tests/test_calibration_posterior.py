@@ -1,0 +1,87 @@
+"""The shipped ABC-SMC posterior (calibration/posterior/, docs/model.md section 6, "The
+decision under calibration uncertainty"): the output of `simulate calibrate
+calibration/posterior.yaml`, adopted by scripts/adopt_posterior.py with a checksum of the
+calibration's inputs. These tests fail when an input of the calibration changed since
+the run (then run it again and adopt it), when the CSV is not the one recorded, or when
+the PSA that reads it would not draw the fitted parameters from it."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+
+import numpy as np
+from conftest import ROOT
+
+from simulator.calibrate import load_calibration
+from simulator.scenario.disease import FITTED
+from simulator.sweeps import plan_sweep
+
+FOLDER = ROOT / "calibration" / "posterior"
+CALIBRATION = ROOT / "calibration" / "posterior.yaml"
+PSA = ROOT / "scenarios" / "sweeps" / "psa_calibration_posterior.yaml"
+
+
+def _record() -> dict:
+    return json.loads((FOLDER / "record.json").read_text(encoding="utf-8"))
+
+
+def _table() -> tuple[list[str], np.ndarray]:
+    rows = list(csv.reader(io.StringIO((FOLDER / "posterior.csv").read_text())))
+    return rows[0], np.array([[float(x) for x in r] for r in rows[1:]])
+
+
+def test_the_posterior_calibration_is_the_shipped_one_run_by_abc():
+    """calibration/posterior.yaml differs from default.yaml only in its name, description
+    and method: the same studies, targets, parameters, bounds, patients and seed."""
+    shipped = load_calibration(ROOT / "calibration" / "default.yaml")
+    abc = load_calibration(CALIBRATION)
+    assert abc.spec.method == "abc" and shipped.spec.method == "optimize"
+    assert abc.names == shipped.names == list(FITTED)
+    assert abc.low.tolist() == shipped.low.tolist()
+    assert abc.high.tolist() == shipped.high.tolist()
+    assert [t.spec for t in abc.targets] == [t.spec for t in shipped.targets]
+    assert (abc.patients, abc.seed) == (shipped.patients, shipped.seed)
+
+
+def test_the_posterior_was_made_on_the_current_calibration_inputs():
+    record = _record()
+    assert load_calibration(CALIBRATION).inputs_sha256() == record["inputs_sha256"], (
+        "an input of the calibration changed since the posterior was sampled: run"
+        " `simulate calibrate calibration/posterior.yaml --out results/posterior`, then"
+        " `python scripts/adopt_posterior.py results/posterior/fitted.json`"
+    )
+    assert record["tolerance"]["reached"]
+    assert record["particles"] == load_calibration(CALIBRATION).spec.abc.particles
+
+
+def test_the_shipped_csv_is_the_recorded_one_and_within_the_bounds():
+    record = _record()
+    raw = (FOLDER / "posterior.csv").read_bytes()
+    assert hashlib.sha256(raw).hexdigest() == record["posterior_sha256"]
+    header, table = _table()
+    assert header == [*FITTED, "weight"]
+    assert table.shape[0] == record["particles"]
+    for j, name in enumerate(FITTED):
+        lo, hi = FITTED[name]
+        assert np.all((table[:, j] > lo) & (table[:, j] < hi)), name
+    assert np.all(table[:, -1] > 0)
+
+
+def test_the_psa_draws_every_fitted_parameter_as_one_posterior_row():
+    """Each PSA draw takes all 13 fitted parameters from one row of the posterior (so their
+    joint distribution is kept), and the calibration-free inputs from their own
+    distributions."""
+    _, table = _table()
+    plan = plan_sweep(PSA, draws=40)
+    rows = {tuple(r) for r in table[:, :-1].tolist()}
+    drawn = set()
+    for point in plan.points:
+        row = tuple(point[n] for n in FITTED)
+        assert row in rows
+        drawn.add(row)
+        assert 34 <= point["economics.prices.ivig_per_g"] <= 59
+    assert len(drawn) > 10  # resampled, not one row repeated
+
