@@ -13,7 +13,7 @@ import io
 import json
 
 import numpy as np
-from conftest import ROOT
+from conftest import ROOT, load_script
 
 from simulator.calibrate import load_calibration
 from simulator.scenario.disease import FITTED
@@ -85,3 +85,52 @@ def test_the_psa_draws_every_fitted_parameter_as_one_posterior_row():
         assert 34 <= point["economics.prices.ivig_per_g"] <= 59
     assert len(drawn) > 10  # resampled, not one row repeated
 
+
+def _posterior(path, rows):
+    names = list(FITTED)
+    lines = [",".join([*names, "weight"])]
+    base = json.loads((ROOT / "simulator" / "data" / "calibrated_defaults.json").read_text())
+    for overrides, weight in rows:
+        values = {**base["parameters"], **overrides}
+        lines.append(",".join([*(repr(values[n]) for n in names), repr(weight)]))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_the_posterior_predictive_check_resamples_rows_by_weight(tmp_path):
+    script = load_script("posterior_validation")
+    csv_path = _posterior(
+        tmp_path / "p.csv",
+        [({"disease.mortality.excess_per_year": 0.05}, 1.0), ({}, 3.0)],
+    )
+    rows = script.posterior_rows(csv_path, 8, seed=5)
+    low = sum(r["disease.mortality.excess_per_year"] == 0.05 for r in rows)
+    assert (low, len(rows) - low) == (2, 6)  # systematic: exactly draws x weight each
+
+
+def test_the_posterior_predictive_check_runs_each_draw_with_its_parameters(tmp_path):
+    """Two rows that differ only in the excess mortality: the draw with the higher one has
+    the lower simulated 5-year survival, on the same patients, and the summary's range
+    spans the two draws."""
+    script = load_script("posterior_validation")
+    rows = [
+        {
+            **json.loads((ROOT / "simulator/data/calibrated_defaults.json").read_text())[
+                "parameters"
+            ],
+            "disease.mortality.excess_per_year": x,
+        }
+        for x in (0.02, 1.5)
+    ]
+    targets, values = script.simulate_draws(
+        rows, [ROOT / "studies" / "danko_2004.yaml"], patients=200, seed=3, workers=1
+    )
+    j = next(i for i, t in enumerate(targets) if t["metric"] == "alive_year_5")
+    assert values[0][j] > values[1][j] + 0.2
+    summary = script.summarise(targets, values)[j]
+    assert summary["share_below_published"] in (0.0, 0.5, 1.0)
+    assert summary["low"] >= min(values[0][j], values[1][j])
+    assert summary["high"] <= max(values[0][j], values[1][j])
+    assert summary["overlaps"] == (
+        summary["low"] <= summary["published_high"] and summary["high"] >= summary["published_low"]
+    )
