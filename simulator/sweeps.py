@@ -339,6 +339,19 @@ def plan_sweep(
         posterior_sha = _add_posterior(
             design, path, linemap, scns, arms, seed, pts, base_values, applies
         )
+        # a posterior column set by --set/--params would be replaced at every draw, as a
+        # design parameter would (_refuse_overridden)
+        hit = _overriding_set([n for n in applies if n not in design.parameters], sets)
+        if hit is not None:
+            name, source = hit
+            raise InputError(
+                f"design.from_posterior: {source} sets {name}, a column of"
+                f" {design.from_posterior}, which every draw takes from the posterior, so"
+                " the value would be replaced (it would have no effect). Leave it out of"
+                " --params/--set, or leave the column out of the posterior",
+                file=str(path),
+                line=linemap.line_for(("design", "from_posterior")),
+            )
     check_strategy_names(spec, str(path), linemap)
     keys = _output_keys(spec, arms)
     given = (
@@ -705,12 +718,11 @@ def _output_keys(spec: SweepFile, arms: list[str]) -> list[str]:
     return keys
 
 
-def _refuse_overridden(spec: SweepFile, sets: Sequence[str], path: Path, linemap: LineMap) -> None:
-    """A --set or --params value of a parameter the design varies would be replaced at
-    every point: a PSA under a --params overlay drew the overlaid parameters around the
-    sweep file's own centres (the defaults') with no word. Refused, naming both."""
+def _overriding_set(names: Sequence[str], sets: Sequence[Any]) -> tuple[str, str] | None:
+    """The first of ``names`` (dotted paths) that a --set or --params value sets, and how
+    that value was given (``--set PATH=VALUE`` or ``--params FILE line N``); None if none."""
     varied: dict[tuple[str | int, ...], str] = {}
-    for name in spec.design.parameters:
+    for name in names:
         try:
             varied[tuple(_split(name))] = name
         except ValueError:
@@ -723,10 +735,20 @@ def _refuse_overridden(spec: SweepFile, sets: Sequence[str], path: Path, linemap
             continue
         if key not in varied:
             continue
-        name = varied[key]
         file = getattr(s, "file", None)
         line = getattr(s, "line", None)
         source = f"--params {file}" + (f" line {line}" if line else "") if file else f"--set {s}"
+        return varied[key], source
+    return None
+
+
+def _refuse_overridden(spec: SweepFile, sets: Sequence[str], path: Path, linemap: LineMap) -> None:
+    """A --set or --params value of a parameter the design varies would be replaced at
+    every point: a PSA under a --params overlay drew the overlaid parameters around the
+    sweep file's own centres (the defaults') with no word. Refused, naming both."""
+    hit = _overriding_set(list(spec.design.parameters), sets)
+    if hit is not None:
+        name, source = hit
         raise InputError(
             f"design.parameters.{name}: {source} sets this parameter, which the"
             f" {spec.design.type} design varies, so its points would replace the value"

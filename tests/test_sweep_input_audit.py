@@ -339,3 +339,29 @@ def test_a_set_or_params_value_the_design_varies_is_refused(tmp_path):
         "--workers", "1", "--set", "economics.cea_horizon=clinical", cwd=tmp_path, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_set_or_params_value_of_a_posterior_column_is_refused(tmp_path):
+    """A PSA that draws the fitted parameters from a posterior (`from_posterior`) replaced
+    a --set or --params value of one of its columns at every draw, silently (a design
+    parameter was already refused, above). Refused the same way (after the strategies are
+    read: run from the repository, so no file lies outside the working directory), at the
+    line of
+    from_posterior, naming the column and how it was given; nothing is written."""
+    psa = ROOT / "scenarios" / "sweeps" / "psa_calibration_posterior.yaml"
+    overlay = tmp_path / "o.yaml"
+    overlay.write_text("economics.cea_horizon: clinical\ndisease.steroid.emax_per_day: 0.1\n")
+    line = next(i for i, t in enumerate(psa.read_text().splitlines(), 1) if "from_posterior" in t)
+    for extra, source in (
+        (["--params", str(overlay)], f"--params {overlay} line 2"),
+        (
+            ["--set", "disease.ivig.effect_per_g_per_l_per_day=0.005"],
+            "--set disease.ivig.effect_per_g_per_l_per_day=0.005",
+        ),
+    ):
+        proc = simulate(
+            "sweep", psa, "--draws", "2", "--patients", "5", "--out", tmp_path / "out", *extra,
+            cwd=ROOT, timeout=300,
+        )  # fmt: skip
+        refused(proc, f"{psa}:{line}:", "design.from_posterior:", source, "a column of")
+        assert not (tmp_path / "out").exists()
