@@ -18,8 +18,9 @@ posterior seldom puts the simulation), and whether that range overlaps the publi
 interval (the criterion of docs/model.md section 6, with the posterior's spread in place
 of the Monte Carlo interval at one parameter set: a wide posterior meets it more easily,
 so read it with the tail area). Prints a markdown
-table and the share met by role, and writes every draw's values to ``--json``
-(default results/posterior_validation.json).
+table and the share met by role, writes every draw's values to ``--json`` (default
+results/posterior_validation.json) and the validation forest plot with the posterior
+ranges beside it (the same name, .png).
 
 The draws are few: the 2.5% and 97.5% points of 40 draws are their 1st and 40th values
 interpolated, so the range is a rough one (stated in docs/model.md section 6, "The
@@ -165,6 +166,39 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def figure(rows: list[dict], path: Path) -> None:
+    """The validation forest plot (simulator.report.validation.forest) with each target's
+    range over the posterior draws in place of a Monte Carlo interval."""
+    from simulator.report.validation import forest
+    from simulator.studies import TargetResult
+
+    results = [
+        TargetResult(
+            study=r["study"],
+            citation="",
+            role=r["role"],
+            label=r["label"],
+            metric=r["metric"],
+            arm=r["arm"],
+            estimator="",
+            published=r["published"],
+            published_low=r["published_low"],
+            published_high=r["published_high"],
+            simulated=r["median"],
+            simulated_low=r["low"],
+            simulated_high=r["high"],
+            patients=0,
+        )
+        for r in rows
+    ]
+    forest(
+        results,
+        path,
+        interval="posterior predictive 2.5-97.5%",
+        title="Posterior predictive vs published",
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--draws", type=int, default=40)
@@ -195,6 +229,7 @@ def main() -> None:
             sort_keys=True,
         )
     )
+    figure(summary, args.json.with_suffix(".png"))
     print(markdown(summary))
 
 

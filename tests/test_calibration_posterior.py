@@ -127,6 +127,8 @@ def test_the_posterior_predictive_check_runs_each_draw_with_its_parameters(tmp_p
     )
     j = next(i for i, t in enumerate(targets) if t["metric"] == "alive_year_5")
     assert values[0][j] > values[1][j] + 0.2
+    script.figure(script.summarise(targets, values), tmp_path / "check.png")
+    assert (tmp_path / "check.png").read_bytes().startswith(b"\x89PNG")
     summary = script.summarise(targets, values)[j]
     assert summary["share_below_published"] in (0.0, 0.5, 1.0)
     assert summary["low"] >= min(values[0][j], values[1][j])

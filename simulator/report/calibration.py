@@ -14,7 +14,7 @@ from typing import Any
 from ..calibrate import CalibrationResult
 from .atomic import json_roundtrip, png_figure, write_json
 from .figures import COLORS, _quiet, _save, subplots
-from .validation import _forest
+from .validation import forest
 
 __all__ = ["CALIBRATION_FILES", "write_calibration"]
 
@@ -264,7 +264,7 @@ def write_calibration(result: CalibrationResult, folder: str | os.PathLike[str])
     write_json(folder / "fitted.json", data)
     (folder / "calibrated.yaml").write_text(_overlay(result), encoding="utf-8")
     _posterior_csv(result, folder / "posterior.csv")
-    _forest(result.targets, folder / "targets.png")
+    forest(result.targets, folder / "targets.png")
     _convergence(result, folder / "convergence.png")
     _pairs(result, folder / "pairs.png")
     (folder / "report.html").write_text(_html(json_roundtrip(data), folder), encoding="utf-8")

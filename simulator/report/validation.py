@@ -102,7 +102,9 @@ def _unit_scale(r: TargetResult) -> bool:
     return all(v is None or -1.0 <= v <= 1.5 for v in vals)
 
 
-def _forest_panel(ax: Any, rows: list[TargetResult], title: str) -> None:
+def _forest_panel(
+    ax: Any, rows: list[TargetResult], title: str, interval: str = "95% MC interval"
+) -> None:
     for y, r in enumerate(rows):
         ax.plot(
             [r.published_low, r.published_high],
@@ -136,7 +138,7 @@ def _forest_panel(ax: Any, rows: list[TargetResult], title: str) -> None:
     for y in range(1, len(rows)):  # calibration targets above, validation targets below
         if rows[y].role != rows[y - 1].role:
             ax.axhline(y - 0.5, color="#777777", linewidth=0.8, linestyle="--")
-    ax.plot([], [], "o", color=COLORS[0], label="simulated (95% MC interval): overlaps")
+    ax.plot([], [], "o", color=COLORS[0], label=f"simulated ({interval}): overlaps")
     ax.plot([], [], "o", color=COLORS[1], label="simulated: does not overlap")
     ax.set_yticks(range(len(rows)))
     tag = {"validation": " [validation]"}  # kept whole when a long label is shortened
@@ -154,13 +156,19 @@ def _forest_panel(ax: Any, rows: list[TargetResult], title: str) -> None:
 
 
 @_quiet
-def _forest(results: list[TargetResult], path: Path) -> None:
+def forest(
+    results: list[TargetResult],
+    path: Path,
+    interval: str = "95% MC interval",
+    title: str = "Simulated vs published",
+) -> None:
     """One row per target: the published 95% interval (grey bar, the value as a tick) and
     the simulated value with its Monte Carlo 95% interval (a dot: blue when the intervals
     overlap, vermilion when not). Proportions, ratios and differences of proportions share
     one panel; outcomes on other scales (MMT-8 points, days, costs) get a second one. The
     calibration targets come first and the validation targets after them, below a dashed
-    line."""
+    line. ``interval`` names what the simulated interval is, when it is not a Monte Carlo
+    one (scripts/posterior_validation.py: the range over posterior draws)."""
     results = by_role(results)
     unit = list(reversed([r for r in results if _unit_scale(r)]))
     other = list(reversed([r for r in results if not _unit_scale(r)]))
@@ -180,12 +188,10 @@ def _forest(results: list[TargetResult], path: Path) -> None:
         squeeze=False,
         gridspec_kw={"height_ratios": heights},
     )
-    for ax, (rows, title) in zip(axes[:, 0], panels, strict=True):
-        _forest_panel(ax, rows, title)
+    for ax, (rows, scale) in zip(axes[:, 0], panels, strict=True):
+        _forest_panel(ax, rows, scale, interval)
     n_in = sum(r.overlaps for r in results)
-    axes[0, 0].set_title(
-        f"Simulated vs published: {n_in} of {len(results)} targets overlap", fontsize=10
-    )
+    axes[0, 0].set_title(f"{title}: {n_in} of {len(results)} targets overlap", fontsize=10)
     _save(fig, path)
 
 
@@ -270,6 +276,6 @@ def write_validation(
     data = validation_json(results, seed)
     write_json(folder / "validation.json", data)
     _csv(results, folder / "validation.csv")
-    _forest(results, folder / "validation.png")
+    forest(results, folder / "validation.png")
     (folder / "report.html").write_text(_html(json_roundtrip(data), folder), encoding="utf-8")
     return data
