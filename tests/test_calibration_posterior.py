@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 
 import numpy as np
 from conftest import ROOT, load_script
@@ -136,3 +137,37 @@ def test_the_posterior_predictive_check_runs_each_draw_with_its_parameters(tmp_p
     assert summary["overlaps"] == (
         summary["low"] <= summary["published_high"] and summary["high"] >= summary["published_low"]
     )
+
+
+def _shown(cell: str) -> list[str]:
+    """ "0.0103 (0.0029-0.0194)" or "-5.53 (-5.98 to -3.07)": the three numbers as written."""
+    import re
+
+    m = re.fullmatch(r"(\S+) \((\S+?)(?:-| to )(\S+)\)", cell)
+    assert m is not None, cell
+    return list(m.groups())
+
+
+def _agrees(written: str, value: float) -> bool:
+    """``value`` rounds to ``written`` at the significant digits ``written`` shows."""
+    digits = written.lstrip("-").replace(".", "").lstrip("0")
+    exponent = math.floor(math.log10(abs(float(written))))
+    return abs(float(written) - value) <= 0.5 * 10 ** (exponent - len(digits) + 1) * (1 + 1e-9)
+
+
+def test_the_docs_table_of_the_posterior_is_the_shipped_posteriors():
+    """docs/model.md section 6 gives each fitted parameter's posterior median and 95%
+    interval: they must be the shipped record's, to the digits shown (a new posterior
+    without new docs fails here)."""
+    text = (ROOT / "docs" / "model.md").read_text(encoding="utf-8")
+    start = text.index("| parameter | defaults (Laplace 95%) | posterior median (2.5-97.5%) |")
+    rows = {}
+    for line in text[start:].splitlines()[2:]:
+        if not line.startswith("| `"):
+            break
+        name, _, posterior = (c.strip() for c in line.strip("|").split("|"))
+        rows[name.strip("`")] = _shown(posterior)
+    assert set(rows) == set(FITTED)
+    for name, rec in _record()["parameters"].items():
+        for written, value in zip(rows[name], [rec["median"], *rec["ci95"]], strict=True):
+            assert _agrees(written, value), (name, written, value)
