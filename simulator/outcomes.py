@@ -134,6 +134,7 @@ BETTER: dict[str, str | None] = {
     "rescue_started": None,
     "rescue_pulse": "lower",
     "sparing_agent_used": None,
+    "sparing_agent_stopped": None,
     "time_to_rescue_days": None,
     "qaly": "higher",
     "qaly_lifetime": "higher",
@@ -309,7 +310,9 @@ def _economics(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan, scn:
     per_day = np.array([price.sparing_agent_per_day.get(a, 0.0) for a in plan.agents] + [0.0])
     agent = np.where(started, o["sparing_agent"].astype(np.int64), -1)
     start = np.where(started, np.minimum(start, end), end)
-    years = _discounted_years(d, start, end)
+    # until the end of follow-up, or until regimen.sparing_stop_when stopped it
+    until = np.minimum(o["sparing_stop_day"], end)
+    years = _discounted_years(d, start, np.maximum(until, start))
     cols["cost_sparing_agents"] = per_day[agent] * years * 365.25
     cols["cost_visits"] = price.visit * (attended * fmath.exp_array(-d * days)[None, :]).sum(axis=1)
     ae_cost = np.zeros(chunk.n)
@@ -351,7 +354,9 @@ def _economics(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan, scn:
     utility = np.where(attended, utility, 0.0)
     cols["qaly"] = (utility * spans).sum(axis=1) - ae_loss
     cols["qaly_loss_adverse_events"] = ae_loss
-    _lifetime(cols, chunk, plan, scn, utility[:, -1], per_day[agent])
+    # carried for life only if still taken at the horizon
+    still = ~(o["sparing_stop_day"] <= plan.horizon_days)
+    _lifetime(cols, chunk, plan, scn, utility[:, -1], np.where(still, per_day[agent], 0.0))
     # Net monetary benefit at the scenario's willingness to pay, on the costs and QALYs of
     # the cost-effectiveness analysis (lifetime by default): per patient, so arms and sweep
     # points compare it paired.
@@ -559,14 +564,16 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
     t, seen = _time(o["time_to_complete_response_days"], last_visit)
     cols["time_to_complete_response_days"] = t
     cols["complete_clinical_response"] = seen.astype(np.int64)
-    # Off all therapy: no prednisone, no sparing agent ever, and after the last infusion.
+    # Off all therapy: no prednisone, after the last infusion, and no sparing agent: never
+    # one, or one stopped before the visit (regimen.sparing_stop_when; without a stop rule
+    # an agent once started is never stopped, and a patient who ever had one is never off).
     after_ivig = plan.visit_days[None, :] > o["last_infusion_day"][:, None]
-    off = (vis["inactive"] > 0.5) & (chunk.visit_prednisone <= 0.0) & after_ivig
-    run = _longest_run_days(off, plan.visit_days)
-    never_sparing = ~np.isfinite(o["sparing_start_day"])
-    cols["remission_off_therapy"] = ((run >= plan.complete_response_days) & never_sparing).astype(
-        np.int64
+    no_sparing = ~np.isfinite(o["sparing_start_day"])[:, None] | (
+        plan.visit_days[None, :] > o["sparing_stop_day"][:, None]
     )
+    off = (vis["inactive"] > 0.5) & (chunk.visit_prednisone <= 0.0) & after_ivig & no_sparing
+    run = _longest_run_days(off, plan.visit_days)
+    cols["remission_off_therapy"] = (run >= plan.complete_response_days).astype(np.int64)
     # Relapse: clinical (enzymes with function or physician global), and CK-defined.
     cols["relapses"] = o["relapses"]
     cols["relapse"] = (o["relapses"] > 0).astype(np.int64)
@@ -597,9 +604,9 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
     cols["last_visit_worsened"] = _flag(~last_inactive & (last_tis < 20), alive_last)
     cols["last_visit_improved"] = _flag(~last_inactive & (last_tis >= 20), alive_last)
     # In remission off all therapy at the last visit (Bronner 2006, at follow-up): inactive
-    # there, no prednisone, after the last infusion, and never a sparing agent (once
-    # started, one is never stopped), among the patients alive then.
-    cols["last_visit_remission_off_therapy"] = _flag(off[:, -1] & never_sparing, alive_last)
+    # there, no prednisone, after the last infusion, and no sparing agent (above), among
+    # the patients alive then.
+    cols["last_visit_remission_off_therapy"] = _flag(off[:, -1], alive_last)
     if plan.entry_rule is not None:
         _from_entry(cols, chunk, plan)
     tis24 = _at_day(plan, vis["tis"], 168)
@@ -633,6 +640,9 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
     cols["sparing_agent_used"] = started.astype(np.int64)
     cols["sparing_agent"] = np.where(started, agent, -1)
     cols["sparing_start_day"] = np.where(started, o["sparing_start_day"], math.nan)
+    stopped = o["sparing_stop_day"] <= horizon
+    cols["sparing_agent_stopped"] = stopped.astype(np.int64)
+    cols["sparing_stop_day"] = np.where(stopped, o["sparing_stop_day"], math.nan)
     for ae in plan.steroid_aes:
         day = o[f"ae_{ae.name}_day"]
         cols[f"ae_{ae.name}"] = (day <= horizon).astype(np.int64)
@@ -774,7 +784,8 @@ def _from_entry(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan) -> 
     # Treatment at entry (ProDERM: concomitant corticosteroids 88%, immunosuppressants 57%).
     pred = at_entry_visit(chunk.visit_prednisone)
     cols["prednisone_at_entry"] = _flag(pred > 0.0, entered)
-    cols["sparing_agent_at_entry"] = _flag(o["sparing_start_day"] <= entry, entered)
+    on_agent = (o["sparing_start_day"] <= entry) & ~(o["sparing_stop_day"] <= entry)
+    cols["sparing_agent_at_entry"] = _flag(on_agent, entered)
 
 
 def _m(name: str, kind: str, unit: str, label: str, column: str = "", **kw: Any) -> Metric:
@@ -905,6 +916,7 @@ def metric_specs(plan: Plan) -> list[Metric]:
         _m("rescue_started", P, P, "IVIG (or placebo) started by its start rule"),
         _m("rescue_pulse", P, P, "rescue methylprednisolone pulse"),
         _m("sparing_agent_used", P, P, "steroid-sparing agent started"),
+        _m("sparing_agent_stopped", P, P, "steroid-sparing agent stopped (sparing_stop_when)"),
         _m(
             "time_to_rescue_days",
             T,

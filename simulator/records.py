@@ -50,6 +50,7 @@ STATE_OUTCOMES = (
     ("rescue_pulses", "rescue_pulses"),
     ("agent", "sparing_agent"),
     ("spar_start", "sparing_start_day"),
+    ("spar_stop", "sparing_stop_day"),
     ("pred", "final_prednisone_mg_per_day"),
     ("flares", "flares"),
     ("damage_points", "damage_points"),

@@ -66,6 +66,7 @@ class Flag(IntFlag):
     ENTRY = 1048576
     UNBLIND = 2097152
     DEATH = 4194304
+    SPARING_STOP = 8388608  # a steroid-sparing agent stopped by regimen.sparing_stop_when
     # set by the center engine (engines/center.py) on infusion events, above the bits
     # of the IVIG adverse events
     CENTER_CYCLE_START = 1 << 40

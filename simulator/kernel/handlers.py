@@ -109,6 +109,7 @@ def init_state(xp: Ops, plan: Plan, prm: Params) -> State:
     st.spar_onset = st.spar_start + xp.take(onsets, st.agent)
     st.agent_effect = xp.take(effects_, st.agent) * 1.0
     st.spar_on = full(0.0)
+    st.spar_stop = full(math.inf)
     st.c = _drug_input(plan, prm, st.pred, st.spar_on, st.agent_effect)
     st.taper_hold = full(0.0)
     st.taper_fast = full(0.0)
@@ -836,6 +837,16 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
         flags = (
             flags + _start_sparing(xp, plan, st, plan.sparing_rule(xp, seen)) * _BIT.SPARING_START
         )
+    if plan.sparing_stop_rule is not None:
+        # stop a started agent for good (its effect ends now; one not yet acting never
+        # acts); _start_sparing never starts a second one
+        on = xp.logical_and(st.spar_start <= t, st.spar_stop == math.inf)
+        stop = xp.logical_and(plan.sparing_stop_rule(xp, seen), on)
+        st.spar_stop = xp.where(stop, t, st.spar_stop)
+        st.spar_on = xp.where(stop, 0.0, st.spar_on)
+        st.spar_onset = xp.where(stop, math.inf, st.spar_onset)
+        st.c = xp.where(stop, _drug_input(plan, prm, st.pred, st.spar_on, st.agent_effect), st.c)
+        flags = flags + stop * _BIT.SPARING_STOP
     if plan.rescue_rule is not None:
         fire = xp.logical_and(plan.rescue_rule(xp, seen), st.ivig_start == math.inf)
         st.rescue = xp.where(fire, t, st.rescue)

@@ -122,6 +122,7 @@ class Plan:
     steroid_aes: tuple[SteroidAE, ...]
     ivig_aes: tuple[IvigAE, ...]
     sparing_rule: RuleFn | None
+    sparing_stop_rule: RuleFn | None
     discount_per_day: float
     complete_response_days: float
     course_type_days: float
@@ -328,6 +329,7 @@ def make_plan(scn: Scenario) -> Plan:
             for name, ae in scn.safety.ivig.items()
         ),
         sparing_rule=_rule(reg.sparing_start_when),
+        sparing_stop_rule=_rule(reg.sparing_stop_when),
         discount_per_day=fmath.log1p(scn.economics.discount_rate_per_year) / 365.25,
         complete_response_days=float(out.complete_response_days),
         course_type_days=float(out.course_type_days),

@@ -115,6 +115,7 @@ class State:
     spar_on: Value
     spar_onset: Value
     spar_start: Value
+    spar_stop: Value
     steroid_stopped: Value
     t: Value
     t_le: list[Value]
@@ -222,6 +223,7 @@ class State:
         "spar_on",
         "spar_onset",
         "spar_start",
+        "spar_stop",
         "steroid_stopped",
         "t",
         "t_le",

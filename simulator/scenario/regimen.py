@@ -475,6 +475,16 @@ class Regimen(Frozen):
             " early, e.g. steroid dependence",
         },
     )
+    sparing_stop_when: Rule | None = Field(
+        None,
+        json_schema_extra={
+            "unit": "rule",
+            "source": "none by default: a sparing agent, once started, is never stopped"
+            " (assumption; 41% of Bronner 2006's good-outcome patients were still on drugs"
+            " at a median 5 years); a rule that stops it for good, e.g. inactive for 6"
+            " months off prednisone (its effect ends at once; not restarted: assumptions)",
+        },
+    )
     sparing_on_relapse: str | None = P(
         "azathioprine",
         "agent",
