@@ -133,25 +133,29 @@ def test_engines_agree_when_most_of_a_cohort_dies_at_scattered_times():
     assert_same(half, b, ids[::2])
 
 
-@pytest.mark.parametrize("path", scenario_files(), ids=lambda p: p.stem)
-def test_numbas_loops_give_the_numpy_paths_bits(path, monkeypatch):
-    """The cohort engine on numba's compiled loops (exp, log, draws, the closed-form step;
-    simulator/_loops.py) against numpy alone: every per-patient array, byte for byte."""
+def on_numba_and_numpy(scn, ids, seed, monkeypatch):
+    """The cohort engine's results on numba's compiled loops, then on numpy alone (the
+    test is skipped without numba)."""
     from simulator import jit
-
-    scn = load_scenario(path)
-    if scn.center is not None:
-        pytest.skip("an infusion center runs on the SimPy engine")
-    ids = np.arange(300)
 
     def run(mode):
         monkeypatch.setenv("SIMULATOR_JIT", mode)
         monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
         if mode == "1" and jit.loops(1) is None:
             pytest.skip("numba is not installed")
-        return cohort.run_chunk(scn, make_plan(scn), 11, ids, events=True)
+        return cohort.run_chunk(scn, make_plan(scn), seed, ids, events=True)
 
-    a, b = run("1"), run("0")
+    return run("1"), run("0")
+
+
+@pytest.mark.parametrize("path", scenario_files(), ids=lambda p: p.stem)
+def test_numbas_loops_give_the_numpy_paths_bits(path, monkeypatch):
+    """The cohort engine on numba's compiled loops (exp, log, draws, the closed-form step;
+    simulator/_loops.py) against numpy alone: every per-patient array, byte for byte."""
+    scn = load_scenario(path)
+    if scn.center is not None:
+        pytest.skip("an infusion center runs on the SimPy engine")
+    a, b = on_numba_and_numpy(scn, np.arange(300), 11, monkeypatch)
     assert_same_bytes(a, b)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, SCENARIOS
 from test_cli import refused, simulate
-from test_engines import assert_same, assert_same_bytes, assert_same_events
+from test_engines import assert_same, assert_same_bytes, assert_same_events, on_numba_and_numpy
 
 from simulator.engines import cohort, des
 from simulator.kernel.events import Flag
@@ -121,18 +121,7 @@ def test_engines_agree_with_a_stop_rule():
 
 
 def test_numbas_loop_gives_the_numpy_paths_bits_with_a_stop_rule(monkeypatch):
-    from simulator import jit
-
-    scn = load_scenario(USUAL_CARE, [RULE])
-
-    def run(mode):
-        monkeypatch.setenv("SIMULATOR_JIT", mode)
-        monkeypatch.setattr(jit, "_DISPATCH", jit.Dispatch())
-        if mode == "1" and jit.loops(1) is None:
-            pytest.skip("numba is not installed")
-        return cohort.run_chunk(scn, make_plan(scn), 5, IDS, events=True)
-
-    a, b = run("1"), run("0")
+    a, b = on_numba_and_numpy(load_scenario(USUAL_CARE, [RULE]), IDS, 5, monkeypatch)
     assert np.isfinite(b.outcomes["sparing_stop_day"]).any()
     assert_same_bytes(a, b)
 
