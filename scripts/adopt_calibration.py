@@ -61,13 +61,13 @@ def record_of(fitted: dict[str, Any], plan: Any) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    fitted = json.loads(Path(sys.argv[1]).read_text())
-    if Path(fitted["calibration_file"]).resolve() != SHIPPED.resolve():
-        sys.exit(f"{sys.argv[1]}: a fit of {fitted['calibration_file']}, not of {SHIPPED}")
-    plan = load_calibration(SHIPPED)
+def checked_plan(path: str, fitted: dict[str, Any], shipped: Path) -> Any:
+    """The calibration plan of ``shipped``, if ``fitted`` (the fitted.json at ``path``) is
+    a fit of that file made on exactly the current inputs; else exit saying why (also
+    scripts/adopt_posterior.py)."""
+    if Path(fitted["calibration_file"]).resolve() != shipped.resolve():
+        sys.exit(f"{path}: a fit of {fitted['calibration_file']}, not of {shipped}")
+    plan = load_calibration(shipped)
     # the fit's fingerprint covers the calibration file, the study files, every resolved
     # scenario (the current defaults included: the fit's starts), patients, seed and
     # simulator version: equal, the fit was made on exactly what is here now
@@ -76,6 +76,14 @@ def main() -> None:
             "the calibration inputs or the defaults changed since this fit (or it was"
             " made by another simulator version): run simulate calibrate again"
         )
+    return plan
+
+
+def main() -> None:
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    fitted = json.loads(Path(sys.argv[1]).read_text())
+    plan = checked_plan(sys.argv[1], fitted, SHIPPED)
     CALIBRATED_DEFAULTS.write_text(
         json.dumps(record_of(fitted, plan), indent=2, sort_keys=True) + "\n"
     )

@@ -28,7 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from simulator.calibrate import load_calibration  # noqa: E402
+from adopt_calibration import checked_plan  # noqa: E402  (scripts/ is on the path)
 
 SHIPPED = ROOT / "calibration" / "posterior.yaml"
 FOLDER = ROOT / "calibration" / "posterior"
@@ -63,16 +63,9 @@ def main() -> None:
         sys.exit(__doc__)
     path = Path(sys.argv[1])
     fitted = json.loads(path.read_text())
-    if Path(fitted["calibration_file"]).resolve() != SHIPPED.resolve():
-        sys.exit(f"{path}: a run of {fitted['calibration_file']}, not of {SHIPPED}")
     if fitted["method"] != "abc":
         sys.exit(f"{path}: a fit by method {fitted['method']}, not abc")
-    plan = load_calibration(SHIPPED)
-    if fitted["fingerprint"] != plan.fingerprint():
-        sys.exit(
-            "the calibration inputs or the defaults changed since this run (or it was made"
-            " by another simulator version): run simulate calibrate again"
-        )
+    plan = checked_plan(str(path), fitted, SHIPPED)
     if not fitted["abc_tolerance"]["reached"]:
         sys.exit(f"{path}: the run stopped before its final tolerance; raise max_generations")
     csv = (path.parent / "posterior.csv").read_bytes()

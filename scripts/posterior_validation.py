@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from simulator.parallel import limit_native_threads, pool_session  # noqa: E402
 from simulator.studies import evaluate, load_studies  # noqa: E402
-from simulator.sweeps import read_posterior  # noqa: E402
+from simulator.sweeps import read_posterior, rows_by_weight  # noqa: E402
 
 POSTERIOR = ROOT / "calibration" / "posterior" / "posterior.csv"
 STUDIES = sorted((ROOT / "studies").glob("*.yaml"))
@@ -53,10 +53,8 @@ def posterior_rows(path: Path, draws: int, seed: int) -> list[dict[str, float]]:
     """``draws`` rows of a posterior.csv, systematically resampled on their weights: row i
     appears about draws x weight_i times, in the file's order."""
     names, table, weights = read_posterior(path)
-    cum = np.cumsum(weights) / weights.sum()
     start = np.random.default_rng(seed).uniform()
-    pos = (start + np.arange(draws)) / draws
-    idx = np.minimum(np.searchsorted(cum, pos, side="right"), len(cum) - 1)
+    idx = rows_by_weight(weights, (start + np.arange(draws)) / draws)
     return [{n: float(table[i, j]) for j, n in enumerate(names)} for i in idx]
 
 

@@ -601,12 +601,18 @@ def _add_posterior(
                     file=str(path),
                     line=linemap.line_for(("design", "groups")),
                 )
-    cum = np.cumsum(weights) / weights.sum()
     u = streams.uniform(seed, np.arange(len(pts)), "sweep.psa.posterior")
-    rows_drawn = np.minimum(np.searchsorted(cum, u, side="right"), len(cum) - 1)
+    rows_drawn = rows_by_weight(weights, u)
     for p, r in zip(pts, rows_drawn, strict=True):
         p.update({n: float(table[r, j]) for j, n in enumerate(names)})
     return hashlib.sha256(raw).hexdigest().encode()
+
+
+def rows_by_weight(weights: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """The rows of a weighted table (a posterior.csv) at uniforms ``u``: the inverse CDF of
+    the normalised cumulative weights, row i for u in [cum_(i-1), cum_i)."""
+    cum = np.cumsum(weights) / weights.sum()
+    return np.minimum(np.searchsorted(cum, u, side="right"), len(cum) - 1)
 
 
 def difference_arm(b: str, a: str) -> str:
