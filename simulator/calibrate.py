@@ -61,7 +61,14 @@ from .stats import Z95
 from .studies import Study, TargetResult, load_study, simulate_arms, target_arms, target_result
 from .sweeps import _get, with_overrides
 
-__all__ = ["CalibrationPlan", "CalibrationResult", "calibrate", "load_calibration"]
+__all__ = [
+    "CalibrationPlan",
+    "CalibrationResult",
+    "calibrate",
+    "effective_sample_size",
+    "load_calibration",
+    "weighted_quantile",
+]
 
 log = logging.getLogger(__name__)
 MIN_HORIZON_DAYS = 28  # the scenario schema's least horizon
@@ -932,13 +939,16 @@ def _optimize(
 # --------------------------------------------------------------------------------------
 
 
-def _wquantile(x: np.ndarray, w: np.ndarray, q: float) -> float:
+def weighted_quantile(x: np.ndarray, w: np.ndarray, q: float) -> float:
+    """The ``q`` quantile of ``x`` under weights ``w``: the first value, in sorted order,
+    whose cumulative share of the weight reaches ``q``."""
     order = np.argsort(x, kind="stable")
     cw = np.cumsum(w[order]) / w.sum()
     return float(x[order][min(int(np.searchsorted(cw, q)), len(x) - 1)])
 
 
-def _ess(w: np.ndarray) -> float:
+def effective_sample_size(w: np.ndarray) -> float:
+    """Kish's effective sample size of weights ``w``: (sum w)^2 / sum w^2."""
     return float(w.sum() ** 2 / (w * w).sum()) if w.sum() > 0 else 0.0
 
 
@@ -1025,14 +1035,14 @@ def _abc(
         eps = math.inf
         for g in range(1, a.max_generations + 1):
             w_prev = np.exp(logw - logw.max())
-            target = a.ess_fraction * _ess(w_prev)
+            target = a.ess_fraction * effective_sample_size(w_prev)
 
             def weights(
                 e: float, lw0: np.ndarray = logw, d: np.ndarray = losses, last: float = eps
             ) -> np.ndarray:
                 return _tempered(lw0, d, last, e)
 
-            if _ess(weights(final)) >= target:
+            if effective_sample_size(weights(final)) >= target:
                 new_eps = final
             else:  # bisection on log tolerance between the final one and the last
                 lo = math.log(final)
@@ -1043,12 +1053,16 @@ def _abc(
                 )
                 for _ in range(60):
                     mid = (lo + hi) / 2
-                    lo, hi = (lo, mid) if _ess(weights(math.exp(mid))) >= target else (mid, hi)
+                    lo, hi = (
+                        (lo, mid)
+                        if effective_sample_size(weights(math.exp(mid))) >= target
+                        else (mid, hi)
+                    )
                 new_eps = math.exp(hi)
             logw = np.log(np.maximum(weights(new_eps), 1e-300))
             eps = new_eps
             w = np.exp(logw - logw.max())
-            ess = _ess(w)
+            ess = effective_sample_size(w)
             resampled = ess < n / 2
             if resampled:  # systematic resampling from the seed
                 r = streams.uniform(plan.seed, np.array([g]), "calibrate.abc.resample")[0]
@@ -1126,9 +1140,10 @@ def _abc(
         )
     w = np.exp(logw - logw.max())
     x = np.array([from_unit(plan, r) for r in u])
-    est = np.array([_wquantile(x[:, j], w, 0.5) for j in range(k)])
+    est = np.array([weighted_quantile(x[:, j], w, 0.5) for j in range(k)])
     intervals: list[tuple[float, float] | None] = [
-        (_wquantile(x[:, j], w, 0.025), _wquantile(x[:, j], w, 0.975)) for j in range(k)
+        (weighted_quantile(x[:, j], w, 0.025), weighted_quantile(x[:, j], w, 0.975))
+        for j in range(k)
     ]
     # the targets at the componentwise posterior median (one more evaluation); its loss
     # is not the least loss of the run (particle_losses, evaluations)
