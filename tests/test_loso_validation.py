@@ -1,0 +1,99 @@
+"""scripts/loso_validation.py: leave-one-study-out cross-validation by importance sampling
+on the calibration's posterior (docs/model.md section 6)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from conftest import ROOT, load_script
+from scipy import stats
+
+script = load_script("loso_validation")
+
+
+@pytest.mark.parametrize("k", [0.2, 0.5, 0.9])
+def test_pareto_khat_recovers_the_shape_of_generalized_pareto_weights(k):
+    """Weights drawn from a generalized Pareto distribution of shape k: the tail estimate
+    is k within 3 standard errors of a shape estimated from the M = 3 sqrt(S) largest
+    values ((1 + k) / sqrt(M), the maximum-likelihood standard error)."""
+    s = 4000
+    w = stats.genpareto(c=k).rvs(size=s, random_state=np.random.default_rng(11))
+    tail = 3 * math.sqrt(s)
+    assert script.pareto_khat(np.log(w)) == pytest.approx(k, abs=3 * (1 + k) / math.sqrt(tail))
+
+
+def test_pareto_khat_orders_light_and_heavy_tails_and_needs_a_tail():
+    """Either side of the reliability limit 0.7, each more than 4 standard errors
+    ((1 + k) / sqrt(3 sqrt(S))) away from it."""
+    rng = np.random.default_rng(3)
+    light = rng.normal(size=4000) * 0.1  # log weights: lognormal weights with a thin spread
+    heavy = np.log(stats.genpareto(c=1.5).rvs(size=4000, random_state=rng))
+    assert script.pareto_khat(light) < script.K_HAT_LIMIT < script.pareto_khat(heavy)
+    assert script.pareto_khat(np.zeros(3)) == math.inf  # no tail to fit
+
+
+def test_leaving_a_study_out_reweights_by_exp_half_its_loss():
+    """Three particles, two studies of one target each. Leaving out a study reweights the
+    particles by exp(+its loss / 2); a study whose loss is the same at every particle
+    leaves the posterior as it is."""
+    targets = [
+        {"study": "a", "label": "a", "arm": "x", "metric": "m", "published": 0.5,
+         "published_low": 0.4, "published_high": 0.6},
+        {"study": "b", "label": "b", "arm": "x", "metric": "m", "published": 0.5,
+         "published_low": 0.4, "published_high": 0.6},
+    ]  # fmt: skip
+    sims = np.array([[0.5, 0.1], [0.7, 0.2], [0.9, 0.3]])
+    losses = np.array([[0.0, 2.0], [4.0, 2.0], [16.0, 2.0]])
+    weights = np.array([0.6, 0.3, 0.1])
+    table = {s["study"]: s for s in script.cross_validate(targets, sims, losses, weights)}
+    w_a = weights * np.exp(losses[:, 0] / 2)
+    w_a /= w_a.sum()
+    ess = w_a.sum() ** 2 / (w_a**2).sum()
+    assert table["a"]["ess_left_out"] == pytest.approx(ess)
+    assert table["a"]["ess_fitted"] == pytest.approx(1 / (weights**2).sum())
+    # a's own target: in the fit the weight sits on 0.5, left out it moves up
+    a = table["a"]["targets"][0]
+    assert a["fitted"]["median"] == 0.5 and a["left_out"]["median"] == 0.9
+    assert a["fitted"]["below"] == pytest.approx(0.5 * 0.6)  # a tie counts half
+    assert a["left_out"]["below"] == pytest.approx(0.5 * w_a[0])
+    # b's loss is flat: left out, its prediction is the fitted one
+    b = table["b"]["targets"][0]
+    for key in ("median", "low", "high", "below"):
+        assert b["left_out"][key] == pytest.approx(b["fitted"][key])
+    assert table["b"]["ess_left_out"] == pytest.approx(table["b"]["ess_fitted"])
+
+
+def test_the_script_runs_the_calibrations_own_evaluation_on_the_shipped_posterior(tmp_path):
+    """Three particles of the shipped posterior: every calibration target of every study
+    file of calibration/posterior.yaml, with the particles' values; the JSON holds them."""
+    out = tmp_path / "loso.json"
+    import sys
+
+    argv = sys.argv
+    sys.argv = ["loso_validation.py", "--particles", "3", "--workers", "1", "--json", str(out)]
+    try:
+        script.main()
+    finally:
+        sys.argv = argv
+    data = json.loads(out.read_text())
+    plan = script.load_calibration(script.CALIBRATION)
+    assert data["particles"] == 3 and len(data["targets"]) == len(plan.targets) == 19
+    assert len(data["simulated"]) == 3 and all(len(r) == 19 for r in data["simulated"])
+    assert [s["study"] for s in data["studies"]] == list(
+        dict.fromkeys(t["study"] for t in data["targets"])
+    )
+    assert sum(len(s["targets"]) for s in data["studies"]) == 19
+    # each particle simulated with its own parameters: the same simulated day-84 CPK
+    # ratio exactly where the particles are the same (SMC resampling repeats particles)
+    raw = (ROOT / "calibration" / "posterior" / "posterior.csv").read_text().splitlines()
+    params = [line.rsplit(",", 1)[0] for line in raw[1:4]]
+    j = next(i for i, t in enumerate(data["targets"]) if t["metric"] == "cpk_ratio_month_3")
+    for a in range(3):
+        for b in range(a):
+            same = params[a] == params[b]
+            assert (data["simulated"][a][j] == data["simulated"][b][j]) == same
+    assert len(set(params)) > 1
+    assert data["weights"] == [float(line.rsplit(",", 1)[1]) for line in raw[1:4]]
