@@ -4,6 +4,7 @@ study is left out of the fit.
 
     python scripts/loso_validation.py                   # every particle (about 5 min)
     python scripts/loso_validation.py --particles 100   # the first 100 (a quick look)
+    python scripts/loso_validation.py --refit milano_2025=results/cv/posterior.csv
 
 The shipped posterior (calibration/posterior/posterior.csv) samples, with its weights,
 prior x exp(-loss / 2): calibration/posterior.yaml is an ABC-SMC down to tolerance 1,
@@ -28,6 +29,12 @@ JMLR 2024;25(72):1-58, with the generalized Pareto fit of Zhang and Stephens,
 Technometrics 2009;51:316-25, as the loo and ArviZ packages compute it): above 0.7 the
 estimate is unreliable, which is itself a finding: the study moved the posterior far,
 so the other studies do not determine what it measures.
+
+Where the reweighting is unreliable, the study's prediction needs a posterior sampled
+without it: ``--refit STUDY=POSTERIOR.csv`` (repeatable) takes the posterior.csv of such a
+run (calibration/cross_validation/without_STUDY.yaml, run with ``simulate calibrate``),
+simulates the study's targets at its particles the same way and adds that prediction to
+the study's rows.
 
 Writes every particle's simulated values and the table to ``--json`` (default
 results/loso_validation.json) and prints the table as markdown.
@@ -191,7 +198,32 @@ def cross_validate(
     return out
 
 
-def _cell(p: dict[str, Any]) -> str:
+def add_refit(
+    table: list[dict[str, Any]],
+    study: str,
+    targets: list[dict[str, Any]],
+    sims: np.ndarray,
+    weights: np.ndarray,
+) -> None:
+    """Add to ``study``'s rows of ``table`` the prediction of each of its targets under a
+    posterior sampled without it (``sims``: that posterior's particles x the targets)."""
+    entry = next((s for s in table if s["study"] == study), None)
+    if entry is None:
+        raise SystemExit(f"--refit: no calibration study named {study!r}")
+    w = weights / weights.sum()
+    entry["ess_refit"] = effective_sample_size(w)
+    for row in entry["targets"]:
+        j = next(
+            i
+            for i, t in enumerate(targets)
+            if (t["study"], t["arm"], t["metric"]) == (study, row["arm"], row["metric"])
+        )
+        row["refit"] = predictive(sims[:, j], w, row["published"])
+
+
+def _cell(p: dict[str, Any] | None) -> str:
+    if p is None:
+        return ""
     if p["median"] is None:
         return "n/a"
     return f"{p['median']:.3f} ({p['low']:.3f}-{p['high']:.3f}); {p['below']:.2f}"
@@ -200,8 +232,9 @@ def _cell(p: dict[str, Any]) -> str:
 def markdown(table: list[dict[str, Any]], particles: int) -> str:
     lines = [
         "| study left out (ESS of {particles}, k-hat) | target | published (95% CI) |"
-        " in the fit: median (2.5-97.5%); share below published | left out: the same |",
-        "|---|---|---|---|---|",
+        " in the fit: median (2.5-97.5%); share below published | left out: the same |"
+        " left out, refitted without it: the same |",
+        "|---|---|---|---|---|---|",
     ]
     lines[0] = lines[0].replace("{particles}", f"{particles:,}")
     for s in table:
@@ -212,7 +245,7 @@ def markdown(table: list[dict[str, Any]], particles: int) -> str:
             lines.append(
                 f"| {head if i == 0 else ''} | {t['label']} | {t['published']:.3f}"
                 f" ({t['published_low']:.3f}-{t['published_high']:.3f}) |"
-                f" {_cell(t['fitted'])} | {_cell(t['left_out'])} |"
+                f" {_cell(t['fitted'])} | {_cell(t['left_out'])} | {_cell(t.get('refit'))} |"
             )
     n = sum(len(s["targets"]) for s in table)
     reliable = [s for s in table if s["pareto_khat"] <= K_HAT_LIMIT]
@@ -229,6 +262,18 @@ def markdown(table: list[dict[str, Any]], particles: int) -> str:
     return "\n".join(lines)
 
 
+def particles(plan: Any, path: Path, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """A posterior.csv's particles as rows of the plan's parameters (in its order), and
+    their weights; only the first ``limit`` when given."""
+    names, table, weights = read_posterior(path)
+    if sorted(names) != sorted(plan.names):
+        raise SystemExit(f"{path}: its columns are not the parameters of {plan.path}")
+    thetas = table[:, [names.index(n) for n in plan.names]]
+    if limit is not None:
+        thetas, weights = thetas[:limit], weights[:limit]
+    return thetas, weights
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
@@ -239,18 +284,29 @@ def main() -> None:
         "--json", type=Path, default=ROOT / "results" / "loso_validation.json", help="output"
     )
     ap.add_argument("--posterior", type=Path, default=POSTERIOR)
+    ap.add_argument(
+        "--refit",
+        action="append",
+        default=[],
+        metavar="STUDY=POSTERIOR.csv",
+        help="a posterior sampled without STUDY: predict its targets from it (repeatable)",
+    )
     ap.add_argument("--calibration", type=Path, default=CALIBRATION)
     args = ap.parse_args()
     limit_native_threads()
     plan = load_calibration(args.calibration)
-    names, table, weights = read_posterior(args.posterior)
-    if sorted(names) != sorted(plan.names):
-        raise SystemExit(f"{args.posterior}: its columns are not the parameters of {plan.path}")
-    thetas = table[:, [names.index(n) for n in plan.names]]
-    if args.particles is not None:
-        thetas, weights = thetas[: args.particles], weights[: args.particles]
+    thetas, weights = particles(plan, args.posterior, args.particles)
     targets, sims, losses = simulate_particles(plan, thetas, args.workers)
     result = cross_validate(targets, sims, losses, weights)
+    refits = {}
+    for spec in args.refit:
+        study, sep, csv = spec.partition("=")
+        if not sep:
+            raise SystemExit(f"--refit {spec!r}: expected STUDY=POSTERIOR.csv")
+        r_thetas, r_weights = particles(plan, Path(csv), args.particles)
+        _, r_sims, _ = simulate_particles(plan, r_thetas, args.workers)
+        add_refit(result, study, targets, r_sims, r_weights)
+        refits[study] = csv
     text = markdown(result, len(thetas))
     sys.stdout.write(text + "\n")
     args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -263,6 +319,7 @@ def main() -> None:
                 "targets": targets,
                 "simulated": [[None if np.isnan(v) else float(v) for v in r] for r in sims],
                 "weights": [float(v) for v in weights],
+                "refits": refits,
                 "studies": result,
             },
             indent=1,

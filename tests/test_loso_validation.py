@@ -97,3 +97,48 @@ def test_the_script_runs_the_calibrations_own_evaluation_on_the_shipped_posterio
             assert (data["simulated"][a][j] == data["simulated"][b][j]) == same
     assert len(set(params)) > 1
     assert data["weights"] == [float(line.rsplit(",", 1)[1]) for line in raw[1:4]]
+
+
+def test_a_refit_posterior_adds_its_prediction_to_the_left_out_studys_rows():
+    targets = [
+        {"study": "a", "label": "a", "arm": "x", "metric": "m", "published": 0.5,
+         "published_low": 0.4, "published_high": 0.6},
+        {"study": "b", "label": "b", "arm": "x", "metric": "m", "published": 0.5,
+         "published_low": 0.4, "published_high": 0.6},
+    ]  # fmt: skip
+    sims = np.array([[0.5, 0.1], [0.7, 0.2]])
+    table = script.cross_validate(targets, sims, np.zeros((2, 2)), np.array([1.0, 1.0]))
+    refit_sims = np.array([[0.2, 0.9], [0.3, 0.9], [0.4, 0.9]])
+    script.add_refit(table, "a", targets, refit_sims, np.array([1.0, 1.0, 2.0]))
+    a = table[0]["targets"][0]
+    assert a["refit"]["median"] == 0.3 and a["refit"]["high"] == 0.4
+    assert a["refit"]["below"] == 1.0 and not a["refit"]["inside"]
+    assert table[0]["ess_refit"] == pytest.approx(16 / 6)
+    assert "refit" not in table[1]["targets"][0]
+    with pytest.raises(SystemExit, match="no calibration study named 'c'"):
+        script.add_refit(table, "c", targets, refit_sims, np.ones(3))
+
+
+@pytest.mark.parametrize("study", ["milano_2025", "clin_rheumatol_2006"])
+def test_each_cross_validation_calibration_is_the_shipped_posterior_without_one_study(study):
+    """calibration/cross_validation/without_STUDY.yaml: the shipped ABC calibration (the
+    same parameters, bounds, patients, seed and method) with that study's targets left out
+    and 500 particles."""
+    shipped = script.load_calibration(script.CALIBRATION)
+    cv = script.load_calibration(
+        ROOT / "calibration" / "cross_validation" / f"without_{study}.yaml"
+    )
+    assert [s.path.resolve() for s in cv.studies] == [
+        s.path.resolve() for s in shipped.studies if s.path.stem != study
+    ]
+    assert cv.names == shipped.names
+    assert (cv.low == shipped.low).all() and (cv.high == shipped.high).all()
+    assert (cv.patients, cv.seed) == (shipped.patients, shipped.seed)
+    assert cv.spec.method == shipped.spec.method == "abc"
+    assert cv.spec.abc.particles == 500
+    assert cv.spec.abc.model_dump(exclude={"particles"}) == shipped.spec.abc.model_dump(
+        exclude={"particles"}
+    )
+    assert len(cv.targets) == len(shipped.targets) - sum(
+        ft.study.path.stem == study for ft in shipped.targets
+    )
