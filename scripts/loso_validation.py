@@ -37,7 +37,10 @@ simulates the study's targets at its particles the same way and adds that predic
 the study's rows.
 
 Writes every particle's simulated values and the table to ``--json`` (default
-results/loso_validation.json) and prints the table as markdown.
+results/loso_validation.json), the forest plot of each target predicted without its study
+beside the published interval (the same name, .png: from the refit where there is one,
+else from the reweighting where it is reliable; a study with neither is left out of the
+plot) and prints the table as markdown.
 """
 
 from __future__ import annotations
@@ -274,6 +277,60 @@ def particles(plan: Any, path: Path, limit: int | None) -> tuple[np.ndarray, np.
     return thetas, weights
 
 
+def left_out_prediction(study: dict[str, Any], row: dict[str, Any]) -> tuple[str, Any] | None:
+    """How a target is predicted without its study: ("refit", ...) from a posterior
+    sampled without it, else ("reweighted", ...) when the reweighting is reliable, else
+    None."""
+    if row.get("refit") is not None:
+        return "refit", row["refit"]
+    if study["pareto_khat"] <= K_HAT_LIMIT:
+        return "reweighted", row["left_out"]
+    return None
+
+
+def figure(table: list[dict[str, Any]], path: Path) -> None:
+    """The validation forest plot (simulator.report.validation.forest) of every target
+    predicted without its study: the left-out median and 2.5-97.5% beside the published
+    interval (none written when no target has such a prediction)."""
+    from simulator.report.validation import forest
+    from simulator.studies import TargetResult
+
+    results = []
+    for s in table:
+        for row in s["targets"]:
+            got = left_out_prediction(s, row)
+            if got is None or got[1]["median"] is None:
+                continue
+            how, p = got
+            results.append(
+                TargetResult(
+                    study=row["study"],
+                    citation="",
+                    role="calibration",
+                    label=f"{row['label']} [{how}]",
+                    metric=row["metric"],
+                    arm=row["arm"],
+                    estimator="",
+                    published=row["published"],
+                    published_low=row["published_low"],
+                    published_high=row["published_high"],
+                    simulated=p["median"],
+                    simulated_low=p["low"],
+                    simulated_high=p["high"],
+                    patients=0,
+                )
+            )
+    if not results:  # nothing predicted reliably (e.g. a handful of particles)
+        sys.stderr.write(f"no target is predicted reliably without its study: no {path}\n")
+        return
+    forest(
+        results,
+        path,
+        interval="predicted without the study, 2.5-97.5%",
+        title="Each calibration study predicted without it",
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
@@ -310,6 +367,7 @@ def main() -> None:
     text = markdown(result, len(thetas))
     sys.stdout.write(text + "\n")
     args.json.parent.mkdir(parents=True, exist_ok=True)
+    figure(result, args.json.with_suffix(".png"))
     args.json.write_text(
         json.dumps(
             {

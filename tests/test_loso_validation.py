@@ -88,6 +88,7 @@ def test_the_script_runs_the_calibrations_own_evaluation_on_the_shipped_posterio
     assert sum(len(s["targets"]) for s in data["studies"]) == 19
     # each particle simulated with its own parameters: the same simulated day-84 CPK
     # ratio exactly where the particles are the same (SMC resampling repeats particles)
+    assert not out.with_suffix(".png").exists()  # 3 particles: no reliable prediction
     raw = (ROOT / "calibration" / "posterior" / "posterior.csv").read_text().splitlines()
     params = [line.rsplit(",", 1)[0] for line in raw[1:4]]
     j = next(i for i, t in enumerate(data["targets"]) if t["metric"] == "cpk_ratio_month_3")
@@ -99,7 +100,7 @@ def test_the_script_runs_the_calibrations_own_evaluation_on_the_shipped_posterio
     assert data["weights"] == [float(line.rsplit(",", 1)[1]) for line in raw[1:4]]
 
 
-def test_a_refit_posterior_adds_its_prediction_to_the_left_out_studys_rows():
+def test_a_refit_posterior_adds_its_prediction_to_the_left_out_studys_rows(tmp_path):
     targets = [
         {"study": "a", "label": "a", "arm": "x", "metric": "m", "published": 0.5,
          "published_low": 0.4, "published_high": 0.6},
@@ -115,6 +116,16 @@ def test_a_refit_posterior_adds_its_prediction_to_the_left_out_studys_rows():
     assert a["refit"]["below"] == 1.0 and not a["refit"]["inside"]
     assert table[0]["ess_refit"] == pytest.approx(16 / 6)
     assert "refit" not in table[1]["targets"][0]
+    # how each is predicted without its study: a's from the refit; b's from the
+    # reweighting, reliable or not by its k-hat
+    assert script.left_out_prediction(table[0], a) == ("refit", a["refit"])
+    b = table[1]["targets"][0]
+    table[1]["pareto_khat"] = 0.5
+    assert script.left_out_prediction(table[1], b) == ("reweighted", b["left_out"])
+    table[1]["pareto_khat"] = 0.9
+    assert script.left_out_prediction(table[1], b) is None
+    script.figure(table, tmp_path / "loso.png")  # a from its refit, b not (k-hat 0.9)
+    assert (tmp_path / "loso.png").read_bytes().startswith(b"\x89PNG")
     with pytest.raises(SystemExit, match="no calibration study named 'c'"):
         script.add_refit(table, "c", targets, refit_sims, np.ones(3))
 
