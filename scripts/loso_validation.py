@@ -262,6 +262,15 @@ def markdown(table: list[dict[str, Any]], particles: int) -> str:
         f" studies whose left-out weights are reliable (k-hat <= {K_HAT_LIMIT}), for"
         f" {fitted_rel} of their {n_rel} targets in the fit and {left} left out."
     )
+    got = [
+        left_out_prediction(s, t) for s in table for t in s["targets"]
+    ]  # refit, else a reliable reweighting
+    known = [g for g in got if g is not None]
+    lines.append(
+        f"Predicted without its study (from a refit where there is one, else from a"
+        f" reliable reweighting): {len(known)} of {n} targets, the published value within"
+        f" the central 95% for {sum(g[1]['inside'] for g in known)} of them."
+    )
     return "\n".join(lines)
 
 

@@ -124,6 +124,9 @@ def test_a_refit_posterior_adds_its_prediction_to_the_left_out_studys_rows(tmp_p
     assert script.left_out_prediction(table[1], b) == ("reweighted", b["left_out"])
     table[1]["pareto_khat"] = 0.9
     assert script.left_out_prediction(table[1], b) is None
+    text = script.markdown(table, 3)
+    assert "else from a reliable reweighting): 1 of 2 targets" in text
+    assert "central 95% for 0 of them" in text  # a's refit puts 0.5 above its 97.5%
     script.figure(table, tmp_path / "loso.png")  # a from its refit, b not (k-hat 0.9)
     assert (tmp_path / "loso.png").read_bytes().startswith(b"\x89PNG")
     with pytest.raises(SystemExit, match="no calibration study named 'c'"):
