@@ -234,12 +234,11 @@ def _cell(p: dict[str, Any] | None) -> str:
 
 def markdown(table: list[dict[str, Any]], particles: int) -> str:
     lines = [
-        "| study left out (ESS of {particles}, k-hat) | target | published (95% CI) |"
+        f"| study left out (ESS of {particles:,}, k-hat) | target | published (95% CI) |"
         " in the fit: median (2.5-97.5%); share below published | left out: the same |"
         " left out, refitted without it: the same |",
         "|---|---|---|---|---|---|",
     ]
-    lines[0] = lines[0].replace("{particles}", f"{particles:,}")
     for s in table:
         k = s["pareto_khat"]
         flag = "" if k <= K_HAT_LIMIT else " **unreliable**"
@@ -301,39 +300,28 @@ def figure(table: list[dict[str, Any]], path: Path) -> None:
     """The validation forest plot (simulator.report.validation.forest) of every target
     predicted without its study: the left-out median and 2.5-97.5% beside the published
     interval (none written when no target has such a prediction)."""
-    from simulator.report.validation import forest
-    from simulator.studies import TargetResult
+    from simulator.report.validation import forest_of_ranges
 
-    results = []
+    rows = []
     for s in table:
         for row in s["targets"]:
             got = left_out_prediction(s, row)
             if got is None or got[1]["median"] is None:
                 continue
             how, p = got
-            results.append(
-                TargetResult(
-                    study=row["study"],
-                    citation="",
-                    role="calibration",
-                    label=f"{row['label']} [{how}]",
-                    metric=row["metric"],
-                    arm=row["arm"],
-                    estimator="",
-                    published=row["published"],
-                    published_low=row["published_low"],
-                    published_high=row["published_high"],
-                    simulated=p["median"],
-                    simulated_low=p["low"],
-                    simulated_high=p["high"],
-                    patients=0,
-                )
+            rows.append(
+                {
+                    **row,
+                    **{k: p[k] for k in ("median", "low", "high")},
+                    "role": "calibration",
+                    "label": f"{row['label']} [{how}]",
+                }
             )
-    if not results:  # nothing predicted reliably (e.g. a handful of particles)
+    if not rows:  # nothing predicted reliably (e.g. a handful of particles)
         sys.stderr.write(f"no target is predicted reliably without its study: no {path}\n")
         return
-    forest(
-        results,
+    forest_of_ranges(
+        rows,
         path,
         interval="predicted without the study, 2.5-97.5%",
         title="Each calibration study predicted without it",

@@ -167,30 +167,10 @@ def markdown(rows: list[dict]) -> str:
 def figure(rows: list[dict], path: Path) -> None:
     """The validation forest plot (simulator.report.validation.forest) with each target's
     range over the posterior draws in place of a Monte Carlo interval."""
-    from simulator.report.validation import forest
-    from simulator.studies import TargetResult
+    from simulator.report.validation import forest_of_ranges
 
-    results = [
-        TargetResult(
-            study=r["study"],
-            citation="",
-            role=r["role"],
-            label=r["label"],
-            metric=r["metric"],
-            arm=r["arm"],
-            estimator="",
-            published=r["published"],
-            published_low=r["published_low"],
-            published_high=r["published_high"],
-            simulated=r["median"],
-            simulated_low=r["low"],
-            simulated_high=r["high"],
-            patients=0,
-        )
-        for r in rows
-    ]
-    forest(
-        results,
+    forest_of_ranges(
+        rows,
         path,
         interval="posterior predictive 2.5-97.5%",
         title="Posterior predictive vs published",

@@ -14,6 +14,15 @@ from scipy import stats
 script = load_script("loso_validation")
 
 
+def _two_studies() -> list[dict]:
+    """Two studies, "a" and "b", of one target each, published 0.5 (0.4-0.6)."""
+    return [
+        {"study": s, "label": s, "arm": "x", "metric": "m", "published": 0.5,
+         "published_low": 0.4, "published_high": 0.6}
+        for s in "ab"
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("k", [0.2, 0.5, 0.9])
 def test_pareto_khat_recovers_the_shape_of_generalized_pareto_weights(k):
     """Weights drawn from a generalized Pareto distribution of shape k: the tail estimate
@@ -39,12 +48,7 @@ def test_leaving_a_study_out_reweights_by_exp_half_its_loss():
     """Three particles, two studies of one target each. Leaving out a study reweights the
     particles by exp(+its loss / 2); a study whose loss is the same at every particle
     leaves the posterior as it is."""
-    targets = [
-        {"study": "a", "label": "a", "arm": "x", "metric": "m", "published": 0.5,
-         "published_low": 0.4, "published_high": 0.6},
-        {"study": "b", "label": "b", "arm": "x", "metric": "m", "published": 0.5,
-         "published_low": 0.4, "published_high": 0.6},
-    ]  # fmt: skip
+    targets = _two_studies()
     sims = np.array([[0.5, 0.1], [0.7, 0.2], [0.9, 0.3]])
     losses = np.array([[0.0, 2.0], [4.0, 2.0], [16.0, 2.0]])
     weights = np.array([0.6, 0.3, 0.1])
@@ -101,12 +105,7 @@ def test_the_script_runs_the_calibrations_own_evaluation_on_the_shipped_posterio
 
 
 def test_a_refit_posterior_adds_its_prediction_to_the_left_out_studys_rows(tmp_path):
-    targets = [
-        {"study": "a", "label": "a", "arm": "x", "metric": "m", "published": 0.5,
-         "published_low": 0.4, "published_high": 0.6},
-        {"study": "b", "label": "b", "arm": "x", "metric": "m", "published": 0.5,
-         "published_low": 0.4, "published_high": 0.6},
-    ]  # fmt: skip
+    targets = _two_studies()
     sims = np.array([[0.5, 0.1], [0.7, 0.2]])
     table = script.cross_validate(targets, sims, np.zeros((2, 2)), np.array([1.0, 1.0]))
     refit_sims = np.array([[0.2, 0.9], [0.3, 0.9], [0.4, 0.9]])

@@ -14,7 +14,7 @@ from ..studies import TargetResult, share_inside
 from .atomic import json_roundtrip, png_figure, write_json
 from .figures import COLORS, _quiet, _save, label, subplots
 
-__all__ = ["VALIDATION_FILES", "validation_json", "write_validation"]
+__all__ = ["VALIDATION_FILES", "forest", "forest_of_ranges", "validation_json", "write_validation"]
 
 VALIDATION_FILES = ("validation.csv", "validation.json", "validation.png", "report.html")
 COLUMNS = (
@@ -193,6 +193,34 @@ def forest(
     n_in = sum(r.overlaps for r in results)
     axes[0, 0].set_title(f"{title}: {n_in} of {len(results)} targets overlap", fontsize=10)
     _save(fig, path)
+
+
+def forest_of_ranges(rows: list[dict[str, Any]], path: Path, interval: str, title: str) -> None:
+    """:func:`forest` of targets predicted as a range rather than simulated once: each row
+    a target's description (``study``, ``role``, ``label``, ``metric``, ``arm``,
+    ``published``, ``published_low``, ``published_high``) with the prediction's
+    ``median``, ``low`` and ``high`` (scripts/posterior_validation.py: over posterior
+    draws; scripts/loso_validation.py: without the target's study)."""
+    results = [
+        TargetResult(
+            study=r["study"],
+            citation="",
+            role=r["role"],
+            label=r["label"],
+            metric=r["metric"],
+            arm=r["arm"],
+            estimator="",
+            published=r["published"],
+            published_low=r["published_low"],
+            published_high=r["published_high"],
+            simulated=r["median"],
+            simulated_low=r["low"],
+            simulated_high=r["high"],
+            patients=0,
+        )
+        for r in rows
+    ]
+    forest(results, path, interval=interval, title=title)
 
 
 def _html(data: dict[str, Any], folder: Path) -> str:
