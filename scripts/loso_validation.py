@@ -46,6 +46,7 @@ plot) and prints the table as markdown.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -328,6 +329,12 @@ def figure(table: list[dict[str, Any]], path: Path) -> None:
     )
 
 
+def study_plan(plan: Any, study: str) -> Any:
+    """The calibration plan cut down to one study's targets: an evaluation then runs only
+    that study's arms, whose patients and values are the same whatever else runs."""
+    return dataclasses.replace(plan, targets=[t for t in plan.targets if t.study.name == study])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
@@ -358,8 +365,8 @@ def main() -> None:
         if not sep:
             raise SystemExit(f"--refit {spec!r}: expected STUDY=POSTERIOR.csv")
         r_thetas, r_weights = particles(plan, Path(csv), args.particles)
-        _, r_sims, _ = simulate_particles(plan, r_thetas, args.workers)
-        add_refit(result, study, targets, r_sims, r_weights)
+        r_targets, r_sims, _ = simulate_particles(study_plan(plan, study), r_thetas, args.workers)
+        add_refit(result, study, r_targets, r_sims, r_weights)
         refits[study] = csv
     text = markdown(result, len(thetas))
     sys.stdout.write(text + "\n")

@@ -155,3 +155,17 @@ def test_each_cross_validation_calibration_is_the_shipped_posterior_without_one_
     assert len(cv.targets) == len(shipped.targets) - sum(
         ft.study.path.stem == study for ft in shipped.targets
     )
+
+
+def test_a_refit_simulates_only_its_studys_arms_with_the_same_values():
+    """``--refit`` evaluates a plan cut down to the study's targets: its values are those
+    of the whole calibration's evaluation, bit for bit."""
+    plan = script.load_calibration(script.CALIBRATION)
+    thetas, _ = script.particles(plan, script.POSTERIOR, 2)
+    full_targets, full, _ = script.simulate_particles(plan, thetas, 1)
+    own_targets, mine, _ = script.simulate_particles(
+        script.study_plan(plan, "milano_2025"), thetas, 1
+    )
+    cols = [j for j, t in enumerate(full_targets) if t["study"] == "milano_2025"]
+    assert own_targets == [full_targets[j] for j in cols] and len(cols) == 3
+    assert np.array_equal(mine, full[:, cols])
