@@ -16,6 +16,8 @@ directory that must stay as the test left it; a few run the installed command.
 7. A whole-number parameter in a Sobol', Morris or PSA design is refused up front.
 8. Messages: one problem for one bad value, the value shown, "[from --set]" where the
    value is from --set, no pydantic jargon, the right advice and the right file kind.
+9. Values that random overrides of every scenario value showed to crash or hang the run
+   are refused; a pulse below the oral dose runs; a hazard that never crosses is silent.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from simulator.cli import main
@@ -114,6 +117,18 @@ def load_ok(tmp_path: Path, body: str, overrides: tuple[str, ...] = ()):
     p = tmp_path / "s.yaml"
     p.write_text(scenario(body))
     return load_scenario(p, list(overrides))
+
+
+def set_refused(override: str, fragment: str) -> None:
+    """``--set OVERRIDE`` on first_line is refused by the loader, naming the path, with
+    ``fragment`` in the message and the value blamed on --set."""
+    from simulator.scenario import load_scenario
+
+    with pytest.raises(InputError) as info:
+        load_scenario(FIRST_LINE, [override])
+    message = str(info.value)
+    assert override.split("=")[0] in message and fragment in message, message
+    assert "[from --set]" in message
 
 
 # --------------------------------------------------------------------------------------
@@ -266,13 +281,7 @@ def test_a_fifo_as_params_is_refused_without_blocking(tmp_path: Path) -> None:
     ],
 )
 def test_huge_money_and_counts_are_refused_before_the_run(override: str, fragment: str) -> None:
-    from simulator.scenario import load_scenario
-
-    with pytest.raises(InputError) as info:
-        load_scenario(FIRST_LINE, [override])
-    message = str(info.value)
-    assert override.split("=")[0] in message and fragment in message
-    assert "[from --set]" in message
+    set_refused(override, fragment)
 
 
 def test_huge_money_in_a_file_is_refused_by_the_command(capsys, tmp_path, monkeypatch) -> None:
@@ -814,9 +823,88 @@ def test_linemap_blames_an_override_below_a_block_from_a_file() -> None:
 def test_patient_characteristics_that_multiply_into_doses_and_sums_are_capped(
     override: str, fragment: str
 ) -> None:
+    set_refused(override, fragment)
+
+
+# --------------------------------------------------------------------------------------
+# 9. Found by random overrides of every scenario value (1e300, 1e-300, 0, ...): each of
+#    these ran into an internal error, a hang or a numpy warning under --quiet
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "fragment"),
+    [
+        # exp of the shift overflowed: the cohort engine never reached the horizon
+        ("disease.activity.polymyositis_shift_log=1e200", "less than or equal to 3"),
+        # the age factor was 0 x inf at some ages: NaN hazards, and the run hung
+        ("disease.mortality.hazard_ratio_per_decade=1e-300", "greater than or equal to 0.1"),
+        ("disease.mortality.hazard_ratio_per_decade=1e300", "less than or equal to 10"),
+        # an onset at the starting visit's instant came before it in the order of events
+        ("disease.sparing_agents.methotrexate.onset_delay_days=0", "greater than or equal to 1"),
+        ("disease.sparing_agents.azathioprine.onset_delay_days=1e-300", "greater than or equal"),
+        # doses whose sums overflowed the outcome statistics
+        ("regimen.taper.relapse.min_mg_per_day=1e300", "less than or equal to 1000"),
+        ("regimen.steroid.cap_mg_per_day=1e300", "less than or equal to 1000"),
+        ("regimen.taper.floor_mg_per_day=1e300", "less than or equal to 1000"),
+        ("regimen.steroid.pulse.methylprednisolone_mg_per_day=1e300", "less than or equal"),
+        ("disease.steroid.methylprednisolone_to_prednisone=1e300", "less than or equal to 5"),
+    ],
+)
+def test_values_that_crashed_or_hung_the_run_are_refused(override: str, fragment: str) -> None:
+    set_refused(override, fragment)
+
+
+def test_the_new_bounds_admit_the_defaults_and_their_edges() -> None:
     from simulator.scenario import load_scenario
 
-    with pytest.raises(InputError) as info:
-        load_scenario(FIRST_LINE, [override])
-    message = str(info.value)
-    assert override.split("=")[0] in message and fragment in message, message
+    edges = [
+        "disease.activity.polymyositis_shift_log=-3",
+        "disease.mortality.hazard_ratio_per_decade=10",
+        "disease.sparing_agents.methotrexate.onset_delay_days=1",
+        "regimen.taper.relapse.min_mg_per_day=1000",
+        "regimen.steroid.pulse.methylprednisolone_mg_per_day=5000",
+        "disease.steroid.methylprednisolone_to_prednisone=5",
+    ]
+    scn = load_scenario(FIRST_LINE, edges)
+    assert scn.disease.mortality.hazard_ratio_per_decade == 10
+    assert scn.regimen.steroid.pulse.methylprednisolone_mg_per_day == 5000
+
+
+@pytest.mark.parametrize("engine", ["cohort", "simpy"])
+def test_a_pulse_below_the_oral_dose_runs(engine: str) -> None:
+    """A 10 mg/day 'pulse' (12.5 mg prednisone) below the oral induction dose: its end
+    raises prednisone to the oral dose with no rule firing. The invariant check took that
+    for a bug (an internal error); the end of a pulse may now raise the dose, and only to
+    the oral dose the pulse interrupted."""
+    from simulator.kernel.events import Event
+    from simulator.runner import run
+    from simulator.scenario import load_scenario
+
+    scn = load_scenario(
+        FIRST_LINE,
+        ["regimen.steroid.pulse.share=1", "regimen.steroid.pulse.methylprednisolone_mg_per_day=10"],
+    )
+    logs = []
+    run(scn, patients=40, seed=3, engine=engine, events=True, sink=lambda t, e: logs.append(e))
+    log = logs[0]
+    ends = log.kind == Event.PULSE_END
+    assert ends.sum() == 40  # every patient had the pulse
+    assert np.all(log.prednisone_before[ends] == 12.5)
+    assert np.all(log.prednisone[ends] > 12.5)  # the oral induction dose, 40-80 mg/day
+    assert np.all(log.prednisone[ends] <= scn.regimen.steroid.cap_mg_per_day)
+
+
+def test_a_hazard_that_never_crosses_warns_nothing() -> None:
+    """A near-zero hazard rate puts the crossing at inf, by an overflow numpy warned about
+    on stderr even under --quiet (found with a relative risk of 1e300)."""
+    import warnings
+
+    from simulator.runner import run
+    from simulator.scenario import load_scenario
+
+    scn = load_scenario(FIRST_LINE, ["safety.steroid.serious_infection.relative_risk.0=1e300"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = run(scn, patients=30, engine="cohort")  # the scenario's seed
+    assert res.patients == 30

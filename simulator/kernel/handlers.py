@@ -406,8 +406,10 @@ def _schedule_taper(xp: Ops, plan: Plan, st: State) -> None:
 def _crossing(xp: Ops, t: Any, hazard: Any, threshold: Any, rate: Any) -> Any:
     """When a cumulative hazard at ``hazard`` now, growing at ``rate`` per day, reaches
     ``threshold`` (one expression for adverse events and deaths, so a fatal event and its
-    adverse event fall on the same instant)."""
-    return t + (threshold - hazard) / xp.maximum(rate, 1e-300)
+    adverse event fall on the same instant). A rate near 0 puts the crossing past any
+    horizon: numpy's overflow to inf there is the answer (never), not an error."""
+    with np.errstate(over="ignore"):
+        return t + (threshold - hazard) / xp.maximum(rate, 1e-300)
 
 
 def _set_mortality_rate(xp: Ops, plan: Plan, prm: Params, st: State, activity: Any) -> None:

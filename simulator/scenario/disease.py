@@ -116,6 +116,9 @@ class Activity(Frozen):
         0.3,
         "log activity",
         f"relapses are commoner in PM than DM ({CLIN_RHEUM_2006}); the size is an assumption",
+        # 20x activity either way; exp of an unbounded shift overflowed and the run hung
+        ge=-3,
+        le=3,
     )
     flare_rate_per_year: float = P(
         _fit("disease.activity.flare_rate_per_year"),
@@ -419,6 +422,7 @@ class SteroidResponse(Frozen):
         "standard glucocorticoid equivalence (4 mg MP = 5 mg prednisone; BNF,"
         " other_sources.md section 4)",
         gt=0,
+        le=5,  # the accepted ratio is 1.25; 5 leaves room for any sensitivity analysis
     )
 
 
@@ -519,7 +523,9 @@ class SparingAgent(Frozen):
         "days",
         "assumption: onset delay NOT FOUND in primary sources (parameters.md section 5);"
         " azathioprine added to prednisone made no difference at 3 months (Bunch 1980)",
-        ge=0,
+        # the onset is an event after the visit that starts the agent: a delay under a day
+        # could fall on that visit's instant, before it in the order of events
+        ge=1,
     )
     effect_per_day: float = P(
         0.02,
@@ -634,7 +640,10 @@ class Mortality(Frozen):
         "assumption: old age is one of the 'poor prognostic factors common to several"
         " studies' (review PMC2563757, other_sources.md section 5); size NOT FOUND; applies"
         " to the disease-related excess only (the life table carries age itself)",
-        gt=0,
+        # beyond these the age factor over- or underflowed at some ages (0 x inf: a NaN
+        # hazard, and the run hung)
+        ge=0.1,
+        le=10,
     )
     reference_age_years: float = P(50.0, "years", "the age at which the age HR is 1", ge=0, le=120)
 

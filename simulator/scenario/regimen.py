@@ -161,7 +161,8 @@ class Pulse(Frozen):
         "proportion",
         f"{FAGGIOLI}: 3 of 15 patients had a methylprednisolone pulse",
     )
-    methylprednisolone_mg_per_day: float = P(1000.0, "mg/day", FAGGIOLI, gt=0)
+    # pulses are 250-1,000 mg/day; the bound refuses absurd values (a dose in micrograms)
+    methylprednisolone_mg_per_day: float = P(1000.0, "mg/day", FAGGIOLI, gt=0, le=5000)
     days: int = P(3, "days", FAGGIOLI, ge=1, le=10)
 
 
@@ -174,7 +175,11 @@ class Steroid(Frozen):
         gt=0,
         le=3,
     )
-    cap_mg_per_day: float = P(80.0, "mg/day", "model brief: ~1 mg/kg/day, cap ~80 mg", gt=0)
+    # oral prednisone doses are bounded like the pulse's: above 1,000 mg/day a dose is a
+    # slip, and its sums overflowed the outcome statistics
+    cap_mg_per_day: float = P(
+        80.0, "mg/day", "model brief: ~1 mg/kg/day, cap ~80 mg", gt=0, le=1000
+    )
     induction_days: int = P(
         28,
         "days",
@@ -218,7 +223,7 @@ class RelapseResponse(Frozen):
     """What a clinic does at a clinical relapse: raise prednisone, then taper again."""
 
     dose_factor: float = P(2.0, "x current dose", "assumption: double the dose", ge=1)
-    min_mg_per_day: float = P(20.0, "mg/day", "assumption", ge=0)
+    min_mg_per_day: float = P(20.0, "mg/day", "assumption", ge=0, le=1000)
     hold_days: int = P(28, "days", "assumption: 4 weeks before tapering again", ge=0)
 
 
@@ -242,6 +247,7 @@ class Taper(Frozen):
         "mg/day",
         f"{FAGGIOLI}: maintenance at 5 mg/day (no independent source)",
         ge=0,
+        le=1000,
     )
     hold_when: Rule | None = Field(
         default_factory=lambda: rule(
