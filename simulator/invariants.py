@@ -21,11 +21,19 @@ from .kernel.events import EVENT_NAMES, Event, Flag
 from .kernel.plan import Plan
 from .records import EventLog
 
-__all__ = ["InvariantError", "check_events"]
+__all__ = ["InvariantError", "check_events", "undefined_time"]
 
 
 class InvariantError(AssertionError):
     """The simulator broke one of its own invariants."""
+
+
+def undefined_time(patient: int, day: float) -> InvariantError:
+    """The error for a patient whose next event has no time (NaN, from a bug or from
+    inputs no check refused): the cohort engine raises it instead of looping forever."""
+    return InvariantError(
+        f"the time of the next event is undefined (NaN): patient {patient}, after day {day:g}"
+    )
 
 
 def _fail(what: str, log: EventLog, i: int) -> None:

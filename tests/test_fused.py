@@ -482,3 +482,26 @@ def test_threads_sharing_a_plan_and_its_propagator_give_the_serial_bytes(monkeyp
         t.join()
     for k, w in enumerate(want):
         _assert_same_bytes(w, got[k])
+
+
+@pytest.mark.parametrize("jit_mode", ["0", "1"])
+def test_an_undefined_event_time_stops_the_cohort_engine(monkeypatch, jit_mode):
+    """A NaN event time (from a bug, or from inputs no check refuses: an age hazard ratio
+    of 1e-300 made 0 x inf hazards) made both cohort paths spin for ever, since no time
+    compares below NaN; they now stop with an internal error naming the patient."""
+    from simulator.invariants import InvariantError
+    from simulator.kernel import handlers
+
+    monkeypatch.setenv("SIMULATOR_JIT", jit_mode)
+    scn = load_scenario(SCENARIOS / "first_line.yaml")
+    plan = make_plan(scn)
+    init = handlers.init_state
+
+    def poisoned(xp, plan_, prm):
+        st = init(xp, plan_, prm)
+        st.flare_next[7] = math.nan  # the chunk's patient 7 (id 107)
+        return st
+
+    monkeypatch.setattr(handlers, "init_state", poisoned)
+    with pytest.raises(InvariantError, match=r"undefined \(NaN\): patient 107, after day 0"):
+        cohort.run_chunk(scn, plan, 1, np.arange(100, 400))

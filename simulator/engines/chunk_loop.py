@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from .. import jit
+from ..invariants import undefined_time
 from ..kernel import disease, handlers
 from ..kernel.events import Event
 from ..kernel.handlers import VISIT_VALUES
@@ -341,6 +342,8 @@ def fused({signature}):
         r = todo[ii]
         while True:
 {pc.schedule}
+            if best != best:  # no time (NaN): stop here, never spin on it
+                return nl, -1 - ii, nev
             if LOG and kind != {int(Event.END)} and nev >= E_day.shape[0]:
                 return nl, ii, nev
 {step}
@@ -418,6 +421,9 @@ def fused({signature}):
                     self.failed = True
                     return False
                 self.ready = True
+            if stop < 0:
+                r = int(todo[-1 - stop])
+                raise undefined_time(int(prm.patient[r]), float(st.t[r]))
             if nev:
                 # the log keeps these rows: the next pass writes a new buffer, sized by
                 # the events a patient logged in this one

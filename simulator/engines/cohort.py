@@ -19,6 +19,7 @@ from typing import Any, cast
 import numpy as np
 
 from .. import jit
+from ..invariants import undefined_time
 from ..kernel import handlers
 from ..kernel.events import Event
 from ..kernel.handlers import VISIT_VALUES
@@ -137,6 +138,9 @@ def run_chunk(
     running = np.ones(n, dtype=bool)  # over the working rows
     while running.any():
         t, kind = handlers.next_event(xp, plan, wprm, work)
+        if np.isnan(t).any():  # no time: stop here, never spin on it
+            i = int(np.flatnonzero(np.isnan(t))[0])
+            raise undefined_time(int(wprm.patient[i]), float(work.t[i]))
         handlers.advance(xp, plan, wprm, work, t)
         for k in np.flatnonzero(np.bincount(kind, minlength=len(Event))):  # kinds present
             if k == _END:
