@@ -67,6 +67,10 @@ MEASURES: dict[str, tuple[str, str]] = {
     ),
 }
 
+# The most oral prednisone a dose field may set: above it a dose is a slip, and its sums
+# overflowed the outcome statistics.
+_ORAL_MAX_MG_PER_DAY = 1000.0
+
 RULE_ATOMS = {
     "above": "every named measure above its value, e.g. {above: {cpk_x_uln: 1}}",
     "below": "every named measure below its value, e.g. {below: {mmt8: 142}}",
@@ -175,10 +179,8 @@ class Steroid(Frozen):
         gt=0,
         le=3,
     )
-    # oral prednisone doses are bounded like the pulse's: above 1,000 mg/day a dose is a
-    # slip, and its sums overflowed the outcome statistics
     cap_mg_per_day: float = P(
-        80.0, "mg/day", "model brief: ~1 mg/kg/day, cap ~80 mg", gt=0, le=1000
+        80.0, "mg/day", "model brief: ~1 mg/kg/day, cap ~80 mg", gt=0, le=_ORAL_MAX_MG_PER_DAY
     )
     induction_days: int = P(
         28,
@@ -223,7 +225,7 @@ class RelapseResponse(Frozen):
     """What a clinic does at a clinical relapse: raise prednisone, then taper again."""
 
     dose_factor: float = P(2.0, "x current dose", "assumption: double the dose", ge=1)
-    min_mg_per_day: float = P(20.0, "mg/day", "assumption", ge=0, le=1000)
+    min_mg_per_day: float = P(20.0, "mg/day", "assumption", ge=0, le=_ORAL_MAX_MG_PER_DAY)
     hold_days: int = P(28, "days", "assumption: 4 weeks before tapering again", ge=0)
 
 
@@ -247,7 +249,7 @@ class Taper(Frozen):
         "mg/day",
         f"{FAGGIOLI}: maintenance at 5 mg/day (no independent source)",
         ge=0,
-        le=1000,
+        le=_ORAL_MAX_MG_PER_DAY,
     )
     hold_when: Rule | None = Field(
         default_factory=lambda: rule(
