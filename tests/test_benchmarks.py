@@ -4,23 +4,30 @@ goals are read from its output, never tested)."""
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 
 
-def test_benchmark_runs_at_toy_size_and_writes_every_figure(tmp_path):
-    out = tmp_path / "bench.json"
+def _toy_run(script: str, tmp_path):
+    """benchmarks/<script> at toy size: its stdout and the figures of its JSON."""
+    out = tmp_path / "figures.json"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--size", "toy", "--json", str(out)],
+        [sys.executable, str(ROOT / "benchmarks" / script), "--size=toy", f"--json={out}"],
         capture_output=True,
         text=True,
         timeout=600,
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    fig = json.loads(out.read_text())
+    return proc, json.loads(out.read_text())
+
+
+def test_benchmark_runs_at_toy_size_and_writes_every_figure(tmp_path):
+    proc, fig = _toy_run("run.py", tmp_path)
     assert fig["size"] == "toy" and len(fig["load_average_before"]) == 3
     assert set(fig["rates_cpu_per_s"]) == {
         "cohort",
@@ -45,3 +52,48 @@ def test_benchmark_runs_at_toy_size_and_writes_every_figure(tmp_path):
         "sweep overhead per point < 5 ms",
     }
     assert "targets (figures from this run)" in proc.stdout
+
+
+def _loop_profile():
+    import importlib.util
+
+    path = ROOT / "benchmarks" / "loop_profile.py"
+    spec = importlib.util.spec_from_file_location("loop_profile", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(
+    platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"),
+    reason="the loop profile reads an x86 time-stamp counter",
+)
+def test_loop_profile_runs_at_toy_size_and_accounts_for_every_event(tmp_path):
+    """The per-event-kind profile of the compiled chunk loop runs, its instrumented loop
+    gives the plain loop's summary.json (the script stops otherwise), and its counts are
+    the run's events: one lookup, step and clocks per event, one handler per event but
+    the step to the end (a pass that stops for a full table of matrix exponentials picks
+    its event again, so the schedule may count a few more)."""
+    pytest.importorskip("numba")
+    proc, fig = _toy_run("loop_profile.py", tmp_path)
+    assert fig["same_summary"] is True and fig["patients"] == 300
+    rows = {r["part"]: r for r in fig["rows"]}
+    parts = ("propagator lookup", "closed-form step", "clocks")
+    assert all(rows[p]["per_patient"] == fig["events_per_patient"] for p in parts)
+    assert 1 <= rows["schedule"]["per_patient"] / fig["events_per_patient"] < 1.01
+    handlers = [r for name, r in rows.items() if name.startswith("handler: ")]
+    # every patient's last step is to its end (no handler): one a patient
+    assert sum(r["per_patient"] for r in handlers) == pytest.approx(fig["events_per_patient"] - 1)
+    assert {"handler: visit", "handler: infusion", "handler: taper"} <= set(rows)
+    assert sum(r["share"] for r in fig["rows"]) == pytest.approx(1.0)
+    assert fig["cycles_per_patient"] > 0
+    assert "handler: visit" in proc.stdout and "identical" in proc.stdout
+
+
+def test_loop_profile_refuses_a_loop_it_cannot_read():
+    """A generated loop without the seams the profile reads the counter at is an error
+    naming what is missing, not a profile with parts silently left out."""
+    lp = _loop_profile()
+    with pytest.raises(lp.LoopChanged, match="schedule"):
+        lp.instrument("def fused(a):\n        while True:\n            x = 1\n")
