@@ -20,13 +20,13 @@ event costs:
     the event log.
 
 The counter is read 6 times an event (25 cycles a read back to back on this project's
-2.6 GHz machines; it does not wait for the instructions before it to finish, so out-of-
-order work blurs the seams), so the parts are approximate and the instrumented loop is
-slower than the plain one (6-11% on first_line, rescue and steroid_only); both loop
-times are printed, measured in the same process. The instrumented copy computes the same
-bits: the script checks that the run's summary.json is the plain run's, byte for byte,
-and stops with an error otherwise.
-Figures go to JSON with ``--json`` (default: results/loop_profile.json).
+2.6 GHz machines; it does not wait for the instructions before it to finish, so
+out-of-order work blurs the seams), so the parts are approximate and the instrumented
+loop is slower than the plain one (6-11% on first_line, rescue and steroid_only); both
+loop times are printed, measured in the same process. The instrumented copy computes the
+same bits: the script checks that the run's summary.json is the plain run's, byte for
+byte, and stops with an error otherwise. Figures go to JSON with ``--json`` (default:
+results/loop_profile.json).
 """
 
 from __future__ import annotations
