@@ -144,7 +144,7 @@ def _perturbed(path, case):
 def test_engines_agree_exactly_on_perturbed_scenarios(case, monkeypatch):
     """Away from the shipped values too: each case moves 3 values of first_line or rescue,
     and both engines, and the cohort engine on a third of the patients, give the same
-    bytes (an audit of 1,535 such engine comparisons over 11 scenarios and 270 chunk
+    bytes (an audit of 1,386 such engine comparisons over 11 scenarios and 270 chunk
     splits, on the compiled and the Python paths, found no difference); the Python/numpy
     paths here, so no loop is compiled."""
     from simulator import jit
