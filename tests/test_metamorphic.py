@@ -14,7 +14,6 @@ tests/test_mortality.py checks the relations of deaths on common random numbers.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from conftest import NO_DEATHS, SCENARIOS
 
 from simulator.comparison import compare
@@ -73,33 +72,31 @@ def test_adding_an_immunosuppressant_never_raises_relapse():
     assert diff < 4 * se
 
 
-@pytest.mark.parametrize(
-    "low, high, n",
-    [
-        # 4,000 patients: the known violation is then ~5 SE, so the strict xfail is not a
-        # coin toss at the 4-SE tolerance (at 1,500 it sits at ~3.4 SE)
-        pytest.param(
-            1.0,
-            2.0,
-            4000,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "not met: 1 -> 2 g/kg raises clinical relapse by 1.1 points (SE 0.23,"
-                    " 4000 pts): more IVIG brings more patients to a normal CPK, which a"
-                    " relapse requires, and to a faster taper, and the IVIG effect wears off"
-                    " after the sixth cycle"
-                ),
-            ),
-        ),
-        (2.0, 4.0, N),
-    ],
-)
-def test_a_higher_ivig_dose_never_raises_relapse(low, high, n):
-    a = scn("first_line.yaml", f"regimen.ivig.dose_g_per_kg={low}")
-    b = scn("first_line.yaml", f"regimen.ivig.dose_g_per_kg={high}")
-    diff, se = paired(a, b, "relapse", n)
+def test_a_higher_ivig_dose_never_raises_relapse():
+    a = scn("first_line.yaml", "regimen.ivig.dose_g_per_kg=2.0")
+    b = scn("first_line.yaml", "regimen.ivig.dose_g_per_kg=4.0")
+    diff, se = paired(a, b, "relapse")
     assert diff < 4 * se
+
+
+# The relation fails from 1 to 2 g/kg (docs/model.md section 6, "A metamorphic relation
+# not met"): relapse rises by 1.1 points (SE 0.23; 4,000 patients, seed 17). A strict
+# expected failure of the 4-SE check above was not a test of that: the rise sits only ~1
+# SE above the 4-SE line, so the check passed, and the strict xfail failed, at 6 of 41
+# seeds (seed 17 and 100-139: rises of 0.37-1.82 points, mean 1.19, sd 0.29).
+DOCUMENTED_RISE, DOCUMENTED_SE = 0.011, 0.0023
+
+
+def test_one_to_two_g_per_kg_raises_relapse_as_documented():
+    """The documented violation is still there, and of the documented size: the rise is
+    above 0 (it is ~5 SE above it, so this holds for almost any seed; a change that
+    removes the violation fails here, and docs/model.md must then say so), and within 4
+    standard errors of the difference between this estimate and the documented one."""
+    a = scn("first_line.yaml", "regimen.ivig.dose_g_per_kg=1.0")
+    b = scn("first_line.yaml", "regimen.ivig.dose_g_per_kg=2.0")
+    diff, se = paired(a, b, "relapse", 4000)
+    assert diff > 0, f"1 -> 2 g/kg no longer raises relapse ({diff:+.4f}): update the docs"
+    assert abs(diff - DOCUMENTED_RISE) < 4 * np.hypot(se, DOCUMENTED_SE), (diff, se)
 
 
 def test_a_patient_under_full_treatment_never_ends_above_the_same_patient_untreated():
