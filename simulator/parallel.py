@@ -209,6 +209,7 @@ def _kill_pool(pool: ProcessPoolExecutor) -> None:
     _quiet_cancelled_futures_in_manager_threads()
     processes = list((getattr(pool, "_processes", None) or {}).values())
     results = getattr(pool, "_result_queue", None)  # shutdown() forgets it
+    manager = getattr(pool, "_executor_manager_thread", None)  # and this
     pool.shutdown(wait=False, cancel_futures=True)
     for proc in processes:
         with contextlib.suppress(Exception):
@@ -221,6 +222,12 @@ def _kill_pool(pool: ProcessPoolExecutor) -> None:
     # it at exit). With the workers gone, closing our copy of the write end gives it EOF.
     with contextlib.suppress(Exception):
         results._writer.close()  # type: ignore[union-attr]
+    # Python < 3.12: at exit, concurrent.futures wakes each pool's manager thread through
+    # a pipe without the lock under which the thread, as it ends, closes that pipe; a
+    # thread still ending then gave "OSError: Bad file descriptor" as a traceback after
+    # the one-line "interrupted" message. With the workers gone it ends at once: wait.
+    if manager is not None:
+        manager.join(timeout=5)
 
 
 @contextlib.contextmanager
