@@ -15,7 +15,7 @@ import random
 
 import numpy as np
 import pytest
-from conftest import SCENARIOS, scenario_files
+from conftest import SCENARIOS, leaves, scenario_files
 from test_fused import _fresh_propagator
 
 from simulator.engines import cohort, des
@@ -111,22 +111,14 @@ def _perturbed(path, case):
     from simulator.scenario import scenario_data
 
     rng = random.Random(case)
-    leaves = []
-
-    def walk(x, at):
-        if isinstance(x, dict):
-            for k, v in x.items():
-                walk(v, [*at, str(k)])
-        elif isinstance(x, list):
-            for i, v in enumerate(x):
-                walk(v, [*at, str(i)])
-        elif isinstance(x, (bool, int, float)) and at[0] not in ("seed", "patients"):
-            leaves.append((".".join(at), x))
-
-    walk(scenario_data(load_scenario(path)), [])
+    values = [
+        (key, v)
+        for key, v in leaves(scenario_data(load_scenario(path)), (bool, int, float))
+        if key not in ("seed", "patients")
+    ]
     for _ in range(50):
         sets = []
-        for key, v in rng.sample(leaves, 3):
+        for key, v in rng.sample(values, 3):
             if isinstance(v, bool):
                 new = not v
             else:
