@@ -26,20 +26,22 @@ NO_DEATHS = [
 ]
 
 
-def load_script(name: str):
-    """scripts/<name>.py as a module (the scripts are not a package), with scripts/ on the
-    import path while it loads, for the scripts that import each other."""
+def load_script(name: str, folder: str = "scripts"):
+    """<folder>/<name>.py as a module (scripts/ and benchmarks/ are not packages), with
+    the folder on the import path while it loads, for the scripts that import each
+    other."""
     import importlib.util
     import sys
 
-    sys.path.insert(0, str(ROOT / "scripts"))
+    where = ROOT / folder
+    sys.path.insert(0, str(where))
     try:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+        spec = importlib.util.spec_from_file_location(name, where / f"{name}.py")
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     finally:
-        sys.path.remove(str(ROOT / "scripts"))
+        sys.path.remove(str(where))
     return module
 
 

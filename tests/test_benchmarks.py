@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, load_script
 
 
 def _toy_run(script: str, tmp_path):
@@ -54,21 +54,6 @@ def test_benchmark_runs_at_toy_size_and_writes_every_figure(tmp_path):
     assert "targets (figures from this run)" in proc.stdout
 
 
-def _loop_profile():
-    import importlib.util
-
-    path = ROOT / "benchmarks" / "loop_profile.py"
-    spec = importlib.util.spec_from_file_location("loop_profile", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.mark.skipif(
-    platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"),
-    reason="the loop profile reads an x86 time-stamp counter",
-)
 def test_loop_profile_runs_at_toy_size_and_accounts_for_every_event(tmp_path):
     """The per-event-kind profile of the compiled chunk loop runs, its instrumented loop
     gives the plain loop's summary.json (the script stops otherwise), and its counts are
@@ -76,6 +61,8 @@ def test_loop_profile_runs_at_toy_size_and_accounts_for_every_event(tmp_path):
     the step to the end (a pass that stops for a full table of matrix exponentials picks
     its event again, so the schedule may count a few more)."""
     pytest.importorskip("numba")
+    if platform.machine().lower() not in load_script("loop_profile", "benchmarks").X86:
+        pytest.skip("the loop profile reads an x86 time-stamp counter")
     proc, fig = _toy_run("loop_profile.py", tmp_path)
     assert fig["same_summary"] is True and fig["patients"] == 300
     rows = {r["part"]: r for r in fig["rows"]}
@@ -94,6 +81,7 @@ def test_loop_profile_runs_at_toy_size_and_accounts_for_every_event(tmp_path):
 def test_loop_profile_refuses_a_loop_it_cannot_read():
     """A generated loop without the seams the profile reads the counter at is an error
     naming what is missing, not a profile with parts silently left out."""
-    lp = _loop_profile()
+    pytest.importorskip("numba")
+    lp = load_script("loop_profile", "benchmarks")
     with pytest.raises(lp.LoopChanged, match="schedule"):
         lp.instrument("def fused(a):\n        while True:\n            x = 1\n")
