@@ -843,6 +843,8 @@ def format_incremental(ia: dict[str, Any]) -> str:
     lines.append(economics_basis(ia))
     if ia.get("disease_parameters"):
         lines.append(ia["disease_parameters"])
+    if ia.get("extrapolation"):
+        lines.append(ia["extrapolation"])
     return "Incremental analysis\n" + "\n".join(lines)
 
 

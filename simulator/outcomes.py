@@ -43,6 +43,7 @@ __all__ = [
 TIS_WEEKS = (16, 24, 52)
 ENTRY_WEEKS = (12, 16, 24, 52)  # from entry: 12 is where Hara 2003 reports
 SURVIVAL_YEARS = (1, 2, 3, 5, 10, 20)
+FINAL_YEAR_DAYS = 365.0  # the horizon's last year, for rescue_started_final_year
 # What each kind of metric's "mean" holds (summary.json, comparison.json/.csv).
 ESTIMATORS = {
     "mean": "mean",
@@ -132,6 +133,7 @@ BETTER: dict[str, str | None] = {
     "ivig_g": None,
     "ivig_cycles": None,
     "rescue_started": None,
+    "rescue_started_final_year": None,
     "rescue_pulse": "lower",
     "sparing_agent_used": None,
     "sparing_agent_stopped": None,
@@ -634,6 +636,13 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
     cols["rescue_day"] = np.where(np.isfinite(o["rescue_day"]), o["rescue_day"], math.nan)
     t, seen = _time(o["rescue_day"], until)
     cols["time_to_rescue_days"] = t
+    # Is the start rule still firing when the simulation stops? The share of the patients
+    # it started in the horizon's last year. The lifetime extrapolation gives no IVIG after
+    # the horizon (docs/model.md section 5, Lifetime), so a rule still firing is cut off.
+    w0 = max(horizon - FINAL_YEAR_DAYS, 0.0)
+    cols["rescue_started_final_year"] = (
+        (o["rescue_day"] > w0) & (o["rescue_day"] <= horizon)
+    ).astype(np.int64)
     cols["rescue_pulse"] = (o["rescue_pulses"] > 0).astype(np.int64)
     agent = o["sparing_agent"].astype(np.int64)
     started = np.isfinite(o["sparing_start_day"])
@@ -914,6 +923,12 @@ def metric_specs(plan: Plan) -> list[Metric]:
         # the rule is rescue in a rescue arm, entry in a trial arm, where a placebo arm's
         # "IVIG" is placebo infusions
         _m("rescue_started", P, P, "IVIG (or placebo) started by its start rule"),
+        _m(
+            "rescue_started_final_year",
+            P,
+            P,
+            "IVIG started by its start rule in the horizon's last year",
+        ),
         _m("rescue_pulse", P, P, "rescue methylprednisolone pulse"),
         _m("sparing_agent_used", P, P, "steroid-sparing agent started"),
         _m("sparing_agent_stopped", P, P, "steroid-sparing agent stopped (sparing_stop_when)"),

@@ -633,3 +633,90 @@ def test_the_incremental_analysis_says_which_calibration_it_rests_on():
         "Disease parameters: 1 of the 13 fitted values differs from the calibrated defaults"
         " (a --params overlay, --set or the scenario's own): ivig.effect_per_g_per_l_per_day."
     )
+
+
+@pytest.mark.parametrize("horizon", [728, 300])
+def test_rescue_started_final_year_counts_the_starts_of_the_horizons_last_year(horizon):
+    """The share of an arm's patients whose IVIG start rule fired in the horizon's last
+    365 days (the whole horizon when it is shorter), from each patient's start day."""
+    from simulator.outcomes import FINAL_YEAR_DAYS
+
+    s = scn("rescue", f"horizon_days={horizon}")
+    t = tables_of(s, n=300, seed=11)
+    day = t["rescue_day"]
+    w0 = max(horizon - FINAL_YEAR_DAYS, 0.0)
+    expected = np.mean((day > w0) & (day <= horizon))  # NaN (never started) compares False
+    assert expected > 0
+    if horizon < FINAL_YEAR_DAYS:
+        assert expected == np.mean(t["rescue_started"])
+    else:
+        assert expected < np.mean(t["rescue_started"])  # some started in the first year
+    m = run(s, patients=300, seed=11, engine="cohort", progress=False).metrics
+    assert m["rescue_started_final_year"]["mean"] == pytest.approx(expected, abs=1e-12)
+
+
+def _ia_metrics(**shares):
+    return [{"rescue_started_final_year": {"mean": v}} for v in shares.values()]
+
+
+def test_the_extrapolation_note_names_each_arm_whose_start_rule_is_still_firing():
+    """The lifetime extrapolation gives no IVIG after the horizon (docs/model.md section 5,
+    Lifetime); an arm whose start rule still started IVIG in >= 1% of its patients in the
+    horizon's last year is named, with the share, placebo arms and the clinical horizon
+    aside."""
+    from simulator.comparison import extrapolation_note
+
+    first, rescue = scn("first_line"), scn("rescue")
+    names = ["first_line", "rescue"]
+    note = extrapolation_note(names, [first, rescue], _ia_metrics(a=0.0, b=0.24), "cost_lifetime")
+    assert note is not None
+    assert note.startswith("Extrapolation: the IVIG start rule of rescue started IVIG in 24.0%")
+    assert "no IVIG after day 728" in note
+    assert "first_line" not in note.split("scenarios/sweeps/")[0]
+    assert "scenarios/sweeps/horizon_first_line_vs_rescue.yaml" in note
+    # the threshold: 1% of the arm's patients
+    assert (
+        extrapolation_note(names, [first, rescue], _ia_metrics(a=0, b=0.0099), "cost_lifetime")
+        is None
+    )
+    assert extrapolation_note(names, [first, rescue], _ia_metrics(a=0, b=0.01), "cost_lifetime")
+    # over the simulated horizon only, nothing is extrapolated
+    assert (
+        extrapolation_note(names, [first, rescue], _ia_metrics(a=0, b=0.24), "cost_total") is None
+    )
+    # two arms: both named, in arm order, with their shares
+    two = extrapolation_note(
+        ["rescue", "rescue2"], [rescue, rescue], _ia_metrics(a=0.24, b=0.05), "cost_lifetime"
+    )
+    assert "start rules of rescue, rescue2 started IVIG in 24.0%, 5.0% of their patients" in two
+    # a placebo arm's infusions are not IVIG
+    placebo = scn("rescue", "regimen.ivig.placebo=true")
+    assert (
+        extrapolation_note(
+            ["p"], [placebo], [{"rescue_started_final_year": {"mean": 0.3}}], "cost_lifetime"
+        )
+        is None
+    )
+
+
+def test_a_comparison_with_a_rescue_arm_says_the_extrapolation_cuts_it_off(tmp_path):
+    """With the shipped 2-year horizon the rescue rule still starts IVIG in about a
+    quarter of its patients in year 2 (docs/model.md section 5, Lifetime): the terminal,
+    comparison.json and the report say so; without a rescue arm nothing is said."""
+    from simulator.cli import format_incremental
+    from simulator.jobs import compare_to_folder
+
+    res = compare_to_folder(
+        [scn("first_line"), scn("rescue")], tmp_path / "c", patients=200, seed=5
+    )
+    ia = res.incremental_analysis()
+    assert ia["extrapolation"] and "rule of rescue started IVIG" in ia["extrapolation"]
+    assert ia["extrapolation"] in format_incremental(ia)
+    data = json.loads((tmp_path / "c" / "comparison.json").read_text())
+    assert data["economics"]["incremental_analysis"]["extrapolation"] == ia["extrapolation"]
+    assert (
+        "Extrapolation: the IVIG start rule of rescue"
+        in (tmp_path / "c" / "report.html").read_text()
+    )
+    none = compare([scn("first_line"), scn("steroid_only")], patients=60, seed=5, engine="cohort")
+    assert none.incremental_analysis()["extrapolation"] is None

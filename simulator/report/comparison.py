@@ -233,6 +233,11 @@ def incremental_html(ia: dict[str, Any]) -> str:
             if ia.get("disease_parameters")
             else []
         ),
+        *(
+            [f'<p class="warn">{html.escape(ia["extrapolation"])}</p>']
+            if ia.get("extrapolation")
+            else []
+        ),
         f"<table><tr><th>strategy</th><th>cost ({cur})</th><th>QALYs</th>"
         f"<th>incremental cost</th><th>incremental QALYs</th><th>ICER ({cur}/QALY)</th>"
         f"<th>status</th><th>optimal for willingness to pay ({cur}/QALY)</th>"
@@ -287,7 +292,8 @@ def _html(
         "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}"
         "td:first-child,th:first-child{text-align:left}.better{color:#0072B2}"
         ".worse{color:#D55E00}figure{margin:1em 0}img{max-width:100%}"
-        "small{color:#555}</style></head><body>"
+        "small{color:#555}.warn{border-left:4px solid #D55E00;padding-left:8px}"
+        "</style></head><body>"
     )
     w(f"<h1>{html.escape(' vs '.join(names))}</h1>")
     who = f"{data['patients']:,} virtual patients"
