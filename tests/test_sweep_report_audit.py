@@ -311,6 +311,26 @@ def test_labels_of_other_parameters_read_their_unit_from_the_schema(psa_scenario
     assert label("a", scn, "GBP") == "a"
 
 
+def test_the_two_haq_slopes_of_the_tornado_have_labels_that_tell_them_apart(psa_scenario):
+    """Weakness -> HAQ (disease.core_set) and HAQ -> utility (economics.utilities) were
+    both labelled "HAQ slope" in the shipped tornado."""
+    scn = psa_scenario
+    label = sweep_figures.parameter_label
+    got = {
+        p: label(p, scn, "GBP")
+        for p in (
+            "disease.core_set.haq_slope",
+            "disease.core_set.haq_exponent",
+            "economics.utilities.haq_slope",
+        )
+    }
+    assert got == {
+        "disease.core_set.haq_slope": "HAQ per strength lost, slope",
+        "disease.core_set.haq_exponent": "HAQ per strength lost, exponent",
+        "economics.utilities.haq_slope": "HAQ-to-utility slope (utility per HAQ unit)",
+    }
+
+
 def test_adverse_event_fields_carry_their_units_in_the_schema(psa_scenario):
     """The units of an adverse event's fields were kept in a side table of the sweep
     figures; they are in the schema now, read by the labels and the docs' table alike."""

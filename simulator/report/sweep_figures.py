@@ -162,7 +162,13 @@ _PLAIN_SECTIONS = {
     "center",
 }
 #: names for parameters whose path's words read poorly
-_NAMES = {"disease.mortality.excess_per_year": "excess mortality"}
+_NAMES = {
+    "disease.mortality.excess_per_year": "excess mortality",
+    # two "HAQ slopes": weakness -> HAQ, and HAQ -> utility
+    "disease.core_set.haq_slope": "HAQ per strength lost, slope",
+    "disease.core_set.haq_exponent": "HAQ per strength lost, exponent",
+    "economics.utilities.haq_slope": "HAQ-to-utility slope",
+}
 #: a distribution's parameters: what its part of the label says, and whether it keeps the
 #: unit of the value drawn (a CV has none)
 _DIST_PARTS = {
