@@ -144,3 +144,43 @@ def test_a_switch_at_the_first_visit_after_entry_counts_from_week_12():
     np.testing.assert_array_equal(res.outcomes["unblind_day"][switched], entry[switched] + 28)
     got = t["unblinded_week_12_from_entry"]
     assert np.nansum(got) == switched.sum() > 0
+
+
+def test_the_median_interval_is_the_order_statistics_around_the_middle():
+    from conftest import load_script
+
+    lth = load_script("long_term_haq")
+    v = np.arange(100, dtype=float)  # 0..99: median 49.5; ranks 50 -/+ 9.8 -> 40 and 60
+    assert lth.median_interval(v) == (49.5, 40.0, 60.0)
+    # a cohort's median from draws without replacement: every draw of all values is the
+    # median itself, and the draws are the same every call (a fixed seed)
+    assert np.all(lth.small_cohort_medians(v, 100, draws=5) == 49.5)
+    a, b = lth.small_cohort_medians(v, 9, 50), lth.small_cohort_medians(v, 9, 50)
+    assert np.array_equal(a, b) and a.std() > 0
+
+
+def test_long_term_haq_of_the_danko_emulation_against_ponyi_2005(tmp_path):
+    """docs/model.md section 6: 8.9 years from diagnosis the survivors' HAQ-DI is read
+    from the visits of the patients alive then; Ponyi 2005's median of 87 (0.875, not
+    fitted to) lies within the spread of the median of 87 simulated survivors, as
+    documented. The rows are the visit arrays' own values."""
+    import json
+
+    from conftest import load_script
+
+    lth = load_script("long_term_haq")
+    out = tmp_path / "l.json"
+    assert lth.main(["--patients", "1500", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["day"] for r in rows] == [0, 364, 728, 1820, 3248]
+    last = rows[-1]
+    scn = load_scenario(SCENARIOS / "studies" / "danko_2004.yaml")
+    plan = make_plan(scn)
+    res = cohort.run_chunk(scn, plan, 1, np.arange(1500))
+    j = int(np.flatnonzero(plan.visit_days == 3248)[0])
+    v = res.visits["haq"][:, j]
+    v = v[~np.isnan(v)]
+    assert last["alive"] == v.size and last["median"] == float(np.median(v))
+    lo, hi = last["median_of_87"]
+    assert lo < lth.PONYI_MEDIAN < hi
+    assert 0.02 < last["share_of_87_medians_at_or_below_published"] < 0.5
