@@ -171,7 +171,8 @@ def test_long_term_haq_of_the_danko_emulation_against_ponyi_2005(tmp_path):
     lth = load_script("long_term_haq")
     out = tmp_path / "l.json"
     assert lth.main(["--patients", "1500", "--json", str(out)]) == 0
-    rows = json.loads(out.read_text())["rows"]
+    data = json.loads(out.read_text())
+    rows = data["rows"]
     assert [r["day"] for r in rows] == [0, 364, 728, 1820, 3248]
     last = rows[-1]
     scn = load_scenario(SCENARIOS / "studies" / "danko_2004.yaml")
@@ -184,3 +185,13 @@ def test_long_term_haq_of_the_danko_emulation_against_ponyi_2005(tmp_path):
     lo, hi = last["median_of_87"]
     assert lo < lth.PONYI_MEDIAN < hi
     assert 0.02 < last["share_of_87_medians_at_or_below_published"] < 0.5
+    # the cross-sectional check: HAQ at the visits 0.6-5.9 years from diagnosis whose
+    # MMT-8 is 55-74 of 80 (103.125-138.75 of 150)
+    years = plan.visit_days / 365.25
+    m, h = res.visits["mmt8"], res.visits["haq"]
+    band = ((years >= 0.6) & (years <= 5.9))[None, :] & (m >= 103.125) & (m <= 138.75)
+    band &= ~np.isnan(h)
+    got = data["haq_at_strength"]["band_69_93_pct"]
+    assert got["visits"] == int(band.sum()) and got["median"] == float(np.median(h[band]))
+    # documented: above the cohort's median of 0.9 at the default slope
+    assert got["median"] > lth.CROSS_MEDIAN_HAQ
