@@ -583,8 +583,8 @@ def test_a_psa_on_two_workers_writes_the_bytes_of_one_worker(tmp_path):
         sweep_to_folder(plan, out, workers=workers, progress=False)
     psa_out = json.loads((outs[1] / "sweep.json").read_text())["analysis"]["psa"]
     r2 = [v for per_arm in psa_out["evppi_metamodel_r_squared"].values() for v in per_arm]
-    # 6 groups x 2 strategies after the first, fitted
-    assert len(r2) == 12 and max(r2) > 0.1
+    # 7 groups x 2 strategies after the first, fitted
+    assert len(r2) == 14 and max(r2) > 0.1
     names = sorted(p.name for p in outs[1].iterdir())
     assert {"psa_scatter.png", "ceac.png", "evppi.png", "sweep.json"} <= set(names)
     assert sorted(p.name for p in outs[2].iterdir()) == names
@@ -707,7 +707,7 @@ def test_the_shipped_psa_is_centred_on_the_current_defaults():
         assert isinstance(value, float), path
         assert centre == pytest.approx(value, rel=5e-4), path
         centred += 1
-    assert centred == 7
+    assert centred == 9
 
 
 def test_a_sweep_of_strategies_reports_the_difference_of_a_rate_and_of_a_time(tmp_path):
