@@ -309,6 +309,8 @@ def test_labels_of_other_parameters_read_their_unit_from_the_schema(psa_scenario
     )
     # a name the schema does not have keeps the parameter's own words
     assert label("a", scn, "GBP") == "a"
+    # the top-level horizon, swept by horizon_first_line_vs_rescue.yaml, with its unit
+    assert label("horizon_days", scn, "GBP") == "simulated horizon (days)"
 
 
 def test_the_two_haq_slopes_of_the_tornado_have_labels_that_tell_them_apart(psa_scenario):

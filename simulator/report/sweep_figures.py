@@ -164,6 +164,7 @@ _PLAIN_SECTIONS = {
 #: names for parameters whose path's words read poorly
 _NAMES = {
     "disease.mortality.excess_per_year": "excess mortality",
+    "horizon_days": "simulated horizon (days)",
     # two "HAQ slopes": weakness -> HAQ, and HAQ -> utility
     "disease.core_set.haq_slope": "HAQ per strength lost, slope",
     "disease.core_set.haq_exponent": "HAQ per strength lost, exponent",
