@@ -927,7 +927,7 @@ def metric_specs(plan: Plan) -> list[Metric]:
             "rescue_started_final_year",
             P,
             P,
-            "IVIG started by its start rule in the horizon's last year",
+            "IVIG (or placebo) started by its start rule in the horizon's last year",
         ),
         _m("rescue_pulse", P, P, "rescue methylprednisolone pulse"),
         _m("sparing_agent_used", P, P, "steroid-sparing agent started"),
