@@ -499,6 +499,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f" {result.engine} engine"
         )
         print(format_table(result.metrics))
+        from .report.outputs import run_extrapolation_note
+
+        note = run_extrapolation_note(result)
+        if note:
+            print(f"\n{note}")
         print(f"\nresults written to {out}{os.sep}")
     return 0
 

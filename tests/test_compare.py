@@ -720,3 +720,18 @@ def test_a_comparison_with_a_rescue_arm_says_the_extrapolation_cuts_it_off(tmp_p
     )
     none = compare([scn("first_line"), scn("steroid_only")], patients=60, seed=5, engine="cohort")
     assert none.incremental_analysis()["extrapolation"] is None
+
+
+def test_a_single_run_of_a_rescue_scenario_says_the_extrapolation_cuts_it_off(tmp_path):
+    """`simulate run` of rescue.yaml shows lifetime rows too: its report and terminal
+    carry the same note; a first-line run, whose IVIG has no start rule, does not."""
+    from simulator.jobs import run_to_folder
+    from simulator.report.outputs import run_extrapolation_note
+
+    res = run_to_folder(scn("rescue"), tmp_path / "r", patients=200, seed=5, progress=False)
+    note = run_extrapolation_note(res)
+    assert note and note.startswith("Extrapolation: the IVIG start rule of rescue started")
+    assert note in (tmp_path / "r" / "report.html").read_text().replace("&#x27;", "'")
+    res = run_to_folder(scn("first_line"), tmp_path / "f", patients=200, seed=5, progress=False)
+    assert run_extrapolation_note(res) is None
+    assert "Extrapolation:" not in (tmp_path / "f" / "report.html").read_text()

@@ -66,6 +66,16 @@ def write_outputs(result: RunResult, folder: str | os.PathLike[str]) -> None:
     (folder / "report.html").write_text(_html(result, data, folder), encoding="utf-8")
 
 
+def run_extrapolation_note(result: RunResult) -> str | None:
+    """``comparison.extrapolation_note`` for this one run: its IVIG start rule still firing
+    in the horizon's last year, which the lifetime rows cut off."""
+    from ..comparison import extrapolation_note
+    from ..outcomes import cea_columns
+
+    scn = result.scenario
+    return extrapolation_note([scn.name], [scn], [result.metrics], cea_columns(scn)[0])
+
+
 def _html(result: RunResult, data: dict[str, Any], folder: Path) -> str:
     """A self-contained page (figures inline, no network) for readers of a single run."""
     import html
@@ -109,6 +119,11 @@ def _html(result: RunResult, data: dict[str, Any], folder: Path) -> str:
         )
         + " (economics.cea_horizon).</p>",
     ]
+    note = run_extrapolation_note(result)
+    if note:
+        out.append(
+            f'<p style="border-left:4px solid #D55E00;padding-left:8px">{html.escape(note)}</p>'
+        )
     if center is not None:
         out.append(center_report.run_section(data["metrics"], center, scn.center, folder))
     out.append(
