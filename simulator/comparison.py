@@ -71,9 +71,9 @@ DECISION_PATHS: tuple[tuple[str, ...], ...] = (
 _MAX_LISTED = 12
 
 
-# An IVIG start rule that starts IVIG in at least this share of an arm's patients in the
-# horizon's last year is "still firing" (extrapolation_note).
-STILL_FIRING = 0.01
+# An arm that gives IVIG to at least this share of its patients in the horizon's last
+# year is still giving it when the simulation stops (extrapolation_note).
+STILL_GIVING = 0.02
 
 
 def extrapolation_note(
@@ -82,37 +82,38 @@ def extrapolation_note(
     metrics: Sequence[dict[str, Any]],
     cost_col: str,
 ) -> str | None:
-    """One sentence when the lifetime analysis cuts off a start rule that is still firing.
+    """One sentence when the lifetime analysis cuts off IVIG that an arm is still giving.
 
     The lifetime extrapolation carries the last state forward and gives no IVIG after the
-    horizon (docs/model.md section 5, Lifetime). An arm whose IVIG start rule (rescue)
-    still started IVIG in at least 1% of its patients in the horizon's last year would go
-    on giving courses the extrapolation leaves out: its lifetime cost is too low and the
-    ICER against it too high (first_line vs rescue: 19,900 GBP/QALY with 2 simulated
-    years, 7,300 with 40). None when no arm's rule is, or for costs and QALYs over the
-    simulated horizon only. A placebo arm's infusions are not IVIG and are left out."""
+    horizon (docs/model.md section 5, Lifetime). An arm that still gave IVIG to at least
+    2% of its patients in the horizon's last year (a rescue rule still firing, new
+    courses of retreat_when, cycles of extend_when) would go on giving it: the
+    extrapolation leaves those courses out, and carries for life the state just after
+    them. With the shipped 2-year horizon rescue gives IVIG to 32% of its patients in
+    year 2, and first_line vs rescue is 19,900 GBP/QALY against 7,300 with 40 simulated
+    years. None when no arm is, or for costs and QALYs over the simulated horizon only. A
+    placebo arm's infusions are not IVIG and are left out."""
     if cost_col != "cost_lifetime":
         return None
-    firing = []
+    giving = []
     for name, scn, m in zip(names, scenarios, metrics, strict=True):
-        share = m.get("rescue_started_final_year", {}).get("mean")
+        share = m.get("ivig_given_final_year", {}).get("mean")
         placebo = scn.regimen.ivig is not None and scn.regimen.ivig.placebo
-        if share is not None and share >= STILL_FIRING and not placebo:
-            firing.append((name, f"{100 * share:.1f}%"))
-    if not firing:
+        if share is not None and share >= STILL_GIVING and not placebo:
+            giving.append((name, f"{100 * share:.1f}%"))
+    if not giving:
         return None
-    one = len(firing) == 1
+    one = len(giving) == 1
     horizon_days = scenarios[0].horizon_days  # the same in every arm (same patients)
     return (
-        f"Extrapolation: the IVIG start rule{'' if one else 's'} of "
-        + ", ".join(n for n, _ in firing)
-        + " started IVIG in "
-        + ", ".join(p for _, p in firing)
+        f"Extrapolation: {', '.join(n for n, _ in giving)} gave IVIG to "
+        + ", ".join(p for _, p in giving)
         + f" of {'its' if one else 'their'} patients in the simulated horizon's last year,"
         f" but the lifetime extrapolation gives no IVIG after day {horizon_days}: the"
-        " courses such an arm would go on to give are left out of its lifetime cost and"
-        " QALYs (docs/model.md section 5, Lifetime). Check the decision with a longer"
-        " horizon, e.g. 10 years (--set horizon_days=3653;"
+        f" courses {'this arm' if one else 'these arms'} would go on to give are left out"
+        " of the lifetime cost, and the state just after them is carried for life"
+        " (docs/model.md section 5, Lifetime). Check the decision with a longer horizon,"
+        " e.g. 10 years (--set horizon_days=3653;"
         " scenarios/sweeps/horizon_first_line_vs_rescue.yaml sweeps 2 to 40)."
     )
 

@@ -134,6 +134,7 @@ BETTER: dict[str, str | None] = {
     "ivig_cycles": None,
     "rescue_started": None,
     "rescue_started_final_year": None,
+    "ivig_given_final_year": None,
     "rescue_pulse": "lower",
     "sparing_agent_used": None,
     "sparing_agent_stopped": None,
@@ -643,6 +644,9 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
     cols["rescue_started_final_year"] = (
         (o["rescue_day"] > w0) & (o["rescue_day"] <= horizon)
     ).astype(np.int64)
+    # Any IVIG in that year: a course started by the rule, a new course (retreat_when) or
+    # cycles added (extend_when) still running when the simulation stops.
+    cols["ivig_given_final_year"] = (o["last_infusion_day"] > w0).astype(np.int64)
     cols["rescue_pulse"] = (o["rescue_pulses"] > 0).astype(np.int64)
     agent = o["sparing_agent"].astype(np.int64)
     started = np.isfinite(o["sparing_start_day"])
@@ -928,6 +932,12 @@ def metric_specs(plan: Plan) -> list[Metric]:
             P,
             P,
             "IVIG (or placebo) started by its start rule in the horizon's last year",
+        ),
+        _m(
+            "ivig_given_final_year",
+            P,
+            P,
+            "IVIG (or placebo) infused in the horizon's last year",
         ),
         _m("rescue_pulse", P, P, "rescue methylprednisolone pulse"),
         _m("sparing_agent_used", P, P, "steroid-sparing agent started"),

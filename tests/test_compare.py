@@ -655,53 +655,67 @@ def test_rescue_started_final_year_counts_the_starts_of_the_horizons_last_year(h
     assert m["rescue_started_final_year"]["mean"] == pytest.approx(expected, abs=1e-12)
 
 
+def test_ivig_given_final_year_counts_patients_infused_in_the_horizons_last_year():
+    """The share of an arm's patients with an IVIG infusion in the horizon's last 365
+    days, from each patient's last infusion day; under rescue it includes courses the
+    rule started late in year 1, so it is at least the share started in year 2."""
+    s = scn("rescue")
+    last = cohort.run_chunk(s, make_plan(s), 11, np.arange(300)).outcomes["last_infusion_day"]
+    m = run(s, patients=300, seed=11, engine="cohort", progress=False).metrics
+    expected = np.mean(last > 728 - 365)  # -inf (never infused) compares False
+    assert m["ivig_given_final_year"]["mean"] == pytest.approx(expected, abs=1e-12)
+    assert m["ivig_given_final_year"]["mean"] >= m["rescue_started_final_year"]["mean"] > 0
+    first = run(scn("first_line"), patients=100, seed=11, engine="cohort", progress=False)
+    assert first.metrics["ivig_given_final_year"]["mean"] == 0  # 6 cycles end by day 150
+
+
 def _ia_metrics(**shares):
-    return [{"rescue_started_final_year": {"mean": v}} for v in shares.values()]
+    return [{"ivig_given_final_year": {"mean": v}} for v in shares.values()]
 
 
-def test_the_extrapolation_note_names_each_arm_whose_start_rule_is_still_firing():
+def test_the_extrapolation_note_names_each_arm_still_giving_ivig_at_the_horizon():
     """The lifetime extrapolation gives no IVIG after the horizon (docs/model.md section 5,
-    Lifetime); an arm whose start rule still started IVIG in >= 1% of its patients in the
-    horizon's last year is named, with the share, placebo arms and the clinical horizon
-    aside."""
+    Lifetime); an arm that gave IVIG to >= 2% of its patients in the horizon's last year
+    is named, with the share, placebo arms and the clinical horizon aside."""
     from simulator.comparison import extrapolation_note
 
     first, rescue = scn("first_line"), scn("rescue")
     names = ["first_line", "rescue"]
-    note = extrapolation_note(names, [first, rescue], _ia_metrics(a=0.0, b=0.24), "cost_lifetime")
+    note = extrapolation_note(names, [first, rescue], _ia_metrics(a=0.0, b=0.32), "cost_lifetime")
     assert note is not None
-    assert note.startswith("Extrapolation: the IVIG start rule of rescue started IVIG in 24.0%")
-    assert "no IVIG after day 728" in note
+    assert note.startswith("Extrapolation: rescue gave IVIG to 32.0% of its patients")
+    assert "no IVIG after day 728" in note and "the courses this arm would go on" in note
     assert "first_line" not in note.split("scenarios/sweeps/")[0]
     assert "scenarios/sweeps/horizon_first_line_vs_rescue.yaml" in note
-    # the threshold: 1% of the arm's patients
+    # the threshold: 2% of the arm's patients
     assert (
-        extrapolation_note(names, [first, rescue], _ia_metrics(a=0, b=0.0099), "cost_lifetime")
+        extrapolation_note(names, [first, rescue], _ia_metrics(a=0, b=0.0199), "cost_lifetime")
         is None
     )
-    assert extrapolation_note(names, [first, rescue], _ia_metrics(a=0, b=0.01), "cost_lifetime")
+    assert extrapolation_note(names, [first, rescue], _ia_metrics(a=0, b=0.02), "cost_lifetime")
     # over the simulated horizon only, nothing is extrapolated
     assert (
-        extrapolation_note(names, [first, rescue], _ia_metrics(a=0, b=0.24), "cost_total") is None
+        extrapolation_note(names, [first, rescue], _ia_metrics(a=0, b=0.32), "cost_total") is None
     )
     # two arms: both named, in arm order, with their shares
     two = extrapolation_note(
-        ["rescue", "rescue2"], [rescue, rescue], _ia_metrics(a=0.24, b=0.05), "cost_lifetime"
+        ["rescue", "rescue2"], [rescue, rescue], _ia_metrics(a=0.32, b=0.05), "cost_lifetime"
     )
-    assert "start rules of rescue, rescue2 started IVIG in 24.0%, 5.0% of their patients" in two
+    assert two.startswith("Extrapolation: rescue, rescue2 gave IVIG to 32.0%, 5.0% of their")
+    assert "the courses these arms would go on" in two
     # a placebo arm's infusions are not IVIG
     placebo = scn("rescue", "regimen.ivig.placebo=true")
     assert (
         extrapolation_note(
-            ["p"], [placebo], [{"rescue_started_final_year": {"mean": 0.3}}], "cost_lifetime"
+            ["p"], [placebo], [{"ivig_given_final_year": {"mean": 0.3}}], "cost_lifetime"
         )
         is None
     )
 
 
 def test_a_comparison_with_a_rescue_arm_says_the_extrapolation_cuts_it_off(tmp_path):
-    """With the shipped 2-year horizon the rescue rule still starts IVIG in about a
-    quarter of its patients in year 2 (docs/model.md section 5, Lifetime): the terminal,
+    """With the shipped 2-year horizon the rescue arm still gives IVIG to about a third
+    of its patients in year 2 (docs/model.md section 5, Lifetime): the terminal,
     comparison.json and the report say so; without a rescue arm nothing is said."""
     from simulator.cli import format_incremental
     from simulator.jobs import compare_to_folder
@@ -710,27 +724,24 @@ def test_a_comparison_with_a_rescue_arm_says_the_extrapolation_cuts_it_off(tmp_p
         [scn("first_line"), scn("rescue")], tmp_path / "c", patients=200, seed=5
     )
     ia = res.incremental_analysis()
-    assert ia["extrapolation"] and "rule of rescue started IVIG" in ia["extrapolation"]
+    assert ia["extrapolation"] and "rescue gave IVIG to" in ia["extrapolation"]
     assert ia["extrapolation"] in format_incremental(ia)
     data = json.loads((tmp_path / "c" / "comparison.json").read_text())
     assert data["economics"]["incremental_analysis"]["extrapolation"] == ia["extrapolation"]
-    assert (
-        "Extrapolation: the IVIG start rule of rescue"
-        in (tmp_path / "c" / "report.html").read_text()
-    )
+    assert "Extrapolation: rescue gave IVIG to" in (tmp_path / "c" / "report.html").read_text()
     none = compare([scn("first_line"), scn("steroid_only")], patients=60, seed=5, engine="cohort")
     assert none.incremental_analysis()["extrapolation"] is None
 
 
 def test_a_single_run_of_a_rescue_scenario_says_the_extrapolation_cuts_it_off(tmp_path):
     """`simulate run` of rescue.yaml shows lifetime rows too: its report and terminal
-    carry the same note; a first-line run, whose IVIG has no start rule, does not."""
+    carry the same note; a first-line run, whose IVIG ends by day 150, does not."""
     from simulator.jobs import run_to_folder
     from simulator.report.outputs import run_extrapolation_note
 
     res = run_to_folder(scn("rescue"), tmp_path / "r", patients=200, seed=5, progress=False)
     note = run_extrapolation_note(res)
-    assert note and note.startswith("Extrapolation: the IVIG start rule of rescue started")
+    assert note and note.startswith("Extrapolation: rescue gave IVIG to")
     assert note in (tmp_path / "r" / "report.html").read_text().replace("&#x27;", "'")
     res = run_to_folder(scn("first_line"), tmp_path / "f", patients=200, seed=5, progress=False)
     assert run_extrapolation_note(res) is None

@@ -93,7 +93,14 @@ VARIANTS = {
         "regimen.taper.fast_when=null",
         "regimen.steroid.rescue_pulse_when=null",
     ],
+    "retreat_at_relapse": [
+        'regimen.ivig.retreat_when={"relapse": true}',
+        "regimen.ivig.max_courses=3",
+        "regimen.ivig.dose_g_per_kg=[2, 1, 1]",
+        "disease.activity.flare_rate_per_year=2",
+    ],
 }
+RETREAT = VARIANTS["retreat_at_relapse"]
 
 
 @pytest.mark.parametrize("overrides", VARIANTS.values(), ids=list(VARIANTS))
@@ -214,13 +221,23 @@ def test_numbas_loops_give_the_numpy_paths_bits(path, monkeypatch):
     assert_same_bytes(a, b)
 
 
+def test_numbas_loops_give_the_numpy_paths_bits_with_retreatment(monkeypatch):
+    """The cohort engine's compiled chunk loop against numpy on re-treatment courses
+    (regimen.ivig.retreat_when), which no shipped scenario has."""
+    scn = load_scenario(SCENARIOS / "first_line.yaml", RETREAT)
+    a, b = on_numba_and_numpy(scn, np.arange(200), 11, monkeypatch)
+    assert (a.outcomes["ivig_cycles"] > 6).any()  # some patients had a second course
+    assert_same_bytes(a, b)
+
+
 @pytest.mark.parametrize(
     "overrides",
     [
         [],
         ["disease.mortality.excess_per_year=5", "horizon_days=364"],  # deaths between days
+        RETREAT,
     ],
-    ids=["first_line", "deaths"],
+    ids=["first_line", "deaths", "retreat"],
 )
 def test_the_simpy_engines_compiled_events_give_its_python_paths_bytes(overrides, monkeypatch):
     """The SimPy engine with each event run by one compiled call (engines/des_loop.py,
@@ -247,7 +264,7 @@ def test_the_simpy_engines_compiled_events_give_its_python_paths_bytes(overrides
     assert len(runs) == ids.size  # the compiled path ran every patient
     assert des_loop._LOG_FULL in codes
     assert codes.count(des_loop._TABLE_FULL) > 1
-    if overrides:
+    if overrides and overrides != RETREAT:
         dead = np.isfinite(a.outcomes["death_day"])
         assert (a.outcomes["death_day"][dead] % 1 != 0).any()  # some between whole days
     assert_same_bytes(a, b)

@@ -9,7 +9,7 @@ first):
     VISIT          labs and core set measured, then decisions on them, in this order:
                    clinical relapse -> escalate (and a rescue pulse if its rule fires);
                    taper hold / resume / fast pace / stop; sparing agent; rescue IVIG;
-                   IVIG stop or extension
+                   IVIG stop, extension or a new course
     TAPER          the next step down of prednisone (unless held)
     INFUSION       one IVIG infusion day (after that day's blood draw, as in clinic)
     DEATH          the patient dies (nothing happens after it)
@@ -67,6 +67,9 @@ class Flag(IntFlag):
     UNBLIND = 2097152
     DEATH = 4194304
     SPARING_STOP = 8388608  # a steroid-sparing agent stopped by regimen.sparing_stop_when
+    # a new IVIG course started by regimen.ivig.retreat_when (above the bits of the IVIG
+    # adverse events, which start at IVIG_AE_SHIFT)
+    IVIG_RETREAT = 1 << 39
     # set by the center engine (engines/center.py) on infusion events, above the bits
     # of the IVIG adverse events
     CENTER_CYCLE_START = 1 << 40

@@ -877,6 +877,17 @@ def visit(xp: Ops, plan: Plan, prm: Params, st: State) -> tuple[Any, tuple[Any, 
             between = st.ivig_day_in_cycle == 0
             st.ivig_next = xp.where(xp.logical_and(extend, between), due, st.ivig_next)
             flags = flags + extend * _BIT.IVIG_EXTEND
+        if plan.ivig_retreat_rule is not None:
+            # a new course once the last has ended (every planned cycle given, nothing
+            # scheduled), not after an adverse-event stop, while courses remain; its first
+            # infusion start_delay_days later, as for a rescue
+            ended = xp.logical_and(started, st.ivig_next == math.inf)
+            ok = xp.logical_and(ended, st.ivig_stopped == 0)
+            ok = xp.logical_and(ok, st.ivig_planned + plan.ivig_cycles <= plan.ivig_max_cycles)
+            retreat = xp.logical_and(plan.ivig_retreat_rule(xp, seen), ok)
+            st.ivig_planned = st.ivig_planned + retreat * plan.ivig_cycles
+            st.ivig_next = xp.where(retreat, t + plan.rescue_delay_days, st.ivig_next)
+            flags = flags + retreat * _BIT.IVIG_RETREAT
     if plan.unblind_rule is not None:
         unblind = xp.logical_and(plan.unblind_rule(xp, seen), st.drug_active == 0)
         unblind = xp.logical_and(unblind, st.entry_day < math.inf)

@@ -113,6 +113,7 @@ class Plan:
     entry_from_day: float
     entry_until_day: float
     ivig_extend_rule: RuleFn | None
+    ivig_retreat_rule: RuleFn | None
     agents: tuple[str, ...]
     agent_onset_days: tuple[float, ...]
     agent_effect: tuple[float, ...]
@@ -298,6 +299,7 @@ def make_plan(scn: Scenario) -> Plan:
         entry_from_day=float(scn.entry.from_day) if scn.entry else 0.0,
         entry_until_day=float(scn.entry.until_day) if scn.entry else -1.0,
         ivig_extend_rule=_rule(ivig.extend_when) if ivig else None,
+        ivig_retreat_rule=_rule(ivig.retreat_when) if ivig else None,
         agents=agents,
         agent_onset_days=tuple(dis.sparing_agents[a].onset_delay_days for a in agents),
         agent_effect=tuple(dis.sparing_agents[a].effect_per_day for a in agents),

@@ -381,6 +381,23 @@ class IVIG(Frozen):
         ge=1,
         le=60,
     )
+    retreat_when: Rule | None = Field(
+        None,
+        json_schema_extra={
+            "unit": "rule",
+            "source": "none by default: a new course of `cycles` cycles when the rule"
+            " fires at a visit after the last course has ended (not after an adverse-event"
+            " stop), start_delay_days later, up to max_courses courses in all; e.g."
+            " {relapse: true}: IVIG again at a relapse",
+        },
+    )
+    max_courses: int = P(
+        2,
+        "courses",
+        "assumption: at most one re-treatment course (two in all); used only with retreat_when",
+        ge=1,
+        le=20,
+    )
     unblind_when: Rule | None = Field(
         None,
         json_schema_extra={
@@ -436,16 +453,39 @@ class IVIG(Frozen):
             )
         if self.extend_when is not None and self.cycles > self.max_cycles:
             raise ValueError(f"cycles ({self.cycles}) exceeds max_cycles ({self.max_cycles})")
-        doses = self.dose_g_per_kg
-        if isinstance(doses, list) and len(doses) > self.possible_cycles():
-            # The doses are taken in turn, one per cycle given (the last repeats); a patient
-            # gets at most `cycles` cycles, or up to max_cycles while extend_when adds them.
-            most = self.possible_cycles()
-            why = (
-                f"max_cycles: {self.max_cycles}, the most extend_when can reach"
-                if self.extend_when is not None
-                else f"cycles: {self.cycles}, and no extend_when adds any"
+        if self.retreat_when is not None and self.extend_when is not None:
+            raise ValueError(
+                "give extend_when (longer courses) or retreat_when (new courses), not both:"
+                " a course's end would be ambiguous"
             )
+        if (
+            self.retreat_when is not None
+            and self.stop_when is not None
+            and isinstance(self.dose_g_per_kg, list)
+            and len(set(self.dose_g_per_kg)) > 1
+        ):
+            raise ValueError(
+                "a dose list with both stop_when and retreat_when: a course stopped early"
+                " would start the next one in the middle of the list; give one dose, or"
+                " leave out stop_when or retreat_when"
+            )
+        if self.cycles * self.max_courses > 120:
+            raise ValueError(
+                f"cycles x max_courses ({self.cycles} x {self.max_courses}) exceeds 120"
+                " cycles in all"
+            )
+        doses = self.dose_g_per_kg
+        # The doses are taken in turn, one per cycle given (the last repeats); a patient
+        # gets at most `cycles` cycles, or up to max_cycles while extend_when adds them;
+        # with retreat_when each course starts the list again.
+        most = self.cycles if self.retreat_when is not None else self.possible_cycles()
+        if isinstance(doses, list) and len(doses) > most:
+            if self.extend_when is not None:
+                why = f"max_cycles: {self.max_cycles}, the most extend_when can reach"
+            elif self.retreat_when is not None:
+                why = f"cycles: {self.cycles} a course; retreat_when starts the list again"
+            else:
+                why = f"cycles: {self.cycles}, and no extend_when adds any"
             raise ValueError(
                 f"dose_g_per_kg lists {len(doses)} doses, but a patient gets at most {most}"
                 f" cycle{'s' if most != 1 else ''} ({why}), so doses after the {_nth(most)}"
@@ -455,13 +495,22 @@ class IVIG(Frozen):
         return self
 
     def cycle_doses(self) -> tuple[float, ...]:
-        """Dose of every possible cycle (the last given repeats)."""
+        """Dose of every possible cycle (the last given repeats); with retreat_when each
+        course takes the list from its start again."""
         doses = self.dose_g_per_kg if isinstance(self.dose_g_per_kg, list) else [self.dose_g_per_kg]
-        return tuple(float(doses[min(i, len(doses) - 1)]) for i in range(self.possible_cycles()))
+        course = self.cycles if self.retreat_when is not None else self.possible_cycles()
+        return tuple(
+            float(doses[min(i % course, len(doses) - 1)]) for i in range(self.possible_cycles())
+        )
 
     def possible_cycles(self) -> int:
-        """The most cycles a patient can get: the plan, or max_cycles when extended."""
-        return max(self.cycles, self.max_cycles) if self.extend_when is not None else self.cycles
+        """The most cycles a patient can get: the plan, max_cycles when extended, or
+        max_courses courses of it with re-treatment."""
+        if self.extend_when is not None:
+            return max(self.cycles, self.max_cycles)
+        if self.retreat_when is not None:
+            return self.cycles * self.max_courses
+        return self.cycles
 
 
 class SparingPlan(Frozen):
