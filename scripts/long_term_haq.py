@@ -125,9 +125,7 @@ def haq_by_day(
             }
         )
     last = rows[-1]
-    j = int(np.argmin(np.abs(visit_days - days[-1])))
-    v = haq[:, j]
-    meds = small_cohort_medians(v[~np.isnan(v)], PONYI_N)
+    meds = small_cohort_medians(v, PONYI_N)  # v: the survivors' HAQ on the last day
     last["median_of_87"] = [float(np.percentile(meds, 2.5)), float(np.percentile(meds, 97.5))]
     last["share_of_87_medians_at_or_below_published"] = float(np.mean(meds <= PONYI_MEDIAN))
     return rows, haq_at_strength(res.visits["mmt8"], haq, visit_days)

@@ -498,10 +498,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"{scn.name}: {_units(scn, result.patients, result.summary.n)}, seed {result.seed},"
             f" {result.engine} engine"
         )
-        print(format_table(result.metrics))
+        metrics = result.metrics
+        print(format_table(metrics))
         from .report.outputs import run_extrapolation_note
 
-        note = run_extrapolation_note(result)
+        note = run_extrapolation_note(scn, metrics)
         if note:
             print(f"\n{note}")
         print(f"\nresults written to {out}{os.sep}")

@@ -495,7 +495,8 @@ class ComparisonResult:
             "rows": table,
             # which calibration the result rests on (the answer changes with it)
             "disease_parameters": calibration_note(self.scenarios[0]),
-            # a start rule the lifetime extrapolation cuts off (None when there is none)
+            # IVIG still given at the horizon, which the lifetime extrapolation cuts off
+            # (None when no arm gives any)
             "extrapolation": extrapolation_note(self.names, self.scenarios, arms, cost_col),
         }
 

@@ -43,7 +43,7 @@ __all__ = [
 TIS_WEEKS = (16, 24, 52)
 ENTRY_WEEKS = (12, 16, 24, 52)  # from entry: 12 is where Hara 2003 reports
 SURVIVAL_YEARS = (1, 2, 3, 5, 10, 20)
-FINAL_YEAR_DAYS = 365.0  # the horizon's last year, for rescue_started_final_year
+FINAL_YEAR_DAYS = 365.0  # the horizon's last year, for the *_final_year metrics
 # What each kind of metric's "mean" holds (summary.json, comparison.json/.csv).
 ESTIMATORS = {
     "mean": "mean",

@@ -740,9 +740,9 @@ def test_a_single_run_of_a_rescue_scenario_says_the_extrapolation_cuts_it_off(tm
     from simulator.report.outputs import run_extrapolation_note
 
     res = run_to_folder(scn("rescue"), tmp_path / "r", patients=200, seed=5, progress=False)
-    note = run_extrapolation_note(res)
+    note = run_extrapolation_note(res.scenario, res.metrics)
     assert note and note.startswith("Extrapolation: rescue gave IVIG to")
     assert note in (tmp_path / "r" / "report.html").read_text().replace("&#x27;", "'")
     res = run_to_folder(scn("first_line"), tmp_path / "f", patients=200, seed=5, progress=False)
-    assert run_extrapolation_note(res) is None
+    assert run_extrapolation_note(res.scenario, res.metrics) is None
     assert "Extrapolation:" not in (tmp_path / "f" / "report.html").read_text()

@@ -101,6 +101,7 @@ VARIANTS = {
     ],
 }
 RETREAT = VARIANTS["retreat_at_relapse"]
+DEATHS = ["disease.mortality.excess_per_year=5", "horizon_days=364"]  # between days
 
 
 @pytest.mark.parametrize("overrides", VARIANTS.values(), ids=list(VARIANTS))
@@ -234,7 +235,7 @@ def test_numbas_loops_give_the_numpy_paths_bits_with_retreatment(monkeypatch):
     "overrides",
     [
         [],
-        ["disease.mortality.excess_per_year=5", "horizon_days=364"],  # deaths between days
+        DEATHS,
         RETREAT,
     ],
     ids=["first_line", "deaths", "retreat"],
@@ -264,7 +265,7 @@ def test_the_simpy_engines_compiled_events_give_its_python_paths_bytes(overrides
     assert len(runs) == ids.size  # the compiled path ran every patient
     assert des_loop._LOG_FULL in codes
     assert codes.count(des_loop._TABLE_FULL) > 1
-    if overrides and overrides != RETREAT:
+    if overrides is DEATHS:
         dead = np.isfinite(a.outcomes["death_day"])
         assert (a.outcomes["death_day"][dead] % 1 != 0).any()  # some between whole days
     assert_same_bytes(a, b)

@@ -14,7 +14,7 @@ from ..comparison import ComparisonResult
 from ..outcomes import HEADLINE
 from . import center_report, figures
 from .atomic import json_roundtrip, png_figure, write_json
-from .tables import format_difference, format_value
+from .tables import WARN_CSS, format_difference, format_value
 from .tables import format_estimate as _fmt
 
 __all__ = ["CENTER_COMPARISON_FILES", "COMPARISON_FILES", "write_comparison"]
@@ -292,8 +292,7 @@ def _html(
         "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}"
         "td:first-child,th:first-child{text-align:left}.better{color:#0072B2}"
         ".worse{color:#D55E00}figure{margin:1em 0}img{max-width:100%}"
-        "small{color:#555}.warn{border-left:4px solid #D55E00;padding-left:8px}"
-        "</style></head><body>"
+        f"small{{color:#555}}{WARN_CSS}</style></head><body>"
     )
     w(f"<h1>{html.escape(' vs '.join(names))}</h1>")
     who = f"{data['patients']:,} virtual patients"

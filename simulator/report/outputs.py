@@ -10,8 +10,10 @@ from typing import Any
 
 from ..center_stats import CENTER_METRICS
 from ..runner import RunResult
+from ..scenario import Scenario
 from . import center_report, figures
 from .atomic import write_json
+from .tables import WARN_CSS
 
 __all__ = ["CENTER_FILES", "OUTPUT_FILES", "write_outputs"]
 
@@ -66,14 +68,13 @@ def write_outputs(result: RunResult, folder: str | os.PathLike[str]) -> None:
     (folder / "report.html").write_text(_html(result, data, folder), encoding="utf-8")
 
 
-def run_extrapolation_note(result: RunResult) -> str | None:
-    """``comparison.extrapolation_note`` for this one run: its IVIG start rule still firing
+def run_extrapolation_note(scn: Scenario, metrics: dict[str, dict[str, Any]]) -> str | None:
+    """``comparison.extrapolation_note`` for one run, from its metrics: IVIG still given
     in the horizon's last year, which the lifetime rows cut off."""
     from ..comparison import extrapolation_note
     from ..outcomes import cea_columns
 
-    scn = result.scenario
-    return extrapolation_note([scn.name], [scn], [result.metrics], cea_columns(scn)[0])
+    return extrapolation_note([scn.name], [scn], [metrics], cea_columns(scn)[0])
 
 
 def _html(result: RunResult, data: dict[str, Any], folder: Path) -> str:
@@ -94,7 +95,7 @@ def _html(result: RunResult, data: dict[str, Any], folder: Path) -> str:
         "font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}"
         "th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}"
         "td:nth-child(3),td:nth-child(4){white-space:nowrap}"
-        "img{max-width:100%}small{color:#555}</style></head><body>",
+        f"img{{max-width:100%}}small{{color:#555}}{WARN_CSS}</style></head><body>",
         f"<h1>{html.escape(scn.name)}</h1>",
         f"<p>{html.escape(scn.description or '')}</p>",
         (
@@ -119,11 +120,9 @@ def _html(result: RunResult, data: dict[str, Any], folder: Path) -> str:
         )
         + " (economics.cea_horizon).</p>",
     ]
-    note = run_extrapolation_note(result)
+    note = run_extrapolation_note(scn, data["metrics"])
     if note:
-        out.append(
-            f'<p style="border-left:4px solid #D55E00;padding-left:8px">{html.escape(note)}</p>'
-        )
+        out.append(f'<p class="warn">{html.escape(note)}</p>')
     if center is not None:
         out.append(center_report.run_section(data["metrics"], center, scn.center, folder))
     out.append(

@@ -1,4 +1,5 @@
-"""Streaming CSV writers for patient-level and event-level output."""
+"""Streaming CSV writers for patient-level and event-level output, and the formatting the
+reports share."""
 
 from __future__ import annotations
 
@@ -13,7 +14,11 @@ from ..kernel.events import EVENT_NAMES, FLAG_NAMES, IVIG_AE_SHIFT
 from ..kernel.plan import Plan
 from ..records import EventLog
 
-__all__ = ["EventCSV", "PatientCSV", "format_estimate", "format_value"]
+__all__ = ["WARN_CSS", "EventCSV", "PatientCSV", "format_estimate", "format_value"]
+
+#: the style of a warning paragraph (the extrapolation note) in the run and comparison
+#: reports
+WARN_CSS = ".warn{border-left:4px solid #D55E00;padding-left:8px}"
 
 
 def format_estimate(x: Any, unit: str) -> str:
