@@ -26,6 +26,7 @@ from .center_stats import CENTER_HEADLINE, CENTER_METRICS, CenterRecord, center_
 from .kernel import measures
 from .kernel.mortality import CAUSE_BACKGROUND, CAUSE_DISEASE, MAX_AGE
 from .kernel.plan import MONTH_DAYS, Plan
+from .kernel.xp import ARRAY
 from .records import ChunkResult
 from .scenario.schema import Scenario
 from .stats import Z95, KaplanMeier, LogHistogram, Moments, Proportion
@@ -254,6 +255,43 @@ def _at_day(plan: Plan, matrix: np.ndarray, day: float) -> np.ndarray:
 
 def _at_month(plan: Plan, matrix: np.ndarray, month: int) -> np.ndarray:
     return _at_day(plan, matrix, month * MONTH_DAYS)
+
+
+def visit_tis_from_diagnosis(visits: dict[str, np.ndarray], plan: Plan) -> np.ndarray:
+    """Each visit's Total Improvement Score against the day-0 visit (NaN where the
+    patient had died). Without an entry visit that is the kernel's visit TIS; with one,
+    the kernel's is against the entry visit from entry on (what the rules read, and the
+    ``*_from_entry`` outcomes), so this scores the same measures against day 0 again."""
+    if plan.entry_rule is None:
+        return visits["tis"]
+    return _tis_against_day_0(visits, plan.cpk_uln, plan.myoglobin_uln)
+
+
+def _tis_against_day_0(
+    visits: dict[str, np.ndarray], cpk_uln: float, myoglobin_uln: float
+) -> np.ndarray:
+    """The TIS of every visit against the first (measures.total_improvement_score, as
+    the kernel scores a visit: enzymes as multiples of their ULN)."""
+
+    def core(k: slice) -> measures.CoreSet:
+        return measures.CoreSet(
+            visits["physician_global"][:, k],
+            visits["patient_global"][:, k],
+            visits["mmt8"][:, k],
+            visits["haq"][:, k],
+            visits["cpk"][:, k] / cpk_uln,
+            visits["myoglobin"][:, k] / myoglobin_uln,
+            visits["extramuscular"][:, k],
+        )
+
+    tis: np.ndarray = measures.total_improvement_score(ARRAY, core(slice(0, 1)), core(slice(None)))
+    return tis
+
+
+def _first_visit_day(plan: Plan, hit: np.ndarray) -> np.ndarray:
+    """Per row, the day of the first visit where ``hit`` holds; inf if none."""
+    any_hit = hit.any(axis=1)
+    return np.where(any_hit, plan.visit_days[hit.argmax(axis=1)], math.inf)
 
 
 def _flag(condition: np.ndarray, defined: np.ndarray) -> np.ndarray:
@@ -544,18 +582,26 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
         for m in (6, 12):
             v = _at_month(plan, values, m)
             cols[f"{d}_inactive_month_{m}"] = _flag(v <= plan.inactive_ext, ~np.isnan(v))
+    # The TIS outcomes from diagnosis read each visit against the day-0 visit, also in a
+    # scenario with an entry visit (where the kernel's visit TIS, which the rules read, is
+    # against the entry visit from entry on; the *_from_entry outcomes read that one).
+    tis_dx = visit_tis_from_diagnosis(vis, plan)
     for wk in TIS_WEEKS:
-        tis = _at_day(plan, vis["tis"], 7 * wk)
+        tis = _at_day(plan, tis_dx, 7 * wk)
         cols[f"tis_week_{wk}"] = tis
         for level in (20, 40, 60):
             cols[f"tis{level}_week_{wk}"] = _flag(tis >= level, ~np.isnan(tis))
-    for name, col in (
-        ("time_to_cpk_normal_days", "time_to_cpk_normal_days"),
-        ("time_to_tis20_days", "time_to_tis20_days"),
-        ("time_to_tis40_days", "time_to_tis40_days"),
-        ("time_to_inactive_days", "time_to_inactive_days"),
+    first_day = {name: o[name] for name in ("time_to_tis20_days", "time_to_tis40_days")}
+    if plan.entry_rule is not None:
+        for level in (20, 40):
+            first_day[f"time_to_tis{level}_days"] = _first_visit_day(plan, tis_dx >= level)
+    for name in (
+        "time_to_cpk_normal_days",
+        "time_to_tis20_days",
+        "time_to_tis40_days",
+        "time_to_inactive_days",
     ):
-        t, seen = _time(o[col], last_visit)
+        t, seen = _time(first_day.get(name, o[name]), last_visit)
         cols[name], cols[name.replace("time_to_", "").replace("_days", "_reached")] = (
             t,
             seen.astype(np.int64),
@@ -571,7 +617,10 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
     # one, or one stopped before the visit (regimen.sparing_stop_when; without a stop rule
     # an agent once started is never stopped, and a patient who ever had one is never off).
     after_ivig = plan.visit_days[None, :] > o["last_infusion_day"][:, None]
-    no_sparing = ~np.isfinite(o["sparing_start_day"])[:, None] | (
+    # An agent planned at a start day has that day from the start: it started only if the
+    # patient was still followed then.
+    sparing_started = o["sparing_start_day"] <= np.minimum(horizon, death)
+    no_sparing = ~sparing_started[:, None] | (
         plan.visit_days[None, :] > o["sparing_stop_day"][:, None]
     )
     off = (vis["inactive"] > 0.5) & (chunk.visit_prednisone <= 0.0) & after_ivig & no_sparing
@@ -601,7 +650,7 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
     cols["course_chronic"] = _flag(~responded, defined)
     # State at the last visit (Marie 2001 categories), among the patients alive then.
     last_inactive = vis["inactive"][:, -1] > 0.5
-    last_tis = vis["tis"][:, -1]
+    last_tis = tis_dx[:, -1]
     alive_last = ~np.isnan(vis["inactive"][:, -1])
     cols["last_visit_remission"] = _flag(last_inactive, alive_last)
     cols["last_visit_worsened"] = _flag(~last_inactive & (last_tis < 20), alive_last)
@@ -612,9 +661,12 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
     cols["last_visit_remission_off_therapy"] = _flag(off[:, -1], alive_last)
     if plan.entry_rule is not None:
         _from_entry(cols, chunk, plan)
-    tis24 = _at_day(plan, vis["tis"], 168)
+    tis24 = _at_day(plan, tis_dx, 168)
     dead24 = death <= 168  # death counts as treatment failure
-    cols["treatment_failure_week_24"] = _flag((tis24 < 20) | dead24, ~np.isnan(tis24) | dead24)
+    # undefined for everyone when no visit is scheduled on day 168 (a shorter horizon):
+    # otherwise only the dead would have a value, every one of them a failure
+    week24 = (~np.isnan(tis24) | dead24) & (_visit_index(plan, 168) is not None)
+    cols["treatment_failure_week_24"] = _flag((tis24 < 20) | dead24, week24)
     cols["damage_points"] = o["damage_points"]
     cols["cumulative_prednisone_g"] = o["cumulative_prednisone_mg"] / 1000.0
     pred6 = _at_month(plan, chunk.visit_prednisone, 6)
@@ -640,7 +692,8 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
     # Is the start rule still firing when the simulation stops? The share of the patients
     # it started in the horizon's last year. The lifetime extrapolation gives no IVIG after
     # the horizon (docs/model.md section 5, Lifetime), so a rule still firing is cut off.
-    w0 = max(horizon - FINAL_YEAR_DAYS, 0.0)
+    # (h - 365, h]; below zero for a horizon shorter than a year, so that it covers day 0
+    w0 = horizon - FINAL_YEAR_DAYS
     cols["rescue_started_final_year"] = (
         (o["rescue_day"] > w0) & (o["rescue_day"] <= horizon)
     ).astype(np.int64)
@@ -649,7 +702,7 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
     cols["ivig_given_final_year"] = (o["last_infusion_day"] > w0).astype(np.int64)
     cols["rescue_pulse"] = (o["rescue_pulses"] > 0).astype(np.int64)
     agent = o["sparing_agent"].astype(np.int64)
-    started = np.isfinite(o["sparing_start_day"])
+    started = sparing_started
     cols["sparing_agent_used"] = started.astype(np.int64)
     cols["sparing_agent"] = np.where(started, agent, -1)
     cols["sparing_start_day"] = np.where(started, o["sparing_start_day"], math.nan)
@@ -1216,6 +1269,9 @@ class CohortSummary:
         self.myo_months = [LogHistogram() for _ in self.months]
         self.pred_months = [Moments() for _ in self.months]
         self.core_months = {name: [Moments() for _ in self.months] for name in CORE_SET_MONTHLY}
+        # the monthly TIS is against day 0 (visit_tis_from_diagnosis): the ULNs it needs
+        # where the kernel's visit TIS is against an entry visit
+        self.tis_ulns = None if plan.entry_rule is None else (plan.cpk_uln, plan.myoglobin_uln)
         self.n = 0
         self.center: CenterRecord | None = None  # a scenario with an infusion center
 
@@ -1255,7 +1311,7 @@ class CohortSummary:
             (self.cpk_months, chunk.visit_cpk),
             (self.myo_months, chunk.visit_myoglobin),
             (self.pred_months, chunk.visit_prednisone),
-            *((accs, chunk.visits[name]) for name, accs in self.core_months.items()),
+            *((accs, self._monthly_values(chunk, name)) for name, accs in self.core_months.items()),
         ]
         for month_accs, values in monthly:
             for k, i in enumerate(columns):
@@ -1274,6 +1330,11 @@ class CohortSummary:
         for k, i in enumerate(columns):
             self.cpk_months[k].add(chunk.visit_cpk[:, i], moments=False)
             self.myo_months[k].add(chunk.visit_myoglobin[:, i], moments=False)
+
+    def _monthly_values(self, chunk: ChunkResult, name: str) -> np.ndarray:
+        if name == "tis" and self.tis_ulns is not None:
+            return _tis_against_day_0(chunk.visits, *self.tis_ulns)
+        return chunk.visits[name]
 
     def merge(self, other: CohortSummary) -> None:
         self.n += other.n
