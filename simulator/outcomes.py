@@ -24,6 +24,7 @@ import numpy as np
 from . import fmath, jit
 from .center_stats import CENTER_HEADLINE, CENTER_METRICS, CenterRecord, center_metrics
 from .kernel import measures
+from .kernel.events import Flag
 from .kernel.mortality import CAUSE_BACKGROUND, CAUSE_DISEASE, MAX_AGE
 from .kernel.plan import MONTH_DAYS, Plan
 from .kernel.xp import ARRAY
@@ -286,6 +287,27 @@ def _tis_against_day_0(
 
     tis: np.ndarray = measures.total_improvement_score(ARRAY, core(slice(0, 1)), core(slice(None)))
     return tis
+
+
+def _days_at_risk_of_relapse(chunk: ChunkResult, plan: Plan) -> np.ndarray:
+    """Per patient, the days at risk of a clinical relapse: from a visit with a normal
+    CPK (a relapse needs one since diagnosis or the last relapse) to the next relapse, and
+    again from the next normal CPK, to the horizon or death. The kernel's ``ever_normal``
+    read from the visits: set at a normal CPK, cleared at a relapse."""
+    flags = chunk.visit_flags
+    event = np.where(
+        (flags & Flag.RELAPSE) != 0, 0, np.where((flags & Flag.CPK_NORMAL) != 0, 1, -1)
+    )
+    # each visit's state after it: the last relapse (0) or normal CPK (1) at or before it
+    k = np.arange(event.shape[1])
+    last = np.maximum.accumulate(np.where(event >= 0, k, -1), axis=1)
+    state = np.where(last >= 0, np.take_along_axis(event, np.maximum(last, 0), axis=1), 0)
+    days = plan.visit_days
+    end = np.minimum(chunk.outcomes["death_day"], plan.horizon_days)
+    nxt = np.append(days[1:], plan.horizon_days)
+    span = np.maximum(np.minimum(nxt[None, :], end[:, None]) - days[None, :], 0.0)
+    days_at_risk: np.ndarray = (span * state).sum(axis=1)
+    return days_at_risk
 
 
 def _first_visit_day(plan: Plan, hit: np.ndarray) -> np.ndarray:
@@ -631,11 +653,7 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
     cols["relapse"] = (o["relapses"] > 0).astype(np.int64)
     cols["relapse_during_taper"] = (o["relapses_on_steroid"] > 0).astype(np.int64)
     cols["relapse_after_stopping"] = (o["relapses_off_steroid"] > 0).astype(np.int64)
-    first_normal = o["time_to_cpk_normal_days"]
-    at_risk = np.where(
-        np.isfinite(first_normal), np.maximum(np.minimum(horizon, death) - first_normal, 0.0), 0.0
-    )
-    cols["years_at_risk_of_relapse"] = at_risk / 365.25
+    cols["years_at_risk_of_relapse"] = _days_at_risk_of_relapse(chunk, plan) / 365.25
     t, seen = _time(o["time_to_first_relapse_days"], until)
     cols["time_to_first_relapse_days"], cols["relapse_observed"] = t, seen.astype(np.int64)
     cols["biochemical_relapse"] = (o["biochemical_relapses"] > 0).astype(np.int64)

@@ -134,6 +134,7 @@ def recompute(plan, res, day0_tis: bool = False):
         normal_since = bio_normal_since = pending = False
         best_mmt = best_pga = math.nan
         n_rel = n_bio = on_steroid = off_steroid = 0
+        days_at_risk = 0.0
         first_rel = math.inf
         for j, k in enumerate(np.flatnonzero(alive)):
             cpk, mmt, pga = v["cpk"][i, k], v["mmt8"][i, k], v["physician_global"][i, k]
@@ -164,16 +165,17 @@ def recompute(plan, res, day0_tis: bool = False):
                 bio_normal_since = True
             if days[k] == entry:
                 best_mmt, best_pga = mmt, pga
+            if normal_since:  # at risk until the next visit (or the horizon, or death)
+                nxt = days[k + 1] if k + 1 < days.size else horizon
+                days_at_risk += max(min(nxt, horizon, death) - days[k], 0.0)
         r["relapses"] = n_rel
         r["relapse"] = float(n_rel > 0)
         r["relapse_during_taper"] = float(on_steroid > 0)
         r["relapse_after_stopping"] = float(off_steroid > 0)
         r["biochemical_relapse"] = float(n_bio > 0)
         r["biochemical_relapses_2_or_more"] = float(n_bio > 1)
-        normal = days[alive & (v["cpk"][i] < plan.cpk_uln)]
-        r["years_at_risk_of_relapse"] = (
-            (min(horizon, death) - normal[0]) / 365.25 if normal.size else 0.0
-        )
+        # at risk from a normal CPK to the next relapse, and again from the next normal CPK
+        r["years_at_risk_of_relapse"] = days_at_risk / 365.25
         # course over the window, among the patients alive at its end
         w = plan.course_type_days
         if horizon >= w and death > w:
