@@ -808,6 +808,8 @@ def _with_unit(label: str, unit: str) -> str:
 
 def format_incremental(ia: dict[str, Any]) -> str:
     """The incremental analysis as a terminal table (dampack's columns, in its order)."""
+    from .report.tables import format_money_difference
+
     cur = ia["currency"]
     header = [
         "strategy",
@@ -832,11 +834,7 @@ def format_incremental(ia: dict[str, Any]) -> str:
                 "" if r["inc_effect"] is None else f"{r['inc_effect']:+.4f}",
                 "" if r["icer"] is None else f"{r['icer']:,.0f}",
                 status[r["status"]],
-                "optimal"
-                if d is None
-                else (
-                    f"{d['mean_difference']:+,.0f} ({d['ci95'][0]:+,.0f} to {d['ci95'][1]:+,.0f})"
-                ),
+                "optimal" if d is None else format_money_difference(d),
             ]
         )
     lines = _render(rows)

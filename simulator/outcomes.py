@@ -405,10 +405,21 @@ def _economics(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan, scn:
     haq = chunk.visits["haq"]
     utility = u.haq_intercept + u.haq_slope * haq
     utility = utility - u.active_disease_decrement * (chunk.visits["inactive"] < 0.5)
+    before_steroid = utility[:, -1]
     utility = utility - u.high_dose_steroid_decrement * (
         chunk.visit_prednisone > u.high_dose_steroid_mg_per_day
     )
     utility = np.clip(utility, measures.EQ5D_UK_3L_MIN, measures.EQ5D_UK_3L_MAX)
+    # The utility carried for life is the last visit's; where a pulse decided there runs
+    # past the horizon, its high-dose decrement is that of the oral dose the patient
+    # returns to (the pulse's days are not carried for life).
+    oral = o["final_oral_prednisone_mg_per_day"]
+    pulsing = o["final_prednisone_mg_per_day"] != oral
+    carried = np.clip(
+        before_steroid - u.high_dose_steroid_decrement * (oral > u.high_dose_steroid_mg_per_day),
+        measures.EQ5D_UK_3L_MIN,
+        measures.EQ5D_UK_3L_MAX,
+    )
     # The utility seen at a visit holds until the next visit or death, whichever is first.
     # (the last visit's utility holds until the horizon)
     nxt = np.append(days[1:], plan.horizon_days)
@@ -419,7 +430,8 @@ def _economics(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan, scn:
     cols["qaly_loss_adverse_events"] = ae_loss
     # carried for life only if still taken at the horizon
     still = ~(o["sparing_stop_day"] <= plan.horizon_days)
-    _lifetime(cols, chunk, plan, scn, utility[:, -1], np.where(still, per_day[agent], 0.0))
+    last_utility = np.where(pulsing, np.where(attended[:, -1], carried, 0.0), utility[:, -1])
+    _lifetime(cols, chunk, plan, scn, last_utility, np.where(still, per_day[agent], 0.0))
     # Net monetary benefit at the scenario's willingness to pay, on the costs and QALYs of
     # the cost-effectiveness analysis (lifetime by default): per patient, so arms and sweep
     # points compare it paired.
@@ -534,8 +546,10 @@ def _lifetime_columns(
     econ = scn.economics
     price = econ.prices
     visit_every = float(scn.visits.then_every_days)
+    # the oral dose: the same as the final dose unless a pulse decided at the last visit
+    # runs past the horizon (its methylprednisolone is not a daily dose to carry for life)
     per_year = 365.25 * (
-        o["final_prednisone_mg_per_day"] * price.prednisone_per_mg
+        o["final_oral_prednisone_mg_per_day"] * price.prednisone_per_mg
         + sparing_per_day
         + price.visit / visit_every
     )

@@ -52,6 +52,7 @@ STATE_OUTCOMES = (
     ("spar_start", "sparing_start_day"),
     ("spar_stop", "sparing_stop_day"),
     ("pred", "final_prednisone_mg_per_day"),
+    ("oral_mg", "final_oral_prednisone_mg_per_day"),
     ("flares", "flares"),
     ("damage_points", "damage_points"),
     ("disc_pred", "discounted_prednisone_mg"),

@@ -14,7 +14,7 @@ from ..comparison import ComparisonResult
 from ..outcomes import HEADLINE
 from . import center_report, figures
 from .atomic import json_roundtrip, png_figure, write_json
-from .tables import WARN_CSS, format_difference, format_value
+from .tables import WARN_CSS, format_difference, format_money_difference, format_value
 from .tables import format_estimate as _fmt
 
 __all__ = ["CENTER_COMPARISON_FILES", "COMPARISON_FILES", "write_comparison"]
@@ -255,11 +255,7 @@ def incremental_html(ia: dict[str, Any]) -> str:
                 else f"{rng[0]:,.0f} and above"
             )
         )
-        nmb = (
-            "optimal"
-            if d is None
-            else f"{d['mean_difference']:+,.0f} ({d['ci95'][0]:+,.0f} to {d['ci95'][1]:+,.0f})"
-        )
+        nmb = "optimal" if d is None else format_money_difference(d)
         out.append(
             f"<tr><td>{html.escape(r['strategy'])}</td><td>{r['cost']:,.0f}</td>"
             f"<td>{r['effect']:.4f}</td>"
@@ -347,8 +343,7 @@ def _html(
         w(
             f"<tr><td>{html.escape(arm)}</td><td>{e['incremental_cost']:+,.0f}</td>"
             f"<td>{e['incremental_qaly']:+.4f}</td><td>{icer}</td>"
-            f"<td>{nmb['mean_difference']:+,.0f} ({nmb['ci95'][0]:+,.0f} to "
-            f"{nmb['ci95'][1]:+,.0f})</td><td>{html.escape(e['verdict'])}</td></tr>"
+            f"<td>{format_money_difference(nmb)}</td><td>{html.escape(e['verdict'])}</td></tr>"
         )
     w("</table>")
     if center is not None:

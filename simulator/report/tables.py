@@ -14,7 +14,14 @@ from ..kernel.events import EVENT_NAMES, FLAG_NAMES, IVIG_AE_SHIFT
 from ..kernel.plan import Plan
 from ..records import EventLog
 
-__all__ = ["WARN_CSS", "EventCSV", "PatientCSV", "format_estimate", "format_value"]
+__all__ = [
+    "WARN_CSS",
+    "EventCSV",
+    "PatientCSV",
+    "format_estimate",
+    "format_money_difference",
+    "format_value",
+]
 
 #: the style of a warning paragraph (the extrapolation note) in the run and comparison
 #: reports
@@ -47,6 +54,14 @@ def format_difference(x: Any, unit: str) -> str:
             return f"{pts:+.1g} pts"
         return f"{pts:+.1f} pts"
     return f"{x:+,.0f}" if abs(x) >= 1000 else f"{x:+.3g}"
+
+
+def format_money_difference(d: dict[str, Any]) -> str:
+    """A paired difference in money with its 95% CI, "+1,234 (-567 to +3,035)"; the
+    interval "n/a" where there is none (a single patient: no standard error)."""
+    lo, hi = d["ci95"]
+    ci = "n/a" if lo is None or hi is None else f"{lo:+,.0f} to {hi:+,.0f}"
+    return f"{d['mean_difference']:+,.0f} ({ci})"
 
 
 def format_value(value: Any) -> str:
