@@ -302,12 +302,18 @@ def _days_at_risk_of_relapse(chunk: ChunkResult, plan: Plan) -> np.ndarray:
     k = np.arange(event.shape[1])
     last = np.maximum.accumulate(np.where(event >= 0, k, -1), axis=1)
     state = np.where(last >= 0, np.take_along_axis(event, np.maximum(last, 0), axis=1), 0)
-    days = plan.visit_days
     end = np.minimum(chunk.outcomes["death_day"], plan.horizon_days)
-    nxt = np.append(days[1:], plan.horizon_days)
-    span = np.maximum(np.minimum(nxt[None, :], end[:, None]) - days[None, :], 0.0)
+    span = np.maximum(_until_next_visit(plan, end) - plan.visit_days[None, :], 0.0)
     days_at_risk: np.ndarray = (span * state).sum(axis=1)
     return days_at_risk
+
+
+def _until_next_visit(plan: Plan, end: np.ndarray) -> np.ndarray:
+    """Per patient and visit, the day what was seen there holds until: the next visit,
+    or the horizon after the last one, or ``end`` (death) if sooner."""
+    nxt = np.append(plan.visit_days[1:], plan.horizon_days)
+    until: np.ndarray = np.minimum(nxt[None, :], end[:, None])
+    return until
 
 
 def _first_visit_day(plan: Plan, hit: np.ndarray) -> np.ndarray:
@@ -415,22 +421,23 @@ def _economics(cols: dict[str, np.ndarray], chunk: ChunkResult, plan: Plan, scn:
     # returns to (the pulse's days are not carried for life).
     oral = o["final_oral_prednisone_mg_per_day"]
     pulsing = o["final_prednisone_mg_per_day"] != oral
+    carried_mg = np.where(pulsing, oral, chunk.visit_prednisone[:, -1])
     carried = np.clip(
-        before_steroid - u.high_dose_steroid_decrement * (oral > u.high_dose_steroid_mg_per_day),
+        before_steroid
+        - u.high_dose_steroid_decrement * (carried_mg > u.high_dose_steroid_mg_per_day),
         measures.EQ5D_UK_3L_MIN,
         measures.EQ5D_UK_3L_MAX,
     )
     # The utility seen at a visit holds until the next visit or death, whichever is first.
     # (the last visit's utility holds until the horizon)
-    nxt = np.append(days[1:], plan.horizon_days)
-    stop = np.minimum(nxt[None, :], end[:, None])
+    stop = _until_next_visit(plan, end)
     spans = np.maximum(_discounted_years(d, days[None, :], stop), 0.0)
     utility = np.where(attended, utility, 0.0)
     cols["qaly"] = (utility * spans).sum(axis=1) - ae_loss
     cols["qaly_loss_adverse_events"] = ae_loss
     # carried for life only if still taken at the horizon
     still = ~(o["sparing_stop_day"] <= plan.horizon_days)
-    last_utility = np.where(pulsing, np.where(attended[:, -1], carried, 0.0), utility[:, -1])
+    last_utility = np.where(attended[:, -1], carried, 0.0)
     _lifetime(cols, chunk, plan, scn, last_utility, np.where(still, per_day[agent], 0.0))
     # Net monetary benefit at the scenario's willingness to pay, on the costs and QALYs of
     # the cost-effectiveness analysis (lifetime by default): per patient, so arms and sweep
@@ -627,17 +634,20 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
         cols[f"tis_week_{wk}"] = tis
         for level in (20, 40, 60):
             cols[f"tis{level}_week_{wk}"] = _flag(tis >= level, ~np.isnan(tis))
-    first_day = {name: o[name] for name in ("time_to_tis20_days", "time_to_tis40_days")}
-    if plan.entry_rule is not None:
+    first_day = {
+        name: o[name]
+        for name in (
+            "time_to_cpk_normal_days",
+            "time_to_tis20_days",
+            "time_to_tis40_days",
+            "time_to_inactive_days",
+        )
+    }
+    if plan.entry_rule is not None:  # the kernel's are of its entry-based TIS
         for level in (20, 40):
             first_day[f"time_to_tis{level}_days"] = _first_visit_day(plan, tis_dx >= level)
-    for name in (
-        "time_to_cpk_normal_days",
-        "time_to_tis20_days",
-        "time_to_tis40_days",
-        "time_to_inactive_days",
-    ):
-        t, seen = _time(first_day.get(name, o[name]), last_visit)
+    for name, day in first_day.items():
+        t, seen = _time(day, last_visit)
         cols[name], cols[name.replace("time_to_", "").replace("_days", "_reached")] = (
             t,
             seen.astype(np.int64),
@@ -734,10 +744,9 @@ def patient_table(chunk: ChunkResult, plan: Plan, scn: Scenario) -> dict[str, np
     cols["ivig_given_final_year"] = (o["last_infusion_day"] > w0).astype(np.int64)
     cols["rescue_pulse"] = (o["rescue_pulses"] > 0).astype(np.int64)
     agent = o["sparing_agent"].astype(np.int64)
-    started = sparing_started
-    cols["sparing_agent_used"] = started.astype(np.int64)
-    cols["sparing_agent"] = np.where(started, agent, -1)
-    cols["sparing_start_day"] = np.where(started, o["sparing_start_day"], math.nan)
+    cols["sparing_agent_used"] = sparing_started.astype(np.int64)
+    cols["sparing_agent"] = np.where(sparing_started, agent, -1)
+    cols["sparing_start_day"] = np.where(sparing_started, o["sparing_start_day"], math.nan)
     stopped = o["sparing_stop_day"] <= horizon
     cols["sparing_agent_stopped"] = stopped.astype(np.int64)
     cols["sparing_stop_day"] = np.where(stopped, o["sparing_stop_day"], math.nan)
