@@ -402,9 +402,9 @@ class ComparisonResult:
                         interval="paired_influence" if got is not None else "two_curves_unpaired",
                     )
                 elif m0["estimator"] == "proportion" and isinstance(acc[name], PairedDifference):
-                    # every patient in both arms: Newcombe's paired score interval (the
-                    # Wald interval under-covers when few patients differ, and is [0, 0]
-                    # when none does); else the delta method of two overlapping samples
+                    # Newcombe's paired score interval, each arm's proportion over its own
+                    # patients (the Wald interval under-covers when few patients differ,
+                    # and is [0, 0] when none does)
                     ci = acc[name].paired_proportion_ci()
                     if ci is not None:
                         diff["ci95"] = [ci[0], ci[1]]

@@ -955,40 +955,48 @@ class PairedDifference:
         self._joint_keys, self._joint_counts = keys, counts
 
     def paired_proportion_ci(self) -> tuple[float, float] | None:
-        """For 0/1 values in both arms of every pair: Newcombe's (1998, method 10) hybrid
-        score interval for the difference of paired proportions ``p_b - p_a``, from the
-        Wilson intervals of the two proportions and the phi correlation of the pairs
-        (its numerator continuity-corrected, as the paper's). Unlike the Wald interval
-        of the mean difference, it does not collapse to zero width when few or no pairs
-        differ, where the Wald interval under-covers (Newcombe RG, Improved confidence
-        intervals for the difference between binomial proportions based on paired data,
-        Stat Med 1998;17:2635-50). None
-        when some patient has a value in one arm only or the values are not all 0 or 1
-        (the counts of the four cells do not add up)."""
-        if self.partial or self.censored or self.n == 0 or self.tol >= 1.0:
+        """For 0/1 values: Newcombe's (1998, method 10) hybrid score interval for the
+        difference ``p_b - p_a`` of the two arms' proportions, each over its own patients
+        with a value (the values shown beside the difference), from the Wilson interval
+        of each and the correlation of the two estimates. That correlation is the phi of
+        the pairs (its numerator continuity-corrected, as the paper's) times ``n_p /
+        sqrt(n_a n_b)``, the share of the two samples the ``n_p`` pairs make, as the
+        MOVER construction of Zou & Donner (2008) asks. With every patient in both arms
+        it is Newcombe's paired method 10 exactly; with no pair, his method 10 for
+        independent proportions. Unlike the Wald interval of the mean difference, it
+        does not collapse to zero width when few or no patients differ (Newcombe RG,
+        Improved confidence intervals for the difference between binomial proportions
+        based on paired data, Stat Med 1998;17:2635-50; Zou GY, Donner A, Construction
+        of confidence limits about effect measures: a general approach, Stat Med
+        2008;27:1693-702). None when an arm has no value or some value is not 0 or 1."""
+        if self.censored or self.tol >= 1.0 or self.n_a == 0 or self.n_b == 0:
             return None
-        n = self.n
-        n01, n10 = self.higher, self.lower  # (a, b) = (0, 1) and (1, 0)
-        a1 = self.a_pair.mean * n
-        b1 = self.b_pair.mean * n
-        if not (a1 == a1 and b1 == b1) or self.same + n01 + n10 != n:
-            return None
-        n_a1, n_b1 = round(a1), round(b1)
-        n11 = n_a1 - n10
+        parts = (self.a_pair, self.b_pair, self.a_only, self.b_only)
+        if any(m._sumsq != m._sum for m in parts):
+            return None  # some value is not 0 or 1 (0 and 1 are their own squares)
+        unit = 1 << _UNIT_SHIFT
+
+        def ones(*ms: Moments) -> int:
+            # 0/1 values sum exactly to a whole number of units of 2**-1126
+            return sum(m._sum for m in ms) // unit
+
+        n, n_a, n_b = self.n, self.n_a, self.n_b
+        k_a, k_b = ones(self.a_pair, self.a_only), ones(self.b_pair, self.b_only)
+        n01, n10 = self.higher, self.lower  # pairs with (a, b) = (0, 1) and (1, 0)
+        pair_a1, pair_b1 = ones(self.a_pair), ones(self.b_pair)
+        n11 = pair_a1 - n10
         n00 = n - n11 - n10 - n01
-        if abs(a1 - n_a1) > 1e-6 * n or n11 < 0 or n00 < 0 or n11 + n01 != n_b1:
+        if self.same + n01 + n10 != n or n11 < 0 or n00 < 0 or n11 + n01 != pair_b1:
             return None
-        if self.a_pair._sumsq != self.a_pair._sum or self.b_pair._sumsq != self.b_pair._sum:
-            return None  # some value is not 0 or 1
-        p_b, p_a = n_b1 / n, n_a1 / n
-        lb, ub = wilson_ci(n_b1, n)
-        la, ua = wilson_ci(n_a1, n)
+        p_b, p_a = k_b / n_b, k_a / n_a
+        lb, ub = wilson_ci(k_b, n_b)
+        la, ua = wilson_ci(k_a, n_a)
         phi = 0.0
-        cells = n_b1 * (n - n_b1) * n_a1 * (n - n_a1)
+        cells = pair_b1 * (n - pair_b1) * pair_a1 * (n - pair_a1)
         if cells > 0:
             num = n11 * n00 - n01 * n10
             corrected = num - n / 2 if num > n / 2 else (num if num < 0 else 0.0)
-            phi = corrected / math.sqrt(cells)
+            phi = corrected / math.sqrt(cells) * (n / math.sqrt(n_a * n_b))
         diff = p_b - p_a
         down = (p_b - lb) ** 2 - 2 * phi * (p_b - lb) * (ua - p_a) + (ua - p_a) ** 2
         up = (ub - p_b) ** 2 - 2 * phi * (ub - p_b) * (p_a - la) + (p_a - la) ** 2

@@ -1098,8 +1098,8 @@ def paired_differences(
         pd_ = PairedDifference(tol=1e-9)
         pd_.add(x, y)
         d = pd_.to_dict()
-        # a proportion (0/1 values for every patient at both points): Newcombe's paired
-        # score interval, as a comparison between arms has
+        # a proportion (0/1 values): Newcombe's paired score interval, as a comparison
+        # between arms has
         ci = pd_.paired_proportion_ci()
         return {
             "mean_difference": d["mean_difference"],

@@ -948,9 +948,83 @@ def test_paired_proportion_interval_needs_zeros_and_ones_in_both_arms():
     pd = PairedDifference(tol=1e-9)
     pd.add([0.0, 2.0, 1.0], [1.0, 1.0, 0.0])  # a value that is not 0 or 1
     assert pd.paired_proportion_ci() is None
-    partial = PairedDifference(tol=1e-9)
-    partial.add([0.0, 1.0, math.nan], [1.0, 1.0, 0.0])  # one patient in b only
-    assert partial.paired_proportion_ci() is None
+    nobody_in_a = PairedDifference(tol=1e-9)
+    nobody_in_a.add([math.nan, math.nan], [1.0, 0.0])
+    assert nobody_in_a.paired_proportion_ci() is None
+
+
+def _newcombe_independent(k_a: int, n_a: int, k_b: int, n_b: int) -> tuple[float, float]:
+    """Newcombe (Stat Med 1998;17:873-90), method 10 for two independent proportions,
+    p_b - p_a: the Wilson limits of each combined with no correlation."""
+    la, ua = wilson_ci(k_a, n_a)
+    lb, ub = wilson_ci(k_b, n_b)
+    p_a, p_b = k_a / n_a, k_b / n_b
+    return (
+        p_b - p_a - math.hypot(p_b - lb, ua - p_a),
+        p_b - p_a + math.hypot(ub - p_b, p_a - la),
+    )
+
+
+def test_paired_proportion_interval_with_patients_in_one_arm_only():
+    """Patients with a value in one arm only (a death before the visit in the other):
+    each arm's proportion over its own patients, the pairs' correlation scaled by the
+    share of the samples they make. Before, such a difference fell back to the
+    delta-method (Wald) interval, [0, 0] when every value is 0 (audit: 62 of the 124
+    proportion differences of the shipped 3-arm compare fell back)."""
+    a, b = np.zeros(200), np.zeros(200)
+    a[0], b[1] = math.nan, math.nan
+    pd = PairedDifference(tol=1e-9)
+    pd.add(a, b)
+    assert pd.to_dict()["ci95"] == [0.0, 0.0]  # the Wald interval it replaces
+    lo, hi = pd.paired_proportion_ci()
+    # no patient differs and the margins are all 0: phi is 0, the independent interval
+    assert (lo, hi) == pytest.approx(_newcombe_independent(0, 199, 0, 199), abs=1e-15)
+    assert hi - lo > 0.03
+    # no pair at all: Newcombe's interval for independent proportions
+    disjoint = PairedDifference(tol=1e-9)
+    disjoint.add([1.0, 0.0, 1.0, math.nan, math.nan], [math.nan, math.nan, math.nan, 1.0, 0.0])
+    assert disjoint.paired_proportion_ci() == pytest.approx(
+        _newcombe_independent(2, 3, 1, 2), abs=1e-15
+    )
+    # every patient in both arms: exactly the paired interval of the same pairs
+    a2 = np.array([1.0] * 30 + [0.0] * 8 + [1.0] * 3 + [0.0] * 59)
+    b2 = np.array([1.0] * 30 + [1.0] * 8 + [0.0] * 3 + [0.0] * 59)
+    whole = PairedDifference(tol=1e-9)
+    whole.add(a2, b2)
+    split = PairedDifference(tol=1e-9)
+    split.add(a2[:50], b2[:50])
+    split.add(a2[50:], b2[50:])
+    assert split.paired_proportion_ci() == whole.paired_proportion_ci()
+    # one patient more in b only moves the interval by about 1/n, not to the Wald one
+    extra = PairedDifference(tol=1e-9)
+    extra.add(np.append(a2, math.nan), np.append(b2, 1.0))
+    lo_w, hi_w = whole.paired_proportion_ci()
+    lo_x, hi_x = extra.paired_proportion_ci()
+    assert abs(lo_x - lo_w) < 0.01 and abs(hi_x - hi_w) < 0.01
+
+
+def test_paired_proportion_interval_with_deaths_in_one_arm_covers():
+    """The case above where the Wald interval covered about 85%, with 1% of the values
+    missing in each arm, independently (deaths before the visit in one arm): the
+    interval should still cover at least the nominal 95% (audit, before the fix: the
+    delta-method fallback covered 0.852 in 2,000 replications). 1,000 replications,
+    a coverage's Monte Carlo SE at most 0.007; 3 of them bound the check."""
+    rng = np.random.default_rng(7)
+    reps, n = 1000, 200
+    truth = 0.1 * 0.02 - 0.9 * 0.01
+    covered = 0
+    for _ in range(reps):
+        a = (rng.random(n) < 0.9).astype(float)
+        u = rng.random(n)
+        b = np.where((a == 0) & (u < 0.02), 1.0, np.where((a == 1) & (u < 0.01), 0.0, a))
+        a[rng.random(n) < 0.01] = math.nan
+        b[rng.random(n) < 0.01] = math.nan
+        pd = PairedDifference(tol=1e-9)
+        pd.add(a, b)
+        ci = pd.paired_proportion_ci()
+        lo, hi = pd.to_dict()["ci95"] if ci is None else ci  # what a comparison reports
+        covered += lo <= truth <= hi
+    assert covered / reps >= 0.95 - 3 * math.sqrt(0.95 * 0.05 / reps)
 
 
 def test_cumulative_incidence_without_deaths_is_one_minus_kaplan_meier():
