@@ -820,7 +820,7 @@ class KaplanMeier:
             "ci95": [med_lo, med_hi],
             "estimator": "km_median",
             "rmst": rmst,
-            "rmst_ci95": [max(0.0, rmst - half), rmst + half],
+            "rmst_ci95": [max(0.0, rmst - half), min(float(self.horizon_days), rmst + half)],
             "rmst_variance": var,
             "rmst_to_day": self.horizon_days,
             "n": self.n,

@@ -792,6 +792,23 @@ def test_rmst_with_censoring_is_the_area_under_the_km_curve():
     assert km.at_risk(100) == int(np.sum(time >= 100))
 
 
+def test_rmst_interval_stays_within_zero_and_the_horizon():
+    """A restricted mean time to day tau lies in [0, tau]; its normal interval is cut
+    there. One early event among 30 patients followed to day 100: the area is 99.9
+    days, its half-width 0.2 days, so the uncut upper limit passed the horizon."""
+    km = KaplanMeier(100)
+    km.add(np.array([3.0] + [100.0] * 29), np.array([True] + [False] * 29))
+    d = km.to_dict()
+    area, var = km.rmst()
+    assert area + Z95 * math.sqrt(var) > 100  # the uncut limit
+    assert d["rmst_ci95"] == [area - Z95 * math.sqrt(var), 100.0]
+    early = KaplanMeier(100)
+    early.add(np.array([0.0] * 29 + [100.0]), np.array([True] * 29 + [False]))
+    area, var = early.rmst()
+    assert area - Z95 * math.sqrt(var) < 0
+    assert early.to_dict()["rmst_ci95"] == [0.0, area + Z95 * math.sqrt(var)]
+
+
 def _censored_pairs(n: int, rng: np.random.Generator, horizon: int = 300):
     """Times to an event in two arms of the same patients (b's about 15% sooner), both
     censored by the same death day and the horizon."""
