@@ -459,3 +459,44 @@ def test_monthly_tis_of_a_study_with_entry_is_against_day_0():
         assert row["mean"] == pytest.approx(want, rel=1e-12), row
     k = days.index(7 * 24.0)
     assert np.nanmean(res.visits["tis"][:, k]) < np.nanmean(by_hand[:, k]) - 10
+
+
+def test_events_csv_lists_a_fatal_adverse_event_before_the_death_it_causes(tmp_path):
+    """A fatal serious infection and the death it causes happen at the same instant;
+    events.csv listed the adverse event after the death (kernel audit, 2026-11-29: its
+    sort key put steroid adverse events after every event kind of that instant). Rows
+    must be in time order within a patient, and nothing follows a death."""
+    import csv
+
+    from simulator.report.tables import EventCSV
+
+    scn = load_scenario(
+        SCENARIOS / "steroid_only.yaml",
+        [
+            "safety.steroid.serious_infection.baseline_per_year=2",
+            "safety.steroid.serious_infection.case_fatality=1",
+        ],
+    )
+    plan = make_plan(scn)
+    res = cohort.run_chunk(scn, plan, SEED, np.arange(60), events=True)
+    table = patient_table(res, plan, scn)
+    path = tmp_path / "events.csv"
+    writer = EventCSV(str(path), plan)
+    writer.write(table, res.events)
+    writer.close()
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    by_patient: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        by_patient.setdefault(r["patient"], []).append(r)
+    fatal = 0
+    for events in by_patient.values():
+        days = [float(r["day"]) for r in events]
+        assert days == sorted(days)
+        kinds = [r["event"] for r in events]
+        if "death" in kinds:
+            assert kinds.index("death") == len(kinds) - 1, kinds[-3:]
+            before, last = events[-2], events[-1]
+            if before["adverse_events"] == "serious_infection" and before["day"] == last["day"]:
+                fatal += 1
+    assert fatal >= 5  # case fatality 1 at 2 infections a year: most of 60 patients

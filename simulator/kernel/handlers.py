@@ -1059,9 +1059,10 @@ def death(xp: Ops, plan: Plan, prm: Params, st: State) -> Any:
     )
     cause = xp.where(cause == 0, from_hazard, cause)
     for j in range(len(plan.steroid_aes)):
-        # the fatal adverse event happens now (its hazard may fall a rounding short)
-        now = xp.logical_and(cause == 3.0 + j, st.ae_time[j] == math.inf)
-        st.ae_time[j] = xp.where(now, st.t, st.ae_time[j])
+        # the fatal adverse event (its first event) happens now: its own crossing time,
+        # computed from the hazard at the last step's start rather than where the death
+        # was scheduled, can differ by a rounding either way, or not be reached at all
+        st.ae_time[j] = xp.where(cause == 3.0 + j, st.t, st.ae_time[j])
     st.death_day = st.t * 1.0
     st.death_cause = cause
     never = st.t * 0.0 + math.inf

@@ -10,7 +10,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from ..kernel.events import EVENT_NAMES, FLAG_NAMES, IVIG_AE_SHIFT
+from ..kernel.events import EVENT_NAMES, FLAG_NAMES, IVIG_AE_SHIFT, Event
 from ..kernel.plan import Plan
 from ..records import EventLog
 
@@ -178,7 +178,9 @@ class EventCSV:
                 if not math.isnan(day):
                     rows.append(
                         (
-                            (pid, day, len(EVENT_NAMES)),
+                            # after the other events of that instant, before a death
+                            # (a fatal infection is listed before the death it causes)
+                            (pid, day, Event.DEATH - 0.5),
                             pid,
                             format_value(day),
                             "adverse_event",
