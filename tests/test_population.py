@@ -29,6 +29,26 @@ def test_lognormal_from_median_and_range_covers_the_range():
     assert math.log(hi / lo) == pytest.approx(math.log(9100 / 1000))
 
 
+def test_lognormal_median_and_range_that_no_lognormal_has_are_named_in_a_warning(caplog):
+    """A median is the geometric mean of a lognormal's central interval: median 380 with
+    [150, 900] (367.4) cannot both hold. The median is kept and the range's width sets
+    the spread, so the central 95% drawn is [155.1, 930.8], and the warning says so
+    (statistics audit: the README's own example drew it silently). A centred range is
+    drawn as written, without a warning."""
+    with caplog.at_level("WARNING", logger="simulator.scenario.schema"):
+        d = Dist(dist="lognormal", median=381, range=[150, 900])
+    lo, mid, hi = ppf(d, np.array([0.025, 0.5, 0.975]))
+    k = math.sqrt(900 / 150)
+    assert (lo, mid, hi) == pytest.approx((381 / k, 381, 381 * k), rel=1e-12)
+    assert f"[{381 / k:.4g}, {381 * k:.4g}]" in caplog.text
+    assert "367.4" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="simulator.scenario.schema"):
+        centred = Dist(dist="lognormal", median=math.sqrt(160 * 910), range=[160, 910])
+    assert ppf(centred, np.array([0.025, 0.975])) == pytest.approx([160, 910], rel=1e-12)
+    assert caplog.text == ""
+
+
 def test_truncated_normal_matches_scipy():
     d = Dist(dist="normal", mean=39.8, sd=11, low=28, high=72)
     a, b = (28 - 39.8) / 11, (72 - 39.8) / 11

@@ -11,6 +11,8 @@ this file.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import logging
 import math
 import types
 import typing
@@ -35,6 +37,8 @@ from scipy import special
 
 from .. import fmath
 from ..limits import MAX_PATIENTS, MIN_TRUNCATED_MASS, SEED_BOUND
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "IVIG",
@@ -310,7 +314,9 @@ class Dist(Frozen):
     ``high`` truncation bounds (``truncnormal`` needs at least one); ``{dist: lognormal}``
     from ``mean`` and ``sd`` (of the variable itself), from ``median`` and ``cv``, or from
     ``median`` and ``range: [lo, hi]`` read as the central ``range_coverage`` (default
-    95%) of the distribution, with optional truncation; ``{dist: uniform, low, high}``.
+    95%) of the distribution (the median kept and the range's width used when the two
+    do not fit one lognormal: a warning says so), with optional truncation;
+    ``{dist: uniform, low, high}``.
     For truncated distributions ``mean`` and ``sd`` are those of the parent
     (untruncated) distribution.
     """
@@ -428,6 +434,8 @@ class Dist(Frozen):
                 raise ValueError(f"median {self.median} must lie inside range {list(self.range)}")
         if self.range_coverage is not None and not 0 < self.range_coverage < 1:
             raise ValueError(f"range_coverage must be in (0, 1), got {self.range_coverage}")
+        if self.range is not None and self.median is not None:
+            _warn_off_centre_range(self.median, self.range, self.range_coverage or 0.95)
         if self.low is not None and self.low < 0:
             raise ValueError(f"a lognormal is positive: low must be >= 0, got {self.low}")
         mu, sigma = lognormal_params(self)
@@ -475,6 +483,30 @@ def log_normal_mass(lo: float, hi: float) -> float:
 def lognormal_sigma(cv: float) -> float:
     """SD of log X for a lognormal X with coefficient of variation ``cv``."""
     return math.sqrt(fmath.log1p(cv * cv))
+
+
+@functools.lru_cache(maxsize=256)
+def _warn_off_centre_range(median: float, rng: tuple[float, float], coverage: float) -> None:
+    """A lognormal's median is the geometric mean of any central interval: a median and a
+    range that are not so (a published "median (range)" of a skewed sample often is not)
+    cannot both hold. The median is kept and the range gives only the spread, so the
+    central interval drawn is not the one written; say which it is, once a form."""
+    lo, hi = rng
+    half = math.sqrt(hi / lo)
+    if abs(math.log(median / math.sqrt(lo * hi))) <= 0.01:
+        return
+    log.warning(
+        "lognormal with median %g and range [%g, %g]: no lognormal has both (its median"
+        " would be %.4g, the geometric mean of the range); the median is kept and the"
+        " range sets the spread, so its central %g%% is [%.4g, %.4g]",
+        median,
+        lo,
+        hi,
+        math.sqrt(lo * hi),
+        100 * coverage,
+        median / half,
+        median * half,
+    )
 
 
 def lognormal_params(d: Dist) -> tuple[float, float]:
