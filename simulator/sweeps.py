@@ -1203,8 +1203,14 @@ def design_spec(design: Any) -> dict[str, Any]:
     """The design as the sweep file gives it (after ``--draws``): a PSA's distribution of
     each parameter (its type and parameters), correlation and EVPPI groups, a one-way's
     low and high or listed values, a global design's bounds; so that sweep.json and
-    report.html state what was drawn or varied."""
-    return dict(design.model_dump(mode="json", exclude_none=True, by_alias=True))
+    report.html state what was drawn or varied. A correlation matrix comes with
+    ``correlation_parameters``, the parameters in the order of its rows and columns (the
+    order of the sweep file, which also sets the draws): sweep.json's keys are written
+    sorted, so ``parameters`` alone would pair the matrix with the wrong names."""
+    spec = dict(design.model_dump(mode="json", exclude_none=True, by_alias=True))
+    if spec.get("correlation") is not None:
+        spec["correlation_parameters"] = list(design.parameters)
+    return spec
 
 
 def economics_json(scn: Scenario) -> dict[str, Any]:

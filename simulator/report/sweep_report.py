@@ -454,7 +454,7 @@ def settings_html(result: SweepResult, data: dict[str, Any]) -> str:
                 " weight.</p>"
             )
         if spec.get("correlation"):
-            cols = list(spec.get("parameters", {}))
+            cols = list(spec.get("correlation_parameters", spec.get("parameters", {})))
             out.append("<table><tr><th>correlation</th>")
             out += [
                 f"<th title='{html.escape(c)}'>{html.escape(names.get(c, c))}</th>" for c in cols
