@@ -450,3 +450,17 @@ def test_ceac_curves_are_drawn_at_their_true_probabilities(tmp_path, monkeypatch
     styles = {(lines[a].get_linestyle(), lines[a].get_marker()) for a in result.plan.arms}
     assert len(styles) == len(result.plan.arms)
     assert len({lines[a].get_linestyle() for a in result.plan.arms}) == len(result.plan.arms)
+
+
+def test_the_report_says_when_an_evppi_was_capped_at_the_evpi(tmp_path):
+    """psa_analysis reports an EVPPI estimate above the EVPI as the EVPI and lists the
+    group (tests/test_sweep.py); the report says so beside the table."""
+    result = _psa_result(tmp_path)
+    psa = result.analysis["psa"]
+    group = next(iter(psa["evppi_per_patient_at_reference"]))
+    _, page = _written(result, tmp_path / "plain")
+    assert "exceeded the EVPI" not in page
+    psa["evppi_capped_at_evpi"] = [group]
+    data, page = _written(result, tmp_path / "capped")
+    assert data["analysis"]["psa"]["evppi_capped_at_evpi"] == [group]
+    assert f"EVPPI of {group} exceeded the EVPI" in page

@@ -213,6 +213,13 @@ def _html(result: SweepResult, data: dict[str, Any], folder: Path, figs: list[st
         w("</table>")
         if psa.get("evppi_unavailable"):
             w(f"<p><b>{html.escape(psa['evppi_unavailable'])}.</b></p>")
+        if psa.get("evppi_capped_at_evpi"):
+            groups = ", ".join(html.escape(g) for g in psa["evppi_capped_at_evpi"])
+            w(
+                f"<p><b>The metamodel's EVPPI of {groups} exceeded the EVPI and is shown as"
+                " the EVPI</b> (knowing some parameters is worth no more than knowing all:"
+                " the fit follows the draws' noise; more draws narrow it).</p>"
+            )
         w("<p><small>" + html.escape(psa["note"]) + "</small></p>")
     if "indices" in analysis:
         w("<h2>Global sensitivity indices</h2>")
