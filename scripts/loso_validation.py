@@ -67,6 +67,7 @@ from simulator.calibrate import (  # noqa: E402
     weighted_quantile,
 )
 from simulator.parallel import limit_native_threads, pool_session  # noqa: E402
+from simulator.studies import share_predicted_below  # noqa: E402
 from simulator.sweeps import read_posterior  # noqa: E402
 
 CALIBRATION = ROOT / "calibration" / "posterior.yaml"
@@ -140,6 +141,8 @@ def simulate_particles(
                             "published": r.published,
                             "published_low": r.published_low,
                             "published_high": r.published_high,
+                            "published_events": r.published_events,
+                            "published_n": r.published_n,
                         }
                     )
             if (i + 1) % 50 == 0 or i + 1 == len(thetas):
@@ -147,22 +150,33 @@ def simulate_particles(
     return targets, sims, losses
 
 
-def predictive(col: np.ndarray, w: np.ndarray, published: float) -> dict[str, Any]:
-    """Weighted median and 2.5-97.5% of a target's simulated values, the weighted share
-    below the published value (ties half) and whether that value lies within the central
-    95%."""
+def predictive(col: np.ndarray, w: np.ndarray, t: dict[str, Any]) -> dict[str, Any]:
+    """Weighted median and 2.5-97.5% of a target's simulated (expected) values, the
+    predicted probability that a study like the published one reports less than it did
+    (ties half; its sampling error included) and whether the published value lies within
+    the central 95% of that prediction."""
     ok = np.isfinite(col)
     x, ww = col[ok], w[ok]
     if x.size == 0 or ww.sum() <= 0:
         return {"median": None, "low": None, "high": None, "below": None, "inside": False}
     ww = ww / ww.sum()
-    below = float(ww[x < published].sum() + 0.5 * ww[x == published].sum())
+    # how often a study like the published one reports less than it did, at these
+    # weights (the study's own sampling error added: studies.share_predicted_below)
+    below = share_predicted_below(
+        x,
+        ww,
+        t["published"],
+        t.get("published_events"),
+        t.get("published_n"),
+        t["published_low"],
+        t["published_high"],
+    )
     return {
         "median": weighted_quantile(x, ww, 0.5),
         "low": weighted_quantile(x, ww, 0.025),
         "high": weighted_quantile(x, ww, 0.975),
         "below": below,
-        "inside": bool(0.025 <= below <= 0.975),
+        "inside": below is not None and 0.025 <= below <= 0.975,
     }
 
 
@@ -186,8 +200,8 @@ def cross_validate(
             rows.append(
                 {
                     **t,
-                    "fitted": predictive(sims[:, j], w, t["published"]),
-                    "left_out": predictive(sims[:, j], new, t["published"]),
+                    "fitted": predictive(sims[:, j], w, t),
+                    "left_out": predictive(sims[:, j], new, t),
                 }
             )
         out.append(
@@ -222,7 +236,7 @@ def add_refit(
             for i, t in enumerate(targets)
             if (t["study"], t["arm"], t["metric"]) == (study, row["arm"], row["metric"])
         )
-        row["refit"] = predictive(sims[:, j], w, row["published"])
+        row["refit"] = predictive(sims[:, j], w, row)
 
 
 def _cell(p: dict[str, Any] | None) -> str:

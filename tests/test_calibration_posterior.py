@@ -14,6 +14,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 from conftest import ROOT, load_script
 
 from simulator.calibrate import load_calibration
@@ -131,7 +132,15 @@ def test_the_posterior_predictive_check_runs_each_draw_with_its_parameters(tmp_p
     script.figure(script.summarise(targets, values), tmp_path / "check.png")
     assert (tmp_path / "check.png").read_bytes().startswith(b"\x89PNG")
     summary = script.summarise(targets, values)[j]
-    assert summary["share_below_published"] in (0.0, 0.5, 1.0)
+    # the published count (events of n) against Binomial(n, p) at each draw's p, the
+    # draws weighted equally: Danko's 5-year survival is a count of 162 patients
+    k, n = targets[j]["published_events"], targets[j]["published_n"]
+    assert (k, n) == (149, 162)
+    ref = 0.0
+    for p in (values[0][j], values[1][j]):
+        pmf = [math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1)]
+        ref += 0.5 * (sum(pmf[:k]) + 0.5 * pmf[k])
+    assert summary["share_below_published"] == pytest.approx(ref, rel=1e-9)
     assert summary["low"] >= min(values[0][j], values[1][j])
     assert summary["high"] <= max(values[0][j], values[1][j])
     assert summary["overlaps"] == (

@@ -61,8 +61,13 @@ def test_leaving_a_study_out_reweights_by_exp_half_its_loss():
     # a's own target: in the fit the weight sits on 0.5, left out it moves up
     a = table["a"]["targets"][0]
     assert a["fitted"]["median"] == 0.5 and a["left_out"]["median"] == 0.9
-    assert a["fitted"]["below"] == pytest.approx(0.5 * 0.6)  # a tie counts half
-    assert a["left_out"]["below"] == pytest.approx(0.5 * w_a[0])
+    # how often a study reporting 0.5 (0.4-0.6) with its own normal error (SD 0.1 / 1.96)
+    # would report less: the published value against each particle's value plus that error
+    sd = 0.1 / 1.959963984540054
+    below = stats.norm.cdf((0.5 - sims[:, 0]) / sd)
+    assert a["fitted"]["below"] == pytest.approx(float(np.sum(weights * below)), rel=1e-12)
+    assert a["left_out"]["below"] == pytest.approx(float(np.sum(w_a * below)), rel=1e-12)
+    assert a["fitted"]["inside"] and not a["left_out"]["inside"]
     # b's loss is flat: left out, its prediction is the fitted one
     b = table["b"]["targets"][0]
     for key in ("median", "low", "high", "below"):
@@ -112,7 +117,10 @@ def test_a_refit_posterior_adds_its_prediction_to_the_left_out_studys_rows(tmp_p
     script.add_refit(table, "a", targets, refit_sims, np.array([1.0, 1.0, 2.0]))
     a = table[0]["targets"][0]
     assert a["refit"]["median"] == 0.3 and a["refit"]["high"] == 0.4
-    assert a["refit"]["below"] == 1.0 and not a["refit"]["inside"]
+    sd = 0.1 / 1.959963984540054  # the published interval's normal error
+    ref = np.sum(np.array([1, 1, 2]) / 4 * stats.norm.cdf((0.5 - np.array([0.2, 0.3, 0.4])) / sd))
+    assert a["refit"]["below"] == pytest.approx(float(ref), rel=1e-12)
+    assert ref > 0.975 and not a["refit"]["inside"]
     assert table[0]["ess_refit"] == pytest.approx(16 / 6)
     assert "refit" not in table[1]["targets"][0]
     # how each is predicted without its study: a's from the refit; b's from the

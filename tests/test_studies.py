@@ -196,3 +196,43 @@ def test_validate_command_writes_the_table_figure_and_report(tmp_path):
         )
     ]
     assert at == sorted(at), at
+
+
+def test_the_prediction_of_a_published_count_includes_the_studys_sampling_error():
+    """Where a published k of n falls in the model's prediction: the share of studies of
+    n patients, at each particle's simulated p, that report fewer than k (ties half),
+    weighted by particle. Reference written from the binomial pmf. Hara 2003's 7 of 8:
+    particles whose expected proportion lies around 0.55-0.7 put 7/8 above every one of
+    them (the expected values alone: share 0), but a study of 8 patients reports 7 or
+    more in about 10-25% of samples, well inside the prediction."""
+    import math
+
+    import numpy as np
+
+    from simulator.studies import share_predicted_below
+
+    def binom_below(k: int, n: int, p: float) -> float:
+        pmf = [math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(n + 1)]
+        return sum(pmf[:k]) + 0.5 * pmf[k]
+
+    p = np.array([0.55, 0.6, 0.65, 0.7])
+    w = np.array([1.0, 2.0, 3.0, 2.0])
+    got = share_predicted_below(p, w, 7 / 8, 7, 8)
+    ref = sum(wi * binom_below(7, 8, pi) for pi, wi in zip(p, w, strict=True)) / w.sum()
+    assert got == pytest.approx(ref, rel=1e-12)
+    assert 0.025 < got < 0.975
+    # without the study's error (no counts, no interval) the published value is above
+    # every particle: the check used until 2026-11-29 called this a miss
+    assert share_predicted_below(p, w, 7 / 8, None, None) == 1.0
+    # a value with a 95% interval: a normal error with the SD the interval implies
+    sd = (0.40 - 0.20) / (2 * 1.959963984540054)
+    x = np.array([0.08, 0.09, 0.10])
+    got = share_predicted_below(x, np.ones(3), 0.30, None, None, 0.20, 0.40)
+    ref = float(np.mean([0.5 * math.erfc(-(0.30 - xi) / (sd * math.sqrt(2))) for xi in x]))
+    assert got == pytest.approx(ref, rel=1e-12)
+    assert got > 0.975  # the founding series' day-84 ratio stays a miss
+    # particles without a value are left out; none at all gives None
+    assert share_predicted_below([np.nan, 0.6], [5.0, 1.0], 7 / 8, 7, 8) == pytest.approx(
+        binom_below(7, 8, 0.6), rel=1e-12
+    )
+    assert share_predicted_below([np.nan], [1.0], 0.5, 1, 2) is None
