@@ -63,18 +63,14 @@ def test_morris_ranks_a_linear_function_by_its_slopes():
     np.testing.assert_allclose(res["sigma"], [0.0, 0.0, 0.0], atol=1e-9)
 
 
-def _two_arm_psa(draws, theta, seed, cost_a, cost_b):
-    """A PSA of arms A and B at a willingness to pay of 0 (net benefit = -cost), over
-    ``theta`` (a distribution) and an irrelevant ``noise`` ~ U(0, 1); costs are functions
-    of a draw. Returns (draws, analysis)."""
-    design = PSA.model_validate(
-        {
-            "type": "psa",
-            "draws": draws,
-            "parameters": {"theta": theta, "noise": {"dist": "uniform", "low": 0, "high": 1}},
-            "willingness_to_pay": [0.0],
-        }
-    )
+def _psa(parameters, draws, seed, cost_a, cost_b, groups=None):
+    """A PSA of arms A and B at a willingness to pay of 0 (net benefit = -cost) over
+    ``parameters`` (distributions); costs are functions of a draw. Returns (draws,
+    analysis)."""
+    spec = {"type": "psa", "draws": draws, "parameters": parameters, "willingness_to_pay": [0.0]}
+    if groups:
+        spec["groups"] = groups
+    design = PSA.model_validate(spec)
     pts = points_of(design, seed=seed, base_values={})
     outs = [
         {"A:cost_total": cost_a(p), "A:qaly": 0.0, "B:cost_total": cost_b(p), "B:qaly": 0.0}
@@ -83,19 +79,10 @@ def _two_arm_psa(draws, theta, seed, cost_a, cost_b):
     return pts, psa_analysis(design, pts, outs, ["A", "B"], reference_wtp=0.0)
 
 
-def _psa_of(parameters, inb, draws, seed, groups=None):
-    """A PSA of arms A and B at a willingness to pay of 0 whose incremental net benefit
-    (B - A) is ``inb(draw)``."""
-    spec = {"type": "psa", "draws": draws, "parameters": parameters, "willingness_to_pay": [0.0]}
-    if groups:
-        spec["groups"] = groups
-    design = PSA.model_validate(spec)
-    pts = points_of(design, seed=seed, base_values={})
-    outs = [
-        {"A:cost_total": 0.0, "A:qaly": 0.0, "B:cost_total": -float(inb(p)), "B:qaly": 0.0}
-        for p in pts
-    ]
-    return psa_analysis(design, pts, outs, ["A", "B"], reference_wtp=0.0)
+def _two_arm_psa(draws, theta, seed, cost_a, cost_b):
+    """:func:`_psa` over ``theta`` (a distribution) and an irrelevant ``noise`` ~ U(0, 1)."""
+    noise = {"dist": "uniform", "low": 0, "high": 1}
+    return _psa({"theta": theta, "noise": noise}, draws, seed, cost_a, cost_b)
 
 
 def test_evppi_of_a_group_sees_its_parameters_acting_together():
@@ -106,11 +93,12 @@ def test_evppi_of_a_group_sees_its_parameters_acting_together():
     No Monte Carlo noise here: the tolerance is the splines' approximation of the
     product (about 1% measured)."""
     n01 = {"dist": "normal", "mean": 0, "sd": 1}
-    res = _psa_of(
+    _, res = _psa(
         {"z1": n01, "z2": n01, "z3": n01, "z4": n01},
-        lambda p: 1000 * p["z1"] * p["z2"],
         1000,
         11,
+        lambda p: 0.0,
+        lambda p: -1000 * p["z1"] * p["z2"],
         groups={"z12": ["z1", "z2"], "z123": ["z1", "z2", "z3"], "z1234": ["z1", "z2", "z3", "z4"]},
     )
     evpi = res["evpi_at_reference"]
@@ -130,11 +118,12 @@ def test_evppi_is_never_reported_above_the_evpi(caplog):
     capped = []
     for shift in np.linspace(-0.6, 0.6, 25):
         with caplog.at_level("WARNING", logger="simulator.designs.psa"):
-            res = _psa_of(
+            _, res = _psa(
                 {"x": {"dist": "uniform", "low": 0, "high": 1}},
-                lambda p, s=shift: np.interp(p["x"], np.sort(x), y[np.argsort(x)]) + s,
                 30,
                 int(1000 * (shift + 1)),
+                lambda p: 0.0,
+                lambda p, s=shift: -(np.interp(p["x"], np.sort(x), y[np.argsort(x)]) + s),
             )
         ev, evpi = res["evppi_per_patient_at_reference"]["x"], res["evpi_at_reference"]
         assert ev <= evpi
