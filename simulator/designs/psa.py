@@ -164,6 +164,8 @@ def psa_analysis(
         for g in groups:
             fitted = np.column_stack([np.zeros(rows), *(next(fits) for _ in arms[1:])])
             evppi[g] = _evpi(fitted)
+            evppi_se[g] = _bootstrap_se(lambda i, f=fitted: _evpi(f[i]), rows, 2)
+            r2[g] = [_r_squared(inb[:, j], fitted[:, j + 1]) for j in range(len(arms) - 1)]
             if evppi[g] > evpi_ref:
                 # knowing some parameters is worth no more than knowing them all: an
                 # estimate above the EVPI is the metamodel fitting the draws' noise
@@ -174,15 +176,10 @@ def psa_analysis(
                     evppi[g],
                     evpi_ref,
                     reference_wtp,
-                    ", ".join(
-                        f"{_r_squared(inb[:, j], fitted[:, j + 1]):.3f}"
-                        for j in range(len(arms) - 1)
-                    ),
+                    ", ".join(f"{v:.3f}" for v in r2[g]),
                 )
                 capped.append(g)
                 evppi[g] = evpi_ref
-            evppi_se[g] = _bootstrap_se(lambda i, f=fitted: _evpi(f[i]), rows, 2)
-            r2[g] = [_r_squared(inb[:, j], fitted[:, j + 1]) for j in range(len(arms) - 1)]
     se_cost = np.array([[o.get(f"{a}:{cost_col}_se", math.nan) for a in arms] for o in outputs])
     se_qaly = np.array([[o.get(f"{a}:{qaly_col}_se", math.nan) for a in arms] for o in outputs])
     out = {
