@@ -162,15 +162,7 @@ def predictive(col: np.ndarray, w: np.ndarray, t: dict[str, Any]) -> dict[str, A
     ww = ww / ww.sum()
     # how often a study like the published one reports less than it did, at these
     # weights (the study's own sampling error added: studies.share_predicted_below)
-    below = share_predicted_below(
-        x,
-        ww,
-        t["published"],
-        t.get("published_events"),
-        t.get("published_n"),
-        t["published_low"],
-        t["published_high"],
-    )
+    below = share_predicted_below(x, ww, t)
     return {
         "median": weighted_quantile(x, ww, 0.5),
         "low": weighted_quantile(x, ww, 0.025),

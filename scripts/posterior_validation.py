@@ -121,15 +121,7 @@ def summarise(targets: list[dict[str, Any]], values: list[list[float | None]]) -
         overlaps = bool(lo <= t["published_high"] and hi >= t["published_low"])
         # the predictive tail: how often a study like the published one, run on the
         # model at these draws, reports less than it did (its own sampling error added)
-        below = share_predicted_below(
-            col,
-            np.ones(col.size),
-            t["published"],
-            t.get("published_events"),
-            t.get("published_n"),
-            t["published_low"],
-            t["published_high"],
-        )
+        below = share_predicted_below(col, np.ones(col.size), t)
         rows.append(
             {
                 **t,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -46,16 +46,11 @@ __all__ = [
 ]
 
 
-def share_predicted_below(
-    simulated: Any,
-    weights: Any,
-    published: float,
-    events: int | None,
-    n: int | None,
-    low: float | None = None,
-    high: float | None = None,
-) -> float | None:
-    """Where a published figure falls in the model's prediction of it: the probability,
+def share_predicted_below(simulated: Any, weights: Any, target: Mapping[str, Any]) -> float | None:
+    """Where a published figure falls in the model's prediction of it (``target``: a
+    :class:`TargetResult`'s JSON, or any mapping with its ``published``,
+    ``published_low``, ``published_high`` and optional ``published_events`` and
+    ``published_n``): the probability,
     under a (weighted) sample of the model's expected values of a target (one per
     posterior particle or parameter draw), that a study like the published one reports
     less than it (ties half). A study reports its expected value plus its own sampling
@@ -74,6 +69,8 @@ def share_predicted_below(
     if not ok.any():
         return None
     x, w = x[ok], w[ok] / w[ok].sum()
+    published, low, high = target["published"], target["published_low"], target["published_high"]
+    events, n = target.get("published_events"), target.get("published_n")
     if events is not None and n is not None:
         p = np.clip(x, 0.0, 1.0)
         below = sps.binom.cdf(events - 1, n, p) + 0.5 * sps.binom.pmf(events, n, p)

@@ -217,22 +217,31 @@ def test_the_prediction_of_a_published_count_includes_the_studys_sampling_error(
 
     p = np.array([0.55, 0.6, 0.65, 0.7])
     w = np.array([1.0, 2.0, 3.0, 2.0])
-    got = share_predicted_below(p, w, 7 / 8, 7, 8)
+    hara = {
+        "published": 7 / 8,
+        "published_low": 0.529,
+        "published_high": 0.978,
+        "published_events": 7,
+        "published_n": 8,
+    }
+    got = share_predicted_below(p, w, hara)
     ref = sum(wi * binom_below(7, 8, pi) for pi, wi in zip(p, w, strict=True)) / w.sum()
     assert got == pytest.approx(ref, rel=1e-12)
     assert 0.025 < got < 0.975
-    # without the study's error (no counts, no interval) the published value is above
-    # every particle: the check used until 2026-11-29 called this a miss
-    assert share_predicted_below(p, w, 7 / 8, None, None) == 1.0
+    # without the study's error (no counts, an interval of zero width) the published
+    # value is above every particle: the check used until 2026-11-29 called this a miss
+    exact = {"published": 7 / 8, "published_low": 7 / 8, "published_high": 7 / 8}
+    assert share_predicted_below(p, w, exact) == 1.0
     # a value with a 95% interval: a normal error with the SD the interval implies
     sd = (0.40 - 0.20) / (2 * 1.959963984540054)
     x = np.array([0.08, 0.09, 0.10])
-    got = share_predicted_below(x, np.ones(3), 0.30, None, None, 0.20, 0.40)
+    faggioli = {"published": 0.30, "published_low": 0.20, "published_high": 0.40}
+    got = share_predicted_below(x, np.ones(3), faggioli)
     ref = float(np.mean([0.5 * math.erfc(-(0.30 - xi) / (sd * math.sqrt(2))) for xi in x]))
     assert got == pytest.approx(ref, rel=1e-12)
     assert got > 0.975  # the founding series' day-84 ratio stays a miss
     # particles without a value are left out; none at all gives None
-    assert share_predicted_below([np.nan, 0.6], [5.0, 1.0], 7 / 8, 7, 8) == pytest.approx(
+    assert share_predicted_below([np.nan, 0.6], [5.0, 1.0], hara) == pytest.approx(
         binom_below(7, 8, 0.6), rel=1e-12
     )
-    assert share_predicted_below([np.nan], [1.0], 0.5, 1, 2) is None
+    assert share_predicted_below([np.nan], [1.0], hara) is None
